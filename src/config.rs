@@ -1,0 +1,1 @@
+//! Typed configuration (placeholder; see issue 8).

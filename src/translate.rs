@@ -1,0 +1,1 @@
+//! Protocol translation (placeholder; see issue 5).
