@@ -1,0 +1,1 @@
+//! Rotation tests (placeholder until the rotation slice).
