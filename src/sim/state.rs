@@ -1,0 +1,455 @@
+//! The simulated world: accounts, the tokens issued to them, scripted faults and counters.
+//! One mutex guards it all; every critical section is a few map operations, so one lock is
+//! both simpler and faster than finer ones at the request rates the simulator serves.
+
+use super::jwt::{self, Subject};
+use super::options::{
+    AccountSpec, Counters, CreatedAccount, FaultKind, FaultSpec, FaultTarget, PRIMARY_WINDOW_SECS,
+    SECONDARY_WINDOW_SECS, SimOptions,
+};
+use super::quota::{Ms, Quota, Window};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Lifecycle of a simulated account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Serves requests.
+    Active,
+    /// Every call answers 401 "deactivated".
+    Deactivated,
+    /// Every call answers 403 JSON.
+    Banned,
+}
+
+/// One simulated ChatGPT account.
+pub(crate) struct Account {
+    /// Simulator id, also the `chatgpt_account_id`.
+    pub id: String,
+    /// `chatgpt_user_id` claim.
+    pub user_id: String,
+    /// `email` claim.
+    pub email: String,
+    /// Plan type reported in tokens, headers and 429 bodies.
+    pub plan: String,
+    /// Whether it may be used at all.
+    pub standing: Standing,
+    /// Its windows.
+    pub quota: Quota,
+    /// What was served to it.
+    pub counters: Counters,
+    /// Access-token lifetime, already time-scaled.
+    pub token_ttl_ms: Ms,
+    /// Credits balance for `x-codex-credits-*`; `None` = no credits.
+    pub credits_balance: Option<String>,
+    /// Input tokens last seen per `prompt_cache_key`, to report cached tokens.
+    pub cache: HashMap<String, u64>,
+}
+
+/// An access token the simulator issued.
+struct AccessEntry {
+    account: String,
+    expires_at: Ms,
+}
+
+/// A refresh token the simulator issued; single use.
+struct RefreshEntry {
+    account: String,
+    used: bool,
+}
+
+/// A pending OAuth authorization code.
+struct AuthCode {
+    account: String,
+    challenge: String,
+    redirect_uri: Option<String>,
+}
+
+/// A scripted fault and how many hits it has left.
+struct ActiveFault {
+    spec: FaultSpec,
+    remaining: Option<u32>,
+}
+
+/// The tokens one grant hands out.
+pub(crate) struct TokenSet {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub id_token: String,
+    pub account_id: String,
+}
+
+/// Result of checking a bearer token.
+pub(crate) enum Auth {
+    /// A live token of an active account.
+    Ok(String),
+    /// Not a token the simulator issued.
+    Unknown,
+    /// Issued, but past its expiry.
+    Expired(String),
+    /// The account is deactivated.
+    Deactivated(String),
+    /// The account is banned.
+    Banned(String),
+}
+
+/// Why a refresh or code exchange failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum GrantError {
+    /// The refresh token was already used once.
+    Reused(String),
+    /// Unknown refresh token or code.
+    Invalid,
+    /// PKCE verifier or redirect URI does not match the authorization request.
+    Mismatch,
+    /// The account is deactivated.
+    Deactivated(String),
+    /// The account is banned.
+    Banned(String),
+}
+
+/// SplitMix64: tiny, seedable, identical on every platform and crate version.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn hex(&mut self) -> String {
+        format!("{:016x}", self.next())
+    }
+}
+
+struct Inner {
+    rng: Rng,
+    next_account: u64,
+    accounts: HashMap<String, Account>,
+    access: HashMap<String, AccessEntry>,
+    refresh: HashMap<String, RefreshEntry>,
+    codes: HashMap<String, AuthCode>,
+    faults: Vec<ActiveFault>,
+    totals: Counters,
+    serial: u64,
+}
+
+/// Everything the handlers share.
+pub(crate) struct World {
+    /// The options the simulator was started with.
+    pub opts: SimOptions,
+    inner: Mutex<Inner>,
+}
+
+/// Current real time in unix milliseconds.
+pub(crate) fn now_ms() -> Ms {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Ms)
+}
+
+impl World {
+    /// An empty world.
+    pub fn new(opts: SimOptions) -> Self {
+        let inner = Inner {
+            rng: Rng(opts.seed),
+            next_account: 1,
+            accounts: HashMap::new(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            codes: HashMap::new(),
+            faults: Vec::new(),
+            totals: Counters::default(),
+            serial: 0,
+        };
+        World { opts, inner: Mutex::new(inner) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A nominal duration in seconds, divided by the time scale, in milliseconds.
+    pub fn scaled_ms(&self, secs: f64) -> Ms {
+        let scale = if self.opts.time_scale > 0.0 { self.opts.time_scale } else { 1.0 };
+        ((secs * 1000.0 / scale).round() as Ms).max(1)
+    }
+
+    /// Creates an account and its first tokens.
+    pub fn create_account(&self, spec: AccountSpec) -> CreatedAccount {
+        let o = &self.opts;
+        let ttl = spec.access_token_ttl.unwrap_or(o.access_token_ttl).as_secs_f64();
+        let quota = Quota {
+            primary: Window::new(
+                spec.primary_quota_tokens.unwrap_or(o.primary_quota_tokens),
+                self.scaled_ms(PRIMARY_WINDOW_SECS as f64),
+            ),
+            secondary: Window::new(
+                spec.secondary_quota_tokens.unwrap_or(o.secondary_quota_tokens),
+                self.scaled_ms(SECONDARY_WINDOW_SECS as f64),
+            ),
+            extra: spec
+                .extra_quota_tokens
+                .or(o.extra_quota_tokens)
+                .map(|t| Window::new(t, self.scaled_ms(PRIMARY_WINDOW_SECS as f64))),
+        };
+        let mut g = self.lock();
+        let n = g.next_account;
+        g.next_account += 1;
+        let salt = g.rng.next() & 0xffff_ffff;
+        let id = format!("acct-sim-{n:04}-{salt:08x}");
+        let email = spec.email.unwrap_or_else(|| format!("user{n}@sim.example"));
+        let account = Account {
+            id: id.clone(),
+            user_id: format!("user-sim-{n:04}-{salt:08x}"),
+            email: email.clone(),
+            plan: spec.plan.unwrap_or_else(|| "plus".into()),
+            standing: Standing::Active,
+            quota,
+            counters: Counters::default(),
+            token_ttl_ms: self.scaled_ms(ttl),
+            credits_balance: spec.credits_balance,
+            cache: HashMap::new(),
+        };
+        g.accounts.insert(id.clone(), account);
+        let tokens = issue(&mut g, &id, now_ms());
+        let auth_json = json!({
+            "auth_mode": "chatgpt",
+            "OPENAI_API_KEY": null,
+            "tokens": {
+                "id_token": tokens.id_token,
+                "access_token": tokens.access_token,
+                "refresh_token": tokens.refresh_token,
+                "account_id": tokens.account_id,
+            },
+            "last_refresh": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            "agent_identity": null,
+            "personal_access_token": null,
+            "bedrock_api_key": null,
+            "bedrock_access_keys": null,
+        });
+        CreatedAccount { id, email, auth_json }
+    }
+
+    /// Ids of every account, in creation order.
+    pub fn account_ids(&self) -> Vec<String> {
+        let g = self.lock();
+        let mut ids: Vec<String> = g.accounts.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Checks a bearer token.
+    pub fn authenticate(&self, token: &str, now: Ms) -> Auth {
+        let g = self.lock();
+        let Some(entry) = g.access.get(token) else { return Auth::Unknown };
+        let Some(acct) = g.accounts.get(&entry.account) else { return Auth::Unknown };
+        match acct.standing {
+            Standing::Banned => Auth::Banned(acct.id.clone()),
+            Standing::Deactivated => Auth::Deactivated(acct.id.clone()),
+            Standing::Active if now >= entry.expires_at => Auth::Expired(acct.id.clone()),
+            Standing::Active => Auth::Ok(acct.id.clone()),
+        }
+    }
+
+    /// Exchanges a refresh token (single use) for a new token set.
+    pub fn refresh(&self, refresh_token: &str, now: Ms) -> Result<TokenSet, GrantError> {
+        let mut g = self.lock();
+        let Some(entry) = g.refresh.get_mut(refresh_token) else { return Err(GrantError::Invalid) };
+        let account = entry.account.clone();
+        if entry.used {
+            bump(&mut g, Some(&account), |c| c.refresh_reused += 1);
+            return Err(GrantError::Reused(account));
+        }
+        standing_ok(&g, &account)?;
+        if let Some(e) = g.refresh.get_mut(refresh_token) {
+            e.used = true;
+        }
+        bump(&mut g, Some(&account), |c| c.refreshes += 1);
+        Ok(issue(&mut g, &account, now))
+    }
+
+    /// Registers an authorization code for an account (OAuth PKCE login). `login_hint`
+    /// selects an account by email or id; otherwise a new account is created.
+    pub fn authorize(&self, login_hint: Option<&str>, challenge: &str, redirect_uri: Option<&str>) -> String {
+        let existing = login_hint.and_then(|h| {
+            let g = self.lock();
+            g.accounts.values().find(|a| a.email == h || a.id == h).map(|a| a.id.clone())
+        });
+        let account = match existing {
+            Some(id) => id,
+            None => {
+                let email = login_hint.filter(|h| h.contains('@')).map(String::from);
+                self.create_account(AccountSpec { email, ..AccountSpec::default() }).id
+            }
+        };
+        let mut g = self.lock();
+        let code = format!("code_sim_{}{}", g.rng.hex(), g.rng.hex());
+        let entry = AuthCode {
+            account,
+            challenge: challenge.to_string(),
+            redirect_uri: redirect_uri.map(String::from),
+        };
+        g.codes.insert(code.clone(), entry);
+        code
+    }
+
+    /// Exchanges an authorization code after checking the PKCE verifier (S256).
+    pub fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: Option<&str>,
+        now: Ms,
+    ) -> Result<TokenSet, GrantError> {
+        let mut g = self.lock();
+        let Some(entry) = g.codes.remove(code) else { return Err(GrantError::Invalid) };
+        if pkce_challenge(verifier) != entry.challenge
+            || (entry.redirect_uri.is_some() && entry.redirect_uri.as_deref() != redirect_uri)
+        {
+            return Err(GrantError::Mismatch);
+        }
+        standing_ok(&g, &entry.account)?;
+        Ok(issue(&mut g, &entry.account, now))
+    }
+
+    /// Adds a scripted fault.
+    pub fn inject(&self, spec: FaultSpec) {
+        let remaining = spec.count;
+        self.lock().faults.push(ActiveFault { spec, remaining });
+    }
+
+    /// Removes every scripted fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// The first fault that hits this request, if any; spends one of its count.
+    pub fn take_fault(&self, account: Option<&str>, target: FaultTarget) -> Option<FaultKind> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let mut hit = None;
+        for f in g.faults.iter_mut() {
+            let applies = f.spec.target == target
+                && f.remaining != Some(0)
+                && f.spec.account.as_deref().is_none_or(|a| Some(a) == account);
+            if !applies {
+                continue;
+            }
+            if let Some(p) = f.spec.probability
+                && g.rng.unit() >= p
+            {
+                continue;
+            }
+            if let Some(r) = f.remaining.as_mut() {
+                *r -= 1;
+            }
+            hit = Some(f.spec.kind.clone());
+            break;
+        }
+        g.faults.retain(|f| f.remaining != Some(0));
+        if hit.is_some() {
+            bump(g, account, |c| c.faults += 1);
+        }
+        hit
+    }
+
+    /// Runs `f` on one account (if it exists) with its windows rolled to `now`.
+    pub fn with_account<T>(&self, id: &str, now: Ms, f: impl FnOnce(&mut Account) -> T) -> Option<T> {
+        let mut g = self.lock();
+        let acct = g.accounts.get_mut(id)?;
+        acct.quota.roll(now);
+        Some(f(acct))
+    }
+
+    /// Bumps counters of an account (if known) and the totals.
+    pub fn count(&self, account: Option<&str>, f: impl Fn(&mut Counters)) {
+        bump(&mut self.lock(), account, f);
+    }
+
+    /// Counters of one account (zeros for an unknown id).
+    pub fn counters(&self, id: &str) -> Counters {
+        self.lock().accounts.get(id).map(|a| a.counters.clone()).unwrap_or_default()
+    }
+
+    /// Counters summed over every account (plus anonymous calls).
+    pub fn totals(&self) -> Counters {
+        self.lock().totals.clone()
+    }
+
+    /// Sets an account's standing (ban / deactivate / reinstate).
+    pub fn set_standing(&self, id: &str, standing: Standing) -> bool {
+        self.lock().accounts.get_mut(id).map(|a| a.standing = standing).is_some()
+    }
+
+    /// Makes every access token of an account expired now.
+    pub fn expire_access_tokens(&self, id: &str) -> bool {
+        let mut g = self.lock();
+        let now = now_ms();
+        let mut found = g.accounts.contains_key(id);
+        for e in g.access.values_mut().filter(|e| e.account == id) {
+            e.expires_at = e.expires_at.min(now);
+            found = true;
+        }
+        found
+    }
+
+    /// A fresh serial number (response ids, turn states).
+    pub fn serial(&self) -> u64 {
+        let mut g = self.lock();
+        g.serial += 1;
+        g.serial
+    }
+}
+
+/// Checks that an account may be issued tokens.
+fn standing_ok(g: &Inner, account: &str) -> Result<(), GrantError> {
+    match g.accounts.get(account).map(|a| a.standing) {
+        None => Err(GrantError::Invalid),
+        Some(Standing::Banned) => Err(GrantError::Banned(account.to_string())),
+        Some(Standing::Deactivated) => Err(GrantError::Deactivated(account.to_string())),
+        Some(Standing::Active) => Ok(()),
+    }
+}
+
+fn bump(g: &mut Inner, account: Option<&str>, f: impl Fn(&mut Counters)) {
+    f(&mut g.totals);
+    if let Some(a) = account.and_then(|id| g.accounts.get_mut(id)) {
+        f(&mut a.counters);
+    }
+}
+
+/// Mints a new access/id/refresh token triple for an account and records them.
+fn issue(g: &mut Inner, account: &str, now: Ms) -> TokenSet {
+    let (subject_owned, ttl) = match g.accounts.get(account) {
+        Some(a) => ((a.id.clone(), a.user_id.clone(), a.email.clone(), a.plan.clone()), a.token_ttl_ms),
+        None => ((account.to_string(), String::new(), String::new(), String::new()), 3_600_000),
+    };
+    let (id, user, email, plan) = &subject_owned;
+    let subject = Subject { account_id: id, user_id: user, email, plan };
+    let expires_at = now + ttl;
+    let iat = now / 1000;
+    let exp = (expires_at + 999) / 1000;
+    let access_token = jwt::mint(&subject, iat, exp, &g.rng.hex());
+    let id_token = jwt::mint(&subject, iat, iat + 3600 * 24 * 365, &g.rng.hex());
+    let refresh_token = format!("rt_sim_{}{}", g.rng.hex(), g.rng.hex());
+    g.access.insert(access_token.clone(), AccessEntry { account: account.to_string(), expires_at });
+    g.refresh.insert(refresh_token.clone(), RefreshEntry { account: account.to_string(), used: false });
+    TokenSet { access_token, refresh_token, id_token, account_id: account.to_string() }
+}
+
+/// `BASE64URL(SHA256(verifier))` — the S256 code challenge of RFC 7636.
+pub(crate) fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(verifier.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+}
+
