@@ -4,7 +4,7 @@
 
 use super::conn::{ConnControl, CutIo};
 use super::options::{AccountSpec, Counters, CreatedAccount, FaultSpec, SimOptions};
-use super::state::{Standing, World, now_ms};
+use super::state::{Standing, World};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -133,21 +133,17 @@ impl SimHandle {
 
     /// Sets how full an account's windows are, in percent.
     pub fn set_usage(&self, sim_account_id: &str, primary_used_percent: f64, secondary_used_percent: f64) {
-        let now = now_ms();
-        self.world.with_account(sim_account_id, now, |a| {
-            a.quota.primary.set_percent(primary_used_percent, now);
-            a.quota.secondary.set_percent(secondary_used_percent, now);
-        });
+        self.world.set_usage(sim_account_id, Some(primary_used_percent), Some(secondary_used_percent), None);
     }
 
     /// Sets how full an account's extra (`codex_bengalfox`) window is, in percent.
     pub fn set_extra_usage(&self, sim_account_id: &str, used_percent: f64) {
-        let now = now_ms();
-        self.world.with_account(sim_account_id, now, |a| {
-            if let Some(e) = a.quota.extra.as_mut() {
-                e.set_percent(used_percent, now);
-            }
-        });
+        self.world.set_usage(sim_account_id, None, None, Some(used_percent));
+    }
+
+    /// Changes an account's tokens per window; `None` leaves a limit alone.
+    pub fn set_quota(&self, sim_account_id: &str, primary: Option<u64>, secondary: Option<u64>, extra: Option<u64>) {
+        self.world.set_quota(sim_account_id, primary, secondary, extra);
     }
 
     /// Bans an account: every call answers 403 JSON.

@@ -2,7 +2,6 @@
 //! One mutex guards it all; every critical section is a few map operations, so one lock is
 //! both simpler and faster than finer ones at the request rates the simulator serves.
 
-use super::jwt::{self, Subject};
 use super::options::{
     AccountSpec, Counters, CreatedAccount, FaultKind, FaultSpec, FaultTarget, PRIMARY_WINDOW_SECS,
     SECONDARY_WINDOW_SECS, SimOptions,
@@ -14,7 +13,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Lifecycle of a simulated account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Standing {
     /// Serves requests.
     Active,
@@ -47,6 +47,8 @@ pub(crate) struct Account {
     /// Input tokens last seen per `prompt_cache_key`, to report cached tokens.
     pub cache: HashMap<String, u64>,
 }
+
+mod tokens;
 
 /// An access token the simulator issued.
 struct AccessEntry {
@@ -219,7 +221,8 @@ impl World {
             cache: HashMap::new(),
         };
         g.accounts.insert(id.clone(), account);
-        let tokens = issue(&mut g, &id, now_ms());
+        drop(g);
+        let tokens = self.first_tokens(&id, now_ms());
         let auth_json = json!({
             "auth_mode": "chatgpt",
             "OPENAI_API_KEY": null,
@@ -244,80 +247,6 @@ impl World {
         let mut ids: Vec<String> = g.accounts.keys().cloned().collect();
         ids.sort();
         ids
-    }
-
-    /// Checks a bearer token.
-    pub fn authenticate(&self, token: &str, now: Ms) -> Auth {
-        let g = self.lock();
-        let Some(entry) = g.access.get(token) else { return Auth::Unknown };
-        let Some(acct) = g.accounts.get(&entry.account) else { return Auth::Unknown };
-        match acct.standing {
-            Standing::Banned => Auth::Banned(acct.id.clone()),
-            Standing::Deactivated => Auth::Deactivated(acct.id.clone()),
-            Standing::Active if now >= entry.expires_at => Auth::Expired(acct.id.clone()),
-            Standing::Active => Auth::Ok(acct.id.clone()),
-        }
-    }
-
-    /// Exchanges a refresh token (single use) for a new token set.
-    pub fn refresh(&self, refresh_token: &str, now: Ms) -> Result<TokenSet, GrantError> {
-        let mut g = self.lock();
-        let Some(entry) = g.refresh.get_mut(refresh_token) else { return Err(GrantError::Invalid) };
-        let account = entry.account.clone();
-        if entry.used {
-            bump(&mut g, Some(&account), |c| c.refresh_reused += 1);
-            return Err(GrantError::Reused(account));
-        }
-        standing_ok(&g, &account)?;
-        if let Some(e) = g.refresh.get_mut(refresh_token) {
-            e.used = true;
-        }
-        bump(&mut g, Some(&account), |c| c.refreshes += 1);
-        Ok(issue(&mut g, &account, now))
-    }
-
-    /// Registers an authorization code for an account (OAuth PKCE login). `login_hint`
-    /// selects an account by email or id; otherwise a new account is created.
-    pub fn authorize(&self, login_hint: Option<&str>, challenge: &str, redirect_uri: Option<&str>) -> String {
-        let existing = login_hint.and_then(|h| {
-            let g = self.lock();
-            g.accounts.values().find(|a| a.email == h || a.id == h).map(|a| a.id.clone())
-        });
-        let account = match existing {
-            Some(id) => id,
-            None => {
-                let email = login_hint.filter(|h| h.contains('@')).map(String::from);
-                self.create_account(AccountSpec { email, ..AccountSpec::default() }).id
-            }
-        };
-        let mut g = self.lock();
-        let code = format!("code_sim_{}{}", g.rng.hex(), g.rng.hex());
-        let entry = AuthCode {
-            account,
-            challenge: challenge.to_string(),
-            redirect_uri: redirect_uri.map(String::from),
-        };
-        g.codes.insert(code.clone(), entry);
-        code
-    }
-
-    /// Exchanges an authorization code after checking the PKCE verifier (S256).
-    pub fn exchange_code(
-        &self,
-        code: &str,
-        verifier: &str,
-        redirect_uri: Option<&str>,
-        now: Ms,
-    ) -> Result<TokenSet, GrantError> {
-        let mut g = self.lock();
-        let Some(entry) = g.codes.remove(code) else { return Err(GrantError::Invalid) };
-        if pkce_challenge(verifier) != entry.challenge
-            || (entry.redirect_uri.is_some() && entry.redirect_uri.as_deref() != redirect_uri)
-        {
-            return Err(GrantError::Mismatch);
-        }
-        standing_ok(&g, &entry.account)?;
-        Ok(issue(&mut g, &entry.account, now))
     }
 
     /// Adds a scripted fault.
@@ -389,16 +318,47 @@ impl World {
         self.lock().accounts.get_mut(id).map(|a| a.standing = standing).is_some()
     }
 
-    /// Makes every access token of an account expired now.
-    pub fn expire_access_tokens(&self, id: &str) -> bool {
-        let mut g = self.lock();
+    /// Sets how full an account's windows are, in percent; `None` leaves a window alone.
+    pub fn set_usage(&self, id: &str, primary: Option<f64>, secondary: Option<f64>, extra: Option<f64>) -> bool {
         let now = now_ms();
-        let mut found = g.accounts.contains_key(id);
-        for e in g.access.values_mut().filter(|e| e.account == id) {
-            e.expires_at = e.expires_at.min(now);
-            found = true;
-        }
-        found
+        self.with_account(id, now, |a| {
+            let q = &mut a.quota;
+            primary.map(|p| q.primary.set_percent(p, now));
+            secondary.map(|p| q.secondary.set_percent(p, now));
+            if let (Some(p), Some(e)) = (extra, q.extra.as_mut()) {
+                e.set_percent(p, now);
+            }
+        })
+        .is_some()
+    }
+
+    /// Changes an account's tokens per window; `None` leaves a limit alone. Setting an extra
+    /// limit on an account without one gives it one.
+    pub fn set_quota(&self, id: &str, primary: Option<u64>, secondary: Option<u64>, extra: Option<u64>) -> bool {
+        let extra_window = self.scaled_ms(PRIMARY_WINDOW_SECS as f64);
+        self.with_account(id, now_ms(), |a| {
+            let q = &mut a.quota;
+            primary.map(|t| q.primary.limit_tokens = t);
+            secondary.map(|t| q.secondary.limit_tokens = t);
+            if let Some(t) = extra {
+                q.extra.get_or_insert_with(|| Window::new(t, extra_window)).limit_tokens = t;
+            }
+        })
+        .is_some()
+    }
+
+    /// The scripted faults still active, `count` = hits left.
+    pub fn faults(&self) -> Vec<FaultSpec> {
+        let g = self.lock();
+        g.faults.iter().map(|f| FaultSpec { count: f.remaining, ..f.spec.clone() }).collect()
+    }
+
+    /// An operator's view of one account (no tokens).
+    pub fn account_view(&self, id: &str) -> Option<serde_json::Value> {
+        self.with_account(id, now_ms(), |a| {
+            json!({"id": a.id, "email": a.email, "plan": a.plan, "user_id": a.user_id,
+                "standing": a.standing, "quota": a.quota, "counters": a.counters})
+        })
     }
 
     /// A fresh serial number (response ids, turn states).
@@ -409,47 +369,10 @@ impl World {
     }
 }
 
-/// Checks that an account may be issued tokens.
-fn standing_ok(g: &Inner, account: &str) -> Result<(), GrantError> {
-    match g.accounts.get(account).map(|a| a.standing) {
-        None => Err(GrantError::Invalid),
-        Some(Standing::Banned) => Err(GrantError::Banned(account.to_string())),
-        Some(Standing::Deactivated) => Err(GrantError::Deactivated(account.to_string())),
-        Some(Standing::Active) => Ok(()),
-    }
-}
-
 fn bump(g: &mut Inner, account: Option<&str>, f: impl Fn(&mut Counters)) {
     f(&mut g.totals);
     if let Some(a) = account.and_then(|id| g.accounts.get_mut(id)) {
         f(&mut a.counters);
     }
-}
-
-/// Mints a new access/id/refresh token triple for an account and records them.
-fn issue(g: &mut Inner, account: &str, now: Ms) -> TokenSet {
-    let (subject_owned, ttl) = match g.accounts.get(account) {
-        Some(a) => ((a.id.clone(), a.user_id.clone(), a.email.clone(), a.plan.clone()), a.token_ttl_ms),
-        None => ((account.to_string(), String::new(), String::new(), String::new()), 3_600_000),
-    };
-    let (id, user, email, plan) = &subject_owned;
-    let subject = Subject { account_id: id, user_id: user, email, plan };
-    let expires_at = now + ttl;
-    let iat = now / 1000;
-    let exp = (expires_at + 999) / 1000;
-    let access_token = jwt::mint(&subject, iat, exp, &g.rng.hex());
-    let id_token = jwt::mint(&subject, iat, iat + 3600 * 24 * 365, &g.rng.hex());
-    let refresh_token = format!("rt_sim_{}{}", g.rng.hex(), g.rng.hex());
-    g.access.insert(access_token.clone(), AccessEntry { account: account.to_string(), expires_at });
-    g.refresh.insert(refresh_token.clone(), RefreshEntry { account: account.to_string(), used: false });
-    TokenSet { access_token, refresh_token, id_token, account_id: account.to_string() }
-}
-
-/// `BASE64URL(SHA256(verifier))` — the S256 code challenge of RFC 7636.
-pub(crate) fn pkce_challenge(verifier: &str) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(verifier.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
