@@ -6,5 +6,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod keys;
+pub mod logging;
+pub mod signals;
 pub mod sim;
 pub mod translate;
