@@ -271,7 +271,8 @@ fn take_token(bucket: &mut Bucket, rpm: u32, now: Instant) -> Result<(), KeyReje
         bucket.tokens -= 1.0;
         Ok(())
     } else {
-        let wait = ((1.0 - bucket.tokens) / per_sec).ceil().max(1.0);
+        // The epsilon keeps float noise (10.000000001 s) from rounding up a whole second.
+        let wait = ((1.0 - bucket.tokens) / per_sec - 1e-6).ceil().max(1.0);
         Err(KeyRejection::RateLimited {
             retry_after_secs: wait as u64,
         })
