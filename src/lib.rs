@@ -10,4 +10,5 @@ pub mod keys;
 pub mod logging;
 pub mod signals;
 pub mod sim;
+pub mod store;
 pub mod translate;
