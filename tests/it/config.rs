@@ -596,3 +596,39 @@ fn version_and_help_with_examples() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("CODEX_ROTOR_<SECTION>__<KEY>"), "{help}");
 }
+
+#[test]
+fn pool_config_carries_pool_and_refresh_knobs() {
+    let f = write_config(
+        "[pool]\nstrategy = \"sticky\"\nmax_leases_per_account = 4\ntick = \"2s\"\n\
+         default_429_backoff = \"90s\"\nrestart_budget = 7\n\
+         [pool.plan_routes]\n\"gpt-5.5\" = [\"plus\", \"pro\"]\n\"gpt-5.5-pro\" = [\"pro\"]\n\
+         [refresh]\nmargin = \"10m\"\njitter = \"30s\"\nmax_concurrent = 3\nmax_per_minute = 12\n",
+    );
+    let pc = Config::load_with_env(Some(f.path()), no_env())
+        .unwrap()
+        .pool_config();
+    assert_eq!(pc.strategy, rotor_actors::Strategy::Sticky);
+    assert_eq!(pc.max_leases_per_account, 4);
+    assert_eq!(pc.tick.as_secs(), 2);
+    assert_eq!(pc.default_429_backoff.as_secs(), 90);
+    assert_eq!(pc.restart_budget, 7);
+    assert_eq!(pc.refresh_margin.as_secs(), 600);
+    assert_eq!(pc.refresh_jitter.as_secs(), 30);
+    assert_eq!(pc.max_concurrent_refreshes, 3);
+    assert_eq!(pc.max_refreshes_per_minute, 12);
+    // The pool takes the first matching prefix: the longer one must come first.
+    assert_eq!(
+        pc.plan_routes,
+        vec![
+            ("gpt-5.5-pro".to_string(), vec!["pro".to_string()]),
+            (
+                "gpt-5.5".to_string(),
+                vec!["plus".to_string(), "pro".to_string()]
+            ),
+        ]
+    );
+    let d = Config::default().pool_config();
+    assert_eq!(d.strategy, rotor_actors::Strategy::LeastUsed);
+    assert_eq!(d.max_leases_per_account, 3);
+}
