@@ -6,6 +6,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod keys;
+pub mod logging;
+pub mod signals;
 pub mod sim;
 pub mod store;
 pub mod translate;

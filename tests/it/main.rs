@@ -3,3 +3,8 @@
 
 mod sim;
 mod store;
+//! The one integration-test binary: one module per area, each binding real servers on
+//! 127.0.0.1:0 or running the real `codex-rotor` binary.
+
+mod config;
+mod keys;
