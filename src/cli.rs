@@ -25,12 +25,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the simulator of the ChatGPT Codex backend and OAuth token endpoint.
     Sim(crate::sim::SimArgs),
+    /// Add, import, export or list accounts (on the data dir, or via a running daemon's admin API).
+    Accounts(crate::accounts::cli::AccountsArgs),
 }
 
 /// Runs the chosen subcommand on a multi-threaded tokio runtime and maps the result to an
 /// exit code (errors are printed with their whole cause chain).
 pub fn main(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("codex-rotor: cannot start the async runtime: {e}");
@@ -40,6 +45,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Sim(args) => crate::sim::run(args).await,
+            Command::Accounts(args) => crate::accounts::cli::run(args).await,
         }
     });
     match result {

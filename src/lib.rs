@@ -4,8 +4,10 @@
 //! the upstream client, protocol translation, the admin API and dashboard, on-disk state, and
 //! the built-in simulator of the Codex backend.
 
+pub mod accounts;
 pub mod cli;
 pub mod config;
+pub mod oauth;
 pub mod sim;
 pub mod store;
 pub mod translate;
