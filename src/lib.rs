@@ -7,7 +7,10 @@
 pub mod accounts;
 pub mod cli;
 pub mod config;
+pub mod keys;
+pub mod logging;
 pub mod oauth;
+pub mod signals;
 pub mod sim;
 pub mod store;
 pub mod translate;

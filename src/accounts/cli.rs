@@ -11,13 +11,11 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::{export, merge};
+use crate::cli::GlobalArgs;
 
 /// Arguments of `codex-rotor accounts`.
 #[derive(Debug, Args)]
 pub struct AccountsArgs {
-    /// Config file (for `data_dir`); defaults as for `serve`.
-    #[arg(long, env = "CODEX_ROTOR_CONFIG")]
-    pub config: Option<PathBuf>,
     /// Data directory to work on (overrides the config's `data_dir`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -75,11 +73,11 @@ pub struct AddArgs {
 }
 
 /// Runs `codex-rotor accounts`.
-pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
+pub async fn run(global: &GlobalArgs, args: AccountsArgs) -> anyhow::Result<()> {
     let now = now_ms();
     match &args.admin_url {
         Some(url) => remote(&args, url, now).await,
-        None => local(&args, &data_dir(&args)?, now),
+        None => local(&args, &data_dir(global, &args)?, now),
     }
 }
 
@@ -213,13 +211,11 @@ fn print_list(records: &[AccountRecord], json: bool, now: UnixMs) -> anyhow::Res
 }
 
 /// The data directory: `--data-dir`, else the config's `data_dir`.
-fn data_dir(args: &AccountsArgs) -> anyhow::Result<PathBuf> {
+fn data_dir(global: &GlobalArgs, args: &AccountsArgs) -> anyhow::Result<PathBuf> {
     if let Some(d) = &args.data_dir {
         return Ok(d.clone());
     }
-    // Until the typed config lands on this branch: the config's default `data_dir`.
-    let _ = &args.config;
-    Ok(PathBuf::from("data"))
+    Ok(global.load_config()?.data_dir)
 }
 
 /// Reads a file, or stdin for `-`.
