@@ -163,7 +163,7 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<NewTokens, RefreshErro
     classify_failure(status, body)
 }
 
-/// Sorts a non-2xx answer: deactivated account → `Deactivated`; a dead refresh token (known
+/// Sorts a non-2xx answer: deactivated or banned account → `Deactivated`; a dead refresh token (known
 /// codes) or HTTP 401 → `Permanent`; everything else (5xx, 429, odd 4xx) → `Transient`.
 fn classify_failure(status: u16, body: &[u8]) -> Result<NewTokens, RefreshError> {
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -175,7 +175,8 @@ fn classify_failure(status: u16, body: &[u8]) -> Result<NewTokens, RefreshError>
     )
     .to_lowercase();
     let text = String::from_utf8_lossy(body).to_lowercase();
-    if lower.contains("deactivated") || (json.is_null() && text.contains("deactivated")) {
+    let gone = |t: &str| t.contains("deactivated") || t.contains("banned");
+    if gone(&lower) || (json.is_null() && gone(&text)) {
         return Err(RefreshError::Deactivated(
             message
                 .or(code)
