@@ -8,3 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod sim;
 pub mod translate;
+pub mod errors;
+pub mod sse;
+pub mod upstream;
