@@ -11,3 +11,4 @@ pub mod translate;
 pub mod errors;
 pub mod sse;
 pub mod upstream;
+pub mod proxy;
