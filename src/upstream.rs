@@ -9,7 +9,7 @@
 //! same turn structure Codex would send directly (PROTOCOL.md §2).
 
 pub mod classify;
-// pub mod usage;
+pub mod usage;
 
 use bytes::Bytes;
 use http::HeaderMap;
