@@ -4,8 +4,12 @@
 //! the upstream client, protocol translation, the admin API and dashboard, on-disk state, and
 //! the built-in simulator of the Codex backend.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
+pub mod metrics;
+pub mod recent;
 pub mod sim;
 pub mod store;
 pub mod translate;
