@@ -261,6 +261,24 @@ impl Metrics {
     }
 }
 
+/// `GET /metrics`: reads the pool's summary and accounts, renders every family.
+pub async fn handler(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let summary = state.pool().summary().await;
+    let accounts = state.pool().accounts().await;
+    let body = state.metrics().render(&summary, &accounts);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
