@@ -3,4 +3,5 @@
 
 mod accounts;
 mod sim;
+mod store;
 mod tokens;
