@@ -70,6 +70,12 @@ impl GlobalArgs {
 pub enum Command {
     /// Run the simulator of the ChatGPT Codex backend and OAuth token endpoint.
     Sim(crate::sim::SimArgs),
+    /// Add, import, export or list accounts (on the data dir, or via a running daemon's admin API).
+    Accounts(crate::accounts::cli::AccountsArgs),
+    /// Serve the pool: the Responses proxy, admin API and dashboard.
+    Serve(crate::server::ServeArgs),
+    /// Try the pool with no real account: simulator + N simulated accounts + daemon.
+    Demo(crate::demo::DemoArgs),
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
     Config(ConfigCommand),
@@ -88,7 +94,10 @@ pub enum ConfigCommand {
 async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Sim(args) => crate::sim::run(args).await,
+        Command::Accounts(args) => crate::accounts::cli::run(&global, args).await,
         Command::Config(cmd) => config_command(&global, cmd),
+        Command::Serve(args) => crate::server::run(&global, args).await,
+        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 

@@ -4,11 +4,26 @@
 //! the upstream client, protocol translation, the admin API and dashboard, on-disk state, and
 //! the built-in simulator of the Codex backend.
 
+pub mod accounts;
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
+pub mod demo;
+pub mod errors;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
+pub mod middleware;
+pub mod oauth;
+pub mod proxy;
+pub mod recent;
+pub mod router;
+pub mod server;
 pub mod signals;
 pub mod sim;
+pub mod sse;
+pub mod state;
 pub mod store;
 pub mod translate;
+pub mod upstream;

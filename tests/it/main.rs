@@ -1,6 +1,7 @@
 //! The one integration-test binary: every area of codex-rotor is tested here against real
 //! servers bound on 127.0.0.1:0. One module per area.
 
+mod accounts;
 mod sim;
 mod store;
 //! The one integration-test binary: one module per area, each binding real servers on
@@ -8,3 +9,4 @@ mod store;
 
 mod config;
 mod keys;
+mod tokens;

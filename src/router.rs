@@ -1,0 +1,23 @@
+//! Every route of the daemon, wired in one place (and nothing else happens here): the model
+//! routes, health, readiness and Prometheus metrics (handlers in `admin`), the admin API and the
+//! dashboard. Layers are assembled in [`crate::middleware`].
+
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+
+/// Builds the whole application router, mounted under `server.path_prefix` if one is set.
+pub fn build(state: AppState) -> Router {
+    let cfg = state.config();
+    let routes = Router::new()
+        .route("/v1/responses", post(crate::proxy::responses))
+        .route("/responses", post(crate::proxy::responses))
+        .route("/v1/models", get(crate::proxy::models))
+        .route("/models", get(crate::proxy::models))
+        .merge(crate::admin::health_router())
+        .merge(crate::admin::router())
+        .merge(crate::dashboard::router());
+    let prefix = cfg.server.path_prefix.trim_end_matches('/');
+    let app = if prefix.is_empty() { routes } else { Router::new().nest(prefix, routes) };
+    crate::middleware::apply(app, &cfg).with_state(state)
+}
