@@ -2,4 +2,5 @@
 //! servers bound on 127.0.0.1:0. One module per area.
 
 mod accounts;
+mod metrics;
 mod sim;
