@@ -2,6 +2,7 @@
 //! servers bound on 127.0.0.1:0. One module per area.
 
 mod accounts;
+mod metrics;
 mod sim;
 mod store;
 //! The one integration-test binary: one module per area, each binding real servers on
