@@ -11,3 +11,5 @@ mod store;
 mod config;
 mod keys;
 mod tokens;
+mod proxy;
+mod support;
