@@ -13,12 +13,14 @@
 //! `top_k`, `stop` / `stop_sequences`, `n`, `logprobs`, `metadata`. They are accepted (type
 //! checked where cheap) and dropped.
 
+mod body;
 pub mod chat;
 pub mod error;
 pub mod messages;
 pub mod model;
 pub mod responses;
 mod sse;
+mod transcript;
 
 pub use error::{Protocol, TranslateError};
 pub use model::{ModelAliases, ModelMap};
