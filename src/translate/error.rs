@@ -24,6 +24,8 @@ pub mod kind {
     pub const RATE_LIMIT: &str = "rate_limit_error";
     /// No account can serve right now (OpenAI 503, Anthropic 529).
     pub const OVERLOADED: &str = "overloaded_error";
+    /// Upstream itself said it is overloaded (`server_is_overloaded`, `slow_down`): 503/529.
+    pub const UPSTREAM_OVERLOADED: &str = "upstream_overloaded";
     /// Upstream failed or answered something unusable (502 and friends).
     pub const UPSTREAM: &str = "api_error";
     /// Upstream stream closed before a terminal event (504).
@@ -97,7 +99,7 @@ impl TranslateError {
             Some("rate_limit_exceeded" | "usage_limit_reached" | "insufficient_quota") => {
                 (429, kind::RATE_LIMIT)
             }
-            Some("server_is_overloaded" | "slow_down") => (503, kind::OVERLOADED),
+            Some("server_is_overloaded" | "slow_down") => (503, kind::UPSTREAM_OVERLOADED),
             Some("context_length_exceeded" | "invalid_prompt" | "invalid_request_error") => {
                 (400, kind::INVALID_REQUEST)
             }
@@ -109,7 +111,7 @@ impl TranslateError {
     /// The HTTP status for this error in `protocol` (Anthropic says 529 where OpenAI says 503).
     pub fn status_for(&self, protocol: Protocol) -> u16 {
         match (protocol, self.kind) {
-            (Protocol::Messages, kind::OVERLOADED) => 529,
+            (Protocol::Messages, kind::OVERLOADED | kind::UPSTREAM_OVERLOADED) => 529,
             (Protocol::Chat, kind::OVERLOADED) => 503,
             _ => self.status,
         }
@@ -168,6 +170,7 @@ fn openai_code(kind: &str) -> &'static str {
         kind::INVALID_REQUEST => "invalid_request",
         kind::RATE_LIMIT => "rate_limit_exceeded",
         kind::OVERLOADED => "no_available_accounts",
+        kind::UPSTREAM_OVERLOADED => "server_is_overloaded",
         kind::AUTHENTICATION => "invalid_api_key",
         kind::PERMISSION => "model_not_allowed",
         kind::NOT_FOUND => "model_not_found",
@@ -180,7 +183,7 @@ fn anthropic_type(kind: &str) -> &'static str {
     match kind {
         kind::INVALID_REQUEST => "invalid_request_error",
         kind::RATE_LIMIT => "rate_limit_error",
-        kind::OVERLOADED => "overloaded_error",
+        kind::OVERLOADED | kind::UPSTREAM_OVERLOADED => "overloaded_error",
         kind::AUTHENTICATION => "authentication_error",
         kind::PERMISSION => "permission_error",
         kind::NOT_FOUND => "not_found_error",

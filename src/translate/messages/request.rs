@@ -74,6 +74,9 @@ fn system(up: &mut Upstream, system: Option<&Value>) -> Result<(), TranslateErro
         Some(Value::Array(blocks)) => {
             for (i, b) in blocks.iter().enumerate() {
                 match b.as_str().or(b.get("text").and_then(Value::as_str)) {
+                    // Claude Code's per-version billing line: noise to the model, and it would
+                    // change the prompt prefix (and the cache) on every client upgrade.
+                    Some(t) if t.starts_with("x-anthropic-billing-header:") => {}
                     Some(t) => up.instructions.push(t.to_owned()),
                     None => {
                         return Err(TranslateError::invalid(
