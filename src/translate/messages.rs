@@ -2,6 +2,7 @@
 //! (`message_start` … `message_stop`, plus `ping` frames on demand), `collect` for
 //! non-streaming clients, and the `count_tokens` estimate.
 
+mod options;
 mod request;
 mod stream;
 mod tokens;

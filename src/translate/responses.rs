@@ -8,8 +8,11 @@
 //! emits only the missing remainder, so a client sees every character exactly once.
 
 use super::{StreamEnd, TranslateError};
+use item::{Kind, full_text, kind_of, remainder, str_of};
 use serde_json::Value;
 use std::collections::HashMap;
+
+mod item;
 
 /// Token usage reported by upstream in `response.completed` / `response.incomplete`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -82,15 +85,6 @@ pub enum Happening {
         outcome: Outcome,
         usage: Option<Usage>,
     },
-}
-
-/// What kind of output item a slot holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Message,
-    Reasoning,
-    Call,
-    Other,
 }
 
 /// Per output item: what was already emitted, so `done` items only add the remainder.
@@ -422,54 +416,4 @@ fn failure(code: Option<&str>, message: Option<&str>) -> TranslateError {
         _ => "upstream failed without a message".to_owned(),
     };
     TranslateError::upstream_failed(code, &message)
-}
-
-fn kind_of(item: &Value) -> Kind {
-    match item["type"].as_str() {
-        Some("message") => Kind::Message,
-        Some("reasoning") => Kind::Reasoning,
-        Some("function_call" | "custom_tool_call") => Kind::Call,
-        _ => Kind::Other,
-    }
-}
-
-/// A done item's whole text: message text, reasoning summary, or call arguments.
-fn full_text(item: &Value) -> String {
-    let texts = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|parts| {
-                parts
-                    .iter()
-                    .filter_map(|p| p["text"].as_str().or(p["refusal"].as_str()))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    match kind_of(item) {
-        Kind::Message => texts(&item["content"]).concat(),
-        Kind::Reasoning => {
-            let summary = texts(&item["summary"]);
-            if summary.is_empty() {
-                texts(&item["content"]).join("\n\n")
-            } else {
-                summary.join("\n\n")
-            }
-        }
-        Kind::Call => item["arguments"]
-            .as_str()
-            .or(item["input"].as_str())
-            .unwrap_or("")
-            .to_owned(),
-        Kind::Other => String::new(),
-    }
-}
-
-/// What `full` adds to what was already emitted (nothing if they disagree).
-fn remainder(emitted: &str, full: &str) -> String {
-    full.strip_prefix(emitted).unwrap_or("").to_owned()
-}
-
-fn str_of(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
 }
