@@ -1,7 +1,14 @@
 //! Command-line interface: one subcommand per job. Each subcommand's arguments and its `run`
 //! function live in the module that owns the job; this file only wires them together.
+//!
+//! Adding a subcommand is two lines: a variant in [`Command`] (with a `///` that becomes its
+//! help) and an arm in [`dispatch`]. Global options (`--config`, `--log-format`, `--log-level`)
+//! are in [`GlobalArgs`]; pass `&global` to commands that read the config.
 
-use clap::{Parser, Subcommand};
+use crate::config::{Config, ConfigError};
+use crate::logging::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Examples shown at the end of `--help`.
@@ -9,15 +16,53 @@ const EXAMPLES: &str = "\
 Examples:
   codex-rotor demo --listen 127.0.0.1:8080        # simulator + 8 accounts + daemon, no real accounts
   codex-rotor sim --listen 127.0.0.1:9090         # the Codex backend simulator alone
+  codex-rotor config check --config /etc/codex-rotor/config.toml
+  CODEX_ROTOR_SERVER__LISTEN=0.0.0.0:8080 codex-rotor config show
+";
+
+/// Examples shown at the end of `config --help`.
+const CONFIG_EXAMPLES: &str = "\
+Examples:
+  codex-rotor config check                                 # ./config/default.toml, or defaults
+  codex-rotor config check --config /etc/codex-rotor/config.toml
+  CODEX_ROTOR_POOL__STRATEGY=sticky codex-rotor config show   # effective config, secrets as ***
+
+Environment overrides: CODEX_ROTOR_<SECTION>__<KEY>=value (double underscore between parts,
+list entries by index: CODEX_ROTOR_KEYS__KEYS__0__RPM=120). See config/default.toml.
 ";
 
 /// Pools many ChatGPT (Codex) subscription accounts behind one endpoint.
 #[derive(Debug, Parser)]
 #[command(name = "codex-rotor", version, about, after_help = EXAMPLES)]
 pub struct Cli {
+    /// Options every subcommand understands.
+    #[command(flatten)]
+    pub global: GlobalArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options shared by all subcommands (accepted before or after the subcommand name).
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Default: ./config/default.toml if present, else built-in defaults.
+    #[arg(long, global = true, env = "CODEX_ROTOR_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log line format; overrides `logging.format`.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `debug` or `info,codex_rotor::proxy=trace`; overrides `RUST_LOG` and
+    /// `logging.level`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+impl GlobalArgs {
+    /// Loads the config named by `--config` (with environment overrides), unvalidated.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        Config::load(self.config.as_deref())
+    }
 }
 
 /// The subcommands.
@@ -25,23 +70,83 @@ pub struct Cli {
 pub enum Command {
     /// Run the simulator of the ChatGPT Codex backend and OAuth token endpoint.
     Sim(crate::sim::SimArgs),
+    /// Add, import, export or list accounts (on the data dir, or via a running daemon's admin API).
+    Accounts(crate::accounts::cli::AccountsArgs),
+    /// Inspect the configuration.
+    #[command(subcommand, after_help = CONFIG_EXAMPLES)]
+    Config(ConfigCommand),
+}
+
+/// `codex-rotor config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the config; print every problem (exit 1) or "ok".
+    Check,
+    /// Print the effective config (file + environment) as TOML, secrets as ***.
+    Show,
+}
+
+/// Runs one subcommand. Add an arm here with each new [`Command`] variant.
+async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Sim(args) => crate::sim::run(args).await,
+        Command::Accounts(args) => crate::accounts::cli::run(&global, args).await,
+        Command::Config(cmd) => config_command(&global, cmd),
+    }
+}
+
+/// `config check` / `config show`.
+fn config_command(global: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<()> {
+    let cfg = global.load_config()?;
+    match cmd {
+        ConfigCommand::Check => {
+            let problems = cfg.validate();
+            if problems.is_empty() {
+                println!("ok");
+                return Ok(());
+            }
+            for p in &problems {
+                println!("{p}");
+            }
+            anyhow::bail!("{} problem(s) in the configuration", problems.len())
+        }
+        ConfigCommand::Show => {
+            print!("{}", toml::to_string(&cfg)?);
+            Ok(())
+        }
+    }
+}
+
+/// Starts logging from the flags, else `RUST_LOG`, else the config's `[logging]`.
+fn init_logging(global: &GlobalArgs) {
+    let from_config = global.load_config().map(|c| c.logging).unwrap_or_default();
+    let format = global.log_format.unwrap_or(from_config.format);
+    let filter = global
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty()))
+        .unwrap_or(from_config.level);
+    if let Err(e) = crate::logging::init(format, &filter) {
+        eprintln!("codex-rotor: {e}; logging at info");
+        let _ = crate::logging::init(format, "info");
+    }
 }
 
 /// Runs the chosen subcommand on a multi-threaded tokio runtime and maps the result to an
 /// exit code (errors are printed with their whole cause chain).
 pub fn main(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("codex-rotor: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Sim(args) => crate::sim::run(args).await,
-        }
-    });
+    let result = runtime.block_on(dispatch(cli.global, cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,1 +1,261 @@
-//! Typed configuration (placeholder; see issue 8).
+//! Typed configuration of the daemon (STYLE.md practice 7). One `Config` with a struct per
+//! TOML section, every struct `#[serde(deny_unknown_fields, default)]` so an omitted key takes
+//! its default and a misspelt key is an error. `config/default.toml` lists every knob; a test
+//! checks it equals `Config::default()`.
+//!
+//! Loading order: defaults ← the TOML file ← `CODEX_ROTOR_<SECTION>__<KEY>` environment
+//! overrides (scheme in [`env`]). Then [`Config::validate`] returns *every* problem, each naming
+//! its key, so `codex-rotor config check` can list them all at once. Secrets are never in the
+//! structs' output: they are [`Secret`]s, named by `key_env` / `key_file`.
+
+pub mod access;
+pub mod env;
+pub mod limits;
+pub mod models;
+pub mod pattern;
+pub mod pool;
+pub mod secret;
+pub mod server;
+mod validate;
+
+pub use access::{AdminConfig, ClientKeyConfig, KeysConfig};
+pub use limits::{LimitsConfig, LoggingConfig};
+pub use models::ModelsConfig;
+pub use pool::{PoolSection, RefreshConfig, Strategy};
+pub use secret::Secret;
+pub use server::ServerConfig;
+pub use upstream::UpstreamConfig;
+
+pub mod upstream;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where `Config::load(None)` looks; a missing file there means "all defaults".
+pub const DEFAULT_PATH: &str = "config/default.toml";
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding one state file per account (and nothing else of value).
+    pub data_dir: PathBuf,
+    /// `[server]`: listener, reverse-proxy manners, shutdown.
+    pub server: ServerConfig,
+    /// `[keys]`: client keys and their limits.
+    pub keys: KeysConfig,
+    /// `[admin]`: admin API and dashboard.
+    pub admin: AdminConfig,
+    /// `[pool]`: rotation and account actor rhythm.
+    pub pool: PoolSection,
+    /// `[upstream]`: backend URLs, timeouts, failover budget.
+    pub upstream: UpstreamConfig,
+    /// `[refresh]`: token refresh pacing.
+    pub refresh: RefreshConfig,
+    /// `[models]`: aliases, default and advertised models.
+    pub models: ModelsConfig,
+    /// `[limits]`: daemon-wide guard rails.
+    pub limits: LimitsConfig,
+    /// `[logging]`: log format and filter.
+    pub logging: LoggingConfig,
+    /// Keys that held a literal secret in the config file (reported by `validate`: secrets
+    /// belong in the environment or a file). Not part of the TOML.
+    #[serde(skip)]
+    pub literal_secrets_in_file: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            server: ServerConfig::default(),
+            keys: KeysConfig::default(),
+            admin: AdminConfig::default(),
+            pool: PoolSection::default(),
+            upstream: UpstreamConfig::default(),
+            refresh: RefreshConfig::default(),
+            models: ModelsConfig::default(),
+            limits: LimitsConfig::default(),
+            logging: LoggingConfig::default(),
+            literal_secrets_in_file: Vec::new(),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded at all (as opposed to [`ConfigProblem`]s found by
+/// `validate` in a config that parsed).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named on the command line could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema.
+    #[error("{path}: {key}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key where parsing failed (`.` when the whole file is at fault).
+        key: String,
+        /// What the parser said (with line and column).
+        message: String,
+    },
+    /// An environment override could not be applied or made the config invalid.
+    #[error("environment override {var}: {message}")]
+    Env {
+        /// The variable(s) involved.
+        var: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The config parsed but is not usable.
+    #[error("invalid configuration:\n{}", ConfigProblem::list(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+/// One thing wrong with a config, naming its key (`keys.keys[1].rpm: must be > 0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// Dotted key, with list indexes: `keys.keys[1].rpm`.
+    pub key: String,
+    /// What is wrong and, where useful, what to do.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// A problem at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigProblem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// One problem per line, for error messages and `config check`.
+    pub fn list(problems: &[ConfigProblem]) -> String {
+        problems.iter().map(|p| format!("  {p}\n")).collect()
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl Config {
+    /// Reads `path` (or [`DEFAULT_PATH`] when `None`, where a missing file means defaults) and
+    /// applies `CODEX_ROTOR_*` overrides from the process environment. Does not validate.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with an explicit environment (tests must not mutate the process env).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (path, text) = read_source(path)?;
+        let mut cfg = parse_file(&path, &text)?;
+        let overrides = env::collect(vars, &["data_dir"]);
+        if !overrides.is_empty() {
+            let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                parse_error(&path, ".".into(), e.message().to_owned())
+            })?;
+            let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+            for ov in &overrides {
+                env::apply(&mut table, ov, &defaults).map_err(|message| ConfigError::Env {
+                    var: ov.var.clone(),
+                    message: format!("{}: {message}", ov.key()),
+                })?;
+            }
+            let literal = std::mem::take(&mut cfg.literal_secrets_in_file);
+            cfg = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let vars: Vec<&str> = overrides.iter().map(|o| o.var.as_str()).collect();
+                ConfigError::Env {
+                    var: vars.join(", "),
+                    message: format!("{}: {}", e.path(), e.inner().message()),
+                }
+            })?;
+            cfg.literal_secrets_in_file = literal;
+        }
+        Ok(cfg)
+    }
+
+    /// Parses a TOML document (no file, no environment): for tests and embedded configs.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        parse_file(Path::new("<inline>"), text)
+    }
+
+    /// Every problem in this config, each naming its key; empty = usable. Reads the secrets it
+    /// names (to check they exist and that no client key equals the admin key) from the
+    /// process environment and files. Includes [`Config::validate_bind`].
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        self.validate_in(&access::process_env)
+    }
+
+    /// [`Config::validate`] with an injected environment lookup.
+    pub fn validate_in(&self, env: access::EnvLookup<'_>) -> Vec<ConfigProblem> {
+        validate::all(self, env)
+    }
+
+    /// The startup check on the listen address: with no client key configured the daemon only
+    /// binds loopback (an open pool on the network would give the accounts away), and the
+    /// admin API needs an admin key off loopback.
+    pub fn validate_bind(&self) -> Vec<ConfigProblem> {
+        validate::bind(self, &access::process_env)
+    }
+
+    /// `Config::load` followed by `validate`, failing with every problem.
+    pub fn load_valid(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let cfg = Self::load(path)?;
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+fn read_source(path: Option<&Path>) -> Result<(PathBuf, String), ConfigError> {
+    match path {
+        Some(p) => std::fs::read_to_string(p)
+            .map(|t| (p.to_path_buf(), t))
+            .map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            }),
+        None => {
+            let p = PathBuf::from(DEFAULT_PATH);
+            match std::fs::read_to_string(&p) {
+                Ok(t) => Ok((p, t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((p, String::new())),
+                Err(source) => Err(ConfigError::Read { path: p, source }),
+            }
+        }
+    }
+}
+
+fn parse_error(path: &Path, key: String, message: String) -> ConfigError {
+    ConfigError::Parse {
+        path: path.to_path_buf(),
+        key,
+        message,
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        parse_error(path, key, e.into_inner().to_string().trim_end().to_owned())
+    })?;
+    cfg.literal_secrets_in_file = validate::literal_secrets(&cfg);
+    Ok(cfg)
+}

@@ -4,7 +4,17 @@
 //! the upstream client, protocol translation, the admin API and dashboard, on-disk state, and
 //! the built-in simulator of the Codex backend.
 
+pub mod accounts;
 pub mod cli;
 pub mod config;
+pub mod keys;
+pub mod logging;
+pub mod oauth;
+pub mod signals;
 pub mod sim;
+pub mod store;
 pub mod translate;
+pub mod errors;
+pub mod sse;
+pub mod upstream;
+pub mod proxy;

@@ -1,0 +1,115 @@
+//! The lease a request holds on an account while it talks upstream, and what the request reports
+//! back through it. RAII: dropping the lease releases it exactly once, even on panic or client
+//! disconnect, because `Drop` runs once.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::{AccountMsg, AccountRef};
+use crate::{AccountId, UnixMs, UpstreamCreds, quota};
+
+/// A granted lease on one account. Dropping it casts `Release` to the account actor.
+pub struct Lease {
+    /// The account serving the request.
+    pub account_id: AccountId,
+    /// Credentials to send upstream.
+    pub creds: UpstreamCreds,
+    /// When the lease was granted (the request's start: evidence time of what it observes).
+    pub started_at: UnixMs,
+    /// The account actor; `None` only for detached leases in tests.
+    pub(crate) actor: Option<AccountRef>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("account_id", &self.account_id)
+            .field("started_at", &self.started_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lease {
+    fn cast(&self, msg: AccountMsg) {
+        if let Some(a) = &self.actor {
+            // The actor may be restarting; evidence lost then is re-learned on the next request.
+            let _ = a.cast(msg);
+        }
+    }
+
+    /// Reports the quota headers of the upstream answer (`HeaderObserved`).
+    pub fn observe_headers(&self, obs: quota::Observation) {
+        self.cast(AccountMsg::HeaderObserved(obs));
+    }
+
+    /// Reports a 429 (`Applied429`).
+    pub fn rejected(&self, r: quota::Rejection429) {
+        self.cast(AccountMsg::Applied429(r));
+    }
+
+    /// Reports an upstream failure (`UpstreamFailed`).
+    pub fn failed(&self, f: UpstreamFailure) {
+        self.cast(AccountMsg::UpstreamFailed {
+            failure: f,
+            at: self.started_at,
+        });
+    }
+
+    /// Reports the tokens the request used (`UsageObserved`).
+    pub fn usage(&self, u: UsageDelta) {
+        self.cast(AccountMsg::UsageObserved(u));
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.cast(AccountMsg::Release);
+    }
+}
+
+/// How an upstream attempt failed, as the HTTP front end classified it (DESIGN.md table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum UpstreamFailure {
+    /// 401: refresh the token (single-flight); `expired` if that fails permanently.
+    Unauthorized,
+    /// 403 JSON ban.
+    Banned {
+        /// Upstream's reason.
+        reason: String,
+    },
+    /// Account deactivated.
+    Deactivated {
+        /// Upstream's reason.
+        reason: String,
+    },
+    /// 403/HTML Cloudflare challenge: short escalating cooldown, not a ban.
+    Cloudflare,
+    /// 5xx, overload, connect error: counted, no lock.
+    Transient {
+        /// What happened.
+        reason: String,
+    },
+    /// Stream ended without a terminal event: not the account's fault.
+    PrematureClose {
+        /// What happened.
+        reason: String,
+    },
+    /// Error after bytes reached the client: recorded on the account.
+    AfterFirstByte {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// Tokens one request used, as upstream reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageDelta {
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Cached input tokens.
+    pub cached_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+}

@@ -1,0 +1,75 @@
+//! What the pool tells operators: the pool summary (rule 6), one account's view (rule 7: the
+//! `rate_limited` badge is derived from the quota), and why an account is or is not available.
+//! None of these ever carries a token.
+
+use serde::Serialize;
+
+use crate::{AccountId, Identity, Status, UnixMs, UsageCounters, quota::Quota};
+
+/// Counts over the pool and whether it serves (rule 6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PoolSummary {
+    /// Accounts in the pool.
+    pub total: usize,
+    /// Active accounts (including rate-limited ones).
+    pub active: usize,
+    /// Active accounts with an exhausted main bucket (derived, rule 7).
+    pub rate_limited: usize,
+    /// Expired accounts.
+    pub expired: usize,
+    /// Banned accounts.
+    pub banned: usize,
+    /// Disabled accounts.
+    pub disabled: usize,
+    /// Accounts refreshing their token.
+    pub refreshing: usize,
+    /// Active accounts in a Cloudflare cooldown.
+    pub cooling_down: usize,
+    /// Some account could serve a request now.
+    pub serving: bool,
+    /// Soonest reset among exhausted accounts (for 429 `resets_at`).
+    pub soonest_reset_at: Option<UnixMs>,
+    /// Leases held across the pool.
+    pub in_flight: u64,
+}
+
+/// One account as operators see it. Never contains tokens.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountView {
+    /// Account id.
+    pub id: AccountId,
+    /// Who it is.
+    pub identity: Identity,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Why.
+    pub status_reason: Option<String>,
+    /// Badge: `rate_limited` iff active with an exhausted bucket, `cooling_down` during a
+    /// Cloudflare cooldown, else the status.
+    pub derived_status: String,
+    /// Cached quota.
+    pub quota: Quota,
+    /// Usage counters.
+    pub usage: UsageCounters,
+    /// Leases held now.
+    pub leases: u32,
+    /// Cloudflare cooldown end.
+    pub cooldown_until: Option<UnixMs>,
+    /// The quota awaits confirmation (request or probe).
+    pub verify: bool,
+    /// Last upstream error.
+    pub last_error: Option<String>,
+    /// Access token expiry.
+    pub token_expires_at: Option<UnixMs>,
+}
+
+/// Whether an account is available, and every reason it is not.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Explanation {
+    /// It could take a lease now (for some model).
+    pub available: bool,
+    /// Human-readable reasons it cannot (empty when available).
+    pub reasons: Vec<String>,
+    /// When the latest-ending timed reason ends, if all reasons are timed.
+    pub until: Option<UnixMs>,
+}

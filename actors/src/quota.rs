@@ -1,0 +1,230 @@
+//! The cached quota of one account — the single truth about whether it is exhausted (DESIGN.md
+//! rules 1–5). Plain data and pure functions: evidence goes in with the time upstream produced
+//! it, effects come out; no tokio, no clock. Parsing of the evidence lives in [`headers`] (the
+//! `x-codex-*` response headers) and [`usage`] (the `/wham/usage` JSON); the transitions in
+//! [`apply`](Quota::apply).
+
+mod apply;
+pub mod headers;
+pub mod usage;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use apply::{Effect, Event, QuotaConfig};
+
+use crate::UnixMs;
+
+/// One observed rate-limit window, as upstream reported it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Window {
+    /// Share of the window used, 0–100 (may exceed 100).
+    pub used_percent: f64,
+    /// Window length in seconds, if known.
+    pub window_secs: Option<u64>,
+    /// When the window resets.
+    pub reset_at: Option<UnixMs>,
+    /// Explicit upstream flag; `None` means derive it from `used_percent >= 100`.
+    pub limit_reached: Option<bool>,
+}
+
+/// Credit balance of the account, kept until newer evidence replaces it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Credits {
+    /// The account has purchased credits.
+    pub has_credits: bool,
+    /// Credits are unlimited.
+    pub unlimited: bool,
+    /// Balance as upstream formats it (a decimal string).
+    pub balance: Option<String>,
+}
+
+/// Windows of one named extra limit (e.g. `codex_bengalfox`, the Spark models).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ExtraObservation {
+    /// Display name (`x-<id>-limit-name`).
+    pub name: Option<String>,
+    /// Short window.
+    pub primary: Option<Window>,
+    /// Long window.
+    pub secondary: Option<Window>,
+}
+
+/// Everything one upstream answer (headers) or one /wham/usage probe said about quota.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Observation {
+    /// When the evidence was produced: the request's START time (older evidence never wins).
+    pub at: UnixMs,
+    /// Plan reported alongside.
+    pub plan_type: Option<String>,
+    /// The main short window (5 h for paid plans).
+    pub primary: Option<Window>,
+    /// The main long window (weekly).
+    pub secondary: Option<Window>,
+    /// Code-review limit.
+    pub code_review: Option<Window>,
+    /// Named extra limits by id.
+    pub extra: BTreeMap<String, ExtraObservation>,
+    /// Credits snapshot.
+    pub credits: Option<Credits>,
+}
+
+/// What kind of 429 upstream sent (`error.type` / `error.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionKind {
+    /// `usage_limit_reached`: a quota window is exhausted.
+    UsageLimitReached,
+    /// `rate_limit_exceeded`: short-term throttling.
+    RateLimitExceeded,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+/// A 429 from upstream, already parsed from body + headers by `src/`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Rejection429 {
+    /// When the rejected request started.
+    pub at: UnixMs,
+    /// Limit id from `x-codex-active-limit` (e.g. `codex_bengalfox`); `None`/`"codex"` = primary.
+    pub limit: Option<String>,
+    /// `error.resets_at` (converted to ms).
+    pub resets_at: Option<UnixMs>,
+    /// `error.resets_in_seconds`.
+    pub resets_in_secs: Option<u64>,
+    /// `Retry-After` header.
+    pub retry_after_secs: Option<u64>,
+    /// What kind of 429 it was.
+    pub kind: RejectionKind,
+}
+
+/// One cached window: what the pool believes about it, and how sure it is.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Bucket {
+    /// Share used, 0–100.
+    pub used_percent: f64,
+    /// Window length in seconds, if known; caps reset hints and advances resets.
+    pub window_secs: Option<u64>,
+    /// When the window resets.
+    pub reset_at: Option<UnixMs>,
+    /// The window is exhausted: the account is excluded for models this bucket applies to.
+    pub limit_reached: bool,
+    /// Time of the newest evidence about this bucket; older evidence is ignored.
+    pub observed_at: Option<UnixMs>,
+    /// Rule 5: a lock kept longer than the 429 asked only by never-shrink is re-probed then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recheck_at: Option<UnixMs>,
+}
+
+/// Cached windows of one named extra limit.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExtraLimit {
+    /// Display name.
+    pub name: Option<String>,
+    /// Short window.
+    pub primary: Option<Bucket>,
+    /// Long window.
+    pub secondary: Option<Bucket>,
+}
+
+/// The cached quota of one account.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Quota {
+    /// Plan as upstream last reported it.
+    pub plan_type: Option<String>,
+    /// Main short window.
+    pub primary: Option<Bucket>,
+    /// Main long window.
+    pub secondary: Option<Bucket>,
+    /// Code-review window (only consulted for review requests).
+    pub code_review: Option<Bucket>,
+    /// Named extra limits by id, kept when headers do not mention them.
+    pub extra: BTreeMap<String, ExtraLimit>,
+    /// Credits, kept until replaced.
+    pub credits: Option<Credits>,
+    /// When quota evidence was last applied.
+    pub fetched_at: Option<UnixMs>,
+    /// Set when a reset was inferred locally (or a lock has no reset): the next request or a
+    /// probe must confirm the quota. Holds the time it was set.
+    pub verify_since: Option<UnixMs>,
+}
+
+/// The extra limit that applies to a model: Spark (`spark`/`bengalfox`) → `codex_bengalfox`.
+pub fn limit_for_model(model: &str) -> Option<&'static str> {
+    let m = model.to_ascii_lowercase();
+    (m.contains("spark") || m.contains("bengalfox")).then_some("codex_bengalfox")
+}
+
+/// A bucket that currently excludes the account, with its name and when it resets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lock {
+    /// Bucket name: `primary`, `secondary`, `code_review`, or `<limit>.primary|secondary`.
+    pub bucket: String,
+    /// When it resets, if known.
+    pub until: Option<UnixMs>,
+}
+
+impl Quota {
+    /// Every bucket with its name, in a stable order.
+    pub fn buckets(&self) -> Vec<(String, &Bucket)> {
+        let mut out = Vec::new();
+        let main = [
+            ("primary", &self.primary),
+            ("secondary", &self.secondary),
+            ("code_review", &self.code_review),
+        ];
+        for (name, b) in main {
+            if let Some(b) = b {
+                out.push((name.to_string(), b));
+            }
+        }
+        for (id, x) in &self.extra {
+            for (w, b) in [("primary", &x.primary), ("secondary", &x.secondary)] {
+                if let Some(b) = b {
+                    out.push((format!("{id}.{w}"), b));
+                }
+            }
+        }
+        out
+    }
+
+    /// All exhausted buckets (any model).
+    pub fn locks(&self) -> Vec<Lock> {
+        self.buckets()
+            .into_iter()
+            .filter(|(_, b)| b.limit_reached)
+            .map(|(bucket, b)| Lock {
+                bucket,
+                until: b.reset_at,
+            })
+            .collect()
+    }
+
+    /// Exhausted buckets relevant to a request (rule 1): primary and secondary always,
+    /// code review only for review requests, an extra limit only for the models it meters.
+    pub fn locks_for(&self, model_limit: Option<&str>, review: bool) -> Vec<Lock> {
+        self.locks()
+            .into_iter()
+            .filter(|l| match l.bucket.as_str() {
+                "primary" | "secondary" => true,
+                "code_review" => review,
+                other => model_limit.is_some_and(|id| other.split('.').next() == Some(id)),
+            })
+            .collect()
+    }
+
+    /// True iff some bucket relevant to the request is exhausted (rule 1).
+    pub fn exhausted_for(&self, model_limit: Option<&str>, review: bool) -> bool {
+        !self.locks_for(model_limit, review).is_empty()
+    }
+
+    /// True iff the main windows (primary/secondary) are exhausted: excluded for every model.
+    pub fn main_exhausted(&self) -> bool {
+        self.exhausted_for(None, false)
+    }
+}

@@ -1,0 +1,294 @@
+//! Transitions of the cached quota (DESIGN.md rules 2–5): a 429 locks a bucket and never
+//! shrinks its reset; observed headers and probes replace the buckets they mention unless they
+//! are older than what is known; a tick clears windows whose reset passed and asks for
+//! verification. Pure: `now` is an argument and effects are returned, not performed.
+
+use serde::Serialize;
+
+use super::{Bucket, ExtraLimit, Observation, Quota, Rejection429, Window};
+use crate::UnixMs;
+
+/// Knobs of the quota rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuotaConfig {
+    /// Lock length for a 429 that names no reset at all (default 60 s).
+    pub default_backoff_ms: i64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self {
+            default_backoff_ms: 60_000,
+        }
+    }
+}
+
+/// Evidence fed to the quota.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// Upstream rejected a request with 429 (rule 2).
+    Applied429(Rejection429),
+    /// `x-codex-*` headers of an upstream answer (rule 3).
+    HeaderObserved(Observation),
+    /// A `/wham/usage` probe answered (authoritative; confirms a pending verification).
+    Probed(Observation),
+    /// Periodic timer: clear passed windows, schedule probes (rules 4–5).
+    Tick,
+}
+
+/// What the owner of the quota must do or know after an event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// A bucket is now exhausted until `until`.
+    Locked {
+        /// Bucket name.
+        bucket: String,
+        /// Reset time.
+        until: Option<UnixMs>,
+    },
+    /// A bucket is no longer exhausted.
+    Unlocked {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// Probe the usage endpoint to confirm the quota.
+    Probe {
+        /// Why.
+        reason: String,
+    },
+    /// Evidence older than what is known about a bucket was ignored.
+    IgnoredStale {
+        /// Bucket name.
+        bucket: String,
+    },
+}
+
+impl Quota {
+    /// Applies one event at time `now`; returns the effects. The only way the quota changes.
+    pub fn apply(&mut self, event: Event, now: UnixMs, cfg: &QuotaConfig) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match event {
+            Event::Applied429(r) => self.apply_429(&r, now, cfg, &mut fx),
+            Event::HeaderObserved(obs) | Event::Probed(obs) => self.observe(obs, now, &mut fx),
+            Event::Tick => self.tick(now, &mut fx),
+        }
+        fx
+    }
+
+    fn apply_429(
+        &mut self,
+        r: &Rejection429,
+        now: UnixMs,
+        cfg: &QuotaConfig,
+        fx: &mut Vec<Effect>,
+    ) {
+        let (name, slot) = match r.limit.as_deref().map(normalize_limit) {
+            None => ("primary".to_string(), &mut self.primary),
+            Some(id) if id.is_empty() || id == "codex" => {
+                ("primary".to_string(), &mut self.primary)
+            }
+            Some(id) => {
+                let extra = self
+                    .extra
+                    .entry(id.clone())
+                    .or_insert_with(ExtraLimit::default);
+                (format!("{id}.primary"), &mut extra.primary)
+            }
+        };
+        let b = slot.get_or_insert_with(Bucket::default);
+        if b.observed_at.is_some_and(|seen| seen > r.at) {
+            fx.push(Effect::IgnoredStale { bucket: name });
+            return;
+        }
+        let mut hint = r
+            .resets_at
+            .or_else(|| r.resets_in_secs.map(|s| now + secs(s)))
+            .or_else(|| r.retry_after_secs.map(|s| now + secs(s)))
+            .unwrap_or(now + cfg.default_backoff_ms);
+        if let Some(w) = b.window_secs {
+            hint = hint.min(now + secs(w));
+        }
+        let existing = b.reset_at.filter(|t| *t > hint);
+        b.reset_at = Some(existing.unwrap_or(hint));
+        b.recheck_at = existing.map(|_| b.recheck_at.map_or(hint, |t| t.min(hint)));
+        b.limit_reached = true;
+        b.used_percent = b.used_percent.max(100.0);
+        b.observed_at = Some(b.observed_at.map_or(r.at, |t| t.max(r.at)));
+        fx.push(Effect::Locked {
+            bucket: name,
+            until: b.reset_at,
+        });
+        self.fetched_at = Some(now);
+    }
+
+    fn observe(&mut self, obs: Observation, now: UnixMs, fx: &mut Vec<Effect>) {
+        let at = obs.at;
+        replace(&mut self.primary, obs.primary, at, "primary", fx);
+        replace(&mut self.secondary, obs.secondary, at, "secondary", fx);
+        replace(
+            &mut self.code_review,
+            obs.code_review,
+            at,
+            "code_review",
+            fx,
+        );
+        for (id, x) in obs.extra {
+            let id = normalize_limit(&id);
+            let slot = self.extra.entry(id.clone()).or_default();
+            if x.name.is_some() {
+                slot.name = x.name;
+            }
+            replace(
+                &mut slot.primary,
+                x.primary,
+                at,
+                &format!("{id}.primary"),
+                fx,
+            );
+            replace(
+                &mut slot.secondary,
+                x.secondary,
+                at,
+                &format!("{id}.secondary"),
+                fx,
+            );
+        }
+        if obs.credits.is_some() {
+            self.credits = obs.credits;
+        }
+        if obs.plan_type.is_some() {
+            self.plan_type = obs.plan_type;
+        }
+        if self.verify_since.is_some_and(|since| at >= since) {
+            self.verify_since = None;
+        }
+        self.fetched_at = Some(now);
+    }
+
+    fn tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
+        let mut verify = false;
+        let verify_pending = self.verify_since.is_some();
+        for (name, b) in self.buckets_mut() {
+            if b.reset_at.is_some_and(|t| t <= now) {
+                let was_locked = b.limit_reached;
+                b.used_percent = 0.0;
+                b.limit_reached = false;
+                b.recheck_at = None;
+                b.reset_at = next_reset(b.reset_at, b.window_secs, now);
+                verify = true;
+                if was_locked {
+                    fx.push(Effect::Unlocked {
+                        bucket: name.clone(),
+                    });
+                    fx.push(Effect::Probe {
+                        reason: format!("{name} window reset passed"),
+                    });
+                }
+            } else if b.recheck_at.is_some_and(|t| t <= now) {
+                b.recheck_at = None;
+                verify = true;
+                fx.push(Effect::Probe {
+                    reason: format!("{name} 429 retry time passed"),
+                });
+            } else if b.limit_reached && b.reset_at.is_none() && !verify_pending {
+                verify = true;
+                fx.push(Effect::Probe {
+                    reason: format!("{name} locked without reset time"),
+                });
+            }
+        }
+        if verify && self.verify_since.is_none() {
+            self.verify_since = Some(now);
+        }
+    }
+
+    fn buckets_mut(&mut self) -> Vec<(String, &mut Bucket)> {
+        let mut out = Vec::new();
+        for (name, b) in [
+            ("primary", &mut self.primary),
+            ("secondary", &mut self.secondary),
+            ("code_review", &mut self.code_review),
+        ] {
+            if let Some(b) = b.as_mut() {
+                out.push((name.to_string(), b));
+            }
+        }
+        for (id, x) in &mut self.extra {
+            for (w, b) in [("primary", &mut x.primary), ("secondary", &mut x.secondary)] {
+                if let Some(b) = b.as_mut() {
+                    out.push((format!("{id}.{w}"), b));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Replaces one cached bucket with an observed window unless the cache holds newer evidence.
+fn replace(
+    slot: &mut Option<Bucket>,
+    w: Option<Window>,
+    at: UnixMs,
+    name: &str,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(w) = w else { return };
+    if slot
+        .as_ref()
+        .and_then(|b| b.observed_at)
+        .is_some_and(|seen| seen > at)
+    {
+        fx.push(Effect::IgnoredStale {
+            bucket: name.to_string(),
+        });
+        return;
+    }
+    let was_locked = slot.as_ref().is_some_and(|b| b.limit_reached);
+    let cap = w.window_secs.map(|s| at + secs(s));
+    let reset_at = match (w.reset_at, cap) {
+        (Some(r), Some(c)) => Some(r.min(c)),
+        (r, _) => r,
+    };
+    let limit_reached = w.limit_reached.unwrap_or(w.used_percent >= 100.0);
+    let b = Bucket {
+        used_percent: w.used_percent,
+        window_secs: w.window_secs,
+        reset_at,
+        limit_reached,
+        observed_at: Some(at),
+        recheck_at: None,
+    };
+    match (was_locked, limit_reached) {
+        (false, true) => fx.push(Effect::Locked {
+            bucket: name.to_string(),
+            until: reset_at,
+        }),
+        (true, false) => fx.push(Effect::Unlocked {
+            bucket: name.to_string(),
+        }),
+        _ => {}
+    }
+    *slot = Some(b);
+}
+
+/// The first reset after `now`, advancing by whole windows; unknown without a window length.
+fn next_reset(reset_at: Option<UnixMs>, window_secs: Option<u64>, now: UnixMs) -> Option<UnixMs> {
+    let (r, w) = (reset_at?, secs(window_secs?));
+    if w <= 0 {
+        return None;
+    }
+    Some(r + ((now - r) / w + 1) * w)
+}
+
+/// Limit ids use `_` (header families use `-`).
+pub(crate) fn normalize_limit(id: &str) -> String {
+    id.trim().to_ascii_lowercase().replace('-', "_")
+}
+
+fn secs(s: u64) -> i64 {
+    i64::try_from(s)
+        .unwrap_or(i64::MAX / 2_000)
+        .saturating_mul(1000)
+}

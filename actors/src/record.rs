@@ -1,0 +1,196 @@
+//! The durable record of one account — exactly what its JSON file holds. The account actor owns
+//! it in memory and hands it to the [`Store`](crate::Store) to persist. Tokens never appear in
+//! `Debug` output: [`Tokens`] redacts itself.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, UnixMs, quota::Quota};
+
+/// Version of the on-disk record format, bumped when a field changes meaning.
+pub const RECORD_VERSION: u32 = 1;
+
+/// OAuth credentials of one account. Secret: never logged, never shown to operators.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tokens {
+    /// Bearer token sent upstream; short-lived.
+    pub access_token: String,
+    /// Single-use refresh token; losing it loses the account, so it is persisted before use.
+    pub refresh_token: Option<String>,
+    /// OpenID token carrying identity claims, kept for export to Codex CLI.
+    pub id_token: Option<String>,
+    /// When the access token expires (JWT `exp`), drives the proactive refresh schedule.
+    pub expires_at: Option<UnixMs>,
+    /// When the tokens were last refreshed, the fallback schedule when `exp` is unknown.
+    pub last_refresh: Option<UnixMs>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"<redacted>")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .field("expires_at", &self.expires_at)
+            .field("last_refresh", &self.last_refresh)
+            .finish()
+    }
+}
+
+/// Who the account is; shown to operators and used to deduplicate imports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Identity {
+    /// E-mail from the id token, for operators.
+    pub email: Option<String>,
+    /// Subscription plan (`free`, `plus`, `pro`, `team`…), used for plan routing.
+    pub plan: Option<String>,
+    /// Workspace id sent upstream as `chatgpt-account-id`; half of the dedup key.
+    pub chatgpt_account_id: Option<String>,
+    /// User id; team members share the account id and differ here.
+    pub chatgpt_user_id: Option<String>,
+    /// Free-form operator label.
+    pub label: Option<String>,
+}
+
+/// Lifecycle marker of an account. Never means "rate limited": that is read from the quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Usable (subject to quota, leases and cooldowns).
+    #[default]
+    Active,
+    /// Switched off by an operator; never re-activated implicitly.
+    Disabled,
+    /// Tokens unusable; needs a new login.
+    Expired,
+    /// Banned or deactivated upstream.
+    Banned,
+    /// Access token rejected; a refresh is under way.
+    Refreshing,
+}
+
+impl Status {
+    /// Lowercase name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+            Status::Expired => "expired",
+            Status::Banned => "banned",
+            Status::Refreshing => "refreshing",
+        }
+    }
+}
+
+/// Why a token refresh happens; sent upstream as `refresh_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshReason {
+    /// The access token is about to expire.
+    ProactiveExpiry,
+    /// Upstream answered 401 with the current access token.
+    UnauthorizedRecovery,
+}
+
+impl RefreshReason {
+    /// Wire name (`proactive_expiry` / `unauthorized_recovery`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshReason::ProactiveExpiry => "proactive_expiry",
+            RefreshReason::UnauthorizedRecovery => "unauthorized_recovery",
+        }
+    }
+}
+
+/// Durable marker written before the token endpoint is called: if the daemon dies mid-rotation,
+/// the next start knows a refresh token may have been spent and retries (or asks for a login).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshIntent {
+    /// When the refresh started.
+    pub started_at: UnixMs,
+    /// Why it started.
+    pub reason: RefreshReason,
+}
+
+/// Per-account usage counters, for operators and least-used rotation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsageCounters {
+    /// Requests served (counted when the lease is released).
+    pub requests: u64,
+    /// Input tokens reported by upstream.
+    pub input_tokens: u64,
+    /// Cached input tokens reported by upstream.
+    pub cached_tokens: u64,
+    /// Output tokens reported by upstream.
+    pub output_tokens: u64,
+    /// Reasoning tokens reported by upstream.
+    pub reasoning_tokens: u64,
+    /// When a lease on this account was last granted.
+    pub last_used: Option<UnixMs>,
+    /// Upstream failures recorded against the account.
+    pub failures: u64,
+}
+
+/// One account as stored in `<data_dir>/accounts/<id>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// Format version ([`RECORD_VERSION`]).
+    #[serde(default = "record_version")]
+    pub version: u32,
+    /// Daemon-generated id (16 lowercase hex chars); also the file name.
+    pub id: AccountId,
+    /// Who the account is.
+    #[serde(default)]
+    pub identity: Identity,
+    /// OAuth credentials.
+    pub tokens: Tokens,
+    /// Lifecycle marker.
+    #[serde(default)]
+    pub status: Status,
+    /// Why the status is what it is (e.g. "needs login").
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// Cached quota: the single truth about exhaustion.
+    #[serde(default)]
+    pub quota: Quota,
+    /// Usage counters.
+    #[serde(default)]
+    pub usage: UsageCounters,
+    /// When the account was added.
+    #[serde(default)]
+    pub added_at: UnixMs,
+    /// Set (durably) before calling the token endpoint, cleared after the new tokens are durable.
+    #[serde(default)]
+    pub refresh_intent: Option<RefreshIntent>,
+    /// Last upstream error seen, for operators.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+fn record_version() -> u32 {
+    RECORD_VERSION
+}
+
+impl AccountRecord {
+    /// A fresh active record with the given id and tokens, everything else empty.
+    pub fn new(id: impl Into<AccountId>, tokens: Tokens, added_at: UnixMs) -> Self {
+        Self {
+            version: RECORD_VERSION,
+            id: id.into(),
+            identity: Identity::default(),
+            tokens,
+            status: Status::Active,
+            status_reason: None,
+            quota: Quota::default(),
+            usage: UsageCounters::default(),
+            added_at,
+            refresh_intent: None,
+            last_error: None,
+        }
+    }
+}

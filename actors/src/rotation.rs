@@ -1,0 +1,239 @@
+//! Rotation: which account serves the next request. Pure — [`choose`] takes the candidates, a
+//! [`Policy`] and `now` and returns the accounts to try, best first. The supervisor keeps the
+//! same order incrementally in a [`View`] so that picking is O(log n); the chosen actor's
+//! `Reserve` still has the last word.
+
+mod view;
+
+use serde::Serialize;
+
+pub use view::View;
+
+use crate::{AccountId, Strategy, UnixMs, quota::Lock};
+
+/// What an account tells the supervisor about its availability (pushed on every change).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Account id.
+    pub id: AccountId,
+    /// Plan, for plan routing.
+    pub plan: Option<String>,
+    /// Lifecycle allows serving (status `active`, tokens usable).
+    pub serving: bool,
+    /// Leases currently held.
+    pub leases: u32,
+    /// Lease cap of the account.
+    pub max_leases: u32,
+    /// Requests served so far (least-used order).
+    pub requests: u64,
+    /// Last lease granted (sticky and least-used order).
+    pub last_used: Option<UnixMs>,
+    /// Exhausted buckets.
+    pub locks: Vec<Lock>,
+    /// Cloudflare cooldown end.
+    pub cooldown_until: Option<UnixMs>,
+}
+
+impl Candidate {
+    /// True iff the main windows are exhausted (excluded for every model).
+    pub fn main_locked(&self) -> bool {
+        self.locks
+            .iter()
+            .any(|l| l.bucket == "primary" || l.bucket == "secondary")
+    }
+
+    /// Exhausted buckets relevant to a request.
+    pub fn locks_for<'a>(
+        &'a self,
+        model_limit: Option<&'a str>,
+        review: bool,
+    ) -> impl Iterator<Item = &'a Lock> {
+        self.locks.iter().filter(move |l| match l.bucket.as_str() {
+            "primary" | "secondary" => true,
+            "code_review" => review,
+            other => model_limit.is_some_and(|id| other.split('.').next() == Some(id)),
+        })
+    }
+}
+
+/// The request-specific side of a choice.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Policy {
+    /// Extra limit the model is metered by (see [`crate::quota::limit_for_model`]).
+    pub model_limit: Option<String>,
+    /// A code-review request (consults the code-review bucket).
+    pub review: bool,
+    /// Plans allowed to serve the model; `None` = any. Accounts of unknown plan are allowed.
+    pub plans: Option<Vec<String>>,
+    /// Accounts already tried for this request.
+    pub exclude: Vec<AccountId>,
+    /// Account that served this conversation before; preferred if eligible.
+    pub affinity: Option<AccountId>,
+}
+
+/// Why a candidate cannot serve a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// Excluded by the request.
+    Excluded,
+    /// Status is not active.
+    NotServing,
+    /// Cloudflare cooldown.
+    CoolingDown,
+    /// A relevant bucket is exhausted.
+    Exhausted,
+    /// Plan does not serve the model.
+    WrongPlan,
+    /// Lease cap reached.
+    Full,
+}
+
+/// Checks one candidate against a request.
+pub fn eligible(c: &Candidate, p: &Policy, now: UnixMs) -> Result<(), Refusal> {
+    if p.exclude.iter().any(|e| *e == c.id) {
+        return Err(Refusal::Excluded);
+    }
+    if !c.serving {
+        return Err(Refusal::NotServing);
+    }
+    if c.cooldown_until.is_some_and(|t| t > now) {
+        return Err(Refusal::CoolingDown);
+    }
+    if let (Some(plans), Some(plan)) = (&p.plans, &c.plan)
+        && !plans.iter().any(|x| x.eq_ignore_ascii_case(plan))
+    {
+        return Err(Refusal::WrongPlan);
+    }
+    if c.locks_for(p.model_limit.as_deref(), p.review)
+        .next()
+        .is_some()
+    {
+        return Err(Refusal::Exhausted);
+    }
+    if c.leases >= c.max_leases {
+        return Err(Refusal::Full);
+    }
+    Ok(())
+}
+
+/// Sort key of a candidate under a strategy (smaller = preferred); ties broken by id.
+pub fn key(strategy: Strategy, c: &Candidate) -> (i64, i64, i64) {
+    let last = c.last_used.unwrap_or(0);
+    match strategy {
+        Strategy::LeastUsed => (
+            i64::from(c.leases),
+            i64::try_from(c.requests).unwrap_or(i64::MAX),
+            last,
+        ),
+        Strategy::Sticky => (-last, 0, 0),
+        Strategy::RoundRobin => (0, 0, 0),
+    }
+}
+
+/// Why no account could be chosen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoChoice {
+    /// Every otherwise-usable account is exhausted; the soonest reset among them.
+    Exhausted {
+        /// Soonest reset.
+        soonest_reset: Option<UnixMs>,
+    },
+    /// Nothing usable for another reason (empty pool, all disabled, busy or cooling).
+    Unavailable {
+        /// Human-readable reason.
+        reason: String,
+    },
+}
+
+/// Orders the eligible candidates for a request, best first: the affinity account if eligible,
+/// then by strategy (round robin starts after `rr_cursor`). Returns at most `k`.
+pub fn choose(
+    candidates: &[Candidate],
+    strategy: Strategy,
+    rr_cursor: Option<&str>,
+    p: &Policy,
+    now: UnixMs,
+    k: usize,
+) -> Result<Vec<AccountId>, NoChoice> {
+    let mut ok: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| eligible(c, p, now).is_ok())
+        .collect();
+    ok.sort_by(|a, b| (key(strategy, a), &a.id).cmp(&(key(strategy, b), &b.id)));
+    if strategy == Strategy::RoundRobin
+        && let Some(cur) = rr_cursor
+    {
+        let split = ok
+            .iter()
+            .position(|c| c.id.as_str() > cur)
+            .unwrap_or(ok.len());
+        ok.rotate_left(split);
+    }
+    let mut out: Vec<AccountId> = Vec::with_capacity(k);
+    if let Some(a) = &p.affinity
+        && ok.iter().any(|c| &c.id == a)
+    {
+        out.push(a.clone());
+    }
+    out.extend(
+        ok.iter()
+            .map(|c| c.id.clone())
+            .filter(|id| p.affinity.as_ref() != Some(id)),
+    );
+    out.truncate(k);
+    if out.is_empty() {
+        return Err(no_choice(candidates.iter(), p, now));
+    }
+    Ok(out)
+}
+
+/// Classifies an empty choice: exhausted (rule 6: answer 429 with the soonest reset) iff some
+/// account would serve but for its quota and none is merely busy.
+pub fn no_choice<'a>(
+    all: impl Iterator<Item = &'a Candidate>,
+    p: &Policy,
+    now: UnixMs,
+) -> NoChoice {
+    let (mut exhausted, mut soonest, mut total) = (false, None::<UnixMs>, 0usize);
+    let mut reasons = std::collections::BTreeMap::<&'static str, usize>::new();
+    for c in all {
+        total += 1;
+        match eligible(c, p, now) {
+            Err(Refusal::Exhausted) => {
+                exhausted = true;
+                for l in c.locks_for(p.model_limit.as_deref(), p.review) {
+                    if let Some(t) = l.until {
+                        soonest = Some(soonest.map_or(t, |s: UnixMs| s.min(t)));
+                    }
+                }
+            }
+            Err(r) => *reasons.entry(refusal_name(r)).or_default() += 1,
+            Ok(()) => *reasons.entry("eligible").or_default() += 1,
+        }
+    }
+    if exhausted && !reasons.contains_key("at lease cap") {
+        return NoChoice::Exhausted {
+            soonest_reset: soonest,
+        };
+    }
+    let reason = if total == 0 {
+        "no accounts in the pool".to_string()
+    } else {
+        let parts: Vec<String> = reasons.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        format!("no account can serve: {}", parts.join(", "))
+    };
+    NoChoice::Unavailable { reason }
+}
+
+fn refusal_name(r: Refusal) -> &'static str {
+    match r {
+        Refusal::Excluded => "excluded",
+        Refusal::NotServing => "not active",
+        Refusal::CoolingDown => "cooling down",
+        Refusal::Exhausted => "exhausted",
+        Refusal::WrongPlan => "wrong plan",
+        Refusal::Full => "at lease cap",
+    }
+}

@@ -1,0 +1,147 @@
+//! The supervisor's availability view: every account's last pushed [`Candidate`], plus an
+//! ordered index by strategy key so that a pick walks from the best end — O(log n) when the
+//! front is eligible. It is a hint; the actor's `Reserve` decides.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Candidate, NoChoice, Policy, eligible, key, no_choice};
+use crate::{AccountId, Strategy, UnixMs};
+
+type Key = ((i64, i64, i64), AccountId);
+
+/// Candidates by id with an index ordered by the current strategy.
+#[derive(Debug, Default)]
+pub struct View {
+    /// Strategy the index is ordered by.
+    strategy: Strategy,
+    /// Last pushed availability of every account.
+    entries: HashMap<AccountId, Candidate>,
+    /// Accounts whose main windows are open and whose lifecycle allows serving.
+    index: BTreeSet<Key>,
+    /// Round robin: the last account handed out first.
+    rr_cursor: Option<AccountId>,
+}
+
+impl View {
+    /// An empty view ordered by `strategy`.
+    pub fn new(strategy: Strategy) -> Self {
+        Self {
+            strategy,
+            ..Self::default()
+        }
+    }
+
+    /// Current strategy.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// Number of accounts known.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True iff no account is known.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// All candidates (unordered).
+    pub fn candidates(&self) -> impl Iterator<Item = &Candidate> {
+        self.entries.values()
+    }
+
+    /// One candidate.
+    pub fn get(&self, id: &str) -> Option<&Candidate> {
+        self.entries.get(id)
+    }
+
+    /// Inserts or replaces an account's availability.
+    pub fn upsert(&mut self, c: Candidate) {
+        if let Some(old) = self.entries.remove(&c.id) {
+            self.index
+                .remove(&(key(self.strategy, &old), old.id.clone()));
+        }
+        if indexed(&c) {
+            self.index.insert((key(self.strategy, &c), c.id.clone()));
+        }
+        self.entries.insert(c.id.clone(), c);
+    }
+
+    /// Forgets an account.
+    pub fn remove(&mut self, id: &str) {
+        if let Some(old) = self.entries.remove(id) {
+            self.index.remove(&(key(self.strategy, &old), old.id));
+        }
+    }
+
+    /// Switches strategy and rebuilds the index (O(n log n), operator action only).
+    pub fn set_strategy(&mut self, s: Strategy) {
+        self.strategy = s;
+        self.index = self
+            .entries
+            .values()
+            .filter(|c| indexed(c))
+            .map(|c| (key(s, c), c.id.clone()))
+            .collect();
+    }
+
+    /// Up to `k` accounts to try, best first; same order as [`super::choose`].
+    pub fn pick(&mut self, p: &Policy, now: UnixMs, k: usize) -> Result<Vec<AccountId>, NoChoice> {
+        let mut out: Vec<AccountId> = Vec::with_capacity(k);
+        if let Some(a) = &p.affinity
+            && self
+                .entries
+                .get(a)
+                .is_some_and(|c| eligible(c, p, now).is_ok())
+        {
+            out.push(a.clone());
+        }
+        let take = |out: &mut Vec<AccountId>, it: &mut dyn Iterator<Item = &Key>| {
+            for (_, id) in it {
+                if out.len() >= k {
+                    break;
+                }
+                if out.contains(id) {
+                    continue;
+                }
+                if self
+                    .entries
+                    .get(id)
+                    .is_some_and(|c| eligible(c, p, now).is_ok())
+                {
+                    out.push(id.clone());
+                }
+            }
+        };
+        match (self.strategy, &self.rr_cursor) {
+            (Strategy::RoundRobin, Some(cur)) => {
+                let pivot = ((0, 0, 0), cur.clone());
+                let mut after = self.index.range((
+                    std::ops::Bound::Excluded(pivot.clone()),
+                    std::ops::Bound::Unbounded,
+                ));
+                take(&mut out, &mut after);
+                let mut before = self.index.range(..=pivot);
+                take(&mut out, &mut before);
+            }
+            _ => take(&mut out, &mut self.index.iter()),
+        }
+        if out.is_empty() {
+            return Err(no_choice(self.entries.values(), p, now));
+        }
+        if self.strategy == Strategy::RoundRobin {
+            self.rr_cursor = out
+                .iter()
+                .find(|id| p.affinity.as_ref() != Some(*id))
+                .or(out.first())
+                .cloned();
+        }
+        Ok(out)
+    }
+}
+
+/// Only accounts that could serve some request are indexed; the rest wait for a push.
+fn indexed(c: &Candidate) -> bool {
+    c.serving && !c.main_locked()
+}

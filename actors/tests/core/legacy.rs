@@ -1,0 +1,1 @@
+//! Legacy import tests (placeholder until the legacy slice).

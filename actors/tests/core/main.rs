@@ -1,0 +1,8 @@
+//! Tests of the `rotor-actors` crate: the pure cores (quota, rotation, legacy import) through
+//! YAML trace snapshots, and the actors (account, pool) on a paused tokio clock with in-memory
+//! effects. One test binary; snapshots live in the workspace's top-level `snapshots/`.
+
+mod legacy;
+mod quota;
+mod rotation;
+mod support;

@@ -1,0 +1,239 @@
+//! `codex-rotor accounts …`: add, import, export and list accounts. With no daemon running the
+//! command works on the data directory directly through `store::FileStore` (each changed account
+//! written durably on its own); with `--admin-url` it sends the same operation to a running
+//! daemon's admin API, because then the account actors own the files and nobody else may write
+//! them. Tokens are read from files or stdin (`-`) so they need not sit in the shell history.
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use rotor_actors::{AccountRecord, UnixMs};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use super::{export, merge};
+use crate::cli::GlobalArgs;
+
+/// Arguments of `codex-rotor accounts`.
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    /// Data directory to work on (overrides the config's `data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Admin API of a running daemon (e.g. `http://127.0.0.1:8080`); use it whenever the daemon
+    /// is running, so its account actors stay the only writers of their files.
+    #[arg(long, env = "CODEX_ROTOR_ADMIN_URL")]
+    pub admin_url: Option<String>,
+    /// Admin key for `--admin-url`.
+    #[arg(long, env = "CODEX_ROTOR_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AccountsAction,
+}
+
+/// The `accounts` actions.
+#[derive(Debug, Subcommand)]
+pub enum AccountsAction {
+    /// Add one account from a Codex CLI auth.json, a refresh token or an access token.
+    Add(AddArgs),
+    /// Import every account of a file (predecessor accounts.json, auth.json, JSON lines, or one
+    /// token per line); all or nothing.
+    Import {
+        /// The file (`-` = stdin).
+        file: PathBuf,
+    },
+    /// Print all accounts as JSON with their tokens (keep the output secret).
+    Export {
+        /// Only refresh tokens and labels.
+        #[arg(long)]
+        minimal: bool,
+    },
+    /// List accounts (never tokens).
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the new account's credentials come from (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct AddArgs {
+    /// A Codex CLI auth.json (`~/.codex/auth.json`).
+    #[arg(long, value_name = "PATH")]
+    pub auth_json: Option<PathBuf>,
+    /// A refresh token (`rt_…`); `-` reads it from stdin.
+    #[arg(long, value_name = "T")]
+    pub refresh_token: Option<String>,
+    /// An access token (JWT); `-` reads it from stdin. Without a refresh token the account
+    /// stops working when it expires.
+    #[arg(long, value_name = "T")]
+    pub access_token: Option<String>,
+}
+
+/// Runs `codex-rotor accounts`.
+pub async fn run(global: &GlobalArgs, args: AccountsArgs) -> anyhow::Result<()> {
+    let now = now_ms();
+    match &args.admin_url {
+        Some(url) => remote(&args, url, now).await,
+        None => local(&args, &data_dir(global, &args)?, now),
+    }
+}
+
+/// The bytes to import for an action that imports (`add`, `import`).
+fn import_bytes(action: &AccountsAction) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(match action {
+        AccountsAction::Import { file } => Some(read_path(file)?),
+        AccountsAction::Add(add) => Some(add_bytes(add)?),
+        _ => None,
+    })
+}
+
+/// `add` reuses the import parser: an auth.json is a file, a token is a one-line file.
+fn add_bytes(add: &AddArgs) -> anyhow::Result<Vec<u8>> {
+    if let Some(p) = &add.auth_json {
+        return read_path(p);
+    }
+    let token = add
+        .refresh_token
+        .as_ref()
+        .or(add.access_token.as_ref())
+        .context("nothing to add")?;
+    let token = if token == "-" {
+        String::from_utf8(read_path(Path::new("-"))?)?
+    } else {
+        token.clone()
+    };
+    let token = token.trim();
+    if add.refresh_token.is_some() && crate::oauth::jwt::is_jwt(token) {
+        bail!("--refresh-token: this is a JWT access token; use --access-token");
+    }
+    if add.refresh_token.is_some() && !(token.starts_with("rt_") || token.starts_with("oaistb_rt_"))
+    {
+        bail!("--refresh-token: expected a refresh token starting with rt_ or oaistb_rt_");
+    }
+    Ok(format!("{token}\n").into_bytes())
+}
+
+/// Works on the data directory (no daemon running).
+fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
+    let (store, mut records, quarantined) = crate::store::FileStore::open(dir)
+        .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
+    for q in &quarantined {
+        eprintln!("warning: quarantined unreadable account file: {q:?}");
+    }
+    if let Some(bytes) = import_bytes(&args.action)? {
+        let incoming = super::import::parse_file(&bytes, now)?;
+        let (report, changed) = merge::merge(&mut records, incoming);
+        for rec in &changed {
+            rotor_actors::Store::save(&store, rec)
+                .with_context(|| format!("could not write account {}", rec.id))?;
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    match &args.action {
+        AccountsAction::Export { minimal } => print_export(&records, *minimal),
+        AccountsAction::List { json } => print_list(&records, *json, now),
+        AccountsAction::Add(_) | AccountsAction::Import { .. } => Ok(()),
+    }
+}
+
+/// Sends the operation to a running daemon's admin API.
+async fn remote(args: &AccountsArgs, base: &str, _now: UnixMs) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let base = base.trim_end_matches('/');
+    let auth = |rb: reqwest::RequestBuilder| match &args.admin_key {
+        Some(k) => rb.bearer_auth(k),
+        None => rb,
+    };
+    let req = match (&args.action, import_bytes(&args.action)?) {
+        (_, Some(bytes)) => auth(
+            client
+                .post(format!("{base}/admin/accounts/import"))
+                .body(bytes),
+        ),
+        (AccountsAction::Export { minimal }, None) => auth(
+            client
+                .get(format!("{base}/admin/accounts/export"))
+                .query(&[("minimal", minimal)]),
+        ),
+        (_, None) => auth(client.get(format!("{base}/admin/accounts"))),
+    };
+    let resp = req.send().await.context("admin API unreachable")?;
+    let status = resp.status();
+    let text = resp.text().await.context("admin API answer")?;
+    if !status.is_success() {
+        bail!("admin API answered {status}: {text}");
+    }
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints an export.
+fn print_export(records: &[AccountRecord], minimal: bool) -> anyhow::Result<()> {
+    let doc = if minimal {
+        export::minimal(records)
+    } else {
+        export::full(records)
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+/// Prints the accounts (never tokens).
+fn print_list(records: &[AccountRecord], json: bool, now: UnixMs) -> anyhow::Result<()> {
+    let rows: Vec<super::ListedAccount> = records
+        .iter()
+        .map(|r| super::ListedAccount::of(r, now))
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<16}  {:<32}  {:<8}  {:<10}  {:<12}  REASON",
+        "ID", "EMAIL", "PLAN", "STATUS", "TOKEN"
+    );
+    for r in rows {
+        println!(
+            "{:<16}  {:<32}  {:<8}  {:<10}  {:<12}  {}",
+            r.id,
+            r.email.as_deref().unwrap_or("-"),
+            r.plan.as_deref().unwrap_or("-"),
+            r.status,
+            r.token.as_str(),
+            r.status_reason.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// The data directory: `--data-dir`, else the config's `data_dir`.
+fn data_dir(global: &GlobalArgs, args: &AccountsArgs) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &args.data_dir {
+        return Ok(d.clone());
+    }
+    Ok(global.load_config()?.data_dir)
+}
+
+/// Reads a file, or stdin for `-`.
+fn read_path(p: &Path) -> anyhow::Result<Vec<u8>> {
+    if p == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading stdin")?;
+        return Ok(buf);
+    }
+    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+/// Wall-clock now in unix ms (the CLI's edge of the injected clock).
+fn now_ms() -> UnixMs {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    UnixMs::try_from(d.as_millis()).unwrap_or(UnixMs::MAX)
+}

@@ -1,0 +1,54 @@
+//! Glob patterns for model names (`claude-*`, `gpt-5.?`), used by model aliases and by the
+//! models a client key may use. `*` matches any run of characters, `?` exactly one; everything
+//! else matches itself. Small on purpose: model names are short and patterns few.
+
+/// True when `text` matches `pattern` as a whole.
+pub fn matches(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Classic greedy matcher with one backtrack point (the last `*`): linear for these inputs.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// How specific a pattern is: the number of literal characters. Among several matching
+/// patterns the most specific wins (`claude-opus-*` beats `claude-*`).
+pub fn specificity(pattern: &str) -> usize {
+    pattern.chars().filter(|c| *c != '*' && *c != '?').count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(matches("claude-*", "claude-sonnet-4"));
+        assert!(matches("*", ""));
+        assert!(matches("gpt-5.?", "gpt-5.5"));
+        assert!(!matches("gpt-5.?", "gpt-5.55"));
+        assert!(matches("*-mini", "gpt-5.4-mini"));
+        assert!(matches("a*b*c", "aXXbYYbc"));
+        assert!(!matches("a*b*c", "aXXbYYb"));
+        assert!(!matches("claude-*", "gpt-5.5"));
+        assert!(matches("gpt-5.5", "gpt-5.5"));
+        assert!(!matches("gpt-5.5", "gpt-5.5x"));
+        assert!(specificity("claude-opus-*") > specificity("claude-*"));
+    }
+}

@@ -1,0 +1,50 @@
+//! `[upstream]`: the ChatGPT Codex backend and the OAuth token endpoint, and how patiently and
+//! how often a request is tried against them.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Where requests go and the budgets of one client request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Base of every backend URL: `{base_url}/codex/responses`, `{base_url}/wham/usage`,
+    /// `{base_url}/codex/models`. Point it at `codex-rotor sim` to rehearse.
+    pub base_url: String,
+    /// OAuth token endpoint used to refresh access tokens.
+    pub token_url: String,
+    /// TCP + TLS connect timeout.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest wait for the response headers (upstream may think before answering).
+    #[serde(with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two chunks of a stream before it is treated as dead.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Retries on the same account for transient failures (5xx, overloaded, connect error)
+    /// before moving on to another account.
+    pub max_retries_per_account: u32,
+    /// Accounts one client request may try (failover budget) before it fails.
+    pub max_accounts_per_request: u32,
+    /// `User-Agent` sent upstream (PROTOCOL.md §1: what Codex CLI sends).
+    pub user_agent: String,
+    /// `originator` header sent upstream.
+    pub originator: String,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            base_url: "https://chatgpt.com/backend-api".into(),
+            token_url: "https://auth.openai.com/oauth/token".into(),
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(300),
+            max_retries_per_account: 1,
+            max_accounts_per_request: 3,
+            user_agent: "codex_cli_rs/0.169.0 (Debian 12.0.0; x86_64) xterm".into(),
+            originator: "codex_cli_rs".into(),
+        }
+    }
+}

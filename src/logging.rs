@@ -1,0 +1,223 @@
+//! Logging: `tracing` to stderr, human-readable or JSON lines, filtered by env-filter
+//! directives. Every byte written passes through [`redact`], a last line of defence that masks
+//! bearer tokens, JWTs, `*_token` JSON/form fields and every secret registered with
+//! [`register_secret`] (client and admin keys), so a token that slips into a message or an
+//! upstream error body still never reaches the log. The first line of defence is
+//! [`crate::config::Secret`], which never prints its value.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Output format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Coloured-free, aligned text for terminals and journald.
+    #[default]
+    Human,
+    /// One JSON object per line (with span fields such as request and account id).
+    Json,
+}
+
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// The filter directives do not parse.
+    #[error("invalid log filter {filter:?}: {message}")]
+    Filter {
+        /// The directives given.
+        filter: String,
+        /// The parser's complaint.
+        message: String,
+    },
+    /// A global subscriber is already installed.
+    #[error("logging already initialised")]
+    AlreadySet,
+}
+
+/// Installs the global subscriber writing redacted lines to stderr.
+pub fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
+    let filter_layer = EnvFilter::try_new(filter).map_err(|e| LoggingError::Filter {
+        filter: filter.to_owned(),
+        message: e.to_string(),
+    })?;
+    let writer = Redacting(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter_layer)
+        .with_writer(writer)
+        .with_ansi(false);
+    let result = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
+    result.map_err(|_| LoggingError::AlreadySet)
+}
+
+/// A `MakeWriter` that redacts every write before passing it on. Wrap any writer with it
+/// (tests wrap a buffer to check what would have been logged).
+#[derive(Debug, Clone)]
+pub struct Redacting<M>(pub M);
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
+    type Writer = RedactingWriter<M::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter(self.0.make_writer())
+    }
+}
+
+/// The writer made by [`Redacting`]. The fmt layer writes each event with one `write_all`,
+/// so each write is a whole line and patterns are never split.
+#[derive(Debug)]
+pub struct RedactingWriter<W>(W);
+
+impl<W: Write> Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+fn registry() -> &'static Mutex<Vec<String>> {
+    static SECRETS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    SECRETS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Adds a secret to scrub from every log line (keys at startup and reload). Values shorter
+/// than 8 characters are ignored: masking them would mangle ordinary words.
+pub fn register_secret(secret: &str) {
+    if secret.len() < 8 {
+        return;
+    }
+    let mut list = match registry().lock() {
+        Ok(l) => l,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if !list.iter().any(|s| s == secret) {
+        list.push(secret.to_owned());
+    }
+}
+
+/// What replaces every masked value.
+pub const MASK: &str = "***";
+
+/// Masks secrets in `text`: registered secrets, `Bearer <token>`, JWT-shaped strings
+/// (`eyJ….….…`), and the values of `access_token` / `refresh_token` / `id_token` / `api_key`
+/// fields in JSON (`"refresh_token":"…"`) and forms (`refresh_token=…`).
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_owned();
+    {
+        let list = match registry().lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for s in list.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), MASK);
+            }
+        }
+    }
+    out = mask_after(&out, "Bearer ", is_token_char);
+    out = mask_after(&out, "bearer ", is_token_char);
+    for field in [
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "api_key",
+        "client_secret",
+    ] {
+        out = mask_after(&out, &format!("\"{field}\":\""), |c| c != '"');
+        out = mask_after(&out, &format!("\"{field}\": \""), |c| c != '"');
+        out = mask_after(&out, &format!("{field}="), |c| {
+            c != '&' && !c.is_whitespace() && c != '"'
+        });
+    }
+    mask_jwts(&out)
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~+/=".contains(c)
+}
+
+/// Replaces the run of `keep(c)` characters after each `marker` with [`MASK`].
+fn mask_after(text: &str, marker: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(marker) {
+        let (head, tail) = rest.split_at(pos + marker.len());
+        out.push_str(head);
+        let end = tail.find(|c: char| !keep(c)).unwrap_or(tail.len());
+        if end > 0 {
+            out.push_str(MASK);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Masks `eyJ…` runs of base64url characters that contain two dots (a JWT).
+fn mask_jwts(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("eyJ") {
+        let (head, tail) = rest.split_at(pos);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+            .unwrap_or(tail.len());
+        let candidate = &tail[..end];
+        if candidate.matches('.').count() >= 2 && candidate.len() >= 20 {
+            out.push_str(MASK);
+        } else {
+            out.push_str(candidate);
+        }
+        rest = &tail[end..];
+        if end == 0 {
+            // cannot happen ("eyJ" is alphanumeric) but never loop forever
+            break;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_tokens_in_every_shape() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let line = format!(
+            "auth Bearer sk-abc.def and {{\"refresh_token\":\"rt_123\",\"x\":1}} \
+             refresh_token=rt_456&grant=x jwt={jwt} ok"
+        );
+        let r = redact(&line);
+        assert!(!r.contains("sk-abc"), "{r}");
+        assert!(!r.contains("rt_123"), "{r}");
+        assert!(!r.contains("rt_456"), "{r}");
+        assert!(!r.contains("c2lnbmF0dXJl"), "{r}");
+        assert!(r.contains("Bearer ***"), "{r}");
+        assert!(r.contains("\"x\":1"), "{r}");
+        assert!(r.ends_with(" ok"), "{r}");
+    }
+
+    #[test]
+    fn masks_registered_secrets_and_leaves_plain_text() {
+        register_secret("pool-key-0123456789");
+        register_secret("short");
+        assert_eq!(redact("key pool-key-0123456789!"), "key ***!");
+        assert_eq!(redact("a short eyJ word"), "a short eyJ word");
+    }
+}

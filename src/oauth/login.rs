@@ -1,0 +1,401 @@
+//! Adding an account by logging in: the OAuth authorization-code flow with PKCE (S256) and a
+//! `state` nonce, against the auth server that issues the configured token endpoint (the
+//! authorize endpoint is its sibling `/oauth/authorize`). [`LoginSessions`] holds the pending
+//! logins (verifier per state, 5-minute lifetime, each usable once so a replayed callback cannot
+//! exchange a code twice); the dashboard starts a login, the operator signs in, and the callback
+//! (or a pasted callback URL) completes it with [`LoginSessions::complete`].
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use rotor_actors::UnixMs;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::refresh::{CLIENT_ID, DEFAULT_ORIGINATOR};
+
+/// The redirect URI registered for the Codex client id (the only one the real auth server
+/// accepts); the code arrives there and is pasted back, or relayed by a local callback.
+pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:1455/auth/callback";
+/// Scopes Codex asks for; `offline_access` is what yields a refresh token.
+const SCOPE: &str = "openid profile email offline_access";
+/// How long a started login may wait for its callback.
+const SESSION_TTL_MS: UnixMs = 5 * 60 * 1000;
+/// Upper bound on pending logins, so a flood of starts cannot grow memory without limit.
+const MAX_PENDING: usize = 256;
+
+/// A PKCE pair: the secret verifier kept here and the challenge sent in the authorize URL.
+#[derive(Clone)]
+pub struct Pkce {
+    /// Random secret, sent only with the code exchange.
+    pub verifier: String,
+    /// `BASE64URL(SHA256(verifier))`.
+    pub challenge: String,
+}
+
+impl std::fmt::Debug for Pkce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkce")
+            .field("verifier", &"<redacted>")
+            .field("challenge", &self.challenge)
+            .finish()
+    }
+}
+
+impl Pkce {
+    /// A fresh random pair (64 random bytes → 86-char verifier).
+    pub fn generate() -> Self {
+        let verifier = random_b64(64);
+        Pkce {
+            challenge: challenge_for(&verifier),
+            verifier,
+        }
+    }
+}
+
+/// The S256 challenge of a verifier.
+pub fn challenge_for(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// URL-safe random string of `n` random bytes.
+fn random_b64(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The authorize endpoint that belongs to a token endpoint (`…/oauth/token` → `…/oauth/authorize`).
+pub fn authorize_endpoint(token_url: &str) -> String {
+    match token_url.strip_suffix("/token") {
+        Some(base) => format!("{base}/authorize"),
+        None => format!("{}/oauth/authorize", token_url.trim_end_matches('/')),
+    }
+}
+
+/// The full authorize URL Codex opens in the browser (REFERENCE.md §6), spaces as `%20`.
+pub fn authorize_url(
+    authorize_endpoint: &str,
+    redirect_uri: &str,
+    pkce: &Pkce,
+    state: &str,
+) -> Result<String, LoginError> {
+    let params = [
+        ("response_type", "code"),
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", redirect_uri),
+        ("scope", SCOPE),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("id_token_add_organizations", "true"),
+        ("codex_cli_simplified_flow", "true"),
+        ("state", state),
+        ("originator", "codex_cli_rs"),
+    ];
+    let url = reqwest::Url::parse_with_params(authorize_endpoint, params)
+        .map_err(|e| LoginError::Config(format!("bad authorize endpoint: {e}")))?;
+    // `Url` encodes spaces in queries as `+`; the real server expects `%20`.
+    Ok(url.as_str().replace('+', "%20"))
+}
+
+/// Why a login could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The `state` is unknown, already used or older than 5 minutes.
+    #[error("unknown or expired login (state); start the login again")]
+    UnknownState,
+    /// The callback carried an OAuth error instead of a code.
+    #[error("the auth server refused the login: {0}")]
+    Denied(String),
+    /// The callback URL or parameters are malformed.
+    #[error("bad callback: {0}")]
+    BadCallback(String),
+    /// The token endpoint failed the code exchange.
+    #[error("code exchange failed: {0}")]
+    Exchange(String),
+    /// A configured URL is unusable.
+    #[error("login configuration: {0}")]
+    Config(String),
+}
+
+/// Tokens obtained by a completed login.
+#[derive(Clone, Deserialize)]
+pub struct LoginTokens {
+    /// Access JWT.
+    pub access_token: String,
+    /// Refresh token (present because `offline_access` was requested).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Id JWT carrying email and plan.
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for LoginTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginTokens { <redacted> }")
+    }
+}
+
+/// A login the dashboard started: where to send the operator and which state to expect back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StartedLogin {
+    /// Open this in a browser.
+    pub authorize_url: String,
+    /// The nonce the callback must carry.
+    pub state: String,
+}
+
+/// One pending login.
+struct Pending {
+    /// PKCE verifier for the exchange.
+    verifier: String,
+    /// When it was started (for the 5-minute lifetime).
+    started_at: UnixMs,
+}
+
+/// Pending PKCE logins, keyed by state. Shared by the admin routes (owned by the app state).
+pub struct LoginSessions {
+    /// Shared HTTP client.
+    client: reqwest::Client,
+    /// Token endpoint for the code exchange.
+    token_url: String,
+    /// Redirect URI sent in both legs (they must match).
+    redirect_uri: String,
+    /// state → pending login.
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl LoginSessions {
+    /// Login sessions against the auth server of `token_url`, redirecting to `redirect_uri`.
+    pub fn new(
+        client: reqwest::Client,
+        token_url: impl Into<String>,
+        redirect_uri: impl Into<String>,
+    ) -> Self {
+        LoginSessions {
+            client,
+            token_url: token_url.into(),
+            redirect_uri: redirect_uri.into(),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts a login: fresh PKCE pair and state, remembered for 5 minutes.
+    pub fn start(&self, now: UnixMs) -> Result<StartedLogin, LoginError> {
+        let pkce = Pkce::generate();
+        let state = random_b64(24);
+        let url = authorize_url(
+            &authorize_endpoint(&self.token_url),
+            &self.redirect_uri,
+            &pkce,
+            &state,
+        )?;
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|_, p| now - p.started_at < SESSION_TTL_MS);
+        if pending.len() >= MAX_PENDING {
+            return Err(LoginError::Config(
+                "too many logins in progress; try again in a few minutes".into(),
+            ));
+        }
+        pending.insert(
+            state.clone(),
+            Pending {
+                verifier: pkce.verifier,
+                started_at: now,
+            },
+        );
+        Ok(StartedLogin {
+            authorize_url: url,
+            state,
+        })
+    }
+
+    /// Completes a login from the full callback URL (or just its query string) the browser
+    /// landed on.
+    pub async fn complete_from_callback(
+        &self,
+        callback: &str,
+        now: UnixMs,
+    ) -> Result<LoginTokens, LoginError> {
+        let query = callback.split_once('?').map_or(callback, |(_, q)| q);
+        let mut code = None;
+        let mut state = None;
+        let mut error = None;
+        for (k, v) in url_pairs(query) {
+            match k.as_str() {
+                "code" => code = Some(v),
+                "state" => state = Some(v),
+                "error" | "error_description" => error = Some(v),
+                _ => {}
+            }
+        }
+        if let Some(e) = error {
+            return Err(LoginError::Denied(e));
+        }
+        let (Some(code), Some(state)) = (code, state) else {
+            return Err(LoginError::BadCallback(
+                "expected `code` and `state` parameters".into(),
+            ));
+        };
+        self.complete(&code, &state, now).await
+    }
+
+    /// Exchanges `code` for tokens if `state` names a live pending login (used at most once).
+    pub async fn complete(
+        &self,
+        code: &str,
+        state: &str,
+        now: UnixMs,
+    ) -> Result<LoginTokens, LoginError> {
+        let pending = {
+            let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            map.remove(state)
+                .filter(|p| now - p.started_at < SESSION_TTL_MS)
+        };
+        let Some(pending) = pending else {
+            return Err(LoginError::UnknownState);
+        };
+        exchange_code(
+            &self.client,
+            &self.token_url,
+            code,
+            &pending.verifier,
+            &self.redirect_uri,
+        )
+        .await
+    }
+}
+
+/// Exchanges an authorization code (form-encoded, as Codex does) for tokens.
+pub async fn exchange_code(
+    client: &reqwest::Client,
+    token_url: &str,
+    code: &str,
+    verifier: &str,
+    redirect_uri: &str,
+) -> Result<LoginTokens, LoginError> {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("client_id", CLIENT_ID),
+        ("code_verifier", verifier),
+    ];
+    let resp = client
+        .post(token_url)
+        .header("originator", DEFAULT_ORIGINATOR)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| {
+            LoginError::Exchange(format!(
+                "token endpoint unreachable ({})",
+                if e.is_timeout() { "timeout" } else { "connect" }
+            ))
+        })?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|_| LoginError::Exchange("could not read the answer".into()))?;
+    if !status.is_success() {
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let code = v
+            .pointer("/error/code")
+            .or_else(|| v.get("error"))
+            .and_then(|c| c.as_str())
+            .unwrap_or("no error code");
+        return Err(LoginError::Exchange(format!(
+            "HTTP {}: {code}",
+            status.as_u16()
+        )));
+    }
+    let tokens: LoginTokens = serde_json::from_slice(&bytes)
+        .map_err(|_| LoginError::Exchange("the answer is not token JSON".into()))?;
+    if !super::jwt::is_jwt(&tokens.access_token) {
+        return Err(LoginError::Exchange("the access token is not a JWT".into()));
+    }
+    Ok(tokens)
+}
+
+/// Decodes `a=b&c=d` (percent and `+` decoding).
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{query}"))
+        .map(|u| {
+            u.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_is_s256_of_the_verifier() {
+        // RFC 7636 appendix B test vector.
+        assert_eq!(
+            challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let p = Pkce::generate();
+        assert_eq!(p.verifier.len(), 86);
+        assert_eq!(p.challenge, challenge_for(&p.verifier));
+    }
+
+    #[test]
+    fn authorize_url_carries_every_codex_parameter() {
+        let p = Pkce {
+            verifier: "v".into(),
+            challenge: "ch".into(),
+        };
+        let url = authorize_url(
+            &authorize_endpoint("http://127.0.0.1:9/oauth/token"),
+            DEFAULT_REDIRECT_URI,
+            &p,
+            "st",
+        )
+        .expect("url");
+        assert!(url.starts_with("http://127.0.0.1:9/oauth/authorize?response_type=code&client_id=app_EMoamEEZ73f0CkXaXp7hrann&"));
+        assert!(url.contains("scope=openid%20profile%20email%20offline_access"));
+        assert!(url.contains("code_challenge=ch&code_challenge_method=S256"));
+        assert!(url.contains("redirect_uri=http%3A%2F%2Flocalhost%3A1455%2Fauth%2Fcallback"));
+        assert!(url.contains("state=st") && url.contains("originator=codex_cli_rs"));
+    }
+
+    #[tokio::test]
+    async fn unknown_or_reused_state_is_refused_without_a_network_call() {
+        let s = LoginSessions::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:9/oauth/token",
+            DEFAULT_REDIRECT_URI,
+        );
+        let started = s.start(0).expect("start");
+        assert!(matches!(
+            s.complete("c", "other", 1).await,
+            Err(LoginError::UnknownState)
+        ));
+        // Too late: the session has expired and is gone for good.
+        assert!(matches!(
+            s.complete("c", &started.state, SESSION_TTL_MS + 1).await,
+            Err(LoginError::UnknownState)
+        ));
+        assert!(matches!(
+            s.complete("c", &started.state, 2).await,
+            Err(LoginError::UnknownState)
+        ));
+        let cb = format!(
+            "http://localhost:1455/auth/callback?error=access_denied&state={}",
+            started.state
+        );
+        assert!(matches!(
+            s.complete_from_callback(&cb, 1).await,
+            Err(LoginError::Denied(_))
+        ));
+    }
+}

@@ -1,0 +1,69 @@
+//! Serving a `stream: false` client: read the whole upstream stream (bounded by the idle
+//! timeout between chunks), then answer with the final response object. A stream that ends
+//! without a terminal event fails fast with 504 — it is never retried on other accounts, which
+//! would only burn their quota on the same too-long request.
+
+use crate::errors::ApiError;
+use crate::proxy::observe::{Observer, Terminal};
+use crate::proxy::outcome::Outcome;
+use crate::proxy::stream::{ByteStream, delta};
+use crate::upstream::chain;
+use futures::StreamExt;
+use rotor_actors::{Lease, UpstreamFailure};
+use std::time::Duration;
+
+/// Collects the upstream stream into the final response object.
+pub async fn collect(mut upstream: ByteStream, lease: &Lease, idle: Duration, out: &mut Outcome) -> Result<serde_json::Value, ApiError> {
+    let mut obs = Observer::new(true);
+    loop {
+        match tokio::time::timeout(idle, upstream.next()).await {
+            Ok(Some(Ok(chunk))) => obs.push(&chunk),
+            Ok(Some(Err(e))) => {
+                if obs.terminal.is_some() {
+                    break;
+                }
+                let reason = chain(&e);
+                tracing::warn!(account = %lease.account_id, error = %reason, "upstream stream broke before the terminal event");
+                lease.failed(UpstreamFailure::PrematureClose { reason: reason.clone() });
+                return Err(ApiError::PrematureClose(format!("upstream stream broke before completion: {reason}")));
+            }
+            Ok(None) => break,
+            Err(_) => {
+                let reason = format!("upstream sent nothing for {idle:?}");
+                lease.failed(UpstreamFailure::PrematureClose { reason: reason.clone() });
+                return Err(ApiError::PrematureClose(reason));
+            }
+        }
+    }
+    obs.finish();
+    if let Some(u) = obs.usage {
+        lease.usage(delta(u));
+        out.usage(delta(u));
+    }
+    match obs.terminal.clone() {
+        Some(Terminal::Completed | Terminal::Incomplete) => Ok(obs.final_response()),
+        Some(Terminal::Failed { code, message }) => Err(failed(code, message)),
+        None => {
+            let reason = "upstream closed the stream without a terminal event".to_owned();
+            tracing::warn!(account = %lease.account_id, "{reason}");
+            lease.failed(UpstreamFailure::PrematureClose { reason: reason.clone() });
+            Err(ApiError::PrematureClose(reason))
+        }
+    }
+}
+
+/// A `response.failed` for a non-streaming client, with a status its SDK understands.
+fn failed(code: Option<String>, message: Option<String>) -> ApiError {
+    let message = message.unwrap_or_else(|| "upstream failed the response".into());
+    let c = code.as_deref().unwrap_or("");
+    let status = if c.contains("context_length") || c.contains("invalid") {
+        400
+    } else if c.contains("rate_limit") || c.contains("quota") || c.contains("usage") {
+        429
+    } else if c.contains("overloaded") || c.contains("slow_down") {
+        503
+    } else {
+        502
+    };
+    ApiError::Upstream { status, code: "response_failed", message: format!("{}: {message}", if c.is_empty() { "response.failed" } else { c }) }
+}

@@ -1,0 +1,207 @@
+//! Choosing the account that serves a request, and moving on when upstream refuses it.
+//!
+//! Every decision here is made *before the first byte reaches the client* (STYLE.md practice
+//! 9): an upstream answer is either a 2xx stream handed to the caller with its lease, or it is
+//! classified ([`crate::upstream::classify`]) into one row of DESIGN.md "Failure classes" — the
+//! account effect is cast on the lease (`rejected`, `failed`) and the request either tries the
+//! same account again (transient, bounded by `upstream.max_retries_per_account`), another
+//! account (bounded by `upstream.max_accounts_per_request`), or answers the client as is (the
+//! request's own fault).
+
+use crate::errors::ApiError;
+use crate::proxy::outcome::Outcome;
+use crate::proxy::request::ResponsesRequest;
+use crate::state::AppState;
+use crate::upstream::classify::{Limit429, Verdict, classify};
+use crate::upstream::{Creds, chain};
+use bytes::Bytes;
+use http::HeaderMap;
+use rotor_actors::quota::{self, Rejection429, RejectionKind};
+use rotor_actors::{Lease, PickError, PickRequest, UnixMs, UpstreamFailure};
+use std::time::Duration;
+
+/// Most of an error body read for classification; the rest is not needed.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A 2xx upstream answer and the lease of the account serving it.
+pub struct Served {
+    /// Released when the answer is over (or the client went away).
+    pub lease: Lease,
+    /// The upstream response, head received, body not yet read.
+    pub response: reqwest::Response,
+}
+
+/// What one account's attempt ended in.
+enum AccountOutcome {
+    /// Upstream is streaming an answer.
+    Served(reqwest::Response),
+    /// This account cannot serve the request; try another. The error is what the client gets
+    /// if no other account can.
+    Next(ApiError),
+    /// Answer the client with this, no further attempts.
+    Final(ApiError),
+}
+
+/// Picks accounts and sends the request until one streams an answer.
+pub async fn send(state: &AppState, req: &ResponsesRequest, headers: &HeaderMap, out: &mut Outcome) -> Result<Served, ApiError> {
+    let cfg = state.config();
+    let max_accounts = cfg.upstream.max_accounts_per_request.max(1);
+    let max_retries = cfg.upstream.max_retries_per_account;
+    let mut exclude: Vec<String> = Vec::new();
+    let mut last: Option<ApiError> = None;
+    for n in 0..max_accounts {
+        let pick = PickRequest { model: req.model.clone(), affinity: req.affinity.clone(), exclude: exclude.clone(), review: req.review };
+        let lease = match state.pool().pick(pick).await {
+            Ok(lease) => lease,
+            Err(e) => return Err(pick_error(state, e, last)),
+        };
+        if n > 0 {
+            out.rec.failovers += 1;
+        }
+        out.rec.account_id = Some(lease.account_id.clone());
+        match attempt(state, &lease, req, headers, max_retries, out).await {
+            AccountOutcome::Served(response) => return Ok(Served { lease, response }),
+            AccountOutcome::Final(e) => return Err(e),
+            AccountOutcome::Next(e) => {
+                exclude.push(lease.account_id.clone());
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or(ApiError::Internal))
+}
+
+/// Maps a failed pick to the client's answer. Exhaustion always wins (DESIGN.md rule 6: 429,
+/// never 401); otherwise the last upstream failure says more than "no other account".
+fn pick_error(state: &AppState, e: PickError, last: Option<ApiError>) -> ApiError {
+    match e {
+        PickError::Exhausted { soonest_reset } => ApiError::exhausted(soonest_reset, state.now_ms()),
+        PickError::Unavailable { reason } => last.unwrap_or(ApiError::Unavailable(reason)),
+        PickError::Timeout => last.unwrap_or_else(|| ApiError::Timeout("the account pool did not answer in time".into())),
+    }
+}
+
+/// Sends to one account, retrying transient failures a bounded number of times.
+async fn attempt(state: &AppState, lease: &Lease, req: &ResponsesRequest, headers: &HeaderMap, max_retries: u32, out: &mut Outcome) -> AccountOutcome {
+    let creds = Creds { access_token: &lease.creds.access_token, chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref() };
+    let mut tries = 0;
+    loop {
+        let last_try = tries >= max_retries;
+        let reason = match state.upstream().responses(creds.clone(), req.upstream_body.clone(), headers).await {
+            Ok(resp) if resp.status().is_success() => {
+                observe_headers(lease, resp.headers());
+                return AccountOutcome::Served(resp);
+            }
+            Ok(resp) => match refused(state, lease, resp, out).await {
+                Ok(done) => return done,
+                Err(reason) => reason,
+            },
+            Err(e) => {
+                let reason = chain(&e);
+                tracing::warn!(account = %lease.account_id, error = %reason, "upstream transport error");
+                (502, "upstream_unreachable", reason)
+            }
+        };
+        if last_try {
+            lease.failed(UpstreamFailure::Transient { reason: reason.2.clone() });
+            return AccountOutcome::Next(ApiError::Upstream { status: reason.0, code: reason.1, message: reason.2 });
+        }
+        tries += 1;
+        out.rec.retries += 1;
+        tokio::time::sleep(Duration::from_millis(200u64 << (tries - 1).min(4))).await;
+    }
+}
+
+/// Handles a non-2xx answer. `Err` carries a transient failure `(status, code, reason)` for the
+/// caller's retry loop; `Ok` is final for this account.
+async fn refused(state: &AppState, lease: &Lease, resp: reqwest::Response, out: &mut Outcome) -> Result<AccountOutcome, (u16, &'static str, String)> {
+    let status = resp.status().as_u16();
+    let head = resp.headers().clone();
+    let body = read_bounded(resp, state.upstream().settings().first_byte_timeout).await;
+    let verdict = classify(status, |n| head.get(n).and_then(|v| v.to_str().ok()), &body);
+    let id = &lease.account_id;
+    tracing::info!(account = %id, status, verdict = ?verdict, "upstream refused the request");
+    let next = |status: u16, code: &'static str, message: String| Ok(AccountOutcome::Next(ApiError::Upstream { status, code, message }));
+    match verdict {
+        Verdict::RateLimited(l) => {
+            out.rec.upstream_429s += 1;
+            let soonest = soonest_reset(&l, lease.started_at);
+            lease.rejected(rejection(l, lease.started_at));
+            Ok(AccountOutcome::Next(ApiError::exhausted(Some(soonest), state.now_ms())))
+        }
+        Verdict::Unauthorized => {
+            lease.failed(UpstreamFailure::Unauthorized);
+            next(503, "no_available_accounts", "upstream rejected the account's token; it is being refreshed".into())
+        }
+        Verdict::Banned(reason) => {
+            lease.failed(UpstreamFailure::Banned { reason: reason.clone() });
+            next(503, "no_available_accounts", format!("upstream refused the account: {reason}"))
+        }
+        Verdict::Deactivated(reason) => {
+            lease.failed(UpstreamFailure::Deactivated { reason: reason.clone() });
+            next(503, "no_available_accounts", format!("upstream refused the account: {reason}"))
+        }
+        Verdict::Cloudflare => {
+            lease.failed(UpstreamFailure::Cloudflare);
+            next(502, "cloudflare_challenge", "upstream blocked the request (Cloudflare challenge)".into())
+        }
+        Verdict::ClientFault => {
+            observe_headers(lease, &head);
+            let content_type = head.get(http::header::CONTENT_TYPE).cloned();
+            Ok(AccountOutcome::Final(ApiError::Passthrough { status, content_type, body }))
+        }
+        Verdict::Transient(reason) => Err((if status >= 500 { status } else { 502 }, "codex_api_error", reason)),
+    }
+}
+
+/// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer, bounded in time.
+async fn read_bounded(mut resp: reqwest::Response, bound: Duration) -> Bytes {
+    let mut buf = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= MAX_ERROR_BODY {
+                buf.truncate(MAX_ERROR_BODY);
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(bound, read).await;
+    Bytes::from(buf)
+}
+
+/// Casts the quota headers of an answer to the account (rule 3); evidence is stamped with the
+/// request's start time.
+pub fn observe_headers(lease: &Lease, headers: &HeaderMap) {
+    let pairs = headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+    if let Some(obs) = quota::headers::parse(pairs, lease.started_at) {
+        lease.observe_headers(obs);
+    }
+}
+
+/// The contract's 429 evidence from what the classifier read.
+fn rejection(l: Limit429, at: UnixMs) -> Rejection429 {
+    let kind = match l.error_type.as_deref() {
+        Some("usage_limit_reached") => RejectionKind::UsageLimitReached,
+        Some("rate_limit_exceeded") => RejectionKind::RateLimitExceeded,
+        _ => RejectionKind::Other,
+    };
+    Rejection429 {
+        at,
+        limit: l.active_limit,
+        resets_at: l.resets_at_secs.map(|s| s.saturating_mul(1000)),
+        resets_in_secs: l.resets_in_secs,
+        retry_after_secs: l.retry_after_secs,
+        kind,
+    }
+}
+
+/// When the account the 429 came from may serve again (for the client's answer if no other
+/// account can): body reset, else body delay, else `Retry-After`, else a minute.
+fn soonest_reset(l: &Limit429, at: UnixMs) -> UnixMs {
+    if let Some(s) = l.resets_at_secs {
+        return s.saturating_mul(1000);
+    }
+    let secs = l.resets_in_secs.or(l.retry_after_secs).unwrap_or(60);
+    at.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2_000).saturating_mul(1000))
+}

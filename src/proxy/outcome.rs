@@ -1,0 +1,83 @@
+//! The record of one proxied request, written exactly once when the request is over — whether
+//! it ended normally, failed, or the client went away mid-stream (the guard is dropped with the
+//! response body). It feeds `/metrics` and the recent-requests list.
+
+use crate::recent::RequestRecord;
+use crate::state::AppState;
+use rotor_actors::UsageDelta;
+use std::time::Instant;
+
+/// Status recorded when the client disconnected before the answer was complete (nginx's code).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// What is known so far about one request; recorded on drop.
+pub struct Outcome {
+    state: AppState,
+    started: Instant,
+    /// The record under construction.
+    pub rec: RequestRecord,
+    /// Set once the answer is complete; a drop before that means the client went away.
+    pub finished: bool,
+}
+
+impl Outcome {
+    /// Starts the record of a request on `route`.
+    pub fn new(state: &AppState, route: &'static str) -> Self {
+        let rec = RequestRecord {
+            at: state.now_ms(),
+            request_id: uuid::Uuid::new_v4().simple().to_string(),
+            client_key: None,
+            route,
+            model: None,
+            account_id: None,
+            status: 0,
+            ttfb_ms: None,
+            duration_ms: 0,
+            usage: None,
+            failovers: 0,
+            retries: 0,
+            upstream_429s: 0,
+            error: None,
+        };
+        Self { state: state.clone(), started: Instant::now(), rec, finished: false }
+    }
+
+    /// Milliseconds since the request arrived.
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Marks the first byte sent to the client.
+    pub fn first_byte(&mut self) {
+        if self.rec.ttfb_ms.is_none() {
+            self.rec.ttfb_ms = Some(self.elapsed_ms());
+        }
+    }
+
+    /// Records usage reported by upstream.
+    pub fn usage(&mut self, u: UsageDelta) {
+        self.rec.usage = Some(u);
+    }
+
+    /// The answer is complete with `status` (and an error text when it failed).
+    pub fn finish(&mut self, status: u16, error: Option<String>) {
+        self.rec.status = status;
+        if error.is_some() {
+            self.rec.error = error;
+        }
+        self.finished = true;
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.rec.status = CLIENT_CLOSED;
+            self.rec.error.get_or_insert_with(|| "client disconnected".to_owned());
+        }
+        self.rec.duration_ms = self.elapsed_ms();
+        let rec = self.rec.clone();
+        self.state.metrics().observe(&rec);
+        self.state.recent().push(rec);
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading what the proxy needs from a client's Responses request without re-encoding it:
+//! model, whether the client streams, and the affinity key that keeps a conversation on its
+//! account. The body is forwarded byte for byte unless the client asked for `stream: false`
+//! (upstream only streams), in which case `stream` is rewritten to `true`.
+
+use crate::errors::ApiError;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// The few fields of a Responses request the proxy reads; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(borrow, default)]
+    prompt_cache_key: Option<Cow<'a, str>>,
+}
+
+/// A validated client request, ready to be sent upstream.
+#[derive(Debug, Clone)]
+pub struct ResponsesRequest {
+    /// Requested model (upstream may serve another and say so in `openai-model`).
+    pub model: String,
+    /// Whether the client wants SSE (`stream: true`) or one JSON object.
+    pub client_stream: bool,
+    /// Key that keeps a conversation on one account: `x-codex-turn-state`, else
+    /// `prompt_cache_key`, else `session-id`.
+    pub affinity: Option<String>,
+    /// Whether this is a code-review sub-agent request (`x-openai-subagent: review`).
+    pub review: bool,
+    /// The body sent upstream (the client's bytes, `stream` forced to `true`).
+    pub upstream_body: Bytes,
+}
+
+/// Parses and validates; a malformed body is a clear 400, never a panic.
+pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<ResponsesRequest, ApiError> {
+    if let Some(enc) = headers.get(http::header::CONTENT_ENCODING) {
+        if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
+            return Err(bad(
+                "compressed request bodies are not supported; configure Codex with a custom provider (PROTOCOL.md §11)",
+                None,
+            ));
+        }
+    }
+    let head: Head<'_> = serde_json::from_slice(&body)
+        .map_err(|e| bad(&format!("request body is not valid JSON: {e}"), None))?;
+    let model = match head.model {
+        Some(m) if !m.trim().is_empty() => m.into_owned(),
+        _ => return Err(bad("missing required parameter: 'model'", Some("model"))),
+    };
+    let client_stream = head.stream.unwrap_or(false);
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let affinity = header("x-codex-turn-state")
+        .map(|t| format!("turn:{t}"))
+        .or_else(|| {
+            head.prompt_cache_key
+                .filter(|k| !k.is_empty())
+                .map(|k| format!("cache:{k}"))
+        })
+        .or_else(|| {
+            header("session-id")
+                .or_else(|| header("session_id"))
+                .map(|s| format!("session:{s}"))
+        });
+    let review = headers
+        .get("x-openai-subagent")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"review"));
+    let upstream_body = if head.stream == Some(true) {
+        body
+    } else {
+        force_stream(&body)?
+    };
+    Ok(ResponsesRequest {
+        model,
+        client_stream,
+        affinity,
+        review,
+        upstream_body,
+    })
+}
+
+/// Re-encodes the body with `stream: true` (only for `stream: false` clients).
+fn force_stream(body: &[u8]) -> Result<Bytes, ApiError> {
+    let mut v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| bad(&format!("request body is not valid JSON: {e}"), None))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| bad("request body must be a JSON object", None))?;
+    obj.insert("stream".into(), serde_json::Value::Bool(true));
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|_| ApiError::Internal)
+}
+
+fn bad(message: &str, param: Option<&str>) -> ApiError {
+    ApiError::BadRequest {
+        message: message.to_owned(),
+        param: param.map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdrs(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn streaming_body_passes_unchanged() {
+        let body = Bytes::from_static(
+            br#"{"model":"gpt-5.5","stream":true,"input":[],"prompt_cache_key":"t1"}"#,
+        );
+        let r = parse(&hdrs(&[]), body.clone()).expect("valid");
+        assert_eq!(r.model, "gpt-5.5");
+        assert!(r.client_stream);
+        assert_eq!(r.upstream_body, body);
+        assert_eq!(r.affinity.as_deref(), Some("cache:t1"));
+    }
+
+    #[test]
+    fn non_streaming_body_is_rewritten_to_stream() {
+        let r = parse(
+            &hdrs(&[]),
+            Bytes::from_static(br#"{"model":"m","input":"hi"}"#),
+        )
+        .expect("valid");
+        assert!(!r.client_stream);
+        let v: serde_json::Value = serde_json::from_slice(&r.upstream_body).expect("json");
+        assert_eq!(v["stream"], true);
+        assert_eq!(v["input"], "hi");
+    }
+
+    #[test]
+    fn affinity_prefers_turn_state_then_cache_key_then_session() {
+        let body = Bytes::from_static(br#"{"model":"m","stream":true,"prompt_cache_key":"k"}"#);
+        let both = hdrs(&[("x-codex-turn-state", "ts"), ("session-id", "s")]);
+        assert_eq!(
+            parse(&both, body.clone()).expect("ok").affinity.as_deref(),
+            Some("turn:ts")
+        );
+        let sess = hdrs(&[("session-id", "s")]);
+        let no_key = Bytes::from_static(br#"{"model":"m","stream":true}"#);
+        assert_eq!(
+            parse(&sess, no_key).expect("ok").affinity.as_deref(),
+            Some("session:s")
+        );
+        assert_eq!(
+            parse(&sess, body).expect("ok").affinity.as_deref(),
+            Some("cache:k")
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_400_with_param() {
+        for (body, param) in [
+            (&b"{"[..], None),
+            (b"[]", Some("model")),
+            (br#"{"input":[]}"#, Some("model")),
+            (br#"{"model":""}"#, Some("model")),
+        ] {
+            match parse(&hdrs(&[]), Bytes::copy_from_slice(body)) {
+                Err(ApiError::BadRequest { param: p, .. }) => assert_eq!(p.as_deref(), param),
+                other => panic!("expected 400, got {other:?}"),
+            }
+        }
+        let zstd = hdrs(&[("content-encoding", "zstd")]);
+        assert!(matches!(
+            parse(&zstd, Bytes::from_static(b"{}")),
+            Err(ApiError::BadRequest { .. })
+        ));
+        let review = hdrs(&[("x-openai-subagent", "review")]);
+        assert!(
+            parse(&review, Bytes::from_static(br#"{"model":"m"}"#))
+                .expect("ok")
+                .review
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! The pass-through body of a streamed answer. Upstream chunks go to the client unchanged
+//! (`Body::from_stream`); each chunk is also fed to the [`Observer`] to learn usage and the
+//! terminal event. What only the daemon can say is appended as SSE it generates itself:
+//!
+//! - `: keepalive` comments after `server.sse_heartbeat` of upstream silence (so reverse
+//!   proxies and clients do not time out during long reasoning);
+//! - a terminal `response.failed` when upstream ends without a terminal event, when the
+//!   transport fails after the first byte, when upstream is silent past
+//!   `upstream.idle_timeout`, or when the daemon is shutting down and the grace period is over.
+//!
+//! The stream owns the lease and the request's [`Outcome`]: when the client disconnects, hyper
+//! drops the body, which drops the upstream response (cancelling it), releases the lease
+//! (RAII) and records the request as client-closed.
+
+use crate::proxy::observe::{Observer, Terminal, Usage};
+use crate::proxy::outcome::Outcome;
+use crate::upstream::chain;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use rotor_actors::{Lease, UpstreamFailure, UsageDelta};
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+
+/// The upstream body as a stream of chunks.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// The comment sent during upstream silence.
+pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
+
+/// Everything the pass-through needs besides the upstream body.
+pub struct PassThrough {
+    /// The serving account's lease; dropped when the stream ends or is dropped.
+    pub lease: Lease,
+    /// The request record, finished when the stream ends.
+    pub outcome: Outcome,
+    /// Silence after which a keepalive comment is sent.
+    pub heartbeat: Duration,
+    /// Silence after which the stream is failed.
+    pub idle_timeout: Duration,
+    /// Becomes `true` when the shutdown grace is over: end with a terminal event now.
+    pub drain: watch::Receiver<bool>,
+}
+
+struct State {
+    upstream: ByteStream,
+    observer: Observer,
+    lease: Option<Lease>,
+    outcome: Outcome,
+    heartbeat: Duration,
+    idle_timeout: Duration,
+    drain: watch::Receiver<bool>,
+    tick: Pin<Box<Sleep>>,
+    last_data: Instant,
+    usage_sent: bool,
+    done: bool,
+}
+
+/// Turns an upstream body into the client's body stream.
+pub fn pass_through(upstream: ByteStream, p: PassThrough) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let state = State {
+        upstream,
+        observer: Observer::new(false),
+        lease: Some(p.lease),
+        outcome: p.outcome,
+        heartbeat: p.heartbeat,
+        idle_timeout: p.idle_timeout,
+        drain: p.drain,
+        tick: Box::pin(tokio::time::sleep(p.heartbeat)),
+        last_data: Instant::now(),
+        usage_sent: false,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        let chunk = next(&mut st).await?;
+        Some((Ok(chunk), st))
+    })
+}
+
+async fn next(st: &mut State) -> Option<Bytes> {
+    if st.done {
+        return None;
+    }
+    if *st.drain.borrow() {
+        return Some(st.fail(None, "the server is shutting down; retry the request".into(), "server_shutting_down"));
+    }
+    tokio::select! {
+        biased;
+        item = st.upstream.next() => match item {
+            Some(Ok(bytes)) => Some(st.on_chunk(bytes)),
+            Some(Err(e)) => st.on_error(&e),
+            None => st.on_end(),
+        },
+        _ = st.drain.changed() => {
+            Some(st.fail(None, "the server is shutting down; retry the request".into(), "server_shutting_down"))
+        }
+        _ = &mut st.tick => {
+            if st.last_data.elapsed() >= st.idle_timeout {
+                let reason = format!("upstream sent nothing for {:?}", st.idle_timeout);
+                tracing::warn!(account = ?st.lease.as_ref().map(|l| &l.account_id), %reason, "upstream stream idle");
+                Some(st.fail(Some(UpstreamFailure::AfterFirstByte { reason: reason.clone() }), reason, "upstream_idle_timeout"))
+            } else {
+                let wait = st.heartbeat;
+                st.tick.as_mut().reset(Instant::now() + wait);
+                st.outcome.first_byte();
+                Some(Bytes::from_static(KEEPALIVE))
+            }
+        }
+    }
+}
+
+impl State {
+    fn on_chunk(&mut self, bytes: Bytes) -> Bytes {
+        self.observer.push(&bytes);
+        self.outcome.first_byte();
+        self.last_data = Instant::now();
+        let wait = self.heartbeat;
+        self.tick.as_mut().reset(self.last_data + wait);
+        self.report_usage();
+        bytes
+    }
+
+    fn on_error(&mut self, e: &reqwest::Error) -> Option<Bytes> {
+        let reason = chain(e);
+        tracing::warn!(account = ?self.lease.as_ref().map(|l| &l.account_id), error = %reason, "upstream stream broke after the first byte");
+        if self.observer.terminal.is_some() {
+            return self.complete();
+        }
+        let failure = UpstreamFailure::AfterFirstByte { reason: reason.clone() };
+        Some(self.fail(Some(failure), format!("upstream stream broke: {reason}"), "upstream_stream_error"))
+    }
+
+    fn on_end(&mut self) -> Option<Bytes> {
+        self.observer.finish();
+        self.report_usage();
+        if self.observer.terminal.is_some() {
+            return self.complete();
+        }
+        let reason = "upstream closed the stream without a terminal event".to_owned();
+        tracing::warn!(account = ?self.lease.as_ref().map(|l| &l.account_id), "{reason}");
+        Some(self.fail(Some(UpstreamFailure::PrematureClose { reason: reason.clone() }), reason, "upstream_premature_close"))
+    }
+
+    fn report_usage(&mut self) {
+        if self.usage_sent {
+            return;
+        }
+        if let (Some(u), Some(lease)) = (self.observer.usage, self.lease.as_ref()) {
+            let delta = delta(u);
+            lease.usage(delta.clone());
+            self.outcome.usage(delta);
+            self.usage_sent = true;
+        }
+    }
+
+    /// Upstream ended properly: release the lease, record, end the body.
+    fn complete(&mut self) -> Option<Bytes> {
+        let error = match &self.observer.terminal {
+            Some(Terminal::Failed { code, message }) => Some(format!("response.failed: {}", message.as_deref().or(code.as_deref()).unwrap_or("no message"))),
+            _ => None,
+        };
+        self.outcome.finish(200, error);
+        self.lease = None;
+        self.done = true;
+        None
+    }
+
+    /// Ends the stream with a terminal `response.failed` the daemon writes itself.
+    fn fail(&mut self, failure: Option<UpstreamFailure>, message: String, code: &str) -> Bytes {
+        if let (Some(f), Some(lease)) = (failure, self.lease.as_ref()) {
+            lease.failed(f);
+        }
+        let frame = failed_event(self.observer.response_id.as_deref(), code, &message);
+        self.outcome.first_byte();
+        self.outcome.finish(200, Some(message));
+        self.lease = None;
+        self.done = true;
+        frame
+    }
+}
+
+/// Converts observed usage into the actor's message payload.
+pub fn delta(u: Usage) -> UsageDelta {
+    UsageDelta { input_tokens: u.input_tokens, cached_tokens: u.cached_tokens, output_tokens: u.output_tokens, reasoning_tokens: u.reasoning_tokens }
+}
+
+/// A terminal `response.failed` SSE frame in the Responses protocol. Codex treats unknown codes
+/// as a retryable stream error, which is what a broken upstream stream is.
+pub fn failed_event(response_id: Option<&str>, code: &str, message: &str) -> Bytes {
+    let ev = serde_json::json!({
+        "type": "response.failed",
+        "response": {
+            "id": response_id.unwrap_or("resp_rotor_failed"),
+            "object": "response",
+            "status": "failed",
+            "error": {"code": code, "message": message},
+        },
+    });
+    Bytes::from(format!("event: response.failed\ndata: {ev}\n\n"))
+}

@@ -1,0 +1,48 @@
+//! Every route of the daemon, wired in one place (and nothing else happens here): the model
+//! routes, health and readiness, Prometheus metrics, the admin API and the dashboard. Layers are
+//! assembled in [`crate::middleware`].
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+/// Builds the whole application router, mounted under `server.path_prefix` if one is set.
+pub fn build(state: AppState) -> Router {
+    let cfg = state.config();
+    let routes = Router::new()
+        .route("/v1/responses", post(crate::proxy::responses))
+        .route("/responses", post(crate::proxy::responses))
+        .route("/v1/models", get(crate::proxy::models))
+        .route("/models", get(crate::proxy::models))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(crate::admin::router())
+        .merge(crate::dashboard::router());
+    let prefix = cfg.server.path_prefix.trim_end_matches('/');
+    let app = if prefix.is_empty() { routes } else { Router::new().nest(prefix, routes) };
+    crate::middleware::apply(app, &cfg).with_state(state)
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the pool can serve (an all-exhausted pool is not ready, DESIGN.md rule 6).
+async fn readyz(State(state): State<AppState>) -> Response {
+    let summary = state.pool().summary().await;
+    let status = if summary.serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(summary)).into_response()
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let summary = state.pool().summary().await;
+    let accounts = state.pool().accounts().await;
+    let body = state.metrics().render(&summary, &accounts);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,171 @@
+//! `codex-rotor serve`: load the configuration, open the account files, start the pool with its
+//! real effects (files, OAuth refresher, usage prober, system clock) and serve HTTP until
+//! SIGTERM/SIGINT, reloading keys, strategy and limits on SIGHUP.
+//!
+//! Shutdown is ordered (STYLE.md practice 6): stop accepting → let open streams finish within
+//! `server.shutdown_grace` → end the rest with a terminal event → stop the pool, so every
+//! account actor flushes its file → exit 0.
+
+use crate::config::Config;
+use crate::keys::KeyStore;
+use crate::metrics::Metrics;
+use crate::recent::RecentRequests;
+use crate::state::{AppState, Parts};
+use crate::upstream::{Upstream, UpstreamSettings, usage::UsageProber};
+use anyhow::Context;
+use rotor_actors::{AccountRecord, Clock, Effects, PoolHandle, SystemClock};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Arguments of `codex-rotor serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); defaults plus `CODEX_ROTOR_*` environment overrides without it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding `server.listen`.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// How long open streams get after the grace period to write their terminal event.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
+
+/// Runs `codex-rotor serve` until a shutdown signal.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::load(args.config.as_deref()).context("loading the configuration")?;
+    if let Some(listen) = args.listen {
+        cfg.server.listen = listen;
+    }
+    check(&cfg)?;
+    let (store, records, quarantined) = crate::store::FileStore::open(&cfg.data_dir).with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))?;
+    for q in &quarantined {
+        tracing::warn!(file = ?q, "an unreadable account file was quarantined");
+    }
+    let store: Arc<dyn rotor_actors::Store> = Arc::new(store);
+    let signals = crate::signals::Signals::install().context("installing signal handlers")?;
+    let mut shutdown = signals.shutdown();
+    let daemon = start(cfg, store, records).await?;
+    tracing::info!(addr = %daemon.addr, "codex-rotor is serving");
+    let reload = daemon.state.clone();
+    let config_path = args.config.clone();
+    let mut reloads = signals.reload();
+    let reloader = tokio::spawn(async move {
+        while reloads.recv().await.is_ok() {
+            self::reload(&reload, config_path.as_deref()).await;
+        }
+    });
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    tracing::info!("shutting down");
+    reloader.abort();
+    daemon.shutdown().await;
+    Ok(())
+}
+
+/// Refuses configurations that must not run: invalid keys, or an open pool on a public address.
+fn check(cfg: &Config) -> anyhow::Result<()> {
+    let problems = cfg.validate();
+    if !problems.is_empty() {
+        let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+        anyhow::bail!("invalid configuration:\n  {}", text.join("\n  "));
+    }
+    Ok(())
+}
+
+/// Re-reads the configuration on SIGHUP and applies what can change live: keys, strategy,
+/// limits. A configuration that fails to load or validate is ignored, with a log line.
+async fn reload(state: &AppState, path: Option<&std::path::Path>) {
+    let mut cfg = match Config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => return tracing::error!(error = %format!("{e:#}"), "reload: configuration not loaded; keeping the old one"),
+    };
+    if let Err(e) = check(&cfg) {
+        return tracing::error!(error = %format!("{e:#}"), "reload: configuration invalid; keeping the old one");
+    }
+    let old = state.config();
+    cfg.server.listen = old.server.listen;
+    if let Err(e) = state.keys().reload(&cfg.keys) {
+        return tracing::error!(error = %e, "reload: keys not loaded; keeping the old configuration");
+    }
+    state.pool().set_strategy(cfg.pool_config().strategy).await;
+    state.set_config(cfg);
+    tracing::info!("configuration reloaded");
+}
+
+/// A running daemon: its address, state and server task.
+pub struct Daemon {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Shared state (pool, metrics …).
+    pub state: AppState,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts pool and HTTP server from a validated configuration and the loaded account records.
+pub async fn start(cfg: Config, store: Arc<dyn rotor_actors::Store>, records: Vec<AccountRecord>) -> anyhow::Result<Daemon> {
+    let keys = KeyStore::from_config(&cfg.keys).context("loading client keys")?;
+    if keys.is_open() && !cfg.server.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "no client key is configured: refusing to listen on {} (not loopback); add a key under [keys] or listen on 127.0.0.1",
+            cfg.server.listen
+        );
+    }
+    let upstream = Upstream::new(settings(&cfg)).context("building the upstream client")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let effects = Effects {
+        store,
+        refresher: Arc::new(crate::oauth::HttpRefresher::new(&cfg)?),
+        prober: Arc::new(UsageProber::new(upstream.clone())),
+        clock: clock.clone(),
+    };
+    let pool = PoolHandle::start(cfg.pool_config(), effects, records).await.context("starting the account pool")?;
+    let listener = TcpListener::bind(cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(Parts { pool, config: cfg, keys, metrics: Metrics::new(), recent: RecentRequests::new(1000), upstream, clock });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = crate::router::build(state.clone());
+    let server = tokio::spawn(serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Daemon { addr, state, stop, server })
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and waits for open connections.
+pub async fn serve(listener: TcpListener, app: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+impl Daemon {
+    /// Ordered shutdown: stop accepting, drain within the grace, end the rest, stop the pool.
+    pub async fn shutdown(self) {
+        let grace = self.state.config().server.shutdown_grace;
+        let _ = self.stop.send(());
+        let mut server = self.server;
+        if tokio::time::timeout(grace, &mut server).await.is_err() {
+            tracing::warn!(?grace, "open streams outlived the shutdown grace; ending them");
+            self.state.end_streams();
+            if tokio::time::timeout(FINAL_FLUSH, &mut server).await.is_err() {
+                server.abort();
+            }
+        }
+        self.state.pool().shutdown().await;
+    }
+}
+
+/// The upstream session settings from `config.upstream`.
+pub fn settings(cfg: &Config) -> UpstreamSettings {
+    let u = &cfg.upstream;
+    UpstreamSettings {
+        base_url: u.base_url.trim_end_matches('/').to_owned(),
+        connect_timeout: u.connect_timeout,
+        first_byte_timeout: u.first_byte_timeout,
+        idle_timeout: u.idle_timeout,
+        user_agent: u.user_agent.clone(),
+        originator: u.originator.clone(),
+    }
+}

@@ -1,0 +1,378 @@
+//! The simulated world: accounts, the tokens issued to them, scripted faults and counters.
+//! One mutex guards it all; every critical section is a few map operations, so one lock is
+//! both simpler and faster than finer ones at the request rates the simulator serves.
+
+use super::options::{
+    AccountSpec, Counters, CreatedAccount, FaultKind, FaultSpec, FaultTarget, PRIMARY_WINDOW_SECS,
+    SECONDARY_WINDOW_SECS, SimOptions,
+};
+use super::quota::{Ms, Quota, Window};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Lifecycle of a simulated account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Standing {
+    /// Serves requests.
+    Active,
+    /// Every call answers 401 "deactivated".
+    Deactivated,
+    /// Every call answers 403 JSON.
+    Banned,
+}
+
+/// One simulated ChatGPT account.
+pub(crate) struct Account {
+    /// Simulator id, also the `chatgpt_account_id`.
+    pub id: String,
+    /// `chatgpt_user_id` claim.
+    pub user_id: String,
+    /// `email` claim.
+    pub email: String,
+    /// Plan type reported in tokens, headers and 429 bodies.
+    pub plan: String,
+    /// Whether it may be used at all.
+    pub standing: Standing,
+    /// Its windows.
+    pub quota: Quota,
+    /// What was served to it.
+    pub counters: Counters,
+    /// Access-token lifetime, already time-scaled.
+    pub token_ttl_ms: Ms,
+    /// Credits balance for `x-codex-credits-*`; `None` = no credits.
+    pub credits_balance: Option<String>,
+    /// Input tokens last seen per `prompt_cache_key`, to report cached tokens.
+    pub cache: HashMap<String, u64>,
+}
+
+mod tokens;
+
+/// An access token the simulator issued.
+struct AccessEntry {
+    account: String,
+    expires_at: Ms,
+}
+
+/// A refresh token the simulator issued; single use.
+struct RefreshEntry {
+    account: String,
+    used: bool,
+}
+
+/// A pending OAuth authorization code.
+struct AuthCode {
+    account: String,
+    challenge: String,
+    redirect_uri: Option<String>,
+}
+
+/// A scripted fault and how many hits it has left.
+struct ActiveFault {
+    spec: FaultSpec,
+    remaining: Option<u32>,
+}
+
+/// The tokens one grant hands out.
+pub(crate) struct TokenSet {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub id_token: String,
+    pub account_id: String,
+}
+
+/// Result of checking a bearer token.
+pub(crate) enum Auth {
+    /// A live token of an active account.
+    Ok(String),
+    /// Not a token the simulator issued.
+    Unknown,
+    /// Issued, but past its expiry.
+    Expired(String),
+    /// The account is deactivated.
+    Deactivated(String),
+    /// The account is banned.
+    Banned(String),
+}
+
+/// Why a refresh or code exchange failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum GrantError {
+    /// The refresh token was already used once.
+    Reused(String),
+    /// Unknown refresh token or code.
+    Invalid,
+    /// PKCE verifier or redirect URI does not match the authorization request.
+    Mismatch,
+    /// The account is deactivated.
+    Deactivated(String),
+    /// The account is banned.
+    Banned(String),
+}
+
+/// SplitMix64: tiny, seedable, identical on every platform and crate version.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn hex(&mut self) -> String {
+        format!("{:016x}", self.next())
+    }
+}
+
+struct Inner {
+    rng: Rng,
+    next_account: u64,
+    accounts: HashMap<String, Account>,
+    access: HashMap<String, AccessEntry>,
+    refresh: HashMap<String, RefreshEntry>,
+    codes: HashMap<String, AuthCode>,
+    faults: Vec<ActiveFault>,
+    totals: Counters,
+    serial: u64,
+}
+
+/// Everything the handlers share.
+pub(crate) struct World {
+    /// The options the simulator was started with.
+    pub opts: SimOptions,
+    inner: Mutex<Inner>,
+}
+
+/// Current real time in unix milliseconds.
+pub(crate) fn now_ms() -> Ms {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Ms)
+}
+
+impl World {
+    /// An empty world.
+    pub fn new(opts: SimOptions) -> Self {
+        let inner = Inner {
+            rng: Rng(opts.seed),
+            next_account: 1,
+            accounts: HashMap::new(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            codes: HashMap::new(),
+            faults: Vec::new(),
+            totals: Counters::default(),
+            serial: 0,
+        };
+        World { opts, inner: Mutex::new(inner) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A nominal duration in seconds, divided by the time scale, in milliseconds.
+    pub fn scaled_ms(&self, secs: f64) -> Ms {
+        let scale = if self.opts.time_scale > 0.0 { self.opts.time_scale } else { 1.0 };
+        ((secs * 1000.0 / scale).round() as Ms).max(1)
+    }
+
+    /// Creates an account and its first tokens.
+    pub fn create_account(&self, spec: AccountSpec) -> CreatedAccount {
+        let o = &self.opts;
+        let ttl = spec.access_token_ttl.unwrap_or(o.access_token_ttl).as_secs_f64();
+        let quota = Quota {
+            primary: Window::new(
+                spec.primary_quota_tokens.unwrap_or(o.primary_quota_tokens),
+                self.scaled_ms(PRIMARY_WINDOW_SECS as f64),
+            ),
+            secondary: Window::new(
+                spec.secondary_quota_tokens.unwrap_or(o.secondary_quota_tokens),
+                self.scaled_ms(SECONDARY_WINDOW_SECS as f64),
+            ),
+            extra: spec
+                .extra_quota_tokens
+                .or(o.extra_quota_tokens)
+                .map(|t| Window::new(t, self.scaled_ms(PRIMARY_WINDOW_SECS as f64))),
+        };
+        let mut g = self.lock();
+        let n = g.next_account;
+        g.next_account += 1;
+        let salt = g.rng.next() & 0xffff_ffff;
+        let id = format!("acct-sim-{n:04}-{salt:08x}");
+        let email = spec.email.unwrap_or_else(|| format!("user{n}@sim.example"));
+        let account = Account {
+            id: id.clone(),
+            user_id: format!("user-sim-{n:04}-{salt:08x}"),
+            email: email.clone(),
+            plan: spec.plan.unwrap_or_else(|| "plus".into()),
+            standing: Standing::Active,
+            quota,
+            counters: Counters::default(),
+            token_ttl_ms: self.scaled_ms(ttl),
+            credits_balance: spec.credits_balance,
+            cache: HashMap::new(),
+        };
+        g.accounts.insert(id.clone(), account);
+        drop(g);
+        let tokens = self.first_tokens(&id, now_ms());
+        let auth_json = json!({
+            "auth_mode": "chatgpt",
+            "OPENAI_API_KEY": null,
+            "tokens": {
+                "id_token": tokens.id_token,
+                "access_token": tokens.access_token,
+                "refresh_token": tokens.refresh_token,
+                "account_id": tokens.account_id,
+            },
+            "last_refresh": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            "agent_identity": null,
+            "personal_access_token": null,
+            "bedrock_api_key": null,
+            "bedrock_access_keys": null,
+        });
+        CreatedAccount { id, email, auth_json }
+    }
+
+    /// Ids of every account, in creation order.
+    pub fn account_ids(&self) -> Vec<String> {
+        let g = self.lock();
+        let mut ids: Vec<String> = g.accounts.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Adds a scripted fault.
+    pub fn inject(&self, spec: FaultSpec) {
+        let remaining = spec.count;
+        self.lock().faults.push(ActiveFault { spec, remaining });
+    }
+
+    /// Removes every scripted fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// The first fault that hits this request, if any; spends one of its count.
+    pub fn take_fault(&self, account: Option<&str>, target: FaultTarget) -> Option<FaultKind> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let mut hit = None;
+        for f in g.faults.iter_mut() {
+            let applies = f.spec.target == target
+                && f.remaining != Some(0)
+                && f.spec.account.as_deref().is_none_or(|a| Some(a) == account);
+            if !applies {
+                continue;
+            }
+            if let Some(p) = f.spec.probability
+                && g.rng.unit() >= p
+            {
+                continue;
+            }
+            if let Some(r) = f.remaining.as_mut() {
+                *r -= 1;
+            }
+            hit = Some(f.spec.kind.clone());
+            break;
+        }
+        g.faults.retain(|f| f.remaining != Some(0));
+        if hit.is_some() {
+            bump(g, account, |c| c.faults += 1);
+        }
+        hit
+    }
+
+    /// Runs `f` on one account (if it exists) with its windows rolled to `now`.
+    pub fn with_account<T>(&self, id: &str, now: Ms, f: impl FnOnce(&mut Account) -> T) -> Option<T> {
+        let mut g = self.lock();
+        let acct = g.accounts.get_mut(id)?;
+        acct.quota.roll(now);
+        Some(f(acct))
+    }
+
+    /// Bumps counters of an account (if known) and the totals.
+    pub fn count(&self, account: Option<&str>, f: impl Fn(&mut Counters)) {
+        bump(&mut self.lock(), account, f);
+    }
+
+    /// Counters of one account (zeros for an unknown id).
+    pub fn counters(&self, id: &str) -> Counters {
+        self.lock().accounts.get(id).map(|a| a.counters.clone()).unwrap_or_default()
+    }
+
+    /// Counters summed over every account (plus anonymous calls).
+    pub fn totals(&self) -> Counters {
+        self.lock().totals.clone()
+    }
+
+    /// Sets an account's standing (ban / deactivate / reinstate).
+    pub fn set_standing(&self, id: &str, standing: Standing) -> bool {
+        self.lock().accounts.get_mut(id).map(|a| a.standing = standing).is_some()
+    }
+
+    /// Sets how full an account's windows are, in percent; `None` leaves a window alone.
+    pub fn set_usage(&self, id: &str, primary: Option<f64>, secondary: Option<f64>, extra: Option<f64>) -> bool {
+        let now = now_ms();
+        self.with_account(id, now, |a| {
+            let q = &mut a.quota;
+            primary.map(|p| q.primary.set_percent(p, now));
+            secondary.map(|p| q.secondary.set_percent(p, now));
+            if let (Some(p), Some(e)) = (extra, q.extra.as_mut()) {
+                e.set_percent(p, now);
+            }
+        })
+        .is_some()
+    }
+
+    /// Changes an account's tokens per window; `None` leaves a limit alone. Setting an extra
+    /// limit on an account without one gives it one.
+    pub fn set_quota(&self, id: &str, primary: Option<u64>, secondary: Option<u64>, extra: Option<u64>) -> bool {
+        let extra_window = self.scaled_ms(PRIMARY_WINDOW_SECS as f64);
+        self.with_account(id, now_ms(), |a| {
+            let q = &mut a.quota;
+            primary.map(|t| q.primary.limit_tokens = t);
+            secondary.map(|t| q.secondary.limit_tokens = t);
+            if let Some(t) = extra {
+                q.extra.get_or_insert_with(|| Window::new(t, extra_window)).limit_tokens = t;
+            }
+        })
+        .is_some()
+    }
+
+    /// The scripted faults still active, `count` = hits left.
+    pub fn faults(&self) -> Vec<FaultSpec> {
+        let g = self.lock();
+        g.faults.iter().map(|f| FaultSpec { count: f.remaining, ..f.spec.clone() }).collect()
+    }
+
+    /// An operator's view of one account (no tokens).
+    pub fn account_view(&self, id: &str) -> Option<serde_json::Value> {
+        self.with_account(id, now_ms(), |a| {
+            json!({"id": a.id, "email": a.email, "plan": a.plan, "user_id": a.user_id,
+                "standing": a.standing, "quota": a.quota, "counters": a.counters})
+        })
+    }
+
+    /// A fresh serial number (response ids, turn states).
+    pub fn serial(&self) -> u64 {
+        let mut g = self.lock();
+        g.serial += 1;
+        g.serial
+    }
+}
+
+fn bump(g: &mut Inner, account: Option<&str>, f: impl Fn(&mut Counters)) {
+    f(&mut g.totals);
+    if let Some(a) = account.and_then(|id| g.accounts.get_mut(id)) {
+        f(&mut a.counters);
+    }
+}
+

@@ -1,0 +1,55 @@
+//! The usage prober the account actors are handed at spawn: `GET {base}/wham/usage` with the
+//! account's credentials, parsed by `rotor_actors::quota::usage::parse`. Unlike the
+//! predecessor (REFERENCE.md §12.2 item 10), the HTTP status matters: 401 means the token is no
+//! longer accepted and 403 that the account is refused, so a probe can mark an account.
+
+use super::{Creds, Upstream, chain};
+use futures::future::BoxFuture;
+use rotor_actors::quota::Observation;
+use rotor_actors::{ProbeError, QuotaProber, UpstreamCreds};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `QuotaProber` over the shared upstream session.
+#[derive(Clone, Debug)]
+pub struct UsageProber {
+    upstream: Upstream,
+}
+
+impl UsageProber {
+    /// A prober using `upstream`'s client and base URL.
+    pub fn new(upstream: Upstream) -> Self {
+        Self { upstream }
+    }
+}
+
+impl QuotaProber for UsageProber {
+    fn probe(&self, creds: UpstreamCreds) -> BoxFuture<'static, Result<Observation, ProbeError>> {
+        let upstream = self.upstream.clone();
+        Box::pin(async move { probe(&upstream, &creds).await })
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+async fn probe(upstream: &Upstream, creds: &UpstreamCreds) -> Result<Observation, ProbeError> {
+    let at = now_ms();
+    let c = Creds { access_token: &creds.access_token, chatgpt_account_id: creds.chatgpt_account_id.as_deref() };
+    let resp = upstream.usage(c).await.map_err(|e| ProbeError::Transient(chain(&e)))?;
+    let status = resp.status().as_u16();
+    let head = resp.headers().clone();
+    let body = resp.bytes().await.map_err(|e| ProbeError::Transient(chain(&e)))?;
+    match status {
+        200..=299 => {
+            let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ProbeError::Transient(format!("usage body is not JSON: {e}")))?;
+            rotor_actors::quota::usage::parse(&json, at).map_err(ProbeError::Transient)
+        }
+        401 => Err(ProbeError::Unauthorized),
+        403 if super::classify::is_cloudflare(&|n: &str| head.get(n).and_then(|v| v.to_str().ok()), &body) => {
+            Err(ProbeError::Transient("usage probe blocked by a Cloudflare challenge".into()))
+        }
+        403 => Err(ProbeError::Banned(super::classify::reason(serde_json::from_slice(&body).ok().as_ref(), &body))),
+        _ => Err(ProbeError::Transient(format!("usage probe answered {status}"))),
+    }
+}
