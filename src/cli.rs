@@ -72,6 +72,10 @@ pub enum Command {
     Sim(crate::sim::SimArgs),
     /// Add, import, export or list accounts (on the data dir, or via a running daemon's admin API).
     Accounts(crate::accounts::cli::AccountsArgs),
+    /// Serve the pool: the Responses proxy, admin API and dashboard.
+    Serve(crate::server::ServeArgs),
+    /// Try the pool with no real account: simulator + N simulated accounts + daemon.
+    Demo(crate::demo::DemoArgs),
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
     Config(ConfigCommand),
@@ -92,6 +96,8 @@ async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Sim(args) => crate::sim::run(args).await,
         Command::Accounts(args) => crate::accounts::cli::run(&global, args).await,
         Command::Config(cmd) => config_command(&global, cmd),
+        Command::Serve(args) => crate::server::run(&global, args).await,
+        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 

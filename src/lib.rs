@@ -5,16 +5,30 @@
 //! the built-in simulator of the Codex backend.
 
 pub mod accounts;
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod oauth;
+pub mod recent;
 pub mod signals;
+pub mod state;
 pub mod sim;
 pub mod store;
 pub mod translate;
 pub mod errors;
 pub mod sse;
 pub mod upstream;
+pub mod demo;
+pub mod middleware;
 pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod admin;
+pub mod dashboard;
+pub mod metrics;
+pub mod recent;

@@ -6,7 +6,10 @@
 //! `server.shutdown_grace` → end the rest with a terminal event → stop the pool, so every
 //! account actor flushes its file → exit 0.
 
+use crate::cli::GlobalArgs;
 use crate::config::Config;
+use crate::oauth::HttpRefresher;
+use crate::signals::Signals;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::recent::RecentRequests;
@@ -16,19 +19,15 @@ use anyhow::Context;
 use rotor_actors::{AccountRecord, Clock, Effects, PoolHandle, SystemClock};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Arguments of `codex-rotor serve`.
+/// Arguments of `codex-rotor serve` (the config file is the global `--config`).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Configuration file (TOML); defaults plus `CODEX_ROTOR_*` environment overrides without it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Address to listen on, overriding `server.listen`.
-    #[arg(long)]
+    #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 }
 
@@ -36,8 +35,8 @@ pub struct ServeArgs {
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 /// Runs `codex-rotor serve` until a shutdown signal.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut cfg = Config::load(args.config.as_deref()).context("loading the configuration")?;
+pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = global.load_config().context("loading the configuration")?;
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;
     }
@@ -47,19 +46,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(file = ?q, "an unreadable account file was quarantined");
     }
     let store: Arc<dyn rotor_actors::Store> = Arc::new(store);
-    let signals = crate::signals::Signals::install().context("installing signal handlers")?;
-    let mut shutdown = signals.shutdown();
+    let signals = Signals::install().context("installing signal handlers")?;
     let daemon = start(cfg, store, records).await?;
     tracing::info!(addr = %daemon.addr, "codex-rotor is serving");
     let reload = daemon.state.clone();
-    let config_path = args.config.clone();
-    let mut reloads = signals.reload();
+    let config_path = global.config.clone();
+    let mut reloads = signals.reload_rx();
     let reloader = tokio::spawn(async move {
         while reloads.recv().await.is_ok() {
             self::reload(&reload, config_path.as_deref()).await;
         }
     });
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    signals.shutdown_requested().await;
     tracing::info!("shutting down");
     reloader.abort();
     daemon.shutdown().await;
@@ -91,7 +89,7 @@ async fn reload(state: &AppState, path: Option<&std::path::Path>) {
     if let Err(e) = state.keys().reload(&cfg.keys) {
         return tracing::error!(error = %e, "reload: keys not loaded; keeping the old configuration");
     }
-    state.pool().set_strategy(cfg.pool_config().strategy).await;
+    state.pool().set_strategy(pool_config(&cfg).strategy).await;
     state.set_config(cfg);
     tracing::info!("configuration reloaded");
 }
@@ -119,14 +117,18 @@ pub async fn start(cfg: Config, store: Arc<dyn rotor_actors::Store>, records: Ve
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let effects = Effects {
         store,
-        refresher: Arc::new(crate::oauth::HttpRefresher::new(&cfg)?),
+        refresher: Arc::new(
+            HttpRefresher::new(upstream.client().clone(), cfg.upstream.token_url.clone())
+                .with_identity(&cfg.upstream.originator, &cfg.upstream.user_agent),
+        ),
         prober: Arc::new(UsageProber::new(upstream.clone())),
         clock: clock.clone(),
     };
-    let pool = PoolHandle::start(cfg.pool_config(), effects, records).await.context("starting the account pool")?;
+    let pool = PoolHandle::start(pool_config(&cfg), effects, records).await.context("starting the account pool")?;
     let listener = TcpListener::bind(cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(Parts { pool, config: cfg, keys, metrics: Metrics::new(), recent: RecentRequests::new(1000), upstream, clock });
+    let recent_capacity = cfg.admin.recent_requests.max(1);
+    let state = AppState::new(Parts { pool, config: cfg, keys, metrics: Metrics::new(), recent: RecentRequests::new(recent_capacity), upstream, clock });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::router::build(state.clone());
     let server = tokio::spawn(serve(listener, app, async move {
@@ -167,5 +169,27 @@ pub fn settings(cfg: &Config) -> UpstreamSettings {
         idle_timeout: u.idle_timeout,
         user_agent: u.user_agent.clone(),
         originator: u.originator.clone(),
+    }
+}
+
+/// `rotor_actors::PoolConfig` from `[pool]` and `[refresh]`.
+///
+/// Adapter: `Config::pool_config` of CONTRACT.md is not in the ops skeleton yet; this is the
+/// same mapping, kept here until it is.
+pub fn pool_config(cfg: &Config) -> rotor_actors::PoolConfig {
+    let p = &cfg.pool;
+    let r = &cfg.refresh;
+    let strategy = serde_json::to_value(p.strategy).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    rotor_actors::PoolConfig {
+        strategy,
+        max_leases_per_account: p.max_leases_per_account,
+        tick: p.tick,
+        default_429_backoff: p.default_429_backoff,
+        refresh_margin: r.margin,
+        refresh_jitter: r.jitter,
+        max_concurrent_refreshes: r.max_concurrent,
+        max_refreshes_per_minute: r.max_per_minute,
+        restart_budget: p.restart_budget,
+        plan_routes: p.plan_routes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     }
 }

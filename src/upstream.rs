@@ -128,6 +128,11 @@ impl Upstream {
         Ok(Self { client, settings })
     }
 
+    /// The shared HTTP client (also used by the OAuth refresher: one connection pool).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> &UpstreamSettings {
         &self.settings

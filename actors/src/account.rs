@@ -3,10 +3,30 @@
 //! restarts it from its last durable record. It does no network I/O in `handle`: refreshes and
 //! probes are tasks it spawns whose results come back as messages.
 
-use ractor::{ActorRef, RpcReplyPort};
+mod cooldown;
+mod refresh;
+mod state;
+mod upkeep;
 
-use crate::pool::{AccountView, Explanation, UpstreamFailure, UsageDelta};
-use crate::{AccountRecord, NewTokens, ProbeError, RefreshError, UnixMs, UpstreamCreds, quota};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::task::AbortHandle;
+
+pub use cooldown::Cooldown;
+pub use refresh::RefreshGate;
+pub use state::{AccountState, Action};
+
+use crate::pool::{AccountView, Explanation, PoolConfig, UpstreamFailure, UsageDelta};
+use crate::quota::{Event, QuotaConfig};
+use crate::rotation::Candidate;
+use crate::{
+    AccountRecord, Effects, NewTokens, ProbeError, RefreshError, RefreshReason, UnixMs,
+    UpstreamCreds, quota,
+};
+use refresh::{begin_refresh, schedule_refresh, start_refresh, tokens_refreshed};
+use upkeep::{act, merge, probed, push, set_enabled, start_probe, tick};
 
 /// Reference to an account actor.
 pub type AccountRef = ActorRef<AccountMsg>;
@@ -101,5 +121,209 @@ impl std::fmt::Debug for AccountMsg {
             AccountMsg::Remove(_) => "Remove",
         };
         f.write_str(name)
+    }
+}
+
+/// Knobs of an account actor, derived from the pool config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountConfig {
+    /// Lease cap.
+    pub max_leases: u32,
+    /// Tick period.
+    pub tick: Duration,
+    /// Quota rules.
+    pub quota: QuotaConfig,
+    /// Refresh this long before expiry.
+    pub refresh_margin_ms: i64,
+    /// ± jitter on the refresh time.
+    pub refresh_jitter_ms: i64,
+    /// Minimum gap between background probes of an account awaiting verification.
+    pub probe_retry_ms: i64,
+}
+
+impl From<&PoolConfig> for AccountConfig {
+    fn from(c: &PoolConfig) -> Self {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            max_leases: c.max_leases_per_account.max(1),
+            tick: c.tick,
+            quota: QuotaConfig {
+                default_backoff_ms: ms(c.default_429_backoff),
+            },
+            refresh_margin_ms: ms(c.refresh_margin),
+            refresh_jitter_ms: ms(c.refresh_jitter),
+            probe_retry_ms: 60_000,
+        }
+    }
+}
+
+/// Where an account pushes its availability (the supervisor's view).
+pub type Notify = Arc<dyn Fn(Candidate) + Send + Sync>;
+
+/// What an account actor is spawned with.
+pub struct AccountArgs {
+    /// Its last durable record.
+    pub record: AccountRecord,
+    /// Knobs.
+    pub cfg: Arc<AccountConfig>,
+    /// Store, refresher, prober, clock.
+    pub effects: Effects,
+    /// Pool-wide refresh limits.
+    pub gate: Arc<RefreshGate>,
+    /// Availability pushes.
+    pub notify: Notify,
+}
+
+/// The account actor (behaviour only; state is [`AccountState`] plus the effects).
+pub struct AccountActor;
+
+/// Actor state: the account's state and the effects it performs.
+pub struct Running {
+    /// The account.
+    pub st: AccountState,
+    /// Effects.
+    fx: Effects,
+    /// Refresh gate.
+    gate: Arc<RefreshGate>,
+    /// Availability pushes.
+    notify: Notify,
+    /// Tick timer, aborted on stop.
+    ticker: Option<AbortHandle>,
+    /// Refresh timer, aborted when rescheduled or on stop.
+    refresh_timer: Option<AbortHandle>,
+}
+
+impl Actor for AccountActor {
+    type Msg = AccountMsg;
+    type State = Running;
+    type Arguments = AccountArgs;
+
+    async fn pre_start(
+        &self,
+        _me: AccountRef,
+        a: AccountArgs,
+    ) -> Result<Running, ActorProcessingErr> {
+        let st = AccountState::new(a.record, a.cfg);
+        Ok(Running {
+            st,
+            fx: a.effects,
+            gate: a.gate,
+            notify: a.notify,
+            ticker: None,
+            refresh_timer: None,
+        })
+    }
+
+    async fn post_start(&self, me: AccountRef, s: &mut Running) -> Result<(), ActorProcessingErr> {
+        s.ticker = Some(
+            me.send_interval(s.st.cfg.tick, || AccountMsg::Tick)
+                .abort_handle(),
+        );
+        if let Some(intent) = s.st.rec.refresh_intent.clone() {
+            tracing::warn!(account = %s.st.rec.id, reason = intent.reason.as_str(), "a refresh was interrupted; retrying it");
+            start_refresh(&me, s, intent.reason);
+        } else if s.st.rec.status == crate::Status::Refreshing {
+            start_refresh(&me, s, RefreshReason::UnauthorizedRecovery);
+        } else {
+            schedule_refresh(&me, s);
+        }
+        let now = s.fx.clock.now_ms();
+        push(s, now);
+        Ok(())
+    }
+
+    async fn post_stop(&self, _me: AccountRef, s: &mut Running) -> Result<(), ActorProcessingErr> {
+        for h in [s.ticker.take(), s.refresh_timer.take()]
+            .into_iter()
+            .flatten()
+        {
+            h.abort();
+        }
+        s.st.flush(s.fx.store.as_ref());
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        me: AccountRef,
+        msg: AccountMsg,
+        s: &mut Running,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = s.fx.clock.now_ms();
+        match msg {
+            AccountMsg::Reserve {
+                model_limit,
+                review,
+                reply,
+            } => {
+                let granted = s.st.reserve(model_limit.as_deref(), review, now);
+                let _ = reply.send(granted.map(|creds| Grant {
+                    creds,
+                    started_at: now,
+                }));
+            }
+            AccountMsg::Release => s.st.release(),
+            AccountMsg::HeaderObserved(o) => {
+                let actions = s.st.quota(Event::HeaderObserved(o), now);
+                act(&me, s, actions, now);
+            }
+            AccountMsg::Applied429(r) => {
+                let actions = s.st.quota(Event::Applied429(r), now);
+                act(&me, s, actions, now);
+            }
+            AccountMsg::UpstreamFailed { failure, at: _ } => {
+                let (status_changed, action) = s.st.failure(failure, now);
+                if status_changed {
+                    s.st.persist(s.fx.store.as_ref());
+                }
+                act(&me, s, action.into_iter().collect(), now);
+            }
+            AccountMsg::UsageObserved(u) => s.st.usage(u),
+            AccountMsg::Tick => tick(&me, s, now),
+            AccountMsg::RefreshDue { generation } if generation == s.st.refresh_generation => {
+                let reason = if s.st.rec.status == crate::Status::Refreshing {
+                    RefreshReason::UnauthorizedRecovery
+                } else {
+                    RefreshReason::ProactiveExpiry
+                };
+                start_refresh(&me, s, reason);
+            }
+            AccountMsg::RefreshDue { .. } => {}
+            AccountMsg::BeginRefresh { reply } => {
+                let rt = begin_refresh(&me, s, now);
+                let _ = reply.send(rt);
+            }
+            AccountMsg::TokensRefreshed(result) => tokens_refreshed(&me, s, result, now),
+            AccountMsg::Probed(result) => probed(&me, s, result, now),
+            AccountMsg::ProbeNow => start_probe(&me, s, now),
+            AccountMsg::Snapshot(reply) => {
+                let _ = reply.send(s.st.view(now));
+            }
+            AccountMsg::Explain(reply) => {
+                let _ = reply.send(s.st.explain(now));
+            }
+            AccountMsg::Export(reply) => {
+                let _ = reply.send(s.st.rec.clone());
+            }
+            AccountMsg::Merge(rec, reply) => {
+                merge(&me, s, *rec, now);
+                let _ = reply.send(());
+            }
+            AccountMsg::SetEnabled(on, reply) => {
+                set_enabled(s, on);
+                let _ = reply.send(());
+            }
+            AccountMsg::Remove(reply) => {
+                if let Err(e) = s.fx.store.remove(&s.st.rec.id) {
+                    tracing::error!(account = %s.st.rec.id, error = %e, "could not delete the account file");
+                }
+                s.st.dirty = false;
+                let _ = reply.send(());
+                me.stop(Some("removed".into()));
+                return Ok(());
+            }
+        }
+        push(s, now);
+        Ok(())
     }
 }

@@ -2,17 +2,26 @@
 //! per account, restarts failed ones from their last durable state, keeps the availability view
 //! and answers picks. Every call the handle makes across actors is time-bounded.
 
+mod affinity;
 mod lease;
 mod report;
+pub mod restart;
+mod supervisor;
 
 use std::time::Duration;
 
+use ractor::rpc::CallResult;
+use ractor::{Actor, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 pub use lease::{Lease, UpstreamFailure, UsageDelta};
 pub use report::{AccountView, Explanation, PoolSummary};
+pub use supervisor::summary;
 
-use crate::{AccountId, AccountRecord, Effects, UnixMs};
+use crate::account::{AccountMsg, AccountRef};
+use crate::rotation::NoChoice;
+use crate::{AccountId, AccountRecord, Effects, UnixMs, quota};
+use supervisor::{AddStep, PoolArgs, PoolMsg, PoolRef, PoolSupervisor};
 
 /// How the next account is chosen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,9 +144,21 @@ pub enum AddOutcome {
     Updated(AccountId),
 }
 
-/// Cloneable handle to a running pool.
+/// Bound on a call to the supervisor.
+const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on a `Reserve` call to one account.
+const RESERVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bound on an operator call to one account.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rounds of (pick, reserve each candidate) before giving up.
+const PICK_ROUNDS: usize = 3;
+
+/// Cloneable handle to a running pool. Every call it makes is time-bounded.
 #[derive(Clone)]
-pub struct PoolHandle {}
+pub struct PoolHandle {
+    /// The supervisor.
+    sup: PoolRef,
+}
 
 impl PoolHandle {
     /// Starts the pool with the given records (one actor each).
@@ -146,72 +167,210 @@ impl PoolHandle {
         effects: Effects,
         records: Vec<AccountRecord>,
     ) -> Result<PoolHandle, PoolError> {
-        let _ = (cfg, effects, records);
-        Ok(PoolHandle {})
+        let args = PoolArgs {
+            cfg,
+            effects,
+            records,
+        };
+        let (sup, _) = Actor::spawn(None, PoolSupervisor, args)
+            .await
+            .map_err(|e| PoolError::Spawn(e.to_string()))?;
+        Ok(PoolHandle { sup })
     }
 
-    /// Picks an account and leases it (time-bounded).
-    pub async fn pick(&self, req: PickRequest) -> Result<Lease, PickError> {
-        let _ = req;
+    async fn ask<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(RpcReplyPort<T>) -> PoolMsg,
+    ) -> Result<T, PoolError> {
+        match self.sup.call(f, Some(SUPERVISOR_TIMEOUT)).await {
+            Ok(CallResult::Success(v)) => Ok(v),
+            Ok(CallResult::Timeout) => Err(PoolError::Timeout),
+            _ => Err(PoolError::Stopped),
+        }
+    }
+
+    async fn actor(&self, id: &str) -> Result<AccountRef, PoolError> {
+        let id = id.to_string();
+        self.ask(|r| PoolMsg::Ref(id.clone(), r))
+            .await?
+            .ok_or(PoolError::NotFound(id))
+    }
+
+    /// Picks an account and leases it (time-bounded). A candidate that refuses is excluded and
+    /// the next one is tried; the view may be stale, the account decides.
+    pub async fn pick(&self, mut req: PickRequest) -> Result<Lease, PickError> {
+        let limit = quota::limit_for_model(&req.model).map(str::to_string);
+        for _ in 0..PICK_ROUNDS {
+            let r = req.clone();
+            let cands = match self.ask(|reply| PoolMsg::Pick { req: r, reply }).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(NoChoice::Exhausted { soonest_reset })) => {
+                    return Err(PickError::Exhausted { soonest_reset });
+                }
+                Ok(Err(NoChoice::Unavailable { reason })) => {
+                    return Err(PickError::Unavailable { reason });
+                }
+                Err(PoolError::Timeout) => return Err(PickError::Timeout),
+                Err(e) => {
+                    return Err(PickError::Unavailable {
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            for (id, actor) in cands {
+                let (model_limit, review) = (limit.clone(), req.review);
+                let asked = actor
+                    .call(
+                        |reply| AccountMsg::Reserve {
+                            model_limit,
+                            review,
+                            reply,
+                        },
+                        Some(RESERVE_TIMEOUT),
+                    )
+                    .await;
+                if let Ok(CallResult::Success(Ok(grant))) = asked {
+                    if let Some(key) = req.affinity.clone() {
+                        let _ = self.sup.cast(PoolMsg::Affinity {
+                            key,
+                            id: id.clone(),
+                        });
+                    }
+                    return Ok(Lease {
+                        account_id: id,
+                        creds: grant.creds,
+                        started_at: grant.started_at,
+                        actor: Some(actor),
+                    });
+                }
+                req.exclude.push(id);
+            }
+        }
         Err(PickError::Unavailable {
-            reason: "not implemented".into(),
+            reason: "every candidate refused the lease".into(),
         })
     }
 
-    /// Pool summary (rule 6).
+    /// Pool summary (rule 6). An unresponsive pool reports itself as not serving.
     pub async fn summary(&self) -> PoolSummary {
-        PoolSummary::default()
+        self.ask(PoolMsg::Summary).await.unwrap_or_default()
     }
 
-    /// Every account's view.
+    async fn refs(&self) -> Vec<(AccountId, AccountRef)> {
+        self.ask(PoolMsg::Refs).await.unwrap_or_default()
+    }
+
+    /// Every account's view (accounts that do not answer in time are left out).
     pub async fn accounts(&self) -> Vec<AccountView> {
-        Vec::new()
+        let calls = self
+            .refs()
+            .await
+            .into_iter()
+            .map(|(_, a)| async move { call(&a, AccountMsg::Snapshot).await.ok() });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// One account's view.
     pub async fn account(&self, id: &str) -> Option<AccountView> {
-        let _ = id;
-        None
+        call(&self.actor(id).await.ok()?, AccountMsg::Snapshot)
+            .await
+            .ok()
     }
 
     /// Why an account is or is not available.
     pub async fn explain(&self, id: &str) -> Option<Explanation> {
-        let _ = id;
-        None
+        call(&self.actor(id).await.ok()?, AccountMsg::Explain)
+            .await
+            .ok()
     }
 
     /// Adds an account, deduplicated by (workspace id, user id); never re-activates banned or
-    /// disabled accounts.
+    /// disabled accounts. A new account is durable before this returns.
     pub async fn add(&self, rec: AccountRecord) -> Result<AddOutcome, PoolError> {
-        Ok(AddOutcome::Added(rec.id))
+        let step = match self
+            .sup
+            .call(
+                |r| PoolMsg::Add(Box::new(rec.clone()), r),
+                Some(ADMIN_TIMEOUT),
+            )
+            .await
+        {
+            Ok(CallResult::Success(step)) => step?,
+            Ok(CallResult::Timeout) => return Err(PoolError::Timeout),
+            _ => return Err(PoolError::Stopped),
+        };
+        if let AddStep::Existing(_, actor) = &step {
+            call(actor, |r| AccountMsg::Merge(Box::new(rec), r)).await?;
+        }
+        Ok(supervisor::outcome(&step))
     }
 
     /// Enables or disables an account.
     pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), PoolError> {
-        let _ = enabled;
-        Err(PoolError::NotFound(id.to_string()))
+        call(&self.actor(id).await?, |r| {
+            AccountMsg::SetEnabled(enabled, r)
+        })
+        .await
     }
 
     /// Removes an account and its file.
     pub async fn remove(&self, id: &str) -> Result<(), PoolError> {
-        Err(PoolError::NotFound(id.to_string()))
+        let owned = id.to_string();
+        let actor = self
+            .ask(|r| PoolMsg::Forget(owned, r))
+            .await?
+            .ok_or(PoolError::NotFound(id.to_string()))?;
+        call(&actor, AccountMsg::Remove).await
     }
 
     /// Switches the rotation strategy at runtime.
     pub async fn set_strategy(&self, s: Strategy) {
-        let _ = s;
+        let _ = self.sup.cast(PoolMsg::SetStrategy(s));
     }
 
     /// Asks an account to probe its usage now.
     pub async fn probe(&self, id: &str) -> Result<(), PoolError> {
-        Err(PoolError::NotFound(id.to_string()))
+        self.actor(id)
+            .await?
+            .cast(AccountMsg::ProbeNow)
+            .map_err(|_| PoolError::Stopped)
     }
 
     /// Every record, with tokens: only for CLI/admin export.
     pub async fn export(&self) -> Vec<AccountRecord> {
-        Vec::new()
+        let calls = self
+            .refs()
+            .await
+            .into_iter()
+            .map(|(_, a)| async move { call(&a, AccountMsg::Export).await.ok() });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Stops every actor; each flushes its file.
-    pub async fn shutdown(&self) {}
+    pub async fn shutdown(&self) {
+        let _ = self
+            .sup
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(60)))
+            .await;
+    }
+}
+
+/// A time-bounded call to one account actor.
+async fn call<T: Send + 'static>(
+    a: &AccountRef,
+    f: impl FnOnce(RpcReplyPort<T>) -> AccountMsg,
+) -> Result<T, PoolError> {
+    match a.call(f, Some(ADMIN_TIMEOUT)).await {
+        Ok(CallResult::Success(v)) => Ok(v),
+        Ok(CallResult::Timeout) => Err(PoolError::Timeout),
+        _ => Err(PoolError::Stopped),
+    }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 pub use view::View;
 
-use crate::{AccountId, Strategy, UnixMs, quota::Lock};
+use crate::{AccountId, Status, Strategy, UnixMs, quota::Lock};
 
 /// What an account tells the supervisor about its availability (pushed on every change).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -18,6 +18,8 @@ pub struct Candidate {
     pub id: AccountId,
     /// Plan, for plan routing.
     pub plan: Option<String>,
+    /// Lifecycle status (for the pool summary).
+    pub status: Status,
     /// Lifecycle allows serving (status `active`, tokens usable).
     pub serving: bool,
     /// Leases currently held.
@@ -40,6 +42,15 @@ impl Candidate {
         self.locks
             .iter()
             .any(|l| l.bucket == "primary" || l.bucket == "secondary")
+    }
+
+    /// When every lock relevant to a request has reset (`None` if not locked or unknown).
+    pub fn available_again(&self, model_limit: Option<&str>, review: bool) -> Option<UnixMs> {
+        let untils: Option<Vec<UnixMs>> = self
+            .locks_for(model_limit, review)
+            .map(|l| l.until)
+            .collect();
+        untils?.into_iter().max()
     }
 
     /// Exhausted buckets relevant to a request.
@@ -203,10 +214,8 @@ pub fn no_choice<'a>(
         match eligible(c, p, now) {
             Err(Refusal::Exhausted) => {
                 exhausted = true;
-                for l in c.locks_for(p.model_limit.as_deref(), p.review) {
-                    if let Some(t) = l.until {
-                        soonest = Some(soonest.map_or(t, |s: UnixMs| s.min(t)));
-                    }
+                if let Some(t) = c.available_again(p.model_limit.as_deref(), p.review) {
+                    soonest = Some(soonest.map_or(t, |s: UnixMs| s.min(t)));
                 }
             }
             Err(r) => *reasons.entry(refusal_name(r)).or_default() += 1,

@@ -13,6 +13,7 @@ fn cand(id: &str) -> Candidate {
     Candidate {
         id: id.into(),
         plan: Some("plus".into()),
+        status: rotor_actors::Status::Active,
         serving: true,
         leases: 0,
         max_leases: 2,
@@ -24,20 +25,54 @@ fn cand(id: &str) -> Candidate {
 }
 
 fn lock(bucket: &str, until: i64) -> Lock {
-    Lock { bucket: bucket.into(), until: Some(until) }
+    Lock {
+        bucket: bucket.into(),
+        until: Some(until),
+    }
 }
 
 fn pool() -> Vec<Candidate> {
     vec![
-        Candidate { requests: 5, last_used: Some(T0 - 10 * S), ..cand("a") },
-        Candidate { requests: 2, last_used: Some(T0 - 20 * S), ..cand("b") },
-        Candidate { requests: 2, last_used: Some(T0 - 30 * S), leases: 1, ..cand("c") },
-        Candidate { locks: vec![lock("primary", T0 + H)], ..cand("d-exhausted") },
-        Candidate { cooldown_until: Some(T0 + 30 * S), ..cand("e-cooling") },
-        Candidate { leases: 2, ..cand("f-full") },
-        Candidate { serving: false, ..cand("g-disabled") },
-        Candidate { plan: Some("free".into()), ..cand("h-free") },
-        Candidate { locks: vec![lock("codex_bengalfox.primary", T0 + 2 * H)], ..cand("i-spark-out") },
+        Candidate {
+            requests: 5,
+            last_used: Some(T0 - 10 * S),
+            ..cand("a")
+        },
+        Candidate {
+            requests: 2,
+            last_used: Some(T0 - 20 * S),
+            ..cand("b")
+        },
+        Candidate {
+            requests: 2,
+            last_used: Some(T0 - 30 * S),
+            leases: 1,
+            ..cand("c")
+        },
+        Candidate {
+            locks: vec![lock("primary", T0 + H)],
+            ..cand("d-exhausted")
+        },
+        Candidate {
+            cooldown_until: Some(T0 + 30 * S),
+            ..cand("e-cooling")
+        },
+        Candidate {
+            leases: 2,
+            ..cand("f-full")
+        },
+        Candidate {
+            serving: false,
+            ..cand("g-disabled")
+        },
+        Candidate {
+            plan: Some("free".into()),
+            ..cand("h-free")
+        },
+        Candidate {
+            locks: vec![lock("codex_bengalfox.primary", T0 + 2 * H)],
+            ..cand("i-spark-out")
+        },
     ]
 }
 
@@ -47,24 +82,83 @@ fn choices_by_strategy_policy_and_affinity() {
     let plus_only = Some(vec!["plus".to_string(), "pro".to_string()]);
     let cases = vec![
         ("least_used", Strategy::LeastUsed, None, Policy::default()),
-        ("least_used, gpt-5.5 routed to plus/pro", Strategy::LeastUsed, None, Policy { plans: plus_only.clone(), ..Policy::default() }),
-        ("least_used, spark model", Strategy::LeastUsed, None, Policy { model_limit: Some("codex_bengalfox".into()), ..Policy::default() }),
-        ("least_used, b excluded", Strategy::LeastUsed, None, Policy { exclude: vec!["b".into()], ..Policy::default() }),
-        ("affinity to a", Strategy::LeastUsed, None, Policy { affinity: Some("a".into()), ..Policy::default() }),
-        ("affinity to exhausted d is ignored", Strategy::LeastUsed, None, Policy { affinity: Some("d-exhausted".into()), ..Policy::default() }),
+        (
+            "least_used, gpt-5.5 routed to plus/pro",
+            Strategy::LeastUsed,
+            None,
+            Policy {
+                plans: plus_only.clone(),
+                ..Policy::default()
+            },
+        ),
+        (
+            "least_used, spark model",
+            Strategy::LeastUsed,
+            None,
+            Policy {
+                model_limit: Some("codex_bengalfox".into()),
+                ..Policy::default()
+            },
+        ),
+        (
+            "least_used, b excluded",
+            Strategy::LeastUsed,
+            None,
+            Policy {
+                exclude: vec!["b".into()],
+                ..Policy::default()
+            },
+        ),
+        (
+            "affinity to a",
+            Strategy::LeastUsed,
+            None,
+            Policy {
+                affinity: Some("a".into()),
+                ..Policy::default()
+            },
+        ),
+        (
+            "affinity to exhausted d is ignored",
+            Strategy::LeastUsed,
+            None,
+            Policy {
+                affinity: Some("d-exhausted".into()),
+                ..Policy::default()
+            },
+        ),
         ("sticky", Strategy::Sticky, None, Policy::default()),
-        ("round_robin after b", Strategy::RoundRobin, Some("b"), Policy::default()),
-        ("round_robin after the last id wraps", Strategy::RoundRobin, Some("z"), Policy::default()),
+        (
+            "round_robin after b",
+            Strategy::RoundRobin,
+            Some("b"),
+            Policy::default(),
+        ),
+        (
+            "round_robin after the last id wraps",
+            Strategy::RoundRobin,
+            Some("z"),
+            Policy::default(),
+        ),
     ];
     let mut out = Vec::new();
     for (name, strategy, cursor, policy) in cases {
         let chosen = choose(&c, strategy, cursor, &policy, T0, 10);
         out.push(json!({ "case": name, "chosen": relative(&chosen) }));
     }
-    assert_eq!(out[0]["chosen"]["Ok"], json!(["h-free", "i-spark-out", "b", "a", "c"]));
-    assert_eq!(out[2]["chosen"]["Ok"][3], "c", "spark-exhausted account skipped for spark models only");
+    assert_eq!(
+        out[0]["chosen"]["Ok"],
+        json!(["h-free", "i-spark-out", "b", "a", "c"])
+    );
+    assert_eq!(
+        out[2]["chosen"]["Ok"][3], "c",
+        "spark-exhausted account skipped for spark models only"
+    );
     assert_eq!(out[4]["chosen"]["Ok"][0], "a");
-    assert_eq!(out[6]["chosen"]["Ok"][0], "a", "sticky: most recently used first");
+    assert_eq!(
+        out[6]["chosen"]["Ok"][0], "a",
+        "sticky: most recently used first"
+    );
     assert_eq!(out[7]["chosen"]["Ok"][0], "c");
     settings().bind(|| insta::assert_yaml_snapshot!(out));
 }
@@ -72,21 +166,55 @@ fn choices_by_strategy_policy_and_affinity() {
 #[test]
 fn an_all_exhausted_pool_is_exhausted_with_the_soonest_reset_but_a_busy_one_is_not() {
     let exhausted = vec![
-        Candidate { locks: vec![lock("primary", T0 + 2 * H)], ..cand("a") },
-        Candidate { locks: vec![lock("secondary", T0 + H)], ..cand("b") },
-        Candidate { serving: false, ..cand("c") },
+        Candidate {
+            locks: vec![lock("primary", T0 + 2 * H)],
+            ..cand("a")
+        },
+        Candidate {
+            locks: vec![lock("secondary", T0 + H)],
+            ..cand("b")
+        },
+        Candidate {
+            serving: false,
+            ..cand("c")
+        },
     ];
     let p = Policy::default();
-    assert_eq!(choose(&exhausted, Strategy::LeastUsed, None, &p, T0, 3), Err(NoChoice::Exhausted { soonest_reset: Some(T0 + H) }));
-    let busy = vec![Candidate { leases: 2, ..cand("a") }, Candidate { locks: vec![lock("primary", T0 + H)], ..cand("b") }];
-    assert!(matches!(choose(&busy, Strategy::LeastUsed, None, &p, T0, 3), Err(NoChoice::Unavailable { .. })));
+    assert_eq!(
+        choose(&exhausted, Strategy::LeastUsed, None, &p, T0, 3),
+        Err(NoChoice::Exhausted {
+            soonest_reset: Some(T0 + H)
+        })
+    );
+    let busy = vec![
+        Candidate {
+            leases: 2,
+            ..cand("a")
+        },
+        Candidate {
+            locks: vec![lock("primary", T0 + H)],
+            ..cand("b")
+        },
+    ];
+    assert!(matches!(
+        choose(&busy, Strategy::LeastUsed, None, &p, T0, 3),
+        Err(NoChoice::Unavailable { .. })
+    ));
     let empty: Vec<Candidate> = vec![];
     assert_eq!(
         choose(&empty, Strategy::LeastUsed, None, &p, T0, 3),
-        Err(NoChoice::Unavailable { reason: "no accounts in the pool".into() })
+        Err(NoChoice::Unavailable {
+            reason: "no accounts in the pool".into()
+        })
     );
-    let cooling = vec![Candidate { cooldown_until: Some(T0 + S), ..cand("a") }];
-    assert!(choose(&cooling, Strategy::LeastUsed, None, &p, T0 + S, 3).is_ok(), "cooldown ends on time");
+    let cooling = vec![Candidate {
+        cooldown_until: Some(T0 + S),
+        ..cand("a")
+    }];
+    assert!(
+        choose(&cooling, Strategy::LeastUsed, None, &p, T0 + S, 3).is_ok(),
+        "cooldown ends on time"
+    );
 }
 
 #[test]
@@ -94,7 +222,13 @@ fn round_robin_cycles_through_every_account() {
     let c: Vec<Candidate> = ["a", "b", "c"].iter().map(|id| cand(id)).collect();
     let mut view = View::new(Strategy::RoundRobin);
     c.iter().cloned().for_each(|x| view.upsert(x));
-    let seq: Vec<String> = (0..7).map(|_| view.pick(&Policy::default(), T0, 1).expect("pick").remove(0)).collect();
+    let seq: Vec<String> = (0..7)
+        .map(|_| {
+            view.pick(&Policy::default(), T0, 1)
+                .expect("pick")
+                .remove(0)
+        })
+        .collect();
     assert_eq!(seq, ["a", "b", "c", "a", "b", "c", "a"]);
 }
 
@@ -113,7 +247,11 @@ fn the_indexed_view_agrees_with_pure_choose_under_random_updates() {
             c.requests = rng.random_range(0..5);
             c.last_used = Some(T0 + rng.random_range(0..5) * S);
             c.serving = rng.random_bool(0.9);
-            c.locks = if rng.random_bool(0.2) { vec![lock("primary", T0 + H)] } else { vec![] };
+            c.locks = if rng.random_bool(0.2) {
+                vec![lock("primary", T0 + H)]
+            } else {
+                vec![]
+            };
             c.plan = Some(if rng.random_bool(0.3) { "free" } else { "plus" }.into());
             view.upsert(c.clone());
             if strategy == Strategy::RoundRobin {
@@ -122,11 +260,17 @@ fn the_indexed_view_agrees_with_pure_choose_under_random_updates() {
             let p = Policy {
                 exclude: vec![format!("{:02}", rng.random_range(0..40))],
                 plans: rng.random_bool(0.5).then(|| vec!["plus".to_string()]),
-                affinity: rng.random_bool(0.3).then(|| format!("{:02}", rng.random_range(0..40))),
+                affinity: rng
+                    .random_bool(0.3)
+                    .then(|| format!("{:02}", rng.random_range(0..40))),
                 ..Policy::default()
             };
             let want = choose(&all, strategy, None, &p, T0, 3);
-            assert_eq!(view.pick(&p, T0, 3), want, "round {round} strategy {strategy:?}");
+            assert_eq!(
+                view.pick(&p, T0, 3),
+                want,
+                "round {round} strategy {strategy:?}"
+            );
         }
     }
 }

@@ -1,0 +1,308 @@
+//! Token refresh: when to refresh (expiry − margin ± jitter), the pool-wide gate that bounds
+//! refreshes in flight and per minute, and the task that talks to the token endpoint. The
+//! exactly-once rotation protocol lives in the actor: the intent is durable before the endpoint
+//! is called, the new tokens are durable before any lease sees them, the intent is cleared after.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{AccountMsg, AccountRef, Running};
+use crate::{
+    NewTokens, RefreshError, RefreshIntent, RefreshReason, Status, Store, TokenRefresher, Tokens,
+    UnixMs, fault, jwt,
+};
+
+/// Access tokens whose expiry cannot be read are refreshed this long after the last refresh.
+pub const FALLBACK_INTERVAL_MS: i64 = 8 * 24 * 3_600_000;
+/// How long a refresh task waits for its actor to write the intent.
+const BEGIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When the proactive refresh of `tokens` is due. `jitter` is the already-drawn offset.
+pub fn due_at(tokens: &Tokens, added_at: UnixMs, margin_ms: i64, jitter: i64) -> UnixMs {
+    match tokens.expires_at {
+        Some(exp) => exp - margin_ms + jitter,
+        None => tokens.last_refresh.unwrap_or(added_at) + FALLBACK_INTERVAL_MS - margin_ms + jitter,
+    }
+}
+
+/// Retry delay after the `n`th consecutive transient refresh failure (30 s doubling to 10 min).
+pub fn retry_delay(n: u32) -> Duration {
+    Duration::from_secs((30u64 << n.min(5)).min(600))
+}
+
+/// Pool-wide limits on refreshes: at most `concurrent` in flight and `per_minute` started in
+/// any minute. Shared by every account actor of a pool.
+#[derive(Debug)]
+pub struct RefreshGate {
+    /// Slots for refreshes in flight.
+    slots: Arc<Semaphore>,
+    /// Start times within the last minute.
+    starts: Mutex<VecDeque<tokio::time::Instant>>,
+    /// Refreshes allowed to start per minute.
+    per_minute: usize,
+}
+
+impl RefreshGate {
+    /// A gate with the given limits (each at least 1).
+    pub fn new(concurrent: usize, per_minute: u32) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(concurrent.max(1))),
+            starts: Mutex::new(VecDeque::new()),
+            per_minute: (per_minute as usize).max(1),
+        }
+    }
+
+    /// Waits for a slot and for room in the per-minute budget; the permit frees the slot.
+    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.slots.clone().acquire_owned().await.ok()?;
+        loop {
+            let wait = {
+                let now = tokio::time::Instant::now();
+                let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+                while starts
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                {
+                    starts.pop_front();
+                }
+                if starts.len() < self.per_minute {
+                    starts.push_back(now);
+                    return Some(permit);
+                }
+                starts
+                    .front()
+                    .map(|t| Duration::from_secs(60).saturating_sub(now.duration_since(*t)))
+            };
+            tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1))).await;
+        }
+    }
+}
+
+/// The refresh task: gate → ask the actor to write its intent (and hand over the refresh
+/// token) → call the endpoint → send the result back. Runs outside the actor.
+pub fn spawn(
+    me: AccountRef,
+    gate: Arc<RefreshGate>,
+    refresher: Arc<dyn TokenRefresher>,
+    reason: RefreshReason,
+) {
+    tokio::spawn(async move {
+        let _permit = gate.acquire().await;
+        let begun = me
+            .call(
+                |reply| AccountMsg::BeginRefresh { reply },
+                Some(BEGIN_TIMEOUT),
+            )
+            .await;
+        let rt = match begun {
+            Ok(CallResult::Success(Some(rt))) => rt,
+            Ok(CallResult::Success(None)) => return,
+            _ => {
+                let err =
+                    RefreshError::Transient("account did not start the refresh in time".into());
+                let _ = me.cast(AccountMsg::TokensRefreshed(Err(err)));
+                return;
+            }
+        };
+        let result = refresher.refresh(rt, reason).await;
+        let _ = me.cast(AccountMsg::TokensRefreshed(result));
+    });
+}
+
+/// Starts a refresh unless one is in flight (single-flight per account).
+pub(super) fn start_refresh(me: &AccountRef, s: &mut Running, reason: RefreshReason) {
+    if s.st.refreshing.is_some() || matches!(s.st.rec.status, Status::Banned | Status::Expired) {
+        return;
+    }
+    if s.st
+        .rec
+        .tokens
+        .refresh_token
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        if reason == RefreshReason::UnauthorizedRecovery {
+            s.st.set_status(
+                Status::Expired,
+                Some("needs login: no refresh token".into()),
+            );
+            s.st.persist(s.fx.store.as_ref());
+        }
+        return;
+    }
+    s.st.refreshing = Some(reason);
+    if reason == RefreshReason::UnauthorizedRecovery && s.st.rec.status == Status::Active {
+        s.st.set_status(Status::Refreshing, Some("access token rejected".into()));
+        s.st.dirty = true;
+    }
+    spawn(me.clone(), s.gate.clone(), s.fx.refresher.clone(), reason);
+}
+
+/// Step 1 of the rotation: the intent is on disk before the refresh token leaves the actor.
+pub(super) fn begin_refresh(me: &AccountRef, s: &mut Running, now: UnixMs) -> Option<String> {
+    let reason = s.st.refreshing?;
+    let Some(rt) = s.st.rec.tokens.refresh_token.clone() else {
+        s.st.refreshing = None;
+        return None;
+    };
+    s.st.rec.refresh_intent = Some(RefreshIntent {
+        started_at: now,
+        reason,
+    });
+    if !s.st.persist(s.fx.store.as_ref()) {
+        s.st.rec.refresh_intent = None;
+        s.st.refreshing = None;
+        retry_later(me, s);
+        return None;
+    }
+    fault::point(fault::REFRESH_AFTER_INTENT);
+    Some(rt)
+}
+
+/// Steps 2–3: new tokens durable before any lease sees them, then the intent is cleared.
+pub(super) fn tokens_refreshed(
+    me: &AccountRef,
+    s: &mut Running,
+    r: Result<NewTokens, RefreshError>,
+    now: UnixMs,
+) {
+    if s.st.refreshing.take().is_none() {
+        return;
+    }
+    let store = s.fx.store.clone();
+    match r {
+        Ok(new) => {
+            fault::point(fault::REFRESH_AFTER_RESPONSE);
+            let t = &mut s.st.rec.tokens;
+            if let Some(at) = new.access_token.filter(|a| !a.is_empty()) {
+                t.expires_at = jwt::expires_at(&at);
+                t.access_token = at;
+            }
+            if let Some(rt) = new.refresh_token.filter(|a| !a.is_empty()) {
+                t.refresh_token = Some(rt);
+            }
+            if new.id_token.is_some() {
+                t.id_token = new.id_token;
+            }
+            t.last_refresh = Some(now);
+            if s.st.rec.status == Status::Refreshing {
+                s.st.set_status(Status::Active, None);
+            }
+            s.st.refresh_failures = 0;
+            s.st.tokens_durable = false;
+            finish_rotation(s, store.as_ref());
+            tracing::info!(account = %s.st.rec.id, "tokens refreshed");
+            schedule_refresh(me, s);
+        }
+        Err(RefreshError::Transient(m)) => {
+            tracing::warn!(account = %s.st.rec.id, error = %m, "token refresh failed; will retry");
+            s.st.rec.refresh_intent = None;
+            s.st.rec.last_error = Some(format!("refresh: {m}"));
+            s.st.persist(store.as_ref());
+            s.st.refresh_failures += 1;
+            retry_later(me, s);
+        }
+        Err(RefreshError::Permanent { code, message }) => {
+            tracing::warn!(account = %s.st.rec.id, %code, "refresh token rejected: account needs login");
+            s.st.rec.refresh_intent = None;
+            s.st.rec.last_error = Some(message);
+            s.st.set_status(Status::Expired, Some(format!("needs login ({code})")));
+            s.st.persist(store.as_ref());
+        }
+        Err(RefreshError::Deactivated(m)) => {
+            s.st.rec.refresh_intent = None;
+            s.st.set_status(Status::Banned, Some(format!("deactivated: {m}")));
+            s.st.persist(store.as_ref());
+        }
+    }
+}
+
+/// Persists freshly received tokens; only then may leases see them, and only then is the
+/// intent cleared. Retried on every tick while the disk refuses.
+pub(super) fn finish_rotation(s: &mut Running, store: &dyn Store) {
+    if !s.st.persist(store) {
+        return;
+    }
+    s.st.tokens_durable = true;
+    fault::point(fault::REFRESH_AFTER_PERSIST);
+    s.st.rec.refresh_intent = None;
+    s.st.persist(store);
+}
+
+/// Arms the proactive refresh timer (expiry − margin ± jitter), generation-stamped.
+pub(super) fn schedule_refresh(me: &AccountRef, s: &mut Running) {
+    let now = s.fx.clock.now_ms();
+    let j = s.st.cfg.refresh_jitter_ms;
+    let jitter = if j > 0 { rand::random_range(-j..=j) } else { 0 };
+    let due = due_at(
+        &s.st.rec.tokens,
+        s.st.rec.added_at,
+        s.st.cfg.refresh_margin_ms,
+        jitter,
+    );
+    arm(
+        me,
+        s,
+        Duration::from_millis(u64::try_from(due - now).unwrap_or(0)),
+    );
+}
+
+fn retry_later(me: &AccountRef, s: &mut Running) {
+    let d = retry_delay(s.st.refresh_failures.saturating_sub(1));
+    arm(me, s, d);
+}
+
+fn arm(me: &AccountRef, s: &mut Running, delay: Duration) {
+    if let Some(h) = s.refresh_timer.take() {
+        h.abort();
+    }
+    s.st.refresh_generation += 1;
+    if s.st.rec.tokens.refresh_token.is_none()
+        || matches!(s.st.rec.status, Status::Banned | Status::Expired)
+    {
+        return;
+    }
+    let generation = s.st.refresh_generation;
+    s.refresh_timer = Some(
+        me.send_after(delay, move || AccountMsg::RefreshDue { generation })
+            .abort_handle(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_before_expiry_or_eight_days_after_last_refresh() {
+        let t = Tokens {
+            expires_at: Some(1_000_000),
+            ..Tokens::default()
+        };
+        assert_eq!(due_at(&t, 0, 300_000, -5_000), 695_000);
+        let t = Tokens {
+            last_refresh: Some(10),
+            ..Tokens::default()
+        };
+        assert_eq!(due_at(&t, 0, 0, 0), 10 + FALLBACK_INTERVAL_MS);
+        assert_eq!(retry_delay(0), Duration::from_secs(30));
+        assert_eq!(retry_delay(9), Duration::from_secs(600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_bounds_refreshes_per_minute() {
+        let gate = RefreshGate::new(10, 2);
+        let t0 = tokio::time::Instant::now();
+        for _ in 0..3 {
+            drop(gate.acquire().await);
+        }
+        assert!(
+            t0.elapsed() >= Duration::from_secs(60),
+            "the third start waits for the minute to pass"
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! Everything one account actor owns, and the synchronous rules over it: leases, quota events,
+//! failure classes, operator views. The actor (`account.rs`) calls these with `now` and performs
+//! the returned actions (probe, refresh, persist) — no I/O here except the store calls.
+
+use std::sync::Arc;
+
+use super::{AccountConfig, cooldown::Cooldown};
+use crate::pool::{AccountView, Explanation, UpstreamFailure, UsageDelta};
+use crate::quota::{Effect, Event};
+use crate::rotation::Candidate;
+use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds};
+
+/// What the actor must do after a state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Probe the usage endpoint.
+    Probe,
+    /// Refresh the tokens.
+    Refresh(RefreshReason),
+}
+
+/// The state of one account actor.
+pub struct AccountState {
+    /// The durable record (tokens, status, quota, usage).
+    pub rec: AccountRecord,
+    /// Knobs.
+    pub cfg: Arc<AccountConfig>,
+    /// Leases held now.
+    pub leases: u32,
+    /// Cloudflare cooldown.
+    pub cooldown: Cooldown,
+    /// Quota/usage changed since the last flush (coalesced writes).
+    pub dirty: bool,
+    /// False between receiving new tokens and having them on disk: no lease may see them.
+    pub tokens_durable: bool,
+    /// A refresh is in flight (single-flight).
+    pub refreshing: Option<RefreshReason>,
+    /// Consecutive transient refresh failures (retry backoff).
+    pub refresh_failures: u32,
+    /// Generation of the refresh timer; stale timers are ignored.
+    pub refresh_generation: u64,
+    /// A usage probe is in flight.
+    pub probing: bool,
+    /// When the last probe started.
+    pub last_probe_at: Option<UnixMs>,
+    /// Last availability pushed to the supervisor.
+    pub last_pushed: Option<Candidate>,
+}
+
+impl AccountState {
+    /// Fresh state around a record loaded from disk.
+    pub fn new(rec: AccountRecord, cfg: Arc<AccountConfig>) -> Self {
+        Self {
+            rec,
+            cfg,
+            leases: 0,
+            cooldown: Cooldown::default(),
+            dirty: false,
+            tokens_durable: true,
+            refreshing: None,
+            refresh_failures: 0,
+            refresh_generation: 0,
+            probing: false,
+            last_probe_at: None,
+            last_pushed: None,
+        }
+    }
+
+    /// Credentials for a request.
+    pub fn creds(&self) -> UpstreamCreds {
+        UpstreamCreds {
+            account_id: self.rec.id.clone(),
+            access_token: self.rec.tokens.access_token.clone(),
+            chatgpt_account_id: self.rec.identity.chatgpt_account_id.clone(),
+        }
+    }
+
+    /// Why the account cannot take a lease for a request (empty = it can).
+    pub fn refusals(
+        &self,
+        model_limit: Option<&str>,
+        review: bool,
+        now: UnixMs,
+    ) -> Vec<(String, Option<UnixMs>)> {
+        let mut out = Vec::new();
+        if self.rec.status != Status::Active {
+            let why = self
+                .rec
+                .status_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            out.push((format!("status is {}{why}", self.rec.status.as_str()), None));
+        }
+        if !self.tokens_durable {
+            out.push(("new tokens are not yet on disk".to_string(), None));
+        }
+        if self.rec.tokens.expires_at.is_some_and(|t| t <= now) {
+            out.push(("access token expired; refresh pending".to_string(), None));
+        }
+        if let Some(until) = self.cooldown.active(now) {
+            out.push(("Cloudflare challenge cooldown".to_string(), Some(until)));
+        }
+        for l in self.rec.quota.locks_for(model_limit, review) {
+            out.push((format!("quota bucket {} exhausted", l.bucket), l.until));
+        }
+        if self.leases >= self.cfg.max_leases {
+            out.push((format!("all {} leases in use", self.cfg.max_leases), None));
+        }
+        out
+    }
+
+    /// Grants a lease if nothing refuses it.
+    pub fn reserve(
+        &mut self,
+        model_limit: Option<&str>,
+        review: bool,
+        now: UnixMs,
+    ) -> Result<UpstreamCreds, String> {
+        let refusals = self.refusals(model_limit, review, now);
+        if let Some((why, _)) = refusals.into_iter().next() {
+            return Err(why);
+        }
+        self.leases += 1;
+        self.rec.usage.last_used = Some(now);
+        self.dirty = true;
+        Ok(self.creds())
+    }
+
+    /// A lease ended; counts the request.
+    pub fn release(&mut self) {
+        self.leases = self.leases.saturating_sub(1);
+        self.rec.usage.requests += 1;
+        self.dirty = true;
+    }
+
+    /// Feeds a quota event; returns the actions its effects ask for.
+    pub fn quota(&mut self, ev: Event, now: UnixMs) -> Vec<Action> {
+        let before = self.rec.quota.clone();
+        let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
+        if self.rec.quota != before {
+            self.dirty = true;
+        }
+        for e in &fx {
+            match e {
+                Effect::Locked { bucket, until } => {
+                    tracing::info!(account = %self.rec.id, %bucket, ?until, "quota bucket locked")
+                }
+                Effect::Unlocked { bucket } => {
+                    tracing::info!(account = %self.rec.id, %bucket, "quota bucket unlocked")
+                }
+                _ => {}
+            }
+        }
+        fx.iter()
+            .any(|e| matches!(e, Effect::Probe { .. }))
+            .then_some(Action::Probe)
+            .into_iter()
+            .collect()
+    }
+
+    /// Tokens used by a request.
+    pub fn usage(&mut self, u: UsageDelta) {
+        let c = &mut self.rec.usage;
+        c.input_tokens += u.input_tokens;
+        c.cached_tokens += u.cached_tokens;
+        c.output_tokens += u.output_tokens;
+        c.reasoning_tokens += u.reasoning_tokens;
+        self.dirty = true;
+    }
+
+    /// Applies an upstream failure class (DESIGN.md table). Returns whether the status changed
+    /// (which is persisted at once) and the action to take.
+    pub fn failure(&mut self, f: UpstreamFailure, now: UnixMs) -> (bool, Option<Action>) {
+        match f {
+            UpstreamFailure::Unauthorized => {
+                self.rec.last_error = Some("upstream 401".into());
+                (
+                    false,
+                    Some(Action::Refresh(RefreshReason::UnauthorizedRecovery)),
+                )
+            }
+            UpstreamFailure::Banned { reason } => {
+                (self.set_status(Status::Banned, Some(reason)), None)
+            }
+            UpstreamFailure::Deactivated { reason } => (
+                self.set_status(Status::Banned, Some(format!("deactivated: {reason}"))),
+                None,
+            ),
+            UpstreamFailure::Cloudflare => {
+                let until = self.cooldown.hit(now);
+                tracing::warn!(account = %self.rec.id, cooldown_ms = until - now, "Cloudflare challenge: cooling down");
+                self.rec.last_error = Some("Cloudflare challenge".into());
+                self.dirty = true;
+                (false, None)
+            }
+            UpstreamFailure::Transient { reason } | UpstreamFailure::AfterFirstByte { reason } => {
+                self.rec.usage.failures += 1;
+                self.rec.last_error = Some(reason);
+                self.dirty = true;
+                (false, None)
+            }
+            UpstreamFailure::PrematureClose { reason } => {
+                tracing::debug!(account = %self.rec.id, %reason, "premature close: not the account's fault");
+                (false, None)
+            }
+        }
+    }
+
+    /// Changes the lifecycle status (never to or from anything quota-related).
+    pub fn set_status(&mut self, s: Status, reason: Option<String>) -> bool {
+        let changed = self.rec.status != s || self.rec.status_reason != reason;
+        if changed {
+            tracing::info!(account = %self.rec.id, from = self.rec.status.as_str(), to = s.as_str(), ?reason, "status change");
+        }
+        self.rec.status = s;
+        self.rec.status_reason = reason;
+        changed
+    }
+
+    /// Persists now (tokens, status). Logs and keeps the state dirty on failure.
+    pub fn persist(&mut self, store: &dyn Store) -> bool {
+        match store.save(&self.rec) {
+            Ok(()) => {
+                self.dirty = false;
+                true
+            }
+            Err(e) => {
+                tracing::error!(account = %self.rec.id, error = %e, "could not persist the account");
+                self.dirty = true;
+                false
+            }
+        }
+    }
+
+    /// Flushes coalesced quota/usage changes.
+    pub fn flush(&mut self, store: &dyn Store) {
+        if self.dirty {
+            self.persist(store);
+        }
+    }
+
+    /// Availability as the supervisor's view needs it.
+    pub fn candidate(&self, now: UnixMs) -> Candidate {
+        Candidate {
+            id: self.rec.id.clone(),
+            plan: self
+                .rec
+                .identity
+                .plan
+                .clone()
+                .or_else(|| self.rec.quota.plan_type.clone()),
+            status: self.rec.status,
+            serving: self.rec.status == Status::Active
+                && self.tokens_durable
+                && !self.rec.tokens.expires_at.is_some_and(|t| t <= now),
+            leases: self.leases,
+            max_leases: self.cfg.max_leases,
+            requests: self.rec.usage.requests,
+            last_used: self.rec.usage.last_used,
+            locks: self.rec.quota.locks(),
+            cooldown_until: self.cooldown.active(now),
+        }
+    }
+
+    /// The operator view (never tokens).
+    pub fn view(&self, now: UnixMs) -> AccountView {
+        let derived = if self.rec.status != Status::Active {
+            self.rec.status.as_str().to_string()
+        } else if self.cooldown.active(now).is_some() {
+            "cooling_down".to_string()
+        } else if !self.rec.quota.locks().is_empty() {
+            "rate_limited".to_string()
+        } else {
+            "active".to_string()
+        };
+        AccountView {
+            id: self.rec.id.clone(),
+            identity: self.rec.identity.clone(),
+            status: self.rec.status,
+            status_reason: self.rec.status_reason.clone(),
+            derived_status: derived,
+            quota: self.rec.quota.clone(),
+            usage: self.rec.usage.clone(),
+            leases: self.leases,
+            cooldown_until: self.cooldown.active(now),
+            verify: self.rec.quota.verify_since.is_some(),
+            last_error: self.rec.last_error.clone(),
+            token_expires_at: self.rec.tokens.expires_at,
+        }
+    }
+
+    /// Why the account is (not) available for an ordinary request.
+    pub fn explain(&self, now: UnixMs) -> Explanation {
+        let refusals = self.refusals(None, false, now);
+        let until = if refusals.iter().all(|(_, u)| u.is_some()) {
+            refusals.iter().filter_map(|(_, u)| *u).max()
+        } else {
+            None
+        };
+        Explanation {
+            available: refusals.is_empty(),
+            reasons: refusals.into_iter().map(|(r, _)| r).collect(),
+            until,
+        }
+    }
+}

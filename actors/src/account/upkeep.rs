@@ -1,0 +1,138 @@
+//! The account actor's upkeep: the periodic tick (quota resets, probes of unverified quota,
+//! coalesced flushes, retrying a token write the disk refused), usage probes as spawned tasks,
+//! availability pushes, and operator changes (merge an import, enable/disable).
+
+use std::time::Duration;
+
+use super::refresh::{finish_rotation, schedule_refresh, start_refresh};
+use super::{AccountMsg, AccountRef, Action, Running};
+use crate::quota::Event;
+use crate::{AccountRecord, ProbeError, RefreshReason, Status, UnixMs, jwt, quota};
+
+/// Upper bound on one usage probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Performs the actions a state change asked for.
+pub(super) fn act(me: &AccountRef, s: &mut Running, actions: Vec<Action>, now: UnixMs) {
+    for a in actions {
+        match a {
+            Action::Probe => start_probe(me, s, now),
+            Action::Refresh(reason) => start_refresh(me, s, reason),
+        }
+    }
+}
+
+/// Periodic upkeep.
+pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
+    s.st.cooldown.forget_if_quiet(now);
+    let actions = s.st.quota(Event::Tick, now);
+    act(me, s, actions, now);
+    let retry_due =
+        s.st.last_probe_at
+            .is_none_or(|t| now - t >= s.st.cfg.probe_retry_ms);
+    if s.st.rec.quota.verify_since.is_some() && retry_due {
+        start_probe(me, s, now);
+    }
+    if !s.st.tokens_durable {
+        let store = s.fx.store.clone();
+        finish_rotation(s, store.as_ref());
+    }
+    if s.st.rec.status == Status::Refreshing && s.st.refreshing.is_none() {
+        start_refresh(me, s, RefreshReason::UnauthorizedRecovery);
+    }
+    s.st.flush(s.fx.store.as_ref());
+}
+
+/// Starts a usage probe as a task (single-flight); the answer comes back as `Probed`.
+pub(super) fn start_probe(me: &AccountRef, s: &mut Running, now: UnixMs) {
+    if s.st.probing || s.st.rec.status != Status::Active || !s.st.tokens_durable {
+        return;
+    }
+    s.st.probing = true;
+    s.st.last_probe_at = Some(now);
+    let (prober, creds, me) = (s.fx.prober.clone(), s.st.creds(), me.clone());
+    tokio::spawn(async move {
+        let r = match tokio::time::timeout(PROBE_TIMEOUT, prober.probe(creds)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProbeError::Transient("usage probe timed out".into())),
+        };
+        let _ = me.cast(AccountMsg::Probed(r));
+    });
+}
+
+/// A usage probe answered.
+pub(super) fn probed(
+    me: &AccountRef,
+    s: &mut Running,
+    r: Result<quota::Observation, ProbeError>,
+    now: UnixMs,
+) {
+    s.st.probing = false;
+    match r {
+        Ok(obs) => {
+            let actions = s.st.quota(Event::Probed(obs), now);
+            act(me, s, actions, now);
+        }
+        Err(ProbeError::Unauthorized) => start_refresh(me, s, RefreshReason::UnauthorizedRecovery),
+        Err(ProbeError::Banned(reason)) => {
+            if s.st.set_status(Status::Banned, Some(reason)) {
+                s.st.persist(s.fx.store.as_ref());
+            }
+        }
+        Err(ProbeError::Transient(m)) => {
+            tracing::debug!(account = %s.st.rec.id, error = %m, "usage probe failed")
+        }
+    }
+}
+
+/// Pushes availability to the supervisor if it changed.
+pub(super) fn push(s: &mut Running, now: UnixMs) {
+    let c = s.st.candidate(now);
+    if s.st.last_pushed.as_ref() != Some(&c) {
+        (s.notify)(c.clone());
+        s.st.last_pushed = Some(c);
+    }
+}
+
+/// Merges a re-imported record of the same account: new tokens (a refresh token only if one
+/// is given), identity fields that are present; `expired` becomes `active` again, but `banned`
+/// and `disabled` never do.
+pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: UnixMs) {
+    let (t, new) = (&mut s.st.rec.tokens, rec.tokens);
+    if !new.access_token.is_empty() {
+        t.expires_at = new
+            .expires_at
+            .or_else(|| jwt::expires_at(&new.access_token));
+        t.access_token = new.access_token;
+    }
+    if let Some(rt) = new.refresh_token.filter(|r| !r.is_empty()) {
+        t.refresh_token = Some(rt);
+    }
+    if new.id_token.is_some() {
+        t.id_token = new.id_token;
+    }
+    let id = &mut s.st.rec.identity;
+    let n = rec.identity;
+    id.email = n.email.or(id.email.take());
+    id.plan = n.plan.or(id.plan.take());
+    id.label = n.label.or(id.label.take());
+    if matches!(s.st.rec.status, Status::Expired | Status::Refreshing) {
+        s.st.set_status(Status::Active, None);
+    }
+    s.st.persist(s.fx.store.as_ref());
+    schedule_refresh(me, s);
+}
+
+/// Operator enable/disable. Enabling only lifts `disabled`.
+pub(super) fn set_enabled(s: &mut Running, on: bool) {
+    let changed = match (on, s.st.rec.status) {
+        (true, Status::Disabled) => s.st.set_status(Status::Active, None),
+        (false, st) if st != Status::Disabled => {
+            s.st.set_status(Status::Disabled, Some("disabled by operator".into()))
+        }
+        _ => false,
+    };
+    if changed {
+        s.st.persist(s.fx.store.as_ref());
+    }
+}

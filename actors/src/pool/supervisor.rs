@@ -1,0 +1,383 @@
+//! The pool supervisor. Spawns one account actor per account with `spawn_linked`; a failed
+//! child does not stop the pool (`handle_supervisor_evt` is overridden) but is restarted from
+//! its last durable record after a backoff, within a restart budget. It keeps the availability
+//! view the accounts push to it and answers picks from it in O(log n) — a hint: the chosen
+//! actor's `Reserve` has the last word. It never calls its children; the handle does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use super::affinity::Affinity;
+use super::restart::RestartBudget;
+use super::{AddOutcome, PickRequest, PoolConfig, PoolError, PoolSummary, Strategy};
+use crate::account::{AccountActor, AccountArgs, AccountConfig, AccountRef, RefreshGate};
+use crate::rotation::{Candidate, NoChoice, Policy, View};
+use crate::{AccountId, AccountRecord, Effects, Status, quota};
+
+/// How many candidates a pick returns to try in order.
+pub const PICK_CANDIDATES: usize = 4;
+
+/// Reference to the supervisor.
+pub type PoolRef = ActorRef<PoolMsg>;
+
+/// What `Add` found.
+pub enum AddStep {
+    /// Spawned a new account.
+    Added(AccountId),
+    /// The account exists; the handle merges the record into it.
+    Existing(AccountId, AccountRef),
+}
+
+/// Messages of the pool supervisor.
+pub enum PoolMsg {
+    /// Choose accounts for a request, best first.
+    Pick {
+        /// The request.
+        req: PickRequest,
+        /// Candidates to try, or why there are none.
+        reply: RpcReplyPort<Result<Vec<(AccountId, AccountRef)>, NoChoice>>,
+    },
+    /// An account's availability changed (pushed by the account).
+    Availability(Candidate),
+    /// A lease for `key` was granted by `id`: prefer it next time.
+    Affinity {
+        /// Conversation key.
+        key: String,
+        /// Account.
+        id: AccountId,
+    },
+    /// Pool summary (rule 6).
+    Summary(RpcReplyPort<PoolSummary>),
+    /// All account actors.
+    Refs(RpcReplyPort<Vec<(AccountId, AccountRef)>>),
+    /// One account actor.
+    Ref(AccountId, RpcReplyPort<Option<AccountRef>>),
+    /// Add (or find) an account.
+    Add(Box<AccountRecord>, RpcReplyPort<Result<AddStep, PoolError>>),
+    /// Forget an account that is being removed; returns its actor.
+    Forget(AccountId, RpcReplyPort<Option<AccountRef>>),
+    /// Switch the rotation strategy.
+    SetStrategy(Strategy),
+    /// Restart a failed account from its durable record (after its backoff).
+    Respawn(AccountId),
+}
+
+/// The supervisor actor.
+pub struct PoolSupervisor;
+
+/// What the supervisor is started with.
+pub struct PoolArgs {
+    /// Config.
+    pub cfg: PoolConfig,
+    /// Effects handed to every account.
+    pub effects: Effects,
+    /// Accounts to start with.
+    pub records: Vec<AccountRecord>,
+}
+
+/// Supervisor state.
+pub struct PoolState {
+    cfg: PoolConfig,
+    acfg: Arc<AccountConfig>,
+    fx: Effects,
+    gate: Arc<RefreshGate>,
+    view: View,
+    children: HashMap<AccountId, AccountRef>,
+    by_cell: HashMap<ActorId, AccountId>,
+    identities: HashMap<(String, String), AccountId>,
+    affinity: Affinity,
+    budgets: HashMap<AccountId, RestartBudget>,
+}
+
+impl Actor for PoolSupervisor {
+    type Msg = PoolMsg;
+    type State = PoolState;
+    type Arguments = PoolArgs;
+
+    async fn pre_start(&self, me: PoolRef, a: PoolArgs) -> Result<PoolState, ActorProcessingErr> {
+        let gate = Arc::new(RefreshGate::new(
+            a.cfg.max_concurrent_refreshes,
+            a.cfg.max_refreshes_per_minute,
+        ));
+        let mut st = PoolState {
+            acfg: Arc::new(AccountConfig::from(&a.cfg)),
+            view: View::new(a.cfg.strategy),
+            cfg: a.cfg,
+            fx: a.effects,
+            gate,
+            children: HashMap::new(),
+            by_cell: HashMap::new(),
+            identities: HashMap::new(),
+            affinity: Affinity::default(),
+            budgets: HashMap::new(),
+        };
+        for rec in a.records {
+            if st.children.contains_key(&rec.id) {
+                tracing::warn!(account = %rec.id, "duplicate account id at start; keeping the first");
+                continue;
+            }
+            spawn_account(&me, &mut st, rec).await?;
+        }
+        Ok(st)
+    }
+
+    async fn post_stop(&self, me: PoolRef, _st: &mut PoolState) -> Result<(), ActorProcessingErr> {
+        me.stop_children_and_wait(
+            Some("pool shutdown".into()),
+            Some(std::time::Duration::from_secs(30)),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        me: PoolRef,
+        msg: PoolMsg,
+        st: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = st.fx.clock.now_ms();
+        match msg {
+            PoolMsg::Pick { req, reply } => {
+                let _ = reply.send(pick(st, req, now));
+            }
+            PoolMsg::Availability(c) => {
+                if st.children.contains_key(&c.id) {
+                    st.view.upsert(c);
+                }
+            }
+            PoolMsg::Affinity { key, id } => st.affinity.record(key, id, now),
+            PoolMsg::Summary(reply) => {
+                let _ = reply.send(summary(&st.view, now));
+            }
+            PoolMsg::Refs(reply) => {
+                let mut refs: Vec<_> = st
+                    .children
+                    .iter()
+                    .map(|(id, r)| (id.clone(), r.clone()))
+                    .collect();
+                refs.sort_by(|a, b| a.0.cmp(&b.0));
+                let _ = reply.send(refs);
+            }
+            PoolMsg::Ref(id, reply) => {
+                let _ = reply.send(st.children.get(&id).cloned());
+            }
+            PoolMsg::Add(rec, reply) => {
+                let r = add(&me, st, *rec).await;
+                let _ = reply.send(r);
+            }
+            PoolMsg::Forget(id, reply) => {
+                let r = st.children.remove(&id);
+                if let Some(a) = &r {
+                    st.by_cell.remove(&a.get_id());
+                }
+                st.identities.retain(|_, v| *v != id);
+                st.view.remove(&id);
+                st.affinity.forget_account(&id);
+                st.budgets.remove(&id);
+                let _ = reply.send(r);
+            }
+            PoolMsg::SetStrategy(s) => {
+                tracing::info!(strategy = ?s, "rotation strategy switched");
+                st.cfg.strategy = s;
+                st.view.set_strategy(s);
+            }
+            PoolMsg::Respawn(id) => respawn(&me, st, id).await,
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: PoolRef,
+        evt: SupervisionEvent,
+        st: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(id) = st.by_cell.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                st.children.remove(&id);
+                if let Some(c) = st.view.get(&id).cloned() {
+                    st.view.upsert(Candidate {
+                        serving: false,
+                        leases: 0,
+                        ..c
+                    });
+                }
+                let now = st.fx.clock.now_ms();
+                let budget = st.budgets.entry(id.clone()).or_default();
+                match budget.on_failure(now, st.cfg.restart_budget) {
+                    Some(backoff) => {
+                        tracing::error!(account = %id, error = %err, ?backoff, "account actor failed; restarting it");
+                        me.send_after(backoff, move || PoolMsg::Respawn(id));
+                    }
+                    None => {
+                        tracing::error!(account = %id, error = %err, "account actor failed; restart budget spent, left stopped")
+                    }
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if let Some(id) = st.by_cell.remove(&cell.get_id()) {
+                    tracing::warn!(account = %id, ?reason, "account actor stopped");
+                    st.children.remove(&id);
+                    st.view.remove(&id);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+async fn spawn_account(
+    me: &PoolRef,
+    st: &mut PoolState,
+    rec: AccountRecord,
+) -> Result<AccountRef, ActorProcessingErr> {
+    let id = rec.id.clone();
+    if let Some(key) = identity_key(&rec) {
+        st.identities.entry(key).or_insert_with(|| id.clone());
+    }
+    let sup = me.clone();
+    let args = AccountArgs {
+        record: rec,
+        cfg: st.acfg.clone(),
+        effects: st.fx.clone(),
+        gate: st.gate.clone(),
+        notify: Arc::new(move |c| {
+            let _ = sup.cast(PoolMsg::Availability(c));
+        }),
+    };
+    let (actor, _) = Actor::spawn_linked(None, AccountActor, args, me.get_cell()).await?;
+    st.by_cell.insert(actor.get_id(), id.clone());
+    st.children.insert(id, actor.clone());
+    Ok(actor)
+}
+
+async fn respawn(me: &PoolRef, st: &mut PoolState, id: AccountId) {
+    match st.fx.store.load(&id) {
+        Ok(Some(rec)) => match spawn_account(me, st, rec).await {
+            Ok(_) => {
+                tracing::info!(account = %id, "account actor restarted from its durable record")
+            }
+            Err(e) => {
+                tracing::error!(account = %id, error = %e, "could not restart the account actor")
+            }
+        },
+        Ok(None) => tracing::error!(account = %id, "no durable record to restart the account from"),
+        Err(e) => {
+            tracing::error!(account = %id, error = %e, "could not read the account's record to restart it")
+        }
+    }
+}
+
+async fn add(me: &PoolRef, st: &mut PoolState, rec: AccountRecord) -> Result<AddStep, PoolError> {
+    let valid = !rec.id.is_empty()
+        && rec.id.len() <= 64
+        && rec
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(PoolError::Invalid(format!(
+            "account id {:?} is not a safe file name",
+            rec.id
+        )));
+    }
+    let existing = identity_key(&rec)
+        .and_then(|k| st.identities.get(&k).cloned())
+        .or_else(|| st.children.contains_key(&rec.id).then(|| rec.id.clone()));
+    if let Some(id) = existing
+        && let Some(r) = st.children.get(&id)
+    {
+        return Ok(AddStep::Existing(id, r.clone()));
+    }
+    st.fx
+        .store
+        .save(&rec)
+        .map_err(|e| PoolError::Store(e.to_string()))?;
+    let id = rec.id.clone();
+    spawn_account(me, st, rec)
+        .await
+        .map_err(|e| PoolError::Spawn(e.to_string()))?;
+    Ok(AddStep::Added(id))
+}
+
+/// Dedup key: (workspace id, user id), when the workspace id is known.
+fn identity_key(rec: &AccountRecord) -> Option<(String, String)> {
+    let acct = rec.identity.chatgpt_account_id.clone()?;
+    Some((
+        acct,
+        rec.identity.chatgpt_user_id.clone().unwrap_or_default(),
+    ))
+}
+
+fn pick(
+    st: &mut PoolState,
+    req: PickRequest,
+    now: i64,
+) -> Result<Vec<(AccountId, AccountRef)>, NoChoice> {
+    let affinity = req
+        .affinity
+        .as_deref()
+        .and_then(|k| st.affinity.get(k, now));
+    let model = req.model.to_ascii_lowercase();
+    let plans = st
+        .cfg
+        .plan_routes
+        .iter()
+        .find(|(prefix, _)| model.starts_with(&prefix.to_ascii_lowercase()))
+        .map(|(_, plans)| plans.clone());
+    let policy = Policy {
+        model_limit: quota::limit_for_model(&req.model).map(str::to_string),
+        review: req.review,
+        plans,
+        exclude: req.exclude,
+        affinity,
+    };
+    let ids = st.view.pick(&policy, now, PICK_CANDIDATES)?;
+    Ok(ids
+        .into_iter()
+        .filter_map(|id| st.children.get(&id).cloned().map(|r| (id, r)))
+        .collect())
+}
+
+/// Pool summary from the view (rule 6: an all-exhausted pool is not serving).
+pub fn summary(view: &View, now: i64) -> PoolSummary {
+    let mut s = PoolSummary {
+        total: view.len(),
+        ..PoolSummary::default()
+    };
+    for c in view.candidates() {
+        let cooling = c.cooldown_until.is_some_and(|t| t > now);
+        match c.status {
+            Status::Active => s.active += 1,
+            Status::Expired => s.expired += 1,
+            Status::Banned => s.banned += 1,
+            Status::Disabled => s.disabled += 1,
+            Status::Refreshing => s.refreshing += 1,
+        }
+        if c.status == Status::Active {
+            s.rate_limited += usize::from(!c.locks.is_empty());
+            s.cooling_down += usize::from(cooling);
+            if let Some(t) = c.available_again(None, false) {
+                s.soonest_reset_at = Some(s.soonest_reset_at.map_or(t, |x| x.min(t)));
+            }
+        }
+        s.serving |= c.serving && !c.main_locked() && !cooling;
+        s.in_flight += u64::from(c.leases);
+    }
+    s
+}
+
+/// Outcome of `add` as the handle reports it.
+pub fn outcome(step: &AddStep) -> AddOutcome {
+    match step {
+        AddStep::Added(id) => AddOutcome::Added(id.clone()),
+        AddStep::Existing(id, _) => AddOutcome::Updated(id.clone()),
+    }
+}

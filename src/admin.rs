@@ -1,0 +1,133 @@
+//! The admin API under `/admin`, behind its own admin key (`Authorization: Bearer ADMINKEY`,
+//! compared in constant time; the client keys are never accepted here) or a dashboard session
+//! cookie. Operators use it to see which account serves, which is locked, why and until when,
+//! and to act on accounts. This file only wires routes and the auth layer; the handlers live in
+//! `admin/accounts.rs` (per-account reads and actions), `admin/transfer.rs` (import/export),
+//! `admin/pool.rs` (pool, strategy, recent requests, live feed, health), and the JSON shapes
+//! in `admin/view.rs`.
+//!
+//! With no admin key configured the admin API is open only while the daemon listens on a
+//! loopback address (config validation refuses to start otherwise, and [`Admin`] checks it
+//! again); `admin.enabled = false` hides it entirely (404).
+
+mod accounts;
+pub mod error;
+mod pool;
+pub mod session;
+mod transfer;
+pub mod view;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::http::{HeaderMap, Method, header};
+use axum::routing::{get, post};
+pub use error::AdminError;
+
+/// Header the dashboard sends on every state-changing request; a cross-site form cannot set
+/// it, so together with `SameSite=Strict` it closes CSRF.
+pub const CSRF_HEADER: &str = "x-rotor-csrf";
+
+/// The `/admin/*` routes, behind the admin key or a dashboard session.
+pub fn router() -> Router<AppState> {
+    let api = Router::new()
+        .route("/accounts", get(accounts::list))
+        .route("/accounts/import", post(transfer::import))
+        .route("/accounts/export", get(transfer::export))
+        .route(
+            "/accounts/{id}",
+            get(accounts::one).delete(accounts::remove),
+        )
+        .route("/accounts/{id}/explain", get(accounts::explain))
+        .route("/accounts/{id}/enable", post(accounts::enable))
+        .route("/accounts/{id}/disable", post(accounts::disable))
+        .route("/accounts/{id}/probe", post(accounts::probe))
+        .route("/pool", get(pool::summary))
+        .route("/strategy", get(pool::get_strategy).put(pool::put_strategy))
+        .route("/requests", get(pool::requests))
+        .route("/live", get(pool::live))
+        .fallback(pool::not_found);
+    Router::new()
+        .nest("/admin", api)
+        .layer(axum::Extension(std::sync::Arc::new(
+            pool::StrategyOverride::default(),
+        )))
+}
+
+/// `/healthz` (the process answers) and `/readyz` (200 iff the pool is serving, else 503 with
+/// the reason), for the reverse proxy and orchestrators; plus `/metrics` for Prometheus. Open:
+/// they reveal no secret.
+pub fn health_router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(pool::healthz))
+        .route("/readyz", get(pool::readyz))
+        .route("/metrics", get(crate::metrics::handler))
+}
+
+/// The configured admin key, read from wherever the config names it.
+pub fn admin_key_of(config: &crate::config::Config) -> Result<Option<String>, String> {
+    config
+        .admin
+        .resolve(&crate::config::access::process_env)
+        .map(|k| k.map(|s| s.expose().to_owned()))
+        .map_err(|e| format!("admin key: {e}"))
+}
+
+/// Proof that a request carries the admin key or a live dashboard session (with the CSRF
+/// header when it changes state). Every admin handler takes it as its first argument, so a
+/// handler without auth does not compile into the router by accident.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl axum::extract::FromRequestParts<AppState> for Admin {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        authorize(state, &parts.method, &parts.headers).map(|()| Admin)
+    }
+}
+
+/// The decision behind [`Admin`].
+fn authorize(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<(), AdminError> {
+    let config = state.config();
+    if !config.admin.enabled {
+        return Err(AdminError::Disabled);
+    }
+    let Some(key) = admin_key_of(&config).map_err(AdminError::Unauthorized)? else {
+        if config.server.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        return Err(AdminError::Unauthorized(
+            "no admin key is configured; the admin API is only open on loopback".into(),
+        ));
+    };
+    if let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+    {
+        return if session::keys_match(presented.trim(), &key) {
+            Ok(())
+        } else {
+            Err(AdminError::Unauthorized("wrong admin key".into()))
+        };
+    }
+    if let Some(id) = session::from_cookie_header(headers)
+        && session::valid(&id, &session::fingerprint(&key))
+    {
+        let reads = matches!(*method, Method::GET | Method::HEAD);
+        if !reads && !headers.contains_key(CSRF_HEADER) {
+            return Err(AdminError::Csrf);
+        }
+        return Ok(());
+    }
+    Err(AdminError::Unauthorized(
+        "admin key required: send Authorization: Bearer <admin key> (or log in to the dashboard)"
+            .into(),
+    ))
+}

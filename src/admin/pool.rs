@@ -1,0 +1,170 @@
+//! Pool-wide admin endpoints: the pool summary, the rotation strategy at runtime, the
+//! recent-requests ring, the compact live feed the dashboard polls, and the health probes
+//! `/healthz` and `/readyz` for the reverse proxy.
+
+use super::{Admin, AdminError, view};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use rotor_actors::Strategy;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+/// The strategy set at runtime through `PUT /admin/strategy`, which wins over the config's
+/// until the daemon restarts. One per admin router, i.e. per daemon.
+#[derive(Debug, Default)]
+pub struct StrategyOverride(Mutex<Option<Strategy>>);
+
+impl StrategyOverride {
+    /// The override, if one was set.
+    fn get(&self) -> Option<Strategy> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a new override.
+    fn set(&self, s: Strategy) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+    }
+}
+
+/// The strategy in force: the runtime override, else the config's (both serialise to
+/// `least_used` / `round_robin` / `sticky`).
+fn current_strategy(state: &AppState, o: &StrategyOverride) -> Value {
+    match o.get() {
+        Some(s) => json!(s),
+        None => json!(state.config().pool.strategy),
+    }
+}
+
+/// `GET /admin/pool`: the pool summary plus whether it serves and why.
+pub async fn summary(_: Admin, State(state): State<AppState>) -> Json<Value> {
+    let s = state.pool().summary().await;
+    let mut j = serde_json::to_value(&s).unwrap_or_else(|_| json!({}));
+    if let Value::Object(map) = &mut j {
+        map.insert(
+            "reason".into(),
+            json!(view::serving_reason(&s, state.now_ms())),
+        );
+    }
+    Json(j)
+}
+
+/// Body of `PUT /admin/strategy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyBody {
+    /// `least_used`, `round_robin` or `sticky`.
+    pub strategy: Strategy,
+}
+
+/// `GET /admin/strategy`.
+pub async fn get_strategy(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(o): Extension<Arc<StrategyOverride>>,
+) -> Json<Value> {
+    Json(json!({ "strategy": current_strategy(&state, &o) }))
+}
+
+/// `PUT /admin/strategy`: switches the rotation strategy at runtime.
+pub async fn put_strategy(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(o): Extension<Arc<StrategyOverride>>,
+    body: Result<Json<StrategyBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let Json(body) = body.map_err(|e| {
+        AdminError::BadRequest(format!(
+            "expected {{\"strategy\": \"least_used\" | \"round_robin\" | \"sticky\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    state.pool().set_strategy(body.strategy).await;
+    o.set(body.strategy);
+    Ok(Json(json!({ "strategy": body.strategy })))
+}
+
+/// Query of `GET /admin/requests`.
+#[derive(Debug, Deserialize)]
+pub struct RequestsQuery {
+    /// How many of the newest records to return (default 100, at most 10 000).
+    pub limit: Option<usize>,
+}
+
+/// `GET /admin/requests?limit=N`: the newest requests, newest first.
+pub async fn requests(
+    _: Admin,
+    State(state): State<AppState>,
+    q: Result<Query<RequestsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let list = state.recent().list(limit);
+    Ok(Json(json!({ "count": list.len(), "requests": list })))
+}
+
+/// `GET /admin/live`: everything the dashboard shows, compact — summary, headroom, one short
+/// row per account, the strategy, the usage series and the newest requests.
+pub async fn live(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(o): Extension<Arc<StrategyOverride>>,
+) -> Json<Value> {
+    let now = state.now_ms();
+    let summary = state.pool().summary().await;
+    let accounts = state.pool().accounts().await;
+    let rows: Vec<Value> = accounts.iter().map(view::row).collect();
+    let series: Vec<[i64; 6]> = state
+        .metrics()
+        .series(now)
+        .iter()
+        .map(|p| {
+            [
+                p.t,
+                p.requests as i64,
+                p.errors as i64,
+                p.upstream_429s as i64,
+                p.input_tokens as i64,
+                p.output_tokens as i64,
+            ]
+        })
+        .collect();
+    Json(json!({
+        "now": now,
+        "started_at": state.started_at(),
+        "reason": view::serving_reason(&summary, now),
+        "summary": summary,
+        "headroom": view::headroom(&accounts),
+        "strategy": current_strategy(&state, &o),
+        "accounts": rows,
+        "series": { "slot_ms": state.metrics().series_slot_ms(), "points": series },
+        "requests": state.recent().list(25),
+    }))
+}
+
+/// Unknown path under `/admin`.
+pub async fn not_found(uri: axum::http::Uri) -> AdminError {
+    AdminError::NoRoute(uri.path().to_owned())
+}
+
+/// `GET /healthz`: the process is alive and answering.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: 200 iff the pool is serving, else 503 with the reason.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let s = state.pool().summary().await;
+    let reason = view::serving_reason(&s, state.now_ms());
+    let status = if s.serving {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body =
+        json!({ "ready": s.serving, "reason": reason, "soonest_reset_at": s.soonest_reset_at });
+    (status, Json(body)).into_response()
+}

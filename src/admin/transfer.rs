@@ -1,0 +1,89 @@
+//! Account import and export. Import accepts every format the accounts importer parses (the
+//! predecessor's `accounts.json`, a Codex CLI `auth.json`, plain token lists) as the raw request
+//! body and adds each account to the pool (deduplicated there). Export writes the predecessor's
+//! `accounts.json` shape (`{"accounts": [...]}`), which the importer reads back; it is the one
+//! admin answer that carries tokens, so it is marked `no-store`.
+
+use super::{Admin, AdminError};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `POST /admin/accounts/import`: body = the file to import, in any supported format.
+pub async fn import(
+    _: Admin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, AdminError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AdminError::BadRequest(
+            "empty body: paste an accounts.json, a Codex CLI auth.json or a token list".into(),
+        ));
+    }
+    let records = crate::accounts::import::parse_file(&body, state.now_ms())
+        .map_err(|e| AdminError::BadRequest(format!("cannot import: {e}")))?;
+    if records.is_empty() {
+        return Err(AdminError::BadRequest("the file holds no account".into()));
+    }
+    let mut results = Vec::with_capacity(records.len());
+    let mut added = 0usize;
+    for rec in records {
+        let label = rec
+            .identity
+            .email
+            .clone()
+            .or_else(|| rec.identity.label.clone());
+        match state.pool().add(rec).await {
+            Ok(outcome) => {
+                added += 1;
+                results.push(json!({ "label": label, "outcome": outcome }));
+            }
+            Err(e) => results.push(json!({ "label": label, "error": e.to_string() })),
+        }
+    }
+    Ok(Json(json!({ "imported": added, "results": results })))
+}
+
+/// Query of `GET /admin/accounts/export`.
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    /// Only these account ids (comma-separated); all when absent.
+    pub ids: Option<String>,
+}
+
+/// `GET /admin/accounts/export[?ids=a,b]`: the accounts with their tokens, as the
+/// predecessor's `accounts.json`.
+pub async fn export(
+    _: Admin,
+    State(state): State<AppState>,
+    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(q) = q?;
+    let wanted: Option<Vec<&str>> = q
+        .ids
+        .as_deref()
+        .map(|s| s.split(',').map(str::trim).collect());
+    let records = state.pool().export().await;
+    let accounts: Vec<Value> = records
+        .iter()
+        .filter(|r| wanted.as_ref().is_none_or(|w| w.contains(&r.id.as_str())))
+        .map(rotor_actors::legacy::export)
+        .collect();
+    let body = Json(json!({ "accounts": accounts }));
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"accounts.json\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

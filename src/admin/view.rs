@@ -1,0 +1,188 @@
+//! JSON shapes the admin API and the dashboard show. An account is its pool
+//! [`AccountView`] (which never holds a token) plus what an operator asks next: every quota
+//! bucket as a list with its used %, reset time and "resets in", and the remaining cooldown.
+//! The compact row of the live feed carries the same facts with short keys, because the
+//! dashboard polls it for 1 000 accounts every few seconds.
+
+use crate::metrics::accounts::quota_buckets;
+use rotor_actors::quota::Bucket;
+use rotor_actors::{AccountView, PoolSummary, UnixMs};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One quota bucket as shown to operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketView {
+    /// Stable name: `primary`, `secondary`, `code_review`, `<limit id>.primary|secondary`.
+    pub name: String,
+    /// Human title: "5h", "weekly", "code review", "codex_bengalfox (5h)".
+    pub title: String,
+    /// Share used, 0–100 (100 when the window is exhausted, whatever upstream last said).
+    pub used_percent: f64,
+    /// The window is exhausted.
+    pub limit_reached: bool,
+    /// Window length in seconds, when known.
+    pub window_secs: Option<u64>,
+    /// When the window resets (unix ms).
+    pub reset_at: Option<UnixMs>,
+    /// Seconds until the reset, from the time of the answer (0 when past).
+    pub resets_in_secs: Option<i64>,
+    /// The same as a human duration ("2h 3m 4s").
+    pub resets_in: Option<String>,
+}
+
+/// Human duration of whole seconds ("1h 2m 3s"; "0s" for anything not positive).
+pub fn human_secs(secs: i64) -> String {
+    if secs <= 0 {
+        return "0s".into();
+    }
+    humantime::format_duration(std::time::Duration::from_secs(secs as u64)).to_string()
+}
+
+/// Title of a window from its length: "5h", "weekly", else the humanised length.
+fn window_title(window_secs: Option<u64>, fallback: &str) -> String {
+    match window_secs {
+        Some(604_800) => "weekly".into(),
+        Some(s) if s > 0 => human_secs(s as i64),
+        _ => fallback.into(),
+    }
+}
+
+/// The bucket list of an account, in display order.
+pub fn buckets(v: &AccountView, now: UnixMs) -> Vec<BucketView> {
+    quota_buckets(&v.quota)
+        .into_iter()
+        .map(|(name, b)| bucket(name, b, now))
+        .collect()
+}
+
+/// One bucket as shown.
+fn bucket(name: String, b: &Bucket, now: UnixMs) -> BucketView {
+    let title = match name.as_str() {
+        "primary" => window_title(b.window_secs, "primary"),
+        "secondary" => "weekly".into(),
+        "code_review" => "code review".into(),
+        other => {
+            let (id, win) = other.split_once('.').unwrap_or((other, "primary"));
+            format!("{id} ({})", window_title(b.window_secs, win))
+        }
+    };
+    let resets_in_secs = b.reset_at.map(|r| ((r - now) / 1000).max(0));
+    BucketView {
+        title,
+        used_percent: if b.limit_reached {
+            100.0
+        } else {
+            b.used_percent.clamp(0.0, 100.0)
+        },
+        limit_reached: b.limit_reached,
+        window_secs: b.window_secs,
+        reset_at: b.reset_at,
+        resets_in: resets_in_secs.map(human_secs),
+        resets_in_secs,
+        name,
+    }
+}
+
+/// An account for `/admin/accounts[/{id}]`: every field of the pool's view, plus `label`,
+/// `plan`, `buckets` and `cooldown_in_secs`.
+pub fn account(v: &AccountView, now: UnixMs) -> Value {
+    let mut j = serde_json::to_value(v).unwrap_or_else(|_| json!({ "id": v.id }));
+    if let Value::Object(map) = &mut j {
+        let label = v
+            .identity
+            .label
+            .clone()
+            .or_else(|| v.identity.email.clone());
+        map.insert("label".into(), json!(label));
+        map.insert("plan".into(), json!(v.identity.plan));
+        map.insert("buckets".into(), json!(buckets(v, now)));
+        let cooldown = v.cooldown_until.map(|c| ((c - now) / 1000).max(0));
+        map.insert("cooldown_in_secs".into(), json!(cooldown));
+    }
+    j
+}
+
+/// The compact row of one account in the live feed.
+pub fn row(v: &AccountView) -> Value {
+    let b: Vec<Value> = quota_buckets(&v.quota)
+        .into_iter()
+        .map(|(name, b)| {
+            let pct = if b.limit_reached {
+                100.0
+            } else {
+                b.used_percent.clamp(0.0, 100.0)
+            };
+            json!([
+                name,
+                (pct * 10.0).round() / 10.0,
+                b.limit_reached,
+                b.reset_at,
+                b.window_secs
+            ])
+        })
+        .collect();
+    let u = &v.usage;
+    json!({
+        "id": v.id,
+        "label": v.identity.label.as_ref().or(v.identity.email.as_ref()),
+        "plan": v.identity.plan,
+        "ds": v.derived_status,
+        "st": v.status,
+        "why": v.status_reason,
+        "err": v.last_error,
+        "b": b,
+        "l": v.leases,
+        "r": u.requests,
+        "tk": u.input_tokens + u.output_tokens,
+        "cd": v.cooldown_until,
+        "v": v.verify,
+        "lu": u.last_used,
+    })
+}
+
+/// Headroom of the pool: how many accounts could take a request now and how much of their
+/// short and weekly windows is left on average.
+pub fn headroom(accounts: &[AccountView]) -> Value {
+    let usable: Vec<&AccountView> = accounts
+        .iter()
+        .filter(|a| a.derived_status == "active")
+        .collect();
+    let avg_left = |pick: fn(&AccountView) -> Option<f64>| -> Option<f64> {
+        let vals: Vec<f64> = usable.iter().filter_map(|a| pick(a)).collect();
+        (!vals.is_empty())
+            .then(|| (100.0 - vals.iter().sum::<f64>() / vals.len() as f64).clamp(0.0, 100.0))
+    };
+    json!({
+        "usable_accounts": usable.len(),
+        "primary_left_percent": avg_left(|a| a.quota.primary.as_ref().map(|b| b.used_percent)),
+        "weekly_left_percent": avg_left(|a| a.quota.secondary.as_ref().map(|b| b.used_percent)),
+        "leases": accounts.iter().map(|a| u64::from(a.leases)).sum::<u64>(),
+    })
+}
+
+/// Why the pool does or does not serve, in one sentence (for `/readyz` and the dashboard).
+/// `active` in the summary includes rate-limited and cooling-down accounts.
+pub fn serving_reason(s: &PoolSummary, now: UnixMs) -> String {
+    let usable = s.active.saturating_sub(s.rate_limited + s.cooling_down);
+    if s.serving {
+        return format!("{usable} of {} accounts can serve", s.total);
+    }
+    if s.total == 0 {
+        return "no accounts in the pool".into();
+    }
+    if s.active > 0 && usable == 0 && s.rate_limited > 0 {
+        let when = s
+            .soonest_reset_at
+            .map(|r| format!("; soonest reset in {}", human_secs((r - now) / 1000)))
+            .unwrap_or_default();
+        return format!(
+            "every active account is rate limited ({}) or cooling down ({}){when}",
+            s.rate_limited, s.cooling_down
+        );
+    }
+    format!(
+        "no account can serve: {} disabled, {} expired, {} banned, {} refreshing, {} cooling down, {} rate limited",
+        s.disabled, s.expired, s.banned, s.refreshing, s.cooling_down, s.rate_limited
+    )
+}

@@ -1,0 +1,160 @@
+//! The operator dashboard at `/`: a single page (HTML, CSS and plain JS embedded in the binary
+//! with `include_str!`, no CDN, no build step) that logs in with the admin key and then polls
+//! the admin API's compact live feed (`/admin/live`) every few seconds. Login opens a
+//! server-side session (see [`crate::admin::session`]): the browser holds only a random id in
+//! an `HttpOnly; SameSite=Strict` cookie, never the key.
+//!
+//! All URLs the page uses are relative, so the dashboard works under a reverse-proxy path
+//! prefix.
+
+use crate::admin::session;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The page shell.
+const INDEX_HTML: &str = include_str!("dashboard/index.html");
+/// Styles.
+const STYLE_CSS: &str = include_str!("dashboard/style.css");
+/// Boot, login, polling, overview and actions.
+const APP_JS: &str = include_str!("dashboard/app.js");
+/// The virtualised accounts table.
+const TABLE_JS: &str = include_str!("dashboard/table.js");
+/// The usage-over-time chart.
+const CHART_JS: &str = include_str!("dashboard/chart.js");
+
+/// Content-Security-Policy of the page: only its own scripts and styles, no inline script.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// `/`, `/assets/*`, `/login` and `/logout`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route(
+            "/assets/style.css",
+            get(|| asset(STYLE_CSS, "text/css; charset=utf-8")),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| asset(APP_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/assets/table.js",
+            get(|| asset(TABLE_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/assets/chart.js",
+            get(|| asset(CHART_JS, "text/javascript; charset=utf-8")),
+        )
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+}
+
+/// `GET /`: the page shell (it shows the login form itself when the feed answers 401).
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        INDEX_HTML,
+    )
+        .into_response()
+}
+
+/// One embedded asset.
+async fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Body of `POST /login`.
+#[derive(Deserialize)]
+struct LoginBody {
+    /// The admin key, as typed by the operator.
+    key: String,
+}
+
+/// `POST /login {"key": "..."}`: opens a session when the key is the admin key.
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let config = state.config();
+    let Ok(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"key\": \"<admin key>\"}",
+        );
+    };
+    if !config.admin.enabled {
+        return error(StatusCode::NOT_FOUND, "the admin API is disabled");
+    }
+    let key = match crate::admin::admin_key_of(&config) {
+        Ok(Some(key)) => key,
+        Ok(None) => return Json(json!({ "ok": true, "open": true })).into_response(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    if !session::keys_match(body.key.trim(), &key) {
+        // Slows down guessing without holding any lock.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        return error(StatusCode::UNAUTHORIZED, "wrong admin key");
+    }
+    let ttl = config.admin.session_ttl;
+    let id = session::open(session::fingerprint(&key), ttl);
+    let secure = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let cookie = format!(
+        "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        session::COOKIE,
+        ttl.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    let mut resp = Json(json!({ "ok": true })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `POST /logout`: ends the session and clears the cookie.
+async fn logout(headers: HeaderMap) -> Response {
+    if let Some(id) = session::from_cookie_header(&headers) {
+        session::close(&id);
+    }
+    let cookie = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        session::COOKIE
+    );
+    let mut resp = Json(json!({ "ok": true })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// A JSON error in the admin API's shape.
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "type": "login", "message": message } })),
+    )
+        .into_response()
+}
