@@ -99,7 +99,10 @@ impl TranslateError {
             Some("rate_limit_exceeded" | "usage_limit_reached" | "insufficient_quota") => {
                 (429, kind::RATE_LIMIT)
             }
-            Some("server_is_overloaded" | "slow_down") => (503, kind::UPSTREAM_OVERLOADED),
+            Some("server_is_overloaded" | "slow_down" | "server_shutting_down") => {
+                (503, kind::UPSTREAM_OVERLOADED)
+            }
+            Some("upstream_premature_close" | "upstream_idle_timeout") => (504, kind::TIMEOUT),
             Some("context_length_exceeded" | "invalid_prompt" | "invalid_request_error") => {
                 (400, kind::INVALID_REQUEST)
             }

@@ -53,6 +53,15 @@ impl ModelAliases for ModelMap {
     }
 }
 
+impl ModelAliases for crate::config::ModelsConfig {
+    fn aliases(&self) -> &BTreeMap<String, String> {
+        &self.aliases
+    }
+    fn default_model(&self) -> &str {
+        &self.default_model
+    }
+}
+
 /// A client model name resolved for upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
