@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 
 /// Builds the whole application router, mounted under `server.path_prefix` if one is set.
 pub fn build(state: AppState) -> Router {
@@ -17,6 +17,11 @@ pub fn build(state: AppState) -> Router {
         .route("/responses", post(crate::proxy::responses))
         .route("/v1/models", get(crate::proxy::models))
         .route("/models", get(crate::proxy::models))
+        .route("/v1/chat/completions", post(crate::translate::route::chat_completions))
+        .route("/v1/messages", post(crate::translate::route::messages))
+        .route("/v1/messages/count_tokens", post(crate::translate::route::count_tokens))
+        .route("/", head(crate::translate::route::hello))
+        .route("/api/hello", head(crate::translate::route::hello))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
