@@ -4,7 +4,7 @@
 
 use crate::state::AppState;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 
 /// Builds the whole application router, mounted under `server.path_prefix` if one is set.
 pub fn build(state: AppState) -> Router {
@@ -14,6 +14,11 @@ pub fn build(state: AppState) -> Router {
         .route("/responses", post(crate::proxy::responses))
         .route("/v1/models", get(crate::proxy::models))
         .route("/models", get(crate::proxy::models))
+        .route("/v1/chat/completions", post(crate::translate::route::chat_completions))
+        .route("/v1/messages", post(crate::translate::route::messages))
+        .route("/v1/messages/count_tokens", post(crate::translate::route::count_tokens))
+        .route("/", head(crate::translate::route::hello))
+        .route("/api/hello", head(crate::translate::route::hello))
         .merge(crate::admin::health_router())
         .merge(crate::admin::router())
         .merge(crate::dashboard::router());

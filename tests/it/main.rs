@@ -13,3 +13,4 @@ mod keys;
 mod tokens;
 mod proxy;
 mod support;
+mod translate;

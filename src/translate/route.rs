@@ -1,0 +1,212 @@
+//! HTTP wiring of the translated protocols — the only part of `translate` that does I/O.
+//!
+//! `POST /v1/chat/completions`, `POST /v1/messages` (`?beta=true` too: the query does not
+//! affect routing), `POST /v1/messages/count_tokens`, and `HEAD /` / `HEAD /api/hello` (Claude
+//! Code's liveness probes). Each request goes through the proxy's own path — authenticate the
+//! client key, pick and lease an account with failover before the first byte
+//! ([`crate::proxy::failover`]), pass-through with heartbeats, idle timeout, usage accounting
+//! and drain ([`crate::proxy::stream`]) — with the translators on both ends: the client body is
+//! translated into a Responses request, and the upstream SSE is translated back ([`relay`]).
+//! Errors before the stream starts render in the client's protocol ([`reply`]).
+
+mod relay;
+mod reply;
+
+use super::chat::{self, ChatStream};
+use super::messages::{self, MessagesStream};
+use super::{Protocol, TranslateError, Translated};
+use crate::errors::ApiError;
+use crate::proxy::outcome::Outcome;
+use crate::proxy::{auth, collect, failover, request::ResponsesRequest, stream};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::json;
+
+/// `HEAD /` and `HEAD /api/hello`: Claude Code probes these before its first request.
+pub async fn hello() -> StatusCode {
+    StatusCode::OK
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(state, headers, body, Protocol::Chat).await
+}
+
+/// `POST /v1/messages` (and `?beta=true`).
+pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(state, headers, body, Protocol::Messages).await
+}
+
+/// `POST /v1/messages/count_tokens`: an estimate computed locally, no account used.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut out = Outcome::new(&state, "count_tokens");
+    let answer = auth::authenticate(&state, &headers)
+        .and_then(|_permit| messages::count_tokens(&body).map_err(to_api_error));
+    match answer {
+        Ok(v) => {
+            out.finish(200, None);
+            axum::Json(v).into_response()
+        }
+        Err(e) => fail(out, e, Protocol::Messages),
+    }
+}
+
+/// One translated request, start to end.
+async fn serve(state: AppState, headers: HeaderMap, body: Bytes, protocol: Protocol) -> Response {
+    let route = match protocol {
+        Protocol::Chat => "chat",
+        Protocol::Messages => "messages",
+    };
+    let mut out = Outcome::new(&state, route);
+    let (t, permit) = match translate(&state, &headers, &body, protocol, &mut out) {
+        Ok(x) => x,
+        Err(e) => return fail(out, e, protocol),
+    };
+    let req = ResponsesRequest {
+        model: t.model.clone(),
+        client_stream: t.client_stream,
+        affinity: t.affinity.as_ref().map(|a| format!("conv:{a}")),
+        review: false,
+        upstream_body: Bytes::from(t.body.to_string()),
+    };
+    let served = match failover::send(&state, &req, &headers, &mut out).await {
+        Ok(s) => s,
+        Err(e) => return fail(out, e, protocol),
+    };
+    let cfg = state.config();
+    let idle = cfg.upstream.idle_timeout;
+    let mut resp_headers = HeaderMap::new();
+    crate::proxy::copy_response_headers(served.response.headers(), &mut resp_headers);
+    let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
+    if !t.client_stream {
+        let collected = collect::collect(upstream, &served.lease, idle, &mut out).await;
+        drop(served.lease);
+        let answer = collected.and_then(|v| {
+            let done = [json!({"type": "response.completed", "response": v})];
+            match protocol {
+                Protocol::Chat => chat::collect(&done, &t.client_model),
+                Protocol::Messages => messages::collect(&done, &t.client_model),
+            }
+            .map_err(to_api_error)
+        });
+        drop(permit);
+        return match answer {
+            Ok(v) => {
+                out.first_byte();
+                out.finish(200, None);
+                resp_headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                (resp_headers, v.to_string()).into_response()
+            }
+            Err(e) => fail(out, e, protocol),
+        };
+    }
+    let pass = stream::PassThrough {
+        lease: served.lease,
+        outcome: out,
+        heartbeat: cfg.server.sse_heartbeat,
+        idle_timeout: idle,
+        drain: state.drain(),
+    };
+    let raw = Box::pin(stream::pass_through(upstream, pass));
+    let translated = match protocol {
+        Protocol::Chat => relay::relay(
+            raw,
+            ChatStream::new(t.client_model.clone(), t.include_usage),
+        ),
+        Protocol::Messages => relay::relay(raw, MessagesStream::new(t.client_model.clone())),
+    };
+    let body = translated.map(move |chunk| {
+        // The key's concurrency permit lives exactly as long as the body.
+        let _hold = &permit;
+        chunk
+    });
+    resp_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    resp_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    (resp_headers, Body::from_stream(body)).into_response()
+}
+
+/// Authenticates, translates, checks the key may use the model.
+fn translate(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    protocol: Protocol,
+    out: &mut Outcome,
+) -> Result<(Translated, Option<auth::Permit>), ApiError> {
+    let permit = auth::authenticate(state, headers)?;
+    out.rec.client_key = permit.as_ref().map(auth::permit_name);
+    let cfg = state.config();
+    let t = match protocol {
+        Protocol::Chat => chat::request(body, &cfg.models),
+        Protocol::Messages => messages::request(body, &cfg.models),
+    }
+    .map_err(to_api_error)?;
+    let session = headers
+        .get("x-claude-code-session-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && protocol == Protocol::Messages);
+    let t = match session {
+        Some(s) => t.with_affinity(s),
+        None => t,
+    };
+    out.rec.model = Some(t.model.clone());
+    if let Some(p) = &permit {
+        let keys = state.keys();
+        if !keys.model_allowed(p, &t.client_model) && !keys.model_allowed(p, &t.model) {
+            return Err(ApiError::Forbidden(format!(
+                "this key may not use model '{}'",
+                t.client_model
+            )));
+        }
+    }
+    Ok((t, permit))
+}
+
+/// A translation error as the proxy's error (one rendering path per protocol).
+fn to_api_error(e: TranslateError) -> ApiError {
+    match e.status {
+        400 => ApiError::BadRequest {
+            message: e.message,
+            param: e.field,
+        },
+        504 => ApiError::PrematureClose(e.message),
+        429 => ApiError::Upstream {
+            status: 429,
+            code: "rate_limit_exceeded",
+            message: e.message,
+        },
+        status => ApiError::Upstream {
+            status,
+            code: "codex_api_error",
+            message: e.message,
+        },
+    }
+}
+
+/// Records a failed request and renders its error in the client's protocol.
+fn fail(mut out: Outcome, e: ApiError, protocol: Protocol) -> Response {
+    let message = e.to_string();
+    let resp = reply::render(e, protocol);
+    out.finish(resp.status().as_u16(), Some(message));
+    resp
+}

@@ -1,0 +1,123 @@
+//! The body of a translated streamed answer: the proxy's pass-through stream (upstream Responses
+//! SSE, its `: keepalive` comments, and the `response.failed` it writes itself on idle timeout,
+//! transport failure, premature close or shutdown) parsed and re-encoded in the client's
+//! protocol. Keepalives become the protocol's own (`ping` events for Anthropic, an SSE comment
+//! for OpenAI). When the inner stream ends, the translator's `finish` guarantees a terminal
+//! frame: a stream that ended without one is reported as a premature close, never as success.
+
+use crate::proxy::stream::KEEPALIVE;
+use crate::sse::SseParser;
+use crate::translate::StreamEnd;
+use crate::translate::chat::ChatStream;
+use crate::translate::messages::MessagesStream;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+use std::pin::Pin;
+
+/// The proxy's pass-through body.
+pub(super) type Inner = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// What a client-protocol encoder must do; implemented by both streaming translators.
+pub(super) trait Encoder: Send + 'static {
+    /// Frames for one upstream event.
+    fn event(&mut self, ev: &Value) -> Vec<Bytes>;
+    /// Frames for a stretch of upstream silence.
+    fn keepalive(&mut self) -> Vec<Bytes>;
+    /// Closing frames.
+    fn finish(&mut self, end: StreamEnd) -> Vec<Bytes>;
+}
+
+impl Encoder for ChatStream {
+    fn event(&mut self, ev: &Value) -> Vec<Bytes> {
+        self.on_event(ev)
+    }
+    fn keepalive(&mut self) -> Vec<Bytes> {
+        vec![ChatStream::keepalive()]
+    }
+    fn finish(&mut self, end: StreamEnd) -> Vec<Bytes> {
+        ChatStream::finish(self, end)
+    }
+}
+
+impl Encoder for MessagesStream {
+    fn event(&mut self, ev: &Value) -> Vec<Bytes> {
+        self.on_event(ev)
+    }
+    fn keepalive(&mut self) -> Vec<Bytes> {
+        self.ping()
+    }
+    fn finish(&mut self, end: StreamEnd) -> Vec<Bytes> {
+        MessagesStream::finish(self, end)
+    }
+}
+
+struct Relay<E> {
+    inner: Inner,
+    parser: SseParser,
+    encoder: E,
+}
+
+impl<E: Encoder> Relay<E> {
+    fn chunk(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        if chunk == KEEPALIVE {
+            return self.encoder.keepalive();
+        }
+        let mut frames = Vec::new();
+        for ev in self.parser.feed(chunk) {
+            frames.extend(self.event(&ev.data));
+        }
+        frames
+    }
+
+    fn event(&mut self, data: &[u8]) -> Vec<Bytes> {
+        match serde_json::from_slice::<Value>(data) {
+            Ok(v) => self.encoder.event(&v),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn end(&mut self, end: StreamEnd) -> Vec<Bytes> {
+        let mut frames = match self.parser.finish() {
+            Some(ev) => self.event(&ev.data),
+            None => Vec::new(),
+        };
+        frames.extend(self.encoder.finish(end));
+        frames
+    }
+}
+
+/// Re-encodes the pass-through body for the client.
+pub(super) fn relay<E: Encoder>(
+    inner: Inner,
+    encoder: E,
+) -> Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>> {
+    let relay = Relay {
+        inner,
+        parser: SseParser::new(),
+        encoder,
+    };
+    Box::pin(futures::stream::unfold(Some(relay), |state| async move {
+        let mut r = state?;
+        loop {
+            let (frames, more) = match r.inner.next().await {
+                Some(Ok(chunk)) => (r.chunk(&chunk), true),
+                Some(Err(e)) => (
+                    r.end(StreamEnd::Failed {
+                        message: e.to_string(),
+                    }),
+                    false,
+                ),
+                // Upstream's terminal event has normally been translated already and `finish`
+                // adds nothing; without one this is a premature close.
+                None => (r.end(StreamEnd::PrematureClose), false),
+            };
+            if !frames.is_empty() {
+                return Some((Ok(Bytes::from(frames.concat())), more.then_some(r)));
+            }
+            if !more {
+                return None;
+            }
+        }
+    }))
+}

@@ -1,0 +1,73 @@
+//! Errors before a translated stream starts, rendered in the client's protocol. OpenAI clients
+//! get the proxy's own rendering (the OpenAI shape, `Retry-After` where due); Anthropic clients
+//! get `{"type":"error","error":{"type","message"}}` with the statuses of REFERENCE.md §5.6 —
+//! 529 `overloaded_error` when no account can serve, 429 `rate_limit_error` with
+//! `Retry-After`, 504 `timeout_error` on a premature close.
+
+use crate::errors::ApiError;
+use crate::translate::Protocol;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// The response for an error in `protocol`.
+pub(super) fn render(e: ApiError, protocol: Protocol) -> Response {
+    match protocol {
+        Protocol::Chat => e.into_response(),
+        Protocol::Messages => anthropic(e),
+    }
+}
+
+/// The Anthropic rendering of every `ApiError`.
+fn anthropic(e: ApiError) -> Response {
+    let retry_after = e.retry_after();
+    let message = e.to_string();
+    let (status, kind, message) = match &e {
+        ApiError::Unauthorized => (401, "authentication_error", message),
+        ApiError::Forbidden(_) => (403, "permission_error", message),
+        ApiError::KeyRateLimited { .. } | ApiError::Exhausted { .. } => {
+            (429, "rate_limit_error", message)
+        }
+        ApiError::BadRequest { message, param } => {
+            let m = match param {
+                Some(p) => format!("{p}: {message}"),
+                None => message.clone(),
+            };
+            (400, "invalid_request_error", m)
+        }
+        ApiError::PayloadTooLarge => (413, "request_too_large", message),
+        ApiError::Unavailable(_) => (529, "overloaded_error", message),
+        ApiError::Passthrough { status, body, .. } => {
+            (*status, "invalid_request_error", upstream_message(body))
+        }
+        ApiError::Upstream {
+            status,
+            code,
+            message,
+        } => match (*status, *code) {
+            (_, "no_available_accounts") | (503, _) => (529, "overloaded_error", message.clone()),
+            (429, _) => (429, "rate_limit_error", message.clone()),
+            (s, _) => (s, "api_error", message.clone()),
+        },
+        ApiError::PrematureClose(_) | ApiError::Timeout(_) => (504, "timeout_error", message),
+        ApiError::Internal => (500, "api_error", message),
+    };
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// The message inside an upstream error body (`error.message`, `detail`), or its text.
+fn upstream_message(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    v.pointer("/error/message")
+        .or_else(|| v.get("detail"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(2000)]).into_owned())
+}

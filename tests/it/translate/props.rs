@@ -1,0 +1,314 @@
+//! Property tests: no input panics a request translator (arbitrary bytes, arbitrary JSON, and
+//! JSON shaped like requests), and the streaming translators never panic on arbitrary upstream
+//! event sequences and always end with exactly one terminal frame after `finish`.
+//!
+//! Run: `cargo test --test it translate::props` (set `PROPTEST_CASES=5000` for a longer run).
+
+use codex_rotor::translate::{ModelMap, StreamEnd, chat, messages};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+/// Field names the translators read, so generated objects reach deep code paths.
+const KEYS: &[&str] = &[
+    "model",
+    "messages",
+    "role",
+    "content",
+    "type",
+    "text",
+    "tools",
+    "tool_choice",
+    "tool_calls",
+    "tool_call_id",
+    "function",
+    "name",
+    "arguments",
+    "parameters",
+    "image_url",
+    "url",
+    "source",
+    "media_type",
+    "data",
+    "input",
+    "input_schema",
+    "tool_use_id",
+    "is_error",
+    "system",
+    "thinking",
+    "budget_tokens",
+    "stream",
+    "stream_options",
+    "include_usage",
+    "response_format",
+    "json_schema",
+    "schema",
+    "reasoning_effort",
+    "metadata",
+    "user_id",
+    "id",
+    "file",
+    "custom",
+    "output_config",
+    "effort",
+    "max_tokens",
+    "functions",
+    "function_call",
+    "parallel_tool_calls",
+    "service_tier",
+    "item",
+    "delta",
+    "output_index",
+    "item_id",
+    "response",
+    "output",
+    "usage",
+    "error",
+    "code",
+    "message",
+    "summary",
+    "summary_index",
+    "call_id",
+    "encrypted_content",
+    "status",
+    "incomplete_details",
+    "reason",
+    "input_tokens",
+    "output_tokens",
+    "created_at",
+];
+
+/// Strings the translators compare against.
+const WORDS: &[&str] = &[
+    "user",
+    "assistant",
+    "system",
+    "developer",
+    "tool",
+    "function",
+    "text",
+    "image_url",
+    "image",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "enabled",
+    "adaptive",
+    "disabled",
+    "base64",
+    "url",
+    "auto",
+    "any",
+    "none",
+    "required",
+    "json_object",
+    "json_schema",
+    "message",
+    "reasoning",
+    "function_call",
+    "custom_tool_call",
+    "output_text",
+    "summary_text",
+    "claude-opus-4-8",
+    "gpt-5.5-high-fast",
+    "-fast",
+    "{\"a\":1}",
+    "{\"ci",
+    "",
+    "max_output_tokens",
+    "completed",
+    "incomplete",
+    "rate_limit_exceeded",
+    "{\"session_id\":\"s\"}",
+    "user_x_account__session_y",
+];
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-3i64..70_000).prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        prop::sample::select(WORDS).prop_map(|w| json!(w)),
+        ".{0,12}".prop_map(Value::String),
+    ]
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(5, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
+                Value::Object(
+                    kv.into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect::<Map<_, _>>(),
+                )
+            }),
+        ]
+    })
+}
+
+/// An object shaped like a request: model and messages present, other fields arbitrary.
+fn arb_request() -> impl Strategy<Value = Value> {
+    (
+        arb_json(),
+        prop::collection::vec(arb_json(), 1..5),
+        prop::sample::select(WORDS),
+        arb_json(),
+    )
+        .prop_map(|(extra, msgs, role, tools)| {
+            let msgs: Vec<Value> = msgs
+                .into_iter()
+                .map(|c| {
+                    json!({"role": role, "content": c,
+                "tool_calls": c, "tool_call_id": "x"})
+                })
+                .collect();
+            let mut body = json!({"model": "claude-opus-4-8", "messages": msgs, "tools": tools});
+            if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+                for (k, v) in e {
+                    if k != "messages" {
+                        b.insert(k, v);
+                    }
+                }
+            }
+            body
+        })
+}
+
+const EVENT_TYPES: &[&str] = &[
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.output_text.delta",
+    "response.reasoning_summary_text.delta",
+    "response.function_call_arguments.delta",
+    "response.output_item.done",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "error",
+    "response.content_part.added",
+    "bogus",
+];
+
+fn arb_event() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(EVENT_TYPES),
+        0u64..3,
+        prop::sample::select(&["a", "b", "c"][..]),
+        ".{0,6}",
+        arb_json(),
+        arb_json(),
+        any::<u8>(),
+    )
+        .prop_map(|(ty, idx, id, delta, item, response, shape)| {
+            let mut ev = json!({"type": ty, "delta": delta, "item": item, "response": response});
+            if shape & 1 == 0 {
+                ev["output_index"] = json!(idx);
+            }
+            if shape & 2 == 0 {
+                ev["item_id"] = json!(id);
+            }
+            if shape & 4 == 0 {
+                ev["summary_index"] = json!(shape % 3);
+            }
+            if shape & 8 == 0 {
+                let kind = ["message", "reasoning", "function_call"][(shape as usize / 16) % 3];
+                ev["item"] = json!({"id": id, "type": kind, "name": "f", "call_id": "c",
+                    "arguments": "{}", "content": [{"type": "output_text", "text": delta}],
+                    "summary": [{"text": delta}]});
+            }
+            ev
+        })
+}
+
+fn arb_end() -> impl Strategy<Value = StreamEnd> {
+    prop_oneof![
+        Just(StreamEnd::Completed),
+        Just(StreamEnd::PrematureClose),
+        ".{0,8}".prop_map(|message| StreamEnd::Failed { message }),
+    ]
+}
+
+fn models() -> ModelMap {
+    ModelMap::new("gpt-5.5", [("claude-*", "gpt-5.4-high")])
+}
+
+/// Every frame is a well-formed SSE frame whose data is JSON (or `[DONE]`).
+fn well_formed(frames: &[bytes::Bytes]) -> Result<(), TestCaseError> {
+    for f in frames {
+        let text = std::str::from_utf8(f).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(text.ends_with("\n\n"), "frame not terminated: {text:?}");
+        let data = text.lines().find_map(|l| l.strip_prefix("data: "));
+        let data = data.ok_or_else(|| TestCaseError::fail(format!("no data line: {text:?}")))?;
+        prop_assert!(
+            data == "[DONE]" || serde_json::from_str::<Value>(data).is_ok(),
+            "{data}"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = chat::request(&bytes, &models());
+        let _ = messages::request(&bytes, &models());
+        let _ = messages::count_tokens(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(v in arb_json()) {
+        let body = v.to_string();
+        for r in [chat::request(body.as_bytes(), &models()), messages::request(body.as_bytes(), &models())] {
+            if let Err(e) = r { prop_assert_eq!(e.status, 400); }
+        }
+    }
+
+    #[test]
+    fn request_shaped_json_never_panics(v in arb_request()) {
+        let body = v.to_string();
+        for r in [chat::request(body.as_bytes(), &models()), messages::request(body.as_bytes(), &models())] {
+            match r {
+                Ok(t) => {
+                    prop_assert_eq!(&t.body["stream"], &json!(true));
+                    prop_assert_eq!(&t.body["store"], &json!(false));
+                }
+                Err(e) => prop_assert_eq!(e.status, 400),
+            }
+        }
+        let _ = messages::count_tokens(body.as_bytes());
+    }
+
+    #[test]
+    fn chat_stream_always_ends_with_one_done(events in prop::collection::vec(arb_event(), 0..25), end in arb_end()) {
+        let mut s = chat::ChatStream::new("m", true);
+        let mut frames = Vec::new();
+        for ev in &events { frames.extend(s.on_event(ev)); }
+        frames.extend(s.finish(end));
+        well_formed(&frames)?;
+        let done = frames.iter().filter(|f| &f[..] == b"data: [DONE]\n\n").count();
+        prop_assert_eq!(done, 1);
+        prop_assert_eq!(frames.last().map(|f| &f[..]), Some(&b"data: [DONE]\n\n"[..]));
+        let _ = chat::collect(&events, "m");
+    }
+
+    #[test]
+    fn messages_stream_always_ends_with_one_terminal_event(events in prop::collection::vec(arb_event(), 0..25), end in arb_end()) {
+        let mut s = messages::MessagesStream::new("m");
+        let mut frames = Vec::new();
+        for ev in &events { frames.extend(s.on_event(ev)); frames.extend(s.ping()); }
+        frames.extend(s.finish(end));
+        well_formed(&frames)?;
+        let terminal = |f: &bytes::Bytes| f.starts_with(b"event: message_stop") || f.starts_with(b"event: error");
+        prop_assert_eq!(frames.iter().filter(|f| terminal(f)).count(), 1);
+        prop_assert!(frames.last().is_some_and(terminal));
+        // Blocks are balanced: every start has its stop.
+        let count = |p: &[u8]| frames.iter().filter(|f| f.starts_with(p)).count();
+        if frames.last().is_some_and(|f| f.starts_with(b"event: message_stop")) {
+            prop_assert_eq!(count(b"event: content_block_start"), count(b"event: content_block_stop"));
+        }
+        let _ = messages::collect(&events, "m");
+    }
+}
