@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the simulator of the ChatGPT Codex backend and OAuth token endpoint.
     Sim(crate::sim::SimArgs),
+    /// Run a benchmark (e.g. `bench sim`: streamed responses/s of the simulator on one core).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Runs the chosen subcommand on a multi-threaded tokio runtime and maps the result to an
@@ -40,6 +42,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Sim(args) => crate::sim::run(args).await,
+            Command::Bench(args) => crate::bench::run(args).await,
         }
     });
     match result {

@@ -4,7 +4,9 @@
 //! the upstream client, protocol translation, the admin API and dashboard, on-disk state, and
 //! the built-in simulator of the Codex backend.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod loadgen;
 pub mod sim;
 pub mod translate;
