@@ -3,8 +3,7 @@
 //! both simpler and faster than finer ones at the request rates the simulator serves.
 
 use super::options::{
-    AccountSpec, Counters, CreatedAccount, FaultKind, FaultSpec, FaultTarget, PRIMARY_WINDOW_SECS,
-    SECONDARY_WINDOW_SECS, SimOptions,
+    AccountSpec, Counters, CreatedAccount, PRIMARY_WINDOW_SECS, SECONDARY_WINDOW_SECS, SimOptions,
 };
 use super::quota::{Ms, Quota, Window};
 use serde_json::json;
@@ -48,7 +47,10 @@ pub(crate) struct Account {
     pub cache: HashMap<String, u64>,
 }
 
+mod faults;
 mod tokens;
+
+use faults::ActiveFault;
 
 /// An access token the simulator issued.
 struct AccessEntry {
@@ -67,12 +69,6 @@ struct AuthCode {
     account: String,
     challenge: String,
     redirect_uri: Option<String>,
-}
-
-/// A scripted fault and how many hits it has left.
-struct ActiveFault {
-    spec: FaultSpec,
-    remaining: Option<u32>,
 }
 
 /// The tokens one grant hands out.
@@ -266,47 +262,6 @@ impl World {
         ids
     }
 
-    /// Adds a scripted fault.
-    pub fn inject(&self, spec: FaultSpec) {
-        let remaining = spec.count;
-        self.lock().faults.push(ActiveFault { spec, remaining });
-    }
-
-    /// Removes every scripted fault.
-    pub fn clear_faults(&self) {
-        self.lock().faults.clear();
-    }
-
-    /// The first fault that hits this request, if any; spends one of its count.
-    pub fn take_fault(&self, account: Option<&str>, target: FaultTarget) -> Option<FaultKind> {
-        let mut g = self.lock();
-        let g = &mut *g;
-        let mut hit = None;
-        for f in g.faults.iter_mut() {
-            let applies = f.spec.target == target
-                && f.remaining != Some(0)
-                && f.spec.account.as_deref().is_none_or(|a| Some(a) == account);
-            if !applies {
-                continue;
-            }
-            if let Some(p) = f.spec.probability
-                && g.rng.unit() >= p
-            {
-                continue;
-            }
-            if let Some(r) = f.remaining.as_mut() {
-                *r -= 1;
-            }
-            hit = Some(f.spec.kind.clone());
-            break;
-        }
-        g.faults.retain(|f| f.remaining != Some(0));
-        if hit.is_some() {
-            bump(g, account, |c| c.faults += 1);
-        }
-        hit
-    }
-
     /// Runs `f` on one account (if it exists) with its windows rolled to `now`.
     pub fn with_account<T>(
         &self,
@@ -397,18 +352,6 @@ impl World {
             }
         })
         .is_some()
-    }
-
-    /// The scripted faults still active, `count` = hits left.
-    pub fn faults(&self) -> Vec<FaultSpec> {
-        let g = self.lock();
-        g.faults
-            .iter()
-            .map(|f| FaultSpec {
-                count: f.remaining,
-                ..f.spec.clone()
-            })
-            .collect()
     }
 
     /// An operator's view of one account (no tokens).
