@@ -112,6 +112,7 @@ pub(crate) async fn token(
                 count_status(&world, None, resp.status());
                 return resp;
             }
+            Effect::Reset(resp) => return resp,
             Effect::Delay(d) => tokio::time::sleep(d).await,
             Effect::Stream(_) => return fault::reset(conn.as_ref().map(|c| &c.0)),
         }

@@ -111,10 +111,18 @@ pub(crate) async fn handle(
     let mut shape = None;
     if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Responses) {
         match fault::effect(kind, conn.as_ref()) {
-            Effect::Replace(resp) => {
+            Effect::Replace(mut resp) => {
                 count_status(&world, account.as_deref(), resp.status());
+                let is_html = resp.headers().contains_key("cf-mitigated");
+                if let Some(id) = account.as_deref().filter(|_| !is_html) {
+                    world.with_account(id, now, |a| {
+                        let credits = a.credits_balance.as_deref();
+                        reply::quota_headers(resp.headers_mut(), &a.quota, false, credits, now);
+                    });
+                }
                 return resp;
             }
+            Effect::Reset(resp) => return resp,
             Effect::Delay(d) => tokio::time::sleep(d).await,
             Effect::Stream(k) => shape = Some(k),
         }

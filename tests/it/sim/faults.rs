@@ -33,6 +33,10 @@ async fn rate_limit_with_and_without_retry_after() {
     let resp = post(&sim, &token, &body("hi", true)).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "2");
+    assert!(
+        resp.headers().contains_key("x-codex-primary-used-percent"),
+        "quota headers on every answer"
+    );
     let v: Value = resp.json().await.expect("json");
     assert_eq!(v["error"]["type"], "rate_limit_exceeded");
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
