@@ -50,12 +50,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             if b.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!(
-                    "{}",
-                    render(
-                        "sim: small streamed responses, simulator on one core",
-                        &report
-                    )
+                let title = "sim: small streamed responses, simulator on one core";
+                print!("{}", render(title, &report.load));
+                println!(
+                    "  simulator thread CPU {:.2}s => {:.0} responses per simulator CPU-second \
+                     (target >= 20000)",
+                    report.sim_cpu.as_secs_f64(),
+                    report.per_core_rps
                 );
             }
             Ok(())
@@ -63,13 +64,42 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// A simulator running alone on one OS thread.
+pub struct OneCoreSim {
+    /// Controls it; shutting it down ends the thread.
+    pub handle: SimHandle,
+    /// Linux thread id of the simulator's thread, to read its CPU time.
+    tid: Option<u32>,
+}
+
+impl OneCoreSim {
+    /// CPU time (user + system) the simulator's thread used so far; `None` where
+    /// `/proc/self/task/TID/stat` cannot be read (non-Linux).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{}/stat", self.tid?)).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some(Duration::from_millis((utime + stime) * 10)) // USER_HZ is 100 on Linux
+    }
+}
+
+/// The calling thread's Linux thread id.
+fn current_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
 /// Starts a simulator on its own single-threaded runtime in its own thread; the handle
 /// controls it from anywhere, and shutting it down ends the thread.
-pub fn spawn_sim_on_one_core(opts: SimOptions) -> anyhow::Result<SimHandle> {
+pub fn spawn_sim_on_one_core(opts: SimOptions) -> anyhow::Result<OneCoreSim> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("sim-one-core".into())
         .spawn(move || {
+            let tid = current_tid();
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -85,7 +115,7 @@ pub fn spawn_sim_on_one_core(opts: SimOptions) -> anyhow::Result<SimHandle> {
                 {
                     Ok(handle) => {
                         let watch = handle.clone();
-                        let _ = tx.send(Ok(handle));
+                        let _ = tx.send(Ok(OneCoreSim { handle, tid }));
                         watch.stopped().await;
                     }
                     Err(e) => {
@@ -97,13 +127,27 @@ pub fn spawn_sim_on_one_core(opts: SimOptions) -> anyhow::Result<SimHandle> {
     rx.recv().context("simulator thread died")?
 }
 
+/// What `bench sim` measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimBenchReport {
+    /// What the load generator saw.
+    pub load: LoadReport,
+    /// CPU time the simulator's thread used during the measured run.
+    #[serde(with = "humantime_serde")]
+    pub sim_cpu: Duration,
+    /// Responses per CPU-second of the simulator: its capacity on one dedicated core, whatever
+    /// else the machine was doing (the load generator shares the cores).
+    pub per_core_rps: f64,
+}
+
 /// The `bench sim` measurement.
-pub async fn sim(b: &SimBench) -> anyhow::Result<LoadReport> {
+pub async fn sim(b: &SimBench) -> anyhow::Result<SimBenchReport> {
     let opts = SimOptions {
         answer_words: b.words,
         ..SimOptions::default()
     };
-    let sim = spawn_sim_on_one_core(opts)?;
+    let one = spawn_sim_on_one_core(opts)?;
+    let sim = &one.handle;
     let acct = sim.create_account(AccountSpec {
         primary_quota_tokens: Some(u64::MAX / 4),
         secondary_quota_tokens: Some(u64::MAX / 4),
@@ -131,9 +175,23 @@ pub async fn sim(b: &SimBench) -> anyhow::Result<LoadReport> {
         ..LoadSpec::default()
     };
     loadgen::run(spec(Stop::Duration(Duration::from_secs(1)))).await?;
-    let report = loadgen::run(spec(Stop::Duration(b.duration))).await?;
-    sim.shutdown().await;
-    Ok(report)
+    let cpu0 = one.cpu_time();
+    let load = loadgen::run(spec(Stop::Duration(b.duration))).await?;
+    let sim_cpu = match (cpu0, one.cpu_time()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => Duration::ZERO,
+    };
+    one.handle.clone().shutdown().await;
+    let per_core_rps = if sim_cpu.is_zero() {
+        0.0
+    } else {
+        load.requests as f64 / sim_cpu.as_secs_f64()
+    };
+    Ok(SimBenchReport {
+        load,
+        sim_cpu,
+        per_core_rps,
+    })
 }
 
 /// Human-readable report.

@@ -8,7 +8,7 @@ use super::options::{FaultKind, FaultTarget};
 use super::quota::Refusal;
 use super::reply::{self, put};
 use super::state::{Auth, World, now_ms};
-use super::stream::{Answer, Usage, frame};
+use super::stream::{Answer, Usage};
 use super::turn;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -207,9 +207,9 @@ pub(crate) async fn handle(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
-        return (StatusCode::OK, h, answer.response(true).to_string()).into_response();
+        return (StatusCode::OK, h, answer.response(true)).into_response();
     }
-    let frames: Vec<Bytes> = answer.events().iter().map(frame).collect();
+    let frames = answer.sse();
     h.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/event-stream"),
@@ -257,14 +257,15 @@ fn usage_limit(refusal: Refusal, plan_type: &str, mut h: HeaderMap, now: i64) ->
 /// The SSE body: all frames at once when nothing shapes it, otherwise one frame at a time
 /// with delays, a stall, or a premature (optionally mid-chunk) close.
 fn sse_body(
-    frames: Vec<Bytes>,
+    frames: super::stream::Frames,
     shape: Option<FaultKind>,
     delay: Duration,
     conn: Option<Arc<ConnControl>>,
 ) -> Body {
     if shape.is_none() && delay.is_zero() {
-        return Body::from(frames.concat());
+        return Body::from(frames.body);
     }
+    let frames = frames.split();
     let last = frames.len().saturating_sub(1);
     let (stop_at, mid_chunk, stall) = match shape {
         Some(FaultKind::PrematureClose {

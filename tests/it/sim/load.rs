@@ -56,3 +56,25 @@ async fn loadgen_reports_what_the_simulator_served() {
     assert_eq!(report.ok, 47);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_sim_measures_complete_streams_and_the_simulator_cpu() {
+    let b = codex_rotor::bench::SimBench {
+        concurrency: 4,
+        duration: std::time::Duration::from_millis(500),
+        words: 8,
+        json: true,
+    };
+    let report = codex_rotor::bench::sim(&b).await.expect("bench runs");
+    let load = &report.load;
+    assert!(load.requests > 0);
+    assert_eq!(
+        (load.ok, load.errors, load.incomplete),
+        (load.requests, 0, 0)
+    );
+    assert!(
+        report.sim_cpu > std::time::Duration::ZERO,
+        "the simulator thread's CPU is read"
+    );
+    assert!(report.per_core_rps > 0.0);
+}
