@@ -84,7 +84,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         let acct = handle.create_account(AccountSpec::default());
         if let Some(dir) = &args.auth_dir {
             let path = dir.join(format!("{}.json", acct.id));
-            std::fs::write(&path, serde_json::to_vec_pretty(&acct.auth_json)?)?;
+            write_secret(&path, &serde_json::to_vec_pretty(&acct.auth_json)?)?;
         }
         created.push(acct.id);
     }
@@ -95,6 +95,16 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     handle.shutdown().await;
     Ok(())
+}
+
+/// Writes a file only its owner can read (it holds tokens), like Codex's own `auth.json`.
+fn write_secret(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(bytes)
 }
 
 /// What `codex-rotor sim` prints at start: every URL and how to script the simulator.
