@@ -120,16 +120,23 @@ pub enum LoadError {
 /// What one worker measured.
 #[derive(Default)]
 struct Sample {
+    /// Per-request latency in microseconds.
     latency_us: Vec<u32>,
+    /// Per-request time to first byte in microseconds.
     ttfb_us: Vec<u32>,
+    /// Counts (percentiles are filled in after merging).
     report: LoadReport,
 }
 
 /// Target of a run, parsed once.
 struct Target {
+    /// `host:port` to connect to.
     addr: String,
+    /// Path and query sent in the request line.
     uri: Uri,
+    /// `Host` header value.
     host: String,
+    /// The spec's extra headers, parsed once.
     headers: http::HeaderMap,
 }
 

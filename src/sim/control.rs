@@ -113,8 +113,11 @@ async fn counters(State(world): State<Arc<World>>, Path(id): Path<String>) -> Re
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsageBody {
+    /// New fill of the 5 h window, 0..=100.
     primary_used_percent: Option<f64>,
+    /// New fill of the weekly window, 0..=100.
     secondary_used_percent: Option<f64>,
+    /// New fill of the `codex_bengalfox` window, 0..=100.
     extra_used_percent: Option<f64>,
 }
 
@@ -138,8 +141,11 @@ async fn usage(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: B
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QuotaBody {
+    /// Tokens per 5 h window.
     primary_quota_tokens: Option<u64>,
+    /// Tokens per weekly window.
     secondary_quota_tokens: Option<u64>,
+    /// Tokens per `codex_bengalfox` window (adds the limit if missing).
     extra_quota_tokens: Option<u64>,
 }
 

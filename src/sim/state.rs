@@ -54,28 +54,39 @@ use faults::ActiveFault;
 
 /// An access token the simulator issued.
 struct AccessEntry {
+    /// Whose token it is.
     account: String,
+    /// When it stops working (time-scaled ttl; `expire_access_token` pulls it to now).
     expires_at: Ms,
 }
 
 /// A refresh token the simulator issued; single use.
 struct RefreshEntry {
+    /// Whose token it is.
     account: String,
+    /// Spent: presenting it again is `refresh_token_reused`.
     used: bool,
 }
 
 /// A pending OAuth authorization code.
 struct AuthCode {
+    /// The account that "logged in".
     account: String,
+    /// S256 PKCE challenge the verifier must match.
     challenge: String,
+    /// Redirect URI of the authorization request; the exchange must repeat it.
     redirect_uri: Option<String>,
 }
 
 /// The tokens one grant hands out.
 pub(crate) struct TokenSet {
+    /// Unsigned JWT for the backend.
     pub access_token: String,
+    /// Single-use refresh token.
     pub refresh_token: String,
+    /// Unsigned JWT with the identity claims.
     pub id_token: String,
+    /// The account (`tokens.account_id` of `auth.json`).
     pub account_id: String,
 }
 
@@ -130,14 +141,23 @@ impl Rng {
 }
 
 struct Inner {
+    /// Every pseudo-random choice, seeded from the options.
     rng: Rng,
+    /// Number of the next account (ids and default emails).
     next_account: u64,
+    /// Accounts by id.
     accounts: HashMap<String, Account>,
+    /// Every access token ever issued (old ones stay valid until they expire).
     access: HashMap<String, AccessEntry>,
+    /// Every refresh token ever issued, spent or not (reuse detection needs the spent ones).
     refresh: HashMap<String, RefreshEntry>,
+    /// Pending OAuth authorization codes.
     codes: HashMap<String, AuthCode>,
+    /// Scripted faults, first match wins.
     faults: Vec<ActiveFault>,
+    /// Counters over all accounts plus anonymous calls.
     totals: Counters,
+    /// Source of response ids and turn states.
     serial: u64,
 }
 
@@ -145,6 +165,7 @@ struct Inner {
 pub(crate) struct World {
     /// The options the simulator was started with.
     pub opts: SimOptions,
+    /// Everything mutable, behind one short-held lock.
     inner: Mutex<Inner>,
 }
 

@@ -87,8 +87,11 @@ fn quoted(out: &mut String, s: &str) {
 
 /// Builds an SSE body event by event.
 struct Sse {
+    /// The body so far.
     out: String,
+    /// End offset of every finished frame.
     ends: Vec<usize>,
+    /// `sequence_number` of the next event.
     seq: usize,
 }
 
