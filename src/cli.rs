@@ -32,7 +32,10 @@ pub enum Command {
 /// Runs the chosen subcommand on a multi-threaded tokio runtime and maps the result to an
 /// exit code (errors are printed with their whole cause chain).
 pub fn main(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("codex-rotor: cannot start the async runtime: {e}");
