@@ -44,12 +44,11 @@ pub(crate) fn router() -> Router<Arc<World>> {
 }
 
 /// Parses a JSON body; an empty body is the type's default.
-fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Response> {
+fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| reply::bad_request(None, &format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
 fn view_or_404(world: &World, id: &str) -> Response {
@@ -86,7 +85,7 @@ async fn create(State(world): State<Arc<World>>, bytes: Bytes) -> Response {
             let created = world.create_account(spec);
             reply::json_status(StatusCode::CREATED, json!(created))
         }
-        Err(r) => r,
+        Err(e) => reply::bad_request(None, &e),
     }
 }
 
@@ -114,15 +113,18 @@ async fn counters(State(world): State<Arc<World>>, Path(id): Path<String>) -> Re
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsageBody {
+    /// New fill of the 5 h window, 0..=100.
     primary_used_percent: Option<f64>,
+    /// New fill of the weekly window, 0..=100.
     secondary_used_percent: Option<f64>,
+    /// New fill of the `codex_bengalfox` window, 0..=100.
     extra_used_percent: Option<f64>,
 }
 
 async fn usage(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: Bytes) -> Response {
     let b: UsageBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return reply::bad_request(None, &e),
     };
     if !world.set_usage(
         &id,
@@ -139,15 +141,18 @@ async fn usage(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: B
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QuotaBody {
+    /// Tokens per 5 h window.
     primary_quota_tokens: Option<u64>,
+    /// Tokens per weekly window.
     secondary_quota_tokens: Option<u64>,
+    /// Tokens per `codex_bengalfox` window (adds the limit if missing).
     extra_quota_tokens: Option<u64>,
 }
 
 async fn quota(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: Bytes) -> Response {
     let b: QuotaBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return reply::bad_request(None, &e),
     };
     if !world.set_quota(
         &id,

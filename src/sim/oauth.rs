@@ -23,10 +23,15 @@ use std::sync::Arc;
 /// The fields of a token request this endpoint reads.
 #[derive(Debug, Default, Deserialize)]
 struct TokenRequest {
+    /// `refresh_token` or `authorization_code`.
     grant_type: Option<String>,
+    /// The token to rotate (refresh grant).
     refresh_token: Option<String>,
+    /// The code from `/oauth/authorize` (code grant).
     code: Option<String>,
+    /// PKCE verifier matching the code's challenge (code grant).
     code_verifier: Option<String>,
+    /// Must repeat the authorization request's redirect URI (code grant).
     redirect_uri: Option<String>,
 }
 
@@ -112,6 +117,7 @@ pub(crate) async fn token(
                 count_status(&world, None, resp.status());
                 return resp;
             }
+            Effect::Reset(resp) => return resp,
             Effect::Delay(d) => tokio::time::sleep(d).await,
             Effect::Stream(_) => return fault::reset(conn.as_ref().map(|c| &c.0)),
         }

@@ -8,7 +8,7 @@ use super::options::{FaultKind, FaultTarget};
 use super::quota::Refusal;
 use super::reply::{self, put};
 use super::state::{Auth, World, now_ms};
-use super::stream::{Answer, Usage, frame};
+use super::stream::{Answer, Usage};
 use super::turn;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -111,10 +111,18 @@ pub(crate) async fn handle(
     let mut shape = None;
     if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Responses) {
         match fault::effect(kind, conn.as_ref()) {
-            Effect::Replace(resp) => {
+            Effect::Replace(mut resp) => {
                 count_status(&world, account.as_deref(), resp.status());
+                let is_html = resp.headers().contains_key("cf-mitigated");
+                if let Some(id) = account.as_deref().filter(|_| !is_html) {
+                    world.with_account(id, now, |a| {
+                        let credits = a.credits_balance.as_deref();
+                        reply::quota_headers(resp.headers_mut(), &a.quota, false, credits, now);
+                    });
+                }
                 return resp;
             }
+            Effect::Reset(resp) => return resp,
             Effect::Delay(d) => tokio::time::sleep(d).await,
             Effect::Stream(k) => shape = Some(k),
         }
@@ -127,7 +135,7 @@ pub(crate) async fn handle(
         Ok(t) => t,
         Err(e) => return reply::bad_request(e.param, &e.message),
     };
-    if world.opts.reject_unknown_models && !world.opts.models.iter().any(|m| *m == turn.model) {
+    if world.opts.reject_unknown_models && !world.opts.models.contains(&turn.model) {
         let detail = format!(
             "The '{}' model is not supported when using Codex with a ChatGPT account.",
             turn.model
@@ -142,7 +150,7 @@ pub(crate) async fn handle(
         if let Err(refusal) = a.quota.check(extra, now) {
             a.counters.served_429 += 1;
             reply::quota_headers(&mut h, &a.quota, extra, a.credits_balance.as_deref(), now);
-            return Err((refusal, a.plan.clone(), h));
+            return (Err((refusal, a.plan.clone())), h);
         }
         let cached = match &turn.prompt_cache_key {
             Some(k) => a
@@ -168,12 +176,12 @@ pub(crate) async fn handle(
         c.reasoning_tokens += usage.reasoning;
         c.completed += u64::from(shape.is_none());
         reply::quota_headers(&mut h, &a.quota, extra, a.credits_balance.as_deref(), now);
-        Ok((usage, h))
+        (Ok(usage), h)
     });
     let (usage, mut h) = match outcome {
         None => return reset_unknown(&world),
-        Some(Err((refusal, plan_type, h))) => return usage_limit(refusal, &plan_type, h, now),
-        Some(Ok(v)) => v,
+        Some((Err((refusal, plan_type)), h)) => return usage_limit(refusal, &plan_type, h, now),
+        Some((Ok(usage), h)) => (usage, h),
     };
     let serial = world.serial();
     let turn_state = headers
@@ -199,9 +207,9 @@ pub(crate) async fn handle(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
-        return (StatusCode::OK, h, answer.response(true).to_string()).into_response();
+        return (StatusCode::OK, h, answer.response(true)).into_response();
     }
-    let frames: Vec<Bytes> = answer.events().iter().map(frame).collect();
+    let frames = answer.sse();
     h.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/event-stream"),
@@ -249,14 +257,15 @@ fn usage_limit(refusal: Refusal, plan_type: &str, mut h: HeaderMap, now: i64) ->
 /// The SSE body: all frames at once when nothing shapes it, otherwise one frame at a time
 /// with delays, a stall, or a premature (optionally mid-chunk) close.
 fn sse_body(
-    frames: Vec<Bytes>,
+    frames: super::stream::Frames,
     shape: Option<FaultKind>,
     delay: Duration,
     conn: Option<Arc<ConnControl>>,
 ) -> Body {
     if shape.is_none() && delay.is_zero() {
-        return Body::from(frames.concat());
+        return Body::from(frames.body);
     }
+    let frames = frames.split();
     let last = frames.len().saturating_sub(1);
     let (stop_at, mid_chunk, stall) = match shape {
         Some(FaultKind::PrematureClose {

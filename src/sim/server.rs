@@ -201,6 +201,17 @@ impl SimHandle {
         self.world.expire_access_tokens(id);
     }
 
+    /// Resolves once [`SimHandle::shutdown`] was called (used to park a runtime that hosts
+    /// the simulator).
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
     /// Stops accepting, lets open connections finish (bounded), and waits for the server.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

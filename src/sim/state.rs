@@ -3,8 +3,7 @@
 //! both simpler and faster than finer ones at the request rates the simulator serves.
 
 use super::options::{
-    AccountSpec, Counters, CreatedAccount, FaultKind, FaultSpec, FaultTarget, PRIMARY_WINDOW_SECS,
-    SECONDARY_WINDOW_SECS, SimOptions,
+    AccountSpec, Counters, CreatedAccount, PRIMARY_WINDOW_SECS, SECONDARY_WINDOW_SECS, SimOptions,
 };
 use super::quota::{Ms, Quota, Window};
 use serde_json::json;
@@ -48,38 +47,46 @@ pub(crate) struct Account {
     pub cache: HashMap<String, u64>,
 }
 
+mod faults;
 mod tokens;
+
+use faults::ActiveFault;
 
 /// An access token the simulator issued.
 struct AccessEntry {
+    /// Whose token it is.
     account: String,
+    /// When it stops working (time-scaled ttl; `expire_access_token` pulls it to now).
     expires_at: Ms,
 }
 
 /// A refresh token the simulator issued; single use.
 struct RefreshEntry {
+    /// Whose token it is.
     account: String,
+    /// Spent: presenting it again is `refresh_token_reused`.
     used: bool,
 }
 
 /// A pending OAuth authorization code.
 struct AuthCode {
+    /// The account that "logged in".
     account: String,
+    /// S256 PKCE challenge the verifier must match.
     challenge: String,
+    /// Redirect URI of the authorization request; the exchange must repeat it.
     redirect_uri: Option<String>,
-}
-
-/// A scripted fault and how many hits it has left.
-struct ActiveFault {
-    spec: FaultSpec,
-    remaining: Option<u32>,
 }
 
 /// The tokens one grant hands out.
 pub(crate) struct TokenSet {
+    /// Unsigned JWT for the backend.
     pub access_token: String,
+    /// Single-use refresh token.
     pub refresh_token: String,
+    /// Unsigned JWT with the identity claims.
     pub id_token: String,
+    /// The account (`tokens.account_id` of `auth.json`).
     pub account_id: String,
 }
 
@@ -134,14 +141,23 @@ impl Rng {
 }
 
 struct Inner {
+    /// Every pseudo-random choice, seeded from the options.
     rng: Rng,
+    /// Number of the next account (ids and default emails).
     next_account: u64,
+    /// Accounts by id.
     accounts: HashMap<String, Account>,
+    /// Every access token ever issued (old ones stay valid until they expire).
     access: HashMap<String, AccessEntry>,
+    /// Every refresh token ever issued, spent or not (reuse detection needs the spent ones).
     refresh: HashMap<String, RefreshEntry>,
+    /// Pending OAuth authorization codes.
     codes: HashMap<String, AuthCode>,
+    /// Scripted faults, first match wins.
     faults: Vec<ActiveFault>,
+    /// Counters over all accounts plus anonymous calls.
     totals: Counters,
+    /// Source of response ids and turn states.
     serial: u64,
 }
 
@@ -149,6 +165,7 @@ struct Inner {
 pub(crate) struct World {
     /// The options the simulator was started with.
     pub opts: SimOptions,
+    /// Everything mutable, behind one short-held lock.
     inner: Mutex<Inner>,
 }
 
@@ -266,47 +283,6 @@ impl World {
         ids
     }
 
-    /// Adds a scripted fault.
-    pub fn inject(&self, spec: FaultSpec) {
-        let remaining = spec.count;
-        self.lock().faults.push(ActiveFault { spec, remaining });
-    }
-
-    /// Removes every scripted fault.
-    pub fn clear_faults(&self) {
-        self.lock().faults.clear();
-    }
-
-    /// The first fault that hits this request, if any; spends one of its count.
-    pub fn take_fault(&self, account: Option<&str>, target: FaultTarget) -> Option<FaultKind> {
-        let mut g = self.lock();
-        let g = &mut *g;
-        let mut hit = None;
-        for f in g.faults.iter_mut() {
-            let applies = f.spec.target == target
-                && f.remaining != Some(0)
-                && f.spec.account.as_deref().is_none_or(|a| Some(a) == account);
-            if !applies {
-                continue;
-            }
-            if let Some(p) = f.spec.probability
-                && g.rng.unit() >= p
-            {
-                continue;
-            }
-            if let Some(r) = f.remaining.as_mut() {
-                *r -= 1;
-            }
-            hit = Some(f.spec.kind.clone());
-            break;
-        }
-        g.faults.retain(|f| f.remaining != Some(0));
-        if hit.is_some() {
-            bump(g, account, |c| c.faults += 1);
-        }
-        hit
-    }
-
     /// Runs `f` on one account (if it exists) with its windows rolled to `now`.
     pub fn with_account<T>(
         &self,
@@ -359,8 +335,12 @@ impl World {
         let now = now_ms();
         self.with_account(id, now, |a| {
             let q = &mut a.quota;
-            primary.map(|p| q.primary.set_percent(p, now));
-            secondary.map(|p| q.secondary.set_percent(p, now));
+            if let Some(p) = primary {
+                q.primary.set_percent(p, now);
+            }
+            if let Some(p) = secondary {
+                q.secondary.set_percent(p, now);
+            }
             if let (Some(p), Some(e)) = (extra, q.extra.as_mut()) {
                 e.set_percent(p, now);
             }
@@ -380,8 +360,12 @@ impl World {
         let extra_window = self.scaled_ms(PRIMARY_WINDOW_SECS as f64);
         self.with_account(id, now_ms(), |a| {
             let q = &mut a.quota;
-            primary.map(|t| q.primary.limit_tokens = t);
-            secondary.map(|t| q.secondary.limit_tokens = t);
+            if let Some(t) = primary {
+                q.primary.limit_tokens = t;
+            }
+            if let Some(t) = secondary {
+                q.secondary.limit_tokens = t;
+            }
             if let Some(t) = extra {
                 q.extra
                     .get_or_insert_with(|| Window::new(t, extra_window))
@@ -389,18 +373,6 @@ impl World {
             }
         })
         .is_some()
-    }
-
-    /// The scripted faults still active, `count` = hits left.
-    pub fn faults(&self) -> Vec<FaultSpec> {
-        let g = self.lock();
-        g.faults
-            .iter()
-            .map(|f| FaultSpec {
-                count: f.remaining,
-                ..f.spec.clone()
-            })
-            .collect()
     }
 
     /// An operator's view of one account (no tokens).

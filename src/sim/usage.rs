@@ -51,6 +51,7 @@ pub(crate) async fn wham_usage(
                 count_status(&world, account.as_deref(), resp.status());
                 return resp;
             }
+            Effect::Reset(resp) => return resp,
             Effect::Delay(d) => tokio::time::sleep(d).await,
             Effect::Stream(_) => return fault::reset(conn.as_ref().map(|c| &c.0)),
         }
