@@ -4,16 +4,11 @@ use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use serde_json::{Value, json};
 
 async fn start(opts: SimOptions) -> SimHandle {
-    Simulator::start(opts, "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sim starts")
+    Simulator::start(opts, "127.0.0.1:0".parse().expect("addr")).await.expect("sim starts")
 }
 
 fn access_token(auth: &Value) -> String {
-    auth["tokens"]["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_string()
+    auth["tokens"]["access_token"].as_str().expect("access token").to_string()
 }
 
 /// Parses an SSE body into its JSON events.
@@ -41,9 +36,6 @@ async fn streamed_answer_has_the_events_codex_needs() {
     assert_eq!(ev[0]["type"], "response.created");
     let last = ev.last().expect("events");
     assert_eq!(last["type"], "response.completed");
-    assert!(
-        ev.iter()
-            .any(|e| e["type"] == "response.output_item.done" && e["item"]["type"] == "message")
-    );
+    assert!(ev.iter().any(|e| e["type"] == "response.output_item.done" && e["item"]["type"] == "message"));
     sim.shutdown().await;
 }
