@@ -55,8 +55,8 @@ pub(crate) fn put(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
 }
 
 fn percent(w: &Window) -> String {
-    let p = w.used_percent();
-    if p.fract() == 0.0 { format!("{p:.0}") } else { format!("{p:.1}") }
+    let p = (w.used_percent() * 100.0).round() / 100.0;
+    format!("{p}")
 }
 
 /// The `x-codex-*` quota headers of an account; the `x-codex-bengalfox-*` family too when
