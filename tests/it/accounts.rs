@@ -318,3 +318,79 @@ fn cli_imports_all_or_nothing_and_lists_exports_without_leaking() {
     rts.sort_unstable();
     assert_eq!(rts, vec!["rt_cli", "rt_second"]);
 }
+
+/// An ISO timestamp `offset_s` seconds from [`NOW`].
+fn iso(offset_s: i64) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis((NOW + offset_s * 1000) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[test]
+fn predecessor_accounts_json_applies_rule_8() {
+    let file = json!({"accounts": [
+        {"id": "aaaaaaaaaaaaaaaa", "token": access("acct-a", "u", 3600), "refreshToken": "oaistb_rt_a",
+         "status": "rate_limited", "addedAt": iso(-86_400),
+         "usage": {"request_count": 7, "input_tokens": 1, "output_tokens": 2, "rate_limit_until": iso(1800)}},
+        {"id": "bbbbbbbbbbbbbbbb", "token": access("acct-b", "u", 3600), "refreshToken": "rt_b",
+         "status": "rate_limited", "usage": {"request_count": 1, "rate_limit_until": iso(-60)}},
+        {"id": "cccccccccccccccc", "token": access("acct-c", "u", 3600), "refreshToken": "rt_c",
+         "status": "banned", "email": "c@example.com"},
+        {"id": "dddddddddddddddd", "token": access("acct-d", "u", -3600), "status": "active"}
+    ]});
+    let recs = parse(&file.to_string()).expect("imports");
+    assert_eq!(recs.len(), 4);
+    let (a, b, c, d) = (&recs[0], &recs[1], &recs[2], &recs[3]);
+    assert_eq!(a.id, "aaaaaaaaaaaaaaaa", "the predecessor's id is kept");
+    assert_eq!(
+        a.status,
+        Status::Active,
+        "rate_limited is not a status any more"
+    );
+    let lock = a
+        .quota
+        .primary
+        .as_ref()
+        .expect("a future lock becomes the primary bucket");
+    assert!(lock.limit_reached);
+    assert_eq!(lock.reset_at, Some(NOW + 1_800_000));
+    assert_eq!(a.usage.requests, 7);
+    assert_eq!(
+        a.identity.chatgpt_account_id.as_deref(),
+        Some("acct-a"),
+        "back-filled from the JWT"
+    );
+    assert_eq!(a.tokens.expires_at, Some(NOW + 3_600_000));
+    assert_eq!(b.status, Status::Active);
+    assert!(
+        b.quota.primary.as_ref().is_none_or(|p| !p.limit_reached),
+        "a past lock is dropped"
+    );
+    assert_eq!(c.status, Status::Banned, "a banned account stays banned");
+    assert_eq!(c.identity.email.as_deref(), Some("c@example.com"));
+    assert_eq!(
+        d.status,
+        Status::Expired,
+        "expired token and no refresh token: needs a login"
+    );
+    assert_eq!(d.status_reason.as_deref(), Some("needs login"));
+}
+
+#[test]
+fn a_full_export_reimports_to_the_same_accounts() {
+    let file = format!("{}\nrt_only_one\n", rt_obj("x", "rt_x"));
+    let recs = parse(&file).expect("imports");
+    let exported = accounts::export::full(&recs).to_string();
+    assert!(
+        !exported.contains("rate_limit_until"),
+        "the legacy lock field is never written"
+    );
+    let again = parse(&exported).expect("re-imports");
+    assert_eq!(again.len(), 2);
+    for (a, b) in recs.iter().zip(&again) {
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.identity, b.identity);
+        assert_eq!(a.tokens.refresh_token, b.tokens.refresh_token);
+        assert_eq!(a.tokens.access_token, b.tokens.access_token);
+    }
+}
