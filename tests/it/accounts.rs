@@ -394,3 +394,78 @@ fn a_full_export_reimports_to_the_same_accounts() {
         assert_eq!(a.tokens.access_token, b.tokens.access_token);
     }
 }
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn with_the_daemon_running_the_cli_goes_through_its_admin_api() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = tmp.path().join("config.toml");
+    // Upstream points at a closed local port: nothing leaves 127.0.0.1.
+    let text = format!(
+        "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nbase_url = \"http://127.0.0.1:1/backend-api\"\ntoken_url = \"http://127.0.0.1:1/oauth/token\"\n",
+        tmp.path().join("data").display().to_string()
+    );
+    std::fs::write(&config, text).expect("config");
+    let _daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("daemon"),
+    );
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
+            .arg("--config")
+            .arg(&config)
+            .arg("accounts")
+            .args(args)
+            .env_remove("CODEX_ROTOR_ADMIN_URL")
+            .output()
+            .expect("cli runs")
+    };
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the daemon listens");
+
+    let auth = tmp.path().join("auth.json");
+    std::fs::write(
+        &auth,
+        auth_json("acct-live", "user-live", "rt_live").to_string(),
+    )
+    .expect("write");
+    let out = run(&["add", "--auth-json", auth.to_str().expect("utf8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("using its admin API"), "{stderr}");
+
+    // The running pool knows the account (an offline write to its files would not show here).
+    let list = run(&["list"]);
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(listed.contains("a@example.com"), "{listed}");
+    assert!(!listed.contains("rt_live"), "listing never shows tokens");
+    let minimal = run(&["export", "--minimal"]);
+    let doc: Value = serde_json::from_slice(&minimal.stdout).expect("export JSON");
+    assert_eq!(doc["accounts"][0]["refreshToken"], "rt_live");
+    assert_eq!(doc["accounts"].as_array().map(Vec::len), Some(1));
+}
+
+/// A child process killed (and reaped) when the test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
