@@ -7,7 +7,7 @@
 use super::{rt_of, sim};
 use codex_rotor::accounts::parse_file;
 use codex_rotor::oauth::HttpRefresher;
-use codex_rotor::sim::{AccountSpec, CreatedAccount, SimHandle};
+use codex_rotor::sim::{AccountSpec, CreatedAccount, FaultKind, FaultSpec, FaultTarget, SimHandle};
 use codex_rotor::store::FileStore;
 use futures::future::BoxFuture;
 use rotor_actors::{
@@ -367,5 +367,47 @@ async fn concurrent_refresh_triggers_collapse_into_one_call() {
         "exactly one token-endpoint call"
     );
     assert_eq!(h.on_disk(&rec.id).status, Status::Active);
+    h.pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn pool_wide_limits_pace_refreshes() {
+    let sim = sim().await;
+    let now = SystemClock.now_ms();
+    let mut records = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let acct = sim.create_account(AccountSpec::default());
+        let mut rec = record_of(&acct);
+        rec.tokens.expires_at = Some(now + 1_000); // due at once (margin 2 s)
+        records.push(rec);
+        ids.push(acct.id);
+    }
+    // Each token call takes 300 ms, so concurrency shows in wall time.
+    for _ in 0..4 {
+        let slow = FaultSpec::always(FaultKind::Silence { millis: 300 })
+            .on(FaultTarget::Token)
+            .times(1);
+        sim.inject(slow);
+    }
+    let cfg = PoolConfig {
+        max_concurrent_refreshes: 1,
+        max_refreshes_per_minute: 3,
+        ..fast_config()
+    };
+    let started = Instant::now();
+    let h = Harness::start(&sim, records, cfg).await;
+    let total = || ids.iter().map(|id| sim.counters(id).refreshes).sum::<u64>();
+    assert!(
+        wait_for(Duration::from_secs(5), async || total() == 3).await,
+        "three refreshes within the minute"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(850),
+        "one at a time: {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(total(), 3, "the fourth waits for the per-minute budget");
     h.pool.shutdown().await;
 }
