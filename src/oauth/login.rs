@@ -6,14 +6,14 @@
 //! (or a pasted callback URL) completes it with [`LoginSessions::complete`]. The HTTP routes
 //! for the dashboard are in [`routes`].
 
+mod pkce;
 pub mod routes;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
+pub use pkce::{Pkce, challenge_for};
+
+use pkce::random_b64;
 use rotor_actors::UnixMs;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -28,47 +28,6 @@ const SCOPE: &str = "openid profile email offline_access";
 const SESSION_TTL_MS: UnixMs = 5 * 60 * 1000;
 /// Upper bound on pending logins, so a flood of starts cannot grow memory without limit.
 const MAX_PENDING: usize = 256;
-
-/// A PKCE pair: the secret verifier kept here and the challenge sent in the authorize URL.
-#[derive(Clone)]
-pub struct Pkce {
-    /// Random secret, sent only with the code exchange.
-    pub verifier: String,
-    /// `BASE64URL(SHA256(verifier))`.
-    pub challenge: String,
-}
-
-impl std::fmt::Debug for Pkce {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pkce")
-            .field("verifier", &"<redacted>")
-            .field("challenge", &self.challenge)
-            .finish()
-    }
-}
-
-impl Pkce {
-    /// A fresh random pair (64 random bytes → 86-char verifier).
-    pub fn generate() -> Self {
-        let verifier = random_b64(64);
-        Pkce {
-            challenge: challenge_for(&verifier),
-            verifier,
-        }
-    }
-}
-
-/// The S256 challenge of a verifier.
-pub fn challenge_for(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// URL-safe random string of `n` random bytes.
-fn random_b64(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// The authorize endpoint that belongs to a token endpoint (`…/oauth/token` → `…/oauth/authorize`).
 pub fn authorize_endpoint(token_url: &str) -> String {
@@ -361,18 +320,6 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenge_is_s256_of_the_verifier() {
-        // RFC 7636 appendix B test vector.
-        assert_eq!(
-            challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-        let p = Pkce::generate();
-        assert_eq!(p.verifier.len(), 86);
-        assert_eq!(p.challenge, challenge_for(&p.verifier));
-    }
 
     #[test]
     fn authorize_url_carries_every_codex_parameter() {

@@ -5,7 +5,7 @@
 //! the newest refresh token the simulator issued on disk, or `expired` with "needs login" —
 //! never silently broken. Which outcome each step must have is asserted too.
 
-use super::refresh::record_of;
+use super::harness::record_of;
 use super::{rt_of, sim};
 use codex_rotor::oauth::HttpRefresher;
 use codex_rotor::sim::{AccountSpec, SimHandle};
