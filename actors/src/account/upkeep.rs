@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::refresh::{finish_rotation, schedule_refresh, start_refresh};
+use super::refresh::{finish_rotation, refresh_if_due, schedule_refresh, start_refresh};
 use super::{AccountMsg, AccountRef, Action, Running};
 use crate::quota::Event;
 use crate::{AccountRecord, ProbeError, RefreshReason, Status, UnixMs, jwt, quota};
@@ -37,6 +37,7 @@ pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
         let store = s.fx.store.clone();
         finish_rotation(s, store.as_ref());
     }
+    refresh_if_due(me, s, now);
     s.st.flush(s.fx.store.as_ref());
 }
 
