@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::AbortHandle;
 
 pub use cooldown::Cooldown;
-pub use refresh::RefreshGate;
+pub use refresh::{NEEDS_LOGIN, RefreshGate};
 pub use state::{AccountState, Action};
 
 use crate::pool::{AccountView, Explanation, PoolConfig, UpstreamFailure, UsageDelta};
@@ -206,10 +206,7 @@ impl Actor for AccountActor {
     }
 
     async fn post_start(&self, me: AccountRef, s: &mut Running) -> Result<(), ActorProcessingErr> {
-        s.ticker = Some(
-            me.send_interval(s.st.cfg.tick, || AccountMsg::Tick)
-                .abort_handle(),
-        );
+        s.ticker = Some(upkeep::start_ticker(&me, s.st.cfg.tick, &s.st.rec.id));
         if let Some(intent) = s.st.rec.refresh_intent.clone() {
             tracing::warn!(account = %s.st.rec.id, reason = intent.reason.as_str(), "a refresh was interrupted; retrying it");
             start_refresh(&me, s, intent.reason);

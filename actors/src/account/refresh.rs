@@ -18,6 +18,8 @@ use crate::{
 
 /// Access tokens whose expiry cannot be read are refreshed this long after the last refresh.
 pub const FALLBACK_INTERVAL_MS: i64 = 8 * 24 * 3_600_000;
+/// Status reason of an account whose refresh token is dead: only a new login helps.
+pub const NEEDS_LOGIN: &str = "needs login";
 /// How long a refresh task waits for its actor to write the intent.
 const BEGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -126,10 +128,8 @@ pub(super) fn start_refresh(me: &AccountRef, s: &mut Running, reason: RefreshRea
         .is_none_or(str::is_empty)
     {
         if reason == RefreshReason::UnauthorizedRecovery {
-            s.st.set_status(
-                Status::Expired,
-                Some("needs login: no refresh token".into()),
-            );
+            s.st.rec.last_error = Some("access token rejected and no refresh token".into());
+            s.st.set_status(Status::Expired, Some(NEEDS_LOGIN.into()));
             s.st.persist(s.fx.store.as_ref());
         }
         return;
@@ -209,8 +209,8 @@ pub(super) fn tokens_refreshed(
         Err(RefreshError::Permanent { code, message }) => {
             tracing::warn!(account = %s.st.rec.id, %code, "refresh token rejected: account needs login");
             s.st.rec.refresh_intent = None;
-            s.st.rec.last_error = Some(message);
-            s.st.set_status(Status::Expired, Some(format!("needs login ({code})")));
+            s.st.rec.last_error = Some(format!("refresh token rejected ({code}): {message}"));
+            s.st.set_status(Status::Expired, Some(NEEDS_LOGIN.into()));
             s.st.persist(store.as_ref());
         }
         Err(RefreshError::Deactivated(m)) => {

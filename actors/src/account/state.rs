@@ -136,6 +136,9 @@ impl AccountState {
 
     /// Feeds a quota event; returns the actions its effects ask for.
     pub fn quota(&mut self, ev: Event, now: UnixMs) -> Vec<Action> {
+        if ev == Event::Tick && !self.rec.quota.tick_due(now) {
+            return Vec::new();
+        }
         let before = self.rec.quota.clone();
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
         if self.rec.quota != before {
