@@ -2,6 +2,8 @@
 //! servers bound on 127.0.0.1:0. One module per area.
 
 mod accounts;
+mod proxy;
 mod sim;
 mod store;
+mod support;
 mod tokens;
