@@ -146,6 +146,7 @@ impl KeyStore {
                         }),
                     })
                 });
+            crate::logging::register_secret(secret.expose());
             entries.push(Entry {
                 name: Arc::from(k.name.as_str()),
                 digest: digest(secret.expose().as_bytes()),
@@ -271,7 +272,8 @@ fn take_token(bucket: &mut Bucket, rpm: u32, now: Instant) -> Result<(), KeyReje
         bucket.tokens -= 1.0;
         Ok(())
     } else {
-        let wait = ((1.0 - bucket.tokens) / per_sec).ceil().max(1.0);
+        // The epsilon keeps float noise (10.000000001 s) from rounding up a whole second.
+        let wait = ((1.0 - bucket.tokens) / per_sec - 1e-6).ceil().max(1.0);
         Err(KeyRejection::RateLimited {
             retry_after_secs: wait as u64,
         })
@@ -293,6 +295,7 @@ impl std::fmt::Debug for AdminKey {
 impl AdminKey {
     /// From the secret itself.
     pub fn new(secret: &Secret) -> Self {
+        crate::logging::register_secret(secret.expose());
         AdminKey {
             digest: digest(secret.expose().as_bytes()),
         }
