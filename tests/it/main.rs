@@ -2,5 +2,6 @@
 //! servers bound on 127.0.0.1:0. One module per area.
 
 mod accounts;
+mod admin;
 mod metrics;
 mod sim;
