@@ -5,3 +5,4 @@ mod accounts;
 mod admin;
 mod metrics;
 mod sim;
+mod store;

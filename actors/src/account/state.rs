@@ -253,7 +253,7 @@ impl AccountState {
             status: self.rec.status,
             serving: self.rec.status == Status::Active
                 && self.tokens_durable
-                && !self.rec.tokens.expires_at.is_some_and(|t| t <= now),
+                && self.rec.tokens.expires_at.is_none_or(|t| t > now),
             leases: self.leases,
             max_leases: self.cfg.max_leases,
             requests: self.rec.usage.requests,

@@ -37,9 +37,6 @@ pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
         let store = s.fx.store.clone();
         finish_rotation(s, store.as_ref());
     }
-    if s.st.rec.status == Status::Refreshing && s.st.refreshing.is_none() {
-        start_refresh(me, s, RefreshReason::UnauthorizedRecovery);
-    }
     s.st.flush(s.fx.store.as_ref());
 }
 
