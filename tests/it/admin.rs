@@ -163,7 +163,7 @@ fn collect_tokens(v: &Value, out: &mut Vec<String>) {
         Value::Object(m) => {
             for (k, v) in m {
                 match v.as_str() {
-                    Some(s) if k.contains("token") && s.len() > 16 => out.push(s.to_owned()),
+                    Some(s) if k.to_lowercase().contains("token") && s.len() > 16 => out.push(s.to_owned()),
                     _ => collect_tokens(v, out),
                 }
             }
