@@ -51,6 +51,7 @@
     return json;
   }
   Rotor.api = api;
+  Rotor.refresh = () => refresh();
 
   function toast(msg, bad) {
     const t = $('toast');
@@ -86,6 +87,9 @@
     }
     st.data = data;
     st.skew = data.now - Date.now();
+    // Stable order for the table: by label (then id), whatever order the pool reports.
+    st.sorted = data.accounts.slice().sort((a, b) =>
+      String(a.label || a.id).localeCompare(String(b.label || b.id)) || a.id.localeCompare(b.id));
     render();
     return true;
   }
@@ -142,7 +146,7 @@
   }
   function applyFilter() {
     const q = st.search.trim().toLowerCase();
-    const rows = st.data.accounts.filter((r) =>
+    const rows = st.sorted.filter((r) =>
       (st.filter === 'all' || r.ds === st.filter) &&
       (!q || [r.id, r.label, r.plan, r.ds].some((v) => v && String(v).toLowerCase().includes(q))));
     Rotor.table.setRows(rows, st.data.accounts.length);

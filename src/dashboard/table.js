@@ -121,6 +121,9 @@
     setRows(rows, total) {
       t.rows = rows; t.total = total;
       t.spacer.style.height = rows.length * t.rowH + 'px';
+      // The body grows with its rows up to two thirds of the window, then scrolls.
+      const cap = Math.max(6 * t.rowH, Math.round(window.innerHeight * 0.66));
+      t.body.style.height = Math.min(Math.max(rows.length, 2) * t.rowH + 2, cap) + 'px';
       const ids = new Set(rows.map((r) => r.id));
       for (const id of t.cache.keys()) if (!ids.has(id)) t.cache.delete(id);
       t.foot.textContent = rows.length === total ? total + ' accounts' : rows.length + ' of ' + total + ' accounts';

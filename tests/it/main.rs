@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod dashboard;
 mod metrics;
 mod sim;
 mod store;
