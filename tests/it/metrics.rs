@@ -354,3 +354,87 @@ fn the_usage_series_buckets_requests_by_arrival_time() {
         "every slot present, in order"
     );
 }
+
+#[tokio::test]
+async fn a_real_scrape_parses_strictly_and_counts_the_traffic() {
+    use crate::admin::rig::Rig;
+    let rig = Rig::start().await;
+    let (a, a_id) = rig.add_account(Default::default()).await;
+    let (b, b_id) = rig.add_account(Default::default()).await;
+    rig.sim.set_usage(&a.id, 41.0, 7.0);
+    rig.probe_until(&a_id, |v| {
+        !v["buckets"].as_array().is_none_or(Vec::is_empty)
+    })
+    .await;
+    rig.sim.set_usage(&b.id, 100.0, 30.0);
+    rig.probe_until(&b_id, |v| v["derived_status"] == "rate_limited")
+        .await;
+    for _ in 0..3 {
+        assert_eq!(rig.respond("gpt-5.4").await.0, 200);
+    }
+    let r = rig
+        .http
+        .get(rig.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(r.status(), 200);
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let text = r.text().await.expect("body");
+    let fams = prom::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for (name, kind) in FAMILIES {
+        assert_eq!(
+            fams.get(*name).map(|f| f.kind.as_str()),
+            Some(*kind),
+            "{name}"
+        );
+    }
+    let req = &fams["codex_rotor_requests_total"];
+    let served = req.with(
+        "codex_rotor_requests_total",
+        &[("route", "responses"), ("status", "200")],
+    );
+    assert_eq!(served.first().map(|s| s.value), Some(3.0), "{text}");
+    let t = &fams["codex_rotor_time_to_first_byte_seconds"];
+    let n = t.with(
+        "codex_rotor_time_to_first_byte_seconds_count",
+        &[("route", "responses")],
+    );
+    assert_eq!(n.first().map(|s| s.value), Some(3.0));
+    let out =
+        fams["codex_rotor_tokens_total"].with("codex_rotor_tokens_total", &[("kind", "output")]);
+    assert!(out.first().is_some_and(|s| s.value > 0.0), "{text}");
+    let acc = &fams["codex_rotor_accounts"];
+    let count = |s: &str| {
+        acc.with("codex_rotor_accounts", &[("derived_status", s)])
+            .first()
+            .map(|s| s.value)
+    };
+    assert_eq!(
+        (count("active"), count("rate_limited")),
+        (Some(1.0), Some(1.0))
+    );
+    let q = &fams["codex_rotor_account_quota_used_percent"];
+    let used = q.with(
+        "codex_rotor_account_quota_used_percent",
+        &[("account", &a_id), ("bucket", "primary")],
+    );
+    assert!(
+        used.first().is_some_and(|s| (s.value - 41.0).abs() < 1.0),
+        "{text}"
+    );
+    let lr = &fams["codex_rotor_account_quota_limit_reached"];
+    let locked = lr.with(
+        "codex_rotor_account_quota_limit_reached",
+        &[("account", &b_id), ("bucket", "primary")],
+    );
+    assert_eq!(locked.first().map(|s| s.value), Some(1.0));
+    assert_eq!(fams["codex_rotor_pool_serving"].samples[0].value, 1.0);
+    rig.shutdown().await;
+}
