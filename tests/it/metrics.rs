@@ -438,3 +438,38 @@ async fn a_real_scrape_parses_strictly_and_counts_the_traffic() {
     assert_eq!(fams["codex_rotor_pool_serving"].samples[0].value, 1.0);
     rig.shutdown().await;
 }
+
+#[tokio::test]
+async fn refreshes_are_counted_by_outcome_through_the_wrapped_refresher() {
+    use codex_rotor::sim::{AccountSpec, SimOptions, Simulator};
+    use rotor_actors::{RefreshReason, TokenRefresher};
+    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let m = Metrics::new();
+    let real = codex_rotor::oauth::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
+    let counted = m.count_refreshes(std::sync::Arc::new(real));
+    let acct = sim.create_account(AccountSpec::default());
+    let rt = acct.auth_json["tokens"]["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
+    let first = counted
+        .refresh(rt.clone(), RefreshReason::ProactiveExpiry)
+        .await;
+    assert!(first.is_ok(), "{first:?}");
+    // Refresh tokens are single-use: the second exchange is refused for good.
+    let again = counted.refresh(rt, RefreshReason::ProactiveExpiry).await;
+    assert!(
+        matches!(again, Err(rotor_actors::RefreshError::Permanent { .. })),
+        "{again:?}"
+    );
+    let text = m.render(&PoolSummary::default(), &[]);
+    let fams = prom::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let r = &fams["codex_rotor_token_refreshes_total"];
+    for outcome in ["ok", "permanent"] {
+        let s = r.with("codex_rotor_token_refreshes_total", &[("outcome", outcome)]);
+        assert_eq!(s.first().map(|s| s.value), Some(1.0), "{outcome}: {text}");
+    }
+    sim.shutdown().await;
+}
