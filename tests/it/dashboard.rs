@@ -39,6 +39,9 @@ async fn login(b: &mut Browser, rig: &Rig) {
     )
     .await
     .expect("login form shown without a session");
+    if let Err(e) = b.screenshot(&screenshot_path("login")).await {
+        println!("login screenshot failed: {e}");
+    }
     let submit = format!(
         "document.getElementById('login-key').value = {}; document.getElementById('login-form').requestSubmit(); true",
         json!(ADMIN_KEY)
@@ -251,6 +254,10 @@ async fn a_thousand_accounts_stay_virtualised_and_fast() {
             .await;
     }
 
+    let t = std::time::Instant::now();
+    let live = rig.get("/admin/live").await;
+    let (live_ms, live_kib) = (t.elapsed().as_millis(), live.to_string().len() / 1024);
+    println!("1000 accounts: GET /admin/live {live_ms} ms, {live_kib} KiB");
     let t0 = std::time::Instant::now();
     login(&mut b, &rig).await;
     b.wait_for(
