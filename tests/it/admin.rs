@@ -520,3 +520,34 @@ async fn an_export_imports_back_and_serves() {
     );
     rig.shutdown().await;
 }
+
+#[tokio::test]
+async fn without_an_admin_key_the_api_is_open_only_on_loopback_and_can_be_switched_off() {
+    let open = Rig::start_with(Default::default(), |c| c.admin.key = None).await;
+    let r = open
+        .http
+        .get(open.url("/admin/pool"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "no key + loopback = open");
+    open.shutdown().await;
+    let off = Rig::start_with(Default::default(), |c| c.admin.enabled = false).await;
+    let r = off
+        .http
+        .get(off.url("/admin/pool"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404, "admin.enabled = false hides the API");
+    let r = off
+        .http
+        .post(off.url("/login"))
+        .json(&json!({ "key": ADMIN_KEY }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    off.shutdown().await;
+}
