@@ -18,6 +18,10 @@ pub fn build(state: AppState) -> Router {
         .merge(crate::admin::router())
         .merge(crate::dashboard::router());
     let prefix = cfg.server.path_prefix.trim_end_matches('/');
-    let app = if prefix.is_empty() { routes } else { Router::new().nest(prefix, routes) };
+    let app = if prefix.is_empty() {
+        routes
+    } else {
+        Router::new().nest(prefix, routes)
+    };
     crate::middleware::apply(app, &cfg).with_state(state)
 }

@@ -5,5 +5,7 @@ mod accounts;
 mod admin;
 mod dashboard;
 mod metrics;
+mod proxy;
 mod sim;
 mod store;
+mod support;
