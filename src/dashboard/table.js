@@ -48,7 +48,7 @@
     const primary = by.get('primary');
     return '<div class="acct"><div class="acct-label" title="' + Rotor.esc(r.label || r.id) + '">' + Rotor.esc(r.label || r.id) + '</div>' +
       '<div class="acct-sub">' + sub + '</div>' + (problem ? '<div class="acct-err" title="' + Rotor.esc(problem) + '">' + Rotor.esc(problem) + '</div>' : '') + '</div>' +
-      '<div><span class="badge ' + Rotor.esc(r.ds) + '" data-badge="' + Rotor.esc(r.ds) + '">' + Rotor.esc(Rotor.statusLabel(r.ds)) + '</span>' +
+      '<div><button class="badge ' + Rotor.esc(r.ds) + '" data-badge="' + Rotor.esc(r.ds) + '" data-action="explain" title="Why? (explain)">' + Rotor.esc(Rotor.statusLabel(r.ds)) + '</button>' +
       (r.v ? '<span class="verify" title="quota to be re-checked">verify</span>' : '') + '</div>' +
       bar(primary, primary ? windowTitle('5h', primary[4]) : '5h', nowMs) + bar(by.get('secondary'), 'weekly', nowMs) + bar(by.get('code_review'), 'code review', nowMs) +
       extras(other, nowMs) +

@@ -150,6 +150,23 @@ async fn the_dashboard_shows_every_derived_status_with_bars_and_live_updates() {
         "HttpOnly cookie visible to JS"
     );
 
+    // The badge explains itself: why the account is locked and until when.
+    let locked_id = &seeded[2].id;
+    b.eval(&format!(
+        "document.querySelector('[data-id=\"{locked_id}\"] [data-badge]').click(); true"
+    ))
+    .await
+    .expect("click badge");
+    let why = b
+        .wait_for("(() => { const t = document.getElementById('toast'); return !t.hidden && t.textContent })()", Duration::from_secs(5))
+        .await
+        .expect("explain toast");
+    let why = why.as_str().unwrap_or("");
+    println!("explain toast: {why}");
+    assert!(
+        why.starts_with(locked_id.as_str()) && why.contains("until"),
+        "{why}"
+    );
     // Filter by status.
     b.eval("document.querySelector('[data-filter=rate_limited]').click(); true")
         .await
