@@ -2,8 +2,11 @@
 //! servers bound on 127.0.0.1:0 or by running the real `codex-rotor` binary. One module per area.
 
 mod accounts;
+mod admin;
 mod config;
+mod dashboard;
 mod keys;
+mod metrics;
 mod proxy;
 mod sim;
 mod store;
