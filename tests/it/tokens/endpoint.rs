@@ -256,11 +256,7 @@ async fn pkce_login_adds_an_account_and_a_replayed_callback_is_refused() {
 async fn the_dashboard_login_routes_add_an_account_to_the_running_pool() {
     let sim = sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = codex_rotor::config::Config::default();
-    cfg.data_dir = dir.path().to_path_buf();
-    cfg.server.listen = "127.0.0.1:0".parse().expect("addr");
-    cfg.upstream.base_url = sim.backend_url();
-    cfg.upstream.token_url = sim.token_url();
+    let cfg = crate::support::test_config(&sim, dir.path());
     let (store, records, _) = codex_rotor::store::FileStore::open(dir.path()).expect("store");
     let daemon = codex_rotor::server::start(cfg.clone(), Arc::new(store), records)
         .await
@@ -277,8 +273,19 @@ async fn the_dashboard_login_routes_add_an_account_to_the_running_pool() {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
+    let anonymous = client
+        .post(format!("{base}/admin/accounts/login"))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "starting a login is an admin action"
+    );
     let started: Value = client
         .post(format!("{base}/admin/accounts/login"))
+        .bearer_auth(crate::support::ADMIN_KEY)
         .send()
         .await
         .expect("start")
@@ -320,6 +327,7 @@ async fn the_dashboard_login_routes_add_an_account_to_the_running_pool() {
 
     let replay = client
         .post(format!("{base}/admin/accounts/login/complete"))
+        .bearer_auth(crate::support::ADMIN_KEY)
         .json(&serde_json::json!({ "callback_url": location }))
         .send()
         .await
