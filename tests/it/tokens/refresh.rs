@@ -306,3 +306,36 @@ async fn pool_wide_limits_pace_refreshes() {
     assert_eq!(total(), 3, "the fourth waits for the per-minute budget");
     h.pool.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_refresh_token_alone_becomes_a_working_account() {
+    let sim = sim().await;
+    let acct = sim.create_account(AccountSpec::default());
+    let line = format!("{}\n", rt_of(&acct.auth_json));
+    let rec = codex_rotor::accounts::parse_file(line.as_bytes(), SystemClock.now_ms())
+        .expect("imports")
+        .remove(0);
+    assert!(rec.tokens.access_token.is_empty());
+    let h = Harness::start(&sim, vec![rec.clone()], fast_config()).await;
+    assert!(
+        wait_for(Duration::from_secs(5), async || sim
+            .counters(&acct.id)
+            .refreshes
+            == 1)
+        .await,
+        "refreshed at once, without waiting for a request to fail"
+    );
+    let l = lease(&h.pool).await;
+    assert!(token_works(&sim, &l.creds.access_token).await);
+    drop(l);
+    let disk = h.on_disk(&rec.id);
+    assert!(
+        !disk.tokens.access_token.is_empty(),
+        "the first access token is durable"
+    );
+    assert_ne!(
+        disk.tokens.refresh_token, rec.tokens.refresh_token,
+        "and the rotated refresh token"
+    );
+    h.pool.shutdown().await;
+}
