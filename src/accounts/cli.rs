@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use super::{export, merge};
 use crate::cli::GlobalArgs;
 
-/// Arguments of `codex-rotor accounts`.
-#[derive(Debug, Args)]
+/// Arguments of `codex-rotor accounts`. `Debug` redacts the admin key.
+#[derive(Args)]
 pub struct AccountsArgs {
     /// Work on this data directory directly (offline: the daemon must not be running on it).
     /// Without it, a daemon running at the config's `server.listen` is used through its admin
@@ -59,8 +59,8 @@ pub enum AccountsAction {
     },
 }
 
-/// Where the new account's credentials come from (exactly one).
-#[derive(Debug, Args)]
+/// Where the new account's credentials come from (exactly one). `Debug` redacts the tokens.
+#[derive(Args)]
 #[group(required = true, multiple = false)]
 pub struct AddArgs {
     /// A Codex CLI auth.json (`~/.codex/auth.json`).
@@ -73,6 +73,33 @@ pub struct AddArgs {
     /// stops working when it expires.
     #[arg(long, value_name = "T")]
     pub access_token: Option<String>,
+}
+
+impl std::fmt::Debug for AccountsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountsArgs")
+            .field("data_dir", &self.data_dir)
+            .field("admin_url", &self.admin_url)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("action", &self.action)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AddArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddArgs")
+            .field("auth_json", &self.auth_json)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// Runs `codex-rotor accounts`: through `--admin-url` if given; else through the admin API

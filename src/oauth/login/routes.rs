@@ -40,8 +40,8 @@ async fn start(
         .map_err(login_error)
 }
 
-/// Body of `POST /admin/accounts/login/complete`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /admin/accounts/login/complete`. Holds a one-time code: no `Debug`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Complete {
     /// The full URL the browser landed on after signing in (or its query string).
