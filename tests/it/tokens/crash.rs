@@ -160,6 +160,10 @@ async fn crash_at(sim: &SimHandle, point: &str, expect: Expect) {
         "{point}: the restart resolved the intent; log:\n{log2_text}"
     );
 
+    eprintln!(
+        "{point}: after restart the account is {:?} ({:?})",
+        after.status, after.status_reason
+    );
     match after.status {
         Status::Active => {
             // The refresh token on disk is the newest one issued: the simulator accepts it
