@@ -76,7 +76,7 @@ pub enum Command {
     Serve(crate::server::ServeArgs),
     /// Try the pool with no real account: simulator + N simulated accounts + daemon.
     Demo(crate::demo::DemoArgs),
-    /// Run a benchmark (e.g. `bench sim`: streamed responses/s of the simulator on one core).
+    /// Run a benchmark (`bench sim`: the simulator alone; `bench proxy`: direct vs through the daemon).
     Bench(crate::bench::BenchArgs),
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]

@@ -3,6 +3,7 @@
 //! values), then on a real daemon's scrape after real traffic through the simulator.
 
 mod prom;
+mod scrape;
 
 use codex_rotor::metrics::Metrics;
 use codex_rotor::recent::RequestRecord;

@@ -37,8 +37,8 @@ pub struct AccountState {
     pub refreshing: Option<RefreshReason>,
     /// Consecutive transient refresh failures (retry backoff).
     pub refresh_failures: u32,
-    /// Generation of the refresh timer; stale timers are ignored.
-    pub refresh_generation: u64,
+    /// When the next refresh is due (proactive or retry); started by the tick.
+    pub refresh_due_at: Option<UnixMs>,
     /// A usage probe is in flight.
     pub probing: bool,
     /// When the last probe started.
@@ -59,7 +59,7 @@ impl AccountState {
             tokens_durable: true,
             refreshing: None,
             refresh_failures: 0,
-            refresh_generation: 0,
+            refresh_due_at: None,
             probing: false,
             last_probe_at: None,
             last_pushed: None,
@@ -136,6 +136,9 @@ impl AccountState {
 
     /// Feeds a quota event; returns the actions its effects ask for.
     pub fn quota(&mut self, ev: Event, now: UnixMs) -> Vec<Action> {
+        if ev == Event::Tick && !self.rec.quota.tick_due(now) {
+            return Vec::new();
+        }
         let before = self.rec.quota.clone();
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
         if self.rec.quota != before {

@@ -357,3 +357,40 @@ async fn quota_changes_are_coalesced_and_flushed_on_tick_and_on_shutdown() {
     );
     assert_eq!(a.usage.requests, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_conversation_sticks_to_its_account_while_it_can_serve() {
+    let fx = Fx::new();
+    let recs = vec![record("a", None), record("b", None), record("c", None)];
+    let pool = PoolHandle::start(cfg(), fx.effects(), recs)
+        .await
+        .expect("pool");
+    settle(Duration::from_millis(10)).await;
+    let conv = |exclude: Vec<String>| PickRequest {
+        affinity: Some("conv-1".into()),
+        exclude,
+        ..req()
+    };
+    let first = pool
+        .pick(conv(vec![]))
+        .await
+        .expect("lease")
+        .account_id
+        .clone();
+    settle(Duration::from_millis(10)).await;
+    for _ in 0..3 {
+        let l = pool.pick(conv(vec![])).await.expect("lease");
+        assert_eq!(
+            l.account_id, first,
+            "least_used alone would move on; affinity keeps it"
+        );
+        drop(l);
+        settle(Duration::from_millis(10)).await;
+    }
+    let moved = pool.pick(conv(vec![first.clone()])).await.expect("lease");
+    assert_ne!(
+        moved.account_id, first,
+        "an excluded affinity account is not used"
+    );
+    pool.shutdown().await;
+}
