@@ -66,15 +66,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Starts simulator and daemon; used by `run` and by tests.
 pub async fn launch(args: DemoArgs) -> anyhow::Result<Demo> {
-    let pool_key = args.pool_key.unwrap_or_else(|| format!("rotor-{}", random_hex()));
-    let admin_key = args.admin_key.unwrap_or_else(|| format!("admin-{}", random_hex()));
-    let data_dir = args.data_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("codex-rotor-demo-{}", random_hex())));
+    let pool_key = args
+        .pool_key
+        .unwrap_or_else(|| format!("rotor-{}", random_hex()));
+    let admin_key = args
+        .admin_key
+        .unwrap_or_else(|| format!("admin-{}", random_hex()));
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("codex-rotor-demo-{}", random_hex())));
     let mut opts = SimOptions::default();
     if let Some(t) = args.sim_quota_tokens {
         opts.primary_quota_tokens = t;
     }
-    let sim = Simulator::start(opts, SocketAddr::from(([127, 0, 0, 1], 0))).await.context("starting the simulator")?;
-    let (store, mut records, _) = FileStore::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
+    let sim = Simulator::start(opts, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("starting the simulator")?;
+    let (store, mut records, _) =
+        FileStore::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
     for _ in 0..args.accounts {
         let created = sim.create_account(AccountSpec::default());
         for rec in import_auth_json(&created.auth_json)? {
@@ -84,7 +93,13 @@ pub async fn launch(args: DemoArgs) -> anyhow::Result<Demo> {
     }
     let cfg = config(&sim, args.listen, &pool_key, &admin_key, &data_dir);
     let daemon = start(cfg, Arc::new(store), records).await?;
-    Ok(Demo { sim, daemon, pool_key, admin_key, data_dir })
+    Ok(Demo {
+        sim,
+        daemon,
+        pool_key,
+        admin_key,
+        data_dir,
+    })
 }
 
 /// Imports one Codex CLI `auth.json` with the accounts importer (what `accounts import` does).
@@ -94,13 +109,23 @@ pub fn import_auth_json(auth_json: &serde_json::Value) -> anyhow::Result<Vec<Acc
 }
 
 /// The daemon's configuration for the demo: defaults pointed at the simulator, one pool key.
-pub fn config(sim: &SimHandle, listen: SocketAddr, pool_key: &str, admin_key: &str, data_dir: &std::path::Path) -> Config {
+pub fn config(
+    sim: &SimHandle,
+    listen: SocketAddr,
+    pool_key: &str,
+    admin_key: &str,
+    data_dir: &std::path::Path,
+) -> Config {
     let mut cfg = Config::default();
     cfg.server.listen = listen;
     cfg.data_dir = data_dir.to_path_buf();
     cfg.upstream.base_url = sim.backend_url();
     cfg.upstream.token_url = sim.token_url();
-    cfg.keys.keys = vec![ClientKeyConfig { name: "demo".into(), key: Some(Secret::new(pool_key.to_owned())), ..ClientKeyConfig::default() }];
+    cfg.keys.keys = vec![ClientKeyConfig {
+        name: "demo".into(),
+        key: Some(Secret::new(pool_key.to_owned())),
+        ..ClientKeyConfig::default()
+    }];
     cfg.admin.key = Some(Secret::new(admin_key.to_owned()));
     cfg
 }

@@ -12,6 +12,7 @@ pub mod observe;
 pub mod outcome;
 pub mod request;
 pub mod stream;
+pub mod turns;
 
 use crate::errors::ApiError;
 use crate::state::AppState;
@@ -25,7 +26,13 @@ use outcome::Outcome;
 
 /// Upstream response headers the client gets from the serving account besides every
 /// `x-codex-*` header (quota, turn state): the served model is passed through, never invented.
-const FORWARDED_RESPONSE_HEADERS: &[&str] = &["openai-model", "x-reasoning-included", "x-models-etag", "x-request-id", "x-oai-request-id"];
+const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
+    "openai-model",
+    "x-reasoning-included",
+    "x-models-etag",
+    "x-request-id",
+    "x-oai-request-id",
+];
 
 /// `POST /v1/responses` and `POST /responses`.
 pub async fn responses(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -48,14 +55,25 @@ async fn prepare(
     headers: &HeaderMap,
     body: Bytes,
     out: &mut Outcome,
-) -> Result<(request::ResponsesRequest, failover::Served, Option<auth::Permit>), ApiError> {
+) -> Result<
+    (
+        request::ResponsesRequest,
+        failover::Served,
+        Option<auth::Permit>,
+    ),
+    ApiError,
+> {
     let permit = auth::authenticate(state, headers)?;
     out.rec.client_key = permit.as_ref().map(auth::permit_name);
-    let req = request::parse(headers, body)?;
+    let mut req = request::parse(headers, body)?;
     out.rec.model = Some(req.model.clone());
+    route_turn(state, &mut req, out);
     if let Some(p) = &permit {
         if !state.keys().model_allowed(p, &req.model) {
-            return Err(ApiError::Forbidden(format!("this key may not use model '{}'", req.model)));
+            return Err(ApiError::Forbidden(format!(
+                "this key may not use model '{}'",
+                req.model
+            )));
         }
     }
     let served = failover::send(state, &req, headers, out).await?;
@@ -74,6 +92,14 @@ async fn deliver(
     let idle = cfg.upstream.idle_timeout;
     let mut resp_headers = HeaderMap::new();
     copy_response_headers(served.response.headers(), &mut resp_headers);
+    if let (Some(token), Some(key)) = (
+        resp_headers
+            .get("x-codex-turn-state")
+            .and_then(|v| v.to_str().ok()),
+        &req.affinity,
+    ) {
+        state.turns().remember(token, key);
+    }
     let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
     if !req.client_stream {
         let collected = collect::collect(upstream, &served.lease, idle, &mut out).await;
@@ -83,12 +109,16 @@ async fn deliver(
             Err(e) => return fail(out, e),
         };
         if let Some(obj) = value.as_object_mut() {
-            obj.entry("model").or_insert_with(|| req.model.clone().into());
+            obj.entry("model")
+                .or_insert_with(|| req.model.clone().into());
         }
         out.first_byte();
         out.finish(200, None);
         drop(permit);
-        resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp_headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         return (resp_headers, value.to_string()).into_response();
     }
     let pass = stream::PassThrough {
@@ -103,10 +133,29 @@ async fn deliver(
         let _hold = &permit;
         chunk
     });
-    resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    resp_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     resp_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     (resp_headers, Body::from_stream(body)).into_response()
+}
+
+/// Routes a follow-up of a turn by the affinity of the request that received its turn-state
+/// token; every other request gets an affinity key (its own when it has none) so that a token
+/// it receives can be routed back to its account.
+fn route_turn(state: &AppState, req: &mut request::ResponsesRequest, out: &Outcome) {
+    if let Some(key) = req
+        .turn_state
+        .as_deref()
+        .and_then(|t| state.turns().affinity_for(t))
+    {
+        req.affinity = Some(key);
+    }
+    if req.affinity.is_none() {
+        req.affinity = Some(format!("req:{}", out.rec.request_id));
+    }
 }
 
 /// Copies the serving account's `x-codex-*` headers and the few others a client reads.

@@ -1,12 +1,9 @@
 //! Every route of the daemon, wired in one place (and nothing else happens here): the model
-//! routes, health and readiness, Prometheus metrics, the admin API and the dashboard. Layers are
-//! assembled in [`crate::middleware`].
+//! routes, health, readiness and Prometheus metrics (handlers in `admin`), the admin API and the
+//! dashboard. Layers are assembled in [`crate::middleware`].
 
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, head, post};
 
 /// Builds the whole application router, mounted under `server.path_prefix` if one is set.
@@ -22,32 +19,14 @@ pub fn build(state: AppState) -> Router {
         .route("/v1/messages/count_tokens", post(crate::translate::route::count_tokens))
         .route("/", head(crate::translate::route::hello))
         .route("/api/hello", head(crate::translate::route::hello))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(crate::admin::health_router())
         .merge(crate::admin::router())
         .merge(crate::dashboard::router());
     let prefix = cfg.server.path_prefix.trim_end_matches('/');
-    let app = if prefix.is_empty() { routes } else { Router::new().nest(prefix, routes) };
+    let app = if prefix.is_empty() {
+        routes
+    } else {
+        Router::new().nest(prefix, routes)
+    };
     crate::middleware::apply(app, &cfg).with_state(state)
-}
-
-/// Liveness: the process answers.
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-/// Readiness: the pool can serve (an all-exhausted pool is not ready, DESIGN.md rule 6).
-async fn readyz(State(state): State<AppState>) -> Response {
-    let summary = state.pool().summary().await;
-    let status = if summary.serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(summary)).into_response()
-}
-
-/// Prometheus text exposition.
-async fn metrics(State(state): State<AppState>) -> Response {
-    let summary = state.pool().summary().await;
-    let accounts = state.pool().accounts().await;
-    let body = state.metrics().render(&summary, &accounts);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

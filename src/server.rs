@@ -8,11 +8,11 @@
 
 use crate::cli::GlobalArgs;
 use crate::config::Config;
-use crate::oauth::HttpRefresher;
-use crate::signals::Signals;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::oauth::HttpRefresher;
 use crate::recent::RecentRequests;
+use crate::signals::Signals;
 use crate::state::{AppState, Parts};
 use crate::upstream::{Upstream, UpstreamSettings, usage::UsageProber};
 use anyhow::Context;
@@ -41,7 +41,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         cfg.server.listen = listen;
     }
     check(&cfg)?;
-    let (store, records, quarantined) = crate::store::FileStore::open(&cfg.data_dir).with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))?;
+    let (store, records, quarantined) = crate::store::FileStore::open(&cfg.data_dir)
+        .with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))?;
     for q in &quarantined {
         tracing::warn!(file = ?q, "an unreadable account file was quarantined");
     }
@@ -68,7 +69,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
 fn check(cfg: &Config) -> anyhow::Result<()> {
     let problems = cfg.validate();
     if !problems.is_empty() {
-        let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+        let text: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect();
         anyhow::bail!("invalid configuration:\n  {}", text.join("\n  "));
     }
     Ok(())
@@ -76,10 +80,12 @@ fn check(cfg: &Config) -> anyhow::Result<()> {
 
 /// Re-reads the configuration on SIGHUP and applies what can change live: keys, strategy,
 /// limits. A configuration that fails to load or validate is ignored, with a log line.
-async fn reload(state: &AppState, path: Option<&std::path::Path>) {
+pub async fn reload(state: &AppState, path: Option<&std::path::Path>) {
     let mut cfg = match Config::load(path) {
         Ok(cfg) => cfg,
-        Err(e) => return tracing::error!(error = %format!("{e:#}"), "reload: configuration not loaded; keeping the old one"),
+        Err(e) => {
+            return tracing::error!(error = %format!("{e:#}"), "reload: configuration not loaded; keeping the old one");
+        }
     };
     if let Err(e) = check(&cfg) {
         return tracing::error!(error = %format!("{e:#}"), "reload: configuration invalid; keeping the old one");
@@ -105,7 +111,11 @@ pub struct Daemon {
 }
 
 /// Starts pool and HTTP server from a validated configuration and the loaded account records.
-pub async fn start(cfg: Config, store: Arc<dyn rotor_actors::Store>, records: Vec<AccountRecord>) -> anyhow::Result<Daemon> {
+pub async fn start(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+) -> anyhow::Result<Daemon> {
     let keys = KeyStore::from_config(&cfg.keys).context("loading client keys")?;
     if keys.is_open() && !cfg.server.listen.ip().is_loopback() {
         anyhow::bail!(
@@ -124,22 +134,45 @@ pub async fn start(cfg: Config, store: Arc<dyn rotor_actors::Store>, records: Ve
         prober: Arc::new(UsageProber::new(upstream.clone())),
         clock: clock.clone(),
     };
-    let pool = PoolHandle::start(pool_config(&cfg), effects, records).await.context("starting the account pool")?;
-    let listener = TcpListener::bind(cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;
+    let pool = PoolHandle::start(pool_config(&cfg), effects, records)
+        .await
+        .context("starting the account pool")?;
+    let listener = TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
     let recent_capacity = cfg.admin.recent_requests.max(1);
-    let state = AppState::new(Parts { pool, config: cfg, keys, metrics: Metrics::new(), recent: RecentRequests::new(recent_capacity), upstream, clock });
+    let state = AppState::new(Parts {
+        pool,
+        config: cfg,
+        keys,
+        metrics: Metrics::new(),
+        recent: RecentRequests::new(recent_capacity),
+        upstream,
+        clock,
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::router::build(state.clone());
     let server = tokio::spawn(serve(listener, app, async move {
         let _ = stopped.await;
     }));
-    Ok(Daemon { addr, state, stop, server })
+    Ok(Daemon {
+        addr,
+        state,
+        stop,
+        server,
+    })
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and waits for open connections.
-pub async fn serve(listener: TcpListener, app: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 impl Daemon {
@@ -149,9 +182,15 @@ impl Daemon {
         let _ = self.stop.send(());
         let mut server = self.server;
         if tokio::time::timeout(grace, &mut server).await.is_err() {
-            tracing::warn!(?grace, "open streams outlived the shutdown grace; ending them");
+            tracing::warn!(
+                ?grace,
+                "open streams outlived the shutdown grace; ending them"
+            );
             self.state.end_streams();
-            if tokio::time::timeout(FINAL_FLUSH, &mut server).await.is_err() {
+            if tokio::time::timeout(FINAL_FLUSH, &mut server)
+                .await
+                .is_err()
+            {
                 server.abort();
             }
         }
@@ -179,7 +218,10 @@ pub fn settings(cfg: &Config) -> UpstreamSettings {
 pub fn pool_config(cfg: &Config) -> rotor_actors::PoolConfig {
     let p = &cfg.pool;
     let r = &cfg.refresh;
-    let strategy = serde_json::to_value(p.strategy).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    let strategy = serde_json::to_value(p.strategy)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
     rotor_actors::PoolConfig {
         strategy,
         max_leases_per_account: p.max_leases_per_account,
@@ -190,6 +232,10 @@ pub fn pool_config(cfg: &Config) -> rotor_actors::PoolConfig {
         max_concurrent_refreshes: r.max_concurrent,
         max_refreshes_per_minute: r.max_per_minute,
         restart_budget: p.restart_budget,
-        plan_routes: p.plan_routes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        plan_routes: p
+            .plan_routes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }

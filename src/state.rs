@@ -6,6 +6,7 @@
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::proxy::turns::TurnStates;
 use crate::recent::RecentRequests;
 use crate::upstream::Upstream;
 use rotor_actors::{Clock, PoolHandle, UnixMs};
@@ -37,6 +38,8 @@ struct Inner {
     started_at: UnixMs,
     /// Set to `true` when open streams must end now (shutdown grace is over).
     drain: watch::Sender<bool>,
+    /// `x-codex-turn-state` token → affinity key (sticky turns).
+    turns: TurnStates,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -72,8 +75,11 @@ impl AppState {
             clock: p.clock,
             started_at,
             drain,
+            turns: TurnStates::new(),
         };
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The account pool.
@@ -126,6 +132,11 @@ impl AppState {
     /// Now, from the injected clock (unix ms).
     pub fn now_ms(&self) -> UnixMs {
         self.inner.clock.now_ms()
+    }
+
+    /// Turn-state routing memory.
+    pub fn turns(&self) -> &TurnStates {
+        &self.inner.turns
     }
 
     /// A receiver that turns `true` when open streams must end (shutdown grace over).

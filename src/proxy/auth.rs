@@ -16,9 +16,19 @@ pub fn presented(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
-    bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)).filter(|k| !k.is_empty())
+    bearer
+        .or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
+        .filter(|k| !k.is_empty())
 }
 
 /// Authenticates a request. With no key configured (`is_open`, allowed only on loopback) every
@@ -33,8 +43,12 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Perm
         Ok(permit) => Ok(Some(permit)),
         Err(KeyRejection::Unknown) => Err(ApiError::Unauthorized),
         Err(KeyRejection::Disabled) => Err(ApiError::Forbidden("this API key is disabled".into())),
-        Err(KeyRejection::RateLimited { retry_after_secs }) => Err(ApiError::KeyRateLimited { retry_after_secs }),
-        Err(KeyRejection::TooManyConcurrent) => Err(ApiError::KeyRateLimited { retry_after_secs: 1 }),
+        Err(KeyRejection::RateLimited { retry_after_secs }) => {
+            Err(ApiError::KeyRateLimited { retry_after_secs })
+        }
+        Err(KeyRejection::TooManyConcurrent) => Err(ApiError::KeyRateLimited {
+            retry_after_secs: 1,
+        }),
     }
 }
 

@@ -13,7 +13,12 @@ use rotor_actors::{Lease, UpstreamFailure};
 use std::time::Duration;
 
 /// Collects the upstream stream into the final response object.
-pub async fn collect(mut upstream: ByteStream, lease: &Lease, idle: Duration, out: &mut Outcome) -> Result<serde_json::Value, ApiError> {
+pub async fn collect(
+    mut upstream: ByteStream,
+    lease: &Lease,
+    idle: Duration,
+    out: &mut Outcome,
+) -> Result<serde_json::Value, ApiError> {
     let mut obs = Observer::new(true);
     loop {
         match tokio::time::timeout(idle, upstream.next()).await {
@@ -24,13 +29,19 @@ pub async fn collect(mut upstream: ByteStream, lease: &Lease, idle: Duration, ou
                 }
                 let reason = chain(&e);
                 tracing::warn!(account = %lease.account_id, error = %reason, "upstream stream broke before the terminal event");
-                lease.failed(UpstreamFailure::PrematureClose { reason: reason.clone() });
-                return Err(ApiError::PrematureClose(format!("upstream stream broke before completion: {reason}")));
+                lease.failed(UpstreamFailure::PrematureClose {
+                    reason: reason.clone(),
+                });
+                return Err(ApiError::PrematureClose(format!(
+                    "upstream stream broke before completion: {reason}"
+                )));
             }
             Ok(None) => break,
             Err(_) => {
                 let reason = format!("upstream sent nothing for {idle:?}");
-                lease.failed(UpstreamFailure::PrematureClose { reason: reason.clone() });
+                lease.failed(UpstreamFailure::PrematureClose {
+                    reason: reason.clone(),
+                });
                 return Err(ApiError::PrematureClose(reason));
             }
         }
@@ -46,7 +57,9 @@ pub async fn collect(mut upstream: ByteStream, lease: &Lease, idle: Duration, ou
         None => {
             let reason = "upstream closed the stream without a terminal event".to_owned();
             tracing::warn!(account = %lease.account_id, "{reason}");
-            lease.failed(UpstreamFailure::PrematureClose { reason: reason.clone() });
+            lease.failed(UpstreamFailure::PrematureClose {
+                reason: reason.clone(),
+            });
             Err(ApiError::PrematureClose(reason))
         }
     }
@@ -65,5 +78,12 @@ fn failed(code: Option<String>, message: Option<String>) -> ApiError {
     } else {
         502
     };
-    ApiError::Upstream { status, code: "response_failed", message: format!("{}: {message}", if c.is_empty() { "response.failed" } else { c }) }
+    ApiError::Upstream {
+        status,
+        code: "response_failed",
+        message: format!(
+            "{}: {message}",
+            if c.is_empty() { "response.failed" } else { c }
+        ),
+    }
 }

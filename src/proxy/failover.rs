@@ -43,17 +43,27 @@ enum AccountOutcome {
 }
 
 /// Picks accounts and sends the request until one streams an answer.
-pub async fn send(state: &AppState, req: &ResponsesRequest, headers: &HeaderMap, out: &mut Outcome) -> Result<Served, ApiError> {
+pub async fn send(
+    state: &AppState,
+    req: &ResponsesRequest,
+    headers: &HeaderMap,
+    out: &mut Outcome,
+) -> Result<Served, ApiError> {
     let cfg = state.config();
     let max_accounts = cfg.upstream.max_accounts_per_request.max(1);
     let max_retries = cfg.upstream.max_retries_per_account;
     let mut exclude: Vec<String> = Vec::new();
     let mut last: Option<ApiError> = None;
     for n in 0..max_accounts {
-        let pick = PickRequest { model: req.model.clone(), affinity: req.affinity.clone(), exclude: exclude.clone(), review: req.review };
+        let pick = PickRequest {
+            model: req.model.clone(),
+            affinity: req.affinity.clone(),
+            exclude: exclude.clone(),
+            review: req.review,
+        };
         let lease = match state.pool().pick(pick).await {
             Ok(lease) => lease,
-            Err(e) => return Err(pick_error(state, e, last)),
+            Err(e) => return Err(pick_error(state, e, last).await),
         };
         if n > 0 {
             out.rec.failovers += 1;
@@ -72,22 +82,68 @@ pub async fn send(state: &AppState, req: &ResponsesRequest, headers: &HeaderMap,
 }
 
 /// Maps a failed pick to the client's answer. Exhaustion always wins (DESIGN.md rule 6: 429,
-/// never 401); otherwise the last upstream failure says more than "no other account".
-fn pick_error(state: &AppState, e: PickError, last: Option<ApiError>) -> ApiError {
+/// never 401); otherwise the last upstream failure says more than "no other account", and
+/// without one the pool summary says why nothing can serve.
+async fn pick_error(state: &AppState, e: PickError, last: Option<ApiError>) -> ApiError {
     match e {
-        PickError::Exhausted { soonest_reset } => ApiError::exhausted(soonest_reset, state.now_ms()),
-        PickError::Unavailable { reason } => last.unwrap_or(ApiError::Unavailable(reason)),
-        PickError::Timeout => last.unwrap_or_else(|| ApiError::Timeout("the account pool did not answer in time".into())),
+        PickError::Exhausted { soonest_reset } => {
+            ApiError::exhausted(soonest_reset, state.now_ms())
+        }
+        PickError::Unavailable { reason } => match last {
+            Some(e) => e,
+            None => ApiError::Unavailable(why_unavailable(state, reason).await),
+        },
+        PickError::Timeout => last
+            .unwrap_or_else(|| ApiError::Timeout("the account pool did not answer in time".into())),
     }
 }
 
+/// "3 accounts, none usable: 2 disabled, 1 expired (…pool's own reason)".
+async fn why_unavailable(state: &AppState, reason: String) -> String {
+    let s = state.pool().summary().await;
+    let parts: Vec<String> = [
+        (s.disabled, "disabled"),
+        (s.expired, "expired"),
+        (s.banned, "banned"),
+        (s.refreshing, "refreshing"),
+        (s.cooling_down, "cooling down after a Cloudflare challenge"),
+        (s.rate_limited, "rate limited"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if s.total == 0 {
+        return "the pool has no accounts; import some (codex-rotor accounts import)".into();
+    }
+    format!(
+        "{} accounts, none usable: {} ({reason})",
+        s.total,
+        parts.join(", ")
+    )
+}
+
 /// Sends to one account, retrying transient failures a bounded number of times.
-async fn attempt(state: &AppState, lease: &Lease, req: &ResponsesRequest, headers: &HeaderMap, max_retries: u32, out: &mut Outcome) -> AccountOutcome {
-    let creds = Creds { access_token: &lease.creds.access_token, chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref() };
+async fn attempt(
+    state: &AppState,
+    lease: &Lease,
+    req: &ResponsesRequest,
+    headers: &HeaderMap,
+    max_retries: u32,
+    out: &mut Outcome,
+) -> AccountOutcome {
+    let creds = Creds {
+        access_token: &lease.creds.access_token,
+        chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref(),
+    };
     let mut tries = 0;
     loop {
         let last_try = tries >= max_retries;
-        let reason = match state.upstream().responses(creds.clone(), req.upstream_body.clone(), headers).await {
+        let reason = match state
+            .upstream()
+            .responses(creds.clone(), req.upstream_body.clone(), headers)
+            .await
+        {
             Ok(resp) if resp.status().is_success() => {
                 observe_headers(lease, resp.headers());
                 return AccountOutcome::Served(resp);
@@ -103,8 +159,14 @@ async fn attempt(state: &AppState, lease: &Lease, req: &ResponsesRequest, header
             }
         };
         if last_try {
-            lease.failed(UpstreamFailure::Transient { reason: reason.2.clone() });
-            return AccountOutcome::Next(ApiError::Upstream { status: reason.0, code: reason.1, message: reason.2 });
+            lease.failed(UpstreamFailure::Transient {
+                reason: reason.2.clone(),
+            });
+            return AccountOutcome::Next(ApiError::Upstream {
+                status: reason.0,
+                code: reason.1,
+                message: reason.2,
+            });
         }
         tries += 1;
         out.rec.retries += 1;
@@ -114,43 +176,85 @@ async fn attempt(state: &AppState, lease: &Lease, req: &ResponsesRequest, header
 
 /// Handles a non-2xx answer. `Err` carries a transient failure `(status, code, reason)` for the
 /// caller's retry loop; `Ok` is final for this account.
-async fn refused(state: &AppState, lease: &Lease, resp: reqwest::Response, out: &mut Outcome) -> Result<AccountOutcome, (u16, &'static str, String)> {
+async fn refused(
+    state: &AppState,
+    lease: &Lease,
+    resp: reqwest::Response,
+    out: &mut Outcome,
+) -> Result<AccountOutcome, (u16, &'static str, String)> {
     let status = resp.status().as_u16();
     let head = resp.headers().clone();
     let body = read_bounded(resp, state.upstream().settings().first_byte_timeout).await;
     let verdict = classify(status, |n| head.get(n).and_then(|v| v.to_str().ok()), &body);
     let id = &lease.account_id;
     tracing::info!(account = %id, status, verdict = ?verdict, "upstream refused the request");
-    let next = |status: u16, code: &'static str, message: String| Ok(AccountOutcome::Next(ApiError::Upstream { status, code, message }));
+    let next = |status: u16, code: &'static str, message: String| {
+        Ok(AccountOutcome::Next(ApiError::Upstream {
+            status,
+            code,
+            message,
+        }))
+    };
     match verdict {
         Verdict::RateLimited(l) => {
             out.rec.upstream_429s += 1;
             let soonest = soonest_reset(&l, lease.started_at);
             lease.rejected(rejection(l, lease.started_at));
-            Ok(AccountOutcome::Next(ApiError::exhausted(Some(soonest), state.now_ms())))
+            Ok(AccountOutcome::Next(ApiError::exhausted(
+                Some(soonest),
+                state.now_ms(),
+            )))
         }
         Verdict::Unauthorized => {
             lease.failed(UpstreamFailure::Unauthorized);
-            next(503, "no_available_accounts", "upstream rejected the account's token; it is being refreshed".into())
+            next(
+                503,
+                "no_available_accounts",
+                "upstream rejected the account's token; it is being refreshed".into(),
+            )
         }
         Verdict::Banned(reason) => {
-            lease.failed(UpstreamFailure::Banned { reason: reason.clone() });
-            next(503, "no_available_accounts", format!("upstream refused the account: {reason}"))
+            lease.failed(UpstreamFailure::Banned {
+                reason: reason.clone(),
+            });
+            next(
+                503,
+                "no_available_accounts",
+                format!("upstream refused the account: {reason}"),
+            )
         }
         Verdict::Deactivated(reason) => {
-            lease.failed(UpstreamFailure::Deactivated { reason: reason.clone() });
-            next(503, "no_available_accounts", format!("upstream refused the account: {reason}"))
+            lease.failed(UpstreamFailure::Deactivated {
+                reason: reason.clone(),
+            });
+            next(
+                503,
+                "no_available_accounts",
+                format!("upstream refused the account: {reason}"),
+            )
         }
         Verdict::Cloudflare => {
             lease.failed(UpstreamFailure::Cloudflare);
-            next(502, "cloudflare_challenge", "upstream blocked the request (Cloudflare challenge)".into())
+            next(
+                502,
+                "cloudflare_challenge",
+                "upstream blocked the request (Cloudflare challenge)".into(),
+            )
         }
         Verdict::ClientFault => {
             observe_headers(lease, &head);
             let content_type = head.get(http::header::CONTENT_TYPE).cloned();
-            Ok(AccountOutcome::Final(ApiError::Passthrough { status, content_type, body }))
+            Ok(AccountOutcome::Final(ApiError::Passthrough {
+                status,
+                content_type,
+                body,
+            }))
         }
-        Verdict::Transient(reason) => Err((if status >= 500 { status } else { 502 }, "codex_api_error", reason)),
+        Verdict::Transient(reason) => Err((
+            if status >= 500 { status } else { 502 },
+            "codex_api_error",
+            reason,
+        )),
     }
 }
 
@@ -173,7 +277,9 @@ async fn read_bounded(mut resp: reqwest::Response, bound: Duration) -> Bytes {
 /// Casts the quota headers of an answer to the account (rule 3); evidence is stamped with the
 /// request's start time.
 pub fn observe_headers(lease: &Lease, headers: &HeaderMap) {
-    let pairs = headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+    let pairs = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
     if let Some(obs) = quota::headers::parse(pairs, lease.started_at) {
         lease.observe_headers(obs);
     }
@@ -203,5 +309,9 @@ fn soonest_reset(l: &Limit429, at: UnixMs) -> UnixMs {
         return s.saturating_mul(1000);
     }
     let secs = l.resets_in_secs.or(l.retry_after_secs).unwrap_or(60);
-    at.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2_000).saturating_mul(1000))
+    at.saturating_add(
+        i64::try_from(secs)
+            .unwrap_or(i64::MAX / 2_000)
+            .saturating_mul(1000),
+    )
 }

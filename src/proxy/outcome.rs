@@ -39,7 +39,12 @@ impl Outcome {
             upstream_429s: 0,
             error: None,
         };
-        Self { state: state.clone(), started: Instant::now(), rec, finished: false }
+        Self {
+            state: state.clone(),
+            started: Instant::now(),
+            rec,
+            finished: false,
+        }
     }
 
     /// Milliseconds since the request arrived.
@@ -73,7 +78,9 @@ impl Drop for Outcome {
     fn drop(&mut self) {
         if !self.finished {
             self.rec.status = CLIENT_CLOSED;
-            self.rec.error.get_or_insert_with(|| "client disconnected".to_owned());
+            self.rec
+                .error
+                .get_or_insert_with(|| "client disconnected".to_owned());
         }
         self.rec.duration_ms = self.elapsed_ms();
         let rec = self.rec.clone();

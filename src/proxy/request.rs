@@ -27,9 +27,11 @@ pub struct ResponsesRequest {
     pub model: String,
     /// Whether the client wants SSE (`stream: true`) or one JSON object.
     pub client_stream: bool,
-    /// Key that keeps a conversation on one account: `x-codex-turn-state`, else
-    /// `prompt_cache_key`, else `session-id`.
+    /// Key that keeps a conversation on one account: `prompt_cache_key`, else `session-id`
+    /// (a known `x-codex-turn-state` overrides it, see [`crate::proxy::turns`]).
     pub affinity: Option<String>,
+    /// `x-codex-turn-state` echoed by the client, if any.
+    pub turn_state: Option<String>,
     /// Whether this is a code-review sub-agent request (`x-openai-subagent: review`).
     pub review: bool,
     /// The body sent upstream (the client's bytes, `stream` forced to `true`).
@@ -60,13 +62,11 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<ResponsesRequest, ApiEr
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
-    let affinity = header("x-codex-turn-state")
-        .map(|t| format!("turn:{t}"))
-        .or_else(|| {
-            head.prompt_cache_key
-                .filter(|k| !k.is_empty())
-                .map(|k| format!("cache:{k}"))
-        })
+    let turn_state = header("x-codex-turn-state");
+    let affinity = head
+        .prompt_cache_key
+        .filter(|k| !k.is_empty())
+        .map(|k| format!("cache:{k}"))
         .or_else(|| {
             header("session-id")
                 .or_else(|| header("session_id"))
@@ -84,6 +84,7 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<ResponsesRequest, ApiEr
         model,
         client_stream,
         affinity,
+        turn_state,
         review,
         upstream_body,
     })
@@ -147,13 +148,12 @@ mod tests {
     }
 
     #[test]
-    fn affinity_prefers_turn_state_then_cache_key_then_session() {
+    fn affinity_prefers_cache_key_then_session_and_keeps_turn_state() {
         let body = Bytes::from_static(br#"{"model":"m","stream":true,"prompt_cache_key":"k"}"#);
         let both = hdrs(&[("x-codex-turn-state", "ts"), ("session-id", "s")]);
-        assert_eq!(
-            parse(&both, body.clone()).expect("ok").affinity.as_deref(),
-            Some("turn:ts")
-        );
+        let r = parse(&both, body.clone()).expect("ok");
+        assert_eq!(r.affinity.as_deref(), Some("cache:k"));
+        assert_eq!(r.turn_state.as_deref(), Some("ts"));
         let sess = hdrs(&[("session-id", "s")]);
         let no_key = Bytes::from_static(br#"{"model":"m","stream":true}"#);
         assert_eq!(

@@ -58,7 +58,10 @@ struct State {
 }
 
 /// Turns an upstream body into the client's body stream.
-pub fn pass_through(upstream: ByteStream, p: PassThrough) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+pub fn pass_through(
+    upstream: ByteStream,
+    p: PassThrough,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let state = State {
         upstream,
         observer: Observer::new(false),
@@ -83,7 +86,11 @@ async fn next(st: &mut State) -> Option<Bytes> {
         return None;
     }
     if *st.drain.borrow() {
-        return Some(st.fail(None, "the server is shutting down; retry the request".into(), "server_shutting_down"));
+        return Some(st.fail(
+            None,
+            "the server is shutting down; retry the request".into(),
+            "server_shutting_down",
+        ));
     }
     tokio::select! {
         biased;
@@ -127,8 +134,14 @@ impl State {
         if self.observer.terminal.is_some() {
             return self.complete();
         }
-        let failure = UpstreamFailure::AfterFirstByte { reason: reason.clone() };
-        Some(self.fail(Some(failure), format!("upstream stream broke: {reason}"), "upstream_stream_error"))
+        let failure = UpstreamFailure::AfterFirstByte {
+            reason: reason.clone(),
+        };
+        Some(self.fail(
+            Some(failure),
+            format!("upstream stream broke: {reason}"),
+            "upstream_stream_error",
+        ))
     }
 
     fn on_end(&mut self) -> Option<Bytes> {
@@ -139,7 +152,13 @@ impl State {
         }
         let reason = "upstream closed the stream without a terminal event".to_owned();
         tracing::warn!(account = ?self.lease.as_ref().map(|l| &l.account_id), "{reason}");
-        Some(self.fail(Some(UpstreamFailure::PrematureClose { reason: reason.clone() }), reason, "upstream_premature_close"))
+        Some(self.fail(
+            Some(UpstreamFailure::PrematureClose {
+                reason: reason.clone(),
+            }),
+            reason,
+            "upstream_premature_close",
+        ))
     }
 
     fn report_usage(&mut self) {
@@ -157,7 +176,13 @@ impl State {
     /// Upstream ended properly: release the lease, record, end the body.
     fn complete(&mut self) -> Option<Bytes> {
         let error = match &self.observer.terminal {
-            Some(Terminal::Failed { code, message }) => Some(format!("response.failed: {}", message.as_deref().or(code.as_deref()).unwrap_or("no message"))),
+            Some(Terminal::Failed { code, message }) => Some(format!(
+                "response.failed: {}",
+                message
+                    .as_deref()
+                    .or(code.as_deref())
+                    .unwrap_or("no message")
+            )),
             _ => None,
         };
         self.outcome.finish(200, error);
@@ -182,7 +207,12 @@ impl State {
 
 /// Converts observed usage into the actor's message payload.
 pub fn delta(u: Usage) -> UsageDelta {
-    UsageDelta { input_tokens: u.input_tokens, cached_tokens: u.cached_tokens, output_tokens: u.output_tokens, reasoning_tokens: u.reasoning_tokens }
+    UsageDelta {
+        input_tokens: u.input_tokens,
+        cached_tokens: u.cached_tokens,
+        output_tokens: u.output_tokens,
+        reasoning_tokens: u.reasoning_tokens,
+    }
 }
 
 /// A terminal `response.failed` SSE frame in the Responses protocol. Codex treats unknown codes

@@ -99,6 +99,8 @@ async fn serve(
         model: t.model.clone(),
         client_stream: t.client_stream,
         affinity: t.affinity.as_ref().map(|a| format!("conv:{a}")),
+        // Chat and Messages clients never echo Codex's turn state.
+        turn_state: None,
         review: false,
         upstream_body: Bytes::from(t.body.to_string()),
     };

@@ -30,26 +30,50 @@ impl QuotaProber for UsageProber {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 async fn probe(upstream: &Upstream, creds: &UpstreamCreds) -> Result<Observation, ProbeError> {
     let at = now_ms();
-    let c = Creds { access_token: &creds.access_token, chatgpt_account_id: creds.chatgpt_account_id.as_deref() };
-    let resp = upstream.usage(c).await.map_err(|e| ProbeError::Transient(chain(&e)))?;
+    let c = Creds {
+        access_token: &creds.access_token,
+        chatgpt_account_id: creds.chatgpt_account_id.as_deref(),
+    };
+    let resp = upstream
+        .usage(c)
+        .await
+        .map_err(|e| ProbeError::Transient(chain(&e)))?;
     let status = resp.status().as_u16();
     let head = resp.headers().clone();
-    let body = resp.bytes().await.map_err(|e| ProbeError::Transient(chain(&e)))?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ProbeError::Transient(chain(&e)))?;
     match status {
         200..=299 => {
-            let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ProbeError::Transient(format!("usage body is not JSON: {e}")))?;
+            let json: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| ProbeError::Transient(format!("usage body is not JSON: {e}")))?;
             rotor_actors::quota::usage::parse(&json, at).map_err(ProbeError::Transient)
         }
         401 => Err(ProbeError::Unauthorized),
-        403 if super::classify::is_cloudflare(&|n: &str| head.get(n).and_then(|v| v.to_str().ok()), &body) => {
-            Err(ProbeError::Transient("usage probe blocked by a Cloudflare challenge".into()))
+        403 if super::classify::is_cloudflare(
+            &|n: &str| head.get(n).and_then(|v| v.to_str().ok()),
+            &body,
+        ) =>
+        {
+            Err(ProbeError::Transient(
+                "usage probe blocked by a Cloudflare challenge".into(),
+            ))
         }
-        403 => Err(ProbeError::Banned(super::classify::reason(serde_json::from_slice(&body).ok().as_ref(), &body))),
-        _ => Err(ProbeError::Transient(format!("usage probe answered {status}"))),
+        403 => Err(ProbeError::Banned(super::classify::reason(
+            serde_json::from_slice(&body).ok().as_ref(),
+            &body,
+        ))),
+        _ => Err(ProbeError::Transient(format!(
+            "usage probe answered {status}"
+        ))),
     }
 }
