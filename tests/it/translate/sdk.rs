@@ -5,7 +5,7 @@
 //! key). The scripts live in `tests/python/`; the interpreter is `$ROTOR_PYTHON` (default
 //! `python3`) with `pip install openai anthropic`.
 
-use super::daemon::Running;
+use crate::support::{POOL_KEY, start_env};
 use serde_json::Value;
 
 /// Runs one script against the daemon and returns the JSON it printed.
@@ -32,14 +32,8 @@ async fn run_script(script: &str, base_url: &str, key: &str, model: &str) -> Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_chat_completions() {
-    let d = Running::start(2).await;
-    let out = run_script(
-        "openai_chat.py",
-        &format!("{}/v1", d.base_url()),
-        &d.key,
-        "gpt-5.5",
-    )
-    .await;
+    let d = start_env(2).await;
+    let out = run_script("openai_chat.py", &d.url("/v1"), POOL_KEY, "gpt-5.5").await;
 
     let plain = &out["plain"];
     assert_eq!(plain["object"], "chat.completion");
@@ -95,16 +89,16 @@ async fn openai_sdk_chat_completions() {
 
     assert_eq!(out["bad_role"]["status"], 400);
     assert_eq!(out["bad_role"]["param"], "messages[0].role");
-    d.stop().await;
+    d.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_sdk_messages() {
-    let d = Running::start(2).await;
+    let d = start_env(2).await;
     let out = run_script(
         "anthropic_messages.py",
-        &d.base_url(),
-        &d.key,
+        &d.url(""),
+        POOL_KEY,
         "claude-opus-4-8",
     )
     .await;
@@ -162,5 +156,5 @@ async fn anthropic_sdk_messages() {
         out["bad_key"],
         serde_json::json!({"status": 401, "type": "authentication_error"})
     );
-    d.stop().await;
+    d.shutdown().await;
 }
