@@ -14,9 +14,15 @@ pub fn build(state: AppState) -> Router {
         .route("/responses", post(crate::proxy::responses))
         .route("/v1/models", get(crate::proxy::models))
         .route("/models", get(crate::proxy::models))
-        .route("/v1/chat/completions", post(crate::translate::route::chat_completions))
+        .route(
+            "/v1/chat/completions",
+            post(crate::translate::route::chat_completions),
+        )
         .route("/v1/messages", post(crate::translate::route::messages))
-        .route("/v1/messages/count_tokens", post(crate::translate::route::count_tokens))
+        .route(
+            "/v1/messages/count_tokens",
+            post(crate::translate::route::count_tokens),
+        )
         .route("/", head(crate::translate::route::hello))
         .route("/api/hello", head(crate::translate::route::hello))
         .merge(crate::admin::health_router())

@@ -194,3 +194,17 @@ pub(crate) fn service_tier(tier: &str) -> Option<String> {
         other => Some(other.into()),
     }
 }
+
+/// A tool's JSON schema as sent upstream: an empty object schema when absent, and without the
+/// top-level `$schema` marker (Claude Code sends it; it says nothing the backend needs).
+pub(crate) fn parameters(schema: Option<&Value>) -> Value {
+    match schema {
+        Some(Value::Object(o)) => {
+            let mut o = o.clone();
+            o.remove("$schema");
+            Value::Object(o)
+        }
+        Some(other) if !other.is_null() => other.clone(),
+        _ => json!({"type": "object", "properties": {}}),
+    }
+}

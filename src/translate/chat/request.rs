@@ -347,7 +347,7 @@ fn function_tool(f: &Value, field: &str) -> Result<Value, TranslateError> {
         ));
     };
     let mut out = json!({"type": "function", "name": name,
-        "parameters": f.get("parameters").cloned().unwrap_or(json!({"type": "object", "properties": {}}))});
+        "parameters": body::parameters(f.get("parameters"))});
     if let Some(d) = f.get("description") {
         out["description"] = d.clone();
     }

@@ -3,7 +3,7 @@
 //! conversation id carried in `metadata.user_id`.
 
 use crate::translate::TranslateError;
-use crate::translate::body::{Upstream, optional};
+use crate::translate::body::{self, Upstream, optional};
 use serde_json::{Map, Value, json};
 
 /// `tools` (custom tools → function tools; web search → `web_search`; other Anthropic-defined
@@ -30,7 +30,7 @@ pub(super) fn tools(up: &mut Upstream, obj: &Map<String, Value>) -> Result<(), T
                 ));
             };
             let mut tool = json!({"type": "function", "name": name, "strict": false,
-                "parameters": t.get("input_schema").cloned().unwrap_or(json!({"type": "object", "properties": {}}))});
+                "parameters": body::parameters(t.get("input_schema"))});
             if let Some(d) = t.get("description") {
                 tool["description"] = d.clone();
             }

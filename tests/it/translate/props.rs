@@ -312,3 +312,65 @@ proptest! {
         let _ = messages::collect(&events, "m");
     }
 }
+
+/// Upstream may send a text as deltas, as a done item, only inside `response.completed`, or any
+/// mix: the client must see every character exactly once.
+fn text_events(
+    text: &str,
+    cuts: &[usize],
+    deltas: bool,
+    done: bool,
+    in_completed: bool,
+) -> Vec<Value> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (chars.len() + 1)).collect();
+    bounds.extend([0, chars.len()]);
+    bounds.sort_unstable();
+    bounds.dedup();
+    let item = json!({"id": "msg_1", "type": "message", "role": "assistant",
+        "content": [{"type": "output_text", "text": text}]});
+    let mut evs = vec![json!({"type": "response.created", "response": {"id": "r"}})];
+    if deltas {
+        for w in bounds.windows(2) {
+            let piece: String = chars[w[0]..w[1]].iter().collect();
+            evs.push(json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "delta": piece}));
+        }
+    }
+    if done {
+        evs.push(json!({"type": "response.output_item.done", "output_index": 0, "item": item}));
+    }
+    let output = if in_completed {
+        json!([item])
+    } else {
+        json!([])
+    };
+    evs.push(json!({"type": "response.completed", "response": {"id": "r", "output": output}}));
+    evs
+}
+
+proptest! {
+    #[test]
+    fn every_character_reaches_the_client_exactly_once(
+        text in ".{1,40}", cuts in prop::collection::vec(0usize..64, 0..6),
+        deltas in any::<bool>(), done in any::<bool>(), in_completed in any::<bool>(),
+    ) {
+        prop_assume!(deltas || done || in_completed);
+        let evs = text_events(&text, &cuts, deltas, done, in_completed);
+        let mut s = chat::ChatStream::new("m", false);
+        let mut frames = Vec::new();
+        for ev in &evs { frames.extend(s.on_event(ev)); }
+        frames.extend(s.finish(StreamEnd::Completed));
+        let mut streamed = String::new();
+        for f in &frames {
+            let text = std::str::from_utf8(f).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            if let Some(Ok(v)) = text.strip_prefix("data: ").map(|d| serde_json::from_str::<Value>(d.trim())) {
+                streamed.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+            }
+        }
+        prop_assert_eq!(&streamed, &text);
+        let collected = chat::collect(&evs, "m").map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(collected["choices"][0]["message"]["content"].as_str(), Some(text.as_str()));
+        let message = messages::collect(&evs, "m").map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(message["content"][0]["text"].as_str(), Some(text.as_str()));
+    }
+}
