@@ -200,6 +200,56 @@ async fn the_dashboard_shows_every_derived_status_with_bars_and_live_updates() {
     b.wait_for(&format!("document.querySelector('[data-id=\"{calm_id}\"] [data-badge]').dataset.badge === 'disabled'"), Duration::from_secs(8))
         .await
         .expect("live update by polling");
+    // Add an account by pasting its auth.json, then remove one (two clicks: confirm).
+    let fresh = rig.sim.create_account(codex_rotor::sim::AccountSpec {
+        email: Some("new@pasted.dev".into()),
+        ..Default::default()
+    });
+    let paste = format!(
+        "document.getElementById('add-open').click(); document.getElementById('add-text').value = {}; document.getElementById('add-submit').click(); true",
+        json!(fresh.auth_json.to_string())
+    );
+    b.eval(&paste).await.expect("paste");
+    b.wait_for("Array.from(document.querySelectorAll('#accounts .acct-label')).some(e => e.textContent === 'new@pasted.dev')", Duration::from_secs(8))
+        .await
+        .expect("the pasted account appears");
+    let result = b
+        .eval("document.getElementById('add-result').textContent")
+        .await
+        .expect("result");
+    assert_eq!(result, "Imported 1 account(s).");
+    b.eval("document.getElementById('add-dialog').close(); true")
+        .await
+        .expect("close");
+    let gone = &seeded[5].id;
+    let click = format!(
+        "document.querySelector('[data-id=\"{gone}\"] [data-action=remove]').click(); true"
+    );
+    b.eval(&click).await.expect("first click arms");
+    let armed = b
+        .eval(&format!(
+            "document.querySelector('[data-id=\"{gone}\"] [data-action=remove]').textContent"
+        ))
+        .await
+        .expect("armed");
+    assert_eq!(armed, "Confirm?");
+    b.eval(&click).await.expect("second click removes");
+    b.wait_for(
+        &format!("!document.querySelector('[data-id=\"{gone}\"]')"),
+        Duration::from_secs(8),
+    )
+    .await
+    .expect("the removed account leaves the table");
+    assert_eq!(
+        rig.admin(
+            reqwest::Method::GET,
+            &format!("/admin/accounts/{gone}"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
     rig.shutdown().await;
 }
 
