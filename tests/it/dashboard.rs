@@ -116,6 +116,18 @@ async fn the_dashboard_shows_every_derived_status_with_bars_and_live_updates() {
         "{p}"
     );
     assert_eq!(bar(calm, "secondary")["pct"], 12);
+    let extra = calm["bars"].as_array().and_then(|b| {
+        b.iter().find(|b| {
+            b["bucket"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("codex_bengalfox"))
+        })
+    });
+    assert_eq!(
+        extra.and_then(|e| e["pct"].as_i64()),
+        Some(20),
+        "extra limit bar: {calm:#}"
+    );
     let busy = row(&rows, &seeded[1].id);
     assert!(
         bar(busy, "primary")["cls"]

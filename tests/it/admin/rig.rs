@@ -212,6 +212,8 @@ pub async fn seed_every_status(rig: &Rig) -> Vec<Seeded> {
     let mut out = Vec::new();
     let (a, a_id) = add(rig, &mut out, "active", "ada@lovelace.dev", "pro").await;
     rig.sim.set_usage(&a.id, 35.0, 12.0);
+    rig.sim.set_quota(&a.id, None, None, Some(2_000_000));
+    rig.sim.set_extra_usage(&a.id, 20.0);
     rig.probe_until(&a_id, |v| {
         bucket(v, "primary").is_some_and(|b| b["used_percent"].as_f64() >= Some(34.0))
     })
