@@ -76,6 +76,8 @@ pub enum Command {
     Serve(crate::server::ServeArgs),
     /// Try the pool with no real account: simulator + N simulated accounts + daemon.
     Demo(crate::demo::DemoArgs),
+    /// Run a benchmark (`bench sim`: the simulator alone; `bench proxy`: direct vs through the daemon).
+    Bench(crate::bench::BenchArgs),
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
     Config(ConfigCommand),
@@ -98,6 +100,7 @@ async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Config(cmd) => config_command(&global, cmd),
         Command::Serve(args) => crate::server::run(&global, args).await,
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Bench(args) => crate::bench::run(args).await,
     }
 }
 

@@ -6,12 +6,14 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod errors;
 pub mod keys;
+pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;
