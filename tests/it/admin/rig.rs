@@ -42,8 +42,10 @@ impl Rig {
             .await
             .expect("simulator starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = Config::default();
-        cfg.data_dir = dir.path().to_path_buf();
+        let mut cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         cfg.server.listen = "127.0.0.1:0".parse().expect("addr");
         cfg.upstream.base_url = sim.backend_url();
         cfg.upstream.token_url = sim.token_url();
