@@ -64,7 +64,8 @@ pub fn router() -> Router<AppState> {
         .route("/strategy", get(pool::get_strategy).put(pool::put_strategy))
         .route("/requests", get(pool::requests))
         .route("/live", get(pool::live))
-        .fallback(pool::not_found);
+        .fallback(pool::not_found)
+        .method_not_allowed_fallback(pool::wrong_method);
     Router::new()
         .nest("/admin", api)
         .layer(axum::Extension(std::sync::Arc::new(

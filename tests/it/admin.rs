@@ -42,6 +42,12 @@ async fn the_admin_api_takes_only_the_admin_key() {
         (status, body["error"]["type"].as_str()),
         (404, Some("not_found"))
     );
+    let (status, body) = rig.admin(Method::PUT, "/admin/pool", None).await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{body}"
+    );
     rig.shutdown().await;
 }
 
