@@ -268,7 +268,7 @@ async fn the_dashboard_shows_every_derived_status_with_bars_and_live_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_accounts_stay_virtualised_and_fast() {
     let rig = Rig::start().await;
-    let mut b = Browser::launch(1680, 1100).await.expect("chromium starts");
+    let mut b = Browser::launch(1280, 900).await.expect("chromium starts");
     // One import of 1 000 accounts in the predecessor's accounts.json shape.
     let mut entries = Vec::new();
     let mut sim_ids = Vec::new();
