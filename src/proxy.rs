@@ -18,6 +18,7 @@ use crate::errors::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -35,11 +36,31 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
 ];
 
 /// `POST /v1/responses` and `POST /responses`.
-pub async fn responses(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn responses(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let mut out = Outcome::new(&state, "responses");
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return fail(out, body_error(&rejection)),
+    };
     match prepare(&state, &headers, body, &mut out).await {
         Ok((req, served, permit)) => deliver(&state, req, served, permit, out).await,
         Err(e) => fail(out, e),
+    }
+}
+
+/// A body the server could not read: too large (`server.max_body_bytes`) or broken.
+pub fn body_error(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest {
+            message: format!("cannot read the request body: {rejection}"),
+            param: None,
+        }
     }
 }
 

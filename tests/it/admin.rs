@@ -42,6 +42,12 @@ async fn the_admin_api_takes_only_the_admin_key() {
         (status, body["error"]["type"].as_str()),
         (404, Some("not_found"))
     );
+    let (status, body) = rig.admin(Method::PUT, "/admin/pool", None).await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{body}"
+    );
     rig.shutdown().await;
 }
 
@@ -209,4 +215,48 @@ async fn without_an_admin_key_the_api_is_open_only_on_loopback_and_can_be_switch
         .expect("send");
     assert_eq!(r.status(), 404);
     off.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_and_admin_api_work_under_a_path_prefix() {
+    let rig = Rig::start_with(Default::default(), |c| {
+        c.server.path_prefix = "/rotor".into()
+    })
+    .await;
+    let mut served = Vec::new();
+    for page in ["/rotor", "/rotor/"] {
+        let r = rig.http.get(rig.url(page)).send().await.expect("send");
+        if r.status() == 404 {
+            continue; // the router decides which of the two spellings it serves
+        }
+        served.push(page);
+        assert_eq!(r.status(), 200, "{page}");
+        let html = r.text().await.expect("html");
+        assert_eq!(
+            html.contains("<base href=\"/rotor/\">"),
+            !page.ends_with('/'),
+            "{page}"
+        );
+    }
+    println!("dashboard served at {served:?}");
+    assert!(
+        served.contains(&"/rotor"),
+        "the prefix itself serves the page"
+    );
+    let r = rig
+        .http
+        .get(rig.url("/rotor/assets/app.js"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let r = rig
+        .http
+        .get(rig.url("/rotor/admin/live"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    rig.shutdown().await;
 }

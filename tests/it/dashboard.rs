@@ -75,9 +75,6 @@ async fn the_dashboard_shows_every_derived_status_with_bars_and_live_updates() {
     let rig = Rig::start().await;
     let mut b = Browser::launch(1680, 1250).await.expect("chromium starts");
     let seeded = seed_every_status(&rig).await;
-    for _ in 0..6 {
-        assert_eq!(rig.respond("gpt-5.4").await.0, 200);
-    }
     login(&mut b, &rig).await;
     b.wait_for(
         &format!(
@@ -119,6 +116,18 @@ async fn the_dashboard_shows_every_derived_status_with_bars_and_live_updates() {
         "{p}"
     );
     assert_eq!(bar(calm, "secondary")["pct"], 12);
+    let extra = calm["bars"].as_array().and_then(|b| {
+        b.iter().find(|b| {
+            b["bucket"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("codex_bengalfox"))
+        })
+    });
+    assert_eq!(
+        extra.and_then(|e| e["pct"].as_i64()),
+        Some(20),
+        "extra limit bar: {calm:#}"
+    );
     let busy = row(&rows, &seeded[1].id);
     assert!(
         bar(busy, "primary")["cls"]
@@ -203,13 +212,63 @@ async fn the_dashboard_shows_every_derived_status_with_bars_and_live_updates() {
     b.wait_for(&format!("document.querySelector('[data-id=\"{calm_id}\"] [data-badge]').dataset.badge === 'disabled'"), Duration::from_secs(8))
         .await
         .expect("live update by polling");
+    // Add an account by pasting its auth.json, then remove one (two clicks: confirm).
+    let fresh = rig.sim.create_account(codex_rotor::sim::AccountSpec {
+        email: Some("new@pasted.dev".into()),
+        ..Default::default()
+    });
+    let paste = format!(
+        "document.getElementById('add-open').click(); document.getElementById('add-text').value = {}; document.getElementById('add-submit').click(); true",
+        json!(fresh.auth_json.to_string())
+    );
+    b.eval(&paste).await.expect("paste");
+    b.wait_for("Array.from(document.querySelectorAll('#accounts .acct-label')).some(e => e.textContent === 'new@pasted.dev')", Duration::from_secs(8))
+        .await
+        .expect("the pasted account appears");
+    let result = b
+        .eval("document.getElementById('add-result').textContent")
+        .await
+        .expect("result");
+    assert_eq!(result, "Imported 1 account(s).");
+    b.eval("document.getElementById('add-dialog').close(); true")
+        .await
+        .expect("close");
+    let gone = &seeded[5].id;
+    let click = format!(
+        "document.querySelector('[data-id=\"{gone}\"] [data-action=remove]').click(); true"
+    );
+    b.eval(&click).await.expect("first click arms");
+    let armed = b
+        .eval(&format!(
+            "document.querySelector('[data-id=\"{gone}\"] [data-action=remove]').textContent"
+        ))
+        .await
+        .expect("armed");
+    assert_eq!(armed, "Confirm?");
+    b.eval(&click).await.expect("second click removes");
+    b.wait_for(
+        &format!("!document.querySelector('[data-id=\"{gone}\"]')"),
+        Duration::from_secs(8),
+    )
+    .await
+    .expect("the removed account leaves the table");
+    assert_eq!(
+        rig.admin(
+            reqwest::Method::GET,
+            &format!("/admin/accounts/{gone}"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
     rig.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_accounts_stay_virtualised_and_fast() {
     let rig = Rig::start().await;
-    let mut b = Browser::launch(1680, 1100).await.expect("chromium starts");
+    let mut b = Browser::launch(1280, 900).await.expect("chromium starts");
     // One import of 1 000 accounts in the predecessor's accounts.json shape.
     let mut entries = Vec::new();
     let mut sim_ids = Vec::new();

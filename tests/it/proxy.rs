@@ -803,3 +803,41 @@ async fn demo_serves_its_simulated_accounts_and_prints_the_setup() {
     demo.daemon.shutdown().await;
     demo.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_body_is_413_in_the_openai_shape() {
+    let env = start_env_with(SimOptions::default(), 1, |cfg, _| {
+        cfg.server.max_body_bytes = 1024
+    })
+    .await;
+    let mut body = responses_body(true);
+    body["input"] = "x".repeat(4096).into();
+    let resp = env.responses(&body).await;
+    assert_eq!(resp.status(), 413);
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "payload_too_large");
+    assert_eq!(env.upstream_requests(), 0);
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn usage_probe_reads_wham_usage_into_the_quota() {
+    let env = start_env(1).await;
+    let sim_id = env.sim_ids[0].clone();
+    let id = env.view_of(&sim_id).await.id;
+    env.sim.set_usage(&sim_id, 100.0, 20.0);
+    let probes = env.sim.counters(&sim_id).usage_probes;
+    env.state.pool().probe(&id).await.expect("probe accepted");
+    env.eventually("the prober asked /wham/usage", || async {
+        env.sim.counters(&sim_id).usage_probes > probes
+    })
+    .await;
+    env.eventually("and the quota says exhausted", || async {
+        env.view_of(&sim_id).await.derived_status == "rate_limited"
+    })
+    .await;
+    let resp = env.responses(&responses_body(true)).await;
+    assert_eq!(resp.status(), 429, "the pool answers from the probed quota");
+    assert_eq!(env.sim.counters(&sim_id).requests, 0);
+    env.shutdown().await;
+}

@@ -42,8 +42,10 @@ impl Rig {
             .await
             .expect("simulator starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = Config::default();
-        cfg.data_dir = dir.path().to_path_buf();
+        let mut cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         cfg.server.listen = "127.0.0.1:0".parse().expect("addr");
         cfg.upstream.base_url = sim.backend_url();
         cfg.upstream.token_url = sim.token_url();
@@ -204,7 +206,7 @@ pub struct Seeded {
 
 /// Seeds one account in every derived status, each brought there through the simulator and
 /// the daemon's own reactions (probes, requests), except `disabled` (an operator action):
-/// `active` (two, at 35 % and 72 %), `rate_limited` (primary at 100 %), `refreshing` (token
+/// `active` (two, at 35 % and 72 %, which then serve six requests), `rate_limited` (primary at 100 %), `refreshing` (token
 /// expired, token endpoint hanging), `expired` (refresh token refused), `banned` (403),
 /// `disabled`, and last `cooling_down` (a Cloudflare challenge; lasts ~10 s, so check it soon).
 pub async fn seed_every_status(rig: &Rig) -> Vec<Seeded> {
@@ -212,6 +214,8 @@ pub async fn seed_every_status(rig: &Rig) -> Vec<Seeded> {
     let mut out = Vec::new();
     let (a, a_id) = add(rig, &mut out, "active", "ada@lovelace.dev", "pro").await;
     rig.sim.set_usage(&a.id, 35.0, 12.0);
+    rig.sim.set_quota(&a.id, None, None, Some(2_000_000));
+    rig.sim.set_extra_usage(&a.id, 20.0);
     rig.probe_until(&a_id, |v| {
         bucket(v, "primary").is_some_and(|b| b["used_percent"].as_f64() >= Some(34.0))
     })
@@ -222,6 +226,10 @@ pub async fn seed_every_status(rig: &Rig) -> Vec<Seeded> {
         bucket(v, "primary").is_some_and(|b| b["used_percent"].as_f64() >= Some(71.0))
     })
     .await;
+    // A little traffic, for the request list and the chart.
+    for _ in 0..6 {
+        assert_eq!(rig.respond("gpt-5.4").await.0, 200);
+    }
     let (c, c_id) = add(rig, &mut out, "rate_limited", "alan@turing.dev", "plus").await;
     rig.sim.set_usage(&c.id, 100.0, 58.0);
     rig.probe_until(&c_id, |v| v["derived_status"] == "rate_limited")
