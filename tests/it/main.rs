@@ -2,6 +2,7 @@
 //! servers bound on 127.0.0.1:0. One module per area.
 
 mod accounts;
+mod clients;
 mod proxy;
 mod sim;
 mod support;

@@ -1,0 +1,120 @@
+//! The real Claude Code (`claude -p`) with `ANTHROPIC_BASE_URL` at the daemon and the pool key
+//! as `ANTHROPIC_API_KEY`: a plain answer over the streamed `/v1/messages` translation, a tool
+//! round trip through Claude Code's `Read` tool, and an exhausted pool.
+//!
+//! The tool case: the simulator answers `use the tool Read` with a call whose input is `{}`;
+//! Claude Code validates it, refuses it (`file_path` is missing) and returns that as an error
+//! `tool_result`, which the daemon translates into a `function_call_output` and the simulator
+//! quotes. The temp file named in the prompt is therefore never read (the simulator cannot
+//! pass arguments).
+
+use super::wire::{Output, WireLog};
+use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, records};
+use crate::support::{POOL_KEY, TestEnv};
+
+/// `claude -p prompt` in a fresh sandbox (after `setup` prepared its working directory).
+async fn claude_print(env: &TestEnv, prompt: &str, setup: impl FnOnce(&Sandbox)) -> Run {
+    let bin = client_bin("CLAUDE_BIN", "claude");
+    let sb = Sandbox::new().await;
+    setup(&sb);
+    let on = || "1".to_owned();
+    let run = sb
+        .run(
+            &bin,
+            &["-p", prompt],
+            &[
+                ("ANTHROPIC_BASE_URL", env.url("")),
+                ("ANTHROPIC_API_KEY", POOL_KEY.to_owned()),
+                ("DISABLE_TELEMETRY", on()),
+                ("DISABLE_AUTOUPDATER", on()),
+                ("DISABLE_ERROR_REPORTING", on()),
+                ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", on()),
+            ],
+        )
+        .await;
+    sb.assert_stayed_local();
+    run
+}
+
+/// The one message the simulator completed.
+fn only_message(wire: &WireLog) -> String {
+    let messages = wire.messages();
+    assert_eq!(messages.len(), 1, "one answer: {:?}", wire.outputs());
+    messages.into_iter().next().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_print_shows_the_simulators_answer() {
+    let (env, wire) = env_with_wire(2).await;
+    let run = claude_print(&env, "hi", |_| {}).await;
+    assert!(run.status.success(), "claude -p failed: {run}");
+    let answer = only_message(&wire);
+    assert!(!answer.is_empty());
+    assert_eq!(
+        run.stdout.trim(),
+        answer,
+        "stdout is exactly the simulator's answer: {run}"
+    );
+    let recs = records(&env, "messages");
+    assert_eq!(
+        recs.len(),
+        1,
+        "one streamed request: Claude Code accepted the stream and did not re-send without \
+         streaming: {recs:?}"
+    );
+    assert_eq!(recs[0].status, 200);
+    assert!(
+        recs[0].usage.as_ref().is_some_and(|u| u.output_tokens > 0),
+        "{:?}",
+        recs[0]
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_read_tool_round_trips_through_the_pool() {
+    let (env, wire) = env_with_wire(2).await;
+    let run = claude_print(&env, "please use the tool Read on note.txt", |sb| {
+        std::fs::write(sb.path("work").join("note.txt"), "rotor-note-42\n").expect("temp file");
+    })
+    .await;
+    assert!(run.status.success(), "claude -p failed: {run}");
+    let outputs = wire.outputs();
+    let Some(Output::Call { name, call_id }) = outputs.first().cloned() else {
+        panic!("the simulator's first answer is a function call: {outputs:?}");
+    };
+    assert_eq!(name, "Read");
+    let sent = wire.requests_text();
+    assert!(
+        sent.contains(r#""type":"function_call_output""#)
+            && sent.matches(&format!(r#""call_id":"{call_id}""#)).count() >= 2,
+        "Claude Code's tool_result came back to upstream under call id {call_id}"
+    );
+    let answer = only_message(&wire);
+    assert!(
+        answer.starts_with("The tool returned: ") && answer.contains("file_path"),
+        "the simulator quoted Claude Code's tool result (Read refusing `{{}}`): {answer}"
+    );
+    assert_eq!(run.stdout.trim(), answer, "{run}");
+    let recs = records(&env, "messages");
+    assert_eq!(recs.len(), 2, "tool_use, then the answer: {recs:?}");
+    assert!(recs.iter().all(|r| r.status == 200), "{recs:?}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_fails_clearly_on_an_exhausted_pool() {
+    let (env, _wire) = env_with_wire(2).await;
+    exhaust(&env);
+    let run = claude_print(&env, "hi", |_| {}).await;
+    assert!(!run.status.success(), "an exhausted pool fails: {run}");
+    let all = run.all();
+    assert!(
+        all.contains("429") && all.contains("usage limit"),
+        "Claude Code shows the status and the daemon's reason: {run}"
+    );
+    let recs = records(&env, "messages");
+    assert_eq!(recs.len(), 1, "not retried: {recs:?}");
+    assert_eq!(recs[0].status, 429);
+    env.shutdown().await;
+}
