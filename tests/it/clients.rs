@@ -104,7 +104,13 @@ impl Sandbox {
             .env("NO_COLOR", "1")
             .env("NO_PROXY", "127.0.0.1,localhost")
             .env("no_proxy", "127.0.0.1,localhost");
-        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"] {
+        for var in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+        ] {
             cmd.env(var, &trap);
         }
         cmd.envs(vars.iter().map(|(k, v)| (k, v)))

@@ -11,17 +11,26 @@
 use super::wire::{Output, WireLog};
 use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, records};
 use crate::support::{POOL_KEY, TestEnv};
+use serde_json::Value;
 
-/// `claude -p prompt` in a fresh sandbox (after `setup` prepared its working directory).
-async fn claude_print(env: &TestEnv, prompt: &str, setup: impl FnOnce(&Sandbox)) -> Run {
+/// `claude -p prompt [extra…]` in a fresh sandbox (after `setup` prepared its working
+/// directory).
+async fn claude_print(
+    env: &TestEnv,
+    prompt: &str,
+    extra: &[&str],
+    setup: impl FnOnce(&Sandbox),
+) -> Run {
     let bin = client_bin("CLAUDE_BIN", "claude");
     let sb = Sandbox::new().await;
     setup(&sb);
     let on = || "1".to_owned();
+    let mut args = vec!["-p", prompt];
+    args.extend_from_slice(extra);
     let run = sb
         .run(
             &bin,
-            &["-p", prompt],
+            &args,
             &[
                 ("ANTHROPIC_BASE_URL", env.url("")),
                 ("ANTHROPIC_API_KEY", POOL_KEY.to_owned()),
@@ -46,7 +55,7 @@ fn only_message(wire: &WireLog) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_print_shows_the_simulators_answer() {
     let (env, wire) = env_with_wire(2).await;
-    let run = claude_print(&env, "hi", |_| {}).await;
+    let run = claude_print(&env, "hi", &[], |_| {}).await;
     assert!(run.status.success(), "claude -p failed: {run}");
     let answer = only_message(&wire);
     assert!(!answer.is_empty());
@@ -68,13 +77,43 @@ async fn claude_print_shows_the_simulators_answer() {
         "{:?}",
         recs[0]
     );
+
+    // The same prompt with --output-format json: Claude Code's account of the turn matches
+    // the simulator's (stop reason and token counts survive the translation).
+    let run = claude_print(&env, "hi", &["--output-format", "json"], |_| {}).await;
+    assert!(
+        run.status.success(),
+        "claude -p --output-format json failed: {run}"
+    );
+    let result: Value = serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("one JSON result ({e}): {run}"));
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["num_turns"], 1, "{result}");
+    assert_eq!(result["stop_reason"], "end_turn", "{result}");
+    assert_eq!(result["result"], answer.as_str(), "same text, same answer");
+    let usage = &result["usage"];
+    let sim = wire.completed().last().cloned().expect("second answer")["usage"].clone();
+    let read = |v: &Value| v.as_u64().unwrap_or_default();
+    assert_eq!(
+        read(&usage["input_tokens"]) + read(&usage["cache_read_input_tokens"]),
+        read(&sim["input_tokens"]),
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["cache_read_input_tokens"], sim["input_tokens_details"]["cached_tokens"],
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["output_tokens"], sim["output_tokens"],
+        "{usage} vs {sim}"
+    );
     env.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_read_tool_round_trips_through_the_pool() {
     let (env, wire) = env_with_wire(2).await;
-    let run = claude_print(&env, "please use the tool Read on note.txt", |sb| {
+    let run = claude_print(&env, "please use the tool Read on note.txt", &[], |sb| {
         std::fs::write(sb.path("work").join("note.txt"), "rotor-note-42\n").expect("temp file");
     })
     .await;
@@ -106,7 +145,7 @@ async fn claude_read_tool_round_trips_through_the_pool() {
 async fn claude_fails_clearly_on_an_exhausted_pool() {
     let (env, _wire) = env_with_wire(2).await;
     exhaust(&env);
-    let run = claude_print(&env, "hi", |_| {}).await;
+    let run = claude_print(&env, "hi", &[], |_| {}).await;
     assert!(!run.status.success(), "an exhausted pool fails: {run}");
     let all = run.all();
     assert!(

@@ -10,6 +10,7 @@
 use super::wire::{Output, WireLog};
 use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, records};
 use crate::support::{POOL_KEY, TestEnv};
+use serde_json::Value;
 
 /// Name of the variable `config.toml` tells Codex to read the pool key from.
 const KEY_VAR: &str = "ROTOR_POOL_KEY";
@@ -47,8 +48,8 @@ env_key = "{KEY_VAR}"
     )
 }
 
-/// `codex exec` of `prompt` in a fresh sandbox; returns the run and the sandbox.
-async fn codex_exec(env: &TestEnv, prompt: &str) -> (Run, Sandbox) {
+/// `codex exec [extra…] prompt` in a fresh sandbox; returns the run and the sandbox.
+async fn codex_exec(env: &TestEnv, extra: &[&str], prompt: &str) -> (Run, Sandbox) {
     let bin = client_bin("CODEX_BIN", "codex");
     let sb = Sandbox::new().await;
     let home = sb.path("codex-home");
@@ -56,19 +57,21 @@ async fn codex_exec(env: &TestEnv, prompt: &str) -> (Run, Sandbox) {
     std::fs::write(home.join("config.toml"), config_toml(env)).expect("config.toml");
     let work = sb.path("work");
     let work = work.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "exec",
+        "--strict-config",
+        "--skip-git-repo-check",
+        "--color",
+        "never",
+        "-C",
+        work,
+    ];
+    args.extend_from_slice(extra);
+    args.push(prompt);
     let run = sb
         .run(
             &bin,
-            &[
-                "exec",
-                "--strict-config",
-                "--skip-git-repo-check",
-                "--color",
-                "never",
-                "-C",
-                work,
-                prompt,
-            ],
+            &args,
             &[
                 ("CODEX_HOME", home.display().to_string()),
                 (KEY_VAR, POOL_KEY.to_owned()),
@@ -89,7 +92,7 @@ fn only_message(wire: &WireLog) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_exec_prints_the_simulators_answer() {
     let (env, wire) = env_with_wire(2).await;
-    let (run, _sb) = codex_exec(&env, "say hi").await;
+    let (run, _sb) = codex_exec(&env, &[], "say hi").await;
     assert!(run.status.success(), "codex exec failed: {run}");
     let answer = only_message(&wire);
     assert!(!answer.is_empty());
@@ -107,6 +110,42 @@ async fn codex_exec_prints_the_simulators_answer() {
         recs[0]
     );
     assert_eq!(env.upstream_requests(), 1);
+
+    // The same prompt with --json: Codex's own account of the turn matches the simulator's.
+    let (run, _sb) = codex_exec(&env, &["--json"], "say hi").await;
+    assert!(run.status.success(), "codex exec --json failed: {run}");
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let said: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "item.completed" && e["item"]["type"] == "agent_message")
+        .filter_map(|e| e["item"]["text"].as_str())
+        .collect();
+    assert_eq!(said, [answer.as_str()], "same text, same answer: {run}");
+    let usage = &events
+        .iter()
+        .find(|e| e["type"] == "turn.completed")
+        .unwrap_or_else(|| panic!("turn.completed: {run}"))["usage"];
+    let sim = wire.completed().last().cloned().expect("second answer")["usage"].clone();
+    assert_eq!(
+        usage["input_tokens"], sim["input_tokens"],
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["cached_input_tokens"], sim["input_tokens_details"]["cached_tokens"],
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["output_tokens"], sim["output_tokens"],
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["reasoning_output_tokens"], sim["output_tokens_details"]["reasoning_tokens"],
+        "{usage} vs {sim}"
+    );
     env.shutdown().await;
 }
 
@@ -114,8 +153,11 @@ async fn codex_exec_prints_the_simulators_answer() {
 async fn codex_reports_the_usage_limit_of_an_exhausted_pool_after_one_request() {
     let (env, _wire) = env_with_wire(2).await;
     exhaust(&env);
-    let (run, _sb) = codex_exec(&env, "say hi").await;
-    assert!(!run.status.success(), "an exhausted pool fails the turn: {run}");
+    let (run, _sb) = codex_exec(&env, &[], "say hi").await;
+    assert!(
+        !run.status.success(),
+        "an exhausted pool fails the turn: {run}"
+    );
     assert!(
         run.stderr.contains("hit your usage limit"),
         "Codex shows its usage-limit message: {run}"
@@ -143,7 +185,7 @@ async fn codex_reports_the_usage_limit_of_an_exhausted_pool_after_one_request() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_tool_call_round_trips_through_the_pool() {
     let (env, wire) = env_with_wire(2).await;
-    let (run, _sb) = codex_exec(&env, "please use the tool exec_command").await;
+    let (run, _sb) = codex_exec(&env, &[], "please use the tool exec_command").await;
     assert!(run.status.success(), "codex exec failed: {run}");
     let outputs = wire.outputs();
     let Some(Output::Call { name, call_id }) = outputs.first().cloned() else {
@@ -165,5 +207,14 @@ async fn codex_tool_call_round_trips_through_the_pool() {
     let recs = records(&env, "responses");
     assert_eq!(recs.len(), 2, "call, then answer: {recs:?}");
     assert!(recs.iter().all(|r| r.status == 200), "{recs:?}");
+    // Sticky turn: Codex echoed the simulator's turn-state token on the follow-up, the daemon
+    // passed it upstream, and both requests of the turn were served by the same account.
+    assert!(
+        sent.lines()
+            .any(|l| l.trim_end().starts_with("x-codex-turn-state: ts_sim_")),
+        "the follow-up carried the turn-state token upstream"
+    );
+    assert!(recs[0].account_id.is_some(), "{recs:?}");
+    assert_eq!(recs[0].account_id, recs[1].account_id, "{recs:?}");
     env.shutdown().await;
 }

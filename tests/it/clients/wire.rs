@@ -177,14 +177,12 @@ impl ProxyTrap {
                 let seen = seen.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 512];
-                    let n = tokio::time::timeout(
-                        std::time::Duration::from_secs(2),
-                        s.read(&mut buf),
-                    )
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or(0);
+                    let n =
+                        tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut buf))
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .unwrap_or(0);
                     let first = String::from_utf8_lossy(&buf[..n])
                         .lines()
                         .next()
