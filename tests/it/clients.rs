@@ -203,6 +203,16 @@ fn records(env: &TestEnv, route: &str) -> Vec<codex_rotor::recent::RequestRecord
     v
 }
 
+/// The records of `route` once at least `n` are there (a streamed request is recorded when its
+/// stream ends, which can be just after the client printed the answer and exited).
+async fn settled(env: &TestEnv, route: &str, n: usize) -> Vec<codex_rotor::recent::RequestRecord> {
+    env.eventually(&format!("{n} {route} request(s) recorded"), || async {
+        records(env, route).len() >= n
+    })
+    .await;
+    records(env, route)
+}
+
 /// Makes every simulated account answer `429 usage_limit_reached`.
 fn exhaust(env: &TestEnv) {
     for id in &env.sim_ids {

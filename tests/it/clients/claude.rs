@@ -9,7 +9,7 @@
 //! pass arguments).
 
 use super::wire::{Output, WireLog};
-use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, records};
+use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, settled};
 use crate::support::{POOL_KEY, TestEnv};
 use serde_json::Value;
 
@@ -64,7 +64,7 @@ async fn claude_print_shows_the_simulators_answer() {
         answer,
         "stdout is exactly the simulator's answer: {run}"
     );
-    let recs = records(&env, "messages");
+    let recs = settled(&env, "messages", 1).await;
     assert_eq!(
         recs.len(),
         1,
@@ -135,7 +135,7 @@ async fn claude_read_tool_round_trips_through_the_pool() {
         "the simulator quoted Claude Code's tool result (Read refusing `{{}}`): {answer}"
     );
     assert_eq!(run.stdout.trim(), answer, "{run}");
-    let recs = records(&env, "messages");
+    let recs = settled(&env, "messages", 2).await;
     assert_eq!(recs.len(), 2, "tool_use, then the answer: {recs:?}");
     assert!(recs.iter().all(|r| r.status == 200), "{recs:?}");
     env.shutdown().await;
@@ -152,7 +152,7 @@ async fn claude_fails_clearly_on_an_exhausted_pool() {
         all.contains("429") && all.contains("usage limit"),
         "Claude Code shows the status and the daemon's reason: {run}"
     );
-    let recs = records(&env, "messages");
+    let recs = settled(&env, "messages", 1).await;
     assert_eq!(recs.len(), 1, "not retried: {recs:?}");
     assert_eq!(recs[0].status, 429);
     env.shutdown().await;

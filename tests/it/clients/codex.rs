@@ -8,7 +8,7 @@
 //! so Codex's sandbox (bubblewrap) is not exercised here.
 
 use super::wire::{Output, WireLog};
-use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, records};
+use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, settled};
 use crate::support::{POOL_KEY, TestEnv};
 use serde_json::Value;
 
@@ -101,7 +101,7 @@ async fn codex_exec_prints_the_simulators_answer() {
         answer,
         "stdout is exactly the final answer the simulator sent: {run}"
     );
-    let recs = records(&env, "responses");
+    let recs = settled(&env, "responses", 1).await;
     assert_eq!(recs.len(), 1, "one turn, no retry: {recs:?}");
     assert_eq!(recs[0].status, 200);
     assert!(
@@ -166,7 +166,7 @@ async fn codex_reports_the_usage_limit_of_an_exhausted_pool_after_one_request() 
         run.stderr.contains("Try again at"),
         "Codex read resets_at and says when to come back: {run}"
     );
-    let recs = records(&env, "responses");
+    let recs = settled(&env, "responses", 1).await;
     assert_eq!(
         recs.len(),
         1,
@@ -204,7 +204,7 @@ async fn codex_tool_call_round_trips_through_the_pool() {
         "the simulator quoted Codex's tool output (the router refusing `{{}}`): {answer}"
     );
     assert_eq!(run.stdout.trim(), answer, "{run}");
-    let recs = records(&env, "responses");
+    let recs = settled(&env, "responses", 2).await;
     assert_eq!(recs.len(), 2, "call, then answer: {recs:?}");
     assert!(recs.iter().all(|r| r.status == 200), "{recs:?}");
     // Sticky turn: Codex echoed the simulator's turn-state token on the follow-up, the daemon
