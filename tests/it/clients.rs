@@ -213,6 +213,13 @@ async fn settled(env: &TestEnv, route: &str, n: usize) -> Vec<codex_rotor::recen
     records(env, route)
 }
 
+/// The one assistant message the simulator completed, or a failure listing what it did send.
+fn only_message(wire: &WireLog) -> String {
+    let messages = wire.messages();
+    assert_eq!(messages.len(), 1, "one answer: {:?}", wire.outputs());
+    messages.into_iter().next().unwrap_or_default()
+}
+
 /// Makes every simulated account answer `429 usage_limit_reached`.
 fn exhaust(env: &TestEnv) {
     for id in &env.sim_ids {

@@ -8,8 +8,8 @@
 //! quotes. The temp file named in the prompt is therefore never read (the simulator cannot
 //! pass arguments).
 
-use super::wire::{Output, WireLog};
-use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, settled};
+use super::wire::Output;
+use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, settled};
 use crate::support::{POOL_KEY, TestEnv};
 use serde_json::Value;
 
@@ -43,13 +43,6 @@ async fn claude_print(
         .await;
     sb.assert_stayed_local();
     run
-}
-
-/// The one message the simulator completed.
-fn only_message(wire: &WireLog) -> String {
-    let messages = wire.messages();
-    assert_eq!(messages.len(), 1, "one answer: {:?}", wire.outputs());
-    messages.into_iter().next().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

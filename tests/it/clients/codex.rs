@@ -7,8 +7,8 @@
 //! refusal back as the `function_call_output`, which the simulator quotes. No shell command runs,
 //! so Codex's sandbox (bubblewrap) is not exercised here.
 
-use super::wire::{Output, WireLog};
-use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, settled};
+use super::wire::Output;
+use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, settled};
 use crate::support::{POOL_KEY, TestEnv};
 use serde_json::Value;
 
@@ -80,13 +80,6 @@ async fn codex_exec(env: &TestEnv, extra: &[&str], prompt: &str) -> (Run, Sandbo
         .await;
     sb.assert_stayed_local();
     (run, sb)
-}
-
-/// The one message the simulator completed, or a failure naming what it did complete.
-fn only_message(wire: &WireLog) -> String {
-    let messages = wire.messages();
-    assert_eq!(messages.len(), 1, "one answer: {:?}", wire.outputs());
-    messages.into_iter().next().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
