@@ -21,9 +21,14 @@ async fn claude_print(
     extra: &[&str],
     setup: impl FnOnce(&Sandbox),
 ) -> Run {
-    let bin = client_bin("CLAUDE_BIN", "claude");
     let sb = Sandbox::new().await;
     setup(&sb);
+    claude_in(env, &sb, prompt, extra).await
+}
+
+/// `claude -p prompt [extra…]` in `sb` (whose `HOME` keeps Claude Code's sessions between runs).
+async fn claude_in(env: &TestEnv, sb: &Sandbox, prompt: &str, extra: &[&str]) -> Run {
+    let bin = client_bin("CLAUDE_BIN", "claude");
     let on = || "1".to_owned();
     let mut args = vec!["-p", prompt];
     args.extend_from_slice(extra);
@@ -148,5 +153,36 @@ async fn claude_fails_clearly_on_an_exhausted_pool() {
     let recs = settled(&env, "messages", 1).await;
     assert_eq!(recs.len(), 1, "not retried: {recs:?}");
     assert_eq!(recs[0].status, 429);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_continued_session_stays_on_its_account_and_hits_the_cache() {
+    let (env, wire) = env_with_wire(2).await;
+    let sb = Sandbox::new().await;
+    let first = claude_in(&env, &sb, "hi", &[]).await;
+    assert!(first.status.success(), "first turn: {first}");
+    let second = claude_in(&env, &sb, "hello again", &["--continue"]).await;
+    assert!(second.status.success(), "continued turn: {second}");
+    let said = wire.messages();
+    assert_eq!(said.len(), 2, "{:?}", wire.outputs());
+    assert_eq!(first.stdout.trim(), said[0], "{first}");
+    assert_eq!(second.stdout.trim(), said[1], "{second}");
+    assert!(
+        wire.requests_text().contains(&said[0]),
+        "the continued turn re-sent the first answer as history"
+    );
+    let recs = settled(&env, "messages", 2).await;
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert!(recs[0].account_id.is_some(), "{recs:?}");
+    assert_eq!(
+        recs[0].account_id, recs[1].account_id,
+        "the session id keeps the conversation on one account (least-used would switch)"
+    );
+    assert!(
+        recs[1].usage.as_ref().is_some_and(|u| u.cached_tokens > 0),
+        "the second turn is served from that account's cache: {:?}",
+        recs[1]
+    );
     env.shutdown().await;
 }

@@ -50,11 +50,19 @@ env_key = "{KEY_VAR}"
 
 /// `codex exec [extra…] prompt` in a fresh sandbox; returns the run and the sandbox.
 async fn codex_exec(env: &TestEnv, extra: &[&str], prompt: &str) -> (Run, Sandbox) {
-    let bin = client_bin("CODEX_BIN", "codex");
     let sb = Sandbox::new().await;
+    (codex_exec_in(env, &sb, extra, prompt).await, sb)
+}
+
+/// `codex exec [extra…] prompt` in `sb` (whose `CODEX_HOME` keeps Codex's sessions between
+/// runs).
+async fn codex_exec_in(env: &TestEnv, sb: &Sandbox, extra: &[&str], prompt: &str) -> Run {
+    let bin = client_bin("CODEX_BIN", "codex");
     let home = sb.path("codex-home");
-    std::fs::create_dir(&home).expect("CODEX_HOME");
-    std::fs::write(home.join("config.toml"), config_toml(env)).expect("config.toml");
+    if !home.exists() {
+        std::fs::create_dir(&home).expect("CODEX_HOME");
+        std::fs::write(home.join("config.toml"), config_toml(env)).expect("config.toml");
+    }
     let work = sb.path("work");
     let work = work.to_str().expect("utf-8 path");
     let mut args = vec![
@@ -79,7 +87,7 @@ async fn codex_exec(env: &TestEnv, extra: &[&str], prompt: &str) -> (Run, Sandbo
         )
         .await;
     sb.assert_stayed_local();
-    (run, sb)
+    run
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,5 +217,37 @@ async fn codex_tool_call_round_trips_through_the_pool() {
     );
     assert!(recs[0].account_id.is_some(), "{recs:?}");
     assert_eq!(recs[0].account_id, recs[1].account_id, "{recs:?}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_resumed_thread_stays_on_its_account_and_hits_the_cache() {
+    let (env, wire) = env_with_wire(2).await;
+    let sb = Sandbox::new().await;
+    let first = codex_exec_in(&env, &sb, &[], "say hi").await;
+    assert!(first.status.success(), "first turn: {first}");
+    let second = codex_exec_in(&env, &sb, &["resume", "--last"], "hello again").await;
+    assert!(second.status.success(), "resumed turn: {second}");
+    let said = wire.messages();
+    assert_eq!(said.len(), 2, "{:?}", wire.outputs());
+    assert_eq!(first.stdout.trim(), said[0], "{first}");
+    assert_eq!(second.stdout.trim(), said[1], "{second}");
+    let sent = wire.requests_text();
+    assert!(
+        sent.contains(&format!(r#""text":"{}""#, said[0])),
+        "the resumed turn re-sent the first answer as history"
+    );
+    let recs = settled(&env, "responses", 2).await;
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert!(recs[0].account_id.is_some(), "{recs:?}");
+    assert_eq!(
+        recs[0].account_id, recs[1].account_id,
+        "the thread's prompt_cache_key keeps it on one account (least-used would switch)"
+    );
+    assert!(
+        recs[1].usage.as_ref().is_some_and(|u| u.cached_tokens > 0),
+        "the second turn is served from that account's cache: {:?}",
+        recs[1]
+    );
     env.shutdown().await;
 }
