@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod clients;
 mod config;
 mod dashboard;
 mod keys;

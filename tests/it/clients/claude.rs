@@ -1,0 +1,188 @@
+//! The real Claude Code (`claude -p`) with `ANTHROPIC_BASE_URL` at the daemon and the pool key
+//! as `ANTHROPIC_API_KEY`: a plain answer over the streamed `/v1/messages` translation, a tool
+//! round trip through Claude Code's `Read` tool, and an exhausted pool.
+//!
+//! The tool case: the simulator answers `use the tool Read` with a call whose input is `{}`;
+//! Claude Code validates it, refuses it (`file_path` is missing) and returns that as an error
+//! `tool_result`, which the daemon translates into a `function_call_output` and the simulator
+//! quotes. The temp file named in the prompt is therefore never read (the simulator cannot
+//! pass arguments).
+
+use super::wire::Output;
+use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, settled};
+use crate::support::{POOL_KEY, TestEnv};
+use serde_json::Value;
+
+/// `claude -p prompt [extra…]` in a fresh sandbox (after `setup` prepared its working
+/// directory).
+async fn claude_print(
+    env: &TestEnv,
+    prompt: &str,
+    extra: &[&str],
+    setup: impl FnOnce(&Sandbox),
+) -> Run {
+    let sb = Sandbox::new().await;
+    setup(&sb);
+    claude_in(env, &sb, prompt, extra).await
+}
+
+/// `claude -p prompt [extra…]` in `sb` (whose `HOME` keeps Claude Code's sessions between runs).
+async fn claude_in(env: &TestEnv, sb: &Sandbox, prompt: &str, extra: &[&str]) -> Run {
+    let bin = client_bin("CLAUDE_BIN", "claude");
+    let on = || "1".to_owned();
+    let mut args = vec!["-p", prompt];
+    args.extend_from_slice(extra);
+    let run = sb
+        .run(
+            &bin,
+            &args,
+            &[
+                ("ANTHROPIC_BASE_URL", env.url("")),
+                ("ANTHROPIC_API_KEY", POOL_KEY.to_owned()),
+                ("DISABLE_TELEMETRY", on()),
+                ("DISABLE_AUTOUPDATER", on()),
+                ("DISABLE_ERROR_REPORTING", on()),
+                ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", on()),
+            ],
+        )
+        .await;
+    sb.assert_stayed_local();
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_print_shows_the_simulators_answer() {
+    let (env, wire) = env_with_wire(2).await;
+    let run = claude_print(&env, "hi", &[], |_| {}).await;
+    assert!(run.status.success(), "claude -p failed: {run}");
+    let answer = only_message(&wire);
+    assert!(!answer.is_empty());
+    assert_eq!(
+        run.stdout.trim(),
+        answer,
+        "stdout is exactly the simulator's answer: {run}"
+    );
+    let recs = settled(&env, "messages", 1).await;
+    assert_eq!(
+        recs.len(),
+        1,
+        "one streamed request: Claude Code accepted the stream and did not re-send without \
+         streaming: {recs:?}"
+    );
+    assert_eq!(recs[0].status, 200);
+    assert!(
+        recs[0].usage.as_ref().is_some_and(|u| u.output_tokens > 0),
+        "{:?}",
+        recs[0]
+    );
+
+    // The same prompt with --output-format json: Claude Code's account of the turn matches
+    // the simulator's (stop reason and token counts survive the translation).
+    let run = claude_print(&env, "hi", &["--output-format", "json"], |_| {}).await;
+    assert!(
+        run.status.success(),
+        "claude -p --output-format json failed: {run}"
+    );
+    let result: Value = serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("one JSON result ({e}): {run}"));
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["num_turns"], 1, "{result}");
+    assert_eq!(result["stop_reason"], "end_turn", "{result}");
+    assert_eq!(result["result"], answer.as_str(), "same text, same answer");
+    let usage = &result["usage"];
+    let sim = wire.completed().last().cloned().expect("second answer")["usage"].clone();
+    let read = |v: &Value| v.as_u64().unwrap_or_default();
+    assert_eq!(
+        read(&usage["input_tokens"]) + read(&usage["cache_read_input_tokens"]),
+        read(&sim["input_tokens"]),
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["cache_read_input_tokens"], sim["input_tokens_details"]["cached_tokens"],
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["output_tokens"], sim["output_tokens"],
+        "{usage} vs {sim}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_read_tool_round_trips_through_the_pool() {
+    let (env, wire) = env_with_wire(2).await;
+    let run = claude_print(&env, "please use the tool Read on note.txt", &[], |sb| {
+        std::fs::write(sb.path("work").join("note.txt"), "rotor-note-42\n").expect("temp file");
+    })
+    .await;
+    assert!(run.status.success(), "claude -p failed: {run}");
+    let outputs = wire.outputs();
+    let Some(Output::Call { name, call_id }) = outputs.first().cloned() else {
+        panic!("the simulator's first answer is a function call: {outputs:?}");
+    };
+    assert_eq!(name, "Read");
+    let sent = wire.requests_text();
+    assert!(
+        sent.contains(r#""type":"function_call_output""#)
+            && sent.matches(&format!(r#""call_id":"{call_id}""#)).count() >= 2,
+        "Claude Code's tool_result came back to upstream under call id {call_id}"
+    );
+    let answer = only_message(&wire);
+    assert!(
+        answer.starts_with("The tool returned: ") && answer.contains("file_path"),
+        "the simulator quoted Claude Code's tool result (Read refusing `{{}}`): {answer}"
+    );
+    assert_eq!(run.stdout.trim(), answer, "{run}");
+    let recs = settled(&env, "messages", 2).await;
+    assert_eq!(recs.len(), 2, "tool_use, then the answer: {recs:?}");
+    assert!(recs.iter().all(|r| r.status == 200), "{recs:?}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_fails_clearly_on_an_exhausted_pool() {
+    let (env, _wire) = env_with_wire(2).await;
+    exhaust(&env);
+    let run = claude_print(&env, "hi", &[], |_| {}).await;
+    assert!(!run.status.success(), "an exhausted pool fails: {run}");
+    let all = run.all();
+    assert!(
+        all.contains("429") && all.contains("usage limit"),
+        "Claude Code shows the status and the daemon's reason: {run}"
+    );
+    let recs = settled(&env, "messages", 1).await;
+    assert_eq!(recs.len(), 1, "not retried: {recs:?}");
+    assert_eq!(recs[0].status, 429);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_continued_session_stays_on_its_account_and_hits_the_cache() {
+    let (env, wire) = env_with_wire(2).await;
+    let sb = Sandbox::new().await;
+    let first = claude_in(&env, &sb, "hi", &[]).await;
+    assert!(first.status.success(), "first turn: {first}");
+    let second = claude_in(&env, &sb, "hello again", &["--continue"]).await;
+    assert!(second.status.success(), "continued turn: {second}");
+    let said = wire.messages();
+    assert_eq!(said.len(), 2, "{:?}", wire.outputs());
+    assert_eq!(first.stdout.trim(), said[0], "{first}");
+    assert_eq!(second.stdout.trim(), said[1], "{second}");
+    assert!(
+        wire.requests_text().contains(&said[0]),
+        "the continued turn re-sent the first answer as history"
+    );
+    let recs = settled(&env, "messages", 2).await;
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert!(recs[0].account_id.is_some(), "{recs:?}");
+    assert_eq!(
+        recs[0].account_id, recs[1].account_id,
+        "the session id keeps the conversation on one account (least-used would switch)"
+    );
+    assert!(
+        recs[1].usage.as_ref().is_some_and(|u| u.cached_tokens > 0),
+        "the second turn is served from that account's cache: {:?}",
+        recs[1]
+    );
+    env.shutdown().await;
+}

@@ -1,0 +1,253 @@
+//! The real Codex CLI (`codex exec`) with a custom provider pointing at the daemon
+//! (PROTOCOL.md §11: `wire_api = "responses"`, `env_key`): a plain answer, a pool-exhausted run
+//! and a tool round trip through Codex's own tool router.
+//!
+//! The tool case: the simulator answers `use the tool exec_command` with a `function_call`
+//! whose arguments are `{}`; Codex's router refuses them (`missing field cmd`) and sends that
+//! refusal back as the `function_call_output`, which the simulator quotes. No shell command runs,
+//! so Codex's sandbox (bubblewrap) is not exercised here.
+
+use super::wire::Output;
+use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, settled};
+use crate::support::{POOL_KEY, TestEnv};
+use serde_json::Value;
+
+/// Name of the variable `config.toml` tells Codex to read the pool key from.
+const KEY_VAR: &str = "ROTOR_POOL_KEY";
+
+/// `$CODEX_HOME/config.toml`: the daemon as a custom provider; update checks, analytics,
+/// feedback, history and the plugin sync (which clones from GitHub) off; Codex's side traffic
+/// (`chatgpt_base_url`) kept on the daemon.
+fn config_toml(env: &TestEnv) -> String {
+    format!(
+        r#"model = "gpt-5.5"
+model_provider = "rotor"
+check_for_update_on_startup = false
+chatgpt_base_url = "{daemon}/backend-api/"
+
+[analytics]
+enabled = false
+
+[feedback]
+enabled = false
+
+[history]
+persistence = "none"
+
+[features]
+plugins = false
+remote_plugin = false
+
+[model_providers.rotor]
+name = "codex-rotor"
+base_url = "{daemon}/v1"
+wire_api = "responses"
+env_key = "{KEY_VAR}"
+"#,
+        daemon = env.url("")
+    )
+}
+
+/// `codex exec [extra…] prompt` in a fresh sandbox; returns the run and the sandbox.
+async fn codex_exec(env: &TestEnv, extra: &[&str], prompt: &str) -> (Run, Sandbox) {
+    let sb = Sandbox::new().await;
+    (codex_exec_in(env, &sb, extra, prompt).await, sb)
+}
+
+/// `codex exec [extra…] prompt` in `sb` (whose `CODEX_HOME` keeps Codex's sessions between
+/// runs).
+async fn codex_exec_in(env: &TestEnv, sb: &Sandbox, extra: &[&str], prompt: &str) -> Run {
+    let bin = client_bin("CODEX_BIN", "codex");
+    let home = sb.path("codex-home");
+    if !home.exists() {
+        std::fs::create_dir(&home).expect("CODEX_HOME");
+        std::fs::write(home.join("config.toml"), config_toml(env)).expect("config.toml");
+    }
+    let work = sb.path("work");
+    let work = work.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "exec",
+        "--strict-config",
+        "--skip-git-repo-check",
+        "--color",
+        "never",
+        "-C",
+        work,
+    ];
+    args.extend_from_slice(extra);
+    args.push(prompt);
+    let run = sb
+        .run(
+            &bin,
+            &args,
+            &[
+                ("CODEX_HOME", home.display().to_string()),
+                (KEY_VAR, POOL_KEY.to_owned()),
+            ],
+        )
+        .await;
+    sb.assert_stayed_local();
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_exec_prints_the_simulators_answer() {
+    let (env, wire) = env_with_wire(2).await;
+    let (run, _sb) = codex_exec(&env, &[], "say hi").await;
+    assert!(run.status.success(), "codex exec failed: {run}");
+    let answer = only_message(&wire);
+    assert!(!answer.is_empty());
+    assert_eq!(
+        run.stdout.trim(),
+        answer,
+        "stdout is exactly the final answer the simulator sent: {run}"
+    );
+    let recs = settled(&env, "responses", 1).await;
+    assert_eq!(recs.len(), 1, "one turn, no retry: {recs:?}");
+    assert_eq!(recs[0].status, 200);
+    assert!(
+        recs[0].usage.as_ref().is_some_and(|u| u.output_tokens > 0),
+        "usage seen by the daemon: {:?}",
+        recs[0]
+    );
+    assert_eq!(env.upstream_requests(), 1);
+
+    // The same prompt with --json: Codex's own account of the turn matches the simulator's.
+    let (run, _sb) = codex_exec(&env, &["--json"], "say hi").await;
+    assert!(run.status.success(), "codex exec --json failed: {run}");
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let said: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "item.completed" && e["item"]["type"] == "agent_message")
+        .filter_map(|e| e["item"]["text"].as_str())
+        .collect();
+    assert_eq!(said, [answer.as_str()], "same text, same answer: {run}");
+    let usage = &events
+        .iter()
+        .find(|e| e["type"] == "turn.completed")
+        .unwrap_or_else(|| panic!("turn.completed: {run}"))["usage"];
+    let sim = wire.completed().last().cloned().expect("second answer")["usage"].clone();
+    assert_eq!(
+        usage["input_tokens"], sim["input_tokens"],
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["cached_input_tokens"], sim["input_tokens_details"]["cached_tokens"],
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["output_tokens"], sim["output_tokens"],
+        "{usage} vs {sim}"
+    );
+    assert_eq!(
+        usage["reasoning_output_tokens"], sim["output_tokens_details"]["reasoning_tokens"],
+        "{usage} vs {sim}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_reports_the_usage_limit_of_an_exhausted_pool_after_one_request() {
+    let (env, _wire) = env_with_wire(2).await;
+    exhaust(&env);
+    let (run, _sb) = codex_exec(&env, &[], "say hi").await;
+    assert!(
+        !run.status.success(),
+        "an exhausted pool fails the turn: {run}"
+    );
+    assert!(
+        run.stderr.contains("hit your usage limit"),
+        "Codex shows its usage-limit message: {run}"
+    );
+    assert!(
+        run.stderr.contains("Try again at"),
+        "Codex read resets_at and says when to come back: {run}"
+    );
+    let recs = settled(&env, "responses", 1).await;
+    assert_eq!(
+        recs.len(),
+        1,
+        "usage_limit_reached is not retried by Codex: {recs:?}"
+    );
+    assert_eq!(recs[0].status, 429);
+    let served: u64 = env
+        .sim_ids
+        .iter()
+        .map(|id| env.sim.counters(id).served_429)
+        .sum();
+    assert_eq!(served, 2, "the daemon tried each account once");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_tool_call_round_trips_through_the_pool() {
+    let (env, wire) = env_with_wire(2).await;
+    let (run, _sb) = codex_exec(&env, &[], "please use the tool exec_command").await;
+    assert!(run.status.success(), "codex exec failed: {run}");
+    let outputs = wire.outputs();
+    let Some(Output::Call { name, call_id }) = outputs.first().cloned() else {
+        panic!("the simulator's first answer is a function call: {outputs:?}");
+    };
+    assert_eq!(name, "exec_command");
+    let sent = wire.requests_text();
+    assert!(
+        sent.contains(r#""type":"function_call_output""#)
+            && sent.matches(&format!(r#""call_id":"{call_id}""#)).count() >= 2,
+        "Codex sent the call and its output back under the same call id {call_id}"
+    );
+    let answer = only_message(&wire);
+    assert!(
+        answer.starts_with("The tool returned: ") && answer.contains("cmd"),
+        "the simulator quoted Codex's tool output (the router refusing `{{}}`): {answer}"
+    );
+    assert_eq!(run.stdout.trim(), answer, "{run}");
+    let recs = settled(&env, "responses", 2).await;
+    assert_eq!(recs.len(), 2, "call, then answer: {recs:?}");
+    assert!(recs.iter().all(|r| r.status == 200), "{recs:?}");
+    // Sticky turn: Codex echoed the simulator's turn-state token on the follow-up, the daemon
+    // passed it upstream, and both requests of the turn were served by the same account.
+    assert!(
+        sent.lines()
+            .any(|l| l.trim_end().starts_with("x-codex-turn-state: ts_sim_")),
+        "the follow-up carried the turn-state token upstream"
+    );
+    assert!(recs[0].account_id.is_some(), "{recs:?}");
+    assert_eq!(recs[0].account_id, recs[1].account_id, "{recs:?}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_resumed_thread_stays_on_its_account_and_hits_the_cache() {
+    let (env, wire) = env_with_wire(2).await;
+    let sb = Sandbox::new().await;
+    let first = codex_exec_in(&env, &sb, &[], "say hi").await;
+    assert!(first.status.success(), "first turn: {first}");
+    let second = codex_exec_in(&env, &sb, &["resume", "--last"], "hello again").await;
+    assert!(second.status.success(), "resumed turn: {second}");
+    let said = wire.messages();
+    assert_eq!(said.len(), 2, "{:?}", wire.outputs());
+    assert_eq!(first.stdout.trim(), said[0], "{first}");
+    assert_eq!(second.stdout.trim(), said[1], "{second}");
+    let sent = wire.requests_text();
+    assert!(
+        sent.contains(&format!(r#""text":"{}""#, said[0])),
+        "the resumed turn re-sent the first answer as history"
+    );
+    let recs = settled(&env, "responses", 2).await;
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert!(recs[0].account_id.is_some(), "{recs:?}");
+    assert_eq!(
+        recs[0].account_id, recs[1].account_id,
+        "the thread's prompt_cache_key keeps it on one account (least-used would switch)"
+    );
+    assert!(
+        recs[1].usage.as_ref().is_some_and(|u| u.cached_tokens > 0),
+        "the second turn is served from that account's cache: {:?}",
+        recs[1]
+    );
+    env.shutdown().await;
+}
