@@ -358,3 +358,19 @@ async fn a_conversation_sticks_to_its_account_while_it_can_serve() {
     );
     pool.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pick_right_after_start_finds_the_accounts() {
+    let fx = Fx::new();
+    let pool = PoolHandle::start(cfg(), fx.effects(), vec![record("a", None)])
+        .await
+        .expect("pool");
+    let lease = pool
+        .pick(req())
+        .await
+        .expect("the view is seeded at spawn, not on the first push");
+    assert_eq!(lease.account_id, "a");
+    assert_eq!(pool.summary().await.total, 1);
+    drop(lease);
+    pool.shutdown().await;
+}
