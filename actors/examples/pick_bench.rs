@@ -93,8 +93,9 @@ fn cfg() -> PoolConfig {
     }
 }
 
-async fn bench(n: usize) {
-    let pool = PoolHandle::start(cfg(), effects(), (0..n).map(record).collect())
+async fn bench(n: usize, tick: Duration) {
+    let c = PoolConfig { tick, ..cfg() };
+    let pool = PoolHandle::start(c, effects(), (0..n).map(record).collect())
         .await
         .expect("start pool");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -127,7 +128,7 @@ async fn bench(n: usize) {
     all.sort();
     let q = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "{n:>6} accounts: pick+reserve p50 {:>6.1} µs  p99 {:>6.1} µs  max {:>8.1} µs  ({} picks, {PICKERS} pickers)",
+        "{n:>6} accounts, tick {tick:>5?}: pick+reserve p50 {:>6.1} µs  p99 {:>6.1} µs  max {:>8.1} µs  ({} picks, {PICKERS} pickers)",
         q(0.50).as_secs_f64() * 1e6,
         q(0.99).as_secs_f64() * 1e6,
         all[all.len() - 1].as_secs_f64() * 1e6,
@@ -162,8 +163,13 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         memory(10_000).await;
+        let tick = cfg().tick;
         for n in [10, 100, 1_000, 10_000] {
-            bench(n).await;
+            bench(n, tick).await;
+        }
+        // The same without any tick during the run: how much of the tail is the accounts' upkeep.
+        for n in [1_000, 10_000] {
+            bench(n, Duration::from_secs(3_600)).await;
         }
     });
 }

@@ -245,24 +245,31 @@ impl AccountState {
 
     /// Availability as the supervisor's view needs it.
     pub fn candidate(&self, now: UnixMs) -> Candidate {
+        let mut c = Self::seed(&self.rec, self.cfg.max_leases, now);
+        c.serving &= self.tokens_durable;
+        c.leases = self.leases;
+        c.cooldown_until = self.cooldown.active(now);
+        c
+    }
+
+    /// Availability of a record before its actor runs: the supervisor seeds its view with it
+    /// at spawn, so a pick right after start does not find an empty pool.
+    pub fn seed(rec: &AccountRecord, max_leases: u32, now: UnixMs) -> Candidate {
         Candidate {
-            id: self.rec.id.clone(),
-            plan: self
-                .rec
+            id: rec.id.clone(),
+            plan: rec
                 .identity
                 .plan
                 .clone()
-                .or_else(|| self.rec.quota.plan_type.clone()),
-            status: self.rec.status,
-            serving: self.rec.status == Status::Active
-                && self.tokens_durable
-                && self.rec.tokens.expires_at.is_none_or(|t| t > now),
-            leases: self.leases,
-            max_leases: self.cfg.max_leases,
-            requests: self.rec.usage.requests,
-            last_used: self.rec.usage.last_used,
-            locks: self.rec.quota.locks(),
-            cooldown_until: self.cooldown.active(now),
+                .or_else(|| rec.quota.plan_type.clone()),
+            status: rec.status,
+            serving: rec.status == Status::Active && rec.tokens.expires_at.is_none_or(|t| t > now),
+            leases: 0,
+            max_leases,
+            requests: rec.usage.requests,
+            last_used: rec.usage.last_used,
+            locks: rec.quota.locks(),
+            cooldown_until: None,
         }
     }
 

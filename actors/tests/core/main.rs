@@ -9,4 +9,5 @@ mod pool;
 mod quota;
 mod refresh;
 mod rotation;
+mod supervision;
 mod support;

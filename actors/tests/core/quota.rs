@@ -3,8 +3,8 @@
 //! pin the rule it is about, so a wrong snapshot cannot be accepted silently.
 
 use rotor_actors::quota::{
-    Effect, Event, ExtraObservation, Observation, Quota, QuotaConfig, Rejection429, RejectionKind,
-    Window, headers, limit_for_model, usage,
+    Event, ExtraObservation, Observation, Quota, QuotaConfig, Rejection429, RejectionKind, Window,
+    limit_for_model,
 };
 use serde_json::json;
 
@@ -380,5 +380,4 @@ fn extra_observation_for_unknown_limits_is_kept_by_name() {
             .as_slice(),
         []
     ));
-    let _: Option<Effect> = None;
 }

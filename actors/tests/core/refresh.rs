@@ -219,3 +219,43 @@ async fn a_transient_refresh_failure_is_retried_with_backoff() {
     );
     pool.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_probe_learns_the_quota_and_a_401_probe_refreshes() {
+    use rotor_actors::quota::{Observation, Window};
+    let fx = Fx::new();
+    let pool = PoolHandle::start(cfg(), fx.effects(), vec![record("a", None)])
+        .await
+        .expect("pool");
+    settle(Duration::from_millis(10)).await;
+    let full = Window {
+        used_percent: 100.0,
+        window_secs: Some(18_000),
+        reset_at: Some(T0 + 60 * M),
+        limit_reached: None,
+    };
+    *fx.prober.answer.lock().unwrap() = Some(Observation {
+        at: T0,
+        primary: Some(full),
+        ..Observation::default()
+    });
+    pool.probe("a").await.expect("probe");
+    settle(Duration::from_millis(10)).await;
+    assert_eq!(
+        pool.account("a").await.map(|v| v.derived_status),
+        Some("rate_limited".to_string())
+    );
+    fx.prober.unauthorized.store(true, Ordering::SeqCst);
+    pool.probe("a").await.expect("probe");
+    settle(Duration::from_millis(10)).await;
+    assert_eq!(
+        fx.refresher.calls.lock().unwrap().len(),
+        1,
+        "a 401 from the usage endpoint refreshes the token"
+    );
+    assert_eq!(
+        pool.probe("nope").await,
+        Err(rotor_actors::PoolError::NotFound("nope".into()))
+    );
+    pool.shutdown().await;
+}
