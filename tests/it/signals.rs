@@ -1,9 +1,12 @@
 //! Signals through the real binary: `codex-rotor serve` as a child process reloads its keys and
 //! models on SIGHUP without restarting, and on SIGTERM drains and exits 0. Its whole log is then
-//! searched for the keys it served with: they must never appear.
+//! searched for the keys it served with: they must never appear. A full run (accounts added,
+//! requests streamed, tokens refreshed and rotated) logged at debug level in JSON contains no
+//! token, old or rotated.
 //!
-//! Needs the `serve` subcommand (proxy branch): register it with `mod signals;` in `main.rs`
-//! when ops and proxy are merged. Verified passing on a merge of proxy + ops.
+//! Needs `serve`, `accounts add` and `tests/it/support.rs` (proxy, tokens branches): register
+//! it with `mod signals;` in `main.rs` when ops is merged with them. Verified passing on a local
+//! merge of proxy (225430c) + ops.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -128,4 +131,125 @@ fn systemd_unit_exec_start_parses() {
         .unwrap_or_else(|e| panic!("{line}: {e}"));
     assert!(matches!(cli.command, codex_rotor::cli::Command::Serve(_)), "{line}");
     assert_eq!(cli.global.log_format, Some(codex_rotor::logging::LogFormat::Json));
+}
+
+/// Every string value of the JSON files under `dir` whose key names a token.
+fn tokens_in(dir: &std::path::Path, out: &mut Vec<String>) {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match v {
+                        serde_json::Value::String(s) if k.ends_with("_token") && s.len() >= 8 => out.push(s.clone()),
+                        other => walk(other, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    for entry in std::fs::read_dir(dir).expect("read data dir").flatten() {
+        if entry.path().is_dir() {
+            tokens_in(&entry.path(), out);
+            continue;
+        }
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(entry.path()).unwrap_or_default()) {
+            walk(&v, out);
+        }
+    }
+}
+
+/// A full run — accounts added from auth.json, requests streamed and collected, an expired
+/// access token refreshed (new tokens rotate in), SIGTERM — logged at debug level in JSON:
+/// no access, refresh or id token (old or rotated) and no client key appears in the log.
+#[tokio::test]
+async fn a_full_run_never_logs_a_token_or_key() {
+    use codex_rotor::sim::{AccountSpec, SimOptions, Simulator};
+    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("config.toml");
+    let port = free_port();
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {data:?}\n[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"5s\"\n\
+             [upstream]\nbase_url = {:?}\ntoken_url = {:?}\n[[keys.keys]]\nname = \"client\"\nkey_env = \"ROTOR_FULL_KEY\"\n",
+            sim.backend_url(),
+            sim.token_url()
+        ),
+    )
+    .expect("write config");
+    let mut secrets = vec![KEY_A.to_owned()];
+    let mut sim_ids = Vec::new();
+    for i in 0..2 {
+        let acct = sim.create_account(AccountSpec::default());
+        let auth = dir.path().join(format!("auth{i}.json"));
+        std::fs::write(&auth, acct.auth_json.to_string()).expect("write auth.json");
+        tokens_in(dir.path(), &mut secrets);
+        let out = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
+            .args(["accounts", "add", "--auth-json"])
+            .arg(&auth)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .expect("accounts add");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        sim_ids.push(acct.id);
+    }
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
+        .args(["serve", "--log-format", "json", "--log-level", "debug", "--config"])
+        .arg(&cfg)
+        .env("ROTOR_FULL_KEY", KEY_A)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn serve");
+    eventually("the daemon is up", async || matches!(models(port, KEY_A).await, Some((200, _)))).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/responses");
+    for round in 0..3 {
+        if round == 1 {
+            // Both accounts answer 401 next: each refreshes (rotating its tokens) and the
+            // request is answered once a refreshed account is back.
+            sim_ids.iter().for_each(|id| sim.expire_access_token(id));
+        }
+        for stream in [true, false] {
+            eventually("a 200 through the pool", async || {
+                let resp = http
+                    .post(&url)
+                    .bearer_auth(KEY_A)
+                    .json(&crate::support::responses_body(stream))
+                    .send()
+                    .await
+                    .expect("request");
+                let ok = resp.status() == 200;
+                let _ = resp.text().await;
+                ok
+            })
+            .await;
+        }
+    }
+    kill(&child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokens_in(&data, &mut secrets); // the tokens rotated in during the run
+    let mut text = String::new();
+    std::fs::File::open(&log).expect("log").read_to_string(&mut text).expect("read log");
+    assert!(text.lines().count() > 5, "a debug run logs something:\n{text}");
+    secrets.sort();
+    secrets.dedup();
+        // 2 accounts × 3 first tokens + the client key, plus tokens rotated in by the refreshes.
+    assert!(secrets.len() >= 9, "tokens collected: {}", secrets.len());
+    for s in &secrets {
+        assert!(!text.contains(s.as_str()), "a secret ({} chars) reached the log", s.len());
+    }
+    sim.shutdown().await;
 }
