@@ -20,7 +20,13 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-fn write_config(path: &std::path::Path, port: u16, data: &std::path::Path, key_env: &str, model: &str) {
+fn write_config(
+    path: &std::path::Path,
+    port: u16,
+    data: &std::path::Path,
+    key_env: &str,
+    model: &str,
+) {
     let text = format!(
         "data_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"5s\"\n\
          [upstream]\nbase_url = \"http://127.0.0.1:9/backend-api\"\ntoken_url = \"http://127.0.0.1:9/oauth/token\"\n\
@@ -68,7 +74,13 @@ async fn sighup_reloads_keys_and_sigterm_exits_cleanly() {
     let cfg = dir.path().join("config.toml");
     let log = dir.path().join("stderr.log");
     let port = free_port();
-    write_config(&cfg, port, &dir.path().join("data"), "ROTOR_SIG_KEY_A", "model-before");
+    write_config(
+        &cfg,
+        port,
+        &dir.path().join("data"),
+        "ROTOR_SIG_KEY_A",
+        "model-before",
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
         .args(["serve", "--log-level", "debug", "--config"])
         .arg(&cfg)
@@ -86,14 +98,27 @@ async fn sighup_reloads_keys_and_sigterm_exits_cleanly() {
     assert_eq!(models(port, KEY_B).await.map(|r| r.0), Some(401));
 
     // Swap the key and the model list, then SIGHUP: same process, new keys.
-    write_config(&cfg, port, &dir.path().join("data"), "ROTOR_SIG_KEY_B", "model-after");
+    write_config(
+        &cfg,
+        port,
+        &dir.path().join("data"),
+        "ROTOR_SIG_KEY_B",
+        "model-after",
+    );
     kill(&child, "HUP");
     eventually("key B is accepted after SIGHUP", async || {
         matches!(models(port, KEY_B).await, Some((200, body)) if body.contains("model-after"))
     })
     .await;
-    assert_eq!(models(port, KEY_A).await.map(|r| r.0), Some(401), "the old key is gone");
-    assert!(child.try_wait().expect("wait").is_none(), "SIGHUP must not stop the daemon");
+    assert_eq!(
+        models(port, KEY_A).await.map(|r| r.0),
+        Some(401),
+        "the old key is gone"
+    );
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "SIGHUP must not stop the daemon"
+    );
 
     kill(&child, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -101,13 +126,22 @@ async fn sighup_reloads_keys_and_sigterm_exits_cleanly() {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "codex-rotor did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "codex-rotor did not exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut text = String::new();
-    std::fs::File::open(&log).expect("log").read_to_string(&mut text).expect("read log");
+    std::fs::File::open(&log)
+        .expect("log")
+        .read_to_string(&mut text)
+        .expect("read log");
     assert!(status.success(), "exit status {status:?}; log:\n{text}");
-    assert!(models(port, KEY_B).await.is_none(), "the port is closed after exit");
+    assert!(
+        models(port, KEY_B).await.is_none(),
+        "the port is closed after exit"
+    );
     assert!(!text.is_empty(), "the daemon logged something");
     for key in [KEY_A, KEY_B] {
         assert!(!text.contains(key), "a client key reached the log:\n{text}");
@@ -129,8 +163,14 @@ fn systemd_unit_exec_start_parses() {
     let args: Vec<&str> = line.split_whitespace().collect();
     let cli = <codex_rotor::cli::Cli as clap::Parser>::try_parse_from(&args)
         .unwrap_or_else(|e| panic!("{line}: {e}"));
-    assert!(matches!(cli.command, codex_rotor::cli::Command::Serve(_)), "{line}");
-    assert_eq!(cli.global.log_format, Some(codex_rotor::logging::LogFormat::Json));
+    assert!(
+        matches!(cli.command, codex_rotor::cli::Command::Serve(_)),
+        "{line}"
+    );
+    assert_eq!(
+        cli.global.log_format,
+        Some(codex_rotor::logging::LogFormat::Json)
+    );
 }
 
 /// Every string value of the JSON files under `dir` whose key names a token.
@@ -140,7 +180,9 @@ fn tokens_in(dir: &std::path::Path, out: &mut Vec<String>) {
             serde_json::Value::Object(m) => {
                 for (k, v) in m {
                     match v {
-                        serde_json::Value::String(s) if k.ends_with("_token") && s.len() >= 8 => out.push(s.clone()),
+                        serde_json::Value::String(s) if k.ends_with("_token") && s.len() >= 8 => {
+                            out.push(s.clone())
+                        }
                         other => walk(other, out),
                     }
                 }
@@ -154,7 +196,9 @@ fn tokens_in(dir: &std::path::Path, out: &mut Vec<String>) {
             tokens_in(&entry.path(), out);
             continue;
         }
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(entry.path()).unwrap_or_default()) {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(entry.path()).unwrap_or_default(),
+        ) {
             walk(&v, out);
         }
     }
@@ -197,19 +241,33 @@ async fn a_full_run_never_logs_a_token_or_key() {
             .arg(&cfg)
             .output()
             .expect("accounts add");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         sim_ids.push(acct.id);
     }
     let log = dir.path().join("stderr.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
-        .args(["serve", "--log-format", "json", "--log-level", "debug", "--config"])
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+            "--config",
+        ])
         .arg(&cfg)
         .env("ROTOR_FULL_KEY", KEY_A)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("spawn serve");
-    eventually("the daemon is up", async || matches!(models(port, KEY_A).await, Some((200, _)))).await;
+    eventually("the daemon is up", async || {
+        matches!(models(port, KEY_A).await, Some((200, _)))
+    })
+    .await;
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/v1/responses");
     for round in 0..3 {
@@ -242,14 +300,24 @@ async fn a_full_run_never_logs_a_token_or_key() {
     }
     tokens_in(&data, &mut secrets); // the tokens rotated in during the run
     let mut text = String::new();
-    std::fs::File::open(&log).expect("log").read_to_string(&mut text).expect("read log");
-    assert!(text.lines().count() > 5, "a debug run logs something:\n{text}");
+    std::fs::File::open(&log)
+        .expect("log")
+        .read_to_string(&mut text)
+        .expect("read log");
+    assert!(
+        text.lines().count() > 5,
+        "a debug run logs something:\n{text}"
+    );
     secrets.sort();
     secrets.dedup();
-        // 2 accounts × 3 first tokens + the client key, plus tokens rotated in by the refreshes.
+    // 2 accounts × 3 first tokens + the client key, plus tokens rotated in by the refreshes.
     assert!(secrets.len() >= 9, "tokens collected: {}", secrets.len());
     for s in &secrets {
-        assert!(!text.contains(s.as_str()), "a secret ({} chars) reached the log", s.len());
+        assert!(
+            !text.contains(s.as_str()),
+            "a secret ({} chars) reached the log",
+            s.len()
+        );
     }
     sim.shutdown().await;
 }
