@@ -13,7 +13,7 @@ use super::affinity::Affinity;
 use super::restart::RestartBudget;
 use super::{AddOutcome, PickRequest, PoolConfig, PoolError, PoolSummary, Strategy};
 use crate::account::{
-    AccountActor, AccountArgs, AccountConfig, AccountRef, AccountState, RefreshGate,
+    AccountActor, AccountArgs, AccountConfig, AccountRef, AccountState, RefreshGate, Report,
 };
 use crate::rotation::{Candidate, NoChoice, Policy, View};
 use crate::{AccountId, AccountRecord, Effects, Status, quota};
@@ -43,6 +43,13 @@ pub enum PoolMsg {
     },
     /// An account's availability changed (pushed by the account).
     Availability(Candidate),
+    /// An account learned its dedup key (after a refresh): index it, warn on a duplicate.
+    Identified {
+        /// The account.
+        id: AccountId,
+        /// `(chatgpt_account_id, chatgpt_user_id)`.
+        key: (String, String),
+    },
     /// A lease for `key` was granted by `id`: prefer it next time.
     Affinity {
         /// Conversation key.
@@ -150,6 +157,7 @@ impl Actor for PoolSupervisor {
                     st.view.upsert(c);
                 }
             }
+            PoolMsg::Identified { id, key } => identified(st, id, key),
             PoolMsg::Affinity { key, id } => st.affinity.record(key, id, now),
             PoolMsg::Summary(reply) => {
                 let _ = reply.send(summary(&st.view, now));
@@ -251,8 +259,11 @@ async fn spawn_account(
         cfg: st.acfg.clone(),
         effects: st.fx.clone(),
         gate: st.gate.clone(),
-        notify: Arc::new(move |c| {
-            let _ = sup.cast(PoolMsg::Availability(c));
+        notify: Arc::new(move |r| {
+            let _ = sup.cast(match r {
+                Report::Availability(c) => PoolMsg::Availability(c),
+                Report::Identified { id, key } => PoolMsg::Identified { id, key },
+            });
         }),
     };
     let (actor, _) = Actor::spawn_linked(None, AccountActor, args, me.get_cell()).await?;
@@ -313,11 +324,25 @@ async fn add(me: &PoolRef, st: &mut PoolState, rec: AccountRecord) -> Result<Add
 
 /// Dedup key: (workspace id, user id), when the workspace id is known.
 fn identity_key(rec: &AccountRecord) -> Option<(String, String)> {
-    let acct = rec.identity.chatgpt_account_id.clone()?;
-    Some((
-        acct,
-        rec.identity.chatgpt_user_id.clone().unwrap_or_default(),
-    ))
+    rec.identity.dedup_key()
+}
+
+/// An account learned its identity: later imports of it are merged into it. If another live
+/// account already has the same key, both are kept (deleting an account is an operator's
+/// call) and the duplicate is logged for the operator.
+fn identified(st: &mut PoolState, id: AccountId, key: (String, String)) {
+    if !st.children.contains_key(&id) {
+        return;
+    }
+    match st.identities.get(&key) {
+        Some(other) if *other != id && st.children.contains_key(other) => {
+            tracing::warn!(account = %id, duplicate_of = %other, chatgpt_account_id = %key.0, "account duplicates another (same ChatGPT account and user); both kept: remove one");
+        }
+        _ => {
+            st.identities.retain(|_, v| *v != id);
+            st.identities.insert(key, id);
+        }
+    }
 }
 
 fn pick(

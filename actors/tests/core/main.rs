@@ -4,6 +4,7 @@
 
 mod evidence;
 mod fakes;
+mod identity;
 mod legacy;
 mod pool;
 mod quota;
