@@ -241,7 +241,7 @@ impl Metrics {
             (
                 "codex_rotor_actor_restarts_total",
                 "Account actors restarted by the pool supervisor.",
-                m.actor_restarts,
+                m.actor_restarts + summary.restarts,
             ),
         ];
         for (name, help, n) in plain {

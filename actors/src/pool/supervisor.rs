@@ -98,6 +98,8 @@ pub struct PoolState {
     identities: HashMap<(String, String), AccountId>,
     affinity: Affinity,
     budgets: HashMap<AccountId, RestartBudget>,
+    /// Failed account actors restarted so far (reported in the summary).
+    restarts: u64,
 }
 
 impl Actor for PoolSupervisor {
@@ -121,6 +123,7 @@ impl Actor for PoolSupervisor {
             identities: HashMap::new(),
             affinity: Affinity::default(),
             budgets: HashMap::new(),
+            restarts: 0,
         };
         for rec in a.records {
             if st.children.contains_key(&rec.id) {
@@ -160,7 +163,10 @@ impl Actor for PoolSupervisor {
             PoolMsg::Identified { id, key } => identified(st, id, key),
             PoolMsg::Affinity { key, id } => st.affinity.record(key, id, now),
             PoolMsg::Summary(reply) => {
-                let _ = reply.send(summary(&st.view, now));
+                let _ = reply.send(PoolSummary {
+                    restarts: st.restarts,
+                    ..summary(&st.view, now)
+                });
             }
             PoolMsg::Refs(reply) => {
                 let mut refs: Vec<_> = st
@@ -277,6 +283,7 @@ async fn respawn(me: &PoolRef, st: &mut PoolState, id: AccountId) {
     match st.fx.store.load(&id) {
         Ok(Some(rec)) => match spawn_account(me, st, rec).await {
             Ok(_) => {
+                st.restarts += 1;
                 tracing::info!(account = %id, "account actor restarted from its durable record")
             }
             Err(e) => {
