@@ -131,6 +131,8 @@ pub struct AccountConfig {
     pub refresh_margin_ms: i64,
     /// ± jitter on the refresh time.
     pub refresh_jitter_ms: i64,
+    /// Proactive refresh is scheduled (401 recovery happens regardless).
+    pub refresh_enabled: bool,
     /// Minimum gap between background probes of an account awaiting verification.
     pub probe_retry_ms: i64,
 }
@@ -146,6 +148,7 @@ impl From<&PoolConfig> for AccountConfig {
             },
             refresh_margin_ms: ms(c.refresh_margin),
             refresh_jitter_ms: ms(c.refresh_jitter),
+            refresh_enabled: c.refresh_enabled,
             probe_retry_ms: 60_000,
         }
     }

@@ -51,6 +51,10 @@ pub struct PoolConfig {
     pub refresh_margin: Duration,
     /// Uniform ± jitter on the refresh time, so accounts do not refresh together.
     pub refresh_jitter: Duration,
+    /// Proactive token refresh (before expiry). Off when something else keeps the tokens fresh
+    /// (refresh tokens are single-use: two refreshers revoke each other); a 401 still triggers
+    /// the recovery refresh, since the alternative is losing the account.
+    pub refresh_enabled: bool,
     /// Pool-wide cap on refreshes in flight.
     pub max_concurrent_refreshes: usize,
     /// Pool-wide cap on refreshes started per minute.
@@ -70,6 +74,7 @@ impl Default for PoolConfig {
             default_429_backoff: Duration::from_secs(60),
             refresh_margin: Duration::from_secs(300),
             refresh_jitter: Duration::from_secs(60),
+            refresh_enabled: true,
             max_concurrent_refreshes: 4,
             max_refreshes_per_minute: 30,
             restart_budget: 5,

@@ -253,8 +253,13 @@ pub(super) fn finish_rotation(s: &mut Running, store: &dyn Store) {
     s.st.persist(store);
 }
 
-/// Schedules the proactive refresh (expiry − margin ± jitter).
+/// Schedules the proactive refresh (expiry − margin ± jitter), unless proactive refresh is
+/// switched off for the pool.
 pub(super) fn schedule_refresh(me: &AccountRef, s: &mut Running) {
+    if !s.st.cfg.refresh_enabled {
+        s.st.refresh_due_at = None;
+        return;
+    }
     let now = s.fx.clock.now_ms();
     let j = s.st.cfg.refresh_jitter_ms;
     let jitter = if j > 0 { rand::random_range(-j..=j) } else { 0 };
