@@ -9,6 +9,8 @@ mod legacy;
 mod pool;
 mod quota;
 mod refresh;
+mod rejection;
 mod rotation;
 mod supervision;
 mod support;
+mod traces;
