@@ -159,13 +159,13 @@ impl Metrics {
     /// from `summary` and `accounts`, read from the pool by the caller just before.
     pub fn render(&self, summary: &PoolSummary, accounts: &[AccountView]) -> String {
         let mut e = Exposition::default();
-        self.render_requests(&mut e);
+        self.render_requests(&mut e, summary.restarts);
         accounts::render(&mut e, summary, accounts);
         e.finish()
     }
 
     /// The request-path families.
-    fn render_requests(&self, e: &mut Exposition) {
+    fn render_requests(&self, e: &mut Exposition, pool_restarts: u64) {
         let m = self.lock();
         e.family(
             "codex_rotor_requests_total",
@@ -241,7 +241,7 @@ impl Metrics {
             (
                 "codex_rotor_actor_restarts_total",
                 "Account actors restarted by the pool supervisor.",
-                m.actor_restarts,
+                m.actor_restarts + pool_restarts,
             ),
         ];
         for (name, help, n) in plain {

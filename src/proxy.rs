@@ -88,7 +88,7 @@ async fn prepare(
     out.rec.client_key = permit.as_ref().map(auth::permit_name);
     let mut req = request::parse(headers, body)?;
     out.rec.model = Some(req.model.clone());
-    route_turn(state, &mut req, out);
+    route_turn(state, &mut req);
     if let Some(p) = &permit {
         if !state.keys().model_allowed(p, &req.model) {
             return Err(ApiError::Forbidden(format!(
@@ -164,18 +164,16 @@ async fn deliver(
 }
 
 /// Routes a follow-up of a turn by the affinity of the request that received its turn-state
-/// token; every other request gets an affinity key (its own when it has none) so that a token
-/// it receives can be routed back to its account.
-fn route_turn(state: &AppState, req: &mut request::ResponsesRequest, out: &Outcome) {
+/// token. Keyless requests get no synthetic key: every one would cost the pool an affinity
+/// entry, and the clients that echo turn state (Codex) always send `prompt_cache_key` and
+/// `session-id`.
+fn route_turn(state: &AppState, req: &mut request::ResponsesRequest) {
     if let Some(key) = req
         .turn_state
         .as_deref()
         .and_then(|t| state.turns().affinity_for(t))
     {
         req.affinity = Some(key);
-    }
-    if req.affinity.is_none() {
-        req.affinity = Some(format!("req:{}", out.rec.request_id));
     }
 }
 

@@ -131,6 +131,8 @@ pub struct AccountConfig {
     pub refresh_margin_ms: i64,
     /// ± jitter on the refresh time.
     pub refresh_jitter_ms: i64,
+    /// Proactive refresh is scheduled (401 recovery happens regardless).
+    pub refresh_enabled: bool,
     /// Minimum gap between background probes of an account awaiting verification.
     pub probe_retry_ms: i64,
 }
@@ -146,13 +148,30 @@ impl From<&PoolConfig> for AccountConfig {
             },
             refresh_margin_ms: ms(c.refresh_margin),
             refresh_jitter_ms: ms(c.refresh_jitter),
+            refresh_enabled: c.refresh_enabled,
             probe_retry_ms: 60_000,
         }
     }
 }
 
-/// Where an account pushes its availability (the supervisor's view).
-pub type Notify = Arc<dyn Fn(Candidate) + Send + Sync>;
+/// What an account tells its supervisor without waiting (actors never call their parent).
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// Its availability changed: the supervisor's view is updated (the view is a hint).
+    Availability(Candidate),
+    /// It learned its dedup key (workspace id, user id) — e.g. an account imported from a
+    /// refresh token alone, after its first refresh — so later imports find it and a duplicate
+    /// of another account is reported.
+    Identified {
+        /// The account.
+        id: crate::AccountId,
+        /// `(chatgpt_account_id, chatgpt_user_id)`.
+        key: (String, String),
+    },
+}
+
+/// Where an account sends its [`Report`]s (the supervisor).
+pub type Notify = Arc<dyn Fn(Report) + Send + Sync>;
 
 /// What an account actor is spawned with.
 pub struct AccountArgs {
@@ -164,7 +183,7 @@ pub struct AccountArgs {
     pub effects: Effects,
     /// Pool-wide refresh limits.
     pub gate: Arc<RefreshGate>,
-    /// Availability pushes.
+    /// Reports to the supervisor.
     pub notify: Notify,
 }
 
@@ -179,7 +198,7 @@ pub struct Running {
     fx: Effects,
     /// Refresh gate.
     gate: Arc<RefreshGate>,
-    /// Availability pushes.
+    /// Reports to the supervisor.
     notify: Notify,
     /// Tick timer, aborted on stop.
     ticker: Option<AbortHandle>,

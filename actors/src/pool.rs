@@ -3,11 +3,13 @@
 //! and answers picks. Every call the handle makes across actors is time-bounded.
 
 mod affinity;
+mod board;
 mod lease;
 mod report;
 pub mod restart;
 mod supervisor;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
@@ -19,8 +21,9 @@ pub use report::{AccountView, Explanation, PoolSummary};
 pub use supervisor::summary;
 
 use crate::account::{AccountMsg, AccountRef};
-use crate::rotation::NoChoice;
-use crate::{AccountId, AccountRecord, Effects, UnixMs, quota};
+use crate::rotation::{NoChoice, View};
+use crate::{AccountId, AccountRecord, Clock, Effects, UnixMs, quota};
+use board::SharedBoard;
 use supervisor::{AddStep, PoolArgs, PoolMsg, PoolRef, PoolSupervisor};
 
 /// How the next account is chosen.
@@ -51,6 +54,10 @@ pub struct PoolConfig {
     pub refresh_margin: Duration,
     /// Uniform ± jitter on the refresh time, so accounts do not refresh together.
     pub refresh_jitter: Duration,
+    /// Proactive token refresh (before expiry). Off when something else keeps the tokens fresh
+    /// (refresh tokens are single-use: two refreshers revoke each other); a 401 still triggers
+    /// the recovery refresh, since the alternative is losing the account.
+    pub refresh_enabled: bool,
     /// Pool-wide cap on refreshes in flight.
     pub max_concurrent_refreshes: usize,
     /// Pool-wide cap on refreshes started per minute.
@@ -70,6 +77,7 @@ impl Default for PoolConfig {
             default_429_backoff: Duration::from_secs(60),
             refresh_margin: Duration::from_secs(300),
             refresh_jitter: Duration::from_secs(60),
+            refresh_enabled: true,
             max_concurrent_refreshes: 4,
             max_refreshes_per_minute: 30,
             restart_budget: 5,
@@ -144,7 +152,7 @@ pub enum AddOutcome {
     Updated(AccountId),
 }
 
-/// Bound on a call to the supervisor.
+/// Bound on a call to the supervisor (administration; picks do not go through it).
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bound on a `Reserve` call to one account.
 const RESERVE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -156,8 +164,14 @@ const PICK_ROUNDS: usize = 3;
 /// Cloneable handle to a running pool. Every call it makes is time-bounded.
 #[derive(Clone)]
 pub struct PoolHandle {
-    /// The supervisor.
+    /// The supervisor (membership, administration).
     sup: PoolRef,
+    /// The availability board picks read without a supervisor hop.
+    board: SharedBoard,
+    /// Plan routing (model prefix → plans), fixed for the pool's life.
+    routes: Arc<[(String, Vec<String>)]>,
+    /// Time source.
+    clock: Arc<dyn Clock>,
 }
 
 impl PoolHandle {
@@ -167,15 +181,24 @@ impl PoolHandle {
         effects: Effects,
         records: Vec<AccountRecord>,
     ) -> Result<PoolHandle, PoolError> {
+        let board = SharedBoard::new(View::new(cfg.strategy));
+        let routes = cfg.plan_routes.clone().into();
+        let clock = effects.clock.clone();
         let args = PoolArgs {
             cfg,
             effects,
             records,
+            board: board.clone(),
         };
         let (sup, _) = Actor::spawn(None, PoolSupervisor, args)
             .await
             .map_err(|e| PoolError::Spawn(e.to_string()))?;
-        Ok(PoolHandle { sup })
+        Ok(PoolHandle {
+            sup,
+            board,
+            routes,
+            clock,
+        })
     }
 
     async fn ask<T: Send + 'static>(
@@ -201,20 +224,14 @@ impl PoolHandle {
     pub async fn pick(&self, mut req: PickRequest) -> Result<Lease, PickError> {
         let limit = quota::limit_for_model(&req.model).map(str::to_string);
         for _ in 0..PICK_ROUNDS {
-            let r = req.clone();
-            let cands = match self.ask(|reply| PoolMsg::Pick { req: r, reply }).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(NoChoice::Exhausted { soonest_reset })) => {
+            let now = self.clock.now_ms();
+            let cands = match board::candidates(&self.board, &self.routes, &req, now) {
+                Ok(c) => c,
+                Err(NoChoice::Exhausted { soonest_reset }) => {
                     return Err(PickError::Exhausted { soonest_reset });
                 }
-                Ok(Err(NoChoice::Unavailable { reason })) => {
+                Err(NoChoice::Unavailable { reason }) => {
                     return Err(PickError::Unavailable { reason });
-                }
-                Err(PoolError::Timeout) => return Err(PickError::Timeout),
-                Err(e) => {
-                    return Err(PickError::Unavailable {
-                        reason: e.to_string(),
-                    });
                 }
             };
             for (id, actor) in cands {
@@ -230,11 +247,9 @@ impl PoolHandle {
                     )
                     .await;
                 if let Ok(CallResult::Success(Ok(grant))) = asked {
-                    if let Some(key) = req.affinity.clone() {
-                        let _ = self.sup.cast(PoolMsg::Affinity {
-                            key,
-                            id: id.clone(),
-                        });
+                    if let Some(key) = req.affinity.take() {
+                        let at = self.clock.now_ms();
+                        self.board.lock().affinity.record(key, id.clone(), at);
                     }
                     return Ok(Lease {
                         account_id: id,

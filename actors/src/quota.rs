@@ -230,13 +230,64 @@ impl Quota {
             .collect()
     }
 
-    /// True iff some bucket relevant to the request is exhausted (rule 1).
+    /// True iff some bucket relevant to the request is exhausted (rule 1): the same buckets as
+    /// [`locks_for`](Self::locks_for), checked without allocating (it runs on every lease).
     pub fn exhausted_for(&self, model_limit: Option<&str>, review: bool) -> bool {
-        !self.locks_for(model_limit, review).is_empty()
+        let hit = |b: &Option<Bucket>| b.as_ref().is_some_and(|b| b.limit_reached);
+        hit(&self.primary)
+            || hit(&self.secondary)
+            || (review && hit(&self.code_review))
+            || model_limit.is_some_and(|id| {
+                self.extra.iter().any(|(k, x)| {
+                    k.split('.').next() == Some(id) && (hit(&x.primary) || hit(&x.secondary))
+                })
+            })
     }
 
     /// True iff the main windows (primary/secondary) are exhausted: excluded for every model.
     pub fn main_exhausted(&self) -> bool {
         self.exhausted_for(None, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exhausted_for_agrees_with_locks_for_on_every_combination() {
+        let b = |on: bool| {
+            Some(Bucket {
+                limit_reached: on,
+                ..Bucket::default()
+            })
+        };
+        for mask in 0u32..32 {
+            let bit = |i: u32| mask & (1 << i) != 0;
+            let mut q = Quota {
+                primary: b(bit(0)),
+                secondary: b(bit(1)),
+                code_review: b(bit(2)),
+                ..Quota::default()
+            };
+            for (i, id) in [(3, "codex_bengalfox"), (4, "other_limit")] {
+                q.extra.insert(
+                    id.into(),
+                    ExtraLimit {
+                        secondary: b(bit(i)),
+                        ..ExtraLimit::default()
+                    },
+                );
+            }
+            for limit in [None, Some("codex_bengalfox"), Some("other_limit")] {
+                for review in [false, true] {
+                    assert_eq!(
+                        q.exhausted_for(limit, review),
+                        !q.locks_for(limit, review).is_empty(),
+                        "mask {mask:05b} limit {limit:?} review {review}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -56,6 +56,36 @@ pub struct Identity {
     pub label: Option<String>,
 }
 
+impl Identity {
+    /// Fills every field this identity lacks from the claims of a fresh token (`label` is never
+    /// a claim); the plan follows the claim when it changes (upgrades, downgrades). Returns true
+    /// iff something changed. Known account and user ids are never overwritten: they are the
+    /// dedup key.
+    pub fn learn(&mut self, claims: Identity) -> bool {
+        let before = self.clone();
+        fill(&mut self.email, claims.email);
+        fill(&mut self.chatgpt_account_id, claims.chatgpt_account_id);
+        fill(&mut self.chatgpt_user_id, claims.chatgpt_user_id);
+        if claims.plan.is_some() {
+            self.plan = claims.plan;
+        }
+        *self != before
+    }
+
+    /// Dedup key `(chatgpt_account_id, chatgpt_user_id)`, when the account id is known.
+    pub fn dedup_key(&self) -> Option<(String, String)> {
+        let acct = self.chatgpt_account_id.clone()?;
+        Some((acct, self.chatgpt_user_id.clone().unwrap_or_default()))
+    }
+}
+
+/// Sets `slot` to `v` if `slot` is empty.
+fn fill(slot: &mut Option<String>, v: Option<String>) {
+    if slot.as_deref().is_none_or(str::is_empty) && v.is_some() {
+        *slot = v;
+    }
+}
+
 /// Lifecycle marker of an account. Never means "rate limited": that is read from the quota.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

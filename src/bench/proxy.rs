@@ -60,6 +60,9 @@ pub struct ProxyReport {
     pub idle_rss: u64,
     /// Accounts in the pool.
     pub accounts: usize,
+    /// Daemon CPU per second with no request in flight (account ticks, flushes, probes):
+    /// the background cost the per-request figure is corrected by.
+    pub idle_cpu_per_sec: Duration,
 }
 
 /// Runs the benchmark.
@@ -73,6 +76,10 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let (direct_token, direct_account) = make_accounts(&sim, &dir, b.accounts)?;
     let mut daemon = Daemon::spawn(&sim, &dir, key).await?;
     let idle_rss = daemon.rss("VmRSS")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_from = daemon.cpu()?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_cpu_per_sec = daemon.cpu()?.saturating_sub(idle_from) / 3;
     let body = serde_json::json!({"model": "gpt-5.5", "stream": true,
         "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
     .to_string();
@@ -98,6 +105,8 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
         let before = daemon.cpu()?;
         let proxied = loadgen::run(proxied_spec(Stop::Duration(b.duration))).await?;
         let daemon_cpu = daemon.cpu()?.saturating_sub(before);
+        // Settle between levels so one level's backlog (flushes) is not billed to the next.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         rows.push(Row {
             concurrency: c,
             direct,
@@ -114,6 +123,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
         peak_rss,
         idle_rss,
         accounts: b.accounts,
+        idle_cpu_per_sec,
     })
 }
 
@@ -254,8 +264,8 @@ pub fn render(r: &ProxyReport) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut out = format!(
         "bench proxy: small streamed responses, direct to the simulator vs through codex-rotor ({} accounts)\n\
-         | c  | direct req/s | proxy req/s | proxy/direct | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 | CPU/request |\n\
-         |----|-------------:|------------:|-------------:|-----------:|----------:|----------:|-----------:|----------:|----------:|------------:|\n",
+         | c  | direct req/s | proxy req/s | proxy/direct | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 | CPU/request | CPU/req − idle |\n\
+         |----|-------------:|------------:|-------------:|-----------:|----------:|----------:|-----------:|----------:|----------:|------------:|---------------:|\n",
         r.accounts
     );
     for row in &r.rows {
@@ -265,8 +275,14 @@ pub fn render(r: &ProxyReport) -> String {
         } else {
             ms(row.daemon_cpu) / p.requests as f64
         };
+        let idle_ms = ms(r.idle_cpu_per_sec) * p.elapsed.as_secs_f64();
+        let net_per_req = if p.requests == 0 {
+            0.0
+        } else {
+            (ms(row.daemon_cpu) - idle_ms).max(0.0) / p.requests as f64
+        };
         out.push_str(&format!(
-            "| {:<2} | {:>12.0} | {:>11.0} | {:>11.0}% | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms |\n",
+            "| {:<2} | {:>12.0} | {:>11.0} | {:>11.0}% | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>11.3}ms |\n",
             row.concurrency,
             d.rps,
             p.rps,
@@ -278,6 +294,7 @@ pub fn render(r: &ProxyReport) -> String {
             ms(p.latency.p99),
             ms(p.latency.p99) - ms(d.latency.p99),
             cpu_per_req,
+            net_per_req,
         ));
         if p.errors + p.incomplete > 0 || p.ok != p.requests {
             out.push_str(&format!(
@@ -287,9 +304,10 @@ pub fn render(r: &ProxyReport) -> String {
         }
     }
     out.push_str(&format!(
-        "daemon RSS: {:.1} MiB after loading the accounts, peak {:.1} MiB\n",
+        "daemon RSS: {:.1} MiB after loading the accounts, peak {:.1} MiB; idle CPU {:.1} ms/s\n",
         r.idle_rss as f64 / 1048576.0,
-        r.peak_rss as f64 / 1048576.0
+        r.peak_rss as f64 / 1048576.0,
+        ms(r.idle_cpu_per_sec)
     ));
     out
 }

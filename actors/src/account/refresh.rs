@@ -10,7 +10,7 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{AccountMsg, AccountRef, Running};
+use super::{AccountMsg, AccountRef, Report, Running};
 use crate::{
     NewTokens, RefreshError, RefreshIntent, RefreshReason, Status, Store, TokenRefresher, Tokens,
     UnixMs, fault, jwt,
@@ -189,6 +189,7 @@ pub(super) fn tokens_refreshed(
                 t.id_token = new.id_token;
             }
             t.last_refresh = Some(now);
+            learn_identity(s);
             if s.st.rec.status == Status::Refreshing {
                 s.st.set_status(Status::Active, None);
             }
@@ -221,6 +222,25 @@ pub(super) fn tokens_refreshed(
     }
 }
 
+/// Fills the identity fields the account lacks from the refreshed tokens' claims (an account
+/// imported from a refresh token alone knows nothing else about itself); they become durable
+/// with the tokens. A newly known dedup key is reported to the supervisor, which warns when
+/// another account has the same one.
+fn learn_identity(s: &mut Running) {
+    let t = &s.st.rec.tokens;
+    let claims = jwt::identity_of(&t.access_token, t.id_token.as_deref());
+    let who = &mut s.st.rec.identity;
+    let key_before = who.dedup_key();
+    if !who.learn(claims) {
+        return;
+    }
+    tracing::info!(account = %s.st.rec.id, email = ?who.email, plan = ?who.plan, "identity completed from the refreshed tokens");
+    if let Some(key) = who.dedup_key().filter(|k| Some(k) != key_before.as_ref()) {
+        let id = s.st.rec.id.clone();
+        (s.notify)(Report::Identified { id, key });
+    }
+}
+
 /// Persists freshly received tokens; only then may leases see them, and only then is the
 /// intent cleared. Retried on every tick while the disk refuses.
 pub(super) fn finish_rotation(s: &mut Running, store: &dyn Store) {
@@ -233,8 +253,13 @@ pub(super) fn finish_rotation(s: &mut Running, store: &dyn Store) {
     s.st.persist(store);
 }
 
-/// Schedules the proactive refresh (expiry − margin ± jitter).
+/// Schedules the proactive refresh (expiry − margin ± jitter), unless proactive refresh is
+/// switched off for the pool.
 pub(super) fn schedule_refresh(me: &AccountRef, s: &mut Running) {
+    if !s.st.cfg.refresh_enabled {
+        s.st.refresh_due_at = None;
+        return;
+    }
     let now = s.fx.clock.now_ms();
     let j = s.st.cfg.refresh_jitter_ms;
     let jitter = if j > 0 { rand::random_range(-j..=j) } else { 0 };

@@ -110,6 +110,17 @@ impl AccountState {
         out
     }
 
+    /// True iff [`refusals`](Self::refusals) would be empty, checked without allocating: the
+    /// path every lease takes.
+    fn can_serve(&self, model_limit: Option<&str>, review: bool, now: UnixMs) -> bool {
+        self.rec.status == Status::Active
+            && self.tokens_durable
+            && self.rec.tokens.expires_at.is_none_or(|t| t > now)
+            && self.cooldown.active(now).is_none()
+            && !self.rec.quota.exhausted_for(model_limit, review)
+            && self.leases < self.cfg.max_leases
+    }
+
     /// Grants a lease if nothing refuses it.
     pub fn reserve(
         &mut self,
@@ -117,9 +128,9 @@ impl AccountState {
         review: bool,
         now: UnixMs,
     ) -> Result<UpstreamCreds, String> {
-        let refusals = self.refusals(model_limit, review, now);
-        if let Some((why, _)) = refusals.into_iter().next() {
-            return Err(why);
+        if !self.can_serve(model_limit, review, now) {
+            let why = self.refusals(model_limit, review, now).into_iter().next();
+            return Err(why.map_or_else(|| "unavailable".to_string(), |(w, _)| w));
         }
         self.leases += 1;
         self.rec.usage.last_used = Some(now);

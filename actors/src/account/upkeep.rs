@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::refresh::{finish_rotation, refresh_if_due, schedule_refresh, start_refresh};
-use super::{AccountMsg, AccountRef, Action, Running};
+use super::{AccountMsg, AccountRef, Action, Report, Running};
 use crate::quota::Event;
 use crate::{AccountRecord, ProbeError, RefreshReason, Status, UnixMs, jwt, quota};
 
@@ -113,7 +113,7 @@ pub(super) fn probed(
 pub(super) fn push(s: &mut Running, now: UnixMs) {
     let c = s.st.candidate(now);
     if s.st.last_pushed.as_ref() != Some(&c) {
-        (s.notify)(c.clone());
+        (s.notify)(Report::Availability(c.clone()));
         s.st.last_pushed = Some(c);
     }
 }

@@ -31,6 +31,9 @@ pub struct PoolSummary {
     pub soonest_reset_at: Option<UnixMs>,
     /// Leases held across the pool.
     pub in_flight: u64,
+    /// Account actors the supervisor restarted after a failure since the pool started
+    /// (`codex_rotor_actor_restarts_total`): a rising count means some account crash-loops.
+    pub restarts: u64,
 }
 
 /// One account as operators see it. Never contains tokens.

@@ -1,25 +1,23 @@
 //! The pool supervisor. Spawns one account actor per account with `spawn_linked`; a failed
 //! child does not stop the pool (`handle_supervisor_evt` is overridden) but is restarted from
-//! its last durable record after a backoff, within a restart budget. It keeps the availability
-//! view the accounts push to it and answers picks from it in O(log n) — a hint: the chosen
-//! actor's `Reserve` has the last word. It never calls its children; the handle does.
+//! its last durable record after a backoff, within a restart budget. It owns membership of the
+//! availability [board](super::board) the accounts push to and the handles pick from in
+//! O(log n) — a hint: the chosen actor's `Reserve` has the last word. It never calls its
+//! children; the handle does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use super::affinity::Affinity;
+use super::board::SharedBoard;
 use super::restart::RestartBudget;
-use super::{AddOutcome, PickRequest, PoolConfig, PoolError, PoolSummary, Strategy};
+use super::{AddOutcome, PoolConfig, PoolError, PoolSummary, Strategy};
 use crate::account::{
-    AccountActor, AccountArgs, AccountConfig, AccountRef, AccountState, RefreshGate,
+    AccountActor, AccountArgs, AccountConfig, AccountRef, AccountState, RefreshGate, Report,
 };
-use crate::rotation::{Candidate, NoChoice, Policy, View};
-use crate::{AccountId, AccountRecord, Effects, Status, quota};
-
-/// How many candidates a pick returns to try in order.
-pub const PICK_CANDIDATES: usize = 4;
+use crate::rotation::{Candidate, View};
+use crate::{AccountId, AccountRecord, Effects, Status};
 
 /// Reference to the supervisor.
 pub type PoolRef = ActorRef<PoolMsg>;
@@ -34,21 +32,12 @@ pub enum AddStep {
 
 /// Messages of the pool supervisor.
 pub enum PoolMsg {
-    /// Choose accounts for a request, best first.
-    Pick {
-        /// The request.
-        req: PickRequest,
-        /// Candidates to try, or why there are none.
-        reply: RpcReplyPort<Result<Vec<(AccountId, AccountRef)>, NoChoice>>,
-    },
-    /// An account's availability changed (pushed by the account).
-    Availability(Candidate),
-    /// A lease for `key` was granted by `id`: prefer it next time.
-    Affinity {
-        /// Conversation key.
-        key: String,
-        /// Account.
+    /// An account learned its dedup key (after a refresh): index it, warn on a duplicate.
+    Identified {
+        /// The account.
         id: AccountId,
+        /// `(chatgpt_account_id, chatgpt_user_id)`.
+        key: (String, String),
     },
     /// Pool summary (rule 6).
     Summary(RpcReplyPort<PoolSummary>),
@@ -77,6 +66,8 @@ pub struct PoolArgs {
     pub effects: Effects,
     /// Accounts to start with.
     pub records: Vec<AccountRecord>,
+    /// The board the handles pick from.
+    pub board: SharedBoard,
 }
 
 /// Supervisor state.
@@ -85,12 +76,13 @@ pub struct PoolState {
     acfg: Arc<AccountConfig>,
     fx: Effects,
     gate: Arc<RefreshGate>,
-    view: View,
+    board: SharedBoard,
     children: HashMap<AccountId, AccountRef>,
     by_cell: HashMap<ActorId, AccountId>,
     identities: HashMap<(String, String), AccountId>,
-    affinity: Affinity,
     budgets: HashMap<AccountId, RestartBudget>,
+    /// Failed account actors restarted so far (reported in the summary).
+    restarts: u64,
 }
 
 impl Actor for PoolSupervisor {
@@ -105,15 +97,15 @@ impl Actor for PoolSupervisor {
         ));
         let mut st = PoolState {
             acfg: Arc::new(AccountConfig::from(&a.cfg)),
-            view: View::new(a.cfg.strategy),
+            board: a.board,
             cfg: a.cfg,
             fx: a.effects,
             gate,
             children: HashMap::new(),
             by_cell: HashMap::new(),
             identities: HashMap::new(),
-            affinity: Affinity::default(),
             budgets: HashMap::new(),
+            restarts: 0,
         };
         for rec in a.records {
             if st.children.contains_key(&rec.id) {
@@ -142,17 +134,12 @@ impl Actor for PoolSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let now = st.fx.clock.now_ms();
         match msg {
-            PoolMsg::Pick { req, reply } => {
-                let _ = reply.send(pick(st, req, now));
-            }
-            PoolMsg::Availability(c) => {
-                if st.children.contains_key(&c.id) {
-                    st.view.upsert(c);
-                }
-            }
-            PoolMsg::Affinity { key, id } => st.affinity.record(key, id, now),
+            PoolMsg::Identified { id, key } => identified(st, id, key),
             PoolMsg::Summary(reply) => {
-                let _ = reply.send(summary(&st.view, now));
+                let _ = reply.send(PoolSummary {
+                    restarts: st.restarts,
+                    ..summary(&st.board.lock().view, now)
+                });
             }
             PoolMsg::Refs(reply) => {
                 let mut refs: Vec<_> = st
@@ -176,15 +163,19 @@ impl Actor for PoolSupervisor {
                     st.by_cell.remove(&a.get_id());
                 }
                 st.identities.retain(|_, v| *v != id);
-                st.view.remove(&id);
-                st.affinity.forget_account(&id);
+                {
+                    let mut b = st.board.lock();
+                    b.view.remove(&id);
+                    b.refs.remove(&id);
+                    b.affinity.forget_account(&id);
+                }
                 st.budgets.remove(&id);
                 let _ = reply.send(r);
             }
             PoolMsg::SetStrategy(s) => {
                 tracing::info!(strategy = ?s, "rotation strategy switched");
                 st.cfg.strategy = s;
-                st.view.set_strategy(s);
+                st.board.lock().view.set_strategy(s);
             }
             PoolMsg::Respawn(id) => respawn(&me, st, id).await,
         }
@@ -203,12 +194,16 @@ impl Actor for PoolSupervisor {
                     return Ok(());
                 };
                 st.children.remove(&id);
-                if let Some(c) = st.view.get(&id).cloned() {
-                    st.view.upsert(Candidate {
-                        serving: false,
-                        leases: 0,
-                        ..c
-                    });
+                {
+                    let mut b = st.board.lock();
+                    b.refs.remove(&id);
+                    if let Some(c) = b.view.get(&id).cloned() {
+                        b.view.upsert(Candidate {
+                            serving: false,
+                            leases: 0,
+                            ..c
+                        });
+                    }
                 }
                 let now = st.fx.clock.now_ms();
                 let budget = st.budgets.entry(id.clone()).or_default();
@@ -226,7 +221,9 @@ impl Actor for PoolSupervisor {
                 if let Some(id) = st.by_cell.remove(&cell.get_id()) {
                     tracing::warn!(account = %id, ?reason, "account actor stopped");
                     st.children.remove(&id);
-                    st.view.remove(&id);
+                    let mut b = st.board.lock();
+                    b.view.remove(&id);
+                    b.refs.remove(&id);
                 }
             }
             _ => {}
@@ -244,20 +241,38 @@ async fn spawn_account(
     if let Some(key) = identity_key(&rec) {
         st.identities.entry(key).or_insert_with(|| id.clone());
     }
+    // Seeded before the actor runs, so its first push (from `post_start`) lands on the board
+    // after the seed, and a pick right after start finds the account.
     let seed = AccountState::seed(&rec, st.acfg.max_leases, st.fx.clock.now_ms());
-    let sup = me.clone();
+    st.board.lock().view.upsert(seed);
+    let (sup, board) = (me.clone(), st.board.clone());
     let args = AccountArgs {
         record: rec,
         cfg: st.acfg.clone(),
         effects: st.fx.clone(),
         gate: st.gate.clone(),
-        notify: Arc::new(move |c| {
-            let _ = sup.cast(PoolMsg::Availability(c));
+        notify: Arc::new(move |r| match r {
+            Report::Availability(c) => board.push(c),
+            Report::Identified { id, key } => {
+                let _ = sup.cast(PoolMsg::Identified { id, key });
+            }
         }),
     };
-    let (actor, _) = Actor::spawn_linked(None, AccountActor, args, me.get_cell()).await?;
+    let (actor, _) = match Actor::spawn_linked(None, AccountActor, args, me.get_cell()).await {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            let mut b = st.board.lock();
+            if let Some(c) = b.view.get(&id).cloned() {
+                b.view.upsert(Candidate {
+                    serving: false,
+                    ..c
+                });
+            }
+            return Err(e.into());
+        }
+    };
     st.by_cell.insert(actor.get_id(), id.clone());
-    st.view.upsert(seed);
+    st.board.lock().refs.insert(id.clone(), actor.clone());
     st.children.insert(id, actor.clone());
     Ok(actor)
 }
@@ -266,6 +281,7 @@ async fn respawn(me: &PoolRef, st: &mut PoolState, id: AccountId) {
     match st.fx.store.load(&id) {
         Ok(Some(rec)) => match spawn_account(me, st, rec).await {
             Ok(_) => {
+                st.restarts += 1;
                 tracing::info!(account = %id, "account actor restarted from its durable record")
             }
             Err(e) => {
@@ -313,41 +329,25 @@ async fn add(me: &PoolRef, st: &mut PoolState, rec: AccountRecord) -> Result<Add
 
 /// Dedup key: (workspace id, user id), when the workspace id is known.
 fn identity_key(rec: &AccountRecord) -> Option<(String, String)> {
-    let acct = rec.identity.chatgpt_account_id.clone()?;
-    Some((
-        acct,
-        rec.identity.chatgpt_user_id.clone().unwrap_or_default(),
-    ))
+    rec.identity.dedup_key()
 }
 
-fn pick(
-    st: &mut PoolState,
-    req: PickRequest,
-    now: i64,
-) -> Result<Vec<(AccountId, AccountRef)>, NoChoice> {
-    let affinity = req
-        .affinity
-        .as_deref()
-        .and_then(|k| st.affinity.get(k, now));
-    let model = req.model.to_ascii_lowercase();
-    let plans = st
-        .cfg
-        .plan_routes
-        .iter()
-        .find(|(prefix, _)| model.starts_with(&prefix.to_ascii_lowercase()))
-        .map(|(_, plans)| plans.clone());
-    let policy = Policy {
-        model_limit: quota::limit_for_model(&req.model).map(str::to_string),
-        review: req.review,
-        plans,
-        exclude: req.exclude,
-        affinity,
-    };
-    let ids = st.view.pick(&policy, now, PICK_CANDIDATES)?;
-    Ok(ids
-        .into_iter()
-        .filter_map(|id| st.children.get(&id).cloned().map(|r| (id, r)))
-        .collect())
+/// An account learned its identity: later imports of it are merged into it. If another live
+/// account already has the same key, both are kept (deleting an account is an operator's
+/// call) and the duplicate is logged for the operator.
+fn identified(st: &mut PoolState, id: AccountId, key: (String, String)) {
+    if !st.children.contains_key(&id) {
+        return;
+    }
+    match st.identities.get(&key) {
+        Some(other) if *other != id && st.children.contains_key(other) => {
+            tracing::warn!(account = %id, duplicate_of = %other, chatgpt_account_id = %key.0, "account duplicates another (same ChatGPT account and user); both kept: remove one");
+        }
+        _ => {
+            st.identities.retain(|_, v| *v != id);
+            st.identities.insert(key, id);
+        }
+    }
 }
 
 /// Pool summary from the view (rule 6: an all-exhausted pool is not serving).

@@ -75,6 +75,9 @@ pub struct FakeRefresher {
     in_flight: AtomicUsize,
     /// Most calls seen in flight at once.
     pub max_in_flight: AtomicUsize,
+    /// Refresh token → (access token claims, id token claims): answer with JWTs naming an
+    /// identity instead of opaque tokens.
+    pub claims: Mutex<HashMap<String, (serde_json::Value, serde_json::Value)>>,
 }
 
 /// Shares a [`FakeRefresher`] between the pool and the test.
@@ -96,6 +99,13 @@ impl TokenRefresher for SharedRefresher {
             me.in_flight.fetch_sub(1, Ordering::SeqCst);
             if let Some(e) = me.errors.lock().unwrap().pop_front() {
                 return Err(e);
+            }
+            if let Some((access, id)) = me.claims.lock().unwrap().get(&rt) {
+                return Ok(NewTokens {
+                    access_token: Some(jwt(access)),
+                    refresh_token: Some(format!("{rt}+")),
+                    id_token: Some(jwt(id)),
+                });
             }
             Ok(NewTokens {
                 access_token: Some(format!("at-after-{rt}")),
@@ -168,4 +178,29 @@ pub fn record(id: &str, exp: Option<i64>) -> AccountRecord {
     let mut r = AccountRecord::new(id, tokens, T0);
     r.identity.chatgpt_account_id = Some(format!("acct-{id}"));
     r
+}
+
+/// An unsigned JWT (`alg: none`) carrying `payload`.
+pub fn jwt(payload: &serde_json::Value) -> String {
+    format!(
+        "{}.{}.sig",
+        b64url(br#"{"alg":"none"}"#),
+        b64url(payload.to_string().as_bytes())
+    )
+}
+
+/// Unpadded base64url.
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(A[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
 }

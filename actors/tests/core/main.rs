@@ -4,10 +4,13 @@
 
 mod evidence;
 mod fakes;
+mod identity;
 mod legacy;
 mod pool;
 mod quota;
 mod refresh;
+mod rejection;
 mod rotation;
 mod supervision;
 mod support;
+mod traces;

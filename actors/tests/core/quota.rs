@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::support::{H, M, S, Step, T0, rel, relative, settings};
 
-fn run(q: &mut Quota, script: Vec<(i64, Event)>) -> Vec<Step> {
+pub fn run(q: &mut Quota, script: Vec<(i64, Event)>) -> Vec<Step> {
     let cfg = QuotaConfig::default();
     script
         .into_iter()
@@ -26,7 +26,7 @@ fn run(q: &mut Quota, script: Vec<(i64, Event)>) -> Vec<Step> {
         .collect()
 }
 
-fn win(used: f64, window_min: u64, reset_in: i64, at: i64) -> Window {
+pub fn win(used: f64, window_min: u64, reset_in: i64, at: i64) -> Window {
     Window {
         used_percent: used,
         window_secs: Some(window_min * 60),
@@ -35,7 +35,7 @@ fn win(used: f64, window_min: u64, reset_in: i64, at: i64) -> Window {
     }
 }
 
-fn obs(at: i64, primary: Option<Window>, secondary: Option<Window>) -> Observation {
+pub fn obs(at: i64, primary: Option<Window>, secondary: Option<Window>) -> Observation {
     Observation {
         at,
         primary,
@@ -44,7 +44,7 @@ fn obs(at: i64, primary: Option<Window>, secondary: Option<Window>) -> Observati
     }
 }
 
-fn r429(at: i64) -> Rejection429 {
+pub fn r429(at: i64) -> Rejection429 {
     Rejection429 {
         at,
         kind: RejectionKind::UsageLimitReached,

@@ -259,3 +259,36 @@ async fn an_operator_probe_learns_the_quota_and_a_401_probe_refreshes() {
     );
     pool.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_refresh_switched_off_only_a_401_refreshes() {
+    let fx = Fx::new();
+    let c = PoolConfig {
+        refresh_enabled: false,
+        refresh_margin: Duration::from_secs(300),
+        ..cfg()
+    };
+    let pool = PoolHandle::start(c, fx.effects(), vec![record("a", Some(T0 + 10 * M))])
+        .await
+        .expect("pool");
+    settle(Duration::from_secs(6 * 60)).await;
+    assert!(
+        fx.refresher.calls.lock().unwrap().is_empty(),
+        "no proactive refresh 4 minutes before expiry"
+    );
+    pool.pick(req())
+        .await
+        .expect("the token is still valid")
+        .failed(UpstreamFailure::Unauthorized);
+    settle(Duration::from_secs(2)).await;
+    assert_eq!(
+        fx.refresher.calls.lock().unwrap().clone(),
+        [("rt-a".to_string(), RefreshReason::UnauthorizedRecovery)],
+        "a 401 still recovers"
+    );
+    assert_eq!(
+        pool.pick(req()).await.expect("lease").creds.access_token,
+        "at-after-rt-a"
+    );
+    pool.shutdown().await;
+}

@@ -19,6 +19,7 @@ async fn a_failed_actor_is_restarted_from_its_durable_record_and_the_pool_keeps_
     .await
     .expect("pool");
     settle(Duration::from_millis(10)).await;
+    assert_eq!(pool.summary().await.restarts, 0);
     pool.set_enabled("a", false)
         .await
         .expect("disable a: durable");
@@ -41,6 +42,7 @@ async fn a_failed_actor_is_restarted_from_its_durable_record_and_the_pool_keeps_
         Status::Disabled,
         "restarted from the last durable record"
     );
+    assert_eq!(pool.summary().await.restarts, 1, "the restart is counted");
     pool.shutdown().await;
 }
 
@@ -51,6 +53,12 @@ async fn past_the_restart_budget_a_crashing_account_stays_stopped_and_the_pool_g
         restart_budget: 1,
         ..cfg()
     };
+    // a's durable record exists, so its first failure really is restarted from it
+    fx.store
+        .recs
+        .lock()
+        .unwrap()
+        .insert("a".into(), record("a", None));
     let pool = PoolHandle::start(c, fx.effects(), vec![record("a", None), record("b", None)])
         .await
         .expect("pool");
@@ -62,7 +70,11 @@ async fn past_the_restart_budget_a_crashing_account_stays_stopped_and_the_pool_g
             "round {round}: the actor crashed"
         );
         settle(Duration::from_secs(2)).await;
-        pool.set_enabled("a", true).await.ok();
+        assert_eq!(
+            pool.account("a").await.is_some(),
+            round == 0,
+            "round {round}: restarted only within the budget"
+        );
     }
     assert!(
         pool.account("a").await.is_none(),
@@ -70,6 +82,10 @@ async fn past_the_restart_budget_a_crashing_account_stays_stopped_and_the_pool_g
     );
     let s = pool.summary().await;
     assert_eq!((s.total, s.serving), (2, true), "{s:?}");
+    assert_eq!(
+        s.restarts, 1,
+        "one restart, then none: the budget was spent"
+    );
     assert_eq!(pool.pick(req()).await.expect("b serves").account_id, "b");
     pool.shutdown().await;
 }
