@@ -229,6 +229,7 @@ pub fn pool_config(cfg: &Config) -> rotor_actors::PoolConfig {
         default_429_backoff: p.default_429_backoff,
         refresh_margin: r.margin,
         refresh_jitter: r.jitter,
+        refresh_enabled: r.enabled,
         max_concurrent_refreshes: r.max_concurrent,
         max_refreshes_per_minute: r.max_per_minute,
         restart_budget: p.restart_budget,

@@ -48,6 +48,9 @@ impl Default for PoolSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RefreshConfig {
+    /// Refresh access tokens proactively before they expire. When off, only an upstream 401
+    /// triggers a refresh (for operators who refresh tokens elsewhere).
+    pub enabled: bool,
     /// Refresh this long before the access token expires.
     #[serde(with = "humantime_serde")]
     pub margin: Duration,
@@ -68,6 +71,7 @@ pub struct RefreshConfig {
 impl Default for RefreshConfig {
     fn default() -> Self {
         RefreshConfig {
+            enabled: true,
             margin: Duration::from_secs(5 * 60),
             jitter: Duration::from_secs(60),
             max_concurrent: 4,
