@@ -102,7 +102,7 @@ pub enum Refusal {
 
 /// Checks one candidate against a request.
 pub fn eligible(c: &Candidate, p: &Policy, now: UnixMs) -> Result<(), Refusal> {
-    if p.exclude.iter().any(|e| *e == c.id) {
+    if p.exclude.contains(&c.id) {
         return Err(Refusal::Excluded);
     }
     if !c.serving {

@@ -4,4 +4,5 @@
 mod accounts;
 mod proxy;
 mod sim;
+mod store;
 mod support;

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{Bucket, ExtraLimit, Observation, Quota, Rejection429, Window};
+use super::{Bucket, Observation, Quota, Rejection429, Window};
 use crate::UnixMs;
 
 /// Knobs of the quota rules.
@@ -90,10 +90,7 @@ impl Quota {
                 ("primary".to_string(), &mut self.primary)
             }
             Some(id) => {
-                let extra = self
-                    .extra
-                    .entry(id.clone())
-                    .or_insert_with(ExtraLimit::default);
+                let extra = self.extra.entry(id.clone()).or_default();
                 (format!("{id}.primary"), &mut extra.primary)
             }
         };
