@@ -14,6 +14,7 @@ pub mod limits;
 pub mod models;
 pub mod pattern;
 pub mod pool;
+pub mod reload;
 pub mod secret;
 pub mod server;
 mod validate;
@@ -22,6 +23,7 @@ pub use access::{AdminConfig, ClientKeyConfig, KeysConfig};
 pub use limits::{LimitsConfig, LoggingConfig};
 pub use models::ModelsConfig;
 pub use pool::{PoolSection, RefreshConfig, Strategy};
+pub use reload::ReloadPlan;
 pub use secret::Secret;
 pub use server::ServerConfig;
 pub use upstream::UpstreamConfig;
@@ -211,6 +213,23 @@ impl Config {
         validate::bind(self, &access::process_env)
     }
 
+    /// The pool's knobs: `[pool]` plus the pacing of `[refresh]`.
+    pub fn pool_config(&self) -> rotor_actors::PoolConfig {
+        let (p, r) = (&self.pool, &self.refresh);
+        rotor_actors::PoolConfig {
+            strategy: p.strategy,
+            max_leases_per_account: p.max_leases_per_account,
+            tick: p.tick,
+            default_429_backoff: p.default_429_backoff,
+            refresh_margin: r.margin,
+            refresh_jitter: r.jitter,
+            max_concurrent_refreshes: r.max_concurrent,
+            max_refreshes_per_minute: r.max_per_minute,
+            restart_budget: p.restart_budget,
+            plan_routes: longest_prefix_first(&p.plan_routes),
+        }
+    }
+
     /// `Config::load` followed by `validate`, failing with every problem.
     pub fn load_valid(path: Option<&Path>) -> Result<Config, ConfigError> {
         let cfg = Self::load(path)?;
@@ -221,6 +240,17 @@ impl Config {
             Err(ConfigError::Invalid(problems))
         }
     }
+}
+
+/// The pool takes the first matching prefix, so the most specific must come first
+/// (`gpt-5.5-pro` before `gpt-5.5`).
+fn longest_prefix_first(
+    routes: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> =
+        routes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    out.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 fn read_source(path: Option<&Path>) -> Result<(PathBuf, String), ConfigError> {

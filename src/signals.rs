@@ -132,3 +132,64 @@ mod os {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn triggers_reach_every_listener() {
+        let s = Signals::new();
+        let mut reload = s.reload_rx();
+        let mut shutdown = s.shutdown_rx();
+        assert!(!s.is_shutting_down());
+        s.trigger_reload();
+        tokio::time::timeout(WAIT, reload.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        s.trigger_shutdown();
+        tokio::time::timeout(WAIT, shutdown.wait_for(|v| *v))
+            .await
+            .unwrap()
+            .unwrap();
+        // Late listeners see the shutdown at once; a second request forces.
+        tokio::time::timeout(WAIT, s.shutdown_requested())
+            .await
+            .unwrap();
+        let forced = s.clone();
+        let waiter = tokio::spawn(async move { forced.forced().await });
+        s.trigger_shutdown();
+        tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap();
+    }
+
+    /// Real signals to this test process: SIGHUP → reload, SIGTERM → shutdown, and the process
+    /// survives both (the handlers replaced the default "terminate").
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn os_signals_become_reload_and_shutdown() {
+        let s = Signals::install().unwrap();
+        let mut reload = s.reload_rx();
+        let pid = std::process::id().to_string();
+        let kill = |sig: &str| {
+            let status = std::process::Command::new("kill")
+                .args(["-s", sig, &pid])
+                .status();
+            assert!(status.unwrap().success(), "kill -s {sig}");
+        };
+        kill("HUP");
+        tokio::time::timeout(WAIT, reload.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!s.is_shutting_down(), "SIGHUP does not stop");
+        kill("TERM");
+        tokio::time::timeout(WAIT, s.shutdown_requested())
+            .await
+            .unwrap();
+        assert!(s.is_shutting_down());
+    }
+}

@@ -5,26 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use rotor_actors_strategy::Strategy;
-
-/// Until the core crate publishes `rotor_actors::Strategy`, the config owns a copy with the same
-/// serde names (`least_used`, `round_robin`, `sticky`).
-mod rotor_actors_strategy {
-    use serde::{Deserialize, Serialize};
-
-    /// How the pool chooses among available accounts.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-    #[serde(rename_all = "snake_case")]
-    pub enum Strategy {
-        /// The account with the most quota headroom / fewest recent requests.
-        #[default]
-        LeastUsed,
-        /// Each account in turn.
-        RoundRobin,
-        /// Stay on one account until it is unavailable.
-        Sticky,
-    }
-}
+/// The rotation strategy is the pool's own type (serde names `least_used`, `round_robin`,
+/// `sticky`), so config, admin API and pool agree on one spelling.
+pub use rotor_actors::Strategy;
 
 /// Rotation and the account actors' rhythm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +23,8 @@ pub struct PoolSection {
     /// Lock length after a 429 that names no reset time (DESIGN.md rule 2).
     #[serde(with = "humantime_serde")]
     pub default_429_backoff: Duration,
-    /// Restarts of one crashed account actor tolerated (with backoff) before it stays down.
+    /// Restarts per hour of one crashed account actor tolerated (with backoff) before it
+    /// stays down.
     pub restart_budget: u32,
     /// Model prefix → plans allowed to serve it, e.g. `"gpt-5.5-pro" = ["pro"]`. Models
     /// matching no prefix may use any plan.
@@ -52,7 +36,7 @@ impl Default for PoolSection {
         PoolSection {
             strategy: Strategy::LeastUsed,
             max_leases_per_account: 3,
-            tick: Duration::from_secs(1),
+            tick: Duration::from_secs(5),
             default_429_backoff: Duration::from_secs(60),
             restart_budget: 5,
             plan_routes: BTreeMap::new(),
@@ -64,12 +48,10 @@ impl Default for PoolSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RefreshConfig {
-    /// Refresh proactively before expiry. Off = refresh only on an upstream 401.
-    pub enabled: bool,
     /// Refresh this long before the access token expires.
     #[serde(with = "humantime_serde")]
     pub margin: Duration,
-    /// Random spread added to each refresh time so accounts added together do not refresh
+    /// Uniform ± spread around each refresh time so accounts added together do not refresh
     /// together.
     #[serde(with = "humantime_serde")]
     pub jitter: Duration,
@@ -86,10 +68,9 @@ pub struct RefreshConfig {
 impl Default for RefreshConfig {
     fn default() -> Self {
         RefreshConfig {
-            enabled: true,
             margin: Duration::from_secs(5 * 60),
             jitter: Duration::from_secs(60),
-            max_concurrent: 2,
+            max_concurrent: 4,
             max_per_minute: 30,
             client_id: "app_EMoamEEZ73f0CkXaXp7hrann".into(),
             authorize_url: "https://auth.openai.com/oauth/authorize".into(),
