@@ -2,8 +2,11 @@
 //! 127.0.0.1:0 or running the real `codex-rotor` binary.
 
 mod accounts;
+mod admin;
 mod config;
+mod dashboard;
 mod keys;
+mod metrics;
 mod proxy;
 mod sim;
 mod store;
