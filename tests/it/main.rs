@@ -8,6 +8,7 @@ mod dashboard;
 mod keys;
 mod metrics;
 mod proxy;
+mod signals;
 mod sim;
 mod store;
 mod support;
