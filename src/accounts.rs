@@ -70,3 +70,19 @@ fn relative(ms: i64) -> String {
         _ => format!("{}d", s / 86_400),
     }
 }
+
+/// The account record of a completed PKCE login (validated like any import).
+pub fn login_record(
+    tokens: &crate::oauth::login::LoginTokens,
+    now: UnixMs,
+) -> Result<AccountRecord, ImportError> {
+    let mut obj = serde_json::Map::new();
+    obj.insert("access_token".into(), tokens.access_token.clone().into());
+    if let Some(rt) = &tokens.refresh_token {
+        obj.insert("refresh_token".into(), rt.clone().into());
+    }
+    if let Some(id) = &tokens.id_token {
+        obj.insert("id_token".into(), id.clone().into());
+    }
+    entry::from_object(&obj, "login", now)
+}

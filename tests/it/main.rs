@@ -12,3 +12,4 @@ mod signals;
 mod sim;
 mod store;
 mod support;
+mod tokens;
