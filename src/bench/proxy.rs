@@ -67,10 +67,11 @@ pub struct ProxyReport {
 
 /// Runs the benchmark.
 pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
-    let sim = spawn_sim_on_one_core(SimOptions {
+    let one_core = spawn_sim_on_one_core(SimOptions {
         answer_words: b.words,
         ..SimOptions::default()
     })?;
+    let sim = one_core.handle.clone();
     let dir = std::env::temp_dir().join(format!("codex-rotor-bench-{}", std::process::id()));
     let key = "bench-pool-key-0123456789abcdef";
     let (direct_token, direct_account) = make_accounts(&sim, &dir, b.accounts)?;
@@ -117,6 +118,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let peak_rss = daemon.rss("VmHWM")?;
     daemon.stop();
     sim.shutdown().await;
+    drop(one_core);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ProxyReport {
         rows,
