@@ -21,6 +21,7 @@ use crate::proxy::{auth, collect, failover, request::ResponsesRequest, stream};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -32,17 +33,25 @@ pub async fn hello() -> StatusCode {
     StatusCode::OK
 }
 
+/// The request body, or why it could not be read (over `server.max_body_bytes` → 413), so the
+/// rejection renders in the client's protocol instead of axum's plain text.
+type RequestBody = Result<Bytes, BytesRejection>;
+
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: RequestBody,
 ) -> Response {
     serve(state, headers, body, Protocol::Chat).await
 }
 
 /// `POST /v1/messages` (and `?beta=true`).
-pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: RequestBody,
+) -> Response {
     serve(state, headers, body, Protocol::Messages).await
 }
 
@@ -50,11 +59,13 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: B
 pub async fn count_tokens(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: RequestBody,
 ) -> Response {
     let mut out = Outcome::new(&state, "count_tokens");
-    let answer = auth::authenticate(&state, &headers)
-        .and_then(|_permit| messages::count_tokens(&body).map_err(to_api_error));
+    let answer = auth::authenticate(&state, &headers).and_then(|_permit| {
+        let body = body.map_err(body_error)?;
+        messages::count_tokens(&body).map_err(to_api_error)
+    });
     match answer {
         Ok(v) => {
             out.finish(200, None);
@@ -65,12 +76,21 @@ pub async fn count_tokens(
 }
 
 /// One translated request, start to end.
-async fn serve(state: AppState, headers: HeaderMap, body: Bytes, protocol: Protocol) -> Response {
+async fn serve(
+    state: AppState,
+    headers: HeaderMap,
+    body: RequestBody,
+    protocol: Protocol,
+) -> Response {
     let route = match protocol {
         Protocol::Chat => "chat",
         Protocol::Messages => "messages",
     };
     let mut out = Outcome::new(&state, route);
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return fail(out, body_error(e), protocol),
+    };
     let (t, permit) = match translate(&state, &headers, &body, protocol, &mut out) {
         Ok(x) => x,
         Err(e) => return fail(out, e, protocol),
@@ -180,6 +200,18 @@ fn translate(
         }
     }
     Ok((t, permit))
+}
+
+/// An unreadable body: too large (413) or cut off (400).
+fn body_error(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest {
+            message: format!("could not read the request body: {e}"),
+            param: None,
+        }
+    }
 }
 
 /// A translation error as the proxy's error (one rendering path per protocol).

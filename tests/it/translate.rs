@@ -6,9 +6,11 @@
 //! Run: `cargo test --test it translate::` (property tests: `translate::props::`).
 
 mod chat;
+mod daemon;
 mod errors;
 mod messages;
 mod props;
+mod sdk;
 mod upstream;
 
 use bytes::Bytes;
