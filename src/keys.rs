@@ -146,6 +146,7 @@ impl KeyStore {
                         }),
                     })
                 });
+            crate::logging::register_secret(secret.expose());
             entries.push(Entry {
                 name: Arc::from(k.name.as_str()),
                 digest: digest(secret.expose().as_bytes()),
@@ -294,6 +295,7 @@ impl std::fmt::Debug for AdminKey {
 impl AdminKey {
     /// From the secret itself.
     pub fn new(secret: &Secret) -> Self {
+        crate::logging::register_secret(secret.expose());
         AdminKey {
             digest: digest(secret.expose().as_bytes()),
         }

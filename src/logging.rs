@@ -40,24 +40,38 @@ pub enum LoggingError {
 
 /// Installs the global subscriber writing redacted lines to stderr.
 pub fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
+    let subscriber = subscriber(format, filter, std::io::stderr)?;
+    tracing::subscriber::set_global_default(subscriber).map_err(|_| LoggingError::AlreadySet)
+}
+
+/// The subscriber `init` installs, writing redacted lines to any `MakeWriter` (tests capture
+/// logs with it through `tracing::subscriber::with_default`).
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: &str,
+    writer: W,
+) -> Result<Box<dyn tracing::Subscriber + Send + Sync>, LoggingError>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter_layer = EnvFilter::try_new(filter).map_err(|e| LoggingError::Filter {
         filter: filter.to_owned(),
         message: e.to_string(),
     })?;
-    let writer = Redacting(std::io::stderr);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter_layer)
-        .with_writer(writer)
+        .with_writer(Redacting(writer))
         .with_ansi(false);
-    let result = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .try_init(),
-    };
-    result.map_err(|_| LoggingError::AlreadySet)
+    Ok(match format {
+        LogFormat::Human => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .finish(),
+        ),
+    })
 }
 
 /// A `MakeWriter` that redacts every write before passing it on. Wrap any writer with it
@@ -129,20 +143,67 @@ pub fn redact(text: &str) -> String {
     }
     out = mask_after(&out, "Bearer ", is_token_char);
     out = mask_after(&out, "bearer ", is_token_char);
-    for field in [
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "api_key",
-        "client_secret",
-    ] {
-        out = mask_after(&out, &format!("\"{field}\":\""), |c| c != '"');
-        out = mask_after(&out, &format!("\"{field}\": \""), |c| c != '"');
-        out = mask_after(&out, &format!("{field}="), |c| {
-            c != '&' && !c.is_whitespace() && c != '"'
-        });
+    for field in SECRET_FIELDS {
+        out = mask_field(&out, field);
     }
     mask_jwts(&out)
+}
+
+/// Field names whose values are always secrets, in JSON, escaped JSON or form encoding.
+const SECRET_FIELDS: [&str; 6] = [
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "api_key",
+    "client_secret",
+    "code_verifier",
+];
+
+/// Masks the value after `field` when a separator follows it: `"field":"v"`, `\"field\":\"v\"`
+/// (JSON inside a JSON log line), `field=v` (forms). "access_token expired" stays as is.
+fn mask_field(text: &str, field: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(field) {
+        let (head, tail) = rest.split_at(pos + field.len());
+        out.push_str(head);
+        let sep_len = separator_len(tail);
+        if sep_len == 0 {
+            rest = tail;
+            continue;
+        }
+        out.push_str(&tail[..sep_len]);
+        let value = &tail[sep_len..];
+        let end = value
+            .find(|c: char| "\"\\&,;}".contains(c) || c.is_whitespace())
+            .unwrap_or(value.len());
+        if end > 0 {
+            out.push_str(MASK);
+        }
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Length of `\"?` `"?` spaces `:`/`=` spaces `\"?` `"?` at the start of `s`; 0 without `:`/`=`.
+fn separator_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let skip = |i: &mut usize, set: &[u8]| {
+        while *i < b.len() && set.contains(&b[*i]) {
+            *i += 1;
+        }
+    };
+    skip(&mut i, b"\\\"");
+    skip(&mut i, b" ");
+    if i >= b.len() || !(b[i] == b':' || b[i] == b'=') {
+        return 0;
+    }
+    i += 1;
+    skip(&mut i, b" ");
+    skip(&mut i, b"\\\"");
+    i
 }
 
 fn is_token_char(c: char) -> bool {
@@ -204,6 +265,12 @@ mod tests {
              refresh_token=rt_456&grant=x jwt={jwt} ok"
         );
         let r = redact(&line);
+        assert_eq!(redact("access_token expired"), "access_token expired");
+        assert_eq!(
+            redact(r#"{\"refresh_token\":\"rt_9\"}"#),
+            r#"{\"refresh_token\":\"***\"}"#
+        );
+        assert_eq!(redact("refresh_token: rt_9, ok"), "refresh_token: ***, ok");
         assert!(!r.contains("sk-abc"), "{r}");
         assert!(!r.contains("rt_123"), "{r}");
         assert!(!r.contains("rt_456"), "{r}");
@@ -211,6 +278,69 @@ mod tests {
         assert!(r.contains("Bearer ***"), "{r}");
         assert!(r.contains("\"x\":1"), "{r}");
         assert!(r.ends_with(" ok"), "{r}");
+    }
+
+    /// A shared buffer standing in for stderr.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn log_lines_never_carry_tokens_in_either_format() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJlLXNlY3JldA";
+        register_secret("client-key-registered-42");
+        for format in [LogFormat::Human, LogFormat::Json] {
+            let buf = Buffer::default();
+            let sub = subscriber(format, "debug", buf.clone()).unwrap();
+            tracing::subscriber::with_default(sub, || {
+                let key = crate::config::Secret::from("secret-in-a-wrapper");
+                let span = tracing::info_span!("request", request_id = "r-1", account_id = "acc-1");
+                let _g = span.enter();
+                tracing::info!(?key, "authenticated");
+                tracing::warn!(body = %format!("{{\"refresh_token\":\"rt_abc\",\"id_token\":\"{jwt}\"}}"), "upstream said");
+                tracing::debug!(
+                    "sending Authorization: Bearer {jwt} with client-key-registered-42"
+                );
+            });
+            let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            for leaked in [
+                "secret-in-a-wrapper",
+                "rt_abc",
+                "c2lnbmF0dXJl",
+                "client-key-registered-42",
+            ] {
+                assert!(!out.contains(leaked), "{format:?} leaked {leaked}: {out}");
+            }
+            assert!(
+                out.contains("authenticated") && out.contains("r-1") && out.contains("acc-1"),
+                "{out}"
+            );
+            assert_eq!(out.lines().count(), 3, "{out}");
+        }
+    }
+
+    #[test]
+    fn a_bad_filter_is_an_error() {
+        assert!(matches!(
+            subscriber(LogFormat::Human, "info,=[", std::io::sink),
+            Err(LoggingError::Filter { .. })
+        ));
     }
 
     #[test]
