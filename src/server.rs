@@ -80,7 +80,7 @@ fn check(cfg: &Config) -> anyhow::Result<()> {
 
 /// Re-reads the configuration on SIGHUP and applies what can change live: keys, strategy,
 /// limits. A configuration that fails to load or validate is ignored, with a log line.
-async fn reload(state: &AppState, path: Option<&std::path::Path>) {
+pub async fn reload(state: &AppState, path: Option<&std::path::Path>) {
     let mut cfg = match Config::load(path) {
         Ok(cfg) => cfg,
         Err(e) => {

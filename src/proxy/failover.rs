@@ -63,7 +63,7 @@ pub async fn send(
         };
         let lease = match state.pool().pick(pick).await {
             Ok(lease) => lease,
-            Err(e) => return Err(pick_error(state, e, last)),
+            Err(e) => return Err(pick_error(state, e, last).await),
         };
         if n > 0 {
             out.rec.failovers += 1;
@@ -82,16 +82,45 @@ pub async fn send(
 }
 
 /// Maps a failed pick to the client's answer. Exhaustion always wins (DESIGN.md rule 6: 429,
-/// never 401); otherwise the last upstream failure says more than "no other account".
-fn pick_error(state: &AppState, e: PickError, last: Option<ApiError>) -> ApiError {
+/// never 401); otherwise the last upstream failure says more than "no other account", and
+/// without one the pool summary says why nothing can serve.
+async fn pick_error(state: &AppState, e: PickError, last: Option<ApiError>) -> ApiError {
     match e {
         PickError::Exhausted { soonest_reset } => {
             ApiError::exhausted(soonest_reset, state.now_ms())
         }
-        PickError::Unavailable { reason } => last.unwrap_or(ApiError::Unavailable(reason)),
+        PickError::Unavailable { reason } => match last {
+            Some(e) => e,
+            None => ApiError::Unavailable(why_unavailable(state, reason).await),
+        },
         PickError::Timeout => last
             .unwrap_or_else(|| ApiError::Timeout("the account pool did not answer in time".into())),
     }
+}
+
+/// "3 accounts, none usable: 2 disabled, 1 expired (…pool's own reason)".
+async fn why_unavailable(state: &AppState, reason: String) -> String {
+    let s = state.pool().summary().await;
+    let parts: Vec<String> = [
+        (s.disabled, "disabled"),
+        (s.expired, "expired"),
+        (s.banned, "banned"),
+        (s.refreshing, "refreshing"),
+        (s.cooling_down, "cooling down after a Cloudflare challenge"),
+        (s.rate_limited, "rate limited"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if s.total == 0 {
+        return "the pool has no accounts; import some (codex-rotor accounts import)".into();
+    }
+    format!(
+        "{} accounts, none usable: {} ({reason})",
+        s.total,
+        parts.join(", ")
+    )
 }
 
 /// Sends to one account, retrying transient failures a bounded number of times.
