@@ -45,11 +45,7 @@ pub struct SimArgs {
 
 /// Runs the simulator until Ctrl-C.
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
-    let opts = SimOptions {
-        seed: args.seed,
-        time_scale: args.time_scale,
-        ..SimOptions::default()
-    };
+    let opts = SimOptions { seed: args.seed, time_scale: args.time_scale, ..SimOptions::default() };
     let handle = Simulator::start(opts, args.listen).await?;
     println!("codex-rotor simulator listening on {}", handle.base_url());
     tokio::signal::ctrl_c().await?;

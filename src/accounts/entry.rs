@@ -180,7 +180,13 @@ fn from_tokens(
         access_token,
         refresh_token: refresh.map(|f| f.value),
         id_token: id_token.map(|f| f.value),
-        expires_at: claims.exp,
+        // A refresh-only account has no usable access token: mark it expired now so the
+        // account's actor refreshes at once instead of failing its first request.
+        expires_at: if access.is_some() {
+            claims.exp
+        } else {
+            Some(now)
+        },
         last_refresh: None,
     };
     let mut rec = AccountRecord::new(new_id(), tokens, now);

@@ -48,8 +48,7 @@ fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Response> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| reply::bad_request(None, &format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| reply::bad_request(None, &format!("invalid JSON body: {e}")))
 }
 
 fn view_or_404(world: &World, id: &str) -> Response {
@@ -60,20 +59,11 @@ fn view_or_404(world: &World, id: &str) -> Response {
 }
 
 fn not_found(id: &str) -> Response {
-    reply::error(
-        StatusCode::NOT_FOUND,
-        "account_not_found",
-        "invalid_request_error",
-        &format!("no simulated account {id:?}"),
-    )
+    reply::error(StatusCode::NOT_FOUND, "account_not_found", "invalid_request_error", &format!("no simulated account {id:?}"))
 }
 
 async fn overview(State(world): State<Arc<World>>) -> Response {
-    let accounts: Vec<Value> = world
-        .account_ids()
-        .iter()
-        .filter_map(|id| world.account_view(id))
-        .collect();
+    let accounts: Vec<Value> = world.account_ids().iter().filter_map(|id| world.account_view(id)).collect();
     reply::json_status(
         StatusCode::OK,
         json!({"accounts": accounts, "totals": world.totals(), "faults": world.faults()}),
@@ -91,11 +81,7 @@ async fn create(State(world): State<Arc<World>>, bytes: Bytes) -> Response {
 }
 
 async fn list(State(world): State<Arc<World>>) -> Response {
-    let accounts: Vec<Value> = world
-        .account_ids()
-        .iter()
-        .filter_map(|id| world.account_view(id))
-        .collect();
+    let accounts: Vec<Value> = world.account_ids().iter().filter_map(|id| world.account_view(id)).collect();
     reply::json_status(StatusCode::OK, Value::Array(accounts))
 }
 
@@ -124,12 +110,7 @@ async fn usage(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: B
         Ok(b) => b,
         Err(r) => return r,
     };
-    if !world.set_usage(
-        &id,
-        b.primary_used_percent,
-        b.secondary_used_percent,
-        b.extra_used_percent,
-    ) {
+    if !world.set_usage(&id, b.primary_used_percent, b.secondary_used_percent, b.extra_used_percent) {
         return not_found(&id);
     }
     view_or_404(&world, &id)
@@ -149,21 +130,13 @@ async fn quota(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: B
         Ok(b) => b,
         Err(r) => return r,
     };
-    if !world.set_quota(
-        &id,
-        b.primary_quota_tokens,
-        b.secondary_quota_tokens,
-        b.extra_quota_tokens,
-    ) {
+    if !world.set_quota(&id, b.primary_quota_tokens, b.secondary_quota_tokens, b.extra_quota_tokens) {
         return not_found(&id);
     }
     view_or_404(&world, &id)
 }
 
-async fn standing(
-    State(world): State<Arc<World>>,
-    Path((id, action)): Path<(String, String)>,
-) -> Response {
+async fn standing(State(world): State<Arc<World>>, Path((id, action)): Path<(String, String)>) -> Response {
     let found = match action.as_str() {
         "ban" => world.set_standing(&id, Standing::Banned),
         "deactivate" => world.set_standing(&id, Standing::Deactivated),
@@ -171,12 +144,7 @@ async fn standing(
         "expire" => world.expire_access_tokens(&id),
         other => {
             let msg = format!("unknown action {other:?} (ban, deactivate, reinstate, expire)");
-            return reply::error(
-                StatusCode::NOT_FOUND,
-                "unknown_action",
-                "invalid_request_error",
-                &msg,
-            );
+            return reply::error(StatusCode::NOT_FOUND, "unknown_action", "invalid_request_error", &msg);
         }
     };
     if !found {

@@ -49,9 +49,7 @@ pub(crate) fn effect(kind: FaultKind, conn: Option<&Arc<ConnControl>>) -> Effect
         FaultKind::Cloudflare => Effect::Replace(reply::cloudflare()),
         FaultKind::Silence { millis } => Effect::Delay(std::time::Duration::from_millis(millis)),
         FaultKind::Reset => Effect::Replace(reset(conn)),
-        other @ (FaultKind::PrematureClose { .. } | FaultKind::Stall { .. }) => {
-            Effect::Stream(other)
-        }
+        other @ (FaultKind::PrematureClose { .. } | FaultKind::Stall { .. }) => Effect::Stream(other),
     }
 }
 
@@ -60,10 +58,5 @@ pub(crate) fn reset(conn: Option<&Arc<ConnControl>>) -> Response {
     if let Some(c) = conn {
         c.reset();
     }
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        [(header::CONNECTION, "close")],
-        "",
-    )
-        .into_response()
+    (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONNECTION, "close")], "").into_response()
 }

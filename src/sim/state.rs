@@ -154,9 +154,7 @@ pub(crate) struct World {
 
 /// Current real time in unix milliseconds.
 pub(crate) fn now_ms() -> Ms {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Ms)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Ms)
 }
 
 impl World {
@@ -173,10 +171,7 @@ impl World {
             totals: Counters::default(),
             serial: 0,
         };
-        World {
-            opts,
-            inner: Mutex::new(inner),
-        }
+        World { opts, inner: Mutex::new(inner) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -185,29 +180,21 @@ impl World {
 
     /// A nominal duration in seconds, divided by the time scale, in milliseconds.
     pub fn scaled_ms(&self, secs: f64) -> Ms {
-        let scale = if self.opts.time_scale > 0.0 {
-            self.opts.time_scale
-        } else {
-            1.0
-        };
+        let scale = if self.opts.time_scale > 0.0 { self.opts.time_scale } else { 1.0 };
         ((secs * 1000.0 / scale).round() as Ms).max(1)
     }
 
     /// Creates an account and its first tokens.
     pub fn create_account(&self, spec: AccountSpec) -> CreatedAccount {
         let o = &self.opts;
-        let ttl = spec
-            .access_token_ttl
-            .unwrap_or(o.access_token_ttl)
-            .as_secs_f64();
+        let ttl = spec.access_token_ttl.unwrap_or(o.access_token_ttl).as_secs_f64();
         let quota = Quota {
             primary: Window::new(
                 spec.primary_quota_tokens.unwrap_or(o.primary_quota_tokens),
                 self.scaled_ms(PRIMARY_WINDOW_SECS as f64),
             ),
             secondary: Window::new(
-                spec.secondary_quota_tokens
-                    .unwrap_or(o.secondary_quota_tokens),
+                spec.secondary_quota_tokens.unwrap_or(o.secondary_quota_tokens),
                 self.scaled_ms(SECONDARY_WINDOW_SECS as f64),
             ),
             extra: spec
@@ -251,11 +238,7 @@ impl World {
             "bedrock_api_key": null,
             "bedrock_access_keys": null,
         });
-        CreatedAccount {
-            id,
-            email,
-            auth_json,
-        }
+        CreatedAccount { id, email, auth_json }
     }
 
     /// Ids of every account, in creation order.
@@ -308,12 +291,7 @@ impl World {
     }
 
     /// Runs `f` on one account (if it exists) with its windows rolled to `now`.
-    pub fn with_account<T>(
-        &self,
-        id: &str,
-        now: Ms,
-        f: impl FnOnce(&mut Account) -> T,
-    ) -> Option<T> {
+    pub fn with_account<T>(&self, id: &str, now: Ms, f: impl FnOnce(&mut Account) -> T) -> Option<T> {
         let mut g = self.lock();
         let acct = g.accounts.get_mut(id)?;
         acct.quota.roll(now);
@@ -327,11 +305,7 @@ impl World {
 
     /// Counters of one account (zeros for an unknown id).
     pub fn counters(&self, id: &str) -> Counters {
-        self.lock()
-            .accounts
-            .get(id)
-            .map(|a| a.counters.clone())
-            .unwrap_or_default()
+        self.lock().accounts.get(id).map(|a| a.counters.clone()).unwrap_or_default()
     }
 
     /// Counters summed over every account (plus anonymous calls).
@@ -341,21 +315,11 @@ impl World {
 
     /// Sets an account's standing (ban / deactivate / reinstate).
     pub fn set_standing(&self, id: &str, standing: Standing) -> bool {
-        self.lock()
-            .accounts
-            .get_mut(id)
-            .map(|a| a.standing = standing)
-            .is_some()
+        self.lock().accounts.get_mut(id).map(|a| a.standing = standing).is_some()
     }
 
     /// Sets how full an account's windows are, in percent; `None` leaves a window alone.
-    pub fn set_usage(
-        &self,
-        id: &str,
-        primary: Option<f64>,
-        secondary: Option<f64>,
-        extra: Option<f64>,
-    ) -> bool {
+    pub fn set_usage(&self, id: &str, primary: Option<f64>, secondary: Option<f64>, extra: Option<f64>) -> bool {
         let now = now_ms();
         self.with_account(id, now, |a| {
             let q = &mut a.quota;
@@ -370,22 +334,14 @@ impl World {
 
     /// Changes an account's tokens per window; `None` leaves a limit alone. Setting an extra
     /// limit on an account without one gives it one.
-    pub fn set_quota(
-        &self,
-        id: &str,
-        primary: Option<u64>,
-        secondary: Option<u64>,
-        extra: Option<u64>,
-    ) -> bool {
+    pub fn set_quota(&self, id: &str, primary: Option<u64>, secondary: Option<u64>, extra: Option<u64>) -> bool {
         let extra_window = self.scaled_ms(PRIMARY_WINDOW_SECS as f64);
         self.with_account(id, now_ms(), |a| {
             let q = &mut a.quota;
             primary.map(|t| q.primary.limit_tokens = t);
             secondary.map(|t| q.secondary.limit_tokens = t);
             if let Some(t) = extra {
-                q.extra
-                    .get_or_insert_with(|| Window::new(t, extra_window))
-                    .limit_tokens = t;
+                q.extra.get_or_insert_with(|| Window::new(t, extra_window)).limit_tokens = t;
             }
         })
         .is_some()
@@ -394,13 +350,7 @@ impl World {
     /// The scripted faults still active, `count` = hits left.
     pub fn faults(&self) -> Vec<FaultSpec> {
         let g = self.lock();
-        g.faults
-            .iter()
-            .map(|f| FaultSpec {
-                count: f.remaining,
-                ..f.spec.clone()
-            })
-            .collect()
+        g.faults.iter().map(|f| FaultSpec { count: f.remaining, ..f.spec.clone() }).collect()
     }
 
     /// An operator's view of one account (no tokens).
@@ -425,3 +375,4 @@ fn bump(g: &mut Inner, account: Option<&str>, f: impl Fn(&mut Counters)) {
         f(&mut a.counters);
     }
 }
+

@@ -119,56 +119,36 @@ impl Answer<'_> {
         if let Some(s) = &self.plan.summary {
             let id = self.item_id("rs");
             let part = |text: &str| json!({"type": "summary_text", "text": text});
-            ev.push(
-                json!({"type": "response.output_item.added", "output_index": 0,
-                "item": {"id": id, "type": "reasoning", "summary": []}}),
-            );
-            ev.push(
-                json!({"type": "response.reasoning_summary_part.added", "item_id": id,
-                "output_index": 0, "summary_index": 0, "part": part("")}),
-            );
+            ev.push(json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"id": id, "type": "reasoning", "summary": []}}));
+            ev.push(json!({"type": "response.reasoning_summary_part.added", "item_id": id,
+                "output_index": 0, "summary_index": 0, "part": part("")}));
             for d in deltas(s) {
-                ev.push(
-                    json!({"type": "response.reasoning_summary_text.delta", "item_id": id,
-                    "output_index": 0, "summary_index": 0, "delta": d}),
-                );
+                ev.push(json!({"type": "response.reasoning_summary_text.delta", "item_id": id,
+                    "output_index": 0, "summary_index": 0, "delta": d}));
             }
-            ev.push(
-                json!({"type": "response.reasoning_summary_text.done", "item_id": id,
-                "output_index": 0, "summary_index": 0, "text": s}),
-            );
-            ev.push(
-                json!({"type": "response.reasoning_summary_part.done", "item_id": id,
-                "output_index": 0, "summary_index": 0, "part": part(s)}),
-            );
-            ev.push(
-                json!({"type": "response.output_item.done", "output_index": 0,
-                "item": self.reasoning_item(s)}),
-            );
+            ev.push(json!({"type": "response.reasoning_summary_text.done", "item_id": id,
+                "output_index": 0, "summary_index": 0, "text": s}));
+            ev.push(json!({"type": "response.reasoning_summary_part.done", "item_id": id,
+                "output_index": 0, "summary_index": 0, "part": part(s)}));
+            ev.push(json!({"type": "response.output_item.done", "output_index": 0,
+                "item": self.reasoning_item(s)}));
             index = 1;
         }
-        ev.push(
-            json!({"type": "response.output_item.added", "output_index": index,
-            "item": self.reply_item(false)}),
-        );
+        ev.push(json!({"type": "response.output_item.added", "output_index": index,
+            "item": self.reply_item(false)}));
         match &self.plan.reply {
             Reply::Text(text) => self.text_events(&mut ev, index, text),
             Reply::ToolCall(_) => {
                 let id = self.item_id("fc");
-                ev.push(
-                    json!({"type": "response.function_call_arguments.delta", "item_id": id,
-                    "output_index": index, "delta": "{}"}),
-                );
-                ev.push(
-                    json!({"type": "response.function_call_arguments.done", "item_id": id,
-                    "output_index": index, "arguments": "{}"}),
-                );
+                ev.push(json!({"type": "response.function_call_arguments.delta", "item_id": id,
+                    "output_index": index, "delta": "{}"}));
+                ev.push(json!({"type": "response.function_call_arguments.done", "item_id": id,
+                    "output_index": index, "arguments": "{}"}));
             }
         }
-        ev.push(
-            json!({"type": "response.output_item.done", "output_index": index,
-            "item": self.reply_item(true)}),
-        );
+        ev.push(json!({"type": "response.output_item.done", "output_index": index,
+            "item": self.reply_item(true)}));
         ev.push(json!({"type": "response.completed", "response": self.response(true)}));
         ev
     }
@@ -216,10 +196,7 @@ fn deltas(text: &str) -> Vec<&str> {
 
 /// One SSE frame: `event: TYPE`, `data: JSON`, blank line.
 pub(crate) fn frame(event: &Value) -> Bytes {
-    let ty = event
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("message");
+    let ty = event.get("type").and_then(Value::as_str).unwrap_or("message");
     let data = event.to_string();
     let mut s = String::with_capacity(data.len() + ty.len() + 16);
     s.push_str("event: ");

@@ -80,12 +80,7 @@ pub(crate) async fn wham_usage(
     });
     match body {
         Some(b) => reply::json_status(StatusCode::OK, b),
-        None => reply::error(
-            StatusCode::UNAUTHORIZED,
-            "token_invalid",
-            "invalid_request_error",
-            "Unknown account.",
-        ),
+        None => reply::error(StatusCode::UNAUTHORIZED, "token_invalid", "invalid_request_error", "Unknown account."),
     }
 }
 
@@ -97,10 +92,8 @@ pub(crate) async fn models(State(world): State<Arc<World>>) -> Response {
         .iter()
         .enumerate()
         .map(|(i, slug)| {
-            let levels: Vec<Value> = ["low", "medium", "high"]
-                .iter()
-                .map(|e| json!({"effort": e, "description": e}))
-                .collect();
+            let levels: Vec<Value> =
+                ["low", "medium", "high"].iter().map(|e| json!({"effort": e, "description": e})).collect();
             json!({
                 "slug": slug, "display_name": slug, "description": format!("Simulated {slug}"),
                 "default_reasoning_level": "medium",
@@ -111,10 +104,6 @@ pub(crate) async fn models(State(world): State<Arc<World>>) -> Response {
         })
         .collect();
     let mut resp = reply::json_status(StatusCode::OK, json!({ "models": models }));
-    reply::put(
-        resp.headers_mut(),
-        "x-models-etag",
-        format!("\"sim-{}\"", world.opts.models.len()),
-    );
+    reply::put(resp.headers_mut(), "x-models-etag", format!("\"sim-{}\"", world.opts.models.len()));
     resp
 }

@@ -2,6 +2,7 @@
 //! client and login ([`endpoint`]), the account actors' refresh through a real pool and file
 //! store ([`refresh`]), and durability of a rotation across a killed daemon ([`crash`]).
 
+mod crash;
 mod endpoint;
 mod refresh;
 

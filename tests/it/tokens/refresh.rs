@@ -130,14 +130,23 @@ async fn token_works(sim: &SimHandle, token: &str) -> bool {
     resp.is_ok_and(|r| r.status() == 200)
 }
 
-/// Takes a lease on the (only) account.
+/// Takes a lease on the (only) account. Retries for up to 2 s: a freshly started pool learns
+/// its accounts' availability asynchronously (their first push), and that is not under test.
 async fn lease(pool: &PoolHandle) -> rotor_actors::Lease {
-    pool.pick(PickRequest {
-        model: "gpt-5.5".into(),
-        ..PickRequest::default()
-    })
-    .await
-    .expect("a lease")
+    let start = Instant::now();
+    loop {
+        match pool
+            .pick(PickRequest {
+                model: "gpt-5.5".into(),
+                ..PickRequest::default()
+            })
+            .await
+        {
+            Ok(l) => return l,
+            Err(e) if start.elapsed() > Duration::from_secs(2) => panic!("no lease: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 #[tokio::test]
