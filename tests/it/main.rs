@@ -2,6 +2,7 @@
 //! servers bound on 127.0.0.1:0 or through the real `codex-rotor` binary. One module per area.
 
 mod accounts;
+mod admin;
 mod config;
 mod keys;
 mod metrics;
