@@ -99,7 +99,8 @@ async fn serve(
         model: t.model.clone(),
         client_stream: t.client_stream,
         affinity: t.affinity.as_ref().map(|a| format!("conv:{a}")),
-        review: false,
+        upstream_body: Bytes::from(t.body.to_string()),
+        turn_state: None,
         upstream_body: Bytes::from(t.body.to_string()),
     };
     let served = match failover::send(&state, &req, &headers, &mut out).await {
