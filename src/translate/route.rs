@@ -99,7 +99,7 @@ async fn serve(
         model: t.model.clone(),
         client_stream: t.client_stream,
         affinity: t.affinity.as_ref().map(|a| format!("conv:{a}")),
-        upstream_body: Bytes::from(t.body.to_string()),
+        review: false,
         turn_state: None,
         upstream_body: Bytes::from(t.body.to_string()),
     };
