@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod config;
+mod fuzz;
 mod keys;
 mod metrics;
 mod proxy;
