@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
