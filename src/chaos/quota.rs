@@ -45,6 +45,8 @@ pub struct QuotaReport {
     pub max_429s_per_account: u64,
     /// Other client-visible failures (should be 0).
     pub other_failures: u64,
+    /// The first few other failures (status and body), for diagnosis.
+    pub failure_samples: Vec<String>,
     /// Whether a client-visible 429 was reached at all.
     pub exhausted: bool,
     /// Wall time of the run.
@@ -80,6 +82,9 @@ impl QuotaReport {
         for (k, v) in rows {
             let _ = writeln!(s, "  {k:<44} {v}");
         }
+        for f in &self.failure_samples {
+            let _ = writeln!(s, "  failure sample: {f}");
+        }
         let _ = writeln!(s, "targets: ≥ 98% served, ≤ 1 upstream 429 per account: {}", if self.meets_targets() { "MET" } else { "MISSED" });
         s
     }
@@ -113,10 +118,12 @@ pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport
     let done = Arc::new(AtomicBool::new(false));
     let (ok, other) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let snapshot = Arc::new(std::sync::Mutex::new(None));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for w in 0..opts.concurrency.max(1) {
         let (http, url, done, ok, other, snapshot, sim, ids) = (http.clone(), url.clone(), done.clone(), ok.clone(), other.clone(), snapshot.clone(), sim.clone(), ids.clone());
+        let samples = samples.clone();
         workers.push(tokio::spawn(async move {
             let mut n = 0u64;
             while !done.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(600) {
@@ -125,7 +132,7 @@ pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport
                     "content": [{"type": "input_text", "text": format!("worker {w} request {n}")}]}]});
                 let r = http.post(&url).bearer_auth(key).json(&body).send().await;
                 let status = r.as_ref().map_or(0, |r| r.status().as_u16());
-                let _ = match r { Ok(r) => r.bytes().await.ok(), Err(_) => None };
+                let body = match r { Ok(r) => r.bytes().await.ok(), Err(e) => Some(e.to_string().into()) };
                 match status {
                     200 => { ok.fetch_add(1, Ordering::Relaxed); }
                     429 => {
@@ -134,7 +141,13 @@ pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport
                             if let Ok(mut s) = snapshot.lock() { *s = Some(per); }
                         }
                     }
-                    _ => { other.fetch_add(1, Ordering::Relaxed); }
+                    _ => {
+                        if other.fetch_add(1, Ordering::Relaxed) < 3
+                            && let Ok(mut s) = samples.lock()
+                        {
+                            s.push(format!("{status} {}", String::from_utf8_lossy(&body.unwrap_or_default())));
+                        }
+                    }
                 }
             }
         }));
@@ -154,6 +167,7 @@ pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport
         upstream_429s: per.iter().map(|c| c.served_429).sum(),
         max_429s_per_account: per.iter().map(|c| c.served_429).max().unwrap_or(0),
         other_failures: other.load(Ordering::Relaxed),
+        failure_samples: samples.lock().map(|s| s.clone()).unwrap_or_default(),
         exhausted,
         elapsed: t0.elapsed(),
     };
