@@ -31,11 +31,16 @@ pub struct ChildDaemon {
 /// Writes a daemon config for the simulator at `backend`/`token_url`, listening on `addr`.
 pub fn write_config(dir: &Path, addr: SocketAddr, backend: &str, token_url: &str, tick: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join("config.toml");
+    let (pool_key, admin_key) = (dir.join("pool.key"), dir.join("admin.key"));
+    std::fs::write(&pool_key, POOL_KEY).context("writing the pool key file")?;
+    std::fs::write(&admin_key, ADMIN_KEY).context("writing the admin key file")?;
     let text = format!(
         "data_dir = {data:?}\n[server]\nlisten = \"{addr}\"\nshutdown_grace = \"2s\"\n\
-         [[keys.keys]]\nname = \"chaos\"\nkey = {POOL_KEY:?}\n[admin]\nkey = {ADMIN_KEY:?}\n\
+         [[keys.keys]]\nname = \"chaos\"\nkey_file = {pk:?}\n[admin]\nkey_file = {ak:?}\n\
          [upstream]\nbase_url = {backend:?}\ntoken_url = {token_url:?}\n[pool]\ntick = {tick:?}\n",
         data = dir.join("data").display().to_string(),
+        pk = pool_key.display().to_string(),
+        ak = admin_key.display().to_string(),
     );
     std::fs::write(&path, text).context("writing the chaos config")?;
     Ok(path)

@@ -199,7 +199,8 @@ pub fn classify(kind: Kind, status: u16, retry_after: bool, body: &[u8]) -> Outc
         429 if !retry_after => Outcome::Violation("429 without Retry-After".into()),
         429 | 502 | 503 | 504 | 529 => {
             let t = v["error"]["type"].as_str().or(v["error"]["code"].as_str()).unwrap_or("?");
-            Outcome::ProtocolError(format!("{status} {t}"))
+            let why: String = v["error"]["message"].as_str().unwrap_or("").chars().take(200).collect();
+            Outcome::ProtocolError(format!("{status} {t}: {why}"))
         }
         _ => Outcome::Violation(format!("unexpected status {status}: {v}")),
     }

@@ -63,7 +63,7 @@ impl ChaosReport {
                 Outcome::Success => "success".to_string(),
                 Outcome::ProtocolError(l) => format!("protocol error: {l}"),
                 Outcome::CutByKill => "cut by SIGKILL".to_string(),
-                Outcome::Violation(v) => format!("VIOLATION: {}", v.chars().take(90).collect::<String>()),
+                Outcome::Violation(v) => format!("VIOLATION: {}", v.chars().take(200).collect::<String>()),
             };
             *t.entry((r.kind, label)).or_insert(0) += 1;
         }

@@ -4,7 +4,7 @@
 //! run: 0–10 % warm-up · 10–45 % storm · kill + restart · 45–50 % warm-up · 50–85 % storm ·
 //! 85–100 % calm.
 
-use super::daemon::{ADMIN_KEY, ChildDaemon, POOL_KEY, free_addr, write_config};
+use super::daemon::{ChildDaemon, POOL_KEY, free_addr, write_config};
 use super::load::{Load, Outcome};
 use super::report::ChaosReport;
 use super::{faults, locks};
@@ -95,8 +95,8 @@ pub async fn chaos(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     let data = dir.join("data");
     let sim_ids = seed_accounts(&sim, &data, opts.accounts)?;
     let tick = format!("{}ms", opts.tick.as_millis());
-    let config = write_config(&dir, free_addr()?, &sim.backend_url(), &sim.token_url(), &tick)?;
     let addr = free_addr()?;
+    let config = write_config(&dir, addr, &sim.backend_url(), &sim.token_url(), &tick)?;
     let mut daemon = ChildDaemon::start(opts.bin.clone(), config, dir.join("daemon.log"), addr).await?;
     let t0 = Instant::now();
     let load = Load::new(daemon.base_url(), POOL_KEY.into(), t0)?;
@@ -125,7 +125,6 @@ pub async fn chaos(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     } else {
         report.figures.push(("work dir (kept: data, config, daemon.log)".into(), dir.display().to_string()));
     }
-    let _ = ADMIN_KEY;
     Ok(report)
 }
 
@@ -308,7 +307,6 @@ fn fill_figures(sim: &SimHandle, report: &mut ChaosReport, tl: &Timeline, opts: 
     report.check("the faults actually hit", c.faults > 0 && c.served_401 > 0 && c.refreshes > 0, format!("{} faults, {} 401s, {} refreshes", c.faults, c.served_401, c.refreshes));
     report.upstream = vec![
         ("responses requests".into(), c.requests),
-        ("completed".into(), c.completed),
         ("429 served".into(), c.served_429),
         ("401 served".into(), c.served_401),
         ("403 served".into(), c.served_403),

@@ -3,11 +3,13 @@
 
 mod accounts;
 mod admin;
+mod chaos;
 mod config;
 mod fuzz;
 mod keys;
 mod metrics;
 mod proxy;
+mod quota_efficiency;
 mod sim;
 mod store;
 mod support;
