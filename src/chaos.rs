@@ -17,6 +17,7 @@ mod locks;
 pub mod quota;
 pub mod report;
 mod run;
+pub mod scaling;
 
 pub use report::ChaosReport;
 pub use run::{ChaosOptions, chaos};
@@ -46,6 +47,18 @@ pub struct ChaosArgs {
     /// Quota scenario: tokens per account per primary window.
     #[arg(long, default_value_t = 20_000)]
     pub quota_tokens: u64,
+    /// Run the scaling table instead: pool sizes × concurrency (use a release build).
+    #[arg(long)]
+    pub scaling: bool,
+    /// Scaling: pool sizes.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000")]
+    pub scaling_accounts: Vec<usize>,
+    /// Scaling: concurrent streams per cell.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    pub scaling_concurrency: Vec<usize>,
+    /// Scaling: seconds of load per cell.
+    #[arg(long, default_value_t = 5.0)]
+    pub cell_seconds: f64,
     /// The daemon binary; default: this executable.
     #[arg(long, value_name = "PATH")]
     pub daemon_bin: Option<PathBuf>,
@@ -68,6 +81,18 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         Some(b) => b,
         None => std::env::current_exe()?,
     };
+    if args.scaling {
+        let opts = scaling::ScalingOptions {
+            bin,
+            accounts: args.scaling_accounts,
+            concurrency: args.scaling_concurrency,
+            cell: Duration::from_secs_f64(args.cell_seconds.max(0.5)),
+            hold: 256,
+        };
+        let rows = scaling::scaling(&opts).await?;
+        println!("{}", scaling::render(&rows));
+        return Ok(());
+    }
     let opts = ChaosOptions {
         bin,
         duration: Duration::from_secs_f64((args.minutes * 60.0).max(10.0)),

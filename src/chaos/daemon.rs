@@ -123,6 +123,11 @@ impl ChildDaemon {
         }
     }
 
+    /// The child's process id, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Resident set size in KiB (from `/proc/<pid>/status`), if running.
     pub fn rss_kib(&self) -> Option<u64> {
         let pid = self.child.as_ref()?.id();
