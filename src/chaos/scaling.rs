@@ -45,6 +45,8 @@ pub struct Cell {
     pub p99_ms: f64,
     /// Daemon CPU (user + system) per completed request, ms.
     pub cpu_ms_per_req: f64,
+    /// Why requests failed: "status message" → count.
+    pub failures: std::collections::BTreeMap<String, u64>,
 }
 
 /// One pool size.
@@ -100,14 +102,14 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
     let _ = run_cell(&http, &url, 8, Duration::from_secs(1), None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     row.rss_idle_kib = daemon.rss_kib().unwrap_or(0);
+    let (held, per) = hold(&sim, &daemon, &http, &url, opts.hold).await;
+    row.held = held;
+    row.kib_per_stream = per;
     let pid = daemon_pid(&daemon);
     for &c in &opts.concurrency {
         row.cells.push(run_cell(&http, &url, c, opts.cell, pid).await);
     }
     row.rss_after_kib = daemon.rss_kib().unwrap_or(0);
-    let (held, per) = hold(&sim, &daemon, &http, &url, opts.hold).await;
-    row.held = held;
-    row.kib_per_stream = per;
     drop(daemon);
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -127,7 +129,7 @@ async fn run_cell(http: &reqwest::Client, url: &str, c: usize, len: Duration, pi
     for w in 0..c.max(1) {
         let (http, url, stop) = (http.clone(), url.to_string(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let (mut lat, mut failed) = (Vec::new(), 0u64);
+            let (mut lat, mut failed) = (Vec::new(), std::collections::BTreeMap::<String, u64>::new());
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
@@ -135,14 +137,20 @@ async fn run_cell(http: &reqwest::Client, url: &str, c: usize, len: Duration, pi
                     "content": [{"type": "input_text", "text": format!("scaling {w}/{i}")}]}]});
                 let s = Instant::now();
                 let r = http.post(&url).bearer_auth(POOL_KEY).json(&body).send().await;
-                let ok = match r {
-                    Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
-                    Err(_) => false,
+                let why = match r {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        match r.bytes().await {
+                            Ok(_) if status == 200 => None,
+                            Ok(b) => Some(format!("{status} {}", failure_reason(&b))),
+                            Err(e) => Some(format!("{status} body: {e}")),
+                        }
+                    }
+                    Err(e) => Some(format!("transport: {e}")),
                 };
-                if ok {
-                    lat.push(s.elapsed().as_secs_f64() * 1000.0);
-                } else {
-                    failed += 1;
+                match why {
+                    None => lat.push(s.elapsed().as_secs_f64() * 1000.0),
+                    Some(w) => *failed.entry(w).or_insert(0) += 1,
                 }
             }
             (lat, failed)
@@ -150,13 +158,16 @@ async fn run_cell(http: &reqwest::Client, url: &str, c: usize, len: Duration, pi
     }
     tokio::time::sleep(len).await;
     stop.store(true, Ordering::Relaxed);
-    let (mut lat, mut failed) = (Vec::new(), 0);
+    let (mut lat, mut failures) = (Vec::new(), std::collections::BTreeMap::new());
     for t in tasks {
         if let Ok((l, f)) = t.await {
             lat.extend(l);
-            failed += f;
+            for (k, v) in f {
+                *failures.entry(k).or_insert(0) += v;
+            }
         }
     }
+    let failed = failures.values().sum();
     let secs = t0.elapsed().as_secs_f64();
     let cpu = match (cpu0, pid.and_then(cpu_ms_of)) {
         (Some(a), Some(b)) => (b - a) as f64,
@@ -172,7 +183,16 @@ async fn run_cell(http: &reqwest::Client, url: &str, c: usize, len: Duration, pi
         p50_ms: q(0.50),
         p99_ms: q(0.99),
         cpu_ms_per_req: cpu / (lat.len().max(1) as f64),
+        failures,
     }
+}
+
+/// The error code (or the start of the message) of a failed answer, for grouping.
+fn failure_reason(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let code = v["error"]["code"].as_str().or(v["error"]["type"].as_str()).unwrap_or("?");
+    let msg: String = v["error"]["message"].as_str().unwrap_or("").chars().take(60).collect();
+    format!("{code}: {msg}")
 }
 
 /// Holds up to `n` streams open (upstream stalls after its first event) and returns
@@ -216,6 +236,13 @@ pub fn render(rows: &[Row]) -> String {
                 "| | | | | | |".to_string()
             };
             let _ = writeln!(s, "{head} {} | {:.0} | {:.2} | {:.2} | {:.3} | {} |", c.concurrency, c.rps, c.p50_ms, c.p99_ms, c.cpu_ms_per_req, c.failed);
+        }
+    }
+    for r in rows {
+        for c in &r.cells {
+            for (why, n) in &c.failures {
+                let _ = writeln!(s, "\n- {} accounts, c={}: {n} × {why}", r.accounts, c.concurrency);
+            }
         }
     }
     s
