@@ -123,7 +123,10 @@ impl Load {
                     let mut i = w as u64;
                     while me.running.load(Ordering::Relaxed) {
                         let kind = KINDS[(i % KINDS.len() as u64) as usize];
-                        me.one(kind, i).await;
+                        if me.one(kind, i).await != Outcome::Success {
+                            // A real client backs off after an error instead of spinning on it.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
                         i += 7;
                     }
                 })

@@ -179,8 +179,10 @@ async fn drive(
         }
         let storming = (storm1 && f < 0.45) || (storm2 && !calm);
         if storming && t >= next_expire {
-            next_expire = t + 2.0;
-            faults::expire_some(sim, sim_ids, tl.expired_rounds, 3);
+            // 20 per minute: inside the daemon's default refresh budget (30/min), so the run
+            // tests recovery, not the budget's queue.
+            next_expire = t + 3.0;
+            faults::expire_some(sim, sim_ids, tl.expired_rounds, 1);
             tl.expired_rounds += 1;
         }
         if t >= next_sample {
@@ -268,13 +270,18 @@ async fn on_disk(sim: &SimHandle, data: &Path, sim_ids: &[String], report: &mut 
             dead.push(format!("{}: no refresh token", r.id));
             continue;
         };
-        if r.status != rotor_actors::Status::Active {
+        if matches!(r.status, rotor_actors::Status::Expired | rotor_actors::Status::Banned) {
             dead.push(format!("{}: {:?} {:?}", r.id, r.status, r.status_reason));
         }
         if let Err(e) = refresher.refresh(rt, RefreshReason::ProactiveExpiry).await {
             dead.push(format!("{}: refresh token on disk refused: {e:?}", r.id));
         }
     }
+    let statuses = recs.iter().fold(std::collections::BTreeMap::<&str, usize>::new(), |mut m, r| {
+        *m.entry(r.status.as_str()).or_default() += 1;
+        m
+    });
+    report.figures.push(("account statuses on disk at the end".into(), format!("{statuses:?}")));
     report.check(
         "no refresh token lost (disk = newest the sim issued)",
         dead.is_empty() && !recs.is_empty(),
@@ -319,7 +326,7 @@ fn fill_figures(sim: &SimHandle, report: &mut ChaosReport, tl: &Timeline, opts: 
     for (label, f) in faults::storm() {
         report.injected.push((label.to_string(), format!("p = {}", f.probability.unwrap_or(1.0))));
     }
-    report.injected.push(("access tokens expired (→ 401 → refresh)".into(), format!("{} accounts", tl.expired_rounds * 3)));
+    report.injected.push(("access tokens expired (→ 401 → refresh)".into(), format!("{} accounts (1 every 3 s)", tl.expired_rounds)));
     report.injected.push((
         "SIGKILL + restart of the daemon".into(),
         match (opts.kill, tl.restart_ms) {
