@@ -103,6 +103,10 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     };
     let report = chaos(&opts).await?;
     println!("{}", report.render());
-    anyhow::ensure!(report.passed(), "chaos checks failed:\n  {}", report.failures().join("\n  "));
+    anyhow::ensure!(
+        report.passed(),
+        "chaos checks failed:\n  {}",
+        report.failures().join("\n  ")
+    );
     Ok(())
 }

@@ -29,7 +29,13 @@ pub struct ChildDaemon {
 }
 
 /// Writes a daemon config for the simulator at `backend`/`token_url`, listening on `addr`.
-pub fn write_config(dir: &Path, addr: SocketAddr, backend: &str, token_url: &str, tick: &str) -> anyhow::Result<PathBuf> {
+pub fn write_config(
+    dir: &Path,
+    addr: SocketAddr,
+    backend: &str,
+    token_url: &str,
+    tick: &str,
+) -> anyhow::Result<PathBuf> {
     let path = dir.join("config.toml");
     let (pool_key, admin_key) = (dir.join("pool.key"), dir.join("admin.key"));
     std::fs::write(&pool_key, POOL_KEY).context("writing the pool key file")?;
@@ -54,15 +60,33 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
 
 impl ChildDaemon {
     /// Starts the daemon and waits until `/healthz` answers.
-    pub async fn start(bin: PathBuf, config: PathBuf, log: PathBuf, addr: SocketAddr) -> anyhow::Result<ChildDaemon> {
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
-        let mut d = ChildDaemon { bin, config, log, addr, child: None, http };
+    pub async fn start(
+        bin: PathBuf,
+        config: PathBuf,
+        log: PathBuf,
+        addr: SocketAddr,
+    ) -> anyhow::Result<ChildDaemon> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let mut d = ChildDaemon {
+            bin,
+            config,
+            log,
+            addr,
+            child: None,
+            http,
+        };
         d.spawn().await?;
         Ok(d)
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = Command::new(&self.bin)
             .arg("serve")
             .arg("--config")
@@ -79,18 +103,28 @@ impl ChildDaemon {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                anyhow::bail!("the daemon exited at start ({status}); see {}", self.log.display());
+                anyhow::bail!(
+                    "the daemon exited at start ({status}); see {}",
+                    self.log.display()
+                );
             }
             if self.get_ok("/healthz").await {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        anyhow::bail!("the daemon did not become healthy in 30 s; see {}", self.log.display())
+        anyhow::bail!(
+            "the daemon did not become healthy in 30 s; see {}",
+            self.log.display()
+        )
     }
 
     async fn get_ok(&self, path: &str) -> bool {
-        self.http.get(format!("http://{}{path}", self.addr)).send().await.is_ok_and(|r| r.status().is_success())
+        self.http
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
     }
 
     /// SIGKILL: no destructors, no flush, no graceful anything.
@@ -110,7 +144,10 @@ impl ChildDaemon {
     /// SIGTERM and wait (bounded), so the pool flushes every account file.
     pub async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(15) {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -142,7 +179,12 @@ impl ChildDaemon {
 
     /// `GET /admin{path}` as JSON.
     pub async fn admin(&self, path: &str) -> anyhow::Result<Value> {
-        let r = self.http.get(format!("http://{}/admin{path}", self.addr)).bearer_auth(ADMIN_KEY).send().await?;
+        let r = self
+            .http
+            .get(format!("http://{}/admin{path}", self.addr))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await?;
         anyhow::ensure!(r.status().is_success(), "admin {path}: {}", r.status());
         Ok(r.json().await?)
     }

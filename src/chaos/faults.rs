@@ -9,11 +9,37 @@ use crate::sim::{FaultKind, FaultSpec, SimHandle};
 pub fn storm() -> Vec<(&'static str, FaultSpec)> {
     let p = |kind, prob| FaultSpec::always(kind).with_probability(prob);
     vec![
-        ("429 rate limit (Retry-After 2 s)", p(FaultKind::RateLimit { retry_after_secs: Some(2) }, 0.02)),
+        (
+            "429 rate limit (Retry-After 2 s)",
+            p(
+                FaultKind::RateLimit {
+                    retry_after_secs: Some(2),
+                },
+                0.02,
+            ),
+        ),
         ("500", p(FaultKind::ServerError, 0.02)),
         ("503 overloaded", p(FaultKind::Overloaded, 0.02)),
-        ("premature close mid-chunk", p(FaultKind::PrematureClose { after_events: 2, mid_chunk: true }, 0.02)),
-        ("premature close, clean end", p(FaultKind::PrematureClose { after_events: 1, mid_chunk: false }, 0.01)),
+        (
+            "premature close mid-chunk",
+            p(
+                FaultKind::PrematureClose {
+                    after_events: 2,
+                    mid_chunk: true,
+                },
+                0.02,
+            ),
+        ),
+        (
+            "premature close, clean end",
+            p(
+                FaultKind::PrematureClose {
+                    after_events: 1,
+                    mid_chunk: false,
+                },
+                0.01,
+            ),
+        ),
         ("Cloudflare challenge", p(FaultKind::Cloudflare, 0.003)),
         ("connection reset", p(FaultKind::Reset, 0.01)),
     ]

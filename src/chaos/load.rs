@@ -46,7 +46,10 @@ impl Kind {
     }
 
     fn streamed(self) -> bool {
-        matches!(self, Kind::ResponsesStream | Kind::ChatStream | Kind::MessagesStream)
+        matches!(
+            self,
+            Kind::ResponsesStream | Kind::ChatStream | Kind::MessagesStream
+        )
     }
 
     fn body(self, n: u64) -> Value {
@@ -57,8 +60,10 @@ impl Kind {
                 "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]}),
             Kind::ChatStream | Kind::Chat => json!({"model": "gpt-5.5", "stream": stream,
                 "messages": [{"role": "user", "content": text}]}),
-            Kind::MessagesStream | Kind::Messages => json!({"model": "claude-sonnet-4-5", "stream": stream,
-                "max_tokens": 256, "messages": [{"role": "user", "content": text}]}),
+            Kind::MessagesStream | Kind::Messages => {
+                json!({"model": "claude-sonnet-4-5", "stream": stream,
+                "max_tokens": 256, "messages": [{"role": "user", "content": text}]})
+            }
         }
     }
 }
@@ -111,7 +116,14 @@ impl Load {
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build()?;
-        Ok(Arc::new(Load { base, key, running: AtomicBool::new(true), records: Mutex::new(Vec::new()), t0, http }))
+        Ok(Arc::new(Load {
+            base,
+            key,
+            running: AtomicBool::new(true),
+            records: Mutex::new(Vec::new()),
+            t0,
+            http,
+        }))
     }
 
     /// Spawns `n` workers; they stop when `running` is cleared.
@@ -140,7 +152,11 @@ impl Load {
         let outcome = self.send(kind, n).await;
         let end = self.t0.elapsed();
         if let Ok(mut r) = self.records.lock() {
-            r.push(Record { kind, outcome: outcome.clone(), span: (start, end) });
+            r.push(Record {
+                kind,
+                outcome: outcome.clone(),
+                span: (start, end),
+            });
         }
         outcome
     }
@@ -184,16 +200,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Classifies a complete answer.
 pub fn classify(kind: Kind, status: u16, retry_after: bool, body: &[u8]) -> Outcome {
     if status == 200 {
-        return if kind.streamed() { classify_stream(kind, body) } else { classify_json(kind, body) };
+        return if kind.streamed() {
+            classify_stream(kind, body)
+        } else {
+            classify_json(kind, body)
+        };
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return Outcome::Violation(format!("{status} with a non-JSON body"));
     };
     let shaped = match kind {
         Kind::MessagesStream | Kind::Messages => {
-            v["type"] == "error" && v["error"]["type"].is_string() && v["error"]["message"].is_string()
+            v["type"] == "error"
+                && v["error"]["type"].is_string()
+                && v["error"]["message"].is_string()
         }
-        _ => v["error"]["message"].is_string() && (v["error"]["type"].is_string() || v["error"]["code"].is_string()),
+        _ => {
+            v["error"]["message"].is_string()
+                && (v["error"]["type"].is_string() || v["error"]["code"].is_string())
+        }
     };
     if !shaped {
         return Outcome::Violation(format!("{status} without the protocol's error shape: {v}"));
@@ -201,8 +226,16 @@ pub fn classify(kind: Kind, status: u16, retry_after: bool, body: &[u8]) -> Outc
     match status {
         429 if !retry_after => Outcome::Violation("429 without Retry-After".into()),
         429 | 502 | 503 | 504 | 529 => {
-            let t = v["error"]["type"].as_str().or(v["error"]["code"].as_str()).unwrap_or("?");
-            let why: String = v["error"]["message"].as_str().unwrap_or("").chars().take(200).collect();
+            let t = v["error"]["type"]
+                .as_str()
+                .or(v["error"]["code"].as_str())
+                .unwrap_or("?");
+            let why: String = v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
             Outcome::ProtocolError(format!("{status} {t}: {why}"))
         }
         _ => Outcome::Violation(format!("unexpected status {status}: {v}")),
@@ -218,36 +251,56 @@ fn classify_json(kind: Kind, body: &[u8]) -> Outcome {
         Kind::Chat => v["choices"][0]["message"].is_object(),
         _ => v["type"] == "message" && v["content"].is_array(),
     };
-    if ok { Outcome::Success } else { Outcome::Violation(format!("200 but not a complete answer: {v}")) }
+    if ok {
+        Outcome::Success
+    } else {
+        Outcome::Violation(format!("200 but not a complete answer: {v}"))
+    }
 }
 
 fn classify_stream(kind: Kind, body: &[u8]) -> Outcome {
     let mut parser = crate::sse::SseParser::new();
     let mut events = parser.feed(body);
     events.extend(parser.finish());
-    let last = events.iter().rev().find_map(|e| {
-        let data = String::from_utf8_lossy(&e.data).into_owned();
-        Some((e.event.clone(), data))
+    let last = events.last().map(|e| {
+        (
+            e.event.clone(),
+            String::from_utf8_lossy(&e.data).into_owned(),
+        )
     });
     let Some((event, data)) = last else {
         return Outcome::Violation("200 stream with no event at all".into());
     };
-    let ty = serde_json::from_str::<Value>(&data).ok().and_then(|v| v["type"].as_str().map(str::to_owned));
+    let ty = serde_json::from_str::<Value>(&data)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_owned));
     match kind {
         Kind::ResponsesStream => match ty.as_deref() {
             Some("response.completed") => Outcome::Success,
-            Some(t @ ("response.failed" | "response.incomplete" | "error")) => Outcome::ProtocolError(format!("stream {t}")),
-            other => Outcome::Violation(format!("responses stream ended without a terminal event (last {other:?})")),
+            Some(t @ ("response.failed" | "response.incomplete" | "error")) => {
+                Outcome::ProtocolError(format!("stream {t}"))
+            }
+            other => Outcome::Violation(format!(
+                "responses stream ended without a terminal event (last {other:?})"
+            )),
         },
         Kind::ChatStream if data == "[DONE]" => {
-            let errored = events.iter().any(|e| serde_json::from_slice::<Value>(&e.data).is_ok_and(|v| v.get("error").is_some()));
-            if errored { Outcome::ProtocolError("stream error + [DONE]".into()) } else { Outcome::Success }
+            let errored = events.iter().any(|e| {
+                serde_json::from_slice::<Value>(&e.data).is_ok_and(|v| v.get("error").is_some())
+            });
+            if errored {
+                Outcome::ProtocolError("stream error + [DONE]".into())
+            } else {
+                Outcome::Success
+            }
         }
         Kind::ChatStream => Outcome::Violation("chat stream ended without [DONE]".into()),
         _ => match event.as_deref() {
             Some("message_stop") => Outcome::Success,
             Some("error") => Outcome::ProtocolError("stream event: error".into()),
-            other => Outcome::Violation(format!("messages stream ended without message_stop/error (last {other:?})")),
+            other => Outcome::Violation(format!(
+                "messages stream ended without message_stop/error (last {other:?})"
+            )),
         },
     }
 }

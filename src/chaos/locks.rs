@@ -38,14 +38,22 @@ pub fn overdue(accounts: &Value, now_ms: i64, slack_ms: i64) -> Vec<Overdue> {
                 (None, None) => continue, // probed on the next tick; covered by the next sample
             };
             if now_ms > deadline + slack_ms {
-                out.push(Overdue { id: id.clone(), what: name.into(), late_ms: now_ms - deadline - slack_ms });
+                out.push(Overdue {
+                    id: id.clone(),
+                    what: name.into(),
+                    late_ms: now_ms - deadline - slack_ms,
+                });
             }
         }
         if let Some(until) = a["cooldown_until"].as_i64()
             && now_ms > until + slack_ms
             && a["derived_status"] == "cooling_down"
         {
-            out.push(Overdue { id: id.clone(), what: "cooldown".into(), late_ms: now_ms - until - slack_ms });
+            out.push(Overdue {
+                id: id.clone(),
+                what: "cooldown".into(),
+                late_ms: now_ms - until - slack_ms,
+            });
         }
     }
     out
@@ -53,5 +61,10 @@ pub fn overdue(accounts: &Value, now_ms: i64, slack_ms: i64) -> Vec<Overdue> {
 
 /// Sum of in-flight leases over every account.
 pub fn leases(accounts: &Value) -> u64 {
-    accounts["accounts"].as_array().into_iter().flatten().filter_map(|a| a["leases"].as_u64()).sum()
+    accounts["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["leases"].as_u64())
+        .sum()
 }

@@ -61,21 +61,38 @@ impl QuotaReport {
 
     /// ≥ 98 % served, ≤ 1 upstream 429 per account, the pool actually exhausted, no other errors.
     pub fn meets_targets(&self) -> bool {
-        self.exhausted && self.share() >= 0.98 && self.max_429s_per_account <= 1 && self.other_failures == 0
+        self.exhausted
+            && self.share() >= 0.98
+            && self.max_429s_per_account <= 1
+            && self.other_failures == 0
     }
 
     /// The summary table.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "codex-rotor quota efficiency: {} accounts, {} tokens each", self.accounts, self.total_quota / self.accounts.max(1) as u64);
+        let _ = writeln!(
+            s,
+            "codex-rotor quota efficiency: {} accounts, {} tokens each",
+            self.accounts,
+            self.total_quota / self.accounts.max(1) as u64
+        );
         let rows = [
             ("pool quota (tokens)", self.total_quota.to_string()),
-            ("served before first client 429 (capped)", format!("{} ({:.2}%)", self.served_capped, self.share() * 100.0)),
+            (
+                "served before first client 429 (capped)",
+                format!("{} ({:.2}%)", self.served_capped, self.share() * 100.0),
+            ),
             ("charged upstream (uncapped)", self.served_raw.to_string()),
             ("successful client requests", self.ok_requests.to_string()),
             ("upstream 429s hit (total)", self.upstream_429s.to_string()),
-            ("upstream 429s, worst account", self.max_429s_per_account.to_string()),
-            ("other client-visible failures", self.other_failures.to_string()),
+            (
+                "upstream 429s, worst account",
+                self.max_429s_per_account.to_string(),
+            ),
+            (
+                "other client-visible failures",
+                self.other_failures.to_string(),
+            ),
             ("client 429 reached", self.exhausted.to_string()),
             ("elapsed", format!("{:.1} s", self.elapsed.as_secs_f64())),
         ];
@@ -85,7 +102,15 @@ impl QuotaReport {
         for f in &self.failure_samples {
             let _ = writeln!(s, "  failure sample: {f}");
         }
-        let _ = writeln!(s, "targets: ≥ 98% served, ≤ 1 upstream 429 per account: {}", if self.meets_targets() { "MET" } else { "MISSED" });
+        let _ = writeln!(
+            s,
+            "targets: ≥ 98% served, ≤ 1 upstream 429 per account: {}",
+            if self.meets_targets() {
+                "MET"
+            } else {
+                "MISSED"
+            }
+        );
         s
     }
 }
@@ -93,11 +118,18 @@ impl QuotaReport {
 /// Runs the scenario.
 pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport> {
     let sim = Simulator::start(SimOptions::default(), ([127, 0, 0, 1], 0).into()).await?;
-    let dir = std::env::temp_dir().join(format!("codex-rotor-quota-{}-{}", std::process::id(), super::run::now_ms()));
+    let dir = std::env::temp_dir().join(format!(
+        "codex-rotor-quota-{}-{}",
+        std::process::id(),
+        super::run::now_ms()
+    ));
     let (store, _, _) = FileStore::open(&dir)?;
     let (mut records, mut ids) = (Vec::new(), Vec::new());
     for _ in 0..opts.accounts {
-        let spec = AccountSpec { primary_quota_tokens: Some(opts.quota_tokens), ..AccountSpec::default() };
+        let spec = AccountSpec {
+            primary_quota_tokens: Some(opts.quota_tokens),
+            ..AccountSpec::default()
+        };
         let created = sim.create_account(spec);
         for rec in crate::demo::import_auth_json(&created.auth_json)? {
             store.save(&rec)?;
@@ -111,10 +143,17 @@ pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport
     cfg.data_dir = dir.clone();
     cfg.upstream.base_url = sim.backend_url();
     cfg.upstream.token_url = sim.token_url();
-    cfg.keys.keys = vec![ClientKeyConfig { name: "quota".into(), key: Some(Secret::new(key.to_owned())), ..ClientKeyConfig::default() }];
+    cfg.keys.keys = vec![ClientKeyConfig {
+        name: "quota".into(),
+        key: Some(Secret::new(key.to_owned())),
+        ..ClientKeyConfig::default()
+    }];
     let daemon = crate::server::start(cfg, Arc::new(store), records).await?;
     let url = format!("http://{}/v1/responses", daemon.addr);
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()?;
     let done = Arc::new(AtomicBool::new(false));
     let (ok, other) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let snapshot = Arc::new(std::sync::Mutex::new(None));
@@ -122,7 +161,16 @@ pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for w in 0..opts.concurrency.max(1) {
-        let (http, url, done, ok, other, snapshot, sim, ids) = (http.clone(), url.clone(), done.clone(), ok.clone(), other.clone(), snapshot.clone(), sim.clone(), ids.clone());
+        let (http, url, done, ok, other, snapshot, sim, ids) = (
+            http.clone(),
+            url.clone(),
+            done.clone(),
+            ok.clone(),
+            other.clone(),
+            snapshot.clone(),
+            sim.clone(),
+            ids.clone(),
+        );
         let samples = samples.clone();
         workers.push(tokio::spawn(async move {
             let mut n = 0u64;

@@ -42,7 +42,11 @@ pub struct ChaosReport {
 impl ChaosReport {
     /// Adds a check.
     pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
-        self.checks.push(Check { name: name.into(), ok, detail: detail.into() });
+        self.checks.push(Check {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        });
     }
 
     /// True iff every check held.
@@ -52,7 +56,11 @@ impl ChaosReport {
 
     /// The checks that failed, one line each.
     pub fn failures(&self) -> Vec<String> {
-        self.checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect()
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect()
     }
 
     /// Counts of outcomes per kind.
@@ -63,7 +71,9 @@ impl ChaosReport {
                 Outcome::Success => "success".to_string(),
                 Outcome::ProtocolError(l) => format!("protocol error: {l}"),
                 Outcome::CutByKill => "cut by SIGKILL".to_string(),
-                Outcome::Violation(v) => format!("VIOLATION: {}", v.chars().take(200).collect::<String>()),
+                Outcome::Violation(v) => {
+                    format!("VIOLATION: {}", v.chars().take(200).collect::<String>())
+                }
             };
             *t.entry((r.kind, label)).or_insert(0) += 1;
         }
@@ -74,8 +84,17 @@ impl ChaosReport {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let secs = self.duration.as_secs_f64().max(0.001);
-        let _ = writeln!(s, "codex-rotor chaos: {} accounts, {} concurrent clients, {:.0} s of load", self.accounts, self.concurrency, secs);
-        let _ = writeln!(s, "\nclient requests: {} ({:.1}/s)", self.records.len(), self.records.len() as f64 / secs);
+        let _ = writeln!(
+            s,
+            "codex-rotor chaos: {} accounts, {} concurrent clients, {:.0} s of load",
+            self.accounts, self.concurrency, secs
+        );
+        let _ = writeln!(
+            s,
+            "\nclient requests: {} ({:.1}/s)",
+            self.records.len(),
+            self.records.len() as f64 / secs
+        );
         let _ = writeln!(s, "  {:<16} {:>7}  outcome", "kind", "count");
         for ((kind, label), n) in self.outcome_table() {
             let _ = writeln!(s, "  {:<16} {:>7}  {label}", format!("{kind:?}"), n);
@@ -94,9 +113,19 @@ impl ChaosReport {
         }
         let _ = writeln!(s, "\nchecks:");
         for c in &self.checks {
-            let _ = writeln!(s, "  [{}] {:<52} {}", if c.ok { "PASS" } else { "FAIL" }, c.name, c.detail);
+            let _ = writeln!(
+                s,
+                "  [{}] {:<52} {}",
+                if c.ok { "PASS" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
-        let _ = writeln!(s, "\nverdict: {}", if self.passed() { "PASS" } else { "FAIL" });
+        let _ = writeln!(
+            s,
+            "\nverdict: {}",
+            if self.passed() { "PASS" } else { "FAIL" }
+        );
         s
     }
 }

@@ -52,12 +52,18 @@ impl Default for ChaosOptions {
 }
 
 pub(super) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A fresh work directory under the system temp dir.
 fn work_dir() -> anyhow::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("codex-rotor-chaos-{}-{}", std::process::id(), now_ms()));
+    let d = std::env::temp_dir().join(format!(
+        "codex-rotor-chaos-{}-{}",
+        std::process::id(),
+        now_ms()
+    ));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
@@ -90,14 +96,19 @@ struct Timeline {
 /// Runs one chaos scenario and returns its report (checks included).
 pub async fn chaos(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     let dir = work_dir()?;
-    let sim_opts = SimOptions { event_delay: opts.event_delay, answer_words: 12, ..SimOptions::default() };
+    let sim_opts = SimOptions {
+        event_delay: opts.event_delay,
+        answer_words: 12,
+        ..SimOptions::default()
+    };
     let sim = Simulator::start(sim_opts, ([127, 0, 0, 1], 0).into()).await?;
     let data = dir.join("data");
     let sim_ids = seed_accounts(&sim, &data, opts.accounts)?;
     let tick = format!("{}ms", opts.tick.as_millis());
     let addr = free_addr()?;
     let config = write_config(&dir, addr, &sim.backend_url(), &sim.token_url(), &tick)?;
-    let mut daemon = ChildDaemon::start(opts.bin.clone(), config, dir.join("daemon.log"), addr).await?;
+    let mut daemon =
+        ChildDaemon::start(opts.bin.clone(), config, dir.join("daemon.log"), addr).await?;
     let t0 = Instant::now();
     let load = Load::new(daemon.base_url(), POOL_KEY.into(), t0)?;
     let workers = load.spawn(opts.concurrency);
@@ -113,7 +124,12 @@ pub async fn chaos(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         duration: t0.elapsed(),
         ..ChaosReport::default()
     };
-    report.records = std::mem::take(&mut *load.records.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    report.records = std::mem::take(
+        &mut *load
+            .records
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?,
+    );
     attribute_kill_cuts(&mut report, tl.kill_window);
     after_load(opts, &mut daemon, &mut report, &tl).await;
     daemon.stop().await;
@@ -123,7 +139,10 @@ pub async fn chaos(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     if report.passed() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
-        report.figures.push(("work dir (kept: data, config, daemon.log)".into(), dir.display().to_string()));
+        report.figures.push((
+            "work dir (kept: data, config, daemon.log)".into(),
+            dir.display().to_string(),
+        ));
     }
     Ok(report)
 }
@@ -152,7 +171,9 @@ async fn drive(
             storm1 = true;
             if !opts.kill {
                 tl.baseline_rss = daemon.rss_kib();
-                tl.baseline_cpu = daemon.cpu_ms().map(|c| (c, load.records.lock().map_or(0, |r| r.len())));
+                tl.baseline_cpu = daemon
+                    .cpu_ms()
+                    .map(|c| (c, load.records.lock().map_or(0, |r| r.len())));
             }
             faults::start_storm(sim);
         }
@@ -169,7 +190,9 @@ async fn drive(
             storm2 = true;
             if opts.kill {
                 tl.baseline_rss = daemon.rss_kib();
-                tl.baseline_cpu = daemon.cpu_ms().map(|c| (c, load.records.lock().map_or(0, |r| r.len())));
+                tl.baseline_cpu = daemon
+                    .cpu_ms()
+                    .map(|c| (c, load.records.lock().map_or(0, |r| r.len())));
             }
             faults::start_storm(sim);
         }
@@ -208,26 +231,50 @@ fn attribute_kill_cuts(report: &mut ChaosReport, window: Option<(Duration, Durat
 }
 
 /// Checks taken on the running daemon after the load stopped: leases, locks, memory.
-async fn after_load(opts: &ChaosOptions, daemon: &mut ChildDaemon, report: &mut ChaosReport, tl: &Timeline) {
+async fn after_load(
+    opts: &ChaosOptions,
+    daemon: &mut ChildDaemon,
+    report: &mut ChaosReport,
+    tl: &Timeline,
+) {
     let start = Instant::now();
     let (mut in_flight, mut leases) = (u64::MAX, u64::MAX);
     while start.elapsed() < Duration::from_secs(10) {
         let pool = daemon.admin("/pool").await.ok();
         let accounts = daemon.admin("/accounts").await.ok();
-        in_flight = pool.as_ref().and_then(|p| p["in_flight"].as_u64()).unwrap_or(u64::MAX);
+        in_flight = pool
+            .as_ref()
+            .and_then(|p| p["in_flight"].as_u64())
+            .unwrap_or(u64::MAX);
         leases = accounts.as_ref().map_or(u64::MAX, locks::leases);
         if in_flight == 0 && leases == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    report.check("in-flight leases return to 0", in_flight == 0 && leases == 0, format!("pool in_flight {in_flight}, sum of account leases {leases}"));
-    let mut late: Vec<String> = tl.overdue.iter().map(|o| format!("{} {} +{} ms", o.id, o.what, o.late_ms)).collect();
+    report.check(
+        "in-flight leases return to 0",
+        in_flight == 0 && leases == 0,
+        format!("pool in_flight {in_flight}, sum of account leases {leases}"),
+    );
+    let mut late: Vec<String> = tl
+        .overdue
+        .iter()
+        .map(|o| format!("{} {} +{} ms", o.id, o.what, o.late_ms))
+        .collect();
     late.dedup();
     report.check(
         "no lock outlives its reset + probe interval",
         late.is_empty(),
-        if late.is_empty() { format!("slack {} ms", opts.tick.as_millis() * 2 + 5_000) } else { format!("{} overdue samples, first: {:?}", late.len(), &late[..late.len().min(3)]) },
+        if late.is_empty() {
+            format!("slack {} ms", opts.tick.as_millis() * 2 + 5_000)
+        } else {
+            format!(
+                "{} overdue samples, first: {:?}",
+                late.len(),
+                &late[..late.len().min(3)]
+            )
+        },
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let fin = daemon.rss_kib();
@@ -237,14 +284,31 @@ async fn after_load(opts: &ChaosOptions, daemon: &mut ChildDaemon, report: &mut 
             report.check(
                 "RSS returns to its baseline (±20%)",
                 (1.0 - opts.rss_tolerance..=1.0 + opts.rss_tolerance).contains(&ratio),
-                format!("baseline {} KiB, after load {} KiB ({:+.1}%)", b, f, (ratio - 1.0) * 100.0),
+                format!(
+                    "baseline {} KiB, after load {} KiB ({:+.1}%)",
+                    b,
+                    f,
+                    (ratio - 1.0) * 100.0
+                ),
             );
         }
-        _ => report.check("RSS returns to its baseline (±20%)", false, "RSS could not be read from /proc"),
+        _ => report.check(
+            "RSS returns to its baseline (±20%)",
+            false,
+            "RSS could not be read from /proc",
+        ),
     }
     if let (Some((c0, n0)), Some(c1)) = (tl.baseline_cpu, daemon.cpu_ms()) {
         let n = report.records.len().saturating_sub(n0).max(1);
-        report.figures.push(("daemon CPU per request (after baseline)".into(), format!("{:.3} ms ({} ms / {} requests)", (c1 - c0) as f64 / n as f64, c1 - c0, n)));
+        report.figures.push((
+            "daemon CPU per request (after baseline)".into(),
+            format!(
+                "{:.3} ms ({} ms / {} requests)",
+                (c1 - c0) as f64 / n as f64,
+                c1 - c0,
+                n
+            ),
+        ));
     }
 }
 
@@ -252,16 +316,32 @@ async fn after_load(opts: &ChaosOptions, daemon: &mut ChildDaemon, report: &mut 
 async fn on_disk(sim: &SimHandle, data: &Path, sim_ids: &[String], report: &mut ChaosReport) {
     let (recs, quarantined) = match FileStore::open(data) {
         Ok((_, r, q)) => (r, q),
-        Err(e) => return report.check("no account lost after SIGKILL + restart", false, format!("data dir unreadable: {e}")),
+        Err(e) => {
+            return report.check(
+                "no account lost after SIGKILL + restart",
+                false,
+                format!("data dir unreadable: {e}"),
+            );
+        }
     };
     let missing: Vec<&String> = sim_ids
         .iter()
-        .filter(|id| !recs.iter().any(|r| r.identity.chatgpt_account_id.as_deref() == Some(id.as_str())))
+        .filter(|id| {
+            !recs
+                .iter()
+                .any(|r| r.identity.chatgpt_account_id.as_deref() == Some(id.as_str()))
+        })
         .collect();
     report.check(
         "no account lost after SIGKILL + restart",
         missing.is_empty() && quarantined.is_empty() && recs.len() == sim_ids.len(),
-        format!("{} of {} on disk, {} quarantined, missing {:?}", recs.len(), sim_ids.len(), quarantined.len(), &missing[..missing.len().min(3)]),
+        format!(
+            "{} of {} on disk, {} quarantined, missing {:?}",
+            recs.len(),
+            sim_ids.len(),
+            quarantined.len(),
+            &missing[..missing.len().min(3)]
+        ),
     );
     let refresher = crate::oauth::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
     let mut dead = Vec::new();
@@ -270,22 +350,35 @@ async fn on_disk(sim: &SimHandle, data: &Path, sim_ids: &[String], report: &mut 
             dead.push(format!("{}: no refresh token", r.id));
             continue;
         };
-        if matches!(r.status, rotor_actors::Status::Expired | rotor_actors::Status::Banned) {
+        if matches!(
+            r.status,
+            rotor_actors::Status::Expired | rotor_actors::Status::Banned
+        ) {
             dead.push(format!("{}: {:?} {:?}", r.id, r.status, r.status_reason));
         }
         if let Err(e) = refresher.refresh(rt, RefreshReason::ProactiveExpiry).await {
             dead.push(format!("{}: refresh token on disk refused: {e:?}", r.id));
         }
     }
-    let statuses = recs.iter().fold(std::collections::BTreeMap::<&str, usize>::new(), |mut m, r| {
-        *m.entry(r.status.as_str()).or_default() += 1;
-        m
-    });
-    report.figures.push(("account statuses on disk at the end".into(), format!("{statuses:?}")));
+    let statuses = recs.iter().fold(
+        std::collections::BTreeMap::<&str, usize>::new(),
+        |mut m, r| {
+            *m.entry(r.status.as_str()).or_default() += 1;
+            m
+        },
+    );
+    report.figures.push((
+        "account statuses on disk at the end".into(),
+        format!("{statuses:?}"),
+    ));
     report.check(
         "no refresh token lost (disk = newest the sim issued)",
         dead.is_empty() && !recs.is_empty(),
-        if dead.is_empty() { format!("{} refresh tokens live", recs.len()) } else { format!("{} bad: {:?}", dead.len(), &dead[..dead.len().min(3)]) },
+        if dead.is_empty() {
+            format!("{} refresh tokens live", recs.len())
+        } else {
+            format!("{} bad: {:?}", dead.len(), &dead[..dead.len().min(3)])
+        },
     );
 }
 
@@ -302,16 +395,41 @@ fn fill_figures(sim: &SimHandle, report: &mut ChaosReport, tl: &Timeline, opts: 
     report.check(
         "every request: success or a correct protocol error",
         violations.is_empty() && !report.records.is_empty(),
-        format!("{} requests, {} violations {:?}", report.records.len(), violations.len(), &violations[..violations.len().min(3)]),
+        format!(
+            "{} requests, {} violations {:?}",
+            report.records.len(),
+            violations.len(),
+            &violations[..violations.len().min(3)]
+        ),
     );
     let unserved: Vec<String> = super::load::KINDS
         .iter()
-        .filter(|k| !report.records.iter().any(|r| r.kind == **k && r.outcome == Outcome::Success))
+        .filter(|k| {
+            !report
+                .records
+                .iter()
+                .any(|r| r.kind == **k && r.outcome == Outcome::Success)
+        })
         .map(|k| format!("{k:?}"))
         .collect();
-    report.check("every protocol was served during the storm", unserved.is_empty(), if unserved.is_empty() { "6 of 6 kinds".to_string() } else { format!("never succeeded: {unserved:?}") });
+    report.check(
+        "every protocol was served during the storm",
+        unserved.is_empty(),
+        if unserved.is_empty() {
+            "6 of 6 kinds".to_string()
+        } else {
+            format!("never succeeded: {unserved:?}")
+        },
+    );
     let c = sim.total_counters();
-    report.check("the faults actually hit", c.faults > 0 && c.served_401 > 0 && c.refreshes > 0, format!("{} faults, {} 401s, {} refreshes", c.faults, c.served_401, c.refreshes));
+    report.check(
+        "the faults actually hit",
+        c.faults > 0 && c.served_401 > 0 && c.refreshes > 0,
+        format!(
+            "{} faults, {} 401s, {} refreshes",
+            c.faults, c.served_401, c.refreshes
+        ),
+    );
     report.upstream = vec![
         ("responses requests".into(), c.requests),
         ("429 served".into(), c.served_429),
@@ -324,9 +442,15 @@ fn fill_figures(sim: &SimHandle, report: &mut ChaosReport, tl: &Timeline, opts: 
         ("usage probes".into(), c.usage_probes),
     ];
     for (label, f) in faults::storm() {
-        report.injected.push((label.to_string(), format!("p = {}", f.probability.unwrap_or(1.0))));
+        report.injected.push((
+            label.to_string(),
+            format!("p = {}", f.probability.unwrap_or(1.0)),
+        ));
     }
-    report.injected.push(("access tokens expired (→ 401 → refresh)".into(), format!("{} accounts (1 every 3 s)", tl.expired_rounds)));
+    report.injected.push((
+        "access tokens expired (→ 401 → refresh)".into(),
+        format!("{} accounts (1 every 3 s)", tl.expired_rounds),
+    ));
     report.injected.push((
         "SIGKILL + restart of the daemon".into(),
         match (opts.kill, tl.restart_ms) {
@@ -334,7 +458,16 @@ fn fill_figures(sim: &SimHandle, report: &mut ChaosReport, tl: &Timeline, opts: 
             _ => "not run (--no-kill)".into(),
         },
     ));
-    report.injected.push(("account-actor panic".into(), "NOT INJECTED: core offers no panic fault point".into()));
-    let cut = report.records.iter().filter(|r| r.outcome == Outcome::CutByKill).count();
-    report.figures.push(("client requests cut by the SIGKILL".into(), cut.to_string()));
+    report.injected.push((
+        "account-actor panic".into(),
+        "NOT INJECTED: core offers no panic fault point".into(),
+    ));
+    let cut = report
+        .records
+        .iter()
+        .filter(|r| r.outcome == Outcome::CutByKill)
+        .count();
+    report
+        .figures
+        .push(("client requests cut by the SIGKILL".into(), cut.to_string()));
 }

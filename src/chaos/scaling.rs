@@ -88,15 +88,26 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
         let created = sim.create_account(AccountSpec::default());
         for rec in crate::demo::import_auth_json(&created.auth_json)? {
             // Plain writes: seeding 10 000 files with two fsyncs each would measure the disk.
-            std::fs::write(accounts_dir.join(format!("{}.json", rec.id)), serde_json::to_vec(&rec)?)?;
+            std::fs::write(
+                accounts_dir.join(format!("{}.json", rec.id)),
+                serde_json::to_vec(&rec)?,
+            )?;
         }
     }
     let addr = free_addr()?;
     let config = write_config(&dir, addr, &sim.backend_url(), &sim.token_url(), "5s")?;
     let started = Instant::now();
     let daemon = ChildDaemon::start(opts.bin.clone(), config, dir.join("daemon.log"), addr).await?;
-    let mut row = Row { accounts: n, startup_ms: started.elapsed().as_millis(), ..Row::default() };
-    let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(512).timeout(Duration::from_secs(60)).build()?;
+    let mut row = Row {
+        accounts: n,
+        startup_ms: started.elapsed().as_millis(),
+        ..Row::default()
+    };
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(60))
+        .build()?;
     let url = format!("{}/v1/responses", daemon.base_url());
     // Warm-up: connections, allocator, every account learns its quota from a first answer.
     let _ = run_cell(&http, &url, 8, Duration::from_secs(1), None).await;
@@ -107,7 +118,8 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
     row.kib_per_stream = per;
     let pid = daemon_pid(&daemon);
     for &c in &opts.concurrency {
-        row.cells.push(run_cell(&http, &url, c, opts.cell, pid).await);
+        row.cells
+            .push(run_cell(&http, &url, c, opts.cell, pid).await);
     }
     row.rss_after_kib = daemon.rss_kib().unwrap_or(0);
     drop(daemon);
@@ -121,7 +133,13 @@ fn daemon_pid(d: &ChildDaemon) -> Option<u32> {
 }
 
 /// `c` workers sending streamed Responses requests for `len`; latencies of the 200s.
-async fn run_cell(http: &reqwest::Client, url: &str, c: usize, len: Duration, pid: Option<u32>) -> Cell {
+async fn run_cell(
+    http: &reqwest::Client,
+    url: &str,
+    c: usize,
+    len: Duration,
+    pid: Option<u32>,
+) -> Cell {
     let stop = Arc::new(AtomicBool::new(false));
     let cpu0 = pid.and_then(cpu_ms_of);
     let t0 = Instant::now();
@@ -174,7 +192,11 @@ async fn run_cell(http: &reqwest::Client, url: &str, c: usize, len: Duration, pi
         _ => f64::NAN,
     };
     lat.sort_by(f64::total_cmp);
-    let q = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     Cell {
         concurrency: c,
         ok: lat.len() as u64,
@@ -190,17 +212,34 @@ async fn run_cell(http: &reqwest::Client, url: &str, c: usize, len: Duration, pi
 /// The error code (or the start of the message) of a failed answer, for grouping.
 fn failure_reason(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let code = v["error"]["code"].as_str().or(v["error"]["type"].as_str()).unwrap_or("?");
-    let msg: String = v["error"]["message"].as_str().unwrap_or("").chars().take(60).collect();
+    let code = v["error"]["code"]
+        .as_str()
+        .or(v["error"]["type"].as_str())
+        .unwrap_or("?");
+    let msg: String = v["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .take(60)
+        .collect();
     format!("{code}: {msg}")
 }
 
 /// Holds up to `n` streams open (upstream stalls after its first event) and returns
 /// (streams in flight, KiB of RSS growth per stream).
-async fn hold(sim: &SimHandle, daemon: &ChildDaemon, http: &reqwest::Client, url: &str, n: usize) -> (u64, f64) {
+async fn hold(
+    sim: &SimHandle,
+    daemon: &ChildDaemon,
+    http: &reqwest::Client,
+    url: &str,
+    n: usize,
+) -> (u64, f64) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = daemon.rss_kib().unwrap_or(0);
-    sim.inject(FaultSpec::always(FaultKind::Stall { after_events: 1, millis: 4_000 }));
+    sim.inject(FaultSpec::always(FaultKind::Stall {
+        after_events: 1,
+        millis: 4_000,
+    }));
     let mut tasks = Vec::new();
     for i in 0..n {
         let (http, url) = (http.clone(), url.to_string());
@@ -214,34 +253,65 @@ async fn hold(sim: &SimHandle, daemon: &ChildDaemon, http: &reqwest::Client, url
     }
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     let during = daemon.rss_kib().unwrap_or(0);
-    let held = daemon.admin("/pool").await.ok().and_then(|p| p["in_flight"].as_u64()).unwrap_or(0);
+    let held = daemon
+        .admin("/pool")
+        .await
+        .ok()
+        .and_then(|p| p["in_flight"].as_u64())
+        .unwrap_or(0);
     for t in tasks {
         let _ = t.await;
     }
     sim.clear_faults();
-    let per = if held > 0 { during.saturating_sub(before) as f64 / held as f64 } else { f64::NAN };
+    let per = if held > 0 {
+        during.saturating_sub(before) as f64 / held as f64
+    } else {
+        f64::NAN
+    };
     (held, per)
 }
 
 /// The table (Markdown, ready for the README).
 pub fn render(rows: &[Row]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "| accounts | start-up | RSS idle | RSS after | streams held | KiB / in-flight stream | concurrency | req/s | p50 ms | p99 ms | CPU ms / req | failed |");
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| accounts | start-up | RSS idle | RSS after | streams held | KiB / in-flight stream | concurrency | req/s | p50 ms | p99 ms | CPU ms / req | failed |"
+    );
+    let _ = writeln!(
+        s,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in rows {
         for (i, c) in r.cells.iter().enumerate() {
             let head = if i == 0 {
-                format!("| {} | {} ms | {:.1} MiB | {:.1} MiB | {} | {:.1} |", r.accounts, r.startup_ms, r.rss_idle_kib as f64 / 1024.0, r.rss_after_kib as f64 / 1024.0, r.held, r.kib_per_stream)
+                format!(
+                    "| {} | {} ms | {:.1} MiB | {:.1} MiB | {} | {:.1} |",
+                    r.accounts,
+                    r.startup_ms,
+                    r.rss_idle_kib as f64 / 1024.0,
+                    r.rss_after_kib as f64 / 1024.0,
+                    r.held,
+                    r.kib_per_stream
+                )
             } else {
                 "| | | | | | |".to_string()
             };
-            let _ = writeln!(s, "{head} {} | {:.0} | {:.2} | {:.2} | {:.3} | {} |", c.concurrency, c.rps, c.p50_ms, c.p99_ms, c.cpu_ms_per_req, c.failed);
+            let _ = writeln!(
+                s,
+                "{head} {} | {:.0} | {:.2} | {:.2} | {:.3} | {} |",
+                c.concurrency, c.rps, c.p50_ms, c.p99_ms, c.cpu_ms_per_req, c.failed
+            );
         }
     }
     for r in rows {
         for c in &r.cells {
             for (why, n) in &c.failures {
-                let _ = writeln!(s, "\n- {} accounts, c={}: {n} × {why}", r.accounts, c.concurrency);
+                let _ = writeln!(
+                    s,
+                    "\n- {} accounts, c={}: {n} × {why}",
+                    r.accounts, c.concurrency
+                );
             }
         }
     }

@@ -54,34 +54,47 @@ fn header() -> impl Strategy<Value = (String, String)> {
 
 fn rejection() -> impl Strategy<Value = Rejection429> {
     (
-        prop::option::of(prop_oneof![Just("codex".to_string()), Just("codex_bengalfox".to_string()), "[a-z_-]{0,8}"]),
+        prop::option::of(prop_oneof![
+            Just("codex".to_string()),
+            Just("codex_bengalfox".to_string()),
+            "[a-z_-]{0,8}"
+        ]),
         prop::option::of(any::<i64>()),
         prop::option::of(any::<u64>()),
         prop::option::of(any::<u64>()),
         -10_000_000i64..10_000_000,
     )
-        .prop_map(|(limit, resets_at, resets_in_secs, retry_after_secs, dt)| Rejection429 {
-            at: NOW + dt,
-            limit,
-            resets_at,
-            resets_in_secs,
-            retry_after_secs,
-            kind: RejectionKind::UsageLimitReached,
-        })
+        .prop_map(
+            |(limit, resets_at, resets_in_secs, retry_after_secs, dt)| Rejection429 {
+                at: NOW + dt,
+                limit,
+                resets_at,
+                resets_in_secs,
+                retry_after_secs,
+                kind: RejectionKind::UsageLimitReached,
+            },
+        )
 }
 
 /// Feeds headers-derived observations, probes, 429s and ticks to a quota, with `now` moving
 /// forward by arbitrary steps (large ones included).
 fn event() -> impl Strategy<Value = (Event, i64)> {
     // `now` stays a plausible clock (steps up to ten years); upstream numbers are unbounded.
-    let step = prop_oneof![0i64..1000, 0i64..100_000_000, Just(10 * 365 * 86_400_000i64)];
+    let step = prop_oneof![
+        0i64..1000,
+        0i64..100_000_000,
+        Just(10 * 365 * 86_400_000i64)
+    ];
     prop_oneof![
         (prop::collection::vec(header(), 0..10), step.clone()).prop_map(|(hs, s)| {
             let obs = headers::parse(hs.iter().map(|(n, v)| (n.as_str(), v.as_str())), NOW);
             (obs.map_or(Event::Tick, Event::HeaderObserved), s)
         }),
         (json::object(), step.clone()).prop_map(|(body, s)| {
-            (usage::parse(&body, NOW).map_or(Event::Tick, Event::Probed), s)
+            (
+                usage::parse(&body, NOW).map_or(Event::Tick, Event::Probed),
+                s,
+            )
         }),
         (rejection(), step.clone()).prop_map(|(r, s)| (Event::Applied429(r), s)),
         step.prop_map(|s| (Event::Tick, s)),

@@ -21,23 +21,74 @@ fn default_toml() -> String {
 
 /// A config assembled from known sections and keys with random values.
 fn config_text() -> impl Strategy<Value = String> {
-    let section = prop::sample::select(&["server", "keys", "admin", "pool", "upstream", "refresh", "models", "models.aliases", "limits", "logging", "pool.plan_routes"][..]);
-    let key = prop::sample::select(&["listen", "path_prefix", "shutdown_grace", "strategy", "tick", "max_leases_per_account", "base_url", "token_url", "margin", "jitter", "default_model", "format", "level", "key", "key_env", "key_file", "enabled", "max_body_bytes", "connect_timeout", "max_accounts_per_request", "claude-*", "bogus"][..]);
+    let section = prop::sample::select(
+        &[
+            "server",
+            "keys",
+            "admin",
+            "pool",
+            "upstream",
+            "refresh",
+            "models",
+            "models.aliases",
+            "limits",
+            "logging",
+            "pool.plan_routes",
+        ][..],
+    );
+    let key = prop::sample::select(
+        &[
+            "listen",
+            "path_prefix",
+            "shutdown_grace",
+            "strategy",
+            "tick",
+            "max_leases_per_account",
+            "base_url",
+            "token_url",
+            "margin",
+            "jitter",
+            "default_model",
+            "format",
+            "level",
+            "key",
+            "key_env",
+            "key_file",
+            "enabled",
+            "max_body_bytes",
+            "connect_timeout",
+            "max_accounts_per_request",
+            "claude-*",
+            "bogus",
+        ][..],
+    );
     let value = prop_oneof![
-        Just("\"30s\"".to_string()), Just("\"0s\"".to_string()), Just("\"127.0.0.1:0\"".to_string()),
-        Just("\"least_used\"".to_string()), Just("\"sticky\"".to_string()), Just("\"http://127.0.0.1:1\"".to_string()),
-        any::<i64>().prop_map(|v| v.to_string()), any::<bool>().prop_map(|v| v.to_string()),
-        "\"[ -~]{0,12}\"".prop_map(|s| s.replace('\\', "")), Just("[]".to_string()), Just("{}".to_string()),
+        Just("\"30s\"".to_string()),
+        Just("\"0s\"".to_string()),
+        Just("\"127.0.0.1:0\"".to_string()),
+        Just("\"least_used\"".to_string()),
+        Just("\"sticky\"".to_string()),
+        Just("\"http://127.0.0.1:1\"".to_string()),
+        any::<i64>().prop_map(|v| v.to_string()),
+        any::<bool>().prop_map(|v| v.to_string()),
+        "\"[ -~]{0,12}\"".prop_map(|s| s.replace('\\', "")),
+        Just("[]".to_string()),
+        Just("{}".to_string()),
         Just("[[keys.keys]]\nname = \"a\"\nkey = \"k\"".to_string()),
     ];
-    prop::collection::vec((section, prop::collection::vec((key, value), 0..5)), 0..6).prop_map(|secs| {
-        secs.into_iter()
-            .map(|(s, kv)| {
-                let body: Vec<String> = kv.into_iter().map(|(k, v)| format!("{k:?} = {v}")).collect();
-                format!("[{s}]\n{}\n", body.join("\n"))
-            })
-            .collect()
-    })
+    prop::collection::vec((section, prop::collection::vec((key, value), 0..5)), 0..6).prop_map(
+        |secs| {
+            secs.into_iter()
+                .map(|(s, kv)| {
+                    let body: Vec<String> = kv
+                        .into_iter()
+                        .map(|(k, v)| format!("{k:?} = {v}"))
+                        .collect();
+                    format!("[{s}]\n{}\n", body.join("\n"))
+                })
+                .collect()
+        },
+    )
 }
 
 fn config_verdict(text: &str) {
@@ -50,7 +101,11 @@ fn config_verdict(text: &str) {
 
 /// A valid account record file (id, bytes).
 fn valid_record(id: &str) -> Vec<u8> {
-    let tokens = Tokens { access_token: "at".into(), refresh_token: Some("rt".into()), ..Tokens::default() };
+    let tokens = Tokens {
+        access_token: "at".into(),
+        refresh_token: Some("rt".into()),
+        ..Tokens::default()
+    };
     serde_json::to_vec_pretty(&AccountRecord::new(id, tokens, NOW)).expect("serialises")
 }
 
@@ -59,28 +114,48 @@ fn open_with(files: &[(String, Vec<u8>)]) -> Result<(), TestCaseError> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("accounts");
     std::fs::create_dir_all(&dir).expect("accounts dir");
-    std::fs::write(dir.join("00good00good00good.json"), valid_record("00good00good00good")).expect("good file");
+    std::fs::write(
+        dir.join("00good00good00good.json"),
+        valid_record("00good00good00good"),
+    )
+    .expect("good file");
     for (name, bytes) in files {
         std::fs::write(dir.join(format!("{name}.json")), bytes).expect("fuzz file");
     }
-    let (store, recs, quarantined) = FileStore::open(tmp.path()).expect("a data dir with bad files still opens");
-    prop_assert!(recs.iter().any(|r| r.id == "00good00good00good"), "the good account always loads");
+    let (store, recs, quarantined) =
+        FileStore::open(tmp.path()).expect("a data dir with bad files still opens");
+    prop_assert!(
+        recs.iter().any(|r| r.id == "00good00good00good"),
+        "the good account always loads"
+    );
     for r in &recs {
-        prop_assert!(store.path_of(&r.id).is_ok_and(|p| p.exists()), "loaded records are files named by their id");
+        prop_assert!(
+            store.path_of(&r.id).is_ok_and(|p| p.exists()),
+            "loaded records are files named by their id"
+        );
     }
     for q in &quarantined {
         prop_assert!(!q.path.exists(), "quarantined file moved aside: {:?}", q);
-        prop_assert!(q.moved_to.as_ref().is_some_and(|m| m.exists()), "kept, not deleted: {:?}", q);
+        prop_assert!(
+            q.moved_to.as_ref().is_some_and(|m| m.exists()),
+            "kept, not deleted: {:?}",
+            q
+        );
     }
-    let json_files = std::fs::read_dir(&dir).expect("list").filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count();
+    let json_files = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .count();
     prop_assert_eq!(recs.len(), json_files, "every remaining .json file loaded");
     // A second open finds exactly the good records again and nothing new to quarantine.
     let (_, again, q2) = FileStore::open(tmp.path()).expect("reopens");
     prop_assert_eq!(again.len(), recs.len());
     prop_assert!(q2.is_empty());
     // Saving a loaded record still works after the quarantine.
-    store.save(&recs[0]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    store
+        .save(&recs[0])
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     Ok(())
 }
 

@@ -19,22 +19,42 @@ fn models() -> ModelMap {
 fn check(r: Result<Translated, TranslateError>) -> Result<(), TestCaseError> {
     match r {
         Ok(t) => {
-            prop_assert_eq!(t.body.get("stream"), Some(&Value::Bool(true)), "upstream always streams");
+            prop_assert_eq!(
+                t.body.get("stream"),
+                Some(&Value::Bool(true)),
+                "upstream always streams"
+            );
             prop_assert!(!t.model.is_empty(), "a model was chosen");
         }
-        Err(e) => prop_assert!((400..500).contains(&e.status), "client error, got {}", e.status),
+        Err(e) => prop_assert!(
+            (400..500).contains(&e.status),
+            "client error, got {}",
+            e.status
+        ),
     }
     Ok(())
 }
 
 fn role() -> impl Strategy<Value = Value> {
-    prop::sample::select(&["user", "assistant", "system", "tool", "developer", "x"][..]).prop_map(Value::from)
+    prop::sample::select(&["user", "assistant", "system", "tool", "developer", "x"][..])
+        .prop_map(Value::from)
 }
 
 /// A chat- or messages-shaped message: role plus string or part-list content.
 fn message() -> impl Strategy<Value = Value> {
     let part = (
-        prop::sample::select(&["text", "image_url", "image", "tool_use", "tool_result", "input_text", "thinking", "document"][..]),
+        prop::sample::select(
+            &[
+                "text",
+                "image_url",
+                "image",
+                "tool_use",
+                "tool_result",
+                "input_text",
+                "thinking",
+                "document",
+            ][..],
+        ),
         json::object(),
     )
         .prop_map(|(ty, mut rest)| {
@@ -46,7 +66,11 @@ fn message() -> impl Strategy<Value = Value> {
         });
     (
         role(),
-        prop_oneof![".{0,20}".prop_map(Value::from), prop::collection::vec(part, 0..4).prop_map(Value::Array), json::value()],
+        prop_oneof![
+            ".{0,20}".prop_map(Value::from),
+            prop::collection::vec(part, 0..4).prop_map(Value::Array),
+            json::value()
+        ],
         json::object(),
     )
         .prop_map(|(role, content, mut extra)| {
@@ -61,7 +85,12 @@ fn message() -> impl Strategy<Value = Value> {
 /// A request body in either client protocol, with random extra fields.
 fn request() -> impl Strategy<Value = Value> {
     (
-        prop_oneof![Just(json!("gpt-5.5")), Just(json!("claude-sonnet-4-5")), Just(json!("gpt-4o")), json::value()],
+        prop_oneof![
+            Just(json!("gpt-5.5")),
+            Just(json!("claude-sonnet-4-5")),
+            Just(json!("gpt-4o")),
+            json::value()
+        ],
         prop::collection::vec(message(), 0..5),
         any::<bool>(),
         json::object(),
@@ -79,30 +108,47 @@ fn request() -> impl Strategy<Value = Value> {
 
 /// Upstream Responses events: mostly the real vocabulary, with random payloads.
 fn upstream_event() -> impl Strategy<Value = Value> {
-    let ty = prop::sample::select(&[
-        "response.created", "response.in_progress", "response.output_item.added",
-        "response.output_text.delta", "response.function_call_arguments.delta",
-        "response.reasoning_summary_text.delta", "response.output_item.done",
-        "response.completed", "response.failed", "response.incomplete", "error", "x",
-    ][..]);
+    let ty = prop::sample::select(
+        &[
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.output_text.delta",
+            "response.function_call_arguments.delta",
+            "response.reasoning_summary_text.delta",
+            "response.output_item.done",
+            "response.completed",
+            "response.failed",
+            "response.incomplete",
+            "error",
+            "x",
+        ][..],
+    );
     let item = prop_oneof![
         Just(json!({"type": "message", "id": "m1", "role": "assistant"})),
-        Just(json!({"type": "function_call", "id": "f1", "call_id": "c1", "name": "ls", "arguments": ""})),
+        Just(
+            json!({"type": "function_call", "id": "f1", "call_id": "c1", "name": "ls", "arguments": ""})
+        ),
         Just(json!({"type": "reasoning", "id": "r1"})),
         json::object(),
     ];
-    (ty, item, ".{0,10}", 0u64..4, json::object(), json::object()).prop_map(|(ty, item, delta, idx, response, rest)| {
-        let mut ev = rest;
-        if let Some(o) = ev.as_object_mut() {
-            o.insert("type".into(), ty.into());
-            o.insert("item".into(), item.clone());
-            o.insert("item_id".into(), item.get("id").cloned().unwrap_or(Value::Null));
-            o.insert("output_index".into(), idx.into());
-            o.insert("delta".into(), delta.into());
-            o.insert("response".into(), response);
-        }
-        ev
-    })
+    (ty, item, ".{0,10}", 0u64..4, json::object(), json::object()).prop_map(
+        |(ty, item, delta, idx, response, rest)| {
+            let mut ev = rest;
+            if let Some(o) = ev.as_object_mut() {
+                o.insert("type".into(), ty.into());
+                o.insert("item".into(), item.clone());
+                o.insert(
+                    "item_id".into(),
+                    item.get("id").cloned().unwrap_or(Value::Null),
+                );
+                o.insert("output_index".into(), idx.into());
+                o.insert("delta".into(), delta.into());
+                o.insert("response".into(), response);
+            }
+            ev
+        },
+    )
 }
 
 fn stream_end() -> impl Strategy<Value = StreamEnd> {
@@ -121,9 +167,14 @@ fn frames(bytes: &[bytes::Bytes]) -> Result<Vec<(Option<String>, String)>, TestC
     for b in bytes {
         prop_assert!(b.ends_with(b"\n\n"), "frame is complete: {:?}", b);
         for ev in p.feed(b) {
-            let data = String::from_utf8(ev.data).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let data =
+                String::from_utf8(ev.data).map_err(|e| TestCaseError::fail(e.to_string()))?;
             if data != "[DONE]" {
-                prop_assert!(serde_json::from_str::<Value>(&data).is_ok(), "payload is JSON: {}", data);
+                prop_assert!(
+                    serde_json::from_str::<Value>(&data).is_ok(),
+                    "payload is JSON: {}",
+                    data
+                );
             }
             out.push((ev.event, data));
         }
