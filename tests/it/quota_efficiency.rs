@@ -1,5 +1,6 @@
-//! Quota efficiency (issue 9): 6 simulated accounts with 15 000 tokens each, loaded through the
-//! daemon until the first client-visible 429. The pool must have served ≥ 98 % of its total
+//! Quota efficiency (issue 9): 8 simulated accounts with 15 000 tokens each, loaded through the
+//! daemon by 16 concurrent clients (two per account, as in real use) until the first
+//! client-visible 429. The pool must have served ≥ 98 % of its total
 //! quota by then, hit at most one upstream 429 per account in the window, and answered nothing
 //! but successes before the exhaustion 429.
 
@@ -8,9 +9,9 @@ use codex_rotor::chaos::quota::{QuotaOptions, quota_efficiency};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_serves_its_whole_quota_with_at_most_one_upstream_429_per_account() {
     let opts = QuotaOptions {
-        accounts: 6,
+        accounts: 8,
         quota_tokens: 15_000,
-        concurrency: 6,
+        concurrency: 16,
     };
     let r = quota_efficiency(&opts).await.expect("the scenario runs");
     println!("{}", r.render());
