@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::AbortHandle;
 
 pub use cooldown::Cooldown;
-pub use refresh::RefreshGate;
+pub use refresh::{NEEDS_LOGIN, RefreshGate};
 pub use state::{AccountState, Action};
 
 use crate::pool::{AccountView, Explanation, PoolConfig, UpstreamFailure, UsageDelta};
@@ -68,11 +68,6 @@ pub enum AccountMsg {
     UsageObserved(UsageDelta),
     /// Periodic timer.
     Tick,
-    /// The refresh timer fired (generation-stamped: stale timers are ignored).
-    RefreshDue {
-        /// Generation of the timer.
-        generation: u64,
-    },
     /// A refresh task obtained its pool-wide permit: write the intent, hand out the token.
     BeginRefresh {
         /// Answer: the refresh token to spend, or `None` if the refresh is no longer wanted.
@@ -108,7 +103,6 @@ impl std::fmt::Debug for AccountMsg {
             AccountMsg::UpstreamFailed { .. } => "UpstreamFailed",
             AccountMsg::UsageObserved(_) => "UsageObserved",
             AccountMsg::Tick => "Tick",
-            AccountMsg::RefreshDue { .. } => "RefreshDue",
             AccountMsg::BeginRefresh { .. } => "BeginRefresh",
             AccountMsg::TokensRefreshed(_) => "TokensRefreshed",
             AccountMsg::Probed(_) => "Probed",
@@ -189,8 +183,6 @@ pub struct Running {
     notify: Notify,
     /// Tick timer, aborted on stop.
     ticker: Option<AbortHandle>,
-    /// Refresh timer, aborted when rescheduled or on stop.
-    refresh_timer: Option<AbortHandle>,
 }
 
 impl Actor for AccountActor {
@@ -210,15 +202,11 @@ impl Actor for AccountActor {
             gate: a.gate,
             notify: a.notify,
             ticker: None,
-            refresh_timer: None,
         })
     }
 
     async fn post_start(&self, me: AccountRef, s: &mut Running) -> Result<(), ActorProcessingErr> {
-        s.ticker = Some(
-            me.send_interval(s.st.cfg.tick, || AccountMsg::Tick)
-                .abort_handle(),
-        );
+        s.ticker = Some(upkeep::start_ticker(&me, s.st.cfg.tick, &s.st.rec.id));
         if let Some(intent) = s.st.rec.refresh_intent.clone() {
             tracing::warn!(account = %s.st.rec.id, reason = intent.reason.as_str(), "a refresh was interrupted; retrying it");
             start_refresh(&me, s, intent.reason);
@@ -233,10 +221,7 @@ impl Actor for AccountActor {
     }
 
     async fn post_stop(&self, _me: AccountRef, s: &mut Running) -> Result<(), ActorProcessingErr> {
-        for h in [s.ticker.take(), s.refresh_timer.take()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(h) = s.ticker.take() {
             h.abort();
         }
         s.st.flush(s.fx.store.as_ref());
@@ -280,15 +265,6 @@ impl Actor for AccountActor {
             }
             AccountMsg::UsageObserved(u) => s.st.usage(u),
             AccountMsg::Tick => tick(&me, s, now),
-            AccountMsg::RefreshDue { generation } if generation == s.st.refresh_generation => {
-                let reason = if s.st.rec.status == crate::Status::Refreshing {
-                    RefreshReason::UnauthorizedRecovery
-                } else {
-                    RefreshReason::ProactiveExpiry
-                };
-                start_refresh(&me, s, reason);
-            }
-            AccountMsg::RefreshDue { .. } => {}
             AccountMsg::BeginRefresh { reply } => {
                 let rt = begin_refresh(&me, s, now);
                 let _ = reply.send(rt);

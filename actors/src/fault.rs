@@ -19,3 +19,42 @@ pub fn point(name: &str) {
         std::process::abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Child half of the test below: only acts when spawned by it.
+    #[test]
+    fn child_aborts_at_its_point() {
+        if std::env::var("ROTOR_FAULT_CHILD").is_ok() {
+            point(REFRESH_AFTER_RESPONSE);
+            point(REFRESH_AFTER_INTENT);
+            std::process::exit(0); // not reached when the env names the intent point
+        }
+    }
+
+    #[test]
+    fn aborts_exactly_at_the_named_point_and_nowhere_else() {
+        let exe = std::env::current_exe().expect("test binary");
+        let run = |at: &str| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "fault::tests::child_aborts_at_its_point",
+                    "--test-threads=1",
+                ])
+                .env("ROTOR_FAULT_CHILD", "1")
+                .env(ENV, at)
+                .output()
+                .expect("spawn child")
+                .status
+        };
+        let crashed = run(REFRESH_AFTER_INTENT);
+        assert!(
+            !crashed.success() && crashed.code().is_none(),
+            "killed by SIGABRT: {crashed:?}"
+        );
+        assert!(run("refresh.elsewhere").success(), "other names do nothing");
+    }
+}

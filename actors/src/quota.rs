@@ -193,6 +193,18 @@ impl Quota {
         out
     }
 
+    /// True iff a tick at `now` would change something: the cheap check actors run every tick.
+    pub fn tick_due(&self, now: UnixMs) -> bool {
+        let pending = self.verify_since.is_some();
+        let main = [&self.primary, &self.secondary, &self.code_review];
+        let extra = self.extra.values().flat_map(|x| [&x.primary, &x.secondary]);
+        main.into_iter().chain(extra).flatten().any(|b| {
+            b.reset_at.is_some_and(|t| t <= now)
+                || b.recheck_at.is_some_and(|t| t <= now)
+                || (b.limit_reached && b.reset_at.is_none() && !pending)
+        })
+    }
+
     /// All exhausted buckets (any model).
     pub fn locks(&self) -> Vec<Lock> {
         self.buckets()

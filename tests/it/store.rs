@@ -101,6 +101,43 @@ fn a_corrupt_file_is_quarantined_and_every_other_account_still_loads() {
     );
 }
 
+/// Collects what a `tracing` subscriber writes, to check log lines.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn quarantine_is_announced_in_a_warning_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("accounts")).expect("mkdir");
+    std::fs::write(dir.path().join("accounts/broken.json"), b"[1,").expect("write");
+    let buf = LogBuf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let (_, recs, bad) =
+        tracing::subscriber::with_default(subscriber, || FileStore::open(dir.path()))
+            .expect("open");
+    assert!(recs.is_empty() && bad.len() == 1);
+    let log = String::from_utf8(buf.0.lock().expect("log").clone()).expect("utf8");
+    assert!(log.contains("WARN") && log.contains("broken.json"), "{log}");
+    assert!(
+        log.contains(".corrupt-"),
+        "the new name is logged too: {log}"
+    );
+}
+
 #[test]
 fn ids_that_are_not_safe_file_names_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -18,6 +18,8 @@ use crate::{
 
 /// Access tokens whose expiry cannot be read are refreshed this long after the last refresh.
 pub const FALLBACK_INTERVAL_MS: i64 = 8 * 24 * 3_600_000;
+/// Status reason of an account whose refresh token is dead: only a new login helps.
+pub const NEEDS_LOGIN: &str = "needs login";
 /// How long a refresh task waits for its actor to write the intent.
 const BEGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -126,10 +128,8 @@ pub(super) fn start_refresh(me: &AccountRef, s: &mut Running, reason: RefreshRea
         .is_none_or(str::is_empty)
     {
         if reason == RefreshReason::UnauthorizedRecovery {
-            s.st.set_status(
-                Status::Expired,
-                Some("needs login: no refresh token".into()),
-            );
+            s.st.rec.last_error = Some("access token rejected and no refresh token".into());
+            s.st.set_status(Status::Expired, Some(NEEDS_LOGIN.into()));
             s.st.persist(s.fx.store.as_ref());
         }
         return;
@@ -209,8 +209,8 @@ pub(super) fn tokens_refreshed(
         Err(RefreshError::Permanent { code, message }) => {
             tracing::warn!(account = %s.st.rec.id, %code, "refresh token rejected: account needs login");
             s.st.rec.refresh_intent = None;
-            s.st.rec.last_error = Some(message);
-            s.st.set_status(Status::Expired, Some(format!("needs login ({code})")));
+            s.st.rec.last_error = Some(format!("refresh token rejected ({code}): {message}"));
+            s.st.set_status(Status::Expired, Some(NEEDS_LOGIN.into()));
             s.st.persist(store.as_ref());
         }
         Err(RefreshError::Deactivated(m)) => {
@@ -233,7 +233,7 @@ pub(super) fn finish_rotation(s: &mut Running, store: &dyn Store) {
     s.st.persist(store);
 }
 
-/// Arms the proactive refresh timer (expiry − margin ± jitter), generation-stamped.
+/// Schedules the proactive refresh (expiry − margin ± jitter).
 pub(super) fn schedule_refresh(me: &AccountRef, s: &mut Running) {
     let now = s.fx.clock.now_ms();
     let j = s.st.cfg.refresh_jitter_ms;
@@ -256,21 +256,26 @@ fn retry_later(me: &AccountRef, s: &mut Running) {
     arm(me, s, d);
 }
 
-fn arm(me: &AccountRef, s: &mut Running, delay: Duration) {
-    if let Some(h) = s.refresh_timer.take() {
-        h.abort();
+/// Sets when the next refresh is due; the tick starts it. No timer task per account: a tick
+/// already runs, and at 10 000 accounts a sleeping task each would cost memory for nothing.
+fn arm(_me: &AccountRef, s: &mut Running, delay: Duration) {
+    let eligible = s.st.rec.tokens.refresh_token.is_some()
+        && !matches!(s.st.rec.status, Status::Banned | Status::Expired);
+    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+    s.st.refresh_due_at = eligible.then(|| s.fx.clock.now_ms().saturating_add(delay_ms));
+}
+
+/// Starts the refresh whose time has come (called from the tick).
+pub(super) fn refresh_if_due(me: &AccountRef, s: &mut Running, now: UnixMs) {
+    if s.st.refresh_due_at.is_some_and(|t| t <= now) && s.st.refreshing.is_none() {
+        s.st.refresh_due_at = None;
+        let reason = if s.st.rec.status == Status::Refreshing {
+            RefreshReason::UnauthorizedRecovery
+        } else {
+            RefreshReason::ProactiveExpiry
+        };
+        start_refresh(me, s, reason);
     }
-    s.st.refresh_generation += 1;
-    if s.st.rec.tokens.refresh_token.is_none()
-        || matches!(s.st.rec.status, Status::Banned | Status::Expired)
-    {
-        return;
-    }
-    let generation = s.st.refresh_generation;
-    s.refresh_timer = Some(
-        me.send_after(delay, move || AccountMsg::RefreshDue { generation })
-            .abort_handle(),
-    );
 }
 
 #[cfg(test)]

@@ -37,8 +37,8 @@ pub struct AccountState {
     pub refreshing: Option<RefreshReason>,
     /// Consecutive transient refresh failures (retry backoff).
     pub refresh_failures: u32,
-    /// Generation of the refresh timer; stale timers are ignored.
-    pub refresh_generation: u64,
+    /// When the next refresh is due (proactive or retry); started by the tick.
+    pub refresh_due_at: Option<UnixMs>,
     /// A usage probe is in flight.
     pub probing: bool,
     /// When the last probe started.
@@ -59,7 +59,7 @@ impl AccountState {
             tokens_durable: true,
             refreshing: None,
             refresh_failures: 0,
-            refresh_generation: 0,
+            refresh_due_at: None,
             probing: false,
             last_probe_at: None,
             last_pushed: None,
@@ -136,6 +136,9 @@ impl AccountState {
 
     /// Feeds a quota event; returns the actions its effects ask for.
     pub fn quota(&mut self, ev: Event, now: UnixMs) -> Vec<Action> {
+        if ev == Event::Tick && !self.rec.quota.tick_due(now) {
+            return Vec::new();
+        }
         let before = self.rec.quota.clone();
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
         if self.rec.quota != before {
@@ -242,24 +245,31 @@ impl AccountState {
 
     /// Availability as the supervisor's view needs it.
     pub fn candidate(&self, now: UnixMs) -> Candidate {
+        let mut c = Self::seed(&self.rec, self.cfg.max_leases, now);
+        c.serving &= self.tokens_durable;
+        c.leases = self.leases;
+        c.cooldown_until = self.cooldown.active(now);
+        c
+    }
+
+    /// Availability of a record before its actor runs: the supervisor seeds its view with it
+    /// at spawn, so a pick right after start does not find an empty pool.
+    pub fn seed(rec: &AccountRecord, max_leases: u32, now: UnixMs) -> Candidate {
         Candidate {
-            id: self.rec.id.clone(),
-            plan: self
-                .rec
+            id: rec.id.clone(),
+            plan: rec
                 .identity
                 .plan
                 .clone()
-                .or_else(|| self.rec.quota.plan_type.clone()),
-            status: self.rec.status,
-            serving: self.rec.status == Status::Active
-                && self.tokens_durable
-                && self.rec.tokens.expires_at.is_none_or(|t| t > now),
-            leases: self.leases,
-            max_leases: self.cfg.max_leases,
-            requests: self.rec.usage.requests,
-            last_used: self.rec.usage.last_used,
-            locks: self.rec.quota.locks(),
-            cooldown_until: self.cooldown.active(now),
+                .or_else(|| rec.quota.plan_type.clone()),
+            status: rec.status,
+            serving: rec.status == Status::Active && rec.tokens.expires_at.is_none_or(|t| t > now),
+            leases: 0,
+            max_leases,
+            requests: rec.usage.requests,
+            last_used: rec.usage.last_used,
+            locks: rec.quota.locks(),
+            cooldown_until: None,
         }
     }
 

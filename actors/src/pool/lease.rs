@@ -29,6 +29,17 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
+    /// A lease attached to no actor: what it reports goes nowhere. For tests of code that
+    /// consumes leases without running a pool.
+    pub fn detached(account_id: AccountId, creds: UpstreamCreds, started_at: UnixMs) -> Self {
+        Self {
+            account_id,
+            creds,
+            started_at,
+            actor: None,
+        }
+    }
+
     fn cast(&self, msg: AccountMsg) {
         if let Some(a) = &self.actor {
             // The actor may be restarting; evidence lost then is re-learned on the next request.

@@ -12,7 +12,9 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use super::affinity::Affinity;
 use super::restart::RestartBudget;
 use super::{AddOutcome, PickRequest, PoolConfig, PoolError, PoolSummary, Strategy};
-use crate::account::{AccountActor, AccountArgs, AccountConfig, AccountRef, RefreshGate};
+use crate::account::{
+    AccountActor, AccountArgs, AccountConfig, AccountRef, AccountState, RefreshGate,
+};
 use crate::rotation::{Candidate, NoChoice, Policy, View};
 use crate::{AccountId, AccountRecord, Effects, Status, quota};
 
@@ -242,6 +244,7 @@ async fn spawn_account(
     if let Some(key) = identity_key(&rec) {
         st.identities.entry(key).or_insert_with(|| id.clone());
     }
+    let seed = AccountState::seed(&rec, st.acfg.max_leases, st.fx.clock.now_ms());
     let sup = me.clone();
     let args = AccountArgs {
         record: rec,
@@ -254,6 +257,7 @@ async fn spawn_account(
     };
     let (actor, _) = Actor::spawn_linked(None, AccountActor, args, me.get_cell()).await?;
     st.by_cell.insert(actor.get_id(), id.clone());
+    st.view.upsert(seed);
     st.children.insert(id, actor.clone());
     Ok(actor)
 }

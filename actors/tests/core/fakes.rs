@@ -110,6 +110,8 @@ impl TokenRefresher for SharedRefresher {
 #[derive(Default)]
 pub struct FakeProber {
     pub answer: Mutex<Option<Observation>>,
+    /// Answer 401 instead.
+    pub unauthorized: std::sync::atomic::AtomicBool,
     pub calls: AtomicUsize,
 }
 
@@ -120,6 +122,9 @@ impl QuotaProber for SharedProber {
     fn probe(&self, _creds: UpstreamCreds) -> BoxFuture<'static, Result<Observation, ProbeError>> {
         self.0.calls.fetch_add(1, Ordering::SeqCst);
         let a = self.0.answer.lock().unwrap().clone();
+        if self.0.unauthorized.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(ProbeError::Unauthorized) });
+        }
         Box::pin(async move { a.ok_or_else(|| ProbeError::Transient("no answer scripted".into())) })
     }
 }

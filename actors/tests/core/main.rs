@@ -2,10 +2,12 @@
 //! YAML trace snapshots, and the actors (account, pool) on a paused tokio clock with in-memory
 //! effects. One test binary; snapshots live in the workspace's top-level `snapshots/`.
 
+mod evidence;
 mod fakes;
 mod legacy;
 mod pool;
 mod quota;
 mod refresh;
 mod rotation;
+mod supervision;
 mod support;

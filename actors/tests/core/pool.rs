@@ -284,42 +284,6 @@ async fn operator_operations_add_dedup_enable_remove_and_switch_strategy() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_actor_is_restarted_from_its_durable_record_and_the_pool_keeps_serving() {
-    let fx = Fx::new();
-    let pool = PoolHandle::start(
-        cfg(),
-        fx.effects(),
-        vec![record("a", None), record("b", None)],
-    )
-    .await
-    .expect("pool");
-    settle(Duration::from_millis(10)).await;
-    pool.set_enabled("a", false)
-        .await
-        .expect("disable a: durable");
-    *fx.store.panic_on.lock().unwrap() = Some("a".into());
-    assert!(
-        pool.set_enabled("a", true).await.is_err(),
-        "the actor panicked while saving"
-    );
-    assert_eq!(
-        pool.pick(req())
-            .await
-            .expect("b serves meanwhile")
-            .account_id,
-        "b"
-    );
-    settle(Duration::from_secs(1)).await;
-    let v = pool.account("a").await.expect("a is back");
-    assert_eq!(
-        v.status,
-        Status::Disabled,
-        "restarted from the last durable record"
-    );
-    pool.shutdown().await;
-}
-
-#[tokio::test(start_paused = true)]
 async fn quota_changes_are_coalesced_and_flushed_on_tick_and_on_shutdown() {
     let fx = Fx::new();
     let mut c = cfg();
@@ -356,4 +320,57 @@ async fn quota_changes_are_coalesced_and_flushed_on_tick_and_on_shutdown() {
         "flushed on stop"
     );
     assert_eq!(a.usage.requests, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conversation_sticks_to_its_account_while_it_can_serve() {
+    let fx = Fx::new();
+    let recs = vec![record("a", None), record("b", None), record("c", None)];
+    let pool = PoolHandle::start(cfg(), fx.effects(), recs)
+        .await
+        .expect("pool");
+    settle(Duration::from_millis(10)).await;
+    let conv = |exclude: Vec<String>| PickRequest {
+        affinity: Some("conv-1".into()),
+        exclude,
+        ..req()
+    };
+    let first = pool
+        .pick(conv(vec![]))
+        .await
+        .expect("lease")
+        .account_id
+        .clone();
+    settle(Duration::from_millis(10)).await;
+    for _ in 0..3 {
+        let l = pool.pick(conv(vec![])).await.expect("lease");
+        assert_eq!(
+            l.account_id, first,
+            "least_used alone would move on; affinity keeps it"
+        );
+        drop(l);
+        settle(Duration::from_millis(10)).await;
+    }
+    let moved = pool.pick(conv(vec![first.clone()])).await.expect("lease");
+    assert_ne!(
+        moved.account_id, first,
+        "an excluded affinity account is not used"
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pick_right_after_start_finds_the_accounts() {
+    let fx = Fx::new();
+    let pool = PoolHandle::start(cfg(), fx.effects(), vec![record("a", None)])
+        .await
+        .expect("pool");
+    let lease = pool
+        .pick(req())
+        .await
+        .expect("the view is seeded at spawn, not on the first push");
+    assert_eq!(lease.account_id, "a");
+    assert_eq!(pool.summary().await.total, 1);
+    drop(lease);
+    pool.shutdown().await;
 }

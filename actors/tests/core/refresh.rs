@@ -49,10 +49,17 @@ async fn proactive_rotation_writes_intent_then_tokens_then_clears_intent() {
             )
         })
         .collect();
+    let mut saves = saves;
+    saves.dedup(); // coalesced flushes during the refresh may repeat a state
     let i = saves
         .iter()
         .position(|s| s.0.is_some())
         .expect("an intent was saved");
+    assert_eq!(
+        saves.len(),
+        i + 3,
+        "nothing after the intent is cleared: {saves:?}"
+    );
     assert_eq!(
         saves[i],
         (Some(RefreshReason::ProactiveExpiry), Some("rt-a".into())),
@@ -156,11 +163,13 @@ async fn a_leftover_intent_is_retried_at_start_and_a_dead_token_means_needs_logi
     let dead_id = dead.trim_start_matches("rt-");
     let rec = fx.store.get(dead_id).expect("stored");
     assert_eq!(rec.status, Status::Expired);
-    assert_eq!(
-        rec.status_reason.as_deref(),
-        Some("needs login (refresh_token_reused)")
-    );
+    assert_eq!(rec.status_reason.as_deref(), Some("needs login"));
     assert_eq!(rec.refresh_intent, None);
+    assert!(
+        rec.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("refresh_token_reused"))
+    );
     assert_eq!(
         rec.tokens.refresh_token.as_deref(),
         Some(dead.as_str()),
@@ -207,6 +216,46 @@ async fn a_transient_refresh_failure_is_retried_with_backoff() {
     assert_eq!(
         pool.account("a").await.map(|v| v.status),
         Some(Status::Active)
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_probe_learns_the_quota_and_a_401_probe_refreshes() {
+    use rotor_actors::quota::{Observation, Window};
+    let fx = Fx::new();
+    let pool = PoolHandle::start(cfg(), fx.effects(), vec![record("a", None)])
+        .await
+        .expect("pool");
+    settle(Duration::from_millis(10)).await;
+    let full = Window {
+        used_percent: 100.0,
+        window_secs: Some(18_000),
+        reset_at: Some(T0 + 60 * M),
+        limit_reached: None,
+    };
+    *fx.prober.answer.lock().unwrap() = Some(Observation {
+        at: T0,
+        primary: Some(full),
+        ..Observation::default()
+    });
+    pool.probe("a").await.expect("probe");
+    settle(Duration::from_millis(10)).await;
+    assert_eq!(
+        pool.account("a").await.map(|v| v.derived_status),
+        Some("rate_limited".to_string())
+    );
+    fx.prober.unauthorized.store(true, Ordering::SeqCst);
+    pool.probe("a").await.expect("probe");
+    settle(Duration::from_millis(10)).await;
+    assert_eq!(
+        fx.refresher.calls.lock().unwrap().len(),
+        1,
+        "a 401 from the usage endpoint refreshes the token"
+    );
+    assert_eq!(
+        pool.probe("nope").await,
+        Err(rotor_actors::PoolError::NotFound("nope".into()))
     );
     pool.shutdown().await;
 }
