@@ -81,6 +81,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Reliability evidence: load + injected faults + SIGKILL/restart, or quota efficiency.
     Chaos(crate::chaos::ChaosArgs),
+    /// Run a benchmark (e.g. `bench sim`: streamed responses/s of the simulator on one core).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `codex-rotor config …`
@@ -101,6 +103,7 @@ async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => crate::server::run(&global, args).await,
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Chaos(args) => crate::chaos::run(args).await,
+        Command::Bench(args) => crate::bench::run(args).await,
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod errors;
 pub mod keys;
+pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;

@@ -25,7 +25,9 @@ pub(crate) struct ConnControl {
 
 impl ConnControl {
     fn new() -> Arc<Self> {
-        Arc::new(ConnControl { allowance: AtomicI64::new(UNARMED) })
+        Arc::new(ConnControl {
+            allowance: AtomicI64::new(UNARMED),
+        })
     }
 
     /// Lets `bytes` more bytes through, then closes the connection.
@@ -52,7 +54,13 @@ impl CutIo {
     /// Wraps an accepted stream; the returned control goes into each request's extensions.
     pub(crate) fn new(stream: TcpStream) -> (Self, Arc<ConnControl>) {
         let control = ConnControl::new();
-        (CutIo { inner: Some(stream), control: control.clone() }, control)
+        (
+            CutIo {
+                inner: Some(stream),
+                control: control.clone(),
+            },
+            control,
+        )
     }
 
     /// Applies a pending reset: RST instead of FIN, by closing with a zero linger.
@@ -73,7 +81,11 @@ impl CutIo {
 }
 
 impl AsyncRead for CutIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.apply_reset() {
             return Poll::Ready(Err(Self::gone()));
@@ -86,7 +98,11 @@ impl AsyncRead for CutIo {
 }
 
 impl AsyncWrite for CutIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.apply_reset() {
             return Poll::Ready(Err(Self::gone()));
@@ -102,7 +118,9 @@ impl AsyncWrite for CutIo {
             this.inner = None; // FIN in the middle of whatever was being framed
             return Poll::Ready(Err(Self::gone()));
         }
-        let limit = buf.len().min(usize::try_from(allowance).unwrap_or(usize::MAX));
+        let limit = buf
+            .len()
+            .min(usize::try_from(allowance).unwrap_or(usize::MAX));
         match Pin::new(stream).poll_write(cx, &buf[..limit]) {
             Poll::Ready(Ok(n)) => {
                 this.control.allowance.fetch_sub(n as i64, Ordering::SeqCst);
@@ -122,7 +140,10 @@ impl AsyncWrite for CutIo {
         match this.inner.as_mut() {
             Some(s) if !armed => Pin::new(s).poll_write_vectored(cx, bufs),
             _ => {
-                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+                let first = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &b[..]);
                 Pin::new(this).poll_write(cx, first)
             }
         }

@@ -44,11 +44,11 @@ pub(crate) fn router() -> Router<Arc<World>> {
 }
 
 /// Parses a JSON body; an empty body is the type's default.
-fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Response> {
+fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| reply::bad_request(None, &format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
 fn view_or_404(world: &World, id: &str) -> Response {
@@ -59,11 +59,20 @@ fn view_or_404(world: &World, id: &str) -> Response {
 }
 
 fn not_found(id: &str) -> Response {
-    reply::error(StatusCode::NOT_FOUND, "account_not_found", "invalid_request_error", &format!("no simulated account {id:?}"))
+    reply::error(
+        StatusCode::NOT_FOUND,
+        "account_not_found",
+        "invalid_request_error",
+        &format!("no simulated account {id:?}"),
+    )
 }
 
 async fn overview(State(world): State<Arc<World>>) -> Response {
-    let accounts: Vec<Value> = world.account_ids().iter().filter_map(|id| world.account_view(id)).collect();
+    let accounts: Vec<Value> = world
+        .account_ids()
+        .iter()
+        .filter_map(|id| world.account_view(id))
+        .collect();
     reply::json_status(
         StatusCode::OK,
         json!({"accounts": accounts, "totals": world.totals(), "faults": world.faults()}),
@@ -76,12 +85,16 @@ async fn create(State(world): State<Arc<World>>, bytes: Bytes) -> Response {
             let created = world.create_account(spec);
             reply::json_status(StatusCode::CREATED, json!(created))
         }
-        Err(r) => r,
+        Err(e) => reply::bad_request(None, &e),
     }
 }
 
 async fn list(State(world): State<Arc<World>>) -> Response {
-    let accounts: Vec<Value> = world.account_ids().iter().filter_map(|id| world.account_view(id)).collect();
+    let accounts: Vec<Value> = world
+        .account_ids()
+        .iter()
+        .filter_map(|id| world.account_view(id))
+        .collect();
     reply::json_status(StatusCode::OK, Value::Array(accounts))
 }
 
@@ -100,17 +113,25 @@ async fn counters(State(world): State<Arc<World>>, Path(id): Path<String>) -> Re
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsageBody {
+    /// New fill of the 5 h window, 0..=100.
     primary_used_percent: Option<f64>,
+    /// New fill of the weekly window, 0..=100.
     secondary_used_percent: Option<f64>,
+    /// New fill of the `codex_bengalfox` window, 0..=100.
     extra_used_percent: Option<f64>,
 }
 
 async fn usage(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: Bytes) -> Response {
     let b: UsageBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return reply::bad_request(None, &e),
     };
-    if !world.set_usage(&id, b.primary_used_percent, b.secondary_used_percent, b.extra_used_percent) {
+    if !world.set_usage(
+        &id,
+        b.primary_used_percent,
+        b.secondary_used_percent,
+        b.extra_used_percent,
+    ) {
         return not_found(&id);
     }
     view_or_404(&world, &id)
@@ -120,23 +141,34 @@ async fn usage(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: B
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QuotaBody {
+    /// Tokens per 5 h window.
     primary_quota_tokens: Option<u64>,
+    /// Tokens per weekly window.
     secondary_quota_tokens: Option<u64>,
+    /// Tokens per `codex_bengalfox` window (adds the limit if missing).
     extra_quota_tokens: Option<u64>,
 }
 
 async fn quota(State(world): State<Arc<World>>, Path(id): Path<String>, bytes: Bytes) -> Response {
     let b: QuotaBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return reply::bad_request(None, &e),
     };
-    if !world.set_quota(&id, b.primary_quota_tokens, b.secondary_quota_tokens, b.extra_quota_tokens) {
+    if !world.set_quota(
+        &id,
+        b.primary_quota_tokens,
+        b.secondary_quota_tokens,
+        b.extra_quota_tokens,
+    ) {
         return not_found(&id);
     }
     view_or_404(&world, &id)
 }
 
-async fn standing(State(world): State<Arc<World>>, Path((id, action)): Path<(String, String)>) -> Response {
+async fn standing(
+    State(world): State<Arc<World>>,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
     let found = match action.as_str() {
         "ban" => world.set_standing(&id, Standing::Banned),
         "deactivate" => world.set_standing(&id, Standing::Deactivated),
@@ -144,7 +176,12 @@ async fn standing(State(world): State<Arc<World>>, Path((id, action)): Path<(Str
         "expire" => world.expire_access_tokens(&id),
         other => {
             let msg = format!("unknown action {other:?} (ban, deactivate, reinstate, expire)");
-            return reply::error(StatusCode::NOT_FOUND, "unknown_action", "invalid_request_error", &msg);
+            return reply::error(
+                StatusCode::NOT_FOUND,
+                "unknown_action",
+                "invalid_request_error",
+                &msg,
+            );
         }
     };
     if !found {

@@ -14,6 +14,8 @@ use std::sync::Arc;
 pub(crate) enum Effect {
     /// Answer this instead of the normal answer.
     Replace(Response),
+    /// The connection is reset; this placeholder answer never reaches the client.
+    Reset(Response),
     /// Wait this long before answering normally.
     Delay(std::time::Duration),
     /// Shape the stream (premature close or stall); non-streaming endpoints treat a premature
@@ -48,8 +50,10 @@ pub(crate) fn effect(kind: FaultKind, conn: Option<&Arc<ConnControl>>) -> Effect
         )),
         FaultKind::Cloudflare => Effect::Replace(reply::cloudflare()),
         FaultKind::Silence { millis } => Effect::Delay(std::time::Duration::from_millis(millis)),
-        FaultKind::Reset => Effect::Replace(reset(conn)),
-        other @ (FaultKind::PrematureClose { .. } | FaultKind::Stall { .. }) => Effect::Stream(other),
+        FaultKind::Reset => Effect::Reset(reset(conn)),
+        other @ (FaultKind::PrematureClose { .. } | FaultKind::Stall { .. }) => {
+            Effect::Stream(other)
+        }
     }
 }
 
@@ -58,5 +62,10 @@ pub(crate) fn reset(conn: Option<&Arc<ConnControl>>) -> Response {
     if let Some(c) = conn {
         c.reset();
     }
-    (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONNECTION, "close")], "").into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONNECTION, "close")],
+        "",
+    )
+        .into_response()
 }

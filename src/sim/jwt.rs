@@ -59,14 +59,25 @@ mod tests {
 
     #[test]
     fn minted_token_carries_the_codex_claims() {
-        let s = Subject { account_id: "acct-1", user_id: "user-1", email: "a@b.c", plan: "pro" };
+        let s = Subject {
+            account_id: "acct-1",
+            user_id: "user-1",
+            email: "a@b.c",
+            plan: "pro",
+        };
         let t = mint(&s, 100, 200, "j1");
         assert!(t.starts_with("eyJ") && t.ends_with('.'));
         let c = claims(&t).expect("decodes");
         assert_eq!(c["exp"], 200);
         assert_eq!(c["email"], "a@b.c");
-        assert_eq!(c["https://api.openai.com/auth"]["chatgpt_account_id"], "acct-1");
+        assert_eq!(
+            c["https://api.openai.com/auth"]["chatgpt_account_id"],
+            "acct-1"
+        );
         assert_eq!(c["https://api.openai.com/auth"]["chatgpt_plan_type"], "pro");
-        assert_eq!(c["https://api.openai.com/auth"]["chatgpt_user_id"], "user-1");
+        assert_eq!(
+            c["https://api.openai.com/auth"]["chatgpt_user_id"],
+            "user-1"
+        );
     }
 }

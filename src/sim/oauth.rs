@@ -23,15 +23,23 @@ use std::sync::Arc;
 /// The fields of a token request this endpoint reads.
 #[derive(Debug, Default, Deserialize)]
 struct TokenRequest {
+    /// `refresh_token` or `authorization_code`.
     grant_type: Option<String>,
+    /// The token to rotate (refresh grant).
     refresh_token: Option<String>,
+    /// The code from `/oauth/authorize` (code grant).
     code: Option<String>,
+    /// PKCE verifier matching the code's challenge (code grant).
     code_verifier: Option<String>,
+    /// Must repeat the authorization request's redirect URI (code grant).
     redirect_uri: Option<String>,
 }
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Option<TokenRequest> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if ct.contains("json") || looks_json {
         serde_json::from_slice(body).ok()
@@ -41,7 +49,10 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Option<TokenRequest> {
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    reply::json_status(status, json!({"error": error, "error_description": description}))
+    reply::json_status(
+        status,
+        json!({"error": error, "error_description": description}),
+    )
 }
 
 fn grant_error(world: &World, e: GrantError) -> Response {
@@ -67,15 +78,25 @@ fn grant_error(world: &World, e: GrantError) -> Response {
         ),
         GrantError::Banned(id) => {
             world.count(Some(&id), |c| c.served_403 += 1);
-            reply::error(StatusCode::FORBIDDEN, "account_banned", "invalid_request_error",
-                "Your account has been banned for violating our usage policies.")
+            reply::error(
+                StatusCode::FORBIDDEN,
+                "account_banned",
+                "invalid_request_error",
+                "Your account has been banned for violating our usage policies.",
+            )
         }
-        GrantError::Mismatch => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "PKCE verification failed."),
+        GrantError::Mismatch => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "PKCE verification failed.",
+        ),
     }
 }
 
 fn granted(world: &World, t: TokenSet) -> Response {
-    let ttl = world.with_account(&t.account_id, now_ms(), |a| a.token_ttl_ms / 1000).unwrap_or(3600);
+    let ttl = world
+        .with_account(&t.account_id, now_ms(), |a| a.token_ttl_ms / 1000)
+        .unwrap_or(3600);
     reply::json_status(
         StatusCode::OK,
         json!({"id_token": t.id_token, "access_token": t.access_token, "refresh_token": t.refresh_token,
@@ -96,31 +117,58 @@ pub(crate) async fn token(
                 count_status(&world, None, resp.status());
                 return resp;
             }
+            Effect::Reset(resp) => return resp,
             Effect::Delay(d) => tokio::time::sleep(d).await,
             Effect::Stream(_) => return fault::reset(conn.as_ref().map(|c| &c.0)),
         }
     }
     let Some(req) = parse_body(&headers, &body) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The body is neither JSON nor a form.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body is neither JSON nor a form.",
+        );
     };
     let now = now_ms();
     let result = match req.grant_type.as_deref() {
         Some("refresh_token") => match req.refresh_token.as_deref() {
             Some(rt) => world.refresh(rt, now),
-            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing refresh_token."),
+            None => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "Missing refresh_token.",
+                );
+            }
         },
         Some("authorization_code") => match (req.code.as_deref(), req.code_verifier.as_deref()) {
             (Some(code), Some(verifier)) => {
                 match world.exchange_code(code, verifier, req.redirect_uri.as_deref(), now) {
                     Err(GrantError::Invalid) => {
-                        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Unknown or used code.");
+                        return oauth_error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_grant",
+                            "Unknown or used code.",
+                        );
                     }
                     other => other,
                 }
             }
-            _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing code or code_verifier."),
+            _ => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "Missing code or code_verifier.",
+                );
+            }
         },
-        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant_type."),
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Unsupported grant_type.",
+            );
+        }
     };
     match result {
         Ok(tokens) => granted(&world, tokens),
@@ -131,24 +179,52 @@ pub(crate) async fn token(
 /// The authorization endpoint: approves at once. `login_hint` (email or sim account id)
 /// chooses the account; without it a new account is created. Redirects to `redirect_uri`
 /// with `code` and `state`, or answers them as JSON when there is no `redirect_uri`.
-pub(crate) async fn authorize(State(world): State<Arc<World>>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn authorize(
+    State(world): State<Arc<World>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let Some(challenge) = q.get("code_challenge") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code_challenge is required (PKCE).");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "code_challenge is required (PKCE).",
+        );
     };
-    if q.get("code_challenge_method").map_or("plain", String::as_str) != "S256" {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code_challenge_method must be S256.");
+    if q.get("code_challenge_method")
+        .map_or("plain", String::as_str)
+        != "S256"
+    {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "code_challenge_method must be S256.",
+        );
     }
     if q.get("response_type").is_some_and(|r| r != "code") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_response_type", "response_type must be code.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_response_type",
+            "response_type must be code.",
+        );
     }
     let redirect = q.get("redirect_uri");
-    let code = world.authorize(q.get("login_hint").map(String::as_str), challenge, redirect.map(String::as_str));
+    let code = world.authorize(
+        q.get("login_hint").map(String::as_str),
+        challenge,
+        redirect.map(String::as_str),
+    );
     let state = q.get("state").cloned().unwrap_or_default();
     match redirect {
         Some(uri) => {
-            let query = serde_urlencoded::to_string([("code", code.as_str()), ("state", state.as_str())]).unwrap_or_default();
+            let query =
+                serde_urlencoded::to_string([("code", code.as_str()), ("state", state.as_str())])
+                    .unwrap_or_default();
             let sep = if uri.contains('?') { '&' } else { '?' };
-            (StatusCode::FOUND, [(header::LOCATION, format!("{uri}{sep}{query}"))]).into_response()
+            (
+                StatusCode::FOUND,
+                [(header::LOCATION, format!("{uri}{sep}{query}"))],
+            )
+                .into_response()
         }
         None => reply::json_status(StatusCode::OK, json!({"code": code, "state": state})),
     }

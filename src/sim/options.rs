@@ -57,9 +57,15 @@ impl Default for SimOptions {
             answer_words: 8,
             event_delay: Duration::ZERO,
             reject_unknown_models: false,
-            models: ["gpt-5.5", "gpt-5.4", "gpt-5.3-codex", "gpt-5.3-codex-spark", "gpt-5.4-mini"]
-                .map(String::from)
-                .to_vec(),
+            models: [
+                "gpt-5.5",
+                "gpt-5.4",
+                "gpt-5.3-codex",
+                "gpt-5.3-codex-spark",
+                "gpt-5.4-mini",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -188,7 +194,13 @@ pub struct FaultSpec {
 impl FaultSpec {
     /// A fault on every responses request of every account, until cleared.
     pub fn always(kind: FaultKind) -> Self {
-        FaultSpec { kind, account: None, target: FaultTarget::Responses, probability: None, count: None }
+        FaultSpec {
+            kind,
+            account: None,
+            target: FaultTarget::Responses,
+            probability: None,
+            count: None,
+        }
     }
 
     /// Restricts the fault to one simulator account.

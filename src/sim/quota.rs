@@ -23,7 +23,12 @@ pub(crate) struct Window {
 impl Window {
     /// An unused window.
     pub fn new(limit_tokens: u64, window_ms: Ms) -> Self {
-        Window { limit_tokens, used_tokens: 0, window_ms: window_ms.max(1), reset_at: None }
+        Window {
+            limit_tokens,
+            used_tokens: 0,
+            window_ms: window_ms.max(1),
+            reset_at: None,
+        }
     }
 
     /// Empties the window if its time has passed.
@@ -115,10 +120,14 @@ impl Quota {
     pub fn check(&mut self, uses_extra: bool, now: Ms) -> Result<(), Refusal> {
         self.roll(now);
         if uses_extra && let Some(e) = self.extra.as_ref().filter(|e| e.exhausted()) {
-            return Err(Refusal::Extra { reset_at: e.reset_at_or_start(now) });
+            return Err(Refusal::Extra {
+                reset_at: e.reset_at_or_start(now),
+            });
         }
-        let blocking: Vec<&Window> =
-            [&self.primary, &self.secondary].into_iter().filter(|w| w.exhausted()).collect();
+        let blocking: Vec<&Window> = [&self.primary, &self.secondary]
+            .into_iter()
+            .filter(|w| w.exhausted())
+            .collect();
         match blocking.iter().map(|w| w.reset_at_or_start(now)).max() {
             Some(reset_at) => Err(Refusal::Codex { reset_at }),
             None => Ok(()),

@@ -10,7 +10,12 @@ use serde_json::{Value, json};
 
 /// A JSON answer with the given status.
 pub(crate) fn json_status(status: StatusCode, body: Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// `{"error":{"message","type","param","code"}}` with the given status.
@@ -61,7 +66,13 @@ fn percent(w: &Window) -> String {
 
 /// The `x-codex-*` quota headers of an account; the `x-codex-bengalfox-*` family too when
 /// the model uses the extra limit and the account has one.
-pub(crate) fn quota_headers(h: &mut HeaderMap, quota: &Quota, uses_extra: bool, credits: Option<&str>, now: i64) {
+pub(crate) fn quota_headers(
+    h: &mut HeaderMap,
+    quota: &Quota,
+    uses_extra: bool,
+    credits: Option<&str>,
+    now: i64,
+) {
     let window = |h: &mut HeaderMap, names: [&'static str; 3], w: &Window| {
         put(h, names[0], percent(w));
         put(h, names[1], w.window_minutes());
@@ -69,12 +80,20 @@ pub(crate) fn quota_headers(h: &mut HeaderMap, quota: &Quota, uses_extra: bool, 
     };
     window(
         h,
-        ["x-codex-primary-used-percent", "x-codex-primary-window-minutes", "x-codex-primary-reset-at"],
+        [
+            "x-codex-primary-used-percent",
+            "x-codex-primary-window-minutes",
+            "x-codex-primary-reset-at",
+        ],
         &quota.primary,
     );
     window(
         h,
-        ["x-codex-secondary-used-percent", "x-codex-secondary-window-minutes", "x-codex-secondary-reset-at"],
+        [
+            "x-codex-secondary-used-percent",
+            "x-codex-secondary-window-minutes",
+            "x-codex-secondary-reset-at",
+        ],
         &quota.secondary,
     );
     put(h, "x-codex-credits-has-credits", credits.is_some());

@@ -8,7 +8,7 @@ use super::options::{FaultKind, FaultTarget};
 use super::quota::Refusal;
 use super::reply::{self, put};
 use super::state::{Auth, World, now_ms};
-use super::stream::{Answer, Usage, frame};
+use super::stream::{Answer, Usage};
 use super::turn;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -21,30 +21,55 @@ use std::time::Duration;
 /// The bearer token of a request, if any.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 /// Authenticates a backend call, answering 401/403 in upstream's shapes when it fails.
-pub(crate) fn authorize(world: &World, headers: &HeaderMap, now: i64) -> (Option<String>, Result<String, Response>) {
+pub(crate) fn authorize(
+    world: &World,
+    headers: &HeaderMap,
+    now: i64,
+) -> (Option<String>, Result<String, Response>) {
     let auth = bearer(headers).map_or(Auth::Unknown, |t| world.authenticate(t, now));
     match auth {
         Auth::Ok(id) => (Some(id.clone()), Ok(id)),
-        Auth::Unknown => (None, Err(unauthorized(world, None, "token_invalid",
-            "Could not parse your authentication token. Please try signing in again."))),
+        Auth::Unknown => (
+            None,
+            Err(unauthorized(
+                world,
+                None,
+                "token_invalid",
+                "Could not parse your authentication token. Please try signing in again.",
+            )),
+        ),
         Auth::Expired(id) => {
-            let r = unauthorized(world, Some(&id), "token_expired",
-                "Provided authentication token is expired. Please try signing in again.");
+            let r = unauthorized(
+                world,
+                Some(&id),
+                "token_expired",
+                "Provided authentication token is expired. Please try signing in again.",
+            );
             (Some(id), Err(r))
         }
         Auth::Deactivated(id) => {
-            let r = unauthorized(world, Some(&id), "account_deactivated",
-                "Your OpenAI account has been deactivated, please check your email for more information.");
+            let r = unauthorized(
+                world,
+                Some(&id),
+                "account_deactivated",
+                "Your OpenAI account has been deactivated, please check your email for more information.",
+            );
             (Some(id), Err(r))
         }
         Auth::Banned(id) => {
             world.count(Some(&id), |c| c.served_403 += 1);
-            let r = reply::error(StatusCode::FORBIDDEN, "account_banned", "invalid_request_error",
-                "Your account has been banned for violating our usage policies.");
+            let r = reply::error(
+                StatusCode::FORBIDDEN,
+                "account_banned",
+                "invalid_request_error",
+                "Your account has been banned for violating our usage policies.",
+            );
             (Some(id), Err(r))
         }
     }
@@ -52,7 +77,12 @@ pub(crate) fn authorize(world: &World, headers: &HeaderMap, now: i64) -> (Option
 
 fn unauthorized(world: &World, id: Option<&str>, code: &str, message: &str) -> Response {
     world.count(id, |c| c.served_401 += 1);
-    reply::error(StatusCode::UNAUTHORIZED, code, "invalid_request_error", message)
+    reply::error(
+        StatusCode::UNAUTHORIZED,
+        code,
+        "invalid_request_error",
+        message,
+    )
 }
 
 /// Counts a fault-made answer by its status.
@@ -81,10 +111,18 @@ pub(crate) async fn handle(
     let mut shape = None;
     if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Responses) {
         match fault::effect(kind, conn.as_ref()) {
-            Effect::Replace(resp) => {
+            Effect::Replace(mut resp) => {
                 count_status(&world, account.as_deref(), resp.status());
+                let is_html = resp.headers().contains_key("cf-mitigated");
+                if let Some(id) = account.as_deref().filter(|_| !is_html) {
+                    world.with_account(id, now, |a| {
+                        let credits = a.credits_balance.as_deref();
+                        reply::quota_headers(resp.headers_mut(), &a.quota, false, credits, now);
+                    });
+                }
                 return resp;
             }
+            Effect::Reset(resp) => return resp,
             Effect::Delay(d) => tokio::time::sleep(d).await,
             Effect::Stream(k) => shape = Some(k),
         }
@@ -97,8 +135,11 @@ pub(crate) async fn handle(
         Ok(t) => t,
         Err(e) => return reply::bad_request(e.param, &e.message),
     };
-    if world.opts.reject_unknown_models && !world.opts.models.iter().any(|m| *m == turn.model) {
-        let detail = format!("The '{}' model is not supported when using Codex with a ChatGPT account.", turn.model);
+    if world.opts.reject_unknown_models && !world.opts.models.contains(&turn.model) {
+        let detail = format!(
+            "The '{}' model is not supported when using Codex with a ChatGPT account.",
+            turn.model
+        );
         return reply::json_status(StatusCode::BAD_REQUEST, json!({"detail": detail}));
     }
     let now = now_ms();
@@ -109,13 +150,22 @@ pub(crate) async fn handle(
         if let Err(refusal) = a.quota.check(extra, now) {
             a.counters.served_429 += 1;
             reply::quota_headers(&mut h, &a.quota, extra, a.credits_balance.as_deref(), now);
-            return Err((refusal, a.plan.clone(), h));
+            return (Err((refusal, a.plan.clone())), h);
         }
         let cached = match &turn.prompt_cache_key {
-            Some(k) => a.cache.insert(k.clone(), turn.input_tokens).unwrap_or(0).min(turn.input_tokens),
+            Some(k) => a
+                .cache
+                .insert(k.clone(), turn.input_tokens)
+                .unwrap_or(0)
+                .min(turn.input_tokens),
             None => 0,
         };
-        let usage = Usage { input: turn.input_tokens, cached, output: plan.output_tokens, reasoning: plan.reasoning_tokens };
+        let usage = Usage {
+            input: turn.input_tokens,
+            cached,
+            output: plan.output_tokens,
+            reasoning: plan.reasoning_tokens,
+        };
         let charged = usage.input + usage.output;
         a.quota.charge(charged, extra, now);
         let c = &mut a.counters;
@@ -126,12 +176,12 @@ pub(crate) async fn handle(
         c.reasoning_tokens += usage.reasoning;
         c.completed += u64::from(shape.is_none());
         reply::quota_headers(&mut h, &a.quota, extra, a.credits_balance.as_deref(), now);
-        Ok((usage, h))
+        (Ok(usage), h)
     });
     let (usage, mut h) = match outcome {
         None => return reset_unknown(&world),
-        Some(Err((refusal, plan_type, h))) => return usage_limit(refusal, &plan_type, h, now),
-        Some(Ok(v)) => v,
+        Some((Err((refusal, plan_type)), h)) => return usage_limit(refusal, &plan_type, h, now),
+        Some((Ok(usage), h)) => (usage, h),
     };
     let serial = world.serial();
     let turn_state = headers
@@ -153,18 +203,37 @@ pub(crate) async fn handle(
         if let Some(FaultKind::PrematureClose { .. }) = shape {
             return fault::reset(conn.as_ref());
         }
-        h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-        return (StatusCode::OK, h, answer.response(true).to_string()).into_response();
+        h.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        return (StatusCode::OK, h, answer.response(true)).into_response();
     }
-    let frames: Vec<Bytes> = answer.events().iter().map(frame).collect();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache"));
-    (StatusCode::OK, h, sse_body(frames, shape, world.opts.event_delay, conn)).into_response()
+    let frames = answer.sse();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    (
+        StatusCode::OK,
+        h,
+        sse_body(frames, shape, world.opts.event_delay, conn),
+    )
+        .into_response()
 }
 
 /// The token was valid a moment ago but its account vanished: treat as unknown.
 fn reset_unknown(world: &World) -> Response {
-    unauthorized(world, None, "token_invalid", "Could not find the account of this token.")
+    unauthorized(
+        world,
+        None,
+        "token_invalid",
+        "Could not find the account of this token.",
+    )
 }
 
 /// The 429 `usage_limit_reached` answer, body exactly as PROTOCOL.md §6.
@@ -176,7 +245,10 @@ fn usage_limit(refusal: Refusal, plan_type: &str, mut h: HeaderMap, now: i64) ->
     let resets_at = (reset_at + 999) / 1000;
     let resets_in = ((reset_at - now).max(0) + 999) / 1000;
     put(&mut h, "x-codex-active-limit", reply::active_limit(extra));
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     let body = json!({"error": {"type": "usage_limit_reached", "plan_type": plan_type,
         "resets_at": resets_at, "resets_in_seconds": resets_in}});
     (StatusCode::TOO_MANY_REQUESTS, h, body.to_string()).into_response()
@@ -184,14 +256,26 @@ fn usage_limit(refusal: Refusal, plan_type: &str, mut h: HeaderMap, now: i64) ->
 
 /// The SSE body: all frames at once when nothing shapes it, otherwise one frame at a time
 /// with delays, a stall, or a premature (optionally mid-chunk) close.
-fn sse_body(frames: Vec<Bytes>, shape: Option<FaultKind>, delay: Duration, conn: Option<Arc<ConnControl>>) -> Body {
+fn sse_body(
+    frames: super::stream::Frames,
+    shape: Option<FaultKind>,
+    delay: Duration,
+    conn: Option<Arc<ConnControl>>,
+) -> Body {
     if shape.is_none() && delay.is_zero() {
-        return Body::from(frames.concat());
+        return Body::from(frames.body);
     }
+    let frames = frames.split();
     let last = frames.len().saturating_sub(1);
     let (stop_at, mid_chunk, stall) = match shape {
-        Some(FaultKind::PrematureClose { after_events, mid_chunk }) => (Some(after_events.min(last)), mid_chunk, None),
-        Some(FaultKind::Stall { after_events, millis }) => (None, false, Some((after_events, millis))),
+        Some(FaultKind::PrematureClose {
+            after_events,
+            mid_chunk,
+        }) => (Some(after_events.min(last)), mid_chunk, None),
+        Some(FaultKind::Stall {
+            after_events,
+            millis,
+        }) => (None, false, Some((after_events, millis))),
         _ => (None, false, None),
     };
     let stream = async_stream(frames, stop_at, mid_chunk, stall, delay, conn);

@@ -12,7 +12,10 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Every route of the simulator.
 pub(crate) fn build(world: Arc<World>) -> Router {
     Router::new()
-        .route("/backend-api/codex/responses", post(super::responses::handle))
+        .route(
+            "/backend-api/codex/responses",
+            post(super::responses::handle),
+        )
         .route("/backend-api/wham/usage", get(super::usage::wham_usage))
         .route("/backend-api/codex/models", get(super::usage::models))
         .route("/oauth/token", post(super::oauth::token))

@@ -37,12 +37,21 @@ impl Simulator {
         let router = super::router::build(world.clone());
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, router, stopped));
-        Ok(SimHandle { addr, world, stop, task: Arc::new(Mutex::new(Some(task))) })
+        Ok(SimHandle {
+            addr,
+            world,
+            stop,
+            task: Arc::new(Mutex::new(Some(task))),
+        })
     }
 }
 
 /// Accepts connections until told to stop, then lets open connections finish briefly.
-async fn accept_loop(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -57,17 +66,25 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, mut stopped: w
     }
     drop(listener);
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .is_err()
+    {
         conns.abort_all();
     }
 }
 
 /// Serves one HTTP/1.1 connection with the router, placing its [`ConnControl`] into every
 /// request's extensions.
-async fn serve_conn(stream: tokio::net::TcpStream, router: axum::Router, mut stopped: watch::Receiver<bool>) {
+async fn serve_conn(
+    stream: tokio::net::TcpStream,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) {
     let (io, control) = CutIo::new(stream);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert::<Arc<ConnControl>>(control.clone());
+        req.extensions_mut()
+            .insert::<Arc<ConnControl>>(control.clone());
         let mut router = router.clone();
         async move { router.call(req.map(axum::body::Body::new)).await }
     });
@@ -132,18 +149,36 @@ impl SimHandle {
     }
 
     /// Sets how full an account's windows are, in percent.
-    pub fn set_usage(&self, sim_account_id: &str, primary_used_percent: f64, secondary_used_percent: f64) {
-        self.world.set_usage(sim_account_id, Some(primary_used_percent), Some(secondary_used_percent), None);
+    pub fn set_usage(
+        &self,
+        sim_account_id: &str,
+        primary_used_percent: f64,
+        secondary_used_percent: f64,
+    ) {
+        self.world.set_usage(
+            sim_account_id,
+            Some(primary_used_percent),
+            Some(secondary_used_percent),
+            None,
+        );
     }
 
     /// Sets how full an account's extra (`codex_bengalfox`) window is, in percent.
     pub fn set_extra_usage(&self, sim_account_id: &str, used_percent: f64) {
-        self.world.set_usage(sim_account_id, None, None, Some(used_percent));
+        self.world
+            .set_usage(sim_account_id, None, None, Some(used_percent));
     }
 
     /// Changes an account's tokens per window; `None` leaves a limit alone.
-    pub fn set_quota(&self, sim_account_id: &str, primary: Option<u64>, secondary: Option<u64>, extra: Option<u64>) {
-        self.world.set_quota(sim_account_id, primary, secondary, extra);
+    pub fn set_quota(
+        &self,
+        sim_account_id: &str,
+        primary: Option<u64>,
+        secondary: Option<u64>,
+        extra: Option<u64>,
+    ) {
+        self.world
+            .set_quota(sim_account_id, primary, secondary, extra);
     }
 
     /// Bans an account: every call answers 403 JSON.
@@ -164,6 +199,17 @@ impl SimHandle {
     /// Expires every access token of an account now (its refresh token still works).
     pub fn expire_access_token(&self, id: &str) {
         self.world.expire_access_tokens(id);
+    }
+
+    /// Resolves once [`SimHandle::shutdown`] was called (used to park a runtime that hosts
+    /// the simulator).
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 
     /// Stops accepting, lets open connections finish (bounded), and waits for the server.

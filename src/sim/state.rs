@@ -3,8 +3,7 @@
 //! both simpler and faster than finer ones at the request rates the simulator serves.
 
 use super::options::{
-    AccountSpec, Counters, CreatedAccount, FaultKind, FaultSpec, FaultTarget, PRIMARY_WINDOW_SECS,
-    SECONDARY_WINDOW_SECS, SimOptions,
+    AccountSpec, Counters, CreatedAccount, PRIMARY_WINDOW_SECS, SECONDARY_WINDOW_SECS, SimOptions,
 };
 use super::quota::{Ms, Quota, Window};
 use serde_json::json;
@@ -48,38 +47,46 @@ pub(crate) struct Account {
     pub cache: HashMap<String, u64>,
 }
 
+mod faults;
 mod tokens;
+
+use faults::ActiveFault;
 
 /// An access token the simulator issued.
 struct AccessEntry {
+    /// Whose token it is.
     account: String,
+    /// When it stops working (time-scaled ttl; `expire_access_token` pulls it to now).
     expires_at: Ms,
 }
 
 /// A refresh token the simulator issued; single use.
 struct RefreshEntry {
+    /// Whose token it is.
     account: String,
+    /// Spent: presenting it again is `refresh_token_reused`.
     used: bool,
 }
 
 /// A pending OAuth authorization code.
 struct AuthCode {
+    /// The account that "logged in".
     account: String,
+    /// S256 PKCE challenge the verifier must match.
     challenge: String,
+    /// Redirect URI of the authorization request; the exchange must repeat it.
     redirect_uri: Option<String>,
-}
-
-/// A scripted fault and how many hits it has left.
-struct ActiveFault {
-    spec: FaultSpec,
-    remaining: Option<u32>,
 }
 
 /// The tokens one grant hands out.
 pub(crate) struct TokenSet {
+    /// Unsigned JWT for the backend.
     pub access_token: String,
+    /// Single-use refresh token.
     pub refresh_token: String,
+    /// Unsigned JWT with the identity claims.
     pub id_token: String,
+    /// The account (`tokens.account_id` of `auth.json`).
     pub account_id: String,
 }
 
@@ -134,14 +141,23 @@ impl Rng {
 }
 
 struct Inner {
+    /// Every pseudo-random choice, seeded from the options.
     rng: Rng,
+    /// Number of the next account (ids and default emails).
     next_account: u64,
+    /// Accounts by id.
     accounts: HashMap<String, Account>,
+    /// Every access token ever issued (old ones stay valid until they expire).
     access: HashMap<String, AccessEntry>,
+    /// Every refresh token ever issued, spent or not (reuse detection needs the spent ones).
     refresh: HashMap<String, RefreshEntry>,
+    /// Pending OAuth authorization codes.
     codes: HashMap<String, AuthCode>,
+    /// Scripted faults, first match wins.
     faults: Vec<ActiveFault>,
+    /// Counters over all accounts plus anonymous calls.
     totals: Counters,
+    /// Source of response ids and turn states.
     serial: u64,
 }
 
@@ -149,12 +165,15 @@ struct Inner {
 pub(crate) struct World {
     /// The options the simulator was started with.
     pub opts: SimOptions,
+    /// Everything mutable, behind one short-held lock.
     inner: Mutex<Inner>,
 }
 
 /// Current real time in unix milliseconds.
 pub(crate) fn now_ms() -> Ms {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Ms)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Ms)
 }
 
 impl World {
@@ -171,7 +190,10 @@ impl World {
             totals: Counters::default(),
             serial: 0,
         };
-        World { opts, inner: Mutex::new(inner) }
+        World {
+            opts,
+            inner: Mutex::new(inner),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -180,21 +202,29 @@ impl World {
 
     /// A nominal duration in seconds, divided by the time scale, in milliseconds.
     pub fn scaled_ms(&self, secs: f64) -> Ms {
-        let scale = if self.opts.time_scale > 0.0 { self.opts.time_scale } else { 1.0 };
+        let scale = if self.opts.time_scale > 0.0 {
+            self.opts.time_scale
+        } else {
+            1.0
+        };
         ((secs * 1000.0 / scale).round() as Ms).max(1)
     }
 
     /// Creates an account and its first tokens.
     pub fn create_account(&self, spec: AccountSpec) -> CreatedAccount {
         let o = &self.opts;
-        let ttl = spec.access_token_ttl.unwrap_or(o.access_token_ttl).as_secs_f64();
+        let ttl = spec
+            .access_token_ttl
+            .unwrap_or(o.access_token_ttl)
+            .as_secs_f64();
         let quota = Quota {
             primary: Window::new(
                 spec.primary_quota_tokens.unwrap_or(o.primary_quota_tokens),
                 self.scaled_ms(PRIMARY_WINDOW_SECS as f64),
             ),
             secondary: Window::new(
-                spec.secondary_quota_tokens.unwrap_or(o.secondary_quota_tokens),
+                spec.secondary_quota_tokens
+                    .unwrap_or(o.secondary_quota_tokens),
                 self.scaled_ms(SECONDARY_WINDOW_SECS as f64),
             ),
             extra: spec
@@ -238,7 +268,11 @@ impl World {
             "bedrock_api_key": null,
             "bedrock_access_keys": null,
         });
-        CreatedAccount { id, email, auth_json }
+        CreatedAccount {
+            id,
+            email,
+            auth_json,
+        }
     }
 
     /// Ids of every account, in creation order.
@@ -249,49 +283,13 @@ impl World {
         ids
     }
 
-    /// Adds a scripted fault.
-    pub fn inject(&self, spec: FaultSpec) {
-        let remaining = spec.count;
-        self.lock().faults.push(ActiveFault { spec, remaining });
-    }
-
-    /// Removes every scripted fault.
-    pub fn clear_faults(&self) {
-        self.lock().faults.clear();
-    }
-
-    /// The first fault that hits this request, if any; spends one of its count.
-    pub fn take_fault(&self, account: Option<&str>, target: FaultTarget) -> Option<FaultKind> {
-        let mut g = self.lock();
-        let g = &mut *g;
-        let mut hit = None;
-        for f in g.faults.iter_mut() {
-            let applies = f.spec.target == target
-                && f.remaining != Some(0)
-                && f.spec.account.as_deref().is_none_or(|a| Some(a) == account);
-            if !applies {
-                continue;
-            }
-            if let Some(p) = f.spec.probability
-                && g.rng.unit() >= p
-            {
-                continue;
-            }
-            if let Some(r) = f.remaining.as_mut() {
-                *r -= 1;
-            }
-            hit = Some(f.spec.kind.clone());
-            break;
-        }
-        g.faults.retain(|f| f.remaining != Some(0));
-        if hit.is_some() {
-            bump(g, account, |c| c.faults += 1);
-        }
-        hit
-    }
-
     /// Runs `f` on one account (if it exists) with its windows rolled to `now`.
-    pub fn with_account<T>(&self, id: &str, now: Ms, f: impl FnOnce(&mut Account) -> T) -> Option<T> {
+    pub fn with_account<T>(
+        &self,
+        id: &str,
+        now: Ms,
+        f: impl FnOnce(&mut Account) -> T,
+    ) -> Option<T> {
         let mut g = self.lock();
         let acct = g.accounts.get_mut(id)?;
         acct.quota.roll(now);
@@ -305,7 +303,11 @@ impl World {
 
     /// Counters of one account (zeros for an unknown id).
     pub fn counters(&self, id: &str) -> Counters {
-        self.lock().accounts.get(id).map(|a| a.counters.clone()).unwrap_or_default()
+        self.lock()
+            .accounts
+            .get(id)
+            .map(|a| a.counters.clone())
+            .unwrap_or_default()
     }
 
     /// Counters summed over every account (plus anonymous calls).
@@ -315,16 +317,30 @@ impl World {
 
     /// Sets an account's standing (ban / deactivate / reinstate).
     pub fn set_standing(&self, id: &str, standing: Standing) -> bool {
-        self.lock().accounts.get_mut(id).map(|a| a.standing = standing).is_some()
+        self.lock()
+            .accounts
+            .get_mut(id)
+            .map(|a| a.standing = standing)
+            .is_some()
     }
 
     /// Sets how full an account's windows are, in percent; `None` leaves a window alone.
-    pub fn set_usage(&self, id: &str, primary: Option<f64>, secondary: Option<f64>, extra: Option<f64>) -> bool {
+    pub fn set_usage(
+        &self,
+        id: &str,
+        primary: Option<f64>,
+        secondary: Option<f64>,
+        extra: Option<f64>,
+    ) -> bool {
         let now = now_ms();
         self.with_account(id, now, |a| {
             let q = &mut a.quota;
-            primary.map(|p| q.primary.set_percent(p, now));
-            secondary.map(|p| q.secondary.set_percent(p, now));
+            if let Some(p) = primary {
+                q.primary.set_percent(p, now);
+            }
+            if let Some(p) = secondary {
+                q.secondary.set_percent(p, now);
+            }
             if let (Some(p), Some(e)) = (extra, q.extra.as_mut()) {
                 e.set_percent(p, now);
             }
@@ -334,23 +350,29 @@ impl World {
 
     /// Changes an account's tokens per window; `None` leaves a limit alone. Setting an extra
     /// limit on an account without one gives it one.
-    pub fn set_quota(&self, id: &str, primary: Option<u64>, secondary: Option<u64>, extra: Option<u64>) -> bool {
+    pub fn set_quota(
+        &self,
+        id: &str,
+        primary: Option<u64>,
+        secondary: Option<u64>,
+        extra: Option<u64>,
+    ) -> bool {
         let extra_window = self.scaled_ms(PRIMARY_WINDOW_SECS as f64);
         self.with_account(id, now_ms(), |a| {
             let q = &mut a.quota;
-            primary.map(|t| q.primary.limit_tokens = t);
-            secondary.map(|t| q.secondary.limit_tokens = t);
+            if let Some(t) = primary {
+                q.primary.limit_tokens = t;
+            }
+            if let Some(t) = secondary {
+                q.secondary.limit_tokens = t;
+            }
             if let Some(t) = extra {
-                q.extra.get_or_insert_with(|| Window::new(t, extra_window)).limit_tokens = t;
+                q.extra
+                    .get_or_insert_with(|| Window::new(t, extra_window))
+                    .limit_tokens = t;
             }
         })
         .is_some()
-    }
-
-    /// The scripted faults still active, `count` = hits left.
-    pub fn faults(&self) -> Vec<FaultSpec> {
-        let g = self.lock();
-        g.faults.iter().map(|f| FaultSpec { count: f.remaining, ..f.spec.clone() }).collect()
     }
 
     /// An operator's view of one account (no tokens).
@@ -375,4 +397,3 @@ fn bump(g: &mut Inner, account: Option<&str>, f: impl Fn(&mut Counters)) {
         f(&mut a.counters);
     }
 }
-

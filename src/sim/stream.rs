@@ -1,14 +1,18 @@
-//! The Responses-API answer as events (PROTOCOL.md §5) and as one JSON object. Pure: a
-//! [`Plan`] and ids in, JSON values and SSE frames out. Event order for a message:
-//! `response.created`, `response.in_progress`, [reasoning item with summary deltas],
-//! `output_item.added`, `content_part.added`, `output_text.delta`…, `output_text.done`,
-//! `content_part.done`, `output_item.done`, `response.completed` (with the full `response`
-//! incl. `output` and `usage`). A tool call replaces the message part with
-//! `function_call_arguments.delta/done`.
+//! The Responses-API answer as SSE events (PROTOCOL.md §5) and as one JSON object. Pure: a
+//! [`Plan`] and ids in, text out. Event order for a message: `response.created`,
+//! `response.in_progress`, [reasoning item: `output_item.added`, `reasoning_summary_part.added`,
+//! `reasoning_summary_text.delta`…, `reasoning_summary_text.done`, `reasoning_summary_part.done`,
+//! `output_item.done`], `output_item.added`, `content_part.added`, `output_text.delta`…,
+//! `output_text.done`, `content_part.done`, `output_item.done`, `response.completed` (with the
+//! full `response` incl. `output` and `usage`). A tool call replaces the content part with
+//! `function_call_arguments.delta/done`. Every event carries `sequence_number`.
+//!
+//! JSON is written straight into one buffer (no `serde_json::Value` trees): rendering is the
+//! simulator's hot path and must cost a few microseconds per answer.
 
 use super::turn::{Plan, Reply};
 use bytes::Bytes;
-use serde_json::{Value, json};
+use std::fmt::Write as _;
 
 /// Token counts of one answer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,19 +25,6 @@ pub(crate) struct Usage {
     pub output: u64,
     /// Reasoning share of the output.
     pub reasoning: u64,
-}
-
-impl Usage {
-    /// The `usage` object of a completed response.
-    pub fn to_json(self) -> Value {
-        json!({
-            "input_tokens": self.input,
-            "input_tokens_details": {"cached_tokens": self.cached},
-            "output_tokens": self.output,
-            "output_tokens_details": {"reasoning_tokens": self.reasoning},
-            "total_tokens": self.input + self.output,
-        })
-    }
 }
 
 /// Everything needed to render one answer.
@@ -52,129 +43,325 @@ pub(crate) struct Answer<'a> {
     pub encrypted: bool,
 }
 
+/// A rendered SSE body and where each event's frame ends.
+pub(crate) struct Frames {
+    /// The whole body.
+    pub body: Bytes,
+    /// End offset of every frame in `body`.
+    pub ends: Vec<usize>,
+}
+
+impl Frames {
+    /// The frames one by one (zero-copy slices of the body).
+    pub fn split(&self) -> Vec<Bytes> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let f = self.body.slice(start..end);
+                start = end;
+                f
+            })
+            .collect()
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+fn quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Builds an SSE body event by event.
+struct Sse {
+    /// The body so far.
+    out: String,
+    /// End offset of every finished frame.
+    ends: Vec<usize>,
+    /// `sequence_number` of the next event.
+    seq: usize,
+}
+
+impl Sse {
+    /// Starts an event: `event: TYPE\ndata: {"type":"TYPE","sequence_number":N` — the caller
+    /// appends `,"field":…` pairs and calls [`Sse::end`].
+    fn begin(&mut self, ty: &str) -> &mut String {
+        let _ = write!(
+            self.out,
+            "event: {ty}\ndata: {{\"type\":\"{ty}\",\"sequence_number\":{}",
+            self.seq
+        );
+        self.seq += 1;
+        &mut self.out
+    }
+
+    fn end(&mut self) {
+        self.out.push_str("}\n\n");
+        self.ends.push(self.out.len());
+    }
+
+    /// An event whose remaining fields are `item_id`, `output_index` and then `rest` (already
+    /// JSON, starting with a comma).
+    fn item_event(
+        &mut self,
+        ty: &str,
+        item_id: &str,
+        index: usize,
+        rest: impl FnOnce(&mut String),
+    ) {
+        let o = self.begin(ty);
+        o.push_str(",\"item_id\":");
+        quoted(o, item_id);
+        let _ = write!(o, ",\"output_index\":{index}");
+        rest(o);
+        self.end();
+    }
+}
+
 impl Answer<'_> {
     fn item_id(&self, prefix: &str) -> String {
         format!("{prefix}_{}", self.id.trim_start_matches("resp_"))
     }
 
-    fn reasoning_item(&self, summary: &str) -> Value {
-        let mut item = json!({
-            "id": self.item_id("rs"), "type": "reasoning",
-            "summary": [{"type": "summary_text", "text": summary}],
-        });
-        if self.encrypted {
-            item["encrypted_content"] = json!(format!("gAAAAsim{}", self.id));
-        }
-        item
+    fn usage_json(&self, o: &mut String) {
+        let u = self.usage;
+        let _ = write!(
+            o,
+            "{{\"input_tokens\":{},\"input_tokens_details\":{{\"cached_tokens\":{}}},\"output_tokens\":{},\
+             \"output_tokens_details\":{{\"reasoning_tokens\":{}}},\"total_tokens\":{}}}",
+            u.input,
+            u.cached,
+            u.output,
+            u.reasoning,
+            u.input + u.output
+        );
     }
 
-    fn reply_item(&self, done: bool) -> Value {
+    fn reasoning_item(&self, o: &mut String, summary: Option<&str>) {
+        o.push_str("{\"id\":");
+        quoted(o, &self.item_id("rs"));
+        o.push_str(",\"type\":\"reasoning\",\"summary\":[");
+        if let Some(s) = summary {
+            o.push_str("{\"type\":\"summary_text\",\"text\":");
+            quoted(o, s);
+            o.push('}');
+        }
+        o.push(']');
+        if summary.is_some() && self.encrypted {
+            o.push_str(",\"encrypted_content\":");
+            quoted(o, &format!("gAAAAsim{}", self.id));
+        }
+        o.push('}');
+    }
+
+    fn text_part(o: &mut String, text: &str) {
+        o.push_str("{\"type\":\"output_text\",\"text\":");
+        quoted(o, text);
+        o.push_str(",\"annotations\":[]}");
+    }
+
+    fn reply_item(&self, o: &mut String, done: bool) {
         let status = if done { "completed" } else { "in_progress" };
         match &self.plan.reply {
-            Reply::Text(text) => json!({
-                "id": self.item_id("msg"), "type": "message", "status": status, "role": "assistant",
-                "content": if done { json!([{"type": "output_text", "text": text, "annotations": []}]) } else { json!([]) },
-            }),
-            Reply::ToolCall(name) => json!({
-                "id": self.item_id("fc"), "type": "function_call", "status": status,
-                "call_id": self.item_id("call"), "name": name,
-                "arguments": if done { "{}" } else { "" },
-            }),
-        }
-    }
-
-    /// The final `output` array.
-    pub fn output(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        if let Some(s) = &self.plan.summary {
-            out.push(self.reasoning_item(s));
-        }
-        out.push(self.reply_item(true));
-        out
-    }
-
-    /// The `response` object: `in_progress` without output/usage, or `completed` with both.
-    pub fn response(&self, completed: bool) -> Value {
-        json!({
-            "id": self.id, "object": "response", "created_at": self.created_at,
-            "status": if completed { "completed" } else { "in_progress" },
-            "background": false, "error": null, "incomplete_details": null, "instructions": null,
-            "max_output_tokens": null, "metadata": {}, "model": self.model,
-            "output": if completed { Value::Array(self.output()) } else { json!([]) },
-            "parallel_tool_calls": true, "previous_response_id": null,
-            "reasoning": {"effort": null, "summary": null}, "store": false, "temperature": 1.0,
-            "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
-            "truncation": "disabled", "user": null,
-            "usage": if completed { self.usage.to_json() } else { Value::Null },
-        })
-    }
-
-    /// Every event of the stream, in order, without sequence numbers.
-    fn bare_events(&self) -> Vec<Value> {
-        let mut ev = vec![
-            json!({"type": "response.created", "response": self.response(false)}),
-            json!({"type": "response.in_progress", "response": self.response(false)}),
-        ];
-        let mut index = 0;
-        if let Some(s) = &self.plan.summary {
-            let id = self.item_id("rs");
-            let part = |text: &str| json!({"type": "summary_text", "text": text});
-            ev.push(json!({"type": "response.output_item.added", "output_index": 0,
-                "item": {"id": id, "type": "reasoning", "summary": []}}));
-            ev.push(json!({"type": "response.reasoning_summary_part.added", "item_id": id,
-                "output_index": 0, "summary_index": 0, "part": part("")}));
-            for d in deltas(s) {
-                ev.push(json!({"type": "response.reasoning_summary_text.delta", "item_id": id,
-                    "output_index": 0, "summary_index": 0, "delta": d}));
+            Reply::Text(text) => {
+                o.push_str("{\"id\":");
+                quoted(o, &self.item_id("msg"));
+                let _ = write!(
+                    o,
+                    ",\"type\":\"message\",\"status\":\"{status}\",\"role\":\"assistant\",\"content\":["
+                );
+                if done {
+                    Self::text_part(o, text);
+                }
+                o.push_str("]}");
             }
-            ev.push(json!({"type": "response.reasoning_summary_text.done", "item_id": id,
-                "output_index": 0, "summary_index": 0, "text": s}));
-            ev.push(json!({"type": "response.reasoning_summary_part.done", "item_id": id,
-                "output_index": 0, "summary_index": 0, "part": part(s)}));
-            ev.push(json!({"type": "response.output_item.done", "output_index": 0,
-                "item": self.reasoning_item(s)}));
+            Reply::ToolCall(name) => {
+                o.push_str("{\"id\":");
+                quoted(o, &self.item_id("fc"));
+                let _ = write!(
+                    o,
+                    ",\"type\":\"function_call\",\"status\":\"{status}\",\"call_id\":"
+                );
+                quoted(o, &self.item_id("call"));
+                o.push_str(",\"name\":");
+                quoted(o, name);
+                o.push_str(if done {
+                    ",\"arguments\":\"{}\"}"
+                } else {
+                    ",\"arguments\":\"\"}"
+                });
+            }
+        }
+    }
+
+    /// Appends the final `output` array.
+    fn output(&self, o: &mut String) {
+        o.push('[');
+        if let Some(s) = &self.plan.summary {
+            self.reasoning_item(o, Some(s));
+            o.push(',');
+        }
+        self.reply_item(o, true);
+        o.push(']');
+    }
+
+    /// Appends the `response` object: `in_progress` without output/usage, or `completed`
+    /// with both.
+    fn response_into(&self, o: &mut String, completed: bool) {
+        o.push_str("{\"id\":");
+        quoted(o, &self.id);
+        let _ = write!(
+            o,
+            ",\"object\":\"response\",\"created_at\":{},\"status\":\"{}\",\"background\":false,\
+             \"error\":null,\"incomplete_details\":null,\"instructions\":null,\"max_output_tokens\":null,\
+             \"metadata\":{{}},\"model\":",
+            self.created_at,
+            if completed {
+                "completed"
+            } else {
+                "in_progress"
+            },
+        );
+        quoted(o, self.model);
+        o.push_str(",\"output\":");
+        if completed {
+            self.output(o);
+        } else {
+            o.push_str("[]");
+        }
+        o.push_str(
+            ",\"parallel_tool_calls\":true,\"previous_response_id\":null,\
+             \"reasoning\":{\"effort\":null,\"summary\":null},\"store\":false,\"temperature\":1.0,\
+             \"text\":{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,\
+             \"truncation\":\"disabled\",\"user\":null,\"usage\":",
+        );
+        if completed {
+            self.usage_json(o);
+        } else {
+            o.push_str("null");
+        }
+        o.push('}');
+    }
+
+    /// The final response object as JSON text (the non-streaming answer).
+    pub fn response(&self, completed: bool) -> String {
+        let mut o = String::with_capacity(1024);
+        self.response_into(&mut o, completed);
+        o
+    }
+
+    /// The whole SSE stream.
+    pub fn sse(&self) -> Frames {
+        let mut s = Sse {
+            out: String::with_capacity(4096),
+            ends: Vec::with_capacity(32),
+            seq: 0,
+        };
+        for ty in ["response.created", "response.in_progress"] {
+            let o = s.begin(ty);
+            o.push_str(",\"response\":");
+            self.response_into(o, false);
+            s.end();
+        }
+        let mut index = 0;
+        if let Some(summary) = &self.plan.summary {
+            self.reasoning_events(&mut s, summary);
             index = 1;
         }
-        ev.push(json!({"type": "response.output_item.added", "output_index": index,
-            "item": self.reply_item(false)}));
+        let o = s.begin("response.output_item.added");
+        let _ = write!(o, ",\"output_index\":{index},\"item\":");
+        self.reply_item(o, false);
+        s.end();
         match &self.plan.reply {
-            Reply::Text(text) => self.text_events(&mut ev, index, text),
+            Reply::Text(text) => self.text_events(&mut s, index, text),
             Reply::ToolCall(_) => {
                 let id = self.item_id("fc");
-                ev.push(json!({"type": "response.function_call_arguments.delta", "item_id": id,
-                    "output_index": index, "delta": "{}"}));
-                ev.push(json!({"type": "response.function_call_arguments.done", "item_id": id,
-                    "output_index": index, "arguments": "{}"}));
+                s.item_event("response.function_call_arguments.delta", &id, index, |o| {
+                    o.push_str(",\"delta\":\"{}\"")
+                });
+                s.item_event("response.function_call_arguments.done", &id, index, |o| {
+                    o.push_str(",\"arguments\":\"{}\"")
+                });
             }
         }
-        ev.push(json!({"type": "response.output_item.done", "output_index": index,
-            "item": self.reply_item(true)}));
-        ev.push(json!({"type": "response.completed", "response": self.response(true)}));
-        ev
+        let o = s.begin("response.output_item.done");
+        let _ = write!(o, ",\"output_index\":{index},\"item\":");
+        self.reply_item(o, true);
+        s.end();
+        let o = s.begin("response.completed");
+        o.push_str(",\"response\":");
+        self.response_into(o, true);
+        s.end();
+        Frames {
+            body: Bytes::from(s.out),
+            ends: s.ends,
+        }
     }
 
-    fn text_events(&self, ev: &mut Vec<Value>, index: usize, text: &str) {
+    fn reasoning_events(&self, s: &mut Sse, summary: &str) {
+        let id = self.item_id("rs");
+        let o = s.begin("response.output_item.added");
+        o.push_str(",\"output_index\":0,\"item\":");
+        self.reasoning_item(o, None);
+        s.end();
+        let part = |o: &mut String, text: &str| {
+            o.push_str(",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":");
+            quoted(o, text);
+            o.push('}');
+        };
+        s.item_event("response.reasoning_summary_part.added", &id, 0, |o| {
+            part(o, "")
+        });
+        for d in deltas(summary) {
+            s.item_event("response.reasoning_summary_text.delta", &id, 0, |o| {
+                o.push_str(",\"summary_index\":0,\"delta\":");
+                quoted(o, d);
+            });
+        }
+        s.item_event("response.reasoning_summary_text.done", &id, 0, |o| {
+            o.push_str(",\"summary_index\":0,\"text\":");
+            quoted(o, summary);
+        });
+        s.item_event("response.reasoning_summary_part.done", &id, 0, |o| {
+            part(o, summary)
+        });
+        let o = s.begin("response.output_item.done");
+        o.push_str(",\"output_index\":0,\"item\":");
+        self.reasoning_item(o, Some(summary));
+        s.end();
+    }
+
+    fn text_events(&self, s: &mut Sse, index: usize, text: &str) {
         let id = self.item_id("msg");
-        let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
-        ev.push(json!({"type": "response.content_part.added", "item_id": id,
-            "output_index": index, "content_index": 0, "part": part("")}));
+        let part = |o: &mut String, t: &str| {
+            o.push_str(",\"content_index\":0,\"part\":");
+            Self::text_part(o, t);
+        };
+        s.item_event("response.content_part.added", &id, index, |o| part(o, ""));
         for d in deltas(text) {
-            ev.push(json!({"type": "response.output_text.delta", "item_id": id,
-                "output_index": index, "content_index": 0, "delta": d}));
+            s.item_event("response.output_text.delta", &id, index, |o| {
+                o.push_str(",\"content_index\":0,\"delta\":");
+                quoted(o, d);
+            });
         }
-        ev.push(json!({"type": "response.output_text.done", "item_id": id,
-            "output_index": index, "content_index": 0, "text": text}));
-        ev.push(json!({"type": "response.content_part.done", "item_id": id,
-            "output_index": index, "content_index": 0, "part": part(text)}));
-    }
-
-    /// Every event of the stream, numbered with `sequence_number`.
-    pub fn events(&self) -> Vec<Value> {
-        let mut ev = self.bare_events();
-        for (i, e) in ev.iter_mut().enumerate() {
-            e["sequence_number"] = json!(i);
-        }
-        ev
+        s.item_event("response.output_text.done", &id, index, |o| {
+            o.push_str(",\"content_index\":0,\"text\":");
+            quoted(o, text);
+        });
+        s.item_event("response.content_part.done", &id, index, |o| part(o, text));
     }
 }
 
@@ -194,27 +381,66 @@ fn deltas(text: &str) -> Vec<&str> {
     out
 }
 
-/// One SSE frame: `event: TYPE`, `data: JSON`, blank line.
-pub(crate) fn frame(event: &Value) -> Bytes {
-    let ty = event.get("type").and_then(Value::as_str).unwrap_or("message");
-    let data = event.to_string();
-    let mut s = String::with_capacity(data.len() + ty.len() + 16);
-    s.push_str("event: ");
-    s.push_str(ty);
-    s.push_str("\ndata: ");
-    s.push_str(&data);
-    s.push_str("\n\n");
-    Bytes::from(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn deltas_concatenate_to_the_text() {
         let t = "Hello big world.";
         assert_eq!(deltas(t).concat(), t);
         assert_eq!(deltas(t).len(), 3);
+    }
+
+    fn parsed(frames: &Frames) -> Vec<Value> {
+        frames
+            .split()
+            .iter()
+            .map(|f| {
+                let text = std::str::from_utf8(f).expect("utf8");
+                let (head, data) = text.split_once("\ndata: ").expect("data line");
+                let v: Value = serde_json::from_str(data.trim_end()).expect("valid JSON");
+                assert_eq!(head.strip_prefix("event: "), v["type"].as_str());
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_frame_is_valid_json_even_with_characters_that_need_escaping() {
+        for reply in [
+            Reply::Text("a \"quoted\"\n\\ \u{1} é".into()),
+            Reply::ToolCall("t\"x".into()),
+        ] {
+            let plan = Plan {
+                reply,
+                summary: Some("think \"hard\"".into()),
+                output_tokens: 9,
+                reasoning_tokens: 3,
+            };
+            let a = Answer {
+                id: "resp_1".into(),
+                model: "m\"1",
+                created_at: 5,
+                plan: &plan,
+                usage: Usage {
+                    input: 10,
+                    cached: 2,
+                    output: 9,
+                    reasoning: 3,
+                },
+                encrypted: true,
+            };
+            let ev = parsed(&a.sse());
+            for (i, e) in ev.iter().enumerate() {
+                assert_eq!(e["sequence_number"], i);
+            }
+            let last = ev.last().expect("events");
+            assert_eq!(last["response"]["usage"]["total_tokens"], 19);
+            assert_eq!(last["response"]["model"], "m\"1");
+            let whole: Value = serde_json::from_str(&a.response(true)).expect("json");
+            assert_eq!(&whole, &last["response"]);
+        }
     }
 }

@@ -64,9 +64,36 @@ pub(crate) struct Plan {
 }
 
 const WORDS: &[&str] = &[
-    "the", "pool", "answers", "quickly", "with", "simulated", "tokens", "and", "every", "account",
-    "keeps", "its", "quota", "window", "while", "streams", "arrive", "in", "order", "rotor",
-    "codex", "plans", "carefully", "reads", "files", "tests", "pass", "today", "again", "done",
+    "the",
+    "pool",
+    "answers",
+    "quickly",
+    "with",
+    "simulated",
+    "tokens",
+    "and",
+    "every",
+    "account",
+    "keeps",
+    "its",
+    "quota",
+    "window",
+    "while",
+    "streams",
+    "arrive",
+    "in",
+    "order",
+    "rotor",
+    "codex",
+    "plans",
+    "carefully",
+    "reads",
+    "files",
+    "tests",
+    "pass",
+    "today",
+    "again",
+    "done",
 ];
 
 /// Parses a Responses request body.
@@ -105,13 +132,18 @@ pub(crate) fn parse(body: &[u8]) -> Result<Turn, TurnError> {
         model,
         stream: obj.get("stream").and_then(Value::as_bool).unwrap_or(false),
         reasoning: obj.get("reasoning").is_some_and(|r| !r.is_null()),
-        encrypted_reasoning: include
-            .is_some_and(|i| i.iter().any(|x| x.as_str() == Some("reasoning.encrypted_content"))),
+        encrypted_reasoning: include.is_some_and(|i| {
+            i.iter()
+                .any(|x| x.as_str() == Some("reasoning.encrypted_content"))
+        }),
         tools,
         last_user_text: last_user_text(&input),
         tool_output: last_tool_output(&input),
         input_tokens: (body.len() as u64).div_ceil(4),
-        prompt_cache_key: obj.get("prompt_cache_key").and_then(Value::as_str).map(String::from),
+        prompt_cache_key: obj
+            .get("prompt_cache_key")
+            .and_then(Value::as_str)
+            .map(String::from),
     })
 }
 
@@ -183,7 +215,9 @@ fn fnv(seed: u64, text: &str) -> u64 {
 fn words(mut h: u64, n: usize) -> String {
     let mut out = String::new();
     for i in 0..n.max(1) {
-        h = h.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        h = h
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let w = WORDS[(h >> 33) as usize % WORDS.len()];
         if i > 0 {
             out.push(' ');
@@ -205,13 +239,22 @@ pub(crate) fn plan(turn: &Turn, seed: u64, answer_words: usize) -> Plan {
         (None, Some(name)) if !turn.tools.is_empty() => Reply::ToolCall(name),
         _ => Reply::Text(words(h, answer_words)),
     };
-    let summary = turn.reasoning.then(|| format!("**Thinking** {}", words(h ^ 0x5555, 6)));
-    let reasoning_tokens = summary.as_ref().map_or(0, |s| 16 + (s.len() as u64).div_ceil(4));
+    let summary = turn
+        .reasoning
+        .then(|| format!("**Thinking** {}", words(h ^ 0x5555, 6)));
+    let reasoning_tokens = summary
+        .as_ref()
+        .map_or(0, |s| 16 + (s.len() as u64).div_ceil(4));
     let visible = match &reply {
         Reply::Text(t) => t.len() as u64,
         Reply::ToolCall(name) => name.len() as u64 + 2,
     };
-    Plan { reply, summary, output_tokens: visible.div_ceil(4) + 1 + reasoning_tokens, reasoning_tokens }
+    Plan {
+        reply,
+        summary,
+        output_tokens: visible.div_ceil(4) + 1 + reasoning_tokens,
+        reasoning_tokens,
+    }
 }
 
 #[cfg(test)]
@@ -225,8 +268,13 @@ mod tests {
 
     #[test]
     fn tool_request_becomes_a_function_call_only_when_tools_exist() {
-        let with = turn(json!({"model":"m","input":"please use the tool exec_command now","tools":[{"type":"function","name":"exec_command"}]}));
-        assert_eq!(plan(&with, 1, 5).reply, Reply::ToolCall("exec_command".into()));
+        let with = turn(
+            json!({"model":"m","input":"please use the tool exec_command now","tools":[{"type":"function","name":"exec_command"}]}),
+        );
+        assert_eq!(
+            plan(&with, 1, 5).reply,
+            Reply::ToolCall("exec_command".into())
+        );
         let without = turn(json!({"model":"m","input":"please use the tool exec_command now"}));
         assert!(matches!(plan(&without, 1, 5).reply, Reply::Text(_)));
     }
@@ -237,12 +285,17 @@ mod tests {
             {"type":"message","role":"user","content":[{"type":"input_text","text":"run echo"}]},
             {"type":"function_call","name":"exec_command","arguments":"{}","call_id":"c1"},
             {"type":"function_call_output","call_id":"c1","output":"tool-ran"}]}));
-        assert_eq!(plan(&t, 1, 5).reply, Reply::Text("The tool returned: \"tool-ran\"".into()));
+        assert_eq!(
+            plan(&t, 1, 5).reply,
+            Reply::Text("The tool returned: \"tool-ran\"".into())
+        );
     }
 
     #[test]
     fn answers_are_deterministic_per_seed_and_text() {
-        let t = turn(json!({"model":"m","input":[{"role":"user","content":"hi"}],"reasoning":{"effort":"low"}}));
+        let t = turn(
+            json!({"model":"m","input":[{"role":"user","content":"hi"}],"reasoning":{"effort":"low"}}),
+        );
         let a = plan(&t, 7, 6);
         assert_eq!(a.reply, plan(&t, 7, 6).reply);
         assert_ne!(a.reply, plan(&t, 8, 6).reply);

@@ -51,6 +51,7 @@ pub(crate) async fn wham_usage(
                 count_status(&world, account.as_deref(), resp.status());
                 return resp;
             }
+            Effect::Reset(resp) => return resp,
             Effect::Delay(d) => tokio::time::sleep(d).await,
             Effect::Stream(_) => return fault::reset(conn.as_ref().map(|c| &c.0)),
         }
@@ -80,7 +81,12 @@ pub(crate) async fn wham_usage(
     });
     match body {
         Some(b) => reply::json_status(StatusCode::OK, b),
-        None => reply::error(StatusCode::UNAUTHORIZED, "token_invalid", "invalid_request_error", "Unknown account."),
+        None => reply::error(
+            StatusCode::UNAUTHORIZED,
+            "token_invalid",
+            "invalid_request_error",
+            "Unknown account.",
+        ),
     }
 }
 
@@ -92,8 +98,10 @@ pub(crate) async fn models(State(world): State<Arc<World>>) -> Response {
         .iter()
         .enumerate()
         .map(|(i, slug)| {
-            let levels: Vec<Value> =
-                ["low", "medium", "high"].iter().map(|e| json!({"effort": e, "description": e})).collect();
+            let levels: Vec<Value> = ["low", "medium", "high"]
+                .iter()
+                .map(|e| json!({"effort": e, "description": e}))
+                .collect();
             json!({
                 "slug": slug, "display_name": slug, "description": format!("Simulated {slug}"),
                 "default_reasoning_level": "medium",
@@ -104,6 +112,10 @@ pub(crate) async fn models(State(world): State<Arc<World>>) -> Response {
         })
         .collect();
     let mut resp = reply::json_status(StatusCode::OK, json!({ "models": models }));
-    reply::put(resp.headers_mut(), "x-models-etag", format!("\"sim-{}\"", world.opts.models.len()));
+    reply::put(
+        resp.headers_mut(),
+        "x-models-etag",
+        format!("\"sim-{}\"", world.opts.models.len()),
+    );
     resp
 }

@@ -1,7 +1,10 @@
 //! The token side of the simulated world: minting access/id/refresh tokens, checking bearer
 //! tokens, single-use refresh rotation with reuse detection, and OAuth authorization codes.
 
-use super::{AccessEntry, Auth, AuthCode, GrantError, Inner, RefreshEntry, Standing, TokenSet, World, bump, now_ms};
+use super::{
+    AccessEntry, Auth, AuthCode, GrantError, Inner, RefreshEntry, Standing, TokenSet, World, bump,
+    now_ms,
+};
 use crate::sim::jwt::{self, Subject};
 use crate::sim::options::AccountSpec;
 use crate::sim::quota::Ms;
@@ -10,8 +13,12 @@ impl World {
     /// Checks a bearer token.
     pub fn authenticate(&self, token: &str, now: Ms) -> Auth {
         let g = self.lock();
-        let Some(entry) = g.access.get(token) else { return Auth::Unknown };
-        let Some(acct) = g.accounts.get(&entry.account) else { return Auth::Unknown };
+        let Some(entry) = g.access.get(token) else {
+            return Auth::Unknown;
+        };
+        let Some(acct) = g.accounts.get(&entry.account) else {
+            return Auth::Unknown;
+        };
         match acct.standing {
             Standing::Banned => Auth::Banned(acct.id.clone()),
             Standing::Deactivated => Auth::Deactivated(acct.id.clone()),
@@ -28,7 +35,9 @@ impl World {
     /// Exchanges a refresh token (single use) for a new token set.
     pub fn refresh(&self, refresh_token: &str, now: Ms) -> Result<TokenSet, GrantError> {
         let mut g = self.lock();
-        let Some(entry) = g.refresh.get(refresh_token) else { return Err(GrantError::Invalid) };
+        let Some(entry) = g.refresh.get(refresh_token) else {
+            return Err(GrantError::Invalid);
+        };
         let account = entry.account.clone();
         if entry.used {
             bump(&mut g, Some(&account), |c| c.refresh_reused += 1);
@@ -44,16 +53,28 @@ impl World {
 
     /// Registers an authorization code for an account (OAuth PKCE login). `login_hint`
     /// selects an account by email or id; otherwise a new account is created.
-    pub fn authorize(&self, login_hint: Option<&str>, challenge: &str, redirect_uri: Option<&str>) -> String {
+    pub fn authorize(
+        &self,
+        login_hint: Option<&str>,
+        challenge: &str,
+        redirect_uri: Option<&str>,
+    ) -> String {
         let existing = login_hint.and_then(|h| {
             let g = self.lock();
-            g.accounts.values().find(|a| a.email == h || a.id == h).map(|a| a.id.clone())
+            g.accounts
+                .values()
+                .find(|a| a.email == h || a.id == h)
+                .map(|a| a.id.clone())
         });
         let account = match existing {
             Some(id) => id,
             None => {
                 let email = login_hint.filter(|h| h.contains('@')).map(String::from);
-                self.create_account(AccountSpec { email, ..AccountSpec::default() }).id
+                self.create_account(AccountSpec {
+                    email,
+                    ..AccountSpec::default()
+                })
+                .id
             }
         };
         let mut g = self.lock();
@@ -77,7 +98,9 @@ impl World {
         now: Ms,
     ) -> Result<TokenSet, GrantError> {
         let mut g = self.lock();
-        let Some(entry) = g.codes.remove(code) else { return Err(GrantError::Invalid) };
+        let Some(entry) = g.codes.remove(code) else {
+            return Err(GrantError::Invalid);
+        };
         if pkce_challenge(verifier) != entry.challenge
             || (entry.redirect_uri.is_some() && entry.redirect_uri.as_deref() != redirect_uri)
         {
@@ -113,20 +136,58 @@ fn standing_ok(g: &Inner, account: &str) -> Result<(), GrantError> {
 /// Mints a new access/id/refresh token triple for an account and records them.
 fn issue(g: &mut Inner, account: &str, now: Ms) -> TokenSet {
     let (owned, ttl) = match g.accounts.get(account) {
-        Some(a) => ((a.id.clone(), a.user_id.clone(), a.email.clone(), a.plan.clone()), a.token_ttl_ms),
-        None => ((account.to_string(), String::new(), String::new(), String::new()), 3_600_000),
+        Some(a) => (
+            (
+                a.id.clone(),
+                a.user_id.clone(),
+                a.email.clone(),
+                a.plan.clone(),
+            ),
+            a.token_ttl_ms,
+        ),
+        None => (
+            (
+                account.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ),
+            3_600_000,
+        ),
     };
     let (id, user, email, plan) = &owned;
-    let subject = Subject { account_id: id, user_id: user, email, plan };
+    let subject = Subject {
+        account_id: id,
+        user_id: user,
+        email,
+        plan,
+    };
     let expires_at = now + ttl;
     let iat = now / 1000;
     let exp = (expires_at + 999) / 1000;
     let access_token = jwt::mint(&subject, iat, exp, &g.rng.hex());
     let id_token = jwt::mint(&subject, iat, iat + 3600 * 24 * 365, &g.rng.hex());
     let refresh_token = format!("rt_sim_{}{}", g.rng.hex(), g.rng.hex());
-    g.access.insert(access_token.clone(), AccessEntry { account: account.to_string(), expires_at });
-    g.refresh.insert(refresh_token.clone(), RefreshEntry { account: account.to_string(), used: false });
-    TokenSet { access_token, refresh_token, id_token, account_id: account.to_string() }
+    g.access.insert(
+        access_token.clone(),
+        AccessEntry {
+            account: account.to_string(),
+            expires_at,
+        },
+    );
+    g.refresh.insert(
+        refresh_token.clone(),
+        RefreshEntry {
+            account: account.to_string(),
+            used: false,
+        },
+    );
+    TokenSet {
+        access_token,
+        refresh_token,
+        id_token,
+        account_id: account.to_string(),
+    }
 }
 
 /// `BASE64URL(SHA256(verifier))` — the S256 code challenge of RFC 7636.

@@ -16,13 +16,22 @@ fn claims(jwt: &str) -> Value {
 async fn refresh(sim: &codex_rotor::sim::SimHandle, rt: &str) -> reqwest::Response {
     let body = json!({"client_id": "app_EMoamEEZ73f0CkXaXp7hrann", "grant_type": "refresh_token",
         "refresh_reason": "unauthorized_recovery", "refresh_token": rt});
-    reqwest::Client::new().post(sim.token_url()).json(&body).send().await.expect("sent")
+    reqwest::Client::new()
+        .post(sim.token_url())
+        .json(&body)
+        .send()
+        .await
+        .expect("sent")
 }
 
 #[tokio::test]
 async fn auth_json_is_a_codex_cli_file_with_the_claims_codex_reads() {
     let sim = start(SimOptions::default()).await;
-    let acct = sim.create_account(AccountSpec { email: Some("a@x.test".into()), plan: Some("team".into()), ..AccountSpec::default() });
+    let acct = sim.create_account(AccountSpec {
+        email: Some("a@x.test".into()),
+        plan: Some("team".into()),
+        ..AccountSpec::default()
+    });
     let a = &acct.auth_json;
     assert_eq!(a["auth_mode"], "chatgpt");
     assert_eq!(a["tokens"]["account_id"], acct.id.as_str());
@@ -33,10 +42,19 @@ async fn auth_json_is_a_codex_cli_file_with_the_claims_codex_reads() {
     assert_eq!(auth["chatgpt_account_id"], acct.id.as_str());
     assert_eq!(auth["chatgpt_plan_type"], "team");
     assert!(auth["chatgpt_user_id"].is_string());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
     let exp = c["exp"].as_i64().expect("exp");
-    assert!((now + 3590..=now + 3601).contains(&exp), "one hour ttl: {exp} vs {now}");
-    assert!(!format!("{acct:?}").contains(&access_token(a)), "Debug never shows tokens");
+    assert!(
+        (now + 3590..=now + 3601).contains(&exp),
+        "one hour ttl: {exp} vs {now}"
+    );
+    assert!(
+        !format!("{acct:?}").contains(&access_token(a)),
+        "Debug never shows tokens"
+    );
     sim.shutdown().await;
 }
 
@@ -53,7 +71,10 @@ async fn unknown_expired_deactivated_and_banned_are_refused_in_upstream_shapes()
     let v: Value = resp.json().await.expect("json");
     assert_eq!(v["error"]["code"], "token_expired");
     let fresh = access_token(&sim.create_account(AccountSpec::default()).auth_json);
-    let other = claims(&fresh)["https://api.openai.com/auth"]["chatgpt_account_id"].as_str().expect("id").to_string();
+    let other = claims(&fresh)["https://api.openai.com/auth"]["chatgpt_account_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     sim.deactivate(&other);
     let resp = post(&sim, &fresh, &body("hi", true)).await;
     assert_eq!(resp.status(), 401);
@@ -61,7 +82,12 @@ async fn unknown_expired_deactivated_and_banned_are_refused_in_upstream_shapes()
     sim.ban(&other);
     let resp = post(&sim, &fresh, &body("hi", true)).await;
     assert_eq!(resp.status(), 403);
-    assert!(resp.headers()["content-type"].to_str().expect("ct").starts_with("application/json"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("application/json")
+    );
     assert!(resp.headers().get("cf-mitigated").is_none());
     let v: Value = resp.json().await.expect("json");
     assert_eq!(v["error"]["code"], "account_banned");
@@ -74,7 +100,10 @@ async fn unknown_expired_deactivated_and_banned_are_refused_in_upstream_shapes()
 async fn refresh_tokens_rotate_single_use_and_reuse_is_detected() {
     let sim = start(SimOptions::default()).await;
     let acct = sim.create_account(AccountSpec::default());
-    let rt0 = acct.auth_json["tokens"]["refresh_token"].as_str().expect("rt").to_string();
+    let rt0 = acct.auth_json["tokens"]["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_string();
     sim.expire_access_token(&acct.id);
     let resp = refresh(&sim, &rt0).await;
     assert_eq!(resp.status(), 200);
@@ -91,7 +120,11 @@ async fn refresh_tokens_rotate_single_use_and_reuse_is_detected() {
     // Form-encoded bodies are accepted too.
     let resp = reqwest::Client::new()
         .post(sim.token_url())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt1), ("client_id", "x")])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt1),
+            ("client_id", "x"),
+        ])
         .send()
         .await
         .expect("sent");
@@ -111,21 +144,46 @@ async fn oauth_pkce_login_checks_the_verifier() {
     let sim = start(SimOptions::default()).await;
     let verifier = "a-very-long-verifier-string-of-at-least-43-characters-xyz";
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     let authorize = |state: &'static str| {
         client
             .get(format!("{}/oauth/authorize", sim.base_url()))
-            .query(&[("response_type", "code"), ("client_id", "app_x"), ("redirect_uri", "http://localhost:1455/auth/callback"),
-                ("code_challenge", challenge.as_str()), ("code_challenge_method", "S256"), ("state", state),
-                ("login_hint", "login@x.test")])
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", "app_x"),
+                ("redirect_uri", "http://localhost:1455/auth/callback"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("state", state),
+                ("login_hint", "login@x.test"),
+            ])
             .send()
     };
     let code_of = |resp: &reqwest::Response| {
-        let loc = resp.headers()["location"].to_str().expect("location").to_string();
-        assert!(loc.starts_with("http://localhost:1455/auth/callback?code="), "{loc}");
+        let loc = resp.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
+        assert!(
+            loc.starts_with("http://localhost:1455/auth/callback?code="),
+            "{loc}"
+        );
         let url = reqwest::Url::parse(&loc).expect("url");
-        let code = url.query_pairs().find(|(k, _)| k == "code").expect("code").1.to_string();
-        let state = url.query_pairs().find(|(k, _)| k == "state").expect("state").1.to_string();
+        let code = url
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .expect("code")
+            .1
+            .to_string();
+        let state = url
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .expect("state")
+            .1
+            .to_string();
         (code, state)
     };
     let resp = authorize("s1").await.expect("sent");
@@ -135,24 +193,55 @@ async fn oauth_pkce_login_checks_the_verifier() {
     let exchange = |code: String, verifier: &'static str| {
         client
             .post(sim.token_url())
-            .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("code_verifier", verifier),
-                ("redirect_uri", "http://localhost:1455/auth/callback"), ("client_id", "app_x")])
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("code_verifier", verifier),
+                ("redirect_uri", "http://localhost:1455/auth/callback"),
+                ("client_id", "app_x"),
+            ])
             .send()
     };
-    assert_eq!(exchange(code, "wrong-verifier").await.expect("sent").status(), 400);
+    assert_eq!(
+        exchange(code, "wrong-verifier")
+            .await
+            .expect("sent")
+            .status(),
+        400
+    );
     let (code, _) = code_of(&authorize("s2").await.expect("sent"));
     let resp = exchange(code.clone(), verifier).await.expect("sent");
     assert_eq!(resp.status(), 200);
     let t: Value = resp.json().await.expect("json");
-    assert_eq!(claims(t["access_token"].as_str().expect("at"))["email"], "login@x.test");
-    assert_eq!(post(&sim, t["access_token"].as_str().expect("at"), &body("hi", true)).await.status(), 200);
-    assert_eq!(exchange(code, verifier).await.expect("sent").status(), 400, "codes are single-use");
+    assert_eq!(
+        claims(t["access_token"].as_str().expect("at"))["email"],
+        "login@x.test"
+    );
+    assert_eq!(
+        post(
+            &sim,
+            t["access_token"].as_str().expect("at"),
+            &body("hi", true)
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        exchange(code, verifier).await.expect("sent").status(),
+        400,
+        "codes are single-use"
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn wham_usage_has_the_section_9_shape() {
-    let sim = start(SimOptions { extra_quota_tokens: Some(500), ..SimOptions::default() }).await;
+    let sim = start(SimOptions {
+        extra_quota_tokens: Some(500),
+        ..SimOptions::default()
+    })
+    .await;
     let acct = sim.create_account(AccountSpec::default());
     sim.set_usage(&acct.id, 42.0, 12.0);
     let resp = reqwest::Client::new()
@@ -166,24 +255,44 @@ async fn wham_usage_has_the_section_9_shape() {
     let v: Value = resp.json().await.expect("json");
     assert_eq!(v["plan_type"], "plus");
     let rl = &v["rate_limit"];
-    assert_eq!((rl["allowed"].clone(), rl["limit_reached"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (rl["allowed"].clone(), rl["limit_reached"].clone()),
+        (json!(true), json!(false))
+    );
     assert_eq!(rl["primary_window"]["used_percent"], 42);
     assert_eq!(rl["primary_window"]["limit_window_seconds"], 18_000);
-    assert!(rl["primary_window"]["reset_after_seconds"].as_i64().expect("int") > 17_000);
+    assert!(
+        rl["primary_window"]["reset_after_seconds"]
+            .as_i64()
+            .expect("int")
+            > 17_000
+    );
     assert!(rl["primary_window"]["reset_at"].as_i64().expect("int") > 1_700_000_000);
     assert_eq!(rl["secondary_window"]["used_percent"], 12);
     assert_eq!(rl["secondary_window"]["limit_window_seconds"], 604_800);
     assert_eq!(v["credits"]["has_credits"], false);
-    assert_eq!(v["additional_rate_limits"][0]["metered_feature"], "codex_bengalfox");
+    assert_eq!(
+        v["additional_rate_limits"][0]["metered_feature"],
+        "codex_bengalfox"
+    );
     assert!(v["rate_limit_reached_type"].is_null());
     assert_eq!(sim.counters(&acct.id).usage_probes, 1);
-    let models: Value = reqwest::get(format!("{}/codex/models?client_version=0.169.0", sim.backend_url()))
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert!(models["models"].as_array().expect("list").iter().any(|m| m["slug"] == "gpt-5.5"));
+    let models: Value = reqwest::get(format!(
+        "{}/codex/models?client_version=0.169.0",
+        sim.backend_url()
+    ))
+    .await
+    .expect("sent")
+    .json()
+    .await
+    .expect("json");
+    assert!(
+        models["models"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|m| m["slug"] == "gpt-5.5")
+    );
     sim.shutdown().await;
 }
 
@@ -192,29 +301,82 @@ async fn control_api_mirrors_the_handle() {
     let sim = start(SimOptions::default()).await;
     let client = reqwest::Client::new();
     let url = |p: &str| format!("{}/sim{p}", sim.base_url());
-    let resp = client.post(url("/accounts")).json(&json!({"plan": "pro", "primary_quota_tokens": 100})).send().await.expect("sent");
+    let resp = client
+        .post(url("/accounts"))
+        .json(&json!({"plan": "pro", "primary_quota_tokens": 100}))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.status(), 201);
     let created: Value = resp.json().await.expect("json");
     let id = created["id"].as_str().expect("id").to_string();
     let token = access_token(&created["auth_json"]);
-    let view: Value = client.post(url(&format!("/accounts/{id}/usage"))).json(&json!({"primary_used_percent": 100}))
-        .send().await.expect("sent").json().await.expect("json");
+    let view: Value = client
+        .post(url(&format!("/accounts/{id}/usage")))
+        .json(&json!({"primary_used_percent": 100}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(view["quota"]["primary"]["used_tokens"], 100);
-    assert!(view.to_string().find(&token).is_none(), "views never contain tokens");
+    assert!(
+        view.to_string().find(&token).is_none(),
+        "views never contain tokens"
+    );
     assert_eq!(post(&sim, &token, &body("hi", true)).await.status(), 429);
-    client.post(url(&format!("/accounts/{id}/usage"))).json(&json!({"primary_used_percent": 0})).send().await.expect("sent");
-    let resp = client.post(url("/faults")).json(&json!({"kind": "server_error", "account": id, "count": 1})).send().await.expect("sent");
+    client
+        .post(url(&format!("/accounts/{id}/usage")))
+        .json(&json!({"primary_used_percent": 0}))
+        .send()
+        .await
+        .expect("sent");
+    let resp = client
+        .post(url("/faults"))
+        .json(&json!({"kind": "server_error", "account": id, "count": 1}))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.status(), 204);
     assert_eq!(post(&sim, &token, &body("hi", true)).await.status(), 500);
     assert_eq!(post(&sim, &token, &body("hi", true)).await.status(), 200);
-    let counters: Value = client.get(url(&format!("/accounts/{id}/counters"))).send().await.expect("sent").json().await.expect("json");
+    let counters: Value = client
+        .get(url(&format!("/accounts/{id}/counters")))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(counters["requests"], 3);
     assert_eq!(counters["served_429"], 1);
     assert_eq!(counters["served_5xx"], 1);
     assert_eq!(counters["completed"], 1);
-    client.post(url(&format!("/accounts/{id}/ban"))).send().await.expect("sent");
+    client
+        .post(url(&format!("/accounts/{id}/ban")))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(post(&sim, &token, &body("hi", true)).await.status(), 403);
-    assert_eq!(client.post(url("/faults")).body("{\"kind\":\"nope\"}").send().await.expect("sent").status(), 400);
-    assert_eq!(client.get(url("/accounts/nope")).send().await.expect("sent").status(), 404);
+    assert_eq!(
+        client
+            .post(url("/faults"))
+            .body("{\"kind\":\"nope\"}")
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        400
+    );
+    assert_eq!(
+        client
+            .get(url("/accounts/nope"))
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        404
+    );
     sim.shutdown().await;
 }

@@ -26,15 +26,24 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 #[tokio::test]
 async fn rate_limit_with_and_without_retry_after() {
-    let (sim, token) = with_fault(FaultKind::RateLimit { retry_after_secs: Some(2) }).await;
+    let (sim, token) = with_fault(FaultKind::RateLimit {
+        retry_after_secs: Some(2),
+    })
+    .await;
     let resp = post(&sim, &token, &body("hi", true)).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "2");
+    assert!(
+        resp.headers().contains_key("x-codex-primary-used-percent"),
+        "quota headers on every answer"
+    );
     let v: Value = resp.json().await.expect("json");
     assert_eq!(v["error"]["type"], "rate_limit_exceeded");
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
     sim.clear_faults();
-    sim.inject(FaultSpec::always(FaultKind::RateLimit { retry_after_secs: None }));
+    sim.inject(FaultSpec::always(FaultKind::RateLimit {
+        retry_after_secs: None,
+    }));
     let resp = post(&sim, &token, &body("hi", true)).await;
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().get("retry-after").is_none());
@@ -57,25 +66,41 @@ async fn server_error_overloaded_and_cloudflare() {
     let resp = post(&sim, &token, &body("hi", true)).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.headers()["cf-mitigated"], "challenge");
-    assert!(resp.headers()["content-type"].to_str().expect("ct").starts_with("text/html"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/html")
+    );
     assert!(resp.text().await.expect("html").contains("<html"));
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn premature_close_ends_the_stream_without_a_terminal_event() {
-    let (sim, token) = with_fault(FaultKind::PrematureClose { after_events: 3, mid_chunk: false }).await;
+    let (sim, token) = with_fault(FaultKind::PrematureClose {
+        after_events: 3,
+        mid_chunk: false,
+    })
+    .await;
     let resp = post(&sim, &token, &body("hi", true)).await;
     assert_eq!(resp.status(), 200);
     let ev = events(&resp.text().await.expect("clean end of body"));
     assert_eq!(ev.len(), 3);
-    assert!(ev.iter().all(|e| e["type"] != "response.completed" && e["type"] != "response.failed"));
+    assert!(
+        ev.iter()
+            .all(|e| e["type"] != "response.completed" && e["type"] != "response.failed")
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn mid_chunk_cut_is_a_framing_error_for_the_client() {
-    let (sim, token) = with_fault(FaultKind::PrematureClose { after_events: 2, mid_chunk: true }).await;
+    let (sim, token) = with_fault(FaultKind::PrematureClose {
+        after_events: 2,
+        mid_chunk: true,
+    })
+    .await;
     let resp = post(&sim, &token, &body("hi", true)).await;
     assert_eq!(resp.status(), 200);
     let mut resp = resp;
@@ -88,7 +113,10 @@ async fn mid_chunk_cut_is_a_framing_error_for_the_client() {
         }
     };
     let text = chain(&err);
-    assert!(text.contains("unexpected EOF during chunk size line"), "{text}");
+    assert!(
+        text.contains("unexpected EOF during chunk size line"),
+        "{text}"
+    );
     let ev = events(&String::from_utf8(received).expect("utf8"));
     assert_eq!(ev.len(), 2, "events before the cut arrive whole");
     sim.shutdown().await;
@@ -108,11 +136,18 @@ async fn silence_delays_the_first_byte_then_answers() {
 
 #[tokio::test]
 async fn stall_pauses_mid_stream_then_completes() {
-    let (sim, token) = with_fault(FaultKind::Stall { after_events: 2, millis: 300 }).await;
+    let (sim, token) = with_fault(FaultKind::Stall {
+        after_events: 2,
+        millis: 300,
+    })
+    .await;
     let t0 = Instant::now();
     let mut resp = post(&sim, &token, &body("hi", true)).await;
     let first = resp.chunk().await.expect("chunk").expect("some");
-    assert!(t0.elapsed() < Duration::from_millis(250), "first events come before the stall");
+    assert!(
+        t0.elapsed() < Duration::from_millis(250),
+        "first events come before the stall"
+    );
     assert!(!first.is_empty());
     let mut rest = first.to_vec();
     while let Some(c) = resp.chunk().await.expect("chunk") {
@@ -135,7 +170,10 @@ async fn connection_reset_fails_the_request() {
         .await
         .expect_err("reset");
     let text = chain(&err);
-    assert!(text.to_lowercase().contains("reset") || text.contains("closed"), "{text}");
+    assert!(
+        text.to_lowercase().contains("reset") || text.contains("closed"),
+        "{text}"
+    );
     sim.shutdown().await;
 }
 
@@ -145,25 +183,41 @@ async fn faults_by_count_hit_only_their_account() {
     let a = sim.create_account(AccountSpec::default());
     let b = access_token(&sim.create_account(AccountSpec::default()).auth_json);
     let ta = access_token(&a.auth_json);
-    sim.inject(FaultSpec::always(FaultKind::Overloaded).for_account(&a.id).times(2));
+    sim.inject(
+        FaultSpec::always(FaultKind::Overloaded)
+            .for_account(&a.id)
+            .times(2),
+    );
     assert_eq!(post(&sim, &b, &body("hi", true)).await.status(), 200);
     assert_eq!(post(&sim, &ta, &body("hi", true)).await.status(), 503);
     assert_eq!(post(&sim, &ta, &body("hi", true)).await.status(), 503);
     assert_eq!(post(&sim, &ta, &body("hi", true)).await.status(), 200);
     let c = sim.counters(&a.id);
-    assert_eq!((c.faults, c.served_5xx, c.requests, c.completed), (2, 2, 3, 1));
+    assert_eq!(
+        (c.faults, c.served_5xx, c.requests, c.completed),
+        (2, 2, 3, 1)
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn probabilistic_faults_are_seeded() {
     async fn pattern(seed: u64) -> Vec<u16> {
-        let sim = start(SimOptions { seed, ..SimOptions::default() }).await;
+        let sim = start(SimOptions {
+            seed,
+            ..SimOptions::default()
+        })
+        .await;
         let token = access_token(&sim.create_account(AccountSpec::default()).auth_json);
         sim.inject(FaultSpec::always(FaultKind::ServerError).with_probability(0.5));
         let mut out = Vec::new();
         for _ in 0..24 {
-            out.push(post(&sim, &token, &body("hi", false)).await.status().as_u16());
+            out.push(
+                post(&sim, &token, &body("hi", false))
+                    .await
+                    .status()
+                    .as_u16(),
+            );
         }
         sim.shutdown().await;
         out
@@ -177,8 +231,14 @@ async fn probabilistic_faults_are_seeded() {
 async fn token_endpoint_faults_are_transient() {
     let sim = start(SimOptions::default()).await;
     let acct = sim.create_account(AccountSpec::default());
-    sim.inject(FaultSpec::always(FaultKind::ServerError).on(FaultTarget::Token).times(1));
-    let rt = acct.auth_json["tokens"]["refresh_token"].as_str().expect("rt");
+    sim.inject(
+        FaultSpec::always(FaultKind::ServerError)
+            .on(FaultTarget::Token)
+            .times(1),
+    );
+    let rt = acct.auth_json["tokens"]["refresh_token"]
+        .as_str()
+        .expect("rt");
     let send = || {
         reqwest::Client::new()
             .post(sim.token_url())
@@ -186,6 +246,10 @@ async fn token_endpoint_faults_are_transient() {
             .send()
     };
     assert_eq!(send().await.expect("sent").status(), 500);
-    assert_eq!(send().await.expect("sent").status(), 200, "the failed call did not spend the token");
+    assert_eq!(
+        send().await.expect("sent").status(),
+        200,
+        "the failed call did not spend the token"
+    );
     sim.shutdown().await;
 }
