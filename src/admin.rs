@@ -6,6 +6,25 @@
 //! `admin/pool.rs` (pool, strategy, recent requests, live feed, health), and the JSON shapes
 //! in `admin/view.rs`.
 //!
+//! | Method | Path | Answer |
+//! |---|---|---|
+//! | GET | `/admin/accounts` | `{count, accounts: [...]}`: each account's identity, `status`, `derived_status`, `quota`, `buckets` (name, title, `used_percent`, `limit_reached`, `window_secs`, `reset_at`, `resets_in_secs`, `resets_in`), `usage`, `leases`, `cooldown_until`, `verify`, `last_error` — never a token |
+//! | GET | `/admin/accounts/{id}` | one account, same shape |
+//! | GET | `/admin/accounts/{id}/explain` | `{available, reasons, until, until_in}` from the account actor |
+//! | POST | `/admin/accounts/{id}/enable`, `/disable` | the account afterwards |
+//! | POST | `/admin/accounts/{id}/probe` | 202; the actor reads the usage endpoint now |
+//! | DELETE | `/admin/accounts/{id}` | `{removed}` |
+//! | POST | `/admin/accounts/import` | body = accounts.json / auth.json / token list → `{imported, results}` |
+//! | GET | `/admin/accounts/export[?ids=a,b]` | the predecessor's accounts.json, with tokens (`no-store`) |
+//! | GET | `/admin/pool` | pool summary + `reason` |
+//! | GET, PUT | `/admin/strategy` | `{strategy}`: `least_used`, `round_robin`, `sticky` |
+//! | GET | `/admin/requests?limit=N` | newest requests first (recent-requests ring) |
+//! | GET | `/admin/live` | the dashboard's compact feed |
+//!
+//! Errors are JSON `{"error": {"type", "message"}}` (401 unauthorized, 403 csrf, 404 not_found,
+//! 400 invalid_request, 409 pool_error). `/healthz`, `/readyz` and `/metrics` come from
+//! [`health_router`].
+//!
 //! With no admin key configured the admin API is open only while the daemon listens on a
 //! loopback address (config validation refuses to start otherwise, and [`Admin`] checks it
 //! again); `admin.enabled = false` hides it entirely (404).
@@ -45,7 +64,8 @@ pub fn router() -> Router<AppState> {
         .route("/strategy", get(pool::get_strategy).put(pool::put_strategy))
         .route("/requests", get(pool::requests))
         .route("/live", get(pool::live))
-        .fallback(pool::not_found);
+        .fallback(pool::not_found)
+        .method_not_allowed_fallback(pool::wrong_method);
     Router::new()
         .nest("/admin", api)
         .layer(axum::Extension(std::sync::Arc::new(

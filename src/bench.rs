@@ -5,6 +5,8 @@
 //! with unlimited quota, and drives small streamed responses (`stream: true`, a few words)
 //! from the load generator on the main runtime. The target is ≥ 20 000 responses/s.
 
+pub mod proxy;
+
 use crate::loadgen::{self, LoadReport, LoadSpec, Stop};
 use crate::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use anyhow::Context;
@@ -23,6 +25,8 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// Small streamed responses straight from the simulator (one core).
     Sim(SimBench),
+    /// The same streamed load direct and through codex-rotor (c = 1, 16, 64; CPU, RSS).
+    Proxy(proxy::ProxyBench),
 }
 
 /// Knobs of `bench sim`.
@@ -45,6 +49,11 @@ pub struct SimBench {
 /// Runs the chosen benchmark and prints its report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
+        BenchTarget::Proxy(b) => {
+            let report = proxy::run(&b).await?;
+            print!("{}", proxy::render(&report));
+            Ok(())
+        }
         BenchTarget::Sim(b) => {
             let report = sim(&b).await?;
             if b.json {

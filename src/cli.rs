@@ -76,13 +76,13 @@ pub enum Command {
     Serve(crate::server::ServeArgs),
     /// Try the pool with no real account: simulator + N simulated accounts + daemon.
     Demo(crate::demo::DemoArgs),
+    /// Run a benchmark (`bench sim`: the simulator alone; `bench proxy`: direct vs through the daemon).
+    Bench(crate::bench::BenchArgs),
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
     Config(ConfigCommand),
     /// Reliability evidence: load + injected faults + SIGKILL/restart, or quota efficiency.
     Chaos(crate::chaos::ChaosArgs),
-    /// Run a benchmark (e.g. `bench sim`: streamed responses/s of the simulator on one core).
-    Bench(crate::bench::BenchArgs),
 }
 
 /// `codex-rotor config …`

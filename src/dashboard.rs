@@ -9,7 +9,7 @@
 
 use crate::admin::session;
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -57,7 +57,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `GET /`: the page shell (it shows the login form itself when the feed answers 401).
-async fn index() -> Response {
+async fn index(OriginalUri(uri): OriginalUri) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -65,9 +65,25 @@ async fn index() -> Response {
             (header::CONTENT_SECURITY_POLICY, CSP),
             (header::X_FRAME_OPTIONS, "DENY"),
         ],
-        INDEX_HTML,
+        page_for(uri.path()),
     )
         .into_response()
+}
+
+/// The shell for a page served at `path`. The page's URLs are relative; served at a path
+/// prefix without its trailing slash (`/rotor`), a `<base href="/rotor/">` keeps them under
+/// the prefix.
+fn page_for(path: &str) -> String {
+    let base = if path.ends_with('/') {
+        String::new()
+    } else {
+        let href: String = path
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "/-._~%".contains(*c))
+            .collect();
+        format!("<base href=\"{href}/\">")
+    };
+    INDEX_HTML.replace("<!--BASE-->", &base)
 }
 
 /// One embedded asset.

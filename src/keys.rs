@@ -67,9 +67,31 @@ struct KeySet {
 }
 
 /// The client keys of the daemon (cheap to share behind `AppState`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyStore {
     current: RwLock<Arc<KeySet>>,
+    /// Requests in flight across all keys, against `limits.max_concurrent_requests`.
+    global: Arc<Global>,
+}
+
+/// The daemon-wide gate (`[limits]`), shared by every permit.
+#[derive(Debug)]
+struct Global {
+    in_flight: AtomicU32,
+    max: AtomicU32,
+}
+
+impl Default for KeyStore {
+    fn default() -> Self {
+        let max = crate::config::LimitsConfig::default().max_concurrent_requests;
+        KeyStore {
+            current: RwLock::default(),
+            global: Arc::new(Global {
+                in_flight: AtomicU32::new(0),
+                max: AtomicU32::new(u32::try_from(max).unwrap_or(u32::MAX)),
+            }),
+        }
+    }
 }
 
 /// Proof that a request was admitted; holds a concurrency slot until dropped.
@@ -78,6 +100,17 @@ pub struct KeyPermit {
     name: Arc<str>,
     models: Arc<[String]>,
     usage: Option<Arc<Usage>>,
+    global: Option<GlobalSlot>,
+}
+
+/// One daemon-wide slot; released when dropped (with its permit, or at once on refusal).
+#[derive(Debug)]
+struct GlobalSlot(Arc<Global>);
+
+impl Drop for GlobalSlot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl KeyPermit {
@@ -175,6 +208,30 @@ impl KeyStore {
         }
     }
 
+    /// Applies `[limits]` (at start and on SIGHUP). Permits already out stay counted; lowering
+    /// the limit below the current load only refuses new requests.
+    pub fn set_limits(&self, limits: &crate::config::LimitsConfig) {
+        let max = u32::try_from(limits.max_concurrent_requests).unwrap_or(u32::MAX);
+        self.global.max.store(max, Ordering::Release);
+    }
+
+    /// Requests in flight across all keys.
+    pub fn total_in_flight(&self) -> u32 {
+        self.global.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Takes a daemon-wide slot, or refuses when `limits.max_concurrent_requests` are out.
+    fn take_global(&self) -> Result<GlobalSlot, KeyRejection> {
+        let g = &self.global;
+        let max = g.max.load(Ordering::Acquire);
+        g.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| GlobalSlot(g.clone()))
+            .map_err(|_| KeyRejection::TooManyConcurrent)
+    }
+
     /// True when no client key is configured: every request is admitted (only allowed on
     /// loopback, see `Config::validate_bind`).
     pub fn is_open(&self) -> bool {
@@ -209,6 +266,7 @@ impl KeyStore {
                 name: Arc::from("open"),
                 models: Arc::from(vec!["*".to_owned()]),
                 usage: None,
+                global: Some(self.take_global()?),
             });
         }
         let presented = digest(presented.as_bytes());
@@ -224,7 +282,10 @@ impl KeyStore {
         if !entry.enabled {
             return Err(KeyRejection::Disabled);
         }
-        admit(entry, Instant::now())
+        let global = self.take_global()?;
+        let mut permit = admit(entry, Instant::now())?; // on error, dropping `global` frees it
+        permit.global = Some(global);
+        Ok(permit)
     }
 
     /// Whether the key behind `permit` may use `model` (glob match on the requested name).
@@ -234,6 +295,7 @@ impl KeyStore {
 }
 
 /// Takes a concurrency slot, then a rate token; gives the slot back if no token is left.
+/// (The daemon-wide slot is taken by the caller and attached to the permit after.)
 fn admit(entry: &Entry, now: Instant) -> Result<KeyPermit, KeyRejection> {
     let usage = &entry.usage;
     let taken = usage
@@ -251,6 +313,7 @@ fn admit(entry: &Entry, now: Instant) -> Result<KeyPermit, KeyRejection> {
         name: entry.name.clone(),
         models: entry.models.clone(),
         usage: Some(usage.clone()),
+        global: None,
     };
     if let Some(rpm) = entry.rpm {
         let mut bucket = match usage.bucket.lock() {

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod exposition;
 pub mod histogram;
+mod refresh;
 pub mod series;
 
 use crate::recent::RequestRecord;
@@ -16,7 +17,7 @@ use histogram::{Histogram, LATENCY_BOUNDS};
 use rotor_actors::{AccountView, PoolSummary, UnixMs};
 use series::{Series, SeriesPoint};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Width of one slot of the usage series (30 s) and how many are kept (2 h).
 const SERIES_SLOT_MS: i64 = 30_000;
@@ -30,8 +31,9 @@ const MAX_REFRESH_OUTCOMES: usize = 16;
 /// per finished request.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Everything that changes per request.
-    inner: Mutex<Inner>,
+    /// Everything that changes per request; shared with [`Metrics::count_refreshes`]'s
+    /// wrapper, which outlives no daemon but is built before the state that owns this.
+    inner: Arc<Mutex<Inner>>,
 }
 
 /// Counters and histograms behind the lock.
@@ -68,7 +70,7 @@ impl Metrics {
     /// An empty registry.
     pub fn new() -> Self {
         Metrics {
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 requests: BTreeMap::new(),
                 duration: BTreeMap::new(),
                 ttfb: BTreeMap::new(),
@@ -80,7 +82,7 @@ impl Metrics {
                 refreshes: BTreeMap::new(),
                 actor_restarts: 0,
                 series: Series::new(SERIES_SLOT_MS, SERIES_SLOTS),
-            }),
+            })),
         }
     }
 
@@ -123,14 +125,19 @@ impl Metrics {
 
     /// Counts one token refresh by outcome (e.g. "ok", "transient", "permanent", "deactivated").
     pub fn refresh_outcome(&self, outcome: &str) {
-        let mut m = self.lock();
-        let label = if m.refreshes.contains_key(outcome) || m.refreshes.len() < MAX_REFRESH_OUTCOMES
-        {
-            outcome.to_owned()
-        } else {
-            "other".to_owned()
-        };
-        *m.refreshes.entry(label).or_default() += 1;
+        count_refresh(&self.inner, outcome);
+    }
+
+    /// Wraps the daemon's token refresher so every refresh outcome is counted here
+    /// (`codex_rotor_token_refreshes_total{outcome}`); hand the result to the pool's effects.
+    pub fn count_refreshes(
+        &self,
+        inner: Arc<dyn rotor_actors::TokenRefresher>,
+    ) -> Arc<dyn rotor_actors::TokenRefresher> {
+        Arc::new(refresh::CountingRefresher::new(
+            inner,
+            Arc::clone(&self.inner),
+        ))
     }
 
     /// Counts one account actor restarted by the pool supervisor.
@@ -259,6 +266,17 @@ impl Metrics {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Counts one refresh outcome in `inner` (shared by [`Metrics`] and the refresher wrapper).
+fn count_refresh(inner: &Mutex<Inner>, outcome: &str) {
+    let mut m = inner.lock().unwrap_or_else(|e| e.into_inner());
+    let label = if m.refreshes.contains_key(outcome) || m.refreshes.len() < MAX_REFRESH_OUTCOMES {
+        outcome.to_owned()
+    } else {
+        "other".to_owned()
+    };
+    *m.refreshes.entry(label).or_default() += 1;
 }
 
 /// `GET /metrics`: reads the pool's summary and accounts, renders every family.

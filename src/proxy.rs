@@ -18,6 +18,7 @@ use crate::errors::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -35,11 +36,31 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
 ];
 
 /// `POST /v1/responses` and `POST /responses`.
-pub async fn responses(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn responses(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let mut out = Outcome::new(&state, "responses");
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return fail(out, body_error(&rejection)),
+    };
     match prepare(&state, &headers, body, &mut out).await {
         Ok((req, served, permit)) => deliver(&state, req, served, permit, out).await,
         Err(e) => fail(out, e),
+    }
+}
+
+/// A body the server could not read: too large (`server.max_body_bytes`) or broken.
+pub fn body_error(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest {
+            message: format!("cannot read the request body: {rejection}"),
+            param: None,
+        }
     }
 }
 
@@ -67,7 +88,7 @@ async fn prepare(
     out.rec.client_key = permit.as_ref().map(auth::permit_name);
     let mut req = request::parse(headers, body)?;
     out.rec.model = Some(req.model.clone());
-    route_turn(state, &mut req, out);
+    route_turn(state, &mut req);
     if let Some(p) = &permit {
         if !state.keys().model_allowed(p, &req.model) {
             return Err(ApiError::Forbidden(format!(
@@ -143,18 +164,16 @@ async fn deliver(
 }
 
 /// Routes a follow-up of a turn by the affinity of the request that received its turn-state
-/// token; every other request gets an affinity key (its own when it has none) so that a token
-/// it receives can be routed back to its account.
-fn route_turn(state: &AppState, req: &mut request::ResponsesRequest, out: &Outcome) {
+/// token. Keyless requests get no synthetic key: every one would cost the pool an affinity
+/// entry, and the clients that echo turn state (Codex) always send `prompt_cache_key` and
+/// `session-id`.
+fn route_turn(state: &AppState, req: &mut request::ResponsesRequest) {
     if let Some(key) = req
         .turn_state
         .as_deref()
         .and_then(|t| state.turns().affinity_for(t))
     {
         req.affinity = Some(key);
-    }
-    if req.affinity.is_none() {
-        req.affinity = Some(format!("req:{}", out.rec.request_id));
     }
 }
 

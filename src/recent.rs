@@ -103,3 +103,40 @@ impl Default for RecentRequests {
         RecentRequests::new(1000)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str) -> RequestRecord {
+        RequestRecord {
+            at: 0,
+            request_id: id.into(),
+            client_key: None,
+            route: "responses",
+            model: None,
+            account_id: None,
+            status: 200,
+            ttfb_ms: None,
+            duration_ms: 1,
+            usage: None,
+            failovers: 0,
+            retries: 0,
+            upstream_429s: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_and_lists_them_first() {
+        let ring = RecentRequests::new(3);
+        assert!(ring.is_empty());
+        for id in ["a", "b", "c", "d"] {
+            ring.push(rec(id));
+        }
+        assert_eq!(ring.len(), 3);
+        let ids: Vec<String> = ring.list(10).into_iter().map(|r| r.request_id).collect();
+        assert_eq!(ids, ["d", "c", "b"]);
+        assert_eq!(ring.list(1)[0].request_id, "d");
+    }
+}

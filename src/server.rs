@@ -95,7 +95,7 @@ pub async fn reload(state: &AppState, path: Option<&std::path::Path>) {
     if let Err(e) = state.keys().reload(&cfg.keys) {
         return tracing::error!(error = %e, "reload: keys not loaded; keeping the old configuration");
     }
-    state.pool().set_strategy(pool_config(&cfg).strategy).await;
+    state.pool().set_strategy(cfg.pool_config().strategy).await;
     state.set_config(cfg);
     tracing::info!("configuration reloaded");
 }
@@ -134,7 +134,7 @@ pub async fn start(
         prober: Arc::new(UsageProber::new(upstream.clone())),
         clock: clock.clone(),
     };
-    let pool = PoolHandle::start(pool_config(&cfg), effects, records)
+    let pool = PoolHandle::start(cfg.pool_config(), effects, records)
         .await
         .context("starting the account pool")?;
     let listener = TcpListener::bind(cfg.server.listen)
@@ -208,34 +208,5 @@ pub fn settings(cfg: &Config) -> UpstreamSettings {
         idle_timeout: u.idle_timeout,
         user_agent: u.user_agent.clone(),
         originator: u.originator.clone(),
-    }
-}
-
-/// `rotor_actors::PoolConfig` from `[pool]` and `[refresh]`.
-///
-/// Adapter: `Config::pool_config` of CONTRACT.md is not in the ops skeleton yet; this is the
-/// same mapping, kept here until it is.
-pub fn pool_config(cfg: &Config) -> rotor_actors::PoolConfig {
-    let p = &cfg.pool;
-    let r = &cfg.refresh;
-    let strategy = serde_json::to_value(p.strategy)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
-    rotor_actors::PoolConfig {
-        strategy,
-        max_leases_per_account: p.max_leases_per_account,
-        tick: p.tick,
-        default_429_backoff: p.default_429_backoff,
-        refresh_margin: r.margin,
-        refresh_jitter: r.jitter,
-        max_concurrent_refreshes: r.max_concurrent,
-        max_refreshes_per_minute: r.max_per_minute,
-        restart_budget: p.restart_budget,
-        plan_routes: p
-            .plan_routes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
     }
 }

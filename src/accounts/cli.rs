@@ -1,8 +1,9 @@
 //! `codex-rotor accounts …`: add, import, export and list accounts. With no daemon running the
 //! command works on the data directory directly through `store::FileStore` (each changed account
-//! written durably on its own); with `--admin-url` it sends the same operation to a running
-//! daemon's admin API, because then the account actors own the files and nobody else may write
-//! them. Tokens are read from files or stdin (`-`) so they need not sit in the shell history.
+//! written durably on its own); when the daemon the config describes answers at its address (or
+//! with `--admin-url`) it sends the same operation to the daemon's admin API, because then the
+//! account actors own the files and nobody else may write them. Tokens are read from files or
+//! stdin (`-`) so they need not sit in the shell history.
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -13,10 +14,12 @@ use std::path::{Path, PathBuf};
 use super::{export, merge};
 use crate::cli::GlobalArgs;
 
-/// Arguments of `codex-rotor accounts`.
-#[derive(Debug, Args)]
+/// Arguments of `codex-rotor accounts`. `Debug` redacts the admin key.
+#[derive(Args)]
 pub struct AccountsArgs {
-    /// Data directory to work on (overrides the config's `data_dir`).
+    /// Work on this data directory directly (offline: the daemon must not be running on it).
+    /// Without it, a daemon running at the config's `server.listen` is used through its admin
+    /// API, else the config's `data_dir`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Admin API of a running daemon (e.g. `http://127.0.0.1:8080`); use it whenever the daemon
@@ -56,8 +59,8 @@ pub enum AccountsAction {
     },
 }
 
-/// Where the new account's credentials come from (exactly one).
-#[derive(Debug, Args)]
+/// Where the new account's credentials come from (exactly one). `Debug` redacts the tokens.
+#[derive(Args)]
 #[group(required = true, multiple = false)]
 pub struct AddArgs {
     /// A Codex CLI auth.json (`~/.codex/auth.json`).
@@ -72,13 +75,83 @@ pub struct AddArgs {
     pub access_token: Option<String>,
 }
 
-/// Runs `codex-rotor accounts`.
+impl std::fmt::Debug for AccountsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountsArgs")
+            .field("data_dir", &self.data_dir)
+            .field("admin_url", &self.admin_url)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("action", &self.action)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AddArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddArgs")
+            .field("auth_json", &self.auth_json)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Runs `codex-rotor accounts`: through `--admin-url` if given; else through the admin API
+/// of the daemon the config describes, if it is running (its actors own the files then); else
+/// on the data directory (`--data-dir`, or the config's `data_dir`).
 pub async fn run(global: &GlobalArgs, args: AccountsArgs) -> anyhow::Result<()> {
     let now = now_ms();
-    match &args.admin_url {
-        Some(url) => remote(&args, url, now).await,
-        None => local(&args, &data_dir(global, &args)?, now),
+    if let Some(url) = &args.admin_url {
+        return remote(&args, url, args.admin_key.clone()).await;
     }
+    if let Some(dir) = &args.data_dir {
+        return local(&args, dir, now);
+    }
+    let cfg = global.load_config()?;
+    if let Some(base) = running_daemon(&cfg).await {
+        eprintln!("codex-rotor is running at {base}: using its admin API");
+        let key = match &args.admin_key {
+            Some(k) => Some(k.clone()),
+            None => cfg
+                .admin
+                .resolve(&crate::config::access::process_env)
+                .map_err(|e| anyhow::anyhow!("admin key: {e}"))?
+                .map(|s| s.expose().clone()),
+        };
+        return remote(&args, &base, key).await;
+    }
+    local(&args, &cfg.data_dir, now)
+}
+
+/// The admin base URL of the daemon `cfg` describes, if one answers `/healthz` there.
+async fn running_daemon(cfg: &crate::config::Config) -> Option<String> {
+    let mut addr = cfg.server.listen;
+    if addr.port() == 0 {
+        return None;
+    }
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let base = format!(
+        "http://{addr}{}",
+        cfg.server.path_prefix.trim_end_matches('/')
+    );
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let resp = client.get(format!("{base}/healthz")).send().await.ok()?;
+    resp.status().is_success().then_some(base)
 }
 
 /// The bytes to import for an action that imports (`add`, `import`).
@@ -141,33 +214,40 @@ fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
 }
 
 /// Sends the operation to a running daemon's admin API.
-async fn remote(args: &AccountsArgs, base: &str, _now: UnixMs) -> anyhow::Result<()> {
+async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let base = base.trim_end_matches('/');
-    let auth = |rb: reqwest::RequestBuilder| match &args.admin_key {
+    let auth = |rb: reqwest::RequestBuilder| match &key {
         Some(k) => rb.bearer_auth(k),
         None => rb,
     };
+    let minimal = matches!(args.action, AccountsAction::Export { minimal: true });
     let req = match (&args.action, import_bytes(&args.action)?) {
-        (_, Some(bytes)) => auth(
-            client
-                .post(format!("{base}/admin/accounts/import"))
-                .body(bytes),
-        ),
-        (AccountsAction::Export { minimal }, None) => auth(
-            client
-                .get(format!("{base}/admin/accounts/export"))
-                .query(&[("minimal", minimal)]),
-        ),
-        (_, None) => auth(client.get(format!("{base}/admin/accounts"))),
+        (_, Some(bytes)) => client
+            .post(format!("{base}/admin/accounts/import"))
+            .body(bytes),
+        (AccountsAction::Export { .. }, None) => {
+            client.get(format!("{base}/admin/accounts/export"))
+        }
+        (_, None) => client.get(format!("{base}/admin/accounts")),
     };
-    let resp = req.send().await.context("admin API unreachable")?;
+    let resp = auth(req).send().await.context("admin API unreachable")?;
     let status = resp.status();
     let text = resp.text().await.context("admin API answer")?;
     if !status.is_success() {
         bail!("admin API answered {status}: {text}");
     }
-    println!("{text}");
+    if minimal {
+        // The admin export is the full form; keep only refresh tokens and labels here.
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).context("admin export is not JSON")?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&export::minimal_of_full(&doc))?
+        );
+    } else {
+        println!("{text}");
+    }
     Ok(())
 }
 
@@ -208,14 +288,6 @@ fn print_list(records: &[AccountRecord], json: bool, now: UnixMs) -> anyhow::Res
         );
     }
     Ok(())
-}
-
-/// The data directory: `--data-dir`, else the config's `data_dir`.
-fn data_dir(global: &GlobalArgs, args: &AccountsArgs) -> anyhow::Result<PathBuf> {
-    if let Some(d) = &args.data_dir {
-        return Ok(d.clone());
-    }
-    Ok(global.load_config()?.data_dir)
 }
 
 /// Reads a file, or stdin for `-`.

@@ -206,8 +206,26 @@ fn from_legacy(
     at: &str,
     now: UnixMs,
 ) -> Result<AccountRecord, ImportError> {
-    let mut rec = rotor_actors::legacy::import(&Value::Object(obj.clone()), now)
+    // An exported refresh-only account has `token: ""`; the legacy reader wants a token, so
+    // give it a placeholder and put the empty one back (due for refresh at once).
+    let refresh_only = obj
+        .get("token")
+        .and_then(Value::as_str)
+        .is_some_and(str::is_empty)
+        && obj
+            .get("refreshToken")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+    let mut entry = obj.clone();
+    if refresh_only {
+        entry.insert("token".into(), Value::String("refresh-only".into()));
+    }
+    let mut rec = rotor_actors::legacy::import(&Value::Object(entry), now)
         .map_err(|e| ImportError::at(at, e))?;
+    if refresh_only {
+        rec.tokens.access_token = String::new();
+        rec.tokens.expires_at = Some(now);
+    }
     if rec.id.len() != 16
         || !rec
             .id

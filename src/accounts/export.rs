@@ -28,3 +28,23 @@ pub fn minimal(records: &[AccountRecord]) -> Value {
         .collect();
     json!({ "accounts": accounts })
 }
+
+/// The minimal form of a full export document (`{"accounts": [{"refreshToken", "label"}…]}`),
+/// for exports fetched from a running daemon's admin API.
+pub fn minimal_of_full(full: &Value) -> Value {
+    let accounts: Vec<Value> = full["accounts"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            let rt = e.get("refreshToken")?.as_str().filter(|s| !s.is_empty())?;
+            let mut entry = json!({ "refreshToken": rt });
+            if let Some(label) = e.get("label").and_then(Value::as_str) {
+                entry["label"] = json!(label);
+            }
+            Some(entry)
+        })
+        .collect();
+    json!({ "accounts": accounts })
+}

@@ -58,8 +58,9 @@ pub async fn import_into_pool(
     Ok(report)
 }
 
-/// The JSON body of "add one account" (`POST /admin/accounts`): exactly one source.
-#[derive(Debug, Deserialize)]
+/// The JSON body of "add one account" (`POST /admin/accounts`): exactly one source. `Debug`
+/// redacts the tokens.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddRequest {
     /// A Codex CLI `auth.json` document.
@@ -74,6 +75,18 @@ pub struct AddRequest {
     /// Optional operator label.
     #[serde(default)]
     pub label: Option<String>,
+}
+
+impl std::fmt::Debug for AddRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |present: bool| if present { "<redacted>" } else { "-" };
+        f.debug_struct("AddRequest")
+            .field("auth_json", &redact(self.auth_json.is_some()))
+            .field("refresh_token", &redact(self.refresh_token.is_some()))
+            .field("access_token", &redact(self.access_token.is_some()))
+            .field("label", &self.label)
+            .finish()
+    }
 }
 
 impl AddRequest {

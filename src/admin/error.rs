@@ -22,6 +22,9 @@ pub enum AdminError {
     /// No admin endpoint at that path.
     #[error("no admin endpoint at {0}")]
     NoRoute(String),
+    /// The path exists but not with this method.
+    #[error("{0} is not allowed here")]
+    MethodNotAllowed(String),
     /// The request itself is malformed (bad JSON, bad parameter, nothing to import…).
     #[error("{0}")]
     BadRequest(String),
@@ -41,6 +44,9 @@ impl AdminError {
             AdminError::Disabled => (StatusCode::NOT_FOUND, "admin_disabled"),
             AdminError::NoSuchAccount(_) => (StatusCode::NOT_FOUND, "not_found"),
             AdminError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AdminError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
             AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             AdminError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             AdminError::Pool(_) => (StatusCode::CONFLICT, "pool_error"),

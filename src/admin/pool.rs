@@ -150,6 +150,11 @@ pub async fn not_found(uri: axum::http::Uri) -> AdminError {
     AdminError::NoRoute(uri.path().to_owned())
 }
 
+/// Known path, wrong method (e.g. `PUT /admin/pool`).
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> AdminError {
+    AdminError::MethodNotAllowed(format!("{method} {}", uri.path()))
+}
+
 /// `GET /healthz`: the process is alive and answering.
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))

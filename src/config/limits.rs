@@ -3,28 +3,21 @@
 
 use crate::logging::LogFormat;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Daemon-wide bounds, so no client can queue unbounded work (per-key limits live in `[keys]`).
+/// Reloadable: the server hands it to `KeyStore::set_limits` at start and on SIGHUP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Client requests in flight at once across all keys; beyond it requests get 503.
+    /// Client requests in flight at once across all keys (and on an open pool); beyond it
+    /// requests are refused like a key over its own concurrency limit (429).
     pub max_concurrent_requests: usize,
-    /// Longest a request waits for the pool to pick and lease an account.
-    #[serde(with = "humantime_serde")]
-    pub pick_timeout: Duration,
-    /// Hard cap on one request including its whole stream.
-    #[serde(with = "humantime_serde")]
-    pub max_request_duration: Duration,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_concurrent_requests: 1024,
-            pick_timeout: Duration::from_secs(5),
-            max_request_duration: Duration::from_secs(3600),
         }
     }
 }

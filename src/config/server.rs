@@ -42,3 +42,123 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// Who is on the other end of a request once `trust_forwarded_headers` is applied: the address
+/// for logs and recent requests, the scheme for links the daemon prints (OAuth redirect, setup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOrigin {
+    /// Client address: the TCP peer, or what the trusted reverse proxy says.
+    pub ip: std::net::IpAddr,
+    /// `"http"` or `"https"` as the client used it.
+    pub scheme: &'static str,
+}
+
+impl ServerConfig {
+    /// The client's address and scheme. Untrusted (the default): the TCP peer and `http`.
+    /// Trusted: the right-most `X-Forwarded-For` entry (the one our proxy appended, which a
+    /// client cannot forge), else `X-Real-IP`, else the last `Forwarded: for=`; the last
+    /// `X-Forwarded-Proto` or `Forwarded: proto=`. Unparseable values fall back to the peer.
+    pub fn client_origin(&self, headers: &http::HeaderMap, peer: SocketAddr) -> ClientOrigin {
+        let untrusted = ClientOrigin {
+            ip: peer.ip(),
+            scheme: "http",
+        };
+        if !self.trust_forwarded_headers {
+            return untrusted;
+        }
+        let last = |name: &str| -> Option<String> {
+            let joined: Vec<&str> = headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            joined
+                .join(",")
+                .rsplit(',')
+                .map(str::trim)
+                .find(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let forwarded = last("forwarded");
+        let forwarded_param = |key: &str| {
+            forwarded.as_deref().and_then(|f| {
+                f.split(';').find_map(|kv| {
+                    let (k, v) = kv.trim().split_once('=')?;
+                    k.eq_ignore_ascii_case(key)
+                        .then(|| v.trim_matches('"').to_owned())
+                })
+            })
+        };
+        let ip = last("x-forwarded-for")
+            .or_else(|| last("x-real-ip"))
+            .or_else(|| forwarded_param("for"))
+            .and_then(|s| parse_ip(&s))
+            .unwrap_or(untrusted.ip);
+        let proto = last("x-forwarded-proto").or_else(|| forwarded_param("proto"));
+        let scheme = match proto.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("https") => "https",
+            _ => "http",
+        };
+        ClientOrigin { ip, scheme }
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.4:567`, `[::1]:80` or `::1`.
+fn parse_ip(s: &str) -> Option<std::net::IpAddr> {
+    let s = s.trim();
+    s.parse()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| s.trim_start_matches('[').trim_end_matches(']').parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_headers_only_when_trusted() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let mut cfg = ServerConfig::default();
+        let o = cfg.client_origin(&h, peer);
+        assert_eq!((o.ip.to_string(), o.scheme), ("127.0.0.1".into(), "http"));
+        cfg.trust_forwarded_headers = true;
+        let o = cfg.client_origin(&h, peer);
+        assert_eq!(
+            (o.ip.to_string(), o.scheme),
+            ("203.0.113.7".into(), "https"),
+            "right-most entry"
+        );
+
+        let h = headers(&[(
+            "forwarded",
+            "for=198.51.100.1;proto=https, for=\"[2001:db8::1]:4711\";proto=https",
+        )]);
+        let o = cfg.client_origin(&h, peer);
+        assert_eq!(
+            (o.ip.to_string(), o.scheme),
+            ("2001:db8::1".into(), "https")
+        );
+
+        let h = headers(&[("x-real-ip", "192.0.2.9"), ("x-forwarded-for", "garbage")]);
+        assert_eq!(
+            cfg.client_origin(&h, peer).ip.to_string(),
+            "127.0.0.1",
+            "unparseable → peer"
+        );
+        let h = headers(&[("x-real-ip", "192.0.2.9")]);
+        assert_eq!(cfg.client_origin(&h, peer).ip.to_string(), "192.0.2.9");
+    }
+}

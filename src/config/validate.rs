@@ -216,8 +216,6 @@ fn limits(c: &mut Checker, cfg: &Config) {
         "limits.max_concurrent_requests",
         l.max_concurrent_requests as u64,
     );
-    c.duration("limits.pick_timeout", l.pick_timeout);
-    c.duration("limits.max_request_duration", l.max_request_duration);
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cfg.logging.level) {
         c.fail("logging.level", format!("not a valid filter: {e}"));
     }

@@ -51,11 +51,12 @@
     return json;
   }
   Rotor.api = api;
+  Rotor.refresh = () => refresh();
 
-  function toast(msg, bad) {
+  function toast(msg, bad, ms) {
     const t = $('toast');
     t.textContent = msg; t.className = 'toast' + (bad ? ' bad' : ''); t.hidden = false;
-    clearTimeout(toast.timer); toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+    clearTimeout(toast.timer); toast.timer = setTimeout(() => { t.hidden = true; }, ms || 4000);
   }
 
   // ---- login ----
@@ -86,6 +87,9 @@
     }
     st.data = data;
     st.skew = data.now - Date.now();
+    // Stable order for the table: by label (then id), whatever order the pool reports.
+    st.sorted = data.accounts.slice().sort((a, b) =>
+      String(a.label || a.id).localeCompare(String(b.label || b.id)) || a.id.localeCompare(b.id));
     render();
     return true;
   }
@@ -142,7 +146,7 @@
   }
   function applyFilter() {
     const q = st.search.trim().toLowerCase();
-    const rows = st.data.accounts.filter((r) =>
+    const rows = st.sorted.filter((r) =>
       (st.filter === 'all' || r.ds === st.filter) &&
       (!q || [r.id, r.label, r.plan, r.ds].some((v) => v && String(v).toLowerCase().includes(q))));
     Rotor.table.setRows(rows, st.data.accounts.length);
@@ -176,6 +180,7 @@
       setTimeout(() => { btn.classList.remove('confirm'); btn.textContent = 'Remove'; }, 3000);
       return;
     }
+    if (action === 'explain') return explain(id);
     btn.disabled = true;
     try {
       if (action === 'remove') await api('DELETE', 'admin/accounts/' + encodeURIComponent(id));
@@ -183,6 +188,14 @@
       toast({ probe: 'Probing quota of ', enable: 'Enabled ', disable: 'Disabled ', remove: 'Removed ' }[action] + id);
       await refresh();
     } catch (e) { toast(e.message, true); } finally { btn.disabled = false; }
+  }
+  // Why an account is (not) available, and until when, from the account actor itself.
+  async function explain(id) {
+    try {
+      const e = await api('GET', 'admin/accounts/' + encodeURIComponent(id) + '/explain');
+      const until = e.until ? ' — until ' + new Date(e.until).toLocaleTimeString() + ' (in ' + dur((e.until - now()) / 1000) + ')' : '';
+      toast(id + ': ' + (e.available ? 'available' : e.reasons.join('; ') + until), false, 9000);
+    } catch (err) { toast(err.message, true); }
   }
   async function onImport(ev) {
     ev.preventDefault();

@@ -6,11 +6,12 @@
   const Rotor = (window.Rotor = window.Rotor || {});
   const C = { bar: '#8fb3f5', err: '#cf222e', line: '#8250df', grid: '#eceff3', ink: '#6a737d' };
 
+  // The smallest 4 × (1|2|5 × 10^k) at or above v, so the four grid steps are round numbers.
   function niceMax(v) {
-    if (v <= 0) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+    const step = Math.max(v, 1) / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(step)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= step) return 4 * Math.max(1, m * p);
+    return 40 * p;
   }
 
   function draw(canvas, series, legend) {

@@ -48,7 +48,7 @@
     const primary = by.get('primary');
     return '<div class="acct"><div class="acct-label" title="' + Rotor.esc(r.label || r.id) + '">' + Rotor.esc(r.label || r.id) + '</div>' +
       '<div class="acct-sub">' + sub + '</div>' + (problem ? '<div class="acct-err" title="' + Rotor.esc(problem) + '">' + Rotor.esc(problem) + '</div>' : '') + '</div>' +
-      '<div><span class="badge ' + Rotor.esc(r.ds) + '" data-badge="' + Rotor.esc(r.ds) + '">' + Rotor.esc(Rotor.statusLabel(r.ds)) + '</span>' +
+      '<div><button class="badge ' + Rotor.esc(r.ds) + '" data-badge="' + Rotor.esc(r.ds) + '" data-action="explain" title="Why? (explain)">' + Rotor.esc(Rotor.statusLabel(r.ds)) + '</button>' +
       (r.v ? '<span class="verify" title="quota to be re-checked">verify</span>' : '') + '</div>' +
       bar(primary, primary ? windowTitle('5h', primary[4]) : '5h', nowMs) + bar(by.get('secondary'), 'weekly', nowMs) + bar(by.get('code_review'), 'code review', nowMs) +
       extras(other, nowMs) +
@@ -121,6 +121,9 @@
     setRows(rows, total) {
       t.rows = rows; t.total = total;
       t.spacer.style.height = rows.length * t.rowH + 'px';
+      // The body grows with its rows up to two thirds of the window, then scrolls.
+      const cap = Math.max(6 * t.rowH, Math.round(window.innerHeight * 0.66));
+      t.body.style.height = Math.min(Math.max(rows.length, 2) * t.rowH + 2, cap) + 'px';
       const ids = new Set(rows.map((r) => r.id));
       for (const id of t.cache.keys()) if (!ids.has(id)) t.cache.delete(id);
       t.foot.textContent = rows.length === total ? total + ' accounts' : rows.length + ' of ' + total + ' accounts';

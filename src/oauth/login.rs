@@ -1,16 +1,19 @@
 //! Adding an account by logging in: the OAuth authorization-code flow with PKCE (S256) and a
-//! `state` nonce, against the auth server that issues the configured token endpoint (the
-//! authorize endpoint is its sibling `/oauth/authorize`). [`LoginSessions`] holds the pending
-//! logins (verifier per state, 5-minute lifetime, each usable once so a replayed callback cannot
+//! `state` nonce, against the configured auth server (`refresh.authorize_url`,
+//! `upstream.token_url`, `refresh.client_id`). [`LoginSessions`] holds the pending logins
+//! (verifier per state, 5-minute lifetime, each usable once so a replayed callback cannot
 //! exchange a code twice); the dashboard starts a login, the operator signs in, and the callback
-//! (or a pasted callback URL) completes it with [`LoginSessions::complete`].
+//! (or a pasted callback URL) completes it with [`LoginSessions::complete`]. The HTTP routes
+//! for the dashboard are in [`routes`].
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
+mod pkce;
+pub mod routes;
+
+pub use pkce::{Pkce, challenge_for};
+
+use pkce::random_b64;
 use rotor_actors::UnixMs;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -26,47 +29,6 @@ const SESSION_TTL_MS: UnixMs = 5 * 60 * 1000;
 /// Upper bound on pending logins, so a flood of starts cannot grow memory without limit.
 const MAX_PENDING: usize = 256;
 
-/// A PKCE pair: the secret verifier kept here and the challenge sent in the authorize URL.
-#[derive(Clone)]
-pub struct Pkce {
-    /// Random secret, sent only with the code exchange.
-    pub verifier: String,
-    /// `BASE64URL(SHA256(verifier))`.
-    pub challenge: String,
-}
-
-impl std::fmt::Debug for Pkce {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pkce")
-            .field("verifier", &"<redacted>")
-            .field("challenge", &self.challenge)
-            .finish()
-    }
-}
-
-impl Pkce {
-    /// A fresh random pair (64 random bytes → 86-char verifier).
-    pub fn generate() -> Self {
-        let verifier = random_b64(64);
-        Pkce {
-            challenge: challenge_for(&verifier),
-            verifier,
-        }
-    }
-}
-
-/// The S256 challenge of a verifier.
-pub fn challenge_for(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// URL-safe random string of `n` random bytes.
-fn random_b64(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// The authorize endpoint that belongs to a token endpoint (`…/oauth/token` → `…/oauth/authorize`).
 pub fn authorize_endpoint(token_url: &str) -> String {
     match token_url.strip_suffix("/token") {
@@ -75,17 +37,62 @@ pub fn authorize_endpoint(token_url: &str) -> String {
     }
 }
 
+/// Where the login talks to: the auth server's endpoints and the client it logs in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginSettings {
+    /// Endpoint the browser is sent to (`…/oauth/authorize`).
+    pub authorize_url: String,
+    /// Token endpoint for the code exchange (`…/oauth/token`).
+    pub token_url: String,
+    /// OAuth client id (Codex CLI's).
+    pub client_id: String,
+    /// Redirect URI sent in both legs (they must match).
+    pub redirect_uri: String,
+}
+
+impl LoginSettings {
+    /// Settings for the auth server of `token_url` (its sibling `/authorize`), Codex's client
+    /// id and redirect URI.
+    pub fn for_token_url(token_url: &str) -> Self {
+        LoginSettings {
+            authorize_url: authorize_endpoint(token_url),
+            token_url: token_url.to_owned(),
+            client_id: CLIENT_ID.to_owned(),
+            redirect_uri: DEFAULT_REDIRECT_URI.to_owned(),
+        }
+    }
+
+    /// Settings from the daemon's config. When the token endpoint was moved (e.g. to the
+    /// simulator) but the authorize URL left at its default, the authorize endpoint follows the
+    /// token endpoint, so one key points both at another auth server.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        let defaults = crate::config::Config::default();
+        let moved = cfg.upstream.token_url != defaults.upstream.token_url;
+        let authorize_url = if moved && cfg.refresh.authorize_url == defaults.refresh.authorize_url
+        {
+            authorize_endpoint(&cfg.upstream.token_url)
+        } else {
+            cfg.refresh.authorize_url.clone()
+        };
+        LoginSettings {
+            authorize_url,
+            token_url: cfg.upstream.token_url.clone(),
+            client_id: cfg.refresh.client_id.clone(),
+            redirect_uri: DEFAULT_REDIRECT_URI.to_owned(),
+        }
+    }
+}
+
 /// The full authorize URL Codex opens in the browser (REFERENCE.md §6), spaces as `%20`.
 pub fn authorize_url(
-    authorize_endpoint: &str,
-    redirect_uri: &str,
+    settings: &LoginSettings,
     pkce: &Pkce,
     state: &str,
 ) -> Result<String, LoginError> {
     let params = [
         ("response_type", "code"),
-        ("client_id", CLIENT_ID),
-        ("redirect_uri", redirect_uri),
+        ("client_id", settings.client_id.as_str()),
+        ("redirect_uri", settings.redirect_uri.as_str()),
         ("scope", SCOPE),
         ("code_challenge", pkce.challenge.as_str()),
         ("code_challenge_method", "S256"),
@@ -94,7 +101,7 @@ pub fn authorize_url(
         ("state", state),
         ("originator", "codex_cli_rs"),
     ];
-    let url = reqwest::Url::parse_with_params(authorize_endpoint, params)
+    let url = reqwest::Url::parse_with_params(&settings.authorize_url, params)
         .map_err(|e| LoginError::Config(format!("bad authorize endpoint: {e}")))?;
     // `Url` encodes spaces in queries as `+`; the real server expects `%20`.
     Ok(url.as_str().replace('+', "%20"))
@@ -115,7 +122,7 @@ pub enum LoginError {
     /// The token endpoint failed the code exchange.
     #[error("code exchange failed: {0}")]
     Exchange(String),
-    /// A configured URL is unusable.
+    /// A configured URL is unusable, or too many logins are pending.
     #[error("login configuration: {0}")]
     Config(String),
 }
@@ -156,29 +163,22 @@ struct Pending {
     started_at: UnixMs,
 }
 
-/// Pending PKCE logins, keyed by state. Shared by the admin routes (owned by the app state).
+/// Pending PKCE logins, keyed by state.
 pub struct LoginSessions {
     /// Shared HTTP client.
     client: reqwest::Client,
-    /// Token endpoint for the code exchange.
-    token_url: String,
-    /// Redirect URI sent in both legs (they must match).
-    redirect_uri: String,
+    /// Auth server endpoints and client.
+    settings: LoginSettings,
     /// state → pending login.
     pending: Mutex<HashMap<String, Pending>>,
 }
 
 impl LoginSessions {
-    /// Login sessions against the auth server of `token_url`, redirecting to `redirect_uri`.
-    pub fn new(
-        client: reqwest::Client,
-        token_url: impl Into<String>,
-        redirect_uri: impl Into<String>,
-    ) -> Self {
+    /// Login sessions against the auth server named by `settings`.
+    pub fn new(client: reqwest::Client, settings: LoginSettings) -> Self {
         LoginSessions {
             client,
-            token_url: token_url.into(),
-            redirect_uri: redirect_uri.into(),
+            settings,
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -187,12 +187,7 @@ impl LoginSessions {
     pub fn start(&self, now: UnixMs) -> Result<StartedLogin, LoginError> {
         let pkce = Pkce::generate();
         let state = random_b64(24);
-        let url = authorize_url(
-            &authorize_endpoint(&self.token_url),
-            &self.redirect_uri,
-            &pkce,
-            &state,
-        )?;
+        let url = authorize_url(&self.settings, &pkce, &state)?;
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain(|_, p| now - p.started_at < SESSION_TTL_MS);
         if pending.len() >= MAX_PENDING {
@@ -221,9 +216,7 @@ impl LoginSessions {
         now: UnixMs,
     ) -> Result<LoginTokens, LoginError> {
         let query = callback.split_once('?').map_or(callback, |(_, q)| q);
-        let mut code = None;
-        let mut state = None;
-        let mut error = None;
+        let (mut code, mut state, mut error) = (None, None, None);
         for (k, v) in url_pairs(query) {
             match k.as_str() {
                 "code" => code = Some(v),
@@ -258,34 +251,26 @@ impl LoginSessions {
         let Some(pending) = pending else {
             return Err(LoginError::UnknownState);
         };
-        exchange_code(
-            &self.client,
-            &self.token_url,
-            code,
-            &pending.verifier,
-            &self.redirect_uri,
-        )
-        .await
+        exchange_code(&self.client, &self.settings, code, &pending.verifier).await
     }
 }
 
 /// Exchanges an authorization code (form-encoded, as Codex does) for tokens.
 pub async fn exchange_code(
     client: &reqwest::Client,
-    token_url: &str,
+    settings: &LoginSettings,
     code: &str,
     verifier: &str,
-    redirect_uri: &str,
 ) -> Result<LoginTokens, LoginError> {
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("client_id", CLIENT_ID),
+        ("redirect_uri", settings.redirect_uri.as_str()),
+        ("client_id", settings.client_id.as_str()),
         ("code_verifier", verifier),
     ];
     let resp = client
-        .post(token_url)
+        .post(&settings.token_url)
         .header("originator", DEFAULT_ORIGINATOR)
         .form(&form)
         .send()
@@ -337,43 +322,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenge_is_s256_of_the_verifier() {
-        // RFC 7636 appendix B test vector.
-        assert_eq!(
-            challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-        let p = Pkce::generate();
-        assert_eq!(p.verifier.len(), 86);
-        assert_eq!(p.challenge, challenge_for(&p.verifier));
-    }
-
-    #[test]
     fn authorize_url_carries_every_codex_parameter() {
         let p = Pkce {
             verifier: "v".into(),
             challenge: "ch".into(),
         };
-        let url = authorize_url(
-            &authorize_endpoint("http://127.0.0.1:9/oauth/token"),
-            DEFAULT_REDIRECT_URI,
-            &p,
-            "st",
-        )
-        .expect("url");
-        assert!(url.starts_with("http://127.0.0.1:9/oauth/authorize?response_type=code&client_id=app_EMoamEEZ73f0CkXaXp7hrann&"));
+        let settings = LoginSettings::for_token_url("http://127.0.0.1:9/oauth/token");
+        let url = authorize_url(&settings, &p, "st").expect("url");
+        assert!(url.starts_with(
+            "http://127.0.0.1:9/oauth/authorize?response_type=code&client_id=app_EMoamEEZ73f0CkXaXp7hrann&"
+        ));
         assert!(url.contains("scope=openid%20profile%20email%20offline_access"));
         assert!(url.contains("code_challenge=ch&code_challenge_method=S256"));
         assert!(url.contains("redirect_uri=http%3A%2F%2Flocalhost%3A1455%2Fauth%2Fcallback"));
         assert!(url.contains("state=st") && url.contains("originator=codex_cli_rs"));
     }
 
+    #[test]
+    fn the_authorize_endpoint_follows_a_moved_token_endpoint() {
+        let mut cfg = crate::config::Config::default();
+        assert_eq!(
+            LoginSettings::from_config(&cfg).authorize_url,
+            "https://auth.openai.com/oauth/authorize"
+        );
+        cfg.upstream.token_url = "http://127.0.0.1:9/oauth/token".into();
+        assert_eq!(
+            LoginSettings::from_config(&cfg).authorize_url,
+            "http://127.0.0.1:9/oauth/authorize"
+        );
+        cfg.refresh.authorize_url = "http://elsewhere/authorize".into();
+        cfg.refresh.client_id = "app_other".into();
+        let s = LoginSettings::from_config(&cfg);
+        assert_eq!(
+            (s.authorize_url.as_str(), s.client_id.as_str()),
+            ("http://elsewhere/authorize", "app_other")
+        );
+    }
+
     #[tokio::test]
     async fn unknown_or_reused_state_is_refused_without_a_network_call() {
         let s = LoginSessions::new(
             reqwest::Client::new(),
-            "http://127.0.0.1:9/oauth/token",
-            DEFAULT_REDIRECT_URI,
+            LoginSettings::for_token_url("http://127.0.0.1:9/oauth/token"),
         );
         let started = s.start(0).expect("start");
         assert!(matches!(

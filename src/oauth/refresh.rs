@@ -39,6 +39,8 @@ pub struct HttpRefresher {
     user_agent: String,
     /// Upper bound on one refresh call, so a hung endpoint cannot hold the single-flight slot.
     timeout: Duration,
+    /// OAuth client id the refresh tokens were issued to (`refresh.client_id`).
+    client_id: String,
 }
 
 impl HttpRefresher {
@@ -50,7 +52,16 @@ impl HttpRefresher {
             originator: DEFAULT_ORIGINATOR.to_owned(),
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             timeout: Duration::from_secs(30),
+            client_id: CLIENT_ID.to_owned(),
         }
+    }
+
+    /// Overrides the OAuth client id (config `refresh.client_id`); empty keeps Codex's.
+    pub fn with_client_id(mut self, client_id: &str) -> Self {
+        if !client_id.is_empty() {
+            self.client_id = client_id.to_owned();
+        }
+        self
     }
 
     /// Overrides the `originator` and `user-agent` headers (config `upstream.originator`,
@@ -78,7 +89,7 @@ impl HttpRefresher {
         reason: RefreshReason,
     ) -> Result<NewTokens, RefreshError> {
         let body = json!({
-            "client_id": CLIENT_ID,
+            "client_id": self.client_id,
             "grant_type": "refresh_token",
             "refresh_reason": reason_str(reason),
             "refresh_token": refresh_token,

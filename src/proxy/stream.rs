@@ -167,7 +167,7 @@ impl State {
         }
         if let (Some(u), Some(lease)) = (self.observer.usage, self.lease.as_ref()) {
             let delta = delta(u);
-            lease.usage(delta.clone());
+            lease.usage(delta);
             self.outcome.usage(delta);
             self.usage_sent = true;
         }

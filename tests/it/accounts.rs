@@ -1,15 +1,14 @@
 //! Adding and importing accounts: every import format, bad files (the error names the line or
 //! field and nothing is imported), duplicates, and the rule that an import never re-activates a
 //! banned or disabled account — through `parse_file`, the offline merge, and the real
-//! `codex-rotor accounts` binary working on a data directory.
+//! `codex-rotor accounts` binary ([`cli`]) on a data directory and against a running daemon.
+
+mod cli;
 
 use codex_rotor::accounts::{self, merge};
 use codex_rotor::oauth::jwt::encode_unsigned;
-use codex_rotor::store::FileStore;
 use rotor_actors::{AccountRecord, Status};
 use serde_json::{Value, json};
-use std::path::Path;
-use std::process::{Command, Output};
 
 /// A fixed "now" (2026-11-26T00:00:00Z) in unix ms.
 const NOW: i64 = 1_795_651_200_000;
@@ -245,76 +244,78 @@ fn rt_obj(acct: &str, rt: &str) -> Value {
     json!({"access_token": access(acct, "u", 600), "refresh_token": rt})
 }
 
-/// Runs `codex-rotor accounts --data-dir DIR <args>`.
-fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
-        .arg("accounts")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("CODEX_ROTOR_ADMIN_URL")
-        .output()
-        .expect("the binary runs")
-}
-
-fn stored(dir: &Path) -> Vec<AccountRecord> {
-    FileStore::open(dir).expect("data dir opens").1
+/// An ISO timestamp `offset_s` seconds from [`NOW`].
+fn iso(offset_s: i64) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis((NOW + offset_s * 1000) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 #[test]
-fn cli_imports_all_or_nothing_and_lists_exports_without_leaking() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
-    let bad = dir.join("bad.txt");
-    std::fs::write(&bad, "rt_one\nrt_two\ngarbage here\n").expect("write");
-    let out = cli(dir, &["import", bad.to_str().expect("utf8")]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 3"), "{stderr}");
-    assert!(stored(dir).is_empty(), "a bad file imports nothing");
+fn predecessor_accounts_json_applies_rule_8() {
+    let file = json!({"accounts": [
+        {"id": "aaaaaaaaaaaaaaaa", "token": access("acct-a", "u", 3600), "refreshToken": "oaistb_rt_a",
+         "status": "rate_limited", "addedAt": iso(-86_400),
+         "usage": {"request_count": 7, "input_tokens": 1, "output_tokens": 2, "rate_limit_until": iso(1800)}},
+        {"id": "bbbbbbbbbbbbbbbb", "token": access("acct-b", "u", 3600), "refreshToken": "rt_b",
+         "status": "rate_limited", "usage": {"request_count": 1, "rate_limit_until": iso(-60)}},
+        {"id": "cccccccccccccccc", "token": access("acct-c", "u", 3600), "refreshToken": "rt_c",
+         "status": "banned", "email": "c@example.com"},
+        {"id": "dddddddddddddddd", "token": access("acct-d", "u", -3600), "status": "active"}
+    ]});
+    let recs = parse(&file.to_string()).expect("imports");
+    assert_eq!(recs.len(), 4);
+    let (a, b, c, d) = (&recs[0], &recs[1], &recs[2], &recs[3]);
+    assert_eq!(a.id, "aaaaaaaaaaaaaaaa", "the predecessor's id is kept");
+    assert_eq!(
+        a.status,
+        Status::Active,
+        "rate_limited is not a status any more"
+    );
+    let lock = a
+        .quota
+        .primary
+        .as_ref()
+        .expect("a future lock becomes the primary bucket");
+    assert!(lock.limit_reached);
+    assert_eq!(lock.reset_at, Some(NOW + 1_800_000));
+    assert_eq!(a.usage.requests, 7);
+    assert_eq!(
+        a.identity.chatgpt_account_id.as_deref(),
+        Some("acct-a"),
+        "back-filled from the JWT"
+    );
+    assert_eq!(a.tokens.expires_at, Some(NOW + 3_600_000));
+    assert_eq!(b.status, Status::Active);
+    assert!(
+        b.quota.primary.as_ref().is_none_or(|p| !p.limit_reached),
+        "a past lock is dropped"
+    );
+    assert_eq!(c.status, Status::Banned, "a banned account stays banned");
+    assert_eq!(c.identity.email.as_deref(), Some("c@example.com"));
+    assert_eq!(
+        d.status,
+        Status::Expired,
+        "expired token and no refresh token: needs a login"
+    );
+    assert_eq!(d.status_reason.as_deref(), Some("needs login"));
+}
 
-    let auth = dir.join("auth.json");
-    std::fs::write(&auth, auth_json("acct-9", "user-9", "rt_cli").to_string()).expect("write");
-    let out = cli(dir, &["add", "--auth-json", auth.to_str().expect("utf8")]);
+#[test]
+fn a_full_export_reimports_to_the_same_accounts() {
+    let file = format!("{}\nrt_only_one\n", rt_obj("x", "rt_x"));
+    let recs = parse(&file).expect("imports");
+    let exported = accounts::export::full(&recs).to_string();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        !exported.contains("rate_limit_until"),
+        "the legacy lock field is never written"
     );
-    let out = cli(dir, &["add", "--refresh-token", "rt_second"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cli(dir, &["add", "--refresh-token", "not-a-refresh-token"]);
-    assert!(!out.status.success());
-    // Adding the same auth.json again updates, it does not duplicate.
-    assert!(
-        cli(dir, &["add", "--auth-json", auth.to_str().expect("utf8")])
-            .status
-            .success()
-    );
-    let recs = stored(dir);
-    assert_eq!(recs.len(), 2);
-
-    let list = cli(dir, &["list", "--json"]);
-    let text = String::from_utf8_lossy(&list.stdout);
-    let rows: Value = serde_json::from_str(&text).expect("list --json is JSON");
-    assert_eq!(rows.as_array().map(Vec::len), Some(2));
-    assert!(
-        !text.contains("rt_cli") && !text.contains("rt_second"),
-        "list never shows tokens"
-    );
-
-    let minimal = cli(dir, &["export", "--minimal"]);
-    let doc: Value = serde_json::from_slice(&minimal.stdout).expect("export is JSON");
-    let mut rts: Vec<&str> = doc["accounts"]
-        .as_array()
-        .expect("accounts")
-        .iter()
-        .filter_map(|a| a["refreshToken"].as_str())
-        .collect();
-    rts.sort_unstable();
-    assert_eq!(rts, vec!["rt_cli", "rt_second"]);
+    let again = parse(&exported).expect("re-imports");
+    assert_eq!(again.len(), 2);
+    for (a, b) in recs.iter().zip(&again) {
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.identity, b.identity);
+        assert_eq!(a.tokens.refresh_token, b.tokens.refresh_token);
+        assert_eq!(a.tokens.access_token, b.tokens.access_token);
+    }
 }

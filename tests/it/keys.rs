@@ -271,3 +271,62 @@ fn admin_key_check() {
             .is_none()
     );
 }
+
+#[test]
+fn the_daemon_wide_limit_spans_all_keys_and_reloads() {
+    let s = store(vec![key("a", "key-a-00000000"), key("b", "key-b-00000000")]);
+    s.set_limits(&codex_rotor::config::LimitsConfig {
+        max_concurrent_requests: 2,
+    });
+    let a = s.authenticate("key-a-00000000").unwrap();
+    let b = s.authenticate("key-b-00000000").unwrap();
+    assert_eq!(s.total_in_flight(), 2);
+    assert_eq!(
+        s.authenticate("key-a-00000000").unwrap_err(),
+        KeyRejection::TooManyConcurrent
+    );
+    assert_eq!(
+        s.authenticate("nope").unwrap_err(),
+        KeyRejection::Unknown,
+        "unknown keys are still unknown"
+    );
+    assert_eq!(s.total_in_flight(), 2, "a refusal holds no slot");
+    drop(a);
+    let a2 = s.authenticate("key-a-00000000").unwrap();
+    s.set_limits(&codex_rotor::config::LimitsConfig {
+        max_concurrent_requests: 3,
+    });
+    let c = s.authenticate("key-b-00000000").unwrap();
+    drop((a2, b, c));
+    assert_eq!(s.total_in_flight(), 0);
+    assert_eq!(s.in_flight("a") + s.in_flight("b"), 0);
+}
+
+#[test]
+fn the_daemon_wide_limit_applies_to_an_open_pool_and_survives_a_rate_refusal() {
+    let open = store(Vec::new());
+    open.set_limits(&codex_rotor::config::LimitsConfig {
+        max_concurrent_requests: 1,
+    });
+    let p = open.authenticate("").unwrap();
+    assert_eq!(
+        open.authenticate("").unwrap_err(),
+        KeyRejection::TooManyConcurrent
+    );
+    drop(p);
+    assert!(open.authenticate("").is_ok());
+
+    let mut k = key("r", "key-r-00000000");
+    k.rpm = Some(1);
+    let s = store(vec![k]);
+    drop(s.authenticate("key-r-00000000").unwrap());
+    assert!(matches!(
+        s.authenticate("key-r-00000000"),
+        Err(KeyRejection::RateLimited { .. })
+    ));
+    assert_eq!(
+        s.total_in_flight(),
+        0,
+        "the refused request gave its global slot back"
+    );
+}

@@ -3,6 +3,7 @@
 //! values), then on a real daemon's scrape after real traffic through the simulator.
 
 mod prom;
+mod scrape;
 
 use codex_rotor::metrics::Metrics;
 use codex_rotor::recent::RequestRecord;
@@ -106,11 +107,15 @@ fn the_registry_renders_every_family_with_exact_values() {
     m.refresh_outcome("permanent");
     m.actor_restart();
 
-    let mut q1 = Quota::default();
-    q1.primary = Some(bucket(42.5, false));
-    q1.secondary = Some(bucket(10.0, false));
-    let mut q2 = Quota::default();
-    q2.primary = Some(bucket(100.0, true));
+    let q1 = Quota {
+        primary: Some(bucket(42.5, false)),
+        secondary: Some(bucket(10.0, false)),
+        ..Quota::default()
+    };
+    let mut q2 = Quota {
+        primary: Some(bucket(100.0, true)),
+        ..Quota::default()
+    };
     // An odd limit id checks the label escaping round trip.
     q2.extra.insert(
         "we\"ird\\id".into(),

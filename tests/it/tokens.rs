@@ -4,6 +4,7 @@
 
 mod crash;
 mod endpoint;
+mod harness;
 mod refresh;
 
 use codex_rotor::sim::{SimHandle, SimOptions, Simulator};

@@ -42,8 +42,10 @@ impl Rig {
             .await
             .expect("simulator starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = Config::default();
-        cfg.data_dir = dir.path().to_path_buf();
+        let mut cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         cfg.server.listen = "127.0.0.1:0".parse().expect("addr");
         cfg.upstream.base_url = sim.backend_url();
         cfg.upstream.token_url = sim.token_url();
@@ -59,7 +61,13 @@ impl Rig {
             .await
             .expect("daemon starts");
         let base = format!("http://{}", daemon.addr);
-        Rig { sim, daemon, base, http: reqwest::Client::new(), _dir: dir }
+        Rig {
+            sim,
+            daemon,
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
     }
 
     /// Absolute URL of a daemon path.
@@ -69,7 +77,10 @@ impl Rig {
 
     /// An admin call with the admin key; returns status and JSON body (`Null` if not JSON).
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN_KEY);
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_KEY);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -130,7 +141,10 @@ impl Rig {
             if done(&v) {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "account never reached the state: {v:#}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "account never reached the state: {v:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -192,7 +206,7 @@ pub struct Seeded {
 
 /// Seeds one account in every derived status, each brought there through the simulator and
 /// the daemon's own reactions (probes, requests), except `disabled` (an operator action):
-/// `active` (two, at 35 % and 72 %), `rate_limited` (primary at 100 %), `refreshing` (token
+/// `active` (two, at 35 % and 72 %, which then serve six requests), `rate_limited` (primary at 100 %), `refreshing` (token
 /// expired, token endpoint hanging), `expired` (refresh token refused), `banned` (403),
 /// `disabled`, and last `cooling_down` (a Cloudflare challenge; lasts ~10 s, so check it soon).
 pub async fn seed_every_status(rig: &Rig) -> Vec<Seeded> {
@@ -200,46 +214,99 @@ pub async fn seed_every_status(rig: &Rig) -> Vec<Seeded> {
     let mut out = Vec::new();
     let (a, a_id) = add(rig, &mut out, "active", "ada@lovelace.dev", "pro").await;
     rig.sim.set_usage(&a.id, 35.0, 12.0);
-    rig.probe_until(&a_id, |v| bucket(v, "primary").is_some_and(|b| b["used_percent"].as_f64() >= Some(34.0))).await;
+    rig.sim.set_quota(&a.id, None, None, Some(2_000_000));
+    rig.sim.set_extra_usage(&a.id, 20.0);
+    rig.probe_until(&a_id, |v| {
+        bucket(v, "primary").is_some_and(|b| b["used_percent"].as_f64() >= Some(34.0))
+    })
+    .await;
     let (b, b_id) = add(rig, &mut out, "active", "grace@hopper.dev", "plus").await;
     rig.sim.set_usage(&b.id, 72.0, 64.0);
-    rig.probe_until(&b_id, |v| bucket(v, "primary").is_some_and(|b| b["used_percent"].as_f64() >= Some(71.0))).await;
+    rig.probe_until(&b_id, |v| {
+        bucket(v, "primary").is_some_and(|b| b["used_percent"].as_f64() >= Some(71.0))
+    })
+    .await;
+    // A little traffic, for the request list and the chart.
+    for _ in 0..6 {
+        assert_eq!(rig.respond("gpt-5.4").await.0, 200);
+    }
     let (c, c_id) = add(rig, &mut out, "rate_limited", "alan@turing.dev", "plus").await;
     rig.sim.set_usage(&c.id, 100.0, 58.0);
-    rig.probe_until(&c_id, |v| v["derived_status"] == "rate_limited").await;
+    rig.probe_until(&c_id, |v| v["derived_status"] == "rate_limited")
+        .await;
     // An account whose refresh token the token endpoint does not know: refresh fails for good.
-    let e = rig.sim.create_account(AccountSpec { email: Some("barbara@liskov.dev".into()), ..AccountSpec::default() });
+    let e = rig.sim.create_account(AccountSpec {
+        email: Some("barbara@liskov.dev".into()),
+        ..AccountSpec::default()
+    });
     let mut auth = e.auth_json.clone();
     auth["tokens"]["refresh_token"] = json!("rt_unknown_to_the_token_endpoint_0000");
     let e_id = rig.import(&auth.to_string()).await;
-    out.push(Seeded { id: e_id.clone(), status: "expired", tokens: tokens_of(&e.auth_json) });
+    out.push(Seeded {
+        id: e_id.clone(),
+        status: "expired",
+        tokens: tokens_of(&e.auth_json),
+    });
     rig.sim.expire_access_token(&e.id);
-    rig.probe_until(&e_id, |v| v["derived_status"] == "expired").await;
+    rig.probe_until(&e_id, |v| v["derived_status"] == "expired")
+        .await;
     let (d, d_id) = add(rig, &mut out, "refreshing", "edsger@dijkstra.dev", "team").await;
     // The token endpoint hangs (for everyone: it cannot tell accounts apart before reading the
     // grant), so the refresh stays in flight.
-    rig.sim.inject(FaultSpec::always(FaultKind::Silence { millis: 120_000 }).on(FaultTarget::Token));
+    rig.sim
+        .inject(FaultSpec::always(FaultKind::Silence { millis: 120_000 }).on(FaultTarget::Token));
     rig.sim.expire_access_token(&d.id);
-    rig.probe_until(&d_id, |v| v["derived_status"] == "refreshing").await;
+    rig.probe_until(&d_id, |v| v["derived_status"] == "refreshing")
+        .await;
     let (f, f_id) = add(rig, &mut out, "banned", "ken@thompson.dev", "plus").await;
     rig.sim.ban(&f.id);
-    rig.probe_until(&f_id, |v| v["derived_status"] == "banned").await;
+    rig.probe_until(&f_id, |v| v["derived_status"] == "banned")
+        .await;
     let (_, g_id) = add(rig, &mut out, "disabled", "dennis@ritchie.dev", "free").await;
-    let (status, body) = rig.admin(Method::POST, &format!("/admin/accounts/{g_id}/disable"), None).await;
+    let (status, body) = rig
+        .admin(
+            Method::POST,
+            &format!("/admin/accounts/{g_id}/disable"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     // Cooling down: only this account can serve while the challenge hits it.
-    let (h, h_id) = add(rig, &mut out, "cooling_down", "margaret@hamilton.dev", "pro").await;
+    let (h, h_id) = add(
+        rig,
+        &mut out,
+        "cooling_down",
+        "margaret@hamilton.dev",
+        "pro",
+    )
+    .await;
     for id in [&a_id, &b_id] {
-        let (status, body) = rig.admin(Method::POST, &format!("/admin/accounts/{id}/disable"), None).await;
-        assert_eq!((status, &body["derived_status"]), (200, &json!("disabled")), "{body}");
+        let (status, body) = rig
+            .admin(Method::POST, &format!("/admin/accounts/{id}/disable"), None)
+            .await;
+        assert_eq!(
+            (status, &body["derived_status"]),
+            (200, &json!("disabled")),
+            "{body}"
+        );
     }
-    rig.sim.inject(FaultSpec::always(FaultKind::Cloudflare).for_account(h.id.clone()).times(1));
+    rig.sim.inject(
+        FaultSpec::always(FaultKind::Cloudflare)
+            .for_account(h.id.clone())
+            .times(1),
+    );
     let r = rig.respond("gpt-5.4").await;
-    assert_eq!(rig.sim.counters(&h.id).served_403, 1, "the challenge hit the account: {r:?}");
+    assert_eq!(
+        rig.sim.counters(&h.id).served_403,
+        1,
+        "the challenge hit the account: {r:?}"
+    );
     for id in [&a_id, &b_id] {
-        rig.admin(Method::POST, &format!("/admin/accounts/{id}/enable"), None).await;
+        rig.admin(Method::POST, &format!("/admin/accounts/{id}/enable"), None)
+            .await;
     }
-    rig.wait_account(&h_id, |v| v["derived_status"] == "cooling_down").await;
+    rig.wait_account(&h_id, |v| v["derived_status"] == "cooling_down")
+        .await;
     out
 }
 
@@ -251,8 +318,16 @@ async fn add(
     email: &str,
     plan: &str,
 ) -> (CreatedAccount, String) {
-    let spec = AccountSpec { email: Some(email.into()), plan: Some(plan.into()), ..AccountSpec::default() };
+    let spec = AccountSpec {
+        email: Some(email.into()),
+        plan: Some(plan.into()),
+        ..AccountSpec::default()
+    };
     let (created, id) = rig.add_account(spec).await;
-    out.push(Seeded { id: id.clone(), status, tokens: tokens_of(&created.auth_json) });
+    out.push(Seeded {
+        id: id.clone(),
+        status,
+        tokens: tokens_of(&created.auth_json),
+    });
     (created, id)
 }

@@ -197,8 +197,7 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     if let Some(after) = rest.strip_prefix('{') {
         let mut chars = after.char_indices().peekable();
         let mut end = None;
-        loop {
-            let Some(&(i, c)) = chars.peek() else { break };
+        while let Some(&(i, c)) = chars.peek() {
             if c == '}' {
                 end = Some(i + 1);
                 break;

@@ -5,7 +5,7 @@
 //! the newest refresh token the simulator issued on disk, or `expired` with "needs login" —
 //! never silently broken. Which outcome each step must have is asserted too.
 
-use super::refresh::record_of;
+use super::harness::record_of;
 use super::{rt_of, sim};
 use codex_rotor::oauth::HttpRefresher;
 use codex_rotor::sim::{AccountSpec, SimHandle};
@@ -115,7 +115,7 @@ async fn crash_at(sim: &SimHandle, point: &str, expect: Expect) {
     let status = wait_exit(&mut first, Duration::from_secs(20)).await;
     let log = || std::fs::read_to_string(&log1).unwrap_or_default();
     let Some(status) = status else {
-        let _ = first.kill();
+        drop(Reaped(first));
         panic!(
             "{point}: the daemon did not reach the fault point; log:\n{}",
             log()
@@ -146,13 +146,12 @@ async fn crash_at(sim: &SimHandle, point: &str, expect: Expect) {
     }
 
     let log2 = tmp.path().join("second.log");
-    let mut second = spawn_daemon(&config, None, &log2);
+    let second = Reaped(spawn_daemon(&config, None, &log2));
     let settled = wait_disk(&data, Duration::from_secs(15), |r| {
         r.refresh_intent.is_none() && matches!(r.status, Status::Active | Status::Expired)
     })
     .await;
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
     let after = on_disk(&data);
     assert_eq!(settled.status, after.status);
     let log2_text = std::fs::read_to_string(&log2).unwrap_or_default();
@@ -161,6 +160,10 @@ async fn crash_at(sim: &SimHandle, point: &str, expect: Expect) {
         "{point}: the restart resolved the intent; log:\n{log2_text}"
     );
 
+    eprintln!(
+        "{point}: after restart the account is {:?} ({:?})",
+        after.status, after.status_reason
+    );
     match after.status {
         Status::Active => {
             // The refresh token on disk is the newest one issued: the simulator accepts it
@@ -201,4 +204,14 @@ async fn a_crash_at_each_step_of_a_rotation_never_loses_the_account() {
     .await;
     crash_at(&sim, fault::REFRESH_AFTER_PERSIST, Expect::Working).await;
     sim.shutdown().await;
+}
+
+/// A daemon killed (SIGKILL) and reaped when dropped, even by a failed assertion.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

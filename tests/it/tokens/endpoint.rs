@@ -7,7 +7,7 @@
 use super::{rt_of, sim};
 use codex_rotor::oauth::HttpRefresher;
 use codex_rotor::oauth::jwt::Claims;
-use codex_rotor::oauth::login::{DEFAULT_REDIRECT_URI, LoginError, LoginSessions};
+use codex_rotor::oauth::login::{DEFAULT_REDIRECT_URI, LoginError, LoginSessions, LoginSettings};
 use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, FaultTarget};
 use rotor_actors::{RefreshError, RefreshReason, TokenRefresher};
 use serde_json::Value;
@@ -205,7 +205,10 @@ async fn pkce_login_adds_an_account_and_a_replayed_callback_is_refused() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let logins = LoginSessions::new(client.clone(), sim.token_url(), DEFAULT_REDIRECT_URI);
+    let logins = LoginSessions::new(
+        client.clone(),
+        LoginSettings::for_token_url(&sim.token_url()),
+    );
     let started = logins.start(0).expect("start");
     assert!(
         started
@@ -246,5 +249,91 @@ async fn pkce_login_adds_an_account_and_a_replayed_callback_is_refused() {
     // The tokens become an account through the same import path as everything else.
     let recs = codex_rotor::accounts::login_record(&tokens, 1).expect("a record");
     assert_eq!(recs.identity.chatgpt_account_id, claims.chatgpt_account_id);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_login_routes_add_an_account_to_the_running_pool() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = crate::support::test_config(&sim, dir.path());
+    let (store, records, _) = codex_rotor::store::FileStore::open(dir.path()).expect("store");
+    let daemon = codex_rotor::server::start(cfg.clone(), Arc::new(store), records)
+        .await
+        .expect("daemon");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let app = codex_rotor::oauth::login::routes::router(&cfg, client.clone())
+        .with_state(daemon.state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let anonymous = client
+        .post(format!("{base}/admin/accounts/login"))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "starting a login is an admin action"
+    );
+    let started: Value = client
+        .post(format!("{base}/admin/accounts/login"))
+        .bearer_auth(crate::support::ADMIN_KEY)
+        .send()
+        .await
+        .expect("start")
+        .json()
+        .await
+        .expect("json");
+    let url = started["authorize_url"].as_str().expect("authorize_url");
+    assert!(
+        url.starts_with(&format!("{}/oauth/authorize?", sim.base_url())),
+        "follows the configured auth server"
+    );
+    let landed = client.get(url).send().await.expect("authorize");
+    let location = landed.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let query = location.split_once('?').expect("query").1.to_owned();
+
+    let done = client
+        .get(format!("{base}/auth/callback?{query}"))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.expect("body").contains("Account added"));
+    let accounts = daemon.state.pool().accounts().await;
+    assert_eq!(
+        accounts.len(),
+        1,
+        "the login added one account to the running pool"
+    );
+    assert!(
+        accounts[0]
+            .identity
+            .email
+            .as_deref()
+            .is_some_and(|e| e.ends_with("@sim.example"))
+    );
+
+    let replay = client
+        .post(format!("{base}/admin/accounts/login/complete"))
+        .bearer_auth(crate::support::ADMIN_KEY)
+        .json(&serde_json::json!({ "callback_url": location }))
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(replay.status(), 400, "a code is exchanged at most once");
+    assert_eq!(daemon.state.pool().accounts().await.len(), 1);
+    daemon.shutdown().await;
     sim.shutdown().await;
 }

@@ -2,123 +2,18 @@
 //! against the simulator's rotating token endpoint. Proactive refresh happens before expiry and
 //! is durable before use; a 401 triggers a recovery refresh; a reused refresh token marks the
 //! account `expired` with its reason after exactly one attempt; a deactivated account is banned;
-//! many concurrent triggers collapse into one token-endpoint call.
+//! many concurrent triggers collapse into one token-endpoint call; pool-wide limits pace
+//! refreshes.
 
+use super::harness::{Harness, fast_config, record_of, wait_for};
 use super::{rt_of, sim};
-use codex_rotor::accounts::parse_file;
 use codex_rotor::oauth::HttpRefresher;
-use codex_rotor::sim::{AccountSpec, CreatedAccount, SimHandle};
-use codex_rotor::store::FileStore;
-use futures::future::BoxFuture;
+use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, FaultTarget, SimHandle};
 use rotor_actors::{
-    AccountRecord, Clock, Effects, PickRequest, PoolConfig, PoolHandle, ProbeError, QuotaProber,
-    RefreshReason, Status, SystemClock, TokenRefresher, UpstreamCreds, UpstreamFailure, quota,
+    Clock, PickRequest, PoolConfig, PoolHandle, RefreshReason, Status, SystemClock, TokenRefresher,
+    UpstreamFailure,
 };
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Probes `/wham/usage` of the simulator for real (the daemon's own prober lives with the
-/// upstream client; this one is the same request, kept here so the test needs nothing else).
-struct UsageProber {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl QuotaProber for UsageProber {
-    fn probe(
-        &self,
-        creds: UpstreamCreds,
-    ) -> BoxFuture<'static, Result<quota::Observation, ProbeError>> {
-        let req = self.client.get(&self.url).bearer_auth(&creds.access_token);
-        Box::pin(async move {
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| ProbeError::Transient(e.to_string()))?;
-            match resp.status().as_u16() {
-                401 => return Err(ProbeError::Unauthorized),
-                403 => return Err(ProbeError::Banned("403".into())),
-                200 => {}
-                s => return Err(ProbeError::Transient(format!("HTTP {s}"))),
-            }
-            let body: serde_json::Value = resp
-                .json()
-                .await
-                .map_err(|e| ProbeError::Transient(e.to_string()))?;
-            quota::usage::parse(&body, SystemClock.now_ms()).map_err(ProbeError::Transient)
-        })
-    }
-}
-
-/// A pool over a temporary data directory.
-pub(crate) struct Harness {
-    pub pool: PoolHandle,
-    pub dir: tempfile::TempDir,
-}
-
-impl Harness {
-    /// Starts a pool holding `records`, persisting to a fresh temp dir.
-    pub async fn start(sim: &SimHandle, records: Vec<AccountRecord>, cfg: PoolConfig) -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, loaded, _) = FileStore::open(dir.path()).expect("store");
-        assert!(loaded.is_empty());
-        for r in &records {
-            rotor_actors::Store::save(&store, r).expect("seed");
-        }
-        let client = reqwest::Client::new();
-        let effects = Effects {
-            store: Arc::new(store),
-            refresher: Arc::new(HttpRefresher::new(client.clone(), sim.token_url())),
-            prober: Arc::new(UsageProber {
-                client,
-                url: format!("{}/wham/usage", sim.backend_url()),
-            }),
-            clock: Arc::new(SystemClock),
-        };
-        let pool = PoolHandle::start(cfg, effects, records)
-            .await
-            .expect("pool starts");
-        Harness { pool, dir }
-    }
-
-    /// The account's record as it is on disk now.
-    pub fn on_disk(&self, id: &str) -> AccountRecord {
-        let (_, recs, _) = FileStore::open(self.dir.path()).expect("store");
-        recs.into_iter()
-            .find(|r| r.id == id)
-            .expect("record on disk")
-    }
-}
-
-/// A pool config with fast ticks and no jitter, so timings in tests are tight.
-pub(crate) fn fast_config() -> PoolConfig {
-    PoolConfig {
-        tick: Duration::from_millis(100),
-        refresh_margin: Duration::from_secs(2),
-        refresh_jitter: Duration::ZERO,
-        max_leases_per_account: 16,
-        ..PoolConfig::default()
-    }
-}
-
-/// The record of a simulator account, imported like an operator would.
-pub(crate) fn record_of(acct: &CreatedAccount) -> AccountRecord {
-    let mut recs =
-        parse_file(acct.auth_json.to_string().as_bytes(), SystemClock.now_ms()).expect("imports");
-    recs.remove(0)
-}
-
-/// Polls `cond` every 20 ms for up to `limit`.
-pub(crate) async fn wait_for(limit: Duration, mut cond: impl AsyncFnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
 
 /// True if the simulator accepts `token` on the usage endpoint.
 async fn token_works(sim: &SimHandle, token: &str) -> bool {
@@ -367,5 +262,80 @@ async fn concurrent_refresh_triggers_collapse_into_one_call() {
         "exactly one token-endpoint call"
     );
     assert_eq!(h.on_disk(&rec.id).status, Status::Active);
+    h.pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn pool_wide_limits_pace_refreshes() {
+    let sim = sim().await;
+    let now = SystemClock.now_ms();
+    let mut records = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let acct = sim.create_account(AccountSpec::default());
+        let mut rec = record_of(&acct);
+        rec.tokens.expires_at = Some(now + 1_000); // due at once (margin 2 s)
+        records.push(rec);
+        ids.push(acct.id);
+    }
+    // Each token call takes 300 ms, so concurrency shows in wall time.
+    for _ in 0..4 {
+        let slow = FaultSpec::always(FaultKind::Silence { millis: 300 })
+            .on(FaultTarget::Token)
+            .times(1);
+        sim.inject(slow);
+    }
+    let cfg = PoolConfig {
+        max_concurrent_refreshes: 1,
+        max_refreshes_per_minute: 3,
+        ..fast_config()
+    };
+    let started = Instant::now();
+    let h = Harness::start(&sim, records, cfg).await;
+    let total = || ids.iter().map(|id| sim.counters(id).refreshes).sum::<u64>();
+    assert!(
+        wait_for(Duration::from_secs(5), async || total() == 3).await,
+        "three refreshes within the minute"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(850),
+        "one at a time: {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(total(), 3, "the fourth waits for the per-minute budget");
+    h.pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_alone_becomes_a_working_account() {
+    let sim = sim().await;
+    let acct = sim.create_account(AccountSpec::default());
+    let line = format!("{}\n", rt_of(&acct.auth_json));
+    let rec = codex_rotor::accounts::parse_file(line.as_bytes(), SystemClock.now_ms())
+        .expect("imports")
+        .remove(0);
+    assert!(rec.tokens.access_token.is_empty());
+    let h = Harness::start(&sim, vec![rec.clone()], fast_config()).await;
+    assert!(
+        wait_for(Duration::from_secs(5), async || sim
+            .counters(&acct.id)
+            .refreshes
+            == 1)
+        .await,
+        "refreshed at once, without waiting for a request to fail"
+    );
+    let l = lease(&h.pool).await;
+    assert!(token_works(&sim, &l.creds.access_token).await);
+    drop(l);
+    let disk = h.on_disk(&rec.id);
+    assert!(
+        !disk.tokens.access_token.is_empty(),
+        "the first access token is durable"
+    );
+    assert_ne!(
+        disk.tokens.refresh_token, rec.tokens.refresh_token,
+        "and the rotated refresh token"
+    );
     h.pool.shutdown().await;
 }

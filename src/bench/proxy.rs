@@ -1,0 +1,313 @@
+//! `codex-rotor bench proxy`: what the daemon costs. The same small streamed Responses load is
+//! driven against the simulator directly and through codex-rotor, at concurrency 1, 16 and 64,
+//! and the table reports requests/s, the latency the proxy adds (p50, p99), the daemon's CPU
+//! time per request and its peak RSS with 1 000 accounts in the pool.
+//!
+//! The daemon runs as a child process (`codex-rotor serve`, this same binary) so its CPU time
+//! and memory are its own: they are read from `/proc/<pid>/stat` (utime + stime) and
+//! `/proc/<pid>/status` (`VmHWM`). The simulator runs on one core-equivalent thread of this
+//! process and the load generator on the rest, so everything shares the machine's cores, as on
+//! the target box.
+
+use crate::bench::spawn_sim_on_one_core;
+use crate::loadgen::{self, LoadReport, LoadSpec, Stop};
+use crate::sim::{AccountSpec, SimHandle, SimOptions};
+use crate::store::FileStore;
+use anyhow::Context;
+use rotor_actors::Store;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Knobs of `bench proxy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyBench {
+    /// Accounts in the pool.
+    #[arg(long, default_value_t = 1000)]
+    pub accounts: usize,
+    /// How long each measurement runs (after a 1 s warm-up).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Concurrency levels to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub concurrency: Vec<usize>,
+    /// Words per answer (more words = more SSE events per response).
+    #[arg(long, default_value_t = 8)]
+    pub words: usize,
+}
+
+/// One concurrency level: direct and proxied runs plus the daemon's CPU time.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// Concurrent connections.
+    pub concurrency: usize,
+    /// Straight to the simulator.
+    pub direct: LoadReport,
+    /// Through codex-rotor.
+    pub proxied: LoadReport,
+    /// Daemon CPU (user + system) during the proxied run.
+    pub daemon_cpu: Duration,
+}
+
+/// The whole benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProxyReport {
+    /// One row per concurrency level.
+    pub rows: Vec<Row>,
+    /// Daemon peak resident set (`VmHWM`), bytes.
+    pub peak_rss: u64,
+    /// Daemon resident set after start-up with the accounts loaded, bytes.
+    pub idle_rss: u64,
+    /// Accounts in the pool.
+    pub accounts: usize,
+    /// Daemon CPU per second with no request in flight (account ticks, flushes, probes):
+    /// the background cost the per-request figure is corrected by.
+    pub idle_cpu_per_sec: Duration,
+}
+
+/// Runs the benchmark.
+pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
+    let sim = spawn_sim_on_one_core(SimOptions {
+        answer_words: b.words,
+        ..SimOptions::default()
+    })?;
+    let dir = std::env::temp_dir().join(format!("codex-rotor-bench-{}", std::process::id()));
+    let key = "bench-pool-key-0123456789abcdef";
+    let (direct_token, direct_account) = make_accounts(&sim, &dir, b.accounts)?;
+    let mut daemon = Daemon::spawn(&sim, &dir, key).await?;
+    let idle_rss = daemon.rss("VmRSS")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_from = daemon.cpu()?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_cpu_per_sec = daemon.cpu()?.saturating_sub(idle_from) / 3;
+    let body = serde_json::json!({"model": "gpt-5.5", "stream": true,
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
+    .to_string();
+    let mut rows = Vec::new();
+    for &c in &b.concurrency {
+        let direct_spec = |stop| LoadSpec {
+            url: format!("{}/codex/responses", sim.backend_url()),
+            headers: headers(&direct_token, Some(&direct_account)),
+            body: body.clone().into(),
+            concurrency: c,
+            stop,
+            expect_body_contains: Some("\"response.completed\"".into()),
+            ..LoadSpec::default()
+        };
+        let proxied_spec = |stop| LoadSpec {
+            url: format!("http://{}/v1/responses", daemon.addr),
+            headers: headers(key, None),
+            ..direct_spec(stop)
+        };
+        loadgen::run(direct_spec(Stop::Duration(Duration::from_secs(1)))).await?;
+        let direct = loadgen::run(direct_spec(Stop::Duration(b.duration))).await?;
+        loadgen::run(proxied_spec(Stop::Duration(Duration::from_secs(1)))).await?;
+        let before = daemon.cpu()?;
+        let proxied = loadgen::run(proxied_spec(Stop::Duration(b.duration))).await?;
+        let daemon_cpu = daemon.cpu()?.saturating_sub(before);
+        // Settle between levels so one level's backlog (flushes) is not billed to the next.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rows.push(Row {
+            concurrency: c,
+            direct,
+            proxied,
+            daemon_cpu,
+        });
+    }
+    let peak_rss = daemon.rss("VmHWM")?;
+    daemon.stop();
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ProxyReport {
+        rows,
+        peak_rss,
+        idle_rss,
+        accounts: b.accounts,
+        idle_cpu_per_sec,
+    })
+}
+
+fn headers(token: &str, account: Option<&str>) -> Vec<(String, String)> {
+    let mut h = vec![
+        ("authorization".into(), format!("Bearer {token}")),
+        ("content-type".into(), "application/json".into()),
+        ("accept".into(), "text/event-stream".into()),
+    ];
+    if let Some(a) = account {
+        h.push(("chatgpt-account-id".into(), a.to_owned()));
+    }
+    h
+}
+
+/// Creates `n` simulator accounts with effectively unlimited quota and imports them into the
+/// data dir; returns the first account's token and id for the direct runs.
+fn make_accounts(sim: &SimHandle, dir: &Path, n: usize) -> anyhow::Result<(String, String)> {
+    let (store, _, _) = FileStore::open(dir).context("opening the bench data dir")?;
+    let mut first = None;
+    for _ in 0..n.max(1) {
+        let created = sim.create_account(AccountSpec {
+            primary_quota_tokens: Some(u64::MAX / 4),
+            secondary_quota_tokens: Some(u64::MAX / 4),
+            access_token_ttl: Some(Duration::from_secs(365 * 24 * 3600)),
+            ..AccountSpec::default()
+        });
+        for rec in crate::demo::import_auth_json(&created.auth_json)? {
+            store.save(&rec)?;
+        }
+        if first.is_none() {
+            let token = created.auth_json["tokens"]["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            first = Some((token, created.id.clone()));
+        }
+    }
+    first.context("no account created")
+}
+
+/// The daemon child process.
+struct Daemon {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Daemon {
+    async fn spawn(sim: &SimHandle, dir: &Path, key: &str) -> anyhow::Result<Daemon> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let key_file = dir.join("pool.key");
+        std::fs::write(&key_file, key)?;
+        let config = dir.join("bench.toml");
+        let toml = format!(
+            "data_dir = {dir:?}\n[server]\nlisten = \"{addr}\"\n[upstream]\nbase_url = {:?}\ntoken_url = {:?}\n[[keys.keys]]\nname = \"bench\"\nkey_file = {key_file:?}\n",
+            sim.backend_url(),
+            sim.token_url(),
+        );
+        std::fs::write(&config, toml)?;
+        let exe = std::env::current_exe().context("locating this binary")?;
+        let child = Command::new(exe)
+            .args(["--config"])
+            .arg(&config)
+            .args(["--log-level", "warn", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the daemon")?;
+        let d = Daemon { child, addr };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(d);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the daemon did not come up on {addr}")
+    }
+
+    /// User + system CPU time of the daemon so far.
+    fn cpu(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let after = stat
+            .rsplit_once(") ")
+            .map(|(_, s)| s)
+            .context("odd /proc stat")?;
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+    }
+
+    /// A `/proc/<pid>/status` memory field in bytes.
+    fn rss(&self, field: &str) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .context("no such status field")?;
+        let kb: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .context("odd status line")?;
+        Ok(kb * 1024)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Kernel clock ticks per second (`getconf CLK_TCK`, 100 on every common Linux).
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// The table of the report.
+pub fn render(r: &ProxyReport) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut out = format!(
+        "bench proxy: small streamed responses, direct to the simulator vs through codex-rotor ({} accounts)\n\
+         | c  | direct req/s | proxy req/s | proxy/direct | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 | CPU/request | CPU/req − idle |\n\
+         |----|-------------:|------------:|-------------:|-----------:|----------:|----------:|-----------:|----------:|----------:|------------:|---------------:|\n",
+        r.accounts
+    );
+    for row in &r.rows {
+        let (d, p) = (&row.direct, &row.proxied);
+        let cpu_per_req = if p.requests == 0 {
+            0.0
+        } else {
+            ms(row.daemon_cpu) / p.requests as f64
+        };
+        let idle_ms = ms(r.idle_cpu_per_sec) * p.elapsed.as_secs_f64();
+        let net_per_req = if p.requests == 0 {
+            0.0
+        } else {
+            (ms(row.daemon_cpu) - idle_ms).max(0.0) / p.requests as f64
+        };
+        out.push_str(&format!(
+            "| {:<2} | {:>12.0} | {:>11.0} | {:>11.0}% | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>11.3}ms |\n",
+            row.concurrency,
+            d.rps,
+            p.rps,
+            100.0 * p.rps / d.rps.max(1e-9),
+            ms(d.latency.p50),
+            ms(p.latency.p50),
+            ms(p.latency.p50) - ms(d.latency.p50),
+            ms(d.latency.p99),
+            ms(p.latency.p99),
+            ms(p.latency.p99) - ms(d.latency.p99),
+            cpu_per_req,
+            net_per_req,
+        ));
+        if p.errors + p.incomplete > 0 || p.ok != p.requests {
+            out.push_str(&format!(
+                "     (proxied: {} errors, {} incomplete, statuses {:?})\n",
+                p.errors, p.incomplete, p.statuses
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "daemon RSS: {:.1} MiB after loading the accounts, peak {:.1} MiB; idle CPU {:.1} ms/s\n",
+        r.idle_rss as f64 / 1048576.0,
+        r.peak_rss as f64 / 1048576.0,
+        ms(r.idle_cpu_per_sec)
+    ));
+    out
+}
