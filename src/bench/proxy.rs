@@ -70,7 +70,8 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let sim = spawn_sim_on_one_core(SimOptions {
         answer_words: b.words,
         ..SimOptions::default()
-    })?;
+    })?
+    .handle;
     let dir = std::env::temp_dir().join(format!("codex-rotor-bench-{}", std::process::id()));
     let key = "bench-pool-key-0123456789abcdef";
     let (direct_token, direct_account) = make_accounts(&sim, &dir, b.accounts)?;
