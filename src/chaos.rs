@@ -7,8 +7,9 @@
 //! and no refresh token was lost, that no lock outlived its reset plus the probe interval, that
 //! in-flight leases returned to 0 and resident memory to its baseline, and prints a summary.
 //!
-//! `--quota-efficiency` runs the quota scenario instead (see [`quota`]). An account-actor panic
-//! is not injected: the core offers no fault point for it (reported in the summary).
+//! `--quota-efficiency` runs the quota scenario instead (see [`quota`]), `--scaling` the scaling
+//! table (see [`scaling`]). An account-actor panic is not injected: the core offers no fault
+//! point for it (reported in the summary).
 
 mod daemon;
 pub mod faults;
@@ -18,6 +19,7 @@ pub mod quota;
 pub mod report;
 mod run;
 pub mod scaling;
+mod verdict;
 
 pub use report::ChaosReport;
 pub use run::{ChaosOptions, chaos};
