@@ -81,6 +81,8 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
     Config(ConfigCommand),
+    /// Reliability evidence: load + injected faults + SIGKILL/restart, or quota efficiency.
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 /// `codex-rotor config …`
@@ -100,6 +102,7 @@ async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Config(cmd) => config_command(&global, cmd),
         Command::Serve(args) => crate::server::run(&global, args).await,
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Chaos(args) => crate::chaos::run(args).await,
         Command::Bench(args) => crate::bench::run(args).await,
     }
 }

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod dashboard;

@@ -70,7 +70,7 @@ impl SseParser {
 
     /// Feeds one chunk and appends every event it completed to `out`.
     pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) {
-        if self.pending_cr {
+        if self.pending_cr && !chunk.is_empty() {
             self.pending_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
                 chunk = rest;

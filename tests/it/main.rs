@@ -3,12 +3,15 @@
 
 mod accounts;
 mod admin;
+mod chaos;
 mod clients;
 mod config;
 mod dashboard;
+mod fuzz;
 mod keys;
 mod metrics;
 mod proxy;
+mod quota_efficiency;
 mod signals;
 mod sim;
 mod store;

@@ -276,7 +276,7 @@ fn next_reset(reset_at: Option<UnixMs>, window_secs: Option<u64>, now: UnixMs) -
     if w <= 0 {
         return None;
     }
-    Some(r + ((now - r) / w + 1) * w)
+    Some(r.saturating_add((now.saturating_sub(r) / w + 1).saturating_mul(w)))
 }
 
 /// Limit ids use `_` (header families use `-`).
@@ -286,6 +286,6 @@ pub(crate) fn normalize_limit(id: &str) -> String {
 
 fn secs(s: u64) -> i64 {
     i64::try_from(s)
-        .unwrap_or(i64::MAX / 2_000)
+        .map_or(i64::MAX / 2_000, |s| s.min(i64::MAX / 2_000))
         .saturating_mul(1000)
 }
