@@ -102,7 +102,6 @@ async fn serve(
         // Chat and Messages clients never echo Codex's turn state.
         turn_state: None,
         review: false,
-        turn_state: None,
         upstream_body: Bytes::from(t.body.to_string()),
     };
     let served = match failover::send(&state, &req, &headers, &mut out).await {
