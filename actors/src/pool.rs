@@ -161,6 +161,12 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rounds of (pick, reserve each candidate) before giving up.
 const PICK_ROUNDS: usize = 3;
 
+/// How long a pick waits for a lease to free up when every account that could serve is at its
+/// lease cap, and how often it looks again. A busy pool queues the request briefly instead of
+/// answering 503 for work it can do in a moment.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+const BUSY_POLL: Duration = Duration::from_millis(10);
+
 /// Cloneable handle to a running pool. Every call it makes is time-bounded.
 #[derive(Clone)]
 pub struct PoolHandle {
@@ -223,12 +229,35 @@ impl PoolHandle {
     /// the next one is tried; the view may be stale, the account decides.
     pub async fn pick(&self, mut req: PickRequest) -> Result<Lease, PickError> {
         let limit = quota::limit_for_model(&req.model).map(str::to_string);
-        for _ in 0..PICK_ROUNDS {
+        let busy_deadline = tokio::time::Instant::now() + BUSY_WAIT;
+        let asked_to_exclude = req.exclude.len();
+        let mut rounds = 0;
+        loop {
+            if rounds == PICK_ROUNDS {
+                // Every candidate of every round refused (they filled up between the board's
+                // hint and their own answer): that is a busy pool too, so wait for a lease to
+                // free up and look again with only the request's own exclusions.
+                if tokio::time::Instant::now() >= busy_deadline {
+                    break;
+                }
+                req.exclude.truncate(asked_to_exclude);
+                tokio::time::sleep(BUSY_POLL).await;
+                rounds = 0;
+            }
+            rounds += 1;
             let now = self.clock.now_ms();
             let cands = match board::candidates(&self.board, &self.routes, &req, now) {
                 Ok(c) => c,
                 Err(NoChoice::Exhausted { soonest_reset }) => {
                     return Err(PickError::Exhausted { soonest_reset });
+                }
+                Err(NoChoice::Busy { reason }) => {
+                    if tokio::time::Instant::now() >= busy_deadline {
+                        return Err(PickError::Unavailable { reason });
+                    }
+                    tokio::time::sleep(BUSY_POLL).await;
+                    rounds -= 1; // waiting for a free lease is not a refused round
+                    continue;
                 }
                 Err(NoChoice::Unavailable { reason }) => {
                     return Err(PickError::Unavailable { reason });

@@ -151,7 +151,13 @@ pub enum NoChoice {
         /// Soonest reset.
         soonest_reset: Option<UnixMs>,
     },
-    /// Nothing usable for another reason (empty pool, all disabled, busy or cooling).
+    /// Every account that could serve is at its lease cap: a lease frees up soon, so the caller
+    /// waits (bounded) instead of failing a request the pool can serve.
+    Busy {
+        /// Human-readable reason, used if the wait runs out.
+        reason: String,
+    },
+    /// Nothing usable for another reason (empty pool, all disabled or cooling).
     Unavailable {
         /// Human-readable reason.
         reason: String,
@@ -233,7 +239,11 @@ pub fn no_choice<'a>(
         let parts: Vec<String> = reasons.iter().map(|(k, v)| format!("{v} {k}")).collect();
         format!("no account can serve: {}", parts.join(", "))
     };
-    NoChoice::Unavailable { reason }
+    if reasons.contains_key("at lease cap") {
+        NoChoice::Busy { reason }
+    } else {
+        NoChoice::Unavailable { reason }
+    }
 }
 
 fn refusal_name(r: Refusal) -> &'static str {

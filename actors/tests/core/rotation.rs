@@ -198,7 +198,7 @@ fn an_all_exhausted_pool_is_exhausted_with_the_soonest_reset_but_a_busy_one_is_n
     ];
     assert!(matches!(
         choose(&busy, Strategy::LeastUsed, None, &p, T0, 3),
-        Err(NoChoice::Unavailable { .. })
+        Err(NoChoice::Busy { .. })
     ));
     let empty: Vec<Candidate> = vec![];
     assert_eq!(
