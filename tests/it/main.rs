@@ -15,3 +15,4 @@ mod store;
 mod support;
 mod tokens;
 mod translate;
+mod wiring;
