@@ -4,3 +4,4 @@
 //! the real daemon against the simulator over 127.0.0.1.
 
 mod daemon;
+mod signin;
