@@ -168,15 +168,20 @@ pub async fn start(
     })
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and waits for open connections.
+/// Serves until `shutdown` resolves, then stops accepting and waits for open connections. The
+/// TCP peer of every connection is handed to the handlers (`ConnectInfo`), for the logs' client
+/// address when no trusted reverse proxy names it.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 impl Daemon {

@@ -4,4 +4,5 @@
 //! the real daemon against the simulator over 127.0.0.1.
 
 mod daemon;
+mod logs;
 mod signin;
