@@ -8,6 +8,7 @@ mod config;
 mod dashboard;
 mod keys;
 mod metrics;
+mod nginx;
 mod proxy;
 mod signals;
 mod sim;
