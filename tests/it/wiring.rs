@@ -5,4 +5,5 @@
 
 mod daemon;
 mod logs;
+mod rotation;
 mod signin;
