@@ -23,6 +23,8 @@ const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const STYLE_CSS: &str = include_str!("dashboard/style.css");
 /// Boot, login, polling, overview and actions.
 const APP_JS: &str = include_str!("dashboard/app.js");
+/// "Sign in with ChatGPT": adding an account by the OAuth login.
+const SIGNIN_JS: &str = include_str!("dashboard/signin.js");
 /// The virtualised accounts table.
 const TABLE_JS: &str = include_str!("dashboard/table.js");
 /// The usage-over-time chart.
@@ -43,6 +45,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/assets/app.js",
             get(|| asset(APP_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/assets/signin.js",
+            get(|| asset(SIGNIN_JS, "text/javascript; charset=utf-8")),
         )
         .route(
             "/assets/table.js",

@@ -1,17 +1,68 @@
 //! The layers every request passes through, assembled in one place: a body size limit
-//! (`server.max_body_bytes`, answered with 413) and request tracing. Routing lives in
-//! [`crate::router`]; nothing here knows about individual routes.
+//! (`server.max_body_bytes`, answered with 413), a fresh request id, and one `request` tracing
+//! span per request. Routing lives in [`crate::router`]; nothing here knows about individual
+//! routes.
+//!
+//! The span carries `request_id`, `client` and `scheme` (from `X-Forwarded-For` /
+//! `X-Forwarded-Proto` only when `server.trust_forwarded_headers` is set, else the TCP peer and
+//! `http`), plus `account_id`, which stays empty until the proxy picks an account and calls
+//! [`record_account`]. Every log line written while the request is handled — including while its
+//! body streams — sits inside that span, so it carries those fields.
 
 use crate::config::Config;
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use tower_http::trace::TraceLayer;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use std::net::SocketAddr;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// The daemon's id of one request (a random UUID, never taken from the client), stored in the
+/// request's extensions so handlers can stamp it on what they record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
 
 /// Wraps the router with the daemon's layers.
 pub fn apply(router: Router<AppState>, cfg: &Config) -> Router<AppState> {
-    router.layer(DefaultBodyLimit::max(cfg.server.max_body_bytes)).layer(
-        TraceLayer::new_for_http()
-            .make_span_with(|req: &axum::http::Request<_>| tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())),
-    )
+    let server = cfg.server.clone();
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(move |req: &Request| {
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+            let origin = server.client_origin(req.headers(), peer);
+            let id = req
+                .extensions()
+                .get::<RequestId>()
+                .map_or("", |id| id.0.as_str());
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                account_id = tracing::field::Empty,
+                client = %origin.ip,
+                scheme = origin.scheme,
+                method = %req.method(),
+                path = %req.uri().path(),
+            )
+        })
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+    router
+        .layer(DefaultBodyLimit::max(cfg.server.max_body_bytes))
+        .layer(trace)
+        .layer(axum::middleware::map_request(assign_id))
+}
+
+/// Gives the request its id (outermost layer, so the span sees it).
+async fn assign_id(mut req: Request) -> Request {
+    let id = RequestId(uuid::Uuid::new_v4().simple().to_string());
+    req.extensions_mut().insert(id);
+    req
+}
+
+/// Records the account serving the current request on its `request` span, so every later log
+/// line of the request names it. Call it where the lease is granted (inside the handler or the
+/// body stream of the request).
+pub fn record_account(account_id: &str) {
+    tracing::Span::current().record("account_id", account_id);
 }

@@ -1,6 +1,6 @@
 //! Every route of the daemon, wired in one place (and nothing else happens here): the model
-//! routes, health, readiness and Prometheus metrics (handlers in `admin`), the admin API and the
-//! dashboard. Layers are assembled in [`crate::middleware`].
+//! routes, health, readiness and Prometheus metrics (handlers in `admin`), the admin API, the
+//! dashboard and its "Sign in with ChatGPT" login routes (in `oauth::login`). Layers are assembled in [`crate::middleware`].
 
 use crate::state::AppState;
 use axum::Router;
@@ -27,7 +27,11 @@ pub fn build(state: AppState) -> Router {
         .route("/api/hello", head(crate::translate::route::hello))
         .merge(crate::admin::health_router())
         .merge(crate::admin::router())
-        .merge(crate::dashboard::router());
+        .merge(crate::dashboard::router())
+        .merge(crate::oauth::login::routes::router(
+            &cfg,
+            state.upstream().client().clone(),
+        ));
     let prefix = cfg.server.path_prefix.trim_end_matches('/');
     let app = if prefix.is_empty() {
         routes

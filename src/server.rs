@@ -95,6 +95,7 @@ pub async fn reload(state: &AppState, path: Option<&std::path::Path>) {
     if let Err(e) = state.keys().reload(&cfg.keys) {
         return tracing::error!(error = %e, "reload: keys not loaded; keeping the old configuration");
     }
+    state.keys().set_limits(&cfg.limits);
     state.pool().set_strategy(cfg.pool_config().strategy).await;
     state.set_config(cfg);
     tracing::info!("configuration reloaded");
@@ -124,13 +125,16 @@ pub async fn start(
         );
     }
     let upstream = Upstream::new(settings(&cfg)).context("building the upstream client")?;
+    keys.set_limits(&cfg.limits);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Metrics::new();
+    let refresher = HttpRefresher::new(upstream.client().clone(), cfg.upstream.token_url.clone())
+        .with_client_id(&cfg.refresh.client_id)
+        .with_identity(&cfg.upstream.originator, &cfg.upstream.user_agent);
     let effects = Effects {
         store,
-        refresher: Arc::new(
-            HttpRefresher::new(upstream.client().clone(), cfg.upstream.token_url.clone())
-                .with_identity(&cfg.upstream.originator, &cfg.upstream.user_agent),
-        ),
+        // Counted, so `codex_rotor_token_refreshes_total` reports the refreshes really made.
+        refresher: metrics.count_refreshes(Arc::new(refresher)),
         prober: Arc::new(UsageProber::new(upstream.clone())),
         clock: clock.clone(),
     };
@@ -146,7 +150,7 @@ pub async fn start(
         pool,
         config: cfg,
         keys,
-        metrics: Metrics::new(),
+        metrics,
         recent: RecentRequests::new(recent_capacity),
         upstream,
         clock,
@@ -164,15 +168,20 @@ pub async fn start(
     })
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and waits for open connections.
+/// Serves until `shutdown` resolves, then stops accepting and waits for open connections. The
+/// TCP peer of every connection is handed to the handlers (`ConnectInfo`), for the logs' client
+/// address when no trusted reverse proxy names it.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 impl Daemon {

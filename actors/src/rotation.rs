@@ -30,6 +30,9 @@ pub struct Candidate {
     pub requests: u64,
     /// Last lease granted (sticky and least-used order).
     pub last_used: Option<UnixMs>,
+    /// When the primary (short) window resets, if known. Least-used spends first the quota
+    /// that is about to reset: what an account has left is lost at its reset anyway.
+    pub window_reset_at: Option<UnixMs>,
     /// Exhausted buckets.
     pub locks: Vec<Lock>,
     /// Cloudflare cooldown end.
@@ -129,12 +132,20 @@ pub fn eligible(c: &Candidate, p: &Policy, now: UnixMs) -> Result<(), Refusal> {
 }
 
 /// Sort key of a candidate under a strategy (smaller = preferred); ties broken by id.
+///
+/// `least_used` (exhausted accounts are already filtered out): earliest primary-window reset
+/// first ("use it before it resets"; an unknown reset comes after every known one) → fewer
+/// requests, counting those in flight (an account counts a request when its lease ends) →
+/// least recently used. Serving a request raises the count and `last_used`, so accounts that
+/// tie on the reset take turns.
 pub fn key(strategy: Strategy, c: &Candidate) -> (i64, i64, i64) {
     let last = c.last_used.unwrap_or(0);
     match strategy {
         Strategy::LeastUsed => (
-            i64::from(c.leases),
-            i64::try_from(c.requests).unwrap_or(i64::MAX),
+            c.window_reset_at.unwrap_or(UnixMs::MAX),
+            i64::try_from(c.requests)
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::from(c.leases)),
             last,
         ),
         Strategy::Sticky => (-last, 0, 0),

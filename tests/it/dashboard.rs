@@ -4,7 +4,7 @@
 //! filter and a row action, and save a screenshot whose path the test prints. A second test
 //! loads 1 000 accounts and checks the table stays virtualised and fast.
 
-mod cdp;
+pub mod cdp;
 
 use crate::admin::rig::{ADMIN_KEY, Rig, seed_every_status};
 use cdp::Browser;

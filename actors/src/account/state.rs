@@ -279,6 +279,7 @@ impl AccountState {
             max_leases,
             requests: rec.usage.requests,
             last_used: rec.usage.last_used,
+            window_reset_at: rec.quota.primary.as_ref().and_then(|b| b.reset_at),
             locks: rec.quota.locks(),
             cooldown_until: None,
         }

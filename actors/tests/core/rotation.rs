@@ -19,6 +19,7 @@ fn cand(id: &str) -> Candidate {
         max_leases: 2,
         requests: 0,
         last_used: None,
+        window_reset_at: None,
         locks: vec![],
         cooldown_until: None,
     }
@@ -36,11 +37,13 @@ fn pool() -> Vec<Candidate> {
         Candidate {
             requests: 5,
             last_used: Some(T0 - 10 * S),
+            window_reset_at: Some(T0 + 600 * S),
             ..cand("a")
         },
         Candidate {
             requests: 2,
             last_used: Some(T0 - 20 * S),
+            window_reset_at: Some(T0 + 2 * H),
             ..cand("b")
         },
         Candidate {
@@ -148,7 +151,8 @@ fn choices_by_strategy_policy_and_affinity() {
     }
     assert_eq!(
         out[0]["chosen"]["Ok"],
-        json!(["h-free", "i-spark-out", "b", "a", "c"])
+        json!(["a", "b", "h-free", "i-spark-out", "c"]),
+        "earliest window reset first, then fewer requests (in flight included), then LRU"
     );
     assert_eq!(
         out[2]["chosen"]["Ok"][3], "c",
@@ -246,6 +250,9 @@ fn the_indexed_view_agrees_with_pure_choose_under_random_updates() {
             c.leases = rng.random_range(0..3);
             c.requests = rng.random_range(0..5);
             c.last_used = Some(T0 + rng.random_range(0..5) * S);
+            c.window_reset_at = rng
+                .random_bool(0.6)
+                .then(|| T0 + rng.random_range(0..4) * H);
             c.serving = rng.random_bool(0.9);
             c.locks = if rng.random_bool(0.2) {
                 vec![lock("primary", T0 + H)]
@@ -273,4 +280,74 @@ fn the_indexed_view_agrees_with_pure_choose_under_random_updates() {
             );
         }
     }
+}
+
+#[test]
+fn least_used_spends_the_quota_that_resets_first_then_fewer_requests_then_lru_and_ties_rotate() {
+    let p = Policy::default();
+    let order = |c: &[Candidate]| choose(c, Strategy::LeastUsed, None, &p, T0, 10).expect("ok");
+    // Quota left everywhere: the window that resets soonest is used first, however busy.
+    let c = vec![
+        Candidate {
+            requests: 1,
+            window_reset_at: Some(T0 + 3 * H),
+            ..cand("late")
+        },
+        Candidate {
+            requests: 50,
+            window_reset_at: Some(T0 + H),
+            ..cand("soon")
+        },
+        Candidate {
+            requests: 0,
+            ..cand("unknown")
+        },
+        Candidate {
+            requests: 9,
+            window_reset_at: Some(T0 + H),
+            locks: vec![lock("primary", T0 + H)],
+            ..cand("exhausted")
+        },
+    ];
+    assert_eq!(order(&c), ["soon", "late", "unknown"]);
+    // Same reset: fewer requests (in-flight leases count), then least recently used.
+    let c = vec![
+        Candidate {
+            requests: 3,
+            last_used: Some(T0 - 5 * S),
+            ..cand("a")
+        },
+        Candidate {
+            requests: 2,
+            leases: 1,
+            last_used: Some(T0 - 9 * S),
+            ..cand("b")
+        },
+        Candidate {
+            requests: 2,
+            last_used: Some(T0 - S),
+            ..cand("c")
+        },
+    ];
+    assert_eq!(order(&c), ["c", "b", "a"]);
+    // Ties rotate: serving one (a lease, then a counted request) sends the next elsewhere.
+    let mut view = View::new(Strategy::LeastUsed);
+    let mut c: Vec<Candidate> = ["x", "y", "z"]
+        .iter()
+        .map(|id| Candidate {
+            window_reset_at: Some(T0 + H),
+            ..cand(id)
+        })
+        .collect();
+    c.iter().cloned().for_each(|x| view.upsert(x));
+    let mut served = Vec::new();
+    for i in 0..6 {
+        let id = view.pick(&p, T0, 1).expect("pick").remove(0);
+        let x = c.iter_mut().find(|x| x.id == id).expect("known");
+        x.requests += 1;
+        x.last_used = Some(T0 + i * S);
+        view.upsert(x.clone());
+        served.push(id);
+    }
+    assert_eq!(served, ["x", "y", "z", "x", "y", "z"]);
 }

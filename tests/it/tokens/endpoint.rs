@@ -258,20 +258,15 @@ async fn the_dashboard_login_routes_add_an_account_to_the_running_pool() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = crate::support::test_config(&sim, dir.path());
     let (store, records, _) = codex_rotor::store::FileStore::open(dir.path()).expect("store");
-    let daemon = codex_rotor::server::start(cfg.clone(), Arc::new(store), records)
+    let daemon = codex_rotor::server::start(cfg, Arc::new(store), records)
         .await
         .expect("daemon");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let app = codex_rotor::oauth::login::routes::router(&cfg, client.clone())
-        .with_state(daemon.state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The daemon's own router (`router::build`) serves the login routes.
+    let base = format!("http://{}", daemon.addr);
 
     let anonymous = client
         .post(format!("{base}/admin/accounts/login"))
