@@ -69,6 +69,7 @@ pub async fn send(
             out.rec.failovers += 1;
         }
         out.rec.account_id = Some(lease.account_id.clone());
+        crate::middleware::record_account(&lease.account_id);
         match attempt(state, &lease, req, headers, max_retries, out).await {
             AccountOutcome::Served(response) => return Ok(Served { lease, response }),
             AccountOutcome::Final(e) => return Err(e),

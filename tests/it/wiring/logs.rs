@@ -151,4 +151,15 @@ async fn every_line_of_a_request_carries_its_request_id() {
         .map(|id| lines.iter().filter(|(_, s)| s["request_id"] == *id).count())
         .collect();
     assert!(per_request.iter().all(|n| *n >= 1), "{per_request:?}");
+    // The serving account is named once it is leased: the request's last line (tower_http's
+    // "finished processing request", after the body ended) carries it.
+    for id in &ids {
+        let (last, span) = lines
+            .iter()
+            .rev()
+            .find(|(_, s)| s["request_id"] == *id)
+            .expect("a line of the request");
+        let account = span["account_id"].as_str().unwrap_or("");
+        assert_eq!(account.len(), 16, "account id on the closing line: {last}");
+    }
 }
