@@ -15,7 +15,7 @@ async fn open_dashboard(b: &mut Browser, rig: &Rig) {
     b.goto(&rig.url("/")).await.expect("dashboard loads");
     b.wait_for(
         "!document.getElementById('login').hidden",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     )
     .await
     .expect("login form");
@@ -26,7 +26,7 @@ async fn open_dashboard(b: &mut Browser, rig: &Rig) {
     b.eval(&submit).await.expect("submit");
     b.wait_for(
         "!document.getElementById('app').hidden",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     )
     .await
     .expect("logged in");
@@ -41,7 +41,7 @@ async fn click_sign_in(b: &mut Browser) -> String {
         .await
         .expect("click");
     let url = b
-        .wait_for("window.__opened", Duration::from_secs(10))
+        .wait_for("window.__opened", Duration::from_secs(30))
         .await
         .expect("the authorize URL is opened");
     url.as_str().expect("a URL string").to_owned()
@@ -89,7 +89,7 @@ async fn sign_in_with_chatgpt_adds_accounts_from_the_dashboard() {
     let done = b
         .wait_for(
             "document.getElementById('signin-result').textContent.startsWith('Account added') && document.getElementById('signin-result').textContent",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
         )
         .await
         .expect("the login completes");
@@ -99,7 +99,7 @@ async fn sign_in_with_chatgpt_adds_accounts_from_the_dashboard() {
     );
     b.wait_for(
         "document.querySelectorAll('#accounts .row').length === 1",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     )
     .await
     .expect("the account appears in the table");
@@ -119,13 +119,13 @@ async fn sign_in_with_chatgpt_adds_accounts_from_the_dashboard() {
     assert_eq!(back.status(), 200);
     b.wait_for(
         "document.getElementById('signin-result').textContent === 'Account added.'",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     )
     .await
     .expect("the dialog notices the new account");
     b.wait_for(
         "document.querySelectorAll('#accounts .row').length === 2",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     )
     .await
     .expect("both accounts in the table");
