@@ -247,8 +247,22 @@ impl AccountState {
         }
     }
 
-    /// Flushes coalesced quota/usage changes.
+    /// Flushes coalesced quota/usage changes (on `Tick`) without waiting for the disk: the
+    /// store writes the snapshot later, in order with this account's other records.
     pub fn flush(&mut self, store: &dyn Store) {
+        if !self.dirty {
+            return;
+        }
+        match store.save_coalesced(&self.rec) {
+            Ok(()) => self.dirty = false,
+            Err(e) => {
+                tracing::error!(account = %self.rec.id, error = %e, "could not queue the account's flush")
+            }
+        }
+    }
+
+    /// Flushes pending changes and waits until they are durable (shutdown, stop).
+    pub fn flush_durable(&mut self, store: &dyn Store) {
         if self.dirty {
             self.persist(store);
         }
