@@ -10,6 +10,12 @@ use crate::quota::{Effect, Event};
 use crate::rotation::Candidate;
 use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds};
 
+/// How long usage counters alone (requests, tokens, last use) may wait for a flush: with every
+/// account busy, a write per account per tick was hundreds of file writes a second for figures
+/// that are statistics, not state (DESIGN.md: quota and usage may be coalesced). Quota changes
+/// still go out on the next tick; everything on shutdown.
+pub const USAGE_FLUSH_MS: UnixMs = 60_000;
+
 /// What the actor must do after a state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -31,6 +37,11 @@ pub struct AccountState {
     pub cooldown: Cooldown,
     /// Quota/usage changed since the last flush (coalesced writes).
     pub dirty: bool,
+    /// Something beyond the usage counters changed (quota, last error): flushed on the next
+    /// tick. Counters alone wait for [`USAGE_FLUSH_MS`].
+    pub dirty_quota: bool,
+    /// When the last coalesced flush was handed to the store (`None`: not yet).
+    pub last_flush_at: Option<UnixMs>,
     /// False between receiving new tokens and having them on disk: no lease may see them.
     pub tokens_durable: bool,
     /// A refresh is in flight (single-flight).
@@ -56,6 +67,8 @@ impl AccountState {
             leases: 0,
             cooldown: Cooldown::default(),
             dirty: false,
+            dirty_quota: false,
+            last_flush_at: None,
             tokens_durable: true,
             refreshing: None,
             refresh_failures: 0,
@@ -154,6 +167,7 @@ impl AccountState {
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
         if self.rec.quota != before {
             self.dirty = true;
+            self.dirty_quota = true;
         }
         for e in &fx {
             match e {
@@ -206,12 +220,14 @@ impl AccountState {
                 tracing::warn!(account = %self.rec.id, cooldown_ms = until - now, "Cloudflare challenge: cooling down");
                 self.rec.last_error = Some("Cloudflare challenge".into());
                 self.dirty = true;
+                self.dirty_quota = true;
                 (false, None)
             }
             UpstreamFailure::Transient { reason } | UpstreamFailure::AfterFirstByte { reason } => {
                 self.rec.usage.failures += 1;
                 self.rec.last_error = Some(reason);
                 self.dirty = true;
+                self.dirty_quota = true;
                 (false, None)
             }
             UpstreamFailure::PrematureClose { reason } => {
@@ -237,6 +253,7 @@ impl AccountState {
         match store.save(&self.rec) {
             Ok(()) => {
                 self.dirty = false;
+                self.dirty_quota = false;
                 true
             }
             Err(e) => {
@@ -249,12 +266,17 @@ impl AccountState {
 
     /// Flushes coalesced quota/usage changes (on `Tick`) without waiting for the disk: the
     /// store writes the snapshot later, in order with this account's other records.
-    pub fn flush(&mut self, store: &dyn Store) {
-        if !self.dirty {
+    pub fn flush(&mut self, store: &dyn Store, now: UnixMs) {
+        let due = self.dirty_quota || self.last_flush_at.is_none_or(|t| now - t >= USAGE_FLUSH_MS);
+        if !self.dirty || !due {
             return;
         }
         match store.save_coalesced(&self.rec) {
-            Ok(()) => self.dirty = false,
+            Ok(()) => {
+                self.dirty = false;
+                self.dirty_quota = false;
+                self.last_flush_at = Some(now);
+            }
             Err(e) => {
                 tracing::error!(account = %self.rec.id, error = %e, "could not queue the account's flush")
             }
@@ -338,5 +360,83 @@ impl AccountState {
             reasons: refusals.into_iter().map(|(r, _)| r).collect(),
             until,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tokens;
+    use std::sync::Mutex;
+
+    /// Counts the coalesced saves it is handed.
+    #[derive(Default)]
+    struct Saves(Mutex<Vec<AccountRecord>>);
+
+    impl Store for Saves {
+        fn save(&self, rec: &AccountRecord) -> std::io::Result<()> {
+            self.0.lock().expect("lock").push(rec.clone());
+            Ok(())
+        }
+        fn remove(&self, _id: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn state() -> AccountState {
+        let rec = AccountRecord::new("a", Tokens::default(), 0);
+        AccountState::new(
+            rec,
+            Arc::new(AccountConfig::from(&crate::PoolConfig::default())),
+        )
+    }
+
+    #[test]
+    fn usage_alone_waits_for_its_interval_but_a_failure_goes_out_on_the_next_tick() {
+        let (store, mut st) = (Saves::default(), state());
+        st.flush(&store, 1_000);
+        assert!(
+            store.0.lock().expect("lock").is_empty(),
+            "nothing dirty, nothing written"
+        );
+        st.release();
+        st.flush(&store, 1_000);
+        assert_eq!(
+            store.0.lock().expect("lock").len(),
+            1,
+            "first flush of a dirty account"
+        );
+        st.release();
+        st.flush(&store, 1_000 + USAGE_FLUSH_MS - 1);
+        assert_eq!(
+            store.0.lock().expect("lock").len(),
+            1,
+            "counters alone wait"
+        );
+        st.failure(
+            UpstreamFailure::Transient {
+                reason: "502".into(),
+            },
+            2_000,
+        );
+        st.flush(&store, 2_000);
+        let saves = store.0.lock().expect("lock");
+        assert_eq!(saves.len(), 2, "a recorded failure is not held back");
+        assert_eq!(
+            saves[1].usage.requests, 2,
+            "and carries the counters with it"
+        );
+    }
+
+    #[test]
+    fn counters_are_flushed_once_their_interval_passed() {
+        let (store, mut st) = (Saves::default(), state());
+        st.release();
+        st.flush(&store, 1_000);
+        st.release();
+        st.flush(&store, 1_000 + USAGE_FLUSH_MS);
+        let saves = store.0.lock().expect("lock");
+        assert_eq!(saves.len(), 2);
+        assert_eq!(saves[1].usage.requests, 2);
     }
 }

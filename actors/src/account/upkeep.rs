@@ -64,7 +64,7 @@ pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
         finish_rotation(s, store.as_ref());
     }
     refresh_if_due(me, s, now);
-    s.st.flush(s.fx.store.as_ref());
+    s.st.flush(s.fx.store.as_ref(), now);
 }
 
 /// Starts a usage probe as a task (single-flight); the answer comes back as `Probed`.
