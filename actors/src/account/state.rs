@@ -299,6 +299,27 @@ impl AccountState {
         c
     }
 
+    /// True iff [`candidate`](Self::candidate) would equal `last`, checked without allocating:
+    /// the actor asks after every message, and most messages (ticks, observed headers and
+    /// usage) change nothing the supervisor's view holds.
+    pub fn candidate_unchanged(&self, last: &Candidate, now: UnixMs) -> bool {
+        let rec = &self.rec;
+        let plan = rec.identity.plan.as_ref().or(rec.quota.plan_type.as_ref());
+        let serving = rec.status == Status::Active
+            && rec.tokens.expires_at.is_none_or(|t| t > now)
+            && self.tokens_durable;
+        last.id == rec.id
+            && last.plan.as_ref() == plan
+            && last.status == rec.status
+            && last.serving == serving
+            && last.leases == self.leases
+            && last.max_leases == self.cfg.max_leases
+            && last.requests == rec.usage.requests
+            && last.last_used == rec.usage.last_used
+            && last.cooldown_until == self.cooldown.active(now)
+            && same_locks(&rec.quota, &last.locks)
+    }
+
     /// Availability of a record before its actor runs: the supervisor seeds its view with it
     /// at spawn, so a pick right after start does not find an empty pool.
     pub fn seed(rec: &AccountRecord, max_leases: u32, now: UnixMs) -> Candidate {
@@ -361,6 +382,33 @@ impl AccountState {
             until,
         }
     }
+}
+
+/// True iff `locks` is exactly `q.locks()` (same buckets, same order, same reset times),
+/// checked without building the bucket names.
+fn same_locks(q: &crate::quota::Quota, locks: &[crate::quota::Lock]) -> bool {
+    let mut it = locks.iter();
+    let mut matches = |prefix: Option<&str>, name: &str, b: &Option<crate::quota::Bucket>| {
+        let Some(b) = b.as_ref().filter(|b| b.limit_reached) else {
+            return true;
+        };
+        let Some(l) = it.next() else { return false };
+        let named = match prefix {
+            None => l.bucket == name,
+            Some(id) => l
+                .bucket
+                .strip_prefix(id)
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|w| w == name),
+        };
+        named && l.until == b.reset_at
+    };
+    let main = matches(None, "primary", &q.primary)
+        && matches(None, "secondary", &q.secondary)
+        && matches(None, "code_review", &q.code_review);
+    main && q.extra.iter().all(|(id, x)| {
+        matches(Some(id), "primary", &x.primary) && matches(Some(id), "secondary", &x.secondary)
+    }) && it.next().is_none()
 }
 
 #[cfg(test)]
@@ -438,5 +486,45 @@ mod tests {
         let saves = store.0.lock().expect("lock");
         assert_eq!(saves.len(), 2);
         assert_eq!(saves[1].usage.requests, 2);
+    }
+
+    #[test]
+    fn the_allocation_free_comparison_agrees_with_building_the_candidate() {
+        use crate::quota::{Bucket, ExtraLimit};
+        let mut st = state();
+        let locked = |reset_at| {
+            Some(Bucket {
+                limit_reached: true,
+                reset_at,
+                ..Bucket::default()
+            })
+        };
+        let last = st.candidate(10);
+        assert!(st.candidate_unchanged(&last, 10));
+        st.rec.quota.primary = locked(Some(99));
+        assert!(!st.candidate_unchanged(&last, 10), "a new lock");
+        let last = st.candidate(10);
+        assert!(st.candidate_unchanged(&last, 10));
+        st.rec.quota.primary = locked(Some(100));
+        assert!(!st.candidate_unchanged(&last, 10), "a moved reset");
+        st.rec.quota.extra.insert(
+            "codex_bengalfox".into(),
+            ExtraLimit {
+                secondary: locked(None),
+                ..ExtraLimit::default()
+            },
+        );
+        let last = st.candidate(10);
+        assert_eq!(last.locks.len(), 2);
+        assert!(st.candidate_unchanged(&last, 10));
+        st.rec.quota.extra.clear();
+        assert!(!st.candidate_unchanged(&last, 10), "a lock gone");
+        let last = st.candidate(10);
+        st.leases += 1;
+        assert!(!st.candidate_unchanged(&last, 10), "a lease");
+        let last = st.candidate(10);
+        st.tokens_durable = false;
+        assert!(!st.candidate_unchanged(&last, 10), "tokens not durable");
+        assert_eq!(st.candidate_unchanged(&last, 10), st.candidate(10) == last);
     }
 }
