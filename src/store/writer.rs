@@ -207,3 +207,49 @@ fn write_file(path: &std::path::Path, rec: &AccountRecord) -> io::Result<()> {
     }
     fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rotor_actors::Tokens;
+
+    fn rec(requests: u64) -> AccountRecord {
+        let mut r = AccountRecord::new("a", Tokens::default(), 0);
+        r.usage.requests = requests;
+        r
+    }
+
+    fn on_disk(path: &std::path::Path) -> Option<u64> {
+        let bytes = fs::read(path).ok()?;
+        let r: AccountRecord = serde_json::from_slice(&bytes).expect("valid record");
+        Some(r.usage.requests)
+    }
+
+    #[test]
+    fn a_waited_save_is_on_disk_and_never_overtaken_by_an_older_coalesced_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.json");
+        let w = Writer::start(dir.path().to_path_buf()).expect("writer");
+        for n in 1..=50 {
+            w.write(path.clone(), &rec(n), false).expect("queued");
+        }
+        w.write(path.clone(), &rec(51), true).expect("durable");
+        assert_eq!(on_disk(&path), Some(51));
+        drop(w);
+        assert_eq!(on_disk(&path), Some(51), "nothing older landed afterwards");
+        assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn coalesced_saves_are_drained_when_the_store_goes_and_a_removal_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        let w = Writer::start(dir.path().to_path_buf()).expect("writer");
+        w.write(a.clone(), &rec(7), false).expect("queued");
+        w.write(b.clone(), &rec(1), false).expect("queued");
+        w.remove(b.clone()).expect("removed");
+        drop(w);
+        assert_eq!(on_disk(&a), Some(7), "drained on drop");
+        assert!(!b.exists(), "the removal came last and won");
+    }
+}
