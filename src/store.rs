@@ -4,11 +4,15 @@
 //! corrupt or unreadable file is renamed aside (`<name>.corrupt-<unix>`) and named in a warning;
 //! every other account still loads, and nothing is ever overwritten with an empty pool.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+mod writer;
+
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rotor_actors::{AccountRecord, Store};
+use writer::Writer;
 
 /// Sub-directory of the data directory that holds the account files.
 pub const ACCOUNTS_DIR: &str = "accounts";
@@ -25,10 +29,19 @@ pub struct Quarantined {
 }
 
 /// Per-account JSON files in one directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FileStore {
     /// `<data_dir>/accounts`.
     dir: PathBuf,
+    /// The thread that does every write and removal (off the runtime's worker threads, in
+    /// order per account); see [`writer`].
+    writer: Arc<Writer>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore").field("dir", &self.dir).finish()
+    }
 }
 
 impl FileStore {
@@ -37,7 +50,8 @@ impl FileStore {
     pub fn open(data_dir: &Path) -> io::Result<(FileStore, Vec<AccountRecord>, Vec<Quarantined>)> {
         let dir = data_dir.join(ACCOUNTS_DIR);
         fs::create_dir_all(&dir)?;
-        let store = FileStore { dir };
+        let writer = Arc::new(Writer::start(dir.clone())?);
+        let store = FileStore { dir, writer };
         let (mut records, mut quarantined) = (Vec::new(), Vec::new());
         let mut entries: Vec<PathBuf> = fs::read_dir(&store.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -84,36 +98,19 @@ impl FileStore {
         }
         Ok(self.dir.join(format!("{id}.json")))
     }
-
-    fn sync_dir(&self) -> io::Result<()> {
-        File::open(&self.dir)?.sync_all()
-    }
 }
 
 impl Store for FileStore {
     fn save(&self, rec: &AccountRecord) -> io::Result<()> {
-        let path = self.path_of(&rec.id)?;
-        let tmp = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(rec).map_err(io::Error::other)?;
-        {
-            let mut opts = OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        self.sync_dir()
+        self.writer.write(self.path_of(&rec.id)?, rec, true)
+    }
+
+    fn save_coalesced(&self, rec: &AccountRecord) -> io::Result<()> {
+        self.writer.write(self.path_of(&rec.id)?, rec, false)
     }
 
     fn remove(&self, id: &str) -> io::Result<()> {
-        match fs::remove_file(self.path_of(id)?) {
-            Ok(()) => self.sync_dir(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.writer.remove(self.path_of(id)?)
     }
 
     fn load(&self, id: &str) -> io::Result<Option<AccountRecord>> {

@@ -243,7 +243,7 @@ impl Actor for AccountActor {
         if let Some(h) = s.ticker.take() {
             h.abort();
         }
-        s.st.flush(s.fx.store.as_ref());
+        s.st.flush_durable(s.fx.store.as_ref());
         Ok(())
     }
 

@@ -13,6 +13,12 @@ use crate::{AccountId, AccountRecord, Clock, RefreshReason, quota};
 pub trait Store: Send + Sync + 'static {
     /// Writes the record durably (temp, fsync, rename, fsync dir) before returning.
     fn save(&self, rec: &AccountRecord) -> std::io::Result<()>;
+    /// Hands over a coalesced quota/usage snapshot: it may become durable later (the
+    /// default writes it at once), but never after a newer record of the same account.
+    /// An `Err` means it was not accepted, and the caller keeps it dirty.
+    fn save_coalesced(&self, rec: &AccountRecord) -> std::io::Result<()> {
+        self.save(rec)
+    }
     /// Deletes the account's record.
     fn remove(&self, id: &str) -> std::io::Result<()>;
     /// Reads the last durable record of one account; used to restart a failed actor.

@@ -138,6 +138,7 @@ pub(super) fn start_refresh(me: &AccountRef, s: &mut Running, reason: RefreshRea
     if reason == RefreshReason::UnauthorizedRecovery && s.st.rec.status == Status::Active {
         s.st.set_status(Status::Refreshing, Some("access token rejected".into()));
         s.st.dirty = true;
+        s.st.dirty_quota = true;
     }
     spawn(me.clone(), s.gate.clone(), s.fx.refresher.clone(), reason);
 }

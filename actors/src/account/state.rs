@@ -10,6 +10,12 @@ use crate::quota::{Effect, Event};
 use crate::rotation::Candidate;
 use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds};
 
+/// How long usage counters alone (requests, tokens, last use) may wait for a flush: with every
+/// account busy, a write per account per tick was hundreds of file writes a second for figures
+/// that are statistics, not state (DESIGN.md: quota and usage may be coalesced). Quota changes
+/// still go out on the next tick; everything on shutdown.
+pub const USAGE_FLUSH_MS: UnixMs = 60_000;
+
 /// What the actor must do after a state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -31,6 +37,11 @@ pub struct AccountState {
     pub cooldown: Cooldown,
     /// Quota/usage changed since the last flush (coalesced writes).
     pub dirty: bool,
+    /// Something beyond the usage counters changed (quota, last error): flushed on the next
+    /// tick. Counters alone wait for [`USAGE_FLUSH_MS`].
+    pub dirty_quota: bool,
+    /// When the last coalesced flush was handed to the store (`None`: not yet).
+    pub last_flush_at: Option<UnixMs>,
     /// False between receiving new tokens and having them on disk: no lease may see them.
     pub tokens_durable: bool,
     /// A refresh is in flight (single-flight).
@@ -56,6 +67,8 @@ impl AccountState {
             leases: 0,
             cooldown: Cooldown::default(),
             dirty: false,
+            dirty_quota: false,
+            last_flush_at: None,
             tokens_durable: true,
             refreshing: None,
             refresh_failures: 0,
@@ -154,6 +167,7 @@ impl AccountState {
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
         if self.rec.quota != before {
             self.dirty = true;
+            self.dirty_quota = true;
         }
         for e in &fx {
             match e {
@@ -206,12 +220,14 @@ impl AccountState {
                 tracing::warn!(account = %self.rec.id, cooldown_ms = until - now, "Cloudflare challenge: cooling down");
                 self.rec.last_error = Some("Cloudflare challenge".into());
                 self.dirty = true;
+                self.dirty_quota = true;
                 (false, None)
             }
             UpstreamFailure::Transient { reason } | UpstreamFailure::AfterFirstByte { reason } => {
                 self.rec.usage.failures += 1;
                 self.rec.last_error = Some(reason);
                 self.dirty = true;
+                self.dirty_quota = true;
                 (false, None)
             }
             UpstreamFailure::PrematureClose { reason } => {
@@ -237,6 +253,7 @@ impl AccountState {
         match store.save(&self.rec) {
             Ok(()) => {
                 self.dirty = false;
+                self.dirty_quota = false;
                 true
             }
             Err(e) => {
@@ -247,8 +264,27 @@ impl AccountState {
         }
     }
 
-    /// Flushes coalesced quota/usage changes.
-    pub fn flush(&mut self, store: &dyn Store) {
+    /// Flushes coalesced quota/usage changes (on `Tick`) without waiting for the disk: the
+    /// store writes the snapshot later, in order with this account's other records.
+    pub fn flush(&mut self, store: &dyn Store, now: UnixMs) {
+        let due = self.dirty_quota || self.last_flush_at.is_none_or(|t| now - t >= USAGE_FLUSH_MS);
+        if !self.dirty || !due {
+            return;
+        }
+        match store.save_coalesced(&self.rec) {
+            Ok(()) => {
+                self.dirty = false;
+                self.dirty_quota = false;
+                self.last_flush_at = Some(now);
+            }
+            Err(e) => {
+                tracing::error!(account = %self.rec.id, error = %e, "could not queue the account's flush")
+            }
+        }
+    }
+
+    /// Flushes pending changes and waits until they are durable (shutdown, stop).
+    pub fn flush_durable(&mut self, store: &dyn Store) {
         if self.dirty {
             self.persist(store);
         }
@@ -261,6 +297,27 @@ impl AccountState {
         c.leases = self.leases;
         c.cooldown_until = self.cooldown.active(now);
         c
+    }
+
+    /// True iff [`candidate`](Self::candidate) would equal `last`, checked without allocating:
+    /// the actor asks after every message, and most messages (ticks, observed headers and
+    /// usage) change nothing the supervisor's view holds.
+    pub fn candidate_unchanged(&self, last: &Candidate, now: UnixMs) -> bool {
+        let rec = &self.rec;
+        let plan = rec.identity.plan.as_ref().or(rec.quota.plan_type.as_ref());
+        let serving = rec.status == Status::Active
+            && rec.tokens.expires_at.is_none_or(|t| t > now)
+            && self.tokens_durable;
+        last.id == rec.id
+            && last.plan.as_ref() == plan
+            && last.status == rec.status
+            && last.serving == serving
+            && last.leases == self.leases
+            && last.max_leases == self.cfg.max_leases
+            && last.requests == rec.usage.requests
+            && last.last_used == rec.usage.last_used
+            && last.cooldown_until == self.cooldown.active(now)
+            && same_locks(&rec.quota, &last.locks)
     }
 
     /// Availability of a record before its actor runs: the supervisor seeds its view with it
@@ -327,3 +384,33 @@ impl AccountState {
         }
     }
 }
+
+/// True iff `locks` is exactly `q.locks()` (same buckets, same order, same reset times),
+/// checked without building the bucket names.
+fn same_locks(q: &crate::quota::Quota, locks: &[crate::quota::Lock]) -> bool {
+    let mut it = locks.iter();
+    let mut matches = |prefix: Option<&str>, name: &str, b: &Option<crate::quota::Bucket>| {
+        let Some(b) = b.as_ref().filter(|b| b.limit_reached) else {
+            return true;
+        };
+        let Some(l) = it.next() else { return false };
+        let named = match prefix {
+            None => l.bucket == name,
+            Some(id) => l
+                .bucket
+                .strip_prefix(id)
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|w| w == name),
+        };
+        named && l.until == b.reset_at
+    };
+    let main = matches(None, "primary", &q.primary)
+        && matches(None, "secondary", &q.secondary)
+        && matches(None, "code_review", &q.code_review);
+    main && q.extra.iter().all(|(id, x)| {
+        matches(Some(id), "primary", &x.primary) && matches(Some(id), "secondary", &x.secondary)
+    }) && it.next().is_none()
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,8 +12,14 @@ use crate::{AccountRecord, ProbeError, RefreshReason, Status, UnixMs, jwt, quota
 /// Upper bound on one usage probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Slots per tick period the accounts' ticks are spread over.
+const TICK_SLOTS: u64 = 50;
+
 /// Starts the periodic `Tick`. The first tick is offset by a stable hash of the id so that
-/// 10 000 accounts do not all tick in the same instant (a burst that would stall picks).
+/// 10 000 accounts do not all tick in the same instant (a burst that would stall picks), but
+/// offsets are rounded to one of [`TICK_SLOTS`] slots: each distinct instant wakes a parked
+/// worker thread, and with 1 000 accounts at millisecond offsets those wake-ups (context
+/// switches, timer-wheel turns) were most of the idle daemon's CPU.
 pub(super) fn start_ticker(
     me: &AccountRef,
     period: Duration,
@@ -23,7 +29,8 @@ pub(super) fn start_ticker(
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
-    let offset = Duration::from_millis(hash % period_ms);
+    let slot_ms = (period_ms / TICK_SLOTS).max(1);
+    let offset = Duration::from_millis((hash % TICK_SLOTS) * slot_ms % period_ms);
     let me = me.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
@@ -64,7 +71,7 @@ pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
         finish_rotation(s, store.as_ref());
     }
     refresh_if_due(me, s, now);
-    s.st.flush(s.fx.store.as_ref());
+    s.st.flush(s.fx.store.as_ref(), now);
 }
 
 /// Starts a usage probe as a task (single-flight); the answer comes back as `Probed`.
@@ -111,6 +118,11 @@ pub(super) fn probed(
 
 /// Pushes availability to the supervisor if it changed.
 pub(super) fn push(s: &mut Running, now: UnixMs) {
+    if let Some(last) = &s.st.last_pushed
+        && s.st.candidate_unchanged(last, now)
+    {
+        return;
+    }
     let c = s.st.candidate(now);
     if s.st.last_pushed.as_ref() != Some(&c) {
         (s.notify)(Report::Availability(c.clone()));

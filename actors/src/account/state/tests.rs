@@ -1,0 +1,116 @@
+//! Tests of the account state: coalesced flushes and the allocation-free availability check.
+
+use super::*;
+use crate::Tokens;
+use std::sync::Mutex;
+
+/// Counts the coalesced saves it is handed.
+#[derive(Default)]
+struct Saves(Mutex<Vec<AccountRecord>>);
+
+impl Store for Saves {
+    fn save(&self, rec: &AccountRecord) -> std::io::Result<()> {
+        self.0.lock().expect("lock").push(rec.clone());
+        Ok(())
+    }
+    fn remove(&self, _id: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn state() -> AccountState {
+    let rec = AccountRecord::new("a", Tokens::default(), 0);
+    AccountState::new(
+        rec,
+        Arc::new(AccountConfig::from(&crate::PoolConfig::default())),
+    )
+}
+
+#[test]
+fn usage_alone_waits_for_its_interval_but_a_failure_goes_out_on_the_next_tick() {
+    let (store, mut st) = (Saves::default(), state());
+    st.flush(&store, 1_000);
+    assert!(
+        store.0.lock().expect("lock").is_empty(),
+        "nothing dirty, nothing written"
+    );
+    st.release();
+    st.flush(&store, 1_000);
+    assert_eq!(
+        store.0.lock().expect("lock").len(),
+        1,
+        "first flush of a dirty account"
+    );
+    st.release();
+    st.flush(&store, 1_000 + USAGE_FLUSH_MS - 1);
+    assert_eq!(
+        store.0.lock().expect("lock").len(),
+        1,
+        "counters alone wait"
+    );
+    st.failure(
+        UpstreamFailure::Transient {
+            reason: "502".into(),
+        },
+        2_000,
+    );
+    st.flush(&store, 2_000);
+    let saves = store.0.lock().expect("lock");
+    assert_eq!(saves.len(), 2, "a recorded failure is not held back");
+    assert_eq!(
+        saves[1].usage.requests, 2,
+        "and carries the counters with it"
+    );
+}
+
+#[test]
+fn counters_are_flushed_once_their_interval_passed() {
+    let (store, mut st) = (Saves::default(), state());
+    st.release();
+    st.flush(&store, 1_000);
+    st.release();
+    st.flush(&store, 1_000 + USAGE_FLUSH_MS);
+    let saves = store.0.lock().expect("lock");
+    assert_eq!(saves.len(), 2);
+    assert_eq!(saves[1].usage.requests, 2);
+}
+
+#[test]
+fn the_allocation_free_comparison_agrees_with_building_the_candidate() {
+    use crate::quota::{Bucket, ExtraLimit};
+    let mut st = state();
+    let locked = |reset_at| {
+        Some(Bucket {
+            limit_reached: true,
+            reset_at,
+            ..Bucket::default()
+        })
+    };
+    let last = st.candidate(10);
+    assert!(st.candidate_unchanged(&last, 10));
+    st.rec.quota.primary = locked(Some(99));
+    assert!(!st.candidate_unchanged(&last, 10), "a new lock");
+    let last = st.candidate(10);
+    assert!(st.candidate_unchanged(&last, 10));
+    st.rec.quota.primary = locked(Some(100));
+    assert!(!st.candidate_unchanged(&last, 10), "a moved reset");
+    st.rec.quota.extra.insert(
+        "codex_bengalfox".into(),
+        ExtraLimit {
+            secondary: locked(None),
+            ..ExtraLimit::default()
+        },
+    );
+    let last = st.candidate(10);
+    assert_eq!(last.locks.len(), 2);
+    assert!(st.candidate_unchanged(&last, 10));
+    st.rec.quota.extra.clear();
+    assert!(!st.candidate_unchanged(&last, 10), "a lock gone");
+    let last = st.candidate(10);
+    st.leases += 1;
+    assert!(!st.candidate_unchanged(&last, 10), "a lease");
+    let last = st.candidate(10);
+    st.tokens_durable = false;
+    assert!(!st.candidate_unchanged(&last, 10), "tokens not durable");
+    assert_eq!(st.candidate_unchanged(&last, 10), st.candidate(10) == last);
+}
