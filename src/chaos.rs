@@ -8,9 +8,10 @@
 //! in-flight leases returned to 0 and resident memory to its baseline, and prints a summary.
 //!
 //! `--quota-efficiency` runs the quota scenario instead (see [`quota`]), `--scaling` the scaling
-//! table (see [`scaling`]). An account-actor panic is not injected: the core offers no fault
-//! point for it (reported in the summary).
+//! table (see [`scaling`]). One account's actor is also made to panic once (see
+//! `actor_panic`) and must be restarted by the supervisor and keep serving.
 
+mod actor_panic;
 mod daemon;
 pub mod faults;
 pub mod load;

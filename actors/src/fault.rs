@@ -1,6 +1,11 @@
 //! Crash fault points for the durability tests: a test sets `CODEX_ROTOR_CRASH_AT=<name>` and the
 //! daemon aborts (like a SIGKILL: no destructors, no flush) exactly at that step of a token
-//! rotation, so the test can check that the account survives a restart.
+//! rotation, so the test can check that the account survives a restart. A chaos run sets
+//! `CODEX_ROTOR_PANIC_ACCOUNT=<account id>` and that account's actor panics once on its tick,
+//! so the run can check that the supervisor restarts it from its durable record.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Environment variable naming the fault point at which to abort.
 pub const ENV: &str = "CODEX_ROTOR_CRASH_AT";
@@ -20,9 +25,53 @@ pub fn point(name: &str) {
     }
 }
 
+/// Environment variable naming the account whose actor panics once, on its first tick.
+pub const PANIC_ENV: &str = "CODEX_ROTOR_PANIC_ACCOUNT";
+
+/// The message of the injected panic (so a log reader can tell it from a real bug).
+pub const PANIC_MESSAGE: &str = "fault injection: account actor panic";
+
+/// Whether the injected panic already happened in this process: it fires once, so the
+/// supervisor's restart from the durable record then succeeds instead of crash-looping.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// Panics (once per process) if `CODEX_ROTOR_PANIC_ACCOUNT` names `account_id`. The env is read
+/// once: the tick path of 10 000 accounts must not query the environment every second.
+pub fn panic_point(account_id: &str) {
+    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    let target = TARGET.get_or_init(|| std::env::var(PANIC_ENV).ok());
+    panic_point_with(target.as_deref(), account_id, &PANICKED);
+}
+
+/// [`panic_point`] with the target and the once-flag given, so tests need not touch the
+/// process-global environment or flag.
+pub fn panic_point_with(target: Option<&str>, account_id: &str, fired: &AtomicBool) {
+    if target == Some(account_id) && !fired.swap(true, Ordering::SeqCst) {
+        tracing::error!(
+            account = account_id,
+            "fault point reached: panicking on purpose"
+        );
+        panic!("{PANIC_MESSAGE}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panics_once_for_the_named_account_and_never_for_another() {
+        let fired = AtomicBool::new(false);
+        let run = |target: Option<&str>, id: &str| {
+            std::panic::catch_unwind(|| panic_point_with(target, id, &fired)).is_err()
+        };
+        assert!(!run(None, "acct-1"), "no env: no panic");
+        assert!(!run(Some("acct-2"), "acct-1"), "another account: no panic");
+        assert!(!fired.load(Ordering::SeqCst), "not spent by a miss");
+        assert!(run(Some("acct-1"), "acct-1"), "the named account panics");
+        assert!(!run(Some("acct-1"), "acct-1"), "but only once");
+        assert!(!run(Some("acct-1"), "acct-1"), "still only once");
+    }
 
     /// Child half of the test below: only acts when spawned by it.
     #[test]

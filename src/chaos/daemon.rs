@@ -26,6 +26,9 @@ pub struct ChildDaemon {
     pub addr: SocketAddr,
     child: Option<Child>,
     http: reqwest::Client,
+    /// Account whose actor panics once (`CODEX_ROTOR_PANIC_ACCOUNT`); the next spawn takes it,
+    /// so a restarted process does not panic it again.
+    panic_account: Option<String>,
 }
 
 /// Writes a daemon config for the simulator at `backend`/`token_url`, listening on `addr`.
@@ -59,12 +62,14 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
 }
 
 impl ChildDaemon {
-    /// Starts the daemon and waits until `/healthz` answers.
+    /// Starts the daemon and waits until `/healthz` answers. With `panic_account`, that
+    /// account's actor panics once in this first process (not after a restart).
     pub async fn start(
         bin: PathBuf,
         config: PathBuf,
         log: PathBuf,
         addr: SocketAddr,
+        panic_account: Option<String>,
     ) -> anyhow::Result<ChildDaemon> {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -77,6 +82,7 @@ impl ChildDaemon {
             addr,
             child: None,
             http,
+            panic_account,
         };
         d.spawn().await?;
         Ok(d)
@@ -87,7 +93,12 @@ impl ChildDaemon {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        cmd.env_remove(rotor_actors::fault::PANIC_ENV);
+        if let Some(id) = self.panic_account.take() {
+            cmd.env(rotor_actors::fault::PANIC_ENV, id);
+        }
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(&self.config)

@@ -7,7 +7,7 @@
 use super::daemon::{ChildDaemon, POOL_KEY, free_addr, write_config};
 use super::load::{Load, Outcome};
 use super::report::ChaosReport;
-use super::{faults, locks, verdict};
+use super::{actor_panic, faults, locks, verdict};
 use crate::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use crate::store::FileStore;
 use rotor_actors::Store;
@@ -68,18 +68,24 @@ fn work_dir() -> anyhow::Result<PathBuf> {
     Ok(d)
 }
 
-/// Creates `n` simulator accounts and writes them into the data dir as an operator's import would.
-fn seed_accounts(sim: &SimHandle, data: &Path, n: usize) -> anyhow::Result<Vec<String>> {
+/// Creates `n` simulator accounts and writes them into the data dir as an operator's import
+/// would. Returns their simulator ids and the pool id of the first (the one made to panic).
+fn seed_accounts(
+    sim: &SimHandle,
+    data: &Path,
+    n: usize,
+) -> anyhow::Result<(Vec<String>, Option<String>)> {
     let (store, _, _) = FileStore::open(data)?;
-    let mut ids = Vec::new();
+    let (mut ids, mut first) = (Vec::new(), None);
     for _ in 0..n {
         let created = sim.create_account(AccountSpec::default());
         for rec in crate::demo::import_auth_json(&created.auth_json)? {
             store.save(&rec)?;
+            first.get_or_insert(rec.id);
         }
         ids.push(created.id);
     }
-    Ok(ids)
+    Ok((ids, first))
 }
 
 /// Mutable state of the timeline.
@@ -97,6 +103,8 @@ pub(super) struct Timeline {
     pub(super) expired_rounds: usize,
     /// Kill → healthy, ms.
     pub(super) restart_ms: Option<u128>,
+    /// The injected account-actor panic, as seen on the process that panicked.
+    pub(super) panic: actor_panic::PanicWatch,
 }
 
 /// Runs one chaos scenario and returns its report (checks included).
@@ -109,16 +117,18 @@ pub async fn chaos(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     };
     let sim = Simulator::start(sim_opts, ([127, 0, 0, 1], 0).into()).await?;
     let data = dir.join("data");
-    let sim_ids = seed_accounts(&sim, &data, opts.accounts)?;
+    let (sim_ids, panic_id) = seed_accounts(&sim, &data, opts.accounts)?;
     let tick = format!("{}ms", opts.tick.as_millis());
     let addr = free_addr()?;
     let config = write_config(&dir, addr, &sim.backend_url(), &sim.token_url(), &tick)?;
+    let log = dir.join("daemon.log");
     let mut daemon =
-        ChildDaemon::start(opts.bin.clone(), config, dir.join("daemon.log"), addr).await?;
+        ChildDaemon::start(opts.bin.clone(), config, log, addr, panic_id.clone()).await?;
     let t0 = Instant::now();
     let load = Load::new(daemon.base_url(), POOL_KEY.into(), t0)?;
     let workers = load.spawn(opts.concurrency);
     let mut tl = Timeline::default();
+    tl.panic.id = panic_id;
     drive(opts, &sim, &sim_ids, &mut daemon, &load, &mut tl).await?;
     load.running.store(false, Ordering::Relaxed);
     for w in workers {
@@ -137,7 +147,11 @@ pub async fn chaos(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
             .map_err(|_| anyhow::anyhow!("poisoned"))?,
     );
     attribute_kill_cuts(&mut report, tl.kill_window);
+    if !opts.kill {
+        tl.panic.sample(&daemon).await;
+    }
     verdict::after_load(opts, &mut daemon, &mut report, &tl).await;
+    actor_panic::verdict(&tl.panic, &daemon, &mut report).await;
     daemon.stop().await;
     verdict::on_disk(&sim, &data, &sim_ids, &mut report).await;
     verdict::fill_figures(&sim, &mut report, &tl, opts);
@@ -186,6 +200,7 @@ async fn drive(
         if opts.kill && !killed && f >= 0.45 {
             killed = true;
             sim.clear_faults();
+            tl.panic.sample(daemon).await;
             let kill_at = load.t0.elapsed();
             let started = Instant::now();
             daemon.restart().await?;
@@ -218,6 +233,9 @@ async fn drive(
             next_sample = t + 1.0;
             if let Ok(v) = daemon.admin("/accounts").await {
                 tl.overdue.extend(locks::overdue(&v, now_ms(), slack));
+            }
+            if !killed {
+                tl.panic.sample(daemon).await;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

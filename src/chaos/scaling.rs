@@ -97,7 +97,8 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
     let addr = free_addr()?;
     let config = write_config(&dir, addr, &sim.backend_url(), &sim.token_url(), "5s")?;
     let started = Instant::now();
-    let daemon = ChildDaemon::start(opts.bin.clone(), config, dir.join("daemon.log"), addr).await?;
+    let daemon =
+        ChildDaemon::start(opts.bin.clone(), config, dir.join("daemon.log"), addr, None).await?;
     let mut row = Row {
         accounts: n,
         startup_ms: started.elapsed().as_millis(),

@@ -253,10 +253,6 @@ pub(super) fn fill_figures(
             _ => "not run (--no-kill)".into(),
         },
     ));
-    report.injected.push((
-        "account-actor panic".into(),
-        "NOT INJECTED: core offers no panic fault point".into(),
-    ));
     let cut = report
         .records
         .iter()

@@ -57,6 +57,7 @@ pub(super) fn act(me: &AccountRef, s: &mut Running, actions: Vec<Action>, now: U
 
 /// Periodic upkeep.
 pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
+    crate::fault::panic_point(&s.st.rec.id);
     s.st.cooldown.forget_if_quiet(now);
     let actions = s.st.quota(Event::Tick, now);
     act(me, s, actions, now);

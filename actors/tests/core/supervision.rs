@@ -89,3 +89,59 @@ async fn past_the_restart_budget_a_crashing_account_stays_stopped_and_the_pool_g
     assert_eq!(pool.pick(req()).await.expect("b serves").account_id, "b");
     pool.shutdown().await;
 }
+
+/// Child half of the test below: runs only when spawned by it, with the panic env set.
+#[tokio::test(start_paused = true)]
+async fn child_pool_with_an_injected_tick_panic() {
+    if std::env::var("ROTOR_PANIC_CHILD").is_err() {
+        return;
+    }
+    let fx = Fx::new();
+    let mut a = record("a", None);
+    a.quota.plan_type = Some("pro".into());
+    fx.store.recs.lock().unwrap().insert("a".into(), a.clone());
+    let pool = PoolHandle::start(cfg(), fx.effects(), vec![a, record("b", None)])
+        .await
+        .expect("pool");
+    // several ticks: the first of a's panics, the restarted actor's ticks must not
+    settle(Duration::from_secs(10)).await;
+    assert_eq!(pool.summary().await.restarts, 1, "restarted exactly once");
+    let v = pool.account("a").await.expect("a is back, not lost");
+    assert_eq!(v.quota.plan_type.as_deref(), Some("pro"), "quota intact");
+    // 4 held leases at 2 per account: a must take its share
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(pool.pick(req()).await.expect("the pool serves"));
+    }
+    let served: Vec<&str> = held.iter().map(|l| l.account_id.as_str()).collect();
+    assert_eq!(
+        served.iter().filter(|id| **id == "a").count(),
+        2,
+        "a serves again: {served:?}"
+    );
+    drop(held);
+    pool.shutdown().await;
+}
+
+#[test]
+fn an_injected_tick_panic_restarts_the_account_once_and_it_keeps_serving() {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "supervision::child_pool_with_an_injected_tick_panic",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env("ROTOR_PANIC_CHILD", "1")
+        .env(rotor_actors::fault::PANIC_ENV, "a")
+        .output()
+        .expect("spawn child");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child test ran:\n{text}");
+    assert!(
+        text.contains(rotor_actors::fault::PANIC_MESSAGE),
+        "the panic was injected:\n{text}"
+    );
+}
