@@ -124,7 +124,7 @@ pub fn alias<'a>(name: &str, aliases: &'a BTreeMap<String, String>) -> Option<&'
     }
     aliases
         .iter()
-        .filter(|(pattern, _)| glob_match(pattern, name))
+        .filter(|(pattern, _)| crate::config::pattern::matches(pattern, name))
         .max_by_key(|(pattern, _)| {
             (
                 pattern.chars().filter(|c| *c != '*' && *c != '?').count(),
@@ -132,31 +132,6 @@ pub fn alias<'a>(name: &str, aliases: &'a BTreeMap<String, String>) -> Option<&'
             )
         })
         .map(|(_, target)| target.as_str())
-}
-
-/// Whether `text` matches the glob `pattern` (`*` any run, `?` one character).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Classic two-pointer matcher with backtracking to the last `*`.
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]
@@ -215,10 +190,10 @@ mod tests {
 
     #[test]
     fn glob_handles_stars_and_marks() {
-        assert!(glob_match("a*b*c", "aXXbYc"));
-        assert!(glob_match("a?c", "abc"));
-        assert!(!glob_match("a?c", "ac"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("abc", "abcd"));
+        assert!(crate::config::pattern::matches("a*b*c", "aXXbYc"));
+        assert!(crate::config::pattern::matches("a?c", "abc"));
+        assert!(!crate::config::pattern::matches("a?c", "ac"));
+        assert!(crate::config::pattern::matches("*", ""));
+        assert!(!crate::config::pattern::matches("abc", "abcd"));
     }
 }
