@@ -127,7 +127,7 @@ pub fn alias<'a>(name: &str, aliases: &'a BTreeMap<String, String>) -> Option<&'
         .filter(|(pattern, _)| crate::config::pattern::matches(pattern, name))
         .max_by_key(|(pattern, _)| {
             (
-                pattern.chars().filter(|c| *c != '*' && *c != '?').count(),
+                crate::config::pattern::specificity(pattern),
                 std::cmp::Reverse(pattern.as_str()),
             )
         })
