@@ -24,12 +24,7 @@ pub async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
-    let v = state
-        .pool()
-        .account(&id)
-        .await
-        .ok_or(AdminError::NoSuchAccount(id))?;
-    Ok(Json(view::account(&v, state.now_ms())))
+    account_json(&state, id).await
 }
 
 /// `GET /admin/accounts/{id}/explain`: whether the account can serve now, every reason it
@@ -85,12 +80,7 @@ async fn set_enabled(
         .set_enabled(&id, enabled)
         .await
         .map_err(|e| AdminError::Pool(e.to_string()))?;
-    let v = state
-        .pool()
-        .account(&id)
-        .await
-        .ok_or(AdminError::NoSuchAccount(id))?;
-    Ok(Json(view::account(&v, state.now_ms())))
+    account_json(&state, id).await
 }
 
 /// `DELETE /admin/accounts/{id}`: removes the account and its file.
@@ -139,4 +129,14 @@ async fn exists(state: &AppState, id: &str) -> Result<(), AdminError> {
         Some(_) => Ok(()),
         None => Err(AdminError::NoSuchAccount(id.to_owned())),
     }
+}
+
+/// One account as the admin API shows it, or 404 naming the id.
+async fn account_json(state: &AppState, id: String) -> Result<Json<Value>, AdminError> {
+    let v = state
+        .pool()
+        .account(&id)
+        .await
+        .ok_or(AdminError::NoSuchAccount(id))?;
+    Ok(Json(view::account(&v, state.now_ms())))
 }
