@@ -113,6 +113,35 @@ impl Upstream {
         }
     }
 
+    /// The translation result: the affinity is the client's conversation key when it gave a
+    /// non-empty one, else one derived from the conversation's start; it is also sent upstream
+    /// as `prompt_cache_key`.
+    pub fn finish(
+        mut self,
+        client_key: Option<String>,
+        client_model: String,
+        client_stream: bool,
+        include_usage: bool,
+    ) -> super::Translated {
+        let affinity = match client_key {
+            Some(k) if !k.is_empty() => k,
+            _ => derived_key(
+                &self.model,
+                &self.instructions_text(),
+                &first_user_text(&self.input),
+            ),
+        };
+        self.prompt_cache_key = affinity.clone();
+        super::Translated {
+            model: self.model.clone(),
+            body: self.into_body(),
+            client_model,
+            client_stream,
+            include_usage,
+            affinity: Some(affinity),
+        }
+    }
+
     /// The Responses request body.
     pub fn into_body(self) -> Value {
         let mut b = Map::new();
@@ -207,4 +236,16 @@ pub(crate) fn parameters(schema: Option<&Value>) -> Value {
         Some(other) if !other.is_null() => other.clone(),
         _ => json!({"type": "object", "properties": {}}),
     }
+}
+
+/// A fresh response id: `prefix` followed by 24 random alphanumerics (`chatcmpl-…`, `msg_…`).
+pub fn random_id(prefix: &str) -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    let s: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("{prefix}{s}")
 }

@@ -47,23 +47,12 @@ pub fn request(body: &[u8], models: &dyn ModelAliases) -> Result<Translated, Tra
         "a string",
         Value::as_str,
     )?);
-    let affinity = match explicit {
-        Some(k) if !k.is_empty() => k.to_owned(),
-        _ => body::derived_key(
-            &up.model,
-            &up.instructions_text(),
-            &body::first_user_text(&up.input),
-        ),
-    };
-    up.prompt_cache_key = affinity.clone();
-    Ok(Translated {
-        model: up.model.clone(),
-        body: up.into_body(),
+    Ok(up.finish(
+        explicit.map(str::to_owned),
         client_model,
         client_stream,
         include_usage,
-        affinity: Some(affinity),
-    })
+    ))
 }
 
 /// One chat message into instructions or input items.

@@ -41,7 +41,12 @@ impl ChatStream {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let mut s = Self::with_identity(model, include_usage, new_id(), created);
+        let mut s = Self::with_identity(
+            model,
+            include_usage,
+            crate::translate::body::random_id("chatcmpl-"),
+            created,
+        );
         s.fixed_created = false;
         s
     }
@@ -217,7 +222,7 @@ pub fn collect(events: &[Value], model: &str) -> Result<Value, TranslateError> {
             .unwrap_or(0)
     });
     Ok(
-        json!({"id": new_id(), "object": "chat.completion", "created": created, "model": model,
+        json!({"id": crate::translate::body::random_id("chatcmpl-"), "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason}],
         "usage": usage_json(t.usage.unwrap_or_default())}),
     )
@@ -238,16 +243,4 @@ fn incomplete_reason(reason: &str) -> &'static str {
     } else {
         "length"
     }
-}
-
-/// A fresh `chatcmpl-<24 alphanumerics>` id.
-fn new_id() -> String {
-    use rand::Rng;
-    use rand::distr::Alphanumeric;
-    let s: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
-    format!("chatcmpl-{s}")
 }

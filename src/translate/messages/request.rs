@@ -11,7 +11,7 @@
 
 use super::options::{effort, session_of, tools};
 use crate::translate::body::{
-    self, Upstream, optional, parse_object, required_array, required_str, wrong_type,
+    Upstream, optional, parse_object, required_array, required_str, wrong_type,
 };
 use crate::translate::{ModelAliases, TranslateError, Translated, model};
 use serde_json::{Map, Value, json};
@@ -25,23 +25,7 @@ pub fn request(body: &[u8], models: &dyn ModelAliases) -> Result<Translated, Tra
     up.effort = effort(&obj)?.or(resolved.effort);
     up.service_tier = resolved.service_tier.map(str::to_owned);
     let client_stream = optional(&obj, "stream", "a boolean", Value::as_bool)?.unwrap_or(false);
-    let affinity = match session_of(&obj) {
-        Some(k) => k,
-        None => body::derived_key(
-            &up.model,
-            &up.instructions_text(),
-            &body::first_user_text(&up.input),
-        ),
-    };
-    up.prompt_cache_key = affinity.clone();
-    Ok(Translated {
-        model: up.model.clone(),
-        body: up.into_body(),
-        client_model,
-        client_stream,
-        include_usage: false,
-        affinity: Some(affinity),
-    })
+    Ok(up.finish(session_of(&obj), client_model, client_stream, false))
 }
 
 /// Everything but model resolution and effort: shared with `count_tokens`.

@@ -36,7 +36,7 @@ pub struct MessagesStream {
 impl MessagesStream {
     /// A stream answering as `model`.
     pub fn new(model: impl Into<String>) -> Self {
-        Self::with_id(model, new_id())
+        Self::with_id(model, crate::translate::body::random_id("msg_"))
     }
 
     /// A stream with a given message id (deterministic output for tests).
@@ -235,7 +235,7 @@ pub fn collect(events: &[Value], model: &str) -> Result<Value, TranslateError> {
         }
     }).collect();
     Ok(
-        json!({"id": new_id(), "type": "message", "role": "assistant", "model": model,
+        json!({"id": crate::translate::body::random_id("msg_"), "type": "message", "role": "assistant", "model": model,
         "content": content, "stop_reason": stop, "stop_sequence": null,
         "usage": usage_json(t.usage.unwrap_or_default())}),
     )
@@ -262,16 +262,4 @@ fn incomplete_reason(reason: &str) -> &'static str {
     } else {
         "max_tokens"
     }
-}
-
-/// A fresh `msg_<24 alphanumerics>` id.
-fn new_id() -> String {
-    use rand::Rng;
-    use rand::distr::Alphanumeric;
-    let s: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
-    format!("msg_{s}")
 }
