@@ -2,8 +2,8 @@
 //! 10 → 10 000 accounts and 1 → 256 concurrent streamed `/v1/responses` requests. Per cell:
 //! requests/s, p50/p99 latency through the daemon, daemon CPU per request (from `/proc`). Per
 //! pool size: start-up time, idle RSS, and memory per in-flight stream, measured by holding
-//! streams open upstream (a simulator stall) and dividing the RSS growth by the streams the
-//! pool reports in flight. Run it on a release build: `codex-rotor chaos --scaling`.
+//! streams open upstream (a simulator stall) in two halves and dividing the RSS growth between
+//! them by the streams the pool reports in flight. Run it on a release build: `codex-rotor chaos --scaling`.
 
 use super::daemon::{ChildDaemon, POOL_KEY, cpu_ms_of, free_addr, write_config};
 use crate::sim::{AccountSpec, FaultKind, FaultSpec, SimHandle, SimOptions, Simulator};
@@ -62,7 +62,7 @@ pub struct Row {
     pub rss_after_kib: u64,
     /// Streams in flight during the hold.
     pub held: u64,
-    /// RSS growth per held stream, KiB.
+    /// RSS growth per additional held stream (slope between two hold levels), KiB.
     pub kib_per_stream: f64,
     /// The cells.
     pub cells: Vec<Cell>,
@@ -114,7 +114,9 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
     let _ = run_cell(&http, &url, 8, Duration::from_secs(1), None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     row.rss_idle_kib = daemon.rss_kib().unwrap_or(0);
-    let (held, per) = hold(&sim, &daemon, &http, &url, opts.hold).await;
+    // The daemon runs with the default lease cap, so a small pool holds at most n × cap streams.
+    let cap = n * crate::config::PoolSection::default().max_leases_per_account as usize;
+    let (held, per) = hold(&sim, &daemon, &http, &url, opts.hold.min(cap)).await;
     row.held = held;
     row.kib_per_stream = per;
     let pid = daemon_pid(&daemon);
@@ -226,8 +228,11 @@ fn failure_reason(body: &[u8]) -> String {
     format!("{code}: {msg}")
 }
 
-/// Holds up to `n` streams open (upstream stalls after its first event) and returns
-/// (streams in flight, KiB of RSS growth per stream).
+/// Holds up to `n` streams open (upstream stalls after its first event) in two halves and
+/// returns (streams in flight at the end, KiB of RSS per stream). The figure is the slope
+/// between the two halves: what one more in-flight stream costs, without the one-off costs the
+/// first streams pay (a worker thread's allocator pages, the connection pools' first growth),
+/// which would otherwise dominate a small pool that can only hold a few streams.
 async fn hold(
     sim: &SimHandle,
     daemon: &ChildDaemon,
@@ -236,40 +241,45 @@ async fn hold(
     n: usize,
 ) -> (u64, f64) {
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = daemon.rss_kib().unwrap_or(0);
     sim.inject(FaultSpec::always(FaultKind::Stall {
         after_events: 1,
-        millis: 4_000,
+        millis: 6_000,
     }));
+    let in_flight = || async {
+        daemon
+            .admin("/pool")
+            .await
+            .ok()
+            .and_then(|p| p["in_flight"].as_u64())
+            .unwrap_or(0)
+    };
     let mut tasks = Vec::new();
-    for i in 0..n {
-        let (http, url) = (http.clone(), url.to_string());
-        tasks.push(tokio::spawn(async move {
-            let body = serde_json::json!({"model": "gpt-5.5", "stream": true, "input": [{"type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": format!("hold {i}")}]}]});
-            if let Ok(r) = http.post(&url).bearer_auth(POOL_KEY).json(&body).send().await {
-                let _ = r.bytes().await;
-            }
-        }));
+    let mut marks = Vec::new();
+    for half in [n / 2, n - n / 2] {
+        for i in 0..half {
+            let (http, url) = (http.clone(), url.to_string());
+            tasks.push(tokio::spawn(async move {
+                let body = serde_json::json!({"model": "gpt-5.5", "stream": true, "input": [{"type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": format!("hold {i}")}]}]});
+                if let Ok(r) = http.post(&url).bearer_auth(POOL_KEY).json(&body).send().await {
+                    let _ = r.bytes().await;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        marks.push((in_flight().await, daemon.rss_kib().unwrap_or(0)));
     }
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
-    let during = daemon.rss_kib().unwrap_or(0);
-    let held = daemon
-        .admin("/pool")
-        .await
-        .ok()
-        .and_then(|p| p["in_flight"].as_u64())
-        .unwrap_or(0);
     for t in tasks {
         let _ = t.await;
     }
     sim.clear_faults();
-    let per = if held > 0 {
-        during.saturating_sub(before) as f64 / held as f64
+    let ((held1, rss1), (held2, rss2)) = (marks[0], marks[1]);
+    let per = if held2 > held1 {
+        rss2.saturating_sub(rss1) as f64 / (held2 - held1) as f64
     } else {
         f64::NAN
     };
-    (held, per)
+    (held2, per)
 }
 
 /// The table (Markdown, ready for the README).
