@@ -6,6 +6,7 @@
 
 mod apply;
 pub mod headers;
+pub mod headroom;
 pub mod usage;
 
 use std::collections::BTreeMap;
