@@ -128,12 +128,7 @@ impl AccountState {
                 .headroom
                 .tight(&self.rec.quota, self.leases, model_limit, review)
         {
-            let w = if t.bucket == "primary" {
-                String::new()
-            } else {
-                format!(" of {}", t.bucket)
-            };
-            out.push((format!("quota nearly used: one request at a time ({:.1}% left{w}, ~{:.2}% per request)", t.left, t.step), None));
+            out.push((t.reason(), None));
         }
         out
     }
@@ -350,8 +345,9 @@ impl AccountState {
             && last.max_leases == self.lease_cap(None, false)
             && last.requests == rec.usage.requests
             && last.last_used == rec.usage.last_used
+            && last.window_reset_at == rec.quota.primary.as_ref().and_then(|b| b.reset_at)
             && last.cooldown_until == self.cooldown.active(now)
-            && same_locks(&rec.quota, &last.locks)
+            && rec.quota.locks_are(&last.locks)
     }
 
     /// Availability of a record before its actor runs: the supervisor seeds its view with it
@@ -417,33 +413,6 @@ impl AccountState {
             until,
         }
     }
-}
-
-/// True iff `locks` is exactly `q.locks()` (same buckets, same order, same reset times),
-/// checked without building the bucket names.
-fn same_locks(q: &crate::quota::Quota, locks: &[crate::quota::Lock]) -> bool {
-    let mut it = locks.iter();
-    let mut matches = |prefix: Option<&str>, name: &str, b: &Option<crate::quota::Bucket>| {
-        let Some(b) = b.as_ref().filter(|b| b.limit_reached) else {
-            return true;
-        };
-        let Some(l) = it.next() else { return false };
-        let named = match prefix {
-            None => l.bucket == name,
-            Some(id) => l
-                .bucket
-                .strip_prefix(id)
-                .and_then(|r| r.strip_prefix('.'))
-                .is_some_and(|w| w == name),
-        };
-        named && l.until == b.reset_at
-    };
-    let main = matches(None, "primary", &q.primary)
-        && matches(None, "secondary", &q.secondary)
-        && matches(None, "code_review", &q.code_review);
-    main && q.extra.iter().all(|(id, x)| {
-        matches(Some(id), "primary", &x.primary) && matches(Some(id), "secondary", &x.secondary)
-    }) && it.next().is_none()
 }
 
 #[cfg(test)]

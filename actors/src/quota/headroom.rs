@@ -104,6 +104,21 @@ pub struct Tight {
     pub step: f64,
 }
 
+impl Tight {
+    /// The operator's explanation of a lease refused by the headroom rule.
+    pub fn reason(&self) -> String {
+        let of = if self.bucket == "primary" {
+            String::new()
+        } else {
+            format!(" of {}", self.bucket)
+        };
+        format!(
+            "quota nearly used: one request at a time ({:.1}% left{of}, ~{:.2}% per request)",
+            self.left, self.step
+        )
+    }
+}
+
 /// The step estimates of every window of one account, and the grants they are measured by.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Headroom {
