@@ -20,6 +20,15 @@ const GRANTS_KEPT: usize = 64;
 /// Weight of one completed request's worth of evidence in the smoothed step.
 const ALPHA: f64 = 0.3;
 
+/// A window as [`Headroom::tight`] checks it: limit id (extra limits), window name, its step
+/// estimate and its cached bucket.
+type WindowRef<'s, 'q> = (
+    Option<&'s str>,
+    &'static str,
+    &'s StepEstimate,
+    Option<&'q Bucket>,
+);
+
 /// One observation of a window, with the completed-request count at its evidence time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 struct Sample {
@@ -218,7 +227,7 @@ impl Headroom {
         let extra = model_limit.and_then(|l| self.extra.get_key_value(l));
         let x = extra.and_then(|(id, _)| q.extra.get(id));
         let id = extra.map(|(id, _)| id.as_str());
-        let windows: [Option<(Option<&str>, &'static str, &StepEstimate, Option<&Bucket>)>; 5] = [
+        let windows: [Option<WindowRef<'_, '_>>; 5] = [
             Some((None, "primary", &self.primary, q.primary.as_ref())),
             Some((None, "secondary", &self.secondary, q.secondary.as_ref())),
             review.then_some((
