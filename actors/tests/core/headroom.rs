@@ -170,3 +170,64 @@ fn a_nearly_used_window_serves_one_request_at_a_time_and_is_never_locked_by_pred
     );
     settings().bind(|| insta::assert_yaml_snapshot!("headroom_trace", trace));
 }
+
+/// Headers of a request showing the primary window at `used` %.
+fn primary(lease: &rotor_actors::Lease, used: f64) {
+    lease.observe_headers(headers(lease.started_at, used));
+}
+
+#[tokio::test(start_paused = true)]
+async fn through_the_pool_a_tight_account_takes_one_request_at_a_time_and_stays_unlocked() {
+    use crate::fakes::{Fx, record};
+    use crate::pool::{cfg, req, settle};
+    use rotor_actors::{PickError, PoolHandle};
+    use std::time::Duration;
+
+    let fx = Fx::new();
+    let pool = PoolHandle::start(cfg(), fx.effects(), vec![record("a", None)])
+        .await
+        .expect("pool");
+    settle(Duration::from_millis(10)).await;
+    let l1 = pool.pick(req()).await.expect("first lease");
+    primary(&l1, 70.0);
+    drop(l1);
+    settle(Duration::from_millis(10)).await;
+    let l2 = pool.pick(req()).await.expect("second lease");
+    primary(&l2, 80.0);
+    settle(Duration::from_millis(10)).await;
+    let l3 = pool
+        .pick(req())
+        .await
+        .expect("20 left ≥ 2 × 10: the cap of 2 holds");
+    drop((l2, l3));
+    settle(Duration::from_millis(10)).await;
+    let l4 = pool.pick(req()).await.expect("lease");
+    primary(&l4, 95.0);
+    settle(Duration::from_millis(10)).await;
+    match pool.pick(req()).await {
+        Err(PickError::Unavailable { .. }) => {}
+        other => panic!("5 left < 2 × ~10: a second lease must wait, got {other:?}"),
+    }
+    let e = pool.explain("a").await.expect("explain");
+    assert!(
+        e.reasons
+            .iter()
+            .any(|r| r.starts_with("quota nearly used: one request at a time (5.0% left")),
+        "{e:?}"
+    );
+    let v = pool.account("a").await.expect("view");
+    assert!(
+        v.quota.locks().is_empty() && v.derived_status == "active",
+        "never locked by prediction: {v:?}"
+    );
+    assert!(pool.summary().await.serving);
+    drop(l4);
+    settle(Duration::from_millis(10)).await;
+    let l5 = pool
+        .pick(req())
+        .await
+        .expect("the only request is never refused");
+    primary(&l5, 99.0);
+    drop(l5);
+    pool.shutdown().await;
+}
