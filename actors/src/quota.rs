@@ -6,6 +6,7 @@
 
 mod apply;
 pub mod headers;
+pub mod headroom;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -247,6 +248,34 @@ impl Quota {
     /// True iff the main windows (primary/secondary) are exhausted: excluded for every model.
     pub fn main_exhausted(&self) -> bool {
         self.exhausted_for(None, false)
+    }
+
+    /// True iff `locks` is exactly [`locks`](Self::locks) (same buckets, same order, same reset times),
+    /// checked without building the bucket names.
+    pub fn locks_are(&self, locks: &[Lock]) -> bool {
+        let q = self;
+        let mut it = locks.iter();
+        let mut matches = |prefix: Option<&str>, name: &str, b: &Option<Bucket>| {
+            let Some(b) = b.as_ref().filter(|b| b.limit_reached) else {
+                return true;
+            };
+            let Some(l) = it.next() else { return false };
+            let named = match prefix {
+                None => l.bucket == name,
+                Some(id) => l
+                    .bucket
+                    .strip_prefix(id)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .is_some_and(|w| w == name),
+            };
+            named && l.until == b.reset_at
+        };
+        let main = matches(None, "primary", &q.primary)
+            && matches(None, "secondary", &q.secondary)
+            && matches(None, "code_review", &q.code_review);
+        main && q.extra.iter().all(|(id, x)| {
+            matches(Some(id), "primary", &x.primary) && matches(Some(id), "secondary", &x.secondary)
+        }) && it.next().is_none()
     }
 }
 

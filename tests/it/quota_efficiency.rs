@@ -1,7 +1,7 @@
 //! Quota efficiency (issue 9): 8 simulated accounts with 15 000 tokens each, loaded through the
 //! daemon by 16 concurrent clients (two per account, as in real use) until the first
 //! client-visible 429. The pool must have served ≥ 98 % of its total
-//! quota by then, hit few upstream 429s per account in the window (target: one; see below), and answered nothing
+//! quota by then, hit at most one upstream 429 per account in the window, and answered nothing
 //! but successes before the exhaustion 429.
 
 use codex_rotor::chaos::quota::{QuotaOptions, quota_efficiency};
@@ -26,12 +26,12 @@ async fn the_pool_serves_its_whole_quota_with_at_most_one_upstream_429_per_accou
         "only successes before exhaustion: {:?}",
         r.failure_samples
     );
-    // Issue 9's target is at most ONE upstream 429 per account per window; the pool does not
-    // meet it yet (requests already leased to an account that fills up meet its 429: measured
-    // 2–3 on the worst account). This bound catches a regression to "every lease burns a 429"
-    // while the headroom rule (fewer leases on a nearly full account) is still to be built.
+    // Issue 9's target: at most ONE upstream 429 per account per window. The headroom rule
+    // makes it hold: an account whose window has less room left than its requests in flight
+    // plus one would use serves one request at a time, so only its last request can meet the
+    // 429 (which the proxy retries on another account before any byte reaches the client).
     assert!(
-        r.max_429s_per_account <= 4 && r.upstream_429s <= 2 * opts.accounts as u64,
+        r.max_429s_per_account <= 1,
         "upstream 429s: {} total, {} on the worst account",
         r.upstream_429s,
         r.max_429s_per_account

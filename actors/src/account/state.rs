@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{AccountConfig, cooldown::Cooldown};
 use crate::pool::{AccountView, Explanation, UpstreamFailure, UsageDelta};
+use crate::quota::headroom::Headroom;
 use crate::quota::{Effect, Event};
 use crate::rotation::Candidate;
 use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds};
@@ -56,6 +57,8 @@ pub struct AccountState {
     pub last_probe_at: Option<UnixMs>,
     /// Last availability pushed to the supervisor.
     pub last_pushed: Option<Candidate>,
+    /// What one request costs of each window: a nearly used window takes one lease at a time.
+    pub headroom: Headroom,
 }
 
 impl AccountState {
@@ -76,6 +79,7 @@ impl AccountState {
             probing: false,
             last_probe_at: None,
             last_pushed: None,
+            headroom: Headroom::default(),
         }
     }
 
@@ -119,6 +123,12 @@ impl AccountState {
         }
         if self.leases >= self.cfg.max_leases {
             out.push((format!("all {} leases in use", self.cfg.max_leases), None));
+        } else if self.leases > 0
+            && let Some(t) = self
+                .headroom
+                .tight(&self.rec.quota, self.leases, model_limit, review)
+        {
+            out.push((t.reason(), None));
         }
         out
     }
@@ -131,7 +141,21 @@ impl AccountState {
             && self.rec.tokens.expires_at.is_none_or(|t| t > now)
             && self.cooldown.active(now).is_none()
             && !self.rec.quota.exhausted_for(model_limit, review)
-            && self.leases < self.cfg.max_leases
+            && self.leases < self.lease_cap(model_limit, review)
+    }
+
+    /// The lease cap for a request now: the configured one, or 1 while a window relevant to the
+    /// request has less headroom than the requests in flight plus one would use (the headroom
+    /// rule; it never refuses the only request — exhaustion is the cached quota's word).
+    pub fn lease_cap(&self, model_limit: Option<&str>, review: bool) -> u32 {
+        if self
+            .headroom
+            .is_tight(&self.rec.quota, self.leases, model_limit, review)
+        {
+            1
+        } else {
+            self.cfg.max_leases
+        }
     }
 
     /// Grants a lease if nothing refuses it.
@@ -145,6 +169,7 @@ impl AccountState {
             let why = self.refusals(model_limit, review, now).into_iter().next();
             return Err(why.map_or_else(|| "unavailable".to_string(), |(w, _)| w));
         }
+        self.headroom.granted(now, self.rec.usage.requests);
         self.leases += 1;
         self.rec.usage.last_used = Some(now);
         self.dirty = true;
@@ -162,6 +187,9 @@ impl AccountState {
     pub fn quota(&mut self, ev: Event, now: UnixMs) -> Vec<Action> {
         if ev == Event::Tick && !self.rec.quota.tick_due(now) {
             return Vec::new();
+        }
+        if let Event::HeaderObserved(o) = &ev {
+            self.headroom.observe(o);
         }
         let before = self.rec.quota.clone();
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
@@ -295,6 +323,7 @@ impl AccountState {
         let mut c = Self::seed(&self.rec, self.cfg.max_leases, now);
         c.serving &= self.tokens_durable;
         c.leases = self.leases;
+        c.max_leases = self.lease_cap(None, false);
         c.cooldown_until = self.cooldown.active(now);
         c
     }
@@ -313,11 +342,12 @@ impl AccountState {
             && last.status == rec.status
             && last.serving == serving
             && last.leases == self.leases
-            && last.max_leases == self.cfg.max_leases
+            && last.max_leases == self.lease_cap(None, false)
             && last.requests == rec.usage.requests
             && last.last_used == rec.usage.last_used
+            && last.window_reset_at == rec.quota.primary.as_ref().and_then(|b| b.reset_at)
             && last.cooldown_until == self.cooldown.active(now)
-            && same_locks(&rec.quota, &last.locks)
+            && rec.quota.locks_are(&last.locks)
     }
 
     /// Availability of a record before its actor runs: the supervisor seeds its view with it
@@ -383,33 +413,6 @@ impl AccountState {
             until,
         }
     }
-}
-
-/// True iff `locks` is exactly `q.locks()` (same buckets, same order, same reset times),
-/// checked without building the bucket names.
-fn same_locks(q: &crate::quota::Quota, locks: &[crate::quota::Lock]) -> bool {
-    let mut it = locks.iter();
-    let mut matches = |prefix: Option<&str>, name: &str, b: &Option<crate::quota::Bucket>| {
-        let Some(b) = b.as_ref().filter(|b| b.limit_reached) else {
-            return true;
-        };
-        let Some(l) = it.next() else { return false };
-        let named = match prefix {
-            None => l.bucket == name,
-            Some(id) => l
-                .bucket
-                .strip_prefix(id)
-                .and_then(|r| r.strip_prefix('.'))
-                .is_some_and(|w| w == name),
-        };
-        named && l.until == b.reset_at
-    };
-    let main = matches(None, "primary", &q.primary)
-        && matches(None, "secondary", &q.secondary)
-        && matches(None, "code_review", &q.code_review);
-    main && q.extra.iter().all(|(id, x)| {
-        matches(Some(id), "primary", &x.primary) && matches(Some(id), "secondary", &x.secondary)
-    }) && it.next().is_none()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod evidence;
 mod fakes;
+mod headroom;
 mod identity;
 mod legacy;
 mod pool;

@@ -107,6 +107,12 @@ fn the_allocation_free_comparison_agrees_with_building_the_candidate() {
     st.rec.quota.extra.clear();
     assert!(!st.candidate_unchanged(&last, 10), "a lock gone");
     let last = st.candidate(10);
+    st.rec.quota.primary = Some(Bucket {
+        reset_at: Some(500),
+        ..Bucket::default()
+    });
+    assert!(!st.candidate_unchanged(&last, 10), "a window reset learnt");
+    let last = st.candidate(10);
     st.leases += 1;
     assert!(!st.candidate_unchanged(&last, 10), "a lease");
     let last = st.candidate(10);
