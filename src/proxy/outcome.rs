@@ -2,8 +2,10 @@
 //! it ended normally, failed, or the client went away mid-stream (the guard is dropped with the
 //! response body). It feeds `/metrics` and the recent-requests list.
 
+use crate::middleware::RequestId;
 use crate::recent::RequestRecord;
 use crate::state::AppState;
+use axum::Extension;
 use rotor_actors::UsageDelta;
 use std::time::Instant;
 
@@ -21,11 +23,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Starts the record of a request on `route`.
-    pub fn new(state: &AppState, route: &'static str) -> Self {
+    /// Starts the record of a request on `route`, under the id the middleware gave it (the
+    /// one on its log lines; a fresh one when the request did not pass the middleware).
+    pub fn new(state: &AppState, route: &'static str, id: Option<Extension<RequestId>>) -> Self {
         let rec = RequestRecord {
             at: state.now_ms(),
-            request_id: uuid::Uuid::new_v4().simple().to_string(),
+            request_id: id.map_or_else(RequestId::fresh, |Extension(id)| id).0,
             client_key: None,
             route,
             model: None,
