@@ -114,7 +114,8 @@ async fn deliver(
 ) -> Response {
     let cfg = state.config();
     let idle = cfg.upstream.idle_timeout;
-    let mut resp_headers = HeaderMap::new();
+    // Sized once: the copied headers plus the three this answer adds, no rehash while filling.
+    let mut resp_headers = HeaderMap::with_capacity(served.response.headers().len() + 3);
     copy_response_headers(served.response.headers(), &mut resp_headers);
     if let (Some(token), Some(key)) = (
         resp_headers

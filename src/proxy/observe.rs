@@ -102,7 +102,10 @@ impl Observer {
                 }
             }
             "response.created" if self.response_id.is_none() => {
-                self.response_id = doc::event(ev.data).response.get().id.text();
+                self.response_id = match fast_created_id(ev.data) {
+                    Some(id) => Some(id.to_owned()),
+                    None => doc::event(ev.data).response.get().id.text(),
+                };
             }
             _ => {}
         }
@@ -167,6 +170,27 @@ impl Observer {
     }
 }
 
+/// `response.id` of a `response.created` event read without a parser when the document starts
+/// `{"type":"response.created",["sequence_number":N,]"response":{"id":"…"` as upstream sends
+/// it (the rest — instructions, tools — can be large and is not needed); `None` for any other
+/// shape, which is then parsed.
+fn fast_created_id(data: &[u8]) -> Option<&str> {
+    let rest = data.strip_prefix(b"{\"type\":\"response.created\",")?;
+    let rest = match rest.strip_prefix(b"\"sequence_number\":") {
+        Some(r) => {
+            let digits = r.iter().take_while(|b| b.is_ascii_digit()).count();
+            r.get(digits..).filter(|_| digits > 0)?.strip_prefix(b",")?
+        }
+        None => rest,
+    };
+    let rest = rest.strip_prefix(b"\"response\":{\"id\":\"")?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
 fn parse(data: &[u8]) -> Option<Value> {
     serde_json::from_slice(data).ok()
 }
@@ -212,6 +236,29 @@ mod tests {
         assert_eq!(r["id"], "resp_1");
         assert_eq!(r["object"], "response");
         assert_eq!(r["output"][0]["content"][0]["text"], "hello");
+    }
+
+    #[test]
+    fn created_id_is_read_without_a_parse_only_in_the_usual_shape() {
+        let id = |d: &[u8]| fast_created_id(d).map(str::to_owned);
+        assert_eq!(
+            id(br#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_9","instructions":"x"}}"#).as_deref(),
+            Some("resp_9")
+        );
+        assert_eq!(
+            id(br#"{"type":"response.created","response":{"id":"r"}}"#).as_deref(),
+            Some("r")
+        );
+        for other in [
+            &br#"{"type":"response.created","sequence_number":,"response":{"id":"r"}}"#[..],
+            br#"{"type":"response.created","response":{"object":"response","id":"r"}}"#,
+            br#"{"type":"response.created","response":{"id":"r\u0031"}}"#,
+        ] {
+            assert_eq!(id(other), None);
+        }
+        let mut o = Observer::new(false);
+        o.push(b"data: {\"type\":\"response.created\",\"response\":{\"object\":\"response\",\"id\":\"r\\u0031\"}}\n\n");
+        assert_eq!(o.response_id.as_deref(), Some("r1"), "other shapes are parsed");
     }
 
     #[test]
