@@ -55,9 +55,7 @@ impl<'a> EventRef<'a> {
     /// An owned copy.
     pub fn to_owned_event(&self) -> SseEvent {
         SseEvent {
-            event: self
-                .event
-                .map(|e| String::from_utf8_lossy(e).into_owned()),
+            event: self.event.map(|e| String::from_utf8_lossy(e).into_owned()),
             data: self.data.to_vec(),
         }
     }

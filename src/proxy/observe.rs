@@ -96,7 +96,8 @@ impl Observer {
                 self.on_terminal(&kind, ev.data)
             }
             "response.output_item.done" if self.collect => {
-                if let Some(item) = parse(ev.data).and_then(|mut v| v.get_mut("item").map(Value::take))
+                if let Some(item) =
+                    parse(ev.data).and_then(|mut v| v.get_mut("item").map(Value::take))
                 {
                     self.items.push(item);
                 }
@@ -258,7 +259,11 @@ mod tests {
         }
         let mut o = Observer::new(false);
         o.push(b"data: {\"type\":\"response.created\",\"response\":{\"object\":\"response\",\"id\":\"r\\u0031\"}}\n\n");
-        assert_eq!(o.response_id.as_deref(), Some("r1"), "other shapes are parsed");
+        assert_eq!(
+            o.response_id.as_deref(),
+            Some("r1"),
+            "other shapes are parsed"
+        );
     }
 
     #[test]

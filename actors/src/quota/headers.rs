@@ -61,10 +61,7 @@ pub fn parse<'a>(
     let mut key = String::new();
     let (mut has_credits, mut unlimited, mut balance) = (None, None, None);
     for (name, value) in headers {
-        if !name
-            .get(..2)
-            .is_some_and(|p| p.eq_ignore_ascii_case("x-"))
-        {
+        if !name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")) {
             continue;
         }
         let name: Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -139,12 +136,7 @@ const WINDOW_SUFFIXES: [(&str, u8, u8); 6] = [
 ];
 
 /// `name` is lowercase and starts with `x-`; `key` is scratch space for the family id.
-fn collect_window_header(
-    name: &str,
-    value: &str,
-    families: &mut Families,
-    key: &mut String,
-) {
+fn collect_window_header(name: &str, value: &str, families: &mut Families, key: &mut String) {
     let Some(rest) = name.strip_prefix("x-") else {
         return;
     };
@@ -175,17 +167,15 @@ fn collect_window_header(
 }
 
 /// The family `fam` names (normalised as [`normalize_limit`] does), created on first sight.
-fn family<'m>(
-    families: &'m mut Families,
-    key: &mut String,
-    fam: &str,
-) -> &'m mut Family {
+fn family<'m>(families: &'m mut Families, key: &mut String, fam: &str) -> &'m mut Family {
     key.clear();
-    key.extend(
-        fam.trim()
-            .chars()
-            .map(|c| if c == '-' { '_' } else { c.to_ascii_lowercase() }),
-    );
+    key.extend(fam.trim().chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    }));
     debug_assert_eq!(*key, normalize_limit(fam));
     let i = match families.iter().position(|(k, _)| k == key) {
         Some(i) => i,
