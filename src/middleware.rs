@@ -18,9 +18,19 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 /// The daemon's id of one request (a random UUID, never taken from the client), stored in the
-/// request's extensions so handlers can stamp it on what they record.
+/// request's extensions so handlers stamp the same id on what they record (the admin request
+/// list) as the log span carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
+
+impl RequestId {
+    /// A fresh random (v4) id from the thread's userspace RNG, seeded once: no `getrandom`
+    /// syscall per request.
+    pub fn fresh() -> Self {
+        let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        Self(uuid.simple().to_string())
+    }
+}
 
 /// Wraps the router with the daemon's layers.
 pub fn apply(router: Router<AppState>, cfg: &Config) -> Router<AppState> {
@@ -55,7 +65,7 @@ pub fn apply(router: Router<AppState>, cfg: &Config) -> Router<AppState> {
 
 /// Gives the request its id (outermost layer, so the span sees it).
 async fn assign_id(mut req: Request) -> Request {
-    let id = RequestId(uuid::Uuid::new_v4().simple().to_string());
+    let id = RequestId::fresh();
     req.extensions_mut().insert(id);
     req
 }

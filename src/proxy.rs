@@ -15,7 +15,9 @@ pub mod stream;
 pub mod turns;
 
 use crate::errors::ApiError;
+use crate::middleware::RequestId;
 use crate::state::AppState;
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -38,10 +40,11 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
 /// `POST /v1/responses` and `POST /responses`.
 pub async fn responses(
     State(state): State<AppState>,
+    id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut out = Outcome::new(&state, "responses");
+    let mut out = Outcome::new(&state, "responses", id);
     let body = match body {
         Ok(b) => b,
         Err(rejection) => return fail(out, body_error(&rejection)),
@@ -111,7 +114,8 @@ async fn deliver(
 ) -> Response {
     let cfg = state.config();
     let idle = cfg.upstream.idle_timeout;
-    let mut resp_headers = HeaderMap::new();
+    // Sized once: the copied headers plus the three this answer adds, no rehash while filling.
+    let mut resp_headers = HeaderMap::with_capacity(served.response.headers().len() + 3);
     copy_response_headers(served.response.headers(), &mut resp_headers);
     if let (Some(token), Some(key)) = (
         resp_headers
@@ -188,8 +192,12 @@ pub fn copy_response_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderM
 }
 
 /// `GET /v1/models` and `GET /models`: the configured model list in the OpenAI shape.
-pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let mut out = Outcome::new(&state, "models");
+pub async fn models(
+    State(state): State<AppState>,
+    id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut out = Outcome::new(&state, "models", id);
     if let Err(e) = auth::authenticate(&state, &headers) {
         out.finish(e.status().as_u16(), Some(e.to_string()));
         return e.into_response();

@@ -7,6 +7,12 @@
 //! Only the fields an observer needs are kept: `event:` and the joined `data:` lines. Comments
 //! (`: keepalive`), `id:` and `retry:` are skipped. A line longer than [`MAX_LINE`] is dropped
 //! with its event, so a hostile upstream cannot make the observer buffer without bound.
+//!
+//! The hot path ([`SseParser::push_with`]) hands each event to a callback as an [`EventRef`]
+//! borrowed from the parser's reused buffers: observing a stream of deltas allocates nothing
+//! per event, and a line wholly inside one chunk is read in place instead of being copied.
+
+use std::borrow::Cow;
 
 /// Longest single line the observer buffers; longer lines are discarded (the bytes still reach
 /// the client — only observation of that one event is lost).
@@ -25,11 +31,42 @@ impl SseEvent {
     /// The JSON `type` of the data, read cheaply without parsing the whole document when it is
     /// the first key (as upstream always sends it); falls back to a full parse otherwise.
     pub fn json_type(&self) -> Option<String> {
-        fast_type(&self.data).map(str::to_owned).or_else(|| {
-            let v: serde_json::Value = serde_json::from_slice(&self.data).ok()?;
-            v.get("type")?.as_str().map(str::to_owned)
-        })
+        json_type(&self.data).map(Cow::into_owned)
     }
+}
+
+/// One complete SSE event borrowed from the parser's buffers (valid during the callback of
+/// [`SseParser::push_with`] only), so observing an event costs no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The raw `event:` field, if any.
+    pub event: Option<&'a [u8]>,
+    /// The `data:` lines joined by `\n`.
+    pub data: &'a [u8],
+}
+
+impl<'a> EventRef<'a> {
+    /// The JSON `type` of the data, borrowed when it is the first key (the usual case), else
+    /// read by a full parse (see [`SseEvent::json_type`]).
+    pub fn json_type(&self) -> Option<Cow<'a, str>> {
+        json_type(self.data)
+    }
+
+    /// An owned copy.
+    pub fn to_owned_event(&self) -> SseEvent {
+        SseEvent {
+            event: self.event.map(|e| String::from_utf8_lossy(e).into_owned()),
+            data: self.data.to_vec(),
+        }
+    }
+}
+
+fn json_type(data: &[u8]) -> Option<Cow<'_, str>> {
+    if let Some(t) = fast_type(data) {
+        return Some(Cow::Borrowed(t));
+    }
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    v.get("type")?.as_str().map(|s| Cow::Owned(s.to_owned()))
 }
 
 /// Reads `{"type":"x"` at the start of a JSON document without a parser; `None` when the
@@ -45,17 +82,20 @@ fn fast_type(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
-/// Incremental parser state: the unfinished line and the event being assembled.
+/// Incremental parser state: the unfinished line and the event being assembled. Buffers are
+/// cleared, never freed, between events.
 #[derive(Debug, Default)]
 pub struct SseParser {
-    /// Bytes of the current, not yet terminated line.
+    /// Bytes of the current, not yet terminated line (only when it spans chunks).
     line: Vec<u8>,
     /// Set while skipping the rest of an over-long line.
     overflow: bool,
     /// The previous chunk ended in `\r`: a leading `\n` in the next chunk belongs to it.
     pending_cr: bool,
-    /// `event:` of the event being assembled.
-    event: Option<String>,
+    /// `event:` of the event being assembled (meaningful when `has_event`).
+    event: Vec<u8>,
+    /// Whether an `event:` line was seen for the event being assembled.
+    has_event: bool,
     /// `data:` of the event being assembled.
     data: Vec<u8>,
     /// Whether any `data:` line was seen for the event being assembled.
@@ -69,7 +109,12 @@ impl SseParser {
     }
 
     /// Feeds one chunk and appends every event it completed to `out`.
-    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) {
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        self.push_with(chunk, |ev| out.push(ev.to_owned_event()));
+    }
+
+    /// Feeds one chunk and hands every event it completed to `f`, borrowed.
+    pub fn push_with(&mut self, mut chunk: &[u8], mut f: impl FnMut(EventRef<'_>)) {
         if self.pending_cr && !chunk.is_empty() {
             self.pending_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -77,7 +122,7 @@ impl SseParser {
             }
         }
         while let Some(pos) = memchr::memchr2(b'\n', b'\r', chunk) {
-            self.extend_line(&chunk[..pos]);
+            self.line_done(&chunk[..pos], &mut f);
             let after = &chunk[pos + 1..];
             chunk = if chunk[pos] == b'\r' {
                 match after.first() {
@@ -91,7 +136,6 @@ impl SseParser {
             } else {
                 after
             };
-            self.end_line(out);
         }
         self.extend_line(chunk);
     }
@@ -106,11 +150,20 @@ impl SseParser {
     /// Ends the stream: an event whose blank line never came is returned (upstream streams that
     /// stop mid-event are then still observable, e.g. a final `response.completed` without `\n\n`).
     pub fn finish(&mut self) -> Option<SseEvent> {
+        let mut last = None;
+        self.finish_with(|ev| last = Some(ev.to_owned_event()));
+        last
+    }
+
+    /// [`SseParser::finish`] handing the last event to `f`, borrowed.
+    pub fn finish_with(&mut self, mut f: impl FnMut(EventRef<'_>)) {
         if !self.line.is_empty() && !self.overflow {
-            let mut out = Vec::new();
-            self.end_line(&mut out);
+            let line = std::mem::take(&mut self.line);
+            self.process(&line, &mut |_| {});
+            self.line = line;
+            self.line.clear();
         }
-        self.take_event()
+        self.dispatch(&mut f);
     }
 
     fn extend_line(&mut self, bytes: &[u8]) {
@@ -125,25 +178,32 @@ impl SseParser {
         self.line.extend_from_slice(bytes);
     }
 
-    fn end_line(&mut self, out: &mut Vec<SseEvent>) {
-        if self.overflow {
+    /// A line ended with `tail` as its last bytes (the start may be buffered in `line`).
+    fn line_done(&mut self, tail: &[u8], f: &mut impl FnMut(EventRef<'_>)) {
+        if self.overflow || self.line.len() + tail.len() > MAX_LINE {
             // The event lost a line: drop the whole event rather than observe half of it.
             self.overflow = false;
-            self.event = None;
-            self.data.clear();
-            self.has_data = false;
+            self.line.clear();
+            self.reset_event();
             return;
         }
-        let line = std::mem::take(&mut self.line);
-        if line.is_empty() {
-            if let Some(ev) = self.take_event() {
-                out.push(ev);
-            }
-        } else if line[0] != b':' {
-            self.field(&line);
+        if self.line.is_empty() {
+            self.process(tail, f);
+        } else {
+            let mut line = std::mem::take(&mut self.line);
+            line.extend_from_slice(tail);
+            self.process(&line, f);
+            self.line = line;
+            self.line.clear();
         }
-        self.line = line;
-        self.line.clear();
+    }
+
+    fn process(&mut self, line: &[u8], f: &mut impl FnMut(EventRef<'_>)) {
+        if line.is_empty() {
+            self.dispatch(f);
+        } else if line[0] != b':' {
+            self.field(line);
+        }
     }
 
     fn field(&mut self, line: &[u8]) {
@@ -162,21 +222,31 @@ impl SseParser {
                 self.data.extend_from_slice(value);
                 self.has_data = true;
             }
-            b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+            b"event" => {
+                self.event.clear();
+                self.event.extend_from_slice(value);
+                self.has_event = true;
+            }
             _ => {}
         }
     }
 
-    fn take_event(&mut self) -> Option<SseEvent> {
-        let event = self.event.take();
-        if !self.has_data {
-            return None;
+    /// Hands over the assembled event (if it has data) and starts the next one.
+    fn dispatch(&mut self, f: &mut impl FnMut(EventRef<'_>)) {
+        if self.has_data {
+            f(EventRef {
+                event: self.has_event.then_some(self.event.as_slice()),
+                data: &self.data,
+            });
         }
+        self.reset_event();
+    }
+
+    fn reset_event(&mut self) {
+        self.event.clear();
+        self.has_event = false;
+        self.data.clear();
         self.has_data = false;
-        Some(SseEvent {
-            event,
-            data: std::mem::take(&mut self.data),
-        })
     }
 }
 
@@ -215,6 +285,30 @@ mod tests {
             }
             assert_eq!(out, whole, "chunk size {size}");
         }
+    }
+
+    #[test]
+    fn borrowed_events_match_owned_ones_at_any_chunking() {
+        let whole = all_at_once();
+        for size in 1..STREAM.len() {
+            let mut p = SseParser::new();
+            let mut out = Vec::new();
+            for c in STREAM.chunks(size) {
+                p.push_with(c, |ev| out.push(ev.to_owned_event()));
+            }
+            assert_eq!(out, whole, "chunk size {size}");
+        }
+        let mut p = SseParser::new();
+        let mut types = Vec::new();
+        p.push_with(STREAM, |ev| types.push(ev.json_type().map(Cow::into_owned)));
+        assert_eq!(
+            types,
+            [
+                Some("response.created".to_owned()),
+                Some("response.output_text.delta".to_owned()),
+                None
+            ]
+        );
     }
 
     #[test]

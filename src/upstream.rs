@@ -106,6 +106,38 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub struct Upstream {
     client: reqwest::Client,
     settings: UpstreamSettings,
+    /// What every request reuses instead of rebuilding it (URL parsing with IDNA, header
+    /// validation): the `/codex/responses` URL and the constant identity headers.
+    prebuilt: Prebuilt,
+}
+
+/// Parts of every upstream request built once, when the session is.
+#[derive(Clone)]
+struct Prebuilt {
+    /// `{base}/codex/responses`, parsed (`None` if the base URL does not parse: each request
+    /// then fails with reqwest's own error, as before).
+    responses_url: Option<reqwest::Url>,
+    /// `originator` from config (`None` if it is not a valid header value: not sent).
+    originator: Option<http::HeaderValue>,
+    /// `user-agent` from config (likewise).
+    user_agent: Option<http::HeaderValue>,
+    /// [`FORWARDED_REQUEST_HEADERS`] as header names.
+    forwarded: Vec<http::HeaderName>,
+}
+
+impl Prebuilt {
+    fn new(settings: &UpstreamSettings) -> Self {
+        Self {
+            responses_url: reqwest::Url::parse(&format!("{}/codex/responses", settings.base_url))
+                .ok(),
+            originator: http::HeaderValue::from_str(&settings.originator).ok(),
+            user_agent: http::HeaderValue::from_str(&settings.user_agent).ok(),
+            forwarded: FORWARDED_REQUEST_HEADERS
+                .iter()
+                .map(|n| http::HeaderName::from_static(n))
+                .collect(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Upstream {
@@ -125,7 +157,12 @@ impl Upstream {
             .tcp_nodelay(true)
             .build()
             .map_err(UpstreamError::Build)?;
-        Ok(Self { client, settings })
+        let prebuilt = Prebuilt::new(&settings);
+        Ok(Self {
+            client,
+            settings,
+            prebuilt,
+        })
     }
 
     /// The shared HTTP client (also used by the OAuth refresher: one connection pool).
@@ -146,20 +183,28 @@ impl Upstream {
         body: Bytes,
         client_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!("{}/codex/responses", self.settings.base_url);
-        let mut req = self
-            .client
-            .post(url)
-            .headers(self.identity(creds))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "text/event-stream")
-            .body(body);
-        for name in FORWARDED_REQUEST_HEADERS {
-            for v in client_headers.get_all(*name) {
-                req = req.header(*name, v.clone());
+        let mut headers = self.identity(creds);
+        headers.reserve(4);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
+        for name in &self.prebuilt.forwarded {
+            for v in client_headers.get_all(name) {
+                headers.append(name.clone(), v.clone());
             }
         }
-        self.send(req).await
+        let req = match &self.prebuilt.responses_url {
+            Some(url) => self.client.post(url.clone()),
+            None => self
+                .client
+                .post(format!("{}/codex/responses", self.settings.base_url)),
+        };
+        self.send(req.headers(headers).body(body)).await
     }
 
     /// `GET {base}/codex/models` with one account's credentials.
@@ -195,9 +240,11 @@ impl Upstream {
 
     /// Credentials plus the stable per-account identity headers.
     pub fn identity(&self, creds: Creds<'_>) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {}", creds.access_token)) {
-            let mut v = v;
+        let mut h = HeaderMap::with_capacity(8);
+        let mut bearer = Vec::with_capacity(7 + creds.access_token.len());
+        bearer.extend_from_slice(b"Bearer ");
+        bearer.extend_from_slice(creds.access_token.as_bytes());
+        if let Ok(mut v) = http::HeaderValue::from_maybe_shared(Bytes::from(bearer)) {
             v.set_sensitive(true);
             h.insert(http::header::AUTHORIZATION, v);
         }
@@ -205,13 +252,13 @@ impl Upstream {
             .chatgpt_account_id
             .and_then(|id| http::HeaderValue::from_str(id).ok())
         {
-            h.insert("chatgpt-account-id", id);
+            h.insert(http::HeaderName::from_static("chatgpt-account-id"), id);
         }
-        if let Ok(v) = http::HeaderValue::from_str(&self.settings.originator) {
-            h.insert("originator", v);
+        if let Some(v) = &self.prebuilt.originator {
+            h.insert(http::HeaderName::from_static("originator"), v.clone());
         }
-        if let Ok(v) = http::HeaderValue::from_str(&self.settings.user_agent) {
-            h.insert(http::header::USER_AGENT, v);
+        if let Some(v) = &self.prebuilt.user_agent {
+            h.insert(http::header::USER_AGENT, v.clone());
         }
         h
     }

@@ -278,8 +278,10 @@ async fn read_bounded(mut resp: reqwest::Response, bound: Duration) -> Bytes {
 /// Casts the quota headers of an answer to the account (rule 3); evidence is stamped with the
 /// request's start time.
 pub fn observe_headers(lease: &Lease, headers: &HeaderMap) {
+    // Only `x-` headers can carry quota (the parser skips the rest): validate no other value.
     let pairs = headers
         .iter()
+        .filter(|(k, _)| k.as_str().starts_with("x-"))
         .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
     if let Some(obs) = quota::headers::parse(pairs, lease.started_at) {
         lease.observe_headers(obs);

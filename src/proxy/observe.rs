@@ -2,11 +2,15 @@
 //! reported, and — for `stream: false` clients — the pieces needed to rebuild the final
 //! response object. The bytes themselves are forwarded elsewhere, unchanged; this only reads.
 //!
-//! Cheap by construction: every event's `type` is read without a JSON parse (see
-//! [`crate::sse::SseEvent::json_type`]); only terminal events (and, when collecting,
-//! `response.output_item.done`) are parsed.
+//! Cheap by construction: events arrive borrowed from the SSE parser's buffers
+//! ([`SseParser::push_with`]), every event's `type` is read without a JSON parse (see
+//! [`crate::sse::EventRef::json_type`]), deltas cost nothing more, and `response.created` and
+//! the terminal events are read into a few typed fields ([`doc`]) rather than a `Value` tree.
+//! Only a collecting observer (`stream: false`) builds `Value`s, for the answer it rebuilds.
 
-use crate::sse::{SseEvent, SseParser};
+pub mod doc;
+
+use crate::sse::{EventRef, SseParser};
 use serde_json::Value;
 
 /// How the stream ended, as far as upstream said.
@@ -42,7 +46,6 @@ pub struct Usage {
 #[derive(Debug, Default)]
 pub struct Observer {
     parser: SseParser,
-    scratch: Vec<SseEvent>,
     /// Whether to keep what a `stream: false` answer is built from.
     collect: bool,
     /// The terminal event, once seen.
@@ -70,71 +73,69 @@ impl Observer {
 
     /// Feeds one chunk of the upstream body.
     pub fn push(&mut self, chunk: &[u8]) {
-        let mut evs = std::mem::take(&mut self.scratch);
-        self.parser.push(chunk, &mut evs);
-        for ev in evs.drain(..) {
-            self.on_event(&ev);
-        }
-        self.scratch = evs;
+        let mut parser = std::mem::take(&mut self.parser);
+        parser.push_with(chunk, |ev| self.on_event(ev));
+        self.parser = parser;
     }
 
     /// The upstream body ended: an unterminated last event still counts.
     pub fn finish(&mut self) {
-        if let Some(ev) = self.parser.finish() {
-            self.on_event(&ev);
-        }
+        let mut parser = std::mem::take(&mut self.parser);
+        parser.finish_with(|ev| self.on_event(ev));
+        self.parser = parser;
     }
 
-    fn on_event(&mut self, ev: &SseEvent) {
+    fn on_event(&mut self, ev: EventRef<'_>) {
         self.events += 1;
         if self.terminal.is_some() {
             return;
         }
         let Some(kind) = ev.json_type() else { return };
-        match kind.as_str() {
+        match &*kind {
             "response.completed" | "response.failed" | "response.incomplete" => {
-                self.on_terminal(&kind, ev)
+                self.on_terminal(&kind, ev.data)
             }
             "response.output_item.done" if self.collect => {
-                if let Some(item) = parse(ev).and_then(|mut v| v.get_mut("item").map(Value::take)) {
+                if let Some(item) =
+                    parse(ev.data).and_then(|mut v| v.get_mut("item").map(Value::take))
+                {
                     self.items.push(item);
                 }
             }
             "response.created" if self.response_id.is_none() => {
-                self.response_id =
-                    parse(ev).and_then(|v| v.pointer("/response/id")?.as_str().map(str::to_owned));
+                self.response_id = match fast_created_id(ev.data) {
+                    Some(id) => Some(id.to_owned()),
+                    None => doc::event(ev.data).response.get().id.text(),
+                };
             }
             _ => {}
         }
     }
 
-    fn on_terminal(&mut self, kind: &str, ev: &SseEvent) {
-        let mut v = parse(ev).unwrap_or(Value::Null);
-        let resp = v
-            .get_mut("response")
-            .map(Value::take)
-            .unwrap_or(Value::Null);
-        self.usage = resp.get("usage").map(usage_of);
-        if let Some(id) = resp.get("id").and_then(Value::as_str) {
-            self.response_id = Some(id.to_owned());
+    fn on_terminal(&mut self, kind: &str, data: &[u8]) {
+        let resp = doc::event(data).response.get();
+        self.usage = resp.usage.map(|u| usage_of(u.get()));
+        if let Some(id) = resp.id.text() {
+            self.response_id = Some(id);
         }
         self.terminal = Some(match kind {
             "response.completed" => Terminal::Completed,
             "response.incomplete" => Terminal::Incomplete,
             _ => {
-                let text = |k: &str| {
-                    resp.pointer(&format!("/error/{k}"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                };
+                let e = resp.error.get();
                 Terminal::Failed {
-                    code: text("code"),
-                    message: text("message"),
+                    code: e.code.text(),
+                    message: e.message.text(),
                 }
             }
         });
         if self.collect {
-            self.response = Some(resp);
+            // Only a `stream: false` answer needs the whole object.
+            self.response = Some(
+                parse(data)
+                    .and_then(|mut v| v.get_mut("response").map(Value::take))
+                    .unwrap_or(Value::Null),
+            );
         }
     }
 
@@ -170,17 +171,37 @@ impl Observer {
     }
 }
 
-fn parse(ev: &SseEvent) -> Option<Value> {
-    serde_json::from_slice(&ev.data).ok()
+/// `response.id` of a `response.created` event read without a parser when the document starts
+/// `{"type":"response.created",["sequence_number":N,]"response":{"id":"…"` as upstream sends
+/// it (the rest — instructions, tools — can be large and is not needed); `None` for any other
+/// shape, which is then parsed.
+fn fast_created_id(data: &[u8]) -> Option<&str> {
+    let rest = data.strip_prefix(b"{\"type\":\"response.created\",")?;
+    let rest = match rest.strip_prefix(b"\"sequence_number\":") {
+        Some(r) => {
+            let digits = r.iter().take_while(|b| b.is_ascii_digit()).count();
+            r.get(digits..).filter(|_| digits > 0)?.strip_prefix(b",")?
+        }
+        None => rest,
+    };
+    let rest = rest.strip_prefix(b"\"response\":{\"id\":\"")?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    std::str::from_utf8(&rest[..end]).ok()
 }
 
-fn usage_of(u: &Value) -> Usage {
-    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+fn parse(data: &[u8]) -> Option<Value> {
+    serde_json::from_slice(data).ok()
+}
+
+fn usage_of(u: doc::UsageDoc<'_>) -> Usage {
     Usage {
-        input_tokens: n("/input_tokens"),
-        cached_tokens: n("/input_tokens_details/cached_tokens"),
-        output_tokens: n("/output_tokens"),
-        reasoning_tokens: n("/output_tokens_details/reasoning_tokens"),
+        input_tokens: u.input_tokens.count(),
+        cached_tokens: u.input_tokens_details.get().cached_tokens.count(),
+        output_tokens: u.output_tokens.count(),
+        reasoning_tokens: u.output_tokens_details.get().reasoning_tokens.count(),
     }
 }
 
@@ -216,6 +237,33 @@ mod tests {
         assert_eq!(r["id"], "resp_1");
         assert_eq!(r["object"], "response");
         assert_eq!(r["output"][0]["content"][0]["text"], "hello");
+    }
+
+    #[test]
+    fn created_id_is_read_without_a_parse_only_in_the_usual_shape() {
+        let id = |d: &[u8]| fast_created_id(d).map(str::to_owned);
+        assert_eq!(
+            id(br#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_9","instructions":"x"}}"#).as_deref(),
+            Some("resp_9")
+        );
+        assert_eq!(
+            id(br#"{"type":"response.created","response":{"id":"r"}}"#).as_deref(),
+            Some("r")
+        );
+        for other in [
+            &br#"{"type":"response.created","sequence_number":,"response":{"id":"r"}}"#[..],
+            br#"{"type":"response.created","response":{"object":"response","id":"r"}}"#,
+            br#"{"type":"response.created","response":{"id":"r\u0031"}}"#,
+        ] {
+            assert_eq!(id(other), None);
+        }
+        let mut o = Observer::new(false);
+        o.push(b"data: {\"type\":\"response.created\",\"response\":{\"object\":\"response\",\"id\":\"r\\u0031\"}}\n\n");
+        assert_eq!(
+            o.response_id.as_deref(),
+            Some("r1"),
+            "other shapes are parsed"
+        );
     }
 
     #[test]

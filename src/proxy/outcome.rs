@@ -2,8 +2,10 @@
 //! it ended normally, failed, or the client went away mid-stream (the guard is dropped with the
 //! response body). It feeds `/metrics` and the recent-requests list.
 
+use crate::middleware::RequestId;
 use crate::recent::RequestRecord;
 use crate::state::AppState;
+use axum::Extension;
 use rotor_actors::UsageDelta;
 use std::time::Instant;
 
@@ -21,28 +23,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Starts the record of a request on `route`.
-    pub fn new(state: &AppState, route: &'static str) -> Self {
-        let rec = RequestRecord {
-            at: state.now_ms(),
-            request_id: uuid::Uuid::new_v4().simple().to_string(),
-            client_key: None,
-            route,
-            model: None,
-            account_id: None,
-            status: 0,
-            ttfb_ms: None,
-            duration_ms: 0,
-            usage: None,
-            failovers: 0,
-            retries: 0,
-            upstream_429s: 0,
-            error: None,
-        };
+    /// Starts the record of a request on `route`, under the id the middleware gave it (the
+    /// one on its log lines; a fresh one when the request did not pass the middleware).
+    pub fn new(state: &AppState, route: &'static str, id: Option<Extension<RequestId>>) -> Self {
+        let request_id = id.map_or_else(RequestId::fresh, |Extension(id)| id).0;
         Self {
             state: state.clone(),
             started: Instant::now(),
-            rec,
+            rec: blank(state.now_ms(), request_id, route),
             finished: false,
         }
     }
@@ -83,8 +71,30 @@ impl Drop for Outcome {
                 .get_or_insert_with(|| "client disconnected".to_owned());
         }
         self.rec.duration_ms = self.elapsed_ms();
-        let rec = self.rec.clone();
+        // Moved out, not cloned: the outcome is gone after this.
+        let route = self.rec.route;
+        let rec = std::mem::replace(&mut self.rec, blank(0, String::new(), route));
         self.state.metrics().observe(&rec);
         self.state.recent().push(rec);
+    }
+}
+
+/// A record with nothing known yet (allocates nothing beyond `request_id`).
+fn blank(at: rotor_actors::UnixMs, request_id: String, route: &'static str) -> RequestRecord {
+    RequestRecord {
+        at,
+        request_id,
+        client_key: None,
+        route,
+        model: None,
+        account_id: None,
+        status: 0,
+        ttfb_ms: None,
+        duration_ms: 0,
+        usage: None,
+        failovers: 0,
+        retries: 0,
+        upstream_429s: 0,
+        error: None,
     }
 }

@@ -5,9 +5,14 @@
 
 use crate::errors::ApiError;
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use serde::Deserialize;
 use std::borrow::Cow;
+
+// Header names built at compile time: looking one up by `&str` parses it on every request.
+const TURN_STATE: HeaderName = HeaderName::from_static("x-codex-turn-state");
+const SESSION_ID: HeaderName = HeaderName::from_static("session-id");
+const SESSION_ID_UNDERSCORE: HeaderName = HeaderName::from_static("session_id");
 
 /// The few fields of a Responses request the proxy reads; everything else is skipped unparsed.
 #[derive(Deserialize)]
@@ -55,21 +60,21 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<ResponsesRequest, ApiEr
         _ => return Err(bad("missing required parameter: 'model'", Some("model"))),
     };
     let client_stream = head.stream.unwrap_or(false);
-    let header = |n: &str| {
+    let header = |n: &HeaderName| {
         headers
             .get(n)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
-    let turn_state = header("x-codex-turn-state");
+    let turn_state = header(&TURN_STATE);
     let affinity = head
         .prompt_cache_key
         .filter(|k| !k.is_empty())
         .map(|k| format!("cache:{k}"))
         .or_else(|| {
-            header("session-id")
-                .or_else(|| header("session_id"))
+            header(&SESSION_ID)
+                .or_else(|| header(&SESSION_ID_UNDERSCORE))
                 .map(|s| format!("session:{s}"))
         });
     let review = headers

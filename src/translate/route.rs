@@ -16,9 +16,11 @@ use super::chat::{self, ChatStream};
 use super::messages::{self, MessagesStream};
 use super::{Protocol, TranslateError, Translated};
 use crate::errors::ApiError;
+use crate::middleware::RequestId;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::{auth, collect, failover, request::ResponsesRequest, stream};
 use crate::state::AppState;
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -40,28 +42,31 @@ type RequestBody = Result<Bytes, BytesRejection>;
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<AppState>,
+    id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: RequestBody,
 ) -> Response {
-    serve(state, headers, body, Protocol::Chat).await
+    serve(state, id, headers, body, Protocol::Chat).await
 }
 
 /// `POST /v1/messages` (and `?beta=true`).
 pub async fn messages(
     State(state): State<AppState>,
+    id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: RequestBody,
 ) -> Response {
-    serve(state, headers, body, Protocol::Messages).await
+    serve(state, id, headers, body, Protocol::Messages).await
 }
 
 /// `POST /v1/messages/count_tokens`: an estimate computed locally, no account used.
 pub async fn count_tokens(
     State(state): State<AppState>,
+    id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: RequestBody,
 ) -> Response {
-    let mut out = Outcome::new(&state, "count_tokens");
+    let mut out = Outcome::new(&state, "count_tokens", id);
     let answer = auth::authenticate(&state, &headers).and_then(|_permit| {
         let body = body.map_err(body_error)?;
         messages::count_tokens(&body).map_err(to_api_error)
@@ -78,6 +83,7 @@ pub async fn count_tokens(
 /// One translated request, start to end.
 async fn serve(
     state: AppState,
+    id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: RequestBody,
     protocol: Protocol,
@@ -86,7 +92,7 @@ async fn serve(
         Protocol::Chat => "chat",
         Protocol::Messages => "messages",
     };
-    let mut out = Outcome::new(&state, route);
+    let mut out = Outcome::new(&state, route, id);
     let body = match body {
         Ok(b) => b,
         Err(e) => return fail(out, body_error(e), protocol),

@@ -2,8 +2,13 @@
 //! / `x-codex-secondary-*` windows, the credits headers, and every other `x-<limit>-primary-*`
 //! family as a named extra limit (`x-codex-bengalfox-…` → `codex_bengalfox`). A code-review
 //! family (`codex_code_review`, `codex_review`, `code_review`) fills the code-review bucket.
+//!
+//! It runs on every upstream answer, so it is cheap: headers that do not start with `x-` are
+//! skipped at once, names are lowercased only when they are not already (HTTP/2 and hyper give
+//! lowercase names), suffixes are matched against a static table, and a family's key is built
+//! only the first time the family is seen.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 use super::{Credits, ExtraObservation, Observation, Window, apply::normalize_limit};
 use crate::UnixMs;
@@ -36,6 +41,9 @@ impl Partial {
     }
 }
 
+/// The families seen so far with their ids (a handful: a `Vec` beats a map here).
+type Families = Vec<(String, Family)>;
+
 #[derive(Default)]
 struct Family {
     primary: Partial,
@@ -49,16 +57,24 @@ pub fn parse<'a>(
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
     at: UnixMs,
 ) -> Option<Observation> {
-    let mut families: BTreeMap<String, Family> = BTreeMap::new();
+    let mut families = Families::new();
+    let mut key = String::new();
     let (mut has_credits, mut unlimited, mut balance) = (None, None, None);
     for (name, value) in headers {
-        let name = name.to_ascii_lowercase();
+        if !name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")) {
+            continue;
+        }
+        let name: Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
         let value = value.trim();
-        match name.as_str() {
+        match &*name {
             "x-codex-credits-has-credits" => has_credits = parse_bool(value),
             "x-codex-credits-unlimited" => unlimited = parse_bool(value),
             "x-codex-credits-balance" => balance = Some(value.to_string()),
-            _ => collect_window_header(&name, value, &mut families),
+            _ => collect_window_header(&name, value, &mut families, &mut key),
         }
     }
     let credits = match (has_credits, unlimited) {
@@ -75,6 +91,8 @@ pub fn parse<'a>(
         ..Observation::default()
     };
     let mut any_window = false;
+    // In id order, so that of two review families the same one wins as always.
+    families.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (id, fam) in families {
         let (primary, secondary) = (fam.primary.finish(), fam.secondary.finish());
         any_window |= primary.is_some() || secondary.is_some();
@@ -106,47 +124,75 @@ pub fn active_limit<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -
         .filter(|v| !v.is_empty())
 }
 
-fn collect_window_header(name: &str, value: &str, families: &mut BTreeMap<String, Family>) {
+/// The headers of one window, as `(suffix, window, field)`: window 0 is primary, 1 secondary;
+/// field 0 is used-percent, 1 window-minutes, 2 reset-at.
+const WINDOW_SUFFIXES: [(&str, u8, u8); 6] = [
+    ("-primary-used-percent", 0, 0),
+    ("-primary-window-minutes", 0, 1),
+    ("-primary-reset-at", 0, 2),
+    ("-secondary-used-percent", 1, 0),
+    ("-secondary-window-minutes", 1, 1),
+    ("-secondary-reset-at", 1, 2),
+];
+
+/// `name` is lowercase and starts with `x-`; `key` is scratch space for the family id.
+fn collect_window_header(name: &str, value: &str, families: &mut Families, key: &mut String) {
     let Some(rest) = name.strip_prefix("x-") else {
         return;
     };
     if let Some(fam) = rest.strip_suffix("-limit-name") {
-        families.entry(normalize_limit(fam)).or_default().name = Some(value.to_string());
+        family(families, key, fam).name = Some(value.to_string());
         return;
     }
-    for (window, field) in [("primary", 0), ("secondary", 1)] {
-        for (suffix, kind) in [
-            ("-used-percent", 0),
-            ("-window-minutes", 1),
-            ("-reset-at", 2),
-        ] {
-            let full = format!("-{window}{suffix}");
-            let Some(fam) = rest.strip_suffix(full.as_str()) else {
-                continue;
-            };
-            if fam.is_empty() {
-                return;
-            }
-            let entry = families.entry(normalize_limit(fam)).or_default();
-            let p = if field == 0 {
-                &mut entry.primary
-            } else {
-                &mut entry.secondary
-            };
-            match kind {
-                0 => p.used = value.parse::<f64>().ok().filter(|v| v.is_finite()),
-                1 => p.minutes = value.parse().ok(),
-                _ => p.reset_s = value.parse().ok(),
-            }
-            return;
-        }
+    let Some((fam, window, field)) = WINDOW_SUFFIXES
+        .iter()
+        .find_map(|&(suffix, w, f)| Some((rest.strip_suffix(suffix)?, w, f)))
+    else {
+        return;
+    };
+    if fam.is_empty() {
+        return;
+    }
+    let entry = family(families, key, fam);
+    let p = if window == 0 {
+        &mut entry.primary
+    } else {
+        &mut entry.secondary
+    };
+    match field {
+        0 => p.used = value.parse::<f64>().ok().filter(|v| v.is_finite()),
+        1 => p.minutes = value.parse().ok(),
+        _ => p.reset_s = value.parse().ok(),
     }
 }
 
+/// The family `fam` names (normalised as [`normalize_limit`] does), created on first sight.
+fn family<'m>(families: &'m mut Families, key: &mut String, fam: &str) -> &'m mut Family {
+    key.clear();
+    key.extend(fam.trim().chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    }));
+    debug_assert_eq!(*key, normalize_limit(fam));
+    let i = match families.iter().position(|(k, _)| k == key) {
+        Some(i) => i,
+        None => {
+            families.push((key.clone(), Family::default()));
+            families.len() - 1
+        }
+    };
+    &mut families[i].1
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
+    if v.eq_ignore_ascii_case("true") || v == "1" {
+        Some(true)
+    } else if v.eq_ignore_ascii_case("false") || v == "0" {
+        Some(false)
+    } else {
+        None
     }
 }

@@ -114,10 +114,18 @@ async fn untrusted_forwarded_headers_are_ignored() {
 async fn every_line_of_a_request_carries_its_request_id() {
     let (logs, _guard) = capture();
     let env = start_env_with(SimOptions::default(), 1, |_, _| {}).await;
+    let mut recorded = Vec::new();
     for stream in [false, true] {
         let resp = env.responses(&responses_body(stream)).await;
         assert_eq!(resp.status(), 200);
         let _ = resp.text().await;
+        let before = recorded.len();
+        env.eventually("the request is recorded", || {
+            let n = env.state.recent().list(8).len();
+            async move { n > before }
+        })
+        .await;
+        recorded.push(env.last_record().request_id);
     }
     env.shutdown().await;
     let outside: Vec<Value> = logs
@@ -146,6 +154,10 @@ async fn every_line_of_a_request_carries_its_request_id() {
         }
     }
     assert_eq!(ids.len(), 2, "one id per request: {lines:#?}");
+    assert_eq!(
+        recorded, ids,
+        "the request list records each request under the id its log lines carry"
+    );
     let per_request: Vec<usize> = ids
         .iter()
         .map(|id| lines.iter().filter(|(_, s)| s["request_id"] == *id).count())
