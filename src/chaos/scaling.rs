@@ -85,7 +85,13 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
     std::fs::create_dir_all(&accounts_dir)?;
     let sim = Simulator::start(SimOptions::default(), ([127, 0, 0, 1], 0).into()).await?;
     for _ in 0..n {
-        let created = sim.create_account(AccountSpec::default());
+        // Quota large enough never to run out: this table measures throughput and memory; a
+        // small pool at full speed would otherwise reach its usage limit mid-cell.
+        let created = sim.create_account(AccountSpec {
+            primary_quota_tokens: Some(u64::MAX / 4),
+            secondary_quota_tokens: Some(u64::MAX / 4),
+            ..AccountSpec::default()
+        });
         for rec in crate::demo::import_auth_json(&created.auth_json)? {
             // Plain writes: seeding 10 000 files with two fsyncs each would measure the disk.
             std::fs::write(
