@@ -15,7 +15,10 @@ use super::{Bucket, Observation, Quota, Window};
 use crate::UnixMs;
 
 /// Grants remembered to find how many requests had completed when an observed request started.
-const GRANTS_KEPT: usize = 64;
+/// An answer's headers arrive while its lease is held, so only the grants made since the oldest
+/// lease in flight are needed (a few: leases per account are capped); 16 leaves a margin for
+/// bursts and keeps this list at 256 bytes on each of thousands of accounts.
+const GRANTS_KEPT: usize = 16;
 
 /// Weight of one completed request's worth of evidence in the smoothed step.
 const ALPHA: f64 = 0.3;
