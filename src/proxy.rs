@@ -108,7 +108,7 @@ async fn prepare(
 async fn deliver(
     state: &AppState,
     req: request::ResponsesRequest,
-    served: failover::Served,
+    mut served: failover::Served,
     permit: Option<auth::Permit>,
     mut out: Outcome,
 ) -> Response {
@@ -127,7 +127,7 @@ async fn deliver(
     }
     let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
     if !req.client_stream {
-        let collected = collect::collect(upstream, &served.lease, idle, &mut out).await;
+        let collected = collect::collect(upstream, &mut served.lease, idle, &mut out).await;
         drop(served.lease);
         let mut value = match collected {
             Ok(v) => v,

@@ -51,8 +51,8 @@ pub enum AccountMsg {
         /// Answer: a grant, or the reason for refusal.
         reply: RpcReplyPort<Result<Grant, String>>,
     },
-    /// A lease was dropped.
-    Release,
+    /// A lease was dropped, with the tokens its request used (if upstream reported them).
+    Release(Option<UsageDelta>),
     /// Quota headers of an upstream answer.
     HeaderObserved(quota::Observation),
     /// Upstream answered 429.
@@ -64,8 +64,6 @@ pub enum AccountMsg {
         /// When the request started.
         at: UnixMs,
     },
-    /// Tokens a request used.
-    UsageObserved(UsageDelta),
     /// Periodic timer.
     Tick,
     /// A refresh task obtained its pool-wide permit: write the intent, hand out the token.
@@ -97,11 +95,10 @@ impl std::fmt::Debug for AccountMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match self {
             AccountMsg::Reserve { .. } => "Reserve",
-            AccountMsg::Release => "Release",
+            AccountMsg::Release(_) => "Release",
             AccountMsg::HeaderObserved(_) => "HeaderObserved",
             AccountMsg::Applied429(_) => "Applied429",
             AccountMsg::UpstreamFailed { .. } => "UpstreamFailed",
-            AccountMsg::UsageObserved(_) => "UsageObserved",
             AccountMsg::Tick => "Tick",
             AccountMsg::BeginRefresh { .. } => "BeginRefresh",
             AccountMsg::TokensRefreshed(_) => "TokensRefreshed",
@@ -266,7 +263,12 @@ impl Actor for AccountActor {
                     started_at: now,
                 }));
             }
-            AccountMsg::Release => s.st.release(),
+            AccountMsg::Release(usage) => {
+                if let Some(u) = usage {
+                    s.st.usage(u);
+                }
+                s.st.release();
+            }
             AccountMsg::HeaderObserved(o) => {
                 let actions = s.st.quota(Event::HeaderObserved(o), now);
                 act(&me, s, actions, now);
@@ -282,7 +284,6 @@ impl Actor for AccountActor {
                 }
                 act(&me, s, action.into_iter().collect(), now);
             }
-            AccountMsg::UsageObserved(u) => s.st.usage(u),
             AccountMsg::Tick => tick(&me, s, now),
             AccountMsg::BeginRefresh { reply } => {
                 let rt = begin_refresh(&me, s, now);

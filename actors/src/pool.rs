@@ -285,6 +285,7 @@ impl PoolHandle {
                         creds: grant.creds,
                         started_at: grant.started_at,
                         actor: Some(actor),
+                        usage: None,
                     });
                 }
                 req.exclude.push(id);

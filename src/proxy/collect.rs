@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Collects the upstream stream into the final response object.
 pub async fn collect(
     mut upstream: ByteStream,
-    lease: &Lease,
+    lease: &mut Lease,
     idle: Duration,
     out: &mut Outcome,
 ) -> Result<serde_json::Value, ApiError> {

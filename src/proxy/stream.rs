@@ -165,7 +165,7 @@ impl State {
         if self.usage_sent {
             return;
         }
-        if let (Some(u), Some(lease)) = (self.observer.usage, self.lease.as_ref()) {
+        if let (Some(u), Some(lease)) = (self.observer.usage, self.lease.as_mut()) {
             let delta = delta(u);
             lease.usage(delta);
             self.outcome.usage(delta);

@@ -110,7 +110,7 @@ async fn serve(
         review: false,
         upstream_body: Bytes::from(t.body.to_string()),
     };
-    let served = match failover::send(&state, &req, &headers, &mut out).await {
+    let mut served = match failover::send(&state, &req, &headers, &mut out).await {
         Ok(s) => s,
         Err(e) => return fail(out, e, protocol),
     };
@@ -120,7 +120,7 @@ async fn serve(
     crate::proxy::copy_response_headers(served.response.headers(), &mut resp_headers);
     let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
     if !t.client_stream {
-        let collected = collect::collect(upstream, &served.lease, idle, &mut out).await;
+        let collected = collect::collect(upstream, &mut served.lease, idle, &mut out).await;
         drop(served.lease);
         let answer = collected.and_then(|v| {
             let done = [json!({"type": "response.completed", "response": v})];

@@ -17,6 +17,9 @@ pub struct Lease {
     pub started_at: UnixMs,
     /// The account actor; `None` only for detached leases in tests.
     pub(crate) actor: Option<AccountRef>,
+    /// Tokens reported by [`Lease::usage`], delivered with the release: one message to the
+    /// actor at the end of a request instead of two.
+    pub(crate) usage: Option<UsageDelta>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -37,6 +40,7 @@ impl Lease {
             creds,
             started_at,
             actor: None,
+            usage: None,
         }
     }
 
@@ -65,15 +69,21 @@ impl Lease {
         });
     }
 
-    /// Reports the tokens the request used (`UsageObserved`).
-    pub fn usage(&self, u: UsageDelta) {
-        self.cast(AccountMsg::UsageObserved(u));
+    /// Reports the tokens the request used; they reach the account with the release, when the
+    /// lease is dropped (a request reports its usage once, at its end).
+    pub fn usage(&mut self, u: UsageDelta) {
+        let sum = self.usage.get_or_insert_with(UsageDelta::default);
+        sum.input_tokens += u.input_tokens;
+        sum.cached_tokens += u.cached_tokens;
+        sum.output_tokens += u.output_tokens;
+        sum.reasoning_tokens += u.reasoning_tokens;
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.cast(AccountMsg::Release);
+        let usage = self.usage.take();
+        self.cast(AccountMsg::Release(usage));
     }
 }
 

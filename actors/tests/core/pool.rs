@@ -40,7 +40,7 @@ async fn leases_respect_the_per_account_cap_and_release_on_drop() {
         .await
         .expect("pool");
     settle(Duration::from_millis(10)).await;
-    let l1 = pool.pick(req()).await.expect("first lease");
+    let mut l1 = pool.pick(req()).await.expect("first lease");
     let l2 = pool.pick(req()).await.expect("second lease");
     assert!(
         matches!(pool.pick(req()).await, Err(PickError::Unavailable { .. })),
