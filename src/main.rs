@@ -7,6 +7,7 @@ use clap::Parser;
 /// request from several threads, where glibc's arena locks and consolidation showed up as a fifth
 /// of the daemon's CPU time (`bench proxy`), and its per-thread arenas held memory the daemon no
 /// longer used.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -186,7 +186,21 @@ impl Daemon {
         );
         std::fs::write(&config, toml)?;
         let exe = std::env::current_exe().context("locating this binary")?;
-        let child = Command::new(exe)
+        // `CODEX_ROTOR_BENCH_WRAPPER="heaptrack -o /tmp/x"` runs the daemon under a profiler
+        // (build with `--no-default-features` so heaptrack sees the allocations). The table's CPU
+        // and RSS figures are then the wrapper's, and a wrapper that does not pass on the kill
+        // leaves the daemon running: stop it with SIGTERM by its pid to get the profile.
+        let wrapper = std::env::var("CODEX_ROTOR_BENCH_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = cmd
             .args(["--config"])
             .arg(&config)
             .args(["--log-level", "warn", "serve"])
