@@ -240,3 +240,38 @@ async fn usage_probe_reads_wham_usage_into_the_quota() {
     assert_eq!(env.sim.counters(&sim_id).requests, 0);
     env.shutdown().await;
 }
+
+/// The daemon caps hyper's per-connection read buffer (memory per client connection): a large
+/// but normal request head (12 KiB of headers) and a body many times the cap still pass, and a
+/// head beyond the cap gets a clear 431 instead of a hang or a reset.
+#[tokio::test]
+async fn large_heads_and_bodies_pass_the_read_buffer_cap_and_an_oversized_head_is_431() {
+    let env = start_env(1).await;
+    let big = "x".repeat(12 * 1024);
+    let (status, _, body) = stream_once(&env, &[("x-large-but-normal", &big)]).await;
+    assert_eq!(status, 200, "{body}");
+    let text = "word ".repeat(60_000);
+    let long = serde_json::json!({"model": "gpt-5.5", "stream": true, "input": [{"type": "message",
+        "role": "user", "content": [{"type": "input_text", "text": text}]}]});
+    let resp = reqwest::Client::new()
+        .post(env.url("/v1/responses"))
+        .bearer_auth(crate::support::POOL_KEY)
+        .json(&long)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 200, "300 KB body");
+    let answer = resp.text().await.expect("body");
+    assert!(answer.contains("response.completed"), "{answer}");
+    let huge = "y".repeat(40 * 1024);
+    let resp = reqwest::Client::new()
+        .post(env.url("/v1/responses"))
+        .bearer_auth(crate::support::POOL_KEY)
+        .header("x-too-large", &huge)
+        .json(&long)
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(resp.status().as_u16(), 431);
+    env.shutdown().await;
+}
