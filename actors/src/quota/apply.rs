@@ -281,7 +281,18 @@ fn next_reset(reset_at: Option<UnixMs>, window_secs: Option<u64>, now: UnixMs) -
 
 /// Limit ids use `_` (header families use `-`).
 pub(crate) fn normalize_limit(id: &str) -> String {
-    id.trim().to_ascii_lowercase().replace('-', "_")
+    let mut out = String::with_capacity(id.len());
+    normalize_limit_into(id, &mut out);
+    out
+}
+
+/// [`normalize_limit`] written into `out` (cleared first), for callers that reuse one buffer.
+pub(crate) fn normalize_limit_into(id: &str, out: &mut String) {
+    out.clear();
+    out.extend(id.trim().chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_lowercase(),
+    }));
 }
 
 fn secs(s: u64) -> i64 {

@@ -10,7 +10,10 @@
 
 use std::borrow::Cow;
 
-use super::{Credits, ExtraObservation, Observation, Window, apply::normalize_limit};
+use super::{
+    Credits, ExtraObservation, Observation, Window,
+    apply::{normalize_limit, normalize_limit_into},
+};
 use crate::UnixMs;
 
 /// Header naming the limit family a 429 applies to.
@@ -168,15 +171,7 @@ fn collect_window_header(name: &str, value: &str, families: &mut Families, key: 
 
 /// The family `fam` names (normalised as [`normalize_limit`] does), created on first sight.
 fn family<'m>(families: &'m mut Families, key: &mut String, fam: &str) -> &'m mut Family {
-    key.clear();
-    key.extend(fam.trim().chars().map(|c| {
-        if c == '-' {
-            '_'
-        } else {
-            c.to_ascii_lowercase()
-        }
-    }));
-    debug_assert_eq!(*key, normalize_limit(fam));
+    normalize_limit_into(fam, key);
     let i = match families.iter().position(|(k, _)| k == key) {
         Some(i) => i,
         None => {
