@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::UnixMs;
-use crate::quota::{Bucket, Credits, ExtraLimit, Quota};
+use crate::quota::{Bucket, ExtraLimit, Quota};
 
 /// Reads a `cachedQuota` object fetched at `fetched_at`.
 pub fn import(cq: &Value, fetched_at: Option<UnixMs>) -> Quota {
@@ -34,21 +34,7 @@ pub fn import(cq: &Value, fetched_at: Option<UnixMs>) -> Quota {
             q.extra.insert(id.replace('-', "_"), extra);
         }
     }
-    q.credits = cq
-        .get("credits")
-        .filter(|c| c.is_object())
-        .map(|c| Credits {
-            has_credits: c
-                .get("has_credits")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            unlimited: c.get("unlimited").and_then(Value::as_bool).unwrap_or(false),
-            balance: c.get("balance").and_then(|b| match b {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }),
-        });
+    q.credits = crate::quota::usage::credits(cq);
     q
 }
 

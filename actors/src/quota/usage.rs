@@ -62,8 +62,14 @@ pub fn parse(body: &Value, at: UnixMs) -> Result<Observation, String> {
             );
         }
     }
-    obs.credits = body
-        .get("credits")
+    obs.credits = credits(body);
+    Ok(obs)
+}
+
+/// The `credits` object of a usage body (or of a legacy record that stored one): `None` when
+/// absent or not an object; a missing flag reads `false`, a numeric balance as its text.
+pub(crate) fn credits(body: &Value) -> Option<Credits> {
+    body.get("credits")
         .filter(|v| v.is_object())
         .map(|c| Credits {
             has_credits: c
@@ -76,8 +82,7 @@ pub fn parse(body: &Value, at: UnixMs) -> Result<Observation, String> {
                 Some(Value::Number(n)) => Some(n.to_string()),
                 _ => None,
             },
-        });
-    Ok(obs)
+        })
 }
 
 /// Primary and secondary windows of one `rate_limit` object. The single upstream
