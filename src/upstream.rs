@@ -125,11 +125,15 @@ struct Prebuilt {
     forwarded: Vec<http::HeaderName>,
 }
 
+/// `{base}/codex/responses`: where Responses requests go.
+fn responses_url(base: &str) -> String {
+    format!("{base}/codex/responses")
+}
+
 impl Prebuilt {
     fn new(settings: &UpstreamSettings) -> Self {
         Self {
-            responses_url: reqwest::Url::parse(&format!("{}/codex/responses", settings.base_url))
-                .ok(),
+            responses_url: reqwest::Url::parse(&responses_url(&settings.base_url)).ok(),
             originator: http::HeaderValue::from_str(&settings.originator).ok(),
             user_agent: http::HeaderValue::from_str(&settings.user_agent).ok(),
             forwarded: FORWARDED_REQUEST_HEADERS
@@ -200,9 +204,7 @@ impl Upstream {
         }
         let req = match &self.prebuilt.responses_url {
             Some(url) => self.client.post(url.clone()),
-            None => self
-                .client
-                .post(format!("{}/codex/responses", self.settings.base_url)),
+            None => self.client.post(responses_url(&self.settings.base_url)),
         };
         self.send(req.headers(headers).body(body)).await
     }
