@@ -11,10 +11,14 @@
   const $ = (id) => document.getElementById(id);
   let watch = null;
 
-  function accountCount() {
-    return Rotor.state && Rotor.state.data ? Rotor.state.data.accounts.length : 0;
+  function accountIds() {
+    return new Set(Rotor.state && Rotor.state.data ? Rotor.state.data.accounts.map((a) => a.id) : []);
   }
   function stopWatching() { clearInterval(watch); watch = null; }
+  // A dialog's `close` event is queued, not immediate: one from a dialog closed just before the
+  // button was pressed again can arrive after the new watch started. Only a dialog that is
+  // really closed stops the watch.
+  function onClose() { if (!$('signin-dialog').open) stopWatching(); }
 
   // Starts a login and opens the sign-in page; the dialog waits for the account to appear.
   async function onStart() {
@@ -30,12 +34,12 @@
     $('signin-link').hidden = false;
     window.open(started.authorize_url, '_blank', 'noopener');
     $('signin-result').textContent = 'Sign in in the new tab.';
-    const before = accountCount();
+    const before = accountIds();
     stopWatching();
     watch = setInterval(async () => {
       if (!$('signin-dialog').open) return stopWatching();
       await Rotor.refresh();
-      if (accountCount() > before) {
+      if ([...accountIds()].some((id) => !before.has(id))) {
         stopWatching();
         $('signin-result').textContent = 'Account added.';
       }
@@ -60,6 +64,6 @@
   document.addEventListener('DOMContentLoaded', () => {
     $('signin-open').addEventListener('click', onStart);
     $('signin-submit').addEventListener('click', onComplete);
-    $('signin-dialog').addEventListener('close', stopWatching);
+    $('signin-dialog').addEventListener('close', onClose);
   });
 })();

@@ -109,6 +109,12 @@ async fn sign_in_with_chatgpt_adds_accounts_from_the_dashboard() {
 
     // 2. The browser comes back to the daemon's own callback: the dialog sees the account.
     let url = click_sign_in(&mut b).await;
+    // The `close` event of the dialog closed above is queued; under load it can arrive after the
+    // new dialog started watching (it did in CI). Deliver one late on purpose: the open dialog
+    // must keep watching.
+    b.eval("document.getElementById('signin-dialog').dispatchEvent(new Event('close')); true")
+        .await
+        .expect("late close event");
     let location = sign_in(&url).await;
     let query = location.split_once('?').expect("query").1;
     let back = reqwest::Client::new()
