@@ -157,8 +157,31 @@ pub struct Quota {
 
 /// The extra limit that applies to a model: Spark (`spark`/`bengalfox`) → `codex_bengalfox`.
 pub fn limit_for_model(model: &str) -> Option<&'static str> {
-    let m = model.to_ascii_lowercase();
-    (m.contains("spark") || m.contains("bengalfox")).then_some("codex_bengalfox")
+    let has = |word: &str| {
+        model
+            .as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    };
+    (has("spark") || has("bengalfox")).then_some("codex_bengalfox")
+}
+
+/// A bucket's name as [`Quota::buckets`] spells it, borrowed until it is displayed.
+#[derive(Debug, Clone, Copy)]
+enum BucketName<'a> {
+    /// `primary`, `secondary` or `code_review`.
+    Main(&'static str),
+    /// `<limit>.primary` or `<limit>.secondary`.
+    Extra(&'a str, &'static str),
+}
+
+impl std::fmt::Display for BucketName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BucketName::Main(name) => f.write_str(name),
+            BucketName::Extra(id, window) => write!(f, "{id}.{window}"),
+        }
+    }
 }
 
 /// A bucket that currently excludes the account, with its name and when it resets.
@@ -174,6 +197,13 @@ impl Quota {
     /// Every bucket with its name, in a stable order.
     pub fn buckets(&self) -> Vec<(String, &Bucket)> {
         let mut out = Vec::new();
+        self.each_bucket(|name, b| out.push((name.to_string(), b)));
+        out
+    }
+
+    /// Calls `f` with every bucket and its name, in the order of [`buckets`](Self::buckets),
+    /// without allocating: the name is built only by a caller that keeps it.
+    fn each_bucket<'a>(&'a self, mut f: impl FnMut(BucketName<'a>, &'a Bucket)) {
         let main = [
             ("primary", &self.primary),
             ("secondary", &self.secondary),
@@ -181,17 +211,16 @@ impl Quota {
         ];
         for (name, b) in main {
             if let Some(b) = b {
-                out.push((name.to_string(), b));
+                f(BucketName::Main(name), b);
             }
         }
         for (id, x) in &self.extra {
             for (w, b) in [("primary", &x.primary), ("secondary", &x.secondary)] {
                 if let Some(b) = b {
-                    out.push((format!("{id}.{w}"), b));
+                    f(BucketName::Extra(id, w), b);
                 }
             }
         }
-        out
     }
 
     /// True iff a tick at `now` would change something: the cheap check actors run every tick.
@@ -208,14 +237,16 @@ impl Quota {
 
     /// All exhausted buckets (any model).
     pub fn locks(&self) -> Vec<Lock> {
-        self.buckets()
-            .into_iter()
-            .filter(|(_, b)| b.limit_reached)
-            .map(|(bucket, b)| Lock {
-                bucket,
-                until: b.reset_at,
-            })
-            .collect()
+        let mut out = Vec::new();
+        self.each_bucket(|name, b| {
+            if b.limit_reached {
+                out.push(Lock {
+                    bucket: name.to_string(),
+                    until: b.reset_at,
+                });
+            }
+        });
+        out
     }
 
     /// Exhausted buckets relevant to a request (rule 1): primary and secondary always,
