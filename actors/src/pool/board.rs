@@ -51,10 +51,7 @@ impl SharedBoard {
     /// An account pushed its availability; ignored unless the account is on the board (seeded
     /// at spawn, gone after removal), so a late push cannot resurrect a removed account.
     pub fn push(&self, c: Candidate) {
-        let mut b = self.lock();
-        if b.view.get(&c.id).is_some() {
-            b.view.upsert(c);
-        }
+        let _ = self.lock().view.update(c);
     }
 }
 

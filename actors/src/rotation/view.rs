@@ -58,14 +58,37 @@ impl View {
 
     /// Inserts or replaces an account's availability.
     pub fn upsert(&mut self, c: Candidate) {
-        if let Some(old) = self.entries.remove(&c.id) {
-            self.index
-                .remove(&(key(self.strategy, &old), old.id.clone()));
+        if let Err(c) = self.update(c) {
+            if indexed(&c) {
+                self.index.insert((key(self.strategy, &c), c.id.clone()));
+            }
+            self.entries.insert(c.id.clone(), c);
         }
-        if indexed(&c) {
-            self.index.insert((key(self.strategy, &c), c.id.clone()));
+    }
+
+    /// Replaces the availability of a known account; an unknown one is handed back. The index
+    /// moves only when the account's sort key does, and the id the index holds is reused, so the
+    /// push after every lease and release allocates nothing here.
+    pub fn update(&mut self, c: Candidate) -> Result<(), Candidate> {
+        let strategy = self.strategy;
+        let Some(old) = self.entries.get_mut(&c.id) else {
+            return Err(c);
+        };
+        let old_key = indexed(old).then(|| key(strategy, old));
+        let new_key = indexed(&c).then(|| key(strategy, &c));
+        if old_key != new_key {
+            let mut id = None;
+            if let Some(k) = old_key {
+                let probe = (k, std::mem::take(&mut old.id));
+                id = self.index.take(&probe).map(|(_, id)| id);
+            }
+            if let Some(k) = new_key {
+                let id = id.unwrap_or_else(|| c.id.clone());
+                self.index.insert((k, id));
+            }
         }
-        self.entries.insert(c.id.clone(), c);
+        *old = c;
+        Ok(())
     }
 
     /// Forgets an account.
