@@ -237,6 +237,26 @@ fn round_robin_cycles_through_every_account() {
 }
 
 #[test]
+fn an_update_changes_only_known_accounts_and_reorders_them() {
+    let mut view = View::new(Strategy::LeastUsed);
+    view.upsert(cand("a"));
+    view.upsert(cand("b"));
+    let unknown = view
+        .update(cand("z"))
+        .expect_err("an unknown account is handed back");
+    assert_eq!(unknown.id, "z");
+    assert!(view.get("z").is_none() && view.len() == 2, "not inserted");
+    let busy = Candidate {
+        requests: 5,
+        ..cand("a")
+    };
+    view.update(busy).expect("a is known");
+    assert_eq!(view.get("a").map(|c| c.requests), Some(5));
+    let order = view.pick(&Policy::default(), T0, 2).expect("pick");
+    assert_eq!(order, ["b", "a"], "the busier account moved back");
+}
+
+#[test]
 fn the_indexed_view_agrees_with_pure_choose_under_random_updates() {
     let mut rng = StdRng::seed_from_u64(7);
     for strategy in [Strategy::LeastUsed, Strategy::Sticky, Strategy::RoundRobin] {
