@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::task::AbortHandle;
 
 pub use cooldown::Cooldown;
 pub use refresh::{NEEDS_LOGIN, RefreshGate};
@@ -197,8 +196,6 @@ pub struct Running {
     gate: Arc<RefreshGate>,
     /// Reports to the supervisor.
     notify: Notify,
-    /// Tick timer, aborted on stop.
-    ticker: Option<AbortHandle>,
 }
 
 impl Actor for AccountActor {
@@ -217,12 +214,10 @@ impl Actor for AccountActor {
             fx: a.effects,
             gate: a.gate,
             notify: a.notify,
-            ticker: None,
         })
     }
 
     async fn post_start(&self, me: AccountRef, s: &mut Running) -> Result<(), ActorProcessingErr> {
-        s.ticker = Some(upkeep::start_ticker(&me, s.st.cfg.tick, &s.st.rec.id));
         if let Some(intent) = s.st.rec.refresh_intent.clone() {
             tracing::warn!(account = %s.st.rec.id, reason = intent.reason.as_str(), "a refresh was interrupted; retrying it");
             start_refresh(&me, s, intent.reason);
@@ -237,9 +232,6 @@ impl Actor for AccountActor {
     }
 
     async fn post_stop(&self, _me: AccountRef, s: &mut Running) -> Result<(), ActorProcessingErr> {
-        if let Some(h) = s.ticker.take() {
-            h.abort();
-        }
         s.st.flush_durable(s.fx.store.as_ref());
         Ok(())
     }

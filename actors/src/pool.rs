@@ -8,6 +8,7 @@ mod lease;
 mod report;
 pub mod restart;
 mod supervisor;
+mod ticker;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,39 +12,6 @@ use crate::{AccountRecord, ProbeError, RefreshReason, Status, UnixMs, jwt, quota
 /// Upper bound on one usage probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Slots per tick period the accounts' ticks are spread over.
-const TICK_SLOTS: u64 = 50;
-
-/// Starts the periodic `Tick`. The first tick is offset by a stable hash of the id so that
-/// 10 000 accounts do not all tick in the same instant (a burst that would stall picks), but
-/// offsets are rounded to one of [`TICK_SLOTS`] slots: each distinct instant wakes a parked
-/// worker thread, and with 1 000 accounts at millisecond offsets those wake-ups (context
-/// switches, timer-wheel turns) were most of the idle daemon's CPU.
-pub(super) fn start_ticker(
-    me: &AccountRef,
-    period: Duration,
-    id: &str,
-) -> tokio::task::AbortHandle {
-    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
-    let slot_ms = (period_ms / TICK_SLOTS).max(1);
-    let offset = Duration::from_millis((hash % TICK_SLOTS) * slot_ms % period_ms);
-    let me = me.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            if me.cast(AccountMsg::Tick).is_err() {
-                break;
-            }
-        }
-    })
-    .abort_handle()
-}
-
 /// Performs the actions a state change asked for.
 pub(super) fn act(me: &AccountRef, s: &mut Running, actions: Vec<Action>, now: UnixMs) {
     for a in actions {

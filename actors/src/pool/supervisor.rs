@@ -83,6 +83,10 @@ pub struct PoolState {
     budgets: HashMap<AccountId, RestartBudget>,
     /// Failed account actors restarted so far (reported in the summary).
     restarts: u64,
+    /// Ticks every account actor.
+    ticker: super::ticker::Ticker,
+    /// The ticking task, stopped with the pool.
+    ticking: tokio::task::AbortHandle,
 }
 
 impl Actor for PoolSupervisor {
@@ -95,8 +99,12 @@ impl Actor for PoolSupervisor {
             a.cfg.max_concurrent_refreshes,
             a.cfg.max_refreshes_per_minute,
         ));
+        let acfg = Arc::new(AccountConfig::from(&a.cfg));
+        let ticker = super::ticker::Ticker::new(acfg.tick);
         let mut st = PoolState {
-            acfg: Arc::new(AccountConfig::from(&a.cfg)),
+            ticking: ticker.start(),
+            ticker,
+            acfg,
             board: a.board,
             cfg: a.cfg,
             fx: a.effects,
@@ -117,7 +125,8 @@ impl Actor for PoolSupervisor {
         Ok(st)
     }
 
-    async fn post_stop(&self, me: PoolRef, _st: &mut PoolState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, me: PoolRef, st: &mut PoolState) -> Result<(), ActorProcessingErr> {
+        st.ticking.abort();
         me.stop_children_and_wait(
             Some("pool shutdown".into()),
             Some(std::time::Duration::from_secs(30)),
@@ -272,6 +281,7 @@ async fn spawn_account(
         }
     };
     st.by_cell.insert(actor.get_id(), id.clone());
+    st.ticker.add(&id, actor.clone());
     st.board.lock().refs.insert(id.clone(), actor.clone());
     st.children.insert(id, actor.clone());
     Ok(actor)
