@@ -58,7 +58,7 @@ impl View {
 
     /// Inserts or replaces an account's availability.
     pub fn upsert(&mut self, c: Candidate) {
-        if let Err(c) = self.update(c) {
+        if let Some(c) = self.update(c) {
             if indexed(&c) {
                 self.index.insert((key(self.strategy, &c), c.id.clone()));
             }
@@ -66,13 +66,14 @@ impl View {
         }
     }
 
-    /// Replaces the availability of a known account; an unknown one is handed back. The index
+    /// Replaces the availability of a known account (`None`); an unknown one is handed back
+    /// (`Some`) and not inserted. The index
     /// moves only when the account's sort key does, and the id the index holds is reused, so the
     /// push after every lease and release allocates nothing here.
-    pub fn update(&mut self, c: Candidate) -> Result<(), Candidate> {
+    pub fn update(&mut self, c: Candidate) -> Option<Candidate> {
         let strategy = self.strategy;
         let Some(old) = self.entries.get_mut(&c.id) else {
-            return Err(c);
+            return Some(c);
         };
         let old_key = indexed(old).then(|| key(strategy, old));
         let new_key = indexed(&c).then(|| key(strategy, &c));
@@ -88,7 +89,7 @@ impl View {
             }
         }
         *old = c;
-        Ok(())
+        None
     }
 
     /// Forgets an account.
