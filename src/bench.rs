@@ -5,6 +5,7 @@
 //! with unlimited quota, and drives small streamed responses (`stream: true`, a few words)
 //! from the load generator on the main runtime. The target is ≥ 20 000 responses/s.
 
+pub mod passthrough;
 pub mod proxy;
 
 use crate::loadgen::{self, LoadReport, LoadSpec, Stop};
@@ -27,6 +28,9 @@ pub enum BenchTarget {
     Sim(SimBench),
     /// The same streamed load direct and through codex-rotor (c = 1, 16, 64; CPU, RSS).
     Proxy(proxy::ProxyBench),
+    /// The bare pass-through `bench proxy` measures as its floor (run by `bench proxy`).
+    #[command(hide = true)]
+    Passthrough(passthrough::Passthrough),
 }
 
 /// Knobs of `bench sim`.
@@ -54,6 +58,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             print!("{}", proxy::render(&report));
             Ok(())
         }
+        BenchTarget::Passthrough(p) => passthrough::serve(p).await,
         BenchTarget::Sim(b) => {
             let report = sim(&b).await?;
             if b.json {

@@ -3,6 +3,10 @@
 //! and the table reports requests/s, the latency the proxy adds (p50, p99), the daemon's CPU
 //! time per request and its peak RSS with 1 000 accounts in the pool.
 //!
+//! Between the two sits the floor: the same load through a bare pass-through built from the
+//! same libraries ([`super::passthrough`]), measured in the same run, so the table separates
+//! the cost of the extra HTTP hop from the cost of what codex-rotor does on top of it.
+//!
 //! The daemon runs as a child process (`codex-rotor serve`, this same binary) so its CPU time
 //! and memory are its own: they are read from `/proc/<pid>/stat` (utime + stime) and
 //! `/proc/<pid>/status` (`VmHWM`). The simulator runs on one core-equivalent thread of this
@@ -16,7 +20,7 @@ use crate::store::FileStore;
 use anyhow::Context;
 use rotor_actors::Store;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Knobs of `bench proxy`.
@@ -43,8 +47,12 @@ pub struct Row {
     pub concurrency: usize,
     /// Straight to the simulator.
     pub direct: LoadReport,
+    /// Through the bare pass-through (the floor).
+    pub bare: LoadReport,
     /// Through codex-rotor.
     pub proxied: LoadReport,
+    /// Bare pass-through CPU (user + system) during its run.
+    pub bare_cpu: Duration,
     /// Daemon CPU (user + system) during the proxied run.
     pub daemon_cpu: Duration,
 }
@@ -58,6 +66,8 @@ pub struct ProxyReport {
     pub peak_rss: u64,
     /// Daemon resident set after start-up with the accounts loaded, bytes.
     pub idle_rss: u64,
+    /// Bare pass-through peak resident set, bytes.
+    pub bare_peak_rss: u64,
     /// Accounts in the pool.
     pub accounts: usize,
     /// Daemon CPU per second with no request in flight (account ticks, flushes, probes):
@@ -75,7 +85,8 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let dir = std::env::temp_dir().join(format!("codex-rotor-bench-{}", std::process::id()));
     let key = "bench-pool-key-0123456789abcdef";
     let (direct_token, direct_account) = make_accounts(&sim, &dir, b.accounts)?;
-    let mut daemon = Daemon::spawn(&sim, &dir, key).await?;
+    let mut daemon = Child::daemon(&sim, &dir, key).await?;
+    let mut bare = Child::passthrough(&sim, &dir, &direct_token, &direct_account).await?;
     let idle_rss = daemon.rss("VmRSS")?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_from = daemon.cpu()?;
@@ -100,8 +111,16 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
             headers: headers(key, None),
             ..direct_spec(stop)
         };
+        let bare_spec = |stop| LoadSpec {
+            url: format!("http://{}/v1/responses", bare.addr),
+            ..proxied_spec(stop)
+        };
         loadgen::run(direct_spec(Stop::Duration(Duration::from_secs(1)))).await?;
         let direct = loadgen::run(direct_spec(Stop::Duration(b.duration))).await?;
+        loadgen::run(bare_spec(Stop::Duration(Duration::from_secs(1)))).await?;
+        let before = bare.cpu()?;
+        let bare_run = loadgen::run(bare_spec(Stop::Duration(b.duration))).await?;
+        let bare_cpu = bare.cpu()?.saturating_sub(before);
         loadgen::run(proxied_spec(Stop::Duration(Duration::from_secs(1)))).await?;
         let before = daemon.cpu()?;
         let proxied = loadgen::run(proxied_spec(Stop::Duration(b.duration))).await?;
@@ -111,12 +130,16 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
         rows.push(Row {
             concurrency: c,
             direct,
+            bare: bare_run,
             proxied,
+            bare_cpu,
             daemon_cpu,
         });
     }
     let peak_rss = daemon.rss("VmHWM")?;
+    let bare_peak_rss = bare.rss("VmHWM")?;
     daemon.stop();
+    bare.stop();
     sim.shutdown().await;
     drop(one_core);
     let _ = std::fs::remove_dir_all(&dir);
@@ -124,6 +147,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
         rows,
         peak_rss,
         idle_rss,
+        bare_peak_rss,
         accounts: b.accounts,
         idle_cpu_per_sec,
     })
@@ -167,14 +191,15 @@ fn make_accounts(sim: &SimHandle, dir: &Path, n: usize) -> anyhow::Result<(Strin
     first.context("no account created")
 }
 
-/// The daemon child process.
-struct Daemon {
-    child: Child,
+/// A child process serving HTTP: the daemon, or the bare pass-through.
+struct Child {
+    child: std::process::Child,
     addr: std::net::SocketAddr,
 }
 
-impl Daemon {
-    async fn spawn(sim: &SimHandle, dir: &Path, key: &str) -> anyhow::Result<Daemon> {
+impl Child {
+    /// `codex-rotor serve` on the accounts in `dir`.
+    async fn daemon(sim: &SimHandle, dir: &Path, key: &str) -> anyhow::Result<Child> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let key_file = dir.join("pool.key");
         std::fs::write(&key_file, key)?;
@@ -208,23 +233,52 @@ impl Daemon {
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting the daemon")?;
-        let d = Daemon { child, addr };
-        let client = reqwest::Client::new();
+        Child { child, addr }.healthy("the daemon").await
+    }
+
+    /// The bare pass-through in front of the simulator, as the one account `token`/`account`.
+    async fn passthrough(
+        sim: &SimHandle,
+        dir: &Path,
+        token: &str,
+        account: &str,
+    ) -> anyhow::Result<Child> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let credentials = dir.join("passthrough.credentials");
+        std::fs::write(&credentials, format!("{token}\n{account}\n"))?;
+        let exe = std::env::current_exe().context("locating this binary")?;
+        let child = Command::new(exe)
+            .args(["--log-level", "warn", "bench", "passthrough", "--listen"])
+            .arg(addr.to_string())
+            .arg("--upstream")
+            .arg(format!("{}/codex/responses", sim.backend_url()))
+            .arg("--credentials")
+            .arg(&credentials)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the bare pass-through")?;
+        Child { child, addr }.healthy("the bare pass-through").await
+    }
+
+    /// Waits until `GET /healthz` answers 2xx.
+    async fn healthy(self, what: &str) -> anyhow::Result<Child> {
+        let client = reqwest::Client::builder().no_proxy().build()?;
         for _ in 0..300 {
             if client
-                .get(format!("http://{addr}/healthz"))
+                .get(format!("http://{}/healthz", self.addr))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Ok(d);
+                return Ok(self);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        anyhow::bail!("the daemon did not come up on {addr}")
+        anyhow::bail!("{what} did not come up on {}", self.addr)
     }
 
-    /// User + system CPU time of the daemon so far.
+    /// User + system CPU time of the process so far.
     fn cpu(&self) -> anyhow::Result<Duration> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
         let after = stat
@@ -258,7 +312,7 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
+impl Drop for Child {
     fn drop(&mut self) {
         self.stop();
     }
@@ -275,22 +329,39 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-/// The table of the report.
+/// The tables of the report.
 pub fn render(r: &ProxyReport) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let per_req = |cpu: Duration, n: u64| {
+        if n == 0 { 0.0 } else { ms(cpu) / n as f64 }
+    };
+    let pct = |a: f64, b: f64| 100.0 * a / b.max(1e-9);
     let mut out = format!(
-        "bench proxy: small streamed responses, direct to the simulator vs through codex-rotor ({} accounts)\n\
-         | c  | direct req/s | proxy req/s | proxy/direct | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 | CPU/request | CPU/req − idle |\n\
-         |----|-------------:|------------:|-------------:|-----------:|----------:|----------:|-----------:|----------:|----------:|------------:|---------------:|\n",
+        "bench proxy: small streamed responses, direct to the simulator, through a bare pass-through \
+         (the floor: same libraries, no pool) and through codex-rotor ({} accounts)\n\
+         | c  | direct req/s | bare req/s | proxy req/s | bare/direct | proxy/direct | proxy/bare |\n\
+         |----|-------------:|-----------:|------------:|------------:|-------------:|-----------:|\n",
         r.accounts
     );
     for row in &r.rows {
-        let (d, p) = (&row.direct, &row.proxied);
-        let cpu_per_req = if p.requests == 0 {
-            0.0
-        } else {
-            ms(row.daemon_cpu) / p.requests as f64
-        };
+        let (d, b, p) = (&row.direct, &row.bare, &row.proxied);
+        out.push_str(&format!(
+            "| {:<2} | {:>12.0} | {:>10.0} | {:>11.0} | {:>10.0}% | {:>11.0}% | {:>9.0}% |\n",
+            row.concurrency,
+            d.rps,
+            b.rps,
+            p.rps,
+            pct(b.rps, d.rps),
+            pct(p.rps, d.rps),
+            pct(p.rps, b.rps),
+        ));
+    }
+    out.push_str(
+        "\n| c  | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 | bare CPU/req | CPU/request | CPU/req − idle |\n\
+         |----|-----------:|----------:|----------:|-----------:|----------:|----------:|-------------:|------------:|---------------:|\n",
+    );
+    for row in &r.rows {
+        let (d, b, p) = (&row.direct, &row.bare, &row.proxied);
         let idle_ms = ms(r.idle_cpu_per_sec) * p.elapsed.as_secs_f64();
         let net_per_req = if p.requests == 0 {
             0.0
@@ -298,32 +369,34 @@ pub fn render(r: &ProxyReport) -> String {
             (ms(row.daemon_cpu) - idle_ms).max(0.0) / p.requests as f64
         };
         out.push_str(&format!(
-            "| {:<2} | {:>12.0} | {:>11.0} | {:>11.0}% | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>11.3}ms |\n",
+            "| {:<2} | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>10.3}ms | {:>9.3}ms | {:>12.3}ms |\n",
             row.concurrency,
-            d.rps,
-            p.rps,
-            100.0 * p.rps / d.rps.max(1e-9),
             ms(d.latency.p50),
             ms(p.latency.p50),
             ms(p.latency.p50) - ms(d.latency.p50),
             ms(d.latency.p99),
             ms(p.latency.p99),
             ms(p.latency.p99) - ms(d.latency.p99),
-            cpu_per_req,
+            per_req(row.bare_cpu, b.requests),
+            per_req(row.daemon_cpu, p.requests),
             net_per_req,
         ));
-        if p.errors + p.incomplete > 0 || p.ok != p.requests {
-            out.push_str(&format!(
-                "     (proxied: {} errors, {} incomplete, statuses {:?})\n",
-                p.errors, p.incomplete, p.statuses
-            ));
+        for (what, run) in [("bare", b), ("proxied", p)] {
+            if run.errors + run.incomplete > 0 || run.ok != run.requests {
+                out.push_str(&format!(
+                    "     ({what}: {} errors, {} incomplete, statuses {:?})\n",
+                    run.errors, run.incomplete, run.statuses
+                ));
+            }
         }
     }
     out.push_str(&format!(
-        "daemon RSS: {:.1} MiB after loading the accounts, peak {:.1} MiB; idle CPU {:.1} ms/s\n",
+        "daemon RSS: {:.1} MiB after loading the accounts, peak {:.1} MiB; idle CPU {:.1} ms/s; \
+         bare pass-through peak RSS {:.1} MiB\n",
         r.idle_rss as f64 / 1048576.0,
         r.peak_rss as f64 / 1048576.0,
-        ms(r.idle_cpu_per_sec)
+        ms(r.idle_cpu_per_sec),
+        r.bare_peak_rss as f64 / 1048576.0,
     ));
     out
 }

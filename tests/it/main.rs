@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod bench;
 mod chaos;
 mod clients;
 mod config;

@@ -1,0 +1,44 @@
+//! `codex-rotor bench proxy` end to end, small: the real binary starts the simulator, the
+//! daemon and the bare pass-through as child processes, drives the same load through each and
+//! prints its tables. Figures are not asserted (speed is measured by running the benchmark, not
+//! in tests); that every path served every request is.
+
+use std::process::Command;
+
+#[test]
+fn bench_proxy_measures_direct_bare_and_proxied_and_every_request_succeeds() {
+    let out = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
+        .args([
+            "bench",
+            "proxy",
+            "--accounts",
+            "5",
+            "--duration",
+            "300ms",
+            "--concurrency",
+            "2",
+        ])
+        .output()
+        .expect("bench runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{text}\n{err}");
+    // The throughput table's row for c=2: direct, bare and proxied req/s, then three ratios.
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| 2 ") && l.ends_with("% |"))
+        .unwrap_or_else(|| panic!("no throughput row:\n{text}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    for (i, what) in [(2, "direct"), (3, "bare"), (4, "proxied")] {
+        let rps: f64 = cells[i].parse().unwrap_or(0.0);
+        assert!(rps > 0.0, "{what} served nothing:\n{text}");
+    }
+    assert!(
+        !text.contains("errors,"),
+        "a request failed or was cut short:\n{text}"
+    );
+    assert!(
+        text.contains("bare pass-through peak RSS"),
+        "the floor's memory is reported:\n{text}"
+    );
+}
