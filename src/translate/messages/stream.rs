@@ -4,6 +4,12 @@
 //! `input_json_delta`), then `message_delta` (stop reason, usage) and `message_stop`.
 //! `collect` builds the non-streaming `message` object.
 //!
+//! Anthropic blocks do not interleave: one block is open at a time. When upstream interleaves
+//! output items (a second tool call, or more text, while a tool call's arguments are still
+//! streaming), whatever belongs to other items is held back until the open tool call is done
+//! and then sent in order, so every argument lands in its own `tool_use` block; a block is
+//! never closed under a tool call that is still receiving arguments.
+//!
 //! A failure after the stream started ends it with `event: error` (the Anthropic SDKs raise
 //! on it) — never with a silent close, never with a `message_stop` that would pass for success.
 
@@ -25,6 +31,10 @@ pub struct MessagesStream {
     started: bool,
     /// The open content block: (upstream item, block index, is thinking).
     open: Option<(usize, usize, bool)>,
+    /// The open block is a `tool_use` whose item is not done yet.
+    open_call: bool,
+    /// Happenings of other items that arrived while a tool call was open, in arrival order.
+    held: Vec<Happening>,
     /// Index the next content block gets.
     next_index: usize,
     /// Whether any `tool_use` block was sent (stop reason `tool_use`).
@@ -47,6 +57,8 @@ impl MessagesStream {
             normalizer: Normalizer::new(),
             started: false,
             open: None,
+            open_call: false,
+            held: Vec::new(),
             next_index: 0,
             tool_used: false,
             done: false,
@@ -94,69 +106,97 @@ impl MessagesStream {
     fn frames(&mut self, happenings: Vec<Happening>) -> Vec<Bytes> {
         let mut out = Vec::new();
         for h in happenings {
-            if self.done {
-                break;
-            }
-            if !matches!(
-                h,
-                Happening::End {
-                    outcome: Outcome::Failed(_),
-                    ..
-                }
-            ) {
-                self.start(&mut out);
-            }
-            match h {
-                Happening::Created { .. } => {}
-                Happening::Text { item, delta } => {
-                    let index =
-                        self.block(item, false, json!({"type": "text", "text": ""}), &mut out);
-                    out.push(delta_frame(
-                        index,
-                        json!({"type": "text_delta", "text": delta}),
-                    ));
-                }
-                Happening::Reasoning { item, delta } => {
-                    let start = json!({"type": "thinking", "thinking": "", "signature": ""});
-                    let index = self.block(item, true, start, &mut out);
-                    out.push(delta_frame(
-                        index,
-                        json!({"type": "thinking_delta", "thinking": delta}),
-                    ));
-                }
-                Happening::ToolStart {
-                    item,
-                    call_id,
-                    name,
-                } => {
-                    self.tool_used = true;
-                    let start =
-                        json!({"type": "tool_use", "id": call_id, "name": name, "input": {}});
-                    self.block(item, false, start, &mut out);
-                }
-                Happening::ToolArgs { item, delta } => {
-                    if let Some((open_item, index, _)) = self.open {
-                        if open_item == item {
-                            out.push(delta_frame(
-                                index,
-                                json!({"type": "input_json_delta", "partial_json": delta}),
-                            ));
-                        }
-                    }
-                }
-                Happening::ItemDone { item, signature } => {
-                    if matches!(self.open, Some((i, _, _)) if i == item) {
-                        self.close(signature.as_deref(), &mut out);
-                    }
-                }
-                Happening::End { outcome, usage } => {
-                    self.done = true;
-                    self.close(None, &mut out);
-                    out.extend(self.end(outcome, usage));
-                }
-            }
+            self.frame(h, &mut out);
         }
         out
+    }
+
+    /// The client frames for one happening, or holds it back (see the module docs).
+    fn frame(&mut self, h: Happening, out: &mut Vec<Bytes>) {
+        if self.done {
+            return;
+        }
+        if let Some(item) = item_of(&h)
+            && self.open_call
+            && self.open.is_some_and(|(open, _, _)| open != item)
+        {
+            self.held.push(h);
+            return;
+        }
+        if !matches!(
+            h,
+            Happening::End {
+                outcome: Outcome::Failed(_),
+                ..
+            }
+        ) {
+            self.start(out);
+        }
+        match h {
+            Happening::Created { .. } => {}
+            Happening::Text { item, delta } => {
+                let index = self.block(item, false, json!({"type": "text", "text": ""}), out);
+                out.push(delta_frame(
+                    index,
+                    json!({"type": "text_delta", "text": delta}),
+                ));
+            }
+            Happening::Reasoning { item, delta } => {
+                let start = json!({"type": "thinking", "thinking": "", "signature": ""});
+                let index = self.block(item, true, start, out);
+                out.push(delta_frame(
+                    index,
+                    json!({"type": "thinking_delta", "thinking": delta}),
+                ));
+            }
+            Happening::ToolStart {
+                item,
+                call_id,
+                name,
+            } => {
+                self.tool_used = true;
+                let start = json!({"type": "tool_use", "id": call_id, "name": name, "input": {}});
+                self.block(item, false, start, out);
+                self.open_call = true;
+            }
+            Happening::ToolArgs { item, delta } => {
+                if let Some((open_item, index, _)) = self.open {
+                    if open_item == item {
+                        out.push(delta_frame(
+                            index,
+                            json!({"type": "input_json_delta", "partial_json": delta}),
+                        ));
+                    }
+                }
+            }
+            Happening::ItemDone { item, signature } => {
+                if matches!(self.open, Some((i, _, _)) if i == item) {
+                    self.close(signature.as_deref(), out);
+                    self.release_held(out);
+                }
+            }
+            Happening::End { outcome, usage } => {
+                // Whatever was held back is part of the answer: it goes out before the end,
+                // each block closed in turn (an unfinished call keeps what it received).
+                loop {
+                    self.close(None, out);
+                    if self.held.is_empty() {
+                        break;
+                    }
+                    self.release_held(out);
+                }
+                self.done = true;
+                out.extend(self.end(outcome, usage));
+            }
+        }
+    }
+
+    /// Sends what was held back while a tool call was open, in arrival order (a later tool call
+    /// among it holds back what follows it in turn).
+    fn release_held(&mut self, out: &mut Vec<Bytes>) {
+        for h in std::mem::take(&mut self.held) {
+            self.frame(h, out);
+        }
     }
 
     /// The index of the block open for `item`, opening it (and closing another) if needed.
@@ -178,6 +218,7 @@ impl MessagesStream {
     }
 
     fn close(&mut self, signature: Option<&str>, out: &mut Vec<Bytes>) {
+        self.open_call = false;
         if let Some((_, index, thinking)) = self.open.take() {
             if thinking {
                 let d = json!({"type": "signature_delta", "signature": signature.unwrap_or("")});
@@ -239,6 +280,18 @@ pub fn collect(events: &[Value], model: &str) -> Result<Value, TranslateError> {
         "content": content, "stop_reason": stop, "stop_sequence": null,
         "usage": usage_json(t.usage.unwrap_or_default())}),
     )
+}
+
+/// The output item a happening belongs to (`None` for the response-level ones).
+fn item_of(h: &Happening) -> Option<usize> {
+    match h {
+        Happening::Text { item, .. }
+        | Happening::Reasoning { item, .. }
+        | Happening::ToolStart { item, .. }
+        | Happening::ToolArgs { item, .. }
+        | Happening::ItemDone { item, .. } => Some(*item),
+        Happening::Created { .. } | Happening::End { .. } => None,
+    }
 }
 
 fn delta_frame(index: usize, delta: Value) -> Bytes {

@@ -374,3 +374,101 @@ proptest! {
         prop_assert_eq!(message["content"][0]["text"].as_str(), Some(text.as_str()));
     }
 }
+
+/// Parallel tool calls whose events upstream interleaves: each call's own events stay in
+/// order (added, argument deltas, done), and `picks` chooses which call speaks next.
+fn interleaved_calls(args: &[String], picks: &[usize]) -> Vec<Value> {
+    let call = |k: usize, arguments: &str| {
+        json!({"id": format!("fc_{k}"), "type": "function_call", "call_id": format!("call_{k}"),
+            "name": format!("tool_{k}"), "arguments": arguments})
+    };
+    let mut per_call: Vec<std::collections::VecDeque<Value>> = args
+        .iter()
+        .enumerate()
+        .map(|(k, a)| {
+            let mut evs = std::collections::VecDeque::new();
+            evs.push_back(json!({"type": "response.output_item.added", "output_index": k, "item": call(k, "")}));
+            let chars: Vec<char> = a.chars().collect();
+            for piece in chars.chunks(3) {
+                evs.push_back(json!({"type": "response.function_call_arguments.delta",
+                    "item_id": format!("fc_{k}"), "output_index": k,
+                    "delta": piece.iter().collect::<String>()}));
+            }
+            evs.push_back(json!({"type": "response.output_item.done", "output_index": k, "item": call(k, a)}));
+            evs
+        })
+        .collect();
+    let mut evs = vec![json!({"type": "response.created", "response": {"id": "r"}})];
+    let mut picks = picks.iter().cycle();
+    while per_call.iter().any(|q| !q.is_empty()) {
+        let live: Vec<usize> = (0..per_call.len())
+            .filter(|&k| !per_call[k].is_empty())
+            .collect();
+        let k = live[picks.next().copied().unwrap_or(0) % live.len()];
+        evs.extend(per_call[k].pop_front());
+    }
+    evs.push(json!({"type": "response.completed", "response": {"id": "r", "output": []}}));
+    evs
+}
+
+proptest! {
+    #[test]
+    fn interleaved_parallel_tool_calls_keep_every_argument_in_their_own_block(
+        args in prop::collection::vec("[a-z0-9:{}\",]{0,20}", 1..4),
+        picks in prop::collection::vec(0usize..8, 1..40),
+    ) {
+        let evs = interleaved_calls(&args, &picks);
+        let mut s = messages::MessagesStream::new("m");
+        let mut frames = Vec::new();
+        for ev in &evs { frames.extend(s.on_event(ev)); }
+        frames.extend(s.finish(StreamEnd::Completed));
+        well_formed(&frames)?;
+        // Anthropic blocks never interleave, and each tool_use block gets all of its call's
+        // arguments, in order.
+        let mut open: Option<u64> = None;
+        let mut call_of = std::collections::HashMap::new();
+        let mut received: std::collections::HashMap<String, String> = Default::default();
+        for f in &frames {
+            let text = std::str::from_utf8(f).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) else { continue };
+            let v: Value = serde_json::from_str(data).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let index = v["index"].as_u64();
+            match v["type"].as_str() {
+                Some("content_block_start") => {
+                    prop_assert_eq!(open, None, "a block opened inside another");
+                    open = index;
+                    if let Some(id) = v["content_block"]["id"].as_str() {
+                        call_of.insert(index, id.to_owned());
+                        prop_assert!(received.insert(id.to_owned(), String::new()).is_none(), "{} twice", id);
+                    }
+                }
+                Some("content_block_delta") => {
+                    prop_assert_eq!(index, open, "a delta outside the open block");
+                    if let Some(piece) = v["delta"]["partial_json"].as_str() {
+                        let id = call_of.get(&index).ok_or_else(|| TestCaseError::fail("args outside a call"))?;
+                        if let Some(r) = received.get_mut(id) {
+                            r.push_str(piece);
+                        }
+                    }
+                }
+                Some("content_block_stop") => {
+                    prop_assert_eq!(index, open, "closing a block that is not open");
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        prop_assert_eq!(open, None);
+        for (k, a) in args.iter().enumerate() {
+            prop_assert_eq!(received.get(&format!("call_{k}")), Some(a), "call {}", k);
+        }
+        // The other two views of the same answer agree.
+        let message = messages::collect(&evs, "m").map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let uses: Vec<&Value> = message["content"].as_array().into_iter().flatten()
+            .filter(|b| b["type"] == "tool_use").collect();
+        prop_assert_eq!(uses.len(), args.len());
+        let chat = chat::collect(&evs, "m").map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let calls = chat["choices"][0]["message"]["tool_calls"].as_array().map_or(0, Vec::len);
+        prop_assert_eq!(calls, args.len());
+    }
+}
