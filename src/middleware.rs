@@ -10,7 +10,6 @@
 //! body streams — sits inside that span, so it carries those fields.
 
 use crate::config::Config;
-use crate::state::AppState;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use std::net::SocketAddr;
@@ -33,7 +32,7 @@ impl RequestId {
 }
 
 /// Wraps the router with the daemon's layers.
-pub fn apply(router: Router<AppState>, cfg: &Config) -> Router<AppState> {
+pub fn apply(router: Router, cfg: &Config) -> Router {
     let server = cfg.server.clone();
     let trace = TraceLayer::new_for_http()
         .make_span_with(move |req: &Request| {
@@ -57,10 +56,15 @@ pub fn apply(router: Router<AppState>, cfg: &Config) -> Router<AppState> {
             )
         })
         .on_response(DefaultOnResponse::new().level(Level::INFO));
-    router
-        .layer(DefaultBodyLimit::max(cfg.server.max_body_bytes))
-        .layer(trace)
+    // Around the whole router, not on each route (`Router::layer`): a route's layered service
+    // is boxed and cloned for every request, one allocation per layer, while a stack around
+    // the router is cloned once per request as plain structs around the router's `Arc`.
+    let layered = tower::ServiceBuilder::new()
         .layer(axum::middleware::map_request(assign_id))
+        .layer(trace)
+        .layer(DefaultBodyLimit::max(cfg.server.max_body_bytes))
+        .service(router);
+    Router::new().fallback_service(layered)
 }
 
 /// Gives the request its id (outermost layer, so the span sees it).

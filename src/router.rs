@@ -38,5 +38,5 @@ pub fn build(state: AppState) -> Router {
     } else {
         Router::new().nest(prefix, routes)
     };
-    crate::middleware::apply(app, &cfg).with_state(state)
+    crate::middleware::apply(app.with_state(state), &cfg)
 }
