@@ -82,6 +82,10 @@ fn fast_type(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
+/// Initial capacity of the data buffer: a small answer's `response.completed` event, the
+/// largest event of most streams, fits.
+const DATA_CAPACITY: usize = 2048;
+
 /// Incremental parser state: the unfinished line and the event being assembled. Buffers are
 /// cleared, never freed, between events.
 #[derive(Debug, Default)]
@@ -103,9 +107,13 @@ pub struct SseParser {
 }
 
 impl SseParser {
-    /// A parser at the start of a stream.
+    /// A parser at the start of a stream. The data buffer starts at the size of a typical
+    /// terminal event, so a stream's events do not grow it step by step.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            data: Vec::with_capacity(DATA_CAPACITY),
+            ..Self::default()
+        }
     }
 
     /// Feeds one chunk and appends every event it completed to `out`.

@@ -4,16 +4,26 @@
 
 /// True when `text` matches `pattern` as a whole.
 pub fn matches(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Classic greedy matcher with one backtrack point (the last `*`): linear for these inputs.
+    // It runs on every request (a key's allowed models): ASCII names, the common case, are
+    // matched byte by byte without allocating; anything else char by char.
+    if pattern.is_ascii() && text.is_ascii() {
+        glob(pattern.as_bytes(), text.as_bytes(), b'*', b'?')
+    } else {
+        let p: Vec<char> = pattern.chars().collect();
+        let t: Vec<char> = text.chars().collect();
+        glob(&p, &t, '*', '?')
+    }
+}
+
+/// Classic greedy matcher with one backtrack point (the last `*`): linear for these inputs.
+fn glob<T: Copy + PartialEq>(p: &[T], t: &[T], star_sym: T, any: T) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == any || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_sym {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -24,7 +34,7 @@ pub fn matches(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star_sym)
 }
 
 /// How specific a pattern is: the number of literal characters. Among several matching
@@ -48,6 +58,9 @@ mod tests {
         assert!(!matches("a*b*c", "aXXbYYb"));
         assert!(!matches("claude-*", "gpt-5.5"));
         assert!(matches("gpt-5.5", "gpt-5.5"));
+        // Non-ASCII: `?` is one character, not one byte.
+        assert!(matches("modèle-?", "modèle-é"));
+        assert!(!matches("modèle-?", "modele-é"));
         assert!(!matches("gpt-5.5", "gpt-5.5x"));
         assert!(specificity("claude-opus-*") > specificity("claude-*"));
     }

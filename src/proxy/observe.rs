@@ -67,6 +67,7 @@ impl Observer {
     pub fn new(collect: bool) -> Self {
         Self {
             collect,
+            parser: crate::sse::SseParser::new(),
             ..Self::default()
         }
     }
