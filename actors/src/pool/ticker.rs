@@ -6,7 +6,8 @@
 //! a stable hash of its id, so that 10 000 accounts do not all tick in the same instant (a
 //! burst that would stall picks), while there are only [`TICK_SLOTS`] distinct wake-ups per
 //! period: each one wakes a parked worker thread, and with accounts at millisecond offsets
-//! those wake-ups were most of the idle daemon's CPU.
+//! those wake-ups were most of the idle daemon's CPU. Slots without an account are skipped, so
+//! a pool of three accounts wakes three times a period, not fifty, and an empty pool not at all.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub const TICK_SLOTS: u64 = 50;
 pub struct Ticker {
     slots: Arc<Mutex<Vec<Vec<AccountRef>>>>,
     every: Duration,
+    /// Wakes the ticking task when an account joins (it may sit in a slot the task skipped).
+    added: Arc<tokio::sync::Notify>,
 }
 
 impl Ticker {
@@ -34,6 +37,7 @@ impl Ticker {
         Ticker {
             slots: Arc::new(Mutex::new(vec![Vec::new(); slots])),
             every: Duration::from_millis(slot_ms),
+            added: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -43,21 +47,44 @@ impl Ticker {
         let n = slots.len() as u64;
         let slot = usize::try_from(slot_of(id) % n).unwrap_or(0);
         slots[slot].push(actor);
+        drop(slots);
+        self.added.notify_one();
     }
 
-    /// Runs the ticker until the returned handle is aborted.
+    /// Runs the ticker until the returned handle is aborted. Slot `k` (counted from the start)
+    /// fires at `start + k × every`; the task sleeps until the next slot that has an account.
+    /// After a stall (a suspended machine, a starved runtime) it resumes at the current slot
+    /// rather than firing every missed one at once: a skipped tick is made up a period later.
     pub fn start(&self) -> tokio::task::AbortHandle {
         let t = self.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(t.every);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut slot = 0;
+            let start = tokio::time::Instant::now();
+            let every_ns = u64::try_from(t.every.as_nanos()).unwrap_or(u64::MAX).max(1);
+            let n = t.lock().len() as u64;
+            let mut next = 0u64;
             loop {
-                every.tick().await;
-                let mut slots = t.lock();
-                // A stopped actor refuses the message: that is how it leaves the ticker.
-                slots[slot].retain(|a| a.cast(AccountMsg::Tick).is_ok());
-                slot = (slot + 1) % slots.len();
+                let due = u64::try_from(start.elapsed().as_nanos() / u128::from(every_ns))
+                    .unwrap_or(u64::MAX);
+                next = next.max(due);
+                let target = {
+                    let slots = t.lock();
+                    (next..next.saturating_add(n)).find(|k| !slots[index(*k, n)].is_empty())
+                };
+                let Some(k) = target else {
+                    // No account at all: nothing to do until one is added.
+                    t.added.notified().await;
+                    continue;
+                };
+                let at = start + Duration::from_nanos(every_ns.saturating_mul(k));
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {
+                        // A stopped actor refuses the message: that is how it leaves the ticker.
+                        t.lock()[index(k, n)].retain(|a| a.cast(AccountMsg::Tick).is_ok());
+                        next = k.saturating_add(1);
+                    }
+                    // An account joined, maybe in an earlier slot: look again.
+                    () = t.added.notified() => {}
+                }
             }
         })
         .abort_handle()
@@ -68,6 +95,11 @@ impl Ticker {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<AccountRef>>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The slot of slot number `k` among `n` slots.
+fn index(k: u64, n: u64) -> usize {
+    usize::try_from(k % n).unwrap_or(0)
 }
 
 /// A stable slot number for an account id (FNV-1a), the same on every start.
