@@ -249,16 +249,16 @@ impl PoolHandle {
             let now = self.clock.now_ms();
             let cands = match board::candidates(&self.board, &self.routes, &req, now) {
                 Ok(c) => c,
+                Err(_) if req.exclude.len() > asked_to_exclude => {
+                    // Accounts that refused a lease in this pick are out of the view's answer;
+                    // they may only have been full (two picks read the board at once). Look
+                    // again with only the request's own exclusions: a full account then shows
+                    // as busy and is waited for, and a pool that really is exhausted or
+                    // unusable says so on the next look.
+                    req.exclude.truncate(asked_to_exclude);
+                    continue;
+                }
                 Err(NoChoice::Exhausted { soonest_reset }) => {
-                    if req.exclude.len() > asked_to_exclude {
-                        // Accounts that refused a lease in this pick are out of the view's
-                        // answer; they may only have been full (two picks read the board at
-                        // once). Look again with only the request's own exclusions: a full
-                        // account then shows as busy and is waited for, and a pool that really
-                        // is exhausted says so on the next look.
-                        req.exclude.truncate(asked_to_exclude);
-                        continue;
-                    }
                     return Err(PickError::Exhausted { soonest_reset });
                 }
                 Err(NoChoice::Busy { reason }) => {

@@ -108,6 +108,11 @@ pub fn eligible(c: &Candidate, p: &Policy, now: UnixMs) -> Result<(), Refusal> {
     if p.exclude.contains(&c.id) {
         return Err(Refusal::Excluded);
     }
+    standing(c, p, now)
+}
+
+/// [`eligible`] without the request's exclusions: what the account itself could do.
+fn standing(c: &Candidate, p: &Policy, now: UnixMs) -> Result<(), Refusal> {
     if !c.serving {
         return Err(Refusal::NotServing);
     }
@@ -218,7 +223,8 @@ pub fn choose(
 }
 
 /// Classifies an empty choice: exhausted (rule 6: answer 429 with the soonest reset) iff some
-/// account would serve but for its quota and none is merely busy.
+/// account would serve but for its quota, none is merely busy, and none that this request
+/// already tried could still serve (a 5xx on it is not the pool running out of quota).
 pub fn no_choice<'a>(
     all: impl Iterator<Item = &'a Candidate>,
     p: &Policy,
@@ -228,9 +234,20 @@ pub fn no_choice<'a>(
     let mut reasons = std::collections::BTreeMap::<&'static str, usize>::new();
     for c in all {
         total += 1;
-        match eligible(c, p, now) {
+        let verdict = match eligible(c, p, now) {
+            // An account this request already tried counts for what it is now: exhausted if
+            // its 429 locked it, otherwise "excluded" (it could serve, only not this request,
+            // e.g. after a 5xx), which means the pool is not exhausted.
+            Err(Refusal::Excluded) => match standing(c, p, now) {
+                Ok(()) | Err(Refusal::Full) => Err(Refusal::Excluded),
+                other => other,
+            },
+            v => v,
+        };
+        match verdict {
             Err(Refusal::Exhausted) => {
                 exhausted = true;
+                *reasons.entry("exhausted").or_default() += 1;
                 if let Some(t) = c.available_again(p.model_limit.as_deref(), p.review) {
                     soonest = Some(soonest.map_or(t, |s: UnixMs| s.min(t)));
                 }
@@ -239,7 +256,7 @@ pub fn no_choice<'a>(
             Ok(()) => *reasons.entry("eligible").or_default() += 1,
         }
     }
-    if exhausted && !reasons.contains_key("at lease cap") {
+    if exhausted && !reasons.contains_key("at lease cap") && !reasons.contains_key("excluded") {
         return NoChoice::Exhausted {
             soonest_reset: soonest,
         };

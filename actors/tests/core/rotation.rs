@@ -221,6 +221,46 @@ fn an_all_exhausted_pool_is_exhausted_with_the_soonest_reset_but_a_busy_one_is_n
     );
 }
 
+/// An account the request already tried counts for what it is now. After a 5xx it could still
+/// serve (only not this request), so the pool is not exhausted and the client gets the upstream
+/// failure, not "usage limit reached" with a reset hours away. After a 429 it is locked, and
+/// with every other account locked the pool is exhausted.
+#[test]
+fn an_account_the_request_already_tried_is_exhausted_only_if_it_is_locked() {
+    let other = Candidate {
+        locks: vec![lock("primary", T0 + 2 * H)],
+        ..cand("b")
+    };
+    let tried = Policy {
+        exclude: vec!["a".into()],
+        ..Policy::default()
+    };
+    let failed_5xx = vec![cand("a"), other.clone()];
+    match choose(&failed_5xx, Strategy::LeastUsed, None, &tried, T0, 3) {
+        Err(NoChoice::Unavailable { reason }) => {
+            assert!(
+                reason.contains("1 excluded") && reason.contains("1 exhausted"),
+                "{reason}"
+            );
+        }
+        other => panic!("a 5xx on the tried account is not exhaustion: {other:?}"),
+    }
+    let got_429 = vec![
+        Candidate {
+            locks: vec![lock("primary", T0 + H)],
+            ..cand("a")
+        },
+        other,
+    ];
+    assert_eq!(
+        choose(&got_429, Strategy::LeastUsed, None, &tried, T0, 3),
+        Err(NoChoice::Exhausted {
+            soonest_reset: Some(T0 + H)
+        }),
+        "the 429 locked it: the soonest reset is the tried account's own"
+    );
+}
+
 #[test]
 fn round_robin_cycles_through_every_account() {
     let c: Vec<Candidate> = ["a", "b", "c"].iter().map(|id| cand(id)).collect();

@@ -195,6 +195,30 @@ async fn transient_5xx_is_retried_on_the_same_account_then_elsewhere() {
     env.shutdown().await;
 }
 
+/// The only account with quota left fails with 5xx for this request; every other account is
+/// locked. The pool is not out of quota, so the client gets the upstream failure (and retries
+/// soon), not "usage limit reached" with a reset hours away.
+#[tokio::test]
+async fn a_5xx_on_the_last_account_with_quota_is_not_reported_as_an_exhausted_pool() {
+    let env = start_env(2).await;
+    let (good, spent) = (env.sim_ids[0].clone(), env.sim_ids[1].clone());
+    env.sim.set_usage(&spent, 100.0, 10.0);
+    until_tried(&env, &spent).await;
+    env.sim
+        .inject(FaultSpec::always(FaultKind::Overloaded).for_account(&good));
+    let resp = env.responses(&responses_body(true)).await;
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(status, 503, "the upstream failure, not exhaustion: {v}");
+    assert_ne!(v["error"]["type"], "usage_limit_reached", "{v}");
+    assert_eq!(
+        env.view_of(&good).await.derived_status,
+        "active",
+        "a transient failure benches nothing"
+    );
+    env.shutdown().await;
+}
+
 #[tokio::test]
 async fn unreachable_upstream_is_bounded_and_answers_502() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
