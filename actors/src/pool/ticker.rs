@@ -28,7 +28,8 @@ pub struct Ticker {
 }
 
 impl Ticker {
-    /// A ticker that ticks every account once per `period`.
+    /// A ticker that ticks every account once per `period` (rounded down to a whole number of
+    /// millisecond slots: 1 234 ms ticks every 1 200 ms).
     pub fn new(period: Duration) -> Self {
         let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
         let slot_ms = (period_ms / TICK_SLOTS).max(1);
@@ -121,6 +122,8 @@ mod tests {
         assert_eq!((t.lock().len(), t.every), (10, Duration::from_millis(1)));
         let t = Ticker::new(Duration::ZERO);
         assert_eq!((t.lock().len(), t.every), (1, Duration::from_millis(1)));
+        let t = Ticker::new(Duration::from_millis(1234));
+        assert_eq!((t.lock().len(), t.every), (50, Duration::from_millis(24)));
     }
 
     #[test]
