@@ -53,7 +53,10 @@ pub async fn send(
     let max_accounts = cfg.upstream.max_accounts_per_request.max(1);
     let max_retries = cfg.upstream.max_retries_per_account;
     let mut exclude: Vec<String> = Vec::new();
-    let mut last: Option<ApiError> = None;
+    // The last failure that was not an account's own exhaustion, and the last 429. When the
+    // pool is not exhausted, the former says more than one account's 429, whose reset may be
+    // hours away (a client would wait that long).
+    let (mut last_other, mut last_429): (Option<ApiError>, Option<ApiError>) = (None, None);
     for n in 0..max_accounts {
         let pick = PickRequest {
             model: req.model.clone(),
@@ -63,7 +66,7 @@ pub async fn send(
         };
         let lease = match state.pool().pick(pick).await {
             Ok(lease) => lease,
-            Err(e) => return Err(pick_error(state, e, last).await),
+            Err(e) => return Err(pick_error(state, e, last_other.or(last_429)).await),
         };
         if n > 0 {
             out.rec.failovers += 1;
@@ -75,11 +78,15 @@ pub async fn send(
             AccountOutcome::Final(e) => return Err(e),
             AccountOutcome::Next(e) => {
                 exclude.push(lease.account_id.clone());
-                last = Some(e);
+                if matches!(e, ApiError::Exhausted { .. }) {
+                    last_429 = Some(e);
+                } else {
+                    last_other = Some(e);
+                }
             }
         }
     }
-    Err(last.unwrap_or(ApiError::Internal))
+    Err(last_other.or(last_429).unwrap_or(ApiError::Internal))
 }
 
 /// Maps a failed pick to the client's answer. Exhaustion always wins (DESIGN.md rule 6: 429,

@@ -219,6 +219,45 @@ async fn a_5xx_on_the_last_account_with_quota_is_not_reported_as_an_exhausted_po
     env.shutdown().await;
 }
 
+/// The request's own account fails with 5xx, it fails over, and the other account answers 429
+/// (it ran out, the pool did not know yet). The pool is not exhausted: the first account still
+/// has quota. So the client gets the 5xx, not the second account's reset hours away.
+#[tokio::test]
+async fn a_5xx_then_a_429_answers_the_5xx_while_the_pool_is_not_exhausted() {
+    let env = start_env(2).await;
+    let mut body = responses_body(true);
+    body["prompt_cache_key"] = "thread-5xx".into();
+    let first = env.responses(&body).await;
+    assert_eq!(first.status(), 200);
+    let _ = first.text().await;
+    // The conversation sticks to its account: it is asked first next time.
+    let own = env
+        .sim_id_of(&env.last_record().account_id.expect("account"))
+        .await;
+    let other = env
+        .sim_ids
+        .iter()
+        .find(|id| **id != own)
+        .expect("a second account")
+        .clone();
+    env.sim.set_usage(&other, 100.0, 10.0);
+    env.sim
+        .inject(FaultSpec::always(FaultKind::Overloaded).for_account(&own));
+    let resp = env.responses(&body).await;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let rec = env.last_record();
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} {text}"));
+    assert_eq!(
+        (rec.failovers, rec.upstream_429s),
+        (1, 1),
+        "own account first, then the other's 429: {rec:?}"
+    );
+    assert_eq!(status, 503, "the 5xx, not exhaustion: {v}");
+    assert_ne!(v["error"]["type"], "usage_limit_reached", "{v}");
+    env.shutdown().await;
+}
+
 #[tokio::test]
 async fn unreachable_upstream_is_bounded_and_answers_502() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
