@@ -75,6 +75,12 @@ fn fast_type(data: &[u8]) -> Option<&str> {
     let rest = data
         .strip_prefix(b"{\"type\":\"")
         .or_else(|| data.strip_prefix(b"{\"type\": \""))?;
+    plain_json_str(rest)
+}
+
+/// The text of a JSON string whose opening quote was just consumed, when it has no escapes
+/// (read in place); `None` for an escaped or unterminated string, which needs a real parser.
+pub(crate) fn plain_json_str(rest: &[u8]) -> Option<&str> {
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     if rest[end] != b'"' {
         return None;

@@ -185,12 +185,7 @@ fn fast_created_id(data: &[u8]) -> Option<&str> {
         }
         None => rest,
     };
-    let rest = rest.strip_prefix(b"\"response\":{\"id\":\"")?;
-    let end = memchr::memchr2(b'"', b'\\', rest)?;
-    if rest[end] != b'"' {
-        return None;
-    }
-    std::str::from_utf8(&rest[..end]).ok()
+    crate::sse::plain_json_str(rest.strip_prefix(b"\"response\":{\"id\":\"")?)
 }
 
 fn parse(data: &[u8]) -> Option<Value> {
