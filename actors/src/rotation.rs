@@ -230,7 +230,7 @@ pub fn no_choice<'a>(
     p: &Policy,
     now: UnixMs,
 ) -> NoChoice {
-    let (mut exhausted, mut soonest, mut total) = (false, None::<UnixMs>, 0usize);
+    let (mut soonest, mut total) = (None::<UnixMs>, 0usize);
     let mut reasons = std::collections::BTreeMap::<&'static str, usize>::new();
     for c in all {
         total += 1;
@@ -246,7 +246,6 @@ pub fn no_choice<'a>(
         };
         match verdict {
             Err(Refusal::Exhausted) => {
-                exhausted = true;
                 *reasons.entry("exhausted").or_default() += 1;
                 if let Some(t) = c.available_again(p.model_limit.as_deref(), p.review) {
                     soonest = Some(soonest.map_or(t, |s: UnixMs| s.min(t)));
@@ -256,7 +255,8 @@ pub fn no_choice<'a>(
             Ok(()) => *reasons.entry("eligible").or_default() += 1,
         }
     }
-    if exhausted && !reasons.contains_key("at lease cap") && !reasons.contains_key("excluded") {
+    let has = |reason| reasons.contains_key(reason);
+    if has("exhausted") && !has("at lease cap") && !has("excluded") {
         return NoChoice::Exhausted {
             soonest_reset: soonest,
         };
@@ -267,7 +267,7 @@ pub fn no_choice<'a>(
         let parts: Vec<String> = reasons.iter().map(|(k, v)| format!("{v} {k}")).collect();
         format!("no account can serve: {}", parts.join(", "))
     };
-    if reasons.contains_key("at lease cap") {
+    if has("at lease cap") {
         NoChoice::Busy { reason }
     } else {
         NoChoice::Unavailable { reason }

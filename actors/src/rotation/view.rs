@@ -67,9 +67,9 @@ impl View {
     }
 
     /// Replaces the availability of a known account (`None`); an unknown one is handed back
-    /// (`Some`) and not inserted. The index
-    /// moves only when the account's sort key does, and the id the index holds is reused, so the
-    /// push after every lease and release allocates nothing here.
+    /// (`Some`) and not inserted. The index moves only when the account's sort key does, and the
+    /// id the index holds is reused, so the push after every lease and release allocates nothing
+    /// here.
     pub fn update(&mut self, c: Candidate) -> Option<Candidate> {
         let strategy = self.strategy;
         let Some(old) = self.entries.get_mut(&c.id) else {
