@@ -29,10 +29,9 @@ pub struct MessagesStream {
     normalizer: Normalizer,
     /// Whether `message_start` went out.
     started: bool,
-    /// The open content block: (upstream item, block index, is thinking).
-    open: Option<(usize, usize, bool)>,
-    /// The open block is a `tool_use` whose item is not done yet.
-    open_call: bool,
+    /// The open content block: (upstream item, block index, kind). A `tool_use` block stays open
+    /// until its item is done.
+    open: Option<(usize, usize, BlockKind)>,
     /// Happenings of other items that arrived while a tool call was open, in arrival order.
     held: Vec<Happening>,
     /// Index the next content block gets.
@@ -57,7 +56,6 @@ impl MessagesStream {
             normalizer: Normalizer::new(),
             started: false,
             open: None,
-            open_call: false,
             held: Vec::new(),
             next_index: 0,
             tool_used: false,
@@ -117,8 +115,9 @@ impl MessagesStream {
             return;
         }
         if let Some(item) = item_of(&h)
-            && self.open_call
-            && self.open.is_some_and(|(open, _, _)| open != item)
+            && self
+                .open
+                .is_some_and(|(open, _, kind)| kind == BlockKind::ToolUse && open != item)
         {
             self.held.push(h);
             return;
@@ -135,7 +134,8 @@ impl MessagesStream {
         match h {
             Happening::Created { .. } => {}
             Happening::Text { item, delta } => {
-                let index = self.block(item, false, json!({"type": "text", "text": ""}), out);
+                let start = json!({"type": "text", "text": ""});
+                let index = self.block(item, BlockKind::Text, start, out);
                 out.push(delta_frame(
                     index,
                     json!({"type": "text_delta", "text": delta}),
@@ -143,7 +143,7 @@ impl MessagesStream {
             }
             Happening::Reasoning { item, delta } => {
                 let start = json!({"type": "thinking", "thinking": "", "signature": ""});
-                let index = self.block(item, true, start, out);
+                let index = self.block(item, BlockKind::Thinking, start, out);
                 out.push(delta_frame(
                     index,
                     json!({"type": "thinking_delta", "thinking": delta}),
@@ -156,8 +156,7 @@ impl MessagesStream {
             } => {
                 self.tool_used = true;
                 let start = json!({"type": "tool_use", "id": call_id, "name": name, "input": {}});
-                self.block(item, false, start, out);
-                self.open_call = true;
+                self.block(item, BlockKind::ToolUse, start, out);
             }
             Happening::ToolArgs { item, delta } => {
                 if let Some((open_item, index, _)) = self.open {
@@ -200,7 +199,7 @@ impl MessagesStream {
     }
 
     /// The index of the block open for `item`, opening it (and closing another) if needed.
-    fn block(&mut self, item: usize, thinking: bool, start: Value, out: &mut Vec<Bytes>) -> usize {
+    fn block(&mut self, item: usize, kind: BlockKind, start: Value, out: &mut Vec<Bytes>) -> usize {
         if let Some((i, index, _)) = self.open {
             if i == item {
                 return index;
@@ -209,7 +208,7 @@ impl MessagesStream {
         }
         let index = self.next_index;
         self.next_index += 1;
-        self.open = Some((item, index, thinking));
+        self.open = Some((item, index, kind));
         out.push(sse::event(
             "content_block_start",
             &json!({"type": "content_block_start", "index": index, "content_block": start}),
@@ -218,9 +217,8 @@ impl MessagesStream {
     }
 
     fn close(&mut self, signature: Option<&str>, out: &mut Vec<Bytes>) {
-        self.open_call = false;
-        if let Some((_, index, thinking)) = self.open.take() {
-            if thinking {
+        if let Some((_, index, kind)) = self.open.take() {
+            if kind == BlockKind::Thinking {
                 let d = json!({"type": "signature_delta", "signature": signature.unwrap_or("")});
                 out.push(delta_frame(index, d));
             }
@@ -280,6 +278,17 @@ pub fn collect(events: &[Value], model: &str) -> Result<Value, TranslateError> {
         "content": content, "stop_reason": stop, "stop_sequence": null,
         "usage": usage_json(t.usage.unwrap_or_default())}),
     )
+}
+
+/// What an open content block holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    /// `text`.
+    Text,
+    /// `thinking` (closed with a `signature_delta`).
+    Thinking,
+    /// `tool_use`: other items wait while it is open (see the module docs).
+    ToolUse,
 }
 
 /// The output item a happening belongs to (`None` for the response-level ones).
