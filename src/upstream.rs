@@ -125,8 +125,9 @@ struct Prebuilt {
     forwarded: Vec<http::HeaderName>,
 }
 
-/// `{base}/codex/responses`: where Responses requests go.
-fn responses_url(base: &str) -> String {
+/// `{base}/codex/responses`: where Responses requests go (the benchmarks aim at the same
+/// place on the simulator).
+pub(crate) fn responses_url(base: &str) -> String {
     format!("{base}/codex/responses")
 }
 

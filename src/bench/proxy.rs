@@ -98,7 +98,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let mut rows = Vec::new();
     for &c in &b.concurrency {
         let direct_spec = |stop| LoadSpec {
-            url: format!("{}/codex/responses", sim.backend_url()),
+            url: crate::upstream::responses_url(&sim.backend_url()),
             headers: headers(&direct_token, Some(&direct_account)),
             body: body.clone().into(),
             concurrency: c,
@@ -251,7 +251,7 @@ impl Child {
             .args(["--log-level", "warn", "bench", "passthrough", "--listen"])
             .arg(addr.to_string())
             .arg("--upstream")
-            .arg(format!("{}/codex/responses", sim.backend_url()))
+            .arg(crate::upstream::responses_url(&sim.backend_url()))
             .arg("--credentials")
             .arg(&credentials)
             .stdout(Stdio::null())
@@ -362,12 +362,7 @@ pub fn render(r: &ProxyReport) -> String {
     );
     for row in &r.rows {
         let (d, b, p) = (&row.direct, &row.bare, &row.proxied);
-        let idle_ms = ms(r.idle_cpu_per_sec) * p.elapsed.as_secs_f64();
-        let net_per_req = if p.requests == 0 {
-            0.0
-        } else {
-            (ms(row.daemon_cpu) - idle_ms).max(0.0) / p.requests as f64
-        };
+        let idle = r.idle_cpu_per_sec.mul_f64(p.elapsed.as_secs_f64());
         out.push_str(&format!(
             "| {:<2} | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>10.3}ms | {:>9.3}ms | {:>12.3}ms |\n",
             row.concurrency,
@@ -379,7 +374,7 @@ pub fn render(r: &ProxyReport) -> String {
             ms(p.latency.p99) - ms(d.latency.p99),
             per_req(row.bare_cpu, b.requests),
             per_req(row.daemon_cpu, p.requests),
-            net_per_req,
+            per_req(row.daemon_cpu.saturating_sub(idle), p.requests),
         ));
         for (what, run) in [("bare", b), ("proxied", p)] {
             if run.errors + run.incomplete > 0 || run.ok != run.requests {
