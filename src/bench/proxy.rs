@@ -38,13 +38,26 @@ pub struct ProxyBench {
     /// Words per answer (more words = more SSE events per response).
     #[arg(long, default_value_t = 8)]
     pub words: usize,
+    /// Rounds per concurrency level. Each round measures direct, bare and proxied one after the
+    /// other, so a burst of load from elsewhere on the machine lands in one round's three legs
+    /// rather than in one leg of every comparison; the tables then show the median round and,
+    /// for the ratios, the spread over the rounds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub repeat: u32,
 }
 
-/// One concurrency level: direct and proxied runs plus the daemon's CPU time.
+/// One concurrency level: its rounds.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
     /// Concurrent connections.
     pub concurrency: usize,
+    /// One entry per round (`--repeat`), in the order they ran.
+    pub rounds: Vec<Round>,
+}
+
+/// One round at one concurrency level: the direct, bare and proxied legs, run back to back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Round {
     /// Straight to the simulator.
     pub direct: LoadReport,
     /// Through the bare pass-through (the floor).
@@ -97,6 +110,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     .to_string();
     let mut rows = Vec::new();
     for &c in &b.concurrency {
+        let mut rounds = Vec::new();
         let direct_spec = |stop| LoadSpec {
             url: crate::upstream::responses_url(&sim.backend_url()),
             headers: headers(&direct_token, Some(&direct_account)),
@@ -115,25 +129,30 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
             url: format!("http://{}/v1/responses", bare.addr),
             ..proxied_spec(stop)
         };
-        loadgen::run(direct_spec(Stop::Duration(Duration::from_secs(1)))).await?;
-        let direct = loadgen::run(direct_spec(Stop::Duration(b.duration))).await?;
-        loadgen::run(bare_spec(Stop::Duration(Duration::from_secs(1)))).await?;
-        let before = bare.cpu()?;
-        let bare_run = loadgen::run(bare_spec(Stop::Duration(b.duration))).await?;
-        let bare_cpu = bare.cpu()?.saturating_sub(before);
-        loadgen::run(proxied_spec(Stop::Duration(Duration::from_secs(1)))).await?;
-        let before = daemon.cpu()?;
-        let proxied = loadgen::run(proxied_spec(Stop::Duration(b.duration))).await?;
-        let daemon_cpu = daemon.cpu()?.saturating_sub(before);
-        // Settle between levels so one level's backlog (flushes) is not billed to the next.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        for _ in 0..b.repeat {
+            loadgen::run(direct_spec(Stop::Duration(Duration::from_secs(1)))).await?;
+            let direct = loadgen::run(direct_spec(Stop::Duration(b.duration))).await?;
+            loadgen::run(bare_spec(Stop::Duration(Duration::from_secs(1)))).await?;
+            let before = bare.cpu()?;
+            let bare_run = loadgen::run(bare_spec(Stop::Duration(b.duration))).await?;
+            let bare_cpu = bare.cpu()?.saturating_sub(before);
+            loadgen::run(proxied_spec(Stop::Duration(Duration::from_secs(1)))).await?;
+            let before = daemon.cpu()?;
+            let proxied = loadgen::run(proxied_spec(Stop::Duration(b.duration))).await?;
+            let daemon_cpu = daemon.cpu()?.saturating_sub(before);
+            // Settle between rounds so one round's backlog (flushes) is not billed to the next.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            rounds.push(Round {
+                direct,
+                bare: bare_run,
+                proxied,
+                bare_cpu,
+                daemon_cpu,
+            });
+        }
         rows.push(Row {
             concurrency: c,
-            direct,
-            bare: bare_run,
-            proxied,
-            bare_cpu,
-            daemon_cpu,
+            rounds,
         });
     }
     let peak_rss = daemon.rss("VmHWM")?;
@@ -329,59 +348,151 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-/// The tables of the report.
+/// The figures one round contributes to the tables (rates in requests/s, times in ms).
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    direct_rps: f64,
+    bare_rps: f64,
+    proxy_rps: f64,
+    /// bare ÷ direct, %.
+    bare_pct: f64,
+    /// proxy ÷ direct, %.
+    proxy_pct: f64,
+    /// proxy ÷ bare, %.
+    proxy_bare_pct: f64,
+    direct_p50: f64,
+    proxy_p50: f64,
+    added_p50: f64,
+    direct_p99: f64,
+    proxy_p99: f64,
+    added_p99: f64,
+    /// Bare pass-through CPU per request.
+    bare_cpu: f64,
+    /// Daemon CPU per request.
+    cpu: f64,
+    /// Daemon CPU per request less its idle background.
+    cpu_less_idle: f64,
+}
+
+impl Figures {
+    /// A round's figures; every ratio and difference is taken within the round.
+    fn of(round: &Round, idle_cpu_per_sec: Duration) -> Figures {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let per_req = |cpu: Duration, n: u64| {
+            if n == 0 { 0.0 } else { ms(cpu) / n as f64 }
+        };
+        let pct = |a: f64, b: f64| 100.0 * a / b.max(1e-9);
+        let (d, b, p) = (&round.direct, &round.bare, &round.proxied);
+        let idle = idle_cpu_per_sec.mul_f64(p.elapsed.as_secs_f64());
+        Figures {
+            direct_rps: d.rps,
+            bare_rps: b.rps,
+            proxy_rps: p.rps,
+            bare_pct: pct(b.rps, d.rps),
+            proxy_pct: pct(p.rps, d.rps),
+            proxy_bare_pct: pct(p.rps, b.rps),
+            direct_p50: ms(d.latency.p50),
+            proxy_p50: ms(p.latency.p50),
+            added_p50: ms(p.latency.p50) - ms(d.latency.p50),
+            direct_p99: ms(d.latency.p99),
+            proxy_p99: ms(p.latency.p99),
+            added_p99: ms(p.latency.p99) - ms(d.latency.p99),
+            bare_cpu: per_req(round.bare_cpu, b.requests),
+            cpu: per_req(round.daemon_cpu, p.requests),
+            cpu_less_idle: per_req(round.daemon_cpu.saturating_sub(idle), p.requests),
+        }
+    }
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count; 0 for none).
+fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The tables of the report. With several rounds per level every cell is the median round's
+/// figure, and each ratio is followed by its range over the rounds.
 pub fn render(r: &ProxyReport) -> String {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let per_req = |cpu: Duration, n: u64| {
-        if n == 0 { 0.0 } else { ms(cpu) / n as f64 }
+    let rounds = r.rows.first().map_or(1, |row| row.rounds.len());
+    let of_rounds = if rounds > 1 {
+        format!("; median of {rounds} rounds, ratios with their (min–max) over the rounds")
+    } else {
+        String::new()
     };
-    let pct = |a: f64, b: f64| 100.0 * a / b.max(1e-9);
     let mut out = format!(
         "bench proxy: small streamed responses, direct to the simulator, through a bare pass-through \
-         (the floor: same libraries, no pool) and through codex-rotor ({} accounts)\n\
+         (the floor: same libraries, no pool) and through codex-rotor ({} accounts{of_rounds})\n\
          | c  | direct req/s | bare req/s | proxy req/s | bare/direct | proxy/direct | proxy/bare |\n\
          |----|-------------:|-----------:|------------:|------------:|-------------:|-----------:|\n",
         r.accounts
     );
-    for row in &r.rows {
-        let (d, b, p) = (&row.direct, &row.bare, &row.proxied);
+    let figures: Vec<Vec<Figures>> = r
+        .rows
+        .iter()
+        .map(|row| {
+            row.rounds
+                .iter()
+                .map(|round| Figures::of(round, r.idle_cpu_per_sec))
+                .collect()
+        })
+        .collect();
+    for (row, figs) in r.rows.iter().zip(&figures) {
+        let m = |f: fn(&Figures) -> f64| median(figs.iter().map(f));
+        let ratio = |f: fn(&Figures) -> f64| {
+            let cell = format!("{:.0}%", m(f));
+            if figs.len() < 2 {
+                return cell;
+            }
+            let lo = figs.iter().map(f).fold(f64::INFINITY, f64::min);
+            let hi = figs.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+            format!("{cell} ({lo:.0}–{hi:.0}%)")
+        };
         out.push_str(&format!(
-            "| {:<2} | {:>12.0} | {:>10.0} | {:>11.0} | {:>10.0}% | {:>11.0}% | {:>9.0}% |\n",
+            "| {:<2} | {:>12.0} | {:>10.0} | {:>11.0} | {:>11} | {:>12} | {:>10} |\n",
             row.concurrency,
-            d.rps,
-            b.rps,
-            p.rps,
-            pct(b.rps, d.rps),
-            pct(p.rps, d.rps),
-            pct(p.rps, b.rps),
+            m(|f| f.direct_rps),
+            m(|f| f.bare_rps),
+            m(|f| f.proxy_rps),
+            ratio(|f| f.bare_pct),
+            ratio(|f| f.proxy_pct),
+            ratio(|f| f.proxy_bare_pct),
         ));
     }
     out.push_str(
         "\n| c  | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 | bare CPU/req | CPU/request | CPU/req − idle |\n\
          |----|-----------:|----------:|----------:|-----------:|----------:|----------:|-------------:|------------:|---------------:|\n",
     );
-    for row in &r.rows {
-        let (d, b, p) = (&row.direct, &row.bare, &row.proxied);
-        let idle = r.idle_cpu_per_sec.mul_f64(p.elapsed.as_secs_f64());
+    for (row, figs) in r.rows.iter().zip(&figures) {
+        let m = |f: fn(&Figures) -> f64| median(figs.iter().map(f));
         out.push_str(&format!(
             "| {:<2} | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>10.3}ms | {:>9.3}ms | {:>12.3}ms |\n",
             row.concurrency,
-            ms(d.latency.p50),
-            ms(p.latency.p50),
-            ms(p.latency.p50) - ms(d.latency.p50),
-            ms(d.latency.p99),
-            ms(p.latency.p99),
-            ms(p.latency.p99) - ms(d.latency.p99),
-            per_req(row.bare_cpu, b.requests),
-            per_req(row.daemon_cpu, p.requests),
-            per_req(row.daemon_cpu.saturating_sub(idle), p.requests),
+            m(|f| f.direct_p50),
+            m(|f| f.proxy_p50),
+            m(|f| f.added_p50),
+            m(|f| f.direct_p99),
+            m(|f| f.proxy_p99),
+            m(|f| f.added_p99),
+            m(|f| f.bare_cpu),
+            m(|f| f.cpu),
+            m(|f| f.cpu_less_idle),
         ));
-        for (what, run) in [("bare", b), ("proxied", p)] {
-            if run.errors + run.incomplete > 0 || run.ok != run.requests {
-                out.push_str(&format!(
-                    "     ({what}: {} errors, {} incomplete, statuses {:?})\n",
-                    run.errors, run.incomplete, run.statuses
-                ));
+        for (n, round) in row.rounds.iter().enumerate() {
+            for (what, run) in [("bare", &round.bare), ("proxied", &round.proxied)] {
+                if run.errors + run.incomplete > 0 || run.ok != run.requests {
+                    out.push_str(&format!(
+                        "     ({what}, round {}: {} errors, {} incomplete, statuses {:?})\n",
+                        n + 1,
+                        run.errors,
+                        run.incomplete,
+                        run.statuses
+                    ));
+                }
             }
         }
     }
@@ -390,8 +501,107 @@ pub fn render(r: &ProxyReport) -> String {
          bare pass-through peak RSS {:.1} MiB\n",
         r.idle_rss as f64 / 1048576.0,
         r.peak_rss as f64 / 1048576.0,
-        ms(r.idle_cpu_per_sec),
+        r.idle_cpu_per_sec.as_secs_f64() * 1000.0,
         r.bare_peak_rss as f64 / 1048576.0,
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rps: f64, requests: u64, p50_ms: u64, p99_ms: u64) -> LoadReport {
+        LoadReport {
+            requests,
+            ok: requests,
+            rps,
+            elapsed: Duration::from_secs(5),
+            latency: crate::loadgen::Percentiles {
+                p50: Duration::from_millis(p50_ms),
+                p99: Duration::from_millis(p99_ms),
+                ..Default::default()
+            },
+            ..LoadReport::default()
+        }
+    }
+
+    fn round(proxy_rps: f64, proxy_p50_ms: u64, daemon_cpu_ms: u64) -> Round {
+        Round {
+            direct: run(1000.0, 5000, 1, 2),
+            bare: run(600.0, 3000, 2, 4),
+            proxied: run(proxy_rps, 1000, proxy_p50_ms, 9),
+            bare_cpu: Duration::from_millis(300),
+            daemon_cpu: Duration::from_millis(daemon_cpu_ms),
+        }
+    }
+
+    fn report(rounds: Vec<Round>) -> ProxyReport {
+        ProxyReport {
+            rows: vec![Row {
+                concurrency: 16,
+                rounds,
+            }],
+            peak_rss: 30 << 20,
+            idle_rss: 20 << 20,
+            bare_peak_rss: 16 << 20,
+            accounts: 1000,
+            idle_cpu_per_sec: Duration::ZERO,
+        }
+    }
+
+    /// The cells of the c=16 row of the throughput table (`ms` false) or the latency table.
+    fn cells(text: &str, ms: bool) -> Vec<&str> {
+        let mark = if ms { "ms" } else { "%" };
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| 16 ") && l.contains(mark))
+            .unwrap_or_else(|| panic!("no c=16 row with {mark}:\n{text}"));
+        row.split('|').map(str::trim).collect()
+    }
+
+    #[test]
+    fn median_takes_the_middle_or_the_mean_of_the_two_middles() {
+        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median([7.0]), 7.0);
+        assert_eq!(median(std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn several_rounds_show_the_median_round_and_each_ratio_s_spread() {
+        // proxy ÷ direct is 30 %, 50 % and 40 % in the three rounds.
+        let text = render(&report(vec![
+            round(300.0, 2, 100),
+            round(500.0, 4, 300),
+            round(400.0, 3, 200),
+        ]));
+        assert!(text.contains("median of 3 rounds"), "{text}");
+        let row = cells(&text, false);
+        assert_eq!(row[2], "1000");
+        assert_eq!(row[4], "400");
+        assert_eq!(row[5], "60% (60–60%)");
+        assert_eq!(row[6], "40% (30–50%)");
+        assert_eq!(row[7], "67% (50–83%)");
+        let lat = cells(&text, true);
+        // Added p50: 1, 3 and 2 ms over the direct 1 ms; the median round adds 2 ms.
+        assert_eq!(lat[4], "2.000ms");
+        // Daemon CPU per request: 0.1, 0.3 and 0.2 ms.
+        assert_eq!(lat[9], "0.200ms");
+    }
+
+    #[test]
+    fn one_round_prints_plain_figures_and_a_failed_round_is_named() {
+        let mut bad = round(400.0, 3, 200);
+        bad.proxied.errors = 2;
+        let text = render(&report(vec![bad]));
+        assert!(!text.contains("rounds"), "{text}");
+        let row = cells(&text, false);
+        assert_eq!(row[6], "40%", "{row:?}");
+        assert_eq!(row[7], "67%", "plain figures, no ranges: {row:?}");
+        assert!(
+            text.contains("(proxied, round 1: 2 errors, 0 incomplete"),
+            "{text}"
+        );
+    }
 }
