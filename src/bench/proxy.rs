@@ -64,10 +64,34 @@ pub struct Round {
     pub bare: LoadReport,
     /// Through codex-rotor.
     pub proxied: LoadReport,
-    /// Bare pass-through CPU (user + system) during its run.
-    pub bare_cpu: Duration,
-    /// Daemon CPU (user + system) during the proxied run.
-    pub daemon_cpu: Duration,
+    /// Bare pass-through CPU during its run.
+    pub bare_cpu: Cpu,
+    /// Daemon CPU during the proxied run.
+    pub daemon_cpu: Cpu,
+}
+
+/// CPU time of a process, split as `/proc/<pid>/stat` splits it.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Cpu {
+    /// In user space.
+    pub user: Duration,
+    /// In the kernel on the process's behalf (here mostly loopback TCP).
+    pub system: Duration,
+}
+
+impl Cpu {
+    /// User + system.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was spent since `earlier`.
+    fn since(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
 }
 
 /// The whole benchmark.
@@ -102,9 +126,9 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let mut bare = Child::passthrough(&sim, &dir, &direct_token, &direct_account).await?;
     let idle_rss = daemon.rss("VmRSS")?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_from = daemon.cpu()?;
+    let idle_from = daemon.cpu()?.total();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let idle_cpu_per_sec = daemon.cpu()?.saturating_sub(idle_from) / 3;
+    let idle_cpu_per_sec = daemon.cpu()?.total().saturating_sub(idle_from) / 3;
     let body = serde_json::json!({"model": "gpt-5.5", "stream": true,
         "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
     .to_string();
@@ -135,11 +159,11 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
             loadgen::run(bare_spec(Stop::Duration(Duration::from_secs(1)))).await?;
             let before = bare.cpu()?;
             let bare_run = loadgen::run(bare_spec(Stop::Duration(b.duration))).await?;
-            let bare_cpu = bare.cpu()?.saturating_sub(before);
+            let bare_cpu = bare.cpu()?.since(before);
             loadgen::run(proxied_spec(Stop::Duration(Duration::from_secs(1)))).await?;
             let before = daemon.cpu()?;
             let proxied = loadgen::run(proxied_spec(Stop::Duration(b.duration))).await?;
-            let daemon_cpu = daemon.cpu()?.saturating_sub(before);
+            let daemon_cpu = daemon.cpu()?.since(before);
             // Settle between rounds so one round's backlog (flushes) is not billed to the next.
             tokio::time::sleep(Duration::from_secs(1)).await;
             rounds.push(Round {
@@ -297,17 +321,23 @@ impl Child {
         anyhow::bail!("{what} did not come up on {}", self.addr)
     }
 
-    /// User + system CPU time of the process so far.
-    fn cpu(&self) -> anyhow::Result<Duration> {
+    /// User and system CPU time of the process so far.
+    fn cpu(&self) -> anyhow::Result<Cpu> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
         let after = stat
             .rsplit_once(") ")
             .map(|(_, s)| s)
             .context("odd /proc stat")?;
         let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+        let per_tick = 1.0 / clock_ticks() as f64;
+        let field = |i: usize| {
+            let ticks: u64 = f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+            Duration::from_secs_f64(ticks as f64 * per_tick)
+        };
+        Ok(Cpu {
+            user: field(11),
+            system: field(12),
+        })
     }
 
     /// A `/proc/<pid>/status` memory field in bytes.
@@ -372,6 +402,12 @@ struct Figures {
     cpu: f64,
     /// Daemon CPU per request less its idle background.
     cpu_less_idle: f64,
+    /// Bare pass-through CPU per request in user space, and in the kernel.
+    bare_user: f64,
+    bare_system: f64,
+    /// Daemon CPU per request in user space, and in the kernel.
+    user: f64,
+    system: f64,
 }
 
 impl Figures {
@@ -397,9 +433,13 @@ impl Figures {
             direct_p99: ms(d.latency.p99),
             proxy_p99: ms(p.latency.p99),
             added_p99: ms(p.latency.p99) - ms(d.latency.p99),
-            bare_cpu: per_req(round.bare_cpu, b.requests),
-            cpu: per_req(round.daemon_cpu, p.requests),
-            cpu_less_idle: per_req(round.daemon_cpu.saturating_sub(idle), p.requests),
+            bare_cpu: per_req(round.bare_cpu.total(), b.requests),
+            cpu: per_req(round.daemon_cpu.total(), p.requests),
+            cpu_less_idle: per_req(round.daemon_cpu.total().saturating_sub(idle), p.requests),
+            bare_user: per_req(round.bare_cpu.user, b.requests),
+            bare_system: per_req(round.bare_cpu.system, b.requests),
+            user: per_req(round.daemon_cpu.user, p.requests),
+            system: per_req(round.daemon_cpu.system, p.requests),
         }
     }
 }
@@ -496,6 +536,22 @@ pub fn render(r: &ProxyReport) -> String {
             }
         }
     }
+    out.push_str(
+        "\nwhere the CPU goes, per request (user space / kernel, from /proc/<pid>/stat):\n\
+         | c  | bare user | bare kernel | proxy user | proxy kernel |\n\
+         |----|----------:|------------:|-----------:|-------------:|\n",
+    );
+    for (row, figs) in r.rows.iter().zip(&figures) {
+        let m = |f: fn(&Figures) -> f64| median(figs.iter().map(f));
+        out.push_str(&format!(
+            "| {:<2} | {:>7.3}ms | {:>9.3}ms | {:>8.3}ms | {:>10.3}ms |\n",
+            row.concurrency,
+            m(|f| f.bare_user),
+            m(|f| f.bare_system),
+            m(|f| f.user),
+            m(|f| f.system),
+        ));
+    }
     out.push_str(&format!(
         "daemon RSS: {:.1} MiB after loading the accounts, peak {:.1} MiB; idle CPU {:.1} ms/s; \
          bare pass-through peak RSS {:.1} MiB\n",
@@ -531,8 +587,14 @@ mod tests {
             direct: run(1000.0, 5000, 1, 2),
             bare: run(600.0, 3000, 2, 4),
             proxied: run(proxy_rps, 1000, proxy_p50_ms, 9),
-            bare_cpu: Duration::from_millis(300),
-            daemon_cpu: Duration::from_millis(daemon_cpu_ms),
+            bare_cpu: Cpu {
+                user: Duration::from_millis(180),
+                system: Duration::from_millis(120),
+            },
+            daemon_cpu: Cpu {
+                user: Duration::from_millis(daemon_cpu_ms * 3 / 4),
+                system: Duration::from_millis(daemon_cpu_ms / 4),
+            },
         }
     }
 
@@ -588,6 +650,14 @@ mod tests {
         assert_eq!(lat[4], "2.000ms");
         // Daemon CPU per request: 0.1, 0.3 and 0.2 ms.
         assert_eq!(lat[9], "0.200ms");
+        // The split: the daemon spent three quarters in user space, the bare pass-through 60 %.
+        let split = text
+            .lines()
+            .filter(|l| l.starts_with("| 16 ") && l.contains("ms"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no CPU split row:\n{text}"));
+        let split: Vec<&str> = split.split('|').map(str::trim).collect();
+        assert_eq!(split[2..6], ["0.060ms", "0.040ms", "0.150ms", "0.050ms"]);
     }
 
     #[test]

@@ -55,6 +55,10 @@ fn bench_proxy_measures_direct_bare_and_proxied_and_every_request_succeeds() {
         "a request failed or was cut short:\n{text}"
     );
     assert!(
+        text.contains("| c  | bare user | bare kernel | proxy user | proxy kernel |"),
+        "the CPU is split into user space and kernel:\n{text}"
+    );
+    assert!(
         text.contains("bare pass-through peak RSS"),
         "the floor's memory is reported:\n{text}"
     );
