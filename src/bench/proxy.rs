@@ -396,10 +396,6 @@ struct Figures {
     direct_p99: f64,
     proxy_p99: f64,
     added_p99: f64,
-    /// Bare pass-through CPU per request.
-    bare_cpu: f64,
-    /// Daemon CPU per request.
-    cpu: f64,
     /// Daemon CPU per request less its idle background.
     cpu_less_idle: f64,
     /// Bare pass-through CPU per request in user space, and in the kernel.
@@ -433,8 +429,6 @@ impl Figures {
             direct_p99: ms(d.latency.p99),
             proxy_p99: ms(p.latency.p99),
             added_p99: ms(p.latency.p99) - ms(d.latency.p99),
-            bare_cpu: per_req(round.bare_cpu.total(), b.requests),
-            cpu: per_req(round.daemon_cpu.total(), p.requests),
             cpu_less_idle: per_req(round.daemon_cpu.total().saturating_sub(idle), p.requests),
             bare_user: per_req(round.bare_cpu.user, b.requests),
             bare_system: per_req(round.bare_cpu.system, b.requests),
@@ -442,6 +436,11 @@ impl Figures {
             system: per_req(round.daemon_cpu.system, p.requests),
         }
     }
+}
+
+/// The median over a level's rounds of one figure.
+fn med(figs: &[Figures], f: fn(&Figures) -> f64) -> f64 {
+    median(figs.iter().map(f))
 }
 
 /// The median of `values` (the mean of the two middle ones for an even count; 0 for none).
@@ -482,7 +481,7 @@ pub fn render(r: &ProxyReport) -> String {
         })
         .collect();
     for (row, figs) in r.rows.iter().zip(&figures) {
-        let m = |f: fn(&Figures) -> f64| median(figs.iter().map(f));
+        let m = |f| med(figs, f);
         let ratio = |f: fn(&Figures) -> f64| {
             let cell = format!("{:.0}%", m(f));
             if figs.len() < 2 {
@@ -508,7 +507,7 @@ pub fn render(r: &ProxyReport) -> String {
          |----|-----------:|----------:|----------:|-----------:|----------:|----------:|-------------:|------------:|---------------:|\n",
     );
     for (row, figs) in r.rows.iter().zip(&figures) {
-        let m = |f: fn(&Figures) -> f64| median(figs.iter().map(f));
+        let m = |f| med(figs, f);
         out.push_str(&format!(
             "| {:<2} | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>8.3}ms | {:>7.3}ms | {:>7.3}ms | {:>10.3}ms | {:>9.3}ms | {:>12.3}ms |\n",
             row.concurrency,
@@ -518,8 +517,8 @@ pub fn render(r: &ProxyReport) -> String {
             m(|f| f.direct_p99),
             m(|f| f.proxy_p99),
             m(|f| f.added_p99),
-            m(|f| f.bare_cpu),
-            m(|f| f.cpu),
+            m(|f| f.bare_user + f.bare_system),
+            m(|f| f.user + f.system),
             m(|f| f.cpu_less_idle),
         ));
         for (n, round) in row.rounds.iter().enumerate() {
@@ -542,7 +541,7 @@ pub fn render(r: &ProxyReport) -> String {
          |----|----------:|------------:|-----------:|-------------:|\n",
     );
     for (row, figs) in r.rows.iter().zip(&figures) {
-        let m = |f: fn(&Figures) -> f64| median(figs.iter().map(f));
+        let m = |f| med(figs, f);
         out.push_str(&format!(
             "| {:<2} | {:>7.3}ms | {:>9.3}ms | {:>8.3}ms | {:>10.3}ms |\n",
             row.concurrency,
