@@ -55,9 +55,23 @@ fn bench_proxy_measures_direct_bare_and_proxied_and_every_request_succeeds() {
         "a request failed or was cut short:\n{text}"
     );
     assert!(
-        text.contains("| c  | bare user | bare kernel | proxy user | proxy kernel |"),
-        "the CPU is split into user space and kernel:\n{text}"
+        text.contains(
+            "| c  | bare user | bare kernel | proxy user | proxy kernel | bare parks | proxy parks |"
+        ),
+        "the CPU is split into user space and kernel, with the threads' parks:\n{text}"
     );
+    // Both processes' threads park and are woken while they serve, so a count of zero
+    // means the parks were not read.
+    let split = text
+        .lines()
+        .filter(|l| l.starts_with("| 2 ") && l.contains("ms"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no CPU split row:\n{text}"));
+    let split: Vec<&str> = split.split('|').map(str::trim).collect();
+    for (cell, what) in [(split[6], "bare"), (split[7], "daemon")] {
+        let parks: f64 = cell.parse().unwrap_or(0.0);
+        assert!(parks > 0.0, "{what} parks per request {cell:?}:\n{text}");
+    }
     assert!(
         text.contains("bare pass-through peak RSS"),
         "the floor's memory is reported:\n{text}"
