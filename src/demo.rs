@@ -52,16 +52,19 @@ pub struct Demo {
     pub data_dir: PathBuf,
 }
 
-/// Runs the demo until Ctrl-C / SIGTERM.
+/// Runs the demo until Ctrl-C / SIGTERM. With nobody reading its stdout (the instructions,
+/// pool key included, would be lost) it stops at once.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let demo = launch(args).await?;
-    print!("{}", instructions(&demo));
     let signals = crate::signals::Signals::install().context("installing signal handlers")?;
-    signals.shutdown_requested().await;
-    println!("\nstopping…");
+    let demo = launch(args).await?;
+    let printed = crate::out!("{}", instructions(&demo));
+    if printed.is_ok() {
+        signals.shutdown_requested().await;
+        let _ = crate::outln!("\nstopping…");
+    }
     demo.daemon.shutdown().await;
     demo.sim.shutdown().await;
-    Ok(())
+    Ok(printed?)
 }
 
 /// Starts simulator and daemon; used by `run` and by tests.
