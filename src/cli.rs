@@ -109,24 +109,35 @@ async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
 
 /// `config check` / `config show`.
 fn config_command(global: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<()> {
-    let cfg = global.load_config()?;
     match cmd {
-        ConfigCommand::Check => {
-            let problems = cfg.validate();
-            if problems.is_empty() {
-                crate::outln!("ok")?;
-                return Ok(());
-            }
-            for p in &problems {
-                crate::outln!("{p}")?;
-            }
-            anyhow::bail!("{} problem(s) in the configuration", problems.len())
-        }
+        ConfigCommand::Check => config_check(global),
         ConfigCommand::Show => {
+            let cfg = global.load_config()?;
             crate::out!("{}", toml::to_string(&cfg)?)?;
             Ok(())
         }
     }
+}
+
+/// `config check`: every value of the file and the environment that does not load, then every
+/// problem `validate` finds in the config made of the values that did, one per line on stdout.
+fn config_check(global: &GlobalArgs) -> anyhow::Result<()> {
+    let (cfg, load_errors) = Config::load_lenient(global.config.as_deref(), std::env::vars())?;
+    let problems = cfg.validate();
+    if load_errors.is_empty() && problems.is_empty() {
+        crate::outln!("ok")?;
+        return Ok(());
+    }
+    for e in &load_errors {
+        crate::outln!("{e}")?;
+    }
+    for p in &problems {
+        crate::outln!("{p}")?;
+    }
+    anyhow::bail!(
+        "{} problem(s) in the configuration",
+        load_errors.len() + problems.len()
+    )
 }
 
 /// Starts logging from the flags, else `RUST_LOG`, else the config's `[logging]`.
