@@ -55,23 +55,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Proxy(b) => {
             let report = proxy::run(&b).await?;
-            print!("{}", proxy::render(&report));
+            crate::out!("{}", proxy::render(&report))?;
             Ok(())
         }
         BenchTarget::Passthrough(p) => passthrough::serve(p).await,
         BenchTarget::Sim(b) => {
             let report = sim(&b).await?;
             if b.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
                 let title = "sim: small streamed responses, simulator on one core";
-                print!("{}", render(title, &report.load));
-                println!(
+                crate::out!("{}", render(title, &report.load))?;
+                crate::outln!(
                     "  simulator thread CPU {:.2}s => {:.0} responses per simulator CPU-second \
                      (target >= 20000)",
                     report.sim_cpu.as_secs_f64(),
                     report.per_core_rps
-                );
+                )?;
             }
             Ok(())
         }

@@ -86,7 +86,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             concurrency: args.concurrency,
         };
         let r = quota::quota_efficiency(&opts).await?;
-        println!("{}", r.render());
+        crate::outln!("{}", r.render())?;
         anyhow::ensure!(r.meets_targets(), "quota efficiency below target");
         return Ok(());
     }
@@ -114,7 +114,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             hold: 256,
         };
         let rows = scaling::scaling(&opts).await?;
-        println!("{}", scaling::render(&rows));
+        crate::outln!("{}", scaling::render(&rows))?;
         return Ok(());
     }
     let opts = ChaosOptions {
@@ -126,7 +126,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         ..ChaosOptions::default()
     };
     let report = chaos(&opts).await?;
-    println!("{}", report.render());
+    crate::outln!("{}", report.render())?;
     anyhow::ensure!(
         report.passed(),
         "chaos checks failed:\n  {}",

@@ -109,24 +109,35 @@ async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
 
 /// `config check` / `config show`.
 fn config_command(global: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<()> {
-    let cfg = global.load_config()?;
     match cmd {
-        ConfigCommand::Check => {
-            let problems = cfg.validate();
-            if problems.is_empty() {
-                println!("ok");
-                return Ok(());
-            }
-            for p in &problems {
-                println!("{p}");
-            }
-            anyhow::bail!("{} problem(s) in the configuration", problems.len())
-        }
+        ConfigCommand::Check => config_check(global),
         ConfigCommand::Show => {
-            print!("{}", toml::to_string(&cfg)?);
+            let cfg = global.load_config()?;
+            crate::out!("{}", toml::to_string(&cfg)?)?;
             Ok(())
         }
     }
+}
+
+/// `config check`: every value of the file and the environment that does not load, then every
+/// problem `validate` finds in the config made of the values that did, one per line on stdout.
+fn config_check(global: &GlobalArgs) -> anyhow::Result<()> {
+    let (cfg, load_errors) = Config::load_lenient(global.config.as_deref(), std::env::vars())?;
+    let problems = cfg.validate();
+    if load_errors.is_empty() && problems.is_empty() {
+        crate::outln!("ok")?;
+        return Ok(());
+    }
+    for e in &load_errors {
+        crate::outln!("{e}")?;
+    }
+    for p in &problems {
+        crate::outln!("{p}")?;
+    }
+    anyhow::bail!(
+        "{} problem(s) in the configuration",
+        load_errors.len() + problems.len()
+    )
 }
 
 /// Starts logging from the flags, else `RUST_LOG`, else the config's `[logging]`.
@@ -139,14 +150,25 @@ fn init_logging(global: &GlobalArgs) {
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty()))
         .unwrap_or(from_config.level);
     if let Err(e) = crate::logging::init(format, &filter) {
-        eprintln!("codex-rotor: {e}; logging at info");
+        crate::errln!("codex-rotor: {e}; logging at info");
         let _ = crate::logging::init(format, "info");
     }
 }
 
 /// Runs the chosen subcommand on a multi-threaded tokio runtime and maps the result to an
-/// exit code (errors are printed with their whole cause chain).
+/// exit code (errors are printed with their whole cause chain). A command that stopped because
+/// its stdout's reader left (`… | head -1`) exits 0 quietly. Queued log lines are written
+/// before the exit, for a bounded time.
 pub fn main(cli: Cli) -> ExitCode {
+    let code = run_main(cli);
+    crate::logging::queue::flush(LOG_FLUSH);
+    code
+}
+
+/// How long the exit waits for queued log lines to reach a slow stderr.
+const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn run_main(cli: Cli) -> ExitCode {
     init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -154,15 +176,16 @@ pub fn main(cli: Cli) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("codex-rotor: cannot start the async runtime: {e}");
+            crate::errln!("codex-rotor: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(dispatch(cli.global, cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if crate::console::is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("codex-rotor: {e:#}");
+            crate::errln!("codex-rotor: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -4,13 +4,16 @@
 //! checks it equals `Config::default()`.
 //!
 //! Loading order: defaults ← the TOML file ← `CODEX_ROTOR_<SECTION>__<KEY>` environment
-//! overrides (scheme in [`env`]). Then [`Config::validate`] returns *every* problem, each naming
-//! its key, so `codex-rotor config check` can list them all at once. Secrets are never in the
+//! overrides (scheme in [`env`]). Loading goes key by key ([`load`]), so a file with several
+//! values of the wrong type or unknown keys, and several bad overrides, fail with all of them at
+//! once. Then [`Config::validate`] returns *every* problem, each naming its key, so
+//! `codex-rotor config check` can list them all in one run. Secrets are never in the
 //! structs' output: they are [`Secret`]s, named by `key_env` / `key_file`.
 
 pub mod access;
 pub mod env;
 pub mod limits;
+mod load;
 pub mod models;
 pub mod pattern;
 pub mod pool;
@@ -118,6 +121,26 @@ pub enum ConfigError {
     /// The config parsed but is not usable.
     #[error("invalid configuration:\n{}", ConfigProblem::list(.0))]
     Invalid(Vec<ConfigProblem>),
+    /// Several values of the file or the environment could not be loaded, each a
+    /// [`ConfigError::Parse`] or [`ConfigError::Env`] (one alone is returned as itself).
+    #[error("{} problems in the configuration:\n{}", .0.len(), ConfigError::list(.0))]
+    Many(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// One error per line, indented, for [`ConfigError::Many`].
+    fn list(errors: &[ConfigError]) -> String {
+        errors.iter().map(|e| format!("  {e}\n")).collect()
+    }
+
+    /// `Ok` for no error, the error itself for one, [`ConfigError::Many`] for more.
+    fn from_all(mut errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Many(errors)),
+        }
+    }
 }
 
 /// One thing wrong with a config, naming its key (`keys.keys[1].rpm: must be > 0`).
@@ -158,40 +181,65 @@ impl Config {
     }
 
     /// [`Config::load`] with an explicit environment (tests must not mutate the process env).
+    /// Fails with every value that could not be loaded (see [`Config::load_lenient`]).
     pub fn load_with_env(
         path: Option<&Path>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let (path, text) = read_source(path)?;
-        let mut cfg = parse_file(&path, &text)?;
-        let overrides = env::collect(vars, &["data_dir"]);
-        if !overrides.is_empty() {
-            let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-                parse_error(&path, ".".into(), e.message().to_owned())
-            })?;
-            let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
-            for ov in &overrides {
-                env::apply(&mut table, ov, &defaults).map_err(|message| ConfigError::Env {
-                    var: ov.var.clone(),
-                    message: format!("{}: {message}", ov.key()),
-                })?;
-            }
-            let literal = std::mem::take(&mut cfg.literal_secrets_in_file);
-            cfg = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let vars: Vec<&str> = overrides.iter().map(|o| o.var.as_str()).collect();
-                ConfigError::Env {
-                    var: vars.join(", "),
-                    message: format!("{}: {}", e.path(), e.inner().message()),
-                }
-            })?;
-            cfg.literal_secrets_in_file = literal;
-        }
+        let (cfg, errors) = Self::load_lenient(path, vars)?;
+        ConfigError::from_all(errors)?;
         Ok(cfg)
+    }
+
+    /// Loads what can be loaded and names the rest: the config built from every value of the
+    /// file and the environment that fits the schema (defaults stand in for the others), and
+    /// one [`ConfigError::Parse`] / [`ConfigError::Env`] per value that does not. Only an
+    /// unreadable file is an `Err`. `config check` prints these and then validates the config.
+    pub fn load_lenient(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<ConfigError>), ConfigError> {
+        let (path, text) = read_source(path)?;
+        let mut errors = Vec::new();
+        let file: toml::Table = text.parse().unwrap_or_else(|e: toml::de::Error| {
+            errors.push(load::syntax_error(&path, &text, &e));
+            toml::Table::new()
+        });
+        let (mut cfg, rejected) = load::lenient(&file);
+        let literal = validate::literal_secrets(&cfg);
+        let overrides = env::collect(vars, &["data_dir"]);
+        let mut in_file = rejected;
+        if !overrides.is_empty() {
+            let (merged, env_errors) = load::apply_overrides(file, &overrides);
+            errors.extend(env_errors);
+            let (merged_cfg, rejected) = load::lenient(&merged);
+            cfg = merged_cfg;
+            in_file = Vec::new();
+            for r in rejected {
+                match overrides.iter().find(|o| load::sets(o, &r.leaf)) {
+                    Some(ov) => errors.push(ConfigError::Env {
+                        var: ov.var.clone(),
+                        message: format!("{}: {}", r.key, r.message),
+                    }),
+                    None => in_file.push(r),
+                }
+            }
+        }
+        errors.splice(0..0, load::file_errors(&path, &text, in_file));
+        cfg.literal_secrets_in_file = literal;
+        Ok((cfg, errors))
     }
 
     /// Parses a TOML document (no file, no environment): for tests and embedded configs.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        parse_file(Path::new("<inline>"), text)
+        let path = Path::new("<inline>");
+        let file: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| load::syntax_error(path, text, &e))?;
+        let (mut cfg, rejected) = load::lenient(&file);
+        ConfigError::from_all(load::file_errors(path, text, rejected))?;
+        cfg.literal_secrets_in_file = validate::literal_secrets(&cfg);
+        Ok(cfg)
     }
 
     /// Every problem in this config, each naming its key; empty = usable. Reads the secrets it
@@ -271,22 +319,4 @@ fn read_source(path: Option<&Path>) -> Result<(PathBuf, String), ConfigError> {
             }
         }
     }
-}
-
-fn parse_error(path: &Path, key: String, message: String) -> ConfigError {
-    ConfigError::Parse {
-        path: path.to_path_buf(),
-        key,
-        message,
-    }
-}
-
-fn parse_file(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let de = toml::Deserializer::new(text);
-    let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        parse_error(path, key, e.into_inner().to_string().trim_end().to_owned())
-    })?;
-    cfg.literal_secrets_in_file = validate::literal_secrets(&cfg);
-    Ok(cfg)
 }

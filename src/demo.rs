@@ -1,8 +1,15 @@
 //! `codex-rotor demo`: the README's first command. Runs the simulator of the Codex backend
 //! in-process, creates N simulated accounts, imports their `auth.json` the way an operator
 //! would, serves the daemon in front of them, and prints the pool key with copy-paste setup
-//! for Codex CLI, Claude Code and curl. No real account, no network beyond 127.0.0.1 for the
-//! simulator, nothing to configure.
+//! for Codex CLI, Claude Code and curl ([`setup`]). No real account, no network beyond
+//! 127.0.0.1 for the simulator, nothing to configure. Its data directory — a private temporary
+//! one unless `--data-dir` names one — is handled by [`data`]: removed at the end when it is
+//! the demo's own, earlier demo accounts replaced when it is not.
+
+pub mod data;
+pub mod setup;
+
+pub use setup::instructions;
 
 use crate::config::secret::Secret;
 use crate::config::{ClientKeyConfig, Config};
@@ -50,18 +57,29 @@ pub struct Demo {
     pub admin_key: String,
     /// Data directory in use.
     pub data_dir: PathBuf,
+    /// The Codex home the demo wrote for Codex CLI (inside the data directory).
+    pub codex_home: PathBuf,
+    /// Accounts of an earlier demo on the same data directory that this one replaced.
+    pub replaced: usize,
+    /// The temporary data directory the demo made, removed when the demo is dropped.
+    owned_dir: Option<data::OwnedDir>,
 }
 
-/// Runs the demo until Ctrl-C / SIGTERM.
+/// Runs the demo until Ctrl-C / SIGTERM. With nobody reading its stdout (the instructions,
+/// pool key included, would be lost) it stops at once.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let demo = launch(args).await?;
-    print!("{}", instructions(&demo));
     let signals = crate::signals::Signals::install().context("installing signal handlers")?;
-    signals.shutdown_requested().await;
-    println!("\nstopping…");
+    let demo = launch(args).await?;
+    let printed = crate::out!("{}", instructions(&demo));
+    if printed.is_ok() {
+        signals.shutdown_requested().await;
+        let _ = crate::outln!("\nstopping…");
+    }
+    // The pool flushes every account file before the data directory may go.
     demo.daemon.shutdown().await;
     demo.sim.shutdown().await;
-    Ok(())
+    drop(demo.owned_dir);
+    Ok(printed?)
 }
 
 /// Starts simulator and daemon; used by `run` and by tests.
@@ -72,9 +90,16 @@ pub async fn launch(args: DemoArgs) -> anyhow::Result<Demo> {
     let admin_key = args
         .admin_key
         .unwrap_or_else(|| format!("admin-{}", random_hex()));
-    let data_dir = args
-        .data_dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("codex-rotor-demo-{}", random_hex())));
+    let (data_dir, owned_dir) = match args.data_dir {
+        Some(dir) => (dir, None),
+        None => {
+            let dir = data::OwnedDir::create(&random_hex())?;
+            (dir.path().to_path_buf(), Some(dir))
+        }
+    };
+    let (store, earlier, _) =
+        FileStore::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
+    let replaced = data::forget_earlier(&store, earlier, &data_dir)?;
     let mut opts = SimOptions::default();
     if let Some(t) = args.sim_quota_tokens {
         opts.primary_quota_tokens = t;
@@ -82,23 +107,29 @@ pub async fn launch(args: DemoArgs) -> anyhow::Result<Demo> {
     let sim = Simulator::start(opts, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .context("starting the simulator")?;
-    let (store, mut records, _) =
-        FileStore::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
+    let mut records = Vec::new();
     for _ in 0..args.accounts {
         let created = sim.create_account(AccountSpec::default());
-        for rec in import_auth_json(&created.auth_json)? {
+        for mut rec in import_auth_json(&created.auth_json)? {
+            rec.identity.label = Some(data::DEMO_LABEL.to_owned());
             store.save(&rec).context("saving an imported account")?;
             records.push(rec);
         }
     }
     let cfg = config(&sim, args.listen, &pool_key, &admin_key, &data_dir);
     let daemon = start(cfg, Arc::new(store), records).await?;
+    let codex_home = setup::codex_home(&data_dir);
+    setup::write_codex_home(&codex_home, daemon.addr)
+        .with_context(|| format!("writing the demo's Codex home {}", codex_home.display()))?;
     Ok(Demo {
         sim,
         daemon,
         pool_key,
         admin_key,
         data_dir,
+        codex_home,
+        replaced,
+        owned_dir,
     })
 }
 
@@ -128,50 +159,6 @@ pub fn config(
     }];
     cfg.admin.key = Some(Secret::new(admin_key.to_owned()));
     cfg
-}
-
-/// What the operator reads after `demo` started.
-pub fn instructions(d: &Demo) -> String {
-    let addr = d.daemon.addr;
-    let key = &d.pool_key;
-    format!(
-        r#"
-codex-rotor demo is running
-  daemon     http://{addr}   (in front of a simulated Codex backend at {sim})
-  accounts   {n} simulated accounts, files in {dir}
-  pool key   {key}
-  admin key  {admin}
-  dashboard  http://{addr}/   (admin key)
-
-── curl ────────────────────────────────────────────────────────────────
-curl -N http://{addr}/v1/responses \
-  -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \
-  -d '{{"model":"gpt-5.5","stream":true,"input":"Say hello"}}'
-curl -s http://{addr}/admin/pool -H "Authorization: Bearer {admin}"
-
-── Codex CLI (~/.codex/config.toml) ─────────────────────────────────────
-model = "gpt-5.5"
-model_provider = "rotor"
-[model_providers.rotor]
-name = "codex-rotor"
-base_url = "http://{addr}/v1"
-wire_api = "responses"
-env_key = "ROTOR_API_KEY"
-
-then:  export ROTOR_API_KEY={key}; codex exec "say hello"
-
-── Claude Code ──────────────────────────────────────────────────────────
-export ANTHROPIC_BASE_URL=http://{addr}
-export ANTHROPIC_API_KEY={key}
-claude -p "say hello"
-
-Press Ctrl-C to stop.
-"#,
-        sim = d.sim.base_url(),
-        n = d.sim.accounts().len(),
-        dir = d.data_dir.display(),
-        admin = d.admin_key,
-    )
 }
 
 fn random_hex() -> String {

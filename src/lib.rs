@@ -10,6 +10,7 @@ pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dashboard;
 pub mod demo;
 pub mod errors;

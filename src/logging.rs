@@ -4,6 +4,12 @@
 //! [`register_secret`] (client and admin keys), so a token that slips into a message or an
 //! upstream error body still never reaches the log. The first line of defence is
 //! [`crate::config::Secret`], which never prints its value.
+//!
+//! The daemon's lines reach stderr through [`queue`]: a bounded queue and a writer thread of
+//! their own, so a closed or stuck stderr drops (and counts) lines instead of panicking or
+//! blocking the task that logged.
+
+pub mod queue;
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -36,11 +42,17 @@ pub enum LoggingError {
     /// A global subscriber is already installed.
     #[error("logging already initialised")]
     AlreadySet,
+    /// The log writer thread could not be started.
+    #[error("cannot start the log writer thread: {0}")]
+    Writer(std::io::Error),
 }
 
-/// Installs the global subscriber writing redacted lines to stderr.
+/// Installs the global subscriber writing redacted lines to stderr through the [`queue`]
+/// (which redacts each line on its writer thread).
 pub fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
-    let subscriber = subscriber(format, filter, std::io::stderr)?;
+    let filter = env_filter(filter)?;
+    let writer = queue::start().map_err(LoggingError::Writer)?;
+    let subscriber = build(format, filter, writer);
     tracing::subscriber::set_global_default(subscriber).map_err(|_| LoggingError::AlreadySet)
 }
 
@@ -54,15 +66,32 @@ pub fn subscriber<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter_layer = EnvFilter::try_new(filter).map_err(|e| LoggingError::Filter {
+    Ok(build(format, env_filter(filter)?, Redacting(writer)))
+}
+
+fn env_filter(filter: &str) -> Result<EnvFilter, LoggingError> {
+    EnvFilter::try_new(filter).map_err(|e| LoggingError::Filter {
         filter: filter.to_owned(),
         message: e.to_string(),
-    })?;
+    })
+}
+
+/// The fmt subscriber on a writer that already redacts. Its internal error report is off: it
+/// is an `eprintln!`, which panics when stderr is closed (the writers here never fail anyway).
+fn build<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter_layer)
-        .with_writer(Redacting(writer))
-        .with_ansi(false);
-    Ok(match format {
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .log_internal_errors(false);
+    match format {
         LogFormat::Human => Box::new(builder.finish()),
         LogFormat::Json => Box::new(
             builder
@@ -71,7 +100,7 @@ where
                 .with_span_list(true)
                 .finish(),
         ),
-    })
+    }
 }
 
 /// A `MakeWriter` that redacts every write before passing it on. Wrap any writer with it

@@ -243,6 +243,11 @@ impl Metrics {
                 "Account actors restarted by the pool supervisor.",
                 m.actor_restarts + pool_restarts,
             ),
+            (
+                "codex_rotor_log_lines_dropped_total",
+                "Log lines dropped because the log output (stderr) was closed, full or too slow.",
+                crate::logging::queue::dropped(),
+            ),
         ];
         for (name, help, n) in plain {
             e.family(name, help, Kind::Counter);

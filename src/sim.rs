@@ -88,10 +88,10 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         }
         created.push(acct.id);
     }
-    print!(
+    crate::out!(
         "{}",
         usage_text(&handle, args.time_scale, &created, args.auth_dir.as_deref())
-    );
+    )?;
     tokio::signal::ctrl_c().await?;
     handle.shutdown().await;
     Ok(())

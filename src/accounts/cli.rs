@@ -115,7 +115,7 @@ pub async fn run(global: &GlobalArgs, args: AccountsArgs) -> anyhow::Result<()> 
     }
     let cfg = global.load_config()?;
     if let Some(base) = running_daemon(&cfg).await {
-        eprintln!("codex-rotor is running at {base}: using its admin API");
+        crate::errln!("codex-rotor is running at {base}: using its admin API");
         let key = match &args.admin_key {
             Some(k) => Some(k.clone()),
             None => cfg
@@ -194,7 +194,7 @@ fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
     let (store, mut records, quarantined) = crate::store::FileStore::open(dir)
         .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
     for q in &quarantined {
-        eprintln!("warning: quarantined unreadable account file: {q:?}");
+        crate::errln!("warning: quarantined unreadable account file: {q:?}");
     }
     if let Some(bytes) = import_bytes(&args.action)? {
         let incoming = super::import::parse_file(&bytes, now)?;
@@ -203,7 +203,7 @@ fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
             rotor_actors::Store::save(&store, rec)
                 .with_context(|| format!("could not write account {}", rec.id))?;
         }
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
     match &args.action {
@@ -241,12 +241,12 @@ async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow:
         // The admin export is the full form; keep only refresh tokens and labels here.
         let doc: serde_json::Value =
             serde_json::from_str(&text).context("admin export is not JSON")?;
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&export::minimal_of_full(&doc))?
-        );
+        )?;
     } else {
-        println!("{text}");
+        crate::outln!("{text}")?;
     }
     Ok(())
 }
@@ -258,7 +258,7 @@ fn print_export(records: &[AccountRecord], minimal: bool) -> anyhow::Result<()> 
     } else {
         export::full(records)
     };
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     Ok(())
 }
 
@@ -269,15 +269,19 @@ fn print_list(records: &[AccountRecord], json: bool, now: UnixMs) -> anyhow::Res
         .map(|r| super::ListedAccount::of(r, now))
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{:<16}  {:<32}  {:<8}  {:<10}  {:<12}  REASON",
-        "ID", "EMAIL", "PLAN", "STATUS", "TOKEN"
-    );
+        "ID",
+        "EMAIL",
+        "PLAN",
+        "STATUS",
+        "TOKEN"
+    )?;
     for r in rows {
-        println!(
+        crate::outln!(
             "{:<16}  {:<32}  {:<8}  {:<10}  {:<12}  {}",
             r.id,
             r.email.as_deref().unwrap_or("-"),
@@ -285,7 +289,7 @@ fn print_list(records: &[AccountRecord], json: bool, now: UnixMs) -> anyhow::Res
             r.status,
             r.token.as_str(),
             r.status_reason.as_deref().unwrap_or("")
-        );
+        )?;
     }
     Ok(())
 }

@@ -73,7 +73,7 @@ pub async fn scaling(opts: &ScalingOptions) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &n in &opts.accounts {
         let row = one_pool(opts, n).await?;
-        eprintln!("{}", render(std::slice::from_ref(&row)));
+        crate::errln!("{}", render(std::slice::from_ref(&row)));
         rows.push(row);
     }
     Ok(rows)

@@ -188,7 +188,7 @@ impl Answer<'_> {
                 }
                 o.push_str("]}");
             }
-            Reply::ToolCall(name) => {
+            Reply::ToolCall { name, arguments } => {
                 o.push_str("{\"id\":");
                 quoted(o, &self.item_id("fc"));
                 let _ = write!(
@@ -198,11 +198,9 @@ impl Answer<'_> {
                 quoted(o, &self.item_id("call"));
                 o.push_str(",\"name\":");
                 quoted(o, name);
-                o.push_str(if done {
-                    ",\"arguments\":\"{}\"}"
-                } else {
-                    ",\"arguments\":\"\"}"
-                });
+                o.push_str(",\"arguments\":");
+                quoted(o, if done { arguments } else { "" });
+                o.push('}');
             }
         }
     }
@@ -287,13 +285,15 @@ impl Answer<'_> {
         s.end();
         match &self.plan.reply {
             Reply::Text(text) => self.text_events(&mut s, index, text),
-            Reply::ToolCall(_) => {
+            Reply::ToolCall { arguments, .. } => {
                 let id = self.item_id("fc");
                 s.item_event("response.function_call_arguments.delta", &id, index, |o| {
-                    o.push_str(",\"delta\":\"{}\"")
+                    o.push_str(",\"delta\":");
+                    quoted(o, arguments);
                 });
                 s.item_event("response.function_call_arguments.done", &id, index, |o| {
-                    o.push_str(",\"arguments\":\"{}\"")
+                    o.push_str(",\"arguments\":");
+                    quoted(o, arguments);
                 });
             }
         }
@@ -411,7 +411,10 @@ mod tests {
     fn every_frame_is_valid_json_even_with_characters_that_need_escaping() {
         for reply in [
             Reply::Text("a \"quoted\"\n\\ \u{1} é".into()),
-            Reply::ToolCall("t\"x".into()),
+            Reply::ToolCall {
+                name: "t\"x".into(),
+                arguments: r#"{"cmd":"echo \"hi\"\n"}"#.into(),
+            },
         ] {
             let plan = Plan {
                 reply,

@@ -1,13 +1,22 @@
 //! What a `POST /codex/responses` body asks for, and the deterministic answer the simulator
 //! gives to it. Pure: bytes and a seed in, a [`Plan`] out.
 //!
-//! Answer rules (documented for test authors): when the request has tools and the last user
-//! text contains `use the tool NAME`, the answer is a `function_call` to NAME with arguments
-//! `{}`; when the last input item is a `function_call_output`, the answer quotes its output;
-//! otherwise the answer is `answer_words` pseudo-random words chosen from the seed and the last
-//! user text. Token counts: input = ceil(body bytes / 4); output = ceil(answer bytes / 4) + 1.
+//! Answer rules (documented for test authors and in the README): when the last user text
+//! contains `use the tool NAME` and the request offers a tool NAME, the answer is a
+//! `function_call` to NAME whose arguments validate against the tool's `parameters` schema
+//! ([`arguments`]: every required property, the first string taking the text after
+//! `with` / `on` / `for` on that line, as in `use the tool exec_command with echo hi`); when the
+//! last input item is a `function_call_output`, the answer quotes its output; otherwise the
+//! answer is `answer_words` pseudo-random words chosen from the seed and the last user text.
+//! Every text answer starts with [`SIMULATED`], so nobody mistakes it for a real model's.
+//! Token counts: input = ceil(body bytes / 4); output = ceil(answer bytes / 4) + 1.
+
+mod arguments;
 
 use serde_json::Value;
+
+/// How every text answer of the simulated model begins.
+pub(crate) const SIMULATED: &str = "Simulated answer: ";
 
 /// The parts of a Responses request the simulator looks at.
 #[derive(Debug, Clone)]
@@ -20,8 +29,8 @@ pub(crate) struct Turn {
     pub reasoning: bool,
     /// `include` asks for `reasoning.encrypted_content`.
     pub encrypted_reasoning: bool,
-    /// Names of the tools offered.
-    pub tools: Vec<String>,
+    /// The tools offered.
+    pub tools: Vec<Tool>,
     /// Text of the last user message.
     pub last_user_text: String,
     /// Output of the last input item when it is a `function_call_output`.
@@ -30,6 +39,15 @@ pub(crate) struct Turn {
     pub input_tokens: u64,
     /// `prompt_cache_key`, used to report cached tokens on follow-up requests.
     pub prompt_cache_key: Option<String>,
+}
+
+/// One tool the request offers.
+#[derive(Debug, Clone)]
+pub(crate) struct Tool {
+    /// Its name (`exec_command`, `Read`), or its type for built-in tools (`web_search`).
+    pub name: String,
+    /// The JSON schema of its arguments, for function tools.
+    pub parameters: Option<Value>,
 }
 
 /// Why a request body was refused (400 `invalid_request_error`).
@@ -46,8 +64,13 @@ pub(crate) struct TurnError {
 pub(crate) enum Reply {
     /// An assistant message with this text.
     Text(String),
-    /// A function call to this tool with arguments `{}`.
-    ToolCall(String),
+    /// A function call.
+    ToolCall {
+        /// The tool called.
+        name: String,
+        /// Its arguments, as the JSON text the Responses API carries.
+        arguments: String,
+    },
 }
 
 /// The whole deterministic answer to one turn.
@@ -125,7 +148,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Turn, TurnError> {
     let tools = obj
         .get("tools")
         .and_then(Value::as_array)
-        .map(|ts| ts.iter().filter_map(tool_name).collect())
+        .map(|ts| ts.iter().filter_map(tool).collect())
         .unwrap_or_default();
     let include = obj.get("include").and_then(Value::as_array);
     Ok(Turn {
@@ -147,12 +170,20 @@ pub(crate) fn parse(body: &[u8]) -> Result<Turn, TurnError> {
     })
 }
 
-fn tool_name(t: &Value) -> Option<String> {
-    t.get("name")
+fn tool(t: &Value) -> Option<Tool> {
+    let name = t
+        .get("name")
         .or_else(|| t.get("function").and_then(|f| f.get("name")))
         .or_else(|| t.get("type"))
-        .and_then(Value::as_str)
-        .map(String::from)
+        .and_then(Value::as_str)?;
+    let parameters = t
+        .get("parameters")
+        .or_else(|| t.get("function").and_then(|f| f.get("parameters")))
+        .cloned();
+    Some(Tool {
+        name: name.to_owned(),
+        parameters,
+    })
 }
 
 /// Text of a content value: a string, or the `text` of its parts.
@@ -190,8 +221,9 @@ fn last_tool_output(input: &Value) -> Option<String> {
     Some(last.get("output").map(content_text).unwrap_or_default())
 }
 
-/// The tool NAME of a `use the tool NAME` request, if the text has one.
-fn requested_tool(text: &str) -> Option<String> {
+/// The tool NAME of a `use the tool NAME [with|on|for TEXT]` request, and TEXT (the rest of
+/// that line, without surrounding quotes), if the text has one.
+fn requested_tool(text: &str) -> Option<(String, Option<String>)> {
     let lower = text.to_ascii_lowercase();
     let at = lower.find("use the tool ")? + "use the tool ".len();
     let name: String = text[at..]
@@ -199,7 +231,44 @@ fn requested_tool(text: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || *c == '.')
         .collect();
     let name = name.trim_end_matches('.').to_string();
-    (!name.is_empty()).then_some(name)
+    if name.is_empty() {
+        return None;
+    }
+    let line = text[at + name.len()..].lines().next().unwrap_or("");
+    let line = line.trim_start();
+    let arg = ["with ", "on ", "for "].iter().find_map(|word| {
+        let head = line.get(..word.len())?;
+        head.eq_ignore_ascii_case(word).then(|| {
+            line[word.len()..]
+                .trim()
+                .trim_matches(['"', '\'', '`'])
+                .trim()
+        })
+    });
+    let arg = arg.filter(|a| !a.is_empty()).map(String::from);
+    Some((name, arg))
+}
+
+/// The answer to `use the tool NAME`: a call with schema-valid arguments when NAME is offered
+/// (matched exactly, else ignoring case), else a text saying which tools are.
+fn tool_reply(tools: &[Tool], name: &str, arg: Option<&str>) -> Reply {
+    let offered = tools
+        .iter()
+        .find(|t| t.name == name)
+        .or_else(|| tools.iter().find(|t| t.name.eq_ignore_ascii_case(name)));
+    match offered {
+        Some(t) => Reply::ToolCall {
+            name: t.name.clone(),
+            arguments: arguments::build(t.parameters.as_ref(), arg).to_string(),
+        },
+        None => {
+            let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+            Reply::Text(format!(
+                "{SIMULATED}there is no tool named {name} here; the tools offered are: {}.",
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 /// FNV-1a, to turn the seed and the user text into a reproducible word choice.
@@ -235,9 +304,11 @@ fn words(mut h: u64, n: usize) -> String {
 pub(crate) fn plan(turn: &Turn, seed: u64, answer_words: usize) -> Plan {
     let h = fnv(seed, &turn.last_user_text);
     let reply = match (&turn.tool_output, requested_tool(&turn.last_user_text)) {
-        (Some(out), _) => Reply::Text(format!("The tool returned: \"{out}\"")),
-        (None, Some(name)) if !turn.tools.is_empty() => Reply::ToolCall(name),
-        _ => Reply::Text(words(h, answer_words)),
+        (Some(out), _) => Reply::Text(format!("{SIMULATED}the tool returned: \"{out}\"")),
+        (None, Some((name, arg))) if !turn.tools.is_empty() => {
+            tool_reply(&turn.tools, &name, arg.as_deref())
+        }
+        _ => Reply::Text(format!("{SIMULATED}{}", words(h, answer_words))),
     };
     let summary = turn
         .reasoning
@@ -247,7 +318,7 @@ pub(crate) fn plan(turn: &Turn, seed: u64, answer_words: usize) -> Plan {
         .map_or(0, |s| 16 + (s.len() as u64).div_ceil(4));
     let visible = match &reply {
         Reply::Text(t) => t.len() as u64,
-        Reply::ToolCall(name) => name.len() as u64 + 2,
+        Reply::ToolCall { name, arguments } => (name.len() + arguments.len()) as u64,
     };
     Plan {
         reply,
@@ -273,7 +344,10 @@ mod tests {
         );
         assert_eq!(
             plan(&with, 1, 5).reply,
-            Reply::ToolCall("exec_command".into())
+            Reply::ToolCall {
+                name: "exec_command".into(),
+                arguments: "{}".into()
+            }
         );
         let without = turn(json!({"model":"m","input":"please use the tool exec_command now"}));
         assert!(matches!(plan(&without, 1, 5).reply, Reply::Text(_)));
@@ -287,7 +361,7 @@ mod tests {
             {"type":"function_call_output","call_id":"c1","output":"tool-ran"}]}));
         assert_eq!(
             plan(&t, 1, 5).reply,
-            Reply::Text("The tool returned: \"tool-ran\"".into())
+            Reply::Text("Simulated answer: the tool returned: \"tool-ran\"".into())
         );
     }
 

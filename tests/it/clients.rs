@@ -1,7 +1,7 @@
 //! The REAL Codex CLI and the REAL Claude Code (npm packages pinned in
 //! `tests/clients/node/package.json`, installed by `tests/run`) driven against the daemon in
 //! front of the simulator, all on 127.0.0.1: a plain answer, a tool round trip and an exhausted
-//! pool for each. Between the daemon and the simulator sits a [`wire::WireLog`] relay that keeps
+//! pool for each, and the setup `codex-rotor demo` prints, followed as printed (`demo.rs`). Between the daemon and the simulator sits a [`wire::WireLog`] relay that keeps
 //! every byte, so a test compares what the client printed with what the simulator really
 //! answered. Every client runs with a fresh `HOME`, a cleared environment, telemetry and update
 //! checks off, and every proxy variable pointing at a [`wire::ProxyTrap`] that must stay
@@ -13,6 +13,7 @@
 
 mod claude;
 mod codex;
+mod demo;
 mod wire;
 
 use crate::support::{TestEnv, start_env_with};

@@ -8,6 +8,8 @@
 //! it with `mod signals;` in `main.rs` when ops is merged with them. Verified passing on a local
 //! merge of proxy (225430c) + ops.
 
+mod pipes;
+
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -207,7 +207,7 @@ async fn tool_use_is_deterministic_and_tool_output_is_quoted() {
         .expect("done")["item"];
     assert_eq!(
         item["content"][0]["text"],
-        "The tool returned: \"tool-ran\""
+        "Simulated answer: the tool returned: \"tool-ran\""
     );
     sim.shutdown().await;
 }

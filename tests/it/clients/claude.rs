@@ -2,11 +2,10 @@
 //! as `ANTHROPIC_API_KEY`: a plain answer over the streamed `/v1/messages` translation, a tool
 //! round trip through Claude Code's `Read` tool, and an exhausted pool.
 //!
-//! The tool case: the simulator answers `use the tool Read` with a call whose input is `{}`;
-//! Claude Code validates it, refuses it (`file_path` is missing) and returns that as an error
-//! `tool_result`, which the daemon translates into a `function_call_output` and the simulator
-//! quotes. The temp file named in the prompt is therefore never read (the simulator cannot
-//! pass arguments).
+//! The tool case: the simulator answers `use the tool Read on PATH` with a call whose input fits
+//! `Read`'s schema (`{"file_path": PATH}`); Claude Code reads the temp file and returns its
+//! content as the `tool_result`, which the daemon translates into a `function_call_output` and
+//! the simulator quotes in the final answer.
 
 use super::wire::Output;
 use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, settled};
@@ -111,26 +110,43 @@ async fn claude_print_shows_the_simulators_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_read_tool_round_trips_through_the_pool() {
     let (env, wire) = env_with_wire(2).await;
-    let run = claude_print(&env, "please use the tool Read on note.txt", &[], |sb| {
-        std::fs::write(sb.path("work").join("note.txt"), "rotor-note-42\n").expect("temp file");
-    })
-    .await;
+    let sb = Sandbox::new().await;
+    let note = sb.path("work").join("note.txt");
+    std::fs::write(&note, "rotor-note-42\n").expect("temp file");
+    let prompt = format!("please use the tool Read on {}", note.display());
+    let run = claude_in(&env, &sb, &prompt, &[]).await;
     assert!(run.status.success(), "claude -p failed: {run}");
     let outputs = wire.outputs();
-    let Some(Output::Call { name, call_id }) = outputs.first().cloned() else {
+    let Some(Output::Call {
+        name,
+        call_id,
+        arguments,
+    }) = outputs.first().cloned()
+    else {
         panic!("the simulator's first answer is a function call: {outputs:?}");
     };
     assert_eq!(name, "Read");
+    let args: Value = serde_json::from_str(&arguments).expect("arguments are JSON");
+    assert_eq!(
+        args["file_path"].as_str(),
+        note.to_str(),
+        "the call carries the path, valid for Read's schema: {arguments}"
+    );
     let sent = wire.requests_text();
     assert!(
         sent.contains(r#""type":"function_call_output""#)
             && sent.matches(&format!(r#""call_id":"{call_id}""#)).count() >= 2,
         "Claude Code's tool_result came back to upstream under call id {call_id}"
     );
+    assert!(
+        sent.contains("rotor-note-42"),
+        "Read ran and the file's content went back upstream: {run}"
+    );
     let answer = only_message(&wire);
     assert!(
-        answer.starts_with("The tool returned: ") && answer.contains("file_path"),
-        "the simulator quoted Claude Code's tool result (Read refusing `{{}}`): {answer}"
+        answer.starts_with("Simulated answer: the tool returned: ")
+            && answer.contains("rotor-note-42"),
+        "the final answer quotes what Read returned: {answer}"
     );
     assert_eq!(run.stdout.trim(), answer, "{run}");
     let recs = settled(&env, "messages", 2).await;

@@ -2,10 +2,10 @@
 //! (PROTOCOL.md §11: `wire_api = "responses"`, `env_key`): a plain answer, a pool-exhausted run
 //! and a tool round trip through Codex's own tool router.
 //!
-//! The tool case: the simulator answers `use the tool exec_command` with a `function_call`
-//! whose arguments are `{}`; Codex's router refuses them (`missing field cmd`) and sends that
-//! refusal back as the `function_call_output`, which the simulator quotes. No shell command runs,
-//! so Codex's sandbox (bubblewrap) is not exercised here.
+//! The tool case: the simulator answers `use the tool exec_command with CMD` with a
+//! `function_call` whose arguments fit `exec_command`'s schema (`{"cmd": CMD}`); Codex runs the
+//! command in its sandbox and sends what it printed back as the `function_call_output`, which
+//! the simulator quotes in the final answer.
 
 use super::wire::Output;
 use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, settled};
@@ -186,23 +186,44 @@ async fn codex_reports_the_usage_limit_of_an_exhausted_pool_after_one_request() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_tool_call_round_trips_through_the_pool() {
     let (env, wire) = env_with_wire(2).await;
-    let (run, _sb) = codex_exec(&env, &[], "please use the tool exec_command").await;
+    // The command prints a word the prompt does not contain, so finding it proves it ran.
+    let (run, _sb) = codex_exec(
+        &env,
+        &[],
+        "please use the tool exec_command with printf rotor-%s tool-ran",
+    )
+    .await;
     assert!(run.status.success(), "codex exec failed: {run}");
     let outputs = wire.outputs();
-    let Some(Output::Call { name, call_id }) = outputs.first().cloned() else {
+    let Some(Output::Call {
+        name,
+        call_id,
+        arguments,
+    }) = outputs.first().cloned()
+    else {
         panic!("the simulator's first answer is a function call: {outputs:?}");
     };
     assert_eq!(name, "exec_command");
+    let args: Value = serde_json::from_str(&arguments).expect("arguments are JSON");
+    assert_eq!(
+        args["cmd"], "printf rotor-%s tool-ran",
+        "the call carries the command, valid for exec_command's schema: {arguments}"
+    );
     let sent = wire.requests_text();
     assert!(
         sent.contains(r#""type":"function_call_output""#)
             && sent.matches(&format!(r#""call_id":"{call_id}""#)).count() >= 2,
         "Codex sent the call and its output back under the same call id {call_id}"
     );
+    assert!(
+        sent.contains("rotor-tool-ran"),
+        "the command ran and its output went back upstream: {run}"
+    );
     let answer = only_message(&wire);
     assert!(
-        answer.starts_with("The tool returned: ") && answer.contains("cmd"),
-        "the simulator quoted Codex's tool output (the router refusing `{{}}`): {answer}"
+        answer.starts_with("Simulated answer: the tool returned: ")
+            && answer.contains("rotor-tool-ran"),
+        "the final answer quotes what the tool printed: {answer}"
     );
     assert_eq!(run.stdout.trim(), answer, "{run}");
     let recs = settled(&env, "responses", 2).await;

@@ -31,8 +31,12 @@ pub struct WireLog {
 pub enum Output {
     /// An assistant message with this text.
     Message(String),
-    /// A function call: tool name and call id.
-    Call { name: String, call_id: String },
+    /// A function call: tool name, call id and the arguments' JSON text.
+    Call {
+        name: String,
+        call_id: String,
+        arguments: String,
+    },
 }
 
 impl WireLog {
@@ -114,6 +118,7 @@ impl WireLog {
                 Some("function_call") => Some(Output::Call {
                     name: item["name"].as_str().unwrap_or_default().to_owned(),
                     call_id: item["call_id"].as_str().unwrap_or_default().to_owned(),
+                    arguments: item["arguments"].as_str().unwrap_or_default().to_owned(),
                 }),
                 _ => None,
             })

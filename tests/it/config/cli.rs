@@ -67,10 +67,11 @@ fn config_check_through_the_binary() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Every problem is listed on stdout, load errors and validation alike.
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stderr.contains("CODEX_ROTOR_POOL__STRATEGY") && stderr.contains("pool.strategy"),
-        "{stderr}"
+        stdout.contains("CODEX_ROTOR_POOL__STRATEGY") && stdout.contains("pool.strategy"),
+        "{stdout}"
     );
 }
 
@@ -116,4 +117,76 @@ fn version_and_help_with_examples() {
     let out = bin().args(["config", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("CODEX_ROTOR_<SECTION>__<KEY>"), "{help}");
+}
+
+/// Issue 15 item 12: seven mistakes of different kinds in one file, and two bad environment
+/// overrides, are all named in one `config check` run, each with its key (and, for the file,
+/// its line), instead of one per run.
+#[test]
+fn config_check_names_every_problem_of_the_file_and_the_environment_in_one_run() {
+    let broken = write_config(
+        r#"data_dir = 7
+[server]
+listen = "not-an-address"
+shutdown_grace = "soon"
+
+[srever]
+listen = "127.0.0.1:1"
+
+[pool]
+strategy = "fastest"
+
+[[keys.keys]]
+name = "a"
+rpm = -1
+
+[[keys.keys]]
+name = "b"
+rmp = 5
+
+[upstream]
+max_retries_per_account = "two"
+"#,
+    );
+    let out = bin()
+        .args(["config", "check", "--config"])
+        .arg(broken.path())
+        .env("CODEX_ROTOR_POOL__TICK", "later")
+        .env("CODEX_ROTOR_SERVER__LISTN", "127.0.0.1:2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let expected = [
+        ("data_dir", "line 1"),
+        ("server.listen", "line 3"),
+        ("server.shutdown_grace", "line 4"),
+        ("srever", "line 6"),
+        ("pool.strategy", "line 10"),
+        ("keys.keys[0].rpm", "line 14"),
+        ("keys.keys[1].rmp", "line 18"),
+        ("upstream.max_retries_per_account", "line 21"),
+    ];
+    let all = format!("{stdout}{stderr}");
+    for (key, line) in expected {
+        assert!(
+            all.lines()
+                .any(|l| l.contains(&format!(": {key}: ")) && l.contains(line)),
+            "{key} ({line}) is named: {all}"
+        );
+    }
+    for (var, key) in [
+        ("CODEX_ROTOR_POOL__TICK", "pool.tick"),
+        ("CODEX_ROTOR_SERVER__LISTN", "server.listn"),
+    ] {
+        assert!(
+            all.lines().any(|l| l.contains(var) && l.contains(key)),
+            "{var} ({key}) is named: {all}"
+        );
+    }
+    assert!(
+        !all.contains("127.0.0.1:2"),
+        "an override's value is not echoed (it may be a secret): {all}"
+    );
 }
