@@ -8,7 +8,9 @@
 //! prefix.
 
 use crate::admin::session;
+use crate::request_body::{self, BodyError};
 use crate::state::AppState;
+use axum::body::Body;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -112,26 +114,46 @@ struct LoginBody {
     key: String,
 }
 
-/// `POST /login {"key": "..."}`: opens a session when the key is the admin key.
-async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
+/// Most of a login body the daemon reads: `{"key": "…"}` fits many times over, and anyone may
+/// send this request, so nothing close to `server.max_body_bytes` is ever held for it.
+const LOGIN_BODY_MAX: usize = 4096;
+
+/// `POST /login {"key": "..."}`: opens a session when the key is the admin key. The key is in
+/// the body, so the body is read — but no more than [`LOGIN_BODY_MAX`].
+async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let config = state.config();
-    let Ok(Json(body)) = body else {
+    let refuse = |body: Body, answer: Response| {
+        request_body::discard(&headers, body, config.server.max_body_bytes);
+        answer
+    };
+    if !config.admin.enabled {
+        return refuse(
+            body,
+            error(StatusCode::NOT_FOUND, "the admin API is disabled"),
+        );
+    }
+    let key = match crate::admin::admin_key_of(&config) {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return refuse(
+                body,
+                Json(json!({ "ok": true, "open": true })).into_response(),
+            );
+        }
+        Err(e) => return refuse(body, error(StatusCode::INTERNAL_SERVER_ERROR, &e)),
+    };
+    let body = match request_body::read(&headers, body, LOGIN_BODY_MAX).await {
+        Ok(bytes) => serde_json::from_slice::<LoginBody>(&bytes).ok(),
+        Err(e @ BodyError::TooLarge { .. }) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+        }
+        Err(_) => None,
+    };
+    let Some(body) = body else {
         return error(
             StatusCode::BAD_REQUEST,
             "expected {\"key\": \"<admin key>\"}",
         );
-    };
-    if !config.admin.enabled {
-        return error(StatusCode::NOT_FOUND, "the admin API is disabled");
-    }
-    let key = match crate::admin::admin_key_of(&config) {
-        Ok(Some(key)) => key,
-        Ok(None) => return Json(json!({ "ok": true, "open": true })).into_response(),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     if !session::keys_match(body.key.trim(), &key) {
         // Slows down guessing without holding any lock.

@@ -12,8 +12,9 @@
 //! 401), and an upstream answer that is the request's own fault (400/404/422) is returned to
 //! the client exactly as upstream sent it.
 
+use crate::request_body::{BodyError, limit_text};
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
@@ -41,9 +42,15 @@ pub enum ApiError {
         /// The JSON field at fault, when known.
         param: Option<String>,
     },
-    /// The body exceeds `server.max_body_bytes`.
-    #[error("request body too large")]
-    PayloadTooLarge,
+    /// The body exceeds `server.max_body_bytes`; the message states the limit.
+    #[error(
+        "request body is larger than the limit of {} (server.max_body_bytes)",
+        limit_text(*limit)
+    )]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// Every account that could serve this model is out of quota (DESIGN.md rule 6).
     #[error("all accounts have reached their usage limit")]
     Exhausted {
@@ -108,7 +115,7 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::KeyRateLimited { .. } | ApiError::Exhausted { .. } => 429,
             ApiError::BadRequest { .. } => 400,
-            ApiError::PayloadTooLarge => 413,
+            ApiError::PayloadTooLarge { .. } => 413,
             ApiError::Unavailable(_) => 503,
             ApiError::Passthrough { status, .. } | ApiError::Upstream { status, .. } => *status,
             ApiError::PrematureClose(_) => 504,
@@ -125,7 +132,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ("permission_error", "forbidden"),
             ApiError::KeyRateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             ApiError::BadRequest { .. } => ("invalid_request_error", "invalid_request"),
-            ApiError::PayloadTooLarge => ("invalid_request_error", "payload_too_large"),
+            ApiError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
             ApiError::Exhausted { .. } => ("usage_limit_reached", "usage_limit_reached"),
             ApiError::Unavailable(_) => ("server_error", "no_available_accounts"),
             ApiError::Passthrough { .. } => ("invalid_request_error", "upstream_rejected"),
@@ -144,6 +151,14 @@ impl ApiError {
                 resets_in_seconds, ..
             } => Some(resets_in_seconds.unwrap_or(60).max(1)),
             _ => None,
+        }
+    }
+
+    /// The headers this error adds to its answer in every protocol: `Retry-After` when the
+    /// client should come back later.
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
     }
 
@@ -170,7 +185,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let retry_after = self.retry_after();
+        let mut extra = HeaderMap::new();
+        self.add_headers(&mut extra);
         let mut resp = match self {
             ApiError::Passthrough {
                 content_type, body, ..
@@ -191,11 +207,21 @@ impl IntoResponse for ApiError {
             }
         };
         *resp.status_mut() = status;
-        if let Some(secs) = retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+        resp.headers_mut().extend(extra);
         resp
+    }
+}
+
+/// A body the daemon would not read: too large (413, naming the limit) or broken (400).
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            BodyError::Broken(message) => ApiError::BadRequest {
+                message,
+                param: None,
+            },
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! Python SDK. Failure rows are in `proxy/failures.rs`, lifecycle in `proxy/lifecycle.rs`.
 
 mod failures;
+mod keyless;
 mod lifecycle;
 
 use crate::support::{
