@@ -51,6 +51,25 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// No endpoint at this path (a wrong base URL is the usual cause, hence the list).
+    #[error(
+        "no endpoint at {method} {path}; codex-rotor serves POST /v1/responses, \
+         POST /v1/chat/completions, POST /v1/messages and GET /v1/models"
+    )]
+    NotFound {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+    },
+    /// The path exists but not with this method (the answer's `Allow` header lists those it has).
+    #[error("{method} is not allowed on {path} (see the Allow header)")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+    },
     /// Every account that could serve this model is out of quota (DESIGN.md rule 6).
     #[error("all accounts have reached their usage limit")]
     Exhausted {
@@ -116,6 +135,8 @@ impl ApiError {
             ApiError::KeyRateLimited { .. } | ApiError::Exhausted { .. } => 429,
             ApiError::BadRequest { .. } => 400,
             ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::NotFound { .. } => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Unavailable(_) => 503,
             ApiError::Passthrough { status, .. } | ApiError::Upstream { status, .. } => *status,
             ApiError::PrematureClose(_) => 504,
@@ -133,6 +154,8 @@ impl ApiError {
             ApiError::KeyRateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             ApiError::BadRequest { .. } => ("invalid_request_error", "invalid_request"),
             ApiError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
+            ApiError::NotFound { .. } => ("invalid_request_error", "not_found"),
+            ApiError::MethodNotAllowed { .. } => ("invalid_request_error", "method_not_allowed"),
             ApiError::Exhausted { .. } => ("usage_limit_reached", "usage_limit_reached"),
             ApiError::Unavailable(_) => ("server_error", "no_available_accounts"),
             ApiError::Passthrough { .. } => ("invalid_request_error", "upstream_rejected"),

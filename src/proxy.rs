@@ -47,7 +47,8 @@ pub async fn responses(
     body: Body,
 ) -> Response {
     let mut out = Outcome::new(&state, "responses", id);
-    let limit = state.config().server.max_body_bytes;
+    let cfg = state.config();
+    let limit = cfg.server.max_body_bytes;
     let permit = match auth::authenticate(&state, &headers) {
         Ok(p) => p,
         Err(e) => {
@@ -60,7 +61,8 @@ pub async fn responses(
         Ok(b) => b,
         Err(e) => return fail(out, e.into()),
     };
-    match prepare(&state, &headers, body, &permit, &mut out).await {
+    let default_model = &cfg.models.default_model;
+    match prepare(&state, &headers, body, default_model, &permit, &mut out).await {
         Ok((req, served)) => deliver(&state, req, served, permit, out).await,
         Err(e) => fail(out, e),
     }
@@ -77,10 +79,11 @@ async fn prepare(
     state: &AppState,
     headers: &HeaderMap,
     body: Bytes,
+    default_model: &str,
     permit: &Option<auth::Permit>,
     out: &mut Outcome,
 ) -> Result<(request::ResponsesRequest, failover::Served), ApiError> {
-    let mut req = request::parse(headers, body)?;
+    let mut req = request::parse(headers, body, default_model)?;
     out.rec.model = Some(req.model.clone());
     route_turn(state, &mut req);
     if let Some(p) = permit {

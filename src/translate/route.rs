@@ -24,8 +24,8 @@ use crate::request_body;
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -34,6 +34,41 @@ use serde_json::json;
 /// `HEAD /` and `HEAD /api/hello`: Claude Code probes these before its first request.
 pub async fn hello() -> StatusCode {
     StatusCode::OK
+}
+
+/// Any path no route serves: a 404 that names the path and the endpoints there are, in the
+/// protocol the path belongs to ([`protocol_of`]) — a new user's wrong base URL ends here.
+pub async fn no_route(method: Method, uri: Uri, OriginalUri(original): OriginalUri) -> Response {
+    let e = ApiError::NotFound {
+        method: method.to_string(),
+        path: original.path().to_owned(),
+    };
+    reply::render(e, protocol_of(uri.path()))
+}
+
+/// A known path with a method it does not serve: 405 in the path's protocol (axum adds the
+/// `Allow` header listing the methods it does serve).
+pub async fn wrong_method(
+    method: Method,
+    uri: Uri,
+    OriginalUri(original): OriginalUri,
+) -> Response {
+    let e = ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: original.path().to_owned(),
+    };
+    reply::render(e, protocol_of(uri.path()))
+}
+
+/// Which protocol an error about `path` (relative to the path prefix) is rendered in: the
+/// Anthropic shape under `/v1/messages`, where only Anthropic clients go; the OpenAI shape
+/// everywhere else.
+fn protocol_of(path: &str) -> Protocol {
+    if path.starts_with("/v1/messages") {
+        Protocol::Messages
+    } else {
+        Protocol::Chat
+    }
 }
 
 /// `POST /v1/chat/completions`.
