@@ -132,6 +132,33 @@ async fn keyless_clients_get_401_while_still_sending_their_bodies() {
     env.shutdown().await;
 }
 
+/// Many simple clients (Python's `requests`, for one) write the whole body before they read a
+/// byte. A refused body must therefore be drained, not dropped: a connection closed with
+/// unread bytes is reset by the kernel, and the client gets "connection reset" instead of its
+/// 401 — and retries it as a network error.
+#[tokio::test]
+async fn a_client_that_writes_its_whole_body_first_still_reads_its_401() {
+    let env = start_env(1).await;
+    for path in ["/v1/responses", "/v1/messages"] {
+        let length = 4 * 1024 * 1024;
+        let mut conn = TcpStream::connect(env.addr).await.expect("connect");
+        conn.write_all(post_head(path, length, "").as_bytes())
+            .await
+            .expect("head");
+        let body = vec![b'x'; length];
+        let written = tokio::time::timeout(ANSWER_GUARD, conn.write_all(&body)).await;
+        assert!(
+            matches!(written, Ok(Ok(()))),
+            "{path}: the upload was cut off ({written:?}); the client never reads its answer"
+        );
+        let answer = tokio::time::timeout(ANSWER_GUARD, read_answer(&mut conn))
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status, 401, "{path}: {answer:?}");
+    }
+    env.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_dashboard_login_reads_no_more_than_a_login_needs() {
     let env = start_env(1).await;
@@ -210,7 +237,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// Uploads a whole `length`-byte body without a key as fast as the daemon takes it, while
-/// reading the answer; returns its status.
+/// reading the answer; returns its status (0 when the connection was reset before an answer
+/// could be read — what a refused body that is dropped unread, not drained, leads to).
 async fn keyless_upload(addr: SocketAddr, length: usize) -> u16 {
     let mut conn = TcpStream::connect(addr).await.expect("connect");
     let (mut rd, mut wr) = conn.split();
@@ -222,7 +250,7 @@ async fn keyless_upload(addr: SocketAddr, length: usize) -> u16 {
         while left > 0 {
             let n = left.min(chunk.len());
             if wr.write_all(&chunk[..n]).await.is_err() {
-                return;
+                break; // the reader tells what the client got
             }
             left -= n;
         }
