@@ -11,6 +11,10 @@
 //! `usage_limit_reached` with `resets_at`/`resets_in_seconds` and a `Retry-After` header (never
 //! 401), and an upstream answer that is the request's own fault (400/404/422) is returned to
 //! the client exactly as upstream sent it.
+//!
+//! A refused key (401/403) carries `x-should-retry: false`, in every protocol: both SDKs obey
+//! it, and without it Claude Code retries a 401 with backoff for minutes, looking hung (issue
+//! 15 item 13; the Codex CLI reconnects five times whatever the header says, then gives up).
 
 use crate::request_body::{BodyError, limit_text};
 use axum::body::Body;
@@ -23,7 +27,10 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No client key, or an unknown one.
-    #[error("invalid or missing API key")]
+    #[error(
+        "invalid or missing API key: send one of this codex-rotor daemon's client keys as \
+         `Authorization: Bearer <key>` or `x-api-key: <key>`"
+    )]
     Unauthorized,
     /// The key exists but is disabled, or may not use this model.
     #[error("{0}")]
@@ -178,10 +185,20 @@ impl ApiError {
     }
 
     /// The headers this error adds to its answer in every protocol: `Retry-After` when the
-    /// client should come back later.
+    /// client should come back later; for a refused key, `x-should-retry: false` (retrying
+    /// cannot help) and, on 401, `WWW-Authenticate`.
     pub fn add_headers(&self, headers: &mut HeaderMap) {
         if let Some(secs) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, ApiError::Unauthorized | ApiError::Forbidden(_)) {
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"codex-rotor\""),
+            );
         }
     }
 
@@ -320,5 +337,8 @@ mod tests {
         let (status, _, body) = render(ApiError::Unauthorized).await;
         assert_eq!(status, 401);
         assert_eq!(body["error"]["code"], "invalid_api_key");
+        let r = ApiError::Unauthorized.into_response();
+        assert_eq!(r.headers()["x-should-retry"], "false");
+        assert!(r.headers().contains_key("www-authenticate"));
     }
 }
