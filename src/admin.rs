@@ -25,9 +25,11 @@
 //! 400 invalid_request, 409 pool_error). `/healthz`, `/readyz` and `/metrics` come from
 //! [`health_router`].
 //!
-//! With no admin key configured the admin API is open only while the daemon listens on a
-//! loopback address (config validation refuses to start otherwise, and [`Admin`] checks it
-//! again); `admin.enabled = false` hides it entirely (404).
+//! With no admin key configured the admin API is open only while every client is on this
+//! machine — a loopback listener and no reverse proxy in front (`trust_forwarded_headers`
+//! off; behind a proxy every request arrives from loopback). Config validation refuses to
+//! start otherwise, and [`Admin`] checks it again; `admin.enabled = false` hides it entirely
+//! (404).
 
 mod accounts;
 pub mod error;
@@ -116,11 +118,13 @@ fn authorize(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<(
         return Err(AdminError::Disabled);
     }
     let Some(key) = admin_key_of(&config).map_err(AdminError::Unauthorized)? else {
-        if config.server.listen.ip().is_loopback() {
+        if config.server.clients_are_local() {
             return Ok(());
         }
         return Err(AdminError::Unauthorized(
-            "no admin key is configured; the admin API is only open on loopback".into(),
+            "no admin key is configured; the admin API is only open on loopback, without a \
+             reverse proxy in front"
+                .into(),
         ));
     };
     if let Some(presented) = headers
