@@ -152,6 +152,8 @@ fn admin(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>, client: &[(usize, Se
     }
     c.duration("admin.session_ttl", a.session_ttl);
     c.positive("admin.recent_requests", a.recent_requests as u64);
+    c.positive("admin.auth_failure_burst", a.auth_failure_burst.into());
+    c.duration("admin.auth_failure_refill", a.auth_failure_refill);
 }
 
 fn pool(c: &mut Checker, cfg: &Config) {

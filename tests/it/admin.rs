@@ -5,6 +5,7 @@
 
 mod accounts;
 pub mod rig;
+mod throttle;
 
 use reqwest::Method;
 use rig::{ADMIN_KEY, CLIENT_KEY, Rig};
