@@ -22,12 +22,21 @@
 //! | GET | `/admin/live` | the dashboard's compact feed (with the quarantined account files) |
 //!
 //! Errors are JSON `{"error": {"type", "message"}}` (401 unauthorized, 403 csrf, 404 not_found,
-//! 400 invalid_request, 409 pool_error). `/healthz`, `/readyz` and `/metrics` come from
+//! 400 invalid_request, 409 pool_error, 429 too_many_attempts).
+//!
+//! Guessing the admin key is braked per client address ([`auth_attempt`], the bucket in
+//! [`crate::keys::throttle`]): each wrong `Authorization: Bearer` here and each wrong key at the
+//! dashboard's `/login` spends one of `admin.auth_failure_burst` attempts, refilled one per
+//! `admin.auth_failure_refill`; past it the address gets 429 with `Retry-After`, even for the
+//! right key. Session cookies are not counted (a session id is 256 random bits; a stale one
+//! polling the feed is not a guess). `/healthz`, `/readyz` and `/metrics` come from
 //! [`health_router`].
 //!
-//! With no admin key configured the admin API is open only while the daemon listens on a
-//! loopback address (config validation refuses to start otherwise, and [`Admin`] checks it
-//! again); `admin.enabled = false` hides it entirely (404).
+//! With no admin key configured the admin API is open only while every client is on this
+//! machine — a loopback listener and no reverse proxy in front (`trust_forwarded_headers`
+//! off; behind a proxy every request arrives from loopback). Config validation refuses to
+//! start otherwise, and [`Admin`] checks it again; `admin.enabled = false` hides it entirely
+//! (404).
 
 mod accounts;
 pub mod error;
@@ -36,11 +45,14 @@ pub mod session;
 mod transfer;
 pub mod view;
 
+use crate::keys::throttle;
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, header};
 use axum::routing::{get, post};
 pub use error::AdminError;
+use std::net::SocketAddr;
 
 /// Header the dashboard sends on every state-changing request; a cross-site form cannot set
 /// it, so together with `SameSite=Strict` it closes CSRF.
@@ -105,22 +117,56 @@ impl axum::extract::FromRequestParts<AppState> for Admin {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        authorize(state, &parts.method, &parts.headers).map(|()| Admin)
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied();
+        authorize(state, &parts.method, &parts.headers, peer).map(|()| Admin)
     }
 }
 
+/// Takes one attempt from the failure budget of the client behind `headers` / `peer` (the TCP
+/// peer, or the address a trusted reverse proxy names), before an admin key is compared: 429
+/// once that address has guessed wrong `admin.auth_failure_burst` times in a row. Call
+/// [`throttle::Attempt::succeeded`] when the key was right; dropping the attempt counts it as
+/// a failure. Shared by the Bearer check here and the dashboard login.
+pub fn auth_attempt<'a>(
+    state: &'a AppState,
+    config: &crate::config::Config,
+    headers: &HeaderMap,
+    peer: Option<ConnectInfo<SocketAddr>>,
+) -> Result<throttle::Attempt<'a>, AdminError> {
+    let peer = peer.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    let client = config.server.client_origin(headers, peer).ip;
+    let budget = throttle::Budget {
+        burst: config.admin.auth_failure_burst,
+        refill: config.admin.auth_failure_refill,
+    };
+    state
+        .keys()
+        .admin_failures()
+        .attempt(client, budget, tokio::time::Instant::now())
+        .map_err(|t| AdminError::Throttled {
+            retry_after_secs: t.retry_after_secs,
+        })
+}
+
 /// The decision behind [`Admin`].
-fn authorize(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<(), AdminError> {
+fn authorize(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    peer: Option<ConnectInfo<SocketAddr>>,
+) -> Result<(), AdminError> {
     let config = state.config();
     if !config.admin.enabled {
         return Err(AdminError::Disabled);
     }
     let Some(key) = admin_key_of(&config).map_err(AdminError::Unauthorized)? else {
-        if config.server.listen.ip().is_loopback() {
+        if config.server.clients_are_local() {
             return Ok(());
         }
         return Err(AdminError::Unauthorized(
-            "no admin key is configured; the admin API is only open on loopback".into(),
+            "no admin key is configured; the admin API is only open on loopback, without a \
+             reverse proxy in front"
+                .into(),
         ));
     };
     if let Some(presented) = headers
@@ -131,7 +177,9 @@ fn authorize(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<(
                 .or_else(|| v.strip_prefix("bearer "))
         })
     {
+        let attempt = auth_attempt(state, &config, headers, peer)?;
         return if session::keys_match(presented.trim(), &key) {
+            attempt.succeeded();
             Ok(())
         } else {
             Err(AdminError::Unauthorized("wrong admin key".into()))

@@ -256,7 +256,8 @@ impl Config {
 
     /// The startup check on the listen address: with no client key configured the daemon only
     /// binds loopback (an open pool on the network would give the accounts away), and the
-    /// admin API needs an admin key off loopback.
+    /// admin API needs an admin key off loopback or behind a reverse proxy
+    /// (`ServerConfig::clients_are_local`).
     pub fn validate_bind(&self) -> Vec<ConfigProblem> {
         validate::bind(self, &access::process_env)
     }

@@ -8,14 +8,18 @@
 //! prefix.
 
 use crate::admin::session;
+use crate::request_body::{self, BodyError};
 use crate::state::AppState;
-use axum::extract::{OriginalUri, State};
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::net::SocketAddr;
 
 /// The page shell.
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
@@ -124,34 +128,101 @@ struct LoginBody {
     key: String,
 }
 
-/// `POST /login {"key": "..."}`: opens a session when the key is the admin key.
+/// Most of a login body the daemon reads: `{"key": "…"}` fits many times over, and anyone may
+/// send this request, so nothing close to `server.max_body_bytes` is ever held for it.
+const LOGIN_BODY_MAX: usize = 4096;
+
+/// `POST /login {"key": "..."}`: opens a session when the key is the admin key. The key is in
+/// the body, so the body is read — but no more than [`LOGIN_BODY_MAX`], and only once the
+/// client's address is within its budget of wrong keys ([`crate::admin::auth_attempt`]).
 async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+    body: Body,
 ) -> Response {
     let config = state.config();
-    let Ok(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"key\": \"<admin key>\"}",
-        );
+    let refuse = |body: Body, answer: Response| {
+        request_body::discard(&headers, body, config.server.max_body_bytes);
+        answer
     };
-    if !config.admin.enabled {
-        return error(StatusCode::NOT_FOUND, "the admin API is disabled");
-    }
-    let key = match crate::admin::admin_key_of(&config) {
-        Ok(Some(key)) => key,
-        Ok(None) => return Json(json!({ "ok": true, "open": true })).into_response(),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    let key = match login_key(&config) {
+        Ok(key) => key,
+        Err(no_key) => return refuse(body, no_key.into_response()),
+    };
+    let attempt = match crate::admin::auth_attempt(&state, &config, &headers, peer.map(|e| e.0)) {
+        Ok(attempt) => attempt,
+        Err(e) => return refuse(body, e.into_response()),
+    };
+    let body = match read_login(&headers, body).await {
+        Ok(body) => body,
+        Err((status, message)) => return error(status, &message),
     };
     if !session::keys_match(body.key.trim(), &key) {
-        // Slows down guessing without holding any lock.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        return error(StatusCode::UNAUTHORIZED, "wrong admin key");
+        return error(StatusCode::UNAUTHORIZED, "wrong admin key"); // `attempt` spent
     }
+    attempt.succeeded();
+    opened(&config, &headers, &key)
+}
+
+/// Why a login has no admin key to match.
+enum NoKey {
+    /// `admin.enabled = false`: 404.
+    Disabled,
+    /// No key needed, every client is local: the dashboard is open.
+    Open,
+    /// No key configured, and clients may be remote: refused.
+    Closed,
+    /// The configured key could not be read (message without the key).
+    Unreadable(String),
+}
+
+impl IntoResponse for NoKey {
+    fn into_response(self) -> Response {
+        match self {
+            NoKey::Disabled => error(StatusCode::NOT_FOUND, "the admin API is disabled"),
+            NoKey::Open => Json(json!({ "ok": true, "open": true })).into_response(),
+            NoKey::Closed => error(
+                StatusCode::UNAUTHORIZED,
+                "no admin key is configured; the admin API is only open on loopback, without a \
+                 reverse proxy in front",
+            ),
+            NoKey::Unreadable(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        }
+    }
+}
+
+/// The admin key a login must match.
+fn login_key(config: &crate::config::Config) -> Result<String, NoKey> {
+    if !config.admin.enabled {
+        return Err(NoKey::Disabled);
+    }
+    match crate::admin::admin_key_of(config) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) if config.server.clients_are_local() => Err(NoKey::Open),
+        Ok(None) => Err(NoKey::Closed),
+        Err(e) => Err(NoKey::Unreadable(e)),
+    }
+}
+
+/// The login body, at most [`LOGIN_BODY_MAX`] bytes of `{"key": "..."}`; else the status and
+/// message to answer.
+async fn read_login(headers: &HeaderMap, body: Body) -> Result<LoginBody, (StatusCode, String)> {
+    let body = match request_body::read(headers, body, LOGIN_BODY_MAX).await {
+        Ok(bytes) => serde_json::from_slice::<LoginBody>(&bytes).ok(),
+        Err(e @ BodyError::TooLarge { .. }) => {
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, e.to_string()));
+        }
+        Err(_) => None,
+    };
+    let expected = "expected {\"key\": \"<admin key>\"}";
+    body.ok_or_else(|| (StatusCode::BAD_REQUEST, expected.to_owned()))
+}
+
+/// The answer to a successful login: a new session in an `HttpOnly; SameSite=Strict` cookie.
+fn opened(config: &crate::config::Config, headers: &HeaderMap, key: &str) -> Response {
     let ttl = config.admin.session_ttl;
-    let id = session::open(session::fingerprint(&key), ttl);
+    let id = session::open(session::fingerprint(key), ttl);
     let secure = headers
         .get("x-forwarded-proto")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));

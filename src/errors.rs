@@ -11,9 +11,14 @@
 //! `usage_limit_reached` with `resets_at`/`resets_in_seconds` and a `Retry-After` header (never
 //! 401), and an upstream answer that is the request's own fault (400/404/422) is returned to
 //! the client exactly as upstream sent it.
+//!
+//! A refused key (401/403) carries `x-should-retry: false`, in every protocol: both SDKs obey
+//! it, and without it Claude Code retries a 401 with backoff for minutes, looking hung (issue
+//! 15 item 13; the Codex CLI reconnects five times whatever the header says, then gives up).
 
+use crate::request_body::{BodyError, limit_text};
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
@@ -22,7 +27,10 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No client key, or an unknown one.
-    #[error("invalid or missing API key")]
+    #[error(
+        "invalid or missing API key: send one of this codex-rotor daemon's client keys as \
+         `Authorization: Bearer <key>` or `x-api-key: <key>`"
+    )]
     Unauthorized,
     /// The key exists but is disabled, or may not use this model.
     #[error("{0}")]
@@ -41,9 +49,34 @@ pub enum ApiError {
         /// The JSON field at fault, when known.
         param: Option<String>,
     },
-    /// The body exceeds `server.max_body_bytes`.
-    #[error("request body too large")]
-    PayloadTooLarge,
+    /// The body exceeds `server.max_body_bytes`; the message states the limit.
+    #[error(
+        "request body is larger than the limit of {} (server.max_body_bytes)",
+        limit_text(*limit)
+    )]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No endpoint at this path (a wrong base URL is the usual cause, hence the list).
+    #[error(
+        "no endpoint at {method} {path}; codex-rotor serves POST /v1/responses, \
+         POST /v1/chat/completions, POST /v1/messages and GET /v1/models"
+    )]
+    NotFound {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+    },
+    /// The path exists but not with this method (the answer's `Allow` header lists those it has).
+    #[error("{method} is not allowed on {path} (see the Allow header)")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+    },
     /// Every account that could serve this model is out of quota (DESIGN.md rule 6).
     #[error("all accounts have reached their usage limit")]
     Exhausted {
@@ -108,7 +141,9 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::KeyRateLimited { .. } | ApiError::Exhausted { .. } => 429,
             ApiError::BadRequest { .. } => 400,
-            ApiError::PayloadTooLarge => 413,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::NotFound { .. } => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Unavailable(_) => 503,
             ApiError::Passthrough { status, .. } | ApiError::Upstream { status, .. } => *status,
             ApiError::PrematureClose(_) => 504,
@@ -125,7 +160,9 @@ impl ApiError {
             ApiError::Forbidden(_) => ("permission_error", "forbidden"),
             ApiError::KeyRateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             ApiError::BadRequest { .. } => ("invalid_request_error", "invalid_request"),
-            ApiError::PayloadTooLarge => ("invalid_request_error", "payload_too_large"),
+            ApiError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
+            ApiError::NotFound { .. } => ("invalid_request_error", "not_found"),
+            ApiError::MethodNotAllowed { .. } => ("invalid_request_error", "method_not_allowed"),
             ApiError::Exhausted { .. } => ("usage_limit_reached", "usage_limit_reached"),
             ApiError::Unavailable(_) => ("server_error", "no_available_accounts"),
             ApiError::Passthrough { .. } => ("invalid_request_error", "upstream_rejected"),
@@ -144,6 +181,24 @@ impl ApiError {
                 resets_in_seconds, ..
             } => Some(resets_in_seconds.unwrap_or(60).max(1)),
             _ => None,
+        }
+    }
+
+    /// The headers this error adds to its answer in every protocol: `Retry-After` when the
+    /// client should come back later; for a refused key, `x-should-retry: false` (retrying
+    /// cannot help) and, on 401, `WWW-Authenticate`.
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, ApiError::Unauthorized | ApiError::Forbidden(_)) {
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"codex-rotor\""),
+            );
         }
     }
 
@@ -170,7 +225,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let retry_after = self.retry_after();
+        let mut extra = HeaderMap::new();
+        self.add_headers(&mut extra);
         let mut resp = match self {
             ApiError::Passthrough {
                 content_type, body, ..
@@ -191,11 +247,21 @@ impl IntoResponse for ApiError {
             }
         };
         *resp.status_mut() = status;
-        if let Some(secs) = retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+        resp.headers_mut().extend(extra);
         resp
+    }
+}
+
+/// A body the daemon would not read: too large (413, naming the limit) or broken (400).
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            BodyError::Broken(message) => ApiError::BadRequest {
+                message,
+                param: None,
+            },
+        }
     }
 }
 
@@ -271,5 +337,8 @@ mod tests {
         let (status, _, body) = render(ApiError::Unauthorized).await;
         assert_eq!(status, 401);
         assert_eq!(body["error"]["code"], "invalid_api_key");
+        let r = ApiError::Unauthorized.into_response();
+        assert_eq!(r.headers()["x-should-retry"], "false");
+        assert!(r.headers().contains_key("www-authenticate"));
     }
 }

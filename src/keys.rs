@@ -2,7 +2,10 @@
 //! which models. Keys are compared in constant time on SHA-256 digests (no early exit, no
 //! length leak), limited by a token bucket (requests per minute) and a concurrency counter whose
 //! slot a [`KeyPermit`] releases on drop. `reload` swaps the key set atomically; a key that keeps
-//! its name keeps its counters, so in-flight permits stay counted across a SIGHUP.
+//! its name keeps its counters, so in-flight permits stay counted across a SIGHUP. Guessing the
+//! admin key is slowed per client address by [`throttle`].
+
+pub mod throttle;
 
 use crate::config::access::{EnvLookup, process_env};
 use crate::config::{AdminConfig, ConfigError, ConfigProblem, KeysConfig, Secret, pattern};
@@ -72,6 +75,8 @@ pub struct KeyStore {
     current: RwLock<Arc<KeySet>>,
     /// Requests in flight across all keys, against `limits.max_concurrent_requests`.
     global: Arc<Global>,
+    /// Failed admin authentications per client address (one table per daemon).
+    admin_failures: throttle::FailureThrottle,
 }
 
 /// The daemon-wide gate (`[limits]`), shared by every permit.
@@ -90,6 +95,7 @@ impl Default for KeyStore {
                 in_flight: AtomicU32::new(0),
                 max: AtomicU32::new(u32::try_from(max).unwrap_or(u32::MAX)),
             }),
+            admin_failures: throttle::FailureThrottle::default(),
         }
     }
 }
@@ -213,6 +219,11 @@ impl KeyStore {
     pub fn set_limits(&self, limits: &crate::config::LimitsConfig) {
         let max = u32::try_from(limits.max_concurrent_requests).unwrap_or(u32::MAX);
         self.global.max.store(max, Ordering::Release);
+    }
+
+    /// The brake on wrong admin keys, per client address.
+    pub fn admin_failures(&self) -> &throttle::FailureThrottle {
+        &self.admin_failures
     }
 
     /// Requests in flight across all keys.

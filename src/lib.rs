@@ -22,6 +22,7 @@ pub mod middleware;
 pub mod oauth;
 pub mod proxy;
 pub mod recent;
+pub mod request_body;
 pub mod router;
 pub mod server;
 pub mod signals;

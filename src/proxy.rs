@@ -1,6 +1,7 @@
 //! The Responses proxy: `POST /v1/responses` from a client becomes
 //! `POST {upstream}/codex/responses` with a leased account. Per request: authenticate the
-//! client key → read model and affinity → pick and lease an account → send upstream, failing
+//! client key from the request head → only then read the body ([`crate::request_body`]) →
+//! read model and affinity → pick and lease an account → send upstream, failing
 //! over before the first byte ([`failover`]) → pass the bytes through unchanged, observing
 //! them on the side ([`stream`]), or collect them for a `stream: false` client ([`collect`]) →
 //! record the request ([`outcome`]).
@@ -16,11 +17,11 @@ pub mod turns;
 
 use crate::errors::ApiError;
 use crate::middleware::RequestId;
+use crate::request_body;
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -37,33 +38,33 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
     "x-oai-request-id",
 ];
 
-/// `POST /v1/responses` and `POST /responses`.
+/// `POST /v1/responses` and `POST /responses`. The body stays unread until the key is
+/// accepted: a refused request's body is drained, never held.
 pub async fn responses(
     State(state): State<AppState>,
     id: Option<Extension<RequestId>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let mut out = Outcome::new(&state, "responses", id);
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return fail(out, body_error(&rejection)),
-    };
-    match prepare(&state, &headers, body, &mut out).await {
-        Ok((req, served, permit)) => deliver(&state, req, served, permit, out).await,
-        Err(e) => fail(out, e),
-    }
-}
-
-/// A body the server could not read: too large (`server.max_body_bytes`) or broken.
-pub fn body_error(rejection: &BytesRejection) -> ApiError {
-    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge
-    } else {
-        ApiError::BadRequest {
-            message: format!("cannot read the request body: {rejection}"),
-            param: None,
+    let cfg = state.config();
+    let limit = cfg.server.max_body_bytes;
+    let permit = match auth::authenticate(&state, &headers) {
+        Ok(p) => p,
+        Err(e) => {
+            request_body::discard(&headers, body, limit);
+            return fail(out, e);
         }
+    };
+    out.rec.client_key = permit.as_ref().map(auth::permit_name);
+    let body = match request_body::read(&headers, body, limit).await {
+        Ok(b) => b,
+        Err(e) => return fail(out, e.into()),
+    };
+    let default_model = &cfg.models.default_model;
+    match prepare(&state, &headers, body, default_model, &permit, &mut out).await {
+        Ok((req, served)) => deliver(&state, req, served, permit, out).await,
+        Err(e) => fail(out, e),
     }
 }
 
@@ -73,26 +74,19 @@ fn fail(mut out: Outcome, e: ApiError) -> Response {
     e.into_response()
 }
 
-/// Everything up to a 2xx upstream answer: authenticate, read the request, fail over.
+/// Everything after authentication up to a 2xx upstream answer: read the request, fail over.
 async fn prepare(
     state: &AppState,
     headers: &HeaderMap,
     body: Bytes,
+    default_model: &str,
+    permit: &Option<auth::Permit>,
     out: &mut Outcome,
-) -> Result<
-    (
-        request::ResponsesRequest,
-        failover::Served,
-        Option<auth::Permit>,
-    ),
-    ApiError,
-> {
-    let permit = auth::authenticate(state, headers)?;
-    out.rec.client_key = permit.as_ref().map(auth::permit_name);
-    let mut req = request::parse(headers, body)?;
+) -> Result<(request::ResponsesRequest, failover::Served), ApiError> {
+    let mut req = request::parse(headers, body, default_model)?;
     out.rec.model = Some(req.model.clone());
     route_turn(state, &mut req);
-    if let Some(p) = &permit {
+    if let Some(p) = permit {
         if !state.keys().model_allowed(p, &req.model) {
             return Err(ApiError::Forbidden(format!(
                 "this key may not use model '{}'",
@@ -101,7 +95,7 @@ async fn prepare(
         }
     }
     let served = failover::send(state, &req, headers, out).await?;
-    Ok((req, served, permit))
+    Ok((req, served))
 }
 
 /// Answers from a 2xx upstream stream: passed through, or collected for `stream: false`.

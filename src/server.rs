@@ -112,6 +112,8 @@ pub struct Daemon {
 }
 
 /// Starts pool and HTTP server from a validated configuration and the loaded account records.
+/// Refuses, whoever calls it, what `Config::validate_bind` refuses: an open pool off loopback,
+/// an admin API without a key off loopback or behind a reverse proxy.
 pub async fn start(
     cfg: Config,
     store: Arc<dyn rotor_actors::Store>,
@@ -128,13 +130,14 @@ pub async fn start_with(
     records: Vec<AccountRecord>,
     quarantined: Vec<crate::store::Quarantined>,
 ) -> anyhow::Result<Daemon> {
-    let keys = KeyStore::from_config(&cfg.keys).context("loading client keys")?;
-    if keys.is_open() && !cfg.server.listen.ip().is_loopback() {
+    let refused = cfg.validate_bind();
+    if !refused.is_empty() {
         anyhow::bail!(
-            "no client key is configured: refusing to listen on {} (not loopback); add a key under [keys] or listen on 127.0.0.1",
-            cfg.server.listen
+            "refusing to start:\n{}",
+            crate::config::ConfigProblem::list(&refused)
         );
     }
+    let keys = KeyStore::from_config(&cfg.keys).context("loading client keys")?;
     let upstream = Upstream::new(settings(&cfg)).context("building the upstream client")?;
     keys.set_limits(&cfg.limits);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

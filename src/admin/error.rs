@@ -28,6 +28,12 @@ pub enum AdminError {
     /// The request itself is malformed (bad JSON, bad parameter, nothing to import…).
     #[error("{0}")]
     BadRequest(String),
+    /// Too many wrong admin keys from this client address lately (`admin.auth_failure_*`).
+    #[error("too many wrong admin keys from this address; try again in {retry_after_secs}s")]
+    Throttled {
+        /// Seconds until one more attempt is allowed (also sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// A state-changing request from the dashboard lacked its CSRF header.
     #[error("missing x-rotor-csrf header on a state-changing dashboard request")]
     Csrf,
@@ -48,6 +54,7 @@ impl AdminError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }
             AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            AdminError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             AdminError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             AdminError::Pool(_) => (StatusCode::CONFLICT, "pool_error"),
         }
@@ -59,6 +66,12 @@ impl IntoResponse for AdminError {
         let (status, kind) = self.parts();
         let body = json!({ "error": { "type": kind, "message": self.to_string() } });
         let mut resp = (status, Json(body)).into_response();
+        if let AdminError::Throttled { retry_after_secs } = self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -73,6 +73,13 @@ pub struct AdminConfig {
     pub session_ttl: Duration,
     /// Capacity of the recent-requests ring buffer shown by the admin API.
     pub recent_requests: usize,
+    /// Failed admin authentications (a wrong admin key at `/admin` or the dashboard's `/login`)
+    /// one client address may make in a row before it is answered 429: the bucket that stops
+    /// someone guessing the key, sized so an operator's typos never reach it.
+    pub auth_failure_burst: u32,
+    /// The bucket regains one failed attempt per this interval.
+    #[serde(with = "humantime_serde")]
+    pub auth_failure_refill: Duration,
 }
 
 impl Default for AdminConfig {
@@ -84,6 +91,8 @@ impl Default for AdminConfig {
             key_file: None,
             session_ttl: Duration::from_secs(12 * 3600),
             recent_requests: 1000,
+            auth_failure_burst: 10,
+            auth_failure_refill: Duration::from_secs(6),
         }
     }
 }

@@ -28,13 +28,19 @@ impl Default for ModelsConfig {
 }
 
 impl ModelsConfig {
+    /// The model a request names, or `None` when it names none — `model` absent, `null` or
+    /// blank — and `default_model` applies. The one rule for all three protocols (Responses,
+    /// Chat Completions, Messages).
+    pub fn named(requested: Option<&str>) -> Option<&str> {
+        requested.filter(|m| !m.trim().is_empty())
+    }
+
     /// The upstream model for a requested one: `default_model` when empty, the alias target
     /// when an alias matches, otherwise the name unchanged.
     pub fn resolve(&self, requested: &str) -> String {
-        let requested = requested.trim();
-        if requested.is_empty() {
+        let Some(requested) = Self::named(Some(requested.trim())) else {
             return self.default_model.clone();
-        }
+        };
         if let Some(target) = self.aliases.get(requested) {
             return target.clone();
         }

@@ -54,6 +54,14 @@ pub struct ClientOrigin {
 }
 
 impl ServerConfig {
+    /// Whether every client is on this machine: a loopback listener with no reverse proxy in
+    /// front. Behind a proxy (`trust_forwarded_headers`) the TCP peer is always the proxy, so a
+    /// loopback listener says nothing about who the clients are — the admin API then needs its
+    /// key exactly as off loopback.
+    pub fn clients_are_local(&self) -> bool {
+        self.listen.ip().is_loopback() && !self.trust_forwarded_headers
+    }
+
     /// The client's address and scheme. Untrusted (the default): the TCP peer and `http`.
     /// Trusted: the right-most `X-Forwarded-For` entry (the one our proxy appended, which a
     /// client cannot forge), else `X-Real-IP`, else the last `Forwarded: for=`; the last

@@ -152,6 +152,8 @@ fn admin(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>, client: &[(usize, Se
     }
     c.duration("admin.session_ttl", a.session_ttl);
     c.positive("admin.recent_requests", a.recent_requests as u64);
+    c.positive("admin.auth_failure_burst", a.auth_failure_burst.into());
+    c.duration("admin.auth_failure_refill", a.auth_failure_refill);
 }
 
 fn pool(c: &mut Checker, cfg: &Config) {
@@ -225,22 +227,24 @@ fn limits(c: &mut Checker, cfg: &Config) {
 pub(super) fn bind(cfg: &Config, env: EnvLookup<'_>) -> Vec<ConfigProblem> {
     let mut c = Checker(Vec::new());
     let addr = cfg.server.listen;
-    if addr.ip().is_loopback() {
-        return c.0;
-    }
-    if cfg.keys.keys.is_empty() {
+    if !addr.ip().is_loopback() && cfg.keys.keys.is_empty() {
         c.fail(
             "server.listen",
             format!("{addr} is not a loopback address and no client key is configured; add [[keys.keys]] or listen on 127.0.0.1"),
         );
     }
     let a = &cfg.admin;
-    if a.enabled && !matches!(a.resolve(env), Ok(Some(_))) {
+    if !cfg.server.clients_are_local() && a.enabled && !matches!(a.resolve(env), Ok(Some(_))) {
+        let why = if addr.ip().is_loopback() {
+            "behind a reverse proxy (server.trust_forwarded_headers = true: clients may be \
+             anywhere, whatever the listen address)"
+                .to_owned()
+        } else {
+            format!("when listening on {addr}")
+        };
         c.fail(
             "admin.key_env",
-            format!(
-                "an admin key is required when listening on {addr} (or set admin.enabled = false)"
-            ),
+            format!("an admin key is required {why} (or set admin.enabled = false)"),
         );
     }
     c.0

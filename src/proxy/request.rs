@@ -1,8 +1,10 @@
 //! Reading what the proxy needs from a client's Responses request without re-encoding it:
 //! model, whether the client streams, and the affinity key that keeps a conversation on its
 //! account. The body is forwarded byte for byte unless the client asked for `stream: false`
-//! (upstream only streams), in which case `stream` is rewritten to `true`.
+//! (upstream only streams), in which case `stream` is rewritten to `true`, or named no model,
+//! in which case `models.default_model` is written in.
 
+use crate::config::ModelsConfig;
 use crate::errors::ApiError;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
@@ -39,12 +41,18 @@ pub struct ResponsesRequest {
     pub turn_state: Option<String>,
     /// Whether this is a code-review sub-agent request (`x-openai-subagent: review`).
     pub review: bool,
-    /// The body sent upstream (the client's bytes, `stream` forced to `true`).
+    /// The body sent upstream (the client's bytes, `stream` forced to `true`, the default
+    /// model written in when the client named none).
     pub upstream_body: Bytes,
 }
 
-/// Parses and validates; a malformed body is a clear 400, never a panic.
-pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<ResponsesRequest, ApiError> {
+/// Parses and validates; a malformed body is a clear 400, never a panic. A request naming no
+/// model gets `default_model`.
+pub fn parse(
+    headers: &HeaderMap,
+    body: Bytes,
+    default_model: &str,
+) -> Result<ResponsesRequest, ApiError> {
     if let Some(enc) = headers.get(http::header::CONTENT_ENCODING) {
         if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
             return Err(bad(
@@ -55,9 +63,10 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<ResponsesRequest, ApiEr
     }
     let head: Head<'_> = serde_json::from_slice(&body)
         .map_err(|e| bad(&format!("request body is not valid JSON: {e}"), None))?;
+    let named = ModelsConfig::named(head.model.as_deref()).is_some();
     let model = match head.model {
-        Some(m) if !m.trim().is_empty() => m.into_owned(),
-        _ => return Err(bad("missing required parameter: 'model'", Some("model"))),
+        Some(m) if named => m.into_owned(),
+        _ => default_model.to_owned(),
     };
     let client_stream = head.stream.unwrap_or(false);
     let header = |n: &HeaderName| {
@@ -80,10 +89,10 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<ResponsesRequest, ApiEr
     let review = headers
         .get("x-openai-subagent")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"review"));
-    let upstream_body = if head.stream == Some(true) {
+    let upstream_body = if head.stream == Some(true) && named {
         body
     } else {
-        force_stream(&body)?
+        rewrite(&body, (!named).then_some(model.as_str()))?
     };
     Ok(ResponsesRequest {
         model,
@@ -95,14 +104,18 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<ResponsesRequest, ApiEr
     })
 }
 
-/// Re-encodes the body with `stream: true` (only for `stream: false` clients).
-fn force_stream(body: &[u8]) -> Result<Bytes, ApiError> {
+/// Re-encodes the body with `stream: true` and, when given, the model (only for `stream: false`
+/// clients and requests naming no model).
+fn rewrite(body: &[u8], model: Option<&str>) -> Result<Bytes, ApiError> {
     let mut v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| bad(&format!("request body is not valid JSON: {e}"), None))?;
     let obj = v
         .as_object_mut()
         .ok_or_else(|| bad("request body must be a JSON object", None))?;
     obj.insert("stream".into(), serde_json::Value::Bool(true));
+    if let Some(model) = model {
+        obj.insert("model".into(), model.into());
+    }
     serde_json::to_vec(&v)
         .map(Bytes::from)
         .map_err(|_| ApiError::Internal)
@@ -128,11 +141,28 @@ mod tests {
     }
 
     #[test]
+    fn a_request_naming_no_model_gets_the_default_written_in() {
+        for body in [
+            &br#"{"input":[],"stream":true}"#[..],
+            br#"{"model":"","input":[]}"#,
+            br#"{"model":null,"input":[],"stream":true}"#,
+        ] {
+            let r = parse(&hdrs(&[]), Bytes::copy_from_slice(body), "dflt").expect("valid");
+            assert_eq!(r.model, "dflt");
+            let v: serde_json::Value = serde_json::from_slice(&r.upstream_body).expect("json");
+            assert_eq!(
+                (v["model"].as_str(), &v["stream"]),
+                (Some("dflt"), &true.into())
+            );
+        }
+    }
+
+    #[test]
     fn streaming_body_passes_unchanged() {
         let body = Bytes::from_static(
             br#"{"model":"gpt-5.5","stream":true,"input":[],"prompt_cache_key":"t1"}"#,
         );
-        let r = parse(&hdrs(&[]), body.clone()).expect("valid");
+        let r = parse(&hdrs(&[]), body.clone(), "dflt").expect("valid");
         assert_eq!(r.model, "gpt-5.5");
         assert!(r.client_stream);
         assert_eq!(r.upstream_body, body);
@@ -144,6 +174,7 @@ mod tests {
         let r = parse(
             &hdrs(&[]),
             Bytes::from_static(br#"{"model":"m","input":"hi"}"#),
+            "dflt",
         )
         .expect("valid");
         assert!(!r.client_stream);
@@ -156,42 +187,40 @@ mod tests {
     fn affinity_prefers_cache_key_then_session_and_keeps_turn_state() {
         let body = Bytes::from_static(br#"{"model":"m","stream":true,"prompt_cache_key":"k"}"#);
         let both = hdrs(&[("x-codex-turn-state", "ts"), ("session-id", "s")]);
-        let r = parse(&both, body.clone()).expect("ok");
+        let r = parse(&both, body.clone(), "dflt").expect("ok");
         assert_eq!(r.affinity.as_deref(), Some("cache:k"));
         assert_eq!(r.turn_state.as_deref(), Some("ts"));
         let sess = hdrs(&[("session-id", "s")]);
         let no_key = Bytes::from_static(br#"{"model":"m","stream":true}"#);
         assert_eq!(
-            parse(&sess, no_key).expect("ok").affinity.as_deref(),
+            parse(&sess, no_key, "dflt")
+                .expect("ok")
+                .affinity
+                .as_deref(),
             Some("session:s")
         );
         assert_eq!(
-            parse(&sess, body).expect("ok").affinity.as_deref(),
+            parse(&sess, body, "dflt").expect("ok").affinity.as_deref(),
             Some("cache:k")
         );
     }
 
     #[test]
-    fn bad_bodies_are_400_with_param() {
-        for (body, param) in [
-            (&b"{"[..], None),
-            (b"[]", Some("model")),
-            (br#"{"input":[]}"#, Some("model")),
-            (br#"{"model":""}"#, Some("model")),
-        ] {
-            match parse(&hdrs(&[]), Bytes::copy_from_slice(body)) {
-                Err(ApiError::BadRequest { param: p, .. }) => assert_eq!(p.as_deref(), param),
+    fn bad_bodies_are_400() {
+        for body in [&b"{"[..], b"[]", br#"{"model":5}"#] {
+            match parse(&hdrs(&[]), Bytes::copy_from_slice(body), "dflt") {
+                Err(ApiError::BadRequest { .. }) => {}
                 other => panic!("expected 400, got {other:?}"),
             }
         }
         let zstd = hdrs(&[("content-encoding", "zstd")]);
         assert!(matches!(
-            parse(&zstd, Bytes::from_static(b"{}")),
+            parse(&zstd, Bytes::from_static(b"{}"), "dflt"),
             Err(ApiError::BadRequest { .. })
         ));
         let review = hdrs(&[("x-openai-subagent", "review")]);
         assert!(
-            parse(&review, Bytes::from_static(br#"{"model":"m"}"#))
+            parse(&review, Bytes::from_static(br#"{"model":"m"}"#), "dflt")
                 .expect("ok")
                 .review
         );

@@ -45,21 +45,6 @@ pub(crate) fn wrong_type(field: &str, expected: &str, got: &Value) -> TranslateE
     TranslateError::invalid(field, format!("must be {expected}, got {}", type_name(got)))
 }
 
-/// A required non-empty string field.
-pub(crate) fn required_str<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-) -> Result<&'a str, TranslateError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Err(TranslateError::invalid(key, "is required")),
-        Some(Value::String(s)) if s.is_empty() => {
-            Err(TranslateError::invalid(key, "must not be empty"))
-        }
-        Some(Value::String(s)) => Ok(s),
-        Some(v) => Err(wrong_type(key, "a string", v)),
-    }
-}
-
 /// A required non-empty array field.
 pub(crate) fn required_array<'a>(
     obj: &'a Map<String, Value>,

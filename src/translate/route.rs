@@ -3,7 +3,8 @@
 //! `POST /v1/chat/completions`, `POST /v1/messages` (`?beta=true` too: the query does not
 //! affect routing), `POST /v1/messages/count_tokens`, and `HEAD /` / `HEAD /api/hello` (Claude
 //! Code's liveness probes). Each request goes through the proxy's own path — authenticate the
-//! client key, pick and lease an account with failover before the first byte
+//! client key from the request head before reading the body ([`crate::request_body`]), pick
+//! and lease an account with failover before the first byte
 //! ([`crate::proxy::failover`]), pass-through with heartbeats, idle timeout, usage accounting
 //! and drain ([`crate::proxy::stream`]) — with the translators on both ends: the client body is
 //! translated into a Responses request, and the upstream SSE is translated back ([`relay`]).
@@ -19,12 +20,12 @@ use crate::errors::ApiError;
 use crate::middleware::RequestId;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::{auth, collect, failover, request::ResponsesRequest, stream};
+use crate::request_body;
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -35,16 +36,47 @@ pub async fn hello() -> StatusCode {
     StatusCode::OK
 }
 
-/// The request body, or why it could not be read (over `server.max_body_bytes` → 413), so the
-/// rejection renders in the client's protocol instead of axum's plain text.
-type RequestBody = Result<Bytes, BytesRejection>;
+/// Any path no route serves: a 404 that names the path and the endpoints there are, in the
+/// protocol the path belongs to ([`protocol_of`]) — a new user's wrong base URL ends here.
+pub async fn no_route(method: Method, uri: Uri, OriginalUri(original): OriginalUri) -> Response {
+    let e = ApiError::NotFound {
+        method: method.to_string(),
+        path: original.path().to_owned(),
+    };
+    reply::render(e, protocol_of(uri.path()))
+}
+
+/// A known path with a method it does not serve: 405 in the path's protocol (axum adds the
+/// `Allow` header listing the methods it does serve).
+pub async fn wrong_method(
+    method: Method,
+    uri: Uri,
+    OriginalUri(original): OriginalUri,
+) -> Response {
+    let e = ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: original.path().to_owned(),
+    };
+    reply::render(e, protocol_of(uri.path()))
+}
+
+/// Which protocol an error about `path` (relative to the path prefix) is rendered in: the
+/// Anthropic shape under `/v1/messages`, where only Anthropic clients go; the OpenAI shape
+/// everywhere else.
+fn protocol_of(path: &str) -> Protocol {
+    if path.starts_with("/v1/messages") {
+        Protocol::Messages
+    } else {
+        Protocol::Chat
+    }
+}
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<AppState>,
     id: Option<Extension<RequestId>>,
     headers: HeaderMap,
-    body: RequestBody,
+    body: Body,
 ) -> Response {
     serve(state, id, headers, body, Protocol::Chat).await
 }
@@ -54,9 +86,30 @@ pub async fn messages(
     State(state): State<AppState>,
     id: Option<Extension<RequestId>>,
     headers: HeaderMap,
-    body: RequestBody,
+    body: Body,
 ) -> Response {
     serve(state, id, headers, body, Protocol::Messages).await
+}
+
+/// Authenticates from the head, then reads the body (the proxy's order, see the module docs);
+/// a refused request's body is drained, never held. Errors render in the caller's protocol.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    out: &mut Outcome,
+) -> Result<(Bytes, Option<auth::Permit>), ApiError> {
+    let limit = state.config().server.max_body_bytes;
+    let permit = match auth::authenticate(state, headers) {
+        Ok(p) => p,
+        Err(e) => {
+            request_body::discard(headers, body, limit);
+            return Err(e);
+        }
+    };
+    out.rec.client_key = permit.as_ref().map(auth::permit_name);
+    let body = request_body::read(headers, body, limit).await?;
+    Ok((body, permit))
 }
 
 /// `POST /v1/messages/count_tokens`: an estimate computed locally, no account used.
@@ -64,13 +117,13 @@ pub async fn count_tokens(
     State(state): State<AppState>,
     id: Option<Extension<RequestId>>,
     headers: HeaderMap,
-    body: RequestBody,
+    body: Body,
 ) -> Response {
     let mut out = Outcome::new(&state, "count_tokens", id);
-    let answer = auth::authenticate(&state, &headers).and_then(|_permit| {
-        let body = body.map_err(body_error)?;
-        messages::count_tokens(&body).map_err(to_api_error)
-    });
+    let answer = match admit(&state, &headers, body, &mut out).await {
+        Ok((body, _permit)) => messages::count_tokens(&body).map_err(to_api_error),
+        Err(e) => Err(e),
+    };
     match answer {
         Ok(v) => {
             out.finish(200, None);
@@ -85,7 +138,7 @@ async fn serve(
     state: AppState,
     id: Option<Extension<RequestId>>,
     headers: HeaderMap,
-    body: RequestBody,
+    body: Body,
     protocol: Protocol,
 ) -> Response {
     let route = match protocol {
@@ -93,11 +146,11 @@ async fn serve(
         Protocol::Messages => "messages",
     };
     let mut out = Outcome::new(&state, route, id);
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return fail(out, body_error(e), protocol),
+    let (body, permit) = match admit(&state, &headers, body, &mut out).await {
+        Ok(x) => x,
+        Err(e) => return fail(out, e, protocol),
     };
-    let (t, permit) = match translate(&state, &headers, &body, protocol, &mut out) {
+    let t = match translate(&state, &headers, &body, &permit, protocol, &mut out) {
         Ok(x) => x,
         Err(e) => return fail(out, e, protocol),
     };
@@ -173,16 +226,15 @@ async fn serve(
     (resp_headers, Body::from_stream(body)).into_response()
 }
 
-/// Authenticates, translates, checks the key may use the model.
+/// Translates and checks the key may use the model.
 fn translate(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
+    permit: &Option<auth::Permit>,
     protocol: Protocol,
     out: &mut Outcome,
-) -> Result<(Translated, Option<auth::Permit>), ApiError> {
-    let permit = auth::authenticate(state, headers)?;
-    out.rec.client_key = permit.as_ref().map(auth::permit_name);
+) -> Result<Translated, ApiError> {
     let cfg = state.config();
     let t = match protocol {
         Protocol::Chat => chat::request(body, &cfg.models),
@@ -198,7 +250,7 @@ fn translate(
         None => t,
     };
     out.rec.model = Some(t.model.clone());
-    if let Some(p) = &permit {
+    if let Some(p) = permit {
         let keys = state.keys();
         if !keys.model_allowed(p, &t.client_model) && !keys.model_allowed(p, &t.model) {
             return Err(ApiError::Forbidden(format!(
@@ -207,19 +259,7 @@ fn translate(
             )));
         }
     }
-    Ok((t, permit))
-}
-
-/// An unreadable body: too large (413) or cut off (400).
-fn body_error(e: BytesRejection) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge
-    } else {
-        ApiError::BadRequest {
-            message: format!("could not read the request body: {e}"),
-            param: None,
-        }
-    }
+    Ok(t)
 }
 
 /// A translation error as the proxy's error (one rendering path per protocol).

@@ -5,6 +5,7 @@
 
 mod accounts;
 pub mod rig;
+mod throttle;
 
 use reqwest::Method;
 use rig::{ADMIN_KEY, CLIENT_KEY, Rig};
@@ -259,4 +260,52 @@ async fn the_dashboard_and_admin_api_work_under_a_path_prefix() {
         .expect("send");
     assert_eq!(r.status(), 200);
     rig.shutdown().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_daemon_refuses_to_start_without_an_admin_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = codex_rotor::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    cfg.server.listen = "127.0.0.1:0".parse().expect("addr");
+    cfg.server.trust_forwarded_headers = true;
+    cfg.upstream.base_url = "http://127.0.0.1:1/backend-api".into();
+    cfg.keys.keys = vec![codex_rotor::config::ClientKeyConfig {
+        name: "ci".into(),
+        key: Some(CLIENT_KEY.into()),
+        ..Default::default()
+    }];
+    let problems = cfg.validate();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "admin.key_env"
+                && p.message.contains("server.trust_forwarded_headers")),
+        "{problems:?}"
+    );
+    let (store, records, _) = codex_rotor::store::FileStore::open(dir.path()).expect("store");
+    match codex_rotor::server::start(cfg, std::sync::Arc::new(store), records).await {
+        Err(e) => {
+            let text = format!("{e:#}");
+            assert!(
+                text.contains("admin.key_env") && text.contains("server.trust_forwarded_headers"),
+                "{text}"
+            );
+        }
+        Ok(daemon) => {
+            let export = reqwest::Client::new()
+                .get(format!("http://{}/admin/accounts/export", daemon.addr))
+                .header("x-forwarded-for", "203.0.113.50")
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            daemon.shutdown().await;
+            panic!(
+                "the daemon started behind a trusted proxy without an admin key; \
+                 a remote client's export got {export:?}"
+            );
+        }
+    }
 }

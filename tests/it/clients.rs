@@ -91,8 +91,15 @@ impl Sandbox {
 
     /// Runs `bin args…` in `work/` with a cleared environment: `PATH`, the sandbox's `HOME` and
     /// `TMPDIR`, every proxy variable at the trap, and `vars`. Stdin is closed; the process
-    /// gets its own process group, killed whole if it outlives [`RUN_LIMIT`].
-    async fn run(&self, bin: &Path, args: &[&str], vars: &[(&str, String)]) -> Run {
+    /// gets its own process group, killed whole if it outlives `limit` ([`RUN_LIMIT`] for the
+    /// ordinary runs; shorter where the test is about the client giving up promptly).
+    async fn run_within(
+        &self,
+        limit: Duration,
+        bin: &Path,
+        args: &[&str],
+        vars: &[(&str, String)],
+    ) -> Run {
         let trap = format!("http://{}", self.trap.addr);
         let mut cmd = tokio::process::Command::new(bin);
         cmd.args(args)
@@ -136,7 +143,7 @@ impl Sandbox {
             let _ = err.read_to_end(&mut b).await;
             String::from_utf8_lossy(&b).into_owned()
         });
-        let (status, timed_out) = match tokio::time::timeout(RUN_LIMIT, child.wait()).await {
+        let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
             Ok(status) => (status.expect("waiting for the client"), false),
             Err(_) => {
                 // The client and anything it spawned: the whole process group.
@@ -153,7 +160,7 @@ impl Sandbox {
         };
         assert!(
             !timed_out,
-            "{} did not finish within {RUN_LIMIT:?}: {run}",
+            "{} did not finish within {limit:?}: {run}",
             bin.display()
         );
         run

@@ -97,6 +97,8 @@ fn environment_overrides_win_over_the_file() {
             ("CODEX_ROTOR_KEYS__KEYS__0__NAME", "env-key"),
             ("CODEX_ROTOR_KEYS__KEYS__0__KEY", "12345678901234567890"),
             ("CODEX_ROTOR_KEYS__KEYS__0__RPM", "30"),
+            // Behind a trusted proxy the admin key is required (issue 15 item 3).
+            ("CODEX_ROTOR_ADMIN__KEY", "admin-key-from-env-0123"),
             ("CODEX_ROTOR_MODELS__LIST", "[\"a\", \"b\"]"),
             ("CODEX_ROTOR_POOL_KEY", "not-an-override"),
         ]),

@@ -1,9 +1,13 @@
 //! The Responses proxy end to end: client → daemon → simulator over real sockets. One test per
 //! behaviour of issue 4 — pass-through, `stream: false`, every row of DESIGN.md "Failure
 //! classes", pool exhaustion, affinity, client disconnect, shutdown — plus the real `openai`
-//! Python SDK. Failure rows are in `proxy/failures.rs`, lifecycle in `proxy/lifecycle.rs`.
+//! Python SDK. Failure rows are in `proxy/failures.rs`, lifecycle in `proxy/lifecycle.rs`, what
+//! keyless clients may make the daemon read in `proxy/keyless.rs`, and what a new user's first
+//! requests meet at the edge (default model, 404/405) in `proxy/edge.rs`.
 
+mod edge;
 mod failures;
+mod keyless;
 mod lifecycle;
 
 use crate::support::{
@@ -148,10 +152,13 @@ async fn malformed_body_is_400_without_touching_upstream() {
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.expect("json");
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    let resp = env.responses(&serde_json::json!({"input": "x"})).await;
+    // A model of the wrong type (a missing one gets `models.default_model`, see proxy/edge.rs).
+    let resp = env
+        .responses(&serde_json::json!({"model": 5, "input": "x"}))
+        .await;
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.expect("json");
-    assert_eq!(v["error"]["param"], "model");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
     assert_eq!(env.upstream_requests(), 0);
     env.shutdown().await;
 }

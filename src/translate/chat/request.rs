@@ -6,16 +6,18 @@
 //! items; `tool` → `function_call_output`; legacy `function_call` / `function` messages use
 //! call id `fc_<name>`. Effort: `reasoning_effort` beats a model suffix.
 
-use crate::translate::body::{
-    self, Upstream, optional, parse_object, required_array, required_str, wrong_type,
-};
+use crate::config::ModelsConfig;
+use crate::translate::body::{self, Upstream, optional, parse_object, required_array, wrong_type};
 use crate::translate::{ModelAliases, TranslateError, Translated, model};
 use serde_json::{Map, Value, json};
 
 /// Translates a Chat Completions request body into a Responses request.
 pub fn request(body: &[u8], models: &dyn ModelAliases) -> Result<Translated, TranslateError> {
     let obj = parse_object(body)?;
-    let client_model = required_str(&obj, "model")?.to_owned();
+    let named = optional(&obj, "model", "a string", Value::as_str)?;
+    let client_model = ModelsConfig::named(named)
+        .unwrap_or(models.default_model())
+        .to_owned();
     let messages = required_array(&obj, "messages")?;
     let resolved = model::resolve(&client_model, models, false);
     let mut up = Upstream {

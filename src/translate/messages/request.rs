@@ -10,16 +10,18 @@
 //! < 2000 → low, < 8000 → medium, else high; `adaptive` → medium; `disabled` → none.
 
 use super::options::{effort, session_of, tools};
-use crate::translate::body::{
-    Upstream, optional, parse_object, required_array, required_str, wrong_type,
-};
+use crate::config::ModelsConfig;
+use crate::translate::body::{Upstream, optional, parse_object, required_array, wrong_type};
 use crate::translate::{ModelAliases, TranslateError, Translated, model};
 use serde_json::{Map, Value, json};
 
 /// Translates a Messages request body into a Responses request.
 pub fn request(body: &[u8], models: &dyn ModelAliases) -> Result<Translated, TranslateError> {
     let obj = parse_object(body)?;
-    let client_model = required_str(&obj, "model")?.to_owned();
+    let named = optional(&obj, "model", "a string", Value::as_str)?;
+    let client_model = ModelsConfig::named(named)
+        .unwrap_or(models.default_model())
+        .to_owned();
     let resolved = model::resolve(&client_model, models, true);
     let mut up = build(&obj, resolved.model.clone())?;
     up.effort = effort(&obj)?.or(resolved.effort);

@@ -6,7 +6,7 @@
 
 use crate::errors::ApiError;
 use crate::translate::Protocol;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -18,9 +18,9 @@ pub(super) fn render(e: ApiError, protocol: Protocol) -> Response {
     }
 }
 
-/// The Anthropic rendering of every `ApiError`.
+/// The Anthropic rendering of every `ApiError` (its headers are the error's own, see
+/// [`ApiError::add_headers`]).
 fn anthropic(e: ApiError) -> Response {
-    let retry_after = e.retry_after();
     let message = e.to_string();
     let (status, kind, message) = match &e {
         ApiError::Unauthorized => (401, "authentication_error", message),
@@ -35,7 +35,9 @@ fn anthropic(e: ApiError) -> Response {
             };
             (400, "invalid_request_error", m)
         }
-        ApiError::PayloadTooLarge => (413, "request_too_large", message),
+        ApiError::PayloadTooLarge { .. } => (413, "request_too_large", message),
+        ApiError::NotFound { .. } => (404, "not_found_error", message),
+        ApiError::MethodNotAllowed { .. } => (405, "invalid_request_error", message),
         ApiError::Unavailable(_) => (529, "overloaded_error", message),
         ApiError::Passthrough { status, body, .. } => {
             (*status, "invalid_request_error", upstream_message(body))
@@ -55,10 +57,7 @@ fn anthropic(e: ApiError) -> Response {
     let body = json!({"type": "error", "error": {"type": kind, "message": message}});
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut resp = (status, axum::Json(body)).into_response();
-    if let Some(secs) = retry_after {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
+    e.add_headers(resp.headers_mut());
     resp
 }
 

@@ -8,9 +8,12 @@
 //! the simulator quotes in the final answer.
 
 use super::wire::Output;
-use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, settled};
+use super::{
+    RUN_LIMIT, Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, records, settled,
+};
 use crate::support::{POOL_KEY, TestEnv};
 use serde_json::Value;
+use std::time::Duration;
 
 /// `claude -p prompt [extra…]` in a fresh sandbox (after `setup` prepared its working
 /// directory).
@@ -27,17 +30,31 @@ async fn claude_print(
 
 /// `claude -p prompt [extra…]` in `sb` (whose `HOME` keeps Claude Code's sessions between runs).
 async fn claude_in(env: &TestEnv, sb: &Sandbox, prompt: &str, extra: &[&str]) -> Run {
+    claude_keyed(env, sb, POOL_KEY, RUN_LIMIT, prompt, extra).await
+}
+
+/// `claude -p prompt [extra…]` in `sb` with `key` as `ANTHROPIC_API_KEY`, killed (and the test
+/// failed) if it still runs after `limit`.
+async fn claude_keyed(
+    env: &TestEnv,
+    sb: &Sandbox,
+    key: &str,
+    limit: Duration,
+    prompt: &str,
+    extra: &[&str],
+) -> Run {
     let bin = client_bin("CLAUDE_BIN", "claude");
     let on = || "1".to_owned();
     let mut args = vec!["-p", prompt];
     args.extend_from_slice(extra);
     let run = sb
-        .run(
+        .run_within(
+            limit,
             &bin,
             &args,
             &[
                 ("ANTHROPIC_BASE_URL", env.url("")),
-                ("ANTHROPIC_API_KEY", POOL_KEY.to_owned()),
+                ("ANTHROPIC_API_KEY", key.to_owned()),
                 ("DISABLE_TELEMETRY", on()),
                 ("DISABLE_AUTOUPDATER", on()),
                 ("DISABLE_ERROR_REPORTING", on()),
@@ -200,5 +217,29 @@ async fn claude_continued_session_stays_on_its_account_and_hits_the_cache() {
         "the second turn is served from that account's cache: {:?}",
         recs[1]
     );
+    env.shutdown().await;
+}
+
+/// A wrong key (issue 15 item 13): Claude Code retries a plain 401 with backoff for minutes,
+/// looking hung. The daemon's 401 carries `x-should-retry: false`, which Claude Code (and the
+/// Anthropic SDK it is built on) obeys: it stops after the first answer. Its message names
+/// `x-api-key`, which Claude Code recognises as a refused key of the user's own: it prints
+/// "Invalid API key · Fix external API key". The 30 s limit only guards against the retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_with_a_wrong_key_fails_at_once_and_says_why() {
+    let (env, _wire) = env_with_wire(1).await;
+    let sb = Sandbox::new().await;
+    let limit = Duration::from_secs(30);
+    let run = claude_keyed(&env, &sb, "sk-wrong-key-0000", limit, "hi", &[]).await;
+    assert!(!run.status.success(), "a wrong key fails: {run}");
+    let all = run.all();
+    assert!(
+        all.contains("Invalid API key"),
+        "Claude Code says the key is at fault: {run}"
+    );
+    let recs = records(&env, "messages");
+    assert_eq!(recs.len(), 1, "asked once, not retried: {recs:?}");
+    assert_eq!(recs[0].status, 401);
+    assert_eq!(env.upstream_requests(), 0);
     env.shutdown().await;
 }

@@ -8,9 +8,12 @@
 //! the simulator quotes in the final answer.
 
 use super::wire::Output;
-use super::{Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, settled};
+use super::{
+    RUN_LIMIT, Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, records, settled,
+};
 use crate::support::{POOL_KEY, TestEnv};
 use serde_json::Value;
+use std::time::Duration;
 
 /// Name of the variable `config.toml` tells Codex to read the pool key from.
 const KEY_VAR: &str = "ROTOR_POOL_KEY";
@@ -57,6 +60,19 @@ async fn codex_exec(env: &TestEnv, extra: &[&str], prompt: &str) -> (Run, Sandbo
 /// `codex exec [extra…] prompt` in `sb` (whose `CODEX_HOME` keeps Codex's sessions between
 /// runs).
 async fn codex_exec_in(env: &TestEnv, sb: &Sandbox, extra: &[&str], prompt: &str) -> Run {
+    codex_keyed(env, sb, POOL_KEY, RUN_LIMIT, extra, prompt).await
+}
+
+/// `codex exec [extra…] prompt` in `sb` with `key` in the provider's key variable, killed (and
+/// the test failed) if it still runs after `limit`.
+async fn codex_keyed(
+    env: &TestEnv,
+    sb: &Sandbox,
+    key: &str,
+    limit: Duration,
+    extra: &[&str],
+    prompt: &str,
+) -> Run {
     let bin = client_bin("CODEX_BIN", "codex");
     let home = sb.path("codex-home");
     if !home.exists() {
@@ -77,12 +93,13 @@ async fn codex_exec_in(env: &TestEnv, sb: &Sandbox, extra: &[&str], prompt: &str
     args.extend_from_slice(extra);
     args.push(prompt);
     let run = sb
-        .run(
+        .run_within(
+            limit,
             &bin,
             &args,
             &[
                 ("CODEX_HOME", home.display().to_string()),
-                (KEY_VAR, POOL_KEY.to_owned()),
+                (KEY_VAR, key.to_owned()),
             ],
         )
         .await;
@@ -270,5 +287,30 @@ async fn codex_resumed_thread_stays_on_its_account_and_hits_the_cache() {
         "the second turn is served from that account's cache: {:?}",
         recs[1]
     );
+    env.shutdown().await;
+}
+
+/// A wrong key (issue 15 item 13). Codex treats any 401/403 as a transient "unexpected status"
+/// and reconnects up to its `stream_max_retries` (5) with backoff, whatever the body or
+/// `x-should-retry` say (only a 400, or a 429/503 with specific codes, stop it at once — none of
+/// which a wrong key is); so it fails after six quick attempts, printing the daemon's message.
+/// The 30 s limit only guards against a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_with_a_wrong_key_fails_promptly_and_says_why() {
+    let (env, _wire) = env_with_wire(1).await;
+    let sb = Sandbox::new().await;
+    let limit = Duration::from_secs(30);
+    let run = codex_keyed(&env, &sb, "sk-wrong-key-0000", limit, &[], "say hi").await;
+    assert!(!run.status.success(), "a wrong key fails the turn: {run}");
+    assert!(
+        run.stderr.contains("401") && run.stderr.contains("API key"),
+        "Codex shows the status and that the key is at fault: {run}"
+    );
+    let recs = records(&env, "responses");
+    assert!(
+        (1..=6).contains(&recs.len()) && recs.iter().all(|r| r.status == 401),
+        "at most Codex's own reconnects, every one refused: {recs:?}"
+    );
+    assert_eq!(env.upstream_requests(), 0);
     env.shutdown().await;
 }

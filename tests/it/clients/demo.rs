@@ -5,7 +5,7 @@
 //! says it is simulated), the suggested tool prompt runs a real tool, and the names are the
 //! README's.
 
-use super::{Sandbox, client_bin};
+use super::{RUN_LIMIT, Sandbox, client_bin};
 use crate::wiring::demo::DemoRun;
 use std::path::Path;
 
@@ -62,7 +62,7 @@ async fn run_printed(sb: &Sandbox, lines: &[&str], prog: &str, bin: &Path) -> Ve
     for line in lines.iter().filter(|l| l.starts_with(&format!("{prog} "))) {
         let w = words(line);
         let args: Vec<&str> = w[1..].iter().map(String::as_str).collect();
-        let run = sb.run(bin, &args, &vars).await;
+        let run = sb.run_within(RUN_LIMIT, bin, &args, &vars).await;
         assert!(run.status.success(), "`{line}` as printed failed: {run}");
         assert!(
             run.stdout.contains("Simulated answer: "),

@@ -190,3 +190,85 @@ max_retries_per_account = "two"
         "an override's value is not echoed (it may be a secret): {all}"
     );
 }
+
+/// Behind a reverse proxy (`trust_forwarded_headers`), a loopback listener says nothing about
+/// who the clients are: the admin key is required exactly as off loopback (issue 15 item 3).
+/// `config check` says so, and `serve` refuses to start instead of handing the admin API (and
+/// `/admin/accounts/export`, the refresh tokens) to whoever the proxy forwards.
+#[test]
+fn behind_a_trusted_proxy_the_admin_key_is_required() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let data = tempfile::tempdir().expect("data dir");
+    let proxied = write_config(&format!(
+        "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:{port}\"\ntrust_forwarded_headers = true\n\
+         [[keys.keys]]\nname = \"x\"\nkey_env = \"ROTOR_PROXIED_KEY\"\n\
+         [upstream]\nbase_url = \"http://127.0.0.1:1/backend-api\"\ntoken_url = \"http://127.0.0.1:1/oauth/token\"\n",
+        data.path().display().to_string()
+    ));
+    let check = |extra: &[(&str, &str)]| {
+        bin()
+            .arg("--config")
+            .arg(proxied.path())
+            .args(["config", "check"])
+            .env("ROTOR_PROXIED_KEY", "client-key-from-env")
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("admin.key_env: an admin key is required")
+            && stdout.contains("server.trust_forwarded_headers"),
+        "{stdout}"
+    );
+    assert!(
+        check(&[("CODEX_ROTOR_ADMIN__KEY", "admin-key-from-env")])
+            .status
+            .success()
+    );
+    assert!(
+        check(&[("CODEX_ROTOR_ADMIN__ENABLED", "false")])
+            .status
+            .success()
+    );
+
+    // `serve` refuses: it exits at once, naming the keys (a daemon still running after the
+    // guard has started, which is the bug).
+    let mut child = bin()
+        .arg("--config")
+        .arg(proxied.path())
+        .arg("serve")
+        .env("ROTOR_PROXIED_KEY", "client-key-from-env")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let listening = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            panic!(
+                "serve started behind a trusted proxy without an admin key (listening: {listening})"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("admin.key_env") && stderr.contains("server.trust_forwarded_headers"),
+        "{stderr}"
+    );
+}

@@ -216,8 +216,9 @@ fn bad_requests_name_the_field() {
     let cases: &[(&[u8], Option<&str>)] = &[
         (b"{not json", None),
         (b"[1,2]", None),
+        // (No model at all is not an error: `models.default_model` applies.)
         (
-            br#"{"messages":[{"role":"user","content":"x"}]}"#,
+            br#"{"model":["m"],"messages":[{"role":"user","content":"x"}]}"#,
             Some("model"),
         ),
         (br#"{"model":"m"}"#, Some("messages")),

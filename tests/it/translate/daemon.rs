@@ -169,7 +169,7 @@ async fn body_over_the_limit_is_413_in_each_protocol() {
     let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(
         v,
-        json!({"type": "error", "error": {"type": "request_too_large", "message": "request body too large"}})
+        json!({"type": "error", "error": {"type": "request_too_large", "message": "request body is larger than the limit of 1024 bytes (server.max_body_bytes)"}})
     );
     d.shutdown().await;
 }

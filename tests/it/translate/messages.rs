@@ -261,7 +261,8 @@ fn bad_requests_name_the_field() {
         (b"\"hi\"", None),
         (br#"{"model":"claude-x","max_tokens":1}"#, Some("messages")),
         (br#"{"model":"claude-x","messages":{}}"#, Some("messages")),
-        (br#"{"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
+        // (No model at all is not an error: `models.default_model` applies.)
+        (br#"{"model":{},"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
         (br#"{"model":"c","messages":[{"role":"robot","content":"x"}]}"#, Some("messages[0].role")),
         (br#"{"model":"c","messages":[{"role":"user","content":[]}]}"#, Some("messages[0].content")),
         (br#"{"model":"c","messages":[{"role":"user","content":[{"text":"x"}]}]}"#, Some("messages[0].content[0].type")),
