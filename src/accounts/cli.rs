@@ -199,9 +199,12 @@ fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
     if let Some(bytes) = import_bytes(&args.action)? {
         let incoming = super::import::parse_file(&bytes, now)?;
         let (report, changed) = merge::merge(&mut records, incoming);
-        for rec in &changed {
+        for (i, rec) in changed.iter().enumerate() {
             rotor_actors::Store::save(&store, rec)
                 .with_context(|| format!("could not write account {}", rec.id))?;
+            if i == 0 {
+                rotor_actors::fault::point(rotor_actors::fault::IMPORT_MIDWAY);
+            }
         }
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
