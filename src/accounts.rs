@@ -12,7 +12,9 @@ mod pool;
 
 pub use entry::new_id;
 pub use import::{ImportError, parse_file};
-pub use pool::{AddRequest, PoolImportError, add_to_pool, export_from_pool, import_into_pool};
+pub use pool::{
+    AddRequest, PoolImportError, add_one, add_to_pool, export_from_pool, import_into_pool,
+};
 
 use rotor_actors::{AccountRecord, UnixMs};
 use serde::Serialize;

@@ -23,6 +23,7 @@ pub use pool::{
     AccountView, AddOutcome, Explanation, Lease, PickError, PickRequest, PoolConfig, PoolError,
     PoolHandle, PoolSummary, Strategy, UpstreamFailure, UsageDelta,
 };
+pub use record::import::{AccountIndex, Freshness, Merged, freshness, merge_import};
 pub use record::{
     AccountRecord, Identity, RefreshIntent, RefreshReason, Status, Tokens, UsageCounters,
 };
