@@ -340,8 +340,8 @@ fn a_wrongly_typed_field_refuses_the_whole_file_naming_it_and_the_expected_type(
     // The same in JSON lines, and for the other typed fields of an entry.
     let lines = format!(
         "{}\n{}\n",
-        json!({"token": access("a", "u", 600), "refreshToken": "rt_1", "status": "active"}),
-        json!({"token": access("b", "u", 600), "email": ["b@example.com"], "status": "active"}),
+        json!({"id": "a1", "token": access("a", "u", 600), "refreshToken": "rt_1", "status": "active"}),
+        json!({"id": "b1", "token": access("b", "u", 600), "email": ["b@example.com"], "status": "active"}),
     );
     let e = err(&lines);
     assert!(e.starts_with("line 2 field `email`:"), "{e}");
@@ -349,7 +349,8 @@ fn a_wrongly_typed_field_refuses_the_whole_file_naming_it_and_the_expected_type(
         e.contains("expected a string") && e.contains("array"),
         "{e}"
     );
-    let usage = json!([{"token": access("c", "u", 600), "usage": {"request_count": "7"}}]);
+    let usage =
+        json!([{"id": "c1", "token": access("c", "u", 600), "usage": {"request_count": "7"}}]);
     let e = err(&usage.to_string());
     assert!(e.starts_with("[0] field `usage.request_count`:"), "{e}");
     assert!(e.contains("expected a number"), "{e}");
