@@ -196,6 +196,13 @@ fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
     for q in &quarantined {
         eprintln!("warning: quarantined unreadable account file: {q:?}");
     }
+    for s in store.skipped() {
+        eprintln!(
+            "warning: {} not read ({}); left in place",
+            s.path.display(),
+            s.reason
+        );
+    }
     if let Some(bytes) = import_bytes(&args.action)? {
         let incoming = super::import::parse_file(&bytes, now)?;
         let (report, changed) = merge::merge(&mut records, incoming);
