@@ -5,11 +5,15 @@
 //! cannot be read (not a regular file, wrong owner or mode) is named and left in place, so it
 //! loads again once fixed; of two files for one upstream account the newer is kept and the
 //! other quarantined. Every other account still loads, and nothing is ever overwritten with an
-//! empty pool.
+//! empty pool. A data directory has one owner at a time ([`DataDirLock`]); an offline batch of
+//! writes lands all or nothing ([`FileStore::save_all`]).
 
+mod batch;
+mod lock;
 mod scan;
 mod writer;
 
+pub use lock::{DataDirLock, LOCK_FILE, LockError};
 pub use scan::{MAX_RECORD_BYTES, Skipped};
 
 use std::fs;
@@ -60,6 +64,7 @@ impl FileStore {
     pub fn open(data_dir: &Path) -> io::Result<(FileStore, Vec<AccountRecord>, Vec<Quarantined>)> {
         let dir = data_dir.join(ACCOUNTS_DIR);
         fs::create_dir_all(&dir)?;
+        batch::recover(&dir)?;
         let found = scan::scan(&dir)?;
         for leftover in &found.leftovers {
             // An interrupted write's temp file: the real file is intact.

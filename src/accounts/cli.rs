@@ -189,8 +189,19 @@ fn add_bytes(add: &AddArgs) -> anyhow::Result<Vec<u8>> {
     Ok(format!("{token}\n").into_bytes())
 }
 
-/// Works on the data directory (no daemon running).
+/// Works on the data directory (no daemon running), holding its lock: a daemon serving it
+/// would never see what is written here, so then this refuses and points to `--admin-url`.
 fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
+    let incoming = match import_bytes(&args.action)? {
+        Some(bytes) => Some(super::import::parse_file(&bytes, now)?),
+        None => None,
+    };
+    if incoming.is_none() && !dir.exists() {
+        // Reading creates nothing: no directory, no accounts yet.
+        eprintln!("no data directory at {} (no accounts yet)", dir.display());
+        return print_records(&args.action, &[], now);
+    }
+    let _lock = crate::store::DataDirLock::acquire(dir, "accounts").map_err(busy)?;
     let (store, mut records, quarantined) = crate::store::FileStore::open(dir)
         .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
     for q in &quarantined {
@@ -203,24 +214,48 @@ fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
             s.reason
         );
     }
-    if let Some(bytes) = import_bytes(&args.action)? {
-        let incoming = super::import::parse_file(&bytes, now)?;
-        let (report, changed) = merge::merge(&mut records, incoming);
-        for (i, rec) in changed.iter().enumerate() {
-            rotor_actors::Store::save(&store, rec)
-                .with_context(|| format!("could not write account {}", rec.id))?;
-            if i == 0 {
-                rotor_actors::fault::point(rotor_actors::fault::IMPORT_MIDWAY);
-            }
-        }
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    let Some(incoming) = incoming else {
+        return print_records(&args.action, &records, now);
+    };
+    let (report, changed) = merge::merge(&mut records, incoming);
+    store
+        .save_all(&changed)
+        .context("could not write the imported accounts (nothing was imported)")?;
+    print_report(&report)
+}
+
+/// The error of a data directory some process already holds, with where to go instead.
+fn busy(e: crate::store::LockError) -> anyhow::Error {
+    match &e {
+        crate::store::LockError::Busy {
+            listen: Some(addr), ..
+        } => anyhow::anyhow!(
+            "{e}; nothing was changed. While the daemon runs, its account actors own the files: use its admin API, e.g. `codex-rotor accounts --admin-url http://{addr} …`"
+        ),
+        crate::store::LockError::Busy { .. } => anyhow::anyhow!(
+            "{e}; nothing was changed. If a daemon serves this directory, use its admin API (`--admin-url`)"
+        ),
+        crate::store::LockError::Io { .. } => anyhow::Error::new(e),
     }
-    match &args.action {
-        AccountsAction::Export { minimal } => print_export(&records, *minimal),
-        AccountsAction::List { json } => print_list(&records, *json, now),
+}
+
+/// `export` / `list` of loaded records.
+fn print_records(
+    action: &AccountsAction,
+    records: &[AccountRecord],
+    now: UnixMs,
+) -> anyhow::Result<()> {
+    match action {
+        AccountsAction::Export { minimal } => print_export(records, *minimal),
+        AccountsAction::List { json } => print_list(records, *json, now),
         AccountsAction::Add(_) | AccountsAction::Import { .. } => Ok(()),
     }
+}
+
+/// Prints an import report: the one format of `add` and `import`, offline and via a daemon.
+fn print_report(report: &merge::MergeReport) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    Ok(())
 }
 
 /// Sends the operation to a running daemon's admin API.

@@ -44,7 +44,7 @@ pub struct Scan {
 /// One entry, read.
 enum Entry {
     /// A valid record.
-    Record(AccountRecord),
+    Record(Box<AccountRecord>),
     /// Not a valid record: quarantine.
     Corrupt(String),
     /// Not read: leave it and name it.
@@ -72,7 +72,7 @@ pub fn scan(dir: &Path) -> io::Result<Scan> {
             continue;
         };
         match read_entry(&path, stem) {
-            Entry::Record(rec) => out.records.push((path, rec)),
+            Entry::Record(rec) => out.records.push((path, *rec)),
             Entry::Corrupt(reason) => out.corrupt.push((path, reason)),
             Entry::Skip(reason) => out.skipped.push(Skipped { path, reason }),
         }
@@ -120,7 +120,7 @@ fn read_entry(path: &Path, stem: &str) -> Entry {
             rec.id
         ));
     }
-    Entry::Record(rec)
+    Entry::Record(Box::new(rec))
 }
 
 /// Opens for reading without blocking (a FIFO swapped in after the metadata check must not
@@ -129,7 +129,10 @@ fn open_nonblocking(path: &Path) -> io::Result<File> {
     let mut opts = fs::OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut opts,
+        rustix::fs::OFlags::NONBLOCK.bits() as i32,
+    );
     opts.open(path)
 }
 

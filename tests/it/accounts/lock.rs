@@ -26,6 +26,12 @@ fn a_serving_daemon_locks_its_data_dir_against_the_offline_cli_and_a_second_serv
     let port = free_port();
     let daemon = Serve::start(&config(tmp.path(), &data, port, None, ""), port);
     let pid = daemon.child.id();
+    // Once serving, the lock file names the daemon and its address.
+    let named = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::read_to_string(data.join(".lock")).is_ok_and(|t| t.contains("listen="))
+    });
+    assert!(named, "the lock names the daemon: {}", daemon.log_text());
 
     let out = offline(&data, &["add", "--refresh-token", "rt_offline_write"], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -117,7 +117,7 @@ async fn the_same_refresh_token_file_imported_twice_leaves_one_account() {
     let rotated = only(&env).await.tokens.refresh_token;
     let third = import(&env, &file).await;
     assert_eq!(env.views().await.len(), 1, "{third}");
-    assert_eq!(ids(&third, "kept_newer"), [id.clone()], "{third}");
+    assert_eq!(ids(&third, "kept_newer"), vec![id.clone()], "{third}");
     assert_eq!(only(&env).await.tokens.refresh_token, rotated);
     serves(&env).await;
     assert_eq!(env.sim.counters(&acct.id).refresh_reused, 0);
@@ -150,7 +150,7 @@ async fn an_old_export_imported_after_a_rotation_keeps_the_rotated_token() {
     let rt1 = only(&env).await.tokens.refresh_token;
 
     let answer = import(&env, &old_export).await;
-    assert_eq!(ids(&answer, "kept_newer"), [id.clone()], "{answer}");
+    assert_eq!(ids(&answer, "kept_newer"), vec![id.clone()], "{answer}");
     assert!(ids(&answer, "updated").is_empty(), "{answer}");
     assert_eq!(
         only(&env).await.tokens.refresh_token,
@@ -213,7 +213,7 @@ async fn fresh_tokens_imported_while_a_refresh_is_stuck_clear_its_intent_and_win
         "last_refresh": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
     });
     let answer = import(&env, &auth.to_string()).await;
-    assert_eq!(ids(&answer, "updated"), [id.clone()], "{answer}");
+    assert_eq!(ids(&answer, "updated"), vec![id.clone()], "{answer}");
     let merged = only(&env).await;
     assert_eq!(
         merged.refresh_intent, None,
@@ -325,7 +325,7 @@ async fn offline_an_old_export_after_a_rotation_keeps_the_rotated_token_and_inte
         &[],
     ));
     let report: Value = serde_json::from_str(&out).expect("report is JSON");
-    assert_eq!(ids(&report, "kept_newer"), [id.clone()], "{report}");
+    assert_eq!(ids(&report, "kept_newer"), vec![id.clone()], "{report}");
     let kept = records(&data).remove(0);
     assert_eq!(kept.tokens.refresh_token, rotated.tokens.refresh_token);
 
@@ -364,7 +364,7 @@ async fn offline_an_old_export_after_a_rotation_keeps_the_rotated_token_and_inte
         &[],
     ));
     let report: Value = serde_json::from_str(&out).expect("report is JSON");
-    assert_eq!(ids(&report, "updated"), [id.clone()], "{report}");
+    assert_eq!(ids(&report, "updated"), vec![id.clone()], "{report}");
     let cured = records(&data).remove(0);
     assert_eq!(cured.refresh_intent, None);
     assert_eq!(cured.tokens.refresh_token.as_deref(), Some(new_rt.as_str()));
