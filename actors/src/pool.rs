@@ -18,7 +18,7 @@ use ractor::{Actor, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 pub use lease::{Lease, UpstreamFailure, UsageDelta};
-pub use report::{AccountView, Explanation, PoolSummary};
+pub use report::{AccountView, Explanation, PoolSummary, derived_status};
 pub use supervisor::summary;
 
 use crate::account::{AccountMsg, AccountRef};

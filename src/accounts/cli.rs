@@ -258,7 +258,8 @@ fn print_report(report: &merge::MergeReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends the operation to a running daemon's admin API.
+/// Sends the operation to a running daemon's admin API and prints the answer in the same
+/// format as the offline command.
 async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let base = base.trim_end_matches('/');
@@ -266,7 +267,6 @@ async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow:
         Some(k) => rb.bearer_auth(k),
         None => rb,
     };
-    let minimal = matches!(args.action, AccountsAction::Export { minimal: true });
     let req = match (&args.action, import_bytes(&args.action)?) {
         (_, Some(bytes)) => client
             .post(format!("{base}/admin/accounts/import"))
@@ -282,16 +282,41 @@ async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow:
     if !status.is_success() {
         bail!("admin API answered {status}: {text}");
     }
-    if minimal {
-        // The admin export is the full form; keep only refresh tokens and labels here.
-        let doc: serde_json::Value =
-            serde_json::from_str(&text).context("admin export is not JSON")?;
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&export::minimal_of_full(&doc))?
-        );
-    } else {
-        println!("{text}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).context("the admin API answer is not JSON")?;
+    match &args.action {
+        AccountsAction::Export { minimal: true } => {
+            // The admin export is the full form; keep only refresh tokens and labels here.
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&export::minimal_of_full(&doc))?
+            );
+        }
+        AccountsAction::Export { minimal: false } => println!("{text}"),
+        AccountsAction::List { json } => {
+            let rows = super::ListedAccount::of_admin_list(&doc, now_ms())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            super::list::print(&rows, *json)?;
+        }
+        AccountsAction::Add(_) | AccountsAction::Import { .. } => {
+            let report: merge::MergeReport =
+                serde_json::from_value(doc.clone()).context("unexpected admin import answer")?;
+            print_report(&report)?;
+            let failed: Vec<String> = doc["results"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| r["error"].as_str().map(str::to_owned))
+                .collect();
+            if !failed.is_empty() {
+                bail!(
+                    "{} account(s) not imported: {}",
+                    failed.len(),
+                    failed.join("; ")
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -309,30 +334,7 @@ fn print_export(records: &[AccountRecord], minimal: bool) -> anyhow::Result<()> 
 
 /// Prints the accounts (never tokens).
 fn print_list(records: &[AccountRecord], json: bool, now: UnixMs) -> anyhow::Result<()> {
-    let rows: Vec<super::ListedAccount> = records
-        .iter()
-        .map(|r| super::ListedAccount::of(r, now))
-        .collect();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
-    }
-    println!(
-        "{:<16}  {:<32}  {:<8}  {:<10}  {:<12}  REASON",
-        "ID", "EMAIL", "PLAN", "STATUS", "TOKEN"
-    );
-    for r in rows {
-        println!(
-            "{:<16}  {:<32}  {:<8}  {:<10}  {:<12}  {}",
-            r.id,
-            r.email.as_deref().unwrap_or("-"),
-            r.plan.as_deref().unwrap_or("-"),
-            r.status,
-            r.token.as_str(),
-            r.status_reason.as_deref().unwrap_or("")
-        );
-    }
-    Ok(())
+    super::list::print(&super::ListedAccount::of_records(records, now), json)
 }
 
 /// Reads a file, or stdin for `-`.

@@ -381,15 +381,8 @@ impl AccountState {
 
     /// The operator view (never tokens).
     pub fn view(&self, now: UnixMs) -> AccountView {
-        let derived = if self.rec.status != Status::Active {
-            self.rec.status.as_str().to_string()
-        } else if self.cooldown.active(now).is_some() {
-            "cooling_down".to_string()
-        } else if !self.rec.quota.locks().is_empty() {
-            "rate_limited".to_string()
-        } else {
-            "active".to_string()
-        };
+        let cooling = self.cooldown.active(now).is_some();
+        let derived = crate::derived_status(self.rec.status, cooling, &self.rec.quota).to_string();
         AccountView {
             id: self.rec.id.clone(),
             identity: self.rec.identity.clone(),
