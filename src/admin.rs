@@ -16,10 +16,10 @@
 //! | DELETE | `/admin/accounts/{id}` | `{removed}` |
 //! | POST | `/admin/accounts/import` | body = accounts.json / auth.json / token list → `{added, updated, kept_newer, kept_inactive, imported, results}` |
 //! | GET | `/admin/accounts/export[?ids=a,b]` | the predecessor's accounts.json, with tokens (`no-store`) |
-//! | GET | `/admin/pool` | pool summary + `reason` |
+//! | GET | `/admin/pool` | pool summary + `reason` + `quarantined` (account files moved aside at start) |
 //! | GET, PUT | `/admin/strategy` | `{strategy}`: `least_used`, `round_robin`, `sticky` |
 //! | GET | `/admin/requests?limit=N` | newest requests first (recent-requests ring) |
-//! | GET | `/admin/live` | the dashboard's compact feed |
+//! | GET | `/admin/live` | the dashboard's compact feed (with the quarantined account files) |
 //!
 //! Errors are JSON `{"error": {"type", "message"}}` (401 unauthorized, 403 csrf, 404 not_found,
 //! 400 invalid_request, 409 pool_error). `/healthz`, `/readyz` and `/metrics` come from

@@ -8,12 +8,14 @@
 //! in-flight leases returned to 0 and resident memory to its baseline, and prints a summary.
 //!
 //! `--quota-efficiency` runs the quota scenario instead (see [`quota`]), `--scaling` the scaling
-//! table (see [`scaling`]). One account's actor is also made to panic once (see
+//! table (see [`scaling`]), `--cloudflare` the challenge scenario (see [`cloudflare`]). One account's actor is also made to panic once (see
 //! `actor_panic`) and must be restarted by the supervisor and keep serving.
 
 mod actor_panic;
+pub mod cloudflare;
 mod daemon;
 pub mod faults;
+mod inproc;
 pub mod load;
 mod locks;
 pub mod quota;
@@ -50,6 +52,14 @@ pub struct ChaosArgs {
     /// Quota scenario: tokens per account per primary window.
     #[arg(long, default_value_t = 20_000)]
     pub quota_tokens: u64,
+    /// Run the Cloudflare scenario instead: the simulator challenges `--challenge-rate` of the
+    /// upstream requests at random under steady load; report client failures and how many
+    /// accounts the challenge cooldowns benched.
+    #[arg(long)]
+    pub cloudflare: bool,
+    /// Cloudflare scenario: share of upstream requests answered with the challenge page.
+    #[arg(long, default_value_t = 0.01)]
+    pub challenge_rate: f64,
     /// Run the scaling table instead: pool sizes × concurrency (use a release build).
     #[arg(long)]
     pub scaling: bool,
@@ -78,6 +88,17 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         let r = quota::quota_efficiency(&opts).await?;
         println!("{}", r.render());
         anyhow::ensure!(r.meets_targets(), "quota efficiency below target");
+        return Ok(());
+    }
+    if args.cloudflare {
+        let opts = cloudflare::CloudflareOptions {
+            accounts: args.accounts,
+            challenge_rate: args.challenge_rate.clamp(0.0, 1.0),
+            concurrency: args.concurrency,
+            duration: Duration::from_secs_f64((args.minutes * 60.0).max(1.0)),
+        };
+        let r = cloudflare::cloudflare(&opts).await?;
+        println!("{}", r.render());
         return Ok(());
     }
     let bin = match args.daemon_bin {

@@ -29,6 +29,10 @@ const SIGNIN_JS: &str = include_str!("dashboard/signin.js");
 const TABLE_JS: &str = include_str!("dashboard/table.js");
 /// The usage-over-time chart.
 const CHART_JS: &str = include_str!("dashboard/chart.js");
+/// Sorting of the accounts table by any column.
+const SORT_JS: &str = include_str!("dashboard/sort.js");
+/// The details view of one account (full reasons, every bucket, dates).
+const DETAILS_JS: &str = include_str!("dashboard/details.js");
 
 /// Content-Security-Policy of the page: only its own scripts and styles, no inline script.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -57,6 +61,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/assets/chart.js",
             get(|| asset(CHART_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/assets/sort.js",
+            get(|| asset(SORT_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/assets/details.js",
+            get(|| asset(DETAILS_JS, "text/javascript; charset=utf-8")),
         )
         .route("/login", post(login))
         .route("/logout", post(logout))

@@ -51,7 +51,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     let store: Arc<dyn rotor_actors::Store> = Arc::new(store);
     let signals = Signals::install().context("installing signal handlers")?;
-    let daemon = start(cfg, store, records).await?;
+    let daemon = start_with(cfg, store, records, quarantined).await?;
     tracing::info!(addr = %daemon.addr, "codex-rotor is serving");
     let pid = std::process::id();
     let addr = daemon.addr.to_string();
@@ -127,6 +127,17 @@ pub async fn start(
     store: Arc<dyn rotor_actors::Store>,
     records: Vec<AccountRecord>,
 ) -> anyhow::Result<Daemon> {
+    start_with(cfg, store, records, Vec::new()).await
+}
+
+/// [`start`], also handing over the files `FileStore::open` quarantined, which the admin API,
+/// the dashboard and `/readyz` report.
+pub async fn start_with(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+) -> anyhow::Result<Daemon> {
     let keys = KeyStore::from_config(&cfg.keys).context("loading client keys")?;
     if keys.is_open() && !cfg.server.listen.ip().is_loopback() {
         anyhow::bail!(
@@ -164,6 +175,7 @@ pub async fn start(
         recent: RecentRequests::new(recent_capacity),
         upstream,
         clock,
+        quarantined,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::router::build(state.clone());

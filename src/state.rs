@@ -1,13 +1,14 @@
 //! The state every handler shares: the pool handle, the current configuration (swapped on
 //! SIGHUP), client keys, metrics, the recent-requests ring, the upstream session, the clock,
-//! and the drain signal that tells open streams the shutdown grace is over. Cheap to clone
-//! (one `Arc`).
+//! the account files quarantined at start, and the drain signal that tells open streams the
+//! shutdown grace is over. Cheap to clone (one `Arc`).
 
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::proxy::turns::TurnStates;
 use crate::recent::RecentRequests;
+use crate::store::Quarantined;
 use crate::upstream::Upstream;
 use rotor_actors::{Clock, PoolHandle, UnixMs};
 use std::sync::{Arc, RwLock};
@@ -40,6 +41,9 @@ struct Inner {
     drain: watch::Sender<bool>,
     /// `x-codex-turn-state` token → affinity key (sticky turns).
     turns: TurnStates,
+    /// Account files that could not be loaded at start and were moved aside, so the admin
+    /// API, the dashboard and `/readyz` can say so instead of only one log line.
+    quarantined: Vec<Quarantined>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -58,6 +62,8 @@ pub struct Parts {
     pub upstream: Upstream,
     /// Clock shared with the actors.
     pub clock: Arc<dyn Clock>,
+    /// Account files `FileStore::open` quarantined (empty when not opened from a data dir).
+    pub quarantined: Vec<Quarantined>,
 }
 
 impl AppState {
@@ -76,6 +82,7 @@ impl AppState {
             started_at,
             drain,
             turns: TurnStates::new(),
+            quarantined: p.quarantined,
         };
         Self {
             inner: Arc::new(inner),
@@ -137,6 +144,11 @@ impl AppState {
     /// Turn-state routing memory.
     pub fn turns(&self) -> &TurnStates {
         &self.inner.turns
+    }
+
+    /// Account files quarantined when the data directory was opened.
+    pub fn quarantined(&self) -> &[Quarantined] {
+        &self.inner.quarantined
     }
 
     /// A receiver that turns `true` when open streams must end (shutdown grace over).

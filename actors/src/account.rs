@@ -19,7 +19,7 @@ pub use state::{AccountState, Action};
 
 use crate::pool::{AccountView, Explanation, PoolConfig, UpstreamFailure, UsageDelta};
 use crate::quota::{Event, QuotaConfig};
-use crate::rotation::Candidate;
+use crate::rotation::{Candidate, Cooling};
 use crate::{
     AccountRecord, Effects, NewTokens, ProbeError, RefreshError, RefreshReason, UnixMs,
     UpstreamCreds, quota,
@@ -47,6 +47,8 @@ pub enum AccountMsg {
         model_limit: Option<String>,
         /// Code-review request.
         review: bool,
+        /// Whether a Cloudflare cooldown may be waived (the pool has nothing better).
+        cooling: Cooling,
         /// Answer: a grant, or the reason for refusal.
         reply: RpcReplyPort<Result<Grant, String>>,
     },
@@ -256,9 +258,10 @@ impl Actor for AccountActor {
             AccountMsg::Reserve {
                 model_limit,
                 review,
+                cooling,
                 reply,
             } => {
-                let granted = s.st.reserve(model_limit.as_deref(), review, now);
+                let granted = s.st.reserve(model_limit.as_deref(), review, cooling, now);
                 let _ = reply.send(granted.map(|creds| Grant {
                     creds,
                     started_at: now,
@@ -278,8 +281,8 @@ impl Actor for AccountActor {
                 let actions = s.st.quota(Event::Applied429(r), now);
                 act(&me, s, actions, now);
             }
-            AccountMsg::UpstreamFailed { failure, at: _ } => {
-                let (status_changed, action) = s.st.failure(failure, now);
+            AccountMsg::UpstreamFailed { failure, at } => {
+                let (status_changed, action) = s.st.failure(failure, at, now);
                 if status_changed {
                     s.st.persist(s.fx.store.as_ref());
                 }

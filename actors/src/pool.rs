@@ -231,7 +231,9 @@ impl PoolHandle {
     }
 
     /// Picks an account and leases it (time-bounded). A candidate that refuses is excluded and
-    /// the next one is tried; the view may be stale, the account decides.
+    /// the next one is tried; the view may be stale, the account decides. Accounts cooling
+    /// after a Cloudflare challenge serve only when the pool has nothing better
+    /// ([`crate::rotation::Cooling`]).
     pub async fn pick(&self, mut req: PickRequest) -> Result<Lease, PickError> {
         let limit = quota::limit_for_model(&req.model).map(str::to_string);
         let busy_deadline = tokio::time::Instant::now() + BUSY_WAIT;
@@ -251,7 +253,7 @@ impl PoolHandle {
             }
             rounds += 1;
             let now = self.clock.now_ms();
-            let cands = match board::candidates(&self.board, &self.routes, &req, now) {
+            let (cooling, cands) = match board::candidates(&self.board, &self.routes, &req, now) {
                 Ok(c) => c,
                 Err(_) if req.exclude.len() > asked_to_exclude => {
                     // Accounts that refused a lease in this pick are out of the view's answer;
@@ -284,6 +286,7 @@ impl PoolHandle {
                         |reply| AccountMsg::Reserve {
                             model_limit,
                             review,
+                            cooling,
                             reply,
                         },
                         Some(RESERVE_TIMEOUT),

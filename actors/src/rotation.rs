@@ -37,6 +37,10 @@ pub struct Candidate {
     pub locks: Vec<Lock>,
     /// Cloudflare cooldown end.
     pub cooldown_until: Option<UnixMs>,
+    /// The cooldown follows a single challenge since the account last got through: a pool
+    /// with every other account at its lease cap may use it rather than make a request wait
+    /// ([`Cooling::Soft`]).
+    pub cooldown_soft: bool,
 }
 
 impl Candidate {
@@ -83,6 +87,50 @@ pub struct Policy {
     pub exclude: Vec<AccountId>,
     /// Account that served this conversation before; preferred if eligible.
     pub affinity: Option<AccountId>,
+    /// Whether accounts cooling down after a Cloudflare challenge may serve.
+    pub cooling: Cooling,
+}
+
+/// How a pick treats accounts cooling down after a Cloudflare challenge. A cooldown keeps
+/// requests off an account Cloudflare may challenge again; it must never be what empties the
+/// pool, since a challenge page costs one upstream round trip and a failover, while a refused
+/// request costs the client its answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cooling {
+    /// No account serves while its cooldown runs: the normal pick.
+    #[default]
+    Avoid,
+    /// Every account that could serve is at its lease cap: an account that met a single
+    /// challenge may serve rather than make the request wait. One that met challenge after
+    /// challenge may not: trying it again under load would only collect more challenge pages.
+    Soft,
+    /// Nothing else can serve the request: any cooling account may, whose cooldown ends first
+    /// first (it met the fewest or the oldest challenges).
+    Any,
+}
+
+impl Cooling {
+    /// Whether a cooldown running until `until` (`soft`: after a single challenge) refuses a
+    /// lease at `now`. The one rule behind both the view's hint and the actor's answer.
+    pub fn refuses(self, until: Option<UnixMs>, soft: bool, now: UnixMs) -> bool {
+        until.is_some_and(|t| t > now)
+            && match self {
+                Cooling::Avoid => true,
+                Cooling::Soft => !soft,
+                Cooling::Any => false,
+            }
+    }
+
+    /// The way to try cooling accounts after a pick found nothing: a busy pool may use the
+    /// softly cooling ones; a pool that would refuse (everything cooling, exhausted or out of
+    /// service) any of them.
+    pub fn fallback(no: &NoChoice) -> Cooling {
+        match no {
+            NoChoice::Busy { .. } => Cooling::Soft,
+            NoChoice::Exhausted { .. } | NoChoice::Unavailable { .. } => Cooling::Any,
+        }
+    }
 }
 
 /// Why a candidate cannot serve a request.
@@ -116,7 +164,7 @@ fn standing(c: &Candidate, p: &Policy, now: UnixMs) -> Result<(), Refusal> {
     if !c.serving {
         return Err(Refusal::NotServing);
     }
-    if c.cooldown_until.is_some_and(|t| t > now) {
+    if p.cooling.refuses(c.cooldown_until, c.cooldown_soft, now) {
         return Err(Refusal::CoolingDown);
     }
     if let (Some(plans), Some(plan)) = (&p.plans, &c.plan)
@@ -181,7 +229,9 @@ pub enum NoChoice {
 }
 
 /// Orders the eligible candidates for a request, best first: the affinity account if eligible,
-/// then by strategy (round robin starts after `rr_cursor`). Returns at most `k`.
+/// then by strategy (round robin starts after `rr_cursor`); through cooldowns
+/// ([`Policy::cooling`]), the cooling accounts by cooldown end ([`through_cooldowns`]).
+/// Returns at most `k`.
 pub fn choose(
     candidates: &[Candidate],
     strategy: Strategy,
@@ -190,6 +240,18 @@ pub fn choose(
     now: UnixMs,
     k: usize,
 ) -> Result<Vec<AccountId>, NoChoice> {
+    if p.cooling != Cooling::Avoid {
+        let mut cooling: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| c.cooldown_until.is_some())
+            .collect();
+        cooling.sort_by(|a, b| (a.cooldown_until, &a.id).cmp(&(b.cooldown_until, &b.id)));
+        let affinity = p
+            .affinity
+            .as_ref()
+            .and_then(|a| candidates.iter().find(|c| &c.id == a));
+        return through_cooldowns(affinity, cooling.into_iter(), p, now, k);
+    }
     let mut ok: Vec<&Candidate> = candidates
         .iter()
         .filter(|c| eligible(c, p, now).is_ok())
@@ -220,6 +282,40 @@ pub fn choose(
         return Err(no_choice(candidates.iter(), p, now));
     }
     Ok(out)
+}
+
+/// The pick through cooldowns: the affinity account if eligible, then the accounts with a
+/// cooldown in the order given (soonest end first), at most `k`. Nothing eligible is `Busy`
+/// if some were only at their lease cap (the request waits for one), else `Unavailable`; the
+/// caller then keeps the classification of the pick that came first.
+pub fn through_cooldowns<'a>(
+    affinity: Option<&'a Candidate>,
+    by_end: impl Iterator<Item = &'a Candidate>,
+    p: &Policy,
+    now: UnixMs,
+    k: usize,
+) -> Result<Vec<AccountId>, NoChoice> {
+    let (mut out, mut full) = (Vec::with_capacity(k), false);
+    for c in affinity.into_iter().chain(by_end) {
+        if out.len() >= k {
+            break;
+        }
+        match eligible(c, p, now) {
+            Ok(()) if !out.contains(&c.id) => out.push(c.id.clone()),
+            Err(Refusal::Full) => full = true,
+            _ => {}
+        }
+    }
+    match (out.is_empty(), full) {
+        (false, _) => Ok(out),
+        (true, true) => Err(NoChoice::Busy {
+            reason: "every account that could serve is at its lease cap, cooling ones included"
+                .into(),
+        }),
+        (true, false) => Err(NoChoice::Unavailable {
+            reason: "no cooling account can serve either".into(),
+        }),
+    }
 }
 
 /// Classifies an empty choice: exhausted (rule 6: answer 429 with the soonest reset) iff some

@@ -46,8 +46,13 @@ pub async fn summary(_: Admin, State(state): State<AppState>) -> Json<Value> {
     if let Value::Object(map) = &mut j {
         map.insert(
             "reason".into(),
-            json!(view::serving_reason(&s, state.now_ms())),
+            json!(view::serving_reason(
+                &s,
+                state.quarantined().len(),
+                state.now_ms()
+            )),
         );
+        map.insert("quarantined".into(), json!(state.quarantined().len()));
     }
     Json(j)
 }
@@ -135,13 +140,14 @@ pub async fn live(
     Json(json!({
         "now": now,
         "started_at": state.started_at(),
-        "reason": view::serving_reason(&summary, now),
+        "reason": view::serving_reason(&summary, state.quarantined().len(), now),
         "summary": summary,
         "headroom": view::headroom(&accounts),
         "strategy": current_strategy(&state, &o),
         "accounts": rows,
         "series": { "slot_ms": state.metrics().series_slot_ms(), "points": series },
         "requests": state.recent().list(25),
+        "quarantined": view::quarantined(state.quarantined()),
     }))
 }
 
@@ -160,16 +166,19 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 iff the pool is serving, else 503 with the reason.
+/// `GET /readyz`: 200 iff the pool is serving, else 503 with the reason; both say how many
+/// account files were quarantined at start (they never count as accounts: a data dir of
+/// unreadable files is not ready).
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let s = state.pool().summary().await;
-    let reason = view::serving_reason(&s, state.now_ms());
+    let quarantined = state.quarantined().len();
+    let reason = view::serving_reason(&s, quarantined, state.now_ms());
     let status = if s.serving {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body =
-        json!({ "ready": s.serving, "reason": reason, "soonest_reset_at": s.soonest_reset_at });
+    let body = json!({ "ready": s.serving, "reason": reason,
+        "soonest_reset_at": s.soonest_reset_at, "quarantined": quarantined });
     (status, Json(body)).into_response()
 }

@@ -2,11 +2,13 @@
 //! [`AccountView`] (which never holds a token) plus what an operator asks next: every quota
 //! bucket as a list with its used %, reset time and "resets in", and the remaining cooldown.
 //! The compact row of the live feed carries the same facts with short keys, because the
-//! dashboard polls it for 1 000 accounts every few seconds.
+//! dashboard polls it for 1 000 accounts every few seconds. The account files quarantined at
+//! start are listed here too, scrubbed of anything that could be a token.
 
 use crate::metrics::accounts::quota_buckets;
+use crate::store::Quarantined;
 use rotor_actors::quota::Bucket;
-use rotor_actors::{AccountView, PoolSummary, UnixMs};
+use rotor_actors::{AccountView, PoolSummary, Status, UnixMs};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -29,6 +31,16 @@ pub struct BucketView {
     pub resets_in_secs: Option<i64>,
     /// The same as a human duration ("2h 3m 4s").
     pub resets_in: Option<String>,
+}
+
+/// The used share of a bucket as operators see it, 0–100: 100 once the window is exhausted,
+/// whatever upstream last said (a 429 can lock a window upstream reported at 97 %).
+fn used_of(b: &Bucket) -> f64 {
+    if b.limit_reached {
+        100.0
+    } else {
+        b.used_percent.clamp(0.0, 100.0)
+    }
 }
 
 /// Human duration of whole seconds ("1h 2m 3s"; "0s" for anything not positive).
@@ -70,11 +82,7 @@ fn bucket(name: String, b: &Bucket, now: UnixMs) -> BucketView {
     let resets_in_secs = b.reset_at.map(|r| ((r - now) / 1000).max(0));
     BucketView {
         title,
-        used_percent: if b.limit_reached {
-            100.0
-        } else {
-            b.used_percent.clamp(0.0, 100.0)
-        },
+        used_percent: used_of(b),
         limit_reached: b.limit_reached,
         window_secs: b.window_secs,
         reset_at: b.reset_at,
@@ -108,14 +116,9 @@ pub fn row(v: &AccountView) -> Value {
     let b: Vec<Value> = quota_buckets(&v.quota)
         .into_iter()
         .map(|(name, b)| {
-            let pct = if b.limit_reached {
-                100.0
-            } else {
-                b.used_percent.clamp(0.0, 100.0)
-            };
             json!([
                 name,
-                (pct * 10.0).round() / 10.0,
+                (used_of(b) * 10.0).round() / 10.0,
                 b.limit_reached,
                 b.reset_at,
                 b.window_secs
@@ -141,29 +144,110 @@ pub fn row(v: &AccountView) -> Value {
     })
 }
 
-/// Headroom of the pool: how many accounts could take a request now and how much of their
-/// short and weekly windows is left on average.
+/// Headroom of the pool: how many accounts could take a request now, and how much of the
+/// short and weekly windows is left on average over the accounts in service (all but
+/// disabled, banned and expired ones) that reported that window — with how many did, so a
+/// figure from 3 of 200 accounts does not read like the pool's.
 pub fn headroom(accounts: &[AccountView]) -> Value {
-    let usable: Vec<&AccountView> = accounts
+    let in_service: Vec<&AccountView> = accounts
         .iter()
-        .filter(|a| a.derived_status == "active")
+        .filter(|a| {
+            !matches!(
+                a.status,
+                Status::Disabled | Status::Banned | Status::Expired
+            )
+        })
         .collect();
-    let avg_left = |pick: fn(&AccountView) -> Option<f64>| -> Option<f64> {
-        let vals: Vec<f64> = usable.iter().filter_map(|a| pick(a)).collect();
-        (!vals.is_empty())
-            .then(|| (100.0 - vals.iter().sum::<f64>() / vals.len() as f64).clamp(0.0, 100.0))
+    let left = |pick: fn(&AccountView) -> Option<&Bucket>| -> (usize, Option<f64>) {
+        let used: Vec<f64> = in_service
+            .iter()
+            .filter_map(|a| pick(a))
+            .map(used_of)
+            .collect();
+        let avg = (!used.is_empty()).then(|| used.iter().sum::<f64>() / used.len() as f64);
+        (used.len(), avg.map(|u| (100.0 - u).clamp(0.0, 100.0)))
     };
+    let (primary_reporting, primary_left) = left(|a| a.quota.primary.as_ref());
+    let (weekly_reporting, weekly_left) = left(|a| a.quota.secondary.as_ref());
     json!({
-        "usable_accounts": usable.len(),
-        "primary_left_percent": avg_left(|a| a.quota.primary.as_ref().map(|b| b.used_percent)),
-        "weekly_left_percent": avg_left(|a| a.quota.secondary.as_ref().map(|b| b.used_percent)),
+        "usable_accounts": accounts.iter().filter(|a| a.derived_status == "active").count(),
+        "in_service": in_service.len(),
+        "primary_reporting": primary_reporting,
+        "primary_left_percent": primary_left,
+        "weekly_reporting": weekly_reporting,
+        "weekly_left_percent": weekly_left,
         "leases": accounts.iter().map(|a| u64::from(a.leases)).sum::<u64>(),
     })
 }
 
-/// Why the pool does or does not serve, in one sentence (for `/readyz` and the dashboard).
-/// `active` in the summary includes rate-limited and cooling-down accounts.
-pub fn serving_reason(s: &PoolSummary, now: UnixMs) -> String {
+/// The account files quarantined at start, for the admin API: where each is now and why it
+/// did not load. The reason is scrubbed of secrets — a JSON error can quote the value it
+/// choked on, and in an account file that value may be a token.
+pub fn quarantined(list: &[Quarantined]) -> Value {
+    let files: Vec<Value> = list
+        .iter()
+        .map(|q| {
+            json!({
+                "file": q.path.file_name().map(|n| n.to_string_lossy()),
+                "path": q.path.display().to_string(),
+                "moved_to": q.moved_to.as_ref().map(|p| p.display().to_string()),
+                "reason": scrub_quoted(&crate::logging::redact(&q.reason)),
+            })
+        })
+        .collect();
+    json!(files)
+}
+
+/// Masks what serde quotes from the input (`invalid type: string "…"`, `invalid value:
+/// string "…"`): in an account file that is as likely a token as anything else.
+fn scrub_quoted(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(pos) = rest.find("string \"") {
+        let (head, tail) = rest.split_at(pos + "string \"".len());
+        out.push_str(head);
+        // The value is quoted Debug-style: `\"` inside it does not end it.
+        let mut escaped = false;
+        let end = tail
+            .char_indices()
+            .find(|&(_, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes
+            })
+            .map_or(tail.len(), |(i, _)| i);
+        out.push_str(crate::logging::MASK);
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// "1 account file quarantined" / "N account files quarantined".
+fn quarantined_text(n: usize) -> String {
+    format!(
+        "{n} account file{} quarantined",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// Why the pool does or does not serve, in one sentence (for `/readyz` and the dashboard),
+/// naming the account files quarantined at start: they hold accounts the pool does not have.
+pub fn serving_reason(s: &PoolSummary, quarantined: usize, now: UnixMs) -> String {
+    let reason = pool_reason(s, now);
+    match quarantined {
+        0 => reason,
+        n if s.total == 0 => format!(
+            "no account loaded: {} (unreadable; moved aside, see the log)",
+            quarantined_text(n)
+        ),
+        n => format!("{reason}; {}", quarantined_text(n)),
+    }
+}
+
+/// [`serving_reason`] from the pool alone. `active` in the summary includes rate-limited and
+/// cooling-down accounts.
+fn pool_reason(s: &PoolSummary, now: UnixMs) -> String {
     let usable = s.active.saturating_sub(s.rate_limited + s.cooling_down);
     if s.serving {
         return format!("{usable} of {} accounts can serve", s.total);
@@ -185,4 +269,20 @@ pub fn serving_reason(s: &PoolSummary, now: UnixMs) -> String {
         "no account can serve: {} disabled, {} expired, {} banned, {} refreshing, {} cooling down, {} rate limited",
         s.disabled, s.expired, s.banned, s.refreshing, s.cooling_down, s.rate_limited
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub_quoted;
+
+    #[test]
+    fn a_quarantine_reason_never_quotes_the_value_serde_choked_on() {
+        let reason = r#"invalid JSON: invalid type: string "rt_a\"b_secret", expected struct Tokens at line 1 column 9"#;
+        assert_eq!(
+            scrub_quoted(reason),
+            r#"invalid JSON: invalid type: string "***", expected struct Tokens at line 1 column 9"#
+        );
+        let plain = "record id \"x\" does not match its file name";
+        assert_eq!(scrub_quoted(plain), plain);
+    }
 }

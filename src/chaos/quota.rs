@@ -2,13 +2,9 @@
 //! until the pool answers the first client-visible 429, then compare what the simulator charged
 //! with the pool's total quota. Targets (issue 9): ≥ 98 % of the quota served before the first
 //! client 429, ≤ 1 upstream 429 per account per window. The daemon runs in-process here (no
-//! kill needed), the simulator is the same one as everywhere.
+//! kill needed, [`super::inproc`]), the simulator is the same one as everywhere.
 
-use crate::config::secret::Secret;
-use crate::config::{ClientKeyConfig, Config};
 use crate::sim::{AccountSpec, SimOptions, Simulator};
-use crate::store::FileStore;
-use rotor_actors::Store;
 use serde_json::json;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -118,38 +114,13 @@ impl QuotaReport {
 /// Runs the scenario.
 pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport> {
     let sim = Simulator::start(SimOptions::default(), ([127, 0, 0, 1], 0).into()).await?;
-    let dir = std::env::temp_dir().join(format!(
-        "codex-rotor-quota-{}-{}",
-        std::process::id(),
-        super::run::now_ms()
-    ));
-    let (store, _, _) = FileStore::open(&dir)?;
-    let (mut records, mut ids) = (Vec::new(), Vec::new());
-    for _ in 0..opts.accounts {
-        let spec = AccountSpec {
-            primary_quota_tokens: Some(opts.quota_tokens),
-            ..AccountSpec::default()
-        };
-        let created = sim.create_account(spec);
-        for rec in crate::demo::import_auth_json(&created.auth_json)? {
-            store.save(&rec)?;
-            records.push(rec);
-        }
-        ids.push(created.id);
-    }
-    let key = "quota-pool-key-0123456789";
-    let mut cfg = Config::default();
-    cfg.server.listen = ([127, 0, 0, 1], 0).into();
-    cfg.data_dir = dir.clone();
-    cfg.upstream.base_url = sim.backend_url();
-    cfg.upstream.token_url = sim.token_url();
-    cfg.keys.keys = vec![ClientKeyConfig {
-        name: "quota".into(),
-        key: Some(Secret::new(key.to_owned())),
-        ..ClientKeyConfig::default()
-    }];
-    let daemon = crate::server::start(cfg, Arc::new(store), records).await?;
-    let url = format!("http://{}/v1/responses", daemon.addr);
+    let specs = (0..opts.accounts).map(|_| AccountSpec {
+        primary_quota_tokens: Some(opts.quota_tokens),
+        ..AccountSpec::default()
+    });
+    let run = super::inproc::start(&sim, "quota", specs, |_| {}).await?;
+    let (ids, key) = (run.ids.clone(), run.key);
+    let url = format!("{}/v1/responses", run.base_url());
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
@@ -219,8 +190,7 @@ pub async fn quota_efficiency(opts: &QuotaOptions) -> anyhow::Result<QuotaReport
         exhausted,
         elapsed: t0.elapsed(),
     };
-    daemon.shutdown().await;
+    run.stop().await;
     sim.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(report)
 }

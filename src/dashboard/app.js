@@ -1,4 +1,4 @@
-// codex-rotor dashboard: login, polling of the live feed, overview, filters, actions.
+// codex-rotor dashboard: login, polling of the live feed, overview, filters, sorting, actions.
 // Plain modern JS, no framework, no build step. Everything the page fetches is relative, so it
 // works behind a reverse-proxy path prefix. State-changing calls carry the x-rotor-csrf header.
 'use strict';
@@ -7,8 +7,9 @@
   const POLL_MS = 3000;
   const STATUSES = ['active', 'rate_limited', 'cooling_down', 'refreshing', 'expired', 'banned', 'disabled'];
   const FILTER_KEY = 'codex-rotor-status-filter';
+  const SORT_KEY = 'codex-rotor-sort';
   const $ = (id) => document.getElementById(id);
-  const st = { data: null, skew: 0, timer: null, filter: localStorage.getItem(FILTER_KEY) || 'all', search: '' };
+  const st = { data: null, skew: 0, timer: null, filter: localStorage.getItem(FILTER_KEY) || 'all', search: '', sort: savedSort(), servingNow: false };
   Rotor.state = st;
 
   // ---- formatting ----
@@ -30,7 +31,24 @@
   }
   const statusLabel = (s) => String(s || '').replace(/_/g, ' ');
   const now = () => Date.now() + st.skew;
-  Object.assign(Rotor, { esc, dur, num, statusLabel, now, STATUSES });
+  const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  // A point in time as an operator reads it: "14:05" today, "Mon 8 Dec 14:05" any other day
+  // (a weekly reset shown as "14:05" reads as today).
+  function when(ms) {
+    const d = new Date(ms), today = new Date(now());
+    const hm = String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0');
+    if (d.toDateString() === today.toDateString()) return hm;
+    return DAYS[d.getDay()] + ' ' + d.getDate() + ' ' + MONTHS[d.getMonth()] + ' ' + hm;
+  }
+  Object.assign(Rotor, { esc, dur, num, statusLabel, now, when, STATUSES });
+  function savedSort() {
+    try {
+      const s = JSON.parse(localStorage.getItem(SORT_KEY));
+      if (s && Rotor.sort.has(s.key) && (s.dir === 'asc' || s.dir === 'desc')) return s;
+    } catch (_) { /* none saved */ }
+    return Rotor.sort.DEFAULT;
+  }
 
   // ---- HTTP ----
   async function api(method, path, body, raw) {
@@ -87,9 +105,6 @@
     }
     st.data = data;
     st.skew = data.now - Date.now();
-    // Stable order for the table: by label (then id), whatever order the pool reports.
-    st.sorted = data.accounts.slice().sort((a, b) =>
-      String(a.label || a.id).localeCompare(String(b.label || b.id)) || a.id.localeCompare(b.id));
     render();
     return true;
   }
@@ -115,21 +130,35 @@
     $('ov-total').textContent = d.accounts.length;
     $('ov-breakdown').innerHTML = STATUSES.filter((k) => counts[k])
       .map((k) => '<span class="badge ' + k + '">' + counts[k] + ' ' + statusLabel(k) + '</span>').join('');
-    const h = d.headroom;
-    $('ov-usable').textContent = h.usable_accounts;
-    $('ov-headroom').textContent = [
-      h.primary_left_percent != null ? Math.round(h.primary_left_percent) + '% of 5h left' : null,
-      h.weekly_left_percent != null ? Math.round(h.weekly_left_percent) + '% of week left' : null,
-    ].filter(Boolean).join(' · ') || 'no quota data yet';
+    $('ov-usable').textContent = d.headroom.usable_accounts;
+    $('ov-headroom').textContent = headroomText(d.headroom);
     $('ov-inflight').textContent = s.in_flight;
     const pts = d.series.points;
     const last = pts.slice(-10).reduce((a, p) => a + p[1], 0);
     $('ov-rate').textContent = last + ' requests in the last ' + Math.round((10 * d.series.slot_ms) / 60000) + ' min';
     renderFilters(counts, d.accounts.length);
+    $('serving-now-count').textContent = d.accounts.filter((r) => r.l > 0).length;
     applyFilter();
     Rotor.chart.draw($('chart'), d.series, $('chart-legend'));
-    renderRequests(d.requests);
+    renderRequests(d.requests, new Map(d.accounts.map((r) => [r.id, r.label || r.id])));
+    renderQuarantine(d.quarantined || []);
     tick();
+  }
+  // "63% of 5h left · 180 of 200 accounts reporting · 70% of week left": averages over the
+  // accounts in service that reported the window, and how many did.
+  function headroomText(h) {
+    const reporting = (n) => n + ' of ' + h.in_service + ' accounts reporting';
+    if (h.primary_left_percent == null) return h.in_service ? 'no quota data yet · ' + reporting(0) : 'no account in service';
+    const parts = [Math.round(h.primary_left_percent) + '% of 5h left', reporting(h.primary_reporting)];
+    if (h.weekly_left_percent != null) {
+      parts.push(Math.round(h.weekly_left_percent) + '% of week left' + (h.weekly_reporting !== h.primary_reporting ? ' (' + h.weekly_reporting + ' reporting)' : ''));
+    }
+    return parts.join(' · ');
+  }
+  function renderQuarantine(list) {
+    $('quarantine').hidden = !list.length;
+    $('quarantine-list').innerHTML = list.map((q) => '<li><code>' + esc(q.file || q.path) + '</code> — ' + esc(q.reason) +
+      '<div class="muted small">' + (q.moved_to ? 'moved to ' + esc(q.moved_to) : 'could not be moved aside: still at ' + esc(q.path)) + '</div></li>').join('');
   }
   function countBy(rows) {
     const c = {};
@@ -146,17 +175,32 @@
   }
   function applyFilter() {
     const q = st.search.trim().toLowerCase();
-    const rows = st.sorted.filter((r) =>
+    const rows = st.data.accounts.filter((r) =>
       (st.filter === 'all' || r.ds === st.filter) &&
-      (!q || [r.id, r.label, r.plan, r.ds].some((v) => v && String(v).toLowerCase().includes(q))));
-    Rotor.table.setRows(rows, st.data.accounts.length);
+      (!q || [r.id, r.label, r.plan || 'plan unknown', r.ds].some((v) => v && String(v).toLowerCase().includes(q))));
+    Rotor.table.setRows(Rotor.sort.rows(rows, st.sort, st.servingNow), st.data.accounts.length);
+    for (const b of $('accounts-head').querySelectorAll('[data-sort]')) {
+      const on = b.dataset.sort === st.sort.key;
+      b.classList.toggle('sorted', on);
+      b.classList.toggle('desc', on && st.sort.dir === 'desc');
+      b.setAttribute('aria-sort', on ? (st.sort.dir === 'asc' ? 'ascending' : 'descending') : 'none');
+    }
+    $('serving-now').setAttribute('aria-pressed', String(st.servingNow));
+    $('serving-now').classList.toggle('on', st.servingNow);
   }
-  function renderRequests(list) {
+  function onSort(key) {
+    st.sort = Rotor.sort.next(st.sort, key);
+    localStorage.setItem(SORT_KEY, JSON.stringify(st.sort));
+    $('accounts').scrollTop = 0;
+    applyFilter();
+  }
+  // Accounts by label (the id in the tooltip); an account removed since keeps its id.
+  function renderRequests(list, names) {
     $('requests').innerHTML = list.length ? list.map((r) => {
       const tok = r.usage ? num(r.usage.input_tokens + r.usage.output_tokens) : '–';
       return '<tr><td>' + dur((now() - r.at) / 1000) + ' ago</td><td>' + esc(r.client_key || '–') + '</td><td>' + esc(r.route) +
-        '</td><td>' + esc(r.model || '–') + '</td><td>' + esc(r.account_id || '–') + '</td><td class="s' + String(r.status)[0] + '">' + r.status +
-        (r.error ? ' <span class="muted">' + esc(r.error) + '</span>' : '') + '</td><td class="num">' + (r.ttfb_ms != null ? r.ttfb_ms + ' ms' : '–') +
+        '</td><td>' + esc(r.model || '–') + '</td><td class="acct-cell" title="' + esc(r.account_id || '') + '">' + esc(names.get(r.account_id) || r.account_id || '–') + '</td><td class="s' + String(r.status)[0] + '">' + r.status +
+        (r.error ? ' <span class="muted err">' + esc(r.error) + '</span>' : '') + '</td><td class="num">' + (r.ttfb_ms != null ? r.ttfb_ms + ' ms' : '–') +
         '</td><td class="num">' + r.duration_ms + ' ms</td><td class="num">' + tok + '</td><td class="num">' + r.failovers + '</td></tr>';
     }).join('') : '<tr><td colspan="10" class="muted">No requests yet.</td></tr>';
   }
@@ -167,7 +211,7 @@
     const t = now();
     const soon = st.data.summary.soonest_reset_at;
     $('ov-reset').textContent = soon ? dur((soon - t) / 1000) : '–';
-    $('ov-reset-sub').textContent = soon ? 'at ' + new Date(soon).toLocaleTimeString() : 'no account is exhausted';
+    $('ov-reset-sub').textContent = soon ? 'at ' + when(soon) : 'no account is exhausted';
     Rotor.table.tick(t);
   }
 
@@ -181,6 +225,7 @@
       return;
     }
     if (action === 'explain') return explain(id);
+    if (action === 'details') return Rotor.details.open(id);
     btn.disabled = true;
     try {
       if (action === 'remove') await api('DELETE', 'admin/accounts/' + encodeURIComponent(id));
@@ -193,7 +238,7 @@
   async function explain(id) {
     try {
       const e = await api('GET', 'admin/accounts/' + encodeURIComponent(id) + '/explain');
-      const until = e.until ? ' — until ' + new Date(e.until).toLocaleTimeString() + ' (in ' + dur((e.until - now()) / 1000) + ')' : '';
+      const until = e.until ? ' — until ' + when(e.until) + ' (in ' + dur((e.until - now()) / 1000) + ')' : '';
       toast(id + ': ' + (e.available ? 'available' : e.reasons.join('; ') + until), false, 9000);
     } catch (err) { toast(err.message, true); }
   }
@@ -222,6 +267,8 @@
       render();
     });
     $('search').addEventListener('input', (ev) => { st.search = ev.target.value; applyFilter(); });
+    $('accounts-head').addEventListener('click', (ev) => { const b = ev.target.closest('[data-sort]'); if (b) onSort(b.dataset.sort); });
+    $('serving-now').addEventListener('click', () => { st.servingNow = !st.servingNow; $('accounts').scrollTop = 0; applyFilter(); });
     $('accounts').addEventListener('click', (ev) => { const b = ev.target.closest('[data-action]'); if (b) onAction(b); });
     $('add-open').addEventListener('click', () => { $('add-result').textContent = ''; $('add-dialog').showModal(); });
     $('add-submit').addEventListener('click', onImport);

@@ -1,12 +1,14 @@
 // The accounts table, virtualised: rows have a fixed height and only the rows in (or near) the
 // viewport exist in the DOM. A row's element is rebuilt only when its data changed since the
 // last poll (compared by a signature string), so 1 000 accounts polled every 3 s stay cheap.
-// Countdowns are updated in place once a second for the visible rows only.
+// Countdowns and "last used" are updated in place once a second for the visible rows only.
+// The order of the rows is the caller's (see sort.js).
 'use strict';
 (function () {
   const Rotor = (window.Rotor = window.Rotor || {});
   const OVERSCAN = 6;
   const MAIN = [['primary', '5h'], ['secondary', 'weekly'], ['code_review', 'review']];
+  Rotor.MAIN_BUCKETS = MAIN.map((m) => m[0]);
   const t = { body: null, spacer: null, foot: null, rowH: 58, rows: [], total: 0, cache: new Map(), shown: new Map(), lastRenderMs: 0 };
 
   function level(pct, full) { return full ? 'full' : pct >= 90 ? 'hot' : pct >= 60 ? 'warn' : 'ok'; }
@@ -20,6 +22,7 @@
     const s = (at - nowMs) / 1000;
     return s <= 0 ? 'reset due' : 'resets in ' + Rotor.dur(s);
   }
+  function ago(at, nowMs) { return Rotor.dur((nowMs - at) / 1000) + ' ago'; }
   // b = [name, pct, limit_reached, reset_at, window_secs]
   function bar(b, title, nowMs) {
     if (!b) return '<div class="bar none">–</div>';
@@ -27,7 +30,8 @@
     return '<div class="bar ' + level(pct, b[2]) + '" data-bucket="' + Rotor.esc(b[0]) + '" data-pct="' + pct + '"' + (b[2] ? ' data-limit="1"' : '') + '>' +
       '<div class="bar-top"><span>' + Rotor.esc(title) + '</span><b>' + (b[2] ? 'limit reached' : pct + '%') + '</b></div>' +
       '<div class="bar-track"><div class="bar-fill"></div></div>' +
-      '<div class="bar-reset" data-reset="' + (b[3] == null ? '' : b[3]) + '">' + resetText(b[3], nowMs) + '</div></div>';
+      '<div class="bar-reset" data-reset="' + (b[3] == null ? '' : b[3]) + '"' + (b[3] == null ? '' : ' title="resets ' + Rotor.esc(Rotor.when(b[3])) + '"') + '>' +
+      resetText(b[3], nowMs) + '</div></div>';
   }
   function extras(list, nowMs) {
     if (!list.length) return '<div class="bar none">–</div>';
@@ -35,7 +39,7 @@
       const pct = Math.round(b[1]);
       const [id, win] = b[0].split('.');
       return '<div class="bar ' + level(pct, b[2]) + '" data-bucket="' + Rotor.esc(b[0]) + '" data-pct="' + pct + '"' + (b[2] ? ' data-limit="1"' : '') +
-        ' title="' + Rotor.esc(resetText(b[3], nowMs)) + '"><div class="bar-top"><span>' + Rotor.esc(id.replace(/^codex_/, '') + ' ' + windowTitle(win, b[4])) +
+        ' title="' + Rotor.esc(b[3] == null ? '' : 'resets ' + Rotor.when(b[3]) + ' (' + resetText(b[3], nowMs).replace('resets ', '') + ')') + '"><div class="bar-top"><span>' + Rotor.esc(id.replace(/^codex_/, '') + ' ' + windowTitle(win, b[4])) +
         '</span><b>' + (b[2] ? 'limit' : pct + '%') + '</b></div><div class="bar-track"><div class="bar-fill"></div></div></div>';
     }).join('') + '</div>';
   }
@@ -43,16 +47,17 @@
     const by = new Map(r.b.map((b) => [b[0], b]));
     const other = r.b.filter((b) => !MAIN.some((m) => m[0] === b[0]));
     const enabled = r.st !== 'disabled';
-    const sub = [r.id, r.plan || 'free tier'].map(Rotor.esc).join(' · ');
+    const sub = [r.id, r.plan || 'plan unknown'].map(Rotor.esc).join(' · ');
     const problem = r.err || r.why;
     const primary = by.get('primary');
-    return '<div class="acct"><div class="acct-label" title="' + Rotor.esc(r.label || r.id) + '">' + Rotor.esc(r.label || r.id) + '</div>' +
+    return '<div class="acct"><button class="acct-label" data-action="details" title="' + Rotor.esc(r.label || r.id) + ' — details">' + Rotor.esc(r.label || r.id) + '</button>' +
       '<div class="acct-sub">' + sub + '</div>' + (problem ? '<div class="acct-err" title="' + Rotor.esc(problem) + '">' + Rotor.esc(problem) + '</div>' : '') + '</div>' +
       '<div><button class="badge ' + Rotor.esc(r.ds) + '" data-badge="' + Rotor.esc(r.ds) + '" data-action="explain" title="Why? (explain)">' + Rotor.esc(Rotor.statusLabel(r.ds)) + '</button>' +
       (r.v ? '<span class="verify" title="quota to be re-checked">verify</span>' : '') + '</div>' +
       bar(primary, primary ? windowTitle('5h', primary[4]) : '5h', nowMs) + bar(by.get('secondary'), 'weekly', nowMs) + bar(by.get('code_review'), 'code review', nowMs) +
       extras(other, nowMs) +
       '<div class="num">' + r.l + '</div><div class="num">' + Rotor.num(r.r) + '</div><div class="num">' + Rotor.num(r.tk) + '</div>' +
+      '<div class="num small muted"' + (r.lu ? ' data-at="' + r.lu + '" title="' + Rotor.esc(Rotor.when(r.lu)) + '">' + ago(r.lu, nowMs) : '>never') + '</div>' +
       '<div class="actions"><button class="small" data-action="probe" title="Read quota from the usage endpoint now">Probe</button>' +
       '<button class="small" data-action="' + (enabled ? 'disable' : 'enable') + '">' + (enabled ? 'Disable' : 'Enable') + '</button>' +
       '<button class="small danger" data-action="remove">Remove</button></div>';
@@ -134,6 +139,7 @@
         const at = el.dataset.reset;
         if (at) el.textContent = resetText(Number(at), nowMs);
       }
+      for (const el of t.body.querySelectorAll('[data-at]')) el.textContent = ago(Number(el.dataset.at), nowMs);
     },
     rendered() { return t.shown.size; },
   };

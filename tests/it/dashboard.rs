@@ -2,9 +2,12 @@
 //! (`dashboard/cdp.rs`): log in with the admin key, read badges and quota bars from the DOM for
 //! accounts seeded in every derived status through the simulator, follow live updates, use a
 //! filter and a row action, and save a screenshot whose path the test prints. A second test
-//! loads 1 000 accounts and checks the table stays virtualised and fast.
+//! loads 1 000 accounts and checks the table stays virtualised and fast. `dashboard/scale.rs`
+//! checks what an operator of 200 accounts needs (sorting, the serving-now view, dates, …).
 
 pub mod cdp;
+mod scale;
+mod scene;
 
 use crate::admin::rig::{ADMIN_KEY, Rig, seed_every_status};
 use cdp::Browser;

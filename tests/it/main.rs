@@ -6,6 +6,7 @@ mod admin;
 mod bench;
 mod chaos;
 mod clients;
+mod cloudflare;
 mod config;
 mod dashboard;
 mod fuzz;

@@ -8,7 +8,7 @@ use super::{AccountConfig, cooldown::Cooldown};
 use crate::pool::{AccountView, Explanation, UpstreamFailure, UsageDelta};
 use crate::quota::headroom::Headroom;
 use crate::quota::{Effect, Event};
-use crate::rotation::Candidate;
+use crate::rotation::{Candidate, Cooling};
 use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds};
 
 /// How long usage counters alone (requests, tokens, last use) may wait for a flush: with every
@@ -140,13 +140,19 @@ impl AccountState {
         out
     }
 
-    /// True iff [`refusals`](Self::refusals) would be empty, checked without allocating: the
-    /// path every lease takes.
-    fn can_serve(&self, model_limit: Option<&str>, review: bool, now: UnixMs) -> bool {
+    /// True iff [`refusals`](Self::refusals) would be empty (but for a cooldown `cooling`
+    /// lets through), checked without allocating: the path every lease takes.
+    fn can_serve(
+        &self,
+        model_limit: Option<&str>,
+        review: bool,
+        cooling: Cooling,
+        now: UnixMs,
+    ) -> bool {
         self.rec.status == Status::Active
             && self.tokens_durable
             && self.rec.tokens.expires_at.is_none_or(|t| t > now)
-            && self.cooldown.active(now).is_none()
+            && self.cooldown.permits(cooling, now)
             && !self.rec.quota.exhausted_for(model_limit, review)
             && self.leases < self.lease_cap(model_limit, review)
     }
@@ -165,14 +171,16 @@ impl AccountState {
         }
     }
 
-    /// Grants a lease if nothing refuses it.
+    /// Grants a lease if nothing refuses it; a Cloudflare cooldown does not when the pool picked
+    /// the account `cooling` ([`Cooling`]).
     pub fn reserve(
         &mut self,
         model_limit: Option<&str>,
         review: bool,
+        cooling: Cooling,
         now: UnixMs,
     ) -> Result<UpstreamCreds, String> {
-        if !self.can_serve(model_limit, review, now) {
+        if !self.can_serve(model_limit, review, cooling, now) {
             let why = self.refusals(model_limit, review, now).into_iter().next();
             return Err(why.map_or_else(|| "unavailable".to_string(), |(w, _)| w));
         }
@@ -197,6 +205,8 @@ impl AccountState {
         }
         if let Event::HeaderObserved(o) = &ev {
             self.headroom.observe(o);
+            // Upstream answered: Cloudflare let this request through.
+            self.cooldown.passed(o.at, now);
         }
         let before = self.rec.quota.clone();
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
@@ -232,9 +242,14 @@ impl AccountState {
         self.dirty = true;
     }
 
-    /// Applies an upstream failure class (DESIGN.md table). Returns whether the status changed
-    /// (which is persisted at once) and the action to take.
-    pub fn failure(&mut self, f: UpstreamFailure, now: UnixMs) -> (bool, Option<Action>) {
+    /// Applies an upstream failure class (DESIGN.md table) met by a request that started at
+    /// `at`. Returns whether the status changed (which is persisted at once) and the action.
+    pub fn failure(
+        &mut self,
+        f: UpstreamFailure,
+        at: UnixMs,
+        now: UnixMs,
+    ) -> (bool, Option<Action>) {
         match f {
             UpstreamFailure::Unauthorized => {
                 self.rec.last_error = Some("upstream 401".into());
@@ -251,8 +266,10 @@ impl AccountState {
                 None,
             ),
             UpstreamFailure::Cloudflare => {
-                let until = self.cooldown.hit(now);
-                tracing::warn!(account = %self.rec.id, cooldown_ms = until - now, "Cloudflare challenge: cooling down");
+                // `None`: sent before the last challenge was recorded, the same incident.
+                if let Some(until) = self.cooldown.hit(at, now) {
+                    tracing::warn!(account = %self.rec.id, cooldown_ms = until - now, level = self.cooldown.level, "Cloudflare challenge: cooling down");
+                }
                 self.rec.last_error = Some("Cloudflare challenge".into());
                 self.dirty = true;
                 self.dirty_quota = true;
@@ -332,6 +349,7 @@ impl AccountState {
         c.leases = self.leases;
         c.max_leases = self.lease_cap(None, false);
         c.cooldown_until = self.cooldown.active(now);
+        c.cooldown_soft = self.cooldown.soft(now);
         c
     }
 
@@ -354,6 +372,7 @@ impl AccountState {
             && last.last_used == rec.usage.last_used
             && last.window_reset_at == rec.quota.primary.as_ref().and_then(|b| b.reset_at)
             && last.cooldown_until == self.cooldown.active(now)
+            && last.cooldown_soft == self.cooldown.soft(now)
             && rec.quota.locks_are(&last.locks)
     }
 
@@ -376,6 +395,7 @@ impl AccountState {
             window_reset_at: rec.quota.primary.as_ref().and_then(|b| b.reset_at),
             locks: rec.quota.locks(),
             cooldown_until: None,
+            cooldown_soft: false,
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::PickRequest;
 use super::affinity::Affinity;
 use crate::account::AccountRef;
-use crate::rotation::{Candidate, NoChoice, Policy, View};
+use crate::rotation::{Candidate, Cooling, NoChoice, Policy, View};
 use crate::{AccountId, UnixMs, quota};
 
 /// How many candidates a pick returns to try in order.
@@ -55,13 +55,15 @@ impl SharedBoard {
     }
 }
 
-/// The accounts to try for a request, best first, with their actors.
+/// The accounts to try for a request, best first, with their actors, and whether they were
+/// chosen through their Cloudflare cooldowns (for their `Reserve`): only when the pool has
+/// nothing better ([`View::pick_or_cooling`]).
 pub fn candidates(
     board: &SharedBoard,
     routes: &[(String, Vec<String>)],
     req: &PickRequest,
     now: UnixMs,
-) -> Result<Vec<(AccountId, AccountRef)>, NoChoice> {
+) -> Result<(Cooling, Vec<(AccountId, AccountRef)>), NoChoice> {
     let plans = routes
         .iter()
         .find(|(prefix, _)| starts_with_ignore_case(&req.model, prefix))
@@ -72,14 +74,16 @@ pub fn candidates(
         plans,
         exclude: req.exclude.clone(),
         affinity: None,
+        cooling: Cooling::Avoid,
     };
     let mut b = board.lock();
     policy.affinity = req.affinity.as_deref().and_then(|k| b.affinity.get(k, now));
-    let ids = b.view.pick(&policy, now, PICK_CANDIDATES)?;
-    Ok(ids
+    let ids = b.view.pick_or_cooling(&mut policy, now, PICK_CANDIDATES)?;
+    let actors = ids
         .into_iter()
         .filter_map(|id| b.refs.get(&id).cloned().map(|r| (id, r)))
-        .collect())
+        .collect();
+    Ok((policy.cooling, actors))
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {

@@ -391,7 +391,9 @@ pub fn summary(view: &View, now: i64) -> PoolSummary {
                 s.soonest_reset_at = Some(s.soonest_reset_at.map_or(t, |x| x.min(t)));
             }
         }
-        s.serving |= c.serving && !c.main_locked() && !cooling;
+        // A cooling account still serves when nothing else can (`rotation::Cooling::Any`): a
+        // pool of cooling accounts is degraded, not down.
+        s.serving |= c.serving && !c.main_locked();
         s.in_flight += u64::from(c.leases);
     }
     s

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Candidate, NoChoice, Policy, eligible, key, no_choice};
+use super::{Candidate, Cooling, NoChoice, Policy, eligible, key, no_choice, through_cooldowns};
 use crate::{AccountId, Strategy, UnixMs};
 
 type Key = ((i64, i64, i64), AccountId);
@@ -20,6 +20,9 @@ pub struct View {
     index: BTreeSet<Key>,
     /// Round robin: the last account handed out first.
     rr_cursor: Option<AccountId>,
+    /// Accounts with a Cloudflare cooldown, by its end: where a pick through cooldowns starts,
+    /// so a busy pool looking for a softly cooling account does not walk every account.
+    cooling: BTreeSet<(UnixMs, AccountId)>,
 }
 
 impl View {
@@ -62,6 +65,9 @@ impl View {
             if indexed(&c) {
                 self.index.insert((key(self.strategy, &c), c.id.clone()));
             }
+            if let Some(t) = c.cooldown_until {
+                self.cooling.insert((t, c.id.clone()));
+            }
             self.entries.insert(c.id.clone(), c);
         }
     }
@@ -75,6 +81,14 @@ impl View {
         let Some(old) = self.entries.get_mut(&c.id) else {
             return Some(c);
         };
+        if old.cooldown_until != c.cooldown_until {
+            if let Some(t) = old.cooldown_until {
+                self.cooling.remove(&(t, c.id.clone()));
+            }
+            if let Some(t) = c.cooldown_until {
+                self.cooling.insert((t, c.id.clone()));
+            }
+        }
         let old_key = indexed(old).then(|| key(strategy, old));
         let new_key = indexed(&c).then(|| key(strategy, &c));
         if old_key != new_key {
@@ -95,6 +109,9 @@ impl View {
     /// Forgets an account.
     pub fn remove(&mut self, id: &str) {
         if let Some(old) = self.entries.remove(id) {
+            if let Some(t) = old.cooldown_until {
+                self.cooling.remove(&(t, old.id.clone()));
+            }
             self.index.remove(&(key(self.strategy, &old), old.id));
         }
     }
@@ -110,8 +127,43 @@ impl View {
             .collect();
     }
 
+    /// [`pick`](Self::pick), and when it finds nothing, the cooling accounts that may serve
+    /// instead ([`Cooling::fallback`]). `p.cooling` is left saying how the accounts were
+    /// chosen, for their actors' `Reserve`. If the fallback finds nothing either, the first
+    /// answer stands, unless the cooling accounts are only at their lease cap (then the
+    /// request waits for one of them).
+    pub fn pick_or_cooling(
+        &mut self,
+        p: &mut Policy,
+        now: UnixMs,
+        k: usize,
+    ) -> Result<Vec<AccountId>, NoChoice> {
+        let first = match self.pick(p, now, k) {
+            Ok(ids) => return Ok(ids),
+            Err(no) if self.cooling.is_empty() => return Err(no),
+            Err(no) => no,
+        };
+        p.cooling = Cooling::fallback(&first);
+        match self.pick(p, now, k) {
+            Ok(ids) => Ok(ids),
+            Err(busy @ NoChoice::Busy { .. }) => Err(busy),
+            Err(_) => {
+                p.cooling = Cooling::Avoid;
+                Err(first)
+            }
+        }
+    }
+
     /// Up to `k` accounts to try, best first; same order as [`super::choose`].
     pub fn pick(&mut self, p: &Policy, now: UnixMs, k: usize) -> Result<Vec<AccountId>, NoChoice> {
+        if p.cooling != Cooling::Avoid {
+            let affinity = p.affinity.as_ref().and_then(|a| self.entries.get(a));
+            let by_end = self
+                .cooling
+                .iter()
+                .filter_map(|(_, id)| self.entries.get(id));
+            return through_cooldowns(affinity, by_end, p, now, k);
+        }
         let mut out: Vec<AccountId> = Vec::with_capacity(k);
         if let Some(a) = &p.affinity
             && self

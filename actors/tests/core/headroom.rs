@@ -51,7 +51,7 @@ fn run(st: &mut AccountState, script: &[Do]) -> (Vec<Value>, bool) {
         let now = T0 + i64::try_from(i).unwrap_or(0) * S;
         let message = match d {
             Do::Reserve => {
-                let r = st.reserve(None, false, now);
+                let r = st.reserve(None, false, Default::default(), now);
                 json!({ "reserve": r.map(|_| "granted".to_string()).unwrap_or_else(|e| format!("refused: {e}")) })
             }
             Do::Headers(at, used) => {

@@ -2,6 +2,7 @@
 //! YAML trace snapshots, and the actors (account, pool) on a paused tokio clock with in-memory
 //! effects. One test binary; snapshots live in the workspace's top-level `snapshots/`.
 
+mod cooldown;
 mod evidence;
 mod fakes;
 mod headroom;

@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rotor_actors::Strategy;
 use rotor_actors::quota::Lock;
-use rotor_actors::rotation::{Candidate, NoChoice, Policy, View, choose};
+use rotor_actors::rotation::{Candidate, Cooling, NoChoice, Policy, View, choose};
 use serde_json::json;
 
 use crate::support::{H, S, T0, relative, settings};
@@ -22,6 +22,7 @@ fn cand(id: &str) -> Candidate {
         window_reset_at: None,
         locks: vec![],
         cooldown_until: None,
+        cooldown_soft: false,
     }
 }
 
@@ -320,6 +321,10 @@ fn the_indexed_view_agrees_with_pure_choose_under_random_updates() {
                 vec![]
             };
             c.plan = Some(if rng.random_bool(0.3) { "free" } else { "plus" }.into());
+            c.cooldown_until = rng
+                .random_bool(0.3)
+                .then(|| T0 + rng.random_range(-2..30) * S);
+            c.cooldown_soft = c.cooldown_until.is_some() && rng.random_bool(0.5);
             view.upsert(c.clone());
             if strategy == Strategy::RoundRobin {
                 continue; // the cursor is the view's own state; covered by the cycling test
@@ -330,6 +335,7 @@ fn the_indexed_view_agrees_with_pure_choose_under_random_updates() {
                 affinity: rng
                     .random_bool(0.3)
                     .then(|| format!("{:02}", rng.random_range(0..40))),
+                cooling: [Cooling::Avoid, Cooling::Soft, Cooling::Any][rng.random_range(0..3)],
                 ..Policy::default()
             };
             let want = choose(&all, strategy, None, &p, T0, 3);

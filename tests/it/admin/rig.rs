@@ -38,10 +38,19 @@ impl Rig {
 
     /// A rig with these simulator options and a config tweak.
     pub async fn start_with(opts: SimOptions, tweak: impl FnOnce(&mut Config)) -> Rig {
+        Rig::start_in(tempfile::tempdir().expect("tempdir"), opts, tweak).await
+    }
+
+    /// A rig whose daemon opens the data directory `dir` as it is (files put there beforehand
+    /// load, or are quarantined and reported, as at a real start).
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        opts: SimOptions,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Rig {
         let sim = Simulator::start(opts, "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("simulator starts");
-        let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
@@ -56,8 +65,9 @@ impl Rig {
         }];
         cfg.admin.key = Some(ADMIN_KEY.into());
         tweak(&mut cfg);
-        let (store, records, _) = codex_rotor::store::FileStore::open(dir.path()).expect("store");
-        let daemon = codex_rotor::server::start(cfg, Arc::new(store), records)
+        let (store, records, quarantined) =
+            codex_rotor::store::FileStore::open(dir.path()).expect("store");
+        let daemon = codex_rotor::server::start_with(cfg, Arc::new(store), records, quarantined)
             .await
             .expect("daemon starts");
         let base = format!("http://{}", daemon.addr);

@@ -53,6 +53,7 @@ fn usage_alone_waits_for_its_interval_but_a_failure_goes_out_on_the_next_tick() 
             reason: "502".into(),
         },
         2_000,
+        2_000,
     );
     st.flush(&store, 2_000);
     let saves = store.0.lock().expect("lock");
