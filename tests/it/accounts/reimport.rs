@@ -179,9 +179,9 @@ async fn fresh_tokens_imported_while_a_refresh_is_stuck_clear_its_intent_and_win
     let env = start_env(1).await;
     let sim_id = env.sim_ids[0].clone();
     let id = only(&env).await.id;
-    // The pool's next call to the token endpoint hangs for 3 s.
+    // The pool's next call to the token endpoint hangs for 5 s.
     env.sim.inject(
-        FaultSpec::always(FaultKind::Silence { millis: 3_000 })
+        FaultSpec::always(FaultKind::Silence { millis: 5_000 })
             .on(FaultTarget::Token)
             .times(1),
     );
