@@ -14,7 +14,7 @@
 //! | POST | `/admin/accounts/{id}/enable`, `/disable` | the account afterwards |
 //! | POST | `/admin/accounts/{id}/probe` | 202; the actor reads the usage endpoint now |
 //! | DELETE | `/admin/accounts/{id}` | `{removed}` |
-//! | POST | `/admin/accounts/import` | body = accounts.json / auth.json / token list → `{imported, results}` |
+//! | POST | `/admin/accounts/import` | body = accounts.json / auth.json / token list → `{added, updated, kept_newer, kept_inactive, imported, results}` |
 //! | GET | `/admin/accounts/export[?ids=a,b]` | the predecessor's accounts.json, with tokens (`no-store`) |
 //! | GET | `/admin/pool` | pool summary + `reason` + `quarantined` (account files moved aside at start) |
 //! | GET, PUT | `/admin/strategy` | `{strategy}`: `least_used`, `round_robin`, `sticky` |

@@ -41,6 +41,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         cfg.server.listen = listen;
     }
     check(&cfg)?;
+    // The daemon's account actors are the only writers of the data directory while it serves.
+    let lock =
+        crate::store::DataDirLock::acquire(&cfg.data_dir, "serve").context("cannot serve")?;
     let (store, records, quarantined) = crate::store::FileStore::open(&cfg.data_dir)
         .with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))?;
     for q in &quarantined {
@@ -50,6 +53,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let signals = Signals::install().context("installing signal handlers")?;
     let daemon = start_with(cfg, store, records, quarantined).await?;
     tracing::info!(addr = %daemon.addr, "codex-rotor is serving");
+    let pid = std::process::id();
+    let addr = daemon.addr.to_string();
+    lock.describe(
+        &format!("codex-rotor serve (pid {pid}, listening on {addr})"),
+        Some(&addr),
+    );
     let reload = daemon.state.clone();
     let config_path = global.config.clone();
     let mut reloads = signals.reload_rx();
@@ -62,6 +71,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     reloader.abort();
     daemon.shutdown().await;
+    drop(lock);
     Ok(())
 }
 

@@ -1,10 +1,20 @@
 //! On-disk state: one JSON file per account under `<data_dir>/accounts/<id>.json`, written by
 //! that account's actor through the [`Store`] trait. Each write is temp → fsync → rename → fsync
 //! directory, so a crash leaves either the old or the new file, never half of one. At start a
-//! corrupt or unreadable file is renamed aside (`<name>.corrupt-<unix>`) and named in a warning;
-//! every other account still loads, and nothing is ever overwritten with an empty pool.
+//! corrupt file is renamed aside (`<name>.corrupt-<unix>`) and named in a warning; an entry that
+//! cannot be read (not a regular file, wrong owner or mode) is named and left in place, so it
+//! loads again once fixed; of two files for one upstream account the newer is kept and the
+//! other quarantined. Every other account still loads, and nothing is ever overwritten with an
+//! empty pool. A data directory has one owner at a time ([`DataDirLock`]); an offline batch of
+//! writes lands all or nothing ([`FileStore::save_all`]).
 
+mod batch;
+mod lock;
+mod scan;
 mod writer;
+
+pub use lock::{DataDirLock, LOCK_FILE, LockError};
+pub use scan::{MAX_RECORD_BYTES, Skipped};
 
 use std::fs;
 use std::io;
@@ -36,6 +46,8 @@ pub struct FileStore {
     /// The thread that does every write and removal (off the runtime's worker threads, in
     /// order per account); see [`writer`].
     writer: Arc<Writer>,
+    /// Entries of the directory that were not read at open and left in place.
+    skipped: Arc<Vec<Skipped>>,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -46,36 +58,50 @@ impl std::fmt::Debug for FileStore {
 
 impl FileStore {
     /// Opens (creating if needed) `<data_dir>/accounts` and loads every account in it. Corrupt
-    /// files are quarantined and reported; the rest load.
+    /// files and older duplicates of an account are quarantined and reported; unreadable
+    /// entries are named in a warning, left in place and listed by [`skipped`](Self::skipped);
+    /// the rest load.
     pub fn open(data_dir: &Path) -> io::Result<(FileStore, Vec<AccountRecord>, Vec<Quarantined>)> {
         let dir = data_dir.join(ACCOUNTS_DIR);
         fs::create_dir_all(&dir)?;
-        let writer = Arc::new(Writer::start(dir.clone())?);
-        let store = FileStore { dir, writer };
-        let (mut records, mut quarantined) = (Vec::new(), Vec::new());
-        let mut entries: Vec<PathBuf> = fs::read_dir(&store.dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for path in entries {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if name.ends_with(".json.tmp") {
-                // Leftover of a write interrupted before its rename: the real file is intact.
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            let Some(stem) = name.strip_suffix(".json") else {
-                continue;
-            };
-            match read_record(&path, stem) {
-                Ok(rec) => records.push(rec),
-                Err(reason) => quarantined.push(quarantine(&path, reason)),
-            }
+        batch::recover(&dir)?;
+        let found = scan::scan(&dir)?;
+        for leftover in &found.leftovers {
+            // An interrupted write's temp file: the real file is intact.
+            let _ = fs::remove_file(leftover);
         }
-        records.sort_by(|a, b| (a.added_at, &a.id).cmp(&(b.added_at, &b.id)));
-        Ok((store, records, quarantined))
+        let mut quarantined: Vec<Quarantined> = (found.corrupt.into_iter())
+            .map(|(path, reason)| quarantine(&path, reason))
+            .collect();
+        for s in &found.skipped {
+            tracing::warn!(file = %s.path.display(), reason = %s.reason, "account file not read; left in place, it loads once it is a readable regular file");
+        }
+        let (kept, duplicates) = scan::dedup(found.records);
+        for d in duplicates {
+            tracing::warn!(file = %d.path.display(), kept = %d.kept.display(), "two account files hold the same upstream account: keeping the one with the newer tokens, quarantining the other");
+            let reason = format!(
+                "duplicate of {}: the same upstream account, with older tokens",
+                d.kept.display()
+            );
+            quarantined.push(quarantine(&d.path, reason));
+        }
+        let writer = Arc::new(Writer::start(dir.clone())?);
+        let store = FileStore {
+            dir,
+            writer,
+            skipped: Arc::new(found.skipped),
+        };
+        Ok((
+            store,
+            kept.into_iter().map(|(_, r)| r).collect(),
+            quarantined,
+        ))
+    }
+
+    /// Entries of `accounts/` that were not read at open (not regular files, or unreadable
+    /// for this process) and were left where they are.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
     }
 
     /// The directory holding the account files.
@@ -123,19 +149,6 @@ impl Store for FileStore {
             Err(e) => Err(e),
         }
     }
-}
-
-fn read_record(path: &Path, stem: &str) -> Result<AccountRecord, String> {
-    let bytes = fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-    let rec: AccountRecord =
-        serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    if rec.id != stem {
-        return Err(format!(
-            "record id {:?} does not match its file name",
-            rec.id
-        ));
-    }
-    Ok(rec)
 }
 
 /// Renames a bad file to `<name>.corrupt-<unix>` and logs it; never deletes anything.

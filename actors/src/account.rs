@@ -84,8 +84,9 @@ pub enum AccountMsg {
     Explain(RpcReplyPort<Explanation>),
     /// Full record with tokens (export).
     Export(RpcReplyPort<AccountRecord>),
-    /// Merge an imported record for the same account (new tokens, identity).
-    Merge(Box<AccountRecord>, RpcReplyPort<()>),
+    /// Merge an imported record for the same account by the one import rule
+    /// ([`merge_import`](crate::merge_import)); answers what it did.
+    Merge(Box<AccountRecord>, RpcReplyPort<crate::Merged>),
     /// Enable or disable.
     SetEnabled(bool, RpcReplyPort<()>),
     /// Remove the account's file and stop.
@@ -165,6 +166,14 @@ pub enum Report {
         id: crate::AccountId,
         /// `(chatgpt_account_id, chatgpt_user_id)`.
         key: (String, String),
+    },
+    /// It switched to a new refresh token (a rotation, or an import that replaced its
+    /// tokens), so an import of that token finds the account.
+    Rotated {
+        /// The account.
+        id: crate::AccountId,
+        /// Fingerprint of the new refresh token (`record::import::fingerprint`).
+        token: String,
     },
 }
 
@@ -297,8 +306,7 @@ impl Actor for AccountActor {
                 let _ = reply.send(s.st.rec.clone());
             }
             AccountMsg::Merge(rec, reply) => {
-                merge(&me, s, *rec, now);
-                let _ = reply.send(());
+                let _ = reply.send(merge(&me, s, *rec, now));
             }
             AccountMsg::SetEnabled(on, reply) => {
                 set_enabled(s, on);

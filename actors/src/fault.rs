@@ -16,6 +16,9 @@ pub const REFRESH_AFTER_INTENT: &str = "refresh.after_intent";
 pub const REFRESH_AFTER_RESPONSE: &str = "refresh.after_response";
 /// After the new tokens are durable, before the intent is cleared.
 pub const REFRESH_AFTER_PERSIST: &str = "refresh.after_persist";
+/// Midway through an offline import (`accounts --data-dir … import`): the batch is committed
+/// and its first record is in place, the others are not yet (the next open completes it).
+pub const IMPORT_MIDWAY: &str = "import.midway";
 
 /// Aborts the process if `CODEX_ROTOR_CRASH_AT` equals `name`; otherwise does nothing.
 pub fn point(name: &str) {

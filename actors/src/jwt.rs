@@ -20,6 +20,14 @@ pub fn expires_at(token: &str) -> Option<UnixMs> {
     Some(secs.saturating_mul(1000))
 }
 
+/// The `iat` claim (as unix ms) of a JWT: when upstream issued it, which orders two token sets
+/// of one account even when neither says when it was last refreshed.
+pub fn issued_at(token: &str) -> Option<UnixMs> {
+    let iat = payload(token)?.get("iat")?.clone();
+    let secs = iat.as_i64().or_else(|| iat.as_f64().map(|f| f as i64))?;
+    Some(secs.saturating_mul(1000))
+}
+
 /// The identity a token names: `auth.chatgpt_account_id`, `auth.chatgpt_plan_type`,
 /// `auth.chatgpt_user_id` (else `auth.user_id`), and `email` (else `profile.email`). Fields the
 /// token lacks (or a token that is not a JWT) are `None`; `label` is never set.

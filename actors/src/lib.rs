@@ -21,8 +21,9 @@ pub use effects::{
 };
 pub use pool::{
     AccountView, AddOutcome, Explanation, Lease, PickError, PickRequest, PoolConfig, PoolError,
-    PoolHandle, PoolSummary, Strategy, UpstreamFailure, UsageDelta,
+    PoolHandle, PoolSummary, Strategy, UpstreamFailure, UsageDelta, derived_status,
 };
+pub use record::import::{AccountIndex, Freshness, Merged, freshness, merge_import};
 pub use record::{
     AccountRecord, Identity, RefreshIntent, RefreshReason, Status, Tokens, UsageCounters,
 };

@@ -18,7 +18,7 @@ use ractor::{Actor, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 pub use lease::{Lease, UpstreamFailure, UsageDelta};
-pub use report::{AccountView, Explanation, PoolSummary};
+pub use report::{AccountView, Explanation, PoolSummary, derived_status};
 pub use supervisor::summary;
 
 use crate::account::{AccountMsg, AccountRef};
@@ -149,8 +149,12 @@ pub enum PoolError {
 pub enum AddOutcome {
     /// A new account was added.
     Added(AccountId),
-    /// An existing account (same workspace + user) got the new tokens.
+    /// An existing account (same workspace + user, or refresh token) took the import: its
+    /// tokens when they were newer, its identity and label.
     Updated(AccountId),
+    /// An existing account kept its own tokens: they are newer than the import's (the pool
+    /// rotated them since the file was written).
+    KeptNewer(AccountId),
 }
 
 /// Bound on a call to the supervisor (administration; picks do not go through it).
@@ -346,8 +350,10 @@ impl PoolHandle {
             .ok()
     }
 
-    /// Adds an account, deduplicated by (workspace id, user id); never re-activates banned or
-    /// disabled accounts. A new account is durable before this returns.
+    /// Adds an account, or merges it into the account it is a copy of (same workspace and
+    /// user, or a refresh token the account holds or has spent) by the one import rule,
+    /// [`merge_import`](crate::merge_import): never a spent or older token back, never
+    /// re-activating banned or disabled accounts. The result is durable before this returns.
     pub async fn add(&self, rec: AccountRecord) -> Result<AddOutcome, PoolError> {
         let step = match self
             .sup
@@ -361,10 +367,15 @@ impl PoolHandle {
             Ok(CallResult::Timeout) => return Err(PoolError::Timeout),
             _ => return Err(PoolError::Stopped),
         };
-        if let AddStep::Existing(_, actor) = &step {
-            call(actor, |r| AccountMsg::Merge(Box::new(rec), r)).await?;
-        }
-        Ok(supervisor::outcome(&step))
+        Ok(match step {
+            AddStep::Added(id) => AddOutcome::Added(id),
+            AddStep::Existing(id, actor) => {
+                match call(&actor, |r| AccountMsg::Merge(Box::new(rec), r)).await? {
+                    crate::Merged::KeptNewer => AddOutcome::KeptNewer(id),
+                    crate::Merged::Replaced | crate::Merged::Unchanged => AddOutcome::Updated(id),
+                }
+            }
+        })
     }
 
     /// Enables or disables an account.

@@ -1,6 +1,9 @@
 //! The durable record of one account — exactly what its JSON file holds. The account actor owns
 //! it in memory and hands it to the [`Store`](crate::Store) to persist. Tokens never appear in
-//! `Debug` output: [`Tokens`] redacts itself.
+//! `Debug` output: [`Tokens`] redacts itself. What an import may change of a record is decided
+//! in one place, [`import`].
+
+pub mod import;
 
 use serde::{Deserialize, Serialize};
 
@@ -200,6 +203,11 @@ pub struct AccountRecord {
     /// Last upstream error seen, for operators.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Fingerprints of the refresh tokens this account has rotated away from, oldest first
+    /// (at most [`import::LINEAGE_MAX`]): an imported copy holding one of them is older than the
+    /// account, whatever its file says, and must not put a spent token back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
 }
 
 fn record_version() -> u32 {
@@ -221,6 +229,7 @@ impl AccountRecord {
             added_at,
             refresh_intent: None,
             last_error: None,
+            lineage: Vec::new(),
         }
     }
 }

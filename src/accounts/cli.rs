@@ -189,31 +189,77 @@ fn add_bytes(add: &AddArgs) -> anyhow::Result<Vec<u8>> {
     Ok(format!("{token}\n").into_bytes())
 }
 
-/// Works on the data directory (no daemon running).
+/// Works on the data directory (no daemon running), holding its lock: a daemon serving it
+/// would never see what is written here, so then this refuses and points to `--admin-url`.
 fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
+    let incoming = match import_bytes(&args.action)? {
+        Some(bytes) => Some(super::import::parse_file(&bytes, now)?),
+        None => None,
+    };
+    if incoming.is_none() && !dir.exists() {
+        // Reading creates nothing: no directory, no accounts yet.
+        crate::errln!("no data directory at {} (no accounts yet)", dir.display());
+        return print_records(&args.action, &[], now);
+    }
+    let _lock = crate::store::DataDirLock::acquire(dir, "accounts").map_err(busy)?;
     let (store, mut records, quarantined) = crate::store::FileStore::open(dir)
         .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
     for q in &quarantined {
         crate::errln!("warning: quarantined unreadable account file: {q:?}");
     }
-    if let Some(bytes) = import_bytes(&args.action)? {
-        let incoming = super::import::parse_file(&bytes, now)?;
-        let (report, changed) = merge::merge(&mut records, incoming);
-        for rec in &changed {
-            rotor_actors::Store::save(&store, rec)
-                .with_context(|| format!("could not write account {}", rec.id))?;
-        }
-        crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
-        return Ok(());
+    for s in store.skipped() {
+        crate::errln!(
+            "warning: {} not read ({}); left in place",
+            s.path.display(),
+            s.reason
+        );
     }
-    match &args.action {
-        AccountsAction::Export { minimal } => print_export(&records, *minimal),
-        AccountsAction::List { json } => print_list(&records, *json, now),
+    let Some(incoming) = incoming else {
+        return print_records(&args.action, &records, now);
+    };
+    let (report, changed) = merge::merge(&mut records, incoming);
+    store
+        .save_all(&changed)
+        .context("could not write the imported accounts (nothing was imported)")?;
+    print_report(&report)
+}
+
+/// The error of a data directory some process already holds, with where to go instead.
+fn busy(e: crate::store::LockError) -> anyhow::Error {
+    match &e {
+        crate::store::LockError::Busy {
+            listen: Some(addr), ..
+        } => anyhow::anyhow!(
+            "{e}; nothing was changed. While the daemon runs, its account actors own the files: use its admin API, e.g. `codex-rotor accounts --admin-url http://{addr} …`"
+        ),
+        crate::store::LockError::Busy { .. } => anyhow::anyhow!(
+            "{e}; nothing was changed. If a daemon serves this directory, use its admin API (`--admin-url`)"
+        ),
+        crate::store::LockError::Io { .. } => anyhow::Error::new(e),
+    }
+}
+
+/// `export` / `list` of loaded records.
+fn print_records(
+    action: &AccountsAction,
+    records: &[AccountRecord],
+    now: UnixMs,
+) -> anyhow::Result<()> {
+    match action {
+        AccountsAction::Export { minimal } => print_export(records, *minimal),
+        AccountsAction::List { json } => print_list(records, *json, now),
         AccountsAction::Add(_) | AccountsAction::Import { .. } => Ok(()),
     }
 }
 
-/// Sends the operation to a running daemon's admin API.
+/// Prints an import report: the one format of `add` and `import`, offline and via a daemon.
+fn print_report(report: &merge::MergeReport) -> anyhow::Result<()> {
+    crate::outln!("{}", serde_json::to_string_pretty(report)?)?;
+    Ok(())
+}
+
+/// Sends the operation to a running daemon's admin API and prints the answer in the same
+/// format as the offline command.
 async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let base = base.trim_end_matches('/');
@@ -221,7 +267,6 @@ async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow:
         Some(k) => rb.bearer_auth(k),
         None => rb,
     };
-    let minimal = matches!(args.action, AccountsAction::Export { minimal: true });
     let req = match (&args.action, import_bytes(&args.action)?) {
         (_, Some(bytes)) => client
             .post(format!("{base}/admin/accounts/import"))
@@ -237,16 +282,41 @@ async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow:
     if !status.is_success() {
         bail!("admin API answered {status}: {text}");
     }
-    if minimal {
-        // The admin export is the full form; keep only refresh tokens and labels here.
-        let doc: serde_json::Value =
-            serde_json::from_str(&text).context("admin export is not JSON")?;
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&export::minimal_of_full(&doc))?
-        )?;
-    } else {
-        crate::outln!("{text}")?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).context("the admin API answer is not JSON")?;
+    match &args.action {
+        AccountsAction::Export { minimal: true } => {
+            // The admin export is the full form; keep only refresh tokens and labels here.
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&export::minimal_of_full(&doc))?
+            )?;
+        }
+        AccountsAction::Export { minimal: false } => crate::outln!("{text}")?,
+        AccountsAction::List { json } => {
+            let rows = super::ListedAccount::of_admin_list(&doc, now_ms())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            super::list::print(&rows, *json)?;
+        }
+        AccountsAction::Add(_) | AccountsAction::Import { .. } => {
+            let report: merge::MergeReport =
+                serde_json::from_value(doc.clone()).context("unexpected admin import answer")?;
+            print_report(&report)?;
+            let failed: Vec<String> = doc["results"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| r["error"].as_str().map(str::to_owned))
+                .collect();
+            if !failed.is_empty() {
+                bail!(
+                    "{} account(s) not imported: {}",
+                    failed.len(),
+                    failed.join("; ")
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -264,34 +334,7 @@ fn print_export(records: &[AccountRecord], minimal: bool) -> anyhow::Result<()> 
 
 /// Prints the accounts (never tokens).
 fn print_list(records: &[AccountRecord], json: bool, now: UnixMs) -> anyhow::Result<()> {
-    let rows: Vec<super::ListedAccount> = records
-        .iter()
-        .map(|r| super::ListedAccount::of(r, now))
-        .collect();
-    if json {
-        crate::outln!("{}", serde_json::to_string_pretty(&rows)?)?;
-        return Ok(());
-    }
-    crate::outln!(
-        "{:<16}  {:<32}  {:<8}  {:<10}  {:<12}  REASON",
-        "ID",
-        "EMAIL",
-        "PLAN",
-        "STATUS",
-        "TOKEN"
-    )?;
-    for r in rows {
-        crate::outln!(
-            "{:<16}  {:<32}  {:<8}  {:<10}  {:<12}  {}",
-            r.id,
-            r.email.as_deref().unwrap_or("-"),
-            r.plan.as_deref().unwrap_or("-"),
-            r.status,
-            r.token.as_str(),
-            r.status_reason.as_deref().unwrap_or("")
-        )?;
-    }
-    Ok(())
+    super::list::print(&super::ListedAccount::of_records(records, now), json)
 }
 
 /// Reads a file, or stdin for `-`.

@@ -8,6 +8,9 @@ use rotor_actors::{AccountRecord, Status, Tokens, UnixMs};
 use serde_json::{Map, Value};
 
 use super::import::ImportError;
+use types::{Kind, LEGACY_TYPES, check_types, type_of};
+
+mod types;
 
 /// Keys that may hold the access token, in order of preference.
 const ACCESS_KEYS: [&str; 8] = [
@@ -58,7 +61,6 @@ const LABEL_KEYS: [&str; 7] = [
 const MAX_LABEL_CHARS: usize = 64;
 /// Keys that mark an object as a predecessor `accounts.json` entry (besides `token`).
 const LEGACY_MARKERS: [&str; 4] = ["id", "status", "usage", "cachedQuota"];
-
 /// One string value and the field it came from, for error messages.
 struct Found {
     /// The value, trimmed, without a `Bearer ` prefix.
@@ -133,6 +135,7 @@ pub fn from_object(
     if rec.identity.chatgpt_account_id.is_none() {
         rec.identity.chatgpt_account_id = find(obj, &ACCOUNT_ID_KEYS, at)?.map(|f| f.value);
     }
+    check_types(obj, &[("last_refresh", Kind::String)], at)?;
     if let Some(t) = obj.get("last_refresh").and_then(Value::as_str) {
         rec.tokens.last_refresh = parse_time(t).or(rec.tokens.last_refresh);
     }
@@ -206,6 +209,7 @@ fn from_legacy(
     at: &str,
     now: UnixMs,
 ) -> Result<AccountRecord, ImportError> {
+    check_types(obj, &LEGACY_TYPES, at)?;
     // An exported refresh-only account has `token: ""`; the legacy reader wants a token, so
     // give it a placeholder and put the empty one back (due for refresh at once).
     let refresh_only = obj
@@ -298,14 +302,17 @@ fn find(
                     field: key,
                 }));
             }
-            Some(_) => return Err(ImportError::field(at, key, "expected a string")),
+            Some(v) => {
+                let msg = format!("expected a string, found {}", type_of(v));
+                return Err(ImportError::field(at, key, msg));
+            }
         }
     }
     Ok(None)
 }
 
 /// Looks up a dotted path (`tokens.access_token`).
-fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+pub(super) fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
     let mut cur = obj.get(parts.next()?)?;
     for p in parts {

@@ -1,24 +1,45 @@
-//! The duplicate rules of an import, applied to records on disk when no daemon is running (the
-//! pool applies the same rules itself in `PoolHandle::add`). An incoming account that matches an
-//! existing one by (ChatGPT account id, user id) — or by refresh token — updates its tokens and
-//! identity in place, keeping its id, quota and usage. A banned or disabled account is never
-//! re-activated by an import; an expired one is, because fresh tokens are exactly its cure.
+//! Importing into the records of a data directory when no daemon runs. Which account an
+//! incoming record is a copy of, and what of it to take, is the one import rule of the pool
+//! (`rotor_actors::AccountIndex` and `rotor_actors::merge_import`, which the running pool's
+//! account actors apply too): an incoming copy of a known account updates it in place,
+//! keeping its id, quota and usage; it never puts back a refresh token the account has rotated
+//! since (it lands in `kept_newer`); a banned or disabled account is never re-activated, an
+//! expired one is, because fresh tokens are exactly its cure.
 
-use rotor_actors::{AccountRecord, Status};
-use serde::Serialize;
+use rotor_actors::{AccountIndex, AccountRecord, Merged, Status, merge_import};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
-use super::import::dedup_key;
-
-/// What a merge did, for the CLI and admin answers. Ids only, never tokens.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What an import did, for the CLI and the admin API (the same shape on both). Ids only,
+/// never tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeReport {
     /// Accounts that were not in the pool.
     pub added: Vec<String>,
-    /// Existing accounts whose tokens were replaced.
+    /// Existing accounts that took the import (its tokens when they were newer, its identity).
     pub updated: Vec<String>,
+    /// Existing accounts that kept their own tokens: newer than the import's, which would
+    /// have been refused upstream as reused at the next refresh.
+    #[serde(default)]
+    pub kept_newer: Vec<String>,
     /// Existing accounts updated but left banned/disabled (id and status), so the operator
     /// knows the import did not bring them back.
     pub kept_inactive: Vec<(String, Status)>,
+}
+
+impl MergeReport {
+    /// Notes what happened to existing account `rec` (`merged`).
+    pub fn note(&mut self, rec_id: &str, status: Status, merged: Merged) {
+        match merged {
+            Merged::KeptNewer => self.kept_newer.push(rec_id.to_owned()),
+            Merged::Replaced | Merged::Unchanged => {
+                if matches!(status, Status::Banned | Status::Disabled) {
+                    self.kept_inactive.push((rec_id.to_owned(), status));
+                }
+                self.updated.push(rec_id.to_owned());
+            }
+        }
+    }
 }
 
 /// Merges `incoming` into `existing` and returns the report plus the records to save (new or
@@ -27,68 +48,38 @@ pub fn merge(
     existing: &mut Vec<AccountRecord>,
     incoming: Vec<AccountRecord>,
 ) -> (MergeReport, Vec<AccountRecord>) {
+    let mut index = AccountIndex::default();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (i, rec) in existing.iter().enumerate() {
+        index.insert(rec);
+        at.insert(rec.id.clone(), i);
+    }
     let mut report = MergeReport::default();
-    let mut changed = Vec::new();
+    let mut changed: Vec<AccountRecord> = Vec::new();
     for mut rec in incoming {
-        match existing.iter_mut().find(|e| same_account(e, &rec)) {
-            Some(old) => {
-                update(old, rec);
-                if matches!(old.status, Status::Banned | Status::Disabled) {
-                    report.kept_inactive.push((old.id.clone(), old.status));
+        match index.find(&rec).and_then(|id| at.get(id)).copied() {
+            Some(i) => {
+                let old = &mut existing[i];
+                let before = old.clone();
+                let merged = merge_import(old, rec);
+                report.note(&old.id, old.status, merged);
+                index.insert(old);
+                if *old != before {
+                    changed.retain(|c| c.id != old.id);
+                    changed.push(old.clone());
                 }
-                report.updated.push(old.id.clone());
-                changed.push(old.clone());
             }
             None => {
-                while existing.iter().any(|e| e.id == rec.id) {
+                while at.contains_key(&rec.id) {
                     rec.id = super::new_id();
                 }
                 report.added.push(rec.id.clone());
+                index.insert(&rec);
+                at.insert(rec.id.clone(), existing.len());
                 changed.push(rec.clone());
                 existing.push(rec);
             }
         }
     }
     (report, changed)
-}
-
-/// True if `a` and `b` are the same upstream account.
-pub fn same_account(a: &AccountRecord, b: &AccountRecord) -> bool {
-    let same_rt =
-        a.tokens.refresh_token.is_some() && a.tokens.refresh_token == b.tokens.refresh_token;
-    let both_known =
-        a.identity.chatgpt_account_id.is_some() && b.identity.chatgpt_account_id.is_some();
-    same_rt || (both_known && dedup_key(a) == dedup_key(b))
-}
-
-/// Applies an incoming duplicate to the existing record.
-pub fn update(old: &mut AccountRecord, new: AccountRecord) {
-    if !new.tokens.access_token.is_empty() {
-        old.tokens.access_token = new.tokens.access_token;
-        old.tokens.expires_at = new.tokens.expires_at;
-    }
-    // A refresh token is never cleared, only replaced by a newer one.
-    if new.tokens.refresh_token.is_some() {
-        old.tokens.refresh_token = new.tokens.refresh_token;
-        if old.tokens.access_token.is_empty() {
-            old.tokens.expires_at = None;
-        }
-    }
-    if new.tokens.id_token.is_some() {
-        old.tokens.id_token = new.tokens.id_token;
-    }
-    old.tokens.last_refresh = new.tokens.last_refresh.or(old.tokens.last_refresh);
-    // The imported tokens supersede whatever rotation was in flight when the old ones died.
-    old.refresh_intent = None;
-    let (o, n) = (&mut old.identity, new.identity);
-    o.email = n.email.or(o.email.take());
-    o.plan = n.plan.or(o.plan.take());
-    o.chatgpt_account_id = n.chatgpt_account_id.or(o.chatgpt_account_id.take());
-    o.chatgpt_user_id = n.chatgpt_user_id.or(o.chatgpt_user_id.take());
-    o.label = n.label.or(o.label.take());
-    if matches!(old.status, Status::Expired | Status::Refreshing) && new.status == Status::Active {
-        old.status = Status::Active;
-        old.status_reason = None;
-        old.last_error = None;
-    }
 }

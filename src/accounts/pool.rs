@@ -1,10 +1,10 @@
 //! The account operations against a running pool, for the admin API (the admin engineer owns
 //! the routes; these functions are what they call). The file is parsed and validated in full
-//! before the pool is touched, so a bad file changes nothing; the pool then applies the
-//! duplicate rules itself (`PoolHandle::add`: same account + user → new tokens, never
-//! re-activating a banned or disabled account).
+//! before the pool is touched, so a bad file changes nothing; the pool then applies the one
+//! import rule itself (`PoolHandle::add`, the same rule as the offline path: never an older
+//! refresh token back, never re-activating a banned or disabled account).
 
-use rotor_actors::{AddOutcome, PoolError, PoolHandle, Status, UnixMs};
+use rotor_actors::{AddOutcome, Merged, PoolError, PoolHandle, Status, UnixMs};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -28,7 +28,8 @@ pub enum PoolImportError {
     },
 }
 
-/// Imports every account of `bytes` (any format [`parse_file`] reads) into the running pool.
+/// Imports every account of `bytes` (any format [`parse_file`] reads) into the running pool;
+/// stops at the first account the pool refuses.
 pub async fn import_into_pool(
     pool: &PoolHandle,
     bytes: &[u8],
@@ -37,25 +38,38 @@ pub async fn import_into_pool(
     let records = parse_file(bytes, now)?;
     let mut report = MergeReport::default();
     for rec in records {
-        match pool.add(rec).await {
-            Ok(AddOutcome::Added(id)) => report.added.push(id),
-            Ok(AddOutcome::Updated(id)) => {
-                if let Some(view) = pool.account(&id).await {
-                    if matches!(view.status, Status::Banned | Status::Disabled) {
-                        report.kept_inactive.push((id.clone(), view.status));
-                    }
-                }
-                report.updated.push(id);
-            }
-            Err(error) => {
-                return Err(PoolImportError::Pool {
-                    done: report,
-                    error,
-                });
-            }
+        if let Err(error) = add_one(pool, rec, &mut report).await {
+            return Err(PoolImportError::Pool {
+                done: report,
+                error,
+            });
         }
     }
     Ok(report)
+}
+
+/// Adds one record to the pool by its import rule and notes the outcome in `report`.
+pub async fn add_one(
+    pool: &PoolHandle,
+    rec: rotor_actors::AccountRecord,
+    report: &mut MergeReport,
+) -> Result<AddOutcome, PoolError> {
+    let outcome = pool.add(rec).await?;
+    match &outcome {
+        AddOutcome::Added(id) => report.added.push(id.clone()),
+        AddOutcome::Updated(id) | AddOutcome::KeptNewer(id) => {
+            let status = match pool.account(id).await {
+                Some(view) => view.status,
+                None => Status::Active,
+            };
+            let merged = match outcome {
+                AddOutcome::KeptNewer(_) => Merged::KeptNewer,
+                _ => Merged::Unchanged,
+            };
+            report.note(id, status, merged);
+        }
+    }
+    Ok(outcome)
 }
 
 /// The JSON body of "add one account" (`POST /admin/accounts`): exactly one source. `Debug`

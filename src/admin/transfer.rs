@@ -1,6 +1,8 @@
 //! Account import and export. Import accepts every format the accounts importer parses (the
 //! predecessor's `accounts.json`, a Codex CLI `auth.json`, plain token lists) as the raw request
-//! body and adds each account to the pool (deduplicated there). Export writes the predecessor's
+//! body and adds each account to the pool (by the pool's one import rule). The answer is the
+//! import report the offline `accounts import` prints (`added`, `updated`, `kept_newer`,
+//! `kept_inactive`) plus `imported` and per-entry `results`. Export writes the predecessor's
 //! `accounts.json` shape (`{"accounts": [...]}`), which the importer reads back; it is the one
 //! admin answer that carries tokens, so it is marked `no-store`.
 
@@ -31,6 +33,7 @@ pub async fn import(
         return Err(AdminError::BadRequest("the file holds no account".into()));
     }
     let mut results = Vec::with_capacity(records.len());
+    let mut report = crate::accounts::merge::MergeReport::default();
     let mut added = 0usize;
     for rec in records {
         let label = rec
@@ -38,7 +41,7 @@ pub async fn import(
             .email
             .clone()
             .or_else(|| rec.identity.label.clone());
-        match state.pool().add(rec).await {
+        match crate::accounts::add_one(state.pool(), rec, &mut report).await {
             Ok(outcome) => {
                 added += 1;
                 results.push(json!({ "label": label, "outcome": outcome }));
@@ -46,7 +49,12 @@ pub async fn import(
             Err(e) => results.push(json!({ "label": label, "error": e.to_string() })),
         }
     }
-    Ok(Json(json!({ "imported": added, "results": results })))
+    // The report is the shape the offline `accounts import` prints; `imported` and `results`
+    // say per entry what happened (and which failed).
+    let mut answer = serde_json::to_value(&report).unwrap_or_else(|_| json!({}));
+    answer["imported"] = json!(added);
+    answer["results"] = json!(results);
+    Ok(Json(answer))
 }
 
 /// Query of `GET /admin/accounts/export`.

@@ -3,7 +3,11 @@
 //! banned or disabled account — through `parse_file`, the offline merge, and the real
 //! `codex-rotor accounts` binary ([`cli`]) on a data directory and against a running daemon.
 
+mod bin;
 mod cli;
+mod listing;
+mod lock;
+mod reimport;
 
 use codex_rotor::accounts::{self, merge};
 use codex_rotor::oauth::jwt::encode_unsigned;
@@ -318,4 +322,39 @@ fn a_full_export_reimports_to_the_same_accounts() {
         assert_eq!(a.tokens.refresh_token, b.tokens.refresh_token);
         assert_eq!(a.tokens.access_token, b.tokens.access_token);
     }
+}
+
+#[test]
+fn a_wrongly_typed_field_refuses_the_whole_file_naming_it_and_the_expected_type() {
+    // A predecessor accounts.json whose second entry has a numeric refresh token.
+    let file = json!({"accounts": [
+        {"id": "aaaaaaaaaaaaaaaa", "token": access("acct-a", "u", 3600), "refreshToken": "rt_a", "status": "active"},
+        {"id": "bbbbbbbbbbbbbbbb", "token": access("acct-b", "u", 3600), "refreshToken": 12345, "status": "active"}
+    ]});
+    let e = err(&file.to_string());
+    assert!(e.starts_with("accounts[1] field `refreshToken`:"), "{e}");
+    assert!(
+        e.contains("expected a string") && e.contains("number"),
+        "{e}"
+    );
+    // The same in JSON lines, and for the other typed fields of an entry.
+    let lines = format!(
+        "{}\n{}\n",
+        json!({"id": "a1", "token": access("a", "u", 600), "refreshToken": "rt_1", "status": "active"}),
+        json!({"id": "b1", "token": access("b", "u", 600), "email": ["b@example.com"], "status": "active"}),
+    );
+    let e = err(&lines);
+    assert!(e.starts_with("line 2 field `email`:"), "{e}");
+    assert!(
+        e.contains("expected a string") && e.contains("array"),
+        "{e}"
+    );
+    let usage =
+        json!([{"id": "c1", "token": access("c", "u", 600), "usage": {"request_count": "7"}}]);
+    let e = err(&usage.to_string());
+    assert!(e.starts_with("[0] field `usage.request_count`:"), "{e}");
+    assert!(e.contains("expected a number"), "{e}");
+    let plain = json!([{"access_token": access("d", "u", 600), "last_refresh": 17}]);
+    let e = err(&plain.to_string());
+    assert!(e.starts_with("[0] field `last_refresh`:"), "{e}");
 }

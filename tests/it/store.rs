@@ -2,6 +2,9 @@
 //! while the rest loads, nothing overwritten by an empty pool, and a pool that survives a
 //! restart through its files.
 
+mod duplicates;
+mod files;
+
 use std::sync::Arc;
 
 use codex_rotor::store::FileStore;

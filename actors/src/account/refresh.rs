@@ -161,6 +161,7 @@ pub(super) fn begin_refresh(me: &AccountRef, s: &mut Running, now: UnixMs) -> Op
         return None;
     }
     fault::point(fault::REFRESH_AFTER_INTENT);
+    s.st.refresh_token_out = true;
     Some(rt)
 }
 
@@ -174,6 +175,12 @@ pub(super) fn tokens_refreshed(
     if s.st.refreshing.take().is_none() {
         return;
     }
+    s.st.refresh_token_out = false;
+    if std::mem::take(&mut s.st.refresh_superseded) {
+        tracing::info!(account = %s.st.rec.id, ok = r.is_ok(), "a refresh of tokens replaced by an import came back; ignored");
+        schedule_refresh(me, s);
+        return;
+    }
     let store = s.fx.store.clone();
     match r {
         Ok(new) => {
@@ -183,13 +190,14 @@ pub(super) fn tokens_refreshed(
                 t.expires_at = jwt::expires_at(&at);
                 t.access_token = at;
             }
-            if let Some(rt) = new.refresh_token.filter(|a| !a.is_empty()) {
-                t.refresh_token = Some(rt);
-            }
             if new.id_token.is_some() {
                 t.id_token = new.id_token;
             }
             t.last_refresh = Some(now);
+            if let Some(rt) = new.refresh_token.filter(|a| !a.is_empty()) {
+                report_rotation(s, &rt);
+                s.st.rec.replace_refresh_token(rt);
+            }
             learn_identity(s);
             if s.st.rec.status == Status::Refreshing {
                 s.st.set_status(Status::Active, None);
@@ -221,6 +229,12 @@ pub(super) fn tokens_refreshed(
             s.st.persist(store.as_ref());
         }
     }
+}
+
+/// Tells the supervisor the account now holds refresh token `rt` (by fingerprint only).
+pub(super) fn report_rotation(s: &Running, rt: &str) {
+    let (id, token) = (s.st.rec.id.clone(), crate::record::import::fingerprint(rt));
+    (s.notify)(Report::Rotated { id, token });
 }
 
 /// Fills the identity fields the account lacks from the refreshed tokens' claims (an account

@@ -47,6 +47,11 @@ pub struct AccountState {
     pub tokens_durable: bool,
     /// A refresh is in flight (single-flight).
     pub refreshing: Option<RefreshReason>,
+    /// The refresh in flight has taken the refresh token (`BeginRefresh` answered).
+    pub refresh_token_out: bool,
+    /// The refresh in flight spends tokens an import has replaced since: its answer is about
+    /// tokens the account no longer holds and is dropped when it comes.
+    pub refresh_superseded: bool,
     /// Consecutive transient refresh failures (retry backoff).
     pub refresh_failures: u32,
     /// When the next refresh is due (proactive or retry); started by the tick.
@@ -74,6 +79,8 @@ impl AccountState {
             last_flush_at: None,
             tokens_durable: true,
             refreshing: None,
+            refresh_token_out: false,
+            refresh_superseded: false,
             refresh_failures: 0,
             refresh_due_at: None,
             probing: false,
@@ -394,15 +401,8 @@ impl AccountState {
 
     /// The operator view (never tokens).
     pub fn view(&self, now: UnixMs) -> AccountView {
-        let derived = if self.rec.status != Status::Active {
-            self.rec.status.as_str().to_string()
-        } else if self.cooldown.active(now).is_some() {
-            "cooling_down".to_string()
-        } else if !self.rec.quota.locks().is_empty() {
-            "rate_limited".to_string()
-        } else {
-            "active".to_string()
-        };
+        let cooling = self.cooldown.active(now).is_some();
+        let derived = crate::derived_status(self.rec.status, cooling, &self.rec.quota).to_string();
         AccountView {
             id: self.rec.id.clone(),
             identity: self.rec.identity.clone(),

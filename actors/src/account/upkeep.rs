@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
-use super::refresh::{finish_rotation, refresh_if_due, schedule_refresh, start_refresh};
+use super::refresh::{
+    finish_rotation, refresh_if_due, report_rotation, schedule_refresh, start_refresh,
+};
 use super::{AccountMsg, AccountRef, Action, Report, Running};
 use crate::quota::Event;
-use crate::{AccountRecord, ProbeError, RefreshReason, Status, UnixMs, jwt, quota};
+use crate::{AccountRecord, Merged, ProbeError, RefreshReason, Status, UnixMs, quota};
 
 /// Upper bound on one usage probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,33 +100,35 @@ pub(super) fn push(s: &mut Running, now: UnixMs) {
     }
 }
 
-/// Merges a re-imported record of the same account: new tokens (a refresh token only if one
-/// is given), identity fields that are present; `expired` becomes `active` again, but `banned`
-/// and `disabled` never do.
-pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: UnixMs) {
-    let (t, new) = (&mut s.st.rec.tokens, rec.tokens);
-    if !new.access_token.is_empty() {
-        t.expires_at = new
-            .expires_at
-            .or_else(|| jwt::expires_at(&new.access_token));
-        t.access_token = new.access_token;
+/// Merges an imported record of the same account by the one import rule
+/// ([`merge_import`](crate::merge_import)): never an older or spent token back; `expired`
+/// becomes `active` with new tokens, `banned` and `disabled` never do. New tokens supersede a
+/// rotation in flight (its intent is cleared, its answer will be dropped) and are durable
+/// before the reply.
+pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: UnixMs) -> Merged {
+    let before = s.st.rec.clone();
+    let merged = crate::merge_import(&mut s.st.rec, rec);
+    if merged == Merged::Replaced {
+        // A refresh that already took the old refresh token comes back about it, not ours; one
+        // still waiting for its permit takes the new token and stays valid.
+        s.st.refresh_superseded |= s.st.refreshing.is_some() && s.st.refresh_token_out;
+        s.st.refresh_failures = 0;
+        if let Some(rt) = s.st.rec.tokens.refresh_token.clone()
+            && before.tokens.refresh_token.as_ref() != Some(&rt)
+        {
+            report_rotation(s, &rt);
+        }
     }
-    if let Some(rt) = new.refresh_token.filter(|r| !r.is_empty()) {
-        t.refresh_token = Some(rt);
+    if s.st.rec.status != before.status {
+        tracing::info!(account = %s.st.rec.id, from = before.status.as_str(), to = s.st.rec.status.as_str(), "status change by import");
     }
-    if new.id_token.is_some() {
-        t.id_token = new.id_token;
+    if s.st.rec != before && s.st.persist(s.fx.store.as_ref()) {
+        s.st.tokens_durable = true;
     }
-    let id = &mut s.st.rec.identity;
-    let n = rec.identity;
-    id.email = n.email.or(id.email.take());
-    id.plan = n.plan.or(id.plan.take());
-    id.label = n.label.or(id.label.take());
-    if matches!(s.st.rec.status, Status::Expired | Status::Refreshing) {
-        s.st.set_status(Status::Active, None);
+    if merged == Merged::Replaced {
+        schedule_refresh(me, s);
     }
-    s.st.persist(s.fx.store.as_ref());
-    schedule_refresh(me, s);
+    merged
 }
 
 /// Operator enable/disable. Enabling only lifts `disabled`.

@@ -66,6 +66,22 @@ pub struct AccountView {
     pub token_expires_at: Option<UnixMs>,
 }
 
+/// The status badge operators see (DESIGN.md rule 7): the lifecycle status, except that an
+/// active account in a Cloudflare cooldown shows `cooling_down` and an active account with an
+/// exhausted quota bucket shows `rate_limited`. Nothing else decides that badge: the account
+/// view, the admin API, the dashboard and `accounts list` all read it from here.
+pub fn derived_status(status: Status, cooling_down: bool, quota: &Quota) -> &'static str {
+    if status != Status::Active {
+        status.as_str()
+    } else if cooling_down {
+        "cooling_down"
+    } else if !quota.locks().is_empty() {
+        "rate_limited"
+    } else {
+        "active"
+    }
+}
+
 /// Whether an account is available, and every reason it is not.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Explanation {

@@ -12,12 +12,12 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 
 use super::board::SharedBoard;
 use super::restart::RestartBudget;
-use super::{AddOutcome, PoolConfig, PoolError, PoolSummary, Strategy};
+use super::{PoolConfig, PoolError, PoolSummary, Strategy};
 use crate::account::{
     AccountActor, AccountArgs, AccountConfig, AccountRef, AccountState, RefreshGate, Report,
 };
 use crate::rotation::{Candidate, View};
-use crate::{AccountId, AccountRecord, Effects, Status};
+use crate::{AccountId, AccountIndex, AccountRecord, Effects, Status};
 
 /// Reference to the supervisor.
 pub type PoolRef = ActorRef<PoolMsg>;
@@ -45,6 +45,14 @@ pub enum PoolMsg {
     Refs(RpcReplyPort<Vec<(AccountId, AccountRef)>>),
     /// One account actor.
     Ref(AccountId, RpcReplyPort<Option<AccountRef>>),
+    /// An account switched to a new refresh token: index it, so an import of that token
+    /// (or, later, of this one once spent) finds the account.
+    Rotated {
+        /// The account.
+        id: AccountId,
+        /// Fingerprint of its new refresh token.
+        token: String,
+    },
     /// Add (or find) an account.
     Add(Box<AccountRecord>, RpcReplyPort<Result<AddStep, PoolError>>),
     /// Forget an account that is being removed; returns its actor.
@@ -79,7 +87,8 @@ pub struct PoolState {
     board: SharedBoard,
     children: HashMap<AccountId, AccountRef>,
     by_cell: HashMap<ActorId, AccountId>,
-    identities: HashMap<(String, String), AccountId>,
+    /// Which account an imported record is a copy of (identity, refresh tokens).
+    index: AccountIndex,
     budgets: HashMap<AccountId, RestartBudget>,
     /// Failed account actors restarted so far (reported in the summary).
     restarts: u64,
@@ -111,7 +120,7 @@ impl Actor for PoolSupervisor {
             gate,
             children: HashMap::new(),
             by_cell: HashMap::new(),
-            identities: HashMap::new(),
+            index: AccountIndex::default(),
             budgets: HashMap::new(),
             restarts: 0,
         };
@@ -144,6 +153,11 @@ impl Actor for PoolSupervisor {
         let now = st.fx.clock.now_ms();
         match msg {
             PoolMsg::Identified { id, key } => identified(st, id, key),
+            PoolMsg::Rotated { id, token } => {
+                if st.children.contains_key(&id) {
+                    st.index.add_token(token, id);
+                }
+            }
             PoolMsg::Summary(reply) => {
                 let _ = reply.send(PoolSummary {
                     restarts: st.restarts,
@@ -171,7 +185,7 @@ impl Actor for PoolSupervisor {
                 if let Some(a) = &r {
                     st.by_cell.remove(&a.get_id());
                 }
-                st.identities.retain(|_, v| *v != id);
+                st.index.remove(&id);
                 {
                     let mut b = st.board.lock();
                     b.view.remove(&id);
@@ -247,9 +261,7 @@ async fn spawn_account(
     rec: AccountRecord,
 ) -> Result<AccountRef, ActorProcessingErr> {
     let id = rec.id.clone();
-    if let Some(key) = identity_key(&rec) {
-        st.identities.entry(key).or_insert_with(|| id.clone());
-    }
+    st.index.insert(&rec);
     // Seeded before the actor runs, so its first push (from `post_start`) lands on the board
     // after the seed, and a pick right after start finds the account.
     let seed = AccountState::seed(&rec, st.acfg.max_leases, st.fx.clock.now_ms());
@@ -264,6 +276,9 @@ async fn spawn_account(
             Report::Availability(c) => board.push(c),
             Report::Identified { id, key } => {
                 let _ = sup.cast(PoolMsg::Identified { id, key });
+            }
+            Report::Rotated { id, token } => {
+                let _ = sup.cast(PoolMsg::Rotated { id, token });
             }
         }),
     };
@@ -318,8 +333,10 @@ async fn add(me: &PoolRef, st: &mut PoolState, rec: AccountRecord) -> Result<Add
             rec.id
         )));
     }
-    let existing = identity_key(&rec)
-        .and_then(|k| st.identities.get(&k).cloned())
+    let existing = st
+        .index
+        .find(&rec)
+        .cloned()
         .or_else(|| st.children.contains_key(&rec.id).then(|| rec.id.clone()));
     if let Some(id) = existing
         && let Some(r) = st.children.get(&id)
@@ -337,11 +354,6 @@ async fn add(me: &PoolRef, st: &mut PoolState, rec: AccountRecord) -> Result<Add
     Ok(AddStep::Added(id))
 }
 
-/// Dedup key: (workspace id, user id), when the workspace id is known.
-fn identity_key(rec: &AccountRecord) -> Option<(String, String)> {
-    rec.identity.dedup_key()
-}
-
 /// An account learned its identity: later imports of it are merged into it. If another live
 /// account already has the same key, both are kept (deleting an account is an operator's
 /// call) and the duplicate is logged for the operator.
@@ -349,14 +361,11 @@ fn identified(st: &mut PoolState, id: AccountId, key: (String, String)) {
     if !st.children.contains_key(&id) {
         return;
     }
-    match st.identities.get(&key) {
+    match st.index.owner(&key) {
         Some(other) if *other != id && st.children.contains_key(other) => {
             tracing::warn!(account = %id, duplicate_of = %other, chatgpt_account_id = %key.0, "account duplicates another (same ChatGPT account and user); both kept: remove one");
         }
-        _ => {
-            st.identities.retain(|_, v| *v != id);
-            st.identities.insert(key, id);
-        }
+        _ => st.index.set_owner(key, id),
     }
 }
 
@@ -388,12 +397,4 @@ pub fn summary(view: &View, now: i64) -> PoolSummary {
         s.in_flight += u64::from(c.leases);
     }
     s
-}
-
-/// Outcome of `add` as the handle reports it.
-pub fn outcome(step: &AddStep) -> AddOutcome {
-    match step {
-        AddStep::Added(id) => AddOutcome::Added(id.clone()),
-        AddStep::Existing(id, _) => AddOutcome::Updated(id.clone()),
-    }
 }

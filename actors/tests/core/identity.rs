@@ -159,8 +159,9 @@ async fn a_refresh_fills_the_missing_identity_durably_and_a_duplicate_is_reporte
     again.identity.chatgpt_user_id = Some("u-b".into());
     assert_eq!(
         pool.add(again).await,
-        Ok(AddOutcome::Updated("b".into())),
-        "a later import of the account finds it by its learned identity"
+        Ok(AddOutcome::KeptNewer("b".into())),
+        "a later import of the account finds it by its learned identity (and, saying nothing of \
+         when its tokens were issued, does not replace the ones the pool has just rotated)"
     );
     pool.shutdown().await;
 }

@@ -7,6 +7,7 @@ mod evidence;
 mod fakes;
 mod headroom;
 mod identity;
+mod import;
 mod legacy;
 mod pool;
 mod quota;

@@ -99,11 +99,12 @@ fn config_verdict(text: &str) {
     }
 }
 
-/// A valid account record file (id, bytes).
+/// A valid account record file (id, bytes). Each id is its own upstream account (its own
+/// refresh token): two files holding one account are duplicates, and one is quarantined.
 fn valid_record(id: &str) -> Vec<u8> {
     let tokens = Tokens {
         access_token: "at".into(),
-        refresh_token: Some("rt".into()),
+        refresh_token: Some(format!("rt-{id}")),
         ..Tokens::default()
     };
     serde_json::to_vec_pretty(&AccountRecord::new(id, tokens, NOW)).expect("serialises")
