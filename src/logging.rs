@@ -156,7 +156,8 @@ pub const MASK: &str = "***";
 
 /// Masks secrets in `text`: registered secrets, `Bearer <token>`, JWT-shaped strings
 /// (`eyJ….….…`), and the values of `access_token` / `refresh_token` / `id_token` / `api_key`
-/// fields in JSON (`"refresh_token":"…"`) and forms (`refresh_token=…`).
+/// fields in JSON (`"refresh_token":"…"`) and forms (`refresh_token=…`), and every value a
+/// serde error quotes from its input.
 pub fn redact(text: &str) -> String {
     let mut out = text.to_owned();
     {
@@ -175,7 +176,32 @@ pub fn redact(text: &str) -> String {
     for field in SECRET_FIELDS {
         out = mask_field(&out, field);
     }
-    mask_jwts(&out)
+    mask_jwts(&mask_serde_quotes(&out))
+}
+
+/// Masks what serde quotes from the input (`invalid type: string "…"`, `invalid value:
+/// string "…"`): in an account file that is as likely a token as anything else.
+fn mask_serde_quotes(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(pos) = rest.find("string \"") {
+        let (head, tail) = rest.split_at(pos + "string \"".len());
+        out.push_str(head);
+        // The value is quoted Debug-style: `\"` inside it does not end it.
+        let mut escaped = false;
+        let end = tail
+            .char_indices()
+            .find(|&(_, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes
+            })
+            .map_or(tail.len(), |(i, _)| i);
+        out.push_str(MASK);
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Field names whose values are always secrets, in JSON, escaped JSON or form encoding.
@@ -285,6 +311,18 @@ fn mask_jwts(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_serde_quotes_from_its_input_is_masked() {
+        // A wrongly typed field of an account file: the value serde quotes may be a token.
+        let reason = r#"invalid JSON: invalid type: string "rt_a\"b_secret", expected struct Tokens at line 1 column 9"#;
+        assert_eq!(
+            redact(reason),
+            r#"invalid JSON: invalid type: string "***", expected struct Tokens at line 1 column 9"#
+        );
+        let plain = "record id \"x\" does not match its file name";
+        assert_eq!(redact(plain), plain);
+    }
 
     #[test]
     fn masks_tokens_in_every_shape() {

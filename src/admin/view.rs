@@ -191,36 +191,11 @@ pub fn quarantined(list: &[Quarantined]) -> Value {
                 "file": q.path.file_name().map(|n| n.to_string_lossy()),
                 "path": q.path.display().to_string(),
                 "moved_to": q.moved_to.as_ref().map(|p| p.display().to_string()),
-                "reason": scrub_quoted(&crate::logging::redact(&q.reason)),
+                "reason": crate::logging::redact(&q.reason),
             })
         })
         .collect();
     json!(files)
-}
-
-/// Masks what serde quotes from the input (`invalid type: string "…"`, `invalid value:
-/// string "…"`): in an account file that is as likely a token as anything else.
-fn scrub_quoted(reason: &str) -> String {
-    let mut out = String::with_capacity(reason.len());
-    let mut rest = reason;
-    while let Some(pos) = rest.find("string \"") {
-        let (head, tail) = rest.split_at(pos + "string \"".len());
-        out.push_str(head);
-        // The value is quoted Debug-style: `\"` inside it does not end it.
-        let mut escaped = false;
-        let end = tail
-            .char_indices()
-            .find(|&(_, c)| {
-                let closes = c == '"' && !escaped;
-                escaped = c == '\\' && !escaped;
-                closes
-            })
-            .map_or(tail.len(), |(i, _)| i);
-        out.push_str(crate::logging::MASK);
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// "1 account file quarantined" / "N account files quarantined".
@@ -269,20 +244,4 @@ fn pool_reason(s: &PoolSummary, now: UnixMs) -> String {
         "no account can serve: {} disabled, {} expired, {} banned, {} refreshing, {} cooling down, {} rate limited",
         s.disabled, s.expired, s.banned, s.refreshing, s.cooling_down, s.rate_limited
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::scrub_quoted;
-
-    #[test]
-    fn a_quarantine_reason_never_quotes_the_value_serde_choked_on() {
-        let reason = r#"invalid JSON: invalid type: string "rt_a\"b_secret", expected struct Tokens at line 1 column 9"#;
-        assert_eq!(
-            scrub_quoted(reason),
-            r#"invalid JSON: invalid type: string "***", expected struct Tokens at line 1 column 9"#
-        );
-        let plain = "record id \"x\" does not match its file name";
-        assert_eq!(scrub_quoted(plain), plain);
-    }
 }
