@@ -224,6 +224,14 @@ pub fn serving_reason(s: &PoolSummary, quarantined: usize, now: UnixMs) -> Strin
 /// cooling-down accounts.
 fn pool_reason(s: &PoolSummary, now: UnixMs) -> String {
     let usable = s.active.saturating_sub(s.rate_limited + s.cooling_down);
+    if s.serving && usable == 0 && s.cooling_down > 0 {
+        // The pool never refuses for cooldowns alone: the account whose cooldown ends first
+        // still serves (docs/failures.md, Cloudflare).
+        return format!(
+            "serving on cooling accounts: all {} usable accounts are cooling down",
+            s.cooling_down
+        );
+    }
     if s.serving {
         return format!("{usable} of {} accounts can serve", s.total);
     }
@@ -244,4 +252,35 @@ fn pool_reason(s: &PoolSummary, now: UnixMs) -> String {
         "no account can serve: {} disabled, {} expired, {} banned, {} refreshing, {} cooling down, {} rate limited",
         s.disabled, s.expired, s.banned, s.refreshing, s.cooling_down, s.rate_limited
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serving_reason;
+    use rotor_actors::PoolSummary;
+
+    #[test]
+    fn a_pool_serving_only_on_cooling_accounts_says_so_instead_of_none_can_serve() {
+        let all_cooling = PoolSummary {
+            total: 10,
+            active: 10,
+            cooling_down: 10,
+            serving: true,
+            ..PoolSummary::default()
+        };
+        let reason = serving_reason(&all_cooling, 0, 0);
+        assert!(!reason.starts_with("0 of"), "{reason}");
+        assert!(
+            reason.contains("10 usable accounts are cooling down"),
+            "{reason}"
+        );
+        let healthy = PoolSummary {
+            total: 10,
+            active: 10,
+            cooling_down: 3,
+            serving: true,
+            ..PoolSummary::default()
+        };
+        assert_eq!(serving_reason(&healthy, 0, 0), "7 of 10 accounts can serve");
+    }
 }
