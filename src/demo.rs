@@ -63,6 +63,9 @@ pub struct Demo {
     pub replaced: usize,
     /// The temporary data directory the demo made, removed when the demo is dropped.
     owned_dir: Option<data::OwnedDir>,
+    /// The data directory's lock, as `serve` holds it: a second demo, a `serve` or the offline
+    /// `accounts` CLI on the same directory is refused while this demo runs.
+    _lock: crate::store::DataDirLock,
 }
 
 /// Runs the demo until Ctrl-C / SIGTERM. With nobody reading its stdout (the instructions,
@@ -97,6 +100,8 @@ pub async fn launch(args: DemoArgs) -> anyhow::Result<Demo> {
             (dir.path().to_path_buf(), Some(dir))
         }
     };
+    let lock = crate::store::DataDirLock::acquire(&data_dir, "demo")
+        .context("cannot run the demo on this data directory")?;
     let (store, earlier, _) =
         FileStore::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
     let replaced = data::forget_earlier(&store, earlier, &data_dir)?;
@@ -118,6 +123,14 @@ pub async fn launch(args: DemoArgs) -> anyhow::Result<Demo> {
     }
     let cfg = config(&sim, args.listen, &pool_key, &admin_key, &data_dir);
     let daemon = start(cfg, Arc::new(store), records).await?;
+    let addr = daemon.addr.to_string();
+    lock.describe(
+        &format!(
+            "codex-rotor demo (pid {}, listening on {addr})",
+            std::process::id()
+        ),
+        Some(&addr),
+    );
     let codex_home = setup::codex_home(&data_dir);
     setup::write_codex_home(&codex_home, daemon.addr)
         .with_context(|| format!("writing the demo's Codex home {}", codex_home.display()))?;
@@ -130,6 +143,7 @@ pub async fn launch(args: DemoArgs) -> anyhow::Result<Demo> {
         codex_home,
         replaced,
         owned_dir,
+        _lock: lock,
     })
 }
 

@@ -209,3 +209,54 @@ fn the_demo_refuses_a_data_dir_holding_accounts_it_did_not_create() {
         .collect();
     assert_eq!(before, after, "the real account is left exactly as it was");
 }
+
+/// A demo holds its data directory's lock as `serve` does: a second demo on the same directory
+/// while the first runs is refused (it would replace the first one's accounts under its
+/// feet), and the offline `accounts` CLI is pointed at the running demo's admin API.
+#[test]
+fn a_running_demo_locks_its_data_dir_against_a_second_demo_and_the_offline_cli() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let data_arg = data.to_str().expect("utf-8 path");
+    let bin = env!("CARGO_BIN_EXE_codex-rotor");
+    let first = DemoRun::start(tmp.path(), &["--data-dir", data_arg]);
+    let mut second = Command::new(bin)
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir", data_arg])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("second demo");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second demo started on a data dir a running demo holds");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("codex-rotor demo (pid"), "{stderr}");
+    let list = Command::new(bin)
+        .args(["accounts", "--data-dir", data_arg, "list"])
+        .output()
+        .expect("accounts list");
+    let stderr = String::from_utf8_lossy(&list.stderr);
+    assert!(!list.status.success(), "{stderr}");
+    assert!(stderr.contains("--admin-url http://127.0.0.1:"), "{stderr}");
+    assert_eq!(
+        one_request(&first.field("daemon")),
+        200,
+        "the first demo still serves"
+    );
+    assert_eq!(account_files(&data), 8);
+    first.stop("TERM");
+}
