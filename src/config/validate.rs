@@ -227,10 +227,18 @@ fn limits(c: &mut Checker, cfg: &Config) {
 pub(super) fn bind(cfg: &Config, env: EnvLookup<'_>) -> Vec<ConfigProblem> {
     let mut c = Checker(Vec::new());
     let addr = cfg.server.listen;
-    if !addr.ip().is_loopback() && cfg.keys.keys.is_empty() {
+    if cfg.keys.keys.is_empty() && !addr.ip().is_loopback() {
         c.fail(
             "server.listen",
             format!("{addr} is not a loopback address and no client key is configured; add [[keys.keys]] or listen on 127.0.0.1"),
+        );
+    } else if cfg.keys.keys.is_empty() && !cfg.server.clients_are_local() {
+        // Behind a reverse proxy a loopback listener says nothing about who the clients are:
+        // an open pool would serve the accounts to whoever reaches the proxy.
+        c.fail(
+            "keys.keys",
+            "a client key is required behind a reverse proxy (server.trust_forwarded_headers = \
+             true: clients may be anywhere, whatever the listen address); add [[keys.keys]]",
         );
     }
     let a = &cfg.admin;

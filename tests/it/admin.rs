@@ -309,3 +309,37 @@ async fn behind_a_trusted_proxy_the_daemon_refuses_to_start_without_an_admin_key
         }
     }
 }
+
+/// The client-key half of the same rule: behind a trusted reverse proxy an open pool (no client
+/// key) would serve the accounts to whoever reaches the proxy, so the daemon refuses it exactly
+/// as it refuses an open pool off loopback.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_daemon_refuses_an_open_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = codex_rotor::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    cfg.server.listen = "127.0.0.1:0".parse().expect("addr");
+    cfg.server.trust_forwarded_headers = true;
+    cfg.upstream.base_url = "http://127.0.0.1:1/backend-api".into();
+    cfg.admin.key = Some(ADMIN_KEY.into());
+    let problems = cfg.validate();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "keys.keys" && p.message.contains("server.trust_forwarded_headers")),
+        "{problems:?}"
+    );
+    let (store, records, _) = codex_rotor::store::FileStore::open(dir.path()).expect("store");
+    match codex_rotor::server::start(cfg, std::sync::Arc::new(store), records).await {
+        Err(e) => assert!(
+            format!("{e:#}").contains("a client key is required"),
+            "{e:#}"
+        ),
+        Ok(daemon) => {
+            daemon.shutdown().await;
+            panic!("an open pool started behind a trusted reverse proxy");
+        }
+    }
+}
