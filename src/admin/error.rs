@@ -37,6 +37,9 @@ pub enum AdminError {
     /// A state-changing request from the dashboard lacked its CSRF header.
     #[error("missing x-rotor-csrf header on a state-changing dashboard request")]
     Csrf,
+    /// The body is larger than `server.max_body_bytes` (the message names the limit).
+    #[error("{0}")]
+    TooLarge(String),
     /// The pool refused or failed the operation.
     #[error("{0}")]
     Pool(String),
@@ -56,6 +59,7 @@ impl AdminError {
             AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             AdminError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             AdminError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            AdminError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
             AdminError::Pool(_) => (StatusCode::CONFLICT, "pool_error"),
         }
     }

@@ -9,19 +9,30 @@
 use super::{Admin, AdminError};
 use crate::state::AppState;
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// `POST /admin/accounts/import`: body = the file to import, in any supported format.
+/// `POST /admin/accounts/import`: body = the file to import, in any supported format. The body
+/// is read after the admin key was accepted, and never past `server.max_body_bytes`.
 pub async fn import(
     _: Admin,
     State(state): State<AppState>,
-    body: Bytes,
+    headers: axum::http::HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, AdminError> {
+    let limit = state.config().server.max_body_bytes;
+    let body = crate::request_body::read(&headers, body, limit)
+        .await
+        .map_err(|e| match e {
+            crate::request_body::BodyError::TooLarge { .. } => {
+                AdminError::TooLarge(format!("{e} (server.max_body_bytes)"))
+            }
+            crate::request_body::BodyError::Broken(_) => AdminError::BadRequest(e.to_string()),
+        })?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AdminError::BadRequest(
             "empty body: paste an accounts.json, a Codex CLI auth.json or a token list".into(),

@@ -346,3 +346,36 @@ fn collect_tokens(v: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// An import larger than `server.max_body_bytes` is refused with the admin API's JSON error
+/// naming the limit (not axum's plain text), and without the admin key the answer is 401 first.
+#[tokio::test]
+async fn an_oversized_import_gets_a_json_413_naming_the_limit_and_401_first_without_a_key() {
+    let rig = Rig::start_with(codex_rotor::sim::SimOptions::default(), |c| {
+        c.server.max_body_bytes = 4096
+    })
+    .await;
+    let big = "x".repeat(8192);
+    let send = |key: Option<&'static str>| {
+        let mut req = rig
+            .http
+            .post(rig.url("/admin/accounts/import"))
+            .body(big.clone());
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        req.send()
+    };
+    let r = send(Some(ADMIN_KEY)).await.expect("send");
+    assert_eq!(r.status().as_u16(), 413);
+    let v: Value = r.json().await.expect("a JSON error body");
+    assert_eq!(v["error"]["type"], "request_too_large", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("4096 bytes") && msg.contains("server.max_body_bytes"),
+        "{v}"
+    );
+    let r = send(None).await.expect("send");
+    assert_eq!(r.status().as_u16(), 401, "no key: 401 before 413");
+    rig.shutdown().await;
+}
