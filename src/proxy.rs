@@ -152,6 +152,7 @@ async fn deliver(
         heartbeat: cfg.server.sse_heartbeat,
         idle_timeout: idle,
         drain: state.drain(),
+        end_on_dropped_event: false,
     };
     let body = stream::pass_through(upstream, pass).map(move |chunk| {
         // The key's concurrency permit lives exactly as long as the body.
@@ -181,13 +182,37 @@ fn route_turn(state: &AppState, req: &mut request::ResponsesRequest) {
     }
 }
 
-/// Copies the serving account's `x-codex-*` headers and the few others a client reads.
+/// Longest upstream response header value passed on to a client. What clients read is short
+/// (percentages, times, ids, a turn-state token, a promo line), and a client's whole response
+/// head must fit in 16 KiB (the default of Node's HTTP parser and of Python's h11): a longer
+/// value could only break the client.
+pub const MAX_FORWARDED_HEADER: usize = 4 * 1024;
+
+/// Budget of every forwarded header together (names and values), leaving the client's 16 KiB
+/// head room for the daemon's own headers.
+const MAX_FORWARDED_HEADERS: usize = 12 * 1024;
+
+/// Copies the serving account's `x-codex-*` headers and the few others a client reads; one
+/// over [`MAX_FORWARDED_HEADER`], or past the [`MAX_FORWARDED_HEADERS`] budget, is dropped with
+/// a log line (name and size only).
 pub fn copy_response_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderMap) {
+    let mut total = 0;
     for (name, value) in from {
         let n = name.as_str();
-        if n.starts_with("x-codex-") || FORWARDED_RESPONSE_HEADERS.contains(&n) {
-            to.append(name.clone(), value.clone());
+        if !(n.starts_with("x-codex-") || FORWARDED_RESPONSE_HEADERS.contains(&n)) {
+            continue;
         }
+        total += n.len() + value.len();
+        if value.len() > MAX_FORWARDED_HEADER || total > MAX_FORWARDED_HEADERS {
+            tracing::warn!(
+                header = n,
+                bytes = value.len(),
+                "upstream response header too long to forward to the client; dropped"
+            );
+            total -= n.len() + value.len();
+            continue;
+        }
+        to.append(name.clone(), value.clone());
     }
 }
 

@@ -150,6 +150,7 @@ async fn serve(
         heartbeat: cfg.server.sse_heartbeat,
         idle_timeout: idle,
         drain: state.drain(),
+        end_on_dropped_event: true,
     };
     let raw = Box::pin(stream::pass_through(upstream, pass));
     let translated = match protocol {

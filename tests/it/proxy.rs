@@ -5,6 +5,7 @@
 
 mod failures;
 mod lifecycle;
+mod oversize;
 
 use crate::support::{
     POOL_KEY, TcpTap, TestEnv, event_types, responses_body, start_env, start_env_with,
