@@ -1,9 +1,9 @@
 //! The Responses proxy: `POST /v1/responses` from a client becomes
 //! `POST {upstream}/codex/responses` with a leased account. Per request: authenticate the
 //! client key → read model and affinity → pick and lease an account → send upstream, failing
-//! over before the first byte ([`failover`]) → pass the bytes through unchanged, observing
-//! them on the side ([`stream`]), or collect them for a `stream: false` client ([`collect`]) →
-//! record the request ([`outcome`]).
+//! over before the first byte ([`failover`]; a streaming client hears heartbeats meanwhile,
+//! [`wait`]) → pass the bytes through unchanged, observing them on the side ([`stream`]), or
+//! collect them for a `stream: false` client ([`collect`]) → record the request ([`outcome`]).
 
 pub mod auth;
 pub mod collect;
@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod request;
 pub mod stream;
 pub mod turns;
+pub mod wait;
 
 use crate::errors::ApiError;
 use crate::middleware::RequestId;
@@ -49,9 +50,22 @@ pub async fn responses(
         Ok(b) => b,
         Err(rejection) => return fail(out, body_error(&rejection)),
     };
-    match prepare(&state, &headers, body, &mut out).await {
-        Ok((req, served, permit)) => deliver(&state, req, served, permit, out).await,
-        Err(e) => fail(out, e),
+    let (req, permit) = match admit(&state, &headers, body, &mut out) {
+        Ok(admitted) => admitted,
+        Err(e) => return fail(out, e),
+    };
+    if !req.client_stream {
+        return match failover::send(&state, &req, &headers, &mut out).await {
+            Ok(served) => deliver(&state, req, served, permit, out).await,
+            Err(e) => fail(out, e),
+        };
+    }
+    match wait::start(&state, req, headers, out).await {
+        wait::Start::Ready(done) => match done.served {
+            Ok(served) => deliver(&state, done.req, served, permit, done.out).await,
+            Err(e) => fail(done.out, e),
+        },
+        wait::Start::Late(pending) => late(&state, pending, permit),
     }
 }
 
@@ -73,20 +87,13 @@ fn fail(mut out: Outcome, e: ApiError) -> Response {
     e.into_response()
 }
 
-/// Everything up to a 2xx upstream answer: authenticate, read the request, fail over.
-async fn prepare(
+/// Everything before failover: authenticate, read the request, check the key's models.
+fn admit(
     state: &AppState,
     headers: &HeaderMap,
     body: Bytes,
     out: &mut Outcome,
-) -> Result<
-    (
-        request::ResponsesRequest,
-        failover::Served,
-        Option<auth::Permit>,
-    ),
-    ApiError,
-> {
+) -> Result<(request::ResponsesRequest, Option<auth::Permit>), ApiError> {
     let permit = auth::authenticate(state, headers)?;
     out.rec.client_key = permit.as_ref().map(auth::permit_name);
     let mut req = request::parse(headers, body)?;
@@ -100,8 +107,7 @@ async fn prepare(
             )));
         }
     }
-    let served = failover::send(state, &req, headers, out).await?;
-    Ok((req, served, permit))
+    Ok((req, permit))
 }
 
 /// Answers from a 2xx upstream stream: passed through, or collected for `stream: false`.
@@ -117,14 +123,7 @@ async fn deliver(
     // Sized once: the copied headers plus the three this answer adds, no rehash while filling.
     let mut resp_headers = HeaderMap::with_capacity(served.response.headers().len() + 3);
     copy_response_headers(served.response.headers(), &mut resp_headers);
-    if let (Some(token), Some(key)) = (
-        resp_headers
-            .get("x-codex-turn-state")
-            .and_then(|v| v.to_str().ok()),
-        &req.affinity,
-    ) {
-        state.turns().remember(token, key);
-    }
+    remember_turn(state, &resp_headers, &req);
     let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
     if !req.client_stream {
         let collected = collect::collect(upstream, &mut served.lease, idle, &mut out).await;
@@ -146,26 +145,60 @@ async fn deliver(
         );
         return (resp_headers, value.to_string()).into_response();
     }
-    let pass = stream::PassThrough {
-        lease: served.lease,
-        outcome: out,
-        heartbeat: cfg.server.sse_heartbeat,
-        idle_timeout: idle,
-        drain: state.drain(),
-        end_on_dropped_event: false,
-    };
+    let pass = stream::PassThrough::new(state, &cfg, served.lease, out, false);
     let body = stream::pass_through(upstream, pass).map(move |chunk| {
         // The key's concurrency permit lives exactly as long as the body.
         let _hold = &permit;
         chunk
     });
-    resp_headers.insert(
+    sse_response(resp_headers, body)
+}
+
+/// A streaming client whose failover outlasted the first heartbeat: heartbeats, then the
+/// pass-through (upstream's headers can no longer be forwarded; the turn state is still
+/// remembered for the client's next request).
+fn late(state: &AppState, pending: wait::Pending, permit: Option<auth::Permit>) -> Response {
+    let state = state.clone();
+    let body = wait::late_body(pending, move |served, req, out| {
+        let mut head = HeaderMap::new();
+        copy_response_headers(served.response.headers(), &mut head);
+        remember_turn(&state, &head, &req);
+        let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
+        let pass = stream::PassThrough::new(&state, &state.config(), served.lease, out, false);
+        stream::pass_through(upstream, pass)
+    })
+    .map(move |chunk| {
+        let _hold = &permit;
+        chunk
+    });
+    sse_response(HeaderMap::with_capacity(3), body)
+}
+
+/// An SSE answer: `headers` plus the three every stream carries.
+pub fn sse_response(
+    mut headers: HeaderMap,
+    body: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    resp_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    (resp_headers, Body::from_stream(body)).into_response()
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    (headers, Body::from_stream(body)).into_response()
+}
+
+/// Remembers which affinity a turn-state token belongs to (from the already bounded
+/// `forwarded` headers), so the client's follow-up of the turn reaches the same account.
+fn remember_turn(state: &AppState, forwarded: &HeaderMap, req: &request::ResponsesRequest) {
+    if let (Some(token), Some(key)) = (
+        forwarded
+            .get("x-codex-turn-state")
+            .and_then(|v| v.to_str().ok()),
+        &req.affinity,
+    ) {
+        state.turns().remember(token, key);
+    }
 }
 
 /// Routes a follow-up of a turn by the affinity of the request that received its turn-state

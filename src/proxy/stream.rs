@@ -15,8 +15,10 @@
 //! drops the body, which drops the upstream response (cancelling it), releases the lease
 //! (RAII) and records the request as client-closed.
 
+use crate::config::Config;
 use crate::proxy::observe::{Observer, Terminal, Usage};
 use crate::proxy::outcome::Outcome;
+use crate::state::AppState;
 use crate::upstream::chain;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -60,6 +62,27 @@ pub struct PassThrough {
     /// End right after an event too long to observe (a translated stream, whose translator
     /// cannot read it either) instead of passing on (a Responses client gets it unchanged).
     pub end_on_dropped_event: bool,
+}
+
+impl PassThrough {
+    /// The pass-through of one answer served on `lease`, with `cfg`'s heartbeat and idle
+    /// timeout; `translated` for the Chat and Messages routes (see `end_on_dropped_event`).
+    pub fn new(
+        state: &AppState,
+        cfg: &Config,
+        lease: Lease,
+        outcome: Outcome,
+        translated: bool,
+    ) -> Self {
+        Self {
+            lease,
+            outcome,
+            heartbeat: cfg.server.sse_heartbeat,
+            idle_timeout: cfg.upstream.idle_timeout,
+            drain: state.drain(),
+            end_on_dropped_event: translated,
+        }
+    }
 }
 
 struct State {
