@@ -22,8 +22,8 @@ pub struct ServerConfig {
     /// are ended with a terminal error event. The systemd unit's `TimeoutStopSec` must exceed it.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
-    /// Interval of SSE comment heartbeats sent while upstream is silent (long reasoning), so
-    /// reverse proxies and clients do not time the stream out.
+    /// Interval of SSE comment heartbeats sent while upstream is silent (long reasoning, or a
+    /// first byte slow to come), so reverse proxies and clients do not time the stream out.
     #[serde(with = "humantime_serde")]
     pub sse_heartbeat: Duration,
     /// Largest accepted request body in bytes (requests with big contexts and images are large).
