@@ -1,10 +1,10 @@
 //! The Responses proxy: `POST /v1/responses` from a client becomes
 //! `POST {upstream}/codex/responses` with a leased account. Per request: authenticate the
 //! client key from the request head → only then read the body ([`crate::request_body`]) →
-//! read model and affinity → pick and lease an account → send upstream, failing
-//! over before the first byte ([`failover`]) → pass the bytes through unchanged, observing
-//! them on the side ([`stream`]), or collect them for a `stream: false` client ([`collect`]) →
-//! record the request ([`outcome`]).
+//! read model and affinity → pick and lease an account → send upstream, failing over before
+//! the first byte ([`failover`]; a streaming client hears heartbeats meanwhile, [`wait`]) →
+//! pass the bytes through unchanged, observing them on the side ([`stream`]), or collect them
+//! for a `stream: false` client ([`collect`]) → record the request ([`outcome`]).
 
 pub mod auth;
 pub mod collect;
@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod request;
 pub mod stream;
 pub mod turns;
+pub mod wait;
 
 use crate::errors::ApiError;
 use crate::middleware::RequestId;
@@ -61,10 +62,29 @@ pub async fn responses(
         Ok(b) => b,
         Err(e) => return fail(out, e.into()),
     };
-    let default_model = &cfg.models.default_model;
-    match prepare(&state, &headers, body, default_model, &permit, &mut out).await {
-        Ok((req, served)) => deliver(&state, req, served, permit, out).await,
-        Err(e) => fail(out, e),
+    let req = match admit(
+        &state,
+        &headers,
+        body,
+        &cfg.models.default_model,
+        &permit,
+        &mut out,
+    ) {
+        Ok(req) => req,
+        Err(e) => return fail(out, e),
+    };
+    if !req.client_stream {
+        return match failover::send(&state, &req, &headers, &mut out).await {
+            Ok(served) => deliver(&state, req, served, permit, out).await,
+            Err(e) => fail(out, e),
+        };
+    }
+    match wait::start(&state, req, headers, out).await {
+        wait::Start::Ready(done) => match done.served {
+            Ok(served) => deliver(&state, done.req, served, permit, done.out).await,
+            Err(e) => fail(done.out, e),
+        },
+        wait::Start::Late(pending) => late(&state, pending, permit),
     }
 }
 
@@ -74,15 +94,16 @@ fn fail(mut out: Outcome, e: ApiError) -> Response {
     e.into_response()
 }
 
-/// Everything after authentication up to a 2xx upstream answer: read the request, fail over.
-async fn prepare(
+/// Everything after authentication and before failover: read the request, check the key's
+/// models.
+fn admit(
     state: &AppState,
     headers: &HeaderMap,
     body: Bytes,
     default_model: &str,
     permit: &Option<auth::Permit>,
     out: &mut Outcome,
-) -> Result<(request::ResponsesRequest, failover::Served), ApiError> {
+) -> Result<request::ResponsesRequest, ApiError> {
     let mut req = request::parse(headers, body, default_model)?;
     out.rec.model = Some(req.model.clone());
     route_turn(state, &mut req);
@@ -94,8 +115,7 @@ async fn prepare(
             )));
         }
     }
-    let served = failover::send(state, &req, headers, out).await?;
-    Ok((req, served))
+    Ok(req)
 }
 
 /// Answers from a 2xx upstream stream: passed through, or collected for `stream: false`.
@@ -111,14 +131,7 @@ async fn deliver(
     // Sized once: the copied headers plus the three this answer adds, no rehash while filling.
     let mut resp_headers = HeaderMap::with_capacity(served.response.headers().len() + 3);
     copy_response_headers(served.response.headers(), &mut resp_headers);
-    if let (Some(token), Some(key)) = (
-        resp_headers
-            .get("x-codex-turn-state")
-            .and_then(|v| v.to_str().ok()),
-        &req.affinity,
-    ) {
-        state.turns().remember(token, key);
-    }
+    remember_turn(state, &resp_headers, &req);
     let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
     if !req.client_stream {
         let collected = collect::collect(upstream, &mut served.lease, idle, &mut out).await;
@@ -140,25 +153,60 @@ async fn deliver(
         );
         return (resp_headers, value.to_string()).into_response();
     }
-    let pass = stream::PassThrough {
-        lease: served.lease,
-        outcome: out,
-        heartbeat: cfg.server.sse_heartbeat,
-        idle_timeout: idle,
-        drain: state.drain(),
-    };
+    let pass = stream::PassThrough::new(state, &cfg, served.lease, out, false);
     let body = stream::pass_through(upstream, pass).map(move |chunk| {
         // The key's concurrency permit lives exactly as long as the body.
         let _hold = &permit;
         chunk
     });
-    resp_headers.insert(
+    sse_response(resp_headers, body)
+}
+
+/// A streaming client whose failover outlasted the first heartbeat: heartbeats, then the
+/// pass-through (upstream's headers can no longer be forwarded; the turn state is still
+/// remembered for the client's next request).
+fn late(state: &AppState, pending: wait::Pending, permit: Option<auth::Permit>) -> Response {
+    let state = state.clone();
+    let body = wait::late_body(pending, move |served, req, out| {
+        let mut head = HeaderMap::new();
+        copy_response_headers(served.response.headers(), &mut head);
+        remember_turn(&state, &head, &req);
+        let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
+        let pass = stream::PassThrough::new(&state, &state.config(), served.lease, out, false);
+        stream::pass_through(upstream, pass)
+    })
+    .map(move |chunk| {
+        let _hold = &permit;
+        chunk
+    });
+    sse_response(HeaderMap::with_capacity(3), body)
+}
+
+/// An SSE answer: `headers` plus the three every stream carries.
+pub fn sse_response(
+    mut headers: HeaderMap,
+    body: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    resp_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    (resp_headers, Body::from_stream(body)).into_response()
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    (headers, Body::from_stream(body)).into_response()
+}
+
+/// Remembers which affinity a turn-state token belongs to (from the already bounded
+/// `forwarded` headers), so the client's follow-up of the turn reaches the same account.
+fn remember_turn(state: &AppState, forwarded: &HeaderMap, req: &request::ResponsesRequest) {
+    if let (Some(token), Some(key)) = (
+        forwarded
+            .get("x-codex-turn-state")
+            .and_then(|v| v.to_str().ok()),
+        &req.affinity,
+    ) {
+        state.turns().remember(token, key);
+    }
 }
 
 /// Routes a follow-up of a turn by the affinity of the request that received its turn-state
@@ -175,13 +223,37 @@ fn route_turn(state: &AppState, req: &mut request::ResponsesRequest) {
     }
 }
 
-/// Copies the serving account's `x-codex-*` headers and the few others a client reads.
+/// Longest upstream response header value passed on to a client. What clients read is short
+/// (percentages, times, ids, a turn-state token, a promo line), and a client's whole response
+/// head must fit in 16 KiB (the default of Node's HTTP parser and of Python's h11): a longer
+/// value could only break the client.
+pub const MAX_FORWARDED_HEADER: usize = 4 * 1024;
+
+/// Budget of every forwarded header together (names and values), leaving the client's 16 KiB
+/// head room for the daemon's own headers.
+const MAX_FORWARDED_HEADERS: usize = 12 * 1024;
+
+/// Copies the serving account's `x-codex-*` headers and the few others a client reads; one
+/// over [`MAX_FORWARDED_HEADER`], or past the [`MAX_FORWARDED_HEADERS`] budget, is dropped with
+/// a log line (name and size only).
 pub fn copy_response_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderMap) {
+    let mut total = 0;
     for (name, value) in from {
         let n = name.as_str();
-        if n.starts_with("x-codex-") || FORWARDED_RESPONSE_HEADERS.contains(&n) {
-            to.append(name.clone(), value.clone());
+        if !(n.starts_with("x-codex-") || FORWARDED_RESPONSE_HEADERS.contains(&n)) {
+            continue;
         }
+        total += n.len() + value.len();
+        if value.len() > MAX_FORWARDED_HEADER || total > MAX_FORWARDED_HEADERS {
+            tracing::warn!(
+                header = n,
+                bytes = value.len(),
+                "upstream response header too long to forward to the client; dropped"
+            );
+            total -= n.len() + value.len();
+            continue;
+        }
+        to.append(name.clone(), value.clone());
     }
 }
 

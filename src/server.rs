@@ -6,6 +6,8 @@
 //! `server.shutdown_grace` → end the rest with a terminal event → stop the pool, so every
 //! account actor flushes its file → exit 0.
 
+pub mod idle;
+
 use crate::cli::GlobalArgs;
 use crate::config::Config;
 use crate::keys::KeyStore;
@@ -182,7 +184,8 @@ pub async fn start_with(
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::router::build(state.clone());
-    let server = tokio::spawn(serve(listener, app, async move {
+    let limits = ConnLimits::of(&state.config().server);
+    let server = tokio::spawn(serve(listener, app, limits, async move {
         let _ = stopped.await;
     }));
     Ok(Daemon {
@@ -193,6 +196,25 @@ pub async fn start_with(
     })
 }
 
+/// The time bounds of one client connection, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// `server.header_read_timeout`: hyper's bound on receiving a request head.
+    pub header_read_timeout: Duration,
+    /// `server.keep_alive_timeout`: a connection with no I/O for this long is closed ([`idle`]).
+    pub keep_alive_timeout: Duration,
+}
+
+impl ConnLimits {
+    /// The limits configured in `[server]`.
+    pub fn of(cfg: &crate::config::ServerConfig) -> Self {
+        Self {
+            header_read_timeout: cfg.header_read_timeout,
+            keep_alive_timeout: cfg.keep_alive_timeout,
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and waits for open connections. The
 /// TCP peer of every connection is handed to the handlers (`ConnectInfo`), for the logs' client
 /// address when no trusted reverse proxy names it.
@@ -200,13 +222,16 @@ pub async fn start_with(
 /// The accept loop is `axum::serve`'s, written out so that hyper's HTTP/1 read buffer can be
 /// capped at [`READ_BUF_MAX`]: by default hyper lets it grow to 400 KiB and a heap profile of
 /// `bench proxy` showed ~32 KiB per client connection, while requests here are small JSON
-/// documents (a bigger body is simply read in several turns).
+/// documents (a bigger body is simply read in several turns). It also bounds slow and idle
+/// clients ([`ConnLimits`]): without a timer hyper applies no header read timeout at all, and
+/// without [`idle`] nothing closes a connection its client keeps open.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use tower::ServiceExt as _;
 
@@ -217,7 +242,11 @@ pub async fn serve(
     });
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(READ_BUF_MAX);
+    builder
+        .http1()
+        .max_buf_size(READ_BUF_MAX)
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
     builder.http2().enable_connect_protocol();
     loop {
         let (stream, peer) = tokio::select! {
@@ -244,15 +273,23 @@ pub async fn serve(
         let service = hyper_util::service::TowerToHyperService::new(service);
         let (builder, stop_tx, open_rx) = (builder.clone(), stop_tx.clone(), open_rx.clone());
         tokio::spawn(async move {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let activity = Arc::new(idle::Activity::default());
+            let io = idle::Counted::new(TokioIo::new(stream), activity.clone());
+            let conn = builder.serve_connection_with_upgrades(io, service);
             tokio::pin!(conn);
             let stopping = stop_tx.closed();
             tokio::pin!(stopping);
+            let unused = idle::idle_for(&activity, limits.keep_alive_timeout);
+            tokio::pin!(unused);
             let mut asked = false;
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
                     _ = &mut stopping, if !asked => {
+                        asked = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    () = &mut unused, if !asked => {
                         asked = true;
                         conn.as_mut().graceful_shutdown();
                     }

@@ -129,7 +129,8 @@ fn usage_text(
          \nFill its 5 h window:   curl -s -X POST {base}/sim/accounts/ID/usage -d '{{\"primary_used_percent\":100}}'\
          \nInject a fault:        curl -s -X POST {base}/sim/faults -d '{{\"kind\":\"rate_limit\",\"retry_after_secs\":2,\"count\":1}}'\
          \n  kinds: rate_limit, server_error, overloaded, cloudflare, premature_close{{after_events,mid_chunk}},\
-         \n         silence{{millis}}, stall{{after_events,millis}}, reset; options: account, target, probability, count\
+         \n         silence{{millis}}, stall{{after_events,millis}}, reset, huge_event{{bytes}}, huge_header{{name,bytes}};\
+         \n         options: account, target, probability, count\
          \nClear faults:          curl -s -X DELETE {base}/sim/faults\
          \nCounters:              curl -s {base}/sim/counters\n",
         token = h.token_url(),

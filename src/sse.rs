@@ -6,7 +6,11 @@
 //!
 //! Only the fields an observer needs are kept: `event:` and the joined `data:` lines. Comments
 //! (`: keepalive`), `id:` and `retry:` are skipped. A line longer than [`MAX_LINE`] is dropped
-//! with its event, so a hostile upstream cannot make the observer buffer without bound.
+//! with its event, so a hostile upstream cannot make the observer buffer without bound; a drop
+//! is never silent — [`SseParser::dropped`] counts them and [`SseParser::last_dropped_type`]
+//! says what the event was, read from its first bytes. A consumer that must not miss an event
+//! (a translator re-encoding the stream) uses [`SseParser::lossless`], which yields nothing
+//! after a drop, so it can end the stream with an error at that point instead of carrying on.
 //!
 //! The hot path ([`SseParser::push_with`]) hands each event to a callback as an [`EventRef`]
 //! borrowed from the parser's reused buffers: observing a stream of deltas allocates nothing
@@ -92,6 +96,10 @@ pub(crate) fn plain_json_str(rest: &[u8]) -> Option<&str> {
 /// largest event of most streams, fits.
 const DATA_CAPACITY: usize = 2048;
 
+/// How much of an over-long line is kept to name the event it dropped: enough for
+/// `data: {"type":"response.output_item.done"`.
+const DROPPED_HEAD: usize = 128;
+
 /// Incremental parser state: the unfinished line and the event being assembled. Buffers are
 /// cleared, never freed, between events.
 #[derive(Debug, Default)]
@@ -110,6 +118,14 @@ pub struct SseParser {
     data: Vec<u8>,
     /// Whether any `data:` line was seen for the event being assembled.
     has_data: bool,
+    /// Yield nothing once an event was dropped (see [`SseParser::lossless`]).
+    lossless: bool,
+    /// Events dropped so far because a line exceeded [`MAX_LINE`].
+    dropped: u64,
+    /// The first [`DROPPED_HEAD`] bytes of the over-long line being skipped.
+    dropped_head: Vec<u8>,
+    /// JSON `type` (else `event:` name) of the last dropped event, when readable.
+    last_dropped_type: Option<String>,
 }
 
 impl SseParser {
@@ -120,6 +136,27 @@ impl SseParser {
             data: Vec::with_capacity(DATA_CAPACITY),
             ..Self::default()
         }
+    }
+
+    /// A parser for a consumer that must see every event or none: after the first dropped
+    /// event it yields nothing more, so the events handed out are exactly those before the
+    /// loss and the caller can end the stream there ([`SseParser::dropped`] tells it to).
+    pub fn lossless() -> Self {
+        Self {
+            lossless: true,
+            ..Self::new()
+        }
+    }
+
+    /// How many events were dropped so far because one of their lines exceeded [`MAX_LINE`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The JSON `type` of the last dropped event (read from the start of its over-long `data:`
+    /// line, else its `event:` field), when it could be read.
+    pub fn last_dropped_type(&self) -> Option<&str> {
+        self.last_dropped_type.as_deref()
     }
 
     /// Feeds one chunk and appends every event it completed to `out`.
@@ -171,7 +208,13 @@ impl SseParser {
 
     /// [`SseParser::finish`] handing the last event to `f`, borrowed.
     pub fn finish_with(&mut self, mut f: impl FnMut(EventRef<'_>)) {
-        if !self.line.is_empty() && !self.overflow {
+        if self.overflow {
+            // The stream ended inside an over-long line: its event is lost, not half-observed.
+            self.overflow = false;
+            self.drop_event();
+            return;
+        }
+        if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.process(&line, &mut |_| {});
             self.line = line;
@@ -186,6 +229,7 @@ impl SseParser {
         }
         if self.line.len() + bytes.len() > MAX_LINE {
             self.overflow = true;
+            self.keep_head(bytes);
             self.line.clear();
             return;
         }
@@ -196,9 +240,12 @@ impl SseParser {
     fn line_done(&mut self, tail: &[u8], f: &mut impl FnMut(EventRef<'_>)) {
         if self.overflow || self.line.len() + tail.len() > MAX_LINE {
             // The event lost a line: drop the whole event rather than observe half of it.
+            if !self.overflow {
+                self.keep_head(tail);
+            }
             self.overflow = false;
             self.line.clear();
-            self.reset_event();
+            self.drop_event();
             return;
         }
         if self.line.is_empty() {
@@ -245,9 +292,36 @@ impl SseParser {
         }
     }
 
+    /// Keeps the start of the over-long line (`line` so far, then `more`) to name its event.
+    fn keep_head(&mut self, more: &[u8]) {
+        self.dropped_head.clear();
+        for part in [&self.line[..], more] {
+            let room = DROPPED_HEAD - self.dropped_head.len();
+            self.dropped_head
+                .extend_from_slice(&part[..part.len().min(room)]);
+        }
+    }
+
+    /// Counts the event being assembled as dropped, notes its type, and starts the next one.
+    fn drop_event(&mut self) {
+        self.dropped += 1;
+        let head = &self.dropped_head;
+        let from_data = head
+            .strip_prefix(b"data:")
+            .map(|v| v.strip_prefix(b" ").unwrap_or(v))
+            .and_then(fast_type);
+        let from_event = self
+            .has_event
+            .then(|| std::str::from_utf8(&self.event).ok())
+            .flatten();
+        self.last_dropped_type = from_data.or(from_event).map(str::to_owned);
+        self.dropped_head.clear();
+        self.reset_event();
+    }
+
     /// Hands over the assembled event (if it has data) and starts the next one.
     fn dispatch(&mut self, f: &mut impl FnMut(EventRef<'_>)) {
-        if self.has_data {
+        if self.has_data && !(self.lossless && self.dropped > 0) {
             f(EventRef {
                 event: self.has_event.then_some(self.event.as_slice()),
                 data: &self.data,
@@ -265,111 +339,4 @@ impl SseParser {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const STREAM: &[u8] = b"event: response.created\ndata: {\"type\":\"response.created\"}\n\n: keepalive\n\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\r\n\r\ndata: a\ndata: b\n\n";
-
-    fn all_at_once() -> Vec<SseEvent> {
-        SseParser::new().feed(STREAM)
-    }
-
-    #[test]
-    fn parses_events_comments_and_crlf() {
-        let evs = all_at_once();
-        assert_eq!(evs.len(), 3);
-        assert_eq!(evs[0].event.as_deref(), Some("response.created"));
-        assert_eq!(evs[0].json_type().as_deref(), Some("response.created"));
-        assert_eq!(evs[1].event, None);
-        assert_eq!(
-            evs[1].json_type().as_deref(),
-            Some("response.output_text.delta")
-        );
-        assert_eq!(evs[2].data, b"a\nb");
-    }
-
-    #[test]
-    fn any_chunking_gives_the_same_events() {
-        let whole = all_at_once();
-        for size in 1..STREAM.len() {
-            let mut p = SseParser::new();
-            let mut out = Vec::new();
-            for c in STREAM.chunks(size) {
-                p.push(c, &mut out);
-            }
-            assert_eq!(out, whole, "chunk size {size}");
-        }
-    }
-
-    #[test]
-    fn borrowed_events_match_owned_ones_at_any_chunking() {
-        let whole = all_at_once();
-        for size in 1..STREAM.len() {
-            let mut p = SseParser::new();
-            let mut out = Vec::new();
-            for c in STREAM.chunks(size) {
-                p.push_with(c, |ev| out.push(ev.to_owned_event()));
-            }
-            assert_eq!(out, whole, "chunk size {size}");
-        }
-        let mut p = SseParser::new();
-        let mut types = Vec::new();
-        p.push_with(STREAM, |ev| types.push(ev.json_type().map(Cow::into_owned)));
-        assert_eq!(
-            types,
-            [
-                Some("response.created".to_owned()),
-                Some("response.output_text.delta".to_owned()),
-                None
-            ]
-        );
-    }
-
-    #[test]
-    fn cr_only_line_endings_split_across_chunks() {
-        let mut p = SseParser::new();
-        let mut out = Vec::new();
-        p.push(b"data: x\r", &mut out);
-        p.push(b"\r", &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].data, b"x");
-    }
-
-    #[test]
-    fn finish_returns_an_unterminated_event() {
-        let mut p = SseParser::new();
-        assert!(
-            p.feed(b"data: {\"type\":\"response.completed\"}")
-                .is_empty()
-        );
-        let ev = p.finish().expect("event");
-        assert_eq!(ev.json_type().as_deref(), Some("response.completed"));
-        assert_eq!(p.finish(), None);
-    }
-
-    #[test]
-    fn type_falls_back_to_a_full_parse() {
-        let ev = SseEvent {
-            event: None,
-            data: br#"{ "sequence_number": 1, "type": "error" }"#.to_vec(),
-        };
-        assert_eq!(ev.json_type().as_deref(), Some("error"));
-        let bad = SseEvent {
-            event: None,
-            data: b"not json".to_vec(),
-        };
-        assert_eq!(bad.json_type(), None);
-    }
-
-    #[test]
-    fn overlong_line_drops_only_its_event() {
-        let mut p = SseParser::new();
-        let mut out = Vec::new();
-        p.push(b"data: ", &mut out);
-        let big = vec![b'x'; MAX_LINE + 1];
-        p.push(&big, &mut out);
-        p.push(b"\n\ndata: ok\n\n", &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].data, b"ok");
-    }
-}
+mod tests;

@@ -14,6 +14,8 @@ pub const RESTART_REQUIRED: &[&str] = &[
     "server.path_prefix",
     "server.trust_forwarded_headers",
     "server.max_body_bytes",
+    "server.header_read_timeout",
+    "server.keep_alive_timeout",
     "admin.enabled",
     "admin.recent_requests",
     "pool.max_leases_per_account",

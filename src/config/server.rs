@@ -22,12 +22,21 @@ pub struct ServerConfig {
     /// are ended with a terminal error event. The systemd unit's `TimeoutStopSec` must exceed it.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
-    /// Interval of SSE comment heartbeats sent while upstream is silent (long reasoning), so
-    /// reverse proxies and clients do not time the stream out.
+    /// Interval of SSE comment heartbeats sent while upstream is silent (long reasoning, or a
+    /// first byte slow to come), so reverse proxies and clients do not time the stream out.
     #[serde(with = "humantime_serde")]
     pub sse_heartbeat: Duration,
     /// Largest accepted request body in bytes (requests with big contexts and images are large).
     pub max_body_bytes: usize,
+    /// Longest a client may take to send a request head (slowloris). hyper counts it from the
+    /// moment an HTTP/1 connection waits for a request, so it also caps how long one may sit
+    /// idle.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A client connection on which nothing was read or written for this long is closed
+    /// (HTTP/1 keep-alive and HTTP/2 alike) once its in-flight requests, if any, are done.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +48,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             sse_heartbeat: Duration::from_secs(15),
             max_body_bytes: 32 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(20),
         }
     }
 }

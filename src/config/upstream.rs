@@ -19,6 +19,12 @@ pub struct UpstreamConfig {
     /// Longest wait for the response headers (upstream may think before answering).
     #[serde(with = "humantime_serde")]
     pub first_byte_timeout: Duration,
+    /// Bound on everything before the first byte of one client request — picking accounts,
+    /// every attempt and its `first_byte_timeout`, retries, failover — so a hung upstream
+    /// cannot hold a client for `first_byte_timeout` × tries × accounts. Past it the client
+    /// gets 504 (or, once heartbeats went out, a terminal error event).
+    #[serde(with = "humantime_serde")]
+    pub request_deadline: Duration,
     /// Longest silence between two chunks of a stream before it is treated as dead.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -40,6 +46,7 @@ impl Default for UpstreamConfig {
             token_url: "https://auth.openai.com/oauth/token".into(),
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(120),
+            request_deadline: Duration::from_secs(180),
             idle_timeout: Duration::from_secs(300),
             max_retries_per_account: 1,
             max_accounts_per_request: 3,

@@ -69,6 +69,8 @@ fn server(c: &mut Checker, cfg: &Config) {
         );
     }
     c.duration("server.sse_heartbeat", s.sse_heartbeat);
+    c.duration("server.header_read_timeout", s.header_read_timeout);
+    c.duration("server.keep_alive_timeout", s.keep_alive_timeout);
     c.positive("server.max_body_bytes", s.max_body_bytes as u64);
 }
 
@@ -187,6 +189,7 @@ fn upstream(c: &mut Checker, cfg: &Config) {
     c.url("upstream.token_url", &u.token_url);
     c.duration("upstream.connect_timeout", u.connect_timeout);
     c.duration("upstream.first_byte_timeout", u.first_byte_timeout);
+    c.duration("upstream.request_deadline", u.request_deadline);
     c.duration("upstream.idle_timeout", u.idle_timeout);
     c.positive(
         "upstream.max_accounts_per_request",

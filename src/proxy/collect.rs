@@ -1,12 +1,14 @@
 //! Serving a `stream: false` client: read the whole upstream stream (bounded by the idle
 //! timeout between chunks), then answer with the final response object. A stream that ends
 //! without a terminal event fails fast with 504 — it is never retried on other accounts, which
-//! would only burn their quota on the same too-long request.
+//! would only burn their quota on the same too-long request. An event the answer is built from
+//! that is too long to read ([`crate::sse::MAX_LINE`]) is a 502 [`EVENT_TOO_LARGE`], never an
+//! answer that silently lacks it.
 
 use crate::errors::ApiError;
 use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
-use crate::proxy::stream::{ByteStream, delta};
+use crate::proxy::stream::{ByteStream, EVENT_TOO_LARGE, delta, event_too_large};
 use crate::upstream::chain;
 use futures::StreamExt;
 use rotor_actors::{Lease, UpstreamFailure};
@@ -50,6 +52,15 @@ pub async fn collect(
     if let Some(u) = obs.usage {
         lease.usage(delta(u));
         out.usage(delta(u));
+    }
+    if obs.incomplete {
+        // Upstream answered; the daemon cannot carry the answer whole. No account is blamed.
+        tracing::warn!(account = %lease.account_id, "upstream event too large to collect");
+        return Err(ApiError::Upstream {
+            status: 502,
+            code: EVENT_TOO_LARGE,
+            message: event_too_large(),
+        });
     }
     match obs.terminal.clone() {
         Some(Terminal::Completed | Terminal::Incomplete) => Ok(obs.final_response()),

@@ -6,8 +6,10 @@
 //! account effect is cast on the lease (`rejected`, `failed`) and the request either tries the
 //! same account again (transient, bounded by `upstream.max_retries_per_account`), another
 //! account (bounded by `upstream.max_accounts_per_request`), or answers the client as is (the
-//! request's own fault).
+//! request's own fault). The whole of it is bounded by `upstream.request_deadline`: a hung
+//! upstream costs a client that long at most, not `first_byte_timeout` × tries × accounts.
 
+use crate::config::UpstreamConfig;
 use crate::errors::ApiError;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
@@ -42,7 +44,9 @@ enum AccountOutcome {
     Final(ApiError),
 }
 
-/// Picks accounts and sends the request until one streams an answer.
+/// Picks accounts and sends the request until one streams an answer, within
+/// `upstream.request_deadline` (504 [`ApiError::Timeout`] past it; the attempt then in flight
+/// is cancelled and blamed on no account — it had not yet overrun its own bound).
 pub async fn send(
     state: &AppState,
     req: &ResponsesRequest,
@@ -50,8 +54,40 @@ pub async fn send(
     out: &mut Outcome,
 ) -> Result<Served, ApiError> {
     let cfg = state.config();
-    let max_accounts = cfg.upstream.max_accounts_per_request.max(1);
-    let max_retries = cfg.upstream.max_retries_per_account;
+    let deadline = cfg.upstream.request_deadline;
+    match tokio::time::timeout(
+        deadline,
+        try_accounts(state, &cfg.upstream, req, headers, out),
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(_) => {
+            let tried = out.rec.failovers + 1;
+            tracing::warn!(
+                ?deadline,
+                tried,
+                retries = out.rec.retries,
+                "no upstream answer within the request deadline"
+            );
+            Err(ApiError::Timeout(format!(
+                "no upstream answer within {} (upstream.request_deadline); {tried} account(s) tried",
+                humantime::format_duration(deadline)
+            )))
+        }
+    }
+}
+
+/// [`send`] without its deadline.
+async fn try_accounts(
+    state: &AppState,
+    cfg: &UpstreamConfig,
+    req: &ResponsesRequest,
+    headers: &HeaderMap,
+    out: &mut Outcome,
+) -> Result<Served, ApiError> {
+    let max_accounts = cfg.max_accounts_per_request.max(1);
+    let max_retries = cfg.max_retries_per_account;
     let mut exclude: Vec<String> = Vec::new();
     // The last failure that was not an account's own exhaustion, and the last 429. When the
     // pool is not exhausted, the former says more than one account's 429, whose reset may be

@@ -60,6 +60,12 @@ pub struct Observer {
     pub response_id: Option<String>,
     /// Number of events seen.
     pub events: u64,
+    /// A `stream: false` answer would silently lack something: an event it is rebuilt from
+    /// (an output item, the terminal event, or one whose type could not be read) was longer
+    /// than [`crate::sse::MAX_LINE`] and could not be observed.
+    pub incomplete: bool,
+    /// Drops of the parser already accounted for.
+    seen_dropped: u64,
 }
 
 impl Observer {
@@ -77,6 +83,7 @@ impl Observer {
         let mut parser = std::mem::take(&mut self.parser);
         parser.push_with(chunk, |ev| self.on_event(ev));
         self.parser = parser;
+        self.check_dropped();
     }
 
     /// The upstream body ended: an unterminated last event still counts.
@@ -84,6 +91,38 @@ impl Observer {
         let mut parser = std::mem::take(&mut self.parser);
         parser.finish_with(|ev| self.on_event(ev));
         self.parser = parser;
+        self.check_dropped();
+    }
+
+    /// Events too long to observe so far ([`crate::sse::MAX_LINE`]); their bytes still went
+    /// wherever the caller sent them.
+    pub fn dropped(&self) -> u64 {
+        self.parser.dropped()
+    }
+
+    /// Accounts for an event the parser dropped: a terminal one still ends the stream (its
+    /// usage is unknown), and a collecting observer notes what its answer now lacks.
+    fn check_dropped(&mut self) {
+        if self.parser.dropped() == self.seen_dropped {
+            return;
+        }
+        self.seen_dropped = self.parser.dropped();
+        let kind = self.parser.last_dropped_type();
+        tracing::warn!(event = ?kind, limit = crate::sse::MAX_LINE, "an upstream event is too long to observe");
+        let terminal = match kind {
+            Some("response.completed") => Some(Terminal::Completed),
+            Some("response.incomplete") => Some(Terminal::Incomplete),
+            Some("response.failed") => Some(Terminal::Failed {
+                code: None,
+                message: Some("upstream's response.failed event was too long to read".into()),
+            }),
+            _ => None,
+        };
+        let needed = terminal.is_some() || matches!(kind, None | Some("response.output_item.done"));
+        self.incomplete |= self.collect && needed;
+        if self.terminal.is_none() {
+            self.terminal = terminal;
+        }
     }
 
     fn on_event(&mut self, ev: EventRef<'_>) {
@@ -269,6 +308,32 @@ mod tests {
         o.finish();
         assert_eq!(o.terminal, None);
         assert_eq!(o.response_id.as_deref(), Some("r"));
+    }
+
+    /// An event over the line limit: a terminal one still ends the stream, and a collecting
+    /// observer knows its answer would lack an item, but not a delta it never uses.
+    #[test]
+    fn a_dropped_event_still_counts_when_it_was_terminal_or_needed() {
+        let huge = |ty: &str| {
+            let mut ev = format!("data: {{\"type\":\"{ty}\",\"x\":\"").into_bytes();
+            ev.resize(crate::sse::MAX_LINE + 1, b'x');
+            ev.extend_from_slice(b"\"}\n\n");
+            ev
+        };
+        let mut o = Observer::new(false);
+        o.push(&huge("response.completed"));
+        assert_eq!(o.terminal, Some(Terminal::Completed));
+        assert_eq!((o.dropped(), o.usage), (1, None));
+        for (ty, incomplete) in [
+            ("response.output_text.delta", false),
+            ("response.output_item.done", true),
+            ("response.completed", true),
+        ] {
+            let mut o = Observer::new(true);
+            o.push(&huge(ty));
+            o.finish();
+            assert_eq!(o.incomplete, incomplete, "{ty}");
+        }
     }
 
     #[test]

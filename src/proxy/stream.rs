@@ -6,14 +6,19 @@
 //!   proxies and clients do not time out during long reasoning);
 //! - a terminal `response.failed` when upstream ends without a terminal event, when the
 //!   transport fails after the first byte, when upstream is silent past
-//!   `upstream.idle_timeout`, or when the daemon is shutting down and the grace period is over.
+//!   `upstream.idle_timeout`, or when the daemon is shutting down and the grace period is over;
+//!   for a translated stream also right after an event too long to observe
+//!   ([`EVENT_TOO_LARGE`]: its translator cannot read it either, and the answer would silently
+//!   lack it). A Responses client gets such an event's bytes unchanged, so its stream goes on.
 //!
 //! The stream owns the lease and the request's [`Outcome`]: when the client disconnects, hyper
 //! drops the body, which drops the upstream response (cancelling it), releases the lease
 //! (RAII) and records the request as client-closed.
 
+use crate::config::Config;
 use crate::proxy::observe::{Observer, Terminal, Usage};
 use crate::proxy::outcome::Outcome;
+use crate::state::AppState;
 use crate::upstream::chain;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -29,6 +34,19 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> +
 /// The comment sent during upstream silence.
 pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
+/// `error.code` of the terminal error that ends an answer the daemon cannot deliver whole:
+/// upstream sent an event longer than [`crate::sse::MAX_LINE`], which can be neither translated
+/// nor collected. No account is blamed: upstream answered, the daemon cannot carry it.
+pub const EVENT_TOO_LARGE: &str = "upstream_event_too_large";
+
+/// The message that goes with [`EVENT_TOO_LARGE`].
+pub fn event_too_large() -> String {
+    format!(
+        "upstream sent an event larger than {} MiB, too large to translate or collect; the answer is incomplete",
+        crate::sse::MAX_LINE >> 20
+    )
+}
+
 /// Everything the pass-through needs besides the upstream body.
 pub struct PassThrough {
     /// The serving account's lease; dropped when the stream ends or is dropped.
@@ -41,6 +59,30 @@ pub struct PassThrough {
     pub idle_timeout: Duration,
     /// Becomes `true` when the shutdown grace is over: end with a terminal event now.
     pub drain: watch::Receiver<bool>,
+    /// End right after an event too long to observe (a translated stream, whose translator
+    /// cannot read it either) instead of passing on (a Responses client gets it unchanged).
+    pub end_on_dropped_event: bool,
+}
+
+impl PassThrough {
+    /// The pass-through of one answer served on `lease`, with `cfg`'s heartbeat and idle
+    /// timeout; `translated` for the Chat and Messages routes (see `end_on_dropped_event`).
+    pub fn new(
+        state: &AppState,
+        cfg: &Config,
+        lease: Lease,
+        outcome: Outcome,
+        translated: bool,
+    ) -> Self {
+        Self {
+            lease,
+            outcome,
+            heartbeat: cfg.server.sse_heartbeat,
+            idle_timeout: cfg.upstream.idle_timeout,
+            drain: state.drain(),
+            end_on_dropped_event: translated,
+        }
+    }
 }
 
 struct State {
@@ -54,6 +96,9 @@ struct State {
     tick: Pin<Box<Sleep>>,
     last_data: Instant,
     usage_sent: bool,
+    end_on_dropped_event: bool,
+    /// An event was dropped and `end_on_dropped_event` holds: the next item ends the stream.
+    ending: bool,
     done: bool,
 }
 
@@ -73,6 +118,8 @@ pub fn pass_through(
         tick: Box::pin(tokio::time::sleep(p.heartbeat)),
         last_data: Instant::now(),
         usage_sent: false,
+        end_on_dropped_event: p.end_on_dropped_event,
+        ending: false,
         done: false,
     };
     futures::stream::unfold(state, |mut st| async move {
@@ -84,6 +131,10 @@ pub fn pass_through(
 async fn next(st: &mut State) -> Option<Bytes> {
     if st.done {
         return None;
+    }
+    if st.ending {
+        tracing::warn!(account = ?st.lease.as_ref().map(|l| &l.account_id), "ending a translated stream after an event too large to translate");
+        return Some(st.fail(None, event_too_large(), EVENT_TOO_LARGE));
     }
     if *st.drain.borrow() {
         return Some(st.fail(
@@ -120,6 +171,7 @@ async fn next(st: &mut State) -> Option<Bytes> {
 impl State {
     fn on_chunk(&mut self, bytes: Bytes) -> Bytes {
         self.observer.push(&bytes);
+        self.ending = self.end_on_dropped_event && self.observer.dropped() > 0;
         self.outcome.first_byte();
         self.last_data = Instant::now();
         let wait = self.heartbeat;

@@ -1,6 +1,6 @@
 //! Turning a scripted [`FaultKind`] into what the client sees. Faults that replace the answer
-//! (status codes, Cloudflare, reset) are rendered here; faults that shape a stream (premature
-//! close, stall) and silence are applied by the endpoint that streams.
+//! (status codes, Cloudflare, reset) are rendered here; faults that shape an answer (premature
+//! close, stall, a huge event or header) and silence are applied by the endpoint that streams.
 
 use super::conn::ConnControl;
 use super::options::FaultKind;
@@ -18,8 +18,8 @@ pub(crate) enum Effect {
     Reset(Response),
     /// Wait this long before answering normally.
     Delay(std::time::Duration),
-    /// Shape the stream (premature close or stall); non-streaming endpoints treat a premature
-    /// close as a reset.
+    /// Shape the answer (premature close, stall, a huge event or header); non-streaming
+    /// endpoints treat a premature close as a reset.
     Stream(FaultKind),
 }
 
@@ -51,9 +51,10 @@ pub(crate) fn effect(kind: FaultKind, conn: Option<&Arc<ConnControl>>) -> Effect
         FaultKind::Cloudflare => Effect::Replace(reply::cloudflare()),
         FaultKind::Silence { millis } => Effect::Delay(std::time::Duration::from_millis(millis)),
         FaultKind::Reset => Effect::Reset(reset(conn)),
-        other @ (FaultKind::PrematureClose { .. } | FaultKind::Stall { .. }) => {
-            Effect::Stream(other)
-        }
+        other @ (FaultKind::PrematureClose { .. }
+        | FaultKind::Stall { .. }
+        | FaultKind::HugeEvent { .. }
+        | FaultKind::HugeHeader { .. }) => Effect::Stream(other),
     }
 }
 

@@ -169,6 +169,21 @@ pub enum FaultKind {
     },
     /// The TCP connection is reset (RST) instead of answering.
     Reset,
+    /// The answer carries one extra `response.output_text.delta` of `bytes` bytes of text, just
+    /// before its `response.output_text.done` (a model emitting a huge blob — base64, a
+    /// generated file — in one delta); the rest of the answer is normal.
+    HugeEvent {
+        /// Size of the delta's text.
+        bytes: usize,
+    },
+    /// The answer carries an extra response header `name` whose value is `bytes` long (an edge
+    /// or a bug upstream stuffing a header); the answer itself is normal.
+    HugeHeader {
+        /// Header name, e.g. `x-codex-promo-message`.
+        name: String,
+        /// Length of its value.
+        bytes: usize,
+    },
 }
 
 /// A scripted fault: what happens, to whom, and how often.

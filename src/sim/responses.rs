@@ -174,7 +174,10 @@ pub(crate) async fn handle(
         c.cached_tokens += usage.cached;
         c.output_tokens += usage.output;
         c.reasoning_tokens += usage.reasoning;
-        c.completed += u64::from(shape.is_none());
+        c.completed += u64::from(matches!(
+            shape,
+            None | Some(FaultKind::HugeEvent { .. } | FaultKind::HugeHeader { .. })
+        ));
         reply::quota_headers(&mut h, &a.quota, extra, a.credits_balance.as_deref(), now);
         (Ok(usage), h)
     });
@@ -191,6 +194,9 @@ pub(crate) async fn handle(
     put(&mut h, "x-codex-turn-state", turn_state);
     put(&mut h, "openai-model", &turn.model);
     put(&mut h, "x-request-id", format!("req_sim_{serial:x}"));
+    if let Some(FaultKind::HugeHeader { name, bytes }) = &shape {
+        huge_header(&mut h, name, *bytes);
+    }
     let answer = Answer {
         id: format!("resp_sim{serial:012x}"),
         model: &turn.model,
@@ -198,6 +204,10 @@ pub(crate) async fn handle(
         plan: &plan,
         usage,
         encrypted: turn.encrypted_reasoning,
+        huge_delta: match shape {
+            Some(FaultKind::HugeEvent { bytes }) => Some(bytes),
+            _ => None,
+        },
     };
     if !turn.stream {
         if let Some(FaultKind::PrematureClose { .. }) = shape {
@@ -224,6 +234,16 @@ pub(crate) async fn handle(
         sse_body(frames, shape, world.opts.event_delay, conn),
     )
         .into_response()
+}
+
+/// Adds the [`FaultKind::HugeHeader`] header (`x` repeated); an invalid name adds nothing.
+fn huge_header(h: &mut HeaderMap, name: &str, bytes: usize) {
+    if let (Ok(n), Ok(v)) = (
+        header::HeaderName::from_bytes(name.as_bytes()),
+        header::HeaderValue::from_str(&"x".repeat(bytes)),
+    ) {
+        h.insert(n, v);
+    }
 }
 
 /// The token was valid a moment ago but its account vanished: treat as unknown.
@@ -262,7 +282,11 @@ fn sse_body(
     delay: Duration,
     conn: Option<Arc<ConnControl>>,
 ) -> Body {
-    if shape.is_none() && delay.is_zero() {
+    let unshaped = matches!(
+        shape,
+        None | Some(FaultKind::HugeEvent { .. } | FaultKind::HugeHeader { .. })
+    );
+    if unshaped && delay.is_zero() {
         return Body::from(frames.body);
     }
     let frames = frames.split();

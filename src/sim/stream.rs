@@ -41,6 +41,8 @@ pub(crate) struct Answer<'a> {
     pub usage: Usage,
     /// Add `encrypted_content` to the reasoning item.
     pub encrypted: bool,
+    /// [`super::options::FaultKind::HugeEvent`]: one extra text delta of this many bytes.
+    pub huge_delta: Option<usize>,
 }
 
 /// A rendered SSE body and where each event's frame ends.
@@ -357,6 +359,13 @@ impl Answer<'_> {
                 quoted(o, d);
             });
         }
+        if let Some(n) = self.huge_delta {
+            s.item_event("response.output_text.delta", &id, index, |o| {
+                o.push_str(",\"content_index\":0,\"delta\":\"");
+                o.extend(std::iter::repeat_n('x', n));
+                o.push('"');
+            });
+        }
         s.item_event("response.output_text.done", &id, index, |o| {
             o.push_str(",\"content_index\":0,\"text\":");
             quoted(o, text);
@@ -434,6 +443,7 @@ mod tests {
                     reasoning: 3,
                 },
                 encrypted: true,
+                huge_delta: None,
             };
             let ev = parsed(&a.sse());
             for (i, e) in ev.iter().enumerate() {

@@ -102,7 +102,11 @@ impl TranslateError {
             Some("server_is_overloaded" | "slow_down" | "server_shutting_down") => {
                 (503, kind::UPSTREAM_OVERLOADED)
             }
-            Some("upstream_premature_close" | "upstream_idle_timeout") => (504, kind::TIMEOUT),
+            Some("no_available_accounts") => (503, kind::OVERLOADED),
+            // `timeout`: the pool's own request deadline, sent once heartbeats went out.
+            Some("upstream_premature_close" | "upstream_idle_timeout" | "timeout") => {
+                (504, kind::TIMEOUT)
+            }
             Some("context_length_exceeded" | "invalid_prompt" | "invalid_request_error") => {
                 (400, kind::INVALID_REQUEST)
             }

@@ -4,8 +4,9 @@
 //! affect routing), `POST /v1/messages/count_tokens`, and `HEAD /` / `HEAD /api/hello` (Claude
 //! Code's liveness probes). Each request goes through the proxy's own path — authenticate the
 //! client key from the request head before reading the body ([`crate::request_body`]), pick
-//! and lease an account with failover before the first byte
-//! ([`crate::proxy::failover`]), pass-through with heartbeats, idle timeout, usage accounting
+//! and lease an account with failover before the first byte ([`crate::proxy::failover`], with
+//! heartbeats while it waits: [`crate::proxy::wait`]), pass-through with heartbeats, idle
+//! timeout, usage accounting
 //! and drain ([`crate::proxy::stream`]) — with the translators on both ends: the client body is
 //! translated into a Responses request, and the upstream SSE is translated back ([`relay`]).
 //! Errors before the stream starts render in the client's protocol ([`reply`]).
@@ -19,7 +20,7 @@ use super::{Protocol, TranslateError, Translated};
 use crate::errors::ApiError;
 use crate::middleware::RequestId;
 use crate::proxy::outcome::Outcome;
-use crate::proxy::{auth, collect, failover, request::ResponsesRequest, stream};
+use crate::proxy::{auth, collect, failover, request::ResponsesRequest, stream, wait};
 use crate::request_body;
 use crate::state::AppState;
 use axum::Extension;
@@ -163,9 +164,19 @@ async fn serve(
         review: false,
         upstream_body: Bytes::from(t.body.to_string()),
     };
-    let mut served = match failover::send(&state, &req, &headers, &mut out).await {
-        Ok(s) => s,
-        Err(e) => return fail(out, e, protocol),
+    let (mut served, mut out) = if t.client_stream {
+        match wait::start(&state, req, headers, out).await {
+            wait::Start::Ready(done) => match done.served {
+                Ok(s) => (s, done.out),
+                Err(e) => return fail(done.out, e, protocol),
+            },
+            wait::Start::Late(pending) => return late(&state, pending, &t, protocol, permit),
+        }
+    } else {
+        match failover::send(&state, &req, &headers, &mut out).await {
+            Ok(s) => (s, out),
+            Err(e) => return fail(out, e, protocol),
+        }
     };
     let cfg = state.config();
     let idle = cfg.upstream.idle_timeout;
@@ -197,33 +208,47 @@ async fn serve(
             Err(e) => fail(out, e, protocol),
         };
     }
-    let pass = stream::PassThrough {
-        lease: served.lease,
-        outcome: out,
-        heartbeat: cfg.server.sse_heartbeat,
-        idle_timeout: idle,
-        drain: state.drain(),
-    };
+    let pass = stream::PassThrough::new(&state, &cfg, served.lease, out, true);
     let raw = Box::pin(stream::pass_through(upstream, pass));
-    let translated = match protocol {
+    let body = encode(raw, &t, protocol).map(move |chunk| {
+        // The key's concurrency permit lives exactly as long as the body.
+        let _hold = &permit;
+        chunk
+    });
+    crate::proxy::sse_response(resp_headers, body)
+}
+
+/// The client's stream: the pass-through body re-encoded in its protocol.
+fn encode(raw: relay::Inner, t: &Translated, protocol: Protocol) -> relay::Inner {
+    match protocol {
         Protocol::Chat => relay::relay(
             raw,
             ChatStream::new(t.client_model.clone(), t.include_usage),
         ),
         Protocol::Messages => relay::relay(raw, MessagesStream::new(t.client_model.clone())),
-    };
-    let body = translated.map(move |chunk| {
-        // The key's concurrency permit lives exactly as long as the body.
+    }
+}
+
+/// A streaming client whose failover outlasted the first heartbeat ([`wait`]): the protocol's
+/// heartbeats, then the translated answer or the protocol's error.
+fn late(
+    state: &AppState,
+    pending: wait::Pending,
+    t: &Translated,
+    protocol: Protocol,
+    permit: Option<auth::Permit>,
+) -> Response {
+    let st = state.clone();
+    let raw = Box::pin(wait::late_body(pending, move |served, _req, out| {
+        let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
+        let pass = stream::PassThrough::new(&st, &st.config(), served.lease, out, true);
+        stream::pass_through(upstream, pass)
+    }));
+    let body = encode(raw, t, protocol).map(move |chunk| {
         let _hold = &permit;
         chunk
     });
-    resp_headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    resp_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    (resp_headers, Body::from_stream(body)).into_response()
+    crate::proxy::sse_response(HeaderMap::new(), body)
 }
 
 /// Translates and checks the key may use the model.

@@ -9,6 +9,8 @@ mod edge;
 mod failures;
 mod keyless;
 mod lifecycle;
+mod oversize;
+mod timeouts;
 
 use crate::support::{
     POOL_KEY, TcpTap, TestEnv, event_types, responses_body, start_env, start_env_with,
@@ -210,6 +212,27 @@ async fn affinity_keeps_a_conversation_on_its_account() {
 #[tokio::test]
 async fn python_openai_sdk_plain_streamed_and_helper() {
     let env = start_env(2).await;
+    python_openai_responses(&env).await;
+    env.shutdown().await;
+}
+
+/// The same with every upstream answer late: streamed requests get `: keepalive` comments before
+/// the first byte (issue 15, item 8), which the SDK, its `responses.stream()` helper included,
+/// must skip.
+#[tokio::test]
+async fn python_openai_sdk_takes_heartbeats_before_the_first_byte() {
+    let env = start_env_with(SimOptions::default(), 2, |cfg, _| {
+        cfg.server.sse_heartbeat = Duration::from_millis(100);
+    })
+    .await;
+    env.sim
+        .inject(FaultSpec::always(FaultKind::Silence { millis: 350 }));
+    python_openai_responses(&env).await;
+    env.shutdown().await;
+}
+
+/// Runs `tests/python/openai_responses.py` against `env` and checks what it saw.
+async fn python_openai_responses(env: &TestEnv) {
     let python = std::env::var("ROTOR_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -246,7 +269,6 @@ async fn python_openai_sdk_plain_streamed_and_helper() {
     );
     assert_eq!(v["helper"]["status"], "completed");
     assert_eq!(v["bad_key"]["status"], 401);
-    env.shutdown().await;
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //!
 //! Run: `cargo test --test it translate::` (property tests: `translate::props::`).
 
+mod bounds;
 mod chat;
 mod daemon;
 mod errors;

@@ -4,8 +4,13 @@
 //! protocol. Keepalives become the protocol's own (`ping` events for Anthropic, an SSE comment
 //! for OpenAI). When the inner stream ends, the translator's `finish` guarantees a terminal
 //! frame: a stream that ended without one is reported as a premature close, never as success.
+//!
+//! An upstream event too long to parse ([`crate::sse::MAX_LINE`]) cannot be translated: the
+//! stream ends there with the protocol's error ([`stream::event_too_large`]) — never carries on
+//! without it. The pass-through underneath ends right after the same event (it parses the same
+//! bytes with the same parser) and records the request; what it still sends is not relayed.
 
-use crate::proxy::stream::KEEPALIVE;
+use crate::proxy::stream::{self, KEEPALIVE};
 use crate::sse::SseParser;
 use crate::translate::StreamEnd;
 use crate::translate::chat::ChatStream;
@@ -54,12 +59,18 @@ impl Encoder for MessagesStream {
 
 struct Relay<E> {
     inner: Inner,
+    /// Lossless: after an event it had to drop, it yields nothing more.
     parser: SseParser,
     encoder: E,
+    /// An event was lost and the error frames went out: everything after is not relayed.
+    lost: bool,
 }
 
 impl<E: Encoder> Relay<E> {
     fn chunk(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        if self.lost {
+            return Vec::new();
+        }
         if chunk == KEEPALIVE {
             return self.encoder.keepalive();
         }
@@ -67,7 +78,17 @@ impl<E: Encoder> Relay<E> {
         for ev in self.parser.feed(chunk) {
             frames.extend(self.event(&ev.data));
         }
+        self.check_lost(&mut frames);
         frames
+    }
+
+    /// Ends the client stream with the protocol's error once the parser dropped an event.
+    fn check_lost(&mut self, frames: &mut Vec<Bytes>) {
+        if self.parser.dropped() > 0 && !self.lost {
+            self.lost = true;
+            let message = stream::event_too_large();
+            frames.extend(self.encoder.finish(StreamEnd::Failed { message }));
+        }
     }
 
     fn event(&mut self, data: &[u8]) -> Vec<Bytes> {
@@ -78,10 +99,14 @@ impl<E: Encoder> Relay<E> {
     }
 
     fn end(&mut self, end: StreamEnd) -> Vec<Bytes> {
+        if self.lost {
+            return Vec::new();
+        }
         let mut frames = match self.parser.finish() {
             Some(ev) => self.event(&ev.data),
             None => Vec::new(),
         };
+        self.check_lost(&mut frames);
         frames.extend(self.encoder.finish(end));
         frames
     }
@@ -94,8 +119,9 @@ pub(super) fn relay<E: Encoder>(
 ) -> Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>> {
     let relay = Relay {
         inner,
-        parser: SseParser::new(),
+        parser: SseParser::lossless(),
         encoder,
+        lost: false,
     };
     Box::pin(futures::stream::unfold(Some(relay), |state| async move {
         let mut r = state?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// POSTs JSON with the pool key (as Claude Code sends it, `x-api-key`); returns status,
 /// headers and body text.
-async fn post(
+pub(super) async fn post(
     env: &TestEnv,
     path: &str,
     body: &Value,
@@ -29,12 +29,12 @@ async fn post(
 }
 
 /// A daemon whose configuration is adjusted by `tweak`.
-async fn start_with(n: usize, tweak: impl FnOnce(&mut Config)) -> TestEnv {
+pub(super) async fn start_with(n: usize, tweak: impl FnOnce(&mut Config)) -> TestEnv {
     start_env_with(SimOptions::default(), n, |cfg, _| tweak(cfg)).await
 }
 
 /// The `data:` payloads of an SSE body, with their `event:` names.
-fn events(body: &str) -> Vec<(Option<String>, String)> {
+pub(super) fn events(body: &str) -> Vec<(Option<String>, String)> {
     body.split("\n\n")
         .filter(|f| !f.trim().is_empty() && !f.starts_with(':'))
         .map(|f| {

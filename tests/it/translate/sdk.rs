@@ -2,11 +2,14 @@
 //! streamed with usage and reasoning, a tool round trip plain and streamed, a bad request) and
 //! `anthropic` messages (plain, `messages.stream()` + `get_final_message()` with thinking, a
 //! `tool_use` → `tool_result` round trip plain and streamed, `count_tokens`, bad request, bad
-//! key). The scripts live in `tests/python/`; the interpreter is `$ROTOR_PYTHON` (default
+//! key), also with every upstream answer late, so heartbeats precede the first byte. The scripts
+//! live in `tests/python/`; the interpreter is `$ROTOR_PYTHON` (default
 //! `python3`) with `pip install openai anthropic`.
 
-use crate::support::{POOL_KEY, start_env};
+use crate::support::{POOL_KEY, start_env, start_env_with};
+use codex_rotor::sim::{FaultKind, FaultSpec, SimOptions};
 use serde_json::Value;
+use std::time::Duration;
 
 /// Runs one script against the daemon and returns the JSON it printed.
 async fn run_script(script: &str, base_url: &str, key: &str, model: &str) -> Value {
@@ -34,7 +37,12 @@ async fn run_script(script: &str, base_url: &str, key: &str, model: &str) -> Val
 async fn openai_sdk_chat_completions() {
     let d = start_env(2).await;
     let out = run_script("openai_chat.py", &d.url("/v1"), POOL_KEY, "gpt-5.5").await;
+    check_openai_chat(&out);
+    d.shutdown().await;
+}
 
+/// What `openai_chat.py` must have seen.
+fn check_openai_chat(out: &Value) {
     let plain = &out["plain"];
     assert_eq!(plain["object"], "chat.completion");
     assert_eq!(plain["model"], "gpt-5.5");
@@ -89,7 +97,6 @@ async fn openai_sdk_chat_completions() {
 
     assert_eq!(out["bad_role"]["status"], 400);
     assert_eq!(out["bad_role"]["param"], "messages[0].role");
-    d.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +109,36 @@ async fn anthropic_sdk_messages() {
         "claude-opus-4-8",
     )
     .await;
+    check_anthropic(&out);
+    d.shutdown().await;
+}
 
+/// The same scripts while every upstream answer is late (issue 15, item 8): each streamed
+/// request gets heartbeats before the first byte — `: keep-alive` comments in Chat Completions,
+/// `message_start` then `ping` events in Messages — and the SDKs must take them in their stride.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_take_heartbeats_before_the_first_byte() {
+    let d = start_env_with(SimOptions::default(), 2, |cfg, _| {
+        cfg.server.sse_heartbeat = Duration::from_millis(100);
+    })
+    .await;
+    d.sim
+        .inject(FaultSpec::always(FaultKind::Silence { millis: 350 }));
+    let out = run_script("openai_chat.py", &d.url("/v1"), POOL_KEY, "gpt-5.5").await;
+    check_openai_chat(&out);
+    let out = run_script(
+        "anthropic_messages.py",
+        &d.url(""),
+        POOL_KEY,
+        "claude-opus-4-8",
+    )
+    .await;
+    check_anthropic(&out);
+    d.shutdown().await;
+}
+
+/// What `anthropic_messages.py` must have seen.
+fn check_anthropic(out: &Value) {
     let plain = &out["plain"];
     assert_eq!(plain["type"], "message");
     assert_eq!(
@@ -156,5 +192,4 @@ async fn anthropic_sdk_messages() {
         out["bad_key"],
         serde_json::json!({"status": 401, "type": "authentication_error"})
     );
-    d.shutdown().await;
 }

@@ -1,0 +1,164 @@
+//! Waiting for upstream's first byte on behalf of a streaming client (issue 15, item 8).
+//!
+//! Failover ([`failover::send`]) can take long: a hung upstream holds each attempt for
+//! `upstream.first_byte_timeout`, and one request may make several (all bounded together by
+//! `upstream.request_deadline`). A client — and every reverse proxy in between — that hears
+//! nothing for minutes gives up on its own, without a word of why. So when failover has not
+//! answered within `server.sse_heartbeat`, the daemon commits to `200 text/event-stream` and
+//! sends a `: keepalive` comment at once and after every further heartbeat, until failover
+//! ends:
+//!
+//! - served → the answer goes on as the usual pass-through ([`super::stream`]), except that
+//!   upstream's response headers can no longer reach the client (the head went out already);
+//! - failed (no account, the deadline passed …) → one terminal `response.failed` carrying the
+//!   error's code and message, as after any other mid-stream failure.
+//!
+//! A failover that answers within the first heartbeat — nearly every one — is answered exactly
+//! as before, with its own status and headers. The translated routes wrap the same
+//! Responses-level body in their relay: a keepalive becomes an Anthropic `ping` (after
+//! `message_start`) or an OpenAI comment, the `response.failed` the protocol's error event.
+//! Non-streaming clients cannot be kept alive this way; they just wait, bounded by the deadline.
+//!
+//! Known gap: when the daemon shuts down during such a wait, the client gets a terminal
+//! `server_shutting_down` event but the request is recorded as client-closed (its record lives
+//! inside the failover that is cancelled).
+
+use crate::errors::ApiError;
+use crate::proxy::failover::{self, Served};
+use crate::proxy::outcome::Outcome;
+use crate::proxy::request::ResponsesRequest;
+use crate::proxy::stream::{KEEPALIVE, failed_event};
+use crate::state::AppState;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http::HeaderMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Failover's answer, with what it needed handed back to the caller.
+pub struct Done {
+    /// The served answer, or why there is none.
+    pub served: Result<Served, ApiError>,
+    /// The request it was for.
+    pub req: ResponsesRequest,
+    /// The request's record.
+    pub out: Outcome,
+}
+
+/// A failover still running after the first heartbeat, to be owned by the body that waits.
+pub struct Pending {
+    /// The failover itself.
+    failover: Pin<Box<dyn Future<Output = Done> + Send>>,
+    /// `server.sse_heartbeat`.
+    heartbeat: Duration,
+    /// Becomes `true` when the shutdown grace is over.
+    drain: watch::Receiver<bool>,
+}
+
+/// How failover for a streaming client began.
+// `Ready` is nearly every request: boxing it would cost an allocation each, to save a few
+// hundred bytes of stack for a moment.
+#[allow(clippy::large_enum_variant)]
+pub enum Start {
+    /// It finished within one heartbeat: answer as usual (its status, upstream's headers).
+    Ready(Done),
+    /// It is still running: answer `200 text/event-stream` with [`late_body`].
+    Late(Pending),
+}
+
+/// Runs failover for a streaming client; after one `server.sse_heartbeat` of it, stops
+/// waiting (not the failover) and hands it over.
+pub async fn start(
+    state: &AppState,
+    req: ResponsesRequest,
+    headers: HeaderMap,
+    mut out: Outcome,
+) -> Start {
+    let heartbeat = state.config().server.sse_heartbeat;
+    let st = state.clone();
+    // Boxed so that, still running, it can move into the response body.
+    let mut failover: Pin<Box<dyn Future<Output = Done> + Send>> = Box::pin(async move {
+        let served = failover::send(&st, &req, &headers, &mut out).await;
+        Done { served, req, out }
+    });
+    match tokio::time::timeout(heartbeat, &mut failover).await {
+        Ok(done) => Start::Ready(done),
+        Err(_) => Start::Late(Pending {
+            failover,
+            heartbeat,
+            drain: state.drain(),
+        }),
+    }
+}
+
+/// Where a late body is.
+enum Phase<F, S> {
+    /// Failover runs; `true` until the first keepalive went out.
+    Waiting(Pending, F, bool),
+    /// Upstream answered: its stream, as `then` made it.
+    Streaming(Pin<Box<S>>),
+    /// The terminal event went out.
+    Over,
+}
+
+/// The body of a late answer: a keepalive at once and after every heartbeat while failover
+/// runs, then what `then` makes of the served answer, or one terminal `response.failed`.
+pub fn late_body<F, S>(
+    pending: Pending,
+    then: F,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
+where
+    F: FnOnce(Served, ResponsesRequest, Outcome) -> S + Send + 'static,
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let keepalive = || Ok(Bytes::from_static(KEEPALIVE));
+    let start: Phase<F, S> = Phase::Waiting(pending, then, true);
+    futures::stream::unfold(start, move |phase| async move {
+        match phase {
+            Phase::Waiting(p, then, true) => Some((keepalive(), Phase::Waiting(p, then, false))),
+            Phase::Waiting(mut p, then, false) => tokio::select! {
+                done = &mut p.failover => match done.served {
+                    Ok(served) => {
+                        let mut s = Box::pin(then(served, done.req, done.out));
+                        let item = s.next().await?;
+                        Some((item, Phase::Streaming(s)))
+                    }
+                    Err(e) => Some((Ok(failed(done.out, &e)), Phase::Over)),
+                },
+                _ = tokio::time::sleep(p.heartbeat) => Some((keepalive(), Phase::Waiting(p, then, false))),
+                () = drained(&mut p.drain) => {
+                    let frame = failed_event(None, "server_shutting_down", "the server is shutting down; retry the request");
+                    Some((Ok(frame), Phase::Over))
+                }
+            },
+            Phase::Streaming(mut s) => {
+                let item = s.next().await?;
+                Some((item, Phase::Streaming(s)))
+            }
+            Phase::Over => None,
+        }
+    })
+}
+
+/// Resolves when the shutdown grace is over (or the daemon's state is gone).
+async fn drained(drain: &mut watch::Receiver<bool>) {
+    let _ = drain.wait_for(|over| *over).await;
+}
+
+/// Records a failover that failed after heartbeats went out, and renders its terminal event:
+/// the error's own code (`timeout`, `usage_limit_reached`, `no_available_accounts` …) and
+/// message; a refusal upstream blamed on the request also carries upstream's body.
+fn failed(mut out: Outcome, e: &ApiError) -> Bytes {
+    let body = e.openai_body();
+    let code = body["error"]["code"].as_str().unwrap_or("codex_api_error");
+    let mut message = e.to_string();
+    if let ApiError::Passthrough { body, .. } = e {
+        message.push_str(": ");
+        message.push_str(&String::from_utf8_lossy(&body[..body.len().min(2000)]));
+    }
+    let frame = failed_event(None, code, &message);
+    out.finish(200, Some(message));
+    frame
+}
