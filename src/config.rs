@@ -1,4 +1,4 @@
-//! Typed configuration of the daemon (STYLE.md practice 7). One `Config` with a struct per
+//! Typed configuration of the daemon (docs/style.md practice 7). One `Config` with a struct per
 //! TOML section, every struct `#[serde(deny_unknown_fields, default)]` so an omitted key takes
 //! its default and a misspelt key is an error. `config/default.toml` lists every knob; a test
 //! checks it equals `Config::default()`.
@@ -97,7 +97,7 @@ pub enum ConfigError {
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// The I/O error that stopped the read.
         source: std::io::Error,
     },
     /// The file is not valid TOML or does not fit the schema.

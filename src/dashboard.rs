@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 
 /// The page shell.
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
-/// Styles.
+/// The page's stylesheet.
 const STYLE_CSS: &str = include_str!("dashboard/style.css");
 /// Boot, login, polling, overview and actions.
 const APP_JS: &str = include_str!("dashboard/app.js");

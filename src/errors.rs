@@ -7,7 +7,7 @@
 //!   by the translate module's own functions from the same variants.
 //! - `anyhow` is only used in wiring (`serve`, `demo`, `main`).
 //!
-//! Two rules from DESIGN.md live here: an exhausted pool answers **429**
+//! Two rules live here (docs/quota.md rule 6, docs/failures.md): an exhausted pool answers **429**
 //! `usage_limit_reached` with `resets_at`/`resets_in_seconds` and a `Retry-After` header (never
 //! 401), and an upstream answer that is the request's own fault (400/404/422) is returned to
 //! the client exactly as upstream sent it.
@@ -77,7 +77,7 @@ pub enum ApiError {
         /// The request's path.
         path: String,
     },
-    /// Every account that could serve this model is out of quota (DESIGN.md rule 6).
+    /// Every account that could serve this model is out of quota (docs/quota.md rule 6).
     #[error("all accounts have reached their usage limit")]
     Exhausted {
         /// Soonest reset in the pool, unix seconds.

@@ -61,7 +61,7 @@ impl Default for LoadSpec {
 /// Latency percentiles of one measurement.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Percentiles {
-    /// Median.
+    /// 50th-percentile latency.
     #[serde(with = "humantime_serde")]
     pub p50: Duration,
     /// 90th percentile.
@@ -70,7 +70,7 @@ pub struct Percentiles {
     /// 99th percentile.
     #[serde(with = "humantime_serde")]
     pub p99: Duration,
-    /// Slowest.
+    /// The slowest request's latency.
     #[serde(with = "humantime_serde")]
     pub max: Duration,
 }

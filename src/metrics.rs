@@ -3,7 +3,7 @@
 //! ([`Metrics::observe`]), so the counters, the histograms and the dashboard's usage series are
 //! all derived from the same record; account-level gauges (accounts by derived status, quota
 //! used % per bucket) are read from the pool at scrape time and never cached here, because the
-//! account actors own those facts (DESIGN.md: one truth per fact).
+//! account actors own those facts (docs/architecture.md "One truth per fact").
 
 pub mod accounts;
 pub mod exposition;

@@ -2,7 +2,7 @@
 //! the token endpoint ([`refresh`], the `TokenRefresher` handed to the account actors), and
 //! adding an account by logging in with the PKCE authorization-code flow ([`login`]). The
 //! actors decide *when* to refresh and make the result durable; this module only speaks to the
-//! auth server, exactly as Codex CLI does (PROTOCOL.md §7–§8).
+//! auth server, exactly as Codex CLI does (docs/protocol.md §7–§8).
 
 pub mod jwt;
 pub mod login;

@@ -2,7 +2,7 @@
 //! real effects (files, OAuth refresher, usage prober, system clock) and serve HTTP until
 //! SIGTERM/SIGINT, reloading keys, strategy and limits on SIGHUP.
 //!
-//! Shutdown is ordered (STYLE.md practice 6): stop accepting → let open streams finish within
+//! Shutdown is ordered (docs/style.md practice 6): stop accepting → let open streams finish within
 //! `server.shutdown_grace` → end the rest with a terminal event → stop the pool, so every
 //! account actor flushes its file → exit 0.
 

@@ -1,5 +1,5 @@
-//! Simulator of the ChatGPT Codex backend and the OAuth token endpoint (DESIGN.md "The
-//! simulator", facts in PROTOCOL.md). Tests, the demo and the benchmarks run against it, and
+//! Simulator of the ChatGPT Codex backend and the OAuth token endpoint (docs/architecture.md "The
+//! simulator", facts in docs/protocol.md). Tests, the demo and the benchmarks run against it, and
 //! operators use `codex-rotor sim` to rehearse a configuration without real accounts.
 //!
 //! In-process use: [`Simulator::start`] binds a listener and returns a [`SimHandle`] whose

@@ -6,7 +6,7 @@
 //! Per-account identity is stable: every request of an account carries the same `originator`
 //! and `user-agent` (from config) and its own `chatgpt-account-id`; conversation headers
 //! (`session-id`, `x-codex-turn-state`, …) are forwarded from the client so upstream sees the
-//! same turn structure Codex would send directly (PROTOCOL.md §2).
+//! same turn structure Codex would send directly (docs/protocol.md §2).
 
 pub mod classify;
 pub mod usage;

@@ -60,7 +60,7 @@ pub enum AccountMsg {
     Applied429(quota::Rejection429),
     /// Upstream failed in another way.
     UpstreamFailed {
-        /// How.
+        /// The failure class and its evidence.
         failure: UpstreamFailure,
         /// When the request started.
         at: UnixMs,
@@ -184,7 +184,7 @@ pub type Notify = Arc<dyn Fn(Report) + Send + Sync>;
 pub struct AccountArgs {
     /// Its last durable record.
     pub record: AccountRecord,
-    /// Knobs.
+    /// The quota and failure timings this account runs with.
     pub cfg: Arc<AccountConfig>,
     /// Store, refresher, prober, clock.
     pub effects: Effects,
@@ -201,7 +201,7 @@ pub struct AccountActor;
 pub struct Running {
     /// The account.
     pub st: AccountState,
-    /// Effects.
+    /// Writes, probes and refreshes the last message asked for.
     fx: Effects,
     /// Refresh gate.
     gate: Arc<RefreshGate>,

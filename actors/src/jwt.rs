@@ -1,5 +1,5 @@
 //! Just enough JWT reading for the pool: the `exp` claim of an access token, which drives the
-//! proactive refresh schedule, and the identity claims (PROTOCOL.md §8) an account imported from
+//! proactive refresh schedule, and the identity claims (docs/protocol.md §8) an account imported from
 //! a refresh token alone learns from its first refresh. No signature check — upstream checks
 //! every token it is sent; the pool only reads timing and whose the token is.
 

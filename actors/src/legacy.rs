@@ -1,7 +1,7 @@
-//! Import and export of the predecessor's `accounts.json` entries (REFERENCE.md §2.2): camelCase
+//! Import and export of the predecessor's `accounts.json` entries (docs/predecessor.md §2.2): camelCase
 //! top level, snake_case `usage` and `cachedQuota`, ISO timestamps and unix-second resets. The
-//! import applies the one-shot migration of the retired rate-limit lock (DESIGN.md rule 8,
-//! REFERENCE.md §2.5): `rate_limited` becomes `active`; a future `usage.rate_limit_until`
+//! import applies the one-shot migration of the retired rate-limit lock (docs/quota.md rule 8,
+//! docs/predecessor.md §2.5): `rate_limited` becomes `active`; a future `usage.rate_limit_until`
 //! becomes a locked primary bucket unless the cached quota was fetched after it; a past one is
 //! dropped. The export never writes `rate_limit_until` or `rate_limited`.
 

@@ -112,7 +112,7 @@ pub enum PickError {
     /// No account can serve for another reason (answer 503).
     #[error("no account available: {reason}")]
     Unavailable {
-        /// Why.
+        /// What every account refused with, in operator words.
         reason: String,
     },
     /// The pool did not answer in time.
@@ -313,7 +313,7 @@ impl PoolHandle {
         })
     }
 
-    /// Pool summary (rule 6). An unresponsive pool reports itself as not serving.
+    /// Pool summary (docs/quota.md rule 6). An unresponsive pool reports itself as not serving.
     pub async fn summary(&self) -> PoolSummary {
         self.ask(PoolMsg::Summary).await.unwrap_or_default()
     }

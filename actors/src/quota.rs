@@ -1,4 +1,4 @@
-//! The cached quota of one account — the single truth about whether it is exhausted (DESIGN.md
+//! The cached quota of one account — the single truth about whether it is exhausted (docs/quota.md
 //! rules 1–5). Plain data and pure functions: evidence goes in with the time upstream produced
 //! it, effects come out; no tokio, no clock. Parsing of the evidence lives in [`headers`] (the
 //! `x-codex-*` response headers) and [`usage`] (the `/wham/usage` JSON); the transitions in
@@ -249,7 +249,7 @@ impl Quota {
         out
     }
 
-    /// Exhausted buckets relevant to a request (rule 1): primary and secondary always,
+    /// Exhausted buckets relevant to a request (docs/quota.md rule 1): primary and secondary always,
     /// code review only for review requests, an extra limit only for the models it meters.
     pub fn locks_for(&self, model_limit: Option<&str>, review: bool) -> Vec<Lock> {
         self.locks()
@@ -262,7 +262,7 @@ impl Quota {
             .collect()
     }
 
-    /// True iff some bucket relevant to the request is exhausted (rule 1): the same buckets as
+    /// True iff some bucket relevant to the request is exhausted (docs/quota.md rule 1): the same buckets as
     /// [`locks_for`](Self::locks_for), checked without allocating (it runs on every lease).
     pub fn exhausted_for(&self, model_limit: Option<&str>, review: bool) -> bool {
         let hit = |b: &Option<Bucket>| b.as_ref().is_some_and(|b| b.limit_reached);

@@ -318,7 +318,7 @@ pub fn through_cooldowns<'a>(
     }
 }
 
-/// Classifies an empty choice: exhausted (rule 6: answer 429 with the soonest reset) iff some
+/// Classifies an empty choice: exhausted (docs/quota.md rule 6: answer 429 with the soonest reset) iff some
 /// account would serve but for its quota, none is merely busy, and none that this request
 /// already tried could still serve (a 5xx on it is not the pool running out of quota).
 pub fn no_choice<'a>(

@@ -201,7 +201,7 @@ fn from_tokens(
     Ok(rec)
 }
 
-/// A predecessor `accounts.json` entry: converted by `rotor_actors::legacy::import` (DESIGN.md
+/// A predecessor `accounts.json` entry: converted by `rotor_actors::legacy::import` (docs/quota.md
 /// rule 8), then identity back-filled from the JWT. A dead entry (expired token, no refresh
 /// token) is kept as `expired` — the predecessor's file is not bad because one account died.
 fn from_legacy(

@@ -1,5 +1,5 @@
-//! The account operations against a running pool, for the admin API (the admin engineer owns
-//! the routes; these functions are what they call). The file is parsed and validated in full
+//! The account operations against a running pool, for the admin API (its
+//! routes call these functions). The file is parsed and validated in full
 //! before the pool is touched, so a bad file changes nothing; the pool then applies the one
 //! import rule itself (`PoolHandle::add`, the same rule as the offline path: never an older
 //! refresh token back, never re-activating a banned or disabled account).

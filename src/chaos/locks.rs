@@ -1,5 +1,5 @@
 //! Watches the pool through `GET /admin/accounts` during a run and records every lock that
-//! outlived its deadline: a quota lock must be gone by its `reset_at` (or its rule-5
+//! outlived its deadline: a quota lock must be gone by its `reset_at` (or its docs/quota.md rule 5
 //! `recheck_at`, whichever is sooner) plus one tick plus a probe round trip, a Cloudflare
 //! cooldown by its `cooldown_until` plus the same slack. No lock may be unescapable.
 

@@ -52,7 +52,7 @@ pub struct Cell {
 /// One pool size.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
-    /// Accounts.
+    /// Accounts in the pool for this row.
     pub accounts: usize,
     /// Daemon start → healthy, ms.
     pub startup_ms: u128,

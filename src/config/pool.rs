@@ -20,7 +20,7 @@ pub struct PoolSection {
     /// Period of each account's `Tick` (reset expired buckets, flush state, schedule probes).
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
-    /// Lock length after a 429 that names no reset time (DESIGN.md rule 2).
+    /// Lock length after a 429 that names no reset time (docs/quota.md rule 2).
     #[serde(with = "humantime_serde")]
     pub default_429_backoff: Duration,
     /// Restarts per hour of one crashed account actor tolerated (with backoff) before it

@@ -33,7 +33,7 @@ pub struct UpstreamConfig {
     pub max_retries_per_account: u32,
     /// Accounts one client request may try (failover budget) before it fails.
     pub max_accounts_per_request: u32,
-    /// `User-Agent` sent upstream (PROTOCOL.md §1: what Codex CLI sends).
+    /// `User-Agent` sent upstream (docs/protocol.md §2: what Codex CLI sends).
     pub user_agent: String,
     /// `originator` header sent upstream.
     pub originator: String,

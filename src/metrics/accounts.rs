@@ -1,5 +1,5 @@
 //! Pool and account gauges, read from the pool at scrape time: whether the pool serves, leases
-//! in flight, accounts by derived status (DESIGN.md rule 7) and quota used % per account and
+//! in flight, accounts by derived status (docs/quota.md rule 7) and quota used % per account and
 //! bucket. Also names every quota bucket of an account the same way for metrics, admin API and
 //! dashboard ([`quota_buckets`]).
 

@@ -1,4 +1,4 @@
-//! Reading the claims of a ChatGPT access or id token (PROTOCOL.md §8). The daemon never
+//! Reading the claims of a ChatGPT access or id token (docs/protocol.md §8). The daemon never
 //! verifies signatures — upstream does that on every request — it only needs to know when a
 //! token expires and whose it is (account id, user id, plan, email) so it can schedule the
 //! refresh and find duplicates. A token that is not a JWT at all is an error the caller can

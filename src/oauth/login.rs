@@ -83,7 +83,7 @@ impl LoginSettings {
     }
 }
 
-/// The full authorize URL Codex opens in the browser (REFERENCE.md §6), spaces as `%20`.
+/// The full authorize URL Codex opens in the browser (docs/predecessor.md §6), spaces as `%20`.
 pub fn authorize_url(
     settings: &LoginSettings,
     pkce: &Pkce,

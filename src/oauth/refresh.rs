@@ -1,5 +1,5 @@
 //! The token-endpoint client: [`HttpRefresher`] implements `rotor_actors::TokenRefresher` by
-//! sending exactly the request Codex sends (PROTOCOL.md §7 — JSON body, `originator` and
+//! sending exactly the request Codex sends (docs/protocol.md §7 — JSON body, `originator` and
 //! `user-agent`, no Authorization) to the configured `upstream.token_url`, and sorts every
 //! failure into the actor's taxonomy: retry later (`Transient`), the refresh token is dead and
 //! the account needs a login (`Permanent`), or the account itself is gone (`Deactivated`).

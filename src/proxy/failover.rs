@@ -1,8 +1,8 @@
 //! Choosing the account that serves a request, and moving on when upstream refuses it.
 //!
-//! Every decision here is made *before the first byte reaches the client* (STYLE.md practice
+//! Every decision here is made *before the first byte reaches the client* (docs/style.md practice
 //! 9): an upstream answer is either a 2xx stream handed to the caller with its lease, or it is
-//! classified ([`crate::upstream::classify`]) into one row of DESIGN.md "Failure classes" — the
+//! classified ([`crate::upstream::classify`]) into one row of docs/failures.md — the
 //! account effect is cast on the lease (`rejected`, `failed`) and the request either tries the
 //! same account again (transient, bounded by `upstream.max_retries_per_account`), another
 //! account (bounded by `upstream.max_accounts_per_request`), or answers the client as is (the
@@ -125,7 +125,7 @@ async fn try_accounts(
     Err(last_other.or(last_429).unwrap_or(ApiError::Internal))
 }
 
-/// Maps a failed pick to the client's answer. Exhaustion always wins (DESIGN.md rule 6: 429,
+/// Maps a failed pick to the client's answer. Exhaustion always wins (docs/quota.md rule 6: 429,
 /// never 401); otherwise the last upstream failure says more than "no other account", and
 /// without one the pool summary says why nothing can serve.
 async fn pick_error(state: &AppState, e: PickError, last: Option<ApiError>) -> ApiError {
@@ -318,7 +318,7 @@ async fn read_bounded(mut resp: reqwest::Response, bound: Duration) -> Bytes {
     Bytes::from(buf)
 }
 
-/// Casts the quota headers of an answer to the account (rule 3); evidence is stamped with the
+/// Casts the quota headers of an answer to the account (docs/quota.md rule 3); evidence is stamped with the
 /// request's start time.
 pub fn observe_headers(lease: &Lease, headers: &HeaderMap) {
     // Only `x-` headers can carry quota (the parser skips the rest): validate no other value.

@@ -56,7 +56,7 @@ pub fn parse(
     if let Some(enc) = headers.get(http::header::CONTENT_ENCODING) {
         if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
             return Err(bad(
-                "compressed request bodies are not supported; configure Codex with a custom provider (PROTOCOL.md §11)",
+                "compressed request bodies are not supported; configure Codex with a custom provider (docs/protocol.md §11)",
                 None,
             ));
         }

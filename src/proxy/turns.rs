@@ -1,5 +1,5 @@
 //! Sticky routing by `x-codex-turn-state`. Upstream hands out an opaque turn-state token in a
-//! response header and Codex echoes it on the follow-up requests of the same turn (PROTOCOL.md
+//! response header and Codex echoes it on the follow-up requests of the same turn (docs/protocol.md
 //! §2, §12); those must reach the account that issued it. The pool's affinity is keyed by
 //! conversation key, and it records a key when it grants a lease — before the token exists —
 //! so the proxy remembers, per token, the affinity key of the request that received it. A

@@ -1,4 +1,4 @@
-//! Unsigned JWTs (`alg: none`) carrying the claims Codex reads (PROTOCOL.md §8). The
+//! Unsigned JWTs (`alg: none`) carrying the claims Codex reads (docs/protocol.md §8). The
 //! simulator never verifies a signature: it knows every token it issued and looks it up.
 
 use base64::Engine;

@@ -1,5 +1,5 @@
 //! The simulated `auth.openai.com`: `POST /oauth/token` with `grant_type=refresh_token`
-//! (PROTOCOL.md §7: single-use rotating refresh tokens, `refresh_token_reused` on reuse) or
+//! (docs/protocol.md §7: single-use rotating refresh tokens, `refresh_token_reused` on reuse) or
 //! `grant_type=authorization_code` (PKCE S256 verifier checked), and `GET /oauth/authorize`,
 //! which approves at once and redirects back with a code. Bodies may be JSON (what Codex sends)
 //! or form-encoded (what OAuth libraries send).

@@ -99,7 +99,7 @@ pub struct CreatedAccount {
     pub id: String,
     /// Email claim of its tokens.
     pub email: String,
-    /// A Codex CLI `auth.json` (PROTOCOL.md §8) holding its first tokens.
+    /// A Codex CLI `auth.json` (docs/protocol.md §8) holding its first tokens.
     pub auth_json: serde_json::Value,
 }
 

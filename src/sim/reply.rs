@@ -1,5 +1,5 @@
 //! Small builders for the simulator's error answers, in the shapes upstream uses
-//! (PROTOCOL.md §6): JSON `{"error":{…}}` bodies, the Cloudflare challenge page, and the
+//! (docs/protocol.md §6): JSON `{"error":{…}}` bodies, the Cloudflare challenge page, and the
 //! `x-codex-*` quota headers every answer about a known account carries (§4).
 
 use super::options::EXTRA_LIMIT_ID;

@@ -1,5 +1,5 @@
 //! `POST /backend-api/codex/responses`: authenticate, apply scripted faults, check quota
-//! (429 `usage_limit_reached`, PROTOCOL.md §6), charge tokens, and answer as SSE (§5) or as one
+//! (429 `usage_limit_reached`, docs/protocol.md §6), charge tokens, and answer as SSE (§5) or as one
 //! JSON object, always with the `x-codex-*` headers of §4.
 
 use super::conn::ConnControl;
@@ -256,7 +256,7 @@ fn reset_unknown(world: &World) -> Response {
     )
 }
 
-/// The 429 `usage_limit_reached` answer, body exactly as PROTOCOL.md §6.
+/// The 429 `usage_limit_reached` answer, body exactly as docs/protocol.md §6.
 fn usage_limit(refusal: Refusal, plan_type: &str, mut h: HeaderMap, now: i64) -> Response {
     let (reset_at, extra) = match refusal {
         Refusal::Codex { reset_at } => (reset_at, false),

@@ -1,4 +1,4 @@
-//! The Responses-API answer as SSE events (PROTOCOL.md §5) and as one JSON object. Pure: a
+//! The Responses-API answer as SSE events (docs/protocol.md §5) and as one JSON object. Pure: a
 //! [`Plan`] and ids in, text out. Event order for a message: `response.created`,
 //! `response.in_progress`, [reasoning item: `output_item.added`, `reasoning_summary_part.added`,
 //! `reasoning_summary_text.delta`…, `reasoning_summary_text.done`, `reasoning_summary_part.done`,

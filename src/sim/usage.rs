@@ -1,4 +1,4 @@
-//! `GET /backend-api/wham/usage` (PROTOCOL.md §9) and `GET /backend-api/codex/models`.
+//! `GET /backend-api/wham/usage` (docs/protocol.md §9) and `GET /backend-api/codex/models`.
 
 use super::conn::ConnControl;
 use super::fault::{self, Effect};

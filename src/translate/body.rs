@@ -1,7 +1,7 @@
 //! The upstream Responses request both request translators build, and the checked accessors
 //! they read the client's JSON with (every type error names its field).
 //!
-//! Upstream rules applied here (REFERENCE.md §8): `stream: true` and `store: false` always;
+//! Upstream rules applied here (docs/predecessor.md §8): `stream: true` and `store: false` always;
 //! `reasoning = {effort, summary: "auto"}` with `include: ["reasoning.encrypted_content"]`
 //! when an effort is known (effort `none` sends `{effort: "none"}` alone); `tool_choice`
 //! defaults to `auto` and `parallel_tool_calls` to `true`, as Codex sends them; instructions

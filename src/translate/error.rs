@@ -1,7 +1,7 @@
 //! The one error type of translation and its rendering in each client protocol's own shape.
 //!
 //! A `TranslateError` is protocol-neutral (status, kind, offending field, message); `render`
-//! turns it into the exact body an OpenAI or Anthropic client expects (REFERENCE.md §5.6), and
+//! turns it into the exact body an OpenAI or Anthropic client expects (docs/predecessor.md §5.6), and
 //! `stream_frames` into the mid-stream error frames that end a stream that already started.
 
 use bytes::Bytes;
@@ -160,7 +160,7 @@ impl TranslateError {
     }
 }
 
-/// OpenAI's `error.type` for a kind (REFERENCE.md §5.6).
+/// OpenAI's `error.type` for a kind (docs/predecessor.md §5.6).
 fn openai_type(kind: &str) -> &'static str {
     match kind {
         kind::INVALID_REQUEST | kind::NOT_FOUND | kind::AUTHENTICATION | kind::PERMISSION => {
@@ -171,7 +171,7 @@ fn openai_type(kind: &str) -> &'static str {
     }
 }
 
-/// OpenAI's `error.code` for a kind (REFERENCE.md §5.6).
+/// OpenAI's `error.code` for a kind (docs/predecessor.md §5.6).
 fn openai_code(kind: &str) -> &'static str {
     match kind {
         kind::INVALID_REQUEST => "invalid_request",

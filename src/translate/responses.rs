@@ -3,7 +3,7 @@
 //! by `collect`.
 //!
 //! Upstream may stream deltas, or only send whole items in `response.output_item.done`, or only
-//! list them in `response.completed` (PROTOCOL.md §5: the `done` item is the real answer). The
+//! list them in `response.completed` (docs/protocol.md §5: the `done` item is the real answer). The
 //! `Normalizer` reconciles the three: it remembers what it already emitted per output item and
 //! emits only the missing remainder, so a client sees every character exactly once.
 

@@ -1,4 +1,4 @@
-//! Classification of a non-success upstream answer into one row of DESIGN.md "Failure
+//! Classification of a non-success upstream answer into one row of docs/failures.md "Failure
 //! classes". Pure: status, headers and (a bounded prefix of) the body in, a [`Verdict`] out. The
 //! proxy turns the verdict into an account effect (`rejected`, `failed`) and a request effect
 //! (retry elsewhere, retry here, or answer the client) — always before the first byte reached
@@ -9,7 +9,7 @@ use serde_json::Value;
 /// What a non-2xx upstream answer means.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// 429: the account hit a usage or rate limit; lock it (rule 2) and try another account.
+    /// 429: the account hit a usage or rate limit; lock it (docs/quota.md rule 2) and try another account.
     RateLimited(Limit429),
     /// 401: the access token is no longer accepted; the actor refreshes it (single-flight).
     Unauthorized,
@@ -25,7 +25,7 @@ pub enum Verdict {
     ClientFault,
 }
 
-/// What a 429 said about when the account may be used again (PROTOCOL.md §6).
+/// What a 429 said about when the account may be used again (docs/protocol.md §6).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Limit429 {
     /// `error.type` (`usage_limit_reached`, `rate_limit_exceeded`, `usage_not_included` …).
@@ -97,7 +97,7 @@ fn account_state(json: Option<&Value>, body: &[u8]) -> Option<Verdict> {
     }
 }
 
-/// Cloudflare challenge or block page (REFERENCE.md §5.2 row 6).
+/// Cloudflare challenge or block page (docs/predecessor.md §5.2 row 6).
 pub fn is_cloudflare<'a>(header: &impl Fn(&str) -> Option<&'a str>, body: &[u8]) -> bool {
     if header("cf-mitigated").is_some() {
         return true;

@@ -1,6 +1,6 @@
 //! The usage prober the account actors are handed at spawn: `GET {base}/wham/usage` with the
 //! account's credentials, parsed by `rotor_actors::quota::usage::parse`. Unlike the
-//! predecessor (REFERENCE.md §12.2 item 10), the HTTP status matters: 401 means the token is no
+//! predecessor (docs/predecessor.md §12.2 item 10), the HTTP status matters: 401 means the token is no
 //! longer accepted and 403 that the account is refused, so a probe can mark an account.
 
 use super::{Creds, Upstream, chain};

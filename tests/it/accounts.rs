@@ -33,7 +33,7 @@ fn id_token(email: &str, plan: &str) -> String {
     }))
 }
 
-/// A Codex CLI auth.json (PROTOCOL.md §8).
+/// A Codex CLI auth.json (docs/protocol.md §8).
 fn auth_json(account: &str, user: &str, rt: &str) -> Value {
     json!({
         "auth_mode": "chatgpt", "OPENAI_API_KEY": null,

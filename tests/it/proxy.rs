@@ -1,5 +1,5 @@
 //! The Responses proxy end to end: client → daemon → simulator over real sockets. One test per
-//! behaviour of issue 4 — pass-through, `stream: false`, every row of DESIGN.md "Failure
+//! behaviour of issue 4 — pass-through, `stream: false`, every row of docs/failures.md "Failure
 //! classes", pool exhaustion, affinity, client disconnect, shutdown — plus the real `openai`
 //! Python SDK. Failure rows are in `proxy/failures.rs`, lifecycle in `proxy/lifecycle.rs`, what
 //! keyless clients may make the daemon read in `proxy/keyless.rs`, and what a new user's first

@@ -1,4 +1,4 @@
-//! The simulator against PROTOCOL.md, over real sockets with reqwest: stream shapes the real
+//! The simulator against docs/protocol.md, over real sockets with reqwest: stream shapes the real
 //! clients need (§5, §12), quota headers (§4), the exact 429 body (§6), token refresh (§7),
 //! auth failures, the usage endpoint (§9), the control API; faults are in `sim/faults.rs`.
 

@@ -13,7 +13,7 @@ use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds};
 
 /// How long usage counters alone (requests, tokens, last use) may wait for a flush: with every
 /// account busy, a write per account per tick was hundreds of file writes a second for figures
-/// that are statistics, not state (DESIGN.md: quota and usage may be coalesced). Quota changes
+/// that are statistics, not state (docs/architecture.md "Writes": quota and usage may be coalesced). Quota changes
 /// still go out on the next tick; everything on shutdown.
 pub const USAGE_FLUSH_MS: UnixMs = 60_000;
 
@@ -30,7 +30,7 @@ pub enum Action {
 pub struct AccountState {
     /// The durable record (tokens, status, quota, usage).
     pub rec: AccountRecord,
-    /// Knobs.
+    /// The quota and failure timings this account runs with.
     pub cfg: Arc<AccountConfig>,
     /// Leases held now.
     pub leases: u32,
@@ -242,7 +242,7 @@ impl AccountState {
         self.dirty = true;
     }
 
-    /// Applies an upstream failure class (DESIGN.md table) met by a request that started at
+    /// Applies an upstream failure class (docs/failures.md) met by a request that started at
     /// `at`. Returns whether the status changed (which is persisted at once) and the action.
     pub fn failure(
         &mut self,

@@ -87,7 +87,7 @@ impl Drop for Lease {
     }
 }
 
-/// How an upstream attempt failed, as the HTTP front end classified it (DESIGN.md table).
+/// How an upstream attempt failed, as the HTTP front end classified it (docs/failures.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum UpstreamFailure {

@@ -1,4 +1,4 @@
-//! What the pool tells operators: the pool summary (rule 6), one account's view (rule 7: the
+//! What the pool tells operators: the pool summary (docs/quota.md rule 6), one account's view (docs/quota.md rule 7: the
 //! `rate_limited` badge is derived from the quota), and why an account is or is not available.
 //! None of these ever carries a token.
 
@@ -6,14 +6,14 @@ use serde::Serialize;
 
 use crate::{AccountId, Identity, Status, UnixMs, UsageCounters, quota::Quota};
 
-/// Counts over the pool and whether it serves (rule 6).
+/// Counts over the pool and whether it serves (docs/quota.md rule 6).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PoolSummary {
     /// Accounts in the pool.
     pub total: usize,
     /// Active accounts (including rate-limited ones).
     pub active: usize,
-    /// Active accounts with an exhausted main bucket (derived, rule 7).
+    /// Active accounts with an exhausted main bucket (derived, docs/quota.md rule 7).
     pub rate_limited: usize,
     /// Expired accounts.
     pub expired: usize,
@@ -45,7 +45,7 @@ pub struct AccountView {
     pub identity: Identity,
     /// Lifecycle status.
     pub status: Status,
-    /// Why.
+    /// The reason the status holds, when it is not `active`.
     pub status_reason: Option<String>,
     /// Badge: `rate_limited` iff active with an exhausted bucket, `cooling_down` during a
     /// Cloudflare cooldown, else the status.
@@ -66,7 +66,7 @@ pub struct AccountView {
     pub token_expires_at: Option<UnixMs>,
 }
 
-/// The status badge operators see (DESIGN.md rule 7): the lifecycle status, except that an
+/// The status badge operators see (docs/quota.md rule 7): the lifecycle status, except that an
 /// active account in a Cloudflare cooldown shows `cooling_down` and an active account with an
 /// exhausted quota bucket shows `rate_limited`. Nothing else decides that badge: the account
 /// view, the admin API, the dashboard and `accounts list` all read it from here.

@@ -39,7 +39,7 @@ pub enum PoolMsg {
         /// `(chatgpt_account_id, chatgpt_user_id)`.
         key: (String, String),
     },
-    /// Pool summary (rule 6).
+    /// Pool summary (docs/quota.md rule 6).
     Summary(RpcReplyPort<PoolSummary>),
     /// All account actors.
     Refs(RpcReplyPort<Vec<(AccountId, AccountRef)>>),
@@ -68,7 +68,7 @@ pub struct PoolSupervisor;
 
 /// What the supervisor is started with.
 pub struct PoolArgs {
-    /// Config.
+    /// The pool's rotation and timing settings.
     pub cfg: PoolConfig,
     /// Effects handed to every account.
     pub effects: Effects,
@@ -369,7 +369,7 @@ fn identified(st: &mut PoolState, id: AccountId, key: (String, String)) {
     }
 }
 
-/// Pool summary from the view (rule 6: an all-exhausted pool is not serving).
+/// Pool summary from the view (docs/quota.md rule 6: an all-exhausted pool is not serving).
 pub fn summary(view: &View, now: i64) -> PoolSummary {
     let mut s = PoolSummary {
         total: view.len(),

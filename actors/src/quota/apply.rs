@@ -1,4 +1,4 @@
-//! Transitions of the cached quota (DESIGN.md rules 2–5): a 429 locks a bucket and never
+//! Transitions of the cached quota (docs/quota.md rules 2–5): a 429 locks a bucket and never
 //! shrinks its reset; observed headers and probes replace the buckets they mention unless they
 //! are older than what is known; a tick clears windows whose reset passed and asks for
 //! verification. Pure: `now` is an argument and effects are returned, not performed.
@@ -27,13 +27,13 @@ impl Default for QuotaConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
-    /// Upstream rejected a request with 429 (rule 2).
+    /// Upstream rejected a request with 429 (docs/quota.md rule 2).
     Applied429(Rejection429),
-    /// `x-codex-*` headers of an upstream answer (rule 3).
+    /// `x-codex-*` headers of an upstream answer (docs/quota.md rule 3).
     HeaderObserved(Observation),
     /// A `/wham/usage` probe answered (authoritative; confirms a pending verification).
     Probed(Observation),
-    /// Periodic timer: clear passed windows, schedule probes (rules 4–5).
+    /// Periodic timer: clear passed windows, schedule probes (docs/quota.md rules 4–5).
     Tick,
 }
 
@@ -55,7 +55,7 @@ pub enum Effect {
     },
     /// Probe the usage endpoint to confirm the quota.
     Probe {
-        /// Why.
+        /// What made the bucket doubtful, for the log.
         reason: String,
     },
     /// Evidence older than what is known about a bucket was ignored.

@@ -1,4 +1,4 @@
-//! Parses the quota headers of an upstream answer (PROTOCOL.md §4): the main `x-codex-primary-*`
+//! Parses the quota headers of an upstream answer (docs/protocol.md §4): the main `x-codex-primary-*`
 //! / `x-codex-secondary-*` windows, the credits headers, and every other `x-<limit>-primary-*`
 //! family as a named extra limit (`x-codex-bengalfox-…` → `codex_bengalfox`). A code-review
 //! family (`codex_code_review`, `codex_review`, `code_review`) fills the code-review bucket.

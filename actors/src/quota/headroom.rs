@@ -3,7 +3,7 @@
 //! more. Upstream's headers show the usage at a request's START, so several requests leased at
 //! once to an account that is about to fill all pass and the next ones all meet 429s; an account
 //! whose headroom is tight therefore serves one request at a time. This only narrows
-//! concurrency: exhaustion stays the cached quota's word alone (DESIGN.md rule 1, the seed).
+//! concurrency: exhaustion stays the cached quota's word alone (docs/quota.md rule 1).
 //! Pure: times are arguments, nothing is persisted (after a restart there is no estimate yet,
 //! and without one behaviour is unchanged).
 

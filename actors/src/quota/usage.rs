@@ -1,4 +1,4 @@
-//! Parses the `/wham/usage` JSON (PROTOCOL.md §9) into an [`Observation`]. Unlike headers, the
+//! Parses the `/wham/usage` JSON (docs/protocol.md §9) into an [`Observation`]. Unlike headers, the
 //! body carries an explicit `limit_reached` flag and `additional_rate_limits` keyed by metered
 //! feature; a body without `rate_limit` (e.g. an error JSON) is rejected.
 

@@ -1,4 +1,4 @@
-//! Parsing of quota evidence: every `x-codex-*` header family (PROTOCOL.md §4) and the
+//! Parsing of quota evidence: every `x-codex-*` header family (docs/protocol.md §4) and the
 //! `/wham/usage` JSON (§9), snapshotted with times relative to `T0`.
 
 use rotor_actors::quota::{headers, usage};

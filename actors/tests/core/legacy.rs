@@ -1,4 +1,4 @@
-//! Legacy `accounts.json` import/export (DESIGN.md rule 8, REFERENCE.md §2.2/§2.5): the five
+//! Legacy `accounts.json` import/export (docs/quota.md rule 8, docs/predecessor.md §2.2/§2.5): the five
 //! migration cases as snapshots of the imported record (times relative to `T0`), plus the
 //! guarantees that the retired lock is never written back.
 

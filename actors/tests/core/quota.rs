@@ -1,4 +1,4 @@
-//! The quota truth (DESIGN.md rules 1–5) as scripted traces: each scenario feeds events at given
+//! The quota truth (docs/quota.md rules 1–5) as scripted traces: each scenario feeds events at given
 //! times and snapshots `(message, state after, effects)`; the assertions next to each snapshot
 //! pin the rule it is about, so a wrong snapshot cannot be accepted silently.
 

@@ -1,5 +1,5 @@
 //! Rotation (pure `choose` and the supervisor's indexed `View`): strategies, affinity, plan
-//! routing, exclusions, and the exhausted-vs-unavailable classification behind rule 6.
+//! routing, exclusions, and the exhausted-vs-unavailable classification behind docs/quota.md rule 6.
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rotor_actors::Strategy;

@@ -1,4 +1,4 @@
-//! Chat Completions request → Responses request (REFERENCE.md §8.1).
+//! Chat Completions request → Responses request (docs/predecessor.md §8.1).
 //!
 //! Messages map one by one: `system`/`developer` → `instructions`; `user` → a user message
 //! (`text` → `input_text`, `image_url` → `input_image`, `file` → `input_file`); `assistant`

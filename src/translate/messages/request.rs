@@ -1,4 +1,4 @@
-//! Anthropic Messages request → Responses request (REFERENCE.md §8.2).
+//! Anthropic Messages request → Responses request (docs/predecessor.md §8.2).
 //!
 //! `system` (string, text blocks, or plain strings) → `instructions`. Content blocks: `text` →
 //! `input_text` / `output_text`; `image` (base64 → data URL, or url) → `input_image`;

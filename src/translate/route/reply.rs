@@ -1,6 +1,6 @@
 //! Errors before a translated stream starts, rendered in the client's protocol. OpenAI clients
 //! get the proxy's own rendering (the OpenAI shape, `Retry-After` where due); Anthropic clients
-//! get `{"type":"error","error":{"type","message"}}` with the statuses of REFERENCE.md §5.6 —
+//! get `{"type":"error","error":{"type","message"}}` with the statuses of docs/predecessor.md §5.6 —
 //! 529 `overloaded_error` when no account can serve, 429 `rate_limit_error` with
 //! `Retry-After`, 504 `timeout_error` on a premature close.
 

@@ -1,5 +1,5 @@
 //! The real Codex CLI (`codex exec`) with a custom provider pointing at the daemon
-//! (PROTOCOL.md §11: `wire_api = "responses"`, `env_key`): a plain answer, a pool-exhausted run
+//! (docs/protocol.md §11: `wire_api = "responses"`, `env_key`): a plain answer, a pool-exhausted run
 //! and a tool round trip through Codex's own tool router.
 //!
 //! The tool case: the simulator answers `use the tool exec_command with CMD` with a

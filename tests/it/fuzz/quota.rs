@@ -1,7 +1,7 @@
 //! Fuzzing what upstream tells us about quota: the `x-codex-*` header parser, the `/wham/usage`
 //! body parser, and the pure quota core they feed (`Quota::apply`). Upstream controls every
 //! byte here, so nothing may panic (no overflow on absurd numbers either), and the rules of
-//! DESIGN.md must hold on any input: a 429 never shrinks a reset, `used ≥ 100` means locked.
+//! docs/quota.md must hold on any input: a 429 never shrinks a reset, `used ≥ 100` means locked.
 
 use super::{cases, json};
 use proptest::prelude::*;

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Sample {
     /// Full sample name (with `_bucket`/`_sum`/`_count` for histograms).
     pub name: String,
-    /// Labels.
+    /// Label names to values.
     pub labels: BTreeMap<String, String>,
-    /// Value.
+    /// The sample's value.
     pub value: f64,
 }
 

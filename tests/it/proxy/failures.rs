@@ -1,4 +1,4 @@
-//! Every row of DESIGN.md "Failure classes" over real sockets: what the account becomes, what
+//! Every row of docs/failures.md over real sockets: what the account becomes, what
 //! the request does (fail over before any byte, retry, or answer as is), and the pool's own
 //! answers when no account can serve (429 exhausted, 503 with the reason).
 

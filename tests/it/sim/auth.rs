@@ -1,4 +1,4 @@
-//! Simulator auth (PROTOCOL.md §7, §8): 401/403 shapes, refresh rotation with reuse
+//! Simulator auth (docs/protocol.md §7, §8): 401/403 shapes, refresh rotation with reuse
 //! detection, the PKCE login, plus the usage endpoint (§9), models and the `/sim/` control API.
 
 use super::{access_token, body, post, start};

@@ -1,5 +1,5 @@
 //! The token endpoint client and the login flow against real servers: the refresh request is
-//! exactly Codex's (PROTOCOL.md §7, fixture `codex_refresh_proactive_expiry.jsonl`), refresh
+//! exactly Codex's (docs/protocol.md §7, fixture `codex_refresh_proactive_expiry.jsonl`), refresh
 //! tokens rotate and a reused one is refused permanently, every failure lands in the right
 //! class, and an account can be added by the PKCE login flow. `tests/fixtures/
 //! codex_refresh_request.jsonl` is the first line of that shared fixture (a live capture).

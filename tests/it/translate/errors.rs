@@ -1,4 +1,4 @@
-//! Error bodies and mid-stream error frames in each protocol's own shape (REFERENCE.md §5.6).
+//! Error bodies and mid-stream error frames in each protocol's own shape (docs/predecessor.md §5.6).
 
 use super::readable;
 use codex_rotor::translate::error::kind;
