@@ -30,6 +30,8 @@ pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "x-openai-subagent",
     "x-codex-routing-hint",
     "openai-beta",
+    // Sent by Codex for Responses-Lite models; upstream serves them only with it.
+    "x-openai-internal-codex-responses-lite",
 ];
 
 /// Settings of the upstream session (a copy of `config.upstream`, kept small on purpose).
@@ -47,18 +49,28 @@ pub struct UpstreamSettings {
     pub user_agent: String,
     /// `originator` sent for every account.
     pub originator: String,
+    /// `version` header of model requests and `client_version` of the catalogue.
+    pub client_version: String,
+}
+
+impl UpstreamSettings {
+    /// The session settings `config.upstream` asks for.
+    pub fn from_config(u: &crate::config::UpstreamConfig) -> Self {
+        Self {
+            base_url: u.base_url.trim_end_matches('/').to_owned(),
+            connect_timeout: u.connect_timeout,
+            first_byte_timeout: u.first_byte_timeout,
+            idle_timeout: u.idle_timeout,
+            user_agent: u.user_agent.clone(),
+            originator: u.originator.clone(),
+            client_version: u.client_version.clone(),
+        }
+    }
 }
 
 impl Default for UpstreamSettings {
     fn default() -> Self {
-        Self {
-            base_url: "https://chatgpt.com/backend-api".into(),
-            connect_timeout: Duration::from_secs(10),
-            first_byte_timeout: Duration::from_secs(120),
-            idle_timeout: Duration::from_secs(300),
-            user_agent: "codex_cli_rs/0.169.0 (codex-rotor)".into(),
-            originator: "codex_cli_rs".into(),
-        }
+        Self::from_config(&crate::config::UpstreamConfig::default())
     }
 }
 
@@ -121,6 +133,10 @@ struct Prebuilt {
     originator: Option<http::HeaderValue>,
     /// `user-agent` from config (likewise).
     user_agent: Option<http::HeaderValue>,
+    /// `version` from config (likewise); sent on model requests only, as Codex does.
+    version: Option<http::HeaderValue>,
+    /// `{base}/codex/models?client_version=…`.
+    models_url: String,
     /// [`FORWARDED_REQUEST_HEADERS`] as header names.
     forwarded: Vec<http::HeaderName>,
 }
@@ -137,6 +153,11 @@ impl Prebuilt {
             responses_url: reqwest::Url::parse(&responses_url(&settings.base_url)).ok(),
             originator: http::HeaderValue::from_str(&settings.originator).ok(),
             user_agent: http::HeaderValue::from_str(&settings.user_agent).ok(),
+            version: http::HeaderValue::from_str(&settings.client_version).ok(),
+            models_url: format!(
+                "{}/codex/models?client_version={}",
+                settings.base_url, settings.client_version
+            ),
             forwarded: FORWARDED_REQUEST_HEADERS
                 .iter()
                 .map(|n| http::HeaderName::from_static(n))
@@ -188,7 +209,7 @@ impl Upstream {
         body: Bytes,
         client_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let mut headers = self.identity(creds);
+        let mut headers = self.model_identity(creds);
         headers.reserve(4);
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -212,12 +233,12 @@ impl Upstream {
 
     /// `GET {base}/codex/models` with one account's credentials.
     pub async fn models(&self, creds: Creds<'_>) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!(
-            "{}/codex/models?client_version=0.169.0",
-            self.settings.base_url
-        );
-        self.send(self.client.get(url).headers(self.identity(creds)))
-            .await
+        self.send(
+            self.client
+                .get(&self.prebuilt.models_url)
+                .headers(self.model_identity(creds)),
+        )
+        .await
     }
 
     /// `GET {base}/wham/usage` with one account's credentials.
@@ -265,6 +286,16 @@ impl Upstream {
         }
         h
     }
+
+    /// [`Upstream::identity`] plus the `version` header Codex's built-in provider puts on its
+    /// model requests (`/codex/responses`, `/codex/models`), not on the usage probe.
+    fn model_identity(&self, creds: Creds<'_>) -> HeaderMap {
+        let mut h = self.identity(creds);
+        if let Some(v) = &self.prebuilt.version {
+            h.insert(http::HeaderName::from_static("version"), v.clone());
+        }
+        h
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +321,59 @@ mod tests {
                 chatgpt_account_id: Some("acct-1")
             })
         );
+    }
+
+    /// Model requests carry the presented Codex version and the Responses-Lite marker a client
+    /// sent; the usage probe carries no `version` (Codex's backend client sends none).
+    #[tokio::test]
+    async fn model_requests_carry_the_version_and_forward_responses_lite() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<(String, HeaderMap)>>> = Arc::default();
+        let seen2 = seen.clone();
+        let app = axum::Router::new().fallback(move |uri: http::Uri, headers: HeaderMap| {
+            let seen = seen2.clone();
+            async move {
+                seen.lock().expect("lock").push((uri.to_string(), headers));
+                "{}"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut cfg = crate::config::UpstreamConfig::default();
+        cfg.base_url = format!("http://{addr}/backend-api");
+        cfg.client_version = "9.8.7".into();
+        let up = Upstream::new(UpstreamSettings::from_config(&cfg)).expect("client");
+        let creds = || Creds {
+            access_token: "tok",
+            chatgpt_account_id: Some("acct-1"),
+        };
+        let mut client = HeaderMap::new();
+        client.insert(
+            "x-openai-internal-codex-responses-lite",
+            "true".parse().expect("value"),
+        );
+        client.insert("x-api-key", "client-secret".parse().expect("value"));
+        up.responses(creds(), Bytes::from_static(b"{}"), &client)
+            .await
+            .expect("responses");
+        up.models(creds()).await.expect("models");
+        up.usage(creds()).await.expect("usage");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        let (uri, h) = &seen[0];
+        assert_eq!(uri, "/backend-api/codex/responses");
+        assert_eq!(h["version"], "9.8.7");
+        assert_eq!(h["x-openai-internal-codex-responses-lite"], "true");
+        assert!(h.get("x-api-key").is_none(), "client credentials stay here");
+        let (uri, h) = &seen[1];
+        assert_eq!(uri, "/backend-api/codex/models?client_version=9.8.7");
+        assert_eq!(h["version"], "9.8.7");
+        let (uri, h) = &seen[2];
+        assert_eq!(uri, "/backend-api/wham/usage");
+        assert!(h.get("version").is_none(), "{h:?}");
     }
 
     #[test]
