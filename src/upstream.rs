@@ -9,6 +9,7 @@
 //! same turn structure Codex would send directly (docs/protocol.md §2).
 
 pub mod classify;
+pub mod cookies;
 pub mod usage;
 
 use bytes::Bytes;
@@ -75,8 +76,10 @@ impl Default for UpstreamSettings {
 }
 
 /// What the proxy needs to talk to upstream for one account.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct Creds<'a> {
+    /// Pool account id (whose Cloudflare cookie jar the request uses).
+    pub account: &'a str,
     /// Bearer token.
     pub access_token: &'a str,
     /// `chatgpt-account-id` header value.
@@ -121,6 +124,8 @@ pub struct Upstream {
     /// What every request reuses instead of rebuilding it (URL parsing with IDNA, header
     /// validation): the `/codex/responses` URL and the constant identity headers.
     prebuilt: Prebuilt,
+    /// Each account's Cloudflare cookies.
+    jars: std::sync::Arc<cookies::CookieJars>,
 }
 
 /// Parts of every upstream request built once, when the session is.
@@ -188,12 +193,18 @@ impl Upstream {
             client,
             settings,
             prebuilt,
+            jars: std::sync::Arc::default(),
         })
     }
 
     /// The shared HTTP client (also used by the OAuth refresher: one connection pool).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The accounts' Cloudflare cookie jars.
+    pub fn cookie_jars(&self) -> &cookies::CookieJars {
+        &self.jars
     }
 
     /// The settings in use.
@@ -228,12 +239,14 @@ impl Upstream {
             Some(url) => self.client.post(url.clone()),
             None => self.client.post(responses_url(&self.settings.base_url)),
         };
-        self.send(req.headers(headers).body(body)).await
+        self.send(creds.account, req.headers(headers).body(body))
+            .await
     }
 
     /// `GET {base}/codex/models` with one account's credentials.
     pub async fn models(&self, creds: Creds<'_>) -> Result<reqwest::Response, UpstreamError> {
         self.send(
+            creds.account,
             self.client
                 .get(&self.prebuilt.models_url)
                 .headers(self.model_identity(creds)),
@@ -245,6 +258,7 @@ impl Upstream {
     pub async fn usage(&self, creds: Creds<'_>) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}/wham/usage", self.settings.base_url);
         self.send(
+            creds.account,
             self.client
                 .get(url)
                 .headers(self.identity(creds))
@@ -253,10 +267,23 @@ impl Upstream {
         .await
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, UpstreamError> {
+    /// Sends with the account's cookie jar: its Cloudflare cookies go out, the ones the
+    /// answer sets are kept.
+    async fn send(
+        &self,
+        account: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let req = match self.jars.header(account) {
+            Some(cookie) => req.header(http::header::COOKIE, cookie),
+            None => req,
+        };
         let bound = self.settings.first_byte_timeout;
         match tokio::time::timeout(bound, req.send()).await {
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => {
+                self.jars.absorb(account, resp.headers());
+                Ok(resp)
+            }
             Ok(Err(e)) => Err(UpstreamError::Transport(e)),
             Err(_) => Err(UpstreamError::FirstByteTimeout(bound)),
         }
@@ -306,6 +333,7 @@ mod tests {
     fn identity_headers_carry_account_and_mark_token_sensitive() {
         let up = Upstream::new(UpstreamSettings::default()).expect("client");
         let h = up.identity(Creds {
+            account: "a1",
             access_token: "tok",
             chatgpt_account_id: Some("acct-1"),
         });
@@ -317,6 +345,7 @@ mod tests {
         assert_eq!(
             h,
             up.identity(Creds {
+                account: "a1",
                 access_token: "tok",
                 chatgpt_account_id: Some("acct-1")
             })
@@ -342,11 +371,14 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let mut cfg = crate::config::UpstreamConfig::default();
-        cfg.base_url = format!("http://{addr}/backend-api");
-        cfg.client_version = "9.8.7".into();
+        let cfg = crate::config::UpstreamConfig {
+            base_url: format!("http://{addr}/backend-api"),
+            client_version: "9.8.7".into(),
+            ..Default::default()
+        };
         let up = Upstream::new(UpstreamSettings::from_config(&cfg)).expect("client");
         let creds = || Creds {
+            account: "a1",
             access_token: "tok",
             chatgpt_account_id: Some("acct-1"),
         };
@@ -374,6 +406,70 @@ mod tests {
         let (uri, h) = &seen[2];
         assert_eq!(uri, "/backend-api/wham/usage");
         assert!(h.get("version").is_none(), "{h:?}");
+    }
+
+    /// Cloudflare cookies an answer sets go back with that account's next request, never with
+    /// another account's.
+    #[tokio::test]
+    async fn each_account_sends_back_its_own_cloudflare_cookies() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let seen2 = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let seen = seen2.clone();
+            async move {
+                let cookie = headers
+                    .get("cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let account = headers["chatgpt-account-id"]
+                    .to_str()
+                    .unwrap_or("")
+                    .to_owned();
+                seen.lock().expect("lock").push(cookie);
+                (
+                    [(
+                        http::header::SET_COOKIE,
+                        format!("__cf_bm=bm-{account}; path=/; HttpOnly"),
+                    )],
+                    "{}",
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let cfg = crate::config::UpstreamConfig {
+            base_url: format!("http://{addr}/backend-api"),
+            ..Default::default()
+        };
+        let up = Upstream::new(UpstreamSettings::from_config(&cfg)).expect("client");
+        let creds = |account| Creds {
+            account,
+            access_token: "tok",
+            chatgpt_account_id: Some(account),
+        };
+        let none = HeaderMap::new();
+        for account in ["a", "b", "a", "b"] {
+            up.responses(creds(account), Bytes::from_static(b"{}"), &none)
+                .await
+                .expect("responses");
+        }
+        up.usage(creds("a")).await.expect("usage");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            vec![
+                None,
+                None,
+                Some("__cf_bm=bm-a".to_owned()),
+                Some("__cf_bm=bm-b".to_owned()),
+                Some("__cf_bm=bm-a".to_owned()),
+            ]
+        );
+        assert_eq!(up.cookie_jars().len(), 2);
     }
 
     #[test]
