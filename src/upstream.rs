@@ -8,6 +8,7 @@
 //! (`session-id`, `x-codex-turn-state`, …) are forwarded from the client so upstream sees the
 //! same turn structure Codex would send directly (docs/protocol.md §2).
 
+pub mod catalogue;
 pub mod classify;
 pub mod cookies;
 pub mod usage;
@@ -99,6 +100,12 @@ pub enum UpstreamError {
     /// The client could not be built (TLS backend).
     #[error("cannot build the upstream client: {}", chain(.0))]
     Build(#[source] reqwest::Error),
+    /// A body read whole was silent longer than `idle_timeout`.
+    #[error("upstream body silent for {0:?}")]
+    IdleTimeout(Duration),
+    /// A body read whole was longer than its limit (bytes).
+    #[error("upstream body larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 /// Renders an error with every `source()` joined by `: ` (what `{:#}` does for anyhow).
@@ -126,6 +133,8 @@ pub struct Upstream {
     prebuilt: Prebuilt,
     /// Each account's Cloudflare cookies.
     jars: std::sync::Arc<cookies::CookieJars>,
+    /// The Codex model catalogue last fetched.
+    catalogue: std::sync::Arc<catalogue::CatalogueCache>,
 }
 
 /// Parts of every upstream request built once, when the session is.
@@ -194,12 +203,18 @@ impl Upstream {
             settings,
             prebuilt,
             jars: std::sync::Arc::default(),
+            catalogue: std::sync::Arc::default(),
         })
     }
 
     /// The shared HTTP client (also used by the OAuth refresher: one connection pool).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The Codex model catalogue cache.
+    pub fn catalogue(&self) -> &catalogue::CatalogueCache {
+        &self.catalogue
     }
 
     /// The accounts' Cloudflare cookie jars.
@@ -265,6 +280,30 @@ impl Upstream {
                 .header(http::header::ACCEPT, "*/*"),
         )
         .await
+    }
+
+    /// Reads a whole (small) answer body: at most `limit` bytes, no chunk further apart than
+    /// `idle_timeout`.
+    pub async fn read_all(
+        &self,
+        mut resp: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, UpstreamError> {
+        let idle = self.settings.idle_timeout;
+        let mut buf = Vec::new();
+        loop {
+            match tokio::time::timeout(idle, resp.chunk()).await {
+                Err(_) => return Err(UpstreamError::IdleTimeout(idle)),
+                Ok(Err(e)) => return Err(UpstreamError::Transport(e)),
+                Ok(Ok(None)) => return Ok(Bytes::from(buf)),
+                Ok(Ok(Some(chunk))) => {
+                    if buf.len() + chunk.len() > limit {
+                        return Err(UpstreamError::TooLarge(limit));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+        }
     }
 
     /// Sends with the account's cookie jar: its Cloudflare cookies go out, the ones the

@@ -9,6 +9,7 @@ mod edge;
 mod failures;
 mod keyless;
 mod lifecycle;
+mod models;
 mod oversize;
 mod timeouts;
 
