@@ -46,9 +46,7 @@ pub struct Candidate {
 impl Candidate {
     /// True iff the main windows are exhausted (excluded for every model).
     pub fn main_locked(&self) -> bool {
-        self.locks
-            .iter()
-            .any(|l| l.bucket == "primary" || l.bucket == "secondary")
+        self.locks_for(None, false).next().is_some()
     }
 
     /// When every lock relevant to a request has reset (`None` if not locked or unknown).
@@ -60,17 +58,15 @@ impl Candidate {
         untils?.into_iter().max()
     }
 
-    /// Exhausted buckets relevant to a request.
+    /// Exhausted buckets that govern a request ([`BucketId::governs`](crate::quota::BucketId::governs)).
     pub fn locks_for<'a>(
         &'a self,
         model_limit: Option<&'a str>,
         review: bool,
     ) -> impl Iterator<Item = &'a Lock> {
-        self.locks.iter().filter(move |l| match l.bucket.as_str() {
-            "primary" | "secondary" => true,
-            "code_review" => review,
-            other => model_limit.is_some_and(|id| other.split('.').next() == Some(id)),
-        })
+        self.locks
+            .iter()
+            .filter(move |l| l.bucket.governs(model_limit, review))
     }
 }
 
