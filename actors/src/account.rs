@@ -5,6 +5,7 @@
 
 mod cooldown;
 mod refresh;
+mod standing;
 mod state;
 mod upkeep;
 
