@@ -143,9 +143,7 @@ impl From<&PoolConfig> for AccountConfig {
         Self {
             max_leases: c.max_leases_per_account.max(1),
             tick: c.tick,
-            quota: QuotaConfig {
-                default_backoff_ms: ms(c.default_429_backoff),
-            },
+            quota: QuotaConfig::with_backoff(c.default_429_backoff),
             refresh_margin_ms: ms(c.refresh_margin),
             refresh_jitter_ms: ms(c.refresh_jitter),
             refresh_enabled: c.refresh_enabled,

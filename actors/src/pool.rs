@@ -75,7 +75,7 @@ impl Default for PoolConfig {
             strategy: Strategy::LeastUsed,
             max_leases_per_account: 3,
             tick: Duration::from_secs(5),
-            default_429_backoff: Duration::from_secs(60),
+            default_429_backoff: quota::DEFAULT_429_BACKOFF,
             refresh_margin: Duration::from_secs(300),
             refresh_jitter: Duration::from_secs(60),
             refresh_enabled: true,

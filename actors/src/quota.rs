@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use apply::{Effect, Event, QuotaConfig};
+pub use apply::{DEFAULT_429_BACKOFF, Effect, Event, QuotaConfig};
 pub use bucket::{BucketId, Span, UnknownBucket};
 
 use crate::UnixMs;
@@ -342,5 +342,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_429_reset_hint_reads_the_body_then_retry_after_then_the_configured_backoff() {
+        let cfg = QuotaConfig::with_backoff(std::time::Duration::from_secs(90));
+        let r = |resets_at, resets_in_secs, retry_after_secs| Rejection429 {
+            resets_at,
+            resets_in_secs,
+            retry_after_secs,
+            ..Rejection429::default()
+        };
+        assert_eq!(
+            r(Some(5_000), Some(7), Some(9)).reset_hint(1_000, &cfg),
+            5_000
+        );
+        assert_eq!(r(None, Some(7), Some(9)).reset_hint(1_000, &cfg), 8_000);
+        assert_eq!(r(None, None, Some(9)).reset_hint(1_000, &cfg), 10_000);
+        assert_eq!(r(None, None, None).reset_hint(1_000, &cfg), 91_000);
+        assert_eq!(QuotaConfig::default().default_backoff_ms, 60_000);
     }
 }

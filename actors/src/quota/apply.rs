@@ -3,23 +3,50 @@
 //! are older than what is known; a tick clears windows whose reset passed and asks for
 //! verification. Pure: `now` is an argument and effects are returned, not performed.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::{Bucket, BucketId, Observation, Quota, Rejection429, Span, Window};
 use crate::UnixMs;
 
-/// Knobs of the quota rules.
+/// How long a 429 that names no reset locks its bucket unless `pool.default_429_backoff` says
+/// otherwise (docs/quota.md rule 2). Also the `Retry-After` of an exhausted answer whose reset
+/// is unknown (docs/quota.md rule 6).
+pub const DEFAULT_429_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The configured values the quota rules read.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaConfig {
-    /// Lock length for a 429 that names no reset at all (default 60 s).
+    /// Lock length for a 429 that names no reset at all (`pool.default_429_backoff`).
     pub default_backoff_ms: i64,
+}
+
+impl QuotaConfig {
+    /// The rules with `pool.default_429_backoff` = `backoff`.
+    pub fn with_backoff(backoff: Duration) -> Self {
+        Self {
+            default_backoff_ms: i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX / 2),
+        }
+    }
 }
 
 impl Default for QuotaConfig {
     fn default() -> Self {
-        Self {
-            default_backoff_ms: 60_000,
-        }
+        Self::with_backoff(DEFAULT_429_BACKOFF)
+    }
+}
+
+impl Rejection429 {
+    /// When the 429 lets its bucket serve again, counted from `from` (docs/quota.md rule 2): the
+    /// body's `resets_at`, else `from` + its `resets_in_seconds`, else `from` + `Retry-After`,
+    /// else `from` + the configured backoff. The one reading of a 429's reset hint: the quota
+    /// locks the bucket with it (capped by the window) and the proxy answers with it.
+    pub fn reset_hint(&self, from: UnixMs, cfg: &QuotaConfig) -> UnixMs {
+        self.resets_at
+            .or_else(|| self.resets_in_secs.map(|s| from.saturating_add(secs(s))))
+            .or_else(|| self.retry_after_secs.map(|s| from.saturating_add(secs(s))))
+            .unwrap_or_else(|| from.saturating_add(cfg.default_backoff_ms))
     }
 }
 
@@ -94,11 +121,7 @@ impl Quota {
             fx.push(Effect::IgnoredStale { bucket: name });
             return;
         }
-        let mut hint = r
-            .resets_at
-            .or_else(|| r.resets_in_secs.map(|s| now + secs(s)))
-            .or_else(|| r.retry_after_secs.map(|s| now + secs(s)))
-            .unwrap_or(now + cfg.default_backoff_ms);
+        let mut hint = r.reset_hint(now, cfg);
         if let Some(w) = b.window_secs {
             hint = hint.min(now + secs(w));
         }
