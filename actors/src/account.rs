@@ -18,12 +18,12 @@ pub use cooldown::Cooldown;
 pub use refresh::{NEEDS_LOGIN, RefreshGate};
 pub use state::{AccountState, Action};
 
-use crate::pool::{AccountView, Explanation, PoolConfig, UpstreamFailure, UsageDelta};
+use crate::pool::{AccountView, Explanation, PoolConfig, UpstreamFailure};
 use crate::quota::{Event, QuotaConfig};
 use crate::rotation::{Candidate, Cooling};
 use crate::{
     AccountRecord, Effects, NewTokens, ProbeError, RefreshError, RefreshReason, UnixMs,
-    UpstreamCreds, quota,
+    UpstreamCreds, Usage, quota,
 };
 use refresh::{begin_refresh, schedule_refresh, start_refresh, tokens_refreshed};
 use upkeep::{act, merge, probed, push, set_enabled, start_probe, tick};
@@ -54,7 +54,7 @@ pub enum AccountMsg {
         reply: RpcReplyPort<Result<Grant, String>>,
     },
     /// A lease was dropped, with the tokens its request used (if upstream reported them).
-    Release(Option<UsageDelta>),
+    Release(Option<Usage>),
     /// Quota headers of an upstream answer.
     HeaderObserved(quota::Observation),
     /// Upstream answered 429.

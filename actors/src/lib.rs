@@ -21,11 +21,11 @@ pub use effects::{
 };
 pub use pool::{
     AccountView, AddOutcome, Explanation, Lease, PickError, PickRequest, PoolConfig, PoolError,
-    PoolHandle, PoolSummary, Strategy, UpstreamFailure, UsageDelta, derived_status,
+    PoolHandle, PoolSummary, Strategy, UpstreamFailure, derived_status,
 };
 pub use record::import::{AccountIndex, Freshness, Merged, freshness, merge_import};
 pub use record::{
-    AccountRecord, Identity, RefreshIntent, RefreshReason, Status, Tokens, UsageCounters,
+    AccountRecord, Identity, RefreshIntent, RefreshReason, Status, Tokens, Usage, UsageCounters,
 };
 
 /// Unix epoch milliseconds: the one time unit inside the daemon.

@@ -17,7 +17,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
-pub use lease::{Lease, UpstreamFailure, UsageDelta};
+pub use lease::{Lease, UpstreamFailure};
 pub use report::{AccountView, Explanation, PoolSummary, derived_status};
 pub use supervisor::summary;
 

@@ -134,7 +134,7 @@ pub fn row(v: &AccountView) -> Value {
         "b": b,
         "l": v.leases,
         "r": u.requests,
-        "tk": u.input_tokens + u.output_tokens,
+        "tk": u.tokens.input_tokens + u.tokens.output_tokens,
         "cd": v.cooldown_until,
         "v": v.verify,
         "lu": u.last_used,

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use super::{AccountConfig, cooldown::Cooldown};
-use crate::pool::{AccountView, Explanation, UpstreamFailure, UsageDelta};
+use crate::pool::{AccountView, Explanation, UpstreamFailure};
 use crate::quota::headroom::Headroom;
 use crate::quota::{Effect, Event};
 use crate::rotation::{Candidate, Cooling};
-use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds};
+use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds, Usage};
 
 /// How long usage counters alone (requests, tokens, last use) may wait for a flush: with every
 /// account busy, a write per account per tick was hundreds of file writes a second for figures
@@ -174,12 +174,8 @@ impl AccountState {
     }
 
     /// Tokens used by a request.
-    pub fn usage(&mut self, u: UsageDelta) {
-        let c = &mut self.rec.usage;
-        c.input_tokens += u.input_tokens;
-        c.cached_tokens += u.cached_tokens;
-        c.output_tokens += u.output_tokens;
-        c.reasoning_tokens += u.reasoning_tokens;
+    pub fn usage(&mut self, u: Usage) {
+        self.rec.usage.tokens += u;
         self.dirty = true;
     }
 
