@@ -5,6 +5,7 @@
 mod affinity;
 mod board;
 mod lease;
+mod members;
 mod report;
 pub mod restart;
 mod supervisor;
