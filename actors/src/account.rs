@@ -4,10 +4,12 @@
 //! probes are tasks it spawns whose results come back as messages.
 
 mod cooldown;
+mod lease;
 mod refresh;
 mod standing;
 mod state;
 mod upkeep;
+mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +17,11 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 pub use cooldown::Cooldown;
+pub use lease::{Lease, UpstreamFailure};
 pub use refresh::{NEEDS_LOGIN, RefreshGate};
 pub use state::{AccountState, Action};
+pub use view::{AccountView, Explanation, derived_status};
 
-use crate::pool::{AccountView, Explanation, PoolConfig, UpstreamFailure};
 use crate::quota::{Event, QuotaConfig};
 use crate::rotation::{Candidate, Cooling};
 use crate::{
@@ -135,21 +138,6 @@ pub struct AccountConfig {
     pub refresh_enabled: bool,
     /// Minimum gap between background probes of an account awaiting verification.
     pub probe_retry_ms: i64,
-}
-
-impl From<&PoolConfig> for AccountConfig {
-    fn from(c: &PoolConfig) -> Self {
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        Self {
-            max_leases: c.max_leases_per_account.max(1),
-            tick: c.tick,
-            quota: QuotaConfig::with_backoff(c.default_429_backoff),
-            refresh_margin_ms: ms(c.refresh_margin),
-            refresh_jitter_ms: ms(c.refresh_jitter),
-            refresh_enabled: c.refresh_enabled,
-            probe_retry_ms: 60_000,
-        }
-    }
 }
 
 /// What an account tells its supervisor without waiting (actors never call their parent).

@@ -4,7 +4,6 @@
 
 mod affinity;
 mod board;
-mod lease;
 mod members;
 mod report;
 pub mod restart;
@@ -18,28 +17,15 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
-pub use lease::{Lease, UpstreamFailure};
-pub use report::{AccountView, Explanation, PoolSummary, derived_status};
+pub use crate::rotation::Strategy;
+pub use report::PoolSummary;
 pub use supervisor::summary;
 
-use crate::account::{AccountMsg, AccountRef};
+use crate::account::{AccountMsg, AccountRef, AccountView, Explanation, Lease};
 use crate::rotation::{NoChoice, View};
 use crate::{AccountId, AccountRecord, Clock, Effects, UnixMs, quota};
 use board::SharedBoard;
 use supervisor::{AddStep, PoolArgs, PoolMsg, PoolRef, PoolSupervisor};
-
-/// How the next account is chosen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Fewest leases, then fewest requests, then least recently used.
-    #[default]
-    LeastUsed,
-    /// Each account in turn.
-    RoundRobin,
-    /// Keep using the most recently used account until it cannot serve.
-    Sticky,
-}
 
 /// Knobs of the pool (built from the daemon's config).
 #[derive(Debug, Clone, PartialEq)]

@@ -5,11 +5,24 @@
 
 mod view;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use view::View;
 
-use crate::{AccountId, Status, Strategy, UnixMs, quota::Lock};
+use crate::{AccountId, Status, UnixMs, quota::Lock};
+
+/// How the next account is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Fewest leases, then fewest requests, then least recently used.
+    #[default]
+    LeastUsed,
+    /// Each account in turn.
+    RoundRobin,
+    /// Keep using the most recently used account until it cannot serve.
+    Sticky,
+}
 
 /// What an account tells the supervisor about its availability (pushed on every change).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{AccountConfig, cooldown::Cooldown};
-use crate::pool::{AccountView, Explanation, UpstreamFailure};
+use super::{AccountConfig, AccountView, Explanation, UpstreamFailure, cooldown::Cooldown};
 use crate::quota::headroom::Headroom;
 use crate::quota::{Effect, Event};
 use crate::rotation::{Candidate, Cooling};
@@ -282,7 +281,7 @@ impl AccountState {
     /// The operator view (never tokens).
     pub fn view(&self, now: UnixMs) -> AccountView {
         let cooling = self.cooldown.active(now).is_some();
-        let derived = crate::derived_status(self.rec.status, cooling, &self.rec.quota).to_string();
+        let derived = super::derived_status(self.rec.status, cooling, &self.rec.quota).to_string();
         AccountView {
             id: self.rec.id.clone(),
             identity: self.rec.identity.clone(),

@@ -17,8 +17,10 @@ use super::{PoolConfig, PoolError, PoolSummary, Strategy};
 use crate::account::{
     AccountActor, AccountArgs, AccountConfig, AccountRef, AccountState, RefreshGate, Report,
 };
+use crate::quota::QuotaConfig;
 use crate::rotation::{Candidate, View};
 use crate::{AccountId, AccountIndex, AccountRecord, Effects, Status};
+use std::time::Duration;
 
 /// Reference to the supervisor.
 pub type PoolRef = ActorRef<PoolMsg>;
@@ -360,4 +362,20 @@ pub fn summary(view: &View, now: i64) -> PoolSummary {
         s.in_flight += u64::from(c.leases);
     }
     s
+}
+
+/// The account actors' settings, from the pool's.
+impl From<&PoolConfig> for AccountConfig {
+    fn from(c: &PoolConfig) -> Self {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            max_leases: c.max_leases_per_account.max(1),
+            tick: c.tick,
+            quota: QuotaConfig::with_backoff(c.default_429_backoff),
+            refresh_margin_ms: ms(c.refresh_margin),
+            refresh_jitter_ms: ms(c.refresh_jitter),
+            refresh_enabled: c.refresh_enabled,
+            probe_retry_ms: 60_000,
+        }
+    }
 }
