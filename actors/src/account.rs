@@ -121,14 +121,15 @@ impl std::fmt::Debug for AccountMsg {
     }
 }
 
-/// Knobs of an account actor, derived from the pool config.
+/// The settings every account actor of a pool runs with, derived from the pool's
+/// ([`PoolConfig`](crate::PoolConfig)) once and shared.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountConfig {
-    /// Lease cap.
+    /// Leases one account grants at once (at least 1; 1 while its headroom is tight).
     pub max_leases: u32,
-    /// Tick period.
+    /// Period of the ticks that reset passed windows, flush coalesced writes and start probes.
     pub tick: Duration,
-    /// Quota rules.
+    /// The configured values the quota rules read (the 429 backoff).
     pub quota: QuotaConfig,
     /// Refresh this long before expiry.
     pub refresh_margin_ms: i64,
@@ -190,7 +191,7 @@ pub struct Running {
     pub st: AccountState,
     /// Writes, probes and refreshes the last message asked for.
     fx: Effects,
-    /// Refresh gate.
+    /// The pool-wide cap on refreshes this account's refreshes wait for.
     gate: Arc<RefreshGate>,
     /// Reports to the supervisor.
     notify: Notify,

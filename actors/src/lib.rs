@@ -3,6 +3,8 @@
 //! This crate knows no HTTP: the effects it needs (persist a record, refresh tokens, probe
 //! usage) are small traits the daemon implements and hands in at spawn.
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod clock;
 pub mod effects;

@@ -27,7 +27,8 @@ use crate::{AccountId, AccountRecord, Clock, Effects, UnixMs, quota};
 use board::SharedBoard;
 use supervisor::{AddStep, PoolArgs, PoolMsg, PoolRef, PoolSupervisor};
 
-/// Knobs of the pool (built from the daemon's config).
+/// The pool's rotation, timing and refresh settings, built from the daemon's `[pool]` and
+/// `[refresh]` config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     /// Rotation strategy at start (switchable at runtime).
