@@ -110,16 +110,14 @@ impl FromStr for BucketId {
     type Err = UnknownBucket;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let span = |w: &str| Span::ALL.into_iter().find(|s| s.as_str() == w);
-        match s {
-            "primary" => Ok(BucketId::Primary),
-            "secondary" => Ok(BucketId::Secondary),
-            "code_review" => Ok(BucketId::CodeReview),
-            other => other
-                .split_once('.')
-                .and_then(|(id, w)| Some(BucketId::Extra(id.to_owned(), span(w)?)))
-                .ok_or_else(|| UnknownBucket(s.to_owned())),
+        // Read back through `Display`, so the names are spelt in one place.
+        if let Some(main) = BucketId::MAIN.into_iter().find(|id| id.to_string() == s) {
+            return Ok(main);
         }
+        let span = |w: &str| Span::ALL.into_iter().find(|s| s.as_str() == w);
+        s.split_once('.')
+            .and_then(|(id, w)| Some(BucketId::Extra(id.to_owned(), span(w)?)))
+            .ok_or_else(|| UnknownBucket(s.to_owned()))
     }
 }
 
