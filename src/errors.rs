@@ -183,7 +183,11 @@ impl ApiError {
             ApiError::KeyRateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
             ApiError::Exhausted {
                 resets_in_seconds, ..
-            } => Some(resets_in_seconds.unwrap_or(60).max(1)),
+            } => Some(
+                resets_in_seconds
+                    .unwrap_or(rotor_actors::quota::DEFAULT_429_BACKOFF.as_secs())
+                    .max(1),
+            ),
             _ => None,
         }
     }

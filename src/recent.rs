@@ -6,7 +6,7 @@
 //! Records hold the client key's *name* and never a key or a token, so the whole ring can be
 //! serialised to an operator as is.
 
-use rotor_actors::{UnixMs, UsageDelta};
+use rotor_actors::{UnixMs, Usage};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -33,7 +33,7 @@ pub struct RequestRecord {
     /// Time from arrival to the end of the response.
     pub duration_ms: u64,
     /// Tokens upstream reported for the request, when it reported any.
-    pub usage: Option<UsageDelta>,
+    pub usage: Option<Usage>,
     /// How many times the request moved to another account before answering.
     pub failovers: u32,
     /// How many times the request was retried on the same account.

@@ -4,9 +4,12 @@
 //! probes are tasks it spawns whose results come back as messages.
 
 mod cooldown;
+mod lease;
 mod refresh;
+mod standing;
 mod state;
 mod upkeep;
+mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +17,16 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 pub use cooldown::Cooldown;
+pub use lease::{Lease, UpstreamFailure};
 pub use refresh::{NEEDS_LOGIN, RefreshGate};
 pub use state::{AccountState, Action};
+pub use view::{AccountView, Explanation, derived_status};
 
-use crate::pool::{AccountView, Explanation, PoolConfig, UpstreamFailure, UsageDelta};
 use crate::quota::{Event, QuotaConfig};
 use crate::rotation::{Candidate, Cooling};
 use crate::{
     AccountRecord, Effects, NewTokens, ProbeError, RefreshError, RefreshReason, UnixMs,
-    UpstreamCreds, quota,
+    UpstreamCreds, Usage, quota,
 };
 use refresh::{begin_refresh, schedule_refresh, start_refresh, tokens_refreshed};
 use upkeep::{act, merge, probed, push, set_enabled, start_probe, tick};
@@ -53,7 +57,7 @@ pub enum AccountMsg {
         reply: RpcReplyPort<Result<Grant, String>>,
     },
     /// A lease was dropped, with the tokens its request used (if upstream reported them).
-    Release(Option<UsageDelta>),
+    Release(Option<Usage>),
     /// Quota headers of an upstream answer.
     HeaderObserved(quota::Observation),
     /// Upstream answered 429.
@@ -117,14 +121,15 @@ impl std::fmt::Debug for AccountMsg {
     }
 }
 
-/// Knobs of an account actor, derived from the pool config.
+/// The settings every account actor of a pool runs with, derived from the pool's
+/// ([`PoolConfig`](crate::PoolConfig)) once and shared.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountConfig {
-    /// Lease cap.
+    /// Leases one account grants at once (at least 1; 1 while its headroom is tight).
     pub max_leases: u32,
-    /// Tick period.
+    /// Period of the ticks that reset passed windows, flush coalesced writes and start probes.
     pub tick: Duration,
-    /// Quota rules.
+    /// The configured values the quota rules read (the 429 backoff).
     pub quota: QuotaConfig,
     /// Refresh this long before expiry.
     pub refresh_margin_ms: i64,
@@ -134,23 +139,6 @@ pub struct AccountConfig {
     pub refresh_enabled: bool,
     /// Minimum gap between background probes of an account awaiting verification.
     pub probe_retry_ms: i64,
-}
-
-impl From<&PoolConfig> for AccountConfig {
-    fn from(c: &PoolConfig) -> Self {
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        Self {
-            max_leases: c.max_leases_per_account.max(1),
-            tick: c.tick,
-            quota: QuotaConfig {
-                default_backoff_ms: ms(c.default_429_backoff),
-            },
-            refresh_margin_ms: ms(c.refresh_margin),
-            refresh_jitter_ms: ms(c.refresh_jitter),
-            refresh_enabled: c.refresh_enabled,
-            probe_retry_ms: 60_000,
-        }
-    }
 }
 
 /// What an account tells its supervisor without waiting (actors never call their parent).
@@ -203,7 +191,7 @@ pub struct Running {
     pub st: AccountState,
     /// Writes, probes and refreshes the last message asked for.
     fx: Effects,
-    /// Refresh gate.
+    /// The pool-wide cap on refreshes this account's refreshes wait for.
     gate: Arc<RefreshGate>,
     /// Reports to the supervisor.
     notify: Notify,

@@ -9,7 +9,9 @@ mod quota;
 
 use serde_json::{Value, json};
 
-use crate::{AccountRecord, Identity, Status, Tokens, UnixMs, UsageCounters, jwt, quota::Bucket};
+use crate::{
+    AccountRecord, Identity, Status, Tokens, UnixMs, Usage, UsageCounters, jwt, quota::Bucket,
+};
 
 /// Converts one predecessor entry into a record at time `now`.
 pub fn import(entry: &Value, now: UnixMs) -> Result<AccountRecord, String> {
@@ -78,10 +80,12 @@ pub fn import(entry: &Value, now: UnixMs) -> Result<AccountRecord, String> {
     let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
     let counters = UsageCounters {
         requests: n("request_count"),
-        input_tokens: n("input_tokens"),
-        cached_tokens: n("cached_tokens"),
-        output_tokens: n("output_tokens"),
-        reasoning_tokens: 0,
+        tokens: Usage {
+            input_tokens: n("input_tokens"),
+            cached_tokens: n("cached_tokens"),
+            output_tokens: n("output_tokens"),
+            reasoning_tokens: 0,
+        },
         last_used: usage.get("last_used").and_then(iso_ms),
         failures: 0, // empty responses were upstream cuts, not the account's fault
     };
@@ -112,9 +116,9 @@ pub fn export(rec: &AccountRecord) -> Value {
         "status": rec.status.as_str(),
         "usage": {
             "request_count": u.requests,
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "cached_tokens": u.cached_tokens,
+            "input_tokens": u.tokens.input_tokens,
+            "output_tokens": u.tokens.output_tokens,
+            "cached_tokens": u.tokens.cached_tokens,
             "empty_response_count": 0,
             "last_used": u.last_used.map(iso),
         },

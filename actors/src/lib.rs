@@ -3,6 +3,8 @@
 //! This crate knows no HTTP: the effects it needs (persist a record, refresh tokens, probe
 //! usage) are small traits the daemon implements and hands in at spawn.
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod clock;
 pub mod effects;
@@ -15,19 +17,20 @@ pub mod quota;
 pub mod record;
 pub mod rotation;
 
+pub use account::{AccountView, Explanation, Lease, UpstreamFailure, derived_status};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use effects::{
     BoxFuture, Effects, NewTokens, ProbeError, QuotaProber, RefreshError, Store, TokenRefresher,
     UpstreamCreds,
 };
 pub use pool::{
-    AccountView, AddOutcome, Explanation, Lease, PickError, PickRequest, PoolConfig, PoolError,
-    PoolHandle, PoolSummary, Strategy, UpstreamFailure, UsageDelta, derived_status,
+    AddOutcome, PickError, PickRequest, PoolConfig, PoolError, PoolHandle, PoolSummary,
 };
 pub use record::import::{AccountIndex, Freshness, Merged, freshness, merge_import};
 pub use record::{
-    AccountRecord, Identity, RefreshIntent, RefreshReason, Status, Tokens, UsageCounters,
+    AccountRecord, Identity, RefreshIntent, RefreshReason, Status, Tokens, Usage, UsageCounters,
 };
+pub use rotation::Strategy;
 
 /// Unix epoch milliseconds: the one time unit inside the daemon.
 pub type UnixMs = i64;

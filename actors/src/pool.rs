@@ -4,7 +4,7 @@
 
 mod affinity;
 mod board;
-mod lease;
+mod members;
 mod report;
 pub mod restart;
 mod supervisor;
@@ -17,30 +17,18 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
-pub use lease::{Lease, UpstreamFailure, UsageDelta};
-pub use report::{AccountView, Explanation, PoolSummary, derived_status};
+pub use crate::rotation::Strategy;
+pub use report::PoolSummary;
 pub use supervisor::summary;
 
-use crate::account::{AccountMsg, AccountRef};
+use crate::account::{AccountMsg, AccountRef, AccountView, Explanation, Lease};
 use crate::rotation::{NoChoice, View};
 use crate::{AccountId, AccountRecord, Clock, Effects, UnixMs, quota};
 use board::SharedBoard;
 use supervisor::{AddStep, PoolArgs, PoolMsg, PoolRef, PoolSupervisor};
 
-/// How the next account is chosen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Fewest leases, then fewest requests, then least recently used.
-    #[default]
-    LeastUsed,
-    /// Each account in turn.
-    RoundRobin,
-    /// Keep using the most recently used account until it cannot serve.
-    Sticky,
-}
-
-/// Knobs of the pool (built from the daemon's config).
+/// The pool's rotation, timing and refresh settings, built from the daemon's `[pool]` and
+/// `[refresh]` config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     /// Rotation strategy at start (switchable at runtime).
@@ -75,7 +63,7 @@ impl Default for PoolConfig {
             strategy: Strategy::LeastUsed,
             max_leases_per_account: 3,
             tick: Duration::from_secs(5),
-            default_429_backoff: Duration::from_secs(60),
+            default_429_backoff: quota::DEFAULT_429_BACKOFF,
             refresh_margin: Duration::from_secs(300),
             refresh_jitter: Duration::from_secs(60),
             refresh_enabled: true,

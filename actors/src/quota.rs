@@ -5,6 +5,7 @@
 //! [`apply`](Quota::apply).
 
 mod apply;
+mod bucket;
 pub mod headers;
 pub mod headroom;
 pub mod usage;
@@ -13,7 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use apply::{Effect, Event, QuotaConfig};
+pub use apply::{DEFAULT_429_BACKOFF, Effect, Event, QuotaConfig};
+pub use bucket::{BucketId, Span, UnknownBucket};
 
 use crate::UnixMs;
 
@@ -166,114 +168,123 @@ pub fn limit_for_model(model: &str) -> Option<&'static str> {
     (has("spark") || has("bengalfox")).then_some("codex_bengalfox")
 }
 
-/// A bucket's name as [`Quota::buckets`] spells it, borrowed until it is displayed.
-#[derive(Debug, Clone, Copy)]
-enum BucketName<'a> {
-    /// `primary`, `secondary` or `code_review`.
-    Main(&'static str),
-    /// `<limit>.primary` or `<limit>.secondary`.
-    Extra(&'a str, &'static str),
-}
-
-impl std::fmt::Display for BucketName<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BucketName::Main(name) => f.write_str(name),
-            BucketName::Extra(id, window) => write!(f, "{id}.{window}"),
-        }
-    }
-}
-
-/// A bucket that currently excludes the account, with its name and when it resets.
+/// A bucket that currently excludes the account, with its id and when it resets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lock {
-    /// Bucket name: `primary`, `secondary`, `code_review`, or `<limit>.primary|secondary`.
-    pub bucket: String,
+    /// The exhausted bucket.
+    pub bucket: BucketId,
     /// When it resets, if known.
     pub until: Option<UnixMs>,
 }
 
-impl Quota {
-    /// Every bucket with its name, in a stable order.
-    pub fn buckets(&self) -> Vec<(String, &Bucket)> {
-        let mut out = Vec::new();
-        self.each_bucket(|name, b| out.push((name.to_string(), b)));
-        out
+impl ExtraLimit {
+    /// The slot of one of its windows.
+    pub fn slot(&self, span: Span) -> &Option<Bucket> {
+        match span {
+            Span::Primary => &self.primary,
+            Span::Secondary => &self.secondary,
+        }
     }
 
-    /// Calls `f` with every bucket and its name, in the order of [`buckets`](Self::buckets),
-    /// without allocating: the name is built only by a caller that keeps it.
-    fn each_bucket<'a>(&'a self, mut f: impl FnMut(BucketName<'a>, &'a Bucket)) {
-        let main = [
-            ("primary", &self.primary),
-            ("secondary", &self.secondary),
-            ("code_review", &self.code_review),
-        ];
-        for (name, b) in main {
-            if let Some(b) = b {
-                f(BucketName::Main(name), b);
-            }
+    /// The slot of one of its windows, to change it.
+    pub fn slot_mut(&mut self, span: Span) -> &mut Option<Bucket> {
+        match span {
+            Span::Primary => &mut self.primary,
+            Span::Secondary => &mut self.secondary,
         }
-        for (id, x) in &self.extra {
-            for (w, b) in [("primary", &x.primary), ("secondary", &x.secondary)] {
-                if let Some(b) = b {
-                    f(BucketName::Extra(id, w), b);
-                }
-            }
+    }
+}
+
+impl Quota {
+    /// The id of every bucket slot the quota has, in the stable order: the main buckets,
+    /// then each extra limit by id, short window first. The one enumeration of buckets.
+    pub fn ids(&self) -> impl Iterator<Item = BucketId<&str>> {
+        let extra = self
+            .extra
+            .keys()
+            .flat_map(|id| Span::ALL.map(|s| BucketId::Extra(id.as_str(), s)));
+        BucketId::MAIN.into_iter().chain(extra)
+    }
+
+    /// The cached bucket an id names, if known.
+    pub fn bucket<L: AsRef<str>>(&self, id: &BucketId<L>) -> Option<&Bucket> {
+        match id {
+            BucketId::Primary => self.primary.as_ref(),
+            BucketId::Secondary => self.secondary.as_ref(),
+            BucketId::CodeReview => self.code_review.as_ref(),
+            BucketId::Extra(l, s) => self.extra.get(l.as_ref())?.slot(*s).as_ref(),
         }
+    }
+
+    /// The slot of the bucket an id names, to change it (an extra limit is added if new).
+    pub fn slot_mut(&mut self, id: &BucketId) -> &mut Option<Bucket> {
+        match id {
+            BucketId::Primary => &mut self.primary,
+            BucketId::Secondary => &mut self.secondary,
+            BucketId::CodeReview => &mut self.code_review,
+            BucketId::Extra(l, s) => self.extra.entry(l.clone()).or_default().slot_mut(*s),
+        }
+    }
+
+    /// Every known bucket with its id, in the order of [`ids`](Self::ids), without allocating.
+    pub fn iter(&self) -> impl Iterator<Item = (BucketId<&str>, &Bucket)> {
+        self.ids().filter_map(|id| Some((id, self.bucket(&id)?)))
+    }
+
+    /// Every known bucket with its name, in the order of [`ids`](Self::ids).
+    pub fn buckets(&self) -> Vec<(String, &Bucket)> {
+        self.iter().map(|(id, b)| (id.to_string(), b)).collect()
     }
 
     /// True iff a tick at `now` would change something: the cheap check actors run every tick.
     pub fn tick_due(&self, now: UnixMs) -> bool {
         let pending = self.verify_since.is_some();
-        let main = [&self.primary, &self.secondary, &self.code_review];
-        let extra = self.extra.values().flat_map(|x| [&x.primary, &x.secondary]);
-        main.into_iter().chain(extra).flatten().any(|b| {
+        self.iter().any(|(_, b)| {
             b.reset_at.is_some_and(|t| t <= now)
                 || b.recheck_at.is_some_and(|t| t <= now)
                 || (b.limit_reached && b.reset_at.is_none() && !pending)
         })
     }
 
-    /// All exhausted buckets (any model).
-    pub fn locks(&self) -> Vec<Lock> {
-        let mut out = Vec::new();
-        self.each_bucket(|name, b| {
-            if b.limit_reached {
-                out.push(Lock {
-                    bucket: name.to_string(),
-                    until: b.reset_at,
-                });
-            }
-        });
-        out
+    /// The exhausted buckets, borrowed, in the order of [`ids`](Self::ids).
+    fn exhausted(&self) -> impl Iterator<Item = (BucketId<&str>, &Bucket)> {
+        self.iter().filter(|(_, b)| b.limit_reached)
     }
 
-    /// Exhausted buckets relevant to a request (docs/quota.md rule 1): primary and secondary always,
-    /// code review only for review requests, an extra limit only for the models it meters.
-    pub fn locks_for(&self, model_limit: Option<&str>, review: bool) -> Vec<Lock> {
-        self.locks()
-            .into_iter()
-            .filter(|l| match l.bucket.as_str() {
-                "primary" | "secondary" => true,
-                "code_review" => review,
-                other => model_limit.is_some_and(|id| other.split('.').next() == Some(id)),
+    /// All exhausted buckets (any model).
+    pub fn locks(&self) -> Vec<Lock> {
+        self.exhausted()
+            .map(|(id, b)| Lock {
+                bucket: id.to_owned(),
+                until: b.reset_at,
             })
             .collect()
     }
 
-    /// True iff some bucket relevant to the request is exhausted (docs/quota.md rule 1): the same buckets as
-    /// [`locks_for`](Self::locks_for), checked without allocating (it runs on every lease).
-    pub fn exhausted_for(&self, model_limit: Option<&str>, review: bool) -> bool {
-        let hit = |b: &Option<Bucket>| b.as_ref().is_some_and(|b| b.limit_reached);
-        hit(&self.primary)
-            || hit(&self.secondary)
-            || (review && hit(&self.code_review))
-            || model_limit.is_some_and(|id| {
-                self.extra.iter().any(|(k, x)| {
-                    k.split('.').next() == Some(id) && (hit(&x.primary) || hit(&x.secondary))
-                })
+    /// The exhausted buckets that govern a request ([`BucketId::governs`]), borrowed.
+    pub fn governing_locks<'q>(
+        &'q self,
+        model_limit: Option<&'q str>,
+        review: bool,
+    ) -> impl Iterator<Item = (BucketId<&'q str>, &'q Bucket)> {
+        self.exhausted()
+            .filter(move |(id, _)| id.governs(model_limit, review))
+    }
+
+    /// Exhausted buckets that govern a request ([`governing_locks`](Self::governing_locks)).
+    pub fn locks_for(&self, model_limit: Option<&str>, review: bool) -> Vec<Lock> {
+        self.governing_locks(model_limit, review)
+            .map(|(id, b)| Lock {
+                bucket: id.to_owned(),
+                until: b.reset_at,
             })
+            .collect()
+    }
+
+    /// True iff some bucket that governs the request is exhausted, checked without allocating
+    /// (it runs on every lease).
+    pub fn exhausted_for(&self, model_limit: Option<&str>, review: bool) -> bool {
+        self.governing_locks(model_limit, review).next().is_some()
     }
 
     /// True iff the main windows (primary/secondary) are exhausted: excluded for every model.
@@ -281,31 +292,13 @@ impl Quota {
         self.exhausted_for(None, false)
     }
 
-    /// True iff `locks` is exactly [`locks`](Self::locks) (same buckets, same order, same reset times),
-    /// checked without building the bucket names.
+    /// True iff `locks` is exactly [`locks`](Self::locks) (same buckets, same order, same reset
+    /// times), checked without allocating.
     pub fn locks_are(&self, locks: &[Lock]) -> bool {
-        let q = self;
         let mut it = locks.iter();
-        let mut matches = |prefix: Option<&str>, name: &str, b: &Option<Bucket>| {
-            let Some(b) = b.as_ref().filter(|b| b.limit_reached) else {
-                return true;
-            };
-            let Some(l) = it.next() else { return false };
-            let named = match prefix {
-                None => l.bucket == name,
-                Some(id) => l
-                    .bucket
-                    .strip_prefix(id)
-                    .and_then(|r| r.strip_prefix('.'))
-                    .is_some_and(|w| w == name),
-            };
-            named && l.until == b.reset_at
-        };
-        let main = matches(None, "primary", &q.primary)
-            && matches(None, "secondary", &q.secondary)
-            && matches(None, "code_review", &q.code_review);
-        main && q.extra.iter().all(|(id, x)| {
-            matches(Some(id), "primary", &x.primary) && matches(Some(id), "secondary", &x.secondary)
+        self.exhausted().all(|(id, b)| {
+            it.next()
+                .is_some_and(|l| l.bucket.as_ref() == id && l.until == b.reset_at)
         }) && it.next().is_none()
     }
 }
@@ -349,5 +342,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_429_reset_hint_reads_the_body_then_retry_after_then_the_configured_backoff() {
+        let cfg = QuotaConfig::with_backoff(std::time::Duration::from_secs(90));
+        let r = |resets_at, resets_in_secs, retry_after_secs| Rejection429 {
+            resets_at,
+            resets_in_secs,
+            retry_after_secs,
+            ..Rejection429::default()
+        };
+        assert_eq!(
+            r(Some(5_000), Some(7), Some(9)).reset_hint(1_000, &cfg),
+            5_000
+        );
+        assert_eq!(r(None, Some(7), Some(9)).reset_hint(1_000, &cfg), 8_000);
+        assert_eq!(r(None, None, Some(9)).reset_hint(1_000, &cfg), 10_000);
+        assert_eq!(r(None, None, None).reset_hint(1_000, &cfg), 91_000);
+        assert_eq!(QuotaConfig::default().default_backoff_ms, 60_000);
     }
 }

@@ -149,20 +149,41 @@ pub struct RefreshIntent {
     pub reason: RefreshReason,
 }
 
+/// Tokens upstream reported: those of one request (its terminal event's `usage`), or the sum
+/// over an account's requests ([`UsageCounters::tokens`]). The one usage record; `+=` adds
+/// another to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    /// Input tokens (`input_tokens`).
+    pub input_tokens: u64,
+    /// Cached input tokens (`input_tokens_details.cached_tokens`).
+    pub cached_tokens: u64,
+    /// Output tokens (`output_tokens`).
+    pub output_tokens: u64,
+    /// Reasoning tokens (`output_tokens_details.reasoning_tokens`).
+    pub reasoning_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, u: Usage) {
+        self.input_tokens += u.input_tokens;
+        self.cached_tokens += u.cached_tokens;
+        self.output_tokens += u.output_tokens;
+        self.reasoning_tokens += u.reasoning_tokens;
+    }
+}
+
 /// Per-account usage counters, for operators and least-used rotation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UsageCounters {
     /// Requests served (counted when the lease is released).
     pub requests: u64,
-    /// Input tokens reported by upstream.
-    pub input_tokens: u64,
-    /// Cached input tokens reported by upstream.
-    pub cached_tokens: u64,
-    /// Output tokens reported by upstream.
-    pub output_tokens: u64,
-    /// Reasoning tokens reported by upstream.
-    pub reasoning_tokens: u64,
+    /// Tokens reported by upstream, summed; stored flat beside the counts, as the record
+    /// always had them.
+    #[serde(flatten)]
+    pub tokens: Usage,
     /// When a lease on this account was last granted.
     pub last_used: Option<UnixMs>,
     /// Upstream failures recorded against the account.
@@ -231,5 +252,37 @@ impl AccountRecord {
             last_error: None,
             lineage: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_counters_keep_their_tokens_flat_beside_the_counts() {
+        let mut c = UsageCounters {
+            requests: 2,
+            last_used: Some(5),
+            failures: 1,
+            ..UsageCounters::default()
+        };
+        let one = Usage {
+            input_tokens: 10,
+            cached_tokens: 4,
+            output_tokens: 7,
+            reasoning_tokens: 2,
+        };
+        c.tokens += one;
+        c.tokens += one;
+        let json = serde_json::to_string(&c).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"requests":2,"input_tokens":20,"cached_tokens":8,"output_tokens":14,"reasoning_tokens":4,"last_used":5,"failures":1}"#
+        );
+        assert_eq!(serde_json::from_str::<UsageCounters>(&json).ok(), Some(c));
+        let old = r#"{"requests":3,"output_tokens":9}"#;
+        let read: UsageCounters = serde_json::from_str(old).expect("a partial record reads");
+        assert_eq!((read.requests, read.tokens.output_tokens), (3, 9));
     }
 }

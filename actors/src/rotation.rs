@@ -5,11 +5,24 @@
 
 mod view;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use view::View;
 
-use crate::{AccountId, Status, Strategy, UnixMs, quota::Lock};
+use crate::{AccountId, Status, UnixMs, quota::Lock};
+
+/// How the next account is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Fewest leases, then fewest requests, then least recently used.
+    #[default]
+    LeastUsed,
+    /// Each account in turn.
+    RoundRobin,
+    /// Keep using the most recently used account until it cannot serve.
+    Sticky,
+}
 
 /// What an account tells the supervisor about its availability (pushed on every change).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,9 +59,7 @@ pub struct Candidate {
 impl Candidate {
     /// True iff the main windows are exhausted (excluded for every model).
     pub fn main_locked(&self) -> bool {
-        self.locks
-            .iter()
-            .any(|l| l.bucket == "primary" || l.bucket == "secondary")
+        self.locks_for(None, false).next().is_some()
     }
 
     /// When every lock relevant to a request has reset (`None` if not locked or unknown).
@@ -60,17 +71,15 @@ impl Candidate {
         untils?.into_iter().max()
     }
 
-    /// Exhausted buckets relevant to a request.
+    /// Exhausted buckets that govern a request ([`BucketId::governs`](crate::quota::BucketId::governs)).
     pub fn locks_for<'a>(
         &'a self,
         model_limit: Option<&'a str>,
         review: bool,
     ) -> impl Iterator<Item = &'a Lock> {
-        self.locks.iter().filter(move |l| match l.bucket.as_str() {
-            "primary" | "secondary" => true,
-            "code_review" => review,
-            other => model_limit.is_some_and(|id| other.split('.').next() == Some(id)),
-        })
+        self.locks
+            .iter()
+            .filter(move |l| l.bucket.governs(model_limit, review))
     }
 }
 

@@ -179,7 +179,7 @@ fn add_bytes(add: &AddArgs) -> anyhow::Result<Vec<u8>> {
         token.clone()
     };
     let token = token.trim();
-    if add.refresh_token.is_some() && crate::oauth::jwt::is_jwt(token) {
+    if add.refresh_token.is_some() && rotor_actors::jwt::is_jwt(token) {
         bail!("--refresh-token: this is a JWT access token; use --access-token");
     }
     if add.refresh_token.is_some() && !(token.starts_with("rt_") || token.starts_with("oaistb_rt_"))

@@ -3,7 +3,7 @@
 //! cockpit-style exports, plain `{access_token, refresh_token}`) — into one `AccountRecord`.
 //! Every rejection names the place and the field, so an operator can fix the file.
 
-use crate::oauth::jwt::Claims;
+use rotor_actors::jwt::Claims;
 use rotor_actors::{AccountRecord, Status, Tokens, UnixMs};
 use serde_json::{Map, Value};
 
@@ -279,7 +279,7 @@ fn is_legacy(obj: &Map<String, Value>) -> bool {
 fn kind_of(token: &str) -> Option<TokenKind> {
     if token.starts_with("rt_") || token.starts_with("oaistb_rt_") {
         Some(TokenKind::Refresh)
-    } else if crate::oauth::jwt::is_jwt(token) {
+    } else if rotor_actors::jwt::is_jwt(token) {
         Some(TokenKind::Access)
     } else {
         None

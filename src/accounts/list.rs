@@ -8,8 +8,6 @@ use rotor_actors::quota::Quota;
 use rotor_actors::{AccountRecord, Identity, UnixMs, derived_status};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::accounts::quota_buckets;
-
 /// One account as `accounts list` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListedAccount {
@@ -132,8 +130,8 @@ impl ListedAccount {
 
 /// "primary 12%, secondary 100% (resets in 1h)", or "-".
 fn quota_text(q: &Quota, now: UnixMs) -> String {
-    let parts: Vec<String> = quota_buckets(q)
-        .into_iter()
+    let parts: Vec<String> = q
+        .iter()
         .map(|(name, b)| {
             let pct = if b.limit_reached {
                 100.0

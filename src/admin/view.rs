@@ -5,9 +5,8 @@
 //! dashboard polls it for 1 000 accounts every few seconds. The account files quarantined at
 //! start are listed here too, scrubbed of anything that could be a token.
 
-use crate::metrics::accounts::quota_buckets;
 use crate::store::Quarantined;
-use rotor_actors::quota::Bucket;
+use rotor_actors::quota::{Bucket, BucketId};
 use rotor_actors::{AccountView, PoolSummary, Status, UnixMs};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -62,21 +61,17 @@ fn window_title(window_secs: Option<u64>, fallback: &str) -> String {
 
 /// The bucket list of an account, in display order.
 pub fn buckets(v: &AccountView, now: UnixMs) -> Vec<BucketView> {
-    quota_buckets(&v.quota)
-        .into_iter()
-        .map(|(name, b)| bucket(name, b, now))
-        .collect()
+    v.quota.iter().map(|(id, b)| bucket(id, b, now)).collect()
 }
 
 /// One bucket as shown.
-fn bucket(name: String, b: &Bucket, now: UnixMs) -> BucketView {
-    let title = match name.as_str() {
-        "primary" => window_title(b.window_secs, "primary"),
-        "secondary" => "weekly".into(),
-        "code_review" => "code review".into(),
-        other => {
-            let (id, win) = other.split_once('.').unwrap_or((other, "primary"));
-            format!("{id} ({})", window_title(b.window_secs, win))
+fn bucket(id: BucketId<&str>, b: &Bucket, now: UnixMs) -> BucketView {
+    let title = match id {
+        BucketId::Primary => window_title(b.window_secs, "primary"),
+        BucketId::Secondary => "weekly".into(),
+        BucketId::CodeReview => "code review".into(),
+        BucketId::Extra(limit, span) => {
+            format!("{limit} ({})", window_title(b.window_secs, span.as_str()))
         }
     };
     let resets_in_secs = b.reset_at.map(|r| ((r - now) / 1000).max(0));
@@ -88,7 +83,7 @@ fn bucket(name: String, b: &Bucket, now: UnixMs) -> BucketView {
         reset_at: b.reset_at,
         resets_in: resets_in_secs.map(human_secs),
         resets_in_secs,
-        name,
+        name: id.to_string(),
     }
 }
 
@@ -113,7 +108,9 @@ pub fn account(v: &AccountView, now: UnixMs) -> Value {
 
 /// The compact row of one account in the live feed.
 pub fn row(v: &AccountView) -> Value {
-    let b: Vec<Value> = quota_buckets(&v.quota)
+    let b: Vec<Value> = v
+        .quota
+        .buckets()
         .into_iter()
         .map(|(name, b)| {
             json!([
@@ -137,7 +134,7 @@ pub fn row(v: &AccountView) -> Value {
         "b": b,
         "l": v.leases,
         "r": u.requests,
-        "tk": u.input_tokens + u.output_tokens,
+        "tk": u.tokens.input_tokens + u.tokens.output_tokens,
         "cd": v.cooldown_until,
         "v": v.verify,
         "lu": u.last_used,

@@ -37,7 +37,7 @@ impl Default for PoolSection {
             strategy: Strategy::LeastUsed,
             max_leases_per_account: 3,
             tick: Duration::from_secs(5),
-            default_429_backoff: Duration::from_secs(60),
+            default_429_backoff: rotor_actors::quota::DEFAULT_429_BACKOFF,
             restart_budget: 5,
             plan_routes: BTreeMap::new(),
         }

@@ -1,10 +1,9 @@
 //! Pool and account gauges, read from the pool at scrape time: whether the pool serves, leases
 //! in flight, accounts by derived status (docs/quota.md rule 7) and quota used % per account and
-//! bucket. Also names every quota bucket of an account the same way for metrics, admin API and
-//! dashboard ([`quota_buckets`]).
+//! bucket, each bucket named by its [`BucketId`](rotor_actors::quota::BucketId) as the admin
+//! API and the dashboard name it.
 
 use super::exposition::{Exposition, Kind};
-use rotor_actors::quota::{Bucket, Quota};
 use rotor_actors::{AccountView, PoolSummary};
 use std::collections::BTreeMap;
 
@@ -19,30 +18,6 @@ pub const DERIVED_STATUSES: [&str; 7] = [
     "banned",
     "disabled",
 ];
-
-/// The buckets of a quota with their stable names: `primary`, `secondary` (weekly),
-/// `code_review`, and `<limit id>.primary` / `<limit id>.secondary` for extra limits.
-pub fn quota_buckets(q: &Quota) -> Vec<(String, &Bucket)> {
-    let mut out = Vec::new();
-    let main = [
-        ("primary", &q.primary),
-        ("secondary", &q.secondary),
-        ("code_review", &q.code_review),
-    ];
-    for (name, b) in main {
-        if let Some(b) = b {
-            out.push((name.to_owned(), b));
-        }
-    }
-    for (id, extra) in &q.extra {
-        for (win, b) in [("primary", &extra.primary), ("secondary", &extra.secondary)] {
-            if let Some(b) = b {
-                out.push((format!("{id}.{win}"), b));
-            }
-        }
-    }
-    out
-}
 
 /// Writes the pool and account families.
 pub fn render(e: &mut Exposition, summary: &PoolSummary, accounts: &[AccountView]) {
@@ -98,7 +73,7 @@ pub fn render(e: &mut Exposition, summary: &PoolSummary, accounts: &[AccountView
         Kind::Gauge,
     );
     for a in accounts {
-        for (bucket, b) in quota_buckets(&a.quota) {
+        for (bucket, b) in a.quota.buckets() {
             e.sample(
                 "codex_rotor_account_quota_used_percent",
                 &[("account", &a.id), ("bucket", &bucket)],
@@ -112,7 +87,7 @@ pub fn render(e: &mut Exposition, summary: &PoolSummary, accounts: &[AccountView
         Kind::Gauge,
     );
     for a in accounts {
-        for (bucket, b) in quota_buckets(&a.quota) {
+        for (bucket, b) in a.quota.buckets() {
             e.sample(
                 "codex_rotor_account_quota_limit_reached",
                 &[("account", &a.id), ("bucket", &bucket)],

@@ -301,7 +301,7 @@ pub async fn exchange_code(
     }
     let tokens: LoginTokens = serde_json::from_slice(&bytes)
         .map_err(|_| LoginError::Exchange("the answer is not token JSON".into()))?;
-    if !super::jwt::is_jwt(&tokens.access_token) {
+    if !rotor_actors::jwt::is_jwt(&tokens.access_token) {
         return Err(LoginError::Exchange("the access token is not a JWT".into()));
     }
     Ok(tokens)

@@ -162,7 +162,7 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<NewTokens, RefreshErro
         let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
         let id_token = non_empty(parsed.id_token);
         if let Some(id) = &id_token {
-            if !super::jwt::is_jwt(id) {
+            if !rotor_actors::jwt::is_jwt(id) {
                 // Codex refuses such an answer; the refresh token may already be rotated, but
                 // without trustworthy tokens the account cannot be used anyway.
                 return Err(RefreshError::Transient(

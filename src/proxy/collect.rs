@@ -8,7 +8,7 @@
 use crate::errors::ApiError;
 use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
-use crate::proxy::stream::{ByteStream, EVENT_TOO_LARGE, delta, event_too_large};
+use crate::proxy::stream::{ByteStream, EVENT_TOO_LARGE, event_too_large};
 use crate::upstream::chain;
 use futures::StreamExt;
 use rotor_actors::{Lease, UpstreamFailure};
@@ -50,8 +50,8 @@ pub async fn collect(
     }
     obs.finish();
     if let Some(u) = obs.usage {
-        lease.usage(delta(u));
-        out.usage(delta(u));
+        lease.usage(u);
+        out.usage(u);
     }
     if obs.incomplete {
         // Upstream answered; the daemon cannot carry the answer whole. No account is blamed.

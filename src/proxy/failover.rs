@@ -18,7 +18,7 @@ use crate::upstream::classify::{Limit429, Verdict, classify};
 use crate::upstream::{Creds, chain};
 use bytes::Bytes;
 use http::HeaderMap;
-use rotor_actors::quota::{self, Rejection429, RejectionKind};
+use rotor_actors::quota::{self, QuotaConfig, Rejection429, RejectionKind};
 use rotor_actors::{Lease, PickError, PickRequest, UnixMs, UpstreamFailure};
 use std::time::Duration;
 
@@ -243,8 +243,10 @@ async fn refused(
     match verdict {
         Verdict::RateLimited(l) => {
             out.rec.upstream_429s += 1;
-            let soonest = soonest_reset(&l, lease.started_at);
-            lease.rejected(rejection(l, lease.started_at));
+            let r = rejection(l, lease.started_at);
+            let cfg = QuotaConfig::with_backoff(state.config().pool.default_429_backoff);
+            let soonest = r.reset_hint(lease.started_at, &cfg);
+            lease.rejected(r);
             Ok(AccountOutcome::Next(ApiError::exhausted(
                 Some(soonest),
                 state.now_ms(),
@@ -347,18 +349,4 @@ fn rejection(l: Limit429, at: UnixMs) -> Rejection429 {
         retry_after_secs: l.retry_after_secs,
         kind,
     }
-}
-
-/// When the account the 429 came from may serve again (for the client's answer if no other
-/// account can): body reset, else body delay, else `Retry-After`, else a minute.
-fn soonest_reset(l: &Limit429, at: UnixMs) -> UnixMs {
-    if let Some(s) = l.resets_at_secs {
-        return s.saturating_mul(1000);
-    }
-    let secs = l.resets_in_secs.or(l.retry_after_secs).unwrap_or(60);
-    at.saturating_add(
-        i64::try_from(secs)
-            .unwrap_or(i64::MAX / 2_000)
-            .saturating_mul(1000),
-    )
 }

@@ -11,6 +11,7 @@
 pub mod doc;
 
 use crate::sse::{EventRef, SseParser};
+use rotor_actors::Usage;
 use serde_json::Value;
 
 /// How the stream ended, as far as upstream said.
@@ -27,19 +28,6 @@ pub enum Terminal {
     },
     /// `response.incomplete` (e.g. `max_output_tokens`): terminal, not an error of the pool.
     Incomplete,
-}
-
-/// Token usage from the terminal event (`response.usage`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    /// `input_tokens`.
-    pub input_tokens: u64,
-    /// `input_tokens_details.cached_tokens`.
-    pub cached_tokens: u64,
-    /// `output_tokens`.
-    pub output_tokens: u64,
-    /// `output_tokens_details.reasoning_tokens`.
-    pub reasoning_tokens: u64,
 }
 
 /// Observation state of one upstream stream.

@@ -6,7 +6,7 @@ use crate::middleware::RequestId;
 use crate::recent::RequestRecord;
 use crate::state::AppState;
 use axum::Extension;
-use rotor_actors::UsageDelta;
+use rotor_actors::Usage;
 use std::time::Instant;
 
 /// Status recorded when the client disconnected before the answer was complete (nginx's code).
@@ -48,7 +48,7 @@ impl Outcome {
     }
 
     /// Records usage reported by upstream.
-    pub fn usage(&mut self, u: UsageDelta) {
+    pub fn usage(&mut self, u: Usage) {
         self.rec.usage = Some(u);
     }
 

@@ -16,13 +16,13 @@
 //! (RAII) and records the request as client-closed.
 
 use crate::config::Config;
-use crate::proxy::observe::{Observer, Terminal, Usage};
+use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
 use crate::state::AppState;
 use crate::upstream::chain;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use rotor_actors::{Lease, UpstreamFailure, UsageDelta};
+use rotor_actors::{Lease, UpstreamFailure};
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -218,9 +218,8 @@ impl State {
             return;
         }
         if let (Some(u), Some(lease)) = (self.observer.usage, self.lease.as_mut()) {
-            let delta = delta(u);
-            lease.usage(delta);
-            self.outcome.usage(delta);
+            lease.usage(u);
+            self.outcome.usage(u);
             self.usage_sent = true;
         }
     }
@@ -254,16 +253,6 @@ impl State {
         self.lease = None;
         self.done = true;
         frame
-    }
-}
-
-/// Converts observed usage into the actor's message payload.
-pub fn delta(u: Usage) -> UsageDelta {
-    UsageDelta {
-        input_tokens: u.input_tokens,
-        cached_tokens: u.cached_tokens,
-        output_tokens: u.output_tokens,
-        reasoning_tokens: u.reasoning_tokens,
     }
 }
 

@@ -10,7 +10,7 @@ mod lock;
 mod reimport;
 
 use codex_rotor::accounts::{self, merge};
-use codex_rotor::oauth::jwt::encode_unsigned;
+use rotor_actors::jwt::encode_unsigned;
 use rotor_actors::{AccountRecord, Status};
 use serde_json::{Value, json};
 

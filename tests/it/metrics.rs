@@ -8,7 +8,7 @@ mod scrape;
 use codex_rotor::metrics::Metrics;
 use codex_rotor::recent::RequestRecord;
 use rotor_actors::quota::{Bucket, ExtraLimit, Quota};
-use rotor_actors::{AccountView, Identity, PoolSummary, Status, UsageCounters, UsageDelta};
+use rotor_actors::{AccountView, Identity, PoolSummary, Status, Usage, UsageCounters};
 
 /// Every family `/metrics` must expose, with its type.
 pub const FAMILIES: &[(&str, &str)] = &[
@@ -90,7 +90,7 @@ pub fn view(id: &str, status: Status, derived: &str, quota: Quota) -> AccountVie
 fn the_registry_renders_every_family_with_exact_values() {
     let m = Metrics::new();
     let mut ok = record("responses", 200, Some(120), 900);
-    ok.usage = Some(UsageDelta {
+    ok.usage = Some(Usage {
         input_tokens: 100,
         cached_tokens: 20,
         output_tokens: 50,
@@ -334,10 +334,10 @@ fn the_usage_series_buckets_requests_by_arrival_time() {
     for (offset, status) in [(0, 200), (1, 500), (slot, 200), (-3 * slot, 200)] {
         let mut r = record("responses", status, Some(5), 10);
         r.at = base + offset;
-        r.usage = Some(UsageDelta {
+        r.usage = Some(Usage {
             input_tokens: 10,
             output_tokens: 5,
-            ..UsageDelta::default()
+            ..Usage::default()
         });
         m.observe(&r);
     }

@@ -63,7 +63,7 @@ async fn streams_upstream_bytes_through_and_forwards_quota_headers() {
             .pool()
             .account(&account)
             .await
-            .is_some_and(|v| v.usage.output_tokens == sim_out && v.leases == 0)
+            .is_some_and(|v| v.usage.tokens.output_tokens == sim_out && v.leases == 0)
     })
     .await;
     env.shutdown().await;

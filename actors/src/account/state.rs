@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use super::{AccountConfig, cooldown::Cooldown};
-use crate::pool::{AccountView, Explanation, UpstreamFailure, UsageDelta};
+use super::{AccountConfig, AccountView, Explanation, UpstreamFailure, cooldown::Cooldown};
 use crate::quota::headroom::Headroom;
 use crate::quota::{Effect, Event};
 use crate::rotation::{Candidate, Cooling};
-use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds};
+use crate::{AccountRecord, RefreshReason, Status, Store, UnixMs, UpstreamCreds, Usage};
 
 /// How long usage counters alone (requests, tokens, last use) may wait for a flush: with every
 /// account busy, a write per account per tick was hundreds of file writes a second for figures
@@ -99,64 +98,6 @@ impl AccountState {
         }
     }
 
-    /// Why the account cannot take a lease for a request (empty = it can).
-    pub fn refusals(
-        &self,
-        model_limit: Option<&str>,
-        review: bool,
-        now: UnixMs,
-    ) -> Vec<(String, Option<UnixMs>)> {
-        let mut out = Vec::new();
-        if self.rec.status != Status::Active {
-            let why = self
-                .rec
-                .status_reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default();
-            out.push((format!("status is {}{why}", self.rec.status.as_str()), None));
-        }
-        if !self.tokens_durable {
-            out.push(("new tokens are not yet on disk".to_string(), None));
-        }
-        if self.rec.tokens.expires_at.is_some_and(|t| t <= now) {
-            out.push(("access token expired; refresh pending".to_string(), None));
-        }
-        if let Some(until) = self.cooldown.active(now) {
-            out.push(("Cloudflare challenge cooldown".to_string(), Some(until)));
-        }
-        for l in self.rec.quota.locks_for(model_limit, review) {
-            out.push((format!("quota bucket {} exhausted", l.bucket), l.until));
-        }
-        if self.leases >= self.cfg.max_leases {
-            out.push((format!("all {} leases in use", self.cfg.max_leases), None));
-        } else if self.leases > 0
-            && let Some(t) = self
-                .headroom
-                .tight(&self.rec.quota, self.leases, model_limit, review)
-        {
-            out.push((t.reason(), None));
-        }
-        out
-    }
-
-    /// True iff [`refusals`](Self::refusals) would be empty (but for a cooldown `cooling`
-    /// lets through), checked without allocating: the path every lease takes.
-    fn can_serve(
-        &self,
-        model_limit: Option<&str>,
-        review: bool,
-        cooling: Cooling,
-        now: UnixMs,
-    ) -> bool {
-        self.rec.status == Status::Active
-            && self.tokens_durable
-            && self.rec.tokens.expires_at.is_none_or(|t| t > now)
-            && self.cooldown.permits(cooling, now)
-            && !self.rec.quota.exhausted_for(model_limit, review)
-            && self.leases < self.lease_cap(model_limit, review)
-    }
-
     /// The lease cap for a request now: the configured one, or 1 while a window relevant to the
     /// request has less headroom than the requests in flight plus one would use (the headroom
     /// rule; it never refuses the only request — exhaustion is the cached quota's word).
@@ -180,9 +121,8 @@ impl AccountState {
         cooling: Cooling,
         now: UnixMs,
     ) -> Result<UpstreamCreds, String> {
-        if !self.can_serve(model_limit, review, cooling, now) {
-            let why = self.refusals(model_limit, review, now).into_iter().next();
-            return Err(why.map_or_else(|| "unavailable".to_string(), |(w, _)| w));
+        if let Some(why) = self.refusal(model_limit, review, cooling, now) {
+            return Err(why);
         }
         self.headroom.granted(now, self.rec.usage.requests);
         self.leases += 1;
@@ -233,12 +173,8 @@ impl AccountState {
     }
 
     /// Tokens used by a request.
-    pub fn usage(&mut self, u: UsageDelta) {
-        let c = &mut self.rec.usage;
-        c.input_tokens += u.input_tokens;
-        c.cached_tokens += u.cached_tokens;
-        c.output_tokens += u.output_tokens;
-        c.reasoning_tokens += u.reasoning_tokens;
+    pub fn usage(&mut self, u: Usage) {
+        self.rec.usage.tokens += u;
         self.dirty = true;
     }
 
@@ -342,67 +278,10 @@ impl AccountState {
         }
     }
 
-    /// Availability as the supervisor's view needs it.
-    pub fn candidate(&self, now: UnixMs) -> Candidate {
-        let mut c = Self::seed(&self.rec, self.cfg.max_leases, now);
-        c.serving &= self.tokens_durable;
-        c.leases = self.leases;
-        c.max_leases = self.lease_cap(None, false);
-        c.cooldown_until = self.cooldown.active(now);
-        c.cooldown_soft = self.cooldown.soft(now);
-        c
-    }
-
-    /// True iff [`candidate`](Self::candidate) would equal `last`, checked without allocating:
-    /// the actor asks after every message, and most messages (ticks, observed headers and
-    /// usage) change nothing the supervisor's view holds.
-    pub fn candidate_unchanged(&self, last: &Candidate, now: UnixMs) -> bool {
-        let rec = &self.rec;
-        let plan = rec.identity.plan.as_ref().or(rec.quota.plan_type.as_ref());
-        let serving = rec.status == Status::Active
-            && rec.tokens.expires_at.is_none_or(|t| t > now)
-            && self.tokens_durable;
-        last.id == rec.id
-            && last.plan.as_ref() == plan
-            && last.status == rec.status
-            && last.serving == serving
-            && last.leases == self.leases
-            && last.max_leases == self.lease_cap(None, false)
-            && last.requests == rec.usage.requests
-            && last.last_used == rec.usage.last_used
-            && last.window_reset_at == rec.quota.primary.as_ref().and_then(|b| b.reset_at)
-            && last.cooldown_until == self.cooldown.active(now)
-            && last.cooldown_soft == self.cooldown.soft(now)
-            && rec.quota.locks_are(&last.locks)
-    }
-
-    /// Availability of a record before its actor runs: the supervisor seeds its view with it
-    /// at spawn, so a pick right after start does not find an empty pool.
-    pub fn seed(rec: &AccountRecord, max_leases: u32, now: UnixMs) -> Candidate {
-        Candidate {
-            id: rec.id.clone(),
-            plan: rec
-                .identity
-                .plan
-                .clone()
-                .or_else(|| rec.quota.plan_type.clone()),
-            status: rec.status,
-            serving: rec.status == Status::Active && rec.tokens.expires_at.is_none_or(|t| t > now),
-            leases: 0,
-            max_leases,
-            requests: rec.usage.requests,
-            last_used: rec.usage.last_used,
-            window_reset_at: rec.quota.primary.as_ref().and_then(|b| b.reset_at),
-            locks: rec.quota.locks(),
-            cooldown_until: None,
-            cooldown_soft: false,
-        }
-    }
-
     /// The operator view (never tokens).
     pub fn view(&self, now: UnixMs) -> AccountView {
         let cooling = self.cooldown.active(now).is_some();
-        let derived = crate::derived_status(self.rec.status, cooling, &self.rec.quota).to_string();
+        let derived = super::derived_status(self.rec.status, cooling, &self.rec.quota).to_string();
         AccountView {
             id: self.rec.id.clone(),
             identity: self.rec.identity.clone(),

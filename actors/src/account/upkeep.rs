@@ -24,7 +24,8 @@ pub(super) fn act(me: &AccountRef, s: &mut Running, actions: Vec<Action>, now: U
     }
 }
 
-/// Periodic upkeep.
+/// The periodic upkeep of one tick: forget a quiet cooldown, feed the quota its tick, start
+/// what is due (probe, refresh) and flush coalesced changes.
 pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
     crate::fault::panic_point(&s.st.rec.id);
     s.st.cooldown.forget_if_quiet(now);

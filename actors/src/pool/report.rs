@@ -1,10 +1,9 @@
-//! What the pool tells operators: the pool summary (docs/quota.md rule 6), one account's view (docs/quota.md rule 7: the
-//! `rate_limited` badge is derived from the quota), and why an account is or is not available.
-//! None of these ever carries a token.
+//! What the pool tells operators about itself: the pool summary (docs/quota.md rule 6). What
+//! it tells about one account is the account's ([`crate::account::AccountView`]).
 
 use serde::Serialize;
 
-use crate::{AccountId, Identity, Status, UnixMs, UsageCounters, quota::Quota};
+use crate::UnixMs;
 
 /// Counts over the pool and whether it serves (docs/quota.md rule 6).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -34,61 +33,4 @@ pub struct PoolSummary {
     /// Account actors the supervisor restarted after a failure since the pool started
     /// (`codex_rotor_actor_restarts_total`): a rising count means some account crash-loops.
     pub restarts: u64,
-}
-
-/// One account as operators see it. Never contains tokens.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AccountView {
-    /// Account id.
-    pub id: AccountId,
-    /// Who it is.
-    pub identity: Identity,
-    /// Lifecycle status.
-    pub status: Status,
-    /// The reason the status holds, when it is not `active`.
-    pub status_reason: Option<String>,
-    /// Badge: `rate_limited` iff active with an exhausted bucket, `cooling_down` during a
-    /// Cloudflare cooldown, else the status.
-    pub derived_status: String,
-    /// Cached quota.
-    pub quota: Quota,
-    /// Usage counters.
-    pub usage: UsageCounters,
-    /// Leases held now.
-    pub leases: u32,
-    /// Cloudflare cooldown end.
-    pub cooldown_until: Option<UnixMs>,
-    /// The quota awaits confirmation (request or probe).
-    pub verify: bool,
-    /// Last upstream error.
-    pub last_error: Option<String>,
-    /// Access token expiry.
-    pub token_expires_at: Option<UnixMs>,
-}
-
-/// The status badge operators see (docs/quota.md rule 7): the lifecycle status, except that an
-/// active account in a Cloudflare cooldown shows `cooling_down` and an active account with an
-/// exhausted quota bucket shows `rate_limited`. Nothing else decides that badge: the account
-/// view, the admin API, the dashboard and `accounts list` all read it from here.
-pub fn derived_status(status: Status, cooling_down: bool, quota: &Quota) -> &'static str {
-    if status != Status::Active {
-        status.as_str()
-    } else if cooling_down {
-        "cooling_down"
-    } else if !quota.locks().is_empty() {
-        "rate_limited"
-    } else {
-        "active"
-    }
-}
-
-/// Whether an account is available, and every reason it is not.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Explanation {
-    /// It could take a lease now (for some model).
-    pub available: bool,
-    /// Human-readable reasons it cannot (empty when available).
-    pub reasons: Vec<String>,
-    /// When the latest-ending timed reason ends, if all reasons are timed.
-    pub until: Option<UnixMs>,
 }

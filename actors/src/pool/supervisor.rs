@@ -8,16 +8,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use super::board::SharedBoard;
+use super::members::{Leaving, Members};
 use super::restart::RestartBudget;
 use super::{PoolConfig, PoolError, PoolSummary, Strategy};
 use crate::account::{
     AccountActor, AccountArgs, AccountConfig, AccountRef, AccountState, RefreshGate, Report,
 };
+use crate::quota::QuotaConfig;
 use crate::rotation::{Candidate, View};
 use crate::{AccountId, AccountIndex, AccountRecord, Effects, Status};
+use std::time::Duration;
 
 /// Reference to the supervisor.
 pub type PoolRef = ActorRef<PoolMsg>;
@@ -85,15 +88,13 @@ pub struct PoolState {
     fx: Effects,
     gate: Arc<RefreshGate>,
     board: SharedBoard,
-    children: HashMap<AccountId, AccountRef>,
-    by_cell: HashMap<ActorId, AccountId>,
+    /// The running account actors ([`Members`]).
+    members: Members,
     /// Which account an imported record is a copy of (identity, refresh tokens).
     index: AccountIndex,
     budgets: HashMap<AccountId, RestartBudget>,
     /// Failed account actors restarted so far (reported in the summary).
     restarts: u64,
-    /// Ticks every account actor.
-    ticker: super::ticker::Ticker,
     /// The ticking task, stopped with the pool.
     ticking: tokio::task::AbortHandle,
 }
@@ -112,20 +113,18 @@ impl Actor for PoolSupervisor {
         let ticker = super::ticker::Ticker::new(acfg.tick);
         let mut st = PoolState {
             ticking: ticker.start(),
-            ticker,
+            members: Members::new(a.board.clone(), ticker),
             acfg,
             board: a.board,
             cfg: a.cfg,
             fx: a.effects,
             gate,
-            children: HashMap::new(),
-            by_cell: HashMap::new(),
             index: AccountIndex::default(),
             budgets: HashMap::new(),
             restarts: 0,
         };
         for rec in a.records {
-            if st.children.contains_key(&rec.id) {
+            if st.members.contains(&rec.id) {
                 tracing::warn!(account = %rec.id, "duplicate account id at start; keeping the first");
                 continue;
             }
@@ -154,7 +153,7 @@ impl Actor for PoolSupervisor {
         match msg {
             PoolMsg::Identified { id, key } => identified(st, id, key),
             PoolMsg::Rotated { id, token } => {
-                if st.children.contains_key(&id) {
+                if st.members.contains(&id) {
                     st.index.add_token(token, id);
                 }
             }
@@ -165,33 +164,18 @@ impl Actor for PoolSupervisor {
                 });
             }
             PoolMsg::Refs(reply) => {
-                let mut refs: Vec<_> = st
-                    .children
-                    .iter()
-                    .map(|(id, r)| (id.clone(), r.clone()))
-                    .collect();
-                refs.sort_by(|a, b| a.0.cmp(&b.0));
-                let _ = reply.send(refs);
+                let _ = reply.send(st.members.sorted());
             }
             PoolMsg::Ref(id, reply) => {
-                let _ = reply.send(st.children.get(&id).cloned());
+                let _ = reply.send(st.members.get(&id).cloned());
             }
             PoolMsg::Add(rec, reply) => {
                 let r = add(&me, st, *rec).await;
                 let _ = reply.send(r);
             }
             PoolMsg::Forget(id, reply) => {
-                let r = st.children.remove(&id);
-                if let Some(a) = &r {
-                    st.by_cell.remove(&a.get_id());
-                }
+                let r = st.members.remove(&id, Leaving::Forgotten);
                 st.index.remove(&id);
-                {
-                    let mut b = st.board.lock();
-                    b.view.remove(&id);
-                    b.refs.remove(&id);
-                    b.affinity.forget_account(&id);
-                }
                 st.budgets.remove(&id);
                 let _ = reply.send(r);
             }
@@ -213,21 +197,9 @@ impl Actor for PoolSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorFailed(cell, err) => {
-                let Some(id) = st.by_cell.remove(&cell.get_id()) else {
+                let Some(id) = st.members.remove_cell(&cell.get_id(), Leaving::Failed) else {
                     return Ok(());
                 };
-                st.children.remove(&id);
-                {
-                    let mut b = st.board.lock();
-                    b.refs.remove(&id);
-                    if let Some(c) = b.view.get(&id).cloned() {
-                        b.view.upsert(Candidate {
-                            serving: false,
-                            leases: 0,
-                            ..c
-                        });
-                    }
-                }
                 let now = st.fx.clock.now_ms();
                 let budget = st.budgets.entry(id.clone()).or_default();
                 match budget.on_failure(now, st.cfg.restart_budget) {
@@ -241,12 +213,8 @@ impl Actor for PoolSupervisor {
                 }
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                if let Some(id) = st.by_cell.remove(&cell.get_id()) {
+                if let Some(id) = st.members.remove_cell(&cell.get_id(), Leaving::Stopped) {
                     tracing::warn!(account = %id, ?reason, "account actor stopped");
-                    st.children.remove(&id);
-                    let mut b = st.board.lock();
-                    b.view.remove(&id);
-                    b.refs.remove(&id);
                 }
             }
             _ => {}
@@ -295,10 +263,7 @@ async fn spawn_account(
             return Err(e.into());
         }
     };
-    st.by_cell.insert(actor.get_id(), id.clone());
-    st.ticker.add(&id, actor.clone());
-    st.board.lock().refs.insert(id.clone(), actor.clone());
-    st.children.insert(id, actor.clone());
+    st.members.insert(id, actor.clone());
     Ok(actor)
 }
 
@@ -337,9 +302,9 @@ async fn add(me: &PoolRef, st: &mut PoolState, rec: AccountRecord) -> Result<Add
         .index
         .find(&rec)
         .cloned()
-        .or_else(|| st.children.contains_key(&rec.id).then(|| rec.id.clone()));
+        .or_else(|| st.members.contains(&rec.id).then(|| rec.id.clone()));
     if let Some(id) = existing
-        && let Some(r) = st.children.get(&id)
+        && let Some(r) = st.members.get(&id)
     {
         return Ok(AddStep::Existing(id, r.clone()));
     }
@@ -358,11 +323,11 @@ async fn add(me: &PoolRef, st: &mut PoolState, rec: AccountRecord) -> Result<Add
 /// account already has the same key, both are kept (deleting an account is an operator's
 /// call) and the duplicate is logged for the operator.
 fn identified(st: &mut PoolState, id: AccountId, key: (String, String)) {
-    if !st.children.contains_key(&id) {
+    if !st.members.contains(&id) {
         return;
     }
     match st.index.owner(&key) {
-        Some(other) if *other != id && st.children.contains_key(other) => {
+        Some(other) if *other != id && st.members.contains(other) => {
             tracing::warn!(account = %id, duplicate_of = %other, chatgpt_account_id = %key.0, "account duplicates another (same ChatGPT account and user); both kept: remove one");
         }
         _ => st.index.set_owner(key, id),
@@ -397,4 +362,20 @@ pub fn summary(view: &View, now: i64) -> PoolSummary {
         s.in_flight += u64::from(c.leases);
     }
     s
+}
+
+/// The account actors' settings, from the pool's.
+impl From<&PoolConfig> for AccountConfig {
+    fn from(c: &PoolConfig) -> Self {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            max_leases: c.max_leases_per_account.max(1),
+            tick: c.tick,
+            quota: QuotaConfig::with_backoff(c.default_429_backoff),
+            refresh_margin_ms: ms(c.refresh_margin),
+            refresh_jitter_ms: ms(c.refresh_jitter),
+            refresh_enabled: c.refresh_enabled,
+            probe_retry_ms: 60_000,
+        }
+    }
 }

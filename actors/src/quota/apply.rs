@@ -3,23 +3,50 @@
 //! are older than what is known; a tick clears windows whose reset passed and asks for
 //! verification. Pure: `now` is an argument and effects are returned, not performed.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
-use super::{Bucket, Observation, Quota, Rejection429, Window};
+use super::{Bucket, BucketId, Observation, Quota, Rejection429, Span, Window};
 use crate::UnixMs;
 
-/// Knobs of the quota rules.
+/// How long a 429 that names no reset locks its bucket unless `pool.default_429_backoff` says
+/// otherwise (docs/quota.md rule 2). Also the `Retry-After` of an exhausted answer whose reset
+/// is unknown (docs/quota.md rule 6).
+pub const DEFAULT_429_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The configured values the quota rules read.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaConfig {
-    /// Lock length for a 429 that names no reset at all (default 60 s).
+    /// Lock length for a 429 that names no reset at all (`pool.default_429_backoff`).
     pub default_backoff_ms: i64,
+}
+
+impl QuotaConfig {
+    /// The rules with `pool.default_429_backoff` = `backoff`.
+    pub fn with_backoff(backoff: Duration) -> Self {
+        Self {
+            default_backoff_ms: i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX / 2),
+        }
+    }
 }
 
 impl Default for QuotaConfig {
     fn default() -> Self {
-        Self {
-            default_backoff_ms: 60_000,
-        }
+        Self::with_backoff(DEFAULT_429_BACKOFF)
+    }
+}
+
+impl Rejection429 {
+    /// When the 429 lets its bucket serve again, counted from `from` (docs/quota.md rule 2): the
+    /// body's `resets_at`, else `from` + its `resets_in_seconds`, else `from` + `Retry-After`,
+    /// else `from` + the configured backoff. The one reading of a 429's reset hint: the quota
+    /// locks the bucket with it (capped by the window) and the proxy answers with it.
+    pub fn reset_hint(&self, from: UnixMs, cfg: &QuotaConfig) -> UnixMs {
+        self.resets_at
+            .or_else(|| self.resets_in_secs.map(|s| from.saturating_add(secs(s))))
+            .or_else(|| self.retry_after_secs.map(|s| from.saturating_add(secs(s))))
+            .unwrap_or_else(|| from.saturating_add(cfg.default_backoff_ms))
     }
 }
 
@@ -43,15 +70,15 @@ pub enum Event {
 pub enum Effect {
     /// A bucket is now exhausted until `until`.
     Locked {
-        /// Bucket name.
-        bucket: String,
+        /// The bucket.
+        bucket: BucketId,
         /// Reset time.
         until: Option<UnixMs>,
     },
     /// A bucket is no longer exhausted.
     Unlocked {
-        /// Bucket name.
-        bucket: String,
+        /// The bucket.
+        bucket: BucketId,
     },
     /// Probe the usage endpoint to confirm the quota.
     Probe {
@@ -60,8 +87,8 @@ pub enum Effect {
     },
     /// Evidence older than what is known about a bucket was ignored.
     IgnoredStale {
-        /// Bucket name.
-        bucket: String,
+        /// The bucket.
+        bucket: BucketId,
     },
 }
 
@@ -84,26 +111,17 @@ impl Quota {
         cfg: &QuotaConfig,
         fx: &mut Vec<Effect>,
     ) {
-        let (name, slot) = match r.limit.as_deref().map(normalize_limit) {
-            None => ("primary".to_string(), &mut self.primary),
-            Some(id) if id.is_empty() || id == "codex" => {
-                ("primary".to_string(), &mut self.primary)
-            }
-            Some(id) => {
-                let extra = self.extra.entry(id.clone()).or_default();
-                (format!("{id}.primary"), &mut extra.primary)
-            }
+        let name = match r.limit.as_deref().map(normalize_limit) {
+            None => BucketId::Primary,
+            Some(id) if id.is_empty() || id == "codex" => BucketId::Primary,
+            Some(id) => BucketId::Extra(id, Span::Primary),
         };
-        let b = slot.get_or_insert_with(Bucket::default);
+        let b = self.slot_mut(&name).get_or_insert_with(Bucket::default);
         if b.observed_at.is_some_and(|seen| seen > r.at) {
             fx.push(Effect::IgnoredStale { bucket: name });
             return;
         }
-        let mut hint = r
-            .resets_at
-            .or_else(|| r.resets_in_secs.map(|s| now + secs(s)))
-            .or_else(|| r.retry_after_secs.map(|s| now + secs(s)))
-            .unwrap_or(now + cfg.default_backoff_ms);
+        let mut hint = r.reset_hint(now, cfg);
         if let Some(w) = b.window_secs {
             hint = hint.min(now + secs(w));
         }
@@ -122,35 +140,20 @@ impl Quota {
 
     fn observe(&mut self, obs: Observation, now: UnixMs, fx: &mut Vec<Effect>) {
         let at = obs.at;
-        replace(&mut self.primary, obs.primary, at, "primary", fx);
-        replace(&mut self.secondary, obs.secondary, at, "secondary", fx);
-        replace(
-            &mut self.code_review,
-            obs.code_review,
-            at,
-            "code_review",
-            fx,
-        );
+        let main = [obs.primary, obs.secondary, obs.code_review];
+        for (id, w) in BucketId::MAIN.into_iter().zip(main) {
+            replace(self.slot_mut(&id), w, at, id, fx);
+        }
         for (id, x) in obs.extra {
             let id = normalize_limit(&id);
             let slot = self.extra.entry(id.clone()).or_default();
             if x.name.is_some() {
                 slot.name = x.name;
             }
-            replace(
-                &mut slot.primary,
-                x.primary,
-                at,
-                &format!("{id}.primary"),
-                fx,
-            );
-            replace(
-                &mut slot.secondary,
-                x.secondary,
-                at,
-                &format!("{id}.secondary"),
-                fx,
-            );
+            for (span, w) in Span::ALL.into_iter().zip([x.primary, x.secondary]) {
+                let name = BucketId::Extra(id.clone(), span);
+                replace(slot.slot_mut(span), w, at, name, fx);
+            }
         }
         if obs.credits.is_some() {
             self.credits = obs.credits;
@@ -167,7 +170,11 @@ impl Quota {
     fn tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
         let mut verify = false;
         let verify_pending = self.verify_since.is_some();
-        for (name, b) in self.buckets_mut() {
+        let ids: Vec<BucketId> = self.ids().map(|id| id.to_owned()).collect();
+        for name in ids {
+            let Some(b) = self.slot_mut(&name).as_mut() else {
+                continue;
+            };
             if b.reset_at.is_some_and(|t| t <= now) {
                 let was_locked = b.limit_reached;
                 b.used_percent = 0.0;
@@ -176,12 +183,9 @@ impl Quota {
                 b.reset_at = next_reset(b.reset_at, b.window_secs, now);
                 verify = true;
                 if was_locked {
-                    fx.push(Effect::Unlocked {
-                        bucket: name.clone(),
-                    });
-                    fx.push(Effect::Probe {
-                        reason: format!("{name} window reset passed"),
-                    });
+                    let reason = format!("{name} window reset passed");
+                    fx.push(Effect::Unlocked { bucket: name });
+                    fx.push(Effect::Probe { reason });
                 }
             } else if b.recheck_at.is_some_and(|t| t <= now) {
                 b.recheck_at = None;
@@ -200,27 +204,6 @@ impl Quota {
             self.verify_since = Some(now);
         }
     }
-
-    fn buckets_mut(&mut self) -> Vec<(String, &mut Bucket)> {
-        let mut out = Vec::new();
-        for (name, b) in [
-            ("primary", &mut self.primary),
-            ("secondary", &mut self.secondary),
-            ("code_review", &mut self.code_review),
-        ] {
-            if let Some(b) = b.as_mut() {
-                out.push((name.to_string(), b));
-            }
-        }
-        for (id, x) in &mut self.extra {
-            for (w, b) in [("primary", &mut x.primary), ("secondary", &mut x.secondary)] {
-                if let Some(b) = b.as_mut() {
-                    out.push((format!("{id}.{w}"), b));
-                }
-            }
-        }
-        out
-    }
 }
 
 /// Replaces one cached bucket with an observed window unless the cache holds newer evidence.
@@ -228,7 +211,7 @@ fn replace(
     slot: &mut Option<Bucket>,
     w: Option<Window>,
     at: UnixMs,
-    name: &str,
+    name: BucketId,
     fx: &mut Vec<Effect>,
 ) {
     let Some(w) = w else { return };
@@ -237,9 +220,7 @@ fn replace(
         .and_then(|b| b.observed_at)
         .is_some_and(|seen| seen > at)
     {
-        fx.push(Effect::IgnoredStale {
-            bucket: name.to_string(),
-        });
+        fx.push(Effect::IgnoredStale { bucket: name });
         return;
     }
     let was_locked = slot.as_ref().is_some_and(|b| b.limit_reached);
@@ -259,12 +240,10 @@ fn replace(
     };
     match (was_locked, limit_reached) {
         (false, true) => fx.push(Effect::Locked {
-            bucket: name.to_string(),
+            bucket: name,
             until: reset_at,
         }),
-        (true, false) => fx.push(Effect::Unlocked {
-            bucket: name.to_string(),
-        }),
+        (true, false) => fx.push(Effect::Unlocked { bucket: name }),
         _ => {}
     }
     *slot = Some(b);

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
-use super::{Bucket, Observation, Quota, Window};
+use super::{BucketId, Observation, Quota, Span, Window};
 use crate::UnixMs;
 
 /// Grants remembered to find how many requests had completed when an observed request started.
@@ -22,15 +22,6 @@ const GRANTS_KEPT: usize = 16;
 
 /// Weight of one completed request's worth of evidence in the smoothed step.
 const ALPHA: f64 = 0.3;
-
-/// A window as [`Headroom::tight`] checks it: limit id (extra limits), window name, its step
-/// estimate and its cached bucket.
-type WindowRef<'s, 'q> = (
-    Option<&'s str>,
-    &'static str,
-    &'s StepEstimate,
-    Option<&'q Bucket>,
-);
 
 /// One observation of a window, with the completed-request count at its evidence time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -105,21 +96,23 @@ pub struct ExtraSteps {
     pub secondary: StepEstimate,
 }
 
-/// A window too full for another concurrent request.
+/// A window too full for another concurrent request. `L` as in [`BucketId`]: borrowed while
+/// the account checks a lease, owned when it is kept.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Tight {
-    /// Bucket name (`primary`, `secondary`, `code_review`, `<limit>.primary|secondary`).
-    pub bucket: String,
+#[serde(bound(serialize = "L: AsRef<str>"))]
+pub struct Tight<L = String> {
+    /// The bucket.
+    pub bucket: BucketId<L>,
     /// Percentage points left in the window.
     pub left: f64,
     /// Estimated percentage points one request costs.
     pub step: f64,
 }
 
-impl Tight {
+impl<L: AsRef<str>> Tight<L> {
     /// The operator's explanation of a lease refused by the headroom rule.
     pub fn reason(&self) -> String {
-        let of = if self.bucket == "primary" {
+        let of = if self.bucket.as_ref() == BucketId::Primary {
             String::new()
         } else {
             format!(" of {}", self.bucket)
@@ -188,9 +181,9 @@ impl Headroom {
         }
     }
 
-    /// The tightest window relevant to a request (primary and secondary always, code review for
-    /// review requests, an extra limit for its models) whose headroom `100 − used_percent` is
-    /// smaller than `(in_flight + 1) × step`; `None` if every window has room (or no estimate).
+    /// The tightest window among the buckets that govern a request ([`BucketId::governs`]) whose
+    /// headroom `100 − used_percent` is smaller than `(in_flight + 1) × step`; `None` if every
+    /// window has room (or no estimate).
     pub fn tight(
         &self,
         q: &Quota,
@@ -198,16 +191,36 @@ impl Headroom {
         model_limit: Option<&str>,
         review: bool,
     ) -> Option<Tight> {
-        let (id, name, left, step) = self.tightest(q, in_flight, model_limit, review)?;
+        let t = self.tightest(q, in_flight, model_limit, review)?;
         Some(Tight {
-            bucket: id.map_or_else(|| name.to_string(), |id| format!("{id}.{name}")),
-            left,
-            step,
+            bucket: t.bucket.to_owned(),
+            left: t.left,
+            step: t.step,
         })
     }
 
-    /// True iff [`tight`](Self::tight) would find a window, checked without allocating: it runs
-    /// on every lease and after every message of the actor.
+    /// [`tight`](Self::tight) borrowing the quota, so it allocates nothing: it runs on every
+    /// lease and after every message of the actor.
+    pub fn tightest<'q>(
+        &self,
+        q: &'q Quota,
+        in_flight: u32,
+        model_limit: Option<&str>,
+        review: bool,
+    ) -> Option<Tight<&'q str>> {
+        let need = f64::from(in_flight) + 1.0;
+        q.iter()
+            .filter(|(id, _)| id.governs(model_limit, review))
+            .filter_map(|(id, b)| {
+                let step = self.steps(&id)?.step.filter(|s| *s > 0.0)?;
+                let left = (100.0 - b.used_percent).max(0.0);
+                (left < need * step).then_some((left / step, id, left, step))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, bucket, left, step)| Tight { bucket, left, step })
+    }
+
+    /// True iff [`tight`](Self::tight) finds a window.
     pub fn is_tight(
         &self,
         q: &Quota,
@@ -218,54 +231,17 @@ impl Headroom {
         self.tightest(q, in_flight, model_limit, review).is_some()
     }
 
-    /// `(limit id, window, points left, step)` of the tightest window, as in [`tight`](Self::tight).
-    fn tightest(
-        &self,
-        q: &Quota,
-        in_flight: u32,
-        model_limit: Option<&str>,
-        review: bool,
-    ) -> Option<(Option<&str>, &'static str, f64, f64)> {
-        let need = f64::from(in_flight) + 1.0;
-        let extra = model_limit.and_then(|l| self.extra.get_key_value(l));
-        let x = extra.and_then(|(id, _)| q.extra.get(id));
-        let id = extra.map(|(id, _)| id.as_str());
-        let windows: [Option<WindowRef<'_, '_>>; 5] = [
-            Some((None, "primary", &self.primary, q.primary.as_ref())),
-            Some((None, "secondary", &self.secondary, q.secondary.as_ref())),
-            review.then_some((
-                None,
-                "code_review",
-                &self.code_review,
-                q.code_review.as_ref(),
-            )),
-            extra.map(|(_, e)| {
-                (
-                    id,
-                    "primary",
-                    &e.primary,
-                    x.and_then(|x| x.primary.as_ref()),
-                )
+    /// The step estimate of a bucket, once its windows were observed.
+    fn steps<L: AsRef<str>>(&self, id: &BucketId<L>) -> Option<&StepEstimate> {
+        match id {
+            BucketId::Primary => Some(&self.primary),
+            BucketId::Secondary => Some(&self.secondary),
+            BucketId::CodeReview => Some(&self.code_review),
+            BucketId::Extra(l, span) => self.extra.get(l.as_ref()).map(|x| match span {
+                Span::Primary => &x.primary,
+                Span::Secondary => &x.secondary,
             }),
-            extra.map(|(_, e)| {
-                (
-                    id,
-                    "secondary",
-                    &e.secondary,
-                    x.and_then(|x| x.secondary.as_ref()),
-                )
-            }),
-        ];
-        windows
-            .into_iter()
-            .flatten()
-            .filter_map(|(id, name, e, b)| {
-                let step = e.step.filter(|s| *s > 0.0)?;
-                let left = (100.0 - b?.used_percent).max(0.0);
-                (left < need * step).then_some((left / step, id, name, left, step))
-            })
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, id, name, left, step)| (id, name, left, step))
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::Strategy;
 use super::{Candidate, Cooling, NoChoice, Policy, eligible, key, no_choice, through_cooldowns};
-use crate::{AccountId, Strategy, UnixMs};
+use crate::{AccountId, UnixMs};
 
 type Key = ((i64, i64, i64), AccountId);
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rotor_actors::quota::{Observation, Rejection429, RejectionKind, Window};
 use rotor_actors::{
-    PickError, PickRequest, PoolConfig, PoolHandle, Status, Strategy, UpstreamFailure, UsageDelta,
+    PickError, PickRequest, PoolConfig, PoolHandle, Status, Strategy, UpstreamFailure, Usage,
 };
 
 use crate::fakes::{Fx, record};
@@ -48,10 +48,10 @@ async fn leases_respect_the_per_account_cap_and_release_on_drop() {
     );
     assert_eq!(pool.summary().await.in_flight, 2);
     assert!(pool.summary().await.serving, "busy is still serving");
-    l1.usage(UsageDelta {
+    l1.usage(Usage {
         input_tokens: 10,
         output_tokens: 5,
-        ..UsageDelta::default()
+        ..Usage::default()
     });
     drop(l1);
     settle(Duration::from_millis(10)).await;
@@ -62,7 +62,7 @@ async fn leases_respect_the_per_account_cap_and_release_on_drop() {
     settle(Duration::from_millis(10)).await;
     let v = pool.account("a").await.expect("view");
     assert_eq!(
-        (v.leases, v.usage.requests, v.usage.input_tokens),
+        (v.leases, v.usage.requests, v.usage.tokens.input_tokens),
         (0, 3, 10)
     );
     assert!(

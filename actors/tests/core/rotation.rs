@@ -28,7 +28,7 @@ fn cand(id: &str) -> Candidate {
 
 fn lock(bucket: &str, until: i64) -> Lock {
     Lock {
-        bucket: bucket.into(),
+        bucket: bucket.parse().expect("a bucket id"),
         until: Some(until),
     }
 }

@@ -4,7 +4,7 @@
 //! through `--admin-url`; a `list` with no daemon and no data directory creates nothing.
 
 use super::bin::{Serve, config, free_port, offline, ok, records};
-use codex_rotor::oauth::jwt::encode_unsigned;
+use rotor_actors::jwt::encode_unsigned;
 use rotor_actors::quota::Bucket;
 use rotor_actors::{Clock, SystemClock};
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@ use super::{cases, json};
 use proptest::prelude::*;
 use rotor_actors::UnixMs;
 use rotor_actors::quota::{
-    Effect, Event, Quota, QuotaConfig, Rejection429, RejectionKind, headers, usage,
+    BucketId, Effect, Event, Quota, QuotaConfig, Rejection429, RejectionKind, headers, usage,
 };
 
 /// 2026-01-01, a plausible "now".
@@ -149,7 +149,7 @@ proptest! {
             let is_429_on_primary = matches!(&ev, Event::Applied429(r)
                 if r.limit.as_deref().is_none_or(|l| l.is_empty() || l.eq_ignore_ascii_case("codex")));
             let fx = q.apply(ev, now, &cfg);
-            let locked = fx.iter().any(|e| matches!(e, Effect::Locked { bucket, .. } if bucket == "primary"));
+            let locked = fx.iter().any(|e| matches!(e, Effect::Locked { bucket, .. } if *bucket == BucketId::Primary));
             if is_429_on_primary && locked {
                 let b = q.primary.as_ref().expect("a 429 creates the primary bucket");
                 prop_assert!(b.limit_reached, "a 429 locks the bucket");

@@ -6,9 +6,9 @@
 
 use super::{rt_of, sim};
 use codex_rotor::oauth::HttpRefresher;
-use codex_rotor::oauth::jwt::Claims;
 use codex_rotor::oauth::login::{DEFAULT_REDIRECT_URI, LoginError, LoginSessions, LoginSettings};
 use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, FaultTarget};
+use rotor_actors::jwt::Claims;
 use rotor_actors::{RefreshError, RefreshReason, TokenRefresher};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};

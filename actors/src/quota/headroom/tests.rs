@@ -140,7 +140,10 @@ fn the_cap_narrows_when_the_headroom_is_below_the_requests_in_flight_plus_one() 
     assert_eq!(h.tight(&q(90.0), 2, None, false), None, "10 left ≥ 3 × 2");
     assert_eq!(h.tight(&q(95.0), 1, None, false), None, "5 left ≥ 2 × 2");
     let t = h.tight(&q(95.0), 2, None, false).expect("5 left < 3 × 2");
-    assert_eq!((t.bucket.as_str(), t.left, t.step), ("primary", 5.0, 2.0));
+    assert_eq!(
+        (t.bucket.to_string().as_str(), t.left, t.step),
+        ("primary", 5.0, 2.0)
+    );
     assert!(
         h.tight(&q(99.0), 0, None, false).is_some(),
         "1 left < 1 × 2"
@@ -168,7 +171,7 @@ fn the_secondary_window_tightens_too_and_the_tightest_is_named() {
         ..Quota::default()
     };
     let t = h.tight(&q, 2, None, false).expect("tight");
-    assert_eq!((t.bucket.as_str(), t.left), ("secondary", 0.5));
+    assert_eq!((t.bucket.to_string().as_str(), t.left), ("secondary", 0.5));
 }
 
 #[test]
@@ -195,12 +198,12 @@ fn code_review_and_extra_limits_only_tighten_their_own_requests() {
     );
     assert_eq!(h.tight(&q, 0, None, false), None);
     assert_eq!(
-        h.tight(&q, 0, None, true).map(|t| t.bucket),
+        h.tight(&q, 0, None, true).map(|t| t.bucket.to_string()),
         Some("code_review".to_string())
     );
     assert_eq!(
         h.tight(&q, 0, Some("codex_bengalfox"), false)
-            .map(|t| t.bucket),
+            .map(|t| t.bucket.to_string()),
         Some("codex_bengalfox.primary".to_string())
     );
     assert_eq!(h.tight(&q, 0, Some("other"), false), None);

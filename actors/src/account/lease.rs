@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::{AccountMsg, AccountRef};
-use crate::{AccountId, UnixMs, UpstreamCreds, quota};
+use crate::{AccountId, UnixMs, UpstreamCreds, Usage, quota};
 
 /// A granted lease on one account. Dropping it casts `Release` to the account actor.
 pub struct Lease {
@@ -19,7 +19,7 @@ pub struct Lease {
     pub(crate) actor: Option<AccountRef>,
     /// Tokens reported by [`Lease::usage`], delivered with the release: one message to the
     /// actor at the end of a request instead of two.
-    pub(crate) usage: Option<UsageDelta>,
+    pub(crate) usage: Option<Usage>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -71,12 +71,8 @@ impl Lease {
 
     /// Reports the tokens the request used; they reach the account with the release, when the
     /// lease is dropped (a request reports its usage once, at its end).
-    pub fn usage(&mut self, u: UsageDelta) {
-        let sum = self.usage.get_or_insert_with(UsageDelta::default);
-        sum.input_tokens += u.input_tokens;
-        sum.cached_tokens += u.cached_tokens;
-        sum.output_tokens += u.output_tokens;
-        sum.reasoning_tokens += u.reasoning_tokens;
+    pub fn usage(&mut self, u: Usage) {
+        *self.usage.get_or_insert_with(Usage::default) += u;
     }
 }
 
@@ -120,17 +116,4 @@ pub enum UpstreamFailure {
         /// What happened.
         reason: String,
     },
-}
-
-/// Tokens one request used, as upstream reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageDelta {
-    /// Input tokens.
-    pub input_tokens: u64,
-    /// Cached input tokens.
-    pub cached_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Reasoning tokens.
-    pub reasoning_tokens: u64,
 }

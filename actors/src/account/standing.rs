@@ -1,0 +1,235 @@
+//! What an account can do now, each answered once: whether it can take a lease for a request
+//! (and, for the operator, every reason it cannot), and the availability summary the pool's
+//! view holds ([`Candidate`]). Both borrow the state, so the paths every lease and every
+//! message take allocate nothing.
+
+use std::ops::ControlFlow;
+
+use super::{AccountState, Cooldown};
+use crate::quota::BucketId;
+use crate::quota::headroom::Tight;
+use crate::rotation::{Candidate, Cooling};
+use crate::{AccountRecord, Status, UnixMs};
+
+/// One reason the account cannot take a lease, borrowed from its state.
+enum Refusal<'a> {
+    /// The lifecycle status is not `active`, with its reason.
+    Status(Status, Option<&'a str>),
+    /// New tokens are not yet durable.
+    NotDurable,
+    /// The access token expired.
+    Expired,
+    /// A Cloudflare cooldown runs until then.
+    Cooldown(UnixMs),
+    /// A bucket that governs the request is exhausted until then (if known).
+    Exhausted(BucketId<&'a str>, Option<UnixMs>),
+    /// Every lease is in use.
+    Full(u32),
+    /// The headroom rule allows one lease at a time and one is held.
+    Tight(Tight<&'a str>),
+}
+
+impl Refusal<'_> {
+    /// The operator's sentence.
+    fn text(&self) -> String {
+        match self {
+            Refusal::Status(s, why) => {
+                let why = why.map(|r| format!(": {r}")).unwrap_or_default();
+                format!("status is {}{why}", s.as_str())
+            }
+            Refusal::NotDurable => "new tokens are not yet on disk".to_string(),
+            Refusal::Expired => "access token expired; refresh pending".to_string(),
+            Refusal::Cooldown(_) => "Cloudflare challenge cooldown".to_string(),
+            Refusal::Exhausted(id, _) => format!("quota bucket {id} exhausted"),
+            Refusal::Full(max) => format!("all {max} leases in use"),
+            Refusal::Tight(t) => t.reason(),
+        }
+    }
+
+    /// When this reason ends by itself, if it does.
+    fn until(&self) -> Option<UnixMs> {
+        match self {
+            Refusal::Cooldown(t) => Some(*t),
+            Refusal::Exhausted(_, t) => *t,
+            _ => None,
+        }
+    }
+}
+
+impl AccountState {
+    /// Hands `f` every reason the account cannot take a lease for a request picked `cooling`,
+    /// in the order the operator reads them, until `f` breaks. The one list of conditions
+    /// behind [`refusals`](Self::refusals) and [`refusal`](Self::refusal).
+    fn each_refusal<'a>(
+        &'a self,
+        model_limit: Option<&'a str>,
+        review: bool,
+        cooling: Cooling,
+        now: UnixMs,
+        f: &mut impl FnMut(Refusal<'a>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let rec = &self.rec;
+        if rec.status != Status::Active {
+            f(Refusal::Status(rec.status, rec.status_reason.as_deref()))?;
+        }
+        if !self.tokens_durable {
+            f(Refusal::NotDurable)?;
+        }
+        if rec.tokens.expires_at.is_some_and(|t| t <= now) {
+            f(Refusal::Expired)?;
+        }
+        if let Some(until) = self.cooldown.active(now)
+            && !self.cooldown.permits(cooling, now)
+        {
+            f(Refusal::Cooldown(until))?;
+        }
+        for (id, b) in rec.quota.governing_locks(model_limit, review) {
+            f(Refusal::Exhausted(id, b.reset_at))?;
+        }
+        if self.leases >= self.cfg.max_leases {
+            f(Refusal::Full(self.cfg.max_leases))?;
+        } else if self.leases > 0
+            && let Some(t) = self
+                .headroom
+                .tightest(&rec.quota, self.leases, model_limit, review)
+        {
+            f(Refusal::Tight(t))?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Why the account cannot take a lease for an ordinary pick, each reason with when it ends
+    /// by itself (empty = it can).
+    pub fn refusals(
+        &self,
+        model_limit: Option<&str>,
+        review: bool,
+        now: UnixMs,
+    ) -> Vec<(String, Option<UnixMs>)> {
+        let mut out = Vec::new();
+        let _ = self.each_refusal(model_limit, review, Cooling::Avoid, now, &mut |r| {
+            out.push((r.text(), r.until()));
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    /// The first reason the account cannot take a lease for a request picked `cooling`
+    /// (`None` = it can). Allocates only to word a refusal.
+    pub fn refusal(
+        &self,
+        model_limit: Option<&str>,
+        review: bool,
+        cooling: Cooling,
+        now: UnixMs,
+    ) -> Option<String> {
+        let mut first = None;
+        let _ = self.each_refusal(model_limit, review, cooling, now, &mut |r| {
+            first = Some(r.text());
+            ControlFlow::Break(())
+        });
+        first
+    }
+
+    /// Availability as the supervisor's view needs it.
+    pub fn candidate(&self, now: UnixMs) -> Candidate {
+        self.summary(now).to_candidate()
+    }
+
+    /// True iff [`candidate`](Self::candidate) would equal `last`, checked without allocating:
+    /// the actor asks after every message, and most messages (ticks, observed headers and
+    /// usage) change nothing the supervisor's view holds.
+    pub fn candidate_unchanged(&self, last: &Candidate, now: UnixMs) -> bool {
+        self.summary(now).is(last)
+    }
+
+    /// Availability of a record before its actor runs: the supervisor seeds its view with it
+    /// at spawn, so a pick right after start does not find an empty pool.
+    pub fn seed(rec: &AccountRecord, max_leases: u32, now: UnixMs) -> Candidate {
+        Summary::of(rec, true, 0, max_leases, &Cooldown::default(), now).to_candidate()
+    }
+
+    fn summary(&self, now: UnixMs) -> Summary<'_> {
+        let cap = self.lease_cap(None, false);
+        Summary::of(
+            &self.rec,
+            self.tokens_durable,
+            self.leases,
+            cap,
+            &self.cooldown,
+            now,
+        )
+    }
+}
+
+/// The availability summary of an account, borrowed from its state: what a [`Candidate`]
+/// holds, derived in one place.
+struct Summary<'a> {
+    rec: &'a AccountRecord,
+    plan: Option<&'a String>,
+    serving: bool,
+    leases: u32,
+    max_leases: u32,
+    window_reset_at: Option<UnixMs>,
+    cooldown_until: Option<UnixMs>,
+    cooldown_soft: bool,
+}
+
+impl<'a> Summary<'a> {
+    /// The summary of `rec` with `leases` held under a cap of `max_leases`; `tokens_durable`
+    /// false while new tokens are not on disk.
+    fn of(
+        rec: &'a AccountRecord,
+        tokens_durable: bool,
+        leases: u32,
+        max_leases: u32,
+        cooldown: &Cooldown,
+        now: UnixMs,
+    ) -> Self {
+        Summary {
+            rec,
+            plan: rec.identity.plan.as_ref().or(rec.quota.plan_type.as_ref()),
+            serving: rec.status == Status::Active
+                && rec.tokens.expires_at.is_none_or(|t| t > now)
+                && tokens_durable,
+            leases,
+            max_leases,
+            window_reset_at: rec.quota.primary.as_ref().and_then(|b| b.reset_at),
+            cooldown_until: cooldown.active(now),
+            cooldown_soft: cooldown.soft(now),
+        }
+    }
+
+    fn to_candidate(&self) -> Candidate {
+        Candidate {
+            id: self.rec.id.clone(),
+            plan: self.plan.cloned(),
+            status: self.rec.status,
+            serving: self.serving,
+            leases: self.leases,
+            max_leases: self.max_leases,
+            requests: self.rec.usage.requests,
+            last_used: self.rec.usage.last_used,
+            window_reset_at: self.window_reset_at,
+            locks: self.rec.quota.locks(),
+            cooldown_until: self.cooldown_until,
+            cooldown_soft: self.cooldown_soft,
+        }
+    }
+
+    /// True iff [`to_candidate`](Self::to_candidate) would equal `c`.
+    fn is(&self, c: &Candidate) -> bool {
+        c.id == self.rec.id
+            && c.plan.as_ref() == self.plan
+            && c.status == self.rec.status
+            && c.serving == self.serving
+            && c.leases == self.leases
+            && c.max_leases == self.max_leases
+            && c.requests == self.rec.usage.requests
+            && c.last_used == self.rec.usage.last_used
+            && c.window_reset_at == self.window_reset_at
+            && c.cooldown_until == self.cooldown_until
+            && c.cooldown_soft == self.cooldown_soft
+            && self.rec.quota.locks_are(&c.locks)
+    }
+}
