@@ -314,17 +314,6 @@ fn encode(out: &mut String, registry: &Registry) {
     }
 }
 
-/// `GET /metrics`: reads the pool's summary and accounts, renders every family.
-pub async fn handler(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let summary = state.pool().summary().await;
-    let accounts = state.pool().accounts().await;
-    let body = state.metrics().render(&summary, &accounts);
-    ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
