@@ -92,7 +92,7 @@ pub fn health_router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(pool::healthz))
         .route("/readyz", get(pool::readyz))
-        .route("/metrics", get(crate::metrics::handler))
+        .route("/metrics", get(pool::metrics))
 }
 
 /// The configured admin key, read from wherever the config names it.

@@ -1,6 +1,6 @@
 //! Pool-wide admin endpoints: the pool summary, the rotation strategy at runtime, the
 //! recent-requests ring, the compact live feed the dashboard polls, and the health probes
-//! `/healthz` and `/readyz` for the reverse proxy.
+//! `/healthz` and `/readyz` for the reverse proxy, and `/metrics` for Prometheus.
 
 use super::{Admin, AdminError, view};
 use crate::state::AppState;
@@ -164,6 +164,19 @@ pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> A
 /// `GET /healthz`: the process is alive and answering.
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// `GET /metrics`: reads the pool's summary and accounts and renders every family for
+/// Prometheus.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let summary = state.pool().summary().await;
+    let accounts = state.pool().accounts().await;
+    let body = state.metrics().render(&summary, &accounts);
+    let content_type = [(
+        axum::http::header::CONTENT_TYPE,
+        crate::metrics::CONTENT_TYPE,
+    )];
+    (content_type, body).into_response()
 }
 
 /// `GET /readyz`: 200 iff the pool is serving, else 503 with the reason; both say how many

@@ -3,9 +3,11 @@
 //! bucket, each bucket named by its [`BucketId`](rotor_actors::quota::BucketId) as the admin
 //! API and the dashboard name it.
 
-use super::exposition::{Exposition, Kind};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use rotor_actors::{AccountView, PoolSummary};
-use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 
 /// Every derived status an account can show; each is rendered (as 0 when no account has it)
 /// so dashboards and alerts see a stable set of series.
@@ -19,91 +21,86 @@ pub const DERIVED_STATUSES: [&str; 7] = [
     "disabled",
 ];
 
-/// Writes the pool and account families.
-pub fn render(e: &mut Exposition, summary: &PoolSummary, accounts: &[AccountView]) {
-    e.family(
+/// Label pairs of a scrape-time gauge; built once per scrape, so owned strings cost nothing
+/// on the request path.
+type Labels = Vec<(&'static str, String)>;
+
+/// A family of float gauges.
+type Gauges = Family<Labels, Gauge<f64, AtomicU64>>;
+
+/// Registers a family in `registry` and returns it to be filled.
+fn gauges(registry: &mut Registry, name: &str, help: &str) -> Gauges {
+    let family = Gauges::default();
+    registry.register(name, help, super::Listed(family.clone()));
+    family
+}
+
+/// Sets the sample of `family` with `labels` to `value`.
+fn set(family: &Gauges, labels: Labels, value: f64) {
+    family.get_or_create(&labels).set(value);
+}
+
+/// Registers the pool and account families in `registry`, holding this scrape's values.
+pub fn register(registry: &mut Registry, summary: &PoolSummary, accounts: &[AccountView]) {
+    let serving = gauges(
+        registry,
         "codex_rotor_pool_serving",
-        "1 if some account can serve a request now, else 0.",
-        Kind::Gauge,
+        "1 if some account can serve a request now, else 0",
     );
-    e.sample(
-        "codex_rotor_pool_serving",
-        &[],
-        f64::from(u8::from(summary.serving)),
-    );
-    e.family(
+    set(&serving, vec![], f64::from(u8::from(summary.serving)));
+    let in_flight = gauges(
+        registry,
         "codex_rotor_pool_in_flight",
-        "Leases held by requests in flight.",
-        Kind::Gauge,
+        "Leases held by requests in flight",
     );
-    e.sample("codex_rotor_pool_in_flight", &[], summary.in_flight as f64);
-    e.family(
+    set(&in_flight, vec![], summary.in_flight as f64);
+    let soonest = gauges(
+        registry,
         "codex_rotor_pool_soonest_reset_timestamp_seconds",
-        "Unix time of the soonest quota reset among exhausted accounts (absent if none).",
-        Kind::Gauge,
+        "Unix time of the soonest quota reset among exhausted accounts (absent if none)",
     );
     if let Some(at) = summary.soonest_reset_at {
-        e.sample(
-            "codex_rotor_pool_soonest_reset_timestamp_seconds",
-            &[],
-            at as f64 / 1000.0,
-        );
+        set(&soonest, vec![], at as f64 / 1000.0);
     }
 
-    let mut by_status: BTreeMap<&str, u64> = DERIVED_STATUSES.iter().map(|s| (*s, 0)).collect();
-    for a in accounts {
-        *by_status.entry(a.derived_status.as_str()).or_default() += 1;
-    }
-    e.family(
+    let by_status = gauges(
+        registry,
         "codex_rotor_accounts",
-        "Accounts by derived status (active with an exhausted bucket counts as rate_limited).",
-        Kind::Gauge,
+        "Accounts by derived status (active with an exhausted bucket counts as rate_limited)",
     );
-    for (status, n) in &by_status {
-        e.sample(
-            "codex_rotor_accounts",
-            &[("derived_status", status)],
-            *n as f64,
-        );
+    for status in DERIVED_STATUSES {
+        set(&by_status, vec![("derived_status", status.to_owned())], 0.0);
+    }
+    for a in accounts {
+        by_status
+            .get_or_create(&vec![("derived_status", a.derived_status.clone())])
+            .inc();
     }
 
-    e.family(
+    let used = gauges(
+        registry,
         "codex_rotor_account_quota_used_percent",
-        "Share of a quota window used, per account and bucket (0-100).",
-        Kind::Gauge,
+        "Share of a quota window used, per account and bucket (0-100)",
     );
-    for a in accounts {
-        for (bucket, b) in a.quota.buckets() {
-            e.sample(
-                "codex_rotor_account_quota_used_percent",
-                &[("account", &a.id), ("bucket", &bucket)],
-                b.used_percent,
-            );
-        }
-    }
-    e.family(
+    let reached = gauges(
+        registry,
         "codex_rotor_account_quota_limit_reached",
-        "1 if a quota window of the account is exhausted, per account and bucket.",
-        Kind::Gauge,
+        "1 if a quota window of the account is exhausted, per account and bucket",
+    );
+    let leases = gauges(
+        registry,
+        "codex_rotor_account_leases",
+        "Leases held on the account by requests in flight",
     );
     for a in accounts {
         for (bucket, b) in a.quota.buckets() {
-            e.sample(
-                "codex_rotor_account_quota_limit_reached",
-                &[("account", &a.id), ("bucket", &bucket)],
-                f64::from(u8::from(b.limit_reached)),
-            );
+            let labels = vec![("account", a.id.clone()), ("bucket", bucket)];
+            set(&used, labels.clone(), b.used_percent);
+            set(&reached, labels, f64::from(u8::from(b.limit_reached)));
         }
-    }
-    e.family(
-        "codex_rotor_account_leases",
-        "Leases held on the account by requests in flight.",
-        Kind::Gauge,
-    );
-    for a in accounts {
-        e.sample(
-            "codex_rotor_account_leases",
-            &[("account", &a.id)],
+        set(
+            &leases,
+            vec![("account", a.id.clone())],
             f64::from(a.leases),
         );
     }
