@@ -9,6 +9,7 @@
 //! same turn structure Codex would send directly (docs/protocol.md §2).
 
 pub mod classify;
+pub mod shape;
 pub mod usage;
 
 use bytes::Bytes;
