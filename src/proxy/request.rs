@@ -9,24 +9,11 @@ use crate::errors::ApiError;
 use crate::upstream::shape;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
-use serde::Deserialize;
-use std::borrow::Cow;
 
 // Header names built at compile time: looking one up by `&str` parses it on every request.
 const TURN_STATE: HeaderName = HeaderName::from_static("x-codex-turn-state");
 const SESSION_ID: HeaderName = HeaderName::from_static("session-id");
 const SESSION_ID_UNDERSCORE: HeaderName = HeaderName::from_static("session_id");
-
-/// The few fields of a Responses request the proxy reads; everything else is skipped unparsed.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(borrow, default)]
-    prompt_cache_key: Option<Cow<'a, str>>,
-}
 
 /// A validated client request, ready to be sent upstream.
 #[derive(Debug, Clone)]
@@ -62,11 +49,11 @@ pub fn parse(
             ));
         }
     }
-    let head: Head<'_> = serde_json::from_slice(&body)
-        .map_err(|e| bad(&format!("request body is not valid JSON: {e}"), None))?;
+    // One pass reads what the proxy needs and what decides the upstream body's shape.
+    let head = shape::look(&body).map_err(|e| bad(&e.to_string(), None))?;
     let named = ModelsConfig::named(head.model.as_deref()).is_some();
-    let model = match head.model {
-        Some(m) if named => m.into_owned(),
+    let model = match &head.model {
+        Some(m) if named => m.to_string(),
         _ => default_model.to_owned(),
     };
     let client_stream = head.stream.unwrap_or(false);
@@ -80,6 +67,7 @@ pub fn parse(
     let turn_state = header(&TURN_STATE);
     let affinity = head
         .prompt_cache_key
+        .as_deref()
         .filter(|k| !k.is_empty())
         .map(|k| format!("cache:{k}"))
         .or_else(|| {
@@ -90,7 +78,7 @@ pub fn parse(
     let review = headers
         .get("x-openai-subagent")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"review"));
-    let upstream_body = shape::for_upstream(body, (!named).then_some(model.as_str()))
+    let upstream_body = shape::for_upstream(&body, &head, (!named).then_some(model.as_str()))
         .map_err(|e| bad(&e.to_string(), None))?;
     Ok(ResponsesRequest {
         model,

@@ -10,8 +10,9 @@
 //! - the model named by the caller (the default model) is written in when the client named none.
 //!
 //! A body that already has that shape — what the Codex CLI sends — goes through as the same
-//! bytes: one borrowed, skipping pass over the JSON decides it ([`Look`]), and only a body that
-//! needs a change is parsed into a tree and written again.
+//! bytes: one borrowed, skipping pass over the JSON and a substring search decide it ([`Look`],
+//! [`has_system_role`]), and only a body that needs a change is parsed into a tree and written
+//! again.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -51,16 +52,23 @@ pub enum ShapeError {
     NotObject,
 }
 
+/// Reads what shaping (and the proxy: model, stream, cache key) needs from a body, in one pass.
+pub fn look(body: &[u8]) -> Result<Look<'_>, ShapeError> {
+    serde_json::from_slice(body).map_err(|e| ShapeError::Json(e.to_string()))
+}
+
 /// The body to send upstream: `body` itself when it is already in the backend's shape, else a
-/// rewritten copy. `model` is written in when given (the client named none).
-pub fn for_upstream(body: Bytes, model: Option<&str>) -> Result<Bytes, ShapeError> {
-    let look: Look<'_> =
-        serde_json::from_slice(&body).map_err(|e| ShapeError::Json(e.to_string()))?;
-    if model.is_none() && look.valid() {
-        return Ok(body);
+/// rewritten copy. `look` is [`look`] of `body`; `model` is written in when given (the client
+/// named none).
+pub fn for_upstream(
+    body: &Bytes,
+    look: &Look<'_>,
+    model: Option<&str>,
+) -> Result<Bytes, ShapeError> {
+    if model.is_none() && look.valid() && !has_system_role(body) {
+        return Ok(body.clone());
     }
-    let mut v: Value =
-        serde_json::from_slice(&body).map_err(|e| ShapeError::Json(e.to_string()))?;
+    let mut v: Value = serde_json::from_slice(body).map_err(|e| ShapeError::Json(e.to_string()))?;
     let obj = v.as_object_mut().ok_or(ShapeError::NotObject)?;
     rewrite(obj, model);
     Ok(Bytes::from(
@@ -101,14 +109,21 @@ fn rewrite(obj: &mut Map<String, Value>, model: Option<&str>) {
     }
 }
 
-/// The parts of a body that decide whether it needs shaping, read in one pass that skips the
-/// rest.
+/// The parts of a body that decide whether it needs shaping, and the few the proxy reads, in
+/// one pass that skips the rest.
 #[derive(Deserialize)]
-struct Look<'a> {
+pub struct Look<'a> {
+    /// `model`.
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
+    /// `stream` (the client's choice; upstream always gets `true`).
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// `prompt_cache_key`.
+    #[serde(borrow, default)]
+    pub prompt_cache_key: Option<Cow<'a, str>>,
     #[serde(default)]
     store: Option<Value>,
-    #[serde(default)]
-    stream: Option<Value>,
     #[serde(borrow, default)]
     instructions: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -160,9 +175,9 @@ impl Look<'_> {
             &self.truncation_policy,
         ];
         self.store == Some(Value::Bool(false))
-            && self.stream == Some(Value::Bool(true))
+            && self.stream == Some(true)
             && self.instructions.is_some()
-            && self.input == InputLook::List { system: false }
+            && self.input == InputLook::List
             && unsupported.iter().all(|p| !p.0)
     }
 }
@@ -185,8 +200,46 @@ enum InputLook {
     Other,
     /// A string.
     Text,
-    /// A list; `system` when an item has `role: "system"`.
-    List { system: bool },
+    /// A list.
+    List,
+}
+
+/// Whether an `input` item has `role: "system"`: a substring search rules it out for nearly
+/// every body, and only a body that has `"system"` somewhere is read item by item.
+fn has_system_role(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Roles {
+        #[serde(default)]
+        input: RolesLook,
+    }
+    if memchr::memmem::find(body, b"\"system\"").is_none() {
+        return false;
+    }
+    serde_json::from_slice::<Roles>(body).is_ok_and(|r| r.input.0)
+}
+
+/// Whether a list `input` has a `system` item.
+#[derive(Default)]
+struct RolesLook(bool);
+
+impl<'de> Deserialize<'de> for RolesLook {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RolesLook;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of input items")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RolesLook, A::Error> {
+                let mut system = false;
+                while let Some(item) = seq.next_element::<ItemOrOther<'de>>()? {
+                    system |= item.0.as_deref() == Some("system");
+                }
+                Ok(RolesLook(system))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 /// The one field of an input item shaping reads.
@@ -208,11 +261,8 @@ impl<'de> Deserialize<'de> for InputLook {
                 Ok(InputLook::Text)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputLook, A::Error> {
-                let mut system = false;
-                while let Some(item) = seq.next_element::<ItemOrOther<'de>>()? {
-                    system |= item.0.as_deref() == Some("system");
-                }
-                Ok(InputLook::List { system })
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(InputLook::List)
             }
             fn visit_unit<E: de::Error>(self) -> Result<InputLook, E> {
                 Ok(InputLook::Other)
@@ -285,8 +335,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn shape(body: &Bytes, model: Option<&str>) -> Result<Bytes, ShapeError> {
+        for_upstream(body, &look(body)?, model)
+    }
+
     fn shaped(body: Value) -> Value {
-        let out = for_upstream(Bytes::from(body.to_string()), None).expect("shaped");
+        let out = shape(&Bytes::from(body.to_string()), None).expect("shaped");
         serde_json::from_slice(&out).expect("json")
     }
 
@@ -295,7 +349,7 @@ mod tests {
         let body = Bytes::from_static(
             br#"{"model":"gpt-5.5","instructions":"You are Codex.","input":[{"type":"message","role":"developer","content":[{"type":"input_text","text":"x"}]},{"type":"message","role":"user","content":"hi"}],"tools":[],"store":false,"stream":true,"include":["reasoning.encrypted_content"],"prompt_cache_key":"k"}"#,
         );
-        let out = for_upstream(body.clone(), None).expect("shaped");
+        let out = shape(&body, None).expect("shaped");
         assert_eq!(out.as_ptr(), body.as_ptr(), "not copied");
         assert_eq!(out, body);
     }
@@ -345,12 +399,12 @@ mod tests {
         let body =
             Bytes::from_static(br#"{"input":[],"instructions":"i","store":false,"stream":true}"#);
         let v: Value =
-            serde_json::from_slice(&for_upstream(body, Some("dflt")).expect("ok")).expect("json");
+            serde_json::from_slice(&shape(&body, Some("dflt")).expect("ok")).expect("json");
         assert_eq!(v["model"], "dflt");
         assert!(matches!(
-            for_upstream(Bytes::from_static(b"{"), None),
+            shape(&Bytes::from_static(b"{"), None),
             Err(ShapeError::Json(_))
         ));
-        assert!(for_upstream(Bytes::from_static(b"[]"), None).is_err());
+        assert!(shape(&Bytes::from_static(b"[]"), None).is_err());
     }
 }
