@@ -342,3 +342,46 @@ async fn usage_probe_with_a_null_rate_limit_and_a_403() {
     let (s, _, b) = answer_to(FaultKind::Forbidden, FaultTarget::Usage).await;
     assert_eq!((s, json_of(&b)), (403, corpus_json("wham_usage_403.json")));
 }
+
+#[tokio::test]
+async fn the_new_faults_are_scripted_over_the_control_api_with_their_defaults() {
+    let sim = start(SimOptions::default()).await;
+    let (_, token) = account(&sim).await;
+    let http = reqwest::Client::new();
+    for spec in [
+        json!({"kind": "response_failed", "code": "invalid_prompt", "count": 1}),
+        json!({"kind": "usage_limit_weekly", "count": 1}),
+    ] {
+        let r = http
+            .post(format!("{}/sim/faults", sim.base_url()))
+            .json(&spec)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 204, "{spec}");
+    }
+    let listed: Value = http
+        .get(format!("{}/sim/faults", sim.base_url()))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed[0]["after_events"], 2);
+    assert_eq!(listed[1]["resets_in_seconds"], 471_284);
+    let ev = events(
+        &post(&sim, &token, &body("hi", true))
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(ev[2]["response"]["error"]["code"], "invalid_prompt");
+    let (status, v) = status_and_json(post(&sim, &token, &body("hi", true)).await).await;
+    assert_eq!(
+        (status, &v["error"]["resets_in_seconds"]),
+        (429, &json!(471_284))
+    );
+    sim.shutdown().await;
+}
