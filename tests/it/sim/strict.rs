@@ -1,5 +1,5 @@
 //! The simulator is as strict as the real backend (issue 17 item 1): every refusal of
-//! docs/protocol.md §13 and every answer of the fidelity table, each checked against its file in
+//! docs/protocol.md §13.1 and every answer of §13.2, each checked against its file in
 //! `tests/fixtures/upstream/` (status, body, headers).
 
 use super::{access_token, body, events, post, start};
