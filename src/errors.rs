@@ -69,6 +69,9 @@ pub enum ApiError {
         /// The request's path.
         path: String,
     },
+    /// `GET /v1/models/{id}` for a model this daemon neither advertises nor maps.
+    #[error("the model `{0}` does not exist or is not served by this codex-rotor pool")]
+    ModelNotFound(String),
     /// The path exists but not with this method (the answer's `Allow` header lists those it has).
     #[error("{method} is not allowed on {path} (see the Allow header)")]
     MethodNotAllowed {
@@ -142,7 +145,7 @@ impl ApiError {
             ApiError::KeyRateLimited { .. } | ApiError::Exhausted { .. } => 429,
             ApiError::BadRequest { .. } => 400,
             ApiError::PayloadTooLarge { .. } => 413,
-            ApiError::NotFound { .. } => 404,
+            ApiError::NotFound { .. } | ApiError::ModelNotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Unavailable(_) => 503,
             ApiError::Passthrough { status, .. } | ApiError::Upstream { status, .. } => *status,
@@ -162,6 +165,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => ("invalid_request_error", "invalid_request"),
             ApiError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
             ApiError::NotFound { .. } => ("invalid_request_error", "not_found"),
+            ApiError::ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
             ApiError::MethodNotAllowed { .. } => ("invalid_request_error", "method_not_allowed"),
             ApiError::Exhausted { .. } => ("usage_limit_reached", "usage_limit_reached"),
             ApiError::Unavailable(_) => ("server_error", "no_available_accounts"),

@@ -10,12 +10,16 @@ pub mod auth;
 pub mod backfill;
 pub mod collect;
 pub mod failover;
+pub mod models;
 pub mod observe;
 pub mod outcome;
 pub mod request;
 pub mod stream;
 pub mod turns;
+pub mod upgrade;
 pub mod wait;
+
+pub use models::{model, models};
 
 use crate::errors::ApiError;
 use crate::middleware::RequestId;
@@ -256,26 +260,4 @@ pub fn copy_response_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderM
         }
         to.append(name.clone(), value.clone());
     }
-}
-
-/// `GET /v1/models` and `GET /models`: the configured model list in the OpenAI shape.
-pub async fn models(
-    State(state): State<AppState>,
-    id: Option<Extension<RequestId>>,
-    headers: HeaderMap,
-) -> Response {
-    let mut out = Outcome::new(&state, "models", id);
-    if let Err(e) = auth::authenticate(&state, &headers) {
-        out.finish(e.status().as_u16(), Some(e.to_string()));
-        return e.into_response();
-    }
-    let cfg = state.config();
-    let data: Vec<serde_json::Value> = cfg
-        .models
-        .list
-        .iter()
-        .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "openai"}))
-        .collect();
-    out.finish(200, None);
-    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
 }

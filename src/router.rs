@@ -17,6 +17,7 @@ pub fn build(state: AppState) -> Router {
         .route("/responses", post(crate::proxy::responses))
         .route("/v1/models", get(crate::proxy::models))
         .route("/models", get(crate::proxy::models))
+        .route("/v1/models/{id}", get(crate::proxy::model))
         .route(
             "/v1/chat/completions",
             post(crate::translate::route::chat_completions),
@@ -35,7 +36,7 @@ pub fn build(state: AppState) -> Router {
             state.upstream().client().clone(),
         ))
         // Every route so far; the admin API, merged next, keeps its own.
-        .method_not_allowed_fallback(crate::translate::route::wrong_method)
+        .method_not_allowed_fallback(crate::proxy::upgrade::or_wrong_method)
         .merge(crate::admin::router())
         .fallback(crate::translate::route::no_route);
     let prefix = cfg.server.path_prefix.trim_end_matches('/');

@@ -333,13 +333,5 @@ impl Daemon {
 
 /// The upstream session settings from `config.upstream`.
 pub fn settings(cfg: &Config) -> UpstreamSettings {
-    let u = &cfg.upstream;
-    UpstreamSettings {
-        base_url: u.base_url.trim_end_matches('/').to_owned(),
-        connect_timeout: u.connect_timeout,
-        first_byte_timeout: u.first_byte_timeout,
-        idle_timeout: u.idle_timeout,
-        user_agent: u.user_agent.clone(),
-        originator: u.originator.clone(),
-    }
+    UpstreamSettings::from_config(&cfg.upstream)
 }

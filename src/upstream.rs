@@ -8,7 +8,9 @@
 //! (`session-id`, `x-codex-turn-state`, …) are forwarded from the client so upstream sees the
 //! same turn structure Codex would send directly (docs/protocol.md §2).
 
+pub mod catalogue;
 pub mod classify;
+pub mod cookies;
 pub mod shape;
 pub mod usage;
 
@@ -31,6 +33,8 @@ pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "x-openai-subagent",
     "x-codex-routing-hint",
     "openai-beta",
+    // Sent by Codex for Responses-Lite models; upstream serves them only with it.
+    "x-openai-internal-codex-responses-lite",
 ];
 
 /// Settings of the upstream session (a copy of `config.upstream`, kept small on purpose).
@@ -48,24 +52,36 @@ pub struct UpstreamSettings {
     pub user_agent: String,
     /// `originator` sent for every account.
     pub originator: String,
+    /// `version` header of model requests and `client_version` of the catalogue.
+    pub client_version: String,
 }
 
-impl Default for UpstreamSettings {
-    fn default() -> Self {
+impl UpstreamSettings {
+    /// The session settings `config.upstream` asks for.
+    pub fn from_config(u: &crate::config::UpstreamConfig) -> Self {
         Self {
-            base_url: "https://chatgpt.com/backend-api".into(),
-            connect_timeout: Duration::from_secs(10),
-            first_byte_timeout: Duration::from_secs(120),
-            idle_timeout: Duration::from_secs(300),
-            user_agent: "codex_cli_rs/0.169.0 (codex-rotor)".into(),
-            originator: "codex_cli_rs".into(),
+            base_url: u.base_url.trim_end_matches('/').to_owned(),
+            connect_timeout: u.connect_timeout,
+            first_byte_timeout: u.first_byte_timeout,
+            idle_timeout: u.idle_timeout,
+            user_agent: u.user_agent.clone(),
+            originator: u.originator.clone(),
+            client_version: u.client_version.clone(),
         }
     }
 }
 
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self::from_config(&crate::config::UpstreamConfig::default())
+    }
+}
+
 /// What the proxy needs to talk to upstream for one account.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct Creds<'a> {
+    /// Pool account id (whose Cloudflare cookie jar the request uses).
+    pub account: &'a str,
     /// Bearer token.
     pub access_token: &'a str,
     /// `chatgpt-account-id` header value.
@@ -85,6 +101,12 @@ pub enum UpstreamError {
     /// The client could not be built (TLS backend).
     #[error("cannot build the upstream client: {}", chain(.0))]
     Build(#[source] reqwest::Error),
+    /// A body read whole was silent longer than `idle_timeout`.
+    #[error("upstream body silent for {0:?}")]
+    IdleTimeout(Duration),
+    /// A body read whole was longer than its limit (bytes).
+    #[error("upstream body larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 /// Renders an error with every `source()` joined by `: ` (what `{:#}` does for anyhow).
@@ -110,6 +132,10 @@ pub struct Upstream {
     /// What every request reuses instead of rebuilding it (URL parsing with IDNA, header
     /// validation): the `/codex/responses` URL and the constant identity headers.
     prebuilt: Prebuilt,
+    /// Each account's Cloudflare cookies.
+    jars: std::sync::Arc<cookies::CookieJars>,
+    /// The Codex model catalogue last fetched.
+    catalogue: std::sync::Arc<catalogue::CatalogueCache>,
 }
 
 /// Parts of every upstream request built once, when the session is.
@@ -122,6 +148,10 @@ struct Prebuilt {
     originator: Option<http::HeaderValue>,
     /// `user-agent` from config (likewise).
     user_agent: Option<http::HeaderValue>,
+    /// `version` from config (likewise); sent on model requests only, as Codex does.
+    version: Option<http::HeaderValue>,
+    /// `{base}/codex/models?client_version=…`.
+    models_url: String,
     /// [`FORWARDED_REQUEST_HEADERS`] as header names.
     forwarded: Vec<http::HeaderName>,
 }
@@ -138,6 +168,11 @@ impl Prebuilt {
             responses_url: reqwest::Url::parse(&responses_url(&settings.base_url)).ok(),
             originator: http::HeaderValue::from_str(&settings.originator).ok(),
             user_agent: http::HeaderValue::from_str(&settings.user_agent).ok(),
+            version: http::HeaderValue::from_str(&settings.client_version).ok(),
+            models_url: format!(
+                "{}/codex/models?client_version={}",
+                settings.base_url, settings.client_version
+            ),
             forwarded: FORWARDED_REQUEST_HEADERS
                 .iter()
                 .map(|n| http::HeaderName::from_static(n))
@@ -168,12 +203,24 @@ impl Upstream {
             client,
             settings,
             prebuilt,
+            jars: std::sync::Arc::default(),
+            catalogue: std::sync::Arc::default(),
         })
     }
 
     /// The shared HTTP client (also used by the OAuth refresher: one connection pool).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The Codex model catalogue cache.
+    pub fn catalogue(&self) -> &catalogue::CatalogueCache {
+        &self.catalogue
+    }
+
+    /// The accounts' Cloudflare cookie jars.
+    pub fn cookie_jars(&self) -> &cookies::CookieJars {
+        &self.jars
     }
 
     /// The settings in use.
@@ -189,7 +236,7 @@ impl Upstream {
         body: Bytes,
         client_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let mut headers = self.identity(creds);
+        let mut headers = self.model_identity(creds);
         headers.reserve(4);
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -208,23 +255,26 @@ impl Upstream {
             Some(url) => self.client.post(url.clone()),
             None => self.client.post(responses_url(&self.settings.base_url)),
         };
-        self.send(req.headers(headers).body(body)).await
+        self.send(creds.account, req.headers(headers).body(body))
+            .await
     }
 
     /// `GET {base}/codex/models` with one account's credentials.
     pub async fn models(&self, creds: Creds<'_>) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!(
-            "{}/codex/models?client_version=0.169.0",
-            self.settings.base_url
-        );
-        self.send(self.client.get(url).headers(self.identity(creds)))
-            .await
+        self.send(
+            creds.account,
+            self.client
+                .get(&self.prebuilt.models_url)
+                .headers(self.model_identity(creds)),
+        )
+        .await
     }
 
     /// `GET {base}/wham/usage` with one account's credentials.
     pub async fn usage(&self, creds: Creds<'_>) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}/wham/usage", self.settings.base_url);
         self.send(
+            creds.account,
             self.client
                 .get(url)
                 .headers(self.identity(creds))
@@ -233,10 +283,47 @@ impl Upstream {
         .await
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, UpstreamError> {
+    /// Reads a whole (small) answer body: at most `limit` bytes, no chunk further apart than
+    /// `idle_timeout`.
+    pub async fn read_all(
+        &self,
+        mut resp: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, UpstreamError> {
+        let idle = self.settings.idle_timeout;
+        let mut buf = Vec::new();
+        loop {
+            match tokio::time::timeout(idle, resp.chunk()).await {
+                Err(_) => return Err(UpstreamError::IdleTimeout(idle)),
+                Ok(Err(e)) => return Err(UpstreamError::Transport(e)),
+                Ok(Ok(None)) => return Ok(Bytes::from(buf)),
+                Ok(Ok(Some(chunk))) => {
+                    if buf.len() + chunk.len() > limit {
+                        return Err(UpstreamError::TooLarge(limit));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+
+    /// Sends with the account's cookie jar: its Cloudflare cookies go out, the ones the
+    /// answer sets are kept.
+    async fn send(
+        &self,
+        account: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let req = match self.jars.header(account) {
+            Some(cookie) => req.header(http::header::COOKIE, cookie),
+            None => req,
+        };
         let bound = self.settings.first_byte_timeout;
         match tokio::time::timeout(bound, req.send()).await {
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => {
+                self.jars.absorb(account, resp.headers());
+                Ok(resp)
+            }
             Ok(Err(e)) => Err(UpstreamError::Transport(e)),
             Err(_) => Err(UpstreamError::FirstByteTimeout(bound)),
         }
@@ -266,6 +353,16 @@ impl Upstream {
         }
         h
     }
+
+    /// [`Upstream::identity`] plus the `version` header Codex's built-in provider puts on its
+    /// model requests (`/codex/responses`, `/codex/models`), not on the usage probe.
+    fn model_identity(&self, creds: Creds<'_>) -> HeaderMap {
+        let mut h = self.identity(creds);
+        if let Some(v) = &self.prebuilt.version {
+            h.insert(http::HeaderName::from_static("version"), v.clone());
+        }
+        h
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +373,7 @@ mod tests {
     fn identity_headers_carry_account_and_mark_token_sensitive() {
         let up = Upstream::new(UpstreamSettings::default()).expect("client");
         let h = up.identity(Creds {
+            account: "a1",
             access_token: "tok",
             chatgpt_account_id: Some("acct-1"),
         });
@@ -287,10 +385,131 @@ mod tests {
         assert_eq!(
             h,
             up.identity(Creds {
+                account: "a1",
                 access_token: "tok",
                 chatgpt_account_id: Some("acct-1")
             })
         );
+    }
+
+    /// Model requests carry the presented Codex version and the Responses-Lite marker a client
+    /// sent; the usage probe carries no `version` (Codex's backend client sends none).
+    #[tokio::test]
+    async fn model_requests_carry_the_version_and_forward_responses_lite() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<(String, HeaderMap)>>> = Arc::default();
+        let seen2 = seen.clone();
+        let app = axum::Router::new().fallback(move |uri: http::Uri, headers: HeaderMap| {
+            let seen = seen2.clone();
+            async move {
+                seen.lock().expect("lock").push((uri.to_string(), headers));
+                "{}"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let cfg = crate::config::UpstreamConfig {
+            base_url: format!("http://{addr}/backend-api"),
+            client_version: "9.8.7".into(),
+            ..Default::default()
+        };
+        let up = Upstream::new(UpstreamSettings::from_config(&cfg)).expect("client");
+        let creds = || Creds {
+            account: "a1",
+            access_token: "tok",
+            chatgpt_account_id: Some("acct-1"),
+        };
+        let mut client = HeaderMap::new();
+        client.insert(
+            "x-openai-internal-codex-responses-lite",
+            "true".parse().expect("value"),
+        );
+        client.insert("x-api-key", "client-secret".parse().expect("value"));
+        up.responses(creds(), Bytes::from_static(b"{}"), &client)
+            .await
+            .expect("responses");
+        up.models(creds()).await.expect("models");
+        up.usage(creds()).await.expect("usage");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        let (uri, h) = &seen[0];
+        assert_eq!(uri, "/backend-api/codex/responses");
+        assert_eq!(h["version"], "9.8.7");
+        assert_eq!(h["x-openai-internal-codex-responses-lite"], "true");
+        assert!(h.get("x-api-key").is_none(), "client credentials stay here");
+        let (uri, h) = &seen[1];
+        assert_eq!(uri, "/backend-api/codex/models?client_version=9.8.7");
+        assert_eq!(h["version"], "9.8.7");
+        let (uri, h) = &seen[2];
+        assert_eq!(uri, "/backend-api/wham/usage");
+        assert!(h.get("version").is_none(), "{h:?}");
+    }
+
+    /// Cloudflare cookies an answer sets go back with that account's next request, never with
+    /// another account's.
+    #[tokio::test]
+    async fn each_account_sends_back_its_own_cloudflare_cookies() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let seen2 = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let seen = seen2.clone();
+            async move {
+                let cookie = headers
+                    .get("cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let account = headers["chatgpt-account-id"]
+                    .to_str()
+                    .unwrap_or("")
+                    .to_owned();
+                seen.lock().expect("lock").push(cookie);
+                (
+                    [(
+                        http::header::SET_COOKIE,
+                        format!("__cf_bm=bm-{account}; path=/; HttpOnly"),
+                    )],
+                    "{}",
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let cfg = crate::config::UpstreamConfig {
+            base_url: format!("http://{addr}/backend-api"),
+            ..Default::default()
+        };
+        let up = Upstream::new(UpstreamSettings::from_config(&cfg)).expect("client");
+        let creds = |account| Creds {
+            account,
+            access_token: "tok",
+            chatgpt_account_id: Some(account),
+        };
+        let none = HeaderMap::new();
+        for account in ["a", "b", "a", "b"] {
+            up.responses(creds(account), Bytes::from_static(b"{}"), &none)
+                .await
+                .expect("responses");
+        }
+        up.usage(creds("a")).await.expect("usage");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            vec![
+                None,
+                None,
+                Some("__cf_bm=bm-a".to_owned()),
+                Some("__cf_bm=bm-b".to_owned()),
+                Some("__cf_bm=bm-a".to_owned()),
+            ]
+        );
+        assert_eq!(up.cookie_jars().len(), 2);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod effects;
 pub mod fault;
 pub mod jwt;
 pub mod legacy;
+pub mod ownership;
 pub mod pool;
 pub mod quota;
 pub mod record;

@@ -37,7 +37,15 @@ pub struct UpstreamConfig {
     pub user_agent: String,
     /// `originator` header sent upstream.
     pub originator: String,
+    /// The Codex CLI version the daemon presents: the `version` header of model requests and
+    /// the `client_version` of the model catalogue (docs/protocol.md §2). New models answer
+    /// 400 "requires a newer version of Codex" to an old one, so keep it current.
+    pub client_version: String,
 }
+
+/// The Codex CLI version the defaults present; the client tests pin the same release
+/// (`tests/clients/node/package.json`), so what they prove is what the daemon claims to be.
+pub const CODEX_VERSION: &str = "0.169.0";
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
@@ -50,8 +58,27 @@ impl Default for UpstreamConfig {
             idle_timeout: Duration::from_secs(300),
             max_retries_per_account: 1,
             max_accounts_per_request: 3,
-            user_agent: "codex_cli_rs/0.169.0 (Debian 12.0.0; x86_64) xterm".into(),
+            user_agent: format!("codex_cli_rs/{CODEX_VERSION} (Debian 12.0.0; x86_64) xterm"),
             originator: "codex_cli_rs".into(),
+            client_version: CODEX_VERSION.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CODEX_VERSION;
+
+    /// The identity the daemon presents is the release the client tests run: bumping one
+    /// without the other fails here.
+    #[test]
+    fn the_presented_codex_version_is_the_one_the_client_tests_pin() {
+        let pins: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/clients/node/package.json"))
+                .expect("package.json");
+        assert_eq!(pins["dependencies"]["@openai/codex"], CODEX_VERSION);
+        let defaults = super::UpstreamConfig::default();
+        assert!(defaults.user_agent.contains(&format!("/{CODEX_VERSION} ")));
+        assert_eq!(defaults.client_version, CODEX_VERSION);
     }
 }

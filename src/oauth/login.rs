@@ -22,8 +22,9 @@ use super::refresh::{CLIENT_ID, DEFAULT_ORIGINATOR};
 /// The redirect URI registered for the Codex client id (the only one the real auth server
 /// accepts); the code arrives there and is pasted back, or relayed by a local callback.
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:1455/auth/callback";
-/// Scopes Codex asks for; `offline_access` is what yields a refresh token.
-const SCOPE: &str = "openid profile email offline_access";
+/// Scopes Codex asks for (its `login/src/server.rs`); `offline_access` is what yields a
+/// refresh token.
+const SCOPE: &str = "openid profile email offline_access api.connectors.read api.connectors.invoke";
 /// How long a started login may wait for its callback.
 const SESSION_TTL_MS: UnixMs = 5 * 60 * 1000;
 /// Upper bound on pending logins, so a flood of starts cannot grow memory without limit.
@@ -332,7 +333,9 @@ mod tests {
         assert!(url.starts_with(
             "http://127.0.0.1:9/oauth/authorize?response_type=code&client_id=app_EMoamEEZ73f0CkXaXp7hrann&"
         ));
-        assert!(url.contains("scope=openid%20profile%20email%20offline_access"));
+        assert!(url.contains(
+            "scope=openid%20profile%20email%20offline_access%20api.connectors.read%20api.connectors.invoke&"
+        ));
         assert!(url.contains("code_challenge=ch&code_challenge_method=S256"));
         assert!(url.contains("redirect_uri=http%3A%2F%2Flocalhost%3A1455%2Fauth%2Fcallback"));
         assert!(url.contains("state=st") && url.contains("originator=codex_cli_rs"));

@@ -15,8 +15,13 @@ use std::time::Duration;
 pub const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
 /// The `originator` header Codex sends (`codex_exec` for non-interactive use).
 pub const DEFAULT_ORIGINATOR: &str = "codex_exec";
-/// The `user-agent` Codex 0.169 sends to the token endpoint.
-pub const DEFAULT_USER_AGENT: &str = "codex_exec/0.169.0 (Debian 12.0.0; x86_64) xterm";
+/// The `user-agent` Codex sends to the token endpoint, for the version the daemon presents.
+pub fn default_user_agent() -> String {
+    format!(
+        "codex_exec/{} (Debian 12.0.0; x86_64) xterm",
+        crate::config::upstream::CODEX_VERSION
+    )
+}
 /// Error codes upstream uses for a refresh token that can never work again.
 const PERMANENT_CODES: [&str; 4] = [
     "refresh_token_reused",
@@ -50,7 +55,7 @@ impl HttpRefresher {
             client,
             token_url: token_url.into(),
             originator: DEFAULT_ORIGINATOR.to_owned(),
-            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            user_agent: default_user_agent(),
             timeout: Duration::from_secs(30),
             client_id: CLIENT_ID.to_owned(),
         }

@@ -177,6 +177,7 @@ async fn attempt(
     out: &mut Outcome,
 ) -> AccountOutcome {
     let creds = Creds {
+        account: &lease.account_id,
         access_token: &lease.creds.access_token,
         chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref(),
     };
@@ -185,7 +186,7 @@ async fn attempt(
         let last_try = tries >= max_retries;
         let reason = match state
             .upstream()
-            .responses(creds.clone(), req.upstream_body.clone(), headers)
+            .responses(creds, req.upstream_body.clone(), headers)
             .await
         {
             Ok(resp) if resp.status().is_success() => {

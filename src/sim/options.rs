@@ -134,6 +134,8 @@ pub enum FaultTarget {
     Token,
     /// `GET /backend-api/wham/usage`.
     Usage,
+    /// `GET /backend-api/codex/models`.
+    Models,
 }
 
 /// One way the upstream misbehaves.
@@ -347,4 +349,6 @@ pub struct Counters {
     pub refresh_reused: u64,
     /// `GET /backend-api/wham/usage` calls.
     pub usage_probes: u64,
+    /// `GET /backend-api/codex/models` calls.
+    pub model_fetches: u64,
 }

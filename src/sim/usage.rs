@@ -90,8 +90,30 @@ pub(crate) async fn wham_usage(
     }
 }
 
-/// The model catalog (`{"models":[…]}`), with an `x-models-etag`.
-pub(crate) async fn models(State(world): State<Arc<World>>) -> Response {
+/// The model catalog (`{"models":[…]}`), with an `x-models-etag`; like every backend
+/// endpoint it answers only a known account's token.
+pub(crate) async fn models(
+    State(world): State<Arc<World>>,
+    conn: Option<Extension<Arc<ConnControl>>>,
+    headers: HeaderMap,
+) -> Response {
+    let now = now_ms();
+    let (account, auth) = authorize(&world, &headers, now);
+    world.count(account.as_deref(), |c| c.model_fetches += 1);
+    if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Models) {
+        match fault::effect(kind, FaultTarget::Models, conn.as_ref().map(|c| &c.0), now) {
+            Effect::Replace(resp) => {
+                count_status(&world, account.as_deref(), resp.status());
+                return resp;
+            }
+            Effect::Reset(resp) => return resp,
+            Effect::Delay(d) => tokio::time::sleep(d).await,
+            Effect::Stream(_) => return fault::reset(conn.as_ref().map(|c| &c.0)),
+        }
+    }
+    if let Err(resp) = auth {
+        return resp;
+    }
     let models: Vec<Value> = world
         .opts
         .models

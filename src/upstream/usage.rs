@@ -39,6 +39,7 @@ fn now_ms() -> i64 {
 async fn probe(upstream: &Upstream, creds: &UpstreamCreds) -> Result<Observation, ProbeError> {
     let at = now_ms();
     let c = Creds {
+        account: &creds.account_id,
         access_token: &creds.access_token,
         chatgpt_account_id: creds.chatgpt_account_id.as_deref(),
     };

@@ -10,6 +10,7 @@ mod edge;
 mod failures;
 mod keyless;
 mod lifecycle;
+mod models;
 mod oversize;
 mod shape;
 mod timeouts;

@@ -9,6 +9,7 @@ mod headroom;
 mod identity;
 mod import;
 mod legacy;
+mod ownership;
 mod pool;
 mod quota;
 mod refresh;

@@ -36,7 +36,7 @@ fn anthropic(e: ApiError) -> Response {
             (400, "invalid_request_error", m)
         }
         ApiError::PayloadTooLarge { .. } => (413, "request_too_large", message),
-        ApiError::NotFound { .. } => (404, "not_found_error", message),
+        ApiError::NotFound { .. } | ApiError::ModelNotFound(_) => (404, "not_found_error", message),
         ApiError::MethodNotAllowed { .. } => (405, "invalid_request_error", message),
         ApiError::Unavailable(_) => (529, "overloaded_error", message),
         ApiError::Passthrough { status, body, .. } => {

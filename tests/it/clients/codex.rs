@@ -22,7 +22,13 @@ const KEY_VAR: &str = "ROTOR_POOL_KEY";
 /// feedback, history and the plugin sync (which clones from GitHub) off; Codex's side traffic
 /// (`chatgpt_base_url`) kept on the daemon.
 fn config_toml(env: &TestEnv) -> String {
-    format!(
+    config_toml_at(&env.url(""), false)
+}
+
+/// [`config_toml`] with the provider at `daemon`, optionally with Codex's WebSocket transport
+/// on (`supports_websockets`: Codex then tries `GET {base}/responses` as a WebSocket first).
+fn config_toml_at(daemon: &str, websockets: bool) -> String {
+    let mut toml = format!(
         r#"model = "gpt-5.5"
 model_provider = "rotor"
 check_for_update_on_startup = false
@@ -46,9 +52,12 @@ name = "codex-rotor"
 base_url = "{daemon}/v1"
 wire_api = "responses"
 env_key = "{KEY_VAR}"
-"#,
-        daemon = env.url("")
-    )
+"#
+    );
+    if websockets {
+        toml.push_str("supports_websockets = true\n");
+    }
+    toml
 }
 
 /// `codex exec [extra…] prompt` in a fresh sandbox; returns the run and the sandbox.
@@ -313,4 +322,33 @@ async fn codex_with_a_wrong_key_fails_promptly_and_says_why() {
     );
     assert_eq!(env.upstream_requests(), 0);
     env.shutdown().await;
+}
+
+/// With Codex's WebSocket transport on, the upgrade gets 426 and Codex falls back to HTTP at
+/// once: one upgrade attempt, then the turn over `POST` (any other status would make it retry
+/// the upgrade five times with backoff first, docs/protocol.md §13.3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_with_websockets_on_falls_back_to_http_after_one_426() {
+    let (env, _wire) = env_with_wire(1).await;
+    let front = super::wire::WireLog::start(env.addr);
+    let sb = Sandbox::new().await;
+    let home = sb.path("codex-home");
+    std::fs::create_dir(&home).expect("CODEX_HOME");
+    std::fs::write(
+        home.join("config.toml"),
+        config_toml_at(&format!("http://{}", front.addr), true),
+    )
+    .expect("config.toml");
+    let run = codex_exec_in(&env, &sb, &[], "say hi").await;
+    assert!(run.status.success(), "codex exec failed: {run}");
+    let sent = front.requests_text();
+    let upgrades = sent.matches("GET /v1/responses").count();
+    assert!(
+        sent.to_ascii_lowercase().contains("upgrade: websocket"),
+        "Codex tried the WebSocket transport: {sent}"
+    );
+    assert_eq!(upgrades, 1, "one upgrade attempt, no retries: {sent}");
+    assert_eq!(sent.matches("POST /v1/responses").count(), 1, "{sent}");
+    let recs = settled(&env, "responses", 1).await;
+    assert_eq!(recs[0].status, 200);
 }
