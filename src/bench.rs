@@ -172,8 +172,9 @@ pub async fn sim(b: &SimBench) -> anyhow::Result<SimBenchReport> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let body = serde_json::json!({"model": "gpt-5.5", "stream": true,
-        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]});
+    // What the Codex CLI sends: already in the backend's shape (crate::upstream::shape).
+    let body = serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
+        "instructions": "You are Codex.", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]});
     let spec = |stop| LoadSpec {
         url: crate::upstream::responses_url(&sim.backend_url()),
         headers: vec![

@@ -7,6 +7,7 @@
 //! for a `stream: false` client ([`collect`]) → record the request ([`outcome`]).
 
 pub mod auth;
+pub mod backfill;
 pub mod collect;
 pub mod failover;
 pub mod models;

@@ -8,6 +8,7 @@
 
 mod conn;
 pub mod control;
+mod corpus;
 mod fault;
 mod jwt;
 mod oauth;
@@ -19,6 +20,7 @@ mod router;
 mod server;
 mod state;
 mod stream;
+mod strict;
 mod turn;
 mod usage;
 
@@ -129,7 +131,11 @@ fn usage_text(
          \nFill its 5 h window:   curl -s -X POST {base}/sim/accounts/ID/usage -d '{{\"primary_used_percent\":100}}'\
          \nInject a fault:        curl -s -X POST {base}/sim/faults -d '{{\"kind\":\"rate_limit\",\"retry_after_secs\":2,\"count\":1}}'\
          \n  kinds: rate_limit, server_error, overloaded, cloudflare, premature_close{{after_events,mid_chunk}},\
-         \n         silence{{millis}}, stall{{after_events,millis}}, reset, huge_event{{bytes}}, huge_header{{name,bytes}};\
+         \n         silence{{millis}}, stall{{after_events,millis}}, reset, huge_event{{bytes}}, huge_header{{name,bytes}},\
+         \n         linger{{millis}}, response_failed{{code,after_events}}, error_event{{after_events}},\
+         \n         payment_required, forbidden, not_found_empty, usage_limit_headers_only,\
+         \n         usage_limit_weekly{{resets_in_seconds}}, other_family_limit{{resets_in_seconds}},\
+         \n         usage_not_included, rate_limit_null (target usage);\
          \n         options: account, target, probability, count\
          \nClear faults:          curl -s -X DELETE {base}/sim/faults\
          \nCounters:              curl -s {base}/sim/counters\n",

@@ -138,8 +138,9 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let idle_from = daemon.cpu()?.total();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_cpu_per_sec = daemon.cpu()?.total().saturating_sub(idle_from) / 3;
-    let body = serde_json::json!({"model": "gpt-5.5", "stream": true,
-        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
+    // What the Codex CLI sends: already in the backend's shape (crate::upstream::shape).
+    let body = serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
+        "instructions": "You are Codex.", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
     .to_string();
     let mut rows = Vec::new();
     for &c in &b.concurrency {

@@ -178,17 +178,8 @@ impl Observer {
         if !resp.is_object() {
             resp = serde_json::json!({});
         }
-        let empty = resp
-            .get("output")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
+        crate::proxy::backfill::fill_output(&mut resp, std::mem::take(&mut self.items));
         if let Some(obj) = resp.as_object_mut() {
-            if empty {
-                obj.insert(
-                    "output".into(),
-                    Value::Array(std::mem::take(&mut self.items)),
-                );
-            }
             obj.entry("object")
                 .or_insert_with(|| Value::from("response"));
             if let Some(id) = &self.response_id {

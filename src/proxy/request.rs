@@ -1,31 +1,19 @@
 //! Reading what the proxy needs from a client's Responses request without re-encoding it:
 //! model, whether the client streams, and the affinity key that keeps a conversation on its
-//! account. The body is forwarded byte for byte unless the client asked for `stream: false`
-//! (upstream only streams), in which case `stream` is rewritten to `true`, or named no model,
-//! in which case `models.default_model` is written in.
+//! account. The body goes upstream in the backend's shape ([`shape::for_upstream`]): byte for
+//! byte when it already has it (what the Codex CLI sends), else rewritten, with
+//! `models.default_model` written in when the client named no model.
 
 use crate::config::ModelsConfig;
 use crate::errors::ApiError;
+use crate::upstream::shape;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
-use serde::Deserialize;
-use std::borrow::Cow;
 
 // Header names built at compile time: looking one up by `&str` parses it on every request.
 const TURN_STATE: HeaderName = HeaderName::from_static("x-codex-turn-state");
 const SESSION_ID: HeaderName = HeaderName::from_static("session-id");
 const SESSION_ID_UNDERSCORE: HeaderName = HeaderName::from_static("session_id");
-
-/// The few fields of a Responses request the proxy reads; everything else is skipped unparsed.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(borrow, default)]
-    prompt_cache_key: Option<Cow<'a, str>>,
-}
 
 /// A validated client request, ready to be sent upstream.
 #[derive(Debug, Clone)]
@@ -41,8 +29,8 @@ pub struct ResponsesRequest {
     pub turn_state: Option<String>,
     /// Whether this is a code-review sub-agent request (`x-openai-subagent: review`).
     pub review: bool,
-    /// The body sent upstream (the client's bytes, `stream` forced to `true`, the default
-    /// model written in when the client named none).
+    /// The body sent upstream ([`shape::for_upstream`]: the client's bytes when already in the
+    /// backend's shape, the default model written in when the client named none).
     pub upstream_body: Bytes,
 }
 
@@ -61,11 +49,11 @@ pub fn parse(
             ));
         }
     }
-    let head: Head<'_> = serde_json::from_slice(&body)
-        .map_err(|e| bad(&format!("request body is not valid JSON: {e}"), None))?;
+    // One pass reads what the proxy needs and what decides the upstream body's shape.
+    let head = shape::look(&body).map_err(|e| bad(&e.to_string(), None))?;
     let named = ModelsConfig::named(head.model.as_deref()).is_some();
-    let model = match head.model {
-        Some(m) if named => m.into_owned(),
+    let model = match &head.model {
+        Some(m) if named => m.to_string(),
         _ => default_model.to_owned(),
     };
     let client_stream = head.stream.unwrap_or(false);
@@ -79,6 +67,7 @@ pub fn parse(
     let turn_state = header(&TURN_STATE);
     let affinity = head
         .prompt_cache_key
+        .as_deref()
         .filter(|k| !k.is_empty())
         .map(|k| format!("cache:{k}"))
         .or_else(|| {
@@ -89,11 +78,8 @@ pub fn parse(
     let review = headers
         .get("x-openai-subagent")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"review"));
-    let upstream_body = if head.stream == Some(true) && named {
-        body
-    } else {
-        rewrite(&body, (!named).then_some(model.as_str()))?
-    };
+    let upstream_body = shape::for_upstream(&body, &head, (!named).then_some(model.as_str()))
+        .map_err(|e| bad(&e.to_string(), None))?;
     Ok(ResponsesRequest {
         model,
         client_stream,
@@ -102,23 +88,6 @@ pub fn parse(
         review,
         upstream_body,
     })
-}
-
-/// Re-encodes the body with `stream: true` and, when given, the model (only for `stream: false`
-/// clients and requests naming no model).
-fn rewrite(body: &[u8], model: Option<&str>) -> Result<Bytes, ApiError> {
-    let mut v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| bad(&format!("request body is not valid JSON: {e}"), None))?;
-    let obj = v
-        .as_object_mut()
-        .ok_or_else(|| bad("request body must be a JSON object", None))?;
-    obj.insert("stream".into(), serde_json::Value::Bool(true));
-    if let Some(model) = model {
-        obj.insert("model".into(), model.into());
-    }
-    serde_json::to_vec(&v)
-        .map(Bytes::from)
-        .map_err(|_| ApiError::Internal)
 }
 
 fn bad(message: &str, param: Option<&str>) -> ApiError {
@@ -160,7 +129,7 @@ mod tests {
     #[test]
     fn streaming_body_passes_unchanged() {
         let body = Bytes::from_static(
-            br#"{"model":"gpt-5.5","stream":true,"input":[],"prompt_cache_key":"t1"}"#,
+            br#"{"model":"gpt-5.5","stream":true,"store":false,"instructions":"i","input":[],"prompt_cache_key":"t1"}"#,
         );
         let r = parse(&hdrs(&[]), body.clone(), "dflt").expect("valid");
         assert_eq!(r.model, "gpt-5.5");
@@ -180,7 +149,10 @@ mod tests {
         assert!(!r.client_stream);
         let v: serde_json::Value = serde_json::from_slice(&r.upstream_body).expect("json");
         assert_eq!(v["stream"], true);
-        assert_eq!(v["input"], "hi");
+        assert_eq!(v["store"], false);
+        // The backend takes list inputs only: the client's string is its one user message.
+        assert_eq!(v["input"][0]["role"], "user");
+        assert_eq!(v["input"][0]["content"][0]["text"], "hi");
     }
 
     #[test]

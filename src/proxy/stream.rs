@@ -16,6 +16,7 @@
 //! (RAII) and records the request as client-closed.
 
 use crate::config::Config;
+use crate::proxy::backfill::Backfill;
 use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
 use crate::state::AppState;
@@ -62,6 +63,9 @@ pub struct PassThrough {
     /// End right after an event too long to observe (a translated stream, whose translator
     /// cannot read it either) instead of passing on (a Responses client gets it unchanged).
     pub end_on_dropped_event: bool,
+    /// Back-fill an empty `output` of `response.completed` ([`Backfill`]): a Responses
+    /// client reads it; a translator reads the items themselves.
+    pub backfill: bool,
 }
 
 impl PassThrough {
@@ -81,6 +85,7 @@ impl PassThrough {
             idle_timeout: cfg.upstream.idle_timeout,
             drain: state.drain(),
             end_on_dropped_event: translated,
+            backfill: !translated,
         }
     }
 }
@@ -100,6 +105,7 @@ struct State {
     /// An event was dropped and `end_on_dropped_event` holds: the next item ends the stream.
     ending: bool,
     done: bool,
+    backfill: Option<Backfill>,
 }
 
 /// Turns an upstream body into the client's body stream.
@@ -121,6 +127,7 @@ pub fn pass_through(
         end_on_dropped_event: p.end_on_dropped_event,
         ending: false,
         done: false,
+        backfill: p.backfill.then(Backfill::default),
     };
     futures::stream::unfold(state, |mut st| async move {
         let chunk = next(&mut st).await?;
@@ -147,8 +154,8 @@ async fn next(st: &mut State) -> Option<Bytes> {
         biased;
         item = st.upstream.next() => match item {
             Some(Ok(bytes)) => Some(st.on_chunk(bytes)),
-            Some(Err(e)) => st.on_error(&e),
-            None => st.on_end(),
+            Some(Err(e)) => { let f = st.on_error(&e); st.with_tail(f) }
+            None => { let f = st.on_end(); st.with_tail(f) }
         },
         _ = st.drain.changed() => {
             Some(st.fail(None, "the server is shutting down; retry the request".into(), "server_shutting_down"))
@@ -177,7 +184,25 @@ impl State {
         let wait = self.heartbeat;
         self.tick.as_mut().reset(self.last_data + wait);
         self.report_usage();
-        bytes
+        match self.backfill.as_mut() {
+            Some(b) => b.push(bytes),
+            None => bytes,
+        }
+    }
+
+    /// The last bytes when upstream ended: the daemon's terminal `frame` if any — an
+    /// unfinished event the back-fill still holds is dropped before it, so the client can
+    /// parse the terminal event — else that unfinished tail as upstream sent it.
+    fn with_tail(&mut self, frame: Option<Bytes>) -> Option<Bytes> {
+        let tail = self
+            .backfill
+            .as_mut()
+            .map(Backfill::finish)
+            .unwrap_or_default();
+        match frame {
+            None if !tail.is_empty() => Some(tail),
+            other => other,
+        }
     }
 
     fn on_error(&mut self, e: &reqwest::Error) -> Option<Bytes> {

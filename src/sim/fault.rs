@@ -3,8 +3,9 @@
 //! close, stall, a huge event or header) and silence are applied by the endpoint that streams.
 
 use super::conn::ConnControl;
-use super::options::FaultKind;
-use super::reply;
+use super::corpus;
+use super::options::{FaultKind, FaultTarget};
+use super::reply::{self, put};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -23,8 +24,13 @@ pub(crate) enum Effect {
     Stream(FaultKind),
 }
 
-/// What a fault does to a request on a connection.
-pub(crate) fn effect(kind: FaultKind, conn: Option<&Arc<ConnControl>>) -> Effect {
+/// What a fault does to a request of `target` on a connection, at unix ms `now`.
+pub(crate) fn effect(
+    kind: FaultKind,
+    target: FaultTarget,
+    conn: Option<&Arc<ConnControl>>,
+    now: i64,
+) -> Effect {
     match kind {
         FaultKind::RateLimit { retry_after_secs } => {
             let body = json!({"error": {
@@ -51,11 +57,64 @@ pub(crate) fn effect(kind: FaultKind, conn: Option<&Arc<ConnControl>>) -> Effect
         FaultKind::Cloudflare => Effect::Replace(reply::cloudflare()),
         FaultKind::Silence { millis } => Effect::Delay(std::time::Duration::from_millis(millis)),
         FaultKind::Reset => Effect::Reset(reset(conn)),
+        FaultKind::PaymentRequired => Effect::Replace(corpus::answer(
+            StatusCode::PAYMENT_REQUIRED,
+            corpus::PAYMENT_REQUIRED,
+        )),
+        FaultKind::Forbidden => Effect::Replace(corpus::answer(
+            StatusCode::FORBIDDEN,
+            match target {
+                FaultTarget::Usage => corpus::WHAM_USAGE_FORBIDDEN,
+                _ => corpus::FORBIDDEN,
+            },
+        )),
+        FaultKind::NotFoundEmpty => Effect::Replace(StatusCode::NOT_FOUND.into_response()),
+        FaultKind::UsageLimitHeadersOnly => {
+            Effect::Replace(limit(corpus::USAGE_LIMIT_HEADERS_ONLY.into(), "codex"))
+        }
+        FaultKind::UsageLimitWeekly { resets_in_seconds } => {
+            let mut body: serde_json::Value =
+                serde_json::from_str(corpus::USAGE_LIMIT_WEEKLY).unwrap_or_default();
+            body["error"]["resets_in_seconds"] = json!(resets_in_seconds);
+            body["error"]["resets_at"] = json!(now / 1000 + resets_in_seconds as i64);
+            Effect::Replace(limit(body.to_string(), "codex"))
+        }
+        FaultKind::OtherFamilyLimit { resets_in_seconds } => {
+            let mut resp = limit(corpus::USAGE_LIMIT_HEADERS_ONLY.into(), "codex_other");
+            let h = resp.headers_mut();
+            put(h, "x-codex-other-primary-used-percent", 100);
+            put(h, "x-codex-other-primary-window-minutes", 10_080);
+            put(
+                h,
+                "x-codex-other-primary-reset-at",
+                now / 1000 + resets_in_seconds as i64,
+            );
+            put(h, "x-codex-other-limit-name", "codex_other");
+            Effect::Replace(resp)
+        }
+        FaultKind::UsageNotIncluded => Effect::Replace(corpus::answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            corpus::USAGE_NOT_INCLUDED,
+        )),
+        FaultKind::RateLimitNull => Effect::Replace(corpus::answer(
+            StatusCode::OK,
+            corpus::WHAM_USAGE_RATE_LIMIT_NULL,
+        )),
         other @ (FaultKind::PrematureClose { .. }
         | FaultKind::Stall { .. }
         | FaultKind::HugeEvent { .. }
-        | FaultKind::HugeHeader { .. }) => Effect::Stream(other),
+        | FaultKind::HugeHeader { .. }
+        | FaultKind::Linger { .. }
+        | FaultKind::ResponseFailed { .. }
+        | FaultKind::ErrorEvent { .. }) => Effect::Stream(other),
     }
+}
+
+/// A 429 usage-limit answer whose `x-codex-active-limit` names `family`.
+fn limit(body: String, family: &'static str) -> Response {
+    let mut resp = corpus::answer(StatusCode::TOO_MANY_REQUESTS, body);
+    put(resp.headers_mut(), "x-codex-active-limit", family);
+    resp
 }
 
 /// Arms a connection reset and returns a placeholder answer that will never be delivered.

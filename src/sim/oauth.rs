@@ -112,7 +112,12 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     if let Some(kind) = world.take_fault(None, FaultTarget::Token) {
-        match fault::effect(kind, conn.as_ref().map(|c| &c.0)) {
+        match fault::effect(
+            kind,
+            FaultTarget::Token,
+            conn.as_ref().map(|c| &c.0),
+            now_ms(),
+        ) {
             Effect::Replace(resp) => {
                 count_status(&world, None, resp.status());
                 return resp;

@@ -43,6 +43,14 @@ pub struct SimOptions {
     pub reject_unknown_models: bool,
     /// The model catalog served by `GET /backend-api/codex/models`.
     pub models: Vec<String>,
+    /// Accept the bodies the real backend refuses (a missing `store: false`, `stream: false`,
+    /// a string `input`, …) and answer `stream: false` with one JSON object. Only the
+    /// simulator's own tests of that JSON answer set it; every test of the daemon runs strict.
+    pub lenient: bool,
+    /// List the output items in `response.completed`; by default its `output` is `[]`, as the
+    /// real backend routinely sends it (the items are in the `response.output_item.done`
+    /// events).
+    pub completed_output: bool,
 }
 
 impl Default for SimOptions {
@@ -66,6 +74,8 @@ impl Default for SimOptions {
             ]
             .map(String::from)
             .to_vec(),
+            lenient: false,
+            completed_output: false,
         }
     }
 }
@@ -186,6 +196,67 @@ pub enum FaultKind {
         /// Length of its value.
         bytes: usize,
     },
+    /// The connection stays open for `millis` after the terminal event (the real backend's
+    /// SSE connections sometimes do), then the body ends.
+    Linger {
+        /// How long the body stays open after `response.completed`.
+        millis: u64,
+    },
+    /// After `after_events` events (default 2) the stream ends with `response.failed` of this
+    /// `error.code` (`rate_limit_exceeded`, `usage_limit_reached`, `insufficient_quota`: the
+    /// account's fault; `context_length_exceeded`, `cyber_policy`, `invalid_prompt`: the
+    /// request's), body from `tests/fixtures/upstream/`.
+    ResponseFailed {
+        /// `response.error.code`.
+        code: String,
+        /// How many events of the normal answer come first.
+        #[serde(default = "two")]
+        after_events: usize,
+    },
+    /// After `after_events` events (default 2) the stream ends with an `error` event.
+    ErrorEvent {
+        /// How many events of the normal answer come first.
+        #[serde(default = "two")]
+        after_events: usize,
+    },
+    /// 402: the account's quota or subscription is exhausted.
+    PaymentRequired,
+    /// 403 with a JSON body (not Cloudflare's page); on `/wham/usage` its own body.
+    Forbidden,
+    /// 404 with an empty body (Cloudflare's "stealth deny" of an account).
+    NotFoundEmpty,
+    /// 429 `usage_limit_reached` without reset fields: the reset is only in the headers, in
+    /// the family `x-codex-active-limit` names.
+    UsageLimitHeadersOnly,
+    /// 429 `usage_limit_reached` whose reset is `resets_in_seconds` away (default 471284, a
+    /// weekly window).
+    UsageLimitWeekly {
+        /// Seconds until the reset.
+        #[serde(default = "weekly")]
+        resets_in_seconds: u64,
+    },
+    /// 429 from an extra limit family: `x-codex-active-limit: codex_other` with its
+    /// `x-codex-other-*` headers (reset `resets_in_seconds` away).
+    OtherFamilyLimit {
+        /// Seconds until the family's reset.
+        #[serde(default = "weekly")]
+        resets_in_seconds: u64,
+    },
+    /// 429 `usage_not_included`: the plan does not include the model.
+    UsageNotIncluded,
+    /// `/wham/usage` answers 200 with `"rate_limit": null` (its target must be `usage`).
+    RateLimitNull,
+}
+
+/// The mid-stream `response.failed` of [`FaultKind::ResponseFailed`] by default: after
+/// `response.created` and `response.in_progress`.
+fn two() -> usize {
+    2
+}
+
+/// The weekly reset of [`FaultKind::UsageLimitWeekly`] by default, as ICE's test has it.
+fn weekly() -> u64 {
+    471_284
 }
 
 /// A scripted fault: what happens, to whom, and how often.

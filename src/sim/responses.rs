@@ -3,12 +3,14 @@
 //! JSON object, always with the `x-codex-*` headers of §4.
 
 use super::conn::ConnControl;
+use super::corpus;
 use super::fault::{self, Effect};
 use super::options::{FaultKind, FaultTarget};
 use super::quota::Refusal;
 use super::reply::{self, put};
 use super::state::{Auth, World, now_ms};
 use super::stream::{Answer, Usage};
+use super::strict;
 use super::turn;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -110,7 +112,7 @@ pub(crate) async fn handle(
     }
     let mut shape = None;
     if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Responses) {
-        match fault::effect(kind, conn.as_ref()) {
+        match fault::effect(kind, FaultTarget::Responses, conn.as_ref(), now) {
             Effect::Replace(mut resp) => {
                 count_status(&world, account.as_deref(), resp.status());
                 let is_html = resp.headers().contains_key("cf-mitigated");
@@ -131,10 +133,20 @@ pub(crate) async fn handle(
         Ok(id) => id,
         Err(resp) => return resp,
     };
-    let turn = match turn::parse(&body) {
+    let parsed = match turn::json(&body) {
+        Ok(v) => v,
+        Err(e) => return reply::bad_request(e.param, &e.message),
+    };
+    if !world.opts.lenient
+        && let Some(refusal) = strict::refusal(&parsed, world.opts.seed, &id)
+    {
+        return refusal;
+    }
+    let turn = match turn::read(&parsed, body.len()) {
         Ok(t) => t,
         Err(e) => return reply::bad_request(e.param, &e.message),
     };
+    drop(parsed);
     if world.opts.reject_unknown_models && !world.opts.models.contains(&turn.model) {
         let detail = format!(
             "The '{}' model is not supported when using Codex with a ChatGPT account.",
@@ -176,7 +188,11 @@ pub(crate) async fn handle(
         c.reasoning_tokens += usage.reasoning;
         c.completed += u64::from(matches!(
             shape,
-            None | Some(FaultKind::HugeEvent { .. } | FaultKind::HugeHeader { .. })
+            None | Some(
+                FaultKind::HugeEvent { .. }
+                    | FaultKind::HugeHeader { .. }
+                    | FaultKind::Linger { .. }
+            )
         ));
         reply::quota_headers(&mut h, &a.quota, extra, a.credits_balance.as_deref(), now);
         (Ok(usage), h)
@@ -197,13 +213,17 @@ pub(crate) async fn handle(
     if let Some(FaultKind::HugeHeader { name, bytes }) = &shape {
         huge_header(&mut h, name, *bytes);
     }
+    let response_id = format!("resp_sim{serial:012x}");
     let answer = Answer {
-        id: format!("resp_sim{serial:012x}"),
+        encrypted: turn
+            .encrypted_reasoning
+            .then(|| strict::mint(world.opts.seed, &id, &response_id)),
+        id: response_id,
         model: &turn.model,
         created_at: now / 1000,
         plan: &plan,
         usage,
-        encrypted: turn.encrypted_reasoning,
+        completed_output: world.opts.completed_output,
         huge_delta: match shape {
             Some(FaultKind::HugeEvent { bytes }) => Some(bytes),
             _ => None,
@@ -219,7 +239,18 @@ pub(crate) async fn handle(
         );
         return (StatusCode::OK, h, answer.response(true)).into_response();
     }
-    let frames = answer.sse();
+    let mut frames = answer.sse();
+    match &shape {
+        Some(FaultKind::ResponseFailed { code, after_events }) => {
+            let mut failed = corpus::response_failed(code);
+            failed["response"]["id"] = answer.id.as_str().into();
+            frames = frames.cut_with(*after_events, failed);
+        }
+        Some(FaultKind::ErrorEvent { after_events }) => {
+            frames = frames.cut_with(*after_events, corpus::event_data(corpus::ERROR_EVENT));
+        }
+        _ => {}
+    }
     h.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/event-stream"),
@@ -284,13 +315,26 @@ fn sse_body(
 ) -> Body {
     let unshaped = matches!(
         shape,
-        None | Some(FaultKind::HugeEvent { .. } | FaultKind::HugeHeader { .. })
+        None | Some(
+            FaultKind::HugeEvent { .. }
+                | FaultKind::HugeHeader { .. }
+                | FaultKind::ResponseFailed { .. }
+                | FaultKind::ErrorEvent { .. }
+        )
     );
     if unshaped && delay.is_zero() {
         return Body::from(frames.body);
     }
-    let frames = frames.split();
+    let mut frames = frames.split();
     let last = frames.len().saturating_sub(1);
+    let linger = match shape {
+        Some(FaultKind::Linger { millis }) => Some(Duration::from_millis(millis)),
+        _ => None,
+    };
+    if linger.is_some() {
+        // An empty chunk after the terminal event: the body is held open while it waits.
+        frames.push(Bytes::new());
+    }
     let (stop_at, mid_chunk, stall) = match shape {
         Some(FaultKind::PrematureClose {
             after_events,
@@ -302,6 +346,7 @@ fn sse_body(
         }) => (None, false, Some((after_events, millis))),
         _ => (None, false, None),
     };
+    let stall = stall.or(linger.map(|d| (last + 1, d.as_millis() as u64)));
     let stream = async_stream(frames, stop_at, mid_chunk, stall, delay, conn);
     Body::from_stream(stream)
 }

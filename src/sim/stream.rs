@@ -39,8 +39,11 @@ pub(crate) struct Answer<'a> {
     pub plan: &'a Plan,
     /// Token counts.
     pub usage: Usage,
-    /// Add `encrypted_content` to the reasoning item.
-    pub encrypted: bool,
+    /// The reasoning item's `encrypted_content`, minted for the serving account.
+    pub encrypted: Option<String>,
+    /// List the items in `response.completed`'s `output` (else `[]`, the real backend's
+    /// routine answer).
+    pub completed_output: bool,
     /// [`super::options::FaultKind::HugeEvent`]: one extra text delta of this many bytes.
     pub huge_delta: Option<usize>,
 }
@@ -54,6 +57,23 @@ pub(crate) struct Frames {
 }
 
 impl Frames {
+    /// The first `n` frames (at most all but the last), then one `event` of JSON `data` whose
+    /// `sequence_number` is set to follow them: a stream that fails midway.
+    pub fn cut_with(&self, n: usize, mut data: serde_json::Value) -> Frames {
+        let n = n.min(self.ends.len().saturating_sub(1));
+        let keep = if n == 0 { 0 } else { self.ends[n - 1] };
+        data["sequence_number"] = n.into();
+        let ty = data["type"].as_str().unwrap_or("error").to_owned();
+        let mut out = self.body[..keep].to_vec();
+        out.extend_from_slice(format!("event: {ty}\ndata: {data}\n\n").as_bytes());
+        let mut ends = self.ends[..n].to_vec();
+        ends.push(out.len());
+        Frames {
+            body: Bytes::from(out),
+            ends,
+        }
+    }
+
     /// The frames one by one (zero-copy slices of the body).
     pub fn split(&self) -> Vec<Bytes> {
         let mut start = 0;
@@ -162,9 +182,9 @@ impl Answer<'_> {
             o.push('}');
         }
         o.push(']');
-        if summary.is_some() && self.encrypted {
+        if let (Some(_), Some(blob)) = (summary, &self.encrypted) {
             o.push_str(",\"encrypted_content\":");
-            quoted(o, &format!("gAAAAsim{}", self.id));
+            quoted(o, blob);
         }
         o.push('}');
     }
@@ -219,8 +239,8 @@ impl Answer<'_> {
     }
 
     /// Appends the `response` object: `in_progress` without output/usage, or `completed`
-    /// with both.
-    fn response_into(&self, o: &mut String, completed: bool) {
+    /// with usage and, when `output`, the items.
+    fn response_into(&self, o: &mut String, completed: bool, output: bool) {
         o.push_str("{\"id\":");
         quoted(o, &self.id);
         let _ = write!(
@@ -237,7 +257,7 @@ impl Answer<'_> {
         );
         quoted(o, self.model);
         o.push_str(",\"output\":");
-        if completed {
+        if completed && output {
             self.output(o);
         } else {
             o.push_str("[]");
@@ -256,10 +276,10 @@ impl Answer<'_> {
         o.push('}');
     }
 
-    /// The final response object as JSON text (the non-streaming answer).
+    /// The final response object as JSON text (the non-streaming answer), with its items.
     pub fn response(&self, completed: bool) -> String {
         let mut o = String::with_capacity(1024);
-        self.response_into(&mut o, completed);
+        self.response_into(&mut o, completed, true);
         o
     }
 
@@ -273,7 +293,7 @@ impl Answer<'_> {
         for ty in ["response.created", "response.in_progress"] {
             let o = s.begin(ty);
             o.push_str(",\"response\":");
-            self.response_into(o, false);
+            self.response_into(o, false, false);
             s.end();
         }
         let mut index = 0;
@@ -305,7 +325,7 @@ impl Answer<'_> {
         s.end();
         let o = s.begin("response.completed");
         o.push_str(",\"response\":");
-        self.response_into(o, true);
+        self.response_into(o, true, self.completed_output);
         s.end();
         Frames {
             body: Bytes::from(s.out),
@@ -442,7 +462,8 @@ mod tests {
                     output: 9,
                     reasoning: 3,
                 },
-                encrypted: true,
+                encrypted: Some("gAAAAB-x".into()),
+                completed_output: true,
                 huge_delta: None,
             };
             let ev = parsed(&a.sse());

@@ -120,11 +120,21 @@ const WORDS: &[&str] = &[
 ];
 
 /// Parses a Responses request body.
+#[cfg(test)]
 pub(crate) fn parse(body: &[u8]) -> Result<Turn, TurnError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| TurnError {
+    read(&json(body)?, body.len())
+}
+
+/// The body as JSON.
+pub(crate) fn json(body: &[u8]) -> Result<Value, TurnError> {
+    serde_json::from_slice(body).map_err(|e| TurnError {
         param: None,
         message: format!("We could not parse the JSON body of your request. ({e})"),
-    })?;
+    })
+}
+
+/// Reads a parsed Responses request body of `len` bytes.
+pub(crate) fn read(v: &Value, len: usize) -> Result<Turn, TurnError> {
     let obj = v.as_object().ok_or_else(|| TurnError {
         param: None,
         message: "The request body must be a JSON object.".into(),
@@ -162,7 +172,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Turn, TurnError> {
         tools,
         last_user_text: last_user_text(&input),
         tool_output: last_tool_output(&input),
-        input_tokens: (body.len() as u64).div_ceil(4),
+        input_tokens: (len as u64).div_ceil(4),
         prompt_cache_key: obj
             .get("prompt_cache_key")
             .and_then(Value::as_str)

@@ -46,7 +46,7 @@ pub(crate) async fn wham_usage(
     let (account, auth) = authorize(&world, &headers, now);
     world.count(account.as_deref(), |c| c.usage_probes += 1);
     if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Usage) {
-        match fault::effect(kind, conn.as_ref().map(|c| &c.0)) {
+        match fault::effect(kind, FaultTarget::Usage, conn.as_ref().map(|c| &c.0), now) {
             Effect::Replace(resp) => {
                 count_status(&world, account.as_deref(), resp.status());
                 return resp;
@@ -101,7 +101,7 @@ pub(crate) async fn models(
     let (account, auth) = authorize(&world, &headers, now);
     world.count(account.as_deref(), |c| c.model_fetches += 1);
     if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Models) {
-        match fault::effect(kind, conn.as_ref().map(|c| &c.0)) {
+        match fault::effect(kind, FaultTarget::Models, conn.as_ref().map(|c| &c.0), now) {
             Effect::Replace(resp) => {
                 count_status(&world, account.as_deref(), resp.status());
                 return resp;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 /// Instructions sent when the client gave no system prompt (the backend requires some).
-pub(crate) const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
+pub(crate) const DEFAULT_INSTRUCTIONS: &str = crate::upstream::shape::DEFAULT_INSTRUCTIONS;
 
 /// Parses the body as a JSON object or says precisely why not.
 pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, TranslateError> {

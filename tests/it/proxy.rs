@@ -3,7 +3,8 @@
 //! classes", pool exhaustion, affinity, client disconnect, shutdown — plus the real `openai`
 //! Python SDK. Failure rows are in `proxy/failures.rs`, lifecycle in `proxy/lifecycle.rs`, what
 //! keyless clients may make the daemon read in `proxy/keyless.rs`, and what a new user's first
-//! requests meet at the edge (default model, 404/405) in `proxy/edge.rs`.
+//! requests meet at the edge (default model, 404/405) in `proxy/edge.rs`, what reaches the strict
+//! simulator in `proxy/shape.rs`.
 
 mod edge;
 mod failures;
@@ -11,6 +12,7 @@ mod keyless;
 mod lifecycle;
 mod models;
 mod oversize;
+mod shape;
 mod timeouts;
 
 use crate::support::{

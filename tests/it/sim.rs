@@ -5,6 +5,7 @@
 mod auth;
 mod faults;
 mod load;
+mod strict;
 
 use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use serde_json::{Value, json};
@@ -26,7 +27,7 @@ pub fn access_token(auth: &Value) -> String {
 
 /// A Codex-like request body asking `text`.
 pub fn body(text: &str, stream: bool) -> Value {
-    json!({"model": "gpt-5.5", "stream": stream, "input": [
+    json!({"model": "gpt-5.5", "stream": stream, "store": false, "instructions": "You are Codex.", "input": [
         {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]})
 }
@@ -77,7 +78,11 @@ fn types(ev: &[Value]) -> Vec<&str> {
 
 #[tokio::test]
 async fn stream_has_every_event_codex_and_the_sdks_need() {
-    let sim = start(SimOptions::default()).await;
+    let sim = start(SimOptions {
+        completed_output: true,
+        ..SimOptions::default()
+    })
+    .await;
     let acct = sim.create_account(AccountSpec::default());
     let resp = post(&sim, &access_token(&acct.auth_json), &body("say hi", true)).await;
     assert_eq!(resp.status(), 200);
@@ -145,7 +150,11 @@ async fn stream_has_every_event_codex_and_the_sdks_need() {
 
 #[tokio::test]
 async fn reasoning_request_gets_summary_deltas_and_encrypted_content() {
-    let sim = start(SimOptions::default()).await;
+    let sim = start(SimOptions {
+        completed_output: true,
+        ..SimOptions::default()
+    })
+    .await;
     let token = access_token(&sim.create_account(AccountSpec::default()).auth_json);
     let mut b = body("think first", true);
     b["reasoning"] = json!({"effort": "medium", "summary": "auto"});
@@ -214,7 +223,11 @@ async fn tool_use_is_deterministic_and_tool_output_is_quoted() {
 
 #[tokio::test]
 async fn non_streaming_answer_is_the_final_response_object() {
-    let sim = start(SimOptions::default()).await;
+    let sim = start(SimOptions {
+        lenient: true,
+        ..SimOptions::default()
+    })
+    .await;
     let token = access_token(&sim.create_account(AccountSpec::default()).auth_json);
     let mut b = body("hello", false);
     b["instructions"] = json!("Older CLIs send top-level instructions.");
@@ -233,6 +246,7 @@ async fn non_streaming_answer_is_the_final_response_object() {
 async fn turn_state_is_echoed_and_answers_repeat_per_seed() {
     let sim = start(SimOptions {
         seed: 42,
+        lenient: true,
         ..SimOptions::default()
     })
     .await;

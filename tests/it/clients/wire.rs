@@ -100,12 +100,41 @@ impl WireLog {
         out
     }
 
+    /// The output items of every completed response: its `response.output_item.done` items
+    /// (the real backend, and so the simulator, sends `response.completed` with `output: []`),
+    /// or the `output` it lists.
+    fn completed_items(&self) -> Vec<Value> {
+        let conns = self.conns.lock().expect("wire log lock");
+        let mut out = Vec::new();
+        for c in conns.iter() {
+            let down = String::from_utf8_lossy(&c.lock().expect("conn lock").down).into_owned();
+            let mut items = Vec::new();
+            for line in down.lines() {
+                let Some(data) = line.trim_end_matches('\r').strip_prefix("data: ") else {
+                    continue;
+                };
+                let Ok(ev) = serde_json::from_str::<Value>(data) else {
+                    continue;
+                };
+                match ev["type"].as_str() {
+                    Some("response.output_item.done") => items.push(ev["item"].clone()),
+                    Some("response.completed") => {
+                        let listed = ev["response"]["output"].as_array().cloned();
+                        let seen = std::mem::take(&mut items);
+                        out.extend(listed.filter(|l| !l.is_empty()).unwrap_or(seen));
+                    }
+                    Some("response.created") => items.clear(),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
     /// Every output item of every completed response, as messages and function calls.
     pub fn outputs(&self) -> Vec<Output> {
-        self.completed()
-            .iter()
-            .filter_map(|r| r["output"].as_array().cloned())
-            .flatten()
+        self.completed_items()
+            .into_iter()
             .filter_map(|item| match item["type"].as_str() {
                 Some("message") => Some(Output::Message(
                     item["content"]

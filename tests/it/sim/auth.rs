@@ -277,15 +277,19 @@ async fn wham_usage_has_the_section_9_shape() {
     );
     assert!(v["rate_limit_reached_type"].is_null());
     assert_eq!(sim.counters(&acct.id).usage_probes, 1);
-    let models: Value = reqwest::get(format!(
-        "{}/codex/models?client_version=0.169.0",
-        sim.backend_url()
-    ))
-    .await
-    .expect("sent")
-    .json()
-    .await
-    .expect("json");
+    // The catalogue, like every backend endpoint, answers a known account's token only.
+    let models: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/codex/models?client_version=0.169.0",
+            sim.backend_url()
+        ))
+        .bearer_auth(access_token(&acct.auth_json))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert!(
         models["models"]
             .as_array()

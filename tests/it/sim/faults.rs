@@ -213,7 +213,7 @@ async fn probabilistic_faults_are_seeded() {
         let mut out = Vec::new();
         for _ in 0..24 {
             out.push(
-                post(&sim, &token, &body("hi", false))
+                post(&sim, &token, &body("hi", true))
                     .await
                     .status()
                     .as_u16(),

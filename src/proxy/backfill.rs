@@ -1,0 +1,245 @@
+//! An empty `output` in the final response, filled from the items the stream carried. The real
+//! backend routinely ends with `response.completed` whose `output` is `[]`, the items having
+//! come one by one in `response.output_item.done` (`tests/fixtures/upstream/`); the openai SDK's
+//! `get_final_response()` reads `output`, so a client would see no text. [`fill_output`] is the
+//! rule, used for collected answers ([`crate::proxy::observe::Observer::final_response`]) and,
+//! through [`Backfill`], for the `response.completed` event a Responses streaming client gets.
+//!
+//! [`Backfill`] passes complete events through as the same bytes. It holds back only the
+//! unfinished tail of a chunk (so an event is never split around a keepalive or a rewrite),
+//! keeps the data of `response.output_item.done` events, and rewrites one event: a
+//! `response.completed` whose `output` is empty while items were seen. Finding the two event
+//! types is a substring search of each chunk; nothing else is parsed.
+
+use bytes::{Bytes, BytesMut};
+use memchr::memmem;
+use serde_json::Value;
+
+/// Fills `response.output` with `items` when it is missing, `null` or empty; an `output` that
+/// lists items is left as upstream sent it. Returns whether it changed.
+pub fn fill_output(response: &mut Value, items: Vec<Value>) -> bool {
+    let empty = response
+        .get("output")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    match response.as_object_mut() {
+        Some(obj) if empty && !items.is_empty() => {
+            obj.insert("output".into(), Value::Array(items));
+            true
+        }
+        Some(obj) if empty => {
+            obj.entry("output")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Back-fill of one Responses stream on its way to the client.
+#[derive(Debug, Default)]
+pub struct Backfill {
+    /// Bytes after the last complete event, not yet sent.
+    pending: BytesMut,
+    /// The `data` of every `response.output_item.done` seen, in order.
+    items: Vec<Vec<u8>>,
+}
+
+const ITEM_DONE: &[u8] = b"\"response.output_item.done\"";
+const COMPLETED: &[u8] = b"\"response.completed\"";
+
+impl Backfill {
+    /// What to send for `chunk`: the complete events so far (the terminal one back-filled).
+    pub fn push(&mut self, chunk: Bytes) -> Bytes {
+        let buf = if self.pending.is_empty() {
+            chunk
+        } else {
+            self.pending.extend_from_slice(&chunk);
+            self.pending.split().freeze()
+        };
+        let cut = last_boundary(&buf);
+        let ready = if cut == buf.len() {
+            buf
+        } else if buf.len() - cut > crate::sse::MAX_LINE {
+            // An event too long to hold: it goes on as it comes, like every other byte.
+            buf
+        } else {
+            self.pending.extend_from_slice(&buf[cut..]);
+            buf.slice(..cut)
+        };
+        self.events(ready)
+    }
+
+    /// The held tail when the stream ends (an unfinished event, sent as it is).
+    pub fn finish(&mut self) -> Bytes {
+        self.pending.split().freeze()
+    }
+
+    /// Notes the items of complete events and back-fills a terminal event among them.
+    fn events(&mut self, ready: Bytes) -> Bytes {
+        let has_items = memmem::find(&ready, ITEM_DONE).is_some();
+        let has_completed = memmem::find(&ready, COMPLETED).is_some();
+        if !has_items && !has_completed {
+            return ready;
+        }
+        let mut out: Option<Vec<u8>> = None;
+        let mut start = 0;
+        for end in frame_ends(&ready) {
+            let frame = &ready[start..end];
+            if memmem::find(frame, ITEM_DONE).is_some() {
+                self.items.push(data_of(frame));
+            } else if memmem::find(frame, COMPLETED).is_some()
+                && let Some(new) = self.completed(frame)
+            {
+                let o = out.get_or_insert_with(|| ready[..start].to_vec());
+                o.extend_from_slice(&new);
+                start = end;
+                continue;
+            }
+            if let Some(o) = out.as_mut() {
+                o.extend_from_slice(frame);
+            }
+            start = end;
+        }
+        match out {
+            Some(mut o) => {
+                o.extend_from_slice(&ready[start..]);
+                Bytes::from(o)
+            }
+            None => ready,
+        }
+    }
+
+    /// The `response.completed` frame rewritten with its output back-filled, or `None` when it
+    /// needs no change (it lists items, or none were seen, or it is not the event it seemed).
+    fn completed(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        if self.items.is_empty() {
+            return None;
+        }
+        let mut ev: Value = serde_json::from_slice(&data_of(frame)).ok()?;
+        if ev.get("type").and_then(Value::as_str) != Some("response.completed") {
+            return None;
+        }
+        let items = self
+            .items
+            .iter()
+            .filter_map(|d| serde_json::from_slice::<Value>(d).ok())
+            .filter_map(|mut v| v.get_mut("item").map(Value::take))
+            .collect();
+        if !fill_output(ev.get_mut("response")?, items) {
+            return None;
+        }
+        Some(format!("event: response.completed\ndata: {ev}\n\n").into_bytes())
+    }
+}
+
+/// End offset of every complete event (after its blank line) in `buf`.
+fn frame_ends(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rel = memchr::memchr_iter(b'\n', &buf[at..]).find_map(|i| {
+            let rest = &buf[at + i + 1..];
+            if rest.starts_with(b"\n") {
+                Some(i + 2)
+            } else if rest.starts_with(b"\r\n") {
+                Some(i + 3)
+            } else {
+                None
+            }
+        })?;
+        at += rel;
+        Some(at)
+    })
+}
+
+/// Offset just after the last complete event in `buf` (0 when none is).
+fn last_boundary(buf: &[u8]) -> usize {
+    if buf.ends_with(b"\n\n") {
+        return buf.len();
+    }
+    frame_ends(buf).last().unwrap_or(0)
+}
+
+/// The `data:` lines of one frame, joined by `\n`.
+fn data_of(frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in frame.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(d) = line.strip_prefix(b"data:") {
+            if !out.is_empty() {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(d.strip_prefix(b" ").unwrap_or(d));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const STREAM: &str = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n\
+        event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"hello\"}]}}\n\n\
+        event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"output\":[]}}\n\n";
+
+    fn through(stream: &str, cut: usize) -> String {
+        let mut b = Backfill::default();
+        let mut out = Vec::new();
+        let bytes = stream.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + cut).min(bytes.len());
+            out.extend_from_slice(&b.push(Bytes::copy_from_slice(&bytes[at..end])));
+            at = end;
+        }
+        out.extend_from_slice(&b.finish());
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn an_empty_completed_output_gets_the_items_however_the_chunks_fall() {
+        for cut in [1, 7, 64, STREAM.len()] {
+            let out = through(STREAM, cut);
+            let last = out.trim_end().rsplit("\n\n").next().expect("last");
+            let data = last.split_once("data: ").expect("data").1;
+            let v: Value = serde_json::from_str(data).expect("json");
+            assert_eq!(
+                v["response"]["output"][0]["content"][0]["text"], "hello",
+                "{cut}"
+            );
+            assert!(out.starts_with("event: response.created\n"));
+        }
+    }
+
+    #[test]
+    fn a_stream_that_needs_nothing_passes_as_the_same_bytes() {
+        let full = STREAM.replace(
+            "\"output\":[]",
+            "\"output\":[{\"type\":\"message\",\"content\":[]}]",
+        );
+        for cut in [3, full.len()] {
+            assert_eq!(through(&full, cut), full);
+        }
+        let chunk = Bytes::from_static(b"event: x\ndata: {}\n\n");
+        let mut b = Backfill::default();
+        let out = b.push(chunk.clone());
+        assert_eq!(out.as_ptr(), chunk.as_ptr(), "not copied");
+    }
+
+    #[test]
+    fn an_unfinished_tail_is_sent_at_the_end() {
+        assert_eq!(through("event: x\ndata: {", 4), "event: x\ndata: {");
+    }
+
+    #[test]
+    fn fill_output_leaves_listed_items_alone() {
+        let mut r = json!({"output": [1]});
+        assert!(!fill_output(&mut r, vec![json!(2)]));
+        assert_eq!(r["output"], json!([1]));
+        let mut r = json!({"id": "x"});
+        assert!(fill_output(&mut r, vec![json!(2)]));
+        assert_eq!(r["output"], json!([2]));
+    }
+}

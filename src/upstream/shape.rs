@@ -1,0 +1,410 @@
+//! What a Responses body must look like when it reaches `POST {upstream}/codex/responses`: the
+//! backend refuses anything else (docs/protocol.md §13, the corpus in `tests/fixtures/upstream/`).
+//! [`for_upstream`] is the one place that rule lives:
+//!
+//! - `store: false` and `stream: true` (the backend keeps nothing and only streams);
+//! - `input` a list: a string becomes one user message;
+//! - `system` messages in `input` become `developer` messages;
+//! - [`UNSUPPORTED`] parameters are dropped (the backend answers `400 Unsupported parameter`);
+//! - `instructions` is written in when the client gave none;
+//! - the model named by the caller (the default model) is written in when the client named none.
+//!
+//! A body that already has that shape — what the Codex CLI sends — goes through as the same
+//! bytes: one borrowed, skipping pass over the JSON and a substring search decide it ([`Look`],
+//! [`has_system_role`]), and only a body that needs a change is parsed into a tree and written
+//! again.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// Request parameters the Codex backend refuses with `400 Unsupported parameter: NAME`; they are
+/// dropped before the body goes upstream (README "What reaches upstream").
+pub const UNSUPPORTED: &[&str] = &[
+    "max_output_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "truncation",
+    "user",
+    "metadata",
+    "safety_identifier",
+    "context_management",
+    "prompt_cache_retention",
+    "context_window",
+    "max_context_window",
+    "truncation_policy",
+];
+
+/// Instructions sent when the client gave none (the backend may require the field).
+pub const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
+
+/// Why a body could not be shaped.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ShapeError {
+    /// Not JSON at all.
+    #[error("request body is not valid JSON: {0}")]
+    Json(String),
+    /// JSON, but not an object.
+    #[error("request body must be a JSON object")]
+    NotObject,
+}
+
+/// Reads what shaping (and the proxy: model, stream, cache key) needs from a body, in one pass.
+pub fn look(body: &[u8]) -> Result<Look<'_>, ShapeError> {
+    serde_json::from_slice(body).map_err(|e| ShapeError::Json(e.to_string()))
+}
+
+/// The body to send upstream: `body` itself when it is already in the backend's shape, else a
+/// rewritten copy. `look` is [`look`] of `body`; `model` is written in when given (the client
+/// named none).
+pub fn for_upstream(
+    body: &Bytes,
+    look: &Look<'_>,
+    model: Option<&str>,
+) -> Result<Bytes, ShapeError> {
+    if model.is_none() && look.valid() && !has_system_role(body) {
+        return Ok(body.clone());
+    }
+    let mut v: Value = serde_json::from_slice(body).map_err(|e| ShapeError::Json(e.to_string()))?;
+    let obj = v.as_object_mut().ok_or(ShapeError::NotObject)?;
+    rewrite(obj, model);
+    Ok(Bytes::from(
+        serde_json::to_vec(&v).map_err(|e| ShapeError::Json(e.to_string()))?,
+    ))
+}
+
+/// Applies every rule to a parsed body.
+fn rewrite(obj: &mut Map<String, Value>, model: Option<&str>) {
+    obj.insert("store".into(), Value::Bool(false));
+    obj.insert("stream".into(), Value::Bool(true));
+    for name in UNSUPPORTED {
+        obj.remove(*name);
+    }
+    if let Some(m) = model {
+        obj.insert("model".into(), m.into());
+    }
+    if !matches!(obj.get("instructions"), Some(Value::String(_))) {
+        obj.insert("instructions".into(), DEFAULT_INSTRUCTIONS.into());
+    }
+    match obj.get_mut("input") {
+        Some(Value::String(text)) => {
+            let text = std::mem::take(text);
+            obj.insert(
+                "input".into(),
+                serde_json::json!([{"type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": text}]}]),
+            );
+        }
+        Some(Value::Array(items)) => {
+            for item in items {
+                if item.get("role").and_then(Value::as_str) == Some("system") {
+                    item["role"] = "developer".into();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The parts of a body that decide whether it needs shaping, and the few the proxy reads, in
+/// one pass that skips the rest.
+#[derive(Deserialize)]
+pub struct Look<'a> {
+    /// `model`.
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
+    /// `stream` (the client's choice; upstream always gets `true`).
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// `prompt_cache_key`.
+    #[serde(borrow, default)]
+    pub prompt_cache_key: Option<Cow<'a, str>>,
+    #[serde(default)]
+    store: Option<Value>,
+    #[serde(borrow, default)]
+    instructions: Option<Cow<'a, str>>,
+    #[serde(default)]
+    input: InputLook,
+    #[serde(default)]
+    max_output_tokens: Present,
+    #[serde(default)]
+    max_completion_tokens: Present,
+    #[serde(default)]
+    temperature: Present,
+    #[serde(default)]
+    top_p: Present,
+    #[serde(default)]
+    truncation: Present,
+    #[serde(default)]
+    user: Present,
+    #[serde(default)]
+    metadata: Present,
+    #[serde(default)]
+    safety_identifier: Present,
+    #[serde(default)]
+    context_management: Present,
+    #[serde(default)]
+    prompt_cache_retention: Present,
+    #[serde(default)]
+    context_window: Present,
+    #[serde(default)]
+    max_context_window: Present,
+    #[serde(default)]
+    truncation_policy: Present,
+}
+
+impl Look<'_> {
+    /// Whether the body is already in the backend's shape.
+    fn valid(&self) -> bool {
+        let unsupported = [
+            &self.max_output_tokens,
+            &self.max_completion_tokens,
+            &self.temperature,
+            &self.top_p,
+            &self.truncation,
+            &self.user,
+            &self.metadata,
+            &self.safety_identifier,
+            &self.context_management,
+            &self.prompt_cache_retention,
+            &self.context_window,
+            &self.max_context_window,
+            &self.truncation_policy,
+        ];
+        self.store == Some(Value::Bool(false))
+            && self.stream == Some(true)
+            && self.instructions.is_some()
+            && self.input == InputLook::List
+            && unsupported.iter().all(|p| !p.0)
+    }
+}
+
+/// A field that was there, whatever its value (even `null`).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(d).map(|_| Present(true))
+    }
+}
+
+/// What `input` is, as far as shaping cares.
+#[derive(Debug, Default, PartialEq, Eq)]
+enum InputLook {
+    /// Absent, or of a type the backend will refuse on its own.
+    #[default]
+    Other,
+    /// A string.
+    Text,
+    /// A list.
+    List,
+}
+
+/// Whether an `input` item has `role: "system"`: a substring search rules it out for nearly
+/// every body, and only a body that has `"system"` somewhere is read item by item.
+fn has_system_role(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Roles {
+        #[serde(default)]
+        input: RolesLook,
+    }
+    if memchr::memmem::find(body, b"\"system\"").is_none() {
+        return false;
+    }
+    serde_json::from_slice::<Roles>(body).is_ok_and(|r| r.input.0)
+}
+
+/// Whether a list `input` has a `system` item.
+#[derive(Default)]
+struct RolesLook(bool);
+
+impl<'de> Deserialize<'de> for RolesLook {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RolesLook;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of input items")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RolesLook, A::Error> {
+                let mut system = false;
+                while let Some(item) = seq.next_element::<ItemOrOther<'de>>()? {
+                    system |= item.0.as_deref() == Some("system");
+                }
+                Ok(RolesLook(system))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The one field of an input item shaping reads.
+#[derive(Deserialize)]
+struct ItemLook<'a> {
+    #[serde(borrow, default)]
+    role: Option<Cow<'a, str>>,
+}
+
+impl<'de> Deserialize<'de> for InputLook {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = InputLook;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of input items")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<InputLook, E> {
+                Ok(InputLook::Text)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputLook, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(InputLook::List)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<InputLook, E> {
+                Ok(InputLook::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<InputLook, E> {
+                Ok(InputLook::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<InputLook, E> {
+                Ok(InputLook::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<InputLook, E> {
+                Ok(InputLook::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<InputLook, E> {
+                Ok(InputLook::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<InputLook, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(InputLook::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An input item's role when the item is an object; anything else has none.
+struct ItemOrOther<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for ItemOrOther<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ItemOrOther<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an input item")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let item = ItemLook::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ItemOrOther(item.role))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(ItemOrOther(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ItemOrOther(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(ItemOrOther(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(ItemOrOther(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(ItemOrOther(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(ItemOrOther(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ItemOrOther(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shape(body: &Bytes, model: Option<&str>) -> Result<Bytes, ShapeError> {
+        for_upstream(body, &look(body)?, model)
+    }
+
+    fn shaped(body: Value) -> Value {
+        let out = shape(&Bytes::from(body.to_string()), None).expect("shaped");
+        serde_json::from_slice(&out).expect("json")
+    }
+
+    #[test]
+    fn a_codex_body_passes_as_the_same_bytes() {
+        let body = Bytes::from_static(
+            br#"{"model":"gpt-5.5","instructions":"You are Codex.","input":[{"type":"message","role":"developer","content":[{"type":"input_text","text":"x"}]},{"type":"message","role":"user","content":"hi"}],"tools":[],"store":false,"stream":true,"include":["reasoning.encrypted_content"],"prompt_cache_key":"k"}"#,
+        );
+        let out = shape(&body, None).expect("shaped");
+        assert_eq!(out.as_ptr(), body.as_ptr(), "not copied");
+        assert_eq!(out, body);
+    }
+
+    #[test]
+    fn an_sdk_body_gets_the_backends_shape() {
+        let v = shaped(
+            json!({"model": "gpt-5.5", "input": "hi", "max_output_tokens": 100,
+            "temperature": null, "metadata": {"a": "b"}, "top_p": 1, "user": "u", "store": true}),
+        );
+        assert_eq!(
+            v,
+            json!({"model": "gpt-5.5", "store": false, "stream": true,
+                "instructions": DEFAULT_INSTRUCTIONS,
+                "input": [{"type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": "hi"}]}]})
+        );
+    }
+
+    #[test]
+    fn system_messages_become_developer_messages_and_the_rest_is_kept() {
+        let v = shaped(
+            json!({"model": "m", "stream": true, "store": false, "instructions": "i",
+            "input": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+            "reasoning": {"effort": "low"}}),
+        );
+        assert_eq!(v["input"][0]["role"], "developer");
+        assert_eq!(v["input"][1]["role"], "user");
+        assert_eq!(v["reasoning"]["effort"], "low");
+        assert_eq!(v["instructions"], "i");
+    }
+
+    #[test]
+    fn every_unsupported_parameter_is_dropped() {
+        let mut body = json!({"model": "m", "input": [], "instructions": "i"});
+        for p in UNSUPPORTED {
+            body[*p] = json!(1);
+        }
+        let v = shaped(body);
+        for p in UNSUPPORTED {
+            assert!(v.get(*p).is_none(), "{p} dropped");
+        }
+    }
+
+    #[test]
+    fn the_default_model_is_written_in_and_bad_bodies_are_errors() {
+        let body =
+            Bytes::from_static(br#"{"input":[],"instructions":"i","store":false,"stream":true}"#);
+        let v: Value =
+            serde_json::from_slice(&shape(&body, Some("dflt")).expect("ok")).expect("json");
+        assert_eq!(v["model"], "dflt");
+        assert!(matches!(
+            shape(&Bytes::from_static(b"{"), None),
+            Err(ShapeError::Json(_))
+        ));
+        assert!(shape(&Bytes::from_static(b"[]"), None).is_err());
+    }
+}

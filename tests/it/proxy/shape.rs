@@ -1,0 +1,74 @@
+//! What reaches the strict simulator (issue 17 items 2 and 5): a body the real backend would
+//! refuse (string `input`, no `store`, unsupported parameters, `system` messages) is shaped and
+//! served; the `response.completed` a Responses streaming client gets lists the answer's items
+//! although upstream sent `output: []`.
+
+use crate::support::{TestEnv, event_types, start_env};
+use serde_json::{Value, json};
+
+/// The JSON events of an SSE body.
+fn events(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
+async fn streamed(env: &TestEnv, body: &Value) -> (u16, String) {
+    let resp = env.responses(body).await;
+    (resp.status().as_u16(), resp.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn bodies_the_backend_would_refuse_are_shaped_and_served() {
+    let env = start_env(1).await;
+    let bodies = [
+        json!({"model": "gpt-5.5", "input": "hi", "stream": true}),
+        json!({"model": "gpt-5.5", "input": "hi", "stream": true, "store": true,
+            "max_output_tokens": 64, "temperature": 0.2, "top_p": 1, "user": "u",
+            "metadata": {"k": "v"}}),
+        json!({"model": "gpt-5.5", "stream": true, "input": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"}]}),
+    ];
+    for b in &bodies {
+        let (status, text) = streamed(&env, b).await;
+        assert_eq!(status, 200, "{b}: {text}");
+        assert_eq!(
+            event_types(&text).last().map(String::as_str),
+            Some("response.completed"),
+            "{b}"
+        );
+    }
+    let sdk = json!({"model": "gpt-5.5", "input": "hi", "max_output_tokens": 64});
+    let resp = env.responses(&sdk).await;
+    assert_eq!(resp.status(), 200, "stream: false");
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["output"][0]["type"], "message", "{v}");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_streaming_clients_completed_event_lists_the_items() {
+    let env = start_env(1).await;
+    let body = json!({"model": "gpt-5.5", "stream": true, "store": false,
+        "instructions": "You are Codex.",
+        "input": [{"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "hello"}]}]});
+    let (status, text) = streamed(&env, &body).await;
+    assert_eq!(status, 200);
+    let ev = events(&text);
+    let deltas: String = ev
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .filter_map(|e| e["delta"].as_str())
+        .collect();
+    let completed = ev.last().expect("events");
+    assert_eq!(completed["type"], "response.completed");
+    assert_eq!(
+        completed["response"]["output"][0]["content"][0]["text"],
+        deltas.as_str(),
+        "{completed}"
+    );
+    env.shutdown().await;
+}
