@@ -76,13 +76,9 @@ pub enum Command {
     Serve(crate::server::ServeArgs),
     /// Try the pool with no real account: simulator + N simulated accounts + daemon.
     Demo(crate::demo::DemoArgs),
-    /// Run a benchmark (`bench sim`: the simulator alone; `bench proxy`: direct vs through the daemon).
-    Bench(crate::bench::BenchArgs),
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
     Config(ConfigCommand),
-    /// Reliability evidence: load + injected faults + SIGKILL/restart, or quota efficiency.
-    Chaos(crate::chaos::ChaosArgs),
 }
 
 /// `codex-rotor config …`
@@ -94,16 +90,15 @@ pub enum ConfigCommand {
     Show,
 }
 
-/// Runs one subcommand. Add an arm here with each new [`Command`] variant.
-async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
+/// Runs one subcommand. Add an arm here with each new [`Command`] variant. Public for the lab's
+/// binary (tests/lab), which runs every daemon command as well as its own.
+pub async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Sim(args) => crate::sim::run(args).await,
         Command::Accounts(args) => crate::accounts::cli::run(&global, args).await,
         Command::Config(cmd) => config_command(&global, cmd),
         Command::Serve(args) => crate::server::run(&global, args).await,
         Command::Demo(args) => crate::demo::run(args).await,
-        Command::Chaos(args) => crate::chaos::run(args).await,
-        Command::Bench(args) => crate::bench::run(args).await,
     }
 }
 
@@ -160,7 +155,19 @@ fn init_logging(global: &GlobalArgs) {
 /// its stdout's reader left (`… | head -1`) exits 0 quietly. Queued log lines are written
 /// before the exit, for a bounded time.
 pub fn main(cli: Cli) -> ExitCode {
-    let code = run_main(cli);
+    let command = cli.command;
+    run_with(cli.global, |global| dispatch(global, command))
+}
+
+/// [`main`] for any command: starts logging from `global`, runs `command(global)` on the
+/// runtime, maps the result to an exit code and flushes the log queue. The lab's binary
+/// (tests/lab) runs its own commands through it.
+pub fn run_with<F, Fut>(global: GlobalArgs, command: F) -> ExitCode
+where
+    F: FnOnce(GlobalArgs) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let code = run_main(global, command);
     crate::logging::queue::flush(LOG_FLUSH);
     code
 }
@@ -168,8 +175,12 @@ pub fn main(cli: Cli) -> ExitCode {
 /// How long the exit waits for queued log lines to reach a slow stderr.
 const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn run_main(cli: Cli) -> ExitCode {
-    init_logging(&cli.global);
+fn run_main<F, Fut>(global: GlobalArgs, command: F) -> ExitCode
+where
+    F: FnOnce(GlobalArgs) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    init_logging(&global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,7 +191,7 @@ fn run_main(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(dispatch(cli.global, cli.command));
+    let result = runtime.block_on(command(global));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if crate::console::is_closed_stdout(&e) => ExitCode::SUCCESS,

@@ -6,8 +6,6 @@
 
 pub mod accounts;
 pub mod admin;
-pub mod bench;
-pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod console;
@@ -15,7 +13,6 @@ pub mod dashboard;
 pub mod demo;
 pub mod errors;
 pub mod keys;
-pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;

@@ -3,10 +3,7 @@
 
 mod accounts;
 mod admin;
-mod bench;
-mod chaos;
 mod clients;
-mod cloudflare;
 mod config;
 mod dashboard;
 mod fuzz;
@@ -14,7 +11,6 @@ mod keys;
 mod metrics;
 mod nginx;
 mod proxy;
-mod quota_efficiency;
 mod signals;
 mod sim;
 mod store;

@@ -4,7 +4,6 @@
 
 mod auth;
 mod faults;
-mod load;
 
 use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use serde_json::{Value, json};

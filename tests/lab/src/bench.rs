@@ -1,4 +1,4 @@
-//! `codex-rotor bench …`: reproducible benchmarks built on [`crate::loadgen`].
+//! `rotor-lab bench …`: reproducible benchmarks built on [`crate::loadgen`].
 //!
 //! `bench sim` answers "is the simulator ever the bottleneck?": it runs the simulator on a
 //! `current_thread` runtime in its own OS thread (one core-equivalent), creates one account
@@ -9,11 +9,11 @@ pub mod passthrough;
 pub mod proxy;
 
 use crate::loadgen::{self, LoadReport, LoadSpec, Stop};
-use crate::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use anyhow::Context;
+use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use std::time::Duration;
 
-/// Arguments of `codex-rotor bench`.
+/// Arguments of `rotor-lab bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// What to benchmark.
@@ -55,18 +55,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Proxy(b) => {
             let report = proxy::run(&b).await?;
-            crate::out!("{}", proxy::render(&report))?;
+            codex_rotor::out!("{}", proxy::render(&report))?;
             Ok(())
         }
         BenchTarget::Passthrough(p) => passthrough::serve(p).await,
         BenchTarget::Sim(b) => {
             let report = sim(&b).await?;
             if b.json {
-                crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
+                codex_rotor::outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
                 let title = "sim: small streamed responses, simulator on one core";
-                crate::out!("{}", render(title, &report.load))?;
-                crate::outln!(
+                codex_rotor::out!("{}", render(title, &report.load))?;
+                codex_rotor::outln!(
                     "  simulator thread CPU {:.2}s => {:.0} responses per simulator CPU-second \
                      (target >= 20000)",
                     report.sim_cpu.as_secs_f64(),
@@ -175,7 +175,7 @@ pub async fn sim(b: &SimBench) -> anyhow::Result<SimBenchReport> {
     let body = serde_json::json!({"model": "gpt-5.5", "stream": true,
         "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]});
     let spec = |stop| LoadSpec {
-        url: crate::upstream::responses_url(&sim.backend_url()),
+        url: codex_rotor::upstream::responses_url(&sim.backend_url()),
         headers: vec![
             ("authorization".into(), format!("Bearer {token}")),
             ("content-type".into(), "application/json".into()),

@@ -1,5 +1,5 @@
-//! `codex-rotor chaos`: reliability evidence in one command. Runs the simulator in-process and
-//! the real daemon (`codex-rotor serve`) as a child process with N accounts under sustained
+//! `rotor-lab chaos`: reliability evidence in one command. Runs the simulator in-process and
+//! the real daemon (`rotor-lab serve`, this binary) as a child process with N accounts under sustained
 //! concurrent load in all three client protocols, streamed and not, while the simulator injects
 //! 429s, 401s (expired access tokens → refresh), 5xx, premature closes, Cloudflare challenges
 //! and resets, and the daemon is SIGKILLed and restarted on the same data dir mid-load. Then it
@@ -30,7 +30,7 @@ pub use run::{ChaosOptions, chaos};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Arguments of `codex-rotor chaos`.
+/// Arguments of `rotor-lab chaos`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChaosArgs {
     /// Minutes of load (fractions allowed: 0.5 = 30 s).
@@ -77,7 +77,7 @@ pub struct ChaosArgs {
     pub daemon_bin: Option<PathBuf>,
 }
 
-/// Runs `codex-rotor chaos`; an error (exit code 1) when a check fails.
+/// Runs `rotor-lab chaos`; an error (exit code 1) when a check fails.
 pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     if args.quota_efficiency {
         let opts = quota::QuotaOptions {
@@ -86,7 +86,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             concurrency: args.concurrency,
         };
         let r = quota::quota_efficiency(&opts).await?;
-        crate::outln!("{}", r.render())?;
+        codex_rotor::outln!("{}", r.render())?;
         anyhow::ensure!(r.meets_targets(), "quota efficiency below target");
         return Ok(());
     }
@@ -114,7 +114,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             hold: 256,
         };
         let rows = scaling::scaling(&opts).await?;
-        crate::outln!("{}", scaling::render(&rows))?;
+        codex_rotor::outln!("{}", scaling::render(&rows))?;
         return Ok(());
     }
     let opts = ChaosOptions {
@@ -126,7 +126,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         ..ChaosOptions::default()
     };
     let report = chaos(&opts).await?;
-    crate::outln!("{}", report.render())?;
+    codex_rotor::outln!("{}", report.render())?;
     anyhow::ensure!(
         report.passed(),
         "chaos checks failed:\n  {}",

@@ -1,4 +1,4 @@
-//! A small in-process HTTP/1.1 load generator used by every benchmark (`codex-rotor bench …`):
+//! A small in-process HTTP/1.1 load generator used by every benchmark (`rotor-lab bench …`):
 //! N workers, each on its own keep-alive connection, send one request after another until a
 //! request count or a duration is reached, and record per-request latency (until the body's
 //! last byte) and time to first byte (the first body frame, or the head when the body is

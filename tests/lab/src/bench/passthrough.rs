@@ -5,7 +5,7 @@
 //! daemon, so the table can say how much of the proxy's cost is the extra HTTP hop itself and
 //! how much is codex-rotor's work on top of it.
 //!
-//! It runs as a child process (`codex-rotor bench passthrough`, hidden) so its CPU time and
+//! It runs as a child process (`rotor-lab bench passthrough`, hidden) so its CPU time and
 //! memory are its own, like the daemon's.
 
 use anyhow::Context;

@@ -1,4 +1,4 @@
-//! `codex-rotor bench proxy`: what the daemon costs. The same small streamed Responses load is
+//! `rotor-lab bench proxy`: what the daemon costs. The same small streamed Responses load is
 //! driven against the simulator directly and through codex-rotor, at concurrency 1, 16 and 64,
 //! and the table reports requests/s, the latency the proxy adds (p50, p99), the daemon's CPU
 //! time per request and its peak RSS with 1 000 accounts in the pool.
@@ -7,7 +7,7 @@
 //! same libraries ([`super::passthrough`]), measured in the same run, so the table separates
 //! the cost of the extra HTTP hop from the cost of what codex-rotor does on top of it.
 //!
-//! The daemon runs as a child process (`codex-rotor serve`, this same binary) so its CPU time
+//! The daemon runs as a child process (`rotor-lab serve`, this same binary) so its CPU time
 //! and memory are its own: they are read from `/proc/<pid>/stat` (utime + stime) and
 //! `/proc/<pid>/status` (`VmHWM`). The simulator runs on one core-equivalent thread of this
 //! process and the load generator on the rest, so everything shares the machine's cores, as on
@@ -15,9 +15,9 @@
 
 use crate::bench::spawn_sim_on_one_core;
 use crate::loadgen::{self, LoadReport, LoadSpec, Stop};
-use crate::sim::{AccountSpec, SimHandle, SimOptions};
-use crate::store::FileStore;
 use anyhow::Context;
+use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions};
+use codex_rotor::store::FileStore;
 use rotor_actors::Store;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -145,7 +145,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     for &c in &b.concurrency {
         let mut rounds = Vec::new();
         let direct_spec = |stop| LoadSpec {
-            url: crate::upstream::responses_url(&sim.backend_url()),
+            url: codex_rotor::upstream::responses_url(&sim.backend_url()),
             headers: headers(&direct_token, Some(&direct_account)),
             body: body.clone().into(),
             concurrency: c,
@@ -229,7 +229,7 @@ fn make_accounts(sim: &SimHandle, dir: &Path, n: usize) -> anyhow::Result<(Strin
             access_token_ttl: Some(Duration::from_secs(365 * 24 * 3600)),
             ..AccountSpec::default()
         });
-        for rec in crate::demo::import_auth_json(&created.auth_json)? {
+        for rec in codex_rotor::demo::import_auth_json(&created.auth_json)? {
             store.save(&rec)?;
         }
         if first.is_none() {
@@ -303,7 +303,7 @@ impl Child {
             .args(["--log-level", "warn", "bench", "passthrough", "--listen"])
             .arg(addr.to_string())
             .arg("--upstream")
-            .arg(crate::upstream::responses_url(&sim.backend_url()))
+            .arg(codex_rotor::upstream::responses_url(&sim.backend_url()))
             .arg("--credentials")
             .arg(&credentials)
             .stdout(Stdio::null())

@@ -7,7 +7,7 @@
 //! must not empty the pool.
 
 use super::load::{Load, Outcome};
-use crate::sim::{AccountSpec, FaultKind, FaultSpec, SimOptions, Simulator};
+use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, SimOptions, Simulator};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;

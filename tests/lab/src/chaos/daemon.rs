@@ -1,4 +1,4 @@
-//! The daemon under test as a real child process: `codex-rotor serve` on a fixed loopback port
+//! The daemon under test as a real child process: `rotor-lab serve` on a fixed loopback port
 //! and data directory, so it can be SIGKILLed (no destructors, no flush) and started again on
 //! the same state. Also reads its resident memory from `/proc` and its admin API.
 
@@ -14,9 +14,9 @@ pub const POOL_KEY: &str = "chaos-pool-key-0123456789abcdef";
 /// The admin key the chaos daemon accepts.
 pub const ADMIN_KEY: &str = "chaos-admin-key-0123456789abcdef";
 
-/// A `codex-rotor serve` child and how to start it again.
+/// A `rotor-lab serve` child and how to start it again.
 pub struct ChildDaemon {
-    /// The binary (`codex-rotor`).
+    /// The binary (`rotor-lab`, or `codex-rotor` with the fault points).
     bin: PathBuf,
     /// Its config file.
     config: PathBuf,

@@ -3,7 +3,7 @@
 //! Probabilities are small and seeded, so every account sees a mix over a run and most
 //! requests still succeed (a pool in a storm that never serves proves nothing).
 
-use crate::sim::{FaultKind, FaultSpec, SimHandle};
+use codex_rotor::sim::{FaultKind, FaultSpec, SimHandle};
 
 /// The fault set of a storm phase, each with its probability per upstream request.
 pub fn storm() -> Vec<(&'static str, FaultSpec)> {

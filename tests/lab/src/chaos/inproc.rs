@@ -3,11 +3,11 @@
 //! (their `auth.json`), one client key, the daemon bound on 127.0.0.1:0. One place for that
 //! setup, so the scenarios differ only in their load and their figures.
 
-use crate::config::secret::Secret;
-use crate::config::{ClientKeyConfig, Config};
-use crate::server::Daemon;
-use crate::sim::{AccountSpec, SimHandle};
-use crate::store::FileStore;
+use codex_rotor::config::secret::Secret;
+use codex_rotor::config::{ClientKeyConfig, Config};
+use codex_rotor::server::Daemon;
+use codex_rotor::sim::{AccountSpec, SimHandle};
+use codex_rotor::store::FileStore;
 use rotor_actors::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub async fn start(
     let (mut records, mut ids) = (Vec::new(), Vec::new());
     for spec in specs {
         let created = sim.create_account(spec);
-        for rec in crate::demo::import_auth_json(&created.auth_json)? {
+        for rec in codex_rotor::demo::import_auth_json(&created.auth_json)? {
             store.save(&rec)?;
             records.push(rec);
         }
@@ -59,7 +59,7 @@ pub async fn start(
         ..ClientKeyConfig::default()
     }];
     tweak(&mut cfg);
-    let daemon = crate::server::start(cfg, Arc::new(store), records).await?;
+    let daemon = codex_rotor::server::start(cfg, Arc::new(store), records).await?;
     Ok(InProcess {
         daemon,
         ids,

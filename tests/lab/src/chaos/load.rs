@@ -259,7 +259,7 @@ fn classify_json(kind: Kind, body: &[u8]) -> Outcome {
 }
 
 fn classify_stream(kind: Kind, body: &[u8]) -> Outcome {
-    let mut parser = crate::sse::SseParser::new();
+    let mut parser = codex_rotor::sse::SseParser::new();
     let mut events = parser.feed(body);
     events.extend(parser.finish());
     let last = events.last().map(|e| {

@@ -4,7 +4,7 @@
 //! client 429, ≤ 1 upstream 429 per account per window. The daemon runs in-process here (no
 //! kill needed, [`super::inproc`]), the simulator is the same one as everywhere.
 
-use crate::sim::{AccountSpec, SimOptions, Simulator};
+use codex_rotor::sim::{AccountSpec, SimOptions, Simulator};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -86,7 +86,7 @@ impl ChaosReport {
         let secs = self.duration.as_secs_f64().max(0.001);
         let _ = writeln!(
             s,
-            "codex-rotor chaos: {} accounts, {} concurrent clients, {:.0} s of load",
+            "rotor-lab chaos: {} accounts, {} concurrent clients, {:.0} s of load",
             self.accounts, self.concurrency, secs
         );
         let _ = writeln!(

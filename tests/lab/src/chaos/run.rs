@@ -8,8 +8,8 @@ use super::daemon::{ChildDaemon, POOL_KEY, free_addr, write_config};
 use super::load::{Load, Outcome};
 use super::report::ChaosReport;
 use super::{actor_panic, faults, locks, verdict};
-use crate::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
-use crate::store::FileStore;
+use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
+use codex_rotor::store::FileStore;
 use rotor_actors::Store;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// How a chaos run is shaped.
 #[derive(Debug, Clone)]
 pub struct ChaosOptions {
-    /// The `codex-rotor` binary to run as the daemon.
+    /// The binary to run as the daemon with `serve`: `rotor-lab`, or a `codex-rotor` built with
+    /// the `fault-injection` feature (the run injects an actor panic).
     pub bin: PathBuf,
     /// Length of the load.
     pub duration: Duration,
@@ -79,7 +80,7 @@ fn seed_accounts(
     let (mut ids, mut first) = (Vec::new(), None);
     for _ in 0..n {
         let created = sim.create_account(AccountSpec::default());
-        for rec in crate::demo::import_auth_json(&created.auth_json)? {
+        for rec in codex_rotor::demo::import_auth_json(&created.auth_json)? {
             store.save(&rec)?;
             first.get_or_insert(rec.id);
         }

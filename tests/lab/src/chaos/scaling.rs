@@ -3,10 +3,10 @@
 //! requests/s, p50/p99 latency through the daemon, daemon CPU per request (from `/proc`). Per
 //! pool size: start-up time, idle RSS, and memory per in-flight stream, measured by holding
 //! streams open upstream (a simulator stall) in two halves and dividing the RSS growth between
-//! them by the streams the pool reports in flight. Run it on a release build: `codex-rotor chaos --scaling`.
+//! them by the streams the pool reports in flight. Run it on a release build: `rotor-lab chaos --scaling`.
 
 use super::daemon::{ChildDaemon, POOL_KEY, cpu_ms_of, free_addr, write_config};
-use crate::sim::{AccountSpec, FaultKind, FaultSpec, SimHandle, SimOptions, Simulator};
+use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, SimHandle, SimOptions, Simulator};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// Shape of the scaling run.
 #[derive(Debug, Clone)]
 pub struct ScalingOptions {
-    /// The `codex-rotor` binary to run as the daemon.
+    /// The binary to run as the daemon with `serve` (`rotor-lab` or `codex-rotor`).
     pub bin: PathBuf,
     /// Pool sizes.
     pub accounts: Vec<usize>,
@@ -73,7 +73,7 @@ pub async fn scaling(opts: &ScalingOptions) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &n in &opts.accounts {
         let row = one_pool(opts, n).await?;
-        crate::errln!("{}", render(std::slice::from_ref(&row)));
+        codex_rotor::errln!("{}", render(std::slice::from_ref(&row)));
         rows.push(row);
     }
     Ok(rows)
@@ -81,7 +81,7 @@ pub async fn scaling(opts: &ScalingOptions) -> anyhow::Result<Vec<Row>> {
 
 async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
     let dir = std::env::temp_dir().join(format!("codex-rotor-scaling-{}-{n}", std::process::id()));
-    let accounts_dir = dir.join("data").join(crate::store::ACCOUNTS_DIR);
+    let accounts_dir = dir.join("data").join(codex_rotor::store::ACCOUNTS_DIR);
     std::fs::create_dir_all(&accounts_dir)?;
     let sim = Simulator::start(SimOptions::default(), ([127, 0, 0, 1], 0).into()).await?;
     for _ in 0..n {
@@ -92,7 +92,7 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
             secondary_quota_tokens: Some(u64::MAX / 4),
             ..AccountSpec::default()
         });
-        for rec in crate::demo::import_auth_json(&created.auth_json)? {
+        for rec in codex_rotor::demo::import_auth_json(&created.auth_json)? {
             // Plain writes: seeding 10 000 files with two fsyncs each would measure the disk.
             std::fs::write(
                 accounts_dir.join(format!("{}.json", rec.id)),
@@ -121,7 +121,7 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     row.rss_idle_kib = daemon.rss_kib().unwrap_or(0);
     // The daemon runs with the default lease cap, so a small pool holds at most n × cap streams.
-    let cap = n * crate::config::PoolSection::default().max_leases_per_account as usize;
+    let cap = n * codex_rotor::config::PoolSection::default().max_leases_per_account as usize;
     let (held, per) = hold(&sim, &daemon, &http, &url, opts.hold.min(cap)).await;
     row.held = held;
     row.kib_per_stream = per;

@@ -9,8 +9,8 @@ use super::load::Outcome;
 use super::report::ChaosReport;
 use super::run::Timeline;
 use super::{faults, locks};
-use crate::sim::SimHandle;
-use crate::store::FileStore;
+use codex_rotor::sim::SimHandle;
+use codex_rotor::store::FileStore;
 use rotor_actors::{RefreshReason, TokenRefresher};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -133,7 +133,7 @@ pub(super) async fn on_disk(
             &missing[..missing.len().min(3)]
         ),
     );
-    let refresher = crate::oauth::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
+    let refresher = codex_rotor::oauth::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
     let mut dead = Vec::new();
     for r in &recs {
         let Some(rt) = r.tokens.refresh_token.clone() else {

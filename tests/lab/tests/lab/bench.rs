@@ -1,4 +1,4 @@
-//! `codex-rotor bench proxy` end to end, small: the real binary starts the simulator, the
+//! `rotor-lab bench proxy` end to end, small: the real binary starts the simulator, the
 //! daemon and the bare pass-through as child processes, drives the same load through each and
 //! prints its tables. Figures are not asserted (speed is measured by running the benchmark, not
 //! in tests); that every path served every request in every round is.
@@ -7,7 +7,7 @@ use std::process::Command;
 
 #[test]
 fn bench_proxy_measures_direct_bare_and_proxied_and_every_request_succeeds() {
-    let out = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
+    let out = Command::new(env!("CARGO_BIN_EXE_rotor-lab"))
         .args([
             "bench",
             "proxy",

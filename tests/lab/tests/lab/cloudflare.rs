@@ -3,7 +3,7 @@
 //! The trial that found it: 10 accounts, steady concurrent load, and all 10 benched with 97 % of
 //! client requests failing for 20 s.
 
-use codex_rotor::chaos::cloudflare::{CloudflareOptions, cloudflare};
+use rotor_lab::chaos::cloudflare::{CloudflareOptions, cloudflare};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! quota by then, hit at most one upstream 429 per account in the window, and answered nothing
 //! but successes before the exhaustion 429.
 
-use codex_rotor::chaos::quota::{QuotaOptions, quota_efficiency};
+use rotor_lab::chaos::quota::{QuotaOptions, quota_efficiency};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_serves_its_whole_quota_with_at_most_one_upstream_429_per_account() {

@@ -2,8 +2,8 @@
 //! must match what the simulator served.
 
 use super::{access_token, body, start};
-use codex_rotor::loadgen::{self, LoadSpec, Stop};
 use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, SimOptions};
+use rotor_lab::loadgen::{self, LoadSpec, Stop};
 
 #[tokio::test]
 async fn loadgen_reports_what_the_simulator_served() {
@@ -59,13 +59,13 @@ async fn loadgen_reports_what_the_simulator_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_sim_measures_complete_streams_and_the_simulator_cpu() {
-    let b = codex_rotor::bench::SimBench {
+    let b = rotor_lab::bench::SimBench {
         concurrency: 4,
         duration: std::time::Duration::from_millis(500),
         words: 8,
         json: true,
     };
-    let report = codex_rotor::bench::sim(&b).await.expect("bench runs");
+    let report = rotor_lab::bench::sim(&b).await.expect("bench runs");
     let load = &report.load;
     assert!(load.requests > 0);
     assert_eq!(
