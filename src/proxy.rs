@@ -13,7 +13,6 @@ pub mod observe;
 pub mod outcome;
 pub mod request;
 pub mod stream;
-pub mod turns;
 pub mod wait;
 
 use crate::errors::ApiError;

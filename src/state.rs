@@ -6,13 +6,15 @@
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
-use crate::proxy::turns::TurnStates;
 use crate::recent::RecentRequests;
 use crate::store::Quarantined;
 use crate::upstream::Upstream;
 use rotor_actors::{Clock, PoolHandle, UnixMs};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
+use turns::TurnStates;
+
+pub mod turns;
 
 /// Shared application state (see the module docs).
 #[derive(Clone)]
