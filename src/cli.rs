@@ -5,11 +5,11 @@
 //! help) and an arm in [`dispatch`]. Global options (`--config`, `--log-format`, `--log-level`)
 //! are in [`GlobalArgs`]; pass `&global` to commands that read the config.
 
-use crate::config::{Config, ConfigError};
-use crate::logging::LogFormat;
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use crate::config::Config;
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+pub use crate::config::GlobalArgs;
 
 /// Examples shown at the end of `--help`.
 const EXAMPLES: &str = "\
@@ -41,28 +41,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Options shared by all subcommands (accepted before or after the subcommand name).
-#[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
-    /// Config file (TOML). Default: ./config/default.toml if present, else built-in defaults.
-    #[arg(long, global = true, env = "CODEX_ROTOR_CONFIG", value_name = "PATH")]
-    pub config: Option<PathBuf>,
-    /// Log line format; overrides `logging.format`.
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
-    pub log_format: Option<LogFormat>,
-    /// Log filter, e.g. `debug` or `info,codex_rotor::proxy=trace`; overrides `RUST_LOG` and
-    /// `logging.level`.
-    #[arg(long, global = true, value_name = "FILTER")]
-    pub log_level: Option<String>,
-}
-
-impl GlobalArgs {
-    /// Loads the config named by `--config` (with environment overrides), unvalidated.
-    pub fn load_config(&self) -> Result<Config, ConfigError> {
-        Config::load(self.config.as_deref())
-    }
 }
 
 /// The subcommands.
