@@ -8,6 +8,7 @@ mod config;
 mod dashboard;
 mod fuzz;
 mod keys;
+mod layers;
 mod metrics;
 mod nginx;
 mod proxy;
