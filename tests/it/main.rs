@@ -14,6 +14,7 @@ mod nginx;
 mod proxy;
 mod signals;
 mod sim;
+mod snapshots;
 mod store;
 mod support;
 mod tokens;
