@@ -4,10 +4,9 @@
 //! (verifier per state, 5-minute lifetime, each usable once so a replayed callback cannot
 //! exchange a code twice); the dashboard starts a login, the operator signs in, and the callback
 //! (or a pasted callback URL) completes it with [`LoginSessions::complete`]. The HTTP routes
-//! for the dashboard are in [`routes`].
+//! for the dashboard are in the admin API (`http::admin::login`).
 
 mod pkce;
-pub mod routes;
 
 pub use pkce::{Pkce, challenge_for};
 

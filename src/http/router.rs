@@ -1,6 +1,6 @@
 //! Every route of the daemon, wired in one place (and nothing else happens here): the model
 //! routes, health, readiness and Prometheus metrics (handlers in `admin`), the admin API, the
-//! dashboard and its "Sign in with ChatGPT" login routes (in `oauth::login`). Layers are assembled in [`crate::middleware`].
+//! dashboard and its "Sign in with ChatGPT" login routes (in `admin::login`). Layers are assembled in [`crate::middleware`].
 //!
 //! A path nothing serves, or a method a path does not serve, gets a JSON error in the client's
 //! protocol (404; 405 with `Allow`), never an empty answer; the admin API has its own.
@@ -30,7 +30,7 @@ pub fn build(state: AppState) -> Router {
         .route("/api/hello", head(crate::translate::route::hello))
         .merge(crate::admin::health_router())
         .merge(crate::dashboard::router())
-        .merge(crate::oauth::login::routes::router(
+        .merge(crate::admin::login::router(
             &cfg,
             state.upstream().client().clone(),
         ))

@@ -40,6 +40,7 @@
 
 mod accounts;
 pub mod error;
+pub mod login;
 mod pool;
 pub mod session;
 mod transfer;

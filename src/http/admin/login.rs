@@ -5,10 +5,10 @@
 //! operator pastes the URL it landed on into `POST /admin/accounts/login/complete`. Either way
 //! the tokens become an account through the same validation as an import, and the pool's
 //! duplicate rules apply. The pending logins live in this router's own state, so merging it is
-//! the whole integration: `router.merge(oauth::login::routes::router(&cfg, client))`.
+//! the whole integration: `router.merge(admin::login::router(&cfg, client))`.
 
-use super::{LoginError, LoginSessions, LoginSettings};
 use crate::admin::{Admin, AdminError};
+use crate::oauth::login::{LoginError, LoginSessions, LoginSettings, StartedLogin};
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -33,7 +33,7 @@ async fn start(
     _: Admin,
     State(state): State<AppState>,
     Extension(sessions): Extension<Arc<LoginSessions>>,
-) -> Result<Json<super::StartedLogin>, AdminError> {
+) -> Result<Json<StartedLogin>, AdminError> {
     sessions
         .start(state.now_ms())
         .map(Json)
