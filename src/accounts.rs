@@ -5,6 +5,7 @@
 
 pub mod cli;
 mod entry;
+mod error;
 pub mod export;
 pub mod import;
 pub mod list;
@@ -22,7 +23,7 @@ use rotor_actors::{AccountRecord, UnixMs};
 
 /// The account record of a completed PKCE login (validated like any import).
 pub fn login_record(
-    tokens: &crate::oauth::login::LoginTokens,
+    tokens: &crate::oauth::LoginTokens,
     now: UnixMs,
 ) -> Result<AccountRecord, ImportError> {
     let mut obj = serde_json::Map::new();

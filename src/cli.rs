@@ -5,11 +5,11 @@
 //! help) and an arm in [`dispatch`]. Global options (`--config`, `--log-format`, `--log-level`)
 //! are in [`GlobalArgs`]; pass `&global` to commands that read the config.
 
-use crate::config::{Config, ConfigError};
-use crate::logging::LogFormat;
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use crate::config::Config;
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+pub use crate::config::GlobalArgs;
 
 /// Examples shown at the end of `--help`.
 const EXAMPLES: &str = "\
@@ -43,28 +43,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options shared by all subcommands (accepted before or after the subcommand name).
-#[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
-    /// Config file (TOML). Default: ./config/default.toml if present, else built-in defaults.
-    #[arg(long, global = true, env = "CODEX_ROTOR_CONFIG", value_name = "PATH")]
-    pub config: Option<PathBuf>,
-    /// Log line format; overrides `logging.format`.
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
-    pub log_format: Option<LogFormat>,
-    /// Log filter, e.g. `debug` or `info,codex_rotor::proxy=trace`; overrides `RUST_LOG` and
-    /// `logging.level`.
-    #[arg(long, global = true, value_name = "FILTER")]
-    pub log_level: Option<String>,
-}
-
-impl GlobalArgs {
-    /// Loads the config named by `--config` (with environment overrides), unvalidated.
-    pub fn load_config(&self) -> Result<Config, ConfigError> {
-        Config::load(self.config.as_deref())
-    }
-}
-
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -76,13 +54,9 @@ pub enum Command {
     Serve(crate::server::ServeArgs),
     /// Try the pool with no real account: simulator + N simulated accounts + daemon.
     Demo(crate::demo::DemoArgs),
-    /// Run a benchmark (`bench sim`: the simulator alone; `bench proxy`: direct vs through the daemon).
-    Bench(crate::bench::BenchArgs),
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
     Config(ConfigCommand),
-    /// Reliability evidence: load + injected faults + SIGKILL/restart, or quota efficiency.
-    Chaos(crate::chaos::ChaosArgs),
 }
 
 /// `codex-rotor config …`
@@ -94,16 +68,15 @@ pub enum ConfigCommand {
     Show,
 }
 
-/// Runs one subcommand. Add an arm here with each new [`Command`] variant.
-async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
+/// Runs one subcommand. Add an arm here with each new [`Command`] variant. Public for the lab's
+/// binary (tests/lab), which runs every daemon command as well as its own.
+pub async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Sim(args) => crate::sim::run(args).await,
         Command::Accounts(args) => crate::accounts::cli::run(&global, args).await,
         Command::Config(cmd) => config_command(&global, cmd),
         Command::Serve(args) => crate::server::run(&global, args).await,
         Command::Demo(args) => crate::demo::run(args).await,
-        Command::Chaos(args) => crate::chaos::run(args).await,
-        Command::Bench(args) => crate::bench::run(args).await,
     }
 }
 
@@ -160,7 +133,19 @@ fn init_logging(global: &GlobalArgs) {
 /// its stdout's reader left (`… | head -1`) exits 0 quietly. Queued log lines are written
 /// before the exit, for a bounded time.
 pub fn main(cli: Cli) -> ExitCode {
-    let code = run_main(cli);
+    let command = cli.command;
+    run_with(cli.global, |global| dispatch(global, command))
+}
+
+/// [`main`] for any command: starts logging from `global`, runs `command(global)` on the
+/// runtime, maps the result to an exit code and flushes the log queue. The lab's binary
+/// (tests/lab) runs its own commands through it.
+pub fn run_with<F, Fut>(global: GlobalArgs, command: F) -> ExitCode
+where
+    F: FnOnce(GlobalArgs) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let code = run_main(global, command);
     crate::logging::queue::flush(LOG_FLUSH);
     code
 }
@@ -168,8 +153,12 @@ pub fn main(cli: Cli) -> ExitCode {
 /// How long the exit waits for queued log lines to reach a slow stderr.
 const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn run_main(cli: Cli) -> ExitCode {
-    init_logging(&cli.global);
+fn run_main<F, Fut>(global: GlobalArgs, command: F) -> ExitCode
+where
+    F: FnOnce(GlobalArgs) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    init_logging(&global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,7 +169,7 @@ fn run_main(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(dispatch(cli.global, cli.command));
+    let result = runtime.block_on(command(global));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if crate::console::is_closed_stdout(&e) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@
 //! structs' output: they are [`Secret`]s, named by `key_env` / `key_file`.
 
 pub mod access;
+mod args;
 pub mod env;
 pub mod limits;
 mod load;
@@ -23,6 +24,7 @@ pub mod server;
 mod validate;
 
 pub use access::{AdminConfig, ClientKeyConfig, KeysConfig};
+pub use args::GlobalArgs;
 pub use limits::{LimitsConfig, LoggingConfig};
 pub use models::ModelsConfig;
 pub use pool::{PoolSection, RefreshConfig, Strategy};

@@ -15,7 +15,6 @@ pub mod observe;
 pub mod outcome;
 pub mod request;
 pub mod stream;
-pub mod turns;
 pub mod upgrade;
 pub mod wait;
 

@@ -8,8 +8,8 @@
 
 pub mod idle;
 
-use crate::cli::GlobalArgs;
 use crate::config::Config;
+use crate::config::GlobalArgs;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::oauth::HttpRefresher;

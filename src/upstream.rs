@@ -158,7 +158,7 @@ struct Prebuilt {
 
 /// `{base}/codex/responses`: where Responses requests go (the benchmarks aim at the same
 /// place on the simulator).
-pub(crate) fn responses_url(base: &str) -> String {
+pub fn responses_url(base: &str) -> String {
     format!("{base}/codex/responses")
 }
 

@@ -3,8 +3,11 @@
 //! rotation, so the test can check that the account survives a restart. A chaos run sets
 //! `CODEX_ROTOR_PANIC_ACCOUNT=<account id>` and that account's actor panics once on its tick,
 //! so the run can check that the supervisor restarts it from its durable record.
+//!
+//! Both only with the `fault-injection` cargo feature: a daemon built without it (a plain
+//! `cargo build --release`) ignores the variables, so no environment can make it abort. The
+//! tests and the lab turn the feature on (docs/lab.md "Crash and fault points").
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Environment variable naming the fault point at which to abort.
@@ -20,12 +23,16 @@ pub const REFRESH_AFTER_PERSIST: &str = "refresh.after_persist";
 /// and its first record is in place, the others are not yet (the next open completes it).
 pub const IMPORT_MIDWAY: &str = "import.midway";
 
-/// Aborts the process if `CODEX_ROTOR_CRASH_AT` equals `name`; otherwise does nothing.
+/// Aborts the process if `CODEX_ROTOR_CRASH_AT` equals `name`; otherwise does nothing. Without
+/// the `fault-injection` feature it does nothing at all.
 pub fn point(name: &str) {
+    #[cfg(feature = "fault-injection")]
     if std::env::var(ENV).is_ok_and(|v| v == name) {
         tracing::error!(fault = name, "fault point reached: aborting on purpose");
         std::process::abort();
     }
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = name;
 }
 
 /// Environment variable naming the account whose actor panics once, on its first tick.
@@ -36,14 +43,23 @@ pub const PANIC_MESSAGE: &str = "fault injection: account actor panic";
 
 /// Whether the injected panic already happened in this process: it fires once, so the
 /// supervisor's restart from the durable record then succeeds instead of crash-looping.
+#[cfg(feature = "fault-injection")]
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
 /// Panics (once per process) if `CODEX_ROTOR_PANIC_ACCOUNT` names `account_id`. The env is read
-/// once: the tick path of 10 000 accounts must not query the environment every second.
+/// once: the tick path of 10 000 accounts must not query the environment every second. Without
+/// the `fault-injection` feature it does nothing at all.
+#[cfg(feature = "fault-injection")]
 pub fn panic_point(account_id: &str) {
-    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    static TARGET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let target = TARGET.get_or_init(|| std::env::var(PANIC_ENV).ok());
     panic_point_with(target.as_deref(), account_id, &PANICKED);
+}
+
+/// [`panic_point`] of a build without the `fault-injection` feature: nothing.
+#[cfg(not(feature = "fault-injection"))]
+pub fn panic_point(account_id: &str) {
+    let _ = account_id;
 }
 
 /// [`panic_point`] with the target and the once-flag given, so tests need not touch the

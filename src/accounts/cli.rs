@@ -12,7 +12,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::{export, merge};
-use crate::cli::GlobalArgs;
+use crate::config::GlobalArgs;
 
 /// Arguments of `codex-rotor accounts`. `Debug` redacts the admin key.
 #[derive(Args)]

@@ -7,7 +7,7 @@ use rotor_actors::jwt::Claims;
 use rotor_actors::{AccountRecord, Status, Tokens, UnixMs};
 use serde_json::{Map, Value};
 
-use super::import::ImportError;
+use super::error::ImportError;
 use types::{Kind, LEGACY_TYPES, check_types, type_of};
 
 mod types;

@@ -4,20 +4,19 @@
 //! (verifier per state, 5-minute lifetime, each usable once so a replayed callback cannot
 //! exchange a code twice); the dashboard starts a login, the operator signs in, and the callback
 //! (or a pasted callback URL) completes it with [`LoginSessions::complete`]. The HTTP routes
-//! for the dashboard are in [`routes`].
+//! for the dashboard are in the admin API (`http::admin::login`).
 
 mod pkce;
-pub mod routes;
 
 pub use pkce::{Pkce, challenge_for};
 
 use pkce::random_b64;
 use rotor_actors::UnixMs;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::refresh::{CLIENT_ID, DEFAULT_ORIGINATOR};
+pub use super::tokens::LoginTokens;
 
 /// The redirect URI registered for the Codex client id (the only one the real auth server
 /// accepts); the code arrives there and is pasted back, or relayed by a local callback.
@@ -126,25 +125,6 @@ pub enum LoginError {
     /// A configured URL is unusable, or too many logins are pending.
     #[error("login configuration: {0}")]
     Config(String),
-}
-
-/// Tokens obtained by a completed login.
-#[derive(Clone, Deserialize)]
-pub struct LoginTokens {
-    /// Access JWT.
-    pub access_token: String,
-    /// Refresh token (present because `offline_access` was requested).
-    #[serde(default)]
-    pub refresh_token: Option<String>,
-    /// Id JWT carrying email and plan.
-    #[serde(default)]
-    pub id_token: Option<String>,
-}
-
-impl std::fmt::Debug for LoginTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LoginTokens { <redacted> }")
-    }
 }
 
 /// A login the dashboard started: where to send the operator and which state to expect back.

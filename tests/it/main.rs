@@ -3,20 +3,18 @@
 
 mod accounts;
 mod admin;
-mod bench;
-mod chaos;
 mod clients;
-mod cloudflare;
 mod config;
 mod dashboard;
 mod fuzz;
 mod keys;
+mod layers;
 mod metrics;
 mod nginx;
 mod proxy;
-mod quota_efficiency;
 mod signals;
 mod sim;
+mod snapshots;
 mod store;
 mod support;
 mod tokens;

@@ -4,7 +4,6 @@
 
 mod auth;
 mod faults;
-mod load;
 mod strict;
 
 use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};

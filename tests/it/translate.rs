@@ -17,11 +17,13 @@ mod upstream;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-/// Snapshot settings: YAML files in the top-level `snapshots/` folder.
+/// Snapshot settings: YAML files in the top-level `snapshots/`, named as every snapshot is
+/// (`<test binary>__<module>__<name>.snap`, checked by
+/// `snapshots::every_snapshot_is_referenced_and_none_is_pending`).
 fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
-    s.set_prepend_module_to_snapshot(false);
+    s.set_prepend_module_to_snapshot(true);
     s
 }
 

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::lookup;
-use crate::accounts::import::ImportError;
+use crate::accounts::error::ImportError;
 
 /// Fields of a predecessor entry and the JSON type each must have: the legacy reader skips a
 /// field of the wrong type, so without this check `"refreshToken": 12345` would import the

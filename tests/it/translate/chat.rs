@@ -38,7 +38,7 @@ fn request_plain_from_python_sdk_fixture() {
     assert!(!t.client_stream);
     assert_eq!(t.body["stream"], true);
     assert_eq!(t.body["store"], false);
-    settings().bind(|| insta::assert_yaml_snapshot!("chat_request_plain", t.body));
+    settings().bind(|| insta::assert_yaml_snapshot!("request_plain", t.body));
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn request_full_conversation() {
     assert_eq!(t.body["service_tier"], "priority");
     assert_eq!(t.body["include"], json!(["reasoning.encrypted_content"]));
     assert!(t.body.get("max_output_tokens").is_none() && t.body.get("temperature").is_none());
-    settings().bind(|| insta::assert_yaml_snapshot!("chat_request_full", t.body));
+    settings().bind(|| insta::assert_yaml_snapshot!("request_full", t.body));
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn derived_affinity_is_stable_across_turns_of_one_conversation() {
 #[test]
 fn stream_text_with_usage() {
     let frames = stream(&upstream::text(), StreamEnd::Completed, true);
-    settings().bind(|| insta::assert_yaml_snapshot!("chat_stream_text", frames));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_text", frames));
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn stream_reasoning_then_text() {
         .filter_map(|f| f["data"]["choices"][0]["delta"]["reasoning_content"].as_str())
         .collect();
     assert_eq!(reasoning, "**Greeting** the user\n\nKeep it short.");
-    settings().bind(|| insta::assert_yaml_snapshot!("chat_stream_reasoning_text", frames));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_reasoning_text", frames));
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn stream_tool_call() {
         .iter()
         .find_map(|f| f["data"]["choices"][0]["finish_reason"].as_str());
     assert_eq!(finish, Some("tool_calls"));
-    settings().bind(|| insta::assert_yaml_snapshot!("chat_stream_tool_call", frames));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_tool_call", frames));
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn stream_failure_ends_with_error_then_done() {
     let frames = stream(&upstream::failure(), StreamEnd::Completed, true);
     let err = &frames[frames.len() - 2]["data"]["error"];
     assert_eq!(err["type"], "server_error");
-    settings().bind(|| insta::assert_yaml_snapshot!("chat_stream_failure", frames));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_failure", frames));
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn stream_premature_close_is_never_silent() {
             .all(|f| f["data"]["choices"][0]["finish_reason"].is_null()),
         "no fake finish"
     );
-    settings().bind(|| insta::assert_yaml_snapshot!("chat_stream_premature", frames));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_premature", frames));
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn collect_answers() {
         v["id"] = json!("[id]");
         out.push(json!({"case": name, "completion": v}));
     }
-    settings().bind(|| insta::assert_yaml_snapshot!("chat_collect", out));
+    settings().bind(|| insta::assert_yaml_snapshot!("collect", out));
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn request_from_claude_code() {
         t.body.get("max_output_tokens").is_none(),
         "max_tokens is not sent upstream"
     );
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_request_claude_code", t.body));
+    settings().bind(|| insta::assert_yaml_snapshot!("request_claude_code", t.body));
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn request_plain_from_python_sdk_fixture() {
     );
     assert!(!t.client_stream);
     assert!(t.body.get("reasoning").is_none());
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_request_plain", t.body));
+    settings().bind(|| insta::assert_yaml_snapshot!("request_plain", t.body));
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn request_tool_round_trip_with_images_and_errors() {
     );
     assert_eq!(t.body["parallel_tool_calls"], false);
     assert_eq!(t.body["tool_choice"], "required");
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_request_tool_round_trip", t.body));
+    settings().bind(|| insta::assert_yaml_snapshot!("request_tool_round_trip", t.body));
 }
 
 #[test]
@@ -171,13 +171,13 @@ fn session_header_overrides_affinity() {
 #[test]
 fn stream_text() {
     let frames = stream(&upstream::text(), StreamEnd::Completed);
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_stream_text", frames));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_text", frames));
 }
 
 #[test]
 fn stream_reasoning_then_text() {
     let frames = stream(&upstream::reasoning_text(), StreamEnd::Completed);
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_stream_reasoning_text", frames));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_reasoning_text", frames));
 }
 
 #[test]
@@ -187,7 +187,7 @@ fn stream_tool_call() {
         .iter()
         .find_map(|f| f["data"]["delta"]["stop_reason"].as_str());
     assert_eq!(stop, Some("tool_use"));
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_stream_tool_call", frames));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_tool_call", frames));
 }
 
 #[test]
@@ -199,8 +199,8 @@ fn stream_failure_and_premature_close_end_with_error_event() {
         Some(&json!("overloaded_error"))
     );
     let premature = stream(&upstream::premature(), StreamEnd::PrematureClose);
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_stream_failure", failed));
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_stream_premature", premature));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_failure", failed));
+    settings().bind(|| insta::assert_yaml_snapshot!("stream_premature", premature));
 }
 
 #[test]
@@ -235,7 +235,7 @@ fn collect_answers() {
         v["id"] = json!("[id]");
         out.push(json!({"case": name, "message": v}));
     }
-    settings().bind(|| insta::assert_yaml_snapshot!("messages_collect", out));
+    settings().bind(|| insta::assert_yaml_snapshot!("collect", out));
     let e = messages::collect(&upstream::premature(), "m").expect_err("premature");
     assert_eq!(e.status, 504);
 }

@@ -1,0 +1,165 @@
+//! The state every handler shares: the pool handle, the current configuration (swapped on
+//! SIGHUP), client keys, metrics, the recent-requests ring, the upstream session, the clock,
+//! the account files quarantined at start, and the drain signal that tells open streams the
+//! shutdown grace is over. Cheap to clone (one `Arc`).
+
+use crate::config::Config;
+use crate::keys::KeyStore;
+use crate::metrics::Metrics;
+use crate::recent::RecentRequests;
+use crate::store::Quarantined;
+use crate::upstream::Upstream;
+use rotor_actors::{Clock, PoolHandle, UnixMs};
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+use turns::TurnStates;
+
+pub mod turns;
+
+/// Shared application state (see the module docs).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The account pool; the only way to reach an account.
+    pool: PoolHandle,
+    /// Current configuration; replaced as a whole on reload so a request sees one version.
+    config: RwLock<Arc<Config>>,
+    /// Client keys (reloadable through their own interior state).
+    keys: KeyStore,
+    /// Prometheus counters and histograms.
+    metrics: Metrics,
+    /// The last requests, for the admin API and dashboard.
+    recent: RecentRequests,
+    /// The shared upstream session.
+    upstream: Upstream,
+    /// Time source shared with the actors.
+    clock: Arc<dyn Clock>,
+    /// When the daemon started (unix ms).
+    started_at: UnixMs,
+    /// Set to `true` when open streams must end now (shutdown grace is over).
+    drain: watch::Sender<bool>,
+    /// `x-codex-turn-state` token → affinity key (sticky turns).
+    turns: TurnStates,
+    /// Account files that could not be loaded at start and were moved aside, so the admin
+    /// API, the dashboard and `/readyz` can say so instead of only one log line.
+    quarantined: Vec<Quarantined>,
+}
+
+/// Everything [`AppState::new`] needs.
+pub struct Parts {
+    /// The started pool.
+    pub pool: PoolHandle,
+    /// The loaded, validated configuration.
+    pub config: Config,
+    /// Client keys built from `config.keys`.
+    pub keys: KeyStore,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Recent-requests ring.
+    pub recent: RecentRequests,
+    /// Upstream session built from `config.upstream`.
+    pub upstream: Upstream,
+    /// Clock shared with the actors.
+    pub clock: Arc<dyn Clock>,
+    /// Account files `FileStore::open` quarantined (empty when not opened from a data dir).
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(p: Parts) -> Self {
+        let started_at = p.clock.now_ms();
+        let (drain, _) = watch::channel(false);
+        let inner = Inner {
+            pool: p.pool,
+            config: RwLock::new(Arc::new(p.config)),
+            keys: p.keys,
+            metrics: p.metrics,
+            recent: p.recent,
+            upstream: p.upstream,
+            clock: p.clock,
+            started_at,
+            drain,
+            turns: TurnStates::new(),
+            quarantined: p.quarantined,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The account pool.
+    pub fn pool(&self) -> &PoolHandle {
+        &self.inner.pool
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        match self.inner.config.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the configuration (SIGHUP); requests already running keep the old one.
+    pub fn set_config(&self, cfg: Config) {
+        let new = Arc::new(cfg);
+        match self.inner.config.write() {
+            Ok(mut c) => *c = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Client keys.
+    pub fn keys(&self) -> &KeyStore {
+        &self.inner.keys
+    }
+
+    /// Metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Recent requests.
+    pub fn recent(&self) -> &RecentRequests {
+        &self.inner.recent
+    }
+
+    /// The upstream session.
+    pub fn upstream(&self) -> &Upstream {
+        &self.inner.upstream
+    }
+
+    /// When the daemon started (unix ms).
+    pub fn started_at(&self) -> UnixMs {
+        self.inner.started_at
+    }
+
+    /// Now, from the injected clock (unix ms).
+    pub fn now_ms(&self) -> UnixMs {
+        self.inner.clock.now_ms()
+    }
+
+    /// Turn-state routing memory.
+    pub fn turns(&self) -> &TurnStates {
+        &self.inner.turns
+    }
+
+    /// Account files quarantined when the data directory was opened.
+    pub fn quarantined(&self) -> &[Quarantined] {
+        &self.inner.quarantined
+    }
+
+    /// A receiver that turns `true` when open streams must end (shutdown grace over).
+    pub fn drain(&self) -> watch::Receiver<bool> {
+        self.inner.drain.subscribe()
+    }
+
+    /// Tells every open stream to end now with a terminal event.
+    pub fn end_streams(&self) {
+        self.inner.drain.send_replace(true);
+    }
+}

@@ -1,0 +1,16 @@
+//! The lab of codex-rotor: everything that exists to test, measure and stress the daemon, and
+//! nothing the daemon runs (docs/lab.md). The `rotor-lab` binary runs these and, besides, every
+//! `codex-rotor` command, so a benchmark or a chaos run starts the daemon as `rotor-lab serve`:
+//! one binary, built with the fault points (`rotor_actors::fault`) the chaos run needs.
+//!
+//! # Layout
+//!
+//! - [`loadgen`]: the HTTP/1.1 load generator every benchmark drives.
+//! - [`bench`]: `bench sim` (the simulator alone), `bench proxy` (direct, bare pass-through and
+//!   through the daemon) and `bench passthrough`, the bare pass-through itself.
+//! - [`chaos`]: the storm with SIGKILL/restart, and the quota-efficiency, Cloudflare and scaling
+//!   scenarios.
+
+pub mod bench;
+pub mod chaos;
+pub mod loadgen;
