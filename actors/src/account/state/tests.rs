@@ -20,10 +20,17 @@ impl Store for Saves {
 
 fn state() -> AccountState {
     let rec = AccountRecord::new("a", Tokens::default(), 0);
-    AccountState::new(
-        rec,
-        Arc::new(AccountConfig::from(&crate::PoolConfig::default())),
-    )
+    // The pool's defaults, spelt out: this module sits below `pool`, which builds the real one.
+    let cfg = AccountConfig {
+        max_leases: 3,
+        tick: std::time::Duration::from_secs(5),
+        quota: crate::quota::QuotaConfig::default(),
+        refresh_margin_ms: 5 * 60_000,
+        refresh_jitter_ms: 60_000,
+        refresh_enabled: true,
+        probe_retry_ms: 60_000,
+    };
+    AccountState::new(rec, Arc::new(cfg))
 }
 
 #[test]
