@@ -7,6 +7,7 @@ mod bench;
 mod chaos;
 mod clients;
 mod cloudflare;
+mod cluster;
 mod config;
 mod dashboard;
 mod fuzz;
