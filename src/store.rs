@@ -10,6 +10,7 @@
 
 mod batch;
 mod lock;
+pub mod postgres;
 mod scan;
 mod writer;
 

@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod clients;
+mod cluster;
 mod config;
 mod dashboard;
 mod fuzz;

@@ -1,0 +1,460 @@
+//! The ownership rules on PostgreSQL (docs/cluster.md): node sessions and account ownership
+//! rows, each operation one transaction that locks the rows it decides on (`FOR UPDATE`, in a
+//! fixed order: sessions by node id, then the account), lets
+//! [`rotor_actors::ownership::rules::Rules`] decide — the one implementation of the rules — and
+//! writes back what changed. Times are the database's own clock (`clock_timestamp()`), unless a
+//! test hands one in.
+//!
+//! The schema carries a version ([`SCHEMA_VERSION`]); [`LeaseDb::migrate`] applies what is
+//! missing at start, and a database written by a newer codex-rotor is refused with a message
+//! that says so, never altered.
+
+use rotor_actors::ownership::rules::{AccountRow, Claimed, Intent, Owner, Refusal, Rules, Session};
+use rotor_actors::ownership::{Ms, NodeId};
+use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Each migration brings the schema from its index to index + 1.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [r#"
+create table rotor_node_session (
+    node text primary key,
+    epoch bigint not null,
+    expires_at bigint not null
+);
+create table rotor_account_owner (
+    account text primary key,
+    owner_node text,
+    owner_epoch bigint,
+    owner_gen bigint not null default 0,
+    token_version bigint not null default 0,
+    intent_gen bigint,
+    intent_deadline bigint,
+    intent_token_version bigint,
+    last_intent_gen bigint not null default 0,
+    refresh_ambiguous boolean not null default false
+);
+"#];
+
+/// What went wrong talking to the database (a refusal by the rules is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Connecting, or a statement, failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database was written by a newer codex-rotor.
+    #[error(
+        "the database schema is version {found}, newer than this codex-rotor's {SCHEMA_VERSION}: \
+         upgrade codex-rotor (nothing was changed)"
+    )]
+    NewerSchema {
+        /// The version found.
+        found: i32,
+    },
+}
+
+/// The ownership rules on one PostgreSQL database.
+pub struct LeaseDb {
+    client: Client,
+}
+
+/// `Some(now)` in tests; `None` = the database's clock.
+pub type Clock = Option<Ms>;
+
+const NOW: &str = "coalesce($1::bigint, (extract(epoch from clock_timestamp()) * 1000)::bigint)";
+
+impl LeaseDb {
+    /// Connects (`url`: a libpq connection string or URL) and runs the connection task.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "postgres connection ended");
+            }
+        });
+        Ok(Self { client })
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer one. Returns the version the
+    /// database had before.
+    pub async fn migrate(&mut self) -> Result<i32, DbError> {
+        let tx = self.client.transaction().await?;
+        tx.batch_execute(
+            "create table if not exists rotor_schema (version integer not null);
+             lock table rotor_schema in exclusive mode;",
+        )
+        .await?;
+        let found: i32 = match tx
+            .query_opt("select version from rotor_schema", &[])
+            .await?
+        {
+            Some(row) => row.get(0),
+            None => {
+                tx.execute("insert into rotor_schema (version) values (0)", &[])
+                    .await?;
+                0
+            }
+        };
+        if found > SCHEMA_VERSION {
+            return Err(DbError::NewerSchema { found });
+        }
+        for m in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+            tx.batch_execute(m).await?;
+        }
+        tx.execute("update rotor_schema set version = $1", &[&SCHEMA_VERSION])
+            .await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// The database's time (or the test's).
+    async fn now(tx: &impl GenericClient, clock: Clock) -> Result<Ms, DbError> {
+        let row = tx.query_one(&format!("select {NOW}"), &[&clock]).await?;
+        Ok(row.get(0))
+    }
+
+    /// Runs `decide` on the rows `nodes` and `account` name — and the session of the account's
+    /// owner — all locked, sessions first in node-id order, then the account (one order for
+    /// every operation, so two never deadlock), and writes back the rows it changed.
+    async fn decide<T>(
+        &mut self,
+        clock: Clock,
+        nodes: Vec<&str>,
+        account: Option<&str>,
+        decide: impl Fn(&mut Rules, Ms) -> Result<T, Refusal>,
+    ) -> Result<Result<T, Refusal>, DbError> {
+        loop {
+            let tx = self.client.transaction().await?;
+            let now = Self::now(&tx, clock).await?;
+            let owner_hint = match account {
+                Some(a) => tx
+                    .query_opt(
+                        "select owner_node from rotor_account_owner where account = $1",
+                        &[&a],
+                    )
+                    .await?
+                    .and_then(|r| r.get::<_, Option<String>>(0)),
+                None => None,
+            };
+            let mut lock: Vec<&str> = nodes.clone();
+            if let Some(o) = &owner_hint {
+                lock.push(o);
+            }
+            lock.sort_unstable();
+            lock.dedup();
+            let mut rules = Rules::default();
+            for n in &lock {
+                if let Some(s) = load_session(&tx, n).await? {
+                    rules.sessions.insert((*n).to_owned(), s);
+                }
+            }
+            if let Some(a) = account
+                && let Some(row) = load_account(&tx, a).await?
+            {
+                let owner = row.owner.as_ref().map(|o| o.node.as_str());
+                if owner.is_some() && owner != owner_hint.as_deref() {
+                    // The owner changed between the look and the lock: start again.
+                    drop(tx);
+                    continue;
+                }
+                rules.accounts.insert(a.to_owned(), row);
+            }
+            let before = rules.clone();
+            let verdict = decide(&mut rules, now);
+            if verdict.is_ok() {
+                write_back(&tx, &before, &rules).await?;
+                tx.commit().await?;
+            }
+            return Ok(verdict);
+        }
+    }
+
+    /// Starts a session for `node` ([`Rules::acquire`]).
+    pub async fn acquire(
+        &mut self,
+        node: &str,
+        ttl: Ms,
+        clock: Clock,
+    ) -> Result<Result<u64, Refusal>, DbError> {
+        let tx = self.client.transaction().await?;
+        // A first acquire inserts the row; the lock then serialises concurrent acquires.
+        tx.execute(
+            "insert into rotor_node_session (node, epoch, expires_at) values ($1, 0, 0)
+             on conflict (node) do nothing",
+            &[&node],
+        )
+        .await?;
+        tx.commit().await?;
+        self.decide(clock, vec![node], None, |r, now| {
+            if r.sessions.get(node).is_some_and(|s| s.epoch == 0) {
+                r.sessions.remove(node);
+            }
+            r.acquire(node, ttl, now)
+        })
+        .await
+    }
+
+    /// Extends the session ([`Rules::renew`]).
+    pub async fn renew(
+        &mut self,
+        node: &str,
+        epoch: u64,
+        ttl: Ms,
+        clock: Clock,
+    ) -> Result<Result<Ms, Refusal>, DbError> {
+        self.decide(clock, vec![node], None, |r, now| {
+            r.renew(node, epoch, ttl, now)
+        })
+        .await
+    }
+
+    /// Adds an account row if it is missing.
+    pub async fn insert_account(&mut self, account: &str) -> Result<(), DbError> {
+        self.client
+            .execute(
+                "insert into rotor_account_owner (account) values ($1) on conflict do nothing",
+                &[&account],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The account's owner generation as a claimer reads it.
+    pub async fn owner_gen(&self, account: &str) -> Result<Option<u64>, DbError> {
+        let row = self
+            .client
+            .query_opt(
+                "select owner_gen from rotor_account_owner where account = $1",
+                &[&account],
+            )
+            .await?;
+        Ok(row.map(|r| u64_of(r.get(0))))
+    }
+
+    /// Takes an account ([`Rules::claim`]).
+    pub async fn claim(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        seen_gen: u64,
+        clock: Clock,
+    ) -> Result<Result<Claimed, Refusal>, DbError> {
+        self.decide(clock, vec![node], Some(account), |r, now| {
+            r.claim(account, node, epoch, seen_gen, now)
+        })
+        .await
+    }
+
+    /// Gives an account up ([`Rules::release`]).
+    pub async fn release(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        owner_gen: u64,
+    ) -> Result<Result<(), Refusal>, DbError> {
+        self.decide(None, vec![node], Some(account), |r, _| {
+            r.release(account, node, epoch, owner_gen)
+        })
+        .await
+    }
+
+    /// Commits a refresh intent ([`Rules::begin_refresh`]); `window` from now.
+    pub async fn begin_refresh(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        owner_gen: u64,
+        window: Ms,
+        clock: Clock,
+    ) -> Result<Result<Intent, Refusal>, DbError> {
+        self.decide(clock, vec![node], Some(account), |r, now| {
+            r.begin_refresh(account, node, epoch, owner_gen, now + window, now)
+        })
+        .await
+    }
+
+    /// Stores a rotation ([`Rules::finish_refresh`]).
+    pub async fn finish_refresh(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        owner_gen: u64,
+        intent: &Intent,
+    ) -> Result<Result<u64, Refusal>, DbError> {
+        self.decide(None, vec![node], Some(account), |r, _| {
+            r.finish_refresh(account, node, epoch, owner_gen, intent)
+        })
+        .await
+    }
+
+    /// Ends a refresh that stored nothing ([`Rules::abandon_refresh`]).
+    pub async fn abandon_refresh(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        owner_gen: u64,
+        intent: &Intent,
+        reached_upstream: bool,
+    ) -> Result<Result<(), Refusal>, DbError> {
+        self.decide(None, vec![node], Some(account), |r, _| {
+            r.abandon_refresh(account, node, epoch, owner_gen, intent, reached_upstream)
+        })
+        .await
+    }
+
+    /// Fresh tokens from an import ([`Rules::import_tokens`]).
+    pub async fn import_tokens(&mut self, account: &str) -> Result<Result<u64, Refusal>, DbError> {
+        self.decide(None, vec![], Some(account), |r, _| r.import_tokens(account))
+            .await
+    }
+
+    /// Every row, for tests and the admin view.
+    pub async fn snapshot(&self) -> Result<Rules, DbError> {
+        let mut rules = Rules::default();
+        for row in self
+            .client
+            .query(
+                "select node, epoch, expires_at from rotor_node_session where epoch > 0",
+                &[],
+            )
+            .await?
+        {
+            rules.sessions.insert(
+                row.get(0),
+                Session {
+                    epoch: u64_of(row.get(1)),
+                    expires_at: row.get(2),
+                },
+            );
+        }
+        for row in self
+            .client
+            .query(
+                &format!("select account, {ACCOUNT_COLUMNS} from rotor_account_owner"),
+                &[],
+            )
+            .await?
+        {
+            rules.accounts.insert(row.get(0), account_of(&row, 1));
+        }
+        Ok(rules)
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "owner_node, owner_epoch, owner_gen, token_version, intent_gen, \
+     intent_deadline, intent_token_version, last_intent_gen, refresh_ambiguous";
+
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+async fn load_session(tx: &Transaction<'_>, node: &str) -> Result<Option<Session>, DbError> {
+    session_query(tx, node, " for update").await
+}
+
+async fn session_query(
+    tx: &Transaction<'_>,
+    node: &str,
+    lock: &str,
+) -> Result<Option<Session>, DbError> {
+    let row = tx
+        .query_opt(
+            &format!("select epoch, expires_at from rotor_node_session where node = $1{lock}"),
+            &[&node],
+        )
+        .await?;
+    Ok(row.map(|r| Session {
+        epoch: u64_of(r.get(0)),
+        expires_at: r.get(1),
+    }))
+}
+
+async fn load_account(tx: &Transaction<'_>, account: &str) -> Result<Option<AccountRow>, DbError> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "select {ACCOUNT_COLUMNS} from rotor_account_owner where account = $1 for update"
+            ),
+            &[&account],
+        )
+        .await?;
+    Ok(row.map(|r| account_of(&r, 0)))
+}
+
+fn account_of(r: &tokio_postgres::Row, at: usize) -> AccountRow {
+    let owner_node: Option<NodeId> = r.get(at);
+    let owner_epoch: Option<i64> = r.get(at + 1);
+    let intent_gen: Option<i64> = r.get(at + 4);
+    let intent_deadline: Option<i64> = r.get(at + 5);
+    let intent_version: Option<i64> = r.get(at + 6);
+    AccountRow {
+        owner: owner_node.zip(owner_epoch).map(|(node, e)| Owner {
+            node,
+            epoch: u64_of(e),
+        }),
+        owner_gen: u64_of(r.get(at + 2)),
+        token_version: u64_of(r.get(at + 3)),
+        intent: match (intent_gen, intent_deadline, intent_version) {
+            (Some(g), Some(d), Some(v)) => Some(Intent {
+                intent_gen: u64_of(g),
+                deadline: d,
+                token_version: u64_of(v),
+            }),
+            _ => None,
+        },
+        last_intent_gen: u64_of(r.get(at + 7)),
+        refresh_ambiguous: r.get(at + 8),
+    }
+}
+
+/// Writes the sessions and accounts that differ between `before` and `after`.
+async fn write_back(tx: &Transaction<'_>, before: &Rules, after: &Rules) -> Result<(), DbError> {
+    for (node, s) in &after.sessions {
+        if before.sessions.get(node) != Some(s) {
+            tx.execute(
+                "insert into rotor_node_session (node, epoch, expires_at) values ($1, $2, $3)
+                 on conflict (node) do update set epoch = $2, expires_at = $3",
+                &[node, &i64_of(s.epoch), &s.expires_at],
+            )
+            .await?;
+        }
+    }
+    for (account, a) in &after.accounts {
+        if before.accounts.get(account) == Some(a) {
+            continue;
+        }
+        let owner_node = a.owner.as_ref().map(|o| o.node.clone());
+        let owner_epoch = a.owner.as_ref().map(|o| i64_of(o.epoch));
+        let intent = a.intent.as_ref();
+        tx.execute(
+            "update rotor_account_owner set owner_node = $2, owner_epoch = $3, owner_gen = $4,
+                 token_version = $5, intent_gen = $6, intent_deadline = $7,
+                 intent_token_version = $8, last_intent_gen = $9, refresh_ambiguous = $10
+             where account = $1",
+            &[
+                account,
+                &owner_node,
+                &owner_epoch,
+                &i64_of(a.owner_gen),
+                &i64_of(a.token_version),
+                &intent.map(|i| i64_of(i.intent_gen)),
+                &intent.map(|i| i.deadline),
+                &intent.map(|i| i64_of(i.token_version)),
+                &i64_of(a.last_intent_gen),
+                &a.refresh_ambiguous,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
