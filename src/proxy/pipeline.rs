@@ -17,7 +17,6 @@
 
 use super::auth::{self, Permit};
 use super::outcome::Outcome;
-use super::request::ResponsesRequest;
 use super::{collect, copy_response_headers, failover, sse_response, stream, wait};
 use crate::config::ModelsConfig;
 use crate::errors::ApiError;
@@ -31,6 +30,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
+
+/// What a protocol's adapter builds and uses.
+pub use super::relay::{Encoder, relay};
+pub use super::request::ResponsesRequest;
 
 /// What the pipeline does differently for one client protocol.
 pub trait ClientProtocol: Send + 'static {

@@ -17,9 +17,9 @@ use super::{Protocol, StreamEnd, TranslateError, Translated};
 use crate::config::ModelsConfig;
 use crate::errors::ApiError;
 use crate::middleware::RequestId;
-use crate::proxy::pipeline::{self, ClientProtocol, ClientStream};
-use crate::proxy::relay::{Encoder, relay};
-use crate::proxy::request::ResponsesRequest;
+use crate::proxy::pipeline::{
+    self, ClientProtocol, ClientStream, Encoder, ResponsesRequest, relay,
+};
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
