@@ -107,13 +107,29 @@ pub async fn serve<P: ClientProtocol>(
     };
     if !req.client_stream {
         return match failover::send(&state, &req, &headers, &mut out).await {
-            Ok(served) => deliver(&state, protocol, ctx, req, served, permit, out).await,
+            Ok(served) => {
+                let answer = Answer {
+                    req,
+                    served,
+                    out,
+                    tick: None,
+                };
+                deliver(&state, protocol, ctx, answer, permit).await
+            }
             Err(e) => fail(&protocol, out, e),
         };
     }
     match wait::start(&state, req, headers, out).await {
-        wait::Start::Ready(done) => match done.served {
-            Ok(served) => deliver(&state, protocol, ctx, done.req, served, permit, done.out).await,
+        wait::Start::Ready(done, tick) => match done.served {
+            Ok(served) => {
+                let answer = Answer {
+                    req: done.req,
+                    served,
+                    out: done.out,
+                    tick: Some(tick),
+                };
+                deliver(&state, protocol, ctx, answer, permit).await
+            }
             Err(e) => fail(&protocol, done.out, e),
         },
         wait::Start::Late(pending) => late(&state, protocol, ctx, pending, permit),
@@ -191,17 +207,30 @@ fn parse<P: ClientProtocol>(
     Ok((req, ctx))
 }
 
+/// A 2xx upstream answer that came within the first heartbeat, with what its delivery needs.
+struct Answer {
+    req: ResponsesRequest,
+    served: failover::Served,
+    out: Outcome,
+    /// The heartbeat timer the wait armed, for the pass-through to re-arm.
+    tick: Option<stream::Tick>,
+}
+
 /// Step 4 from a 2xx upstream answer that came within the first heartbeat: upstream's
 /// headers, then the stream or the collected answer.
 async fn deliver<P: ClientProtocol>(
     state: &AppState,
     protocol: P,
     ctx: P::Ctx,
-    req: ResponsesRequest,
-    mut served: failover::Served,
+    answer: Answer,
     permit: Option<Permit>,
-    mut out: Outcome,
 ) -> Response {
+    let Answer {
+        req,
+        mut served,
+        mut out,
+        tick,
+    } = answer;
     let cfg = state.config();
     // Sized once: the copied headers plus the three this answer adds, no rehash while filling.
     let mut resp_headers = HeaderMap::with_capacity(served.response.headers().len() + 3);
@@ -229,7 +258,8 @@ async fn deliver<P: ClientProtocol>(
             Err(e) => fail(&protocol, out, e),
         };
     }
-    let pass = stream::PassThrough::new(state, &cfg, served.lease, out, protocol.translated());
+    let mut pass = stream::PassThrough::new(state, &cfg, served.lease, out, protocol.translated());
+    pass.tick = tick;
     let body = protocol.encode(ctx, stream::pass_through(upstream, pass));
     sse_response(resp_headers, hold(body, permit))
 }

@@ -31,6 +31,9 @@ use tokio::time::{Instant, Sleep};
 /// The upstream body as a stream of chunks.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
+/// A heartbeat timer, handed on so that one answer arms one timer (see [`PassThrough::tick`]).
+pub type Tick = Pin<Box<Sleep>>;
+
 /// The comment sent during upstream silence.
 pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
@@ -62,6 +65,9 @@ pub struct PassThrough {
     /// End right after an event too long to observe (a translated stream, whose translator
     /// cannot read it either) instead of passing on (a Responses client gets it unchanged).
     pub end_on_dropped_event: bool,
+    /// The timer the wait for the first byte armed ([`super::wait`]), re-armed here rather
+    /// than a second one armed; `None`: arm one.
+    pub tick: Option<Tick>,
 }
 
 impl PassThrough {
@@ -81,6 +87,7 @@ impl PassThrough {
             idle_timeout: cfg.upstream.idle_timeout,
             drain: state.drain(),
             end_on_dropped_event: translated,
+            tick: None,
         }
     }
 }
@@ -93,7 +100,7 @@ struct State {
     heartbeat: Duration,
     idle_timeout: Duration,
     drain: watch::Receiver<bool>,
-    tick: Pin<Box<Sleep>>,
+    tick: Tick,
     last_data: Instant,
     usage_sent: bool,
     end_on_dropped_event: bool,
@@ -107,6 +114,15 @@ pub fn pass_through(
     upstream: ByteStream,
     p: PassThrough,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let tick = match p.tick {
+        Some(mut tick) => {
+            // Later than its deadline so far: tokio moves an armed timer later without
+            // re-registering it.
+            tick.as_mut().reset(Instant::now() + p.heartbeat);
+            tick
+        }
+        None => Box::pin(tokio::time::sleep(p.heartbeat)),
+    };
     let state = State {
         upstream,
         observer: Observer::new(false),
@@ -115,7 +131,7 @@ pub fn pass_through(
         heartbeat: p.heartbeat,
         idle_timeout: p.idle_timeout,
         drain: p.drain,
-        tick: Box::pin(tokio::time::sleep(p.heartbeat)),
+        tick,
         last_data: Instant::now(),
         usage_sent: false,
         end_on_dropped_event: p.end_on_dropped_event,
