@@ -1,10 +1,9 @@
 //! The Responses proxy: `POST /v1/responses` from a client becomes
-//! `POST {upstream}/codex/responses` with a leased account. Per request: authenticate the
-//! client key from the request head → only then read the body ([`crate::request_body`]) →
-//! read model and affinity → pick and lease an account → send upstream, failing over before
-//! the first byte ([`failover`]; a streaming client hears heartbeats meanwhile, [`wait`]) →
-//! pass the bytes through unchanged, observing them on the side ([`stream`]), or collect them
-//! for a `stream: false` client ([`collect`]) → record the request ([`outcome`]).
+//! `POST {upstream}/codex/responses` with a leased account, through the serving pipeline
+//! ([`pipeline`]) that the translated protocols share. What is the Responses protocol's own is
+//! [`Responses`]: the body is forwarded as the client sent it ([`request`]), the bytes pass
+//! through unchanged, and the client's `x-codex-turn-state` keeps a turn on its account
+//! ([`turns`]).
 
 pub mod auth;
 pub mod backfill;
@@ -13,6 +12,8 @@ pub mod failover;
 pub mod models;
 pub mod observe;
 pub mod outcome;
+pub mod pipeline;
+pub mod relay;
 pub mod request;
 pub mod stream;
 pub mod upgrade;
@@ -20,9 +21,9 @@ pub mod wait;
 
 pub use models::{model, models};
 
+use crate::config::ModelsConfig;
 use crate::errors::ApiError;
 use crate::middleware::RequestId;
-use crate::request_body;
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
@@ -30,8 +31,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
-use outcome::Outcome;
+use pipeline::{ClientProtocol, ClientStream};
+use request::ResponsesRequest;
 
 /// Upstream response headers the client gets from the serving account besides every
 /// `x-codex-*` header (quota, turn state): the served model is passed through, never invented.
@@ -43,147 +44,69 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
     "x-oai-request-id",
 ];
 
-/// `POST /v1/responses` and `POST /responses`. The body stays unread until the key is
-/// accepted: a refused request's body is drained, never held.
+/// `POST /v1/responses` and `POST /responses`.
 pub async fn responses(
     State(state): State<AppState>,
     id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut out = Outcome::new(&state, "responses", id);
-    let cfg = state.config();
-    let limit = cfg.server.max_body_bytes;
-    let permit = match auth::authenticate(&state, &headers) {
-        Ok(p) => p,
-        Err(e) => {
-            request_body::discard(&headers, body, limit);
-            return fail(out, e);
-        }
-    };
-    out.rec.client_key = permit.as_ref().map(auth::permit_name);
-    let body = match request_body::read(&headers, body, limit).await {
-        Ok(b) => b,
-        Err(e) => return fail(out, e.into()),
-    };
-    let req = match admit(
-        &state,
-        &headers,
-        body,
-        &cfg.models.default_model,
-        &permit,
-        &mut out,
-    ) {
-        Ok(req) => req,
-        Err(e) => return fail(out, e),
-    };
-    if !req.client_stream {
-        return match failover::send(&state, &req, &headers, &mut out).await {
-            Ok(served) => deliver(&state, req, served, permit, out).await,
-            Err(e) => fail(out, e),
-        };
-    }
-    match wait::start(&state, req, headers, out).await {
-        wait::Start::Ready(done) => match done.served {
-            Ok(served) => deliver(&state, done.req, served, permit, done.out).await,
-            Err(e) => fail(done.out, e),
-        },
-        wait::Start::Late(pending) => late(&state, pending, permit),
-    }
+    pipeline::serve(state, id, headers, body, Responses).await
 }
 
-/// Records a failed request and renders its error.
-fn fail(mut out: Outcome, e: ApiError) -> Response {
-    out.finish(e.status().as_u16(), Some(e.to_string()));
-    e.into_response()
-}
+/// The Responses protocol in the pipeline: the upstream protocol itself, so nothing is
+/// translated.
+pub struct Responses;
 
-/// Everything after authentication and before failover: read the request, check the key's
-/// models.
-fn admit(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Bytes,
-    default_model: &str,
-    permit: &Option<auth::Permit>,
-    out: &mut Outcome,
-) -> Result<request::ResponsesRequest, ApiError> {
-    let mut req = request::parse(headers, body, default_model)?;
-    out.rec.model = Some(req.model.clone());
-    route_turn(state, &mut req);
-    if let Some(p) = permit {
-        if !state.keys().model_allowed(p, &req.model) {
-            return Err(ApiError::Forbidden(format!(
-                "this key may not use model '{}'",
-                req.model
-            )));
-        }
+impl ClientProtocol for Responses {
+    type Ctx = ();
+
+    fn route(&self) -> &'static str {
+        "responses"
     }
-    Ok(req)
-}
 
-/// Answers from a 2xx upstream stream: passed through, or collected for `stream: false`.
-async fn deliver(
-    state: &AppState,
-    req: request::ResponsesRequest,
-    mut served: failover::Served,
-    permit: Option<auth::Permit>,
-    mut out: Outcome,
-) -> Response {
-    let cfg = state.config();
-    let idle = cfg.upstream.idle_timeout;
-    // Sized once: the copied headers plus the three this answer adds, no rehash while filling.
-    let mut resp_headers = HeaderMap::with_capacity(served.response.headers().len() + 3);
-    copy_response_headers(served.response.headers(), &mut resp_headers);
-    remember_turn(state, &resp_headers, &req);
-    let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
-    if !req.client_stream {
-        let collected = collect::collect(upstream, &mut served.lease, idle, &mut out).await;
-        drop(served.lease);
-        let mut value = match collected {
-            Ok(v) => v,
-            Err(e) => return fail(out, e),
-        };
-        if let Some(obj) = value.as_object_mut() {
+    fn translated(&self) -> bool {
+        false
+    }
+
+    fn echoes_turn_state(&self) -> bool {
+        true
+    }
+
+    fn request(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        models: &ModelsConfig,
+    ) -> Result<(ResponsesRequest, ()), ApiError> {
+        Ok((request::parse(headers, body, &models.default_model)?, ()))
+    }
+
+    fn client_model<'a>(&self, _: &'a (), req: &'a ResponsesRequest) -> &'a str {
+        &req.model
+    }
+
+    /// The final response object, with the requested model where upstream named none.
+    fn collected(
+        &self,
+        _: &(),
+        req: &ResponsesRequest,
+        mut response: serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        if let Some(obj) = response.as_object_mut() {
             obj.entry("model")
                 .or_insert_with(|| req.model.clone().into());
         }
-        out.first_byte();
-        out.finish(200, None);
-        drop(permit);
-        resp_headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return (resp_headers, value.to_string()).into_response();
+        Ok(response)
     }
-    let pass = stream::PassThrough::new(state, &cfg, served.lease, out, false);
-    let body = stream::pass_through(upstream, pass).map(move |chunk| {
-        // The key's concurrency permit lives exactly as long as the body.
-        let _hold = &permit;
-        chunk
-    });
-    sse_response(resp_headers, body)
-}
 
-/// A streaming client whose failover outlasted the first heartbeat: heartbeats, then the
-/// pass-through (upstream's headers can no longer be forwarded; the turn state is still
-/// remembered for the client's next request).
-fn late(state: &AppState, pending: wait::Pending, permit: Option<auth::Permit>) -> Response {
-    let state = state.clone();
-    let body = wait::late_body(pending, move |served, req, out| {
-        let mut head = HeaderMap::new();
-        copy_response_headers(served.response.headers(), &mut head);
-        remember_turn(&state, &head, &req);
-        let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
-        let pass = stream::PassThrough::new(&state, &state.config(), served.lease, out, false);
-        stream::pass_through(upstream, pass)
-    })
-    .map(move |chunk| {
-        let _hold = &permit;
-        chunk
-    });
-    sse_response(HeaderMap::with_capacity(3), body)
+    fn encode<S: ClientStream>(&self, _: (), body: S) -> impl ClientStream {
+        body
+    }
+
+    fn render(&self, e: ApiError) -> Response {
+        e.into_response()
+    }
 }
 
 /// An SSE answer: `headers` plus the three every stream carries.
@@ -198,33 +121,6 @@ pub fn sse_response(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     (headers, Body::from_stream(body)).into_response()
-}
-
-/// Remembers which affinity a turn-state token belongs to (from the already bounded
-/// `forwarded` headers), so the client's follow-up of the turn reaches the same account.
-fn remember_turn(state: &AppState, forwarded: &HeaderMap, req: &request::ResponsesRequest) {
-    if let (Some(token), Some(key)) = (
-        forwarded
-            .get("x-codex-turn-state")
-            .and_then(|v| v.to_str().ok()),
-        &req.affinity,
-    ) {
-        state.turns().remember(token, key);
-    }
-}
-
-/// Routes a follow-up of a turn by the affinity of the request that received its turn-state
-/// token. Keyless requests get no synthetic key: every one would cost the pool an affinity
-/// entry, and the clients that echo turn state (Codex) always send `prompt_cache_key` and
-/// `session-id`.
-fn route_turn(state: &AppState, req: &mut request::ResponsesRequest) {
-    if let Some(key) = req
-        .turn_state
-        .as_deref()
-        .and_then(|t| state.turns().affinity_for(t))
-    {
-        req.affinity = Some(key);
-    }
 }
 
 /// Longest upstream response header value passed on to a client. What clients read is short

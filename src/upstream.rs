@@ -11,6 +11,7 @@
 pub mod catalogue;
 pub mod classify;
 pub mod cookies;
+pub mod evidence;
 pub mod shape;
 pub mod usage;
 

@@ -1,8 +1,8 @@
 //! Choosing the account that serves a request, and moving on when upstream refuses it.
 //!
 //! Every decision here is made *before the first byte reaches the client* (docs/style.md practice
-//! 9): an upstream answer is either a 2xx stream handed to the caller with its lease, or it is
-//! classified ([`crate::upstream::classify`]) into one row of docs/failures.md — the
+//! 9): an upstream answer is either a 2xx stream handed to the caller with its lease, or its
+//! evidence ([`crate::upstream::evidence`]) classifies it into one row of docs/failures.md — the
 //! account effect is cast on the lease (`rejected`, `failed`) and the request either tries the
 //! same account again (transient, bounded by `upstream.max_retries_per_account`), another
 //! account (bounded by `upstream.max_accounts_per_request`), or answers the client as is (the
@@ -14,16 +14,13 @@ use crate::errors::ApiError;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
 use crate::state::AppState;
-use crate::upstream::classify::{Limit429, Verdict, classify};
+use crate::upstream::classify::Verdict;
+use crate::upstream::evidence::{self, Evidence};
 use crate::upstream::{Creds, chain};
-use bytes::Bytes;
 use http::HeaderMap;
-use rotor_actors::quota::{self, QuotaConfig, Rejection429, RejectionKind};
-use rotor_actors::{Lease, PickError, PickRequest, UnixMs, UpstreamFailure};
+use rotor_actors::quota::QuotaConfig;
+use rotor_actors::{Lease, PickError, PickRequest, UpstreamFailure};
 use std::time::Duration;
-
-/// Most of an error body read for classification; the rest is not needed.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// A 2xx upstream answer and the lease of the account serving it.
 pub struct Served {
@@ -190,7 +187,7 @@ async fn attempt(
             .await
         {
             Ok(resp) if resp.status().is_success() => {
-                observe_headers(lease, resp.headers());
+                observe(lease, Evidence::of_head(&resp, lease.started_at));
                 return AccountOutcome::Served(resp);
             }
             Ok(resp) => match refused(state, lease, resp, out).await {
@@ -227,12 +224,11 @@ async fn refused(
     resp: reqwest::Response,
     out: &mut Outcome,
 ) -> Result<AccountOutcome, (u16, &'static str, String)> {
-    let status = resp.status().as_u16();
-    let head = resp.headers().clone();
-    let body = read_bounded(resp, state.upstream().settings().first_byte_timeout).await;
-    let verdict = classify(status, |n| head.get(n).and_then(|v| v.to_str().ok()), &body);
+    let bound = state.upstream().settings().first_byte_timeout;
+    let evidence = Evidence::read(resp, lease.started_at, bound).await;
+    let status = evidence.status;
     let id = &lease.account_id;
-    tracing::info!(account = %id, status, verdict = ?verdict, "upstream refused the request");
+    tracing::info!(account = %id, status, verdict = ?evidence.verdict, "upstream refused the request");
     let next = |status: u16, code: &'static str, message: String| {
         Ok(AccountOutcome::Next(ApiError::Upstream {
             status,
@@ -240,10 +236,14 @@ async fn refused(
             message,
         }))
     };
+    let Some(verdict) = evidence.verdict.clone() else {
+        // `attempt` hands only non-2xx answers here.
+        return Err((502, "codex_api_error", format!("upstream {status}")));
+    };
     match verdict {
         Verdict::RateLimited(l) => {
             out.rec.upstream_429s += 1;
-            let r = rejection(l, lease.started_at);
+            let r = evidence::rejection(&l, evidence.at);
             let cfg = QuotaConfig::with_backoff(state.config().pool.default_429_backoff);
             let soonest = r.reset_hint(lease.started_at, &cfg);
             lease.rejected(r);
@@ -289,8 +289,8 @@ async fn refused(
             )
         }
         Verdict::ClientFault => {
-            observe_headers(lease, &head);
-            let content_type = head.get(http::header::CONTENT_TYPE).cloned();
+            let (content_type, body) = (evidence.content_type.clone(), evidence.body.clone());
+            observe(lease, evidence);
             Ok(AccountOutcome::Final(ApiError::Passthrough {
                 status,
                 content_type,
@@ -305,48 +305,9 @@ async fn refused(
     }
 }
 
-/// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer, bounded in time.
-async fn read_bounded(mut resp: reqwest::Response, bound: Duration) -> Bytes {
-    let mut buf = Vec::new();
-    let read = async {
-        while let Ok(Some(chunk)) = resp.chunk().await {
-            buf.extend_from_slice(&chunk);
-            if buf.len() >= MAX_ERROR_BODY {
-                buf.truncate(MAX_ERROR_BODY);
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(bound, read).await;
-    Bytes::from(buf)
-}
-
-/// Casts the quota headers of an answer to the account (docs/quota.md rule 3); evidence is stamped with the
-/// request's start time.
-pub fn observe_headers(lease: &Lease, headers: &HeaderMap) {
-    // Only `x-` headers can carry quota (the parser skips the rest): validate no other value.
-    let pairs = headers
-        .iter()
-        .filter(|(k, _)| k.as_str().starts_with("x-"))
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
-    if let Some(obs) = quota::headers::parse(pairs, lease.started_at) {
+/// Casts the quota an answer reports to the account (docs/quota.md rule 3).
+fn observe(lease: &Lease, evidence: Evidence) {
+    if let Some(obs) = evidence.quota {
         lease.observe_headers(obs);
-    }
-}
-
-/// The contract's 429 evidence from what the classifier read.
-fn rejection(l: Limit429, at: UnixMs) -> Rejection429 {
-    let kind = match l.error_type.as_deref() {
-        Some("usage_limit_reached") => RejectionKind::UsageLimitReached,
-        Some("rate_limit_exceeded") => RejectionKind::RateLimitExceeded,
-        _ => RejectionKind::Other,
-    };
-    Rejection429 {
-        at,
-        limit: l.active_limit,
-        resets_at: l.resets_at_secs.map(|s| s.saturating_mul(1000)),
-        resets_in_secs: l.resets_in_secs,
-        retry_after_secs: l.retry_after_secs,
-        kind,
     }
 }

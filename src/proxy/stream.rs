@@ -32,6 +32,9 @@ use tokio::time::{Instant, Sleep};
 /// The upstream body as a stream of chunks.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
+/// A heartbeat timer, handed on so that one answer arms one timer (see [`PassThrough::tick`]).
+pub type Tick = Pin<Box<Sleep>>;
+
 /// The comment sent during upstream silence.
 pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
@@ -66,6 +69,9 @@ pub struct PassThrough {
     /// Back-fill an empty `output` of `response.completed` ([`Backfill`]): a Responses
     /// client reads it; a translator reads the items themselves.
     pub backfill: bool,
+    /// The timer the wait for the first byte armed ([`super::wait`]), re-armed here rather
+    /// than a second one armed; `None`: arm one.
+    pub tick: Option<Tick>,
 }
 
 impl PassThrough {
@@ -86,6 +92,7 @@ impl PassThrough {
             drain: state.drain(),
             end_on_dropped_event: translated,
             backfill: !translated,
+            tick: None,
         }
     }
 }
@@ -98,7 +105,7 @@ struct State {
     heartbeat: Duration,
     idle_timeout: Duration,
     drain: watch::Receiver<bool>,
-    tick: Pin<Box<Sleep>>,
+    tick: Tick,
     last_data: Instant,
     usage_sent: bool,
     end_on_dropped_event: bool,
@@ -113,6 +120,15 @@ pub fn pass_through(
     upstream: ByteStream,
     p: PassThrough,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let tick = match p.tick {
+        Some(mut tick) => {
+            // Later than its deadline so far: tokio moves an armed timer later without
+            // re-registering it.
+            tick.as_mut().reset(Instant::now() + p.heartbeat);
+            tick
+        }
+        None => Box::pin(tokio::time::sleep(p.heartbeat)),
+    };
     let state = State {
         upstream,
         observer: Observer::new(false),
@@ -121,7 +137,7 @@ pub fn pass_through(
         heartbeat: p.heartbeat,
         idle_timeout: p.idle_timeout,
         drain: p.drain,
-        tick: Box::pin(tokio::time::sleep(p.heartbeat)),
+        tick,
         last_data: Instant::now(),
         usage_sent: false,
         end_on_dropped_event: p.end_on_dropped_event,

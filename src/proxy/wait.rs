@@ -27,7 +27,7 @@ use crate::errors::ApiError;
 use crate::proxy::failover::{self, Served};
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
-use crate::proxy::stream::{KEEPALIVE, failed_event};
+use crate::proxy::stream::{KEEPALIVE, Tick, failed_event};
 use crate::state::AppState;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -62,8 +62,9 @@ pub struct Pending {
 // hundred bytes of stack for a moment.
 #[allow(clippy::large_enum_variant)]
 pub enum Start {
-    /// It finished within one heartbeat: answer as usual (its status, upstream's headers).
-    Ready(Done),
+    /// It finished within one heartbeat: answer as usual (its status, upstream's headers). The
+    /// heartbeat timer goes on to the pass-through ([`super::stream::PassThrough::tick`]).
+    Ready(Done, Tick),
     /// It is still running: answer `200 text/event-stream` with [`late_body`].
     Late(Pending),
 }
@@ -83,9 +84,12 @@ pub async fn start(
         let served = failover::send(&st, &req, &headers, &mut out).await;
         Done { served, req, out }
     });
-    match tokio::time::timeout(heartbeat, &mut failover).await {
-        Ok(done) => Start::Ready(done),
-        Err(_) => Start::Late(Pending {
+    let mut tick: Tick = Box::pin(tokio::time::sleep(heartbeat));
+    tokio::select! {
+        // The failover first, as a timeout polls it: one that is ready never waits on the timer.
+        biased;
+        done = &mut failover => Start::Ready(done, tick),
+        () = &mut tick => Start::Late(Pending {
             failover,
             heartbeat,
             drain: state.drain(),

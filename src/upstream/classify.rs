@@ -4,6 +4,7 @@
 //! (retry elsewhere, retry here, or answer the client) — always before the first byte reached
 //! the client.
 
+use rotor_actors::quota;
 use serde_json::Value;
 
 /// What a non-2xx upstream answer means.
@@ -72,7 +73,7 @@ fn limit_429<'a>(header: &impl Fn(&str) -> Option<&'a str>, json: Option<&Value>
         retry_after_secs: header("retry-after")
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(|s| s.max(0.0).ceil() as u64),
-        active_limit: header("x-codex-active-limit")
+        active_limit: header(quota::headers::ACTIVE_LIMIT)
             .map(|v| v.trim().replace('-', "_"))
             .filter(|v| !v.is_empty()),
     }

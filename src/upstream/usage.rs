@@ -1,8 +1,11 @@
 //! The usage prober the account actors are handed at spawn: `GET {base}/wham/usage` with the
-//! account's credentials, parsed by `rotor_actors::quota::usage::parse`. Unlike the
+//! account's credentials, parsed by `rotor_actors::quota::usage::parse`; a refusal is read as any
+//! upstream answer is ([`super::evidence`]). Unlike the
 //! predecessor (docs/predecessor.md §12.2 item 10), the HTTP status matters: 401 means the token is no
 //! longer accepted and 403 that the account is refused, so a probe can mark an account.
 
+use super::classify::Verdict;
+use super::evidence::Evidence;
 use super::{Creds, Upstream, chain};
 use futures::future::BoxFuture;
 use rotor_actors::quota::Observation;
@@ -53,26 +56,20 @@ async fn probe(upstream: &Upstream, creds: &UpstreamCreds) -> Result<Observation
         .bytes()
         .await
         .map_err(|e| ProbeError::Transient(chain(&e)))?;
-    match status {
-        200..=299 => {
-            let json: serde_json::Value = serde_json::from_slice(&body)
+    let evidence = Evidence::from_parts(status, &head, body, at);
+    match (status, evidence.verdict) {
+        (200..=299, _) => {
+            let json: serde_json::Value = serde_json::from_slice(&evidence.body)
                 .map_err(|e| ProbeError::Transient(format!("usage body is not JSON: {e}")))?;
             rotor_actors::quota::usage::parse(&json, at).map_err(ProbeError::Transient)
         }
-        401 => Err(ProbeError::Unauthorized),
-        403 if super::classify::is_cloudflare(
-            &|n: &str| head.get(n).and_then(|v| v.to_str().ok()),
-            &body,
-        ) =>
-        {
-            Err(ProbeError::Transient(
-                "usage probe blocked by a Cloudflare challenge".into(),
-            ))
+        (401, _) => Err(ProbeError::Unauthorized),
+        (403, Some(Verdict::Cloudflare)) => Err(ProbeError::Transient(
+            "usage probe blocked by a Cloudflare challenge".into(),
+        )),
+        (403, Some(Verdict::Banned(reason) | Verdict::Deactivated(reason))) => {
+            Err(ProbeError::Banned(reason))
         }
-        403 => Err(ProbeError::Banned(super::classify::reason(
-            serde_json::from_slice(&body).ok().as_ref(),
-            &body,
-        ))),
         _ => Err(ProbeError::Transient(format!(
             "usage probe answered {status}"
         ))),

@@ -1,4 +1,5 @@
-//! The body of a translated streamed answer: the proxy's pass-through stream (upstream Responses
+//! The body of a translated streamed answer ([`super::pipeline`] step 5 for Chat and Messages):
+//! the proxy's pass-through stream (upstream Responses
 //! SSE, its `: keepalive` comments, and the `response.failed` it writes itself on idle timeout,
 //! transport failure, premature close or shutdown) parsed and re-encoded in the client's
 //! protocol. Keepalives become the protocol's own (`ping` events for Anthropic, an SSE comment
@@ -13,48 +14,22 @@
 use crate::proxy::stream::{self, KEEPALIVE};
 use crate::sse::SseParser;
 use crate::translate::StreamEnd;
-use crate::translate::chat::ChatStream;
-use crate::translate::messages::MessagesStream;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
 use std::pin::Pin;
 
 /// The proxy's pass-through body.
-pub(super) type Inner = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+pub type Inner = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
-/// What a client-protocol encoder must do; implemented by both streaming translators.
-pub(super) trait Encoder: Send + 'static {
+/// What a client protocol's stream encoder does; the translated protocols implement it.
+pub trait Encoder: Send + 'static {
     /// Frames for one upstream event.
     fn event(&mut self, ev: &Value) -> Vec<Bytes>;
     /// Frames for a stretch of upstream silence.
     fn keepalive(&mut self) -> Vec<Bytes>;
     /// Closing frames.
     fn finish(&mut self, end: StreamEnd) -> Vec<Bytes>;
-}
-
-impl Encoder for ChatStream {
-    fn event(&mut self, ev: &Value) -> Vec<Bytes> {
-        self.on_event(ev)
-    }
-    fn keepalive(&mut self) -> Vec<Bytes> {
-        vec![ChatStream::keepalive()]
-    }
-    fn finish(&mut self, end: StreamEnd) -> Vec<Bytes> {
-        ChatStream::finish(self, end)
-    }
-}
-
-impl Encoder for MessagesStream {
-    fn event(&mut self, ev: &Value) -> Vec<Bytes> {
-        self.on_event(ev)
-    }
-    fn keepalive(&mut self) -> Vec<Bytes> {
-        self.ping()
-    }
-    fn finish(&mut self, end: StreamEnd) -> Vec<Bytes> {
-        MessagesStream::finish(self, end)
-    }
 }
 
 struct Relay<E> {
@@ -113,10 +88,7 @@ impl<E: Encoder> Relay<E> {
 }
 
 /// Re-encodes the pass-through body for the client.
-pub(super) fn relay<E: Encoder>(
-    inner: Inner,
-    encoder: E,
-) -> Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>> {
+pub fn relay<E: Encoder>(inner: Inner, encoder: E) -> Inner {
     let relay = Relay {
         inner,
         parser: SseParser::lossless(),

@@ -1,0 +1,335 @@
+//! The one serving pipeline of `/v1/responses`, `/v1/chat/completions` and `/v1/messages`:
+//!
+//! 1. authenticate the client key from the request head, only then read the body
+//!    ([`crate::request_body`]; a refused request's body is drained, never held);
+//! 2. parse the client's request into a Responses request ([`ClientProtocol::request`]), route
+//!    a known turn ([`super::turns`]) and check the key may use the model;
+//! 3. pick and lease an account, failing over before the first byte ([`failover`]; a streaming
+//!    client hears heartbeats meanwhile, [`wait`]);
+//! 4. pass the bytes through, observing them on the side ([`stream`]) and re-encoding them for
+//!    a translated protocol ([`ClientProtocol::encode`], [`super::relay`]), or collect them for
+//!    a `stream: false` client ([`collect`], [`ClientProtocol::collected`]);
+//! 5. record the request ([`Outcome`]) and render an error in the client's shape
+//!    ([`ClientProtocol::render`]).
+//!
+//! What differs between the protocols is [`ClientProtocol`]: the Responses pass-through
+//! (`crate::proxy::Responses`) and the translators (`crate::translate::route`).
+
+use super::auth::{self, Permit};
+use super::outcome::Outcome;
+use super::{collect, copy_response_headers, failover, sse_response, stream, wait};
+use crate::config::ModelsConfig;
+use crate::errors::ApiError;
+use crate::middleware::RequestId;
+use crate::request_body;
+use crate::state::AppState;
+use axum::Extension;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+
+/// What a protocol's adapter builds and uses.
+pub use super::relay::{Encoder, relay};
+pub use super::request::ResponsesRequest;
+
+/// What the pipeline does differently for one client protocol.
+pub trait ClientProtocol: Send + 'static {
+    /// What the protocol keeps of the client's request until the answer (the client's model
+    /// name, stream options).
+    type Ctx: Send + 'static;
+
+    /// The route name in request records and metrics.
+    fn route(&self) -> &'static str;
+
+    /// Whether the upstream stream is re-encoded for the client: an event too long to read
+    /// then ends it ([`stream::PassThrough::end_on_dropped_event`]).
+    fn translated(&self) -> bool;
+
+    /// Whether the client echoes `x-codex-turn-state` (Codex does): the token an answer
+    /// carries is then remembered for the client's next request. Other clients never echo it,
+    /// and remembering would only cost entries.
+    fn echoes_turn_state(&self) -> bool;
+
+    /// The client's request as the Responses request sent upstream.
+    fn request(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        models: &ModelsConfig,
+    ) -> Result<(ResponsesRequest, Self::Ctx), ApiError>;
+
+    /// The model the client named: the key may use either it or the upstream model, and a
+    /// refusal names it.
+    fn client_model<'a>(&self, ctx: &'a Self::Ctx, req: &'a ResponsesRequest) -> &'a str;
+
+    /// The answer for a `stream: false` client, from upstream's final response object.
+    fn collected(
+        &self,
+        ctx: &Self::Ctx,
+        req: &ResponsesRequest,
+        response: Value,
+    ) -> Result<Value, ApiError>;
+
+    /// The client's stream from the pass-through body (its heartbeats and the terminal
+    /// `response.failed` the daemon writes included).
+    fn encode<S>(&self, ctx: Self::Ctx, body: S) -> impl ClientStream
+    where
+        S: ClientStream;
+
+    /// An error in the protocol's shape.
+    fn render(&self, e: ApiError) -> Response;
+}
+
+/// A body stream as the client receives it.
+pub trait ClientStream: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {}
+
+impl<S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static> ClientStream for S {}
+
+/// Serves one request of `protocol`, start to end.
+pub async fn serve<P: ClientProtocol>(
+    state: AppState,
+    id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Body,
+    protocol: P,
+) -> Response {
+    let mut out = Outcome::new(&state, protocol.route(), id);
+    let (body, permit) = match admit(&state, &headers, body, &mut out).await {
+        Ok(x) => x,
+        Err(e) => return fail(&protocol, out, e),
+    };
+    let (req, ctx) = match parse(&state, &protocol, &headers, body, &permit, &mut out) {
+        Ok(x) => x,
+        Err(e) => return fail(&protocol, out, e),
+    };
+    if !req.client_stream {
+        return match failover::send(&state, &req, &headers, &mut out).await {
+            Ok(served) => {
+                let answer = Answer {
+                    req,
+                    served,
+                    out,
+                    tick: None,
+                };
+                deliver(&state, protocol, ctx, answer, permit).await
+            }
+            Err(e) => fail(&protocol, out, e),
+        };
+    }
+    match wait::start(&state, req, headers, out).await {
+        wait::Start::Ready(done, tick) => match done.served {
+            Ok(served) => {
+                let answer = Answer {
+                    req: done.req,
+                    served,
+                    out: done.out,
+                    tick: Some(tick),
+                };
+                deliver(&state, protocol, ctx, answer, permit).await
+            }
+            Err(e) => fail(&protocol, done.out, e),
+        },
+        wait::Start::Late(pending) => late(&state, protocol, ctx, pending, permit),
+    }
+}
+
+/// Answers a request that needs no account (`count_tokens`): authenticated and read like any
+/// other, recorded on `route`, errors in `protocol`'s shape.
+pub async fn answer_locally<P: ClientProtocol>(
+    state: &AppState,
+    id: Option<Extension<RequestId>>,
+    headers: &HeaderMap,
+    body: Body,
+    route: &'static str,
+    protocol: &P,
+    answer: impl FnOnce(&[u8]) -> Result<Value, ApiError>,
+) -> Response {
+    let mut out = Outcome::new(state, route, id);
+    let answer = match admit(state, headers, body, &mut out).await {
+        Ok((body, _permit)) => answer(&body),
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(v) => {
+            out.finish(200, None);
+            axum::Json(v).into_response()
+        }
+        Err(e) => fail(protocol, out, e),
+    }
+}
+
+/// Step 1: authenticates from the head, then reads the body.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    out: &mut Outcome,
+) -> Result<(Bytes, Option<Permit>), ApiError> {
+    let limit = state.config().server.max_body_bytes;
+    let permit = match auth::authenticate(state, headers) {
+        Ok(p) => p,
+        Err(e) => {
+            request_body::discard(headers, body, limit);
+            return Err(e);
+        }
+    };
+    out.rec.client_key = permit.as_ref().map(auth::permit_name);
+    let body = request_body::read(headers, body, limit).await?;
+    Ok((body, permit))
+}
+
+/// Step 2: the protocol's request, its turn routed, the key's models checked.
+fn parse<P: ClientProtocol>(
+    state: &AppState,
+    protocol: &P,
+    headers: &HeaderMap,
+    body: Bytes,
+    permit: &Option<Permit>,
+    out: &mut Outcome,
+) -> Result<(ResponsesRequest, P::Ctx), ApiError> {
+    let (mut req, ctx) = protocol.request(headers, body, &state.config().models)?;
+    out.rec.model = Some(req.model.clone());
+    route_turn(state, &mut req);
+    if let Some(p) = permit {
+        let keys = state.keys();
+        let client = protocol.client_model(&ctx, &req);
+        let allowed = keys.model_allowed(p, client)
+            || (client != req.model && keys.model_allowed(p, &req.model));
+        if !allowed {
+            return Err(ApiError::Forbidden(format!(
+                "this key may not use model '{client}'"
+            )));
+        }
+    }
+    Ok((req, ctx))
+}
+
+/// A 2xx upstream answer that came within the first heartbeat, with what its delivery needs.
+struct Answer {
+    req: ResponsesRequest,
+    served: failover::Served,
+    out: Outcome,
+    /// The heartbeat timer the wait armed, for the pass-through to re-arm.
+    tick: Option<stream::Tick>,
+}
+
+/// Step 4 from a 2xx upstream answer that came within the first heartbeat: upstream's
+/// headers, then the stream or the collected answer.
+async fn deliver<P: ClientProtocol>(
+    state: &AppState,
+    protocol: P,
+    ctx: P::Ctx,
+    answer: Answer,
+    permit: Option<Permit>,
+) -> Response {
+    let Answer {
+        req,
+        mut served,
+        mut out,
+        tick,
+    } = answer;
+    let cfg = state.config();
+    // Sized once: the copied headers plus the three this answer adds, no rehash while filling.
+    let mut resp_headers = HeaderMap::with_capacity(served.response.headers().len() + 3);
+    copy_response_headers(served.response.headers(), &mut resp_headers);
+    if protocol.echoes_turn_state() {
+        remember_turn(state, &resp_headers, &req);
+    }
+    let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
+    if !req.client_stream {
+        let idle = cfg.upstream.idle_timeout;
+        let collected = collect::collect(upstream, &mut served.lease, idle, &mut out).await;
+        drop(served.lease);
+        let answer = collected.and_then(|v| protocol.collected(&ctx, &req, v));
+        drop(permit);
+        return match answer {
+            Ok(v) => {
+                out.first_byte();
+                out.finish(200, None);
+                resp_headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                (resp_headers, v.to_string()).into_response()
+            }
+            Err(e) => fail(&protocol, out, e),
+        };
+    }
+    let mut pass = stream::PassThrough::new(state, &cfg, served.lease, out, protocol.translated());
+    pass.tick = tick;
+    let body = protocol.encode(ctx, stream::pass_through(upstream, pass));
+    sse_response(resp_headers, hold(body, permit))
+}
+
+/// Step 4 for a streaming client whose failover outlasted the first heartbeat ([`wait`]):
+/// heartbeats, then the stream (upstream's headers can no longer be forwarded; the turn state
+/// is still remembered for the client's next request), or the terminal error.
+fn late<P: ClientProtocol>(
+    state: &AppState,
+    protocol: P,
+    ctx: P::Ctx,
+    pending: wait::Pending,
+    permit: Option<Permit>,
+) -> Response {
+    let st = state.clone();
+    let (echoes, translated) = (protocol.echoes_turn_state(), protocol.translated());
+    let raw = wait::late_body(pending, move |served, req, out| {
+        if echoes {
+            let mut head = HeaderMap::new();
+            copy_response_headers(served.response.headers(), &mut head);
+            remember_turn(&st, &head, &req);
+        }
+        let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
+        let pass = stream::PassThrough::new(&st, &st.config(), served.lease, out, translated);
+        stream::pass_through(upstream, pass)
+    });
+    let body = protocol.encode(ctx, raw);
+    sse_response(HeaderMap::with_capacity(3), hold(body, permit))
+}
+
+/// The body, holding the key's concurrency permit exactly as long as it lives.
+fn hold(body: impl ClientStream, permit: Option<Permit>) -> impl ClientStream {
+    body.map(move |chunk| {
+        let _hold = &permit;
+        chunk
+    })
+}
+
+/// Step 5 for a failed request: renders its error in the client's protocol and records it
+/// with the status the client gets.
+fn fail<P: ClientProtocol>(protocol: &P, mut out: Outcome, e: ApiError) -> Response {
+    let message = e.to_string();
+    let resp = protocol.render(e);
+    out.finish(resp.status().as_u16(), Some(message));
+    resp
+}
+
+/// Remembers which affinity a turn-state token belongs to (from the already bounded
+/// `forwarded` headers), so the client's follow-up of the turn reaches the same account.
+fn remember_turn(state: &AppState, forwarded: &HeaderMap, req: &ResponsesRequest) {
+    if let (Some(token), Some(key)) = (
+        forwarded
+            .get("x-codex-turn-state")
+            .and_then(|v| v.to_str().ok()),
+        &req.affinity,
+    ) {
+        state.turns().remember(token, key);
+    }
+}
+
+/// Routes a follow-up of a turn by the affinity of the request that received its turn-state
+/// token. Keyless requests get no synthetic key: every one would cost the pool an affinity
+/// entry, and the clients that echo turn state (Codex) always send `prompt_cache_key` and
+/// `session-id`.
+fn route_turn(state: &AppState, req: &mut ResponsesRequest) {
+    if let Some(key) = req
+        .turn_state
+        .as_deref()
+        .and_then(|t| state.turns().affinity_for(t))
+    {
+        req.affinity = Some(key);
+    }
+}

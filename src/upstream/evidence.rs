@@ -1,0 +1,186 @@
+//! The evidence in one upstream answer, read once, here: its status, the quota its headers
+//! report (docs/protocol.md §4, parsed by `rotor_actors::quota::headers`), and for a non-2xx
+//! answer what it means ([`classify`], one row of docs/failures.md) with its 429 reset hints
+//! (docs/protocol.md §6) and the body a client may be answered with. The proxy and the usage
+//! probe act on an [`Evidence`] — they hand the pool its quota observation, its 429 rejection
+//! or its failure class — and read nothing of the answer themselves.
+
+use super::classify::{Limit429, Verdict, classify};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use rotor_actors::UnixMs;
+use rotor_actors::quota::{self, Observation, Rejection429, RejectionKind};
+use std::time::Duration;
+
+/// Most of an error body read for classification; the rest is not needed.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// What one upstream answer says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// When the request it answers started: the evidence time of everything it says.
+    pub at: UnixMs,
+    /// The HTTP status.
+    pub status: u16,
+    /// The quota the headers report (docs/quota.md rule 3), if they carry any.
+    pub quota: Option<Observation>,
+    /// What a non-2xx answer means; `None` for a 2xx, whose body is the client's stream.
+    pub verdict: Option<Verdict>,
+    /// A non-2xx answer's `content-type`, for passing its body on.
+    pub content_type: Option<HeaderValue>,
+    /// At most [`MAX_ERROR_BODY`] bytes of a non-2xx answer's body (empty for a 2xx).
+    pub body: Bytes,
+}
+
+impl Evidence {
+    /// A 2xx answer's evidence, from its head; the body stays unread for the client.
+    pub fn of_head(resp: &reqwest::Response, at: UnixMs) -> Self {
+        Self {
+            at,
+            status: resp.status().as_u16(),
+            quota: quota_of(resp.headers(), at),
+            verdict: None,
+            content_type: None,
+            body: Bytes::new(),
+        }
+    }
+
+    /// Any answer's evidence, the body of a non-2xx one read (at most [`MAX_ERROR_BODY`]
+    /// bytes, within `bound`).
+    pub async fn read(resp: reqwest::Response, at: UnixMs, bound: Duration) -> Self {
+        if resp.status().is_success() {
+            return Self::of_head(&resp, at);
+        }
+        let status = resp.status().as_u16();
+        let head = resp.headers().clone();
+        let body = read_bounded(resp, bound).await;
+        Self::from_parts(status, &head, body, at)
+    }
+
+    /// The evidence in an answer already read: status, headers and (a bounded prefix of) the
+    /// body.
+    pub fn from_parts(status: u16, head: &HeaderMap, body: Bytes, at: UnixMs) -> Self {
+        let refused = !(200..300).contains(&status);
+        let verdict =
+            refused.then(|| classify(status, |n| head.get(n).and_then(|v| v.to_str().ok()), &body));
+        Self {
+            at,
+            status,
+            quota: quota_of(head, at),
+            verdict,
+            content_type: head.get(http::header::CONTENT_TYPE).cloned(),
+            body,
+        }
+    }
+
+    /// A 429's evidence as the pool takes it (docs/quota.md rule 2).
+    pub fn rejection(&self) -> Option<Rejection429> {
+        match &self.verdict {
+            Some(Verdict::RateLimited(l)) => Some(rejection(l, self.at)),
+            _ => None,
+        }
+    }
+}
+
+/// The quota headers of an answer, stamped with the request's start time.
+fn quota_of(headers: &HeaderMap, at: UnixMs) -> Option<Observation> {
+    // Only `x-` headers can carry quota (the parser skips the rest): validate no other value.
+    let pairs = headers
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("x-"))
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+    quota::headers::parse(pairs, at)
+}
+
+/// The pool's 429 evidence from what the classifier read of a 429 answering a request that
+/// started at `at`.
+pub fn rejection(l: &Limit429, at: UnixMs) -> Rejection429 {
+    let kind = match l.error_type.as_deref() {
+        Some("usage_limit_reached") => RejectionKind::UsageLimitReached,
+        Some("rate_limit_exceeded") => RejectionKind::RateLimitExceeded,
+        _ => RejectionKind::Other,
+    };
+    Rejection429 {
+        at,
+        limit: l.active_limit.clone(),
+        resets_at: l.resets_at_secs.map(|s| s.saturating_mul(1000)),
+        resets_in_secs: l.resets_in_secs,
+        retry_after_secs: l.retry_after_secs,
+        kind,
+    }
+}
+
+/// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer, bounded in time.
+async fn read_bounded(mut resp: reqwest::Response, bound: Duration) -> Bytes {
+    let mut buf = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= MAX_ERROR_BODY {
+                buf.truncate(MAX_ERROR_BODY);
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(bound, read).await;
+    Bytes::from(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_2xx_reports_its_quota_and_no_refusal() {
+        let h = head(&[
+            ("x-codex-primary-used-percent", "42"),
+            ("content-type", "text/event-stream"),
+        ]);
+        let ev = Evidence::from_parts(200, &h, Bytes::new(), 7);
+        assert_eq!(ev.verdict, None);
+        assert_eq!(ev.rejection(), None);
+        let q = ev.quota.expect("quota headers");
+        assert_eq!((q.at, q.primary.map(|w| w.used_percent)), (7, Some(42.0)));
+    }
+
+    #[test]
+    fn a_429_becomes_the_pools_rejection() {
+        let h = head(&[
+            ("retry-after", "30"),
+            ("x-codex-active-limit", "codex-bengalfox"),
+        ]);
+        let body = r#"{"error":{"type":"usage_limit_reached","resets_at":1795673493,"resets_in_seconds":3600}}"#;
+        let ev = Evidence::from_parts(429, &h, Bytes::from_static(body.as_bytes()), 5);
+        assert_eq!(
+            ev.rejection(),
+            Some(Rejection429 {
+                at: 5,
+                limit: Some("codex_bengalfox".into()),
+                resets_at: Some(1_795_673_493_000),
+                resets_in_secs: Some(3600),
+                retry_after_secs: Some(30),
+                kind: RejectionKind::UsageLimitReached,
+            })
+        );
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_body_and_content_type() {
+        let h = head(&[("content-type", "application/json")]);
+        let ev = Evidence::from_parts(400, &h, Bytes::from_static(b"{}"), 0);
+        assert_eq!(ev.verdict, Some(Verdict::ClientFault));
+        assert_eq!(
+            ev.content_type,
+            Some(HeaderValue::from_static("application/json"))
+        );
+        assert_eq!(ev.body, Bytes::from_static(b"{}"));
+    }
+}
