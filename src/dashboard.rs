@@ -1,15 +1,15 @@
 //! The operator dashboard at `/`: a single page (HTML, CSS and plain JS embedded in the binary
 //! with `include_str!`, no CDN, no build step) that logs in with the admin key and then polls
 //! the admin API's compact live feed (`/admin/live`) every few seconds. Login opens a
-//! server-side session (see [`crate::admin::session`]): the browser holds only a random id in
+//! server-side session (see [`crate::http::admin::session`]): the browser holds only a random id in
 //! an `HttpOnly; SameSite=Strict` cookie, never the key.
 //!
 //! All URLs the page uses are relative, so the dashboard works under a reverse-proxy path
 //! prefix.
 
-use crate::admin::session;
+use crate::http::admin::session;
+use crate::http::state::AppState;
 use crate::request_body::{self, BodyError};
-use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, OriginalUri, State};
@@ -134,7 +134,7 @@ const LOGIN_BODY_MAX: usize = 4096;
 
 /// `POST /login {"key": "..."}`: opens a session when the key is the admin key. The key is in
 /// the body, so the body is read — but no more than [`LOGIN_BODY_MAX`], and only once the
-/// client's address is within its budget of wrong keys ([`crate::admin::auth_attempt`]).
+/// client's address is within its budget of wrong keys ([`crate::http::admin::auth_attempt`]).
 async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -150,10 +150,11 @@ async fn login(
         Ok(key) => key,
         Err(no_key) => return refuse(body, no_key.into_response()),
     };
-    let attempt = match crate::admin::auth_attempt(&state, &config, &headers, peer.map(|e| e.0)) {
-        Ok(attempt) => attempt,
-        Err(e) => return refuse(body, e.into_response()),
-    };
+    let attempt =
+        match crate::http::admin::auth_attempt(&state, &config, &headers, peer.map(|e| e.0)) {
+            Ok(attempt) => attempt,
+            Err(e) => return refuse(body, e.into_response()),
+        };
     let body = match read_login(&headers, body).await {
         Ok(body) => body,
         Err((status, message)) => return error(status, &message),
@@ -197,7 +198,7 @@ fn login_key(config: &crate::config::Config) -> Result<String, NoKey> {
     if !config.admin.enabled {
         return Err(NoKey::Disabled);
     }
-    match crate::admin::admin_key_of(config) {
+    match crate::http::admin::admin_key_of(config) {
         Ok(Some(key)) => Ok(key),
         Ok(None) if config.server.clients_are_local() => Err(NoKey::Open),
         Ok(None) => Err(NoKey::Closed),

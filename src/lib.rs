@@ -48,9 +48,6 @@ pub mod store;
 pub mod translate;
 pub mod upstream;
 
-/// The `http` modules under their earlier names, so `crate::state::AppState` and the like keep
-/// resolving while other branches still use them; new code names `http::…`. Of the HTTP front
-/// only the shared state is public (the tests and the lab build an `AppState`); the routes,
-/// layers, errors and the admin API are reached over HTTP, never by path.
+/// Of the HTTP front only the shared state is public (the tests and the lab build an
+/// `AppState`); the routes, layers, errors and the admin API are reached over HTTP, never by path.
 pub use http::state;
-pub(crate) use http::{admin, errors, middleware, router};

@@ -22,9 +22,9 @@ pub mod wait;
 pub use models::{model, models};
 
 use crate::config::ModelsConfig;
-use crate::errors::ApiError;
-use crate::middleware::RequestId;
-use crate::state::AppState;
+use crate::http::errors::ApiError;
+use crate::http::middleware::RequestId;
+use crate::http::state::AppState;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;

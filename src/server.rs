@@ -10,12 +10,12 @@ pub mod idle;
 
 use crate::config::Config;
 use crate::config::GlobalArgs;
+use crate::http::state::{AppState, Parts};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::oauth::HttpRefresher;
 use crate::recent::RecentRequests;
 use crate::signals::Signals;
-use crate::state::{AppState, Parts};
 use crate::upstream::{Upstream, UpstreamSettings, usage::UsageProber};
 use anyhow::Context;
 use rotor_actors::{AccountRecord, Clock, Effects, PoolHandle, SystemClock};
@@ -183,7 +183,7 @@ pub async fn start_with(
         quarantined,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = crate::router::build(state.clone());
+    let app = crate::http::router::build(state.clone());
     let limits = ConnLimits::of(&state.config().server);
     let server = tokio::spawn(serve(listener, app, limits, async move {
         let _ = stopped.await;

@@ -46,8 +46,8 @@ pub mod session;
 mod transfer;
 pub mod view;
 
+use crate::http::state::AppState;
 use crate::keys::throttle;
-use crate::state::AppState;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, header};

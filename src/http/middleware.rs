@@ -1,6 +1,6 @@
 //! The layers every request passes through, assembled in one place: a body size limit
 //! (`server.max_body_bytes`, answered with 413), a fresh request id, and one `request` tracing
-//! span per request. Routing lives in [`crate::router`]; nothing here knows about individual
+//! span per request. Routing lives in [`crate::http::router`]; nothing here knows about individual
 //! routes.
 //!
 //! The span carries `request_id`, `client` and `scheme` (from `X-Forwarded-For` /

@@ -1,11 +1,11 @@
 //! Every route of the daemon, wired in one place (and nothing else happens here): the model
 //! routes, health, readiness and Prometheus metrics (handlers in `admin`), the admin API, the
-//! dashboard and its "Sign in with ChatGPT" login routes (in `admin::login`). Layers are assembled in [`crate::middleware`].
+//! dashboard and its "Sign in with ChatGPT" login routes (in `admin::login`). Layers are assembled in [`crate::http::middleware`].
 //!
 //! A path nothing serves, or a method a path does not serve, gets a JSON error in the client's
 //! protocol (404; 405 with `Allow`), never an empty answer; the admin API has its own.
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 use axum::Router;
 use axum::routing::{get, head, post};
 
@@ -29,15 +29,15 @@ pub fn build(state: AppState) -> Router {
         )
         .route("/", head(crate::translate::route::hello))
         .route("/api/hello", head(crate::translate::route::hello))
-        .merge(crate::admin::health_router())
+        .merge(crate::http::admin::health_router())
         .merge(crate::dashboard::router())
-        .merge(crate::admin::login::router(
+        .merge(crate::http::admin::login::router(
             &cfg,
             state.upstream().client().clone(),
         ))
         // Every route so far; the admin API, merged next, keeps its own.
         .method_not_allowed_fallback(crate::proxy::upgrade::or_wrong_method)
-        .merge(crate::admin::router())
+        .merge(crate::http::admin::router())
         .fallback(crate::translate::route::no_route);
     let prefix = cfg.server.path_prefix.trim_end_matches('/');
     let app = if prefix.is_empty() {
@@ -47,5 +47,5 @@ pub fn build(state: AppState) -> Router {
             .nest(prefix, routes)
             .fallback(crate::translate::route::no_route)
     };
-    crate::middleware::apply(app.with_state(state), &cfg)
+    crate::http::middleware::apply(app.with_state(state), &cfg)
 }

@@ -3,9 +3,9 @@
 //! (Claude Code). The comparison itself (constant time), per-key rpm and concurrency limits
 //! live in [`crate::keys::KeyStore`]; this maps its answer to the client's error.
 
-use crate::errors::ApiError;
+use crate::http::errors::ApiError;
+use crate::http::state::AppState;
 use crate::keys::{KeyPermit, KeyRejection};
-use crate::state::AppState;
 use http::HeaderMap;
 
 /// A granted client key; holding it keeps one slot of the key's concurrency limit.

@@ -5,7 +5,7 @@
 //! that is too long to read ([`crate::sse::MAX_LINE`]) is a 502 [`EVENT_TOO_LARGE`], never an
 //! answer that silently lacks it.
 
-use crate::errors::ApiError;
+use crate::http::errors::ApiError;
 use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
 use crate::proxy::stream::{ByteStream, EVENT_TOO_LARGE, event_too_large};

@@ -10,10 +10,10 @@
 //! upstream costs a client that long at most, not `first_byte_timeout` × tries × accounts.
 
 use crate::config::UpstreamConfig;
-use crate::errors::ApiError;
+use crate::http::errors::ApiError;
+use crate::http::state::AppState;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
-use crate::state::AppState;
 use crate::upstream::classify::Verdict;
 use crate::upstream::evidence::{self, Evidence};
 use crate::upstream::{Creds, chain};
@@ -105,7 +105,7 @@ async fn try_accounts(
             out.rec.failovers += 1;
         }
         out.rec.account_id = Some(lease.account_id.clone());
-        crate::middleware::record_account(&lease.account_id);
+        crate::http::middleware::record_account(&lease.account_id);
         match attempt(state, &lease, req, headers, max_retries, out).await {
             AccountOutcome::Served(response) => return Ok(Served { lease, response }),
             AccountOutcome::Final(e) => return Err(e),

@@ -9,9 +9,9 @@
 
 use super::auth;
 use super::outcome::Outcome;
-use crate::errors::ApiError;
-use crate::middleware::RequestId;
-use crate::state::AppState;
+use crate::http::errors::ApiError;
+use crate::http::middleware::RequestId;
+use crate::http::state::AppState;
 use crate::upstream::Creds;
 use crate::upstream::catalogue::Catalogue;
 use axum::Extension;

@@ -2,9 +2,9 @@
 //! it ended normally, failed, or the client went away mid-stream (the guard is dropped with the
 //! response body). It feeds `/metrics` and the recent-requests list.
 
-use crate::middleware::RequestId;
+use crate::http::middleware::RequestId;
+use crate::http::state::AppState;
 use crate::recent::RequestRecord;
-use crate::state::AppState;
 use axum::Extension;
 use rotor_actors::Usage;
 use std::time::Instant;

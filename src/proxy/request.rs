@@ -5,7 +5,7 @@
 //! `models.default_model` written in when the client named no model.
 
 use crate::config::ModelsConfig;
-use crate::errors::ApiError;
+use crate::http::errors::ApiError;
 use crate::upstream::shape;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};

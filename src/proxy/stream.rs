@@ -16,10 +16,10 @@
 //! (RAII) and records the request as client-closed.
 
 use crate::config::Config;
+use crate::http::state::AppState;
 use crate::proxy::backfill::Backfill;
 use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
-use crate::state::AppState;
 use crate::upstream::chain;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};

@@ -23,12 +23,12 @@
 //! `server_shutting_down` event but the request is recorded as client-closed (its record lives
 //! inside the failover that is cancelled).
 
-use crate::errors::ApiError;
+use crate::http::errors::ApiError;
+use crate::http::state::AppState;
 use crate::proxy::failover::{self, Served};
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
 use crate::proxy::stream::{KEEPALIVE, Tick, failed_event};
-use crate::state::AppState;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::HeaderMap;

@@ -15,12 +15,12 @@ use super::chat::{self, ChatStream};
 use super::messages::{self, MessagesStream};
 use super::{Protocol, StreamEnd, TranslateError, Translated};
 use crate::config::ModelsConfig;
-use crate::errors::ApiError;
-use crate::middleware::RequestId;
+use crate::http::errors::ApiError;
+use crate::http::middleware::RequestId;
+use crate::http::state::AppState;
 use crate::proxy::pipeline::{
     self, ClientProtocol, ClientStream, Encoder, ResponsesRequest, relay,
 };
-use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{OriginalUri, State};

@@ -3,7 +3,7 @@
 //! account's actor through the pool; the answer is the account as it stands afterwards.
 
 use super::{Admin, AdminError, view};
-use crate::state::AppState;
+use crate::http::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

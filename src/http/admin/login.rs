@@ -7,9 +7,9 @@
 //! duplicate rules apply. The pending logins live in this router's own state, so merging it is
 //! the whole integration: `router.merge(admin::login::router(&cfg, client))`.
 
-use crate::admin::{Admin, AdminError};
+use crate::http::admin::{Admin, AdminError};
+use crate::http::state::AppState;
 use crate::oauth::login::{LoginError, LoginSessions, LoginSettings, StartedLogin};
-use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};

@@ -3,7 +3,7 @@
 //! `/healthz` and `/readyz` for the reverse proxy, and `/metrics` for Prometheus.
 
 use super::{Admin, AdminError, view};
-use crate::state::AppState;
+use crate::http::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -7,7 +7,7 @@
 //! admin answer that carries tokens, so it is marked `no-store`.
 
 use super::{Admin, AdminError};
-use crate::state::AppState;
+use crate::http::state::AppState;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};

@@ -4,7 +4,7 @@
 //! 529 `overloaded_error` when no account can serve, 429 `rate_limit_error` with
 //! `Retry-After`, 504 `timeout_error` on a premature close.
 
-use crate::errors::ApiError;
+use crate::http::errors::ApiError;
 use crate::translate::Protocol;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
