@@ -393,6 +393,16 @@ mod tests {
         );
     }
 
+    /// Serves `app` on an ephemeral loopback port; returns its address.
+    async fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
     /// Model requests carry the presented Codex version and the Responses-Lite marker a client
     /// sent; the usage probe carries no `version` (Codex's backend client sends none).
     #[tokio::test]
@@ -407,11 +417,7 @@ mod tests {
                 "{}"
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = serve_on_loopback(app).await;
         let cfg = crate::config::UpstreamConfig {
             base_url: format!("http://{addr}/backend-api"),
             client_version: "9.8.7".into(),
@@ -477,11 +483,7 @@ mod tests {
                 )
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = serve_on_loopback(app).await;
         let cfg = crate::config::UpstreamConfig {
             base_url: format!("http://{addr}/backend-api"),
             ..Default::default()

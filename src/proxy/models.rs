@@ -33,9 +33,8 @@ pub async fn models(
     headers: HeaderMap,
 ) -> Response {
     let mut out = Outcome::new(&state, "models", id);
-    if let Err(e) = auth::authenticate(&state, &headers) {
-        out.finish(e.status().as_u16(), Some(e.to_string()));
-        return e.into_response();
+    if let Err(refused) = admit(&state, &headers, &mut out) {
+        return refused;
     }
     if asks_for_codex_catalogue(query.as_deref()) {
         return codex_catalogue(&state, &headers, &mut out).await;
@@ -54,9 +53,8 @@ pub async fn model(
     headers: HeaderMap,
 ) -> Response {
     let mut out = Outcome::new(&state, "models", id);
-    if let Err(e) = auth::authenticate(&state, &headers) {
-        out.finish(e.status().as_u16(), Some(e.to_string()));
-        return e.into_response();
+    if let Err(refused) = admit(&state, &headers, &mut out) {
+        return refused;
     }
     let cfg = state.config();
     let m = &cfg.models;
@@ -72,6 +70,14 @@ pub async fn model(
     }
     out.finish(200, None);
     axum::Json(model_object(&model)).into_response()
+}
+
+/// Authenticates a model route's request; a refusal is recorded and answered.
+fn admit(state: &AppState, headers: &HeaderMap, out: &mut Outcome) -> Result<(), Response> {
+    auth::authenticate(state, headers).map(drop).map_err(|e| {
+        out.finish(e.status().as_u16(), Some(e.to_string()));
+        e.into_response()
+    })
 }
 
 /// The OpenAI model object for `id`.

@@ -36,6 +36,30 @@ fn rate_limit(windows: &[&Window], now: i64) -> Value {
     v
 }
 
+/// The answer a scripted fault on `target` gives instead of the endpoint's own, if one hits
+/// (a delay fault waits, then lets the endpoint answer).
+async fn scripted(
+    world: &World,
+    account: Option<&str>,
+    target: FaultTarget,
+    conn: &Option<Extension<Arc<ConnControl>>>,
+    now: i64,
+) -> Option<Response> {
+    let kind = world.take_fault(account, target)?;
+    match fault::effect(kind, target, conn.as_ref().map(|c| &c.0), now) {
+        Effect::Replace(resp) => {
+            count_status(world, account, resp.status());
+            Some(resp)
+        }
+        Effect::Reset(resp) => Some(resp),
+        Effect::Delay(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Effect::Stream(_) => Some(fault::reset(conn.as_ref().map(|c| &c.0))),
+    }
+}
+
 /// Quota of the calling account in the `/wham/usage` shape.
 pub(crate) async fn wham_usage(
     State(world): State<Arc<World>>,
@@ -45,16 +69,8 @@ pub(crate) async fn wham_usage(
     let now = now_ms();
     let (account, auth) = authorize(&world, &headers, now);
     world.count(account.as_deref(), |c| c.usage_probes += 1);
-    if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Usage) {
-        match fault::effect(kind, FaultTarget::Usage, conn.as_ref().map(|c| &c.0), now) {
-            Effect::Replace(resp) => {
-                count_status(&world, account.as_deref(), resp.status());
-                return resp;
-            }
-            Effect::Reset(resp) => return resp,
-            Effect::Delay(d) => tokio::time::sleep(d).await,
-            Effect::Stream(_) => return fault::reset(conn.as_ref().map(|c| &c.0)),
-        }
+    if let Some(resp) = scripted(&world, account.as_deref(), FaultTarget::Usage, &conn, now).await {
+        return resp;
     }
     let id = match auth {
         Ok(id) => id,
@@ -100,16 +116,9 @@ pub(crate) async fn models(
     let now = now_ms();
     let (account, auth) = authorize(&world, &headers, now);
     world.count(account.as_deref(), |c| c.model_fetches += 1);
-    if let Some(kind) = world.take_fault(account.as_deref(), FaultTarget::Models) {
-        match fault::effect(kind, FaultTarget::Models, conn.as_ref().map(|c| &c.0), now) {
-            Effect::Replace(resp) => {
-                count_status(&world, account.as_deref(), resp.status());
-                return resp;
-            }
-            Effect::Reset(resp) => return resp,
-            Effect::Delay(d) => tokio::time::sleep(d).await,
-            Effect::Stream(_) => return fault::reset(conn.as_ref().map(|c| &c.0)),
-        }
+    if let Some(resp) = scripted(&world, account.as_deref(), FaultTarget::Models, &conn, now).await
+    {
+        return resp;
     }
     if let Err(resp) = auth {
         return resp;
