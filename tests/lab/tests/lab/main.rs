@@ -25,9 +25,9 @@ pub fn access_token(auth: &Value) -> String {
         .to_string()
 }
 
-/// A Codex-like request body asking `text`.
+/// A Codex-like request body (valid for the strict simulator) asking `text`.
 pub fn body(text: &str, stream: bool) -> Value {
-    json!({"model": "gpt-5.5", "stream": stream, "input": [
+    json!({"model": "gpt-5.5", "stream": stream, "store": false, "instructions": "You are Codex.", "input": [
         {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]})
 }
