@@ -104,8 +104,18 @@ impl ClientProtocol for Responses {
         body
     }
 
+    /// The OpenAI shape; a client key over its own rpm or concurrency limit answers **503**
+    /// (same body, `Retry-After`) rather than 429: the Codex CLI never retries a 429 that is
+    /// not a usage limit and fails the turn at once, while it retries a 503 whose code is not
+    /// `server_is_overloaded`/`slow_down` with backoff (docs/protocol.md §13.3); the openai SDK
+    /// retries both, honouring `Retry-After`.
     fn render(&self, e: ApiError) -> Response {
-        e.into_response()
+        let busy = matches!(e, ApiError::KeyRateLimited { .. });
+        let mut resp = e.into_response();
+        if busy {
+            *resp.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        }
+        resp
     }
 }
 

@@ -11,7 +11,8 @@ use super::wire::Output;
 use super::{
     RUN_LIMIT, Run, Sandbox, client_bin, env_with_wire, exhaust, only_message, records, settled,
 };
-use crate::support::{POOL_KEY, TestEnv};
+use crate::support::{POOL_KEY, TestEnv, start_env_with};
+use codex_rotor::sim::SimOptions;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -351,4 +352,38 @@ async fn codex_with_websockets_on_falls_back_to_http_after_one_426() {
     assert_eq!(sent.matches("POST /v1/responses").count(), 1, "{sent}");
     let recs = settled(&env, "responses", 1).await;
     assert_eq!(recs[0].status, 200);
+}
+
+/// A client key at its concurrency limit while Codex starts a turn: the pool answers 503, which
+/// Codex retries with backoff (a 429 would end the turn at once with "exceeded retry limit"),
+/// and the turn succeeds once the other request is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_waits_out_its_keys_concurrency_limit() {
+    let opts = SimOptions {
+        event_delay: Duration::from_millis(120),
+        ..SimOptions::default()
+    };
+    let env = start_env_with(opts, 1, |cfg, _| {
+        cfg.keys.keys[0].max_concurrent = Some(1);
+    })
+    .await;
+    // Another request of the same key holds its one slot for about a second.
+    let mut busy = env.responses(&crate::support::responses_body(true)).await;
+    assert_eq!(busy.status(), 200);
+    let first = busy.chunk().await.expect("first bytes");
+    assert!(first.is_some());
+    let holder = tokio::spawn(async move { while let Ok(Some(_)) = busy.chunk().await {} });
+    let (run, _sb) = codex_exec(&env, &[], "say hi").await;
+    holder.await.expect("holder");
+    assert!(run.status.success(), "codex exec failed: {run}");
+    let recs = settled(&env, "responses", 3).await;
+    assert!(
+        recs.iter().any(|r| r.status == 503),
+        "Codex met the limit at least once: {recs:?}"
+    );
+    assert_eq!(
+        recs.last().map(|r| r.status),
+        Some(200),
+        "and its retry was served: {recs:?}"
+    );
 }

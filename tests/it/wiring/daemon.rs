@@ -135,11 +135,13 @@ async fn daemon_wide_limits_apply_at_start_and_change_on_reload() {
     let first = env.responses(&responses_body(true)).await;
     assert_eq!(first.status(), 200);
     let refused = env.responses(&responses_body(true)).await;
+    // 503, not 429, on /v1/responses: the answer the Codex CLI retries (issue 17 item 6).
     assert_eq!(
         refused.status(),
-        429,
+        503,
         "limits.max_concurrent_requests = 1 applies"
     );
+    assert!(refused.headers().contains_key("retry-after"));
 
     // SIGHUP reload of a file that raises the limit: the next request is admitted while the first
     // stream still runs.
