@@ -33,7 +33,7 @@ pub async fn models(
     headers: HeaderMap,
 ) -> Response {
     let mut out = Outcome::new(&state, "models", id);
-    if let Err(refused) = admit(&state, &headers, &mut out) {
+    if let Some(refused) = refuse(&state, &headers, &mut out) {
         return refused;
     }
     if asks_for_codex_catalogue(query.as_deref()) {
@@ -53,7 +53,7 @@ pub async fn model(
     headers: HeaderMap,
 ) -> Response {
     let mut out = Outcome::new(&state, "models", id);
-    if let Err(refused) = admit(&state, &headers, &mut out) {
+    if let Some(refused) = refuse(&state, &headers, &mut out) {
         return refused;
     }
     let cfg = state.config();
@@ -72,12 +72,11 @@ pub async fn model(
     axum::Json(model_object(&model)).into_response()
 }
 
-/// Authenticates a model route's request; a refusal is recorded and answered.
-fn admit(state: &AppState, headers: &HeaderMap, out: &mut Outcome) -> Result<(), Response> {
-    auth::authenticate(state, headers).map(drop).map_err(|e| {
-        out.finish(e.status().as_u16(), Some(e.to_string()));
-        e.into_response()
-    })
+/// Authenticates a model route's request: the answer to send instead when refused (recorded).
+fn refuse(state: &AppState, headers: &HeaderMap, out: &mut Outcome) -> Option<Response> {
+    let e = auth::authenticate(state, headers).err()?;
+    out.finish(e.status().as_u16(), Some(e.to_string()));
+    Some(e.into_response())
 }
 
 /// The OpenAI model object for `id`.
