@@ -116,7 +116,16 @@ impl Backfill {
         if self.items.is_empty() {
             return None;
         }
-        let mut ev: Value = serde_json::from_slice(&data_of(frame)).ok()?;
+        let data = data_of(frame);
+        if let Some(spliced) = splice(&data, &self.items) {
+            let mut out = Vec::with_capacity(spliced.len() + 40);
+            out.extend_from_slice(b"event: response.completed\ndata: ");
+            out.extend_from_slice(&spliced);
+            out.extend_from_slice(b"\n\n");
+            return Some(out);
+        }
+        // An `output` that is missing or `null`, or an event split over several data lines.
+        let mut ev: Value = serde_json::from_slice(&data).ok()?;
         if ev.get("type").and_then(Value::as_str) != Some("response.completed") {
             return None;
         }
@@ -131,6 +140,65 @@ impl Backfill {
         }
         Some(format!("event: response.completed\ndata: {ev}\n\n").into_bytes())
     }
+}
+
+/// The routine case done without building the event: `data` is one line holding a
+/// `response.completed` whose `response.output` is an empty list, and that list is replaced by
+/// the items' own JSON, every other byte kept as upstream sent it. `None` for anything else
+/// (the caller then parses the event).
+fn splice(data: &[u8], items: &[Vec<u8>]) -> Option<Vec<u8>> {
+    use serde_json::value::RawValue;
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+        #[serde(borrow)]
+        response: Response<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Response<'a> {
+        #[serde(borrow)]
+        output: &'a RawValue,
+    }
+    #[derive(serde::Deserialize)]
+    struct ItemDone<'a> {
+        #[serde(borrow)]
+        item: &'a RawValue,
+    }
+    if data.contains(&b'\n') {
+        return None;
+    }
+    let ev: Event<'_> = serde_json::from_slice(data).ok()?;
+    let output = ev.response.output.get().as_bytes();
+    let empty = output.starts_with(b"[")
+        && output.ends_with(b"]")
+        && output[1..output.len() - 1]
+            .iter()
+            .all(u8::is_ascii_whitespace);
+    if ev.kind != "response.completed" || !empty {
+        return None;
+    }
+    // The list's place in `data`: the raw value borrows from it.
+    let at = (output.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+    let parsed: Vec<ItemDone<'_>> = items
+        .iter()
+        .filter_map(|d| serde_json::from_slice(d).ok())
+        .collect();
+    if parsed.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(data.len() + items.iter().map(Vec::len).sum::<usize>());
+    out.extend_from_slice(&data[..at]);
+    out.push(b'[');
+    for (i, item) in parsed.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item.item.get().as_bytes());
+    }
+    out.push(b']');
+    out.extend_from_slice(&data[at + output.len()..]);
+    Some(out)
 }
 
 /// End offset of every complete event (after its blank line) in `buf`.
@@ -226,6 +294,28 @@ mod tests {
         let mut b = Backfill::default();
         let out = b.push(chunk.clone());
         assert_eq!(out.as_ptr(), chunk.as_ptr(), "not copied");
+    }
+
+    #[test]
+    fn the_routine_case_keeps_every_other_byte_and_the_rare_ones_still_fill() {
+        let out = through(STREAM, STREAM.len());
+        let last = out.trim_end().rsplit("\n\n").next().expect("last");
+        assert_eq!(
+            last,
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"hello\"}]}]}}",
+            "upstream's bytes, the list spliced in"
+        );
+        for rare in ["\"output\":null", "\"status\":\"completed\""] {
+            let stream = STREAM.replace("\"output\":[]", rare);
+            let out = through(&stream, stream.len());
+            let last = out.trim_end().rsplit("\n\n").next().expect("last");
+            let v: Value =
+                serde_json::from_str(last.split_once("data: ").expect("data").1).expect("json");
+            assert_eq!(
+                v["response"]["output"][0]["content"][0]["text"], "hello",
+                "{rare}"
+            );
+        }
     }
 
     #[test]
