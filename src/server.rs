@@ -150,7 +150,8 @@ pub async fn start_with(
         );
     }
     let keys = KeyStore::from_config(&cfg.keys).context("loading client keys")?;
-    let upstream = Upstream::new(settings(&cfg)).context("building the upstream client")?;
+    let upstream = Upstream::new(UpstreamSettings::from_config(&cfg.upstream))
+        .context("building the upstream client")?;
     keys.set_limits(&cfg.limits);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let metrics = Metrics::new();
@@ -329,9 +330,4 @@ impl Daemon {
         }
         self.state.pool().shutdown().await;
     }
-}
-
-/// The upstream session settings from `config.upstream`.
-pub fn settings(cfg: &Config) -> UpstreamSettings {
-    UpstreamSettings::from_config(&cfg.upstream)
 }
