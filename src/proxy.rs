@@ -13,6 +13,7 @@ pub mod models;
 pub mod observe;
 pub mod outcome;
 pub mod pipeline;
+pub mod reasoning;
 pub mod relay;
 pub mod request;
 pub mod stream;

@@ -9,11 +9,13 @@ use crate::metrics::Metrics;
 use crate::recent::RecentRequests;
 use crate::store::Quarantined;
 use crate::upstream::Upstream;
+use minted::MintedReasoning;
 use rotor_actors::{Clock, PoolHandle, UnixMs};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use turns::TurnStates;
 
+pub mod minted;
 pub mod turns;
 
 /// Shared application state (see the module docs).
@@ -43,6 +45,8 @@ struct Inner {
     drain: watch::Sender<bool>,
     /// `x-codex-turn-state` token → affinity key (sticky turns).
     turns: TurnStates,
+    /// Which account minted which encrypted reasoning (shared with the streams that learn it).
+    minted: Arc<MintedReasoning>,
     /// Account files that could not be loaded at start and were moved aside, so the admin
     /// API, the dashboard and `/readyz` can say so instead of only one log line.
     quarantined: Vec<Quarantined>,
@@ -84,6 +88,7 @@ impl AppState {
             started_at,
             drain,
             turns: TurnStates::new(),
+            minted: Arc::new(MintedReasoning::new()),
             quarantined: p.quarantined,
         };
         Self {
@@ -146,6 +151,11 @@ impl AppState {
     /// Turn-state routing memory.
     pub fn turns(&self) -> &TurnStates {
         &self.inner.turns
+    }
+
+    /// Which account minted which encrypted reasoning.
+    pub fn minted(&self) -> &Arc<MintedReasoning> {
+        &self.inner.minted
     }
 
     /// Account files quarantined when the data directory was opened.

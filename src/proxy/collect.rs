@@ -8,20 +8,23 @@
 use crate::http::errors::ApiError;
 use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
+use crate::proxy::reasoning::Learner;
 use crate::proxy::stream::{ByteStream, EVENT_TOO_LARGE, event_too_large};
 use crate::upstream::chain;
 use futures::StreamExt;
 use rotor_actors::{Lease, UpstreamFailure};
 use std::time::Duration;
 
-/// Collects the upstream stream into the final response object.
+/// Collects the upstream stream into the final response object; `learn` learns the reasoning
+/// it carries.
 pub async fn collect(
     mut upstream: ByteStream,
     lease: &mut Lease,
     idle: Duration,
     out: &mut Outcome,
+    learn: Learner,
 ) -> Result<serde_json::Value, ApiError> {
-    let mut obs = Observer::new(true);
+    let mut obs = Observer::new(true).learning(Some(learn));
     loop {
         match tokio::time::timeout(idle, upstream.next()).await {
             Ok(Some(Ok(chunk))) => obs.push(&chunk),

@@ -13,6 +13,7 @@ use crate::config::UpstreamConfig;
 use crate::http::errors::ApiError;
 use crate::http::state::AppState;
 use crate::proxy::outcome::Outcome;
+use crate::proxy::reasoning;
 use crate::proxy::request::ResponsesRequest;
 use crate::upstream::classify::Verdict;
 use crate::upstream::evidence::{self, Evidence};
@@ -164,7 +165,9 @@ async fn why_unavailable(state: &AppState, reason: String) -> String {
     )
 }
 
-/// Sends to one account, retrying transient failures a bounded number of times.
+/// Sends to one account, retrying transient failures a bounded number of times, without the
+/// reasoning other accounts encrypted; an `invalid_encrypted_content` refusal is retried once
+/// more without any encrypted reasoning ([`reasoning::backstop`]).
 async fn attempt(
     state: &AppState,
     lease: &Lease,
@@ -178,12 +181,14 @@ async fn attempt(
         access_token: &lease.creds.access_token,
         chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref(),
     };
+    let mut body = reasoning::for_account(state.minted(), &req.upstream_body, &lease.account_id);
+    let mut backstop_left = true;
     let mut tries = 0;
     loop {
         let last_try = tries >= max_retries;
         let reason = match state
             .upstream()
-            .responses(creds, req.upstream_body.clone(), headers)
+            .responses(creds, body.clone(), headers)
             .await
         {
             Ok(resp) if resp.status().is_success() => {
@@ -191,6 +196,15 @@ async fn attempt(
                 return AccountOutcome::Served(resp);
             }
             Ok(resp) => match refused(state, lease, resp, out).await {
+                Ok(AccountOutcome::Final(e)) if backstop_left => {
+                    let Some(retry) = reasoning::backstop(&e, &body) else {
+                        return AccountOutcome::Final(e);
+                    };
+                    tracing::info!(account = %lease.account_id, "upstream refused the request's encrypted reasoning; retrying once without it");
+                    (body, backstop_left) = (retry, false);
+                    out.rec.retries += 1;
+                    continue;
+                }
                 Ok(done) => return done,
                 Err(reason) => reason,
             },

@@ -10,6 +10,7 @@
 
 pub mod doc;
 
+use crate::proxy::reasoning::Learner;
 use crate::sse::{EventRef, SseParser};
 use rotor_actors::Usage;
 use serde_json::Value;
@@ -54,6 +55,8 @@ pub struct Observer {
     pub incomplete: bool,
     /// Drops of the parser already accounted for.
     seen_dropped: u64,
+    /// Learns which account minted the reasoning the answer carries (docs/protocol.md §15).
+    learn: Option<Learner>,
 }
 
 impl Observer {
@@ -64,6 +67,12 @@ impl Observer {
             parser: crate::sse::SseParser::new(),
             ..Self::default()
         }
+    }
+
+    /// The observer, also telling `learn` every output item (`None`: nobody learns).
+    pub fn learning(mut self, learn: Option<Learner>) -> Self {
+        self.learn = learn;
+        self
     }
 
     /// Feeds one chunk of the upstream body.
@@ -123,9 +132,13 @@ impl Observer {
             "response.completed" | "response.failed" | "response.incomplete" => {
                 self.on_terminal(&kind, ev.data)
             }
-            "response.output_item.done" if self.collect => {
-                if let Some(item) =
-                    parse(ev.data).and_then(|mut v| v.get_mut("item").map(Value::take))
+            "response.output_item.done" => {
+                if let Some(learn) = &self.learn {
+                    learn.item_done(ev.data);
+                }
+                if self.collect
+                    && let Some(item) =
+                        parse(ev.data).and_then(|mut v| v.get_mut("item").map(Value::take))
                 {
                     self.items.push(item);
                 }

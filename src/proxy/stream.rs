@@ -20,6 +20,7 @@ use crate::http::state::AppState;
 use crate::proxy::backfill::Backfill;
 use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
+use crate::proxy::reasoning::Learner;
 use crate::upstream::chain;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -72,6 +73,8 @@ pub struct PassThrough {
     /// The timer the wait for the first byte armed ([`super::wait`]), re-armed here rather
     /// than a second one armed; `None`: arm one.
     pub tick: Option<Tick>,
+    /// Learns the reasoning the serving account mints ([`super::reasoning`]).
+    pub learn: Option<Learner>,
 }
 
 impl PassThrough {
@@ -85,6 +88,7 @@ impl PassThrough {
         translated: bool,
     ) -> Self {
         Self {
+            learn: Some(Learner::new(state.minted(), &lease.account_id)),
             lease,
             outcome,
             heartbeat: cfg.server.sse_heartbeat,
@@ -131,7 +135,7 @@ pub fn pass_through(
     };
     let state = State {
         upstream,
-        observer: Observer::new(false),
+        observer: Observer::new(false).learning(p.learn),
         lease: Some(p.lease),
         outcome: p.outcome,
         heartbeat: p.heartbeat,

@@ -100,6 +100,10 @@ pub(crate) fn effect(
             StatusCode::OK,
             corpus::WHAM_USAGE_RATE_LIMIT_NULL,
         )),
+        FaultKind::InvalidEncryptedContent => Effect::Replace(corpus::answer(
+            StatusCode::BAD_REQUEST,
+            corpus::INVALID_ENCRYPTED_CONTENT,
+        )),
         other @ (FaultKind::PrematureClose { .. }
         | FaultKind::Stall { .. }
         | FaultKind::HugeEvent { .. }

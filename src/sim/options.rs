@@ -246,6 +246,9 @@ pub enum FaultKind {
     UsageNotIncluded,
     /// `/wham/usage` answers 200 with `"rate_limit": null` (its target must be `usage`).
     RateLimitNull,
+    /// 400 `invalid_encrypted_content` whatever the body carries (the refusal of reasoning
+    /// another account encrypted, for a test that needs it twice in a row).
+    InvalidEncryptedContent,
 }
 
 /// The mid-stream `response.failed` of [`FaultKind::ResponseFailed`] by default: after

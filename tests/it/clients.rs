@@ -14,7 +14,7 @@
 mod claude;
 mod codex;
 mod demo;
-mod wire;
+pub(crate) mod wire;
 
 use crate::support::{TestEnv, start_env_with};
 use codex_rotor::sim::SimOptions;

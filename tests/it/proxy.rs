@@ -4,7 +4,7 @@
 //! Python SDK. Failure rows are in `proxy/failures.rs`, lifecycle in `proxy/lifecycle.rs`, what
 //! keyless clients may make the daemon read in `proxy/keyless.rs`, and what a new user's first
 //! requests meet at the edge (default model, 404/405) in `proxy/edge.rs`, what reaches the strict
-//! simulator in `proxy/shape.rs`.
+//! simulator in `proxy/shape.rs`, reasoning across a failover in `proxy/reasoning.rs`.
 
 mod edge;
 mod failures;
@@ -12,6 +12,7 @@ mod keyless;
 mod lifecycle;
 mod models;
 mod oversize;
+mod reasoning;
 mod shape;
 mod timeouts;
 

@@ -300,6 +300,48 @@ async fn codex_resumed_thread_stays_on_its_account_and_hits_the_cache() {
     env.shutdown().await;
 }
 
+/// Issue 17 item 3: turn 1 on account A, A runs out, `codex exec resume --last` replays A's
+/// encrypted reasoning as history; the pool fails over to B and sends it B without A's
+/// reasoning (the strict simulator would refuse it with `400 invalid_encrypted_content`, which
+/// Codex does not retry), so the resumed turn succeeds on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_resumed_thread_survives_a_failover_with_another_accounts_reasoning() {
+    let (env, wire) = env_with_wire(2).await;
+    let sb = Sandbox::new().await;
+    let first = codex_exec_in(&env, &sb, &[], "say hi").await;
+    assert!(first.status.success(), "first turn: {first}");
+    let recs = settled(&env, "responses", 1).await;
+    let a = recs[0].account_id.clone().expect("served");
+    assert!(
+        !env.state.minted().is_empty(),
+        "turn 1 carried encrypted reasoning and the pool learned whose it is"
+    );
+    env.sim.set_usage(&env.sim_id_of(&a).await, 100.0, 10.0);
+    let second = codex_exec_in(&env, &sb, &["resume", "--last"], "hello again").await;
+    assert!(second.status.success(), "resumed turn: {second}");
+    let said = wire.messages();
+    assert_eq!(said.len(), 2, "{:?}", wire.outputs());
+    assert_eq!(second.stdout.trim(), said[1], "{second}");
+    let recs = settled(&env, "responses", 2).await;
+    assert_eq!(
+        recs.len(),
+        2,
+        "one request per turn, no client retry: {recs:?}"
+    );
+    assert_eq!(recs[1].status, 200, "{recs:?}");
+    assert_eq!(recs[1].failovers, 1, "A refused (429), B served: {recs:?}");
+    assert_ne!(recs[1].account_id.as_deref(), Some(a.as_str()), "{recs:?}");
+    let replayed = wire
+        .requests_text()
+        .matches(r#""encrypted_content":"gAAAAB"#)
+        .count();
+    assert_eq!(
+        replayed, 1,
+        "the resumed turn replayed A's reasoning to A only, not to B"
+    );
+    env.shutdown().await;
+}
+
 /// A wrong key (issue 15 item 13). Codex treats any 401/403 as a transient "unexpected status"
 /// and reconnects up to its `stream_max_retries` (5) with backoff, whatever the body or
 /// `x-should-retry` say (only a 400, or a 429/503 with specific codes, stop it at once — none of

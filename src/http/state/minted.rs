@@ -1,0 +1,119 @@
+//! Which account minted which encrypted reasoning. With `store: false` a Codex conversation
+//! carries its reasoning as `encrypted_content` blobs that only the account that produced them
+//! can decrypt; another account answers `400 invalid_encrypted_content` (docs/protocol.md §15).
+//! The proxy learns each blob's account from the streamed `response.output_item.done` events
+//! and, before a request goes to an account, drops the reasoning another account minted
+//! ([`crate::proxy::reasoning`]).
+//!
+//! Bounded: at most [`CAPACITY`] blobs, the oldest forgotten first, each kept as a 64-bit keyed
+//! hash (never the blob itself) and a shared account name — under 4 MiB in all. A blob it does
+//! not know (forgotten, or minted before a restart) is left in the request: the backstop of
+//! [`crate::proxy::reasoning`] covers it. A hash collision (odds about 2⁻³³ at capacity) could
+//! only misplace one blob the same way.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+
+/// Most blobs remembered: about 64 bytes each (map entry, order queue), under 4 MiB in all —
+/// the reasoning of a few hundred long conversations.
+pub const CAPACITY: usize = 1 << 16;
+
+/// Keyed hash of an `encrypted_content` blob → the account that minted it.
+#[derive(Debug, Default)]
+pub struct MintedReasoning {
+    /// Per-process key of the hash: the map holds no blob, and a blob cannot be forged to
+    /// collide with another from outside.
+    keys: RandomState,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<u64, Arc<str>>,
+    /// Insertion order, for evicting the oldest.
+    order: VecDeque<u64>,
+    /// Account names, shared by all of an account's entries (the pool has few accounts).
+    accounts: HashSet<Arc<str>>,
+}
+
+impl MintedReasoning {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The hash `blob` is remembered by.
+    fn key(&self, blob: &str) -> u64 {
+        self.keys.hash_one(blob)
+    }
+
+    /// Remembers that `account` minted `blob`.
+    pub fn remember(&self, blob: &str, account: &str) {
+        let key = self.key(blob);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.map.get(&key).is_some_and(|a| &**a == account) {
+            return;
+        }
+        let name = match inner.accounts.get(account) {
+            Some(a) => Arc::clone(a),
+            None => {
+                let a: Arc<str> = Arc::from(account);
+                inner.accounts.insert(Arc::clone(&a));
+                a
+            }
+        };
+        if inner.map.insert(key, name).is_none() {
+            inner.order.push_back(key);
+        }
+        while inner.order.len() > CAPACITY {
+            let Some(old) = inner.order.pop_front() else {
+                break;
+            };
+            inner.map.remove(&old);
+        }
+    }
+
+    /// The account that minted `blob`, if remembered.
+    pub fn minter(&self, blob: &str) -> Option<Arc<str>> {
+        let key = self.key(blob);
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.map.get(&key).cloned()
+    }
+
+    /// Blobs remembered now.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_the_minter_and_forgets_the_oldest_past_capacity() {
+        let m = MintedReasoning::new();
+        assert_eq!(m.minter("gAAAAB-a"), None);
+        m.remember("gAAAAB-a", "acct-1");
+        m.remember("gAAAAB-a", "acct-1");
+        assert_eq!(m.minter("gAAAAB-a").as_deref(), Some("acct-1"));
+        assert_eq!(m.len(), 1, "the same blob twice is one entry");
+        for i in 0..CAPACITY {
+            m.remember(&format!("gAAAAB-{i}"), "acct-2");
+        }
+        assert_eq!(m.len(), CAPACITY);
+        assert_eq!(m.minter("gAAAAB-a"), None, "oldest forgotten first");
+        assert_eq!(m.minter("gAAAAB-7").as_deref(), Some("acct-2"));
+    }
+}
