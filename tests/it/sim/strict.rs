@@ -269,6 +269,17 @@ async fn payment_required_forbidden_and_the_empty_404() {
     assert_eq!((s, b.as_str()), (404, ""));
 }
 
+/// The refusal of another account's reasoning on demand, whatever the body carries (the
+/// daemon's backstop test needs it twice in a row).
+#[tokio::test]
+async fn the_invalid_encrypted_content_fault_answers_the_real_body() {
+    let (s, _, b) = answer_to(FaultKind::InvalidEncryptedContent, FaultTarget::Responses).await;
+    assert_eq!(
+        (s, json_of(&b)),
+        (400, corpus_json("invalid_encrypted_content.json"))
+    );
+}
+
 #[tokio::test]
 async fn usage_limits_with_the_reset_in_headers_days_away_or_in_another_family() {
     let (s, h, b) = answer_to(FaultKind::UsageLimitHeadersOnly, FaultTarget::Responses).await;
