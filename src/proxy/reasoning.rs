@@ -13,8 +13,9 @@
 //!   up by id upstream and refused as not persisted). A blob of unknown origin (forgotten, or
 //!   minted before a restart) stays: it most likely belongs to the account the conversation's
 //!   affinity keeps it on, and the backstop covers it if not. A body without foreign reasoning
-//!   goes on as the same bytes; one with some has those items cut out of its `input` array,
-//!   the rest of its bytes unchanged.
+//!   goes on as the same bytes — decided by reading each `"encrypted_content"` value in place,
+//!   without a parse; one with some is read once (borrowed) and has those items cut out of its
+//!   `input` array, the rest of its bytes unchanged.
 //! - **Backstop** ([`backstop`]): an upstream `400 invalid_encrypted_content` is retried once on
 //!   the same account with every reasoning item that carries a blob dropped; a second refusal
 //!   reaches the client. It is the request's fault, so no account is penalised.
@@ -143,6 +144,28 @@ impl ItemLook<'_> {
     }
 }
 
+/// Whether `body` may carry a blob that is `doomed`, read without a parse: the string value of
+/// every `"encrypted_content"` key is checked in place (the key's quotes cannot occur inside a
+/// JSON string, where they are escaped). A value with escapes answers `true`: the parse
+/// decides. Most bodies with encrypted reasoning carry only their account's, and end here.
+fn may_carry(body: &[u8], doomed: &impl Fn(&str) -> bool) -> bool {
+    let trim = |b: &[u8]| -> usize { b.iter().take_while(|c| c.is_ascii_whitespace()).count() };
+    for at in memchr::memmem::find_iter(body, ENCRYPTED_KEY) {
+        let rest = &body[at + ENCRYPTED_KEY.len()..];
+        let Some(rest) = rest[trim(rest)..].strip_prefix(b":") else {
+            continue; // the text as a value (in a list), not a key
+        };
+        let Some(rest) = rest[trim(rest)..].strip_prefix(b"\"") else {
+            continue; // `null` or a number: no blob
+        };
+        match crate::sse::plain_json_str(rest) {
+            Some(blob) if !doomed(blob) => {}
+            _ => return true,
+        }
+    }
+    false
+}
+
 /// `body` with the reasoning items whose blob is `doomed` cut out of its `input` array, and how
 /// many; `None` when none is (or `body` has no list `input`: upstream judges it as it is).
 fn drop_reasoning(body: &Bytes, doomed: impl Fn(&str) -> bool) -> Option<(Bytes, usize)> {
@@ -151,7 +174,9 @@ fn drop_reasoning(body: &Bytes, doomed: impl Fn(&str) -> bool) -> Option<(Bytes,
         #[serde(borrow, default)]
         input: Option<&'a RawValue>,
     }
-    memchr::memmem::find(body, ENCRYPTED_KEY)?;
+    if !may_carry(body, &doomed) {
+        return None;
+    }
     let input = serde_json::from_slice::<BodyLook<'_>>(body).ok()?.input?;
     let items: Vec<&RawValue> = serde_json::from_str(input.get()).ok()?;
     let keep: Vec<&RawValue> = items
@@ -277,6 +302,45 @@ mod tests {
         ] {
             let out = for_account(&m, &b, "acct-a");
             assert_eq!(out.as_ptr(), b.as_ptr(), "not copied: {b:?}");
+        }
+    }
+
+    #[test]
+    fn the_in_place_read_defers_to_the_parse_when_it_cannot_tell() {
+        let m = learned(&[("gAAAAB-a/x", "acct-a")]);
+        let kept = json!([{"type": "message", "role": "user", "content": "x"}]);
+        // An escaped `/` cannot be compared in place; the parse reads it.
+        let escaped = Bytes::from_static(
+            br#"{"input":[{"type":"reasoning","encrypted_content":"gAAAAB-a\/x"},{"type":"message","role":"user","content":"x"}]}"#,
+        );
+        let pretty = Bytes::from(
+            serde_json::to_string_pretty(&json!({"input": [reasoning("gAAAAB-a/x"), kept[0]]}))
+                .expect("json"),
+        );
+        for b in [escaped, pretty] {
+            let v: Value = serde_json::from_slice(&for_account(&m, &b, "acct-b")).expect("json");
+            assert_eq!(v["input"], kept, "{b:?}");
+        }
+        let own = |_: &str| false;
+        for (b, maybe) in [
+            (
+                &br#"{"include":["encrypted_content"],"input":[]}"#[..],
+                false,
+            ),
+            (
+                br#"{"input":[{"type":"reasoning","encrypted_content":null}]}"#,
+                false,
+            ),
+            (
+                br#"{"input":[{"type":"reasoning","encrypted_content":"gAAAAB"}]}"#,
+                false,
+            ),
+            (
+                br#"{"input":[{"type":"reasoning","encrypted_content":"gA\u0041"}]}"#,
+                true,
+            ),
+        ] {
+            assert_eq!(may_carry(b, &own), maybe, "{}", String::from_utf8_lossy(b));
         }
     }
 

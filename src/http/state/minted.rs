@@ -6,10 +6,10 @@
 //! ([`crate::proxy::reasoning`]).
 //!
 //! Bounded: at most [`CAPACITY`] blobs, the oldest forgotten first, each kept as a 64-bit keyed
-//! hash (never the blob itself) and a shared account name — under 4 MiB in all. A blob it does
-//! not know (forgotten, or minted before a restart) is left in the request: the backstop of
-//! [`crate::proxy::reasoning`] covers it. A hash collision (odds about 2⁻³³ at capacity) could
-//! only misplace one blob the same way.
+//! hash of its length and end (never the blob itself, [`TAIL`]) and a shared account name —
+//! under 4 MiB in all. A blob it does not know (forgotten, or minted before a restart) is left
+//! in the request: the backstop of [`crate::proxy::reasoning`] covers it. A hash collision
+//! (odds about 2⁻³³ at capacity) could only misplace one blob the same way.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -19,6 +19,12 @@ use std::sync::{Arc, Mutex};
 /// Most blobs remembered: about 64 bytes each (map entry, order queue), under 4 MiB in all —
 /// the reasoning of a few hundred long conversations.
 pub const CAPACITY: usize = 1 << 16;
+
+/// How much of a blob's end is hashed. A Codex blob is a Fernet token, whose last 43
+/// characters are the HMAC over the whole token: its end tells tokens apart, and hashing only
+/// it keeps the cost per blob flat (a replayed history carries dozens of blobs of kilobytes on
+/// every turn) instead of proportional to the blob.
+pub const TAIL: usize = 128;
 
 /// Keyed hash of an `encrypted_content` blob → the account that minted it.
 #[derive(Debug, Default)]
@@ -44,9 +50,11 @@ impl MintedReasoning {
         Self::default()
     }
 
-    /// The hash `blob` is remembered by.
+    /// The hash `blob` is remembered by: of its length and its last [`TAIL`] bytes.
     fn key(&self, blob: &str) -> u64 {
-        self.keys.hash_one(blob)
+        let b = blob.as_bytes();
+        self.keys
+            .hash_one((b.len(), &b[b.len().saturating_sub(TAIL)..]))
     }
 
     /// Remembers that `account` minted `blob`.
