@@ -22,9 +22,9 @@ pub async fn collect(
     lease: &mut Lease,
     idle: Duration,
     out: &mut Outcome,
-    learn: Learner,
+    learn: Option<Learner>,
 ) -> Result<serde_json::Value, ApiError> {
-    let mut obs = Observer::new(true).learning(Some(learn));
+    let mut obs = Observer::new(true).learning(learn);
     loop {
         match tokio::time::timeout(idle, upstream.next()).await {
             Ok(Some(Ok(chunk))) => obs.push(&chunk),

@@ -241,7 +241,8 @@ async fn deliver<P: ClientProtocol>(
     let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
     if !req.client_stream {
         let idle = cfg.upstream.idle_timeout;
-        let learn = super::reasoning::Learner::new(state.minted(), &served.lease.account_id);
+        let learn = (!protocol.translated())
+            .then(|| super::reasoning::Learner::new(state.minted(), &served.lease.account_id));
         let collected = collect::collect(upstream, &mut served.lease, idle, &mut out, learn).await;
         drop(served.lease);
         let answer = collected.and_then(|v| protocol.collected(&ctx, &req, v));

@@ -73,7 +73,8 @@ pub struct PassThrough {
     /// The timer the wait for the first byte armed ([`super::wait`]), re-armed here rather
     /// than a second one armed; `None`: arm one.
     pub tick: Option<Tick>,
-    /// Learns the reasoning the serving account mints ([`super::reasoning`]).
+    /// Learns the reasoning the serving account mints ([`super::reasoning`]); only for a
+    /// Responses client, the one that replays it (the translators drop thinking blocks).
     pub learn: Option<Learner>,
 }
 
@@ -88,7 +89,7 @@ impl PassThrough {
         translated: bool,
     ) -> Self {
         Self {
-            learn: Some(Learner::new(state.minted(), &lease.account_id)),
+            learn: (!translated).then(|| Learner::new(state.minted(), &lease.account_id)),
             lease,
             outcome,
             heartbeat: cfg.server.sse_heartbeat,

@@ -155,3 +155,27 @@ async fn a_second_invalid_encrypted_content_reaches_the_client_and_penalises_nob
     }
     env.shutdown().await;
 }
+
+/// A `stream: false` client's answer is collected from the same events: its reasoning is
+/// learned too, so the client's next turn is as safe after a failover.
+#[tokio::test]
+async fn a_collected_answer_teaches_the_pool_whose_reasoning_it_carries() {
+    let env = start_env(1).await;
+    let mut body = turn(json!([user("hi")]));
+    body["stream"] = json!(false);
+    let resp = env.responses(&body).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.expect("json");
+    let blob = v["output"]
+        .as_array()
+        .and_then(|o| o.iter().find(|i| i["type"] == "reasoning"))
+        .and_then(|i| i["encrypted_content"].as_str())
+        .unwrap_or_else(|| panic!("the answer carries encrypted reasoning: {v}"))
+        .to_owned();
+    let served = record(&env, 1).await.account_id.expect("served");
+    assert_eq!(
+        env.state.minted().minter(&blob).as_deref(),
+        Some(served.as_str())
+    );
+    env.shutdown().await;
+}
