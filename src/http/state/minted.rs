@@ -16,8 +16,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-/// Most blobs remembered: about 64 bytes each (map entry, order queue), under 4 MiB in all —
-/// the reasoning of a few hundred long conversations.
+/// Most blobs remembered — the reasoning of a few hundred long conversations. At capacity the
+/// map has 2¹⁷ buckets of 25 bytes (3.1 MiB) and the order queue 2¹⁶ slots of 8 (0.5 MiB):
+/// under 4 MiB in all, plus one name per account.
 pub const CAPACITY: usize = 1 << 16;
 
 /// How much of a blob's end is hashed. A Codex blob is a Fernet token, whose last 43
@@ -72,15 +73,20 @@ impl MintedReasoning {
                 a
             }
         };
-        if inner.map.insert(key, name).is_none() {
-            inner.order.push_back(key);
+        if let Some(known) = inner.map.get_mut(&key) {
+            *known = name;
+            return;
         }
-        while inner.order.len() > CAPACITY {
+        // Room first, so that neither the queue nor the map ever holds more than CAPACITY and
+        // neither grows past its first allocation of that size.
+        while inner.order.len() >= CAPACITY {
             let Some(old) = inner.order.pop_front() else {
                 break;
             };
             inner.map.remove(&old);
         }
+        inner.map.insert(key, name);
+        inner.order.push_back(key);
     }
 
     /// The account that minted `blob`, if remembered.
@@ -120,8 +126,26 @@ mod tests {
         for i in 0..CAPACITY {
             m.remember(&format!("gAAAAB-{i}"), "acct-2");
         }
+        for i in 0..CAPACITY {
+            m.remember(&format!("gAAAAB-again-{i}"), "acct-2");
+        }
         assert_eq!(m.len(), CAPACITY);
+        let inner = m.inner.lock().expect("lock");
+        assert!(
+            inner.order.capacity() <= CAPACITY,
+            "{}",
+            inner.order.capacity()
+        );
+        assert!(
+            inner.map.capacity() <= 2 * CAPACITY,
+            "{}",
+            inner.map.capacity()
+        );
+        drop(inner);
         assert_eq!(m.minter("gAAAAB-a"), None, "oldest forgotten first");
-        assert_eq!(m.minter("gAAAAB-7").as_deref(), Some("acct-2"));
+        assert_eq!(m.minter("gAAAAB-again-7").as_deref(), Some("acct-2"));
+        m.remember("gAAAAB-again-7", "acct-3");
+        assert_eq!(m.minter("gAAAAB-again-7").as_deref(), Some("acct-3"));
+        assert_eq!(m.len(), CAPACITY);
     }
 }
