@@ -136,6 +136,7 @@ pub fn row(v: &AccountView) -> Value {
         "r": u.requests,
         "tk": u.tokens.input_tokens + u.tokens.output_tokens,
         "cd": v.cooldown_until,
+        "h": v.holds.iter().map(|h| json!([h.kind, h.until])).collect::<Vec<_>>(),
         "v": v.verify,
         "lu": u.last_used,
     })
