@@ -152,7 +152,8 @@ impl Quota {
     }
 
     /// The bucket of `family` (`None` = the main windows) a 429 whose reset is `hint` locks:
-    /// the short window, unless the reset lies beyond its known length — then the long window
+    /// the short window, unless the reset lies beyond its known length (by more than a
+    /// minute) — then the long window
     /// (a reset days away is the weekly window's, whichever window the 429 was charged to).
     fn bucket_for(&self, family: Option<String>, hint: UnixMs, now: UnixMs) -> BucketId {
         let (short, long) = match family {
@@ -163,7 +164,9 @@ impl Quota {
             ),
         };
         let short_window = self.bucket(&short).and_then(|b| b.window_secs);
-        if short_window.is_some_and(|w| hint > now.saturating_add(secs(w))) {
+        // By more than a minute: header resets are whole seconds from upstream's clock.
+        let beyond = |w: u64| hint > now.saturating_add(secs(w)).saturating_add(60_000);
+        if short_window.is_some_and(beyond) {
             long
         } else {
             short

@@ -179,7 +179,13 @@ async fn a_weekly_429_locks_the_weekly_window_until_its_real_reset() {
     assert_eq!(v.derived_status, "rate_limited");
     let secondary = v.quota.secondary.clone().expect("weekly bucket");
     assert!(secondary.limit_reached, "the reset lies beyond the 5 h window");
-    about(secondary.reset_at, now, weekly as i64 * 1000, 5_000, "weekly lock");
+    about(
+        secondary.lock_until(),
+        now,
+        weekly as i64 * 1000,
+        5_000,
+        "weekly lock (re-probed then if the window's own reset is later, rule 5)",
+    );
     let e = explanation(&env, &bad).await;
     about(e.until, now, weekly as i64 * 1000, 5_000, "explain");
     never_asked_again(&env, &bad).await;
@@ -219,7 +225,7 @@ async fn a_short_429_is_a_short_lock_and_a_headers_only_429_uses_the_headers_res
     until_tried(&env, &bad).await;
     let v = env.view_of(&bad).await;
     let primary = v.quota.primary.clone().expect("primary");
-    assert!(primary.limit_reached);
+    assert!(primary.limit_reached, "{:?}", v.quota);
     assert!(primary_reset.is_some());
     assert_eq!(
         primary.reset_at.map(|t| t / 1000),
