@@ -290,10 +290,10 @@ impl Quota {
         let pending = self.verify_since.is_some();
         self.not_included.values().any(|t| *t <= now)
             || self.iter().any(|(_, b)| {
-            b.reset_at.is_some_and(|t| t <= now)
-                || b.recheck_at.is_some_and(|t| t <= now)
-                || (b.limit_reached && b.reset_at.is_none() && !pending)
-        })
+                b.reset_at.is_some_and(|t| t <= now)
+                    || b.recheck_at.is_some_and(|t| t <= now)
+                    || (b.limit_reached && b.reset_at.is_none() && !pending)
+            })
     }
 
     /// The exhausted buckets, borrowed, in the order of [`ids`](Self::ids).

@@ -348,7 +348,11 @@ mod tests {
             })
         );
         assert!(o.response.is_none(), "not collecting");
-        assert_eq!(o.quota_fault(), None, "server_error says nothing of the account");
+        assert_eq!(
+            o.quota_fault(),
+            None,
+            "server_error says nothing of the account"
+        );
     }
 
     #[test]
@@ -360,7 +364,9 @@ mod tests {
             Some(rotor_actors::quota::RejectionKind::UsageLimitReached)
         );
         let mut o = Observer::new(false);
-        o.push(b"data: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"slow\"}\n\n");
+        o.push(
+            b"data: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"slow\"}\n\n",
+        );
         assert_eq!(o.terminal, None, "an error event is not terminal");
         assert_eq!(
             o.quota_fault(),

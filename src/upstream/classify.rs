@@ -102,13 +102,18 @@ fn as_i64(v: &Value) -> Option<i64> {
 fn account_state(json: Option<&Value>, body: &[u8]) -> Option<Verdict> {
     let json = json?;
     let err = json.get("error").unwrap_or(json);
-    let signals: String = [err.get("code"), err.get("type"), err.get("message"), json.get("detail")]
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_lowercase();
+    let signals: String = [
+        err.get("code"),
+        err.get("type"),
+        err.get("message"),
+        json.get("detail"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(Value::as_str)
+    .collect::<Vec<_>>()
+    .join(" ")
+    .to_ascii_lowercase();
     let text = reason(Some(json), body);
     if signals.contains("deactivated") {
         Some(Verdict::Deactivated(text))
@@ -212,8 +217,14 @@ mod tests {
     #[test]
     fn only_quota_codes_mid_stream_teach_the_account() {
         for (code, kind) in [
-            ("rate_limit_exceeded", Some(RejectionKind::RateLimitExceeded)),
-            ("usage_limit_reached", Some(RejectionKind::UsageLimitReached)),
+            (
+                "rate_limit_exceeded",
+                Some(RejectionKind::RateLimitExceeded),
+            ),
+            (
+                "usage_limit_reached",
+                Some(RejectionKind::UsageLimitReached),
+            ),
             ("insufficient_quota", Some(RejectionKind::UsageLimitReached)),
             ("context_length_exceeded", None),
             ("cyber_policy", None),
@@ -262,7 +273,10 @@ mod tests {
         );
         assert_eq!(
             run(403, &[], r#"{"detail":"Your account has been flagged"}"#),
-            Verdict::Refused(PenaltyCause::Forbidden, "Your account has been flagged".into()),
+            Verdict::Refused(
+                PenaltyCause::Forbidden,
+                "Your account has been flagged".into()
+            ),
             "no deactivation signal: not a ban"
         );
         assert_eq!(

@@ -230,14 +230,30 @@ mod tests {
         let body = r#"{"error":{"type":"usage_limit_reached","plan_type":"pro"}}"#;
         let ev = Evidence::from_parts(429, &h, Bytes::from_static(body.as_bytes()), 5);
         let r = ev.rejection(None).expect("a 429");
-        assert_eq!(r.resets_at, Some(900_000_000), "the named family's exhausted window");
-        assert!(r.observed.is_some_and(|o| o.extra.contains_key("codex_other")));
+        assert_eq!(
+            r.resets_at,
+            Some(900_000_000),
+            "the named family's exhausted window"
+        );
+        assert!(
+            r.observed
+                .is_some_and(|o| o.extra.contains_key("codex_other"))
+        );
         let body = r#"{"error":{"type":"usage_not_included","plan_type":"free"}}"#;
-        let ev = Evidence::from_parts(429, &HeaderMap::new(), Bytes::from_static(body.as_bytes()), 5);
+        let ev = Evidence::from_parts(
+            429,
+            &HeaderMap::new(),
+            Bytes::from_static(body.as_bytes()),
+            5,
+        );
         let r = ev.rejection(Some("codex_bengalfox")).expect("a 429");
         assert_eq!(
             (r.kind, r.model_limit.as_deref(), r.resets_at),
-            (RejectionKind::UsageNotIncluded, Some("codex_bengalfox"), None)
+            (
+                RejectionKind::UsageNotIncluded,
+                Some("codex_bengalfox"),
+                None
+            )
         );
     }
 

@@ -72,9 +72,7 @@ async fn probe(upstream: &Upstream, creds: &UpstreamCreds) -> Result<Observation
         (403, verdict) => Err(ProbeError::Transient(format!(
             "usage probe refused (403: {}); not a ban",
             match verdict {
-                Some(
-                    Verdict::Banned(r) | Verdict::Deactivated(r) | Verdict::Refused(_, r),
-                ) => r,
+                Some(Verdict::Banned(r) | Verdict::Deactivated(r) | Verdict::Refused(_, r)) => r,
                 _ => "no reason".into(),
             }
         ))),

@@ -95,7 +95,9 @@ impl Penalty {
 
     /// The operator's sentence for the running cooldown.
     pub fn text(&self) -> String {
-        let cause = self.cause.map_or("upstream refused the account", PenaltyCause::text);
+        let cause = self
+            .cause
+            .map_or("upstream refused the account", PenaltyCause::text);
         let why = self
             .reason
             .as_deref()
@@ -136,7 +138,12 @@ mod tests {
         assert_eq!(p.level, 6, "older evidence changes nothing");
         p.passed(last + 5);
         assert_eq!(p, Penalty::default(), "got through: escalation over");
-        let until = p.hit(PenaltyCause::PaymentRequired, "pay".into(), now + 6, now + 6);
+        let until = p.hit(
+            PenaltyCause::PaymentRequired,
+            "pay".into(),
+            now + 6,
+            now + 6,
+        );
         assert_eq!(until.map(|u| (u - now - 6) / M), Some(30));
         assert_eq!(p.active(now + 6 + 30 * M), None, "over on time");
     }

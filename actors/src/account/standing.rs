@@ -116,7 +116,10 @@ impl AccountState {
             f(Refusal::Refused(&self.penalty, until))?;
         }
         if let Some(until) = rec.quota.not_included_for(model_limit, now) {
-            f(Refusal::NotIncluded(crate::quota::family_of(model_limit), until))?;
+            f(Refusal::NotIncluded(
+                crate::quota::family_of(model_limit),
+                until,
+            ))?;
         }
         for (id, b) in rec.quota.governing_locks(model_limit, review) {
             f(Refusal::Exhausted(id, b.lock_until()))?;
@@ -195,7 +198,15 @@ impl AccountState {
     /// at spawn, so a pick right after start does not find an empty pool.
     pub fn seed(rec: &AccountRecord, max_leases: u32, now: UnixMs) -> Candidate {
         let benched = Penalty::default();
-        Summary::of(rec, true, 0, max_leases, (&Cooldown::default(), &benched), now).to_candidate()
+        Summary::of(
+            rec,
+            true,
+            0,
+            max_leases,
+            (&Cooldown::default(), &benched),
+            now,
+        )
+        .to_candidate()
     }
 
     fn summary(&self, now: UnixMs) -> Summary<'_> {

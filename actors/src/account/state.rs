@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{AccountConfig, AccountView, Explanation, Penalty, UpstreamFailure, cooldown::Cooldown};
+use super::{
+    AccountConfig, AccountView, Explanation, Penalty, UpstreamFailure, cooldown::Cooldown,
+};
 use crate::quota::headroom::Headroom;
 use crate::quota::{Effect, Event};
 use crate::rotation::{Candidate, Cooling};

@@ -174,7 +174,14 @@ impl Quota {
     }
 
     /// Locks one bucket with a 429's reset `hint` (docs/quota.md rules 2 and 5).
-    fn lock(&mut self, name: BucketId, at: UnixMs, hint: UnixMs, now: UnixMs, fx: &mut Vec<Effect>) {
+    fn lock(
+        &mut self,
+        name: BucketId,
+        at: UnixMs,
+        hint: UnixMs,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) {
         let b = self.slot_mut(&name).get_or_insert_with(Bucket::default);
         if b.observed_at.is_some_and(|seen| seen > at) {
             fx.push(Effect::IgnoredStale { bucket: name });

@@ -45,10 +45,7 @@ fn refusals_escalate_from_thirty_minutes_cap_and_a_success_ends_them() {
             }
             Do::Passed(at) => {
                 p.passed(at);
-                (
-                    json!({ "now": rel(now), "passed": rel(at) }),
-                    json!(null),
-                )
+                (json!({ "now": rel(now), "passed": rel(at) }), json!(null))
             }
         };
         trace.push(Step {

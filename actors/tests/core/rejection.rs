@@ -131,7 +131,11 @@ fn a_reset_beyond_the_short_window_locks_the_weekly_window_until_it() {
     );
     let s = q.secondary.as_ref().expect("secondary");
     assert!(s.limit_reached, "days away: the weekly window's lock");
-    assert_eq!(s.reset_at, Some(T0 + M + S + weekly), "until the real reset");
+    assert_eq!(
+        s.reset_at,
+        Some(T0 + M + S + weekly),
+        "until the real reset"
+    );
     let p = q.primary.as_ref().expect("primary");
     assert_eq!(
         (p.limit_reached, p.reset_at, p.recheck_at),
@@ -210,9 +214,18 @@ fn usage_not_included_keeps_one_family_off_for_a_day_and_locks_nothing() {
         ],
     );
     assert!(q.locks().is_empty(), "no window is exhausted");
-    assert_eq!(trace[0].state["not_included"]["codex_bengalfox"], rel(T0 + S + NOT_INCLUDED_MS));
-    assert_eq!(trace[1].state["not_included"]["codex_bengalfox"], rel(T0 + S + NOT_INCLUDED_MS));
+    assert_eq!(
+        trace[0].state["not_included"]["codex_bengalfox"],
+        rel(T0 + S + NOT_INCLUDED_MS)
+    );
+    assert_eq!(
+        trace[1].state["not_included"]["codex_bengalfox"],
+        rel(T0 + S + NOT_INCLUDED_MS)
+    );
     assert!(q.not_included.is_empty(), "lapsed after a day");
-    assert_eq!(q.not_included_for(Some("codex_bengalfox"), T0 + 2 * S), None);
+    assert_eq!(
+        q.not_included_for(Some("codex_bengalfox"), T0 + 2 * S),
+        None
+    );
     settings().bind(|| insta::assert_yaml_snapshot!(trace));
 }

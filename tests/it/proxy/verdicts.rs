@@ -43,7 +43,10 @@ async fn explanation(env: &TestEnv, sim_id: &str) -> Explanation {
 
 /// The one hold of `kind` the view shows, with its end.
 fn hold(v: &AccountView, kind: &str) -> Option<i64> {
-    v.holds.iter().find(|h| h.kind == kind).and_then(|h| h.until)
+    v.holds
+        .iter()
+        .find(|h| h.kind == kind)
+        .and_then(|h| h.until)
 }
 
 /// Asserts `t` lies within `slack` ms after `now + ms`.
@@ -69,8 +72,7 @@ async fn warm(env: &TestEnv) {
     }
 }
 
-/// Asks the account to probe `/wham/usage` now and waits until the simulator answered it and
-/// the account took the answer in.
+/// Asks the account to probe `/wham/usage` now and waits until the simulator answered it.
 async fn probe(env: &TestEnv, sim_id: &str) {
     let before = env.sim.counters(sim_id).usage_probes;
     let id = account_id(env, sim_id).await;
@@ -79,8 +81,6 @@ async fn probe(env: &TestEnv, sim_id: &str) {
         env.sim.counters(sim_id).usage_probes > before
     })
     .await;
-    // The probe's answer reaches the account as a message a moment later.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 }
 
 #[tokio::test]
@@ -93,27 +93,30 @@ async fn a_usage_probe_403_is_a_probe_failure_and_rate_limit_null_is_accepted() 
             .times(1),
     );
     probe(&env, &sim_id).await;
+    // Every probe from now on answers `rate_limit: null`.
+    env.sim
+        .inject(FaultSpec::always(FaultKind::RateLimitNull).on(FaultTarget::Usage));
+    let before = env.view_of(&sim_id).await.quota.fetched_at;
+    // The second probe starts once the first one's answer was taken in (one probe at a time),
+    // and its answer is taken in after that.
+    env.eventually(
+        "`rate_limit: null` is a usage answer the quota takes in",
+        || async {
+            probe(&env, &sim_id).await;
+            env.view_of(&sim_id).await.quota.fetched_at > before
+        },
+    )
+    .await;
     let v = env.view_of(&sim_id).await;
     assert_eq!(v.status, Status::Active, "a probe's 403 is never a ban");
-    assert_eq!(v.derived_status, "active");
+    assert_eq!(
+        v.derived_status, "active",
+        "and `rate_limit: null` locks nothing"
+    );
     assert!(v.holds.is_empty(), "{:?}", v.holds);
+    assert!(v.quota.locks().is_empty());
     let (status, _, _) = stream_once(&env, &[]).await;
     assert_eq!(status, 200, "the account still serves");
-
-    env.sim.inject(
-        FaultSpec::always(FaultKind::RateLimitNull)
-            .on(FaultTarget::Usage)
-            .times(1),
-    );
-    let before = env.view_of(&sim_id).await.quota.fetched_at;
-    probe(&env, &sim_id).await;
-    let v = env.view_of(&sim_id).await;
-    assert!(
-        v.quota.fetched_at > before,
-        "`rate_limit: null` is a usage answer the quota takes in"
-    );
-    assert_eq!(v.derived_status, "active", "no lock");
-    assert!(v.quota.locks().is_empty());
     env.shutdown().await;
 }
 
@@ -127,7 +130,11 @@ async fn a_403_without_deactivation_cools_the_account_down_and_fails_over() {
     assert_eq!(records.last().map(|r| r.failovers), Some(1), "failed over");
     let now = env.state.now_ms();
     let v = env.view_of(&bad).await;
-    assert_eq!(v.status, Status::Active, "not a ban: no deactivation signal");
+    assert_eq!(
+        v.status,
+        Status::Active,
+        "not a ban: no deactivation signal"
+    );
     assert_eq!(v.derived_status, "cooling_down");
     about(hold(&v, "refused"), now, 30 * MIN, 5_000, "first refusal");
     let e = explain(&env, &bad).await;
@@ -135,7 +142,12 @@ async fn a_403_without_deactivation_cools_the_account_down_and_fails_over() {
     let reason = e["reasons"][0].as_str().unwrap_or_default();
     assert!(reason.contains("403") && reason.contains("flagged"), "{e}");
     assert_eq!(e["holds"][0]["kind"], "refused", "{e}");
-    assert!(e["until_in"].as_str().is_some_and(|s| s.starts_with("29m") || s.starts_with("30m")), "{e}");
+    assert!(
+        e["until_in"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("29m") || s.starts_with("30m")),
+        "{e}"
+    );
     never_asked_again(&env, &bad).await;
     let summary = env.state.pool().summary().await;
     assert_eq!(summary.refused, 1);
@@ -154,7 +166,13 @@ async fn payment_required_and_an_empty_404_cool_the_account_and_fail_over() {
         let now = env.state.now_ms();
         let v = env.view_of(&bad).await;
         assert_eq!(v.status, Status::Active, "{kind:?}");
-        about(hold(&v, "refused"), now, 30 * MIN, 5_000, &format!("{kind:?}"));
+        about(
+            hold(&v, "refused"),
+            now,
+            30 * MIN,
+            5_000,
+            &format!("{kind:?}"),
+        );
         never_asked_again(&env, &bad).await;
         env.shutdown().await;
     }
@@ -178,7 +196,10 @@ async fn a_weekly_429_locks_the_weekly_window_until_its_real_reset() {
     let v = env.view_of(&bad).await;
     assert_eq!(v.derived_status, "rate_limited");
     let secondary = v.quota.secondary.clone().expect("weekly bucket");
-    assert!(secondary.limit_reached, "the reset lies beyond the 5 h window");
+    assert!(
+        secondary.limit_reached,
+        "the reset lies beyond the 5 h window"
+    );
     about(
         secondary.lock_until(),
         now,
@@ -216,7 +237,12 @@ async fn a_short_429_is_a_short_lock_and_a_headers_only_429_uses_the_headers_res
     let env = start_env(2).await;
     warm(&env).await;
     let bad = env.sim_ids[0].clone();
-    let primary_reset = env.view_of(&bad).await.quota.primary.and_then(|b| b.reset_at);
+    let primary_reset = env
+        .view_of(&bad)
+        .await
+        .quota
+        .primary
+        .and_then(|b| b.reset_at);
     env.sim.inject(
         FaultSpec::always(FaultKind::UsageLimitHeadersOnly)
             .for_account(&bad)
@@ -251,10 +277,17 @@ async fn a_429_from_another_limit_family_lasts_until_that_familys_reset() {
     until_tried(&env, &bad).await;
     let now = env.state.now_ms();
     let v = env.view_of(&bad).await;
-    let other = v.quota.extra.get("codex_other").expect("the family is known");
+    let other = v
+        .quota
+        .extra
+        .get("codex_other")
+        .expect("the family is known");
     assert!(other.primary.as_ref().is_some_and(|b| b.limit_reached));
     let e = explanation(&env, &bad).await;
-    assert!(!e.available, "the model the family metered is off this account");
+    assert!(
+        !e.available,
+        "the model the family metered is off this account"
+    );
     about(e.until, now, days as i64 * 1000, 5_000, "family lock");
     assert!(
         e.holds
@@ -299,7 +332,13 @@ async fn usage_not_included_keeps_the_account_off_that_model_family_only() {
     let now = env.state.now_ms();
     let v = env.view_of(&bad).await;
     assert_eq!(v.derived_status, "active", "not a lock of the main models");
-    about(hold(&v, "not_included"), now, 24 * 60 * MIN, 5_000, "not included");
+    about(
+        hold(&v, "not_included"),
+        now,
+        24 * 60 * MIN,
+        5_000,
+        "not included",
+    );
     let before = env.sim.counters(&bad).requests;
     for _ in 0..3 {
         assert_eq!(env.responses(&spark).await.status(), 200);
