@@ -16,7 +16,7 @@
     const s = (ms - Rotor.now()) / 1000;
     return Rotor.when(ms) + (s > 0 ? ' (in ' + Rotor.dur(s) + ')' : ' (' + Rotor.dur(-s) + ' ago)');
   }
-  // b = [name, pct, limit_reached, reset_at, window_secs]
+  // b = [name, pct, limit_reached, reset_at (a locked bucket: when the lock may lift), window_secs]
   function bucket(b) {
     const state = b[2] ? 'limit reached' : Math.round(b[1]) + '% used';
     return item(b[0].replace(/^codex_/, ''), state + (b[3] != null ? ' · resets ' + at(b[3]) : ''));

@@ -35,6 +35,20 @@ async fn explain(env: &TestEnv, sim_id: &str) -> Value {
     resp.json().await.expect("json")
 }
 
+/// The account as `GET /admin/accounts/{id}` gives it (what the dashboard lists).
+async fn admin_account(env: &TestEnv, sim_id: &str) -> Value {
+    let id = account_id(env, sim_id).await;
+    let resp = env
+        .http
+        .get(env.url(&format!("/admin/accounts/{id}")))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin answers");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("json")
+}
+
 /// The pool's own explanation (the same the admin endpoint serialises).
 async fn explanation(env: &TestEnv, sim_id: &str) -> Explanation {
     let id = account_id(env, sim_id).await;
@@ -229,10 +243,23 @@ async fn a_short_429_is_a_short_lock_and_a_headers_only_429_uses_the_headers_res
     let now = env.state.now_ms();
     let v = env.view_of(&bad).await;
     about(hold(&v, "quota"), now, 30_000, 5_000, "short 429");
+    let j = admin_account(&env, &bad).await;
+    let shown = j["holds"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["kind"] == "quota"))
+        .and_then(|h| h["until"].as_i64());
+    about(
+        shown,
+        now,
+        30_000,
+        5_000,
+        "the admin JSON the dashboard reads",
+    );
     assert!(
         v.quota.secondary.as_ref().is_some_and(|b| !b.limit_reached),
         "a short 429 is not the weekly window"
     );
+    env.shutdown().await;
 
     let env = start_env(2).await;
     warm(&env).await;
