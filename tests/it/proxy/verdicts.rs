@@ -162,6 +162,28 @@ async fn a_403_without_deactivation_cools_the_account_down_and_fails_over() {
             .is_some_and(|s| s.starts_with("29m") || s.starts_with("30m")),
         "{e}"
     );
+    // `codex-rotor accounts explain` says the same to the operator.
+    let (url, id) = (env.url(""), account_id(&env, &bad).await);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
+            .args(["accounts", "--admin-url", &url, "--admin-key", ADMIN_KEY])
+            .args(["explain", &id])
+            .output()
+            .expect("codex-rotor runs")
+    })
+    .await
+    .expect("joined");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("not available"), "{text}");
+    assert!(
+        text.contains("refused: upstream refused the account (403)") && text.contains("(in 29m"),
+        "{text}"
+    );
     never_asked_again(&env, &bad).await;
     let summary = env.state.pool().summary().await;
     assert_eq!(summary.refused, 1);
