@@ -51,8 +51,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     for q in &opened.quarantined {
         tracing::warn!(file = ?q, "an unreadable account file was quarantined");
     }
-    let (store, records, quarantined, lock) =
-        (opened.store, opened.records, opened.quarantined, opened.lock);
+    let (store, records, quarantined, lock) = (
+        opened.store,
+        opened.records,
+        opened.quarantined,
+        opened.lock,
+    );
     let signals = Signals::install().context("installing signal handlers")?;
     let daemon = start_with(cfg, store, records, quarantined).await?;
     tracing::info!(addr = %daemon.addr, "codex-rotor is serving");

@@ -274,7 +274,11 @@ fn store(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>) {
     match s.resolve_key(env) {
         Ok((key, source)) => {
             if let Err(message) = super::store::decode_key(key.expose(), &source) {
-                let field = if s.key_file.is_some() { "store.key_file" } else { "store.key_env" };
+                let field = if s.key_file.is_some() {
+                    "store.key_file"
+                } else {
+                    "store.key_env"
+                };
                 c.fail(field, message);
             }
         }

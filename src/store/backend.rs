@@ -61,7 +61,12 @@ pub fn postgres_of(cfg: &StoreConfig, env: EnvLookup<'_>) -> Result<(Secret, Sto
     let url = cfg.resolve_url(env).map_err(config)?;
     let (text, source) = cfg.resolve_key(env).map_err(config)?;
     let key = StoreKey::parse(text.expose(), &source).map_err(|e| OpenError::Config {
-        key: if cfg.key_file.is_some() { "store.key_file" } else { "store.key_env" }.into(),
+        key: if cfg.key_file.is_some() {
+            "store.key_file"
+        } else {
+            "store.key_env"
+        }
+        .into(),
         message: e.to_string(),
     })?;
     Ok((url, key))

@@ -20,7 +20,11 @@ pub trait LeaseStore: Send {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Starts a session for `node` (epoch + 1), unless a live one exists: the new epoch.
-    fn acquire(&mut self, node: &str, ttl: Ms) -> impl Future<Output = Verdict<u64, Self::Error>> + Send;
+    fn acquire(
+        &mut self,
+        node: &str,
+        ttl: Ms,
+    ) -> impl Future<Output = Verdict<u64, Self::Error>> + Send;
 
     /// Extends the session at `epoch` by `ttl`: the store time left.
     fn renew(

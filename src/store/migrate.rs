@@ -70,7 +70,11 @@ pub struct MigrateReport {
 }
 
 /// Runs one migration with `cfg`'s data directory and `[store]` settings.
-pub async fn migrate(cfg: &Config, from: Backend, to: Backend) -> Result<MigrateReport, MigrateError> {
+pub async fn migrate(
+    cfg: &Config,
+    from: Backend,
+    to: Backend,
+) -> Result<MigrateReport, MigrateError> {
     if from == to {
         return Err(MigrateError::Same(from.as_str()));
     }
@@ -87,14 +91,18 @@ pub async fn migrate(cfg: &Config, from: Backend, to: Backend) -> Result<Migrate
             write_new(url.expose(), &key, &held)
                 .await
                 .map_err(OpenError::from)?;
-            let back = read_records(url.expose(), &key).await.map_err(OpenError::from)?;
+            let back = read_records(url.expose(), &key)
+                .await
+                .map_err(OpenError::from)?;
             same(&held, back)?
         }
         Backend::Files => {
             if !held.is_empty() {
                 return Err(MigrateError::NotEmpty(held.len()));
             }
-            let source = read_records(url.expose(), &key).await.map_err(OpenError::from)?;
+            let source = read_records(url.expose(), &key)
+                .await
+                .map_err(OpenError::from)?;
             files.save_all(&source).map_err(files_err)?;
             drop(files);
             let (_, back, _) = FileStore::open(dir).map_err(files_err)?;

@@ -20,7 +20,9 @@ pub enum SealError {
     #[error("{0}")]
     Malformed(String),
     /// The value does not open with this key: another key wrote it, or it was altered.
-    #[error("{what} does not decrypt with the store key: it was written with another key, or altered")]
+    #[error(
+        "{what} does not decrypt with the store key: it was written with another key, or altered"
+    )]
     WrongKey {
         /// What was being opened (e.g. "the tokens of account 0123abcd").
         what: String,
@@ -41,7 +43,9 @@ impl StoreKey {
     /// Reads a key in the one format [`decode_key`] takes; `source` names where it came
     /// from, for the error.
     pub fn parse(text: &str, source: &str) -> Result<StoreKey, SealError> {
-        decode_key(text, source).map(StoreKey).map_err(SealError::Malformed)
+        decode_key(text, source)
+            .map(StoreKey)
+            .map_err(SealError::Malformed)
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
@@ -93,13 +97,28 @@ mod tests {
     fn a_sealed_value_opens_only_with_its_key_and_its_account() {
         let key = StoreKey::parse(HEX, "test").expect("hex key");
         let sealed = key.seal(b"rt_secret", "acct1");
-        assert!(!sealed.windows(9).any(|w| w == b"rt_secret"), "not in clear");
-        assert_eq!(key.open(&sealed, "acct1", "t").expect("opens"), b"rt_secret");
-        assert!(matches!(key.open(&sealed, "acct2", "t"), Err(SealError::WrongKey { .. })));
+        assert!(
+            !sealed.windows(9).any(|w| w == b"rt_secret"),
+            "not in clear"
+        );
+        assert_eq!(
+            key.open(&sealed, "acct1", "t").expect("opens"),
+            b"rt_secret"
+        );
+        assert!(matches!(
+            key.open(&sealed, "acct2", "t"),
+            Err(SealError::WrongKey { .. })
+        ));
         let other = StoreKey::parse(&"ab".repeat(32), "test").expect("hex key");
-        let err = other.open(&sealed, "acct1", "the tokens").expect_err("wrong key");
+        let err = other
+            .open(&sealed, "acct1", "the tokens")
+            .expect_err("wrong key");
         assert!(err.to_string().contains("another key"), "{err}");
-        assert_ne!(key.seal(b"x", "a"), key.seal(b"x", "a"), "a fresh nonce each time");
+        assert_ne!(
+            key.seal(b"x", "a"),
+            key.seal(b"x", "a"),
+            "a fresh nonce each time"
+        );
     }
 
     #[test]
@@ -109,7 +128,13 @@ mod tests {
         assert!(StoreKey::parse(&b64, "env").is_ok());
         let err = StoreKey::parse("hunter2-short", "CODEX_ROTOR_STORE_KEY").expect_err("short");
         let msg = err.to_string();
-        assert!(msg.contains("CODEX_ROTOR_STORE_KEY") && !msg.contains("hunter2"), "{msg}");
-        assert_eq!(format!("{:?}", StoreKey::parse(HEX, "t").expect("key")), "***");
+        assert!(
+            msg.contains("CODEX_ROTOR_STORE_KEY") && !msg.contains("hunter2"),
+            "{msg}"
+        );
+        assert_eq!(
+            format!("{:?}", StoreKey::parse(HEX, "t").expect("key")),
+            "***"
+        );
     }
 }

@@ -197,8 +197,8 @@ impl PgStore {
             gens: gens.clone(),
             fenced: fenced.clone(),
         };
-        let writer = Writer::start("account-writer-pg", sink)
-            .map_err(|e| DbError::Worker(e.to_string()))?;
+        let writer =
+            Writer::start("account-writer-pg", sink).map_err(|e| DbError::Worker(e.to_string()))?;
         let store = PgStore {
             writer,
             reader: Arc::new(tokio::sync::Mutex::new(reader)),
@@ -260,11 +260,16 @@ pub async fn read_records(url: &str, key: &StoreKey) -> Result<Vec<AccountRecord
 
 /// Writes `records` into a database that holds no account yet, in one transaction
 /// (`store migrate`): each account at generation 1, unowned.
-pub async fn write_new(url: &str, key: &StoreKey, records: &[AccountRecord]) -> Result<(), DbError> {
+pub async fn write_new(
+    url: &str,
+    key: &StoreKey,
+    records: &[AccountRecord],
+) -> Result<(), DbError> {
     let rt = runtime()?;
     let mut conn = prepare(&rt, url, key).await?;
     let tx = conn.client.transaction().await?;
-    tx.batch_execute("lock table rotor_account in exclusive mode").await?;
+    tx.batch_execute("lock table rotor_account in exclusive mode")
+        .await?;
     let held: i64 = tx
         .query_one("select count(*) from rotor_account", &[])
         .await?
@@ -273,8 +278,7 @@ pub async fn write_new(url: &str, key: &StoreKey, records: &[AccountRecord]) -> 
         return Err(DbError::NotEmpty { accounts: held });
     }
     for rec in records {
-        let (json, sealed) =
-            columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
+        let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
         tx.execute(
             "insert into rotor_account_owner (account, owner_gen) values ($1, 1)
              on conflict (account) do update set owner_gen = rotor_account_owner.owner_gen + 1",

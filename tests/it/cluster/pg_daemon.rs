@@ -126,7 +126,10 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
     let config = write_config(tmp.path(), port, &sim, &url);
     let log = tmp.path().join("first.log");
     let daemon = Daemon::start(&config, &log);
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let base = format!("http://127.0.0.1:{port}");
     eventually("the daemon is up", &log, async || {
         http.get(format!("{base}/healthz")).send().await.is_ok()
@@ -141,7 +144,12 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
             .send()
             .await
             .expect("import");
-        assert_eq!(r.status(), 200, "import {round}: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            200,
+            "import {round}: {}",
+            r.text().await.unwrap_or_default()
+        );
     }
     let held = in_db(&url).await;
     assert_eq!(held.len(), 1, "imported twice, landed once");
@@ -150,13 +158,17 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
 
     // The access token lives 4 s and is refreshed 2 s before it ends: rotations happen while
     // the daemon serves, and each one is in the database.
-    eventually("two rotations are stored in the database", &log, async || {
-        let db = in_db(&url).await;
-        sim.counters(&acct.id).refreshes >= 2
-            && db[0].lineage.len() >= 2
-            && db[0].usage.requests >= 1
-            && db[0].quota.primary.is_some()
-    })
+    eventually(
+        "two rotations are stored in the database",
+        &log,
+        async || {
+            let db = in_db(&url).await;
+            sim.counters(&acct.id).refreshes >= 2
+                && db[0].lineage.len() >= 2
+                && db[0].usage.requests >= 1
+                && db[0].quota.primary.is_some()
+        },
+    )
     .await;
     daemon.stop().await;
     let kept = in_db(&url).await;
@@ -173,20 +185,31 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
 
     let log2 = tmp.path().join("second.log");
     let daemon = Daemon::start(&config, &log2);
-    eventually("the restarted daemon serves from the database", &log2, async || {
-        served(&http, port).await
-    })
+    eventually(
+        "the restarted daemon serves from the database",
+        &log2,
+        async || served(&http, port).await,
+    )
     .await;
-    eventually("it rotates on from the stored refresh token", &log2, async || {
-        sim.counters(&acct.id).refreshes > refreshes
-    })
+    eventually(
+        "it rotates on from the stored refresh token",
+        &log2,
+        async || sim.counters(&acct.id).refreshes > refreshes,
+    )
     .await;
     daemon.stop().await;
     let after = in_db(&url).await;
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].id, id, "the same account, not a new one");
-    assert!(after[0].usage.requests >= 2, "usage kept across the restart");
-    assert_eq!(sim.counters(&acct.id).refresh_reused, 0, "no refresh token used twice");
+    assert!(
+        after[0].usage.requests >= 2,
+        "usage kept across the restart"
+    );
+    assert_eq!(
+        sim.counters(&acct.id).refresh_reused,
+        0,
+        "no refresh token used twice"
+    );
     for name in ["first.log", "second.log"] {
         let text = std::fs::read_to_string(tmp.path().join(name)).unwrap_or_default();
         assert!(!text.contains(KEY_B64), "the store key is never logged");

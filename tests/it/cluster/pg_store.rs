@@ -65,7 +65,10 @@ async fn tokens_are_sealed_a_taken_over_writer_is_fenced_out_and_a_wrong_key_is_
         .expect("rows")
     {
         let (json, sealed): (String, Vec<u8>) = (row.get(0), row.get(1));
-        assert!(!json.contains("\"tokens\""), "no tokens in the clear: {json}");
+        assert!(
+            !json.contains("\"tokens\""),
+            "no tokens in the clear: {json}"
+        );
         for r in &recs {
             let rt = r.tokens.refresh_token.as_deref().expect("rt");
             for secret in [rt, r.tokens.access_token.as_str()] {
@@ -87,7 +90,12 @@ async fn tokens_are_sealed_a_taken_over_writer_is_fenced_out_and_a_wrong_key_is_
     first.save_coalesced(&stale).expect("queued");
     drop(first);
     assert_eq!(
-        second.load(&recs[0].id).expect("load").expect("held").usage.requests,
+        second
+            .load(&recs[0].id)
+            .expect("load")
+            .expect("held")
+            .usage
+            .requests,
         recs[0].usage.requests,
         "neither the waited nor the coalesced stale write landed"
     );
@@ -102,9 +110,15 @@ async fn tokens_are_sealed_a_taken_over_writer_is_fenced_out_and_a_wrong_key_is_
 
     let other = StoreKey::parse(&"ab".repeat(32), "CODEX_ROTOR_STORE_KEY").expect("key");
     let err = PgStore::open(&url, other).await.expect_err("wrong key");
-    assert!(matches!(err, DbError::Seal(SealError::WrongKey { .. })), "{err}");
+    assert!(
+        matches!(err, DbError::Seal(SealError::WrongKey { .. })),
+        "{err}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("another key") && !msg.contains(&"ab".repeat(8)), "{msg}");
+    assert!(
+        msg.contains("another key") && !msg.contains(&"ab".repeat(8)),
+        "{msg}"
+    );
     let back = read_records(&url, &key()).await.expect("read");
     assert_eq!(back, vec![newer], "a refused open changed nothing");
 }
@@ -124,7 +138,10 @@ async fn a_stale_writer_is_counted_and_not_retried() {
 
 /// A config file for `store migrate`: `data` as the data directory, the database of `url`.
 fn migrate_config(dir: &Path, data: &Path, url: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("{}.toml", data.file_name().and_then(|n| n.to_str()).unwrap_or("c")));
+    let path = dir.join(format!(
+        "{}.toml",
+        data.file_name().and_then(|n| n.to_str()).unwrap_or("c")
+    ));
     let text = format!(
         "data_dir = {data:?}\n[store]\nbackend = \"files\"\nurl = {url:?}\n",
         data = data.display().to_string()
@@ -155,15 +172,26 @@ async fn store_migrate_moves_a_data_dir_to_postgres_and_back_with_nothing_lost()
 
     let out = migrate(&migrate_config(tmp.path(), &src, &url), "files", "postgres");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     assert_eq!(report["accounts"], 3);
     let again = migrate(&migrate_config(tmp.path(), &src, &url), "files", "postgres");
     let err = String::from_utf8_lossy(&again.stderr);
-    assert!(!again.status.success() && err.contains("already holds 3 accounts"), "{err}");
+    assert!(
+        !again.status.success() && err.contains("already holds 3 accounts"),
+        "{err}"
+    );
 
     let out = migrate(&migrate_config(tmp.path(), &dst, &url), "postgres", "files");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, mut back, quarantined) = FileStore::open(&dst).expect("target dir");
     assert!(quarantined.is_empty());
     let mut want = recs.clone();
@@ -174,12 +202,20 @@ async fn store_migrate_moves_a_data_dir_to_postgres_and_back_with_nothing_lost()
     assert_eq!(still.len(), 3, "the source is left as it was");
 
     let wrong = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
-        .args(["store", "migrate", "--from", "postgres", "--to", "files", "--config"])
+        .args([
+            "store", "migrate", "--from", "postgres", "--to", "files", "--config",
+        ])
         .arg(migrate_config(tmp.path(), &tmp.path().join("third"), &url))
         .env("CODEX_ROTOR_STORE_KEY", "bm90LWEta2V5")
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&wrong.stderr);
-    assert!(!wrong.status.success() && err.contains("CODEX_ROTOR_STORE_KEY"), "{err}");
-    assert!(!err.contains("bm90LWEta2V5"), "the key is never echoed: {err}");
+    assert!(
+        !wrong.status.success() && err.contains("CODEX_ROTOR_STORE_KEY"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("bm90LWEta2V5"),
+        "the key is never echoed: {err}"
+    );
 }

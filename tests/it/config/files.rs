@@ -71,7 +71,11 @@ fn check_toml(file: &Path) {
     }
     // A store key file must hold a real key (32 bytes, base64).
     let store_key = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(store_key.path(), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").expect("write key");
+    std::fs::write(
+        store_key.path(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    )
+    .expect("write key");
     if cfg.store.key_file.is_some() {
         cfg.store.key_file = Some(store_key.path().to_path_buf());
     }

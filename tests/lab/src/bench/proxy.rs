@@ -539,8 +539,7 @@ pub fn render(r: &ProxyReport) -> String {
          (the floor: same libraries, no pool) and through codex-rotor ({} accounts in {}{of_rounds})\n\
          | c  | direct req/s | bare req/s | proxy req/s | bare/direct | proxy/direct | proxy/bare |\n\
          |----|-------------:|-----------:|------------:|------------:|-------------:|-----------:|\n",
-        r.accounts,
-        r.store
+        r.accounts, r.store
     );
     let figures: Vec<Vec<Figures>> = r
         .rows
