@@ -219,3 +219,58 @@ async fn store_migrate_moves_a_data_dir_to_postgres_and_back_with_nothing_lost()
         "the key is never echoed: {err}"
     );
 }
+
+#[tokio::test]
+async fn a_database_of_a_newer_codex_rotor_is_refused_unchanged() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("newer").await;
+    drop(
+        PgStore::open(&url, key())
+            .await
+            .expect("first open migrates"),
+    );
+    let c = raw(&url).await;
+    c.execute("update rotor_schema set version = 99", &[])
+        .await
+        .expect("pretend a newer codex-rotor wrote it");
+    let err = PgStore::open(&url, key()).await.expect_err("refused");
+    assert!(matches!(err, DbError::NewerSchema { found: 99 }), "{err}");
+    assert!(err.to_string().contains("upgrade codex-rotor"), "{err}");
+}
+
+#[test]
+fn a_postgres_store_without_a_usable_key_or_url_is_a_config_problem_naming_the_key() {
+    use codex_rotor::config::{Backend, Config};
+    let mut cfg = Config::default();
+    cfg.store.backend = Backend::Postgres;
+    let problems = |cfg: &Config, env: &dyn Fn(&str) -> Option<String>| {
+        cfg.validate_in(env)
+            .into_iter()
+            .filter(|p| p.key.starts_with("store."))
+            .map(|p| (p.key, p.message))
+            .collect::<Vec<_>>()
+    };
+    let none = problems(&cfg, &|_| None);
+    assert_eq!(none.len(), 2, "{none:?}");
+    assert_eq!(none[0].0, "store.url");
+    assert_eq!(none[1].0, "store.key_env");
+    assert!(none[1].1.contains("CODEX_ROTOR_STORE_KEY"), "{none:?}");
+
+    cfg.store.url_env = Some("ROTOR_TEST_DB".into());
+    let short = |name: &str| match name {
+        "ROTOR_TEST_DB" => Some("host=/tmp dbname=x".to_owned()),
+        "CODEX_ROTOR_STORE_KEY" => Some("hunter2hunter2".to_owned()),
+        _ => None,
+    };
+    let bad = problems(&cfg, &short);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(
+        bad[0].1.contains("not 32 bytes") && !bad[0].1.contains("hunter2"),
+        "{bad:?}"
+    );
+    let good = |name: &str| match name {
+        "CODEX_ROTOR_STORE_KEY" => Some(KEY_B64.to_owned()),
+        other => short(other),
+    };
+    assert!(problems(&cfg, &good).is_empty());
+}
