@@ -274,3 +274,49 @@ fn a_postgres_store_without_a_usable_key_or_url_is_a_config_problem_naming_the_k
     };
     assert!(problems(&cfg, &good).is_empty());
 }
+
+/// A node's first steps written against the seam alone, as cluster mode will be: any
+/// [`LeaseStore`] backend must give these verdicts.
+async fn first_steps<S: codex_rotor::store::LeaseStore>(s: &mut S) -> (u64, u64) {
+    let epoch = s
+        .acquire("n1", 10_000)
+        .await
+        .expect("store")
+        .expect("acquired");
+    let again = s.acquire("n1", 10_000).await.expect("store");
+    assert!(again.is_err(), "a live session is never stolen: {again:?}");
+    let claimed = (s.claim("a1", "n1", epoch, 0).await)
+        .expect("store")
+        .expect("an unowned account is claimed");
+    let twice = s.claim("a1", "n1", epoch, 0).await.expect("store");
+    assert!(
+        twice.is_err(),
+        "a claim at a stale generation loses: {twice:?}"
+    );
+    let intent = (s
+        .begin_refresh("a1", "n1", epoch, claimed.owner_gen, 3_000)
+        .await)
+        .expect("store")
+        .expect("the owner may refresh");
+    let version = (s
+        .finish_refresh("a1", "n1", epoch, claimed.owner_gen, &intent)
+        .await)
+        .expect("store")
+        .expect("the owner stores the rotation");
+    (s.release("a1", "n1", epoch, claimed.owner_gen).await)
+        .expect("store")
+        .expect("released");
+    (epoch, version)
+}
+
+#[tokio::test]
+async fn lease_db_serves_the_lease_store_seam() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("seam").await;
+    let mut db = codex_rotor::store::postgres::LeaseDb::connect(&url)
+        .await
+        .expect("connect");
+    db.migrate().await.expect("migrate");
+    db.insert_account("a1").await.expect("account row");
+    assert_eq!(first_steps(&mut db).await, (1, 1));
+}
