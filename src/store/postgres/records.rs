@@ -111,6 +111,15 @@ pub struct FencedOut {
     pub id: String,
 }
 
+/// Writes refused by the fence in this process, over every store it opened (`/metrics`).
+static FENCED_OUT_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Writes of this process refused because another process owned the account by then (always
+/// 0 with the files): `codex_rotor_store_fenced_writes_total`.
+pub fn fenced_out_total() -> u64 {
+    FENCED_OUT_TOTAL.load(Ordering::Relaxed)
+}
+
 /// The fencing generations this process holds, by account id.
 type Generations = Arc<Mutex<HashMap<String, i64>>>;
 
@@ -433,6 +442,7 @@ impl Records {
                 Ok(())
             } else {
                 self.fenced.fetch_add(1, Ordering::Relaxed);
+                FENCED_OUT_TOTAL.fetch_add(1, Ordering::Relaxed);
                 Err(io::Error::other(FencedOut { id: id.clone() }))
             });
         }

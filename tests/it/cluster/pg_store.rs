@@ -134,6 +134,10 @@ async fn a_stale_writer_is_counted_and_not_retried() {
     assert!(first.save(&recs[0]).is_err());
     first.save(&recs[0]).expect_err("still fenced");
     assert_eq!(first.fenced_out(), 2, "each refused write counted once");
+    assert!(
+        codex_rotor::store::postgres::records::fenced_out_total() >= 2,
+        "and in the process's total, which /metrics exposes"
+    );
 }
 
 /// A config file for `store migrate`: `data` as the data directory, the database of `url`.
