@@ -54,6 +54,8 @@ pub enum Command {
     Serve(crate::server::ServeArgs),
     /// Try the pool with no real account: simulator + N simulated accounts + daemon.
     Demo(crate::demo::DemoArgs),
+    /// Move the accounts between storage backends (`store migrate --from files --to postgres`).
+    Store(crate::store::migrate::StoreArgs),
     /// Inspect the configuration.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
     Config(ConfigCommand),
@@ -77,6 +79,22 @@ pub async fn dispatch(global: GlobalArgs, command: Command) -> anyhow::Result<()
         Command::Config(cmd) => config_command(&global, cmd),
         Command::Serve(args) => crate::server::run(&global, args).await,
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Store(args) => store_command(&global, args).await,
+    }
+}
+
+/// `store migrate`: prints what moved as JSON.
+async fn store_command(
+    global: &GlobalArgs,
+    args: crate::store::migrate::StoreArgs,
+) -> anyhow::Result<()> {
+    let cfg = global.load_config()?;
+    match args.action {
+        crate::store::migrate::StoreAction::Migrate { from, to } => {
+            let report = crate::store::migrate::migrate(&cfg, from, to).await?;
+            crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
+            Ok(())
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod pool;
 pub mod reload;
 pub mod secret;
 pub mod server;
+pub mod store;
 mod validate;
 
 pub use access::{AdminConfig, ClientKeyConfig, KeysConfig};
@@ -31,6 +32,7 @@ pub use pool::{PoolSection, RefreshConfig, Strategy};
 pub use reload::ReloadPlan;
 pub use secret::Secret;
 pub use server::ServerConfig;
+pub use store::{Backend, StoreConfig};
 pub use upstream::UpstreamConfig;
 
 pub mod upstream;
@@ -66,6 +68,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[logging]`: log format and filter.
     pub logging: LoggingConfig,
+    /// `[store]`: account files, or a PostgreSQL database.
+    pub store: StoreConfig,
     /// Keys that held a literal secret in the config file (reported by `validate`: secrets
     /// belong in the environment or a file). Not part of the TOML.
     #[serde(skip)]
@@ -85,6 +89,7 @@ impl Default for Config {
             models: ModelsConfig::default(),
             limits: LimitsConfig::default(),
             logging: LoggingConfig::default(),
+            store: StoreConfig::default(),
             literal_secrets_in_file: Vec::new(),
         }
     }

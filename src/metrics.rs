@@ -291,6 +291,13 @@ impl Metrics {
             "Log lines dropped because the log output (stderr) was closed, full or too slow",
             dropped,
         );
+        let fenced = Counter::<u64>::default();
+        fenced.inc_by(crate::store::postgres::records::fenced_out_total());
+        scrape.register(
+            "codex_rotor_store_fenced_writes",
+            "Account writes the database refused because another process owned the account by then",
+            fenced,
+        );
         accounts::register(&mut scrape, summary, accounts);
         let mut out = String::new();
         for registry in [&self.registry, &scrape] {

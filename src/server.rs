@@ -43,24 +43,31 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         cfg.server.listen = listen;
     }
     check(&cfg)?;
-    // The daemon's account actors are the only writers of the data directory while it serves.
-    let lock =
-        crate::store::DataDirLock::acquire(&cfg.data_dir, "serve").context("cannot serve")?;
-    let (store, records, quarantined) = crate::store::FileStore::open(&cfg.data_dir)
-        .with_context(|| format!("opening the data directory {}", cfg.data_dir.display()))?;
-    for q in &quarantined {
+    // The daemon's account actors are the only writers of the store while it serves: the
+    // data directory's lock, or the database's fencing generations.
+    let opened = crate::store::open(&cfg, "serve")
+        .await
+        .context("cannot serve")?;
+    for q in &opened.quarantined {
         tracing::warn!(file = ?q, "an unreadable account file was quarantined");
     }
-    let store: Arc<dyn rotor_actors::Store> = Arc::new(store);
+    let (store, records, quarantined, lock) = (
+        opened.store,
+        opened.records,
+        opened.quarantined,
+        opened.lock,
+    );
     let signals = Signals::install().context("installing signal handlers")?;
     let daemon = start_with(cfg, store, records, quarantined).await?;
     tracing::info!(addr = %daemon.addr, "codex-rotor is serving");
     let pid = std::process::id();
     let addr = daemon.addr.to_string();
-    lock.describe(
-        &format!("codex-rotor serve (pid {pid}, listening on {addr})"),
-        Some(&addr),
-    );
+    if let Some(lock) = &lock {
+        lock.describe(
+            &format!("codex-rotor serve (pid {pid}, listening on {addr})"),
+            Some(&addr),
+        );
+    }
     let reload = daemon.state.clone();
     let config_path = global.config.clone();
     let mut reloads = signals.reload_rx();

@@ -8,14 +8,21 @@
 //! empty pool. A data directory has one owner at a time ([`DataDirLock`]); an offline batch of
 //! writes lands all or nothing ([`FileStore::save_all`]).
 
+mod backend;
 mod batch;
+mod lease;
 mod lock;
+pub mod migrate;
 pub mod postgres;
 mod scan;
+mod seal;
 mod writer;
 
+pub use backend::{OpenError, Opened, open, postgres_of};
+pub use lease::{LeaseStore, Verdict};
 pub use lock::{DataDirLock, LOCK_FILE, LockError};
 pub use scan::{MAX_RECORD_BYTES, Skipped};
+pub use seal::{SealError, StoreKey};
 
 use std::fs;
 use std::io;
@@ -46,7 +53,7 @@ pub struct FileStore {
     dir: PathBuf,
     /// The thread that does every write and removal (off the runtime's worker threads, in
     /// order per account); see [`writer`].
-    writer: Arc<Writer>,
+    writer: Arc<Writer<PathBuf>>,
     /// Entries of the directory that were not read at open and left in place.
     skipped: Arc<Vec<Skipped>>,
 }
@@ -86,7 +93,8 @@ impl FileStore {
             );
             quarantined.push(quarantine(&d.path, reason));
         }
-        let writer = Arc::new(Writer::start(dir.clone())?);
+        let sink = writer::Files { dir: dir.clone() };
+        let writer = Arc::new(Writer::start("account-writer", sink)?);
         let store = FileStore {
             dir,
             writer,

@@ -136,7 +136,28 @@ pub async fn run(global: &GlobalArgs, args: AccountsArgs) -> anyhow::Result<()> 
         };
         return remote(&args, &base, key).await;
     }
+    if cfg.store.backend == crate::config::Backend::Postgres {
+        return database(&args, &cfg, now).await;
+    }
     local(&args, &cfg.data_dir, now)
+}
+
+/// `list` / `export` straight from the database of `[store]`; an import needs a daemon, whose
+/// account actors hold the accounts' fencing generations, so it is refused with where to go.
+async fn database(
+    args: &AccountsArgs,
+    cfg: &crate::config::Config,
+    now: UnixMs,
+) -> anyhow::Result<()> {
+    if import_bytes(&args.action)?.is_some() {
+        bail!(
+            "store.backend = \"postgres\": accounts are imported through a running daemon's admin \
+             API (`codex-rotor accounts --admin-url http://HOST:PORT …`); nothing was changed"
+        );
+    }
+    let (url, key) = crate::store::postgres_of(&cfg.store, &crate::config::access::process_env)?;
+    let records = crate::store::postgres::records::read_records(url.expose(), &key).await?;
+    print_records(&args.action, &records, now)
 }
 
 /// The admin base URL of the daemon `cfg` describes, if one answers `/healthz` there.

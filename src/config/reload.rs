@@ -28,6 +28,7 @@ pub const RESTART_REQUIRED: &[&str] = &[
     "upstream.token_url",
     "upstream.connect_timeout",
     "logging",
+    "store",
 ];
 
 /// The outcome of comparing the running config with a freshly loaded one.

@@ -55,6 +55,7 @@ pub(super) fn all(cfg: &Config, env: EnvLookup<'_>) -> Vec<ConfigProblem> {
     upstream(&mut c, cfg);
     models(&mut c, cfg);
     limits(&mut c, cfg);
+    store(&mut c, cfg, env);
     c.0.extend(bind(cfg, env));
     c.0
 }
@@ -259,6 +260,30 @@ pub(super) fn bind(cfg: &Config, env: EnvLookup<'_>) -> Vec<ConfigProblem> {
         );
     }
     c.0
+}
+
+/// With `backend = "postgres"`: a connection string, and a store key that parses.
+fn store(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>) {
+    let s = &cfg.store;
+    if s.backend != super::Backend::Postgres {
+        return;
+    }
+    if let Err((key, message)) = s.resolve_url(env) {
+        c.fail(key, message);
+    }
+    match s.resolve_key(env) {
+        Ok((key, source)) => {
+            if let Err(message) = super::store::decode_key(key.expose(), &source) {
+                let field = if s.key_file.is_some() {
+                    "store.key_file"
+                } else {
+                    "store.key_env"
+                };
+                c.fail(field, message);
+            }
+        }
+        Err((key, message)) => c.fail(key, message),
+    }
 }
 
 /// Keys of the config holding a literal secret (`key = "…"`), right after parsing a file.

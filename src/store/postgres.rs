@@ -7,35 +7,16 @@
 //!
 //! The schema carries a version ([`SCHEMA_VERSION`]); [`LeaseDb::migrate`] applies what is
 //! missing at start, and a database written by a newer codex-rotor is refused with a message
-//! that says so, never altered.
+//! that says so, never altered. The account records themselves are [`records`].
 
 use rotor_actors::ownership::rules::{AccountRow, Claimed, Intent, Owner, Refusal, Rules, Session};
 use rotor_actors::ownership::{Ms, NodeId};
 use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub mod records;
+mod schema;
 
-/// Each migration brings the schema from its index to index + 1.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [r#"
-create table rotor_node_session (
-    node text primary key,
-    epoch bigint not null,
-    expires_at bigint not null
-);
-create table rotor_account_owner (
-    account text primary key,
-    owner_node text,
-    owner_epoch bigint,
-    owner_gen bigint not null default 0,
-    token_version bigint not null default 0,
-    intent_gen bigint,
-    intent_deadline bigint,
-    intent_token_version bigint,
-    last_intent_gen bigint not null default 0,
-    refresh_ambiguous boolean not null default false
-);
-"#];
+pub use schema::SCHEMA_VERSION;
 
 /// What went wrong talking to the database (a refusal by the rules is not an error).
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +33,29 @@ pub enum DbError {
         /// The version found.
         found: i32,
     },
+    /// The store key does not open what the database holds (or is malformed).
+    #[error(transparent)]
+    Seal(#[from] crate::store::SealError),
+    /// A row is not a record this build reads.
+    #[error("account {id} in the database: {reason}")]
+    Corrupt {
+        /// The account id of the row.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `store migrate` fills only an empty database.
+    #[error(
+        "the database already holds {accounts} accounts: store migrate only fills an empty one \
+         (nothing was changed)"
+    )]
+    NotEmpty {
+        /// How many it holds.
+        accounts: i64,
+    },
+    /// The database's own worker thread could not start or went away.
+    #[error("the postgres worker: {0}")]
+    Worker(String),
 }
 
 /// The ownership rules on one PostgreSQL database.
@@ -79,33 +83,7 @@ impl LeaseDb {
     /// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer one. Returns the version the
     /// database had before.
     pub async fn migrate(&mut self) -> Result<i32, DbError> {
-        let tx = self.client.transaction().await?;
-        tx.batch_execute(
-            "create table if not exists rotor_schema (version integer not null);
-             lock table rotor_schema in exclusive mode;",
-        )
-        .await?;
-        let found: i32 = match tx
-            .query_opt("select version from rotor_schema", &[])
-            .await?
-        {
-            Some(row) => row.get(0),
-            None => {
-                tx.execute("insert into rotor_schema (version) values (0)", &[])
-                    .await?;
-                0
-            }
-        };
-        if found > SCHEMA_VERSION {
-            return Err(DbError::NewerSchema { found });
-        }
-        for m in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
-            tx.batch_execute(m).await?;
-        }
-        tx.execute("update rotor_schema set version = $1", &[&SCHEMA_VERSION])
-            .await?;
-        tx.commit().await?;
-        Ok(found)
+        schema::migrate(&mut self.client).await
     }
 
     /// The database's time (or the test's).
@@ -457,4 +435,64 @@ async fn write_back(tx: &Transaction<'_>, before: &Rules, after: &Rules) -> Resu
         .await?;
     }
     Ok(())
+}
+
+/// The seam's operations on the database's clock.
+impl crate::store::LeaseStore for LeaseDb {
+    type Error = DbError;
+
+    async fn acquire(&mut self, node: &str, ttl: Ms) -> Result<Result<u64, Refusal>, DbError> {
+        LeaseDb::acquire(self, node, ttl, None).await
+    }
+
+    async fn renew(
+        &mut self,
+        node: &str,
+        epoch: u64,
+        ttl: Ms,
+    ) -> Result<Result<Ms, Refusal>, DbError> {
+        LeaseDb::renew(self, node, epoch, ttl, None).await
+    }
+
+    async fn claim(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        seen_gen: u64,
+    ) -> Result<Result<Claimed, Refusal>, DbError> {
+        LeaseDb::claim(self, account, node, epoch, seen_gen, None).await
+    }
+
+    async fn release(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        owner_gen: u64,
+    ) -> Result<Result<(), Refusal>, DbError> {
+        LeaseDb::release(self, account, node, epoch, owner_gen).await
+    }
+
+    async fn begin_refresh(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        owner_gen: u64,
+        window: Ms,
+    ) -> Result<Result<Intent, Refusal>, DbError> {
+        LeaseDb::begin_refresh(self, account, node, epoch, owner_gen, window, None).await
+    }
+
+    async fn finish_refresh(
+        &mut self,
+        account: &str,
+        node: &str,
+        epoch: u64,
+        owner_gen: u64,
+        intent: &Intent,
+    ) -> Result<Result<u64, Refusal>, DbError> {
+        LeaseDb::finish_refresh(self, account, node, epoch, owner_gen, intent).await
+    }
 }

@@ -2,6 +2,8 @@
 //! thread (with 1 000 accounts the coalesced flushes alone are hundreds of fsyncs a second,
 //! and on a 2-core box each one stalled half the runtime).
 //!
+//! The same queue feeds the PostgreSQL store ([`Sink`]), where a batch is one transaction.
+//!
 //! Ordering: every write and removal of every account goes through one queue holding at most
 //! one pending operation per account — the latest, since each record is a whole snapshot taken
 //! by the account's own actor — so an older record can never land after a newer one.
@@ -12,8 +14,9 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
+use std::hash::Hash;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,66 +30,85 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub(super) enum Op {
     /// Write this record.
     Write(Box<AccountRecord>),
-    /// Delete the account's file.
+    /// Delete the account's record.
     Remove,
 }
 
+/// Where a batch lands: the account files, or the database (`postgres::records`). The queue,
+/// its ordering and its acknowledgements are the writer's; the sink only writes.
+pub(super) trait Sink: Send + 'static {
+    /// What names one account's record (its file, its id).
+    type Key: Eq + Hash + Clone + Send + std::fmt::Debug + 'static;
+    /// Applies a batch (at most one operation per key) and returns one result per entry, in
+    /// order; a result is `Ok` only once that operation is durable.
+    fn apply(&mut self, batch: &[(Self::Key, Op)]) -> Vec<io::Result<()>>;
+    /// Whether a coalesced write that failed with `e` is worth trying again (a full disk is,
+    /// a write fenced out by a newer owner is not).
+    fn retryable(&self, e: &io::Error) -> bool {
+        let _ = e;
+        true
+    }
+}
+
 /// The queue shared by the handles and the thread.
-#[derive(Default)]
-struct Queue {
-    /// Latest pending operation per file path.
-    pending: HashMap<PathBuf, Op>,
-    /// Callers waiting for a path's pending operation to be durable.
-    waiters: HashMap<PathBuf, Vec<SyncSender<io::Result<()>>>>,
+struct Queue<K> {
+    /// Latest pending operation per record.
+    pending: HashMap<K, Op>,
+    /// Callers waiting for a record's pending operation to be durable.
+    waiters: HashMap<K, Vec<SyncSender<io::Result<()>>>>,
     /// The last handle is gone: drain and stop.
     closed: bool,
 }
 
-struct Shared {
-    queue: Mutex<Queue>,
+struct Shared<K> {
+    queue: Mutex<Queue<K>>,
     wake: Condvar,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
+impl<K> Shared<K> {
+    fn lock(&self) -> MutexGuard<'_, Queue<K>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Handle to the writer thread; dropping the last one drains the queue and ends the thread.
-pub(super) struct Writer {
-    shared: Arc<Shared>,
+pub(super) struct Writer<K> {
+    shared: Arc<Shared<K>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Writer {
-    /// Starts the writer thread for files in `dir`.
-    pub(super) fn start(dir: PathBuf) -> io::Result<Writer> {
+impl<K: Eq + Hash + Clone + Send + std::fmt::Debug + 'static> Writer<K> {
+    /// Starts the writer thread, named `name`, writing through `sink`.
+    pub(super) fn start<S: Sink<Key = K>>(name: &str, sink: S) -> io::Result<Writer<K>> {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                pending: HashMap::new(),
+                waiters: HashMap::new(),
+                closed: false,
+            }),
             wake: Condvar::new(),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
-            .name("account-writer".into())
-            .spawn(move || run(&s, &dir))?;
+            .name(name.into())
+            .spawn(move || run(&s, sink))?;
         Ok(Writer {
             shared,
             thread: Some(thread),
         })
     }
 
-    /// Queues an operation; with `wait`, returns once it (or a newer one for the same file) is
-    /// durable.
-    fn submit(&self, path: PathBuf, op: Op, wait: bool) -> io::Result<()> {
+    /// Queues an operation; with `wait`, returns once it (or a newer one for the same record)
+    /// is durable.
+    fn submit(&self, key: K, op: Op, wait: bool) -> io::Result<()> {
         let rx = {
             let mut q = self.shared.lock();
             let rx = wait.then(|| {
                 let (tx, rx) = sync_channel(1);
-                q.waiters.entry(path.clone()).or_default().push(tx);
+                q.waiters.entry(key.clone()).or_default().push(tx);
                 rx
             });
-            q.pending.insert(path, op);
+            q.pending.insert(key, op);
             rx
         };
         self.shared.wake.notify_one();
@@ -105,18 +127,18 @@ impl Writer {
         }
     }
 
-    /// Queues a write of `rec` to `path`.
-    pub(super) fn write(&self, path: PathBuf, rec: &AccountRecord, wait: bool) -> io::Result<()> {
-        self.submit(path, Op::Write(Box::new(rec.clone())), wait)
+    /// Queues a write of `rec` under `key`.
+    pub(super) fn write(&self, key: K, rec: &AccountRecord, wait: bool) -> io::Result<()> {
+        self.submit(key, Op::Write(Box::new(rec.clone())), wait)
     }
 
-    /// Queues the deletion of `path` and waits for it.
-    pub(super) fn remove(&self, path: PathBuf) -> io::Result<()> {
-        self.submit(path, Op::Remove, true)
+    /// Queues the deletion of `key`'s record and waits for it.
+    pub(super) fn remove(&self, key: K) -> io::Result<()> {
+        self.submit(key, Op::Remove, true)
     }
 }
 
-impl Drop for Writer {
+impl<K> Drop for Writer<K> {
     fn drop(&mut self) {
         self.shared.lock().closed = true;
         self.shared.wake.notify_one();
@@ -126,8 +148,13 @@ impl Drop for Writer {
     }
 }
 
+/// Copies an error for a second recipient (`io::Error` is not `Clone`).
+pub(super) fn copy(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
 /// The writer loop: take everything pending, write it as one batch, acknowledge.
-fn run(shared: &Shared, dir: &std::path::Path) {
+fn run<S: Sink>(shared: &Shared<S::Key>, mut sink: S) {
     loop {
         let (batch, mut waiters) = {
             let mut q = shared.lock();
@@ -137,49 +164,35 @@ fn run(shared: &Shared, dir: &std::path::Path) {
             if q.pending.is_empty() && q.closed {
                 return;
             }
-            let batch = std::mem::take(&mut q.pending);
+            let batch: Vec<(S::Key, Op)> = std::mem::take(&mut q.pending).into_iter().collect();
             let waiters: HashMap<_, _> = batch
-                .keys()
-                .filter_map(|p| q.waiters.remove_entry(p))
+                .iter()
+                .filter_map(|(k, _)| q.waiters.remove_entry(k))
                 .collect();
             (batch, waiters)
         };
-        let mut failed = Vec::new();
-        let mut results: Vec<(PathBuf, io::Result<()>)> = Vec::with_capacity(batch.len());
-        for (path, op) in batch {
-            let r = match &op {
-                Op::Write(rec) => write_file(&path, rec),
-                Op::Remove => match fs::remove_file(&path) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                    r => r,
-                },
-            };
+        let results = sink.apply(&batch);
+        let mut retry = Vec::new();
+        for ((key, op), r) in batch.into_iter().zip(results) {
+            let coalesced = matches!(op, Op::Write(_)) && !waiters.contains_key(&key);
             if let Err(e) = &r
-                && matches!(op, Op::Write(_))
-                && !waiters.contains_key(&path)
+                && coalesced
             {
-                tracing::error!(file = %path.display(), error = %e, "could not write the account file; retrying");
-                failed.push((path.clone(), op));
+                if sink.retryable(e) {
+                    tracing::error!(record = ?key, error = %e, "could not write the account record; retrying");
+                    retry.push((key.clone(), op));
+                } else {
+                    tracing::error!(record = ?key, error = %e, "could not write the account record; not retried");
+                }
             }
-            results.push((path, r));
-        }
-        let dir_synced = File::open(dir).and_then(|d| d.sync_all());
-        for (path, r) in results {
-            let r = r.and_then(|()| match &dir_synced {
-                Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-            });
-            for tx in waiters.remove(&path).unwrap_or_default() {
-                let _ = tx.send(match &r {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-                });
+            for tx in waiters.remove(&key).unwrap_or_default() {
+                let _ = tx.send(r.as_ref().map(|_| ()).map_err(copy));
             }
         }
-        if !failed.is_empty() {
+        if !retry.is_empty() {
             let mut q = shared.lock();
-            for (path, op) in failed {
-                q.pending.entry(path).or_insert(op);
+            for (key, op) in retry {
+                q.pending.entry(key).or_insert(op);
             }
             let closed = q.closed;
             drop(q);
@@ -192,8 +205,37 @@ fn run(shared: &Shared, dir: &std::path::Path) {
     }
 }
 
+/// The account files of one directory: each record temp → fsync → rename, then one directory
+/// fsync for the whole batch (group commit).
+pub(super) struct Files {
+    /// `<data_dir>/accounts`.
+    pub(super) dir: PathBuf,
+}
+
+impl Sink for Files {
+    type Key = PathBuf;
+
+    fn apply(&mut self, batch: &[(PathBuf, Op)]) -> Vec<io::Result<()>> {
+        let results: Vec<io::Result<()>> = batch
+            .iter()
+            .map(|(path, op)| match op {
+                Op::Write(rec) => write_file(path, rec),
+                Op::Remove => match fs::remove_file(path) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    r => r,
+                },
+            })
+            .collect();
+        let dir_synced = File::open(&self.dir).and_then(|d| d.sync_all());
+        results
+            .into_iter()
+            .map(|r| r.and_then(|()| dir_synced.as_ref().map(|_| ()).map_err(copy)))
+            .collect()
+    }
+}
+
 /// temp → fsync → rename (the directory is synced once per batch by the caller).
-fn write_file(path: &std::path::Path, rec: &AccountRecord) -> io::Result<()> {
+fn write_file(path: &Path, rec: &AccountRecord) -> io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(rec).map_err(io::Error::other)?;
     {
@@ -219,7 +261,14 @@ mod tests {
         r
     }
 
-    fn on_disk(path: &std::path::Path) -> Option<u64> {
+    fn files(dir: &Path) -> Writer<PathBuf> {
+        let sink = Files {
+            dir: dir.to_path_buf(),
+        };
+        Writer::start("account-writer", sink).expect("writer")
+    }
+
+    fn on_disk(path: &Path) -> Option<u64> {
         let bytes = fs::read(path).ok()?;
         let r: AccountRecord = serde_json::from_slice(&bytes).expect("valid record");
         Some(r.usage.requests)
@@ -229,7 +278,7 @@ mod tests {
     fn a_waited_save_is_on_disk_and_never_overtaken_by_an_older_coalesced_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a.json");
-        let w = Writer::start(dir.path().to_path_buf()).expect("writer");
+        let w = files(dir.path());
         for n in 1..=50 {
             w.write(path.clone(), &rec(n), false).expect("queued");
         }
@@ -244,7 +293,7 @@ mod tests {
     fn coalesced_saves_are_drained_when_the_store_goes_and_a_removal_wins() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
-        let w = Writer::start(dir.path().to_path_buf()).expect("writer");
+        let w = files(dir.path());
         w.write(a.clone(), &rec(7), false).expect("queued");
         w.write(b.clone(), &rec(1), false).expect("queued");
         w.remove(b.clone()).expect("removed");

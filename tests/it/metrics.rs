@@ -22,6 +22,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("codex_rotor_failovers_total", "counter"),
     ("codex_rotor_actor_restarts_total", "counter"),
     ("codex_rotor_log_lines_dropped_total", "counter"),
+    ("codex_rotor_store_fenced_writes_total", "counter"),
     ("codex_rotor_token_refreshes_total", "counter"),
     ("codex_rotor_pool_serving", "gauge"),
     ("codex_rotor_pool_in_flight", "gauge"),

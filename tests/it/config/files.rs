@@ -69,6 +69,16 @@ fn check_toml(file: &Path) {
             k.key_file = Some(tmp.path().to_path_buf());
         }
     }
+    // A store key file must hold a real key (32 bytes, base64).
+    let store_key = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(
+        store_key.path(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    )
+    .expect("write key");
+    if cfg.store.key_file.is_some() {
+        cfg.store.key_file = Some(store_key.path().to_path_buf());
+    }
     let problems = cfg.validate_in(&example_env);
     assert!(problems.is_empty(), "{}: {problems:?}", file.display());
 }

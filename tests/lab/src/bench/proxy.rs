@@ -44,7 +44,15 @@ pub struct ProxyBench {
     /// for the ratios, the spread over the rounds.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub repeat: u32,
+    /// Keep the daemon's accounts in this PostgreSQL database (`[store] backend = "postgres"`;
+    /// a libpq connection string or URL of an empty database) instead of the files of a data
+    /// directory, to compare the two stores.
+    #[arg(long, env = "ROTOR_BENCH_STORE_URL")]
+    pub store_url: Option<String>,
 }
+
+/// The store key of a bench daemon on PostgreSQL (the data is thrown away after the run).
+const BENCH_STORE_KEY: &str = "YmVuY2gtc3RvcmUta2V5LW5vdC1hLXNlY3JldC0wMDA=";
 
 /// One concurrency level: its rounds.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -119,6 +127,8 @@ pub struct ProxyReport {
     /// Daemon CPU per second with no request in flight (account ticks, flushes, probes):
     /// the background cost the per-request figure is corrected by.
     pub idle_cpu_per_sec: Duration,
+    /// The daemon's store: `files` or `postgres` (`--store-url`).
+    pub store: &'static str,
 }
 
 /// Runs the benchmark.
@@ -130,8 +140,9 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let sim = one_core.handle.clone();
     let dir = std::env::temp_dir().join(format!("codex-rotor-bench-{}", std::process::id()));
     let key = "bench-pool-key-0123456789abcdef";
-    let (direct_token, direct_account) = make_accounts(&sim, &dir, b.accounts)?;
-    let mut daemon = Child::daemon(&sim, &dir, key).await?;
+    let store = b.store_url.as_deref();
+    let (direct_token, direct_account) = make_accounts(&sim, &dir, b.accounts, store).await?;
+    let mut daemon = Child::daemon(&sim, &dir, key, store).await?;
     let mut bare = Child::passthrough(&sim, &dir, &direct_token, &direct_account).await?;
     let idle_rss = daemon.rss("VmRSS")?;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -203,6 +214,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
         bare_peak_rss,
         accounts: b.accounts,
         idle_cpu_per_sec,
+        store: if store.is_some() { "postgres" } else { "files" },
     })
 }
 
@@ -219,9 +231,16 @@ fn headers(token: &str, account: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// Creates `n` simulator accounts with effectively unlimited quota and imports them into the
-/// data dir; returns the first account's token and id for the direct runs.
-fn make_accounts(sim: &SimHandle, dir: &Path, n: usize) -> anyhow::Result<(String, String)> {
+/// data dir (or the database of `store_url`); returns the first account's token and id for the
+/// direct runs.
+async fn make_accounts(
+    sim: &SimHandle,
+    dir: &Path,
+    n: usize,
+    store_url: Option<&str>,
+) -> anyhow::Result<(String, String)> {
     let (store, _, _) = FileStore::open(dir).context("opening the bench data dir")?;
+    let mut records = Vec::new();
     let mut first = None;
     for _ in 0..n.max(1) {
         let created = sim.create_account(AccountSpec {
@@ -231,7 +250,10 @@ fn make_accounts(sim: &SimHandle, dir: &Path, n: usize) -> anyhow::Result<(Strin
             ..AccountSpec::default()
         });
         for rec in codex_rotor::demo::import_auth_json(&created.auth_json)? {
-            store.save(&rec)?;
+            match store_url {
+                Some(_) => records.push(rec),
+                None => store.save(&rec)?,
+            }
         }
         if first.is_none() {
             let token = created.auth_json["tokens"]["access_token"]
@@ -240,6 +262,12 @@ fn make_accounts(sim: &SimHandle, dir: &Path, n: usize) -> anyhow::Result<(Strin
                 .to_owned();
             first = Some((token, created.id.clone()));
         }
+    }
+    if let Some(url) = store_url {
+        let key = codex_rotor::store::StoreKey::parse(BENCH_STORE_KEY, "the bench")?;
+        codex_rotor::store::postgres::records::write_new(url, &key, &records)
+            .await
+            .context("filling the bench database (it must be empty: createdb a fresh one)")?;
     }
     first.context("no account created")
 }
@@ -252,16 +280,24 @@ struct Child {
 
 impl Child {
     /// `codex-rotor serve` on the accounts in `dir`.
-    async fn daemon(sim: &SimHandle, dir: &Path, key: &str) -> anyhow::Result<Child> {
+    async fn daemon(
+        sim: &SimHandle,
+        dir: &Path,
+        key: &str,
+        store_url: Option<&str>,
+    ) -> anyhow::Result<Child> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let key_file = dir.join("pool.key");
         std::fs::write(&key_file, key)?;
         let config = dir.join("bench.toml");
-        let toml = format!(
+        let mut toml = format!(
             "data_dir = {dir:?}\n[server]\nlisten = \"{addr}\"\n[upstream]\nbase_url = {:?}\ntoken_url = {:?}\n[[keys.keys]]\nname = \"bench\"\nkey_file = {key_file:?}\n",
             sim.backend_url(),
             sim.token_url(),
         );
+        if let Some(url) = store_url {
+            toml.push_str(&format!("[store]\nbackend = \"postgres\"\nurl = {url:?}\n"));
+        }
         std::fs::write(&config, toml)?;
         let exe = std::env::current_exe().context("locating this binary")?;
         // `CODEX_ROTOR_BENCH_WRAPPER="heaptrack -o /tmp/x"` runs the daemon under a profiler
@@ -282,6 +318,7 @@ impl Child {
             .args(["--config"])
             .arg(&config)
             .args(["--log-level", "warn", "serve"])
+            .env("CODEX_ROTOR_STORE_KEY", BENCH_STORE_KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -499,10 +536,10 @@ pub fn render(r: &ProxyReport) -> String {
     };
     let mut out = format!(
         "bench proxy: small streamed responses, direct to the simulator, through a bare pass-through \
-         (the floor: same libraries, no pool) and through codex-rotor ({} accounts{of_rounds})\n\
+         (the floor: same libraries, no pool) and through codex-rotor ({} accounts in {}{of_rounds})\n\
          | c  | direct req/s | bare req/s | proxy req/s | bare/direct | proxy/direct | proxy/bare |\n\
          |----|-------------:|-----------:|------------:|------------:|-------------:|-----------:|\n",
-        r.accounts
+        r.accounts, r.store
     );
     let figures: Vec<Vec<Figures>> = r
         .rows
@@ -647,6 +684,7 @@ mod tests {
             bare_peak_rss: 16 << 20,
             accounts: 1000,
             idle_cpu_per_sec: Duration::ZERO,
+            store: "files",
         }
     }
 

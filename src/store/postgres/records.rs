@@ -1,0 +1,477 @@
+//! The account records on PostgreSQL behind the one [`Store`] trait: a row per account in
+//! `rotor_account`, the record as JSON without its tokens, the tokens sealed
+//! ([`StoreKey`]) and bound to the account id. Writes go through the same queue as the files
+//! ([`Writer`]): a batch is one transaction, a token rotation waits for its commit, a
+//! coalesced quota/usage flush does not.
+//!
+//! Every write carries the fencing generation this process holds for the account
+//! (`rotor_account_owner.owner_gen`): the statement only lands while the row still has that
+//! generation, so once another process took the account over (a newer `serve` on the same
+//! database, later a cluster claim) the old one's writes are refused, counted
+//! ([`PgStore::fenced_out`]) and never retried. A single node takes every account at open
+//! (`owner_gen + 1`); cluster mode will take them by claim instead ([`PgStore::hold`]).
+//!
+//! The connections run on a small runtime of their own, so the writer thread and an actor
+//! reloading its record can block on a statement whatever runtime (if any) they are on.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rotor_actors::{AccountRecord, Store};
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls};
+
+use super::{DbError, schema};
+use crate::store::StoreKey;
+use crate::store::writer::{Op, Sink, Writer, copy};
+
+/// What the key probe holds, sealed: opening it proves the key is the database's.
+const PROBE: &[u8] = b"codex-rotor store key probe";
+/// The associated data of the probe (account ids are hex, so it cannot collide with one).
+const PROBE_AAD: &str = "rotor_store_key";
+
+/// Upsert of one record, only while this process holds the account at generation `$2`
+/// (`for share` waits for a concurrent owner change and re-checks against its outcome).
+const WRITE: &str = "insert into rotor_account (id, record, tokens, added_at)
+     select $1::text, $3::text::jsonb, $4::bytea, $5::bigint
+     where exists (select 1 from rotor_account_owner
+                   where account = $1::text and owner_gen = $2::bigint for share)
+     on conflict (id) do update set record = excluded.record, tokens = excluded.tokens,
+         updated_at = clock_timestamp()";
+
+/// The runtime the connections run on; shut down without waiting when the last user goes.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A connection: its client, and the runtime its connection task runs on.
+struct Conn {
+    client: Client,
+    /// Keeps the connection task alive as long as the client is used.
+    _rt: Arc<Runtime>,
+}
+
+/// Opens a connection on `rt` (awaitable from any runtime).
+async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
+    let handle = rt.0.as_ref().map(|r| r.handle().clone());
+    let handle = handle.ok_or_else(|| DbError::Worker("stopped".into()))?;
+    let url = url.to_owned();
+    let client = handle
+        .spawn(async move {
+            let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!(error = %e, "postgres connection ended");
+                }
+            });
+            Ok::<_, DbError>(client)
+        })
+        .await
+        .map_err(|e| DbError::Worker(e.to_string()))??;
+    Ok(Conn {
+        client,
+        _rt: rt.clone(),
+    })
+}
+
+fn runtime() -> Result<Arc<Runtime>, DbError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("rotor-postgres")
+        .enable_all()
+        .build()
+        .map_err(|e| DbError::Worker(e.to_string()))?;
+    Ok(Arc::new(Runtime(Some(rt))))
+}
+
+/// Runs a database future to completion from synchronous code (the connection task runs on
+/// its own runtime, so this never waits on the caller's).
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| futures::executor::block_on(f))
+        }
+        _ => futures::executor::block_on(f),
+    }
+}
+
+/// A write refused because another process holds the account at a newer generation.
+#[derive(Debug, thiserror::Error)]
+#[error("account {id}: fenced out (another process owns it now); the write was refused")]
+pub struct FencedOut {
+    /// The account.
+    pub id: String,
+}
+
+/// Writes refused by the fence in this process, over every store it opened (`/metrics`).
+static FENCED_OUT_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Writes of this process refused because another process owned the account by then (always
+/// 0 with the files): `codex_rotor_store_fenced_writes_total`.
+pub fn fenced_out_total() -> u64 {
+    FENCED_OUT_TOTAL.load(Ordering::Relaxed)
+}
+
+/// The fencing generations this process holds, by account id.
+type Generations = Arc<Mutex<HashMap<String, i64>>>;
+
+fn lock(g: &Generations) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+    g.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The account records in one database.
+pub struct PgStore {
+    /// The queue every write goes through (in order per account); dropped first, so it drains
+    /// while the connections still run.
+    writer: Writer<String>,
+    /// A connection for reads ([`Store::load`]).
+    reader: Arc<tokio::sync::Mutex<Conn>>,
+    /// The store key (to open what `load` reads).
+    key: StoreKey,
+    /// Generations held, shared with the writer's sink.
+    gens: Generations,
+    /// Writes refused by the fence since open.
+    fenced: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+/// Connects, migrates the schema and checks the key against the database's probe (sealing
+/// one into a database that has none).
+async fn prepare(rt: &Arc<Runtime>, url: &str, key: &StoreKey) -> Result<Conn, DbError> {
+    let mut conn = connect(rt, url).await?;
+    schema::migrate(&mut conn.client).await?;
+    let c = &conn.client;
+    match c
+        .query_opt("select probe from rotor_store_key where id = 1", &[])
+        .await?
+    {
+        Some(row) => {
+            let probe: Vec<u8> = row.get(0);
+            let what = "the database's key probe (rotor_store_key)";
+            if key.open(&probe, PROBE_AAD, what)? != PROBE {
+                return Err(crate::store::SealError::WrongKey { what: what.into() }.into());
+            }
+        }
+        None => {
+            c.execute(
+                "insert into rotor_store_key (id, probe) values (1, $1) on conflict do nothing",
+                &[&key.seal(PROBE, PROBE_AAD)],
+            )
+            .await?;
+        }
+    }
+    Ok(conn)
+}
+
+impl PgStore {
+    /// Opens the store for a serving node: migrates, checks the key, takes every account over
+    /// (`owner_gen + 1`, fencing out any older process still writing) and loads them.
+    pub async fn open(url: &str, key: StoreKey) -> Result<(PgStore, Vec<AccountRecord>), DbError> {
+        let rt = runtime()?;
+        let reader = prepare(&rt, url, &key).await?;
+        let c = &reader.client;
+        c.execute(
+            "insert into rotor_account_owner (account) select id from rotor_account
+             on conflict do nothing",
+            &[],
+        )
+        .await?;
+        let rows = c
+            .query(
+                "update rotor_account_owner o set owner_gen = o.owner_gen + 1
+                 from rotor_account a where a.id = o.account returning o.account, o.owner_gen",
+                &[],
+            )
+            .await?;
+        let gens: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let records = read_all(c, &key).await?;
+        let gens = Arc::new(Mutex::new(gens));
+        let fenced = Arc::new(AtomicU64::new(0));
+        let sink = Records {
+            conn: connect(&rt, url).await?,
+            key: key.clone(),
+            gens: gens.clone(),
+            fenced: fenced.clone(),
+        };
+        let writer =
+            Writer::start("account-writer-pg", sink).map_err(|e| DbError::Worker(e.to_string()))?;
+        let store = PgStore {
+            writer,
+            reader: Arc::new(tokio::sync::Mutex::new(reader)),
+            key,
+            gens,
+            fenced,
+        };
+        Ok((store, records))
+    }
+
+    /// Writes refused since open because another process owns the account now.
+    pub fn fenced_out(&self) -> u64 {
+        self.fenced.load(Ordering::Relaxed)
+    }
+
+    /// Records that this process now holds `id` at `owner_gen` (a cluster claim).
+    pub fn hold(&self, id: &str, owner_gen: u64) {
+        lock(&self.gens).insert(id.to_owned(), i64::try_from(owner_gen).unwrap_or(i64::MAX));
+    }
+}
+
+impl Store for PgStore {
+    fn save(&self, rec: &AccountRecord) -> io::Result<()> {
+        self.writer.write(rec.id.clone(), rec, true)
+    }
+
+    fn save_coalesced(&self, rec: &AccountRecord) -> io::Result<()> {
+        self.writer.write(rec.id.clone(), rec, false)
+    }
+
+    fn remove(&self, id: &str) -> io::Result<()> {
+        self.writer.remove(id.to_owned())
+    }
+
+    fn load(&self, id: &str) -> io::Result<Option<AccountRecord>> {
+        block(async {
+            let conn = self.reader.lock().await;
+            let row = conn
+                .client
+                .query_opt(
+                    "select id, record::text, tokens from rotor_account where id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(io::Error::other)?;
+            row.map(|r| record_of(&r, &self.key))
+                .transpose()
+                .map_err(io::Error::other)
+        })
+    }
+}
+
+/// Every record in the database, without taking any account over (`store migrate`).
+pub async fn read_records(url: &str, key: &StoreKey) -> Result<Vec<AccountRecord>, DbError> {
+    let rt = runtime()?;
+    let conn = prepare(&rt, url, key).await?;
+    read_all(&conn.client, key).await
+}
+
+/// Writes `records` into a database that holds no account yet, in one transaction
+/// (`store migrate`): each account at generation 1, unowned.
+pub async fn write_new(
+    url: &str,
+    key: &StoreKey,
+    records: &[AccountRecord],
+) -> Result<(), DbError> {
+    let rt = runtime()?;
+    let mut conn = prepare(&rt, url, key).await?;
+    let tx = conn.client.transaction().await?;
+    tx.batch_execute("lock table rotor_account in exclusive mode")
+        .await?;
+    let held: i64 = tx
+        .query_one("select count(*) from rotor_account", &[])
+        .await?
+        .get(0);
+    if held > 0 {
+        return Err(DbError::NotEmpty { accounts: held });
+    }
+    for rec in records {
+        let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
+        tx.execute(
+            "insert into rotor_account_owner (account, owner_gen) values ($1, 1)
+             on conflict (account) do update set owner_gen = rotor_account_owner.owner_gen + 1",
+            &[&rec.id],
+        )
+        .await?;
+        tx.execute(
+            "insert into rotor_account (id, record, tokens, added_at)
+             values ($1, $2::text::jsonb, $3, $4)",
+            &[&rec.id, &json, &sealed, &rec.added_at],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Every record of the database, oldest first; a row that does not open is named and left.
+async fn read_all(c: &Client, key: &StoreKey) -> Result<Vec<AccountRecord>, DbError> {
+    let rows = c
+        .query(
+            "select id, record::text, tokens from rotor_account order by added_at, id",
+            &[],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match record_of(row, key) {
+            Ok(rec) => out.push(rec),
+            Err(e @ DbError::Corrupt { .. }) => {
+                tracing::warn!(error = %e, "an account row could not be read; left in place, the others load");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// A row back into a record: the JSON with its tokens opened.
+fn record_of(row: &tokio_postgres::Row, key: &StoreKey) -> Result<AccountRecord, DbError> {
+    let id: String = row.get(0);
+    let corrupt = |reason: String| DbError::Corrupt {
+        id: id.clone(),
+        reason,
+    };
+    let text: String = row.get(1);
+    let sealed: Vec<u8> = row.get(2);
+    let mut json: Value =
+        serde_json::from_str(&text).map_err(|e| corrupt(format!("record: {e}")))?;
+    let tokens = key
+        .open(&sealed, &id, &format!("the tokens of account {id}"))
+        .map_err(|e| corrupt(e.to_string()))?;
+    let tokens: Value =
+        serde_json::from_slice(&tokens).map_err(|e| corrupt(format!("tokens: {e}")))?;
+    if let Value::Object(map) = &mut json {
+        map.insert("tokens".into(), tokens);
+    }
+    let rec: AccountRecord =
+        serde_json::from_value(json).map_err(|e| corrupt(format!("record: {e}")))?;
+    if rec.id != id {
+        return Err(corrupt(format!("holds the record of {:?}", rec.id)));
+    }
+    Ok(rec)
+}
+
+/// A record as its row's columns: the JSON without the tokens, and the tokens sealed.
+fn columns_of(rec: &AccountRecord, key: &StoreKey) -> io::Result<(String, Vec<u8>)> {
+    let mut json = serde_json::to_value(rec).map_err(io::Error::other)?;
+    let tokens = match &mut json {
+        Value::Object(map) => map.remove("tokens").unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let tokens = serde_json::to_vec(&tokens).map_err(io::Error::other)?;
+    Ok((json.to_string(), key.seal(&tokens, &rec.id)))
+}
+
+/// The writer's sink: each batch one transaction of fenced writes.
+struct Records {
+    conn: Conn,
+    key: StoreKey,
+    gens: Generations,
+    fenced: Arc<AtomicU64>,
+}
+
+impl Records {
+    /// The generation held for `id`; a new account (an import) is inserted at generation 1,
+    /// unless another process has it already (then `None`: fenced out).
+    async fn generation(
+        tx: &tokio_postgres::Transaction<'_>,
+        gens: &HashMap<String, i64>,
+        new: &mut Vec<(String, i64)>,
+        id: &str,
+    ) -> Result<Option<i64>, tokio_postgres::Error> {
+        if let Some(g) = gens.get(id) {
+            return Ok(Some(*g));
+        }
+        let n = tx
+            .execute(
+                "insert into rotor_account_owner (account, owner_gen) values ($1, 1)
+                 on conflict do nothing",
+                &[&id],
+            )
+            .await?;
+        if n == 1 {
+            new.push((id.to_owned(), 1));
+            return Ok(Some(1));
+        }
+        Ok(None)
+    }
+
+    async fn transaction(
+        &mut self,
+        batch: &[(String, Op)],
+    ) -> Result<Vec<io::Result<()>>, tokio_postgres::Error> {
+        let gens = lock(&self.gens).clone();
+        let mut new = Vec::new();
+        let tx = self.conn.client.transaction().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (id, op) in batch {
+            let landed = match (Self::generation(&tx, &gens, &mut new, id).await?, op) {
+                (None, _) => false,
+                (Some(g), Op::Write(rec)) => match columns_of(rec, &self.key) {
+                    Ok((json, sealed)) => {
+                        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                            [id, &g, &json, &sealed, &rec.added_at];
+                        tx.execute(WRITE, &args).await? == 1
+                    }
+                    Err(e) => {
+                        out.push(Err(e));
+                        continue;
+                    }
+                },
+                (Some(g), Op::Remove) => {
+                    let row = tx
+                        .query_opt(
+                            "select owner_gen from rotor_account_owner where account = $1
+                             for update",
+                            &[id],
+                        )
+                        .await?;
+                    let ours = row.is_none_or(|r| r.get::<_, i64>(0) == g);
+                    if ours {
+                        tx.execute("delete from rotor_account where id = $1", &[id])
+                            .await?;
+                        tx.execute("delete from rotor_account_owner where account = $1", &[id])
+                            .await?;
+                    }
+                    ours
+                }
+            };
+            out.push(if landed {
+                Ok(())
+            } else {
+                self.fenced.fetch_add(1, Ordering::Relaxed);
+                FENCED_OUT_TOTAL.fetch_add(1, Ordering::Relaxed);
+                Err(io::Error::other(FencedOut { id: id.clone() }))
+            });
+        }
+        tx.commit().await?;
+        let mut held = lock(&self.gens);
+        held.extend(new);
+        for (id, op) in batch {
+            if matches!(op, Op::Remove) {
+                held.remove(id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Sink for Records {
+    type Key = String;
+
+    fn apply(&mut self, batch: &[(String, Op)]) -> Vec<io::Result<()>> {
+        match futures::executor::block_on(self.transaction(batch)) {
+            Ok(out) => out,
+            Err(e) => {
+                let e = io::Error::other(e);
+                batch.iter().map(|_| Err(copy(&e))).collect()
+            }
+        }
+    }
+
+    fn retryable(&self, e: &io::Error) -> bool {
+        !e.get_ref().is_some_and(|inner| inner.is::<FencedOut>())
+    }
+}

@@ -1,0 +1,82 @@
+//! The database's schema and its migrations: a version table (`rotor_schema`, one row), and
+//! one migration per version, applied in one transaction at start. A database written by a
+//! newer codex-rotor is refused and left as it is.
+
+use tokio_postgres::Client;
+
+use super::DbError;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// Each migration brings the schema from its index to index + 1.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    // 1: the ownership rules (docs/cluster.md "Ownership").
+    r#"
+create table rotor_node_session (
+    node text primary key,
+    epoch bigint not null,
+    expires_at bigint not null
+);
+create table rotor_account_owner (
+    account text primary key,
+    owner_node text,
+    owner_epoch bigint,
+    owner_gen bigint not null default 0,
+    token_version bigint not null default 0,
+    intent_gen bigint,
+    intent_deadline bigint,
+    intent_token_version bigint,
+    last_intent_gen bigint not null default 0,
+    refresh_ambiguous boolean not null default false
+);
+"#,
+    // 2: the account records (docs/cluster.md "What is stored where"): the record without
+    // its tokens as JSON, the tokens sealed; and a probe sealed with the store key, so a
+    // wrong key is found at start, not at the first account.
+    r#"
+create table rotor_account (
+    id text primary key,
+    record jsonb not null,
+    tokens bytea not null,
+    added_at bigint not null,
+    updated_at timestamptz not null default clock_timestamp()
+);
+create table rotor_store_key (
+    id integer primary key check (id = 1),
+    probe bytea not null
+);
+"#,
+];
+
+/// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer one. Returns the version the
+/// database had before.
+pub async fn migrate(client: &mut Client) -> Result<i32, DbError> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(
+        "create table if not exists rotor_schema (version integer not null);
+         lock table rotor_schema in exclusive mode;",
+    )
+    .await?;
+    let found: i32 = match tx
+        .query_opt("select version from rotor_schema", &[])
+        .await?
+    {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("insert into rotor_schema (version) values (0)", &[])
+                .await?;
+            0
+        }
+    };
+    if found > SCHEMA_VERSION {
+        return Err(DbError::NewerSchema { found });
+    }
+    for m in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.batch_execute(m).await?;
+    }
+    tx.execute("update rotor_schema set version = $1", &[&SCHEMA_VERSION])
+        .await?;
+    tx.commit().await?;
+    Ok(found)
+}

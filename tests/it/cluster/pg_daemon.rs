@@ -1,0 +1,217 @@
+//! One daemon on the PostgreSQL store, end to end: the real `codex-rotor serve` binary with
+//! `[store] backend = "postgres"` against the throwaway database and the simulator, over real
+//! sockets. An account imported twice through the admin API lands once; requests are served;
+//! token rotations and quota evidence are written to the database (and no account file to
+//! the data directory); after a restart the daemon serves from what the database kept, with
+//! the newest refresh token and no refresh token ever used twice.
+
+use super::pg_store::{KEY_B64, key};
+use super::throwaway::ThrowawayPg;
+use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
+use codex_rotor::store::postgres::records::read_records;
+use rotor_actors::AccountRecord;
+use serde_json::json;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const POOL_KEY: &str = "sk-rotor-pg-daemon-pool-key-0123";
+const ADMIN_KEY: &str = "sk-rotor-pg-daemon-admin-key-0123";
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn write_config(dir: &Path, port: u16, sim: &SimHandle, url: &str) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "data_dir = {data:?}\n[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n\
+         [upstream]\nbase_url = {base:?}\ntoken_url = {token:?}\n\
+         [refresh]\nmargin = \"2s\"\njitter = \"0s\"\n[pool]\ntick = \"100ms\"\n\
+         [admin]\nkey_env = \"ROTOR_PGD_ADMIN\"\n\
+         [[keys.keys]]\nname = \"client\"\nkey_env = \"ROTOR_PGD_POOL\"\n\
+         [store]\nbackend = \"postgres\"\nurl = {url:?}\n",
+        data = dir.join("data").display().to_string(),
+        base = sim.backend_url(),
+        token = sim.token_url(),
+    );
+    std::fs::write(&path, text).expect("config written");
+    path
+}
+
+/// `codex-rotor serve` with the store key and the client keys in its environment.
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(config: &Path, log: &Path) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("CODEX_ROTOR_STORE_KEY", KEY_B64)
+            .env("ROTOR_PGD_ADMIN", ADMIN_KEY)
+            .env("ROTOR_PGD_POOL", POOL_KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log"))
+            .spawn()
+            .expect("daemon starts");
+        Daemon(child)
+    }
+
+    /// SIGTERM, then waits for the exit (the pool flushes every account first).
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                assert!(status.success(), "exit after SIGTERM: {status}");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the daemon did not exit after SIGTERM");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn eventually<F: AsyncFnMut() -> bool>(what: &str, log: &Path, mut check: F) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    panic!("timed out waiting for: {what}; daemon log:\n{log}");
+}
+
+async fn served(http: &reqwest::Client, port: u16) -> bool {
+    let body = json!({"model": "gpt-5.5", "stream": false, "store": false, "instructions": "hi",
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}]});
+    http.post(format!("http://127.0.0.1:{port}/v1/responses"))
+        .bearer_auth(POOL_KEY)
+        .json(&body)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+}
+
+async fn in_db(url: &str) -> Vec<AccountRecord> {
+    read_records(url, &key()).await.expect("read the database")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_restart() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("daemon").await;
+    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let acct = sim.create_account(AccountSpec {
+        access_token_ttl: Some(Duration::from_secs(4)),
+        ..AccountSpec::default()
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = write_config(tmp.path(), port, &sim, &url);
+    let log = tmp.path().join("first.log");
+    let daemon = Daemon::start(&config, &log);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{port}");
+    eventually("the daemon is up", &log, async || {
+        http.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+
+    for round in 0..2 {
+        let r = http
+            .post(format!("{base}/admin/accounts/import"))
+            .bearer_auth(ADMIN_KEY)
+            .body(acct.auth_json.to_string())
+            .send()
+            .await
+            .expect("import");
+        assert_eq!(
+            r.status(),
+            200,
+            "import {round}: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    let held = in_db(&url).await;
+    assert_eq!(held.len(), 1, "imported twice, landed once");
+    let id = held[0].id.clone();
+    assert!(served(&http, port).await, "a request is served");
+
+    // The access token lives 4 s and is refreshed 2 s before it ends: rotations happen while
+    // the daemon serves, and each one is in the database.
+    eventually(
+        "two rotations are stored in the database",
+        &log,
+        async || {
+            let db = in_db(&url).await;
+            sim.counters(&acct.id).refreshes >= 2
+                && db[0].lineage.len() >= 2
+                && db[0].usage.requests >= 1
+                && db[0].quota.primary.is_some()
+        },
+    )
+    .await;
+    daemon.stop().await;
+    let kept = in_db(&url).await;
+    assert_eq!(kept.len(), 1);
+    let refreshes = sim.counters(&acct.id).refreshes;
+    assert!(
+        kept[0].lineage.len() as u64 >= refreshes,
+        "every rotation is durable: {} rotated away, {refreshes} refreshes",
+        kept[0].lineage.len()
+    );
+    let dir = tmp.path().join("data").join("accounts");
+    let files = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files, 0, "no account file in the data directory");
+
+    let log2 = tmp.path().join("second.log");
+    let daemon = Daemon::start(&config, &log2);
+    eventually(
+        "the restarted daemon serves from the database",
+        &log2,
+        async || served(&http, port).await,
+    )
+    .await;
+    eventually(
+        "it rotates on from the stored refresh token",
+        &log2,
+        async || sim.counters(&acct.id).refreshes > refreshes,
+    )
+    .await;
+    daemon.stop().await;
+    let after = in_db(&url).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, id, "the same account, not a new one");
+    assert!(
+        after[0].usage.requests >= 2,
+        "usage kept across the restart"
+    );
+    assert_eq!(
+        sim.counters(&acct.id).refresh_reused,
+        0,
+        "no refresh token used twice"
+    );
+    for name in ["first.log", "second.log"] {
+        let text = std::fs::read_to_string(tmp.path().join(name)).unwrap_or_default();
+        assert!(!text.contains(KEY_B64), "the store key is never logged");
+    }
+}
