@@ -143,30 +143,39 @@ impl Rig {
         self.wait_account(id, done).await
     }
 
-    /// Bans the simulator account `sim_id` and sends requests until upstream refused one of
-    /// them with the ban (round robin reaches every account; a probe's 403 is never a ban),
-    /// then waits until the pool's account `id` shows `banned`. The strategy is restored.
+    /// Bans the simulator account `sim_id` and has upstream refuse one request with the ban (a
+    /// probe's 403 is never a ban): every other active account is disabled for that one
+    /// request (accounts in any other state cannot serve it and keep their state), so only
+    /// `id` can serve it and no other account is served (and made to report
+    /// its quota) on the way; then waits until `id` shows `banned` and enables the others again.
     pub async fn ban_by_request(&self, sim_id: &str, id: &str) {
         self.sim.ban(sim_id);
-        let before = self.sim.counters(sim_id).requests;
-        let (_, was) = self.admin(Method::GET, "/admin/strategy", None).await;
-        let strategy = |s: &str| Some(json!({ "strategy": s }));
-        self.admin(Method::PUT, "/admin/strategy", strategy("round_robin"))
-            .await;
-        let accounts = self.get("/admin/accounts").await["count"]
-            .as_u64()
-            .unwrap_or(1);
-        for _ in 0..=accounts {
-            if self.sim.counters(sim_id).requests > before {
-                break;
-            }
-            let _ = self.respond("gpt-5.4").await;
+        let list = self.get("/admin/accounts").await;
+        let others: Vec<String> = list["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .filter(|a| a["id"] != id && a["derived_status"] == "active")
+            .filter_map(|a| a["id"].as_str().map(str::to_owned))
+            .collect();
+        for other in &others {
+            let path = format!("/admin/accounts/{other}/disable");
+            let (status, body) = self.admin(Method::POST, &path, None).await;
+            assert_eq!(status, 200, "disable {other}: {body}");
         }
-        let was = was["strategy"].as_str().unwrap_or("least_used").to_owned();
-        self.admin(Method::PUT, "/admin/strategy", strategy(&was))
-            .await;
+        let before = self.sim.counters(sim_id).requests;
+        let _ = self.respond("gpt-5.4").await;
+        assert!(
+            self.sim.counters(sim_id).requests > before,
+            "the only enabled account was not asked"
+        );
         self.wait_account(id, |v| v["derived_status"] == "banned")
             .await;
+        for other in &others {
+            let path = format!("/admin/accounts/{other}/enable");
+            let (status, body) = self.admin(Method::POST, &path, None).await;
+            assert_eq!(status, 200, "enable {other}: {body}");
+        }
     }
 
     /// Polls `GET /admin/accounts/{id}` until `done` holds (10 s at most).
