@@ -72,3 +72,66 @@ async fn a_streaming_clients_completed_event_lists_the_items() {
     );
     env.shutdown().await;
 }
+
+/// Each parameter the backend refuses (docs/fidelity.md §A), alone in an otherwise valid body,
+/// is dropped on the way: the strict simulator serves every one (it answers `400 Unsupported
+/// parameter: NAME` to a body that still has it), and none of them is on the wire to upstream.
+/// A body without `instructions` reaches upstream with the default written in, and a `system`
+/// message arrives as `developer`. The list is the backend's, written out here, not the
+/// daemon's own constant, so a name dropped from the daemon's list fails this test.
+#[tokio::test]
+async fn each_parameter_the_backend_refuses_is_dropped_on_the_way() {
+    let mut wire = None;
+    let env =
+        crate::support::start_env_with(codex_rotor::sim::SimOptions::default(), 1, |cfg, sim| {
+            let w = crate::clients::wire::WireLog::start(sim.addr);
+            cfg.upstream.base_url = format!("http://{}/backend-api", w.addr);
+            wire = Some(w);
+        })
+        .await;
+    let wire = wire.expect("tweak ran");
+    let refused = [
+        "max_output_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "truncation",
+        "user",
+        "metadata",
+        "safety_identifier",
+        "context_management",
+        "prompt_cache_retention",
+        "context_window",
+        "max_context_window",
+        "truncation_policy",
+    ];
+    for p in refused {
+        let mut b = json!({"model": "gpt-5.5", "stream": true, "store": false,
+            "instructions": "You are Codex.",
+            "input": [{"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "hi"}]}]});
+        b[p] = json!(1);
+        let (status, text) = streamed(&env, &b).await;
+        assert_eq!(status, 200, "{p}: {text}");
+    }
+    let bare = json!({"model": "gpt-5.5", "stream": true, "input": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]});
+    let (status, text) = streamed(&env, &bare).await;
+    assert_eq!(status, 200, "{text}");
+    let sent = wire.requests_text();
+    for p in refused {
+        assert!(!sent.contains(&format!("\"{p}\":")), "{p} reached upstream");
+    }
+    assert!(
+        sent.contains(&format!(
+            "\"instructions\":\"{}\"",
+            codex_rotor::upstream::shape::DEFAULT_INSTRUCTIONS
+        )),
+        "instructions written in"
+    );
+    assert!(
+        sent.contains(r#""role":"developer""#) && !sent.contains(r#""role":"system""#),
+        "system became developer"
+    );
+    env.shutdown().await;
+}
