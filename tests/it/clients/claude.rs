@@ -249,20 +249,27 @@ async fn claude_with_a_wrong_key_fails_at_once_and_says_why() {
 /// own answers"): the Messages route answers 429 `rate_limit_error` with `Retry-After: 1`,
 /// which Claude Code (the Anthropic SDK's rule: 408/409/429/5xx are retried, `Retry-After` is
 /// honoured, `x-should-retry` wins) retries after that second, and the turn succeeds once the
-/// other request is done. `limit` sets the limit to one request in flight.
+/// other request is gone. `limit` sets the limit to one request in flight.
 async fn claude_waits_out_a_concurrency_limit(limit: fn(&mut codex_rotor::config::Config)) {
     let opts = codex_rotor::sim::SimOptions {
         event_delay: Duration::from_millis(120),
         ..codex_rotor::sim::SimOptions::default()
     };
     let env = crate::support::start_env_with(opts, 1, |cfg, _| limit(cfg)).await;
-    // Another request of the same key holds its one slot for about a second.
+    // Another request holds the one slot until Claude Code has been refused once (however long
+    // Claude Code takes to start), then lets go of it by hanging up.
     let mut busy = env.responses(&crate::support::responses_body(true)).await;
     assert_eq!(busy.status(), 200);
     assert!(busy.chunk().await.expect("first bytes").is_some());
-    let holder = tokio::spawn(async move { while let Ok(Some(_)) = busy.chunk().await {} });
-    let run = claude_print(&env, "hi", &[], |_| {}).await;
-    holder.await.expect("holder");
+    let release = async {
+        let refused = || records(&env, "messages").iter().any(|r| r.status == 429);
+        let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+        while !refused() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(busy);
+    };
+    let (run, ()) = tokio::join!(claude_print(&env, "hi", &[], |_| {}), release);
     assert!(run.status.success(), "claude -p failed: {run}");
     let recs = settled(&env, "messages", 2).await;
     assert!(
@@ -289,16 +296,17 @@ async fn claude_waits_out_the_daemons_concurrency_cap() {
 }
 
 /// A key over its rpm: 429 `rate_limit_error` with `Retry-After` the seconds until its bucket
-/// has a token again (5 s at 12 rpm). Claude Code sleeps that long and sends once more, served.
+/// has a token again (15 s at 4 rpm, longer than Claude Code takes to start even on a
+/// loaded machine). Claude Code sleeps that long and sends once more, served.
 /// (Measured: at 1 rpm it waits the full 60 s the same way.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_waits_out_its_keys_rpm_limit() {
     let opts = codex_rotor::sim::SimOptions::default();
     let env =
-        crate::support::start_env_with(opts, 1, |cfg, _| cfg.keys.keys[0].rpm = Some(12)).await;
-    for _ in 0..12 {
+        crate::support::start_env_with(opts, 1, |cfg, _| cfg.keys.keys[0].rpm = Some(4)).await;
+    for _ in 0..4 {
         let r = env.responses(&crate::support::responses_body(false)).await;
-        assert_eq!(r.status(), 200, "the bucket's twelve tokens");
+        assert_eq!(r.status(), 200, "the bucket's four tokens");
     }
     let run = claude_print(&env, "hi", &[], |_| {}).await;
     assert!(run.status.success(), "claude -p failed: {run}");
