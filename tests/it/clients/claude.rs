@@ -251,8 +251,9 @@ async fn claude_with_a_wrong_key_fails_at_once_and_says_why() {
 /// honoured, `x-should-retry` wins) retries after that second, and the turn succeeds once the
 /// other request is gone. `limit` sets the limit to one request in flight.
 async fn claude_waits_out_a_concurrency_limit(limit: fn(&mut codex_rotor::config::Config)) {
+    // Slow events, so a stream holds its slot for many seconds unless its client hangs up.
     let opts = codex_rotor::sim::SimOptions {
-        event_delay: Duration::from_millis(120),
+        event_delay: Duration::from_millis(700),
         ..codex_rotor::sim::SimOptions::default()
     };
     let env = crate::support::start_env_with(opts, 1, |cfg, _| limit(cfg)).await;
@@ -275,6 +276,10 @@ async fn claude_waits_out_a_concurrency_limit(limit: fn(&mut codex_rotor::config
     assert!(
         recs.iter().any(|r| r.status == 429),
         "Claude Code met the limit at least once: {recs:?}"
+    );
+    assert!(
+        recs[..recs.len() - 1].iter().all(|r| r.status == 429),
+        "every earlier try was the limit: {recs:?}"
     );
     assert_eq!(
         recs.last().map(|r| r.status),
