@@ -5,6 +5,7 @@
 
 mod cooldown;
 mod lease;
+mod penalty;
 mod refresh;
 mod standing;
 mod state;
@@ -18,9 +19,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 pub use cooldown::Cooldown;
 pub use lease::{Lease, UpstreamFailure};
+pub use penalty::{Penalty, PenaltyCause};
 pub use refresh::{NEEDS_LOGIN, RefreshGate};
 pub use state::{AccountState, Action};
-pub use view::{AccountView, Explanation, derived_status};
+pub use view::{AccountView, Explanation, Hold, derived_status};
 
 use crate::quota::{Event, QuotaConfig};
 use crate::rotation::{Candidate, Cooling};

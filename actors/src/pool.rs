@@ -289,6 +289,7 @@ impl PoolHandle {
                         account_id: id,
                         creds: grant.creds,
                         started_at: grant.started_at,
+                        model_limit: limit.clone(),
                         actor: Some(actor),
                         usage: None,
                     });

@@ -81,6 +81,9 @@ pub enum RejectionKind {
     UsageLimitReached,
     /// `rate_limit_exceeded`: short-term throttling.
     RateLimitExceeded,
+    /// `usage_not_included`: the plan does not include the requested model family; no window
+    /// is locked, the account is kept off that family ([`Quota::not_included`]).
+    UsageNotIncluded,
     /// Anything else.
     #[default]
     Other,
@@ -101,6 +104,15 @@ pub struct Rejection429 {
     pub retry_after_secs: Option<u64>,
     /// What kind of 429 it was.
     pub kind: RejectionKind,
+    /// The limit family of the requested model ([`limit_for_model`]; `None` = the main
+    /// models): the family a `usage_not_included` keeps the account off, and the one locked
+    /// beside an extra family the 429 names (that family evidently meters the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_limit: Option<String>,
+    /// The quota the 429's own headers report (docs/quota.md rule 3): applied before the
+    /// lock, so a window the headers show exhausted is locked until its own reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observation>,
 }
 
 /// One cached window: what the pool believes about it, and how sure it is.
@@ -120,6 +132,16 @@ pub struct Bucket {
     /// Rule 5: a lock kept longer than the 429 asked only by never-shrink is re-probed then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recheck_at: Option<UnixMs>,
+}
+
+impl Bucket {
+    /// When a lock of this bucket may lift: the 429's own retry time when only never-shrink
+    /// holds the lock longer (rule 5: the bucket is re-probed then), else its reset. What the
+    /// pool, the dashboard and `explain` show as the lock's end — a short 429 is a short lock,
+    /// not the rest of a 5-hour window.
+    pub fn lock_until(&self) -> Option<UnixMs> {
+        self.recheck_at.or(self.reset_at)
+    }
 }
 
 /// Cached windows of one named extra limit.
@@ -155,6 +177,24 @@ pub struct Quota {
     /// Set when a reset was inferred locally (or a lock has no reset): the next request or a
     /// probe must confirm the quota. Holds the time it was set.
     pub verify_since: Option<UnixMs>,
+    /// Model families upstream said the plan does not include (429 `usage_not_included`), by
+    /// family id ([`family_of`]), with when the account may try that family again
+    /// ([`NOT_INCLUDED_MS`] later). Not exhaustion: the account still serves other families.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_included: BTreeMap<String, UnixMs>,
+}
+
+/// The family id of the main models' limit (`x-codex-*`).
+pub const MAIN_LIMIT: &str = "codex";
+
+/// How long a `usage_not_included` keeps an account off a model family: long enough that the
+/// pool does not ask again all day, short enough that a plan upgrade is noticed without an
+/// operator.
+pub const NOT_INCLUDED_MS: UnixMs = 24 * 60 * 60_000;
+
+/// The family id of a request's limit: its extra limit, or [`MAIN_LIMIT`].
+pub fn family_of(model_limit: Option<&str>) -> &str {
+    model_limit.unwrap_or(MAIN_LIMIT)
 }
 
 /// The extra limit that applies to a model: Spark (`spark`/`bengalfox`) → `codex_bengalfox`.
@@ -236,14 +276,24 @@ impl Quota {
         self.iter().map(|(id, b)| (id.to_string(), b)).collect()
     }
 
+    /// Until when the plan is known not to include the family of a request's model
+    /// (`model_limit`), if it is at `now`.
+    pub fn not_included_for(&self, model_limit: Option<&str>, now: UnixMs) -> Option<UnixMs> {
+        self.not_included
+            .get(family_of(model_limit))
+            .copied()
+            .filter(|t| *t > now)
+    }
+
     /// True iff a tick at `now` would change something: the cheap check actors run every tick.
     pub fn tick_due(&self, now: UnixMs) -> bool {
         let pending = self.verify_since.is_some();
-        self.iter().any(|(_, b)| {
-            b.reset_at.is_some_and(|t| t <= now)
-                || b.recheck_at.is_some_and(|t| t <= now)
-                || (b.limit_reached && b.reset_at.is_none() && !pending)
-        })
+        self.not_included.values().any(|t| *t <= now)
+            || self.iter().any(|(_, b)| {
+                b.reset_at.is_some_and(|t| t <= now)
+                    || b.recheck_at.is_some_and(|t| t <= now)
+                    || (b.limit_reached && b.reset_at.is_none() && !pending)
+            })
     }
 
     /// The exhausted buckets, borrowed, in the order of [`ids`](Self::ids).
@@ -256,7 +306,7 @@ impl Quota {
         self.exhausted()
             .map(|(id, b)| Lock {
                 bucket: id.to_owned(),
-                until: b.reset_at,
+                until: b.lock_until(),
             })
             .collect()
     }
@@ -276,7 +326,7 @@ impl Quota {
         self.governing_locks(model_limit, review)
             .map(|(id, b)| Lock {
                 bucket: id.to_owned(),
-                until: b.reset_at,
+                until: b.lock_until(),
             })
             .collect()
     }
@@ -298,7 +348,7 @@ impl Quota {
         let mut it = locks.iter();
         self.exhausted().all(|(id, b)| {
             it.next()
-                .is_some_and(|l| l.bucket.as_ref() == id && l.until == b.reset_at)
+                .is_some_and(|l| l.bucket.as_ref() == id && l.until == b.lock_until())
         }) && it.next().is_none()
     }
 }

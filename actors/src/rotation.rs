@@ -48,8 +48,16 @@ pub struct Candidate {
     pub window_reset_at: Option<UnixMs>,
     /// Exhausted buckets.
     pub locks: Vec<Lock>,
+    /// Model families the plan does not include (429 `usage_not_included`), by family id
+    /// ([`crate::quota::family_of`]); re-pushed when one lapses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_included: Vec<String>,
     /// Cloudflare cooldown end.
     pub cooldown_until: Option<UnixMs>,
+    /// End of a refusal cooldown (403, 402, empty-body 404): the account is not `serving`
+    /// until then; kept apart for the pool summary and the 503's reasons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_until: Option<UnixMs>,
     /// The cooldown follows a single challenge since the account last got through: a pool
     /// with every other account at its lease cap may use it rather than make a request wait
     /// ([`Cooling::Soft`]).
@@ -179,6 +187,10 @@ fn standing(c: &Candidate, p: &Policy, now: UnixMs) -> Result<(), Refusal> {
     if let (Some(plans), Some(plan)) = (&p.plans, &c.plan)
         && !plans.iter().any(|x| x.eq_ignore_ascii_case(plan))
     {
+        return Err(Refusal::WrongPlan);
+    }
+    let family = crate::quota::family_of(p.model_limit.as_deref());
+    if c.not_included.iter().any(|f| f == family) {
         return Err(Refusal::WrongPlan);
     }
     if c.locks_for(p.model_limit.as_deref(), p.review)

@@ -57,6 +57,16 @@ pub enum AccountsAction {
         #[arg(long)]
         json: bool,
     },
+    /// Why an account can or cannot serve now — each hold (refusal or Cloudflare cooldown,
+    /// exhausted quota window, model family not in the plan, status …) and until when. Asks
+    /// a running daemon: cooldowns live in its account actors.
+    Explain {
+        /// The account id (as `accounts list` shows it).
+        id: String,
+        /// The admin API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where the new account's credentials come from (exactly one). `Debug` redacts the tokens.
@@ -192,6 +202,11 @@ fn add_bytes(add: &AddArgs) -> anyhow::Result<Vec<u8>> {
 /// Works on the data directory (no daemon running), holding its lock: a daemon serving it
 /// would never see what is written here, so then this refuses and points to `--admin-url`.
 fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
+    if let AccountsAction::Explain { .. } = args.action {
+        bail!(
+            "`accounts explain` asks a running daemon (cooldowns live in its account actors): start `codex-rotor serve`, or pass --admin-url"
+        );
+    }
     let incoming = match import_bytes(&args.action)? {
         Some(bytes) => Some(super::import::parse_file(&bytes, now)?),
         None => None,
@@ -248,7 +263,9 @@ fn print_records(
     match action {
         AccountsAction::Export { minimal } => print_export(records, *minimal),
         AccountsAction::List { json } => print_list(records, *json, now),
-        AccountsAction::Add(_) | AccountsAction::Import { .. } => Ok(()),
+        AccountsAction::Add(_) | AccountsAction::Import { .. } | AccountsAction::Explain { .. } => {
+            Ok(())
+        }
     }
 }
 
@@ -274,6 +291,9 @@ async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow:
         (AccountsAction::Export { .. }, None) => {
             client.get(format!("{base}/admin/accounts/export"))
         }
+        (AccountsAction::Explain { id, .. }, None) => {
+            client.get(format!("{base}/admin/accounts/{id}/explain"))
+        }
         (_, None) => client.get(format!("{base}/admin/accounts")),
     };
     let resp = auth(req).send().await.context("admin API unreachable")?;
@@ -298,6 +318,10 @@ async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow:
                 .map_err(|e| anyhow::anyhow!(e))?;
             super::list::print(&rows, *json)?;
         }
+        AccountsAction::Explain { json: true, .. } => crate::outln!("{text}")?,
+        AccountsAction::Explain { id, json: false } => {
+            crate::outln!("{}", explanation_text(id, &doc, now_ms()))?;
+        }
         AccountsAction::Add(_) | AccountsAction::Import { .. } => {
             let report: merge::MergeReport =
                 serde_json::from_value(doc.clone()).context("unexpected admin import answer")?;
@@ -319,6 +343,38 @@ async fn remote(args: &AccountsArgs, base: &str, key: Option<String>) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// The text of an admin explain answer: whether the account serves, then one line per hold
+/// with its kind, the reason and until when (absolute and relative).
+fn explanation_text(id: &str, doc: &serde_json::Value, now: UnixMs) -> String {
+    let when = |ms: i64| {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0).unsigned_abs());
+        let left = std::time::Duration::from_secs(((ms - now) / 1000).max(0).unsigned_abs());
+        format!(
+            "until {} (in {})",
+            humantime::format_rfc3339_seconds(at),
+            humantime::format_duration(left)
+        )
+    };
+    let mut out = if doc["available"].as_bool() == Some(true) {
+        format!("{id}: available now")
+    } else {
+        format!("{id}: not available")
+    };
+    for h in doc["holds"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let until = h["until"].as_i64().map(when).unwrap_or_default();
+        out.push_str(&format!(
+            "\n  {}: {} {until}",
+            h["kind"].as_str().unwrap_or("hold"),
+            h["reason"].as_str().unwrap_or_default()
+        ));
+    }
+    out.trim_end().to_owned()
 }
 
 /// Prints an export.

@@ -16,17 +16,26 @@
     const s = (ms - Rotor.now()) / 1000;
     return Rotor.when(ms) + (s > 0 ? ' (in ' + Rotor.dur(s) + ')' : ' (' + Rotor.dur(-s) + ' ago)');
   }
-  // b = [name, pct, limit_reached, reset_at, window_secs]
+  // b = [name, pct, limit_reached, reset_at (a locked bucket: when the lock may lift), window_secs]
   function bucket(b) {
     const state = b[2] ? 'limit reached' : Math.round(b[1]) + '% used';
     return item(b[0].replace(/^codex_/, ''), state + (b[3] != null ? ' · resets ' + at(b[3]) : ''));
+  }
+  // What holds the account off requests, each with its own end: a refusal cooldown, a quota
+  // window, a model family the plan lacks (explain's `holds`).
+  const HOLD = { status: 'Status', tokens: 'Tokens', cloudflare: 'Cloudflare cooldown', refused: 'Refusal cooldown',
+    not_included: 'Not in plan', quota: 'Quota', busy: 'Busy' };
+  function holds(explain) {
+    if (!explain || !explain.holds) return '';
+    return explain.holds.map((h) => item('Held: ' + (HOLD[h.kind] || h.kind),
+      h.reason + (h.until != null ? ' — until ' + at(h.until) : ''), 'problem')).join('');
   }
   function body(r, explain) {
     let why = 'asking the account…';
     if (explain) why = explain.available ? 'available now' : explain.reasons.join('; ') + (explain.until ? ' — until ' + at(explain.until) : '');
     if (explain === false) why = 'the account did not answer';
     return item('Id', r.id) + item('Plan', r.plan || 'plan unknown') + item('Status', Rotor.statusLabel(r.ds)) +
-      item('Available', why) + item('Status reason', r.why, 'problem') + item('Last error', r.err, 'problem') +
+      item('Available', why) + holds(explain) + item('Status reason', r.why, 'problem') + item('Last error', r.err, 'problem') +
       r.b.map(bucket).join('') + item('Cooldown until', at(r.cd)) + item('Leases', String(r.l)) +
       item('Requests', String(r.r)) + item('Tokens', String(r.tk)) + item('Last used', r.lu ? at(r.lu) : 'never');
   }

@@ -23,7 +23,7 @@
     return s <= 0 ? 'reset due' : 'resets in ' + Rotor.dur(s);
   }
   function ago(at, nowMs) { return Rotor.dur((nowMs - at) / 1000) + ' ago'; }
-  // b = [name, pct, limit_reached, reset_at, window_secs]
+  // b = [name, pct, limit_reached, reset_at (a locked bucket: when the lock may lift), window_secs]
   function bar(b, title, nowMs) {
     if (!b) return '<div class="bar none">–</div>';
     const pct = Math.round(b[1]);

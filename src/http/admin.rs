@@ -8,9 +8,9 @@
 //!
 //! | Method | Path | Answer |
 //! |---|---|---|
-//! | GET | `/admin/accounts` | `{count, accounts: [...]}`: each account's identity, `status`, `derived_status`, `quota`, `buckets` (name, title, `used_percent`, `limit_reached`, `window_secs`, `reset_at`, `resets_in_secs`, `resets_in`), `usage`, `leases`, `cooldown_until`, `verify`, `last_error` — never a token |
+//! | GET | `/admin/accounts` | `{count, accounts: [...]}`: each account's identity, `status`, `derived_status`, `quota`, `buckets` (name, title, `used_percent`, `limit_reached`, `window_secs`, `reset_at`, `resets_in_secs`, `resets_in`), `usage`, `leases`, `cooldown_until`, `holds` (kind, reason, until), `verify`, `last_error` — never a token |
 //! | GET | `/admin/accounts/{id}` | one account, same shape |
-//! | GET | `/admin/accounts/{id}/explain` | `{available, reasons, until, until_in}` from the account actor |
+//! | GET | `/admin/accounts/{id}/explain` | `{available, reasons, holds, until, until_in}` from the account actor |
 //! | POST | `/admin/accounts/{id}/enable`, `/disable` | the account afterwards |
 //! | POST | `/admin/accounts/{id}/probe` | 202; the actor reads the usage endpoint now |
 //! | DELETE | `/admin/accounts/{id}` | `{removed}` |

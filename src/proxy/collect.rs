@@ -56,6 +56,9 @@ pub async fn collect(
         lease.usage(u);
         out.usage(u);
     }
+    if let Some(kind) = obs.quota_fault() {
+        lease.quota_failed(kind);
+    }
     if obs.incomplete {
         // Upstream answered; the daemon cannot carry the answer whole. No account is blamed.
         tracing::warn!(account = %lease.account_id, "upstream event too large to collect");

@@ -19,7 +19,7 @@ use crate::upstream::classify::Verdict;
 use crate::upstream::evidence::{self, Evidence};
 use crate::upstream::{Creds, chain};
 use http::HeaderMap;
-use rotor_actors::quota::QuotaConfig;
+use rotor_actors::quota::{QuotaConfig, RejectionKind};
 use rotor_actors::{Lease, PickError, PickRequest, UpstreamFailure};
 use std::time::Duration;
 
@@ -195,7 +195,7 @@ async fn attempt(
                 observe(lease, Evidence::of_head(&resp, lease.started_at));
                 return AccountOutcome::Served(resp);
             }
-            Ok(resp) => match refused(state, lease, resp, out).await {
+            Ok(resp) => match refused(state, lease, resp, &req.model, out).await {
                 Ok(AccountOutcome::Final(e)) if backstop_left => {
                     let Some(retry) = reasoning::backstop(&e, &body) else {
                         return AccountOutcome::Final(e);
@@ -236,8 +236,10 @@ async fn refused(
     state: &AppState,
     lease: &Lease,
     resp: reqwest::Response,
+    model: &str,
     out: &mut Outcome,
 ) -> Result<AccountOutcome, (u16, &'static str, String)> {
+    let model_limit = rotor_actors::quota::limit_for_model(model);
     let bound = state.upstream().settings().first_byte_timeout;
     let evidence = Evidence::read(resp, lease.started_at, bound).await;
     let status = evidence.status;
@@ -257,7 +259,17 @@ async fn refused(
     match verdict {
         Verdict::RateLimited(l) => {
             out.rec.upstream_429s += 1;
-            let r = evidence::rejection(&l, evidence.at);
+            let r = evidence::rejection(&l, evidence.quota.as_ref(), model_limit, evidence.at);
+            if r.kind == RejectionKind::UsageNotIncluded {
+                // The plan lacks this model: other accounts may have it; if none does, the
+                // client reads upstream's own answer.
+                lease.rejected(r);
+                return Ok(AccountOutcome::Next(ApiError::Passthrough {
+                    status,
+                    content_type: evidence.content_type.clone(),
+                    body: evidence.body.clone(),
+                }));
+            }
             let cfg = QuotaConfig::with_backoff(state.config().pool.default_429_backoff);
             let soonest = r.reset_hint(lease.started_at, &cfg);
             lease.rejected(r);
@@ -292,6 +304,17 @@ async fn refused(
                 503,
                 "no_available_accounts",
                 format!("upstream refused the account: {reason}"),
+            )
+        }
+        Verdict::Refused(cause, reason) => {
+            lease.failed(UpstreamFailure::Refused {
+                cause,
+                reason: reason.clone(),
+            });
+            next(
+                503,
+                "no_available_accounts",
+                format!("upstream refused the account ({status}): {reason}"),
             )
         }
         Verdict::Cloudflare => {

@@ -49,6 +49,9 @@ pub struct Observer {
     pub response_id: Option<String>,
     /// Number of events seen.
     pub events: u64,
+    /// The `code` of an upstream `error` event (not a terminal event; the stream then ends
+    /// without one).
+    pub error_code: Option<String>,
     /// A `stream: false` answer would silently lack something: an event it is rebuilt from
     /// (an output item, the terminal event, or one whose type could not be read) was longer
     /// than [`crate::sse::MAX_LINE`] and could not be observed.
@@ -143,6 +146,12 @@ impl Observer {
                     self.items.push(item);
                 }
             }
+            "error" if self.error_code.is_none() => {
+                self.error_code = parse(ev.data).and_then(|v| {
+                    let e = v.get("error").unwrap_or(&v);
+                    e.get("code").and_then(Value::as_str).map(str::to_owned)
+                });
+            }
             "response.created" if self.response_id.is_none() => {
                 self.response_id = match fast_created_id(ev.data) {
                     Some(id) => Some(id.to_owned()),
@@ -178,6 +187,18 @@ impl Observer {
                     .unwrap_or(Value::Null),
             );
         }
+    }
+
+    /// What the failure that ended the stream teaches the serving account's quota: the
+    /// `response.failed` or `error` event's code, when it is a quota code
+    /// ([`crate::upstream::classify::stream_fault`]); `None` for everything else, the request's
+    /// own faults included.
+    pub fn quota_fault(&self) -> Option<rotor_actors::quota::RejectionKind> {
+        let code = match &self.terminal {
+            Some(Terminal::Failed { code, .. }) => code.as_deref(),
+            _ => None,
+        };
+        crate::upstream::classify::stream_fault(code.or(self.error_code.as_deref())?)
     }
 
     /// The final response object for a `stream: false` client: the terminal event's
@@ -340,5 +361,32 @@ mod tests {
             })
         );
         assert!(o.response.is_none(), "not collecting");
+        assert_eq!(
+            o.quota_fault(),
+            None,
+            "server_error says nothing of the account"
+        );
+    }
+
+    #[test]
+    fn quota_codes_of_failed_and_error_events_are_quota_faults() {
+        let mut o = Observer::new(false);
+        o.push(b"data: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"insufficient_quota\"}}}\n\n");
+        assert_eq!(
+            o.quota_fault(),
+            Some(rotor_actors::quota::RejectionKind::UsageLimitReached)
+        );
+        let mut o = Observer::new(false);
+        o.push(
+            b"data: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"slow\"}\n\n",
+        );
+        assert_eq!(o.terminal, None, "an error event is not terminal");
+        assert_eq!(
+            o.quota_fault(),
+            Some(rotor_actors::quota::RejectionKind::RateLimitExceeded)
+        );
+        let mut o = Observer::new(false);
+        o.push(b"data: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"context_length_exceeded\"}}}\n\n");
+        assert_eq!(o.quota_fault(), None, "the request's fault");
     }
 }

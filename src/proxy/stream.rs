@@ -283,9 +283,18 @@ impl State {
             _ => None,
         };
         self.outcome.finish(200, error);
+        self.teach_quota();
         self.lease = None;
         self.done = true;
         None
+    }
+
+    /// A quota failure upstream reported in the stream (`response.failed`, `error` event)
+    /// teaches the account's quota; the client keeps the bytes it has (no failover).
+    fn teach_quota(&self) {
+        if let (Some(kind), Some(lease)) = (self.observer.quota_fault(), self.lease.as_ref()) {
+            lease.quota_failed(kind);
+        }
     }
 
     /// Ends the stream with a terminal `response.failed` the daemon writes itself.
@@ -293,6 +302,7 @@ impl State {
         if let (Some(f), Some(lease)) = (failure, self.lease.as_ref()) {
             lease.failed(f);
         }
+        self.teach_quota();
         let frame = failed_event(self.observer.response_id.as_deref(), code, &message);
         self.outcome.first_byte();
         self.outcome.finish(200, Some(message));

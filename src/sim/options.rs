@@ -218,6 +218,10 @@ pub enum FaultKind {
         /// How many events of the normal answer come first.
         #[serde(default = "two")]
         after_events: usize,
+        /// The event's `code` (and message); `None` keeps the corpus's `server_error`. LB
+        /// and ICE meet `error` events with the quota codes too.
+        #[serde(default)]
+        code: Option<String>,
     },
     /// 402: the account's quota or subscription is exhausted.
     PaymentRequired,

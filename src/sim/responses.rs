@@ -246,8 +246,13 @@ pub(crate) async fn handle(
             failed["response"]["id"] = answer.id.as_str().into();
             frames = frames.cut_with(*after_events, failed);
         }
-        Some(FaultKind::ErrorEvent { after_events }) => {
-            frames = frames.cut_with(*after_events, corpus::event_data(corpus::ERROR_EVENT));
+        Some(FaultKind::ErrorEvent { after_events, code }) => {
+            let mut ev = corpus::event_data(corpus::ERROR_EVENT);
+            if let Some(code) = code {
+                ev["code"] = code.as_str().into();
+                ev["message"] = code.as_str().into();
+            }
+            frames = frames.cut_with(*after_events, ev);
         }
         _ => {}
     }

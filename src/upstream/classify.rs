@@ -2,9 +2,11 @@
 //! classes". Pure: status, headers and (a bounded prefix of) the body in, a [`Verdict`] out. The
 //! proxy turns the verdict into an account effect (`rejected`, `failed`) and a request effect
 //! (retry elsewhere, retry here, or answer the client) — always before the first byte reached
-//! the client.
+//! the client. Mid-stream failures (`response.failed`, `error` events) are read by
+//! [`stream_fault`]: the only codes that teach the account anything are quota codes.
 
-use rotor_actors::quota;
+use rotor_actors::account::PenaltyCause;
+use rotor_actors::quota::{self, RejectionKind};
 use serde_json::Value;
 
 /// What a non-2xx upstream answer means.
@@ -14,12 +16,17 @@ pub enum Verdict {
     RateLimited(Limit429),
     /// 401: the access token is no longer accepted; the actor refreshes it (single-flight).
     Unauthorized,
-    /// 403 JSON (or 401) saying the account is banned.
+    /// 403 JSON (or 401) saying the account is banned (`banned`, `suspended`).
     Banned(String),
-    /// 403 JSON (or 401) saying the account or workspace is deactivated.
+    /// 403 JSON (or 401) saying the account or workspace is deactivated
+    /// (`account_deactivated`, "deactivated").
     Deactivated(String),
     /// 403 HTML / `cf-mitigated`: a Cloudflare challenge — a short cooldown, not a ban.
     Cloudflare,
+    /// Upstream refused the account without saying it is gone: a 403 with no deactivation or
+    /// ban signal, a 402, a 404 with an empty body. An escalating refusal cooldown and another
+    /// account; never a ban (docs/failures.md).
+    Refused(PenaltyCause, String),
     /// 5xx, `server_is_overloaded`: transient; bounded retry, then another account.
     Transient(String),
     /// 400/404/422 and other 4xx: the request's own fault; returned as is, nobody penalised.
@@ -48,8 +55,13 @@ pub fn classify<'a>(status: u16, header: impl Fn(&str) -> Option<&'a str>, body:
         429 => Verdict::RateLimited(limit_429(&header, json.as_ref())),
         401 => account_state(json.as_ref(), body).unwrap_or(Verdict::Unauthorized),
         403 if is_cloudflare(&header, body) => Verdict::Cloudflare,
-        403 => account_state(json.as_ref(), body)
-            .unwrap_or_else(|| Verdict::Banned(reason(json.as_ref(), body))),
+        403 => account_state(json.as_ref(), body).unwrap_or_else(|| {
+            Verdict::Refused(PenaltyCause::Forbidden, reason(json.as_ref(), body))
+        }),
+        402 => Verdict::Refused(PenaltyCause::PaymentRequired, reason(json.as_ref(), body)),
+        404 if body.iter().all(u8::is_ascii_whitespace) => {
+            Verdict::Refused(PenaltyCause::StealthDeny, "404 with an empty body".into())
+        }
         500..=599 => Verdict::Transient(format!(
             "upstream {status}: {}",
             reason(json.as_ref(), body)
@@ -84,17 +96,45 @@ fn as_i64(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
-/// A 401/403 whose message says *what* happened to the account.
+/// A 401/403 whose JSON says *what* happened to the account: an explicit signal in
+/// `error.code`, `error.type`, `error.message` or `detail` (`account_deactivated`,
+/// "deactivated", "banned", "suspended"). Nothing less is a ban.
 fn account_state(json: Option<&Value>, body: &[u8]) -> Option<Verdict> {
-    json?;
-    let text = reason(json, body);
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("deactivated") {
+    let json = json?;
+    let err = json.get("error").unwrap_or(json);
+    let signals: String = [
+        err.get("code"),
+        err.get("type"),
+        err.get("message"),
+        json.get("detail"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(Value::as_str)
+    .collect::<Vec<_>>()
+    .join(" ")
+    .to_ascii_lowercase();
+    let text = reason(Some(json), body);
+    if signals.contains("deactivated") {
         Some(Verdict::Deactivated(text))
-    } else if lower.contains("banned") || lower.contains("suspended") {
+    } else if signals.contains("banned") || signals.contains("suspended") {
         Some(Verdict::Banned(text))
     } else {
         None
+    }
+}
+
+/// What a mid-stream failure code (`response.failed`'s `error.code`, an `error` event's
+/// `code`) says about the account: a quota code is a 429 that came after the head — the
+/// account's quota learns it (docs/quota.md rule 2), though the client already has bytes and
+/// is not failed over. Every other code — the request's own (`context_length_exceeded`,
+/// `cyber_policy`, `invalid_prompt`, `invalid_request_error`) or upstream's trouble — says
+/// nothing about the account.
+pub fn stream_fault(code: &str) -> Option<RejectionKind> {
+    match code {
+        "rate_limit_exceeded" => Some(RejectionKind::RateLimitExceeded),
+        "usage_limit_reached" | "insufficient_quota" => Some(RejectionKind::UsageLimitReached),
+        _ => None,
     }
 }
 
@@ -175,6 +215,28 @@ mod tests {
     }
 
     #[test]
+    fn only_quota_codes_mid_stream_teach_the_account() {
+        for (code, kind) in [
+            (
+                "rate_limit_exceeded",
+                Some(RejectionKind::RateLimitExceeded),
+            ),
+            (
+                "usage_limit_reached",
+                Some(RejectionKind::UsageLimitReached),
+            ),
+            ("insufficient_quota", Some(RejectionKind::UsageLimitReached)),
+            ("context_length_exceeded", None),
+            ("cyber_policy", None),
+            ("invalid_prompt", None),
+            ("invalid_request_error", None),
+            ("server_error", None),
+        ] {
+            assert_eq!(stream_fault(code), kind, "{code}");
+        }
+    }
+
+    #[test]
     fn bare_429_is_still_a_rate_limit() {
         assert_eq!(
             run(429, &[], "slow down"),
@@ -201,6 +263,35 @@ mod tests {
             Verdict::Banned("account_banned".into())
         );
         assert_eq!(
+            run(
+                403,
+                &[],
+                r#"{"error":{"code":"account_deactivated","message":"Access denied"}}"#
+            ),
+            Verdict::Deactivated("Access denied".into()),
+            "the code alone is the signal"
+        );
+        assert_eq!(
+            run(403, &[], r#"{"detail":"Your account has been flagged"}"#),
+            Verdict::Refused(
+                PenaltyCause::Forbidden,
+                "Your account has been flagged".into()
+            ),
+            "no deactivation signal: not a ban"
+        );
+        assert_eq!(
+            run(403, &[], "Forbidden"),
+            Verdict::Refused(PenaltyCause::Forbidden, "Forbidden".into())
+        );
+        assert_eq!(
+            run(402, &[], r#"{"detail":"Payment required"}"#),
+            Verdict::Refused(PenaltyCause::PaymentRequired, "Payment required".into())
+        );
+        assert_eq!(
+            run(404, &[], ""),
+            Verdict::Refused(PenaltyCause::StealthDeny, "404 with an empty body".into())
+        );
+        assert_eq!(
             run(403, &[], "<!DOCTYPE html><title>Just a moment...</title>"),
             Verdict::Cloudflare
         );
@@ -212,7 +303,10 @@ mod tests {
             run(400, &[], r#"{"error":{"message":"bad"}}"#),
             Verdict::ClientFault
         );
-        assert_eq!(run(404, &[], ""), Verdict::ClientFault);
+        assert_eq!(
+            run(404, &[], r#"{"detail":"Not Found"}"#),
+            Verdict::ClientFault
+        );
         assert_eq!(run(422, &[], "{}"), Verdict::ClientFault);
         assert_eq!(
             run(

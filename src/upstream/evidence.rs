@@ -73,10 +73,13 @@ impl Evidence {
         }
     }
 
-    /// A 429's evidence as the pool takes it (docs/quota.md rule 2).
-    pub fn rejection(&self) -> Option<Rejection429> {
+    /// A 429's evidence as the pool takes it (docs/quota.md rule 2), for a request whose
+    /// model is metered by `model_limit` ([`quota::limit_for_model`]).
+    pub fn rejection(&self, model_limit: Option<&str>) -> Option<Rejection429> {
         match &self.verdict {
-            Some(Verdict::RateLimited(l)) => Some(rejection(l, self.at)),
+            Some(Verdict::RateLimited(l)) => {
+                Some(rejection(l, self.quota.as_ref(), model_limit, self.at))
+            }
             _ => None,
         }
     }
@@ -93,21 +96,60 @@ fn quota_of(headers: &HeaderMap, at: UnixMs) -> Option<Observation> {
 }
 
 /// The pool's 429 evidence from what the classifier read of a 429 answering a request that
-/// started at `at`.
-pub fn rejection(l: &Limit429, at: UnixMs) -> Rejection429 {
+/// started at `at` for a model metered by `model_limit`, with the quota its own headers report
+/// (`observed`). When the body names no reset, the reset is the headers' own: the latest reset
+/// among the exhausted windows of the family `x-codex-active-limit` names (Codex reads a
+/// headers-only 429 so, `codex-api/src/api_bridge.rs`).
+pub fn rejection(
+    l: &Limit429,
+    observed: Option<&Observation>,
+    model_limit: Option<&str>,
+    at: UnixMs,
+) -> Rejection429 {
     let kind = match l.error_type.as_deref() {
         Some("usage_limit_reached") => RejectionKind::UsageLimitReached,
         Some("rate_limit_exceeded") => RejectionKind::RateLimitExceeded,
+        Some("usage_not_included") => RejectionKind::UsageNotIncluded,
         _ => RejectionKind::Other,
+    };
+    let from_body = l.resets_at_secs.map(|s| s.saturating_mul(1000));
+    let from_headers = || {
+        let family = l.active_limit.as_deref().unwrap_or(quota::MAIN_LIMIT);
+        let usage_limit = kind == RejectionKind::UsageLimitReached;
+        observed
+            .filter(|_| usage_limit)
+            .and_then(|o| exhausted_reset(o, family))
     };
     Rejection429 {
         at,
         limit: l.active_limit.clone(),
-        resets_at: l.resets_at_secs.map(|s| s.saturating_mul(1000)),
+        resets_at: from_body.or_else(|| l.resets_in_secs.is_none().then(from_headers).flatten()),
         resets_in_secs: l.resets_in_secs,
         retry_after_secs: l.retry_after_secs,
         kind,
+        model_limit: model_limit.map(str::to_owned),
+        observed: observed.cloned(),
     }
+}
+
+/// When a usage-limit 429's family frees the account, by its headers: the latest reset among
+/// the family's exhausted windows (used 100 % or more); when the headers show none exhausted,
+/// the short window's reset — the earliest the limit can have lifted, which the quota then
+/// verifies (docs/quota.md rule 4).
+fn exhausted_reset(o: &Observation, family: &str) -> Option<UnixMs> {
+    let windows = if family == quota::MAIN_LIMIT {
+        [o.primary.as_ref(), o.secondary.as_ref()]
+    } else {
+        let x = o.extra.get(family)?;
+        [x.primary.as_ref(), x.secondary.as_ref()]
+    };
+    windows
+        .into_iter()
+        .flatten()
+        .filter(|w| w.limit_reached.unwrap_or(w.used_percent >= 100.0))
+        .filter_map(|w| w.reset_at)
+        .max()
+        .or_else(|| windows[0].and_then(|w| w.reset_at))
 }
 
 /// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer, bounded in time.
@@ -146,7 +188,7 @@ mod tests {
         ]);
         let ev = Evidence::from_parts(200, &h, Bytes::new(), 7);
         assert_eq!(ev.verdict, None);
-        assert_eq!(ev.rejection(), None);
+        assert_eq!(ev.rejection(None), None);
         let q = ev.quota.expect("quota headers");
         assert_eq!((q.at, q.primary.map(|w| w.used_percent)), (7, Some(42.0)));
     }
@@ -160,7 +202,7 @@ mod tests {
         let body = r#"{"error":{"type":"usage_limit_reached","resets_at":1795673493,"resets_in_seconds":3600}}"#;
         let ev = Evidence::from_parts(429, &h, Bytes::from_static(body.as_bytes()), 5);
         assert_eq!(
-            ev.rejection(),
+            ev.rejection(Some("codex_bengalfox")),
             Some(Rejection429 {
                 at: 5,
                 limit: Some("codex_bengalfox".into()),
@@ -168,7 +210,50 @@ mod tests {
                 resets_in_secs: Some(3600),
                 retry_after_secs: Some(30),
                 kind: RejectionKind::UsageLimitReached,
+                model_limit: Some("codex_bengalfox".into()),
+                observed: None,
             })
+        );
+    }
+
+    #[test]
+    fn a_headers_only_429_resets_when_its_familys_exhausted_window_does() {
+        let h = head(&[
+            ("x-codex-active-limit", "codex_other"),
+            ("x-codex-primary-used-percent", "12"),
+            ("x-codex-primary-reset-at", "100"),
+            ("x-codex-other-primary-used-percent", "40"),
+            ("x-codex-other-primary-reset-at", "200"),
+            ("x-codex-other-secondary-used-percent", "100"),
+            ("x-codex-other-secondary-reset-at", "900000"),
+        ]);
+        let body = r#"{"error":{"type":"usage_limit_reached","plan_type":"pro"}}"#;
+        let ev = Evidence::from_parts(429, &h, Bytes::from_static(body.as_bytes()), 5);
+        let r = ev.rejection(None).expect("a 429");
+        assert_eq!(
+            r.resets_at,
+            Some(900_000_000),
+            "the named family's exhausted window"
+        );
+        assert!(
+            r.observed
+                .is_some_and(|o| o.extra.contains_key("codex_other"))
+        );
+        let body = r#"{"error":{"type":"usage_not_included","plan_type":"free"}}"#;
+        let ev = Evidence::from_parts(
+            429,
+            &HeaderMap::new(),
+            Bytes::from_static(body.as_bytes()),
+            5,
+        );
+        let r = ev.rejection(Some("codex_bengalfox")).expect("a 429");
+        assert_eq!(
+            (r.kind, r.model_limit.as_deref(), r.resets_at),
+            (
+                RejectionKind::UsageNotIncluded,
+                Some("codex_bengalfox"),
+                None
+            )
         );
     }
 

@@ -2,7 +2,9 @@
 //! account's credentials, parsed by `rotor_actors::quota::usage::parse`; a refusal is read as any
 //! upstream answer is ([`super::evidence`]). Unlike the
 //! predecessor (docs/predecessor.md §12.2 item 10), the HTTP status matters: 401 means the token is no
-//! longer accepted and 403 that the account is refused, so a probe can mark an account.
+//! longer accepted, so a probe can start a refresh. A 403 is a failed probe and nothing more:
+//! `/wham/usage` refuses accounts that still serve requests (LB `app/modules/usage/updater.py`),
+//! so only an answer on the responses endpoint can bench or ban an account.
 
 use super::classify::Verdict;
 use super::evidence::Evidence;
@@ -67,9 +69,13 @@ async fn probe(upstream: &Upstream, creds: &UpstreamCreds) -> Result<Observation
         (403, Some(Verdict::Cloudflare)) => Err(ProbeError::Transient(
             "usage probe blocked by a Cloudflare challenge".into(),
         )),
-        (403, Some(Verdict::Banned(reason) | Verdict::Deactivated(reason))) => {
-            Err(ProbeError::Banned(reason))
-        }
+        (403, verdict) => Err(ProbeError::Transient(format!(
+            "usage probe refused (403: {}); not a ban",
+            match verdict {
+                Some(Verdict::Banned(r) | Verdict::Deactivated(r) | Verdict::Refused(_, r)) => r,
+                _ => "no reason".into(),
+            }
+        ))),
         _ => Err(ProbeError::Transient(format!(
             "usage probe answered {status}"
         ))),

@@ -80,6 +80,7 @@ pub fn view(id: &str, status: Status, derived: &str, quota: Quota) -> AccountVie
         usage: UsageCounters::default(),
         leases: 2,
         cooldown_until: None,
+        holds: Vec::new(),
         verify: false,
         last_error: None,
         token_expires_at: None,

@@ -4,7 +4,8 @@
 //! Python SDK. Failure rows are in `proxy/failures.rs`, lifecycle in `proxy/lifecycle.rs`, what
 //! keyless clients may make the daemon read in `proxy/keyless.rs`, and what a new user's first
 //! requests meet at the edge (default model, 404/405) in `proxy/edge.rs`, what reaches the strict
-//! simulator in `proxy/shape.rs`, reasoning across a failover in `proxy/reasoning.rs`.
+//! simulator in `proxy/shape.rs`, reasoning across a failover in `proxy/reasoning.rs`, and how
+//! each answer of FIDELITY.md §B is classified in `proxy/verdicts.rs`.
 
 mod edge;
 mod failures;
@@ -15,6 +16,7 @@ mod oversize;
 mod reasoning;
 mod shape;
 mod timeouts;
+mod verdicts;
 
 use crate::support::{
     POOL_KEY, TcpTap, TestEnv, event_types, responses_body, start_env, start_env_with,

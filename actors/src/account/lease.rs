@@ -15,6 +15,9 @@ pub struct Lease {
     pub creds: UpstreamCreds,
     /// When the lease was granted (the request's start: evidence time of what it observes).
     pub started_at: UnixMs,
+    /// The extra limit of the requested model ([`quota::limit_for_model`]; `None` = the main
+    /// models): what a quota failure met mid-stream is charged to.
+    pub model_limit: Option<String>,
     /// The account actor; `None` only for detached leases in tests.
     pub(crate) actor: Option<AccountRef>,
     /// Tokens reported by [`Lease::usage`], delivered with the release: one message to the
@@ -39,6 +42,7 @@ impl Lease {
             account_id,
             creds,
             started_at,
+            model_limit: None,
             actor: None,
             usage: None,
         }
@@ -59,6 +63,20 @@ impl Lease {
     /// Reports a 429 (`Applied429`).
     pub fn rejected(&self, r: quota::Rejection429) {
         self.cast(AccountMsg::Applied429(r));
+    }
+
+    /// Reports a quota failure met after the head (a `response.failed` or `error` event with a
+    /// quota code, docs/failures.md): a 429 of `kind` without a reset, charged to the
+    /// requested model's family, so the quota locks it for `pool.default_429_backoff` and
+    /// verifies when that passes.
+    pub fn quota_failed(&self, kind: quota::RejectionKind) {
+        self.rejected(quota::Rejection429 {
+            at: self.started_at,
+            limit: self.model_limit.clone(),
+            kind,
+            model_limit: self.model_limit.clone(),
+            ..quota::Rejection429::default()
+        });
     }
 
     /// Reports an upstream failure (`UpstreamFailed`).
@@ -101,6 +119,14 @@ pub enum UpstreamFailure {
     },
     /// 403/HTML Cloudflare challenge: short escalating cooldown, not a ban.
     Cloudflare,
+    /// Upstream refused the account without saying it is gone (403 without a deactivation
+    /// signal, 402, empty-body 404): an escalating refusal cooldown, not a ban.
+    Refused {
+        /// Which refusal it was.
+        cause: super::PenaltyCause,
+        /// Upstream's reason.
+        reason: String,
+    },
     /// 5xx, overload, connect error: counted, no lock.
     Transient {
         /// What happened.

@@ -5,7 +5,7 @@
 
 use std::ops::ControlFlow;
 
-use super::{AccountState, Cooldown};
+use super::{AccountState, Cooldown, Hold, Penalty};
 use crate::quota::BucketId;
 use crate::quota::headroom::Tight;
 use crate::rotation::{Candidate, Cooling};
@@ -21,6 +21,10 @@ enum Refusal<'a> {
     Expired,
     /// A Cloudflare cooldown runs until then.
     Cooldown(UnixMs),
+    /// A refusal cooldown (403, 402, empty-body 404) runs until then.
+    Refused(&'a Penalty, UnixMs),
+    /// The plan does not include the request's model family until then.
+    NotIncluded(&'a str, UnixMs),
     /// A bucket that governs the request is exhausted until then (if known).
     Exhausted(BucketId<&'a str>, Option<UnixMs>),
     /// Every lease is in use.
@@ -40,6 +44,10 @@ impl Refusal<'_> {
             Refusal::NotDurable => "new tokens are not yet on disk".to_string(),
             Refusal::Expired => "access token expired; refresh pending".to_string(),
             Refusal::Cooldown(_) => "Cloudflare challenge cooldown".to_string(),
+            Refusal::Refused(p, _) => p.text(),
+            Refusal::NotIncluded(family, _) => {
+                format!("the plan does not include the {family} models (usage_not_included)")
+            }
             Refusal::Exhausted(id, _) => format!("quota bucket {id} exhausted"),
             Refusal::Full(max) => format!("all {max} leases in use"),
             Refusal::Tight(t) => t.reason(),
@@ -49,9 +57,30 @@ impl Refusal<'_> {
     /// When this reason ends by itself, if it does.
     fn until(&self) -> Option<UnixMs> {
         match self {
-            Refusal::Cooldown(t) => Some(*t),
+            Refusal::Cooldown(t) | Refusal::Refused(_, t) | Refusal::NotIncluded(_, t) => Some(*t),
             Refusal::Exhausted(_, t) => *t,
             _ => None,
+        }
+    }
+
+    /// What kind of hold it is, as the dashboard and `explain` name it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Status(..) => "status",
+            Refusal::NotDurable | Refusal::Expired => "tokens",
+            Refusal::Cooldown(_) => "cloudflare",
+            Refusal::Refused(..) => "refused",
+            Refusal::NotIncluded(..) => "not_included",
+            Refusal::Exhausted(..) => "quota",
+            Refusal::Full(_) | Refusal::Tight(_) => "busy",
+        }
+    }
+
+    fn hold(&self) -> Hold {
+        Hold {
+            kind: self.kind(),
+            reason: self.text(),
+            until: self.until(),
         }
     }
 }
@@ -83,8 +112,17 @@ impl AccountState {
         {
             f(Refusal::Cooldown(until))?;
         }
+        if let Some(until) = self.penalty.active(now) {
+            f(Refusal::Refused(&self.penalty, until))?;
+        }
+        if let Some(until) = rec.quota.not_included_for(model_limit, now) {
+            f(Refusal::NotIncluded(
+                crate::quota::family_of(model_limit),
+                until,
+            ))?;
+        }
         for (id, b) in rec.quota.governing_locks(model_limit, review) {
-            f(Refusal::Exhausted(id, b.reset_at))?;
+            f(Refusal::Exhausted(id, b.lock_until()))?;
         }
         if self.leases >= self.cfg.max_leases {
             f(Refusal::Full(self.cfg.max_leases))?;
@@ -98,19 +136,32 @@ impl AccountState {
         ControlFlow::Continue(())
     }
 
-    /// Why the account cannot take a lease for an ordinary pick, each reason with when it ends
-    /// by itself (empty = it can).
-    pub fn refusals(
-        &self,
-        model_limit: Option<&str>,
-        review: bool,
-        now: UnixMs,
-    ) -> Vec<(String, Option<UnixMs>)> {
+    /// Why the account cannot take a lease for an ordinary pick, each reason with its kind and
+    /// when it ends by itself (empty = it can).
+    pub fn refusals(&self, model_limit: Option<&str>, review: bool, now: UnixMs) -> Vec<Hold> {
         let mut out = Vec::new();
         let _ = self.each_refusal(model_limit, review, Cooling::Avoid, now, &mut |r| {
-            out.push((r.text(), r.until()));
+            out.push(r.hold());
             ControlFlow::Continue(())
         });
+        out
+    }
+
+    /// Everything that holds the account off some requests now, for operators: the reasons an
+    /// ordinary request is refused, then each model family the plan does not include (an
+    /// ordinary request of the main models may still be served).
+    pub fn holds(&self, now: UnixMs) -> Vec<Hold> {
+        let mut out = self.refusals(None, false, now);
+        for (family, until) in &self.rec.quota.not_included {
+            if *until > now && family != crate::quota::MAIN_LIMIT {
+                out.push(Refusal::NotIncluded(family.as_str(), *until).hold());
+            }
+        }
+        for (id, b) in self.rec.quota.iter() {
+            if b.limit_reached && !id.governs(None, false) {
+                out.push(Refusal::Exhausted(id, b.lock_until()).hold());
+            }
+        }
         out
     }
 
@@ -146,7 +197,16 @@ impl AccountState {
     /// Availability of a record before its actor runs: the supervisor seeds its view with it
     /// at spawn, so a pick right after start does not find an empty pool.
     pub fn seed(rec: &AccountRecord, max_leases: u32, now: UnixMs) -> Candidate {
-        Summary::of(rec, true, 0, max_leases, &Cooldown::default(), now).to_candidate()
+        let benched = Penalty::default();
+        Summary::of(
+            rec,
+            true,
+            0,
+            max_leases,
+            (&Cooldown::default(), &benched),
+            now,
+        )
+        .to_candidate()
     }
 
     fn summary(&self, now: UnixMs) -> Summary<'_> {
@@ -156,7 +216,7 @@ impl AccountState {
             self.tokens_durable,
             self.leases,
             cap,
-            &self.cooldown,
+            (&self.cooldown, &self.penalty),
             now,
         )
     }
@@ -173,6 +233,7 @@ struct Summary<'a> {
     window_reset_at: Option<UnixMs>,
     cooldown_until: Option<UnixMs>,
     cooldown_soft: bool,
+    refused_until: Option<UnixMs>,
 }
 
 impl<'a> Summary<'a> {
@@ -183,7 +244,7 @@ impl<'a> Summary<'a> {
         tokens_durable: bool,
         leases: u32,
         max_leases: u32,
-        cooldown: &Cooldown,
+        (cooldown, penalty): (&Cooldown, &Penalty),
         now: UnixMs,
     ) -> Self {
         Summary {
@@ -191,12 +252,14 @@ impl<'a> Summary<'a> {
             plan: rec.identity.plan.as_ref().or(rec.quota.plan_type.as_ref()),
             serving: rec.status == Status::Active
                 && rec.tokens.expires_at.is_none_or(|t| t > now)
-                && tokens_durable,
+                && tokens_durable
+                && penalty.active(now).is_none(),
             leases,
             max_leases,
             window_reset_at: rec.quota.primary.as_ref().and_then(|b| b.reset_at),
             cooldown_until: cooldown.active(now),
             cooldown_soft: cooldown.soft(now),
+            refused_until: penalty.active(now),
         }
     }
 
@@ -212,8 +275,10 @@ impl<'a> Summary<'a> {
             last_used: self.rec.usage.last_used,
             window_reset_at: self.window_reset_at,
             locks: self.rec.quota.locks(),
+            not_included: self.rec.quota.not_included.keys().cloned().collect(),
             cooldown_until: self.cooldown_until,
             cooldown_soft: self.cooldown_soft,
+            refused_until: self.refused_until,
         }
     }
 
@@ -230,6 +295,8 @@ impl<'a> Summary<'a> {
             && c.window_reset_at == self.window_reset_at
             && c.cooldown_until == self.cooldown_until
             && c.cooldown_soft == self.cooldown_soft
+            && c.refused_until == self.refused_until
             && self.rec.quota.locks_are(&c.locks)
+            && c.not_included.iter().eq(self.rec.quota.not_included.keys())
     }
 }

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{AccountConfig, AccountView, Explanation, UpstreamFailure, cooldown::Cooldown};
+use super::{
+    AccountConfig, AccountView, Explanation, Penalty, UpstreamFailure, cooldown::Cooldown,
+};
 use crate::quota::headroom::Headroom;
 use crate::quota::{Effect, Event};
 use crate::rotation::{Candidate, Cooling};
@@ -35,6 +37,8 @@ pub struct AccountState {
     pub leases: u32,
     /// Cloudflare cooldown.
     pub cooldown: Cooldown,
+    /// Refusal cooldown (403 without a deactivation signal, 402, empty-body 404).
+    pub penalty: Penalty,
     /// Quota/usage changed since the last flush (coalesced writes).
     pub dirty: bool,
     /// Something beyond the usage counters changed (quota, last error): flushed on the next
@@ -73,6 +77,7 @@ impl AccountState {
             cfg,
             leases: 0,
             cooldown: Cooldown::default(),
+            penalty: Penalty::default(),
             dirty: false,
             dirty_quota: false,
             last_flush_at: None,
@@ -145,8 +150,10 @@ impl AccountState {
         }
         if let Event::HeaderObserved(o) = &ev {
             self.headroom.observe(o);
-            // Upstream answered: Cloudflare let this request through.
+            // Upstream answered: Cloudflare let this request through, and upstream took the
+            // account.
             self.cooldown.passed(o.at, now);
+            self.penalty.passed(o.at);
         }
         let before = self.rec.quota.clone();
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
@@ -207,6 +214,15 @@ impl AccountState {
                     tracing::warn!(account = %self.rec.id, cooldown_ms = until - now, level = self.cooldown.level, "Cloudflare challenge: cooling down");
                 }
                 self.rec.last_error = Some("Cloudflare challenge".into());
+                self.dirty = true;
+                self.dirty_quota = true;
+                (false, None)
+            }
+            UpstreamFailure::Refused { cause, reason } => {
+                if let Some(until) = self.penalty.hit(cause, reason.clone(), at, now) {
+                    tracing::warn!(account = %self.rec.id, ?cause, cooldown_ms = until - now, level = self.penalty.level, "upstream refused the account: cooling down");
+                }
+                self.rec.last_error = Some(format!("{}: {reason}", cause.text()));
                 self.dirty = true;
                 self.dirty_quota = true;
                 (false, None)
@@ -280,7 +296,7 @@ impl AccountState {
 
     /// The operator view (never tokens).
     pub fn view(&self, now: UnixMs) -> AccountView {
-        let cooling = self.cooldown.active(now).is_some();
+        let cooling = self.cooldown.active(now).is_some() || self.penalty.active(now).is_some();
         let derived = super::derived_status(self.rec.status, cooling, &self.rec.quota).to_string();
         AccountView {
             id: self.rec.id.clone(),
@@ -292,6 +308,7 @@ impl AccountState {
             usage: self.rec.usage.clone(),
             leases: self.leases,
             cooldown_until: self.cooldown.active(now),
+            holds: self.holds(now),
             verify: self.rec.quota.verify_since.is_some(),
             last_error: self.rec.last_error.clone(),
             token_expires_at: self.rec.tokens.expires_at,
@@ -301,14 +318,15 @@ impl AccountState {
     /// Why the account is (not) available for an ordinary request.
     pub fn explain(&self, now: UnixMs) -> Explanation {
         let refusals = self.refusals(None, false, now);
-        let until = if refusals.iter().all(|(_, u)| u.is_some()) {
-            refusals.iter().filter_map(|(_, u)| *u).max()
+        let until = if refusals.iter().all(|h| h.until.is_some()) {
+            refusals.iter().filter_map(|h| h.until).max()
         } else {
             None
         };
         Explanation {
             available: refusals.is_empty(),
-            reasons: refusals.into_iter().map(|(r, _)| r).collect(),
+            reasons: refusals.iter().map(|h| h.reason.clone()).collect(),
+            holds: self.holds(now),
             until,
         }
     }

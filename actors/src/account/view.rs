@@ -28,6 +28,9 @@ pub struct AccountView {
     pub leases: u32,
     /// Cloudflare cooldown end.
     pub cooldown_until: Option<UnixMs>,
+    /// Everything that holds the account off requests now, each with its kind and until when
+    /// (what the dashboard and `explain` show).
+    pub holds: Vec<Hold>,
     /// The quota awaits confirmation (request or probe).
     pub verify: bool,
     /// Last upstream error.
@@ -52,6 +55,19 @@ pub fn derived_status(status: Status, cooling_down: bool, quota: &Quota) -> &'st
     }
 }
 
+/// One thing that holds an account off requests, and until when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hold {
+    /// What holds it: `status`, `tokens`, `cloudflare` (challenge cooldown), `refused`
+    /// (403/402/404 refusal cooldown), `not_included` (429 `usage_not_included`), `quota` (an
+    /// exhausted window), `busy` (lease cap, headroom).
+    pub kind: &'static str,
+    /// The operator's sentence.
+    pub reason: String,
+    /// When it ends by itself, if it does.
+    pub until: Option<UnixMs>,
+}
+
 /// Whether an account is available, and every reason it is not.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Explanation {
@@ -59,6 +75,9 @@ pub struct Explanation {
     pub available: bool,
     /// Human-readable reasons it cannot (empty when available).
     pub reasons: Vec<String>,
+    /// The same reasons with their kind and end, plus what holds the account off some models
+    /// only (another family exhausted or not included in the plan).
+    pub holds: Vec<Hold>,
     /// When the latest-ending timed reason ends, if all reasons are timed.
     pub until: Option<UnixMs>,
 }

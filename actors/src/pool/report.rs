@@ -24,6 +24,8 @@ pub struct PoolSummary {
     pub refreshing: usize,
     /// Active accounts in a Cloudflare cooldown.
     pub cooling_down: usize,
+    /// Active accounts in a refusal cooldown (upstream answered 403, 402 or an empty 404).
+    pub refused: usize,
     /// Some account could serve a request now.
     pub serving: bool,
     /// Soonest reset among exhausted accounts (for 429 `resets_at`).

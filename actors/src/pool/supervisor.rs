@@ -352,6 +352,7 @@ pub fn summary(view: &View, now: i64) -> PoolSummary {
         if c.status == Status::Active {
             s.rate_limited += usize::from(!c.locks.is_empty());
             s.cooling_down += usize::from(cooling);
+            s.refused += usize::from(c.refused_until.is_some_and(|t| t > now));
             if let Some(t) = c.available_again(None, false) {
                 s.soonest_reset_at = Some(s.soonest_reset_at.map_or(t, |x| x.min(t)));
             }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Bucket, BucketId, Observation, Quota, Rejection429, Span, Window};
+use super::{
+    Bucket, BucketId, MAIN_LIMIT, NOT_INCLUDED_MS, Observation, Quota, Rejection429, RejectionKind,
+    Span, Window,
+};
 use crate::UnixMs;
 
 /// How long a 429 that names no reset locks its bucket unless `pool.default_429_backoff` says
@@ -85,6 +88,14 @@ pub enum Effect {
         /// What made the bucket doubtful, for the log.
         reason: String,
     },
+    /// The plan does not include a model family (429 `usage_not_included`): the account is
+    /// kept off it until `until`.
+    NotIncluded {
+        /// The family id (`codex` = the main models).
+        family: String,
+        /// When the account may try the family again.
+        until: UnixMs,
+    },
     /// Evidence older than what is known about a bucket was ignored.
     IgnoredStale {
         /// The bucket.
@@ -111,31 +122,85 @@ impl Quota {
         cfg: &QuotaConfig,
         fx: &mut Vec<Effect>,
     ) {
-        let name = match r.limit.as_deref().map(normalize_limit) {
-            None => BucketId::Primary,
-            Some(id) if id.is_empty() || id == "codex" => BucketId::Primary,
-            Some(id) => BucketId::Extra(id, Span::Primary),
+        let own = r.model_limit.as_deref().map(normalize_limit);
+        if r.kind == RejectionKind::UsageNotIncluded {
+            let family = own.unwrap_or_else(|| MAIN_LIMIT.to_owned());
+            let until = now.saturating_add(NOT_INCLUDED_MS);
+            self.not_included.insert(family.clone(), until);
+            fx.push(Effect::NotIncluded { family, until });
+            self.fetched_at = Some(now);
+            return;
+        }
+        if let Some(obs) = r.observed.clone() {
+            self.observe(obs, now, fx);
+        }
+        let named = r
+            .limit
+            .as_deref()
+            .map(normalize_limit)
+            .filter(|id| !id.is_empty() && id != MAIN_LIMIT);
+        let hint = r.reset_hint(now, cfg);
+        // An extra family the pool did not know meters the requested model evidently does:
+        // the model's own family is locked beside it.
+        let also_own = named.is_some() && own != named;
+        let families = [Some(named), also_own.then_some(own)];
+        for family in families.into_iter().flatten() {
+            let id = self.bucket_for(family, hint, now);
+            self.lock(id, r.at, hint, now, fx);
+        }
+        self.fetched_at = Some(now);
+    }
+
+    /// The bucket of `family` (`None` = the main windows) a 429 whose reset is `hint` locks:
+    /// the short window, unless the reset lies beyond its known length (by more than a
+    /// minute) — then the long window
+    /// (a reset days away is the weekly window's, whichever window the 429 was charged to).
+    fn bucket_for(&self, family: Option<String>, hint: UnixMs, now: UnixMs) -> BucketId {
+        let (short, long) = match family {
+            None => (BucketId::Primary, BucketId::Secondary),
+            Some(id) => (
+                BucketId::Extra(id.clone(), Span::Primary),
+                BucketId::Extra(id, Span::Secondary),
+            ),
         };
+        let short_window = self.bucket(&short).and_then(|b| b.window_secs);
+        // By more than a minute: header resets are whole seconds from upstream's clock.
+        let beyond = |w: u64| hint > now.saturating_add(secs(w)).saturating_add(60_000);
+        if short_window.is_some_and(beyond) {
+            long
+        } else {
+            short
+        }
+    }
+
+    /// Locks one bucket with a 429's reset `hint` (docs/quota.md rules 2 and 5).
+    fn lock(
+        &mut self,
+        name: BucketId,
+        at: UnixMs,
+        hint: UnixMs,
+        now: UnixMs,
+        fx: &mut Vec<Effect>,
+    ) {
         let b = self.slot_mut(&name).get_or_insert_with(Bucket::default);
-        if b.observed_at.is_some_and(|seen| seen > r.at) {
+        if b.observed_at.is_some_and(|seen| seen > at) {
             fx.push(Effect::IgnoredStale { bucket: name });
             return;
         }
-        let mut hint = r.reset_hint(now, cfg);
-        if let Some(w) = b.window_secs {
-            hint = hint.min(now + secs(w));
-        }
+        let hint = match b.window_secs {
+            Some(w) => hint.min(now.saturating_add(secs(w))),
+            None => hint,
+        };
         let existing = b.reset_at.filter(|t| *t > hint);
         b.reset_at = Some(existing.unwrap_or(hint));
         b.recheck_at = existing.map(|_| b.recheck_at.map_or(hint, |t| t.min(hint)));
         b.limit_reached = true;
         b.used_percent = b.used_percent.max(100.0);
-        b.observed_at = Some(b.observed_at.map_or(r.at, |t| t.max(r.at)));
+        b.observed_at = Some(b.observed_at.map_or(at, |t| t.max(at)));
         fx.push(Effect::Locked {
             bucket: name,
             until: b.reset_at,
         });
-        self.fetched_at = Some(now);
     }
 
     fn observe(&mut self, obs: Observation, now: UnixMs, fx: &mut Vec<Effect>) {
@@ -168,6 +233,7 @@ impl Quota {
     }
 
     fn tick(&mut self, now: UnixMs, fx: &mut Vec<Effect>) {
+        self.not_included.retain(|_, until| *until > now);
         let mut verify = false;
         let verify_pending = self.verify_since.is_some();
         let ids: Vec<BucketId> = self.ids().map(|id| id.to_owned()).collect();

@@ -30,15 +30,22 @@ struct Partial {
     used: Option<f64>,
     minutes: Option<u64>,
     reset_s: Option<i64>,
+    /// `-reset-after-seconds`: the reset relative to the answer (used when `-reset-at` is
+    /// absent), as Codex's `parse_all_rate_limits` reads it.
+    reset_after_s: Option<i64>,
 }
 
 impl Partial {
-    /// A window exists only when its used-percent header is present and valid.
-    fn finish(self) -> Option<Window> {
+    /// A window exists only when its used-percent header is present and valid; `at` is the
+    /// evidence time a relative reset counts from.
+    fn finish(self, at: UnixMs) -> Option<Window> {
+        let after = self
+            .reset_after_s
+            .map(|s| at.saturating_add(s.max(0).saturating_mul(1000)));
         Some(Window {
             used_percent: self.used?,
             window_secs: self.minutes.map(|m| m.saturating_mul(60)),
-            reset_at: self.reset_s.map(|s| s.saturating_mul(1000)),
+            reset_at: self.reset_s.map(|s| s.saturating_mul(1000)).or(after),
             limit_reached: None,
         })
     }
@@ -97,7 +104,7 @@ pub fn parse<'a>(
     // In id order, so that of two review families the same one wins as always.
     families.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (id, fam) in families {
-        let (primary, secondary) = (fam.primary.finish(), fam.secondary.finish());
+        let (primary, secondary) = (fam.primary.finish(at), fam.secondary.finish(at));
         any_window |= primary.is_some() || secondary.is_some();
         if id == MAIN_FAMILY {
             obs.primary = primary;
@@ -128,14 +135,16 @@ pub fn active_limit<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -
 }
 
 /// The headers of one window, as `(suffix, window, field)`: window 0 is primary, 1 secondary;
-/// field 0 is used-percent, 1 window-minutes, 2 reset-at.
-const WINDOW_SUFFIXES: [(&str, u8, u8); 6] = [
+/// field 0 is used-percent, 1 window-minutes, 2 reset-at, 3 reset-after-seconds.
+const WINDOW_SUFFIXES: [(&str, u8, u8); 8] = [
     ("-primary-used-percent", 0, 0),
     ("-primary-window-minutes", 0, 1),
     ("-primary-reset-at", 0, 2),
+    ("-primary-reset-after-seconds", 0, 3),
     ("-secondary-used-percent", 1, 0),
     ("-secondary-window-minutes", 1, 1),
     ("-secondary-reset-at", 1, 2),
+    ("-secondary-reset-after-seconds", 1, 3),
 ];
 
 /// `name` is lowercase and starts with `x-`; `key` is scratch space for the family id.
@@ -165,7 +174,8 @@ fn collect_window_header(name: &str, value: &str, families: &mut Families, key: 
     match field {
         0 => p.used = value.parse::<f64>().ok().filter(|v| v.is_finite()),
         1 => p.minutes = value.parse().ok(),
-        _ => p.reset_s = value.parse().ok(),
+        2 => p.reset_s = value.parse().ok(),
+        _ => p.reset_after_s = value.parse::<f64>().ok().map(|v| v.ceil() as i64),
     }
 }
 

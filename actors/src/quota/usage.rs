@@ -8,12 +8,20 @@ use super::{Credits, ExtraObservation, Observation, Window, apply::normalize_lim
 use crate::UnixMs;
 
 /// Parses a `/wham/usage` body produced at `at` (the probe's start time).
+///
+/// `"rate_limit": null` is a valid answer (the backend's OpenAPI model makes it optional): no
+/// window is reported, so none is replaced, and the rest of the body (plan, credits, extra
+/// limits) still counts. A body without the `rate_limit` key is not a usage answer.
 pub fn parse(body: &Value, at: UnixMs) -> Result<Observation, String> {
     let rl = body
         .get("rate_limit")
-        .filter(|v| v.is_object())
+        .filter(|v| v.is_object() || v.is_null())
         .ok_or_else(|| "usage response has no rate_limit object".to_string())?;
-    let (primary, secondary) = windows(rl, at);
+    let (primary, secondary) = if rl.is_null() {
+        (None, None)
+    } else {
+        windows(rl, at)
+    };
     let mut obs = Observation {
         at,
         plan_type: body

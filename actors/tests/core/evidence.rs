@@ -86,3 +86,39 @@ fn usage_endpoint_parsing() {
     assert!(usage::parse(&json!({"error":{"code":"unauthorized"}}), T0).is_err());
     settings().bind(|| insta::assert_yaml_snapshot!(relative(&o)));
 }
+
+#[test]
+fn a_reset_after_seconds_header_counts_from_the_evidence_time() {
+    let h = [
+        ("x-codex-primary-used-percent", "100"),
+        ("x-codex-primary-reset-after-seconds", "90"),
+        ("x-codex-other-secondary-used-percent", "3"),
+        ("x-codex-other-secondary-reset-at", "1795700000"),
+        ("x-codex-other-secondary-reset-after-seconds", "5"),
+    ];
+    let o = headers::parse(h.iter().copied(), T0).expect("quota headers present");
+    assert_eq!(o.primary.and_then(|w| w.reset_at), Some(T0 + 90_000));
+    let other = &o.extra["codex_other"];
+    assert_eq!(
+        other.secondary.as_ref().and_then(|w| w.reset_at),
+        Some(1_795_700_000_000),
+        "an absolute reset wins"
+    );
+}
+
+#[test]
+fn a_usage_answer_with_rate_limit_null_is_valid_and_reports_no_window() {
+    let o = usage::parse(
+        &json!({"plan_type": "plus", "rate_limit": null, "credits": null}),
+        T0,
+    )
+    .expect("valid: the OpenAPI model makes rate_limit optional");
+    assert_eq!(
+        (o.plan_type.as_deref(), o.primary, o.secondary),
+        (Some("plus"), None, None)
+    );
+    assert!(
+        usage::parse(&json!({"detail": "Forbidden"}), T0).is_err(),
+        "a body without the key is not a usage answer"
+    );
+}

@@ -10,6 +10,7 @@ mod identity;
 mod import;
 mod legacy;
 mod ownership;
+mod penalty;
 mod pool;
 mod quota;
 mod refresh;

@@ -175,6 +175,8 @@ async fn a_spark_lock_only_excludes_spark_models() {
         at: l.started_at,
         limit: Some("codex_bengalfox".into()),
         resets_in_secs: Some(600),
+        // a spark request's 429 (the lease of `req()` is for the main models)
+        model_limit: Some("codex_bengalfox".into()),
         ..Rejection429::default()
     });
     drop(l);

@@ -146,13 +146,13 @@ fn reset_hints_are_capped_by_the_window_length() {
                         reset_at: Some(T0 + 9 * H),
                         ..win(100.0, 300, 0, T0)
                     }),
-                    None,
+                    Some(win(10.0, 10_080, 2 * 24 * H, T0)),
                 )),
             ),
             (
                 T0 + S,
                 Event::Applied429(Rejection429 {
-                    resets_at: Some(T0 + 7 * 24 * H),
+                    resets_at: Some(T0 + 8 * 24 * H),
                     ..r429(T0 + S)
                 }),
             ),
@@ -161,8 +161,14 @@ fn reset_hints_are_capped_by_the_window_length() {
     let p = q.primary.as_ref().expect("primary");
     assert_eq!(
         p.reset_at,
-        Some(T0 + S + 5 * H),
-        "a week-long hint on a 5h window is capped"
+        Some(T0 + 5 * H),
+        "an observed reset beyond evidence time + window is cut to it"
+    );
+    let s = q.secondary.as_ref().expect("secondary");
+    assert_eq!(
+        (s.limit_reached, s.reset_at),
+        (true, Some(T0 + S + 7 * 24 * H)),
+        "a hint beyond the 5 h window is the weekly window's, capped at its length"
     );
     settings().bind(|| insta::assert_yaml_snapshot!(trace));
 }
@@ -189,6 +195,7 @@ fn headers_replace_what_they_mention_and_keep_extra_limits_and_credits() {
                 Event::Applied429(Rejection429 {
                     limit: Some("codex_bengalfox".into()),
                     resets_in_secs: Some(600),
+                    model_limit: Some("codex_bengalfox".into()),
                     ..r429(T0 + M)
                 }),
             ),
@@ -327,6 +334,7 @@ fn only_buckets_relevant_to_the_model_exclude_the_account() {
     let cfg = QuotaConfig::default();
     let spark = Rejection429 {
         limit: Some("codex-bengalfox".into()),
+        model_limit: Some("codex_bengalfox".into()),
         ..r429(T0)
     };
     q.apply(Event::Applied429(spark), T0, &cfg);

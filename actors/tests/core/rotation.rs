@@ -21,7 +21,9 @@ fn cand(id: &str) -> Candidate {
         last_used: None,
         window_reset_at: None,
         locks: vec![],
+        not_included: vec![],
         cooldown_until: None,
+        refused_until: None,
         cooldown_soft: false,
     }
 }

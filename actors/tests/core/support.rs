@@ -21,8 +21,9 @@ pub fn settings() -> insta::Settings {
 }
 
 /// Keys whose integer values are unix-ms instants, rendered relative to [`T0`].
-const TIME_KEYS: [&str; 14] = [
+const TIME_KEYS: [&str; 15] = [
     "at",
+    "last_hit",
     "reset_at",
     "resets_at",
     "observed_at",
@@ -61,6 +62,15 @@ fn rewrite(v: &mut Value) {
                     && let Some(t) = x.as_i64()
                 {
                     *x = Value::String(rel(t));
+                } else if k == "not_included"
+                    && let Value::Object(until) = x
+                {
+                    // family id → until
+                    for t in until.values_mut() {
+                        if let Some(ms) = t.as_i64() {
+                            *t = Value::String(rel(ms));
+                        }
+                    }
                 } else {
                     rewrite(x);
                 }

@@ -131,6 +131,7 @@ fn respond(lease: &rotor_actors::Lease, a: Answer) {
             limit: limit.map(str::to_string),
             resets_in_secs: Some(secs),
             kind: RejectionKind::UsageLimitReached,
+            model_limit: lease.model_limit.clone(),
             ..Rejection429::default()
         }),
         Answer::Primary(used) => lease.observe_headers(Observation {

@@ -113,11 +113,18 @@ pub fn row(v: &AccountView) -> Value {
         .buckets()
         .into_iter()
         .map(|(name, b)| {
+            // A locked bucket shows when its lock may lift: a short 429 is a short lock, not
+            // the rest of the window (Bucket::lock_until).
+            let until = if b.limit_reached {
+                b.lock_until()
+            } else {
+                b.reset_at
+            };
             json!([
                 name,
                 (used_of(b) * 10.0).round() / 10.0,
                 b.limit_reached,
-                b.reset_at,
+                until,
                 b.window_secs
             ])
         })
@@ -136,6 +143,7 @@ pub fn row(v: &AccountView) -> Value {
         "r": u.requests,
         "tk": u.tokens.input_tokens + u.tokens.output_tokens,
         "cd": v.cooldown_until,
+        "h": v.holds.iter().map(|h| json!([h.kind, h.until])).collect::<Vec<_>>(),
         "v": v.verify,
         "lu": u.last_used,
     })

@@ -143,6 +143,32 @@ impl Rig {
         self.wait_account(id, done).await
     }
 
+    /// Bans the simulator account `sim_id` and sends requests until upstream refused one of
+    /// them with the ban (round robin reaches every account; a probe's 403 is never a ban),
+    /// then waits until the pool's account `id` shows `banned`. The strategy is restored.
+    pub async fn ban_by_request(&self, sim_id: &str, id: &str) {
+        self.sim.ban(sim_id);
+        let before = self.sim.counters(sim_id).requests;
+        let (_, was) = self.admin(Method::GET, "/admin/strategy", None).await;
+        let strategy = |s: &str| Some(json!({ "strategy": s }));
+        self.admin(Method::PUT, "/admin/strategy", strategy("round_robin"))
+            .await;
+        let accounts = self.get("/admin/accounts").await["count"]
+            .as_u64()
+            .unwrap_or(1);
+        for _ in 0..=accounts {
+            if self.sim.counters(sim_id).requests > before {
+                break;
+            }
+            let _ = self.respond("gpt-5.4").await;
+        }
+        let was = was["strategy"].as_str().unwrap_or("least_used").to_owned();
+        self.admin(Method::PUT, "/admin/strategy", strategy(&was))
+            .await;
+        self.wait_account(id, |v| v["derived_status"] == "banned")
+            .await;
+    }
+
     /// Polls `GET /admin/accounts/{id}` until `done` holds (10 s at most).
     pub async fn wait_account(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -217,7 +243,7 @@ pub struct Seeded {
 /// Seeds one account in every derived status, each brought there through the simulator and
 /// the daemon's own reactions (probes, requests), except `disabled` (an operator action):
 /// `active` (two, at 35 % and 72 %, which then serve six requests), `rate_limited` (primary at 100 %), `refreshing` (token
-/// expired, token endpoint hanging), `expired` (refresh token refused), `banned` (403),
+/// expired, token endpoint hanging), `expired` (refresh token refused), `banned` (a request's 403 ban),
 /// `disabled`, and last `cooling_down` (a Cloudflare challenge; lasts ~10 s, so check it soon).
 pub async fn seed_every_status(rig: &Rig) -> Vec<Seeded> {
     use codex_rotor::sim::{FaultKind, FaultSpec, FaultTarget};
@@ -268,10 +294,10 @@ pub async fn seed_every_status(rig: &Rig) -> Vec<Seeded> {
     rig.sim.expire_access_token(&d.id);
     rig.probe_until(&d_id, |v| v["derived_status"] == "refreshing")
         .await;
+    // Banned: upstream refuses a request with its ban (a probe's 403 is never a ban), so the
+    // account meets one while it is the only one that can serve.
     let (f, f_id) = add(rig, &mut out, "banned", "ken@thompson.dev", "plus").await;
-    rig.sim.ban(&f.id);
-    rig.probe_until(&f_id, |v| v["derived_status"] == "banned")
-        .await;
+    rig.ban_by_request(&f.id, &f_id).await;
     let (_, g_id) = add(rig, &mut out, "disabled", "dennis@ritchie.dev", "free").await;
     let (status, body) = rig
         .admin(

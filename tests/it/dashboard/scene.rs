@@ -127,9 +127,7 @@ pub async fn build() -> Scene {
         .await;
     let banned = vec![ids[159].clone(), ids[169].clone()];
     for n in [160, 170] {
-        rig.sim.ban(&sim_ids[n - 1]);
-        rig.probe_until(&ids[n - 1], |v| v["derived_status"] == "banned")
-            .await;
+        rig.ban_by_request(&sim_ids[n - 1], &ids[n - 1]).await;
     }
     for _ in 0..12 {
         assert_eq!(rig.respond("gpt-5.4").await.0, 200);

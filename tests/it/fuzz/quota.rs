@@ -72,6 +72,7 @@ fn rejection() -> impl Strategy<Value = Rejection429> {
                 resets_in_secs,
                 retry_after_secs,
                 kind: RejectionKind::UsageLimitReached,
+                ..Rejection429::default()
             },
         )
 }

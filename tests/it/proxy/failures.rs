@@ -9,7 +9,10 @@ use serde_json::Value;
 
 /// Sends streamed requests until the simulator account `sim_id` has been asked once (the pool
 /// only learns an account is bad by trying it); returns every request's record.
-async fn until_tried(env: &TestEnv, sim_id: &str) -> Vec<codex_rotor::recent::RequestRecord> {
+pub(super) async fn until_tried(
+    env: &TestEnv,
+    sim_id: &str,
+) -> Vec<codex_rotor::recent::RequestRecord> {
     // least_used keeps spending the account whose window resets first, so an account never
     // used might never be asked; round robin reaches every account within n requests.
     env.state
@@ -37,7 +40,7 @@ async fn until_tried(env: &TestEnv, sim_id: &str) -> Vec<codex_rotor::recent::Re
 }
 
 /// After the bad account was found, it is not asked again.
-async fn never_asked_again(env: &TestEnv, sim_id: &str) {
+pub(super) async fn never_asked_again(env: &TestEnv, sim_id: &str) {
     let before = env.sim.counters(sim_id).requests;
     for _ in 0..3 {
         let (status, _, _) = stream_once(env, &[]).await;

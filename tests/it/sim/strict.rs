@@ -209,7 +209,13 @@ async fn mid_stream_failures_of_each_code_and_the_error_event() {
         assert_eq!(last["response"]["status"], "failed");
         assert_eq!(last["response"]["id"], ev[0]["response"]["id"]);
     }
-    sim.inject(FaultSpec::always(FaultKind::ErrorEvent { after_events: 1 }).times(1));
+    sim.inject(
+        FaultSpec::always(FaultKind::ErrorEvent {
+            after_events: 1,
+            code: None,
+        })
+        .times(1),
+    );
     let ev = events(
         &post(&sim, &token, &body("hi", true))
             .await

@@ -97,6 +97,7 @@ fn pool() -> (PoolSummary, Vec<AccountView>) {
             usage: UsageCounters::default(),
             leases: (i % 3) as u32,
             cooldown_until: None,
+            holds: Vec::new(),
             verify: false,
             last_error: None,
             token_expires_at: None,
