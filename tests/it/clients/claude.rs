@@ -1,6 +1,7 @@
 //! The real Claude Code (`claude -p`) with `ANTHROPIC_BASE_URL` at the daemon and the pool key
 //! as `ANTHROPIC_API_KEY`: a plain answer over the streamed `/v1/messages` translation, a tool
-//! round trip through Claude Code's `Read` tool, and an exhausted pool.
+//! round trip through Claude Code's `Read` tool, an exhausted pool, and the pool's own limits
+//! (key concurrency and rpm, the daemon-wide cap, no usable account).
 //!
 //! The tool case: the simulator answers `use the tool Read on PATH` with a call whose input fits
 //! `Read`'s schema (`{"file_path": PATH}`); Claude Code reads the temp file and returns its
@@ -240,6 +241,110 @@ async fn claude_with_a_wrong_key_fails_at_once_and_says_why() {
     let recs = records(&env, "messages");
     assert_eq!(recs.len(), 1, "asked once, not retried: {recs:?}");
     assert_eq!(recs[0].status, 401);
+    assert_eq!(env.upstream_requests(), 0);
+    env.shutdown().await;
+}
+
+/// A concurrency limit reached while Claude Code starts a turn (docs/fidelity.md, "the pool's
+/// own answers"): the Messages route answers 429 `rate_limit_error` with `Retry-After: 1`,
+/// which Claude Code (the Anthropic SDK's rule: 408/409/429/5xx are retried, `Retry-After` is
+/// honoured, `x-should-retry` wins) retries after that second, and the turn succeeds once the
+/// other request is gone. `limit` sets the limit to one request in flight.
+async fn claude_waits_out_a_concurrency_limit(limit: fn(&mut codex_rotor::config::Config)) {
+    // Slow events, so a stream holds its slot for many seconds unless its client hangs up.
+    let opts = codex_rotor::sim::SimOptions {
+        event_delay: Duration::from_millis(700),
+        ..codex_rotor::sim::SimOptions::default()
+    };
+    let env = crate::support::start_env_with(opts, 1, |cfg, _| limit(cfg)).await;
+    // Another request holds the one slot until Claude Code has been refused once (however long
+    // Claude Code takes to start), then lets go of it by hanging up.
+    let mut busy = env.responses(&crate::support::responses_body(true)).await;
+    assert_eq!(busy.status(), 200);
+    assert!(busy.chunk().await.expect("first bytes").is_some());
+    let release = async {
+        let refused = || records(&env, "messages").iter().any(|r| r.status == 429);
+        let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+        while !refused() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(busy);
+    };
+    let (run, ()) = tokio::join!(claude_print(&env, "hi", &[], |_| {}), release);
+    assert!(run.status.success(), "claude -p failed: {run}");
+    let recs = settled(&env, "messages", 2).await;
+    assert!(
+        recs.iter().any(|r| r.status == 429),
+        "Claude Code met the limit at least once: {recs:?}"
+    );
+    assert!(
+        recs[..recs.len() - 1].iter().all(|r| r.status == 429),
+        "every earlier try was the limit: {recs:?}"
+    );
+    assert_eq!(
+        recs.last().map(|r| r.status),
+        Some(200),
+        "and its retry was served: {recs:?}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_waits_out_its_keys_concurrency_limit() {
+    claude_waits_out_a_concurrency_limit(|cfg| cfg.keys.keys[0].max_concurrent = Some(1)).await;
+}
+
+/// The daemon-wide cap (`limits.max_concurrent_requests`) answers as a key's own limit does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_waits_out_the_daemons_concurrency_cap() {
+    claude_waits_out_a_concurrency_limit(|cfg| cfg.limits.max_concurrent_requests = 1).await;
+}
+
+/// A key over its rpm: 429 `rate_limit_error` with `Retry-After` the seconds until its bucket
+/// has a token again (15 s at 4 rpm, longer than Claude Code takes to start even on a
+/// loaded machine). Claude Code sleeps that long and sends once more, served.
+/// (Measured: at 1 rpm it waits the full 60 s the same way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_waits_out_its_keys_rpm_limit() {
+    let opts = codex_rotor::sim::SimOptions::default();
+    let env =
+        crate::support::start_env_with(opts, 1, |cfg, _| cfg.keys.keys[0].rpm = Some(4)).await;
+    for _ in 0..4 {
+        let r = env.responses(&crate::support::responses_body(false)).await;
+        assert_eq!(r.status(), 200, "the bucket's four tokens");
+    }
+    let run = claude_print(&env, "hi", &[], |_| {}).await;
+    assert!(run.status.success(), "claude -p failed: {run}");
+    let recs = settled(&env, "messages", 2).await;
+    let statuses: Vec<u16> = recs.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200], "one refusal, then served: {recs:?}");
+}
+
+/// No usable account (every one disabled): 529 `overloaded_error`. Claude Code retries a 529
+/// twice with a short backoff and then gives up ("Repeated 529 Overloaded errors"), about 3 s in
+/// all: right for a pool that will not heal by itself, and no wait of minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_gives_up_after_three_529s_when_no_account_is_usable() {
+    let (env, _wire) = env_with_wire(1).await;
+    for v in env.views().await {
+        env.state
+            .pool()
+            .set_enabled(&v.id, false)
+            .await
+            .expect("disable");
+    }
+    let sb = Sandbox::new().await;
+    let run = claude_keyed(&env, &sb, POOL_KEY, Duration::from_secs(60), "hi", &[]).await;
+    assert!(!run.status.success(), "no usable account fails: {run}");
+    assert!(
+        run.all().contains("529"),
+        "Claude Code shows the status: {run}"
+    );
+    let recs = records(&env, "messages");
+    assert!(
+        (1..=3).contains(&recs.len()) && recs.iter().all(|r| r.status == 529),
+        "a few 529s, no long retrying: {recs:?}"
+    );
     assert_eq!(env.upstream_requests(), 0);
     env.shutdown().await;
 }

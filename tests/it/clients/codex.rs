@@ -433,3 +433,36 @@ async fn codex_waits_out_its_keys_concurrency_limit() {
         "and its retry was served: {recs:?}"
     );
 }
+
+/// No usable account (every one disabled): 503 `no_available_accounts`. Codex treats it as a
+/// transient unexpected status: it reconnects five times, each after its own request retries,
+/// then fails the turn printing the daemon's reason (docs/fidelity.md §4: measured 30 requests
+/// in about 28 s). Bounded, and the reason reaches the user; the 90 s limit guards a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_retries_a_pool_with_no_usable_account_then_says_why() {
+    let (env, _wire) = env_with_wire(1).await;
+    for v in env.views().await {
+        env.state
+            .pool()
+            .set_enabled(&v.id, false)
+            .await
+            .expect("disable");
+    }
+    let sb = Sandbox::new().await;
+    let run = codex_keyed(&env, &sb, POOL_KEY, Duration::from_secs(90), &[], "say hi").await;
+    assert!(
+        !run.status.success(),
+        "no usable account fails the turn: {run}"
+    );
+    assert!(
+        run.stderr.contains("503") && run.stderr.contains("none usable: 1 disabled"),
+        "Codex shows the status and the daemon's reason: {run}"
+    );
+    let recs = records(&env, "responses");
+    assert!(
+        (2..=40).contains(&recs.len()) && recs.iter().all(|r| r.status == 503),
+        "retried, but a bounded number of times: {recs:?}"
+    );
+    assert_eq!(env.upstream_requests(), 0);
+    env.shutdown().await;
+}

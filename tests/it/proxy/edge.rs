@@ -99,6 +99,9 @@ async fn unknown_paths_and_wrong_methods_answer_in_the_clients_protocol() {
     for path in [
         "/v1/nothing",
         "/v1/responses/extra",
+        // Not served: Codex compacts through /v1/responses with a custom provider
+        // (docs/fidelity.md §3).
+        "/v1/responses/compact",
         "/favicon.ico",
         "/v2/chat/completions",
     ] {

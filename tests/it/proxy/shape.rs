@@ -1,9 +1,12 @@
 //! What reaches the strict simulator (issue 17 items 2 and 5): a body the real backend would
 //! refuse (string `input`, no `store`, unsupported parameters, `system` messages) is shaped and
 //! served; the `response.completed` a Responses streaming client gets lists the answer's items
-//! although upstream sent `output: []`.
+//! although upstream sent `output: []`. Each refused parameter is dropped on its own, and a
+//! Responses-Lite turn goes through untouched (docs/fidelity.md §1, §3).
 
-use crate::support::{TestEnv, event_types, start_env};
+use crate::clients::wire::WireLog;
+use crate::support::{TestEnv, event_types, start_env, start_env_with};
+use codex_rotor::sim::SimOptions;
 use serde_json::{Value, json};
 
 /// The JSON events of an SSE body.
@@ -12,6 +15,18 @@ fn events(text: &str) -> Vec<Value> {
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str(d).ok())
         .collect()
+}
+
+/// One account behind a [`WireLog`], which records every byte the daemon sends upstream.
+async fn with_wire() -> (TestEnv, WireLog) {
+    let mut wire = None;
+    let env = start_env_with(SimOptions::default(), 1, |cfg, sim| {
+        let w = WireLog::start(sim.addr);
+        cfg.upstream.base_url = format!("http://{}/backend-api", w.addr);
+        wire = Some(w);
+    })
+    .await;
+    (env, wire.expect("tweak ran"))
 }
 
 async fn streamed(env: &TestEnv, body: &Value) -> (u16, String) {
@@ -69,6 +84,94 @@ async fn a_streaming_clients_completed_event_lists_the_items() {
         completed["response"]["output"][0]["content"][0]["text"],
         deltas.as_str(),
         "{completed}"
+    );
+    env.shutdown().await;
+}
+
+/// Each parameter the backend refuses (docs/fidelity.md §A), alone in an otherwise valid body,
+/// is dropped on the way: the strict simulator serves every one (it answers `400 Unsupported
+/// parameter: NAME` to a body that still has it), and none of them is on the wire to upstream.
+/// A body without `instructions` reaches upstream with the default written in, and a `system`
+/// message arrives as `developer`. The list is the backend's, written out here, not the
+/// daemon's own constant, so a name dropped from the daemon's list fails this test.
+#[tokio::test]
+async fn each_parameter_the_backend_refuses_is_dropped_on_the_way() {
+    let (env, wire) = with_wire().await;
+    let refused = [
+        "max_output_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "truncation",
+        "user",
+        "metadata",
+        "safety_identifier",
+        "context_management",
+        "prompt_cache_retention",
+        "context_window",
+        "max_context_window",
+        "truncation_policy",
+    ];
+    for p in refused {
+        let mut b = json!({"model": "gpt-5.5", "stream": true, "store": false,
+            "instructions": "You are Codex.",
+            "input": [{"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "hi"}]}]});
+        b[p] = json!(1);
+        let (status, text) = streamed(&env, &b).await;
+        assert_eq!(status, 200, "{p}: {text}");
+    }
+    let bare = json!({"model": "gpt-5.5", "stream": true, "input": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]});
+    let (status, text) = streamed(&env, &bare).await;
+    assert_eq!(status, 200, "{text}");
+    let sent = wire.requests_text();
+    for p in refused {
+        assert!(!sent.contains(&format!("\"{p}\":")), "{p} reached upstream");
+    }
+    assert!(
+        sent.contains(&format!(
+            "\"instructions\":\"{}\"",
+            codex_rotor::upstream::shape::DEFAULT_INSTRUCTIONS
+        )),
+        "instructions written in"
+    );
+    assert!(
+        sent.contains(r#""role":"developer""#) && !sent.contains(r#""role":"system""#),
+        "system became developer"
+    );
+    env.shutdown().await;
+}
+
+/// A Responses-Lite turn as Codex sends it (docs/fidelity.md §5): base instructions as a
+/// `developer` item beside an `additional_tools` item, top-level `instructions` empty, and the
+/// `x-openai-internal-codex-responses-lite` header. It reaches upstream as the same bytes, with
+/// the header.
+#[tokio::test]
+async fn a_responses_lite_turn_reaches_upstream_as_sent() {
+    let (env, wire) = with_wire().await;
+    let body = json!({"model": "gpt-5.5", "stream": true, "store": false, "instructions": "",
+        "input": [
+            {"type": "additional_tools", "role": "developer", "tools": []},
+            {"type": "message", "role": "developer",
+                "content": [{"type": "input_text", "text": "You are Codex."}]},
+            {"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "hi"}]}]});
+    let lite = [("x-openai-internal-codex-responses-lite", "true")];
+    let resp = env.responses_with(&body, &lite).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.expect("body");
+    assert_eq!(
+        event_types(&text).last().map(String::as_str),
+        Some("response.completed")
+    );
+    let sent = wire.requests_text();
+    let bytes = serde_json::to_string(&body).expect("json");
+    assert!(sent.contains(&bytes), "the same bytes upstream: {sent}");
+    assert!(
+        sent.to_ascii_lowercase()
+            .contains("x-openai-internal-codex-responses-lite: true"),
+        "{sent}"
     );
     env.shutdown().await;
 }
