@@ -11,8 +11,10 @@ mod failures;
 mod keyless;
 mod lifecycle;
 mod models;
+mod names;
 mod oversize;
 mod shape;
+mod terminal;
 mod timeouts;
 
 use crate::support::{
