@@ -239,9 +239,10 @@ impl State {
             Some(b) => self.names.restore_bytes(b.push(bytes)),
             None => bytes,
         };
-        if self.observer.terminal.is_some() {
+        if self.observer.terminal.is_some() && !self.ending {
             // The answer is whole: end here even if upstream keeps the connection open. What
-            // the back-fill still holds comes after the terminal event and is not sent.
+            // the back-fill still holds comes after the terminal event and is not sent. (A
+            // translated answer that lost an event ends with its error instead, `ending`.)
             self.complete();
         } else if !out.is_empty() {
             self.mid_event = !at_boundary(&out);
