@@ -11,10 +11,12 @@
 //! name; of anything else, its first characters. A stand-in that would equal another name of
 //! the request is salted until it does not, so the mapping is reversible within the request.
 //!
-//! Only a body [`needs_shortening`] says has a long name is touched: that is a substring scan,
-//! and every other body keeps its bytes.
+//! Only a body whose long names [`super::shape::look`] found ([`LongList`], read in its one pass
+//! over the body) is touched; every other body keeps its bytes.
 
 use memchr::memmem;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -25,9 +27,6 @@ pub const MAX_LEN: usize = 64;
 
 /// Hex digits of the hash a stand-in ends with.
 const HASH_HEX: usize = 8;
-
-/// The keys whose string values are limited.
-const KEYS: [&[u8]; 2] = [b"\"name\"", b"\"call_id\""];
 
 /// The originals of one request's stand-ins; empty (and free) for nearly every request.
 #[derive(Debug, Clone, Default)]
@@ -98,46 +97,116 @@ fn replace_all(src: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Whether `body` may hold a `name` or `call_id` string longer than [`MAX_LEN`]: a substring
-/// scan for the two keys, measuring the raw string after each. Raw bytes are never fewer than
-/// characters, so `false` is certain; `true` only means [`shorten`] should look.
-pub fn needs_shortening(body: &[u8]) -> bool {
-    KEYS.iter().any(|key| {
-        memmem::find_iter(body, key).any(|at| raw_string_len(&body[at + key.len()..]) > MAX_LEN)
-    })
+/// Whether a tool name or call id is over the limit.
+pub fn too_long(s: &str) -> bool {
+    s.len() > MAX_LEN && s.chars().count() > MAX_LEN
 }
 
-/// Length in bytes of the JSON string value that `rest` (what follows a key) starts with after
-/// `:` and whitespace; 0 when the value is not a string.
-fn raw_string_len(rest: &[u8]) -> usize {
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while rest.get(*i).is_some_and(u8::is_ascii_whitespace) {
-            *i += 1;
+/// A list (`tools`, `input`) as [`super::shape::look`] reads it in its one pass over the body:
+/// whether an item's `name` or `call_id` is [`too_long`]. Anything that is not a list, items
+/// that are not objects and values that are not strings count as not long; the strings are
+/// borrowed, so nothing is allocated.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LongList(pub bool);
+
+/// One list item, as [`LongList`] reads it.
+pub struct LongItem(pub bool);
+
+/// The two fields of an item that are limited.
+#[derive(Deserialize)]
+struct ItemIds {
+    #[serde(default)]
+    name: LongStr,
+    #[serde(default)]
+    call_id: LongStr,
+}
+
+/// A value that is a [`too_long`] string.
+#[derive(Default)]
+struct LongStr(bool);
+
+/// The `visit_*` methods of a visitor whose value is `$wrap(false)` for every JSON value but
+/// those it handles itself (skipping what they contain).
+macro_rules! not_long {
+    ($wrap:ident; $($skip:ident),*) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$wrap, E> { Ok($wrap(false)) }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$wrap, E> { Ok($wrap(false)) }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$wrap, E> { Ok($wrap(false)) }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$wrap, E> { Ok($wrap(false)) }
+        fn visit_unit<E: de::Error>(self) -> Result<$wrap, E> { Ok($wrap(false)) }
+        $(not_long!(@ $skip $wrap);)*
+    };
+    (@ str $wrap:ident) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<$wrap, E> { Ok($wrap(false)) }
+    };
+    (@ seq $wrap:ident) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<$wrap, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($wrap(false))
         }
     };
-    skip_ws(&mut i);
-    if rest.get(i) != Some(&b':') {
-        return 0;
-    }
-    i += 1;
-    skip_ws(&mut i);
-    if rest.get(i) != Some(&b'"') {
-        return 0;
-    }
-    let start = i + 1;
-    let mut j = start;
-    while let Some(&b) = rest.get(j) {
-        match b {
-            b'"' => return j - start,
-            b'\\' => j += 2,
-            _ => j += 1,
+    (@ map $wrap:ident) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$wrap, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($wrap(false))
         }
-        if j - start > MAX_LEN {
-            return j - start;
+    };
+}
+
+impl<'de> Deserialize<'de> for LongList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LongList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of items")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LongList, A::Error> {
+                let mut long = false;
+                while let Some(item) = seq.next_element::<LongItem>()? {
+                    long |= item.0;
+                }
+                Ok(LongList(long))
+            }
+            not_long!(LongList; str, map);
         }
+        d.deserialize_any(V)
     }
-    0
+}
+
+impl<'de> Deserialize<'de> for LongItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LongItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an item")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LongItem, A::Error> {
+                let ids = ItemIds::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(LongItem(ids.name.0 || ids.call_id.0))
+            }
+            not_long!(LongItem; str, seq);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for LongStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LongStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<LongStr, E> {
+                Ok(LongStr(too_long(s)))
+            }
+            not_long!(LongStr; seq, map);
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Shortens, in place, every tool name (`tools[].name`, `tool_choice.name`) and every name and
@@ -166,17 +235,17 @@ pub fn shorten(body: &mut Value) -> ToolNames {
             _ => {}
         }
     }
-    if !slots.iter().any(|s| s.chars().count() > MAX_LEN) {
+    if !slots.iter().any(|s| too_long(s)) {
         return ToolNames::default();
     }
     let mut taken: HashMap<String, String> = slots
         .iter()
-        .filter(|s| s.chars().count() <= MAX_LEN)
+        .filter(|s| !too_long(s))
         .map(|s| (s.to_string(), s.to_string()))
         .collect();
     let mut short_of: HashMap<String, String> = HashMap::new();
     for s in slots {
-        if s.chars().count() <= MAX_LEN {
+        if !too_long(s) {
             continue;
         }
         let short = short_of
@@ -287,18 +356,21 @@ mod tests {
     }
 
     #[test]
-    fn the_scan_flags_only_long_strings() {
-        assert!(!needs_shortening(
-            br#"{"tools":[{"name":"shell"}],"input":[{"call_id":"call_1"}]}"#
+    fn the_look_flags_only_long_strings() {
+        let long = |json: &str| serde_json::from_str::<LongList>(json).expect("json").0;
+        assert!(!long(
+            r#"[{"name":"shell"},{"call_id":"call_1"},"text",3,null]"#
         ));
-        assert!(!needs_shortening(
-            br#"{"properties":{"name":{"type":"string"}}}"#
+        assert!(!long(
+            r#"[{"parameters":{"properties":{"name":{"type":"string"}}}}]"#
         ));
-        let long = format!(r#"{{"input":[{{"call_id" : "{}"}}]}}"#, "x".repeat(65));
-        assert!(needs_shortening(long.as_bytes()));
-        let exact = format!(r#"{{"name":"{}"}}"#, "x".repeat(64));
-        assert!(!needs_shortening(exact.as_bytes()));
-        let mut v: Value = serde_json::from_str(&exact).expect("json");
+        assert!(!long(r#""a string input""#));
+        assert!(long(&format!(r#"[{{"call_id" : "{}"}}]"#, "x".repeat(65))));
+        assert!(
+            !long(&format!(r#"[{{"name":"{}"}}]"#, "é".repeat(64))),
+            "characters, not bytes"
+        );
+        let mut v = json!({"tools": [{"name": "x".repeat(64)}]});
         assert!(shorten(&mut v).is_empty());
         let same = bytes::Bytes::from_static(b"x");
         assert_eq!(ToolNames::default().restore_bytes(same.clone()), same);

@@ -12,9 +12,9 @@
 //!   [`ToolNames`] that map the answer back go with the body.
 //!
 //! A body that already has that shape — what the Codex CLI sends — goes through as the same
-//! bytes: one borrowed, skipping pass over the JSON and substring searches decide it ([`Look`],
-//! [`has_system_role`], [`names::needs_shortening`]), and only a body that needs a change is
-//! parsed into a tree and written again.
+//! bytes: one borrowed, skipping pass over the JSON and a substring search decide it ([`Look`],
+//! with [`names::LongList`] for long names; [`has_system_role`]), and only a body that needs a
+//! change is parsed into a tree and written again.
 
 use super::names::{self, ToolNames};
 use bytes::Bytes;
@@ -68,7 +68,7 @@ pub fn for_upstream(
     look: &Look<'_>,
     model: Option<&str>,
 ) -> Result<(Bytes, ToolNames), ShapeError> {
-    let long_names = names::needs_shortening(body);
+    let long_names = look.long_names();
     if model.is_none() && look.valid() && !long_names && !has_system_role(body) {
         return Ok((body.clone(), ToolNames::default()));
     }
@@ -137,6 +137,8 @@ pub struct Look<'a> {
     #[serde(default)]
     input: InputLook,
     #[serde(default)]
+    tools: names::LongList,
+    #[serde(default)]
     max_output_tokens: Present,
     #[serde(default)]
     max_completion_tokens: Present,
@@ -165,6 +167,11 @@ pub struct Look<'a> {
 }
 
 impl Look<'_> {
+    /// Whether a tool name or an input item's name or call id is over the limit.
+    fn long_names(&self) -> bool {
+        self.tools.0 || matches!(self.input, InputLook::List { long: true })
+    }
+
     /// Whether the body is already in the backend's shape.
     fn valid(&self) -> bool {
         let unsupported = [
@@ -185,7 +192,7 @@ impl Look<'_> {
         self.store == Some(Value::Bool(false))
             && self.stream == Some(true)
             && self.instructions.is_some()
-            && self.input == InputLook::List
+            && matches!(self.input, InputLook::List { .. })
             && unsupported.iter().all(|p| !p.0)
     }
 }
@@ -208,8 +215,11 @@ enum InputLook {
     Other,
     /// A string.
     Text,
-    /// A list.
-    List,
+    /// A list; `long`: an item's `name` or `call_id` is over the limit ([`names::LongItem`]).
+    List {
+        /// Whether an item needs a stand-in.
+        long: bool,
+    },
 }
 
 /// Whether an `input` item has `role: "system"`: a substring search rules it out for nearly
@@ -269,8 +279,11 @@ impl<'de> Deserialize<'de> for InputLook {
                 Ok(InputLook::Text)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputLook, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(InputLook::List)
+                let mut long = false;
+                while let Some(item) = seq.next_element::<names::LongItem>()? {
+                    long |= item.0;
+                }
+                Ok(InputLook::List { long })
             }
             fn visit_unit<E: de::Error>(self) -> Result<InputLook, E> {
                 Ok(InputLook::Other)
