@@ -10,6 +10,12 @@
 //! reset, and a client still writing its body (Claude Code sends tens of KiB) sees "connection
 //! reset" instead of the 401 — and retries it as a network error. Draining costs one small task
 //! and hyper's capped read buffer per connection, for a bounded number of bytes and seconds.
+//!
+//! A `Content-Encoding: zstd` body (the Codex CLI's built-in provider compresses its requests
+//! with ChatGPT auth) is decoded by [`decode`], never to more than the same limit, so a small
+//! body that inflates without end is refused as too large rather than held. The decoded JSON is
+//! what goes upstream: the daemon reads and may rewrite the body, and the backend takes an
+//! uncompressed one (docs/protocol.md §11).
 
 use axum::body::{Body, HttpBody as _};
 use bytes::{Bytes, BytesMut};
@@ -32,6 +38,76 @@ pub enum BodyError {
     /// The connection broke or the framing was invalid while reading.
     #[error("cannot read the request body: {0}")]
     Broken(String),
+}
+
+/// Why a body's `Content-Encoding` could not be undone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Decoded, the body would be larger than `limit` bytes.
+    #[error("the decompressed request body is larger than the limit of {}", limit_text(*limit))]
+    TooLarge {
+        /// The limit in bytes, for the message.
+        limit: usize,
+    },
+    /// Not a valid stream of its encoding.
+    #[error("the request body is not valid {encoding}: {reason}")]
+    Malformed {
+        /// The encoding named by `Content-Encoding`.
+        encoding: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// An encoding the daemon does not decode.
+    #[error("Content-Encoding `{0}` is not supported; send the body uncompressed or as zstd")]
+    Unsupported(String),
+}
+
+/// `body` with its `Content-Encoding` undone: the same bytes without one (or `identity`), the
+/// decoded bytes — at most `limit` of them — for `zstd`.
+pub async fn decode(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, DecodeError> {
+    let Some(enc) = headers.get(http::header::CONTENT_ENCODING) else {
+        return Ok(body);
+    };
+    let enc = enc.to_str().unwrap_or("").trim();
+    if enc.is_empty() || enc.eq_ignore_ascii_case("identity") {
+        return Ok(body);
+    }
+    if !enc.eq_ignore_ascii_case("zstd") {
+        return Err(DecodeError::Unsupported(enc.chars().take(40).collect()));
+    }
+    // Decoding costs CPU in proportion to the output: off the async workers.
+    tokio::task::spawn_blocking(move || unzstd(&body, limit))
+        .await
+        .unwrap_or_else(|e| {
+            Err(DecodeError::Malformed {
+                encoding: "zstd",
+                reason: e.to_string(),
+            })
+        })
+}
+
+/// Decodes a zstd body (one frame or several), stopping as soon as the output passes `limit`.
+fn unzstd(body: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
+    use std::io::Read as _;
+    let malformed = |e: &dyn std::fmt::Display| DecodeError::Malformed {
+        encoding: "zstd",
+        reason: e.to_string(),
+    };
+    let mut input = body;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    while !input.is_empty() {
+        let decoder =
+            ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| malformed(&e))?;
+        let room = (limit - out.len()) as u64 + 1;
+        decoder
+            .take(room)
+            .read_to_end(&mut out)
+            .map_err(|e| malformed(&e))?;
+        if out.len() > limit {
+            return Err(DecodeError::TooLarge { limit });
+        }
+    }
+    Ok(Bytes::from(out))
 }
 
 /// `limit` for people: `4096 bytes`, or `32 MiB (33554432 bytes)` for whole mebibytes.
@@ -154,6 +230,59 @@ mod tests {
             read(&with_length(6), body, 6).await,
             Ok(Bytes::from("abcdef"))
         );
+    }
+
+    fn zstd_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_ENCODING,
+            "zstd".parse().expect("value"),
+        );
+        h
+    }
+
+    #[tokio::test]
+    async fn zstd_bodies_are_decoded_within_the_limit() {
+        let json = br#"{"model":"gpt-5.5","input":[]}"#;
+        let packed = ruzstd::encoding::compress_to_vec(
+            &json[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let got = decode(&zstd_headers(), Bytes::from(packed.clone()), 1024).await;
+        assert_eq!(got, Ok(Bytes::from_static(json)));
+        let two = [packed.clone(), packed].concat();
+        let got = decode(&zstd_headers(), Bytes::from(two), 1024)
+            .await
+            .expect("two frames");
+        assert_eq!(got.len(), 2 * json.len());
+        let plain = decode(&HeaderMap::new(), Bytes::from_static(json), 1024).await;
+        assert_eq!(plain, Ok(Bytes::from_static(json)));
+    }
+
+    #[tokio::test]
+    async fn a_zstd_bomb_is_too_large_and_garbage_is_malformed() {
+        let zeros = vec![0u8; 1 << 20];
+        let bomb = ruzstd::encoding::compress_to_vec(
+            &zeros[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
+        let got = decode(&zstd_headers(), Bytes::from(bomb), 64 * 1024).await;
+        assert_eq!(got, Err(DecodeError::TooLarge { limit: 64 * 1024 }));
+        let got = decode(
+            &zstd_headers(),
+            Bytes::from_static(b"{\"not\":\"zstd\"}"),
+            1024,
+        )
+        .await;
+        assert!(matches!(got, Err(DecodeError::Malformed { .. })), "{got:?}");
+        let mut gzip = HeaderMap::new();
+        gzip.insert(
+            http::header::CONTENT_ENCODING,
+            "gzip".parse().expect("value"),
+        );
+        let got = decode(&gzip, Bytes::from_static(b"x"), 1024).await;
+        assert_eq!(got, Err(DecodeError::Unsupported("gzip".into())));
     }
 
     #[test]

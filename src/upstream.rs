@@ -12,6 +12,7 @@ pub mod catalogue;
 pub mod classify;
 pub mod cookies;
 pub mod evidence;
+pub mod names;
 pub mod shape;
 pub mod usage;
 

@@ -16,7 +16,7 @@
 //! it, and without it Claude Code retries a 401 with backoff for minutes, looking hung (issue
 //! 15 item 13; the Codex CLI reconnects five times whatever the header says, then gives up).
 
-use crate::request_body::{BodyError, limit_text};
+use crate::request_body::{BodyError, DecodeError, limit_text};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -49,14 +49,18 @@ pub enum ApiError {
         /// The JSON field at fault, when known.
         param: Option<String>,
     },
-    /// The body exceeds `server.max_body_bytes`; the message states the limit.
+    /// The body exceeds `server.max_body_bytes` (as sent, or once decompressed: `decoded`);
+    /// the message states the limit.
     #[error(
-        "request body is larger than the limit of {} (server.max_body_bytes)",
+        "{}request body is larger than the limit of {} (server.max_body_bytes)",
+        if *decoded { "the decompressed " } else { "" },
         limit_text(*limit)
     )]
     PayloadTooLarge {
         /// The limit in bytes.
         limit: usize,
+        /// The limit was passed while decompressing a smaller body (`Content-Encoding`).
+        decoded: bool,
     },
     /// No endpoint at this path (a wrong base URL is the usual cause, hence the list).
     #[error(
@@ -264,9 +268,29 @@ impl IntoResponse for ApiError {
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         match e {
-            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge {
+                limit,
+                decoded: false,
+            },
             BodyError::Broken(message) => ApiError::BadRequest {
                 message,
+                param: None,
+            },
+        }
+    }
+}
+
+/// A body whose `Content-Encoding` could not be undone: 413 when it inflates past the limit,
+/// else 400 saying why.
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::TooLarge { limit } => ApiError::PayloadTooLarge {
+                limit,
+                decoded: true,
+            },
+            other => ApiError::BadRequest {
+                message: other.to_string(),
                 param: None,
             },
         }

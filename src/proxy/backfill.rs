@@ -10,6 +10,10 @@
 //! keeps the data of `response.output_item.done` events, and rewrites one event: a
 //! `response.completed` whose `output` is empty while items were seen. Finding the two event
 //! types is a substring search of each chunk; nothing else is parsed.
+//!
+//! [`Backfill::holding`] only holds the unfinished tail: a translated stream whose answer
+//! carries shortened tool names ([`crate::upstream::names`]) gets whole events, so a stand-in is
+//! never split across two chunks when it is mapped back.
 
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
@@ -43,12 +47,22 @@ pub struct Backfill {
     pending: BytesMut,
     /// The `data` of every `response.output_item.done` seen, in order.
     items: Vec<Vec<u8>>,
+    /// Only hold the unfinished tail; never rewrite an event.
+    hold_only: bool,
 }
 
 const ITEM_DONE: &[u8] = b"\"response.output_item.done\"";
 const COMPLETED: &[u8] = b"\"response.completed\"";
 
 impl Backfill {
+    /// Holds unfinished tails and rewrites nothing: complete events only, as upstream sent them.
+    pub fn holding() -> Self {
+        Self {
+            hold_only: true,
+            ..Self::default()
+        }
+    }
+
     /// What to send for `chunk`: the complete events so far (the terminal one back-filled).
     pub fn push(&mut self, chunk: Bytes) -> Bytes {
         let buf = if self.pending.is_empty() {
@@ -77,6 +91,9 @@ impl Backfill {
 
     /// Notes the items of complete events and back-fills a terminal event among them.
     fn events(&mut self, ready: Bytes) -> Bytes {
+        if self.hold_only {
+            return ready;
+        }
         let has_items = memmem::find(&ready, ITEM_DONE).is_some();
         let has_completed = memmem::find(&ready, COMPLETED).is_some();
         if !has_items && !has_completed {

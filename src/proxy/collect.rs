@@ -1,5 +1,6 @@
 //! Serving a `stream: false` client: read the whole upstream stream (bounded by the idle
-//! timeout between chunks), then answer with the final response object. A stream that ends
+//! timeout between chunks) up to its terminal event — not to the end of the connection, which the
+//! backend may hold open after it — then answer with the final response object. A stream that ends
 //! without a terminal event fails fast with 504 — it is never retried on other accounts, which
 //! would only burn their quota on the same too-long request. An event the answer is built from
 //! that is too long to read ([`crate::sse::MAX_LINE`]) is a 502 [`EVENT_TOO_LARGE`], never an
@@ -27,7 +28,13 @@ pub async fn collect(
     let mut obs = Observer::new(true).learning(learn);
     loop {
         match tokio::time::timeout(idle, upstream.next()).await {
-            Ok(Some(Ok(chunk))) => obs.push(&chunk),
+            Ok(Some(Ok(chunk))) => {
+                obs.push(&chunk);
+                if obs.terminal.is_some() {
+                    // The answer is whole; upstream may keep the connection open after it.
+                    break;
+                }
+            }
             Ok(Some(Err(e))) => {
                 if obs.terminal.is_some() {
                     break;

@@ -1,7 +1,8 @@
 //! The one serving pipeline of `/v1/responses`, `/v1/chat/completions` and `/v1/messages`:
 //!
 //! 1. authenticate the client key from the request head, only then read the body
-//!    ([`crate::request_body`]; a refused request's body is drained, never held);
+//!    ([`crate::request_body`]; a refused request's body is drained, never held) and undo its
+//!    `Content-Encoding` (zstd, bounded by the same limit);
 //! 2. parse the client's request into a Responses request ([`ClientProtocol::request`]), route
 //!    a known turn ([`super::turns`]) and check the key may use the model;
 //! 3. pick and lease an account, failing over before the first byte ([`failover`]; a streaming
@@ -178,6 +179,7 @@ async fn admit(
     };
     out.rec.client_key = permit.as_ref().map(auth::permit_name);
     let body = request_body::read(headers, body, limit).await?;
+    let body = request_body::decode(headers, body, limit).await?;
     Ok((body, permit))
 }
 
@@ -245,7 +247,10 @@ async fn deliver<P: ClientProtocol>(
             .then(|| super::reasoning::Learner::new(state.minted(), &served.lease.account_id));
         let collected = collect::collect(upstream, &mut served.lease, idle, &mut out, learn).await;
         drop(served.lease);
-        let answer = collected.and_then(|v| protocol.collected(&ctx, &req, v));
+        let answer = collected.and_then(|mut v| {
+            req.names.restore_value(&mut v);
+            protocol.collected(&ctx, &req, v)
+        });
         drop(permit);
         return match answer {
             Ok(v) => {
@@ -262,6 +267,7 @@ async fn deliver<P: ClientProtocol>(
     }
     let mut pass = stream::PassThrough::new(state, &cfg, served.lease, out, protocol.translated());
     pass.tick = tick;
+    pass.names = req.names.clone();
     let body = protocol.encode(ctx, stream::pass_through(upstream, pass));
     sse_response(resp_headers, hold(body, permit))
 }
@@ -285,7 +291,8 @@ fn late<P: ClientProtocol>(
             remember_turn(&st, &head, &req);
         }
         let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
-        let pass = stream::PassThrough::new(&st, &st.config(), served.lease, out, translated);
+        let mut pass = stream::PassThrough::new(&st, &st.config(), served.lease, out, translated);
+        pass.names = req.names.clone();
         stream::pass_through(upstream, pass)
     });
     let body = protocol.encode(ctx, raw);

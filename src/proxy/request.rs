@@ -2,10 +2,12 @@
 //! model, whether the client streams, and the affinity key that keeps a conversation on its
 //! account. The body goes upstream in the backend's shape ([`shape::for_upstream`]): byte for
 //! byte when it already has it (what the Codex CLI sends), else rewritten, with
-//! `models.default_model` written in when the client named no model.
+//! `models.default_model` written in when the client named no model. A compressed body was
+//! decoded at the edge ([`crate::request_body::decode`]).
 
 use crate::config::ModelsConfig;
 use crate::http::errors::ApiError;
+use crate::upstream::names::ToolNames;
 use crate::upstream::shape;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
@@ -32,6 +34,9 @@ pub struct ResponsesRequest {
     /// The body sent upstream ([`shape::for_upstream`]: the client's bytes when already in the
     /// backend's shape, the default model written in when the client named none).
     pub upstream_body: Bytes,
+    /// The originals of the tool names and call ids shortened in `upstream_body`, to map the
+    /// answer back ([`crate::upstream::names`]); empty for nearly every request.
+    pub names: ToolNames,
 }
 
 /// Parses and validates; a malformed body is a clear 400, never a panic. A request naming no
@@ -41,14 +46,6 @@ pub fn parse(
     body: Bytes,
     default_model: &str,
 ) -> Result<ResponsesRequest, ApiError> {
-    if let Some(enc) = headers.get(http::header::CONTENT_ENCODING) {
-        if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
-            return Err(bad(
-                "compressed request bodies are not supported; configure Codex with a custom provider (docs/protocol.md §11)",
-                None,
-            ));
-        }
-    }
     // One pass reads what the proxy needs and what decides the upstream body's shape.
     let head = shape::look(&body).map_err(|e| bad(&e.to_string(), None))?;
     let named = ModelsConfig::named(head.model.as_deref()).is_some();
@@ -78,8 +75,9 @@ pub fn parse(
     let review = headers
         .get("x-openai-subagent")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"review"));
-    let upstream_body = shape::for_upstream(&body, &head, (!named).then_some(model.as_str()))
-        .map_err(|e| bad(&e.to_string(), None))?;
+    let (upstream_body, names) =
+        shape::for_upstream(&body, &head, (!named).then_some(model.as_str()))
+            .map_err(|e| bad(&e.to_string(), None))?;
     Ok(ResponsesRequest {
         model,
         client_stream,
@@ -87,6 +85,7 @@ pub fn parse(
         turn_state,
         review,
         upstream_body,
+        names,
     })
 }
 
@@ -185,11 +184,6 @@ mod tests {
                 other => panic!("expected 400, got {other:?}"),
             }
         }
-        let zstd = hdrs(&[("content-encoding", "zstd")]);
-        assert!(matches!(
-            parse(&zstd, Bytes::from_static(b"{}"), "dflt"),
-            Err(ApiError::BadRequest { .. })
-        ));
         let review = hdrs(&[("x-openai-subagent", "review")]);
         assert!(
             parse(&review, Bytes::from_static(br#"{"model":"m"}"#), "dflt")

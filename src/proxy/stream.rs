@@ -11,6 +11,16 @@
 //!   ([`EVENT_TOO_LARGE`]: its translator cannot read it either, and the answer would silently
 //!   lack it). A Responses client gets such an event's bytes unchanged, so its stream goes on.
 //!
+//! The terminal event (`response.completed`, `response.failed`, `response.incomplete`) ends the
+//! client's stream: the real backend may keep the connection open after it (Codex returns at the
+//! terminal event for that reason, `codex-api/src/sse/responses.rs`), so the lease is released
+//! and the request recorded right there, the upstream response is dropped, and nothing — no
+//! keepalive, no error — is sent after it. Keepalives go only between events, never inside one
+//! whose bytes are half sent.
+//!
+//! Tool names and call ids the request shortened ([`crate::upstream::names`]) are mapped back in
+//! every complete event before it leaves.
+//!
 //! The stream owns the lease and the request's [`Outcome`]: when the client disconnects, hyper
 //! drops the body, which drops the upstream response (cancelling it), releases the lease
 //! (RAII) and records the request as client-closed.
@@ -22,6 +32,7 @@ use crate::proxy::observe::{Observer, Terminal};
 use crate::proxy::outcome::Outcome;
 use crate::proxy::reasoning::Learner;
 use crate::upstream::chain;
+use crate::upstream::names::ToolNames;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rotor_actors::{Lease, UpstreamFailure};
@@ -76,6 +87,8 @@ pub struct PassThrough {
     /// Learns the reasoning the serving account mints ([`super::reasoning`]); only for a
     /// Responses client, the one that replays it (the translators drop thinking blocks).
     pub learn: Option<Learner>,
+    /// The originals of the names the request shortened, mapped back in the answer.
+    pub names: ToolNames,
 }
 
 impl PassThrough {
@@ -98,6 +111,7 @@ impl PassThrough {
             end_on_dropped_event: translated,
             backfill: !translated,
             tick: None,
+            names: ToolNames::default(),
         }
     }
 }
@@ -118,6 +132,9 @@ struct State {
     ending: bool,
     done: bool,
     backfill: Option<Backfill>,
+    names: ToolNames,
+    /// The client has part of an event: no keepalive may go now.
+    mid_event: bool,
 }
 
 /// Turns an upstream body into the client's body stream.
@@ -148,7 +165,15 @@ pub fn pass_through(
         end_on_dropped_event: p.end_on_dropped_event,
         ending: false,
         done: false,
-        backfill: p.backfill.then(Backfill::default),
+        backfill: if p.backfill {
+            Some(Backfill::default())
+        } else if !p.names.is_empty() {
+            Some(Backfill::holding())
+        } else {
+            None
+        },
+        names: p.names,
+        mid_event: false,
     };
     futures::stream::unfold(state, |mut st| async move {
         let chunk = next(&mut st).await?;
@@ -171,29 +196,39 @@ async fn next(st: &mut State) -> Option<Bytes> {
             "server_shutting_down",
         ));
     }
-    tokio::select! {
-        biased;
-        item = st.upstream.next() => match item {
-            Some(Ok(bytes)) => Some(st.on_chunk(bytes)),
-            Some(Err(e)) => { let f = st.on_error(&e); st.with_tail(f) }
-            None => { let f = st.on_end(); st.with_tail(f) }
-        },
-        _ = st.drain.changed() => {
-            Some(st.fail(None, "the server is shutting down; retry the request".into(), "server_shutting_down"))
-        }
-        _ = &mut st.tick => {
-            if st.last_data.elapsed() >= st.idle_timeout {
-                let reason = format!("upstream sent nothing for {:?}", st.idle_timeout);
-                tracing::warn!(account = ?st.lease.as_ref().map(|l| &l.account_id), %reason, "upstream stream idle");
-                Some(st.fail(Some(UpstreamFailure::AfterFirstByte { reason: reason.clone() }), reason, "upstream_idle_timeout"))
-            } else {
-                let wait = st.heartbeat;
-                st.tick.as_mut().reset(Instant::now() + wait);
-                st.outcome.first_byte();
-                Some(Bytes::from_static(KEEPALIVE))
+    loop {
+        return tokio::select! {
+            biased;
+            item = st.upstream.next() => match item {
+                Some(Ok(bytes)) => Some(st.on_chunk(bytes)),
+                Some(Err(e)) => { let f = st.on_error(&e); st.with_tail(f) }
+                None => { let f = st.on_end(); st.with_tail(f) }
+            },
+            _ = st.drain.changed() => {
+                Some(st.fail(None, "the server is shutting down; retry the request".into(), "server_shutting_down"))
             }
-        }
+            _ = &mut st.tick => {
+                if st.last_data.elapsed() >= st.idle_timeout {
+                    let reason = format!("upstream sent nothing for {:?}", st.idle_timeout);
+                    tracing::warn!(account = ?st.lease.as_ref().map(|l| &l.account_id), %reason, "upstream stream idle");
+                    Some(st.fail(Some(UpstreamFailure::AfterFirstByte { reason: reason.clone() }), reason, "upstream_idle_timeout"))
+                } else {
+                    let wait = st.heartbeat;
+                    st.tick.as_mut().reset(Instant::now() + wait);
+                    if st.mid_event {
+                        continue; // a comment inside an event would corrupt it
+                    }
+                    st.outcome.first_byte();
+                    Some(Bytes::from_static(KEEPALIVE))
+                }
+            }
+        };
     }
+}
+
+/// Whether `sent` ends at an event boundary (a blank line).
+fn at_boundary(sent: &[u8]) -> bool {
+    sent.ends_with(b"\n\n") || sent.ends_with(b"\r\n\r\n")
 }
 
 impl State {
@@ -205,10 +240,19 @@ impl State {
         let wait = self.heartbeat;
         self.tick.as_mut().reset(self.last_data + wait);
         self.report_usage();
-        match self.backfill.as_mut() {
-            Some(b) => b.push(bytes),
+        let out = match self.backfill.as_mut() {
+            Some(b) => self.names.restore_bytes(b.push(bytes)),
             None => bytes,
+        };
+        if self.observer.terminal.is_some() && !self.ending {
+            // The answer is whole: end here even if upstream keeps the connection open. What
+            // the back-fill still holds comes after the terminal event and is not sent. (A
+            // translated answer that lost an event ends with its error instead, `ending`.)
+            self.complete();
+        } else if !out.is_empty() {
+            self.mid_event = !at_boundary(&out);
         }
+        out
     }
 
     /// The last bytes when upstream ended: the daemon's terminal `frame` if any — an

@@ -21,6 +21,7 @@ use crate::http::state::AppState;
 use crate::proxy::pipeline::{
     self, ClientProtocol, ClientStream, Encoder, ResponsesRequest, relay,
 };
+use crate::upstream::names;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{OriginalUri, State};
@@ -147,10 +148,11 @@ impl ClientProtocol for Translator {
             .get("x-claude-code-session-id")
             .and_then(|v| v.to_str().ok())
             .filter(|s| !s.is_empty() && self.0 == Protocol::Messages);
-        let t = match session {
+        let mut t = match session {
             Some(s) => t.with_affinity(s),
             None => t,
         };
+        let names = names::shorten(&mut t.body);
         let req = ResponsesRequest {
             model: t.model.clone(),
             client_stream: t.client_stream,
@@ -159,6 +161,7 @@ impl ClientProtocol for Translator {
             turn_state: None,
             review: false,
             upstream_body: Bytes::from(t.body.to_string()),
+            names,
         };
         Ok((req, t))
     }

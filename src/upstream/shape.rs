@@ -7,13 +7,16 @@
 //! - `system` messages in `input` become `developer` messages;
 //! - [`UNSUPPORTED`] parameters are dropped (the backend answers `400 Unsupported parameter`);
 //! - `instructions` is written in when the client gave none;
-//! - the model named by the caller (the default model) is written in when the client named none.
+//! - the model named by the caller (the default model) is written in when the client named none;
+//! - tool names and call ids over 64 characters get short stand-ins ([`super::names`]), and the
+//!   [`ToolNames`] that map the answer back go with the body.
 //!
 //! A body that already has that shape — what the Codex CLI sends — goes through as the same
 //! bytes: one borrowed, skipping pass over the JSON and a substring search decide it ([`Look`],
-//! [`has_system_role`]), and only a body that needs a change is parsed into a tree and written
-//! again.
+//! with [`names::LongList`] for long names; [`has_system_role`]), and only a body that needs a
+//! change is parsed into a tree and written again.
 
+use super::names::{self, ToolNames};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
@@ -58,22 +61,27 @@ pub fn look(body: &[u8]) -> Result<Look<'_>, ShapeError> {
 }
 
 /// The body to send upstream: `body` itself when it is already in the backend's shape, else a
-/// rewritten copy. `look` is [`look`] of `body`; `model` is written in when given (the client
-/// named none).
+/// rewritten copy, with the originals of any names it shortened. `look` is [`look`] of `body`;
+/// `model` is written in when given (the client named none).
 pub fn for_upstream(
     body: &Bytes,
     look: &Look<'_>,
     model: Option<&str>,
-) -> Result<Bytes, ShapeError> {
-    if model.is_none() && look.valid() && !has_system_role(body) {
-        return Ok(body.clone());
+) -> Result<(Bytes, ToolNames), ShapeError> {
+    let long_names = look.long_names();
+    if model.is_none() && look.valid() && !long_names && !has_system_role(body) {
+        return Ok((body.clone(), ToolNames::default()));
     }
     let mut v: Value = serde_json::from_slice(body).map_err(|e| ShapeError::Json(e.to_string()))?;
     let obj = v.as_object_mut().ok_or(ShapeError::NotObject)?;
     rewrite(obj, model);
-    Ok(Bytes::from(
-        serde_json::to_vec(&v).map_err(|e| ShapeError::Json(e.to_string()))?,
-    ))
+    let names = if long_names {
+        names::shorten(&mut v)
+    } else {
+        ToolNames::default()
+    };
+    let bytes = serde_json::to_vec(&v).map_err(|e| ShapeError::Json(e.to_string()))?;
+    Ok((Bytes::from(bytes), names))
 }
 
 /// Applies every rule to a parsed body.
@@ -129,6 +137,8 @@ pub struct Look<'a> {
     #[serde(default)]
     input: InputLook,
     #[serde(default)]
+    tools: names::LongList,
+    #[serde(default)]
     max_output_tokens: Present,
     #[serde(default)]
     max_completion_tokens: Present,
@@ -157,6 +167,11 @@ pub struct Look<'a> {
 }
 
 impl Look<'_> {
+    /// Whether a tool name or an input item's name or call id is over the limit.
+    fn long_names(&self) -> bool {
+        self.tools.0 || matches!(self.input, InputLook::List { long: true })
+    }
+
     /// Whether the body is already in the backend's shape.
     fn valid(&self) -> bool {
         let unsupported = [
@@ -177,7 +192,7 @@ impl Look<'_> {
         self.store == Some(Value::Bool(false))
             && self.stream == Some(true)
             && self.instructions.is_some()
-            && self.input == InputLook::List
+            && matches!(self.input, InputLook::List { .. })
             && unsupported.iter().all(|p| !p.0)
     }
 }
@@ -200,8 +215,11 @@ enum InputLook {
     Other,
     /// A string.
     Text,
-    /// A list.
-    List,
+    /// A list; `long`: an item's `name` or `call_id` is over the limit ([`names::LongItem`]).
+    List {
+        /// Whether an item needs a stand-in.
+        long: bool,
+    },
 }
 
 /// Whether an `input` item has `role: "system"`: a substring search rules it out for nearly
@@ -261,8 +279,11 @@ impl<'de> Deserialize<'de> for InputLook {
                 Ok(InputLook::Text)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputLook, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(InputLook::List)
+                let mut long = false;
+                while let Some(item) = seq.next_element::<names::LongItem>()? {
+                    long |= item.0;
+                }
+                Ok(InputLook::List { long })
             }
             fn visit_unit<E: de::Error>(self) -> Result<InputLook, E> {
                 Ok(InputLook::Other)
@@ -336,7 +357,7 @@ mod tests {
     use serde_json::json;
 
     fn shape(body: &Bytes, model: Option<&str>) -> Result<Bytes, ShapeError> {
-        for_upstream(body, &look(body)?, model)
+        for_upstream(body, &look(body)?, model).map(|(b, _)| b)
     }
 
     fn shaped(body: Value) -> Value {
@@ -406,5 +427,23 @@ mod tests {
             Err(ShapeError::Json(_))
         ));
         assert!(shape(&Bytes::from_static(b"[]"), None).is_err());
+    }
+
+    #[test]
+    fn a_codex_body_with_a_long_tool_name_is_rewritten_with_its_originals() {
+        let long = format!("mcp__server__{}", "t".repeat(60));
+        let body = Bytes::from(
+            json!({"model": "m", "instructions": "i", "store": false, "stream": true,
+                "input": [], "tools": [{"type": "function", "name": long}]})
+            .to_string(),
+        );
+        let (out, names) = for_upstream(&body, &look(&body).expect("look"), None).expect("ok");
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        let short = v["tools"][0]["name"].as_str().expect("name");
+        assert!(
+            short.len() <= names::MAX_LEN && short.starts_with("mcp__ttt"),
+            "{short}"
+        );
+        assert_eq!(names.original(short), Some(long.as_str()));
     }
 }

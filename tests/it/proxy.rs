@@ -12,9 +12,11 @@ mod failures;
 mod keyless;
 mod lifecycle;
 mod models;
+mod names;
 mod oversize;
 mod reasoning;
 mod shape;
+mod terminal;
 mod timeouts;
 mod verdicts;
 

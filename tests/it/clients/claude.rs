@@ -7,6 +7,10 @@
 //! `Read`'s schema (`{"file_path": PATH}`); Claude Code reads the temp file and returns its
 //! content as the `tool_result`, which the daemon translates into a `function_call_output` and
 //! the simulator quotes in the final answer.
+//!
+//! The MCP case: a stdio MCP server whose tool Claude Code names with 70 characters
+//! (`mcp__<server>__<tool>`), over the backend's limit; upstream only sees its stand-in, and
+//! Claude Code gets its own name back and calls its MCP server.
 
 use super::wire::Output;
 use super::{
@@ -31,11 +35,11 @@ async fn claude_print(
 
 /// `claude -p prompt [extra…]` in `sb` (whose `HOME` keeps Claude Code's sessions between runs).
 async fn claude_in(env: &TestEnv, sb: &Sandbox, prompt: &str, extra: &[&str]) -> Run {
-    claude_keyed(env, sb, POOL_KEY, RUN_LIMIT, prompt, extra).await
+    claude_keyed(env, sb, POOL_KEY, RUN_LIMIT, prompt, extra, &[]).await
 }
 
-/// `claude -p prompt [extra…]` in `sb` with `key` as `ANTHROPIC_API_KEY`, killed (and the test
-/// failed) if it still runs after `limit`.
+/// `claude -p prompt [extra…]` in `sb` with `key` as `ANTHROPIC_API_KEY` and the variables
+/// `vars` besides the usual ones, killed (and the test failed) if it still runs after `limit`.
 async fn claude_keyed(
     env: &TestEnv,
     sb: &Sandbox,
@@ -43,26 +47,22 @@ async fn claude_keyed(
     limit: Duration,
     prompt: &str,
     extra: &[&str],
+    vars: &[(&str, String)],
 ) -> Run {
     let bin = client_bin("CLAUDE_BIN", "claude");
     let on = || "1".to_owned();
     let mut args = vec!["-p", prompt];
     args.extend_from_slice(extra);
-    let run = sb
-        .run_within(
-            limit,
-            &bin,
-            &args,
-            &[
-                ("ANTHROPIC_BASE_URL", env.url("")),
-                ("ANTHROPIC_API_KEY", key.to_owned()),
-                ("DISABLE_TELEMETRY", on()),
-                ("DISABLE_AUTOUPDATER", on()),
-                ("DISABLE_ERROR_REPORTING", on()),
-                ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", on()),
-            ],
-        )
-        .await;
+    let mut all = vec![
+        ("ANTHROPIC_BASE_URL", env.url("")),
+        ("ANTHROPIC_API_KEY", key.to_owned()),
+        ("DISABLE_TELEMETRY", on()),
+        ("DISABLE_AUTOUPDATER", on()),
+        ("DISABLE_ERROR_REPORTING", on()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", on()),
+    ];
+    all.extend_from_slice(vars);
+    let run = sb.run_within(limit, &bin, &args, &all).await;
     sb.assert_stayed_local();
     run
 }
@@ -231,7 +231,7 @@ async fn claude_with_a_wrong_key_fails_at_once_and_says_why() {
     let (env, _wire) = env_with_wire(1).await;
     let sb = Sandbox::new().await;
     let limit = Duration::from_secs(30);
-    let run = claude_keyed(&env, &sb, "sk-wrong-key-0000", limit, "hi", &[]).await;
+    let run = claude_keyed(&env, &sb, "sk-wrong-key-0000", limit, "hi", &[], &[]).await;
     assert!(!run.status.success(), "a wrong key fails: {run}");
     let all = run.all();
     assert!(
@@ -334,7 +334,7 @@ async fn claude_gives_up_after_three_529s_when_no_account_is_usable() {
             .expect("disable");
     }
     let sb = Sandbox::new().await;
-    let run = claude_keyed(&env, &sb, POOL_KEY, Duration::from_secs(60), "hi", &[]).await;
+    let run = claude_keyed(&env, &sb, POOL_KEY, Duration::from_secs(60), "hi", &[], &[]).await;
     assert!(!run.status.success(), "no usable account fails: {run}");
     assert!(
         run.all().contains("529"),
@@ -346,5 +346,88 @@ async fn claude_gives_up_after_three_529s_when_no_account_is_usable() {
         "a few 529s, no long retrying: {recs:?}"
     );
     assert_eq!(env.upstream_requests(), 0);
+    env.shutdown().await;
+}
+
+/// A stdio MCP server offering one tool, [`MCP_TOOL`], that answers every call with
+/// `rotor-mcp-result-7` (newline-delimited JSON-RPC, as Claude Code speaks it).
+const MCP_SERVER: &str = r#"
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    method, result = msg.get("method"), None
+    if method == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"],
+                  "capabilities": {"tools": {}}, "serverInfo": {"name": "rotor-mcp", "version": "1"}}
+    elif method == "tools/list":
+        result = {"tools": [{"name": "search_confluence_pages_by_cql",
+                             "description": "Search pages", "inputSchema": {"type": "object",
+                             "properties": {"cql": {"type": "string"}}, "required": ["cql"]}}]}
+    elif method == "tools/call":
+        result = {"content": [{"type": "text", "text": "rotor-mcp-result-7"}]}
+    elif method == "ping":
+        result = {}
+    reply = {"jsonrpc": "2.0", "id": msg["id"]}
+    if result is None:
+        reply["error"] = {"code": -32601, "message": "no such method"}
+    else:
+        reply["result"] = result
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
+"#;
+
+/// The MCP server's name in Claude Code's config.
+const MCP_SERVER_NAME: &str = "rotor_confluence_workspace_server";
+
+/// The tool as Claude Code names it: `mcp__<server>__<tool>`, 70 characters.
+const MCP_TOOL: &str = "mcp__rotor_confluence_workspace_server__search_confluence_pages_by_cql";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_calls_an_mcp_tool_whose_name_is_over_64_characters() {
+    assert!(MCP_TOOL.len() > 64);
+    let (env, wire) = env_with_wire(1).await;
+    let sb = Sandbox::new().await;
+    let script = sb.path("work").join("mcp_server.py");
+    std::fs::write(&script, MCP_SERVER).expect("server script");
+    let python = std::env::var("ROTOR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let config = serde_json::json!({"mcpServers": {MCP_SERVER_NAME: {
+        "command": python, "args": [script.to_str().expect("utf-8 path")]}}});
+    let config_path = sb.path("work").join("mcp.json");
+    std::fs::write(&config_path, config.to_string()).expect("mcp config");
+    // The model only sees the stand-in, so that is the name it is asked to call.
+    let short = codex_rotor::upstream::names::stand_in(MCP_TOOL, 0);
+    let prompt = format!("please use the tool {short} with space = DOCS");
+    let config_arg = config_path.to_str().expect("utf-8 path");
+    let extra = [
+        "--mcp-config",
+        config_arg,
+        "--strict-mcp-config",
+        "--allowedTools",
+        MCP_TOOL,
+    ];
+    // MCP tools are offered up front, not behind Claude Code's deferred ToolSearch.
+    let vars = [("ENABLE_TOOL_SEARCH", "false".to_owned())];
+    let run = claude_keyed(&env, &sb, POOL_KEY, RUN_LIMIT, &prompt, &extra, &vars).await;
+    assert!(run.status.success(), "claude -p failed: {run}");
+    let Some(Output::Call { name, .. }) = wire.outputs().first().cloned() else {
+        panic!("the simulator's first answer is a function call: {run}");
+    };
+    assert_eq!(name, short, "upstream saw only the stand-in");
+    let sent = wire.requests_text();
+    assert!(
+        !sent.contains(MCP_TOOL),
+        "the long name never reached upstream"
+    );
+    assert!(
+        sent.contains("rotor-mcp-result-7"),
+        "Claude Code called its MCP tool by its own name and sent the result back: {run}"
+    );
+    let answer = only_message(&wire);
+    assert!(answer.contains("rotor-mcp-result-7"), "{answer}");
+    assert_eq!(run.stdout.trim(), answer, "{run}");
+    let recs = settled(&env, "messages", 2).await;
+    assert!(recs.iter().all(|r| r.status == 200), "{recs:?}");
     env.shutdown().await;
 }

@@ -175,3 +175,86 @@ async fn a_responses_lite_turn_reaches_upstream_as_sent() {
     );
     env.shutdown().await;
 }
+
+/// `body` compressed as the Codex CLI's built-in provider compresses it.
+fn zstd(body: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(body, ruzstd::encoding::CompressionLevel::Fastest)
+}
+
+async fn post_encoded(env: &TestEnv, path: &str, encoding: &str, body: Vec<u8>) -> (u16, String) {
+    let resp = env
+        .http
+        .post(env.url(path))
+        .bearer_auth(crate::support::POOL_KEY)
+        .header("content-type", "application/json")
+        .header("content-encoding", encoding)
+        .body(body)
+        .send()
+        .await
+        .expect("daemon answers");
+    (resp.status().as_u16(), resp.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn a_zstd_body_is_decoded_before_it_goes_upstream() {
+    let env = start_env(1).await;
+    let body = json!({"model": "gpt-5.5", "stream": true, "store": false,
+        "instructions": "You are Codex.",
+        "input": [{"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "hello"}]}]});
+    let packed = zstd(body.to_string().as_bytes());
+    // The simulator cannot read a compressed body: only a decoded one is served.
+    let account = env
+        .sim
+        .create_account(codex_rotor::sim::AccountSpec::default());
+    let direct = env
+        .http
+        .post(format!("{}/codex/responses", env.sim.backend_url()))
+        .bearer_auth(crate::sim::access_token(&account.auth_json))
+        .header("content-encoding", "zstd")
+        .body(packed.clone())
+        .send()
+        .await
+        .expect("simulator answers");
+    assert_eq!(direct.status(), 400);
+    let (status, text) = post_encoded(&env, "/v1/responses", "zstd", packed).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        event_types(&text).last().map(String::as_str),
+        Some("response.completed")
+    );
+    let messages = json!({"model": "claude-opus-4-8", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let packed = zstd(messages.to_string().as_bytes());
+    let (status, text) = post_encoded(&env, "/v1/messages", "zstd", packed).await;
+    assert_eq!(status, 200, "{text}");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_zstd_bomb_is_413_and_a_broken_or_unknown_encoding_is_400() {
+    let env =
+        crate::support::start_env_with(codex_rotor::sim::SimOptions::default(), 1, |cfg, _| {
+            cfg.server.max_body_bytes = 256 * 1024;
+        })
+        .await;
+    let bomb = zstd(&vec![b' '; 8 << 20]);
+    assert!(bomb.len() < 256 * 1024, "{}", bomb.len());
+    let (status, text) = post_encoded(&env, "/v1/responses", "zstd", bomb).await;
+    assert_eq!(status, 413, "{text}");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("decompressed") && message.contains("262144"),
+        "{message}"
+    );
+    let (status, text) =
+        post_encoded(&env, "/v1/responses", "zstd", b"{\"input\":[]}".to_vec()).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("not valid zstd"), "{text}");
+    let (status, text) = post_encoded(&env, "/v1/chat/completions", "br", b"x".to_vec()).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("`br` is not supported"), "{text}");
+    assert_eq!(env.upstream_requests(), 0, "nothing reached upstream");
+    env.shutdown().await;
+}
