@@ -12,8 +12,9 @@
 //! types is a substring search of each chunk; nothing else is parsed.
 
 use bytes::{Bytes, BytesMut};
-use memchr::memmem;
+use memchr::memmem::Finder;
 use serde_json::Value;
+use std::sync::LazyLock;
 
 /// Fills `response.output` with `items` when it is missing, `null` or empty; an `output` that
 /// lists items is left as upstream sent it. Returns whether it changed.
@@ -45,8 +46,13 @@ pub struct Backfill {
     items: Vec<Vec<u8>>,
 }
 
-const ITEM_DONE: &[u8] = b"\"response.output_item.done\"";
-const COMPLETED: &[u8] = b"\"response.completed\"";
+/// The searchers for the two event types, built once: `memmem::find` builds its searcher on
+/// every call, which cost more than the search itself (about 1 300 instructions a call, two
+/// calls per event).
+static ITEM_DONE: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"response.output_item.done\""));
+static COMPLETED: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"response.completed\""));
 
 impl Backfill {
     /// What to send for `chunk`: the complete events so far (the terminal one back-filled).
@@ -75,22 +81,27 @@ impl Backfill {
         self.pending.split().freeze()
     }
 
-    /// Notes the items of complete events and back-fills a terminal event among them.
+    /// Notes the items of complete events and back-fills a terminal event among them. Each
+    /// event type is searched for once in the whole of `ready` and the hits are matched to
+    /// frames by position (no needle spans a frame's blank line), instead of two searches per
+    /// frame.
     fn events(&mut self, ready: Bytes) -> Bytes {
-        let has_items = memmem::find(&ready, ITEM_DONE).is_some();
-        let has_completed = memmem::find(&ready, COMPLETED).is_some();
-        if !has_items && !has_completed {
+        let items: Vec<usize> = ITEM_DONE.find_iter(&ready).collect();
+        let completed: Vec<usize> = COMPLETED.find_iter(&ready).collect();
+        if items.is_empty() && completed.is_empty() {
             return ready;
         }
+        let (mut next_item, mut next_completed) =
+            (items.iter().peekable(), completed.iter().peekable());
         let mut out: Option<Vec<u8>> = None;
         let mut start = 0;
         for end in frame_ends(&ready) {
             let frame = &ready[start..end];
-            if memmem::find(frame, ITEM_DONE).is_some() {
+            let is_item = hit_before(&mut next_item, end);
+            let is_completed = hit_before(&mut next_completed, end);
+            if is_item {
                 self.items.push(data_of(frame));
-            } else if memmem::find(frame, COMPLETED).is_some()
-                && let Some(new) = self.completed(frame)
-            {
+            } else if is_completed && let Some(new) = self.completed(frame) {
                 let o = out.get_or_insert_with(|| ready[..start].to_vec());
                 o.extend_from_slice(&new);
                 start = end;
@@ -199,6 +210,19 @@ fn splice(data: &[u8], items: &[Vec<u8>]) -> Option<Vec<u8>> {
     out.push(b']');
     out.extend_from_slice(&data[at + output.len()..]);
     Some(out)
+}
+
+/// Whether a hit (an offset from a sorted search) lies before `end`; consumes those that do,
+/// so with frames visited in order each frame sees exactly its own hits.
+fn hit_before<'a>(
+    hits: &mut std::iter::Peekable<impl Iterator<Item = &'a usize>>,
+    end: usize,
+) -> bool {
+    let mut any = false;
+    while hits.next_if(|&&at| at < end).is_some() {
+        any = true;
+    }
+    any
 }
 
 /// End offset of every complete event (after its blank line) in `buf`.
