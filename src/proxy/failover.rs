@@ -290,11 +290,13 @@ async fn refused(
         }
         Verdict::ClientFault => {
             let (content_type, body) = (evidence.content_type.clone(), evidence.body.clone());
+            let message = evidence.message();
             observe(lease, evidence);
             Ok(AccountOutcome::Final(ApiError::Passthrough {
                 status,
                 content_type,
                 body,
+                message,
             }))
         }
         Verdict::Transient(reason) => Err((
