@@ -10,6 +10,7 @@
 
 pub mod doc;
 
+use crate::proxy::backfill::EmptyOutput;
 use crate::sse::{EventRef, SseParser};
 use rotor_actors::Usage;
 use serde_json::Value;
@@ -54,6 +55,9 @@ pub struct Observer {
     pub incomplete: bool,
     /// Drops of the parser already accounted for.
     seen_dropped: u64,
+    /// Where the `response.completed` event's `output` sits when it is an empty list, for the
+    /// back-fill of the same bytes ([`crate::proxy::backfill::Backfill::push_seen`]).
+    pub empty_output: Option<EmptyOutput>,
 }
 
 impl Observer {
@@ -142,6 +146,9 @@ impl Observer {
 
     fn on_terminal(&mut self, kind: &str, data: &[u8]) {
         let resp = doc::event(data).response.get();
+        if kind == "response.completed" {
+            self.empty_output = resp.output.and_then(|o| EmptyOutput::of(data, o));
+        }
         self.usage = resp.usage.map(|u| usage_of(u.get()));
         if let Some(id) = resp.id.text() {
             self.response_id = Some(id);

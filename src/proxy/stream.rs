@@ -201,7 +201,7 @@ impl State {
         self.tick.as_mut().reset(self.last_data + wait);
         self.report_usage();
         match self.backfill.as_mut() {
-            Some(b) => b.push(bytes),
+            Some(b) => b.push_seen(bytes, self.observer.empty_output.as_ref()),
             None => bytes,
         }
     }
