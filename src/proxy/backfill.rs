@@ -56,12 +56,8 @@ static COMPLETED: LazyLock<Finder<'static>> =
 
 impl Backfill {
     /// What to send for `chunk`: the complete events so far (the terminal one back-filled).
-    pub fn push(&mut self, chunk: Bytes) -> Bytes {
-        self.push_seen(chunk, None)
-    }
-
-    /// [`Backfill::push`] after an observer read the same bytes: `seen` is where it found the
-    /// terminal event's empty `output`, so that event is not parsed a second time.
+    /// `seen` is where an observer of the same bytes found the terminal event's empty `output`,
+    /// so that event is not parsed a second time; without it the event is read here.
     pub fn push_seen(&mut self, chunk: Bytes, seen: Option<&EmptyOutput>) -> Bytes {
         let buf = if self.pending.is_empty() {
             chunk
@@ -334,7 +330,7 @@ mod tests {
         let mut at = 0;
         while at < bytes.len() {
             let end = (at + cut).min(bytes.len());
-            out.extend_from_slice(&b.push(Bytes::copy_from_slice(&bytes[at..end])));
+            out.extend_from_slice(&b.push_seen(Bytes::copy_from_slice(&bytes[at..end]), None));
             at = end;
         }
         out.extend_from_slice(&b.finish());
@@ -367,7 +363,7 @@ mod tests {
         }
         let chunk = Bytes::from_static(b"event: x\ndata: {}\n\n");
         let mut b = Backfill::default();
-        let out = b.push(chunk.clone());
+        let out = b.push_seen(chunk.clone(), None);
         assert_eq!(out.as_ptr(), chunk.as_ptr(), "not copied");
     }
 
