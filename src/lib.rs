@@ -24,7 +24,8 @@
 //! - Commands: [`demo`], [`accounts::cli`], and [`cli`], which parses the command line.
 //!
 //! The public surface is what the binary, the lab and the tests use; `dashboard`,
-//! `request_body` and the HTTP front apart from its state are private.
+//! `request_body`, `proxy` (reached over HTTP only, like the handlers around it) and the HTTP
+//! front apart from its state are private.
 
 pub mod accounts;
 pub mod cli;
@@ -37,7 +38,7 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;
-pub mod proxy;
+mod proxy;
 pub mod recent;
 mod request_body;
 pub mod server;

@@ -104,6 +104,9 @@ pub enum ApiError {
         content_type: Option<HeaderValue>,
         /// Upstream body, unchanged.
         body: Bytes,
+        /// What the body says ([`crate::upstream::evidence::Evidence::message`]), for a
+        /// protocol that cannot carry the body itself.
+        message: String,
     },
     /// Upstream failed in a way the daemon could not route around (after failover).
     #[error("{message}")]
@@ -358,6 +361,7 @@ mod tests {
             status: 404,
             content_type: Some(HeaderValue::from_static("application/json")),
             body: Bytes::from_static(br#"{"detail":"model not found"}"#),
+            message: "model not found".into(),
         };
         let (status, _, body) = render(e).await;
         assert_eq!(status, 404);

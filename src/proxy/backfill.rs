@@ -16,8 +16,9 @@
 //! never split across two chunks when it is mapped back.
 
 use bytes::{Bytes, BytesMut};
-use memchr::memmem;
+use memchr::memmem::Finder;
 use serde_json::Value;
+use std::sync::LazyLock;
 
 /// Fills `response.output` with `items` when it is missing, `null` or empty; an `output` that
 /// lists items is left as upstream sent it. Returns whether it changed.
@@ -51,8 +52,13 @@ pub struct Backfill {
     hold_only: bool,
 }
 
-const ITEM_DONE: &[u8] = b"\"response.output_item.done\"";
-const COMPLETED: &[u8] = b"\"response.completed\"";
+/// The searchers for the two event types, built once: `memmem::find` builds its searcher on
+/// every call, which cost more than the search itself (about 1 300 instructions a call, two
+/// calls per event).
+static ITEM_DONE: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"response.output_item.done\""));
+static COMPLETED: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"response.completed\""));
 
 impl Backfill {
     /// Holds unfinished tails and rewrites nothing: complete events only, as upstream sent them.
@@ -64,7 +70,9 @@ impl Backfill {
     }
 
     /// What to send for `chunk`: the complete events so far (the terminal one back-filled).
-    pub fn push(&mut self, chunk: Bytes) -> Bytes {
+    /// `seen` is where an observer of the same bytes found the terminal event's empty `output`,
+    /// so that event is not parsed a second time; without it the event is read here.
+    pub fn push_seen(&mut self, chunk: Bytes, seen: Option<&EmptyOutput>) -> Bytes {
         let buf = if self.pending.is_empty() {
             chunk
         } else {
@@ -81,7 +89,7 @@ impl Backfill {
             self.pending.extend_from_slice(&buf[cut..]);
             buf.slice(..cut)
         };
-        self.events(ready)
+        self.events(ready, seen)
     }
 
     /// The held tail when the stream ends (an unfinished event, sent as it is).
@@ -89,25 +97,30 @@ impl Backfill {
         self.pending.split().freeze()
     }
 
-    /// Notes the items of complete events and back-fills a terminal event among them.
-    fn events(&mut self, ready: Bytes) -> Bytes {
+    /// Notes the items of complete events and back-fills a terminal event among them. Each
+    /// event type is searched for once in the whole of `ready` and the hits are matched to
+    /// frames by position (no needle spans a frame's blank line), instead of two searches per
+    /// frame.
+    fn events(&mut self, ready: Bytes, seen: Option<&EmptyOutput>) -> Bytes {
         if self.hold_only {
             return ready;
         }
-        let has_items = memmem::find(&ready, ITEM_DONE).is_some();
-        let has_completed = memmem::find(&ready, COMPLETED).is_some();
-        if !has_items && !has_completed {
+        let items: Vec<usize> = ITEM_DONE.find_iter(&ready).collect();
+        let completed: Vec<usize> = COMPLETED.find_iter(&ready).collect();
+        if items.is_empty() && completed.is_empty() {
             return ready;
         }
+        let (mut next_item, mut next_completed) =
+            (items.iter().peekable(), completed.iter().peekable());
         let mut out: Option<Vec<u8>> = None;
         let mut start = 0;
         for end in frame_ends(&ready) {
             let frame = &ready[start..end];
-            if memmem::find(frame, ITEM_DONE).is_some() {
+            let is_item = hit_before(&mut next_item, end);
+            let is_completed = hit_before(&mut next_completed, end);
+            if is_item {
                 self.items.push(data_of(frame));
-            } else if memmem::find(frame, COMPLETED).is_some()
-                && let Some(new) = self.completed(frame)
-            {
+            } else if is_completed && let Some(new) = self.completed(frame, seen) {
                 let o = out.get_or_insert_with(|| ready[..start].to_vec());
                 o.extend_from_slice(&new);
                 start = end;
@@ -129,12 +142,12 @@ impl Backfill {
 
     /// The `response.completed` frame rewritten with its output back-filled, or `None` when it
     /// needs no change (it lists items, or none were seen, or it is not the event it seemed).
-    fn completed(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+    fn completed(&mut self, frame: &[u8], seen: Option<&EmptyOutput>) -> Option<Vec<u8>> {
         if self.items.is_empty() {
             return None;
         }
         let data = data_of(frame);
-        if let Some(spliced) = splice(&data, &self.items) {
+        if let Some(spliced) = splice(&data, &self.items, seen) {
             let mut out = Vec::with_capacity(spliced.len() + 40);
             out.extend_from_slice(b"event: response.completed\ndata: ");
             out.extend_from_slice(&spliced);
@@ -159,11 +172,61 @@ impl Backfill {
     }
 }
 
+/// Where a `response.completed`'s empty `output` list sits in its `data`, as the observer's one
+/// parse of the terminal event found it ([`crate::proxy::observe::Observer::empty_output`]):
+/// the back-fill then splices there without parsing the event again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmptyOutput {
+    /// Length of the event's `data` the offsets are in.
+    pub data_len: usize,
+    /// The bytes of the `[]` (whitespace inside allowed) in that `data`.
+    pub list: std::ops::Range<usize>,
+}
+
+impl EmptyOutput {
+    /// `output` of the terminal event `data` when it is an empty list (`output` borrows from
+    /// `data`, as a parse of it gives).
+    pub fn of(data: &[u8], output: &serde_json::value::RawValue) -> Option<Self> {
+        let list = output.get().as_bytes();
+        if !is_empty_list(list) {
+            return None;
+        }
+        let at = (list.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+        (at + list.len() <= data.len()).then(|| Self {
+            data_len: data.len(),
+            list: at..at + list.len(),
+        })
+    }
+}
+
+fn is_empty_list(v: &[u8]) -> bool {
+    v.len() >= 2
+        && v.starts_with(b"[")
+        && v.ends_with(b"]")
+        && v[1..v.len() - 1].iter().all(u8::is_ascii_whitespace)
+}
+
 /// The routine case done without building the event: `data` is one line holding a
 /// `response.completed` whose `response.output` is an empty list, and that list is replaced by
-/// the items' own JSON, every other byte kept as upstream sent it. `None` for anything else
-/// (the caller then parses the event).
-fn splice(data: &[u8], items: &[Vec<u8>]) -> Option<Vec<u8>> {
+/// the items' own JSON, every other byte kept as upstream sent it. `seen` is where the
+/// observer found that list; without it (or if it does not fit `data`) the event is read here.
+/// `None` for anything else (the caller then parses the event).
+fn splice(data: &[u8], items: &[Vec<u8>], seen: Option<&EmptyOutput>) -> Option<Vec<u8>> {
+    if data.contains(&b'\n') {
+        return None;
+    }
+    let list = match seen {
+        Some(s) if s.data_len == data.len() && is_empty_list(data.get(s.list.clone())?) => {
+            s.list.clone()
+        }
+        _ => locate(data)?,
+    };
+    splice_at(data, list, items)
+}
+
+/// The empty `response.output` list of a one-line `response.completed` `data`, by a borrowed
+/// parse.
+fn locate(data: &[u8]) -> Option<std::ops::Range<usize>> {
     use serde_json::value::RawValue;
     #[derive(serde::Deserialize)]
     struct Event<'a> {
@@ -177,26 +240,21 @@ fn splice(data: &[u8], items: &[Vec<u8>]) -> Option<Vec<u8>> {
         #[serde(borrow)]
         output: &'a RawValue,
     }
+    let ev: Event<'_> = serde_json::from_slice(data).ok()?;
+    if ev.kind != "response.completed" {
+        return None;
+    }
+    EmptyOutput::of(data, ev.response.output).map(|e| e.list)
+}
+
+/// `data` with the bytes at `list` replaced by the list of the items' `item` values.
+fn splice_at(data: &[u8], list: std::ops::Range<usize>, items: &[Vec<u8>]) -> Option<Vec<u8>> {
+    use serde_json::value::RawValue;
     #[derive(serde::Deserialize)]
     struct ItemDone<'a> {
         #[serde(borrow)]
         item: &'a RawValue,
     }
-    if data.contains(&b'\n') {
-        return None;
-    }
-    let ev: Event<'_> = serde_json::from_slice(data).ok()?;
-    let output = ev.response.output.get().as_bytes();
-    let empty = output.starts_with(b"[")
-        && output.ends_with(b"]")
-        && output[1..output.len() - 1]
-            .iter()
-            .all(u8::is_ascii_whitespace);
-    if ev.kind != "response.completed" || !empty {
-        return None;
-    }
-    // The list's place in `data`: the raw value borrows from it.
-    let at = (output.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
     let parsed: Vec<ItemDone<'_>> = items
         .iter()
         .filter_map(|d| serde_json::from_slice(d).ok())
@@ -205,7 +263,7 @@ fn splice(data: &[u8], items: &[Vec<u8>]) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = Vec::with_capacity(data.len() + items.iter().map(Vec::len).sum::<usize>());
-    out.extend_from_slice(&data[..at]);
+    out.extend_from_slice(&data[..list.start]);
     out.push(b'[');
     for (i, item) in parsed.iter().enumerate() {
         if i > 0 {
@@ -214,8 +272,21 @@ fn splice(data: &[u8], items: &[Vec<u8>]) -> Option<Vec<u8>> {
         out.extend_from_slice(item.item.get().as_bytes());
     }
     out.push(b']');
-    out.extend_from_slice(&data[at + output.len()..]);
+    out.extend_from_slice(&data[list.end..]);
     Some(out)
+}
+
+/// Whether a hit (an offset from a sorted search) lies before `end`; consumes those that do,
+/// so with frames visited in order each frame sees exactly its own hits.
+fn hit_before<'a>(
+    hits: &mut std::iter::Peekable<impl Iterator<Item = &'a usize>>,
+    end: usize,
+) -> bool {
+    let mut any = false;
+    while hits.next_if(|&&at| at < end).is_some() {
+        any = true;
+    }
+    any
 }
 
 /// End offset of every complete event (after its blank line) in `buf`.
@@ -276,7 +347,7 @@ mod tests {
         let mut at = 0;
         while at < bytes.len() {
             let end = (at + cut).min(bytes.len());
-            out.extend_from_slice(&b.push(Bytes::copy_from_slice(&bytes[at..end])));
+            out.extend_from_slice(&b.push_seen(Bytes::copy_from_slice(&bytes[at..end]), None));
             at = end;
         }
         out.extend_from_slice(&b.finish());
@@ -309,7 +380,7 @@ mod tests {
         }
         let chunk = Bytes::from_static(b"event: x\ndata: {}\n\n");
         let mut b = Backfill::default();
-        let out = b.push(chunk.clone());
+        let out = b.push_seen(chunk.clone(), None);
         assert_eq!(out.as_ptr(), chunk.as_ptr(), "not copied");
     }
 
@@ -333,6 +404,45 @@ mod tests {
                 "{rare}"
             );
         }
+    }
+
+    /// What the pass-through does: the observer reads each chunk first and tells the back-fill
+    /// where the terminal event's empty `output` is.
+    fn observed(stream: &str, cut: usize) -> (String, Option<EmptyOutput>) {
+        let mut obs = crate::proxy::observe::Observer::new(false);
+        let mut b = Backfill::default();
+        let mut out = Vec::new();
+        let bytes = stream.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + cut).min(bytes.len());
+            let chunk = Bytes::copy_from_slice(&bytes[at..end]);
+            obs.push(&chunk);
+            out.extend_from_slice(&b.push_seen(chunk, obs.empty_output.as_ref()));
+            at = end;
+        }
+        out.extend_from_slice(&b.finish());
+        (String::from_utf8(out).expect("utf8"), obs.empty_output)
+    }
+
+    #[test]
+    fn the_observers_reading_of_the_terminal_event_gives_the_same_bytes() {
+        for cut in [1, 7, 64, STREAM.len()] {
+            let (out, seen) = observed(STREAM, cut);
+            assert_eq!(out, through(STREAM, cut), "cut {cut}");
+            assert!(
+                seen.is_some(),
+                "the observer found the empty output (cut {cut})"
+            );
+        }
+        // A reading that does not fit the event (another event's offsets) is not trusted.
+        let mut b = Backfill::default();
+        let wrong = EmptyOutput {
+            data_len: 3,
+            list: 0..2,
+        };
+        let out = b.push_seen(Bytes::from_static(STREAM.as_bytes()), Some(&wrong));
+        assert_eq!(out, through(STREAM, STREAM.len()).into_bytes());
     }
 
     #[test]

@@ -268,6 +268,7 @@ async fn refused(
                     status,
                     content_type: evidence.content_type.clone(),
                     body: evidence.body.clone(),
+                    message: evidence.message(),
                 }));
             }
             let cfg = QuotaConfig::with_backoff(state.config().pool.default_429_backoff);
@@ -327,11 +328,13 @@ async fn refused(
         }
         Verdict::ClientFault => {
             let (content_type, body) = (evidence.content_type.clone(), evidence.body.clone());
+            let message = evidence.message();
             observe(lease, evidence);
             Ok(AccountOutcome::Final(ApiError::Passthrough {
                 status,
                 content_type,
                 body,
+                message,
             }))
         }
         Verdict::Transient(reason) => Err((

@@ -10,6 +10,7 @@
 
 pub mod doc;
 
+use crate::proxy::backfill::EmptyOutput;
 use crate::proxy::reasoning::Learner;
 use crate::sse::{EventRef, SseParser};
 use rotor_actors::Usage;
@@ -60,6 +61,9 @@ pub struct Observer {
     seen_dropped: u64,
     /// Learns which account minted the reasoning the answer carries (docs/protocol.md §15).
     learn: Option<Learner>,
+    /// Where the `response.completed` event's `output` sits when it is an empty list, for the
+    /// back-fill of the same bytes ([`crate::proxy::backfill::Backfill::push_seen`]).
+    pub empty_output: Option<EmptyOutput>,
 }
 
 impl Observer {
@@ -164,6 +168,9 @@ impl Observer {
 
     fn on_terminal(&mut self, kind: &str, data: &[u8]) {
         let resp = doc::event(data).response.get();
+        if kind == "response.completed" {
+            self.empty_output = resp.output.and_then(|o| EmptyOutput::of(data, o));
+        }
         self.usage = resp.usage.map(|u| usage_of(u.get()));
         if let Some(id) = resp.id.text() {
             self.response_id = Some(id);

@@ -350,6 +350,7 @@ mod tests {
             status,
             content_type: None,
             body: Bytes::from_static(body.as_bytes()),
+            message: String::new(),
         };
         let invalid = refusal(
             400,

@@ -241,7 +241,9 @@ impl State {
         self.tick.as_mut().reset(self.last_data + wait);
         self.report_usage();
         let out = match self.backfill.as_mut() {
-            Some(b) => self.names.restore_bytes(b.push(bytes)),
+            Some(b) => self
+                .names
+                .restore_bytes(b.push_seen(bytes, self.observer.empty_output.as_ref())),
             None => bytes,
         };
         if self.observer.terminal.is_some() && !self.ending {

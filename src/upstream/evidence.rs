@@ -10,10 +10,14 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use rotor_actors::UnixMs;
 use rotor_actors::quota::{self, Observation, Rejection429, RejectionKind};
+use serde_json::Value;
 use std::time::Duration;
 
 /// Most of an error body read for classification; the rest is not needed.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Most of a body that is not JSON quoted as [`Evidence::message`].
+const MAX_MESSAGE: usize = 2000;
 
 /// What one upstream answer says.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +75,21 @@ impl Evidence {
             content_type: head.get(http::header::CONTENT_TYPE).cloned(),
             body,
         }
+    }
+
+    /// What a refusal's body says, for a client whose protocol cannot carry the body itself
+    /// (an Anthropic client): `error.message`, else `detail`, else the body's first
+    /// [`MAX_MESSAGE`] bytes as text.
+    pub fn message(&self) -> String {
+        let body = &self.body;
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        v.pointer("/error/message")
+            .or_else(|| v.get("detail"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&body[..body.len().min(MAX_MESSAGE)]).into_owned()
+            })
     }
 
     /// A 429's evidence as the pool takes it (docs/quota.md rule 2), for a request whose
@@ -267,5 +286,23 @@ mod tests {
             Some(HeaderValue::from_static("application/json"))
         );
         assert_eq!(ev.body, Bytes::from_static(b"{}"));
+    }
+
+    #[test]
+    fn a_refusal_says_its_message_detail_or_text() {
+        let ev = |body: &'static str| {
+            Evidence::from_parts(
+                400,
+                &HeaderMap::new(),
+                Bytes::from_static(body.as_bytes()),
+                0,
+            )
+        };
+        let said = ev(r#"{"error":{"message":"Unsupported parameter: temperature"}}"#);
+        assert_eq!(said.message(), "Unsupported parameter: temperature");
+        assert_eq!(ev(r#"{"detail":"Not Found"}"#).message(), "Not Found");
+        assert_eq!(ev("plain words").message(), "plain words");
+        let long = Evidence::from_parts(400, &HeaderMap::new(), Bytes::from(vec![b'x'; 5000]), 0);
+        assert_eq!(long.message().len(), MAX_MESSAGE);
     }
 }

@@ -30,6 +30,9 @@ pub struct ResponseDoc<'a> {
     /// `response.error`.
     #[serde(borrow, default)]
     pub error: Obj<ErrorDoc<'a>>,
+    /// `response.output`, unparsed (where the back-fill splices the items).
+    #[serde(borrow, default)]
+    pub output: Option<&'a serde_json::value::RawValue>,
 }
 
 /// `response.usage`.

@@ -8,7 +8,7 @@ use crate::http::errors::ApiError;
 use crate::translate::Protocol;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The response for an error in `protocol`.
 pub(super) fn render(e: ApiError, protocol: Protocol) -> Response {
@@ -39,9 +39,9 @@ fn anthropic(e: ApiError) -> Response {
         ApiError::NotFound { .. } | ApiError::ModelNotFound(_) => (404, "not_found_error", message),
         ApiError::MethodNotAllowed { .. } => (405, "invalid_request_error", message),
         ApiError::Unavailable(_) => (529, "overloaded_error", message),
-        ApiError::Passthrough { status, body, .. } => {
-            (*status, "invalid_request_error", upstream_message(body))
-        }
+        ApiError::Passthrough {
+            status, message, ..
+        } => (*status, "invalid_request_error", message.clone()),
         ApiError::Upstream {
             status,
             code,
@@ -59,14 +59,4 @@ fn anthropic(e: ApiError) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
     e.add_headers(resp.headers_mut());
     resp
-}
-
-/// The message inside an upstream error body (`error.message`, `detail`), or its text.
-fn upstream_message(body: &[u8]) -> String {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    v.pointer("/error/message")
-        .or_else(|| v.get("detail"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(2000)]).into_owned())
 }

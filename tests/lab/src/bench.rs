@@ -5,6 +5,7 @@
 //! with unlimited quota, and drives small streamed responses (`stream: true`, a few words)
 //! from the load generator on the main runtime. The target is ≥ 20 000 responses/s.
 
+pub mod instructions;
 pub mod passthrough;
 pub mod proxy;
 
@@ -28,6 +29,8 @@ pub enum BenchTarget {
     Sim(SimBench),
     /// The same streamed load direct and through codex-rotor (c = 1, 16, 64; CPU, RSS).
     Proxy(proxy::ProxyBench),
+    /// Instructions per streamed request under callgrind, this build vs a baseline binary.
+    Instructions(instructions::InstructionsBench),
     /// The bare pass-through `bench proxy` measures as its floor (run by `bench proxy`).
     #[command(hide = true)]
     Passthrough(passthrough::Passthrough),
@@ -56,6 +59,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Proxy(b) => {
             let report = proxy::run(&b).await?;
             codex_rotor::out!("{}", proxy::render(&report))?;
+            Ok(())
+        }
+        BenchTarget::Instructions(b) => {
+            codex_rotor::out!("{}", instructions::run(&b).await?)?;
             Ok(())
         }
         BenchTarget::Passthrough(p) => passthrough::serve(p).await,

@@ -149,10 +149,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let idle_from = daemon.cpu()?.total();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_cpu_per_sec = daemon.cpu()?.total().saturating_sub(idle_from) / 3;
-    // What the Codex CLI sends: already in the backend's shape (crate::upstream::shape).
-    let body = serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
-        "instructions": "You are Codex.", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
-    .to_string();
+    let body = codex_body();
     let mut rows = Vec::new();
     for &c in &b.concurrency {
         let mut rounds = Vec::new();
@@ -218,7 +215,15 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     })
 }
 
-fn headers(token: &str, account: Option<&str>) -> Vec<(String, String)> {
+/// A small streamed request as the Codex CLI sends it: already in the backend's shape
+/// (`codex_rotor::upstream::shape`), so the daemon passes it on as the same bytes.
+pub(super) fn codex_body() -> String {
+    serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
+        "instructions": "You are Codex.", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
+    .to_string()
+}
+
+pub(super) fn headers(token: &str, account: Option<&str>) -> Vec<(String, String)> {
     let mut h = vec![
         ("authorization".into(), format!("Bearer {token}")),
         ("content-type".into(), "application/json".into()),
@@ -233,7 +238,7 @@ fn headers(token: &str, account: Option<&str>) -> Vec<(String, String)> {
 /// Creates `n` simulator accounts with effectively unlimited quota and imports them into the
 /// data dir (or the database of `store_url`); returns the first account's token and id for the
 /// direct runs.
-async fn make_accounts(
+pub(super) async fn make_accounts(
     sim: &SimHandle,
     dir: &Path,
     n: usize,
@@ -272,10 +277,35 @@ async fn make_accounts(
     first.context("no account created")
 }
 
+/// Writes the daemon's config for the accounts in `dir` (the pool key `key`, a free loopback
+/// port, the PostgreSQL store of `store_url` if given); returns its path and the address the
+/// daemon will listen on.
+pub(super) fn daemon_config(
+    sim: &SimHandle,
+    dir: &Path,
+    key: &str,
+    store_url: Option<&str>,
+) -> anyhow::Result<(std::path::PathBuf, std::net::SocketAddr)> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let key_file = dir.join("pool.key");
+    std::fs::write(&key_file, key)?;
+    let config = dir.join("bench.toml");
+    let mut toml = format!(
+        "data_dir = {dir:?}\n[server]\nlisten = \"{addr}\"\n[upstream]\nbase_url = {:?}\ntoken_url = {:?}\n[[keys.keys]]\nname = \"bench\"\nkey_file = {key_file:?}\n",
+        sim.backend_url(),
+        sim.token_url(),
+    );
+    if let Some(url) = store_url {
+        toml.push_str(&format!("[store]\nbackend = \"postgres\"\nurl = {url:?}\n"));
+    }
+    std::fs::write(&config, toml)?;
+    Ok((config, addr))
+}
+
 /// A child process serving HTTP: the daemon, or the bare pass-through.
-struct Child {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
+pub(super) struct Child {
+    pub(super) child: std::process::Child,
+    pub(super) addr: std::net::SocketAddr,
 }
 
 impl Child {
@@ -286,19 +316,7 @@ impl Child {
         key: &str,
         store_url: Option<&str>,
     ) -> anyhow::Result<Child> {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let key_file = dir.join("pool.key");
-        std::fs::write(&key_file, key)?;
-        let config = dir.join("bench.toml");
-        let mut toml = format!(
-            "data_dir = {dir:?}\n[server]\nlisten = \"{addr}\"\n[upstream]\nbase_url = {:?}\ntoken_url = {:?}\n[[keys.keys]]\nname = \"bench\"\nkey_file = {key_file:?}\n",
-            sim.backend_url(),
-            sim.token_url(),
-        );
-        if let Some(url) = store_url {
-            toml.push_str(&format!("[store]\nbackend = \"postgres\"\nurl = {url:?}\n"));
-        }
-        std::fs::write(&config, toml)?;
+        let (config, addr) = daemon_config(sim, dir, key, store_url)?;
         let exe = std::env::current_exe().context("locating this binary")?;
         // `CODEX_ROTOR_BENCH_WRAPPER="heaptrack -o /tmp/x"` runs the daemon under a profiler
         // (build with `--no-default-features` so heaptrack sees the allocations). The table's CPU
@@ -353,8 +371,13 @@ impl Child {
 
     /// Waits until `GET /healthz` answers 2xx.
     async fn healthy(self, what: &str) -> anyhow::Result<Child> {
+        self.healthy_within(what, Duration::from_secs(15)).await
+    }
+
+    /// Waits up to `bound` until `GET /healthz` answers 2xx.
+    pub(super) async fn healthy_within(self, what: &str, bound: Duration) -> anyhow::Result<Child> {
         let client = reqwest::Client::builder().no_proxy().build()?;
-        for _ in 0..300 {
+        for _ in 0..bound.as_millis().div_ceil(50) {
             if client
                 .get(format!("http://{}/healthz", self.addr))
                 .send()
@@ -422,7 +445,7 @@ impl Child {
         Ok(kb * 1024)
     }
 
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
