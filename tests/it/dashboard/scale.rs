@@ -449,3 +449,52 @@ async fn readyz_is_not_ready_when_every_account_file_was_quarantined() {
     );
     rig.shutdown().await;
 }
+
+/// The details view says what holds an account off requests and until when, from the account's
+/// own explanation (issue 17 item 4): the weekly-locked account shows a "Held: Quota" line with
+/// the hold's reason and its future end, the same hold the admin explain answer gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_details_view_says_what_holds_an_account_and_until_when() {
+    let mut s = scene::build().await;
+    let id = s.weekly_locked.clone();
+    let explain = s.rig.get(&format!("/admin/accounts/{id}/explain")).await;
+    let hold = explain["holds"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["kind"] == "quota"))
+        .cloned()
+        .unwrap_or_else(|| panic!("a quota hold: {explain:#}"));
+    let until = hold["until"].as_u64().expect("the hold ends by itself");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    assert!(
+        until > now + 3600 * 1000,
+        "a weekly lock, not a short one: {hold}"
+    );
+    // The scene locked account 150's weekly window; only searched-for rows are drawn.
+    search(&mut s, "user150@").await;
+    s.b.eval(&format!(
+        "document.querySelector('[data-id=\"{id}\"] [data-action=details]').click(); true"
+    ))
+    .await
+    .expect("open details");
+    let text = s
+        .b
+        .wait_for(
+            "(() => { const d = document.getElementById('details-dialog'); return d.open && d.textContent.includes('Held: ') && d.textContent })()",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("details view with its holds");
+    let text = text.as_str().unwrap_or_default();
+    let reason = hold["reason"].as_str().unwrap_or_default();
+    assert!(!reason.is_empty(), "{hold}");
+    assert!(
+        text.contains(&format!("Held: Quota{reason} — until ")),
+        "details: {text}"
+    );
+    let line = &text[text.find("Held: Quota").unwrap_or(0)..];
+    assert!(line.contains("(in "), "the end lies ahead: {text}");
+    s.end().await;
+}
