@@ -200,15 +200,6 @@ pub(crate) fn first_user_text(input: &[Value]) -> String {
         .to_owned()
 }
 
-/// Maps a service tier the client named (`fast` → `priority`); `auto`/`default` send nothing.
-pub(crate) fn service_tier(tier: &str) -> Option<String> {
-    match tier {
-        "fast" | "priority" => Some("priority".into()),
-        "auto" | "default" | "" => None,
-        other => Some(other.into()),
-    }
-}
-
 /// A tool's JSON schema as sent upstream: an empty object schema when absent, and without the
 /// top-level `$schema` marker (Claude Code sends it; it says nothing the backend needs).
 pub(crate) fn parameters(schema: Option<&Value>) -> Value {

@@ -7,6 +7,10 @@
 //! - `system` messages in `input` become `developer` messages;
 //! - [`UNSUPPORTED`] parameters are dropped (the backend answers `400 Unsupported parameter`);
 //! - `instructions` is written in when the client gave none;
+//! - `service_tier` is sent only as `priority` or `flex` ([`service_tier`]); a body without an
+//!   `include` list asks for `reasoning.encrypted_content` (with `store: false`, reasoning
+//!   without it cannot be sent back on the next turn), a client's own list is kept (the Codex
+//!   CLI sends `[]` for a model without reasoning);
 //! - the model named by the caller (the default model) is written in when the client named none;
 //! - tool names and call ids over 64 characters get short stand-ins ([`super::names`]), and the
 //!   [`ToolNames`] that map the answer back go with the body.
@@ -40,6 +44,24 @@ pub const UNSUPPORTED: &[&str] = &[
     "max_context_window",
     "truncation_policy",
 ];
+
+/// What `include` names when the client sent no list: with `store: false` the backend keeps
+/// nothing, so a reasoning item can only be sent back on the next turn with its encrypted
+/// content.
+pub const ENCRYPTED_REASONING: &str = "reasoning.encrypted_content";
+
+/// The service tier sent upstream for the tier a client named: `priority` (which `fast`, as
+/// the Codex CLI and the `-fast` model suffix say it, means) and `flex` (the `-flex` suffix,
+/// which the predecessor sent to the real backend) are kept; `auto`, `default` and any other
+/// tier are dropped, which asks for the default tier rather than risk a refusal
+/// (docs/fidelity.md §1).
+pub fn service_tier(tier: &str) -> Option<&'static str> {
+    match tier {
+        "fast" | "priority" => Some("priority"),
+        "flex" => Some("flex"),
+        _ => None,
+    }
+}
 
 /// Instructions sent when the client gave none (the backend may require the field).
 pub const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
@@ -97,6 +119,17 @@ fn rewrite(obj: &mut Map<String, Value>, model: Option<&str>) {
     if !matches!(obj.get("instructions"), Some(Value::String(_))) {
         obj.insert("instructions".into(), DEFAULT_INSTRUCTIONS.into());
     }
+    match obj
+        .get("service_tier")
+        .and_then(Value::as_str)
+        .and_then(service_tier)
+    {
+        Some(tier) => obj.insert("service_tier".into(), tier.into()),
+        None => obj.remove("service_tier"),
+    };
+    if !matches!(obj.get("include"), Some(Value::Array(_))) {
+        obj.insert("include".into(), serde_json::json!([ENCRYPTED_REASONING]));
+    }
     match obj.get_mut("input") {
         Some(Value::String(text)) => {
             let text = std::mem::take(text);
@@ -134,6 +167,10 @@ pub struct Look<'a> {
     store: Option<Value>,
     #[serde(borrow, default)]
     instructions: Option<Cow<'a, str>>,
+    #[serde(default)]
+    service_tier: Option<Value>,
+    #[serde(default)]
+    include: Option<Value>,
     #[serde(default)]
     input: InputLook,
     #[serde(default)]
@@ -189,8 +226,16 @@ impl Look<'_> {
             &self.max_context_window,
             &self.truncation_policy,
         ];
+        let tier_kept = match &self.service_tier {
+            None => true,
+            Some(Value::String(t)) => service_tier(t) == Some(t.as_str()),
+            Some(_) => false,
+        };
+        let include_asks = matches!(&self.include, Some(Value::Array(_)));
         self.store == Some(Value::Bool(false))
             && self.stream == Some(true)
+            && tier_kept
+            && include_asks
             && self.instructions.is_some()
             && matches!(self.input, InputLook::List { .. })
             && unsupported.iter().all(|p| !p.0)
@@ -384,10 +429,42 @@ mod tests {
         assert_eq!(
             v,
             json!({"model": "gpt-5.5", "store": false, "stream": true,
-                "instructions": DEFAULT_INSTRUCTIONS,
+                "instructions": DEFAULT_INSTRUCTIONS, "include": [ENCRYPTED_REASONING],
                 "input": [{"type": "message", "role": "user",
                     "content": [{"type": "input_text", "text": "hi"}]}]})
         );
+    }
+
+    #[test]
+    fn only_priority_and_flex_tiers_are_sent_and_include_asks_for_encrypted_reasoning() {
+        let base = json!({"model": "m", "stream": true, "store": false, "instructions": "i",
+            "input": [], "include": [ENCRYPTED_REASONING]});
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            b
+        };
+        let priority = Bytes::from(with("service_tier", json!("priority")).to_string());
+        let out = shape(&priority, None).expect("shaped");
+        assert_eq!(out.as_ptr(), priority.as_ptr(), "a valid tier passes as is");
+        assert_eq!(
+            shaped(with("service_tier", json!("fast")))["service_tier"],
+            "priority"
+        );
+        assert_eq!(
+            shaped(with("service_tier", json!("flex")))["service_tier"],
+            "flex"
+        );
+        for tier in [json!("scale"), json!("auto"), json!("default"), json!(7)] {
+            let v = shaped(with("service_tier", tier.clone()));
+            assert!(v.get("service_tier").is_none(), "{tier} dropped: {v}");
+        }
+        let own = Bytes::from(with("include", json!([])).to_string());
+        let out = shape(&own, None).expect("shaped");
+        assert_eq!(out.as_ptr(), own.as_ptr(), "a client's own list is kept");
+        let mut none = base.clone();
+        none.as_object_mut().expect("object").remove("include");
+        assert_eq!(shaped(none)["include"], json!([ENCRYPTED_REASONING]));
     }
 
     #[test]

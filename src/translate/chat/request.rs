@@ -34,7 +34,7 @@ pub fn request(body: &[u8], models: &dyn ModelAliases) -> Result<Translated, Tra
     up.effort = effort.map(str::to_owned).or(resolved.effort);
     let tier = optional(&obj, "service_tier", "a string", Value::as_str)?;
     up.service_tier = match tier {
-        Some(t) => body::service_tier(t),
+        Some(t) => crate::upstream::shape::service_tier(t).map(str::to_owned),
         None => resolved.service_tier.map(str::to_owned),
     };
     let client_stream = optional(&obj, "stream", "a boolean", Value::as_bool)?.unwrap_or(false);

@@ -151,7 +151,7 @@ async fn each_parameter_the_backend_refuses_is_dropped_on_the_way() {
 async fn a_responses_lite_turn_reaches_upstream_as_sent() {
     let (env, wire) = with_wire().await;
     let body = json!({"model": "gpt-5.5", "stream": true, "store": false, "instructions": "",
-        "input": [
+        "include": [], "input": [
             {"type": "additional_tools", "role": "developer", "tools": []},
             {"type": "message", "role": "developer",
                 "content": [{"type": "input_text", "text": "You are Codex."}]},
@@ -256,5 +256,32 @@ async fn a_zstd_bomb_is_413_and_a_broken_or_unknown_encoding_is_400() {
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("`br` is not supported"), "{text}");
     assert_eq!(env.upstream_requests(), 0, "nothing reached upstream");
+    env.shutdown().await;
+}
+
+/// `service_tier` and `include` as the backend takes them (docs/fidelity.md §1): `fast` goes as
+/// `priority`, a tier the backend is not known to take is dropped (the default tier), and an SDK
+/// body without `include` asks for the encrypted reasoning its next turn must send back.
+#[tokio::test]
+async fn service_tier_and_include_reach_upstream_as_the_backend_takes_them() {
+    let (env, wire) = with_wire().await;
+    for (tier, sent) in [("fast", Some("priority")), ("scale", None), ("auto", None)] {
+        let before = wire.requests_text().len();
+        let b = json!({"model": "gpt-5.5", "input": "hi", "stream": true, "service_tier": tier});
+        let (status, text) = streamed(&env, &b).await;
+        assert_eq!(status, 200, "{tier}: {text}");
+        let this = wire.requests_text()[before..].to_owned();
+        match sent {
+            Some(s) => assert!(
+                this.contains(&format!("\"service_tier\":\"{s}\"")),
+                "{this}"
+            ),
+            None => assert!(!this.contains("\"service_tier\""), "{tier} dropped: {this}"),
+        }
+        assert!(
+            this.contains(r#""include":["reasoning.encrypted_content"]"#),
+            "include written in: {this}"
+        );
+    }
     env.shutdown().await;
 }
