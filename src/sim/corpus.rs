@@ -26,6 +26,10 @@ pub(crate) const STRING_ABOVE_MAX_LENGTH: &str =
 /// Reasoning encrypted by another account.
 pub(crate) const INVALID_ENCRYPTED_CONTENT: &str =
     include_str!("../../tests/fixtures/upstream/invalid_encrypted_content.json");
+/// A model that requires a newer Codex than the request's `version`; the example names
+/// `gpt-5.5`.
+pub(crate) const REQUIRES_NEWER_CODEX: &str =
+    include_str!("../../tests/fixtures/upstream/requires_newer_codex.json");
 /// 402.
 pub(crate) const PAYMENT_REQUIRED: &str =
     include_str!("../../tests/fixtures/upstream/payment_required_402.json");

@@ -51,6 +51,10 @@ pub struct SimOptions {
     /// real backend routinely sends it (the items are in the `response.output_item.done`
     /// events).
     pub completed_output: bool,
+    /// Models that refuse an older Codex: `(model, version)` pairs; a request for `model`
+    /// whose `version` header is missing or older than `version` is answered `400 … requires
+    /// a newer version of Codex`, as the real backend answers new models (strict mode only).
+    pub min_client_version: Vec<(String, String)>,
 }
 
 impl Default for SimOptions {
@@ -76,6 +80,7 @@ impl Default for SimOptions {
             .to_vec(),
             lenient: false,
             completed_output: false,
+            min_client_version: Vec::new(),
         }
     }
 }

@@ -142,6 +142,11 @@ pub(crate) async fn handle(
     {
         return refusal;
     }
+    if !world.opts.lenient
+        && let Some(refusal) = strict::too_old(&world.opts.min_client_version, &parsed, &headers)
+    {
+        return refusal;
+    }
     let turn = match turn::read(&parsed, body.len()) {
         Ok(t) => t,
         Err(e) => return reply::bad_request(e.param, &e.message),

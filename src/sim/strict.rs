@@ -74,6 +74,37 @@ pub(crate) fn refusal(body: &Value, seed: u64, account: &str) -> Option<Response
     None
 }
 
+/// The answer to a request for a model whose minimum Codex version (`(model, version)` in
+/// `minimums`) is above the request's `version` header, or the header is missing.
+pub(crate) fn too_old(
+    minimums: &[(String, String)],
+    body: &Value,
+    headers: &axum::http::HeaderMap,
+) -> Option<Response> {
+    let model = body.get("model").and_then(Value::as_str)?;
+    let (_, need) = minimums.iter().find(|(m, _)| m == model)?;
+    let have = headers.get("version").and_then(|v| v.to_str().ok());
+    if have.is_some_and(|h| !older(h, need)) {
+        return None;
+    }
+    let b = corpus::with(corpus::REQUIRES_NEWER_CODEX, "gpt-5.5", model);
+    Some(corpus::answer(StatusCode::BAD_REQUEST, b))
+}
+
+/// Whether Codex version `have` is older than `need`: dotted numbers compared in order, a
+/// pre-release (`0.130.0-alpha.5`) older than its release; an unreadable `have` is old.
+fn older(have: &str, need: &str) -> bool {
+    let parse = |v: &str| {
+        let (core, pre) = v.split_once('-').map_or((v, None), |(c, p)| (c, Some(p)));
+        let nums: Option<Vec<u64>> = core.split('.').map(|n| n.parse().ok()).collect();
+        nums.map(|n| (n, pre.is_none()))
+    };
+    match (parse(have), parse(need)) {
+        (Some(h), Some(n)) => h < n,
+        _ => true,
+    }
+}
+
 /// The first tool name or call id over the limit: its path and length.
 fn too_long(body: &Value) -> Option<(String, usize)> {
     let long = |v: Option<&Value>| {
@@ -197,5 +228,16 @@ mod tests {
             (400, corpus::INVALID_ENCRYPTED_CONTENT)
         );
         assert!(!minted_by(1, "a", "gAAAAB-not-ours"));
+    }
+
+    #[test]
+    fn versions_compare_by_number_and_a_pre_release_is_older() {
+        assert!(older("0.129.9", "0.130.0"));
+        assert!(older("0.9.0", "0.10.0"));
+        assert!(older("0.130.0-alpha.5", "0.130.0"));
+        assert!(older("garbage", "0.130.0"));
+        assert!(!older("0.130.0", "0.130.0"));
+        assert!(!older("0.131.0", "0.130.0"));
+        assert!(!older("1.0.0", "0.130.0"));
     }
 }

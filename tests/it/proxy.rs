@@ -5,7 +5,8 @@
 //! keyless clients may make the daemon read in `proxy/keyless.rs`, and what a new user's first
 //! requests meet at the edge (default model, 404/405) in `proxy/edge.rs`, what reaches the strict
 //! simulator in `proxy/shape.rs`, reasoning across a failover in `proxy/reasoning.rs`, and how
-//! each answer of FIDELITY.md §B is classified in `proxy/verdicts.rs`.
+//! each answer of FIDELITY.md §B is classified in `proxy/verdicts.rs`, and what a model requiring
+//! a newer Codex answers the presented `version` in `proxy/version.rs`.
 
 mod edge;
 mod failures;
@@ -19,6 +20,7 @@ mod shape;
 mod terminal;
 mod timeouts;
 mod verdicts;
+mod version;
 
 use crate::support::{
     POOL_KEY, TcpTap, TestEnv, event_types, responses_body, start_env, start_env_with,

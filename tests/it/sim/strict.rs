@@ -402,3 +402,37 @@ async fn the_new_faults_are_scripted_over_the_control_api_with_their_defaults() 
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_model_refuses_a_missing_or_older_version_with_the_reported_body() {
+    let sim = start(SimOptions {
+        min_client_version: vec![("gpt-5.5".into(), "0.130.0".into())],
+        ..SimOptions::default()
+    })
+    .await;
+    let (_, token) = account(&sim).await;
+    let send = |model: &str, version: Option<&str>| {
+        let mut b = body("hi", true);
+        b["model"] = json!(model);
+        let mut r = reqwest::Client::new()
+            .post(format!("{}/codex/responses", sim.backend_url()))
+            .bearer_auth(&token)
+            .json(&b);
+        if let Some(v) = version {
+            r = r.header("version", v);
+        }
+        r.send()
+    };
+    let refused = (400, corpus_json("requires_newer_codex.json"));
+    for v in [None, Some("0.129.0"), Some("0.130.0-alpha.5")] {
+        let got = status_and_json(send("gpt-5.5", v).await.expect("sent")).await;
+        assert_eq!(got, refused, "{v:?}");
+    }
+    for v in ["0.130.0", "0.131.2"] {
+        let r = send("gpt-5.5", Some(v)).await.expect("sent");
+        assert_eq!(r.status(), 200, "{v}");
+    }
+    // A model without a minimum takes any identity, even none.
+    assert_eq!(send("gpt-5.4", None).await.expect("sent").status(), 200);
+    sim.shutdown().await;
+}
