@@ -17,7 +17,7 @@
 //! never split across two chunks when it is mapped back.
 
 use bytes::{Bytes, BytesMut};
-use memchr::memmem::Finder;
+use memchr::memmem::FinderRev;
 use serde_json::Value;
 use std::sync::LazyLock;
 
@@ -54,8 +54,8 @@ pub struct Backfill {
 /// The searcher for the terminal event, built once: `memmem::find` builds its searcher on
 /// every call, which cost more than the search itself (about 1 300 instructions a call). It
 /// runs only over the chunk in which the observer read `response.completed`.
-static COMPLETED: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new(b"\"response.completed\""));
+static COMPLETED: LazyLock<FinderRev<'static>> =
+    LazyLock::new(|| FinderRev::new(b"\"response.completed\""));
 
 impl Backfill {
     /// Holds unfinished tails and rewrites nothing: complete events only, as upstream sent them.
@@ -97,41 +97,26 @@ impl Backfill {
 
     /// Back-fills the terminal event among the complete events of `ready`. Until the observer
     /// has read `response.completed` (every chunk but the last of a routine stream) the bytes
-    /// go on untouched and unsearched; then the event is searched for in `ready` and the hits
-    /// are matched to frames by position (no needle spans a frame's blank line).
+    /// go on untouched and unsearched; then the event is searched for from the end of `ready`,
+    /// where it normally is the last frame, and the chunk is copied around it once.
     fn events(&mut self, ready: Bytes, seen: &Seen) -> Bytes {
         if self.hold_only || !seen.completed || seen.count == 0 {
             return ready;
         }
-        let hits: Vec<usize> = COMPLETED.find_iter(&ready).collect();
-        if hits.is_empty() {
-            return ready;
-        }
-        let mut next_completed = hits.iter().peekable();
-        let mut out: Option<Vec<u8>> = None;
-        let mut start = 0;
-        for end in frame_ends(&ready) {
-            let frame = &ready[start..end];
-            if hit_before(&mut next_completed, end)
-                && let Some(new) = completed(frame, seen)
-            {
-                let o = out.get_or_insert_with(|| ready[..start].to_vec());
-                o.extend_from_slice(&new);
-                start = end;
+        for hit in COMPLETED.rfind_iter(&ready) {
+            let start = frame_start(&ready[..hit]);
+            let Some(end) = frame_ends(&ready[hit..]).next().map(|e| hit + e) else {
                 continue;
+            };
+            if let Some(new) = completed(&ready[start..end], seen) {
+                let mut out = Vec::with_capacity(ready.len() - (end - start) + new.len());
+                out.extend_from_slice(&ready[..start]);
+                out.extend_from_slice(&new);
+                out.extend_from_slice(&ready[end..]);
+                return Bytes::from(out);
             }
-            if let Some(o) = out.as_mut() {
-                o.extend_from_slice(frame);
-            }
-            start = end;
         }
-        match out {
-            Some(mut o) => {
-                o.extend_from_slice(&ready[start..]);
-                Bytes::from(o)
-            }
-            None => ready,
-        }
+        ready
     }
 }
 
@@ -299,17 +284,12 @@ fn locate(data: &[u8]) -> Option<std::ops::Range<usize>> {
     EmptyOutput::of(data, ev.response.output).map(|e| e.list)
 }
 
-/// Whether a hit (an offset from a sorted search) lies before `end`; consumes those that do,
-/// so with frames visited in order each frame sees exactly its own hits.
-fn hit_before<'a>(
-    hits: &mut std::iter::Peekable<impl Iterator<Item = &'a usize>>,
-    end: usize,
-) -> bool {
-    let mut any = false;
-    while hits.next_if(|&&at| at < end).is_some() {
-        any = true;
-    }
-    any
+/// Start of the event `before` ends inside: just after the last blank line in it (0 when none
+/// is), the boundary [`frame_ends`] finds.
+fn frame_start(before: &[u8]) -> usize {
+    memchr::memrchr_iter(b'\n', before)
+        .find(|&i| before[..i].ends_with(b"\n") || before[..i].ends_with(b"\n\r"))
+        .map_or(0, |i| i + 1)
 }
 
 /// End offset of every complete event (after its blank line) in `buf`.
@@ -452,6 +432,16 @@ mod tests {
             list: 0..2,
         });
         assert_eq!(with_seen(&seen), through(STREAM, STREAM.len()).into_bytes());
+        // The terminal event need not be the chunk's last: what follows it is kept as it came.
+        let trailing = format!("{STREAM}event: x\r\ndata: {{}}\r\n\r\n");
+        let out = through(&trailing, trailing.len());
+        assert_eq!(
+            out,
+            format!(
+                "{}event: x\r\ndata: {{}}\r\n\r\n",
+                through(STREAM, STREAM.len())
+            )
+        );
         // Before the observer read the terminal event, or without items, nothing is rewritten.
         seen.completed = false;
         assert_eq!(with_seen(&seen), STREAM.as_bytes());
