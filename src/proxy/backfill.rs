@@ -204,7 +204,7 @@ impl Seen {
 }
 
 /// Where a `response.completed`'s empty `output` list sits in its `data`, as the observer's one
-/// parse of the terminal event found it ([`crate::proxy::observe::Observer::empty_output`]):
+/// parse of the terminal event found it ([`Seen::empty_output`]):
 /// the back-fill then splices there without parsing the event again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmptyOutput {
