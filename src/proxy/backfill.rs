@@ -7,16 +7,17 @@
 //!
 //! [`Backfill`] passes complete events through as the same bytes. It holds back only the
 //! unfinished tail of a chunk (so an event is never split around a keepalive or a rewrite),
-//! keeps the data of `response.output_item.done` events, and rewrites one event: a
-//! `response.completed` whose `output` is empty while items were seen. Finding the two event
-//! types is a substring search of each chunk; nothing else is parsed.
+//! and rewrites one event: a `response.completed` whose `output` is empty while items were
+//! seen. It reads nothing itself that the stream's observer already read: the observer, fed
+//! each chunk first, keeps the items' bytes and says when and where it read the terminal event
+//! ([`Seen`]); only the chunk that holds that event is searched for it.
 //!
 //! [`Backfill::holding`] only holds the unfinished tail: a translated stream whose answer
 //! carries shortened tool names ([`crate::upstream::names`]) gets whole events, so a stand-in is
 //! never split across two chunks when it is mapped back.
 
 use bytes::{Bytes, BytesMut};
-use memchr::memmem::Finder;
+use memchr::memmem::FinderRev;
 use serde_json::Value;
 use std::sync::LazyLock;
 
@@ -46,19 +47,15 @@ pub fn fill_output(response: &mut Value, items: Vec<Value>) -> bool {
 pub struct Backfill {
     /// Bytes after the last complete event, not yet sent.
     pending: BytesMut,
-    /// The `data` of every `response.output_item.done` seen, in order.
-    items: Vec<Vec<u8>>,
     /// Only hold the unfinished tail; never rewrite an event.
     hold_only: bool,
 }
 
-/// The searchers for the two event types, built once: `memmem::find` builds its searcher on
-/// every call, which cost more than the search itself (about 1 300 instructions a call, two
-/// calls per event).
-static ITEM_DONE: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new(b"\"response.output_item.done\""));
-static COMPLETED: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new(b"\"response.completed\""));
+/// The searcher for the terminal event, built once: `memmem::find` builds its searcher on
+/// every call, which cost more than the search itself (about 1 300 instructions a call). It
+/// runs only over the chunk in which the observer read `response.completed`.
+static COMPLETED: LazyLock<FinderRev<'static>> =
+    LazyLock::new(|| FinderRev::new(b"\"response.completed\""));
 
 impl Backfill {
     /// Holds unfinished tails and rewrites nothing: complete events only, as upstream sent them.
@@ -70,9 +67,10 @@ impl Backfill {
     }
 
     /// What to send for `chunk`: the complete events so far (the terminal one back-filled).
-    /// `seen` is where an observer of the same bytes found the terminal event's empty `output`,
-    /// so that event is not parsed a second time; without it the event is read here.
-    pub fn push_seen(&mut self, chunk: Bytes, seen: Option<&EmptyOutput>) -> Bytes {
+    /// `seen` is what an observer of the same bytes, fed `chunk` first, read of them: the
+    /// items, whether the terminal event has come and where its empty `output` is. The
+    /// back-fill neither searches for the items nor reads them again.
+    pub fn push_seen(&mut self, chunk: Bytes, seen: &Seen) -> Bytes {
         let buf = if self.pending.is_empty() {
             chunk
         } else {
@@ -97,83 +95,116 @@ impl Backfill {
         self.pending.split().freeze()
     }
 
-    /// Notes the items of complete events and back-fills a terminal event among them. Each
-    /// event type is searched for once in the whole of `ready` and the hits are matched to
-    /// frames by position (no needle spans a frame's blank line), instead of two searches per
-    /// frame.
-    fn events(&mut self, ready: Bytes, seen: Option<&EmptyOutput>) -> Bytes {
-        if self.hold_only {
+    /// Back-fills the terminal event among the complete events of `ready`. Until the observer
+    /// has read `response.completed` (every chunk but the last of a routine stream) the bytes
+    /// go on untouched and unsearched; then the event is searched for from the end of `ready`,
+    /// where it normally is the last frame, and the chunk is copied around it once.
+    fn events(&mut self, ready: Bytes, seen: &Seen) -> Bytes {
+        if self.hold_only || !seen.completed || seen.count == 0 {
             return ready;
         }
-        let items: Vec<usize> = ITEM_DONE.find_iter(&ready).collect();
-        let completed: Vec<usize> = COMPLETED.find_iter(&ready).collect();
-        if items.is_empty() && completed.is_empty() {
-            return ready;
-        }
-        let (mut next_item, mut next_completed) =
-            (items.iter().peekable(), completed.iter().peekable());
-        let mut out: Option<Vec<u8>> = None;
-        let mut start = 0;
-        for end in frame_ends(&ready) {
-            let frame = &ready[start..end];
-            let is_item = hit_before(&mut next_item, end);
-            let is_completed = hit_before(&mut next_completed, end);
-            if is_item {
-                self.items.push(data_of(frame));
-            } else if is_completed && let Some(new) = self.completed(frame, seen) {
-                let o = out.get_or_insert_with(|| ready[..start].to_vec());
-                o.extend_from_slice(&new);
-                start = end;
+        for hit in COMPLETED.rfind_iter(&ready) {
+            let start = frame_start(&ready[..hit]);
+            let Some(end) = frame_ends(&ready[hit..]).next().map(|e| hit + e) else {
                 continue;
+            };
+            if let Some(new) = completed(&ready[start..end], seen) {
+                let mut out = Vec::with_capacity(ready.len() - (end - start) + new.len());
+                out.extend_from_slice(&ready[..start]);
+                out.extend_from_slice(&new);
+                out.extend_from_slice(&ready[end..]);
+                return Bytes::from(out);
             }
-            if let Some(o) = out.as_mut() {
-                o.extend_from_slice(frame);
-            }
-            start = end;
         }
-        match out {
-            Some(mut o) => {
-                o.extend_from_slice(&ready[start..]);
-                Bytes::from(o)
-            }
-            None => ready,
+        ready
+    }
+}
+
+/// The `response.completed` frame rewritten with its output back-filled from `seen`'s items,
+/// or `None` when it needs no change (it lists items, or it is not the event it seemed).
+fn completed(frame: &[u8], seen: &Seen) -> Option<Vec<u8>> {
+    let data = data_of(frame);
+    if let Some(spliced) = splice(&data, seen) {
+        let mut out = Vec::with_capacity(spliced.len() + 40);
+        out.extend_from_slice(b"event: response.completed\ndata: ");
+        out.extend_from_slice(&spliced);
+        out.extend_from_slice(b"\n\n");
+        return Some(out);
+    }
+    // An `output` that is missing or `null`, or an event split over several data lines.
+    let mut ev: Value = serde_json::from_slice(&data).ok()?;
+    if ev.get("type").and_then(Value::as_str) != Some("response.completed") {
+        return None;
+    }
+    let Value::Array(items) = serde_json::from_slice(&seen.list()).ok()? else {
+        return None;
+    };
+    if !fill_output(ev.get_mut("response")?, items) {
+        return None;
+    }
+    Some(format!("event: response.completed\ndata: {ev}\n\n").into_bytes())
+}
+
+/// What an observer of a stream ([`crate::proxy::observe::Observer::seen`]) read for the
+/// back-fill of the same bytes, so that the back-fill reads nothing a second time.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Whether to keep the items: only a back-filled stream needs them.
+    keep: bool,
+    /// The `item` of every `response.output_item.done` before the terminal event, as upstream
+    /// sent its bytes, joined by commas: the inside of the `output` list to splice in.
+    items: Vec<u8>,
+    /// How many items `items` holds.
+    count: usize,
+    /// Whether the terminal `response.completed` has been read (or dropped as too long).
+    pub completed: bool,
+    /// Where that event's `output` sits when it is an empty list.
+    pub empty_output: Option<EmptyOutput>,
+}
+
+impl Seen {
+    /// A reading that keeps the items when `keep` (the stream is back-filled).
+    pub fn keeping(keep: bool) -> Self {
+        Self {
+            keep,
+            ..Self::default()
         }
     }
 
-    /// The `response.completed` frame rewritten with its output back-filled, or `None` when it
-    /// needs no change (it lists items, or none were seen, or it is not the event it seemed).
-    fn completed(&mut self, frame: &[u8], seen: Option<&EmptyOutput>) -> Option<Vec<u8>> {
-        if self.items.is_empty() {
-            return None;
+    /// Notes the `item` of a `response.output_item.done` event's `data`: a borrowed parse,
+    /// the item's bytes copied once. An event that does not parse is left out.
+    pub fn item_done(&mut self, data: &[u8]) {
+        use serde_json::value::RawValue;
+        #[derive(serde::Deserialize)]
+        struct ItemDone<'a> {
+            #[serde(borrow)]
+            item: &'a RawValue,
         }
-        let data = data_of(frame);
-        if let Some(spliced) = splice(&data, &self.items, seen) {
-            let mut out = Vec::with_capacity(spliced.len() + 40);
-            out.extend_from_slice(b"event: response.completed\ndata: ");
-            out.extend_from_slice(&spliced);
-            out.extend_from_slice(b"\n\n");
-            return Some(out);
+        if !self.keep {
+            return;
         }
-        // An `output` that is missing or `null`, or an event split over several data lines.
-        let mut ev: Value = serde_json::from_slice(&data).ok()?;
-        if ev.get("type").and_then(Value::as_str) != Some("response.completed") {
-            return None;
+        let Ok(done) = serde_json::from_slice::<ItemDone<'_>>(data) else {
+            return;
+        };
+        if self.count > 0 {
+            self.items.push(b',');
         }
-        let items = self
-            .items
-            .iter()
-            .filter_map(|d| serde_json::from_slice::<Value>(d).ok())
-            .filter_map(|mut v| v.get_mut("item").map(Value::take))
-            .collect();
-        if !fill_output(ev.get_mut("response")?, items) {
-            return None;
-        }
-        Some(format!("event: response.completed\ndata: {ev}\n\n").into_bytes())
+        self.items.extend_from_slice(done.item.get().as_bytes());
+        self.count += 1;
+    }
+
+    /// The items as a JSON list.
+    fn list(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.items.len() + 2);
+        out.push(b'[');
+        out.extend_from_slice(&self.items);
+        out.push(b']');
+        out
     }
 }
 
 /// Where a `response.completed`'s empty `output` list sits in its `data`, as the observer's one
-/// parse of the terminal event found it ([`crate::proxy::observe::Observer::empty_output`]):
+/// parse of the terminal event found it ([`Seen::empty_output`]):
 /// the back-fill then splices there without parsing the event again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmptyOutput {
@@ -208,20 +239,26 @@ fn is_empty_list(v: &[u8]) -> bool {
 
 /// The routine case done without building the event: `data` is one line holding a
 /// `response.completed` whose `response.output` is an empty list, and that list is replaced by
-/// the items' own JSON, every other byte kept as upstream sent it. `seen` is where the
-/// observer found that list; without it (or if it does not fit `data`) the event is read here.
-/// `None` for anything else (the caller then parses the event).
-fn splice(data: &[u8], items: &[Vec<u8>], seen: Option<&EmptyOutput>) -> Option<Vec<u8>> {
+/// the items' own JSON, every other byte kept as upstream sent it. `seen.empty_output` is where
+/// the observer found that list; without it (or if it does not fit `data`) the event is read
+/// here. `None` for anything else (the caller then parses the event).
+fn splice(data: &[u8], seen: &Seen) -> Option<Vec<u8>> {
     if data.contains(&b'\n') {
         return None;
     }
-    let list = match seen {
+    let list = match &seen.empty_output {
         Some(s) if s.data_len == data.len() && is_empty_list(data.get(s.list.clone())?) => {
             s.list.clone()
         }
         _ => locate(data)?,
     };
-    splice_at(data, list, items)
+    let mut out = Vec::with_capacity(data.len() + seen.items.len() + 2);
+    out.extend_from_slice(&data[..list.start]);
+    out.push(b'[');
+    out.extend_from_slice(&seen.items);
+    out.push(b']');
+    out.extend_from_slice(&data[list.end..]);
+    Some(out)
 }
 
 /// The empty `response.output` list of a one-line `response.completed` `data`, by a borrowed
@@ -247,46 +284,12 @@ fn locate(data: &[u8]) -> Option<std::ops::Range<usize>> {
     EmptyOutput::of(data, ev.response.output).map(|e| e.list)
 }
 
-/// `data` with the bytes at `list` replaced by the list of the items' `item` values.
-fn splice_at(data: &[u8], list: std::ops::Range<usize>, items: &[Vec<u8>]) -> Option<Vec<u8>> {
-    use serde_json::value::RawValue;
-    #[derive(serde::Deserialize)]
-    struct ItemDone<'a> {
-        #[serde(borrow)]
-        item: &'a RawValue,
-    }
-    let parsed: Vec<ItemDone<'_>> = items
-        .iter()
-        .filter_map(|d| serde_json::from_slice(d).ok())
-        .collect();
-    if parsed.is_empty() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(data.len() + items.iter().map(Vec::len).sum::<usize>());
-    out.extend_from_slice(&data[..list.start]);
-    out.push(b'[');
-    for (i, item) in parsed.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(item.item.get().as_bytes());
-    }
-    out.push(b']');
-    out.extend_from_slice(&data[list.end..]);
-    Some(out)
-}
-
-/// Whether a hit (an offset from a sorted search) lies before `end`; consumes those that do,
-/// so with frames visited in order each frame sees exactly its own hits.
-fn hit_before<'a>(
-    hits: &mut std::iter::Peekable<impl Iterator<Item = &'a usize>>,
-    end: usize,
-) -> bool {
-    let mut any = false;
-    while hits.next_if(|&&at| at < end).is_some() {
-        any = true;
-    }
-    any
+/// Start of the event `before` ends inside: just after the last blank line in it (0 when none
+/// is), the boundary [`frame_ends`] finds.
+fn frame_start(before: &[u8]) -> usize {
+    memchr::memrchr_iter(b'\n', before)
+        .find(|&i| before[..i].ends_with(b"\n") || before[..i].ends_with(b"\n\r"))
+        .map_or(0, |i| i + 1)
 }
 
 /// End offset of every complete event (after its blank line) in `buf`.
@@ -340,14 +343,19 @@ mod tests {
         event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"hello\"}]}}\n\n\
         event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"output\":[]}}\n\n";
 
+    /// What the pass-through does: the observer reads each chunk first and the back-fill takes
+    /// what it read.
     fn through(stream: &str, cut: usize) -> String {
+        let mut obs = crate::proxy::observe::Observer::new(false).backfilling(true);
         let mut b = Backfill::default();
         let mut out = Vec::new();
         let bytes = stream.as_bytes();
         let mut at = 0;
         while at < bytes.len() {
             let end = (at + cut).min(bytes.len());
-            out.extend_from_slice(&b.push_seen(Bytes::copy_from_slice(&bytes[at..end]), None));
+            let chunk = Bytes::copy_from_slice(&bytes[at..end]);
+            obs.push(&chunk);
+            out.extend_from_slice(&b.push_seen(chunk, &obs.seen));
             at = end;
         }
         out.extend_from_slice(&b.finish());
@@ -380,7 +388,7 @@ mod tests {
         }
         let chunk = Bytes::from_static(b"event: x\ndata: {}\n\n");
         let mut b = Backfill::default();
-        let out = b.push_seen(chunk.clone(), None);
+        let out = b.push_seen(chunk.clone(), &Seen::keeping(true));
         assert_eq!(out.as_ptr(), chunk.as_ptr(), "not copied");
     }
 
@@ -406,43 +414,45 @@ mod tests {
         }
     }
 
-    /// What the pass-through does: the observer reads each chunk first and tells the back-fill
-    /// where the terminal event's empty `output` is.
-    fn observed(stream: &str, cut: usize) -> (String, Option<EmptyOutput>) {
-        let mut obs = crate::proxy::observe::Observer::new(false);
-        let mut b = Backfill::default();
-        let mut out = Vec::new();
-        let bytes = stream.as_bytes();
-        let mut at = 0;
-        while at < bytes.len() {
-            let end = (at + cut).min(bytes.len());
-            let chunk = Bytes::copy_from_slice(&bytes[at..end]);
-            obs.push(&chunk);
-            out.extend_from_slice(&b.push_seen(chunk, obs.empty_output.as_ref()));
-            at = end;
-        }
-        out.extend_from_slice(&b.finish());
-        (String::from_utf8(out).expect("utf8"), obs.empty_output)
+    /// The back-fill of one whole `STREAM` chunk with `seen` standing in for the observer.
+    fn with_seen(seen: &Seen) -> Bytes {
+        Backfill::default().push_seen(Bytes::from_static(STREAM.as_bytes()), seen)
     }
 
     #[test]
-    fn the_observers_reading_of_the_terminal_event_gives_the_same_bytes() {
-        for cut in [1, 7, 64, STREAM.len()] {
-            let (out, seen) = observed(STREAM, cut);
-            assert_eq!(out, through(STREAM, cut), "cut {cut}");
-            assert!(
-                seen.is_some(),
-                "the observer found the empty output (cut {cut})"
-            );
-        }
-        // A reading that does not fit the event (another event's offsets) is not trusted.
-        let mut b = Backfill::default();
-        let wrong = EmptyOutput {
+    fn the_items_and_the_terminal_event_come_from_the_observer() {
+        let mut seen = Seen::keeping(true);
+        seen.item_done(br#"{"type":"response.output_item.done","item":{"type":"message","content":[{"type":"output_text","text":"hello"}]}}"#);
+        seen.item_done(b"{\"type\":\"response.output_item.done\",\"item\":"); // unreadable: left out
+        seen.completed = true;
+        assert_eq!(with_seen(&seen), through(STREAM, STREAM.len()).into_bytes());
+        // A reading whose offsets do not fit the event (another event's) is not trusted.
+        seen.empty_output = Some(EmptyOutput {
             data_len: 3,
             list: 0..2,
-        };
-        let out = b.push_seen(Bytes::from_static(STREAM.as_bytes()), Some(&wrong));
-        assert_eq!(out, through(STREAM, STREAM.len()).into_bytes());
+        });
+        assert_eq!(with_seen(&seen), through(STREAM, STREAM.len()).into_bytes());
+        // The terminal event need not be the chunk's last: what follows it is kept as it came.
+        let trailing = format!("{STREAM}event: x\r\ndata: {{}}\r\n\r\n");
+        let out = through(&trailing, trailing.len());
+        assert_eq!(
+            out,
+            format!(
+                "{}event: x\r\ndata: {{}}\r\n\r\n",
+                through(STREAM, STREAM.len())
+            )
+        );
+        // Before the observer read the terminal event, or without items, nothing is rewritten.
+        seen.completed = false;
+        assert_eq!(with_seen(&seen), STREAM.as_bytes());
+        let mut none = Seen::keeping(false);
+        none.item_done(br#"{"type":"response.output_item.done","item":{"type":"message"}}"#);
+        none.completed = true;
+        assert_eq!(
+            with_seen(&none),
+            STREAM.as_bytes(),
+            "an observer not keeping items"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 pub mod doc;
 
-use crate::proxy::backfill::EmptyOutput;
+use crate::proxy::backfill::{EmptyOutput, Seen};
 use crate::proxy::reasoning::Learner;
 use crate::sse::{EventRef, SseParser};
 use rotor_actors::Usage;
@@ -61,9 +61,11 @@ pub struct Observer {
     seen_dropped: u64,
     /// Learns which account minted the reasoning the answer carries (docs/protocol.md §15).
     learn: Option<Learner>,
-    /// Where the `response.completed` event's `output` sits when it is an empty list, for the
-    /// back-fill of the same bytes ([`crate::proxy::backfill::Backfill::push_seen`]).
-    pub empty_output: Option<EmptyOutput>,
+    /// What the back-fill of the same bytes takes from this reading
+    /// ([`crate::proxy::backfill::Backfill::push_seen`]): the output items (kept only when
+    /// [`Observer::backfilling`]), and where the `response.completed` event's `output` sits
+    /// when it is an empty list.
+    pub seen: Seen,
 }
 
 impl Observer {
@@ -79,6 +81,13 @@ impl Observer {
     /// The observer, also telling `learn` every output item (`None`: nobody learns).
     pub fn learning(mut self, learn: Option<Learner>) -> Self {
         self.learn = learn;
+        self
+    }
+
+    /// The observer, also keeping the output items' bytes for a back-fill of the stream when
+    /// `backfill`.
+    pub fn backfilling(mut self, backfill: bool) -> Self {
+        self.seen = Seen::keeping(backfill);
         self
     }
 
@@ -125,6 +134,7 @@ impl Observer {
         let needed = terminal.is_some() || matches!(kind, None | Some("response.output_item.done"));
         self.incomplete |= self.collect && needed;
         if self.terminal.is_none() {
+            self.seen.completed = terminal == Some(Terminal::Completed);
             self.terminal = terminal;
         }
     }
@@ -143,6 +153,7 @@ impl Observer {
                 if let Some(learn) = &self.learn {
                     learn.item_done(ev.data);
                 }
+                self.seen.item_done(ev.data);
                 if self.collect
                     && let Some(item) =
                         parse(ev.data).and_then(|mut v| v.get_mut("item").map(Value::take))
@@ -169,7 +180,8 @@ impl Observer {
     fn on_terminal(&mut self, kind: &str, data: &[u8]) {
         let resp = doc::event(data).response.get();
         if kind == "response.completed" {
-            self.empty_output = resp.output.and_then(|o| EmptyOutput::of(data, o));
+            self.seen.empty_output = resp.output.and_then(|o| EmptyOutput::of(data, o));
+            self.seen.completed = true;
         }
         self.usage = resp.usage.map(|u| usage_of(u.get()));
         if let Some(id) = resp.id.text() {

@@ -153,7 +153,9 @@ pub fn pass_through(
     };
     let state = State {
         upstream,
-        observer: Observer::new(false).learning(p.learn),
+        observer: Observer::new(false)
+            .learning(p.learn)
+            .backfilling(p.backfill),
         lease: Some(p.lease),
         outcome: p.outcome,
         heartbeat: p.heartbeat,
@@ -243,7 +245,7 @@ impl State {
         let out = match self.backfill.as_mut() {
             Some(b) => self
                 .names
-                .restore_bytes(b.push_seen(bytes, self.observer.empty_output.as_ref())),
+                .restore_bytes(b.push_seen(bytes, &self.observer.seen)),
             None => bytes,
         };
         if self.observer.terminal.is_some() && !self.ending {
