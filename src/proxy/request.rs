@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn streaming_body_passes_unchanged() {
         let body = Bytes::from_static(
-            br#"{"model":"gpt-5.5","stream":true,"store":false,"instructions":"i","input":[],"prompt_cache_key":"t1"}"#,
+            br#"{"model":"gpt-5.5","stream":true,"store":false,"instructions":"i","input":[],"include":[],"prompt_cache_key":"t1"}"#,
         );
         let r = parse(&hdrs(&[]), body.clone(), "dflt").expect("valid");
         assert_eq!(r.model, "gpt-5.5");
