@@ -219,7 +219,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
 /// (`codex_rotor::upstream::shape`), so the daemon passes it on as the same bytes.
 pub(super) fn codex_body() -> String {
     serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
-        "instructions": "You are Codex.", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
+        "instructions": "You are Codex.", "include": ["reasoning.encrypted_content"], "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
     .to_string()
 }
 
@@ -662,6 +662,17 @@ pub fn render(r: &ProxyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bench measures the pass-through of a Codex body: the daemon must forward it as the
+    /// same bytes, or the figures are of the rewrite path instead.
+    #[test]
+    fn the_bench_body_passes_through_as_the_same_bytes() {
+        use codex_rotor::upstream::shape;
+        let body = bytes::Bytes::from(codex_body());
+        let look = shape::look(&body).expect("look");
+        let (sent, _) = shape::for_upstream(&body, &look, None).expect("shaped");
+        assert_eq!(sent.as_ptr(), body.as_ptr(), "rewritten: {sent:?}");
+    }
 
     fn run(rps: f64, requests: u64, p50_ms: u64, p99_ms: u64) -> LoadReport {
         LoadReport {
