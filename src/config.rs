@@ -12,6 +12,7 @@
 
 pub mod access;
 mod args;
+pub mod cluster;
 pub mod env;
 pub mod limits;
 mod load;
@@ -26,6 +27,7 @@ mod validate;
 
 pub use access::{AdminConfig, ClientKeyConfig, KeysConfig};
 pub use args::GlobalArgs;
+pub use cluster::ClusterConfig;
 pub use limits::{LimitsConfig, LoggingConfig};
 pub use models::ModelsConfig;
 pub use pool::{PoolSection, RefreshConfig, Strategy};
@@ -70,6 +72,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `[store]`: account files, or a PostgreSQL database.
     pub store: StoreConfig,
+    /// `[cluster]`: several nodes on one PostgreSQL store.
+    pub cluster: ClusterConfig,
     /// Keys that held a literal secret in the config file (reported by `validate`: secrets
     /// belong in the environment or a file). Not part of the TOML.
     #[serde(skip)]
@@ -90,6 +94,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             logging: LoggingConfig::default(),
             store: StoreConfig::default(),
+            cluster: ClusterConfig::default(),
             literal_secrets_in_file: Vec::new(),
         }
     }

@@ -29,6 +29,7 @@
 
 pub mod accounts;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 mod dashboard;

@@ -1,0 +1,11 @@
+//! Cluster mode (docs/cluster.md): several daemons share one pool through the PostgreSQL
+//! store. Each node holds a session lease, owns the accounts rendezvous hashing gives it among
+//! the live nodes, runs actors only for those, refreshes only under a fenced intent, and
+//! forwards a request whose affinity lives on another node to that node.
+//!
+//! [`view`] is what the rest of the daemon reads: the node's standing, the live peers and who
+//! owns which account. The loops that keep it current write it; handlers only read it.
+
+pub mod view;
+
+pub use view::{ClusterView, Peer, Placement, Summary};

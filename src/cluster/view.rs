@@ -1,0 +1,146 @@
+//! What this node knows about the cluster, shared by the lease loop (which writes it) and the
+//! handlers, the refresh fence and the admin API (which read it): the session lease on the
+//! node's monotonic clock, the other live nodes with what they published, and the owner of
+//! every account as the store last listed it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use rotor_actors::ownership::session::{SessionLease, Standing};
+use rotor_actors::ownership::{Ms, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// What a node publishes about itself with each renewal, so peers can spill to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Accounts it owns.
+    pub owned: u32,
+    /// Of those, accounts that can serve a request now.
+    pub serving: u32,
+    /// Unix ms of the soonest reset among its accounts that cannot serve.
+    pub soonest_reset: Option<i64>,
+}
+
+/// Another live node, as the store last listed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// Its node id.
+    pub id: NodeId,
+    /// Its session epoch.
+    pub epoch: u64,
+    /// The base URL its client listener is reached at.
+    pub advertise: String,
+    /// What it published with its last renewal.
+    pub summary: Summary,
+}
+
+/// Who owns an account, as far as this node knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// This node, in its current session.
+    Local,
+    /// A live peer.
+    Peer(Peer),
+    /// Nobody live (unowned, its owner lapsed, or unknown to the last listing).
+    Nobody,
+}
+
+/// The node's cluster state.
+#[derive(Debug)]
+pub struct ClusterView {
+    node_id: NodeId,
+    advertise: String,
+    origin: Instant,
+    state: RwLock<State>,
+}
+
+/// What changes while the node runs.
+#[derive(Debug)]
+pub struct State {
+    /// The node's session lease, on [`ClusterView::now`].
+    pub lease: SessionLease,
+    /// The other live nodes.
+    pub peers: Vec<Peer>,
+    /// The owning node of every account whose owner is live.
+    pub owners: HashMap<String, NodeId>,
+    /// What this node publishes with its next renewal.
+    pub local: Summary,
+}
+
+impl ClusterView {
+    /// A node that holds no session yet.
+    pub fn new(node_id: NodeId, advertise: String, ttl: Ms, margin: Ms) -> Arc<Self> {
+        Arc::new(ClusterView {
+            node_id,
+            advertise,
+            origin: Instant::now(),
+            state: RwLock::new(State {
+                lease: SessionLease::new(ttl, margin),
+                peers: Vec::new(),
+                owners: HashMap::new(),
+                local: Summary::default(),
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The base URL peers reach this node at.
+    pub fn advertise(&self) -> &str {
+        &self.advertise
+    }
+
+    /// The node's monotonic clock, in ms since the view was made (the lease's clock).
+    pub fn now(&self) -> Ms {
+        self.origin.elapsed().as_millis() as Ms
+    }
+
+    /// Reads the state.
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the state (the lease loop).
+    pub fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the node stands now: serving and refreshing only while [`Standing::Held`].
+    pub fn standing(&self) -> Standing {
+        self.read().lease.standing(self.now())
+    }
+
+    /// The session epoch, once acquired.
+    pub fn epoch(&self) -> Option<u64> {
+        self.read().lease.epoch()
+    }
+
+    /// True if a refresh whose whole window is `window` ms ends before the local deadline.
+    pub fn may_refresh(&self, window: Ms) -> bool {
+        self.read().lease.may_refresh(self.now(), window)
+    }
+
+    /// Who owns `account`.
+    pub fn placement(&self, account: &str) -> Placement {
+        let s = self.read();
+        match s.owners.get(account) {
+            Some(n) if *n == self.node_id => Placement::Local,
+            Some(n) => s
+                .peers
+                .iter()
+                .find(|p| p.id == *n)
+                .cloned()
+                .map_or(Placement::Nobody, Placement::Peer),
+            None => Placement::Nobody,
+        }
+    }
+
+    /// The other live nodes.
+    pub fn peers(&self) -> Vec<Peer> {
+        self.read().peers.clone()
+    }
+}
