@@ -236,7 +236,8 @@ impl Seen {
     }
 }
 
-/// The `item` of a `response.output_item.done` event's `data`, by a borrowed parse.
+/// The `item` of a `response.output_item.done` event's `data`: read in place when the event
+/// has upstream's shape ([`item_in_place`]), else by a borrowed parse.
 fn item_of(data: &[u8]) -> Option<&[u8]> {
     use serde_json::value::RawValue;
     #[derive(serde::Deserialize)]
@@ -244,8 +245,67 @@ fn item_of(data: &[u8]) -> Option<&[u8]> {
         #[serde(borrow)]
         item: &'a RawValue,
     }
+    if let Some(item) = item_in_place(data) {
+        return Some(item);
+    }
     let done = serde_json::from_slice::<ItemDone<'_>>(data).ok()?;
     Some(done.item.get().as_bytes())
+}
+
+/// The `item` object of `{"type":"response.output_item.done", …, "item":{…}…}` found without a
+/// parser, when only `sequence_number` and `output_index` (plain numbers) come before it, as
+/// upstream sends the event: the object's end is its matching brace, strings skipped. The
+/// event's JSON is upstream's, which the client reads as it is; anything else is parsed.
+fn item_in_place(data: &[u8]) -> Option<&[u8]> {
+    let mut rest = data.strip_prefix(b"{\"type\":\"response.output_item.done\",")?;
+    loop {
+        if let Some(item) = rest.strip_prefix(b"\"item\":") {
+            return item.get(..object_end(item)?);
+        }
+        let after = [&b"\"sequence_number\":"[..], b"\"output_index\":"]
+            .iter()
+            .find_map(|k| rest.strip_prefix(*k))?;
+        let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+        rest = after
+            .get(digits..)
+            .filter(|_| digits > 0)?
+            .strip_prefix(b",")?;
+    }
+}
+
+/// Length of the JSON object `v` starts with (through its matching `}`), strings skipped;
+/// `None` when `v` does not start with `{` or the object does not end.
+fn object_end(v: &[u8]) -> Option<usize> {
+    if v.first() != Some(&b'{') {
+        return None;
+    }
+    let (mut depth, mut at) = (0usize, 0);
+    while let Some(i) = memchr::memchr3(b'"', b'{', b'}', &v[at..]) {
+        at += i;
+        match v[at] {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at + 1);
+                }
+            }
+            _ => {
+                // A string: its end is the first quote no backslash escapes.
+                at += 1;
+                loop {
+                    let j = memchr::memchr2(b'"', b'\\', &v[at..])?;
+                    at += j;
+                    if v[at] == b'"' {
+                        break;
+                    }
+                    at += 2;
+                }
+            }
+        }
+        at += 1;
+    }
+    None
 }
 
 impl Output {
@@ -490,6 +550,44 @@ mod tests {
                 "hello",
                 "{cut}"
             );
+        }
+    }
+
+    /// The item read in place is what a parse reads, and any other shape is parsed.
+    #[test]
+    fn an_item_is_read_in_place_as_a_parse_reads_it() {
+        let item = r#"{"id":"m","type":"message","content":[{"type":"output_text","text":"a \"}{\\ b"}],"x":{"y":[{}]}}"#;
+        let parsed = |data: &str| {
+            let v: Value = serde_json::from_str(data).expect("json");
+            v["item"].to_string()
+        };
+        for data in [
+            format!(
+                r#"{{"type":"response.output_item.done","sequence_number":7,"output_index":0,"item":{item}}}"#
+            ),
+            format!(r#"{{"type":"response.output_item.done","item":{item},"output_index":0}}"#),
+        ] {
+            let read = item_in_place(data.as_bytes()).expect("in place");
+            assert_eq!(read, item.as_bytes());
+            let v: Value =
+                serde_json::from_slice(item_of(data.as_bytes()).expect("item")).expect("json");
+            assert_eq!(v.to_string(), parsed(&data));
+        }
+        for other in [
+            format!(r#"{{"type":"response.output_item.done","output_index":"0","item":{item}}}"#),
+            format!(r#"{{"sequence_number":1,"type":"response.output_item.done","item":{item}}}"#),
+        ] {
+            assert_eq!(item_in_place(other.as_bytes()), None, "{other}");
+            let v: Value =
+                serde_json::from_slice(item_of(other.as_bytes()).expect("parsed")).expect("json");
+            assert_eq!(v.to_string(), parsed(&other));
+        }
+        for cut in [
+            r#"{"type":"response.output_item.done","item":{"a":"}"#,
+            r#"{"type":"response.output_item.done","item":{"a":{}"#,
+        ] {
+            assert_eq!(item_in_place(cut.as_bytes()), None, "{cut}");
+            assert_eq!(item_of(cut.as_bytes()), None, "{cut}");
         }
     }
 

@@ -169,10 +169,10 @@ pub struct Look<'a> {
     store: Option<Value>,
     #[serde(borrow, default)]
     instructions: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    service_tier: Option<Text<'a>>,
     #[serde(default)]
-    service_tier: Option<Value>,
-    #[serde(default)]
-    include: Option<Value>,
+    include: IsList,
     #[serde(borrow, default)]
     input: InputLook<'a>,
     #[serde(default)]
@@ -230,10 +230,10 @@ impl Look<'_> {
         ];
         let tier_kept = match &self.service_tier {
             None => true,
-            Some(Value::String(t)) => service_tier(t) == Some(t.as_str()),
-            Some(_) => false,
+            Some(Text(Some(t))) => service_tier(t) == Some(&**t),
+            Some(Text(None)) => false,
         };
-        let include_asks = matches!(&self.include, Some(Value::Array(_)));
+        let include_asks = self.include.0;
         self.store == Some(Value::Bool(false))
             && self.stream == Some(true)
             && tier_kept
@@ -437,6 +437,36 @@ impl<'de: 'a, 'a> Deserialize<'de> for InputEntry<'a> {
             scalars!(InputEntry(None));
         }
         d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// Whether a value is a list (its items skipped): `include`, which the body keeps as the
+/// client sent it when it is one.
+#[derive(Default)]
+struct IsList(bool);
+
+impl<'de> Deserialize<'de> for IsList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IsList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IsList(true))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IsList(false))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(IsList(false))
+            }
+            scalars!(IsList(false));
+        }
+        d.deserialize_any(V)
     }
 }
 
