@@ -10,6 +10,7 @@
 
 mod edge;
 mod failures;
+mod heartbeat;
 mod keyless;
 mod lifecycle;
 mod models;
