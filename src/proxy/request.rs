@@ -8,6 +8,7 @@
 use crate::config::ModelsConfig;
 use crate::http::errors::ApiError;
 use crate::upstream::names::ToolNames;
+use crate::upstream::pseudonym::Spans;
 use crate::upstream::shape;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
@@ -37,6 +38,9 @@ pub struct ResponsesRequest {
     /// The originals of the tool names and call ids shortened in `upstream_body`, to map the
     /// answer back ([`crate::upstream::names`]); empty for nearly every request.
     pub names: ToolNames,
+    /// Where `upstream_body` carries client ids, replaced per serving account
+    /// ([`crate::upstream::pseudonym`]).
+    pub ids: Spans,
 }
 
 /// Parses and validates; a malformed body is a clear 400, never a panic. A request naming no
@@ -78,6 +82,12 @@ pub fn parse(
     let (upstream_body, names) =
         shape::for_upstream(&body, &head, (!named).then_some(model.as_str()))
             .map_err(|e| bad(&e.to_string(), None))?;
+    // The client's own bytes: the ranges the look found; a rewritten body is read again.
+    let ids = if upstream_body.as_ptr() == body.as_ptr() {
+        Spans::of(&body, &head)
+    } else {
+        Spans::find(&upstream_body)
+    };
     Ok(ResponsesRequest {
         model,
         client_stream,
@@ -86,6 +96,7 @@ pub fn parse(
         review,
         upstream_body,
         names,
+        ids,
     })
 }
 

@@ -16,6 +16,7 @@ mod lifecycle;
 mod models;
 mod names;
 mod oversize;
+mod pseudonyms;
 mod reasoning;
 mod shape;
 mod terminal;
