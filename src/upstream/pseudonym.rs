@@ -5,7 +5,7 @@
 //! real backend give each account its own (the risk itself is a guess, so this is built to be
 //! safe either way). Every UUID-shaped token in those places is replaced, for the account that
 //! serves the request, by a stable derivation: a SHA-256 of a fixed tag, the pool's own account
-//! id (random, never sent upstream) and the client's id, written as a version-4 UUID. So one
+//! id (random, never sent upstream) and the client id's 16 bytes, written as a version-4 UUID. So one
 //! account sees one stable id per client id — its upstream prompt cache, which is per account
 //! anyway, keeps working — and two accounts never see the same one. The daemon's own affinity
 //! reads the client's ids before any of this (`proxy::request`).
@@ -112,9 +112,10 @@ pub fn header_for(name: &HeaderName, value: &HeaderValue, account: &str) -> Head
 }
 
 /// Overwrites every UUID-shaped token of `buf` (not part of a longer run of hex digits) with
-/// `account`'s pseudonym of it; returns whether any was found.
+/// `account`'s pseudonym of it; returns whether any was found. An id met again in `buf` (Codex
+/// repeats its thread id) is hashed once.
 fn replace_uuids(buf: &mut [u8], account: &str) -> bool {
-    let mut found = false;
+    let mut seen: Vec<([u8; 16], [u8; UUID_LEN])> = Vec::new();
     let mut from = 0;
     while let Some(dash) = memchr::memchr(b'-', &buf[from..]).map(|d| from + d) {
         from = dash + 1;
@@ -122,39 +123,55 @@ fn replace_uuids(buf: &mut [u8], account: &str) -> bool {
             continue;
         };
         let end = start + UUID_LEN;
-        if end > buf.len() || !is_uuid(&buf[start..end]) {
+        let Some(id) = buf.get(start..end).and_then(uuid_bytes) else {
             continue;
-        }
+        };
         let hexish = |i: usize| buf.get(i).is_some_and(u8::is_ascii_hexdigit);
         if (start > 0 && hexish(start - 1)) || hexish(end) {
             continue;
         }
-        let mut id = [0u8; UUID_LEN];
-        id.copy_from_slice(&buf[start..end]);
-        buf[start..end].copy_from_slice(&pseudonym(account, &id));
-        found = true;
+        let p = match seen.iter().find(|(k, _)| *k == id) {
+            Some((_, p)) => *p,
+            None => {
+                let p = pseudonym(account, &id);
+                seen.push((id, p));
+                p
+            }
+        };
+        buf[start..end].copy_from_slice(&p);
         from = end;
     }
-    found
+    !seen.is_empty()
 }
 
-/// Whether `s` is `8-4-4-4-12` hex digits.
-fn is_uuid(s: &[u8]) -> bool {
-    s.len() == UUID_LEN
-        && s.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
+/// The 16 bytes of `s` if it is a UUID in text (`8-4-4-4-12` hex digits, either case).
+fn uuid_bytes(s: &[u8]) -> Option<[u8; 16]> {
+    if s.len() != UUID_LEN || [8, 13, 18, 23].iter().any(|&i| s[i] != b'-') {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut digits = s.iter().filter(|c| **c != b'-');
+    for byte in &mut out {
+        let hi = hex_value(*digits.next()?)?;
+        let lo = hex_value(*digits.next()?)?;
+        *byte = (hi << 4) | lo;
+    }
+    Some(out)
 }
 
-/// `account`'s pseudonym of client id `id`: a version-4 UUID from a SHA-256 of a fixed tag,
-/// the account id and the id (case-folded, so one id in two cases is one pseudonym).
-pub fn pseudonym(account: &str, id: &[u8; UUID_LEN]) -> [u8; UUID_LEN] {
+fn hex_value(c: u8) -> Option<u8> {
+    char::from(c).to_digit(16).map(|d| d as u8)
+}
+
+/// `account`'s pseudonym of the client id whose bytes are `id`: a version-4 UUID from a
+/// SHA-256 of a fixed tag, the account id and the id's bytes (one compression block for a
+/// pool account id; one id in two cases is one pseudonym).
+pub fn pseudonym(account: &str, id: &[u8; 16]) -> [u8; UUID_LEN] {
     let mut h = Sha256::new();
-    h.update(b"codex-rotor client id v1\0");
+    h.update(b"rotor-id");
     h.update(account.as_bytes());
     h.update([0]);
-    h.update(id.to_ascii_lowercase());
+    h.update(id);
     let d = h.finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
@@ -180,8 +197,8 @@ mod tests {
 
     const ID: &str = "019a8c2e-7f3b-7c1d-9e2f-0123456789ab";
 
-    fn fake(id: &str) -> [u8; UUID_LEN] {
-        id.as_bytes().try_into().expect("36 bytes")
+    fn fake(id: &str) -> [u8; 16] {
+        uuid_bytes(id.as_bytes()).expect("a UUID")
     }
 
     #[test]
@@ -193,9 +210,10 @@ mod tests {
         assert_ne!(&a, ID.as_bytes());
         let s = std::str::from_utf8(&a).expect("ascii");
         assert!(
-            is_uuid(s.as_bytes()) && s.as_bytes()[14] == b'4',
+            uuid_bytes(s.as_bytes()).is_some() && s.as_bytes()[14] == b'4',
             "a v4 UUID: {s}"
         );
+        assert_eq!(uuid_bytes(b"019a8c2e-7f3b-7c1d-9e2f-0123456789ag"), None);
     }
 
     #[test]
