@@ -28,7 +28,8 @@ pub use pool::{
 };
 pub use record::import::{AccountIndex, Freshness, Merged, freshness, merge_import};
 pub use record::{
-    AccountRecord, Identity, RefreshIntent, RefreshReason, Status, Tokens, Usage, UsageCounters,
+    AccountRecord, Identity, RefreshIntent, RefreshReason, RefusalStep, Status, Tokens, Usage,
+    UsageCounters,
 };
 pub use rotation::Strategy;
 

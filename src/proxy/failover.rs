@@ -17,7 +17,7 @@ use crate::proxy::reasoning;
 use crate::proxy::request::ResponsesRequest;
 use crate::upstream::classify::{Said, Verdict};
 use crate::upstream::evidence::{self, Evidence};
-use crate::upstream::{Creds, chain};
+use crate::upstream::{Creds, chain, pseudonym};
 use http::HeaderMap;
 use rotor_actors::quota::{QuotaConfig, RejectionKind};
 use rotor_actors::{Lease, PickError, PickRequest, UpstreamFailure};
@@ -181,12 +181,9 @@ async fn attempt(
         access_token: &lease.creds.access_token,
         chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref(),
     };
-    let mut body = reasoning::for_account(
-        state.minted(),
-        &req.upstream_body,
-        &req.reasoning,
-        &lease.account_id,
-    );
+    // Client ids are replaced in place (same length), so the reasoning places still hold.
+    let own = pseudonym::body_for(&req.upstream_body, &req.ids, &lease.account_id);
+    let mut body = reasoning::for_account(state.minted(), &own, &req.reasoning, &lease.account_id);
     let mut backstop_left = true;
     let mut tries = 0;
     loop {

@@ -8,6 +8,7 @@
 use crate::config::ModelsConfig;
 use crate::http::errors::ApiError;
 use crate::upstream::names::ToolNames;
+use crate::upstream::pseudonym::Spans;
 use crate::upstream::shape::{self, Blobs};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
@@ -40,6 +41,9 @@ pub struct ResponsesRequest {
     /// Where the encrypted reasoning `upstream_body` replays is, as the one look at the body
     /// found it ([`crate::proxy::reasoning::for_account`] reads no more of the body).
     pub reasoning: Blobs,
+    /// Where `upstream_body` carries client ids, replaced per serving account
+    /// ([`crate::upstream::pseudonym`]).
+    pub ids: Spans,
 }
 
 /// Parses and validates; a malformed body is a clear 400, never a panic. A request naming no
@@ -83,6 +87,12 @@ pub fn parse(
             .map_err(|e| bad(&e.to_string(), None))?;
     let same = upstream_body.as_ptr() == body.as_ptr() && upstream_body.len() == body.len();
     let reasoning = head.blobs(&body).of_rewritten(same);
+    // The client's own bytes: the ranges the look found; a rewritten body is read again.
+    let ids = if same {
+        Spans::of(&body, &head)
+    } else {
+        Spans::find(&upstream_body)
+    };
     Ok(ResponsesRequest {
         model,
         client_stream,
@@ -92,6 +102,7 @@ pub fn parse(
         upstream_body,
         names,
         reasoning,
+        ids,
     })
 }
 

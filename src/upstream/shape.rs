@@ -162,9 +162,14 @@ pub struct Look<'a> {
     /// `stream` (the client's choice; upstream always gets `true`).
     #[serde(default)]
     pub stream: Option<bool>,
-    /// `prompt_cache_key`.
-    #[serde(borrow, default)]
+    /// `prompt_cache_key`; borrowed from the body unless it had escapes (its range there is
+    /// where [`super::pseudonym`] writes).
+    #[serde(borrow, default, deserialize_with = "borrowed_text")]
     pub prompt_cache_key: Option<Cow<'a, str>>,
+    /// `client_metadata` as its bytes in the body (its ids get per-account pseudonyms,
+    /// [`super::pseudonym`]).
+    #[serde(borrow, default)]
+    pub client_metadata: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     store: Option<Value>,
     #[serde(borrow, default)]
@@ -242,6 +247,37 @@ impl Look<'_> {
             && matches!(self.input, InputLook::List { .. })
             && unsupported.iter().all(|p| !p.0)
     }
+}
+
+/// An optional string, borrowed from the input when it has no escapes: serde borrows a plain
+/// `Cow<str>` field but always copies one inside an `Option`.
+fn borrowed_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Text)
+        }
+    }
+    d.deserialize_option(Text)
 }
 
 /// A field that was there, whatever its value (even `null`).

@@ -72,12 +72,13 @@ pub struct AccountState {
 impl AccountState {
     /// Fresh state around a record loaded from disk.
     pub fn new(rec: AccountRecord, cfg: Arc<AccountConfig>) -> Self {
+        let penalty = Penalty::restored(rec.refusal.as_ref());
         Self {
             rec,
             cfg,
             leases: 0,
             cooldown: Cooldown::default(),
-            penalty: Penalty::default(),
+            penalty,
             dirty: false,
             dirty_quota: false,
             last_flush_at: None,
@@ -154,6 +155,7 @@ impl AccountState {
             // account.
             self.cooldown.passed(o.at, now);
             self.penalty.passed(o.at);
+            self.keep_penalty();
         }
         let before = self.rec.quota.clone();
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
@@ -177,6 +179,17 @@ impl AccountState {
             .then_some(Action::Probe)
             .into_iter()
             .collect()
+    }
+
+    /// Copies the refusal cooldown into the record when it changed, to be flushed with the
+    /// next tick (a restart must not lift it).
+    fn keep_penalty(&mut self) {
+        let stored = self.penalty.stored();
+        if self.rec.refusal != stored {
+            self.rec.refusal = stored;
+            self.dirty = true;
+            self.dirty_quota = true;
+        }
     }
 
     /// Tokens used by a request.
@@ -222,6 +235,7 @@ impl AccountState {
                 if let Some(until) = self.penalty.hit(cause, reason.clone(), at, now) {
                     tracing::warn!(account = %self.rec.id, ?cause, cooldown_ms = until - now, level = self.penalty.level, "upstream refused the account: cooling down");
                 }
+                self.keep_penalty();
                 self.rec.last_error = Some(format!("{}: {reason}", cause.text()));
                 self.dirty = true;
                 self.dirty_quota = true;
