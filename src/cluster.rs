@@ -6,6 +6,8 @@
 //! [`view`] is what the rest of the daemon reads: the node's standing, the live peers and who
 //! owns which account. The loops that keep it current write it; handlers only read it.
 
+pub mod fence;
 pub mod view;
 
+pub use fence::PgFence;
 pub use view::{ClusterView, Peer, Placement, Summary};

@@ -170,6 +170,7 @@ pub async fn start_with(
         // Counted, so `codex_rotor_token_refreshes_total` reports the refreshes really made.
         refresher: metrics.count_refreshes(Arc::new(refresher)),
         prober: Arc::new(UsageProber::new(upstream.clone())),
+        fence: Arc::new(rotor_actors::NoFence),
         clock: clock.clone(),
     };
     let pool = PoolHandle::start(cfg.pool_config(), effects, records)

@@ -229,6 +229,13 @@ pub struct AccountRecord {
     /// account, whatever its file says, and must not put a spent token back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<String>,
+    /// A refresh may have spent the current refresh token without its result being stored
+    /// (docs/cluster.md "Refresh under fencing"): the account serves on its access token until
+    /// that expires and is never refreshed; only fresh tokens (an import, a re-login) clear it.
+    /// Set by a cluster claim that found an expired intent, or a refresh abandoned after its call
+    /// may have reached the token endpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh_ambiguous: bool,
 }
 
 fn record_version() -> u32 {
@@ -251,6 +258,7 @@ impl AccountRecord {
             refresh_intent: None,
             last_error: None,
             lineage: Vec::new(),
+            refresh_ambiguous: false,
         }
     }
 }

@@ -55,6 +55,14 @@ pub struct AccountState {
     /// The refresh in flight spends tokens an import has replaced since: its answer is about
     /// tokens the account no longer holds and is dropped when it comes.
     pub refresh_superseded: bool,
+    /// The fence's ticket of the refresh in flight (begun in the store, not yet finished or
+    /// abandoned).
+    pub fence_ticket: Option<crate::FenceTicket>,
+    /// The new tokens are on disk and the fence is being asked to finish (single-flight).
+    pub fence_finishing: bool,
+    /// Another node owns the account now (a write or the fence's finish was refused): the
+    /// actor stops after this message, serving and persisting nothing more.
+    pub lost: bool,
     /// Consecutive transient refresh failures (retry backoff).
     pub refresh_failures: u32,
     /// When the next refresh is due (proactive or retry); started by the tick.
@@ -85,6 +93,9 @@ impl AccountState {
             refreshing: None,
             refresh_token_out: false,
             refresh_superseded: false,
+            fence_ticket: None,
+            fence_finishing: false,
+            lost: false,
             refresh_failures: 0,
             refresh_due_at: None,
             probing: false,
@@ -260,6 +271,12 @@ impl AccountState {
                 self.dirty_quota = false;
                 true
             }
+            Err(e) if store.is_fenced_out(&e) => {
+                tracing::warn!(account = %self.rec.id, "another node owns the account now: dropping it");
+                self.lost = true;
+                self.dirty = false;
+                false
+            }
             Err(e) => {
                 tracing::error!(account = %self.rec.id, error = %e, "could not persist the account");
                 self.dirty = true;
@@ -289,7 +306,7 @@ impl AccountState {
 
     /// Flushes pending changes and waits until they are durable (shutdown, stop).
     pub fn flush_durable(&mut self, store: &dyn Store) {
-        if self.dirty {
+        if self.dirty && !self.lost {
             self.persist(store);
         }
     }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use super::refresh::{
     finish_rotation, refresh_if_due, report_rotation, schedule_refresh, start_refresh,
 };
@@ -39,7 +41,7 @@ pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
     }
     if !s.st.tokens_durable {
         let store = s.fx.store.clone();
-        finish_rotation(s, store.as_ref());
+        finish_rotation(me, s, store.as_ref());
     }
     refresh_if_due(me, s, now);
     s.st.flush(s.fx.store.as_ref(), now);
@@ -125,6 +127,14 @@ pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: 
     }
     if s.st.rec != before && s.st.persist(s.fx.store.as_ref()) {
         s.st.tokens_durable = true;
+        if merged == Merged::Replaced {
+            // The store learns of the fresh tokens (a new token version, no ambiguity); its
+            // answer changes nothing here.
+            let mut fut = s.fx.fence.imported(&s.st.rec.id);
+            if (&mut fut).now_or_never().is_none() {
+                tokio::spawn(fut);
+            }
+        }
     }
     if merged == Merged::Replaced {
         schedule_refresh(me, s);

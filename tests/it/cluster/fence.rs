@@ -1,0 +1,213 @@
+//! The refresh fence on a real PostgreSQL (`codex_rotor::cluster::fence::PgFence`), with the
+//! node sessions driven by the test on its own connection: a begin is refused (and nothing is
+//! written) when the node's local lease or its session in the database does not outlive the
+//! refresh window; a paused node's late finish is refused after another node claimed the
+//! account, which the claim marked `refresh_ambiguous`; an abandon after the call may have
+//! reached upstream marks it ambiguous too, and only an import clears it; a finish for a token
+//! version an import replaced is refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::pg_store::{key, records};
+use super::throwaway::ThrowawayPg;
+use codex_rotor::cluster::ClusterView;
+use codex_rotor::cluster::fence::{PgFence, Window};
+use codex_rotor::store::postgres::LeaseDb;
+use codex_rotor::store::postgres::records::PgStore;
+use rotor_actors::ownership::rules::AccountRow;
+use rotor_actors::{FenceRefusal, RefreshFence, Store};
+
+/// A 1 s call, 0.5 s of writes, 0.5 s margin: a 2 s window.
+const WINDOW: Window = Window {
+    call: Duration::from_secs(1),
+    persist: Duration::from_millis(500),
+    margin: Duration::from_millis(500),
+};
+
+/// One node `n1` owning one account in a fresh database: the test's own connection (to drive
+/// sessions and read rows), the node's view, its store and its fence.
+struct Node {
+    db: LeaseDb,
+    view: Arc<ClusterView>,
+    fence: PgFence,
+    id: String,
+    epoch: u64,
+}
+
+impl Node {
+    async fn start(url: &str, local_ms: i64) -> Node {
+        let (store, _) = PgStore::open(url, key()).await.expect("open");
+        let rec = records(1).await.remove(0);
+        store.save(&rec).expect("saved");
+        let mut db = LeaseDb::connect(url).await.expect("connect");
+        let epoch = db
+            .acquire("n1", 60_000, None)
+            .await
+            .expect("db")
+            .expect("acquire");
+        let seen = db.owner_gen(&rec.id).await.expect("db").expect("row");
+        let claimed = db
+            .claim(&rec.id, "n1", epoch, seen, None)
+            .await
+            .expect("db")
+            .expect("claim");
+        assert!(!claimed.ambiguous);
+        store.hold(&rec.id, claimed.owner_gen);
+        let view = ClusterView::new("n1".into(), "http://127.0.0.1:1".into(), 60_000, 500);
+        let fence = PgFence::new(
+            LeaseDb::connect(url).await.expect("connect"),
+            view.clone(),
+            Arc::new(store),
+            WINDOW,
+        );
+        let node = Node {
+            db,
+            view,
+            fence,
+            id: rec.id,
+            epoch,
+        };
+        node.local_lease(local_ms);
+        node
+    }
+
+    /// The node's local lease: granted now with `remaining_ms` left (a grant never shortens
+    /// it).
+    fn local_lease(&self, remaining_ms: i64) {
+        let now = self.view.now();
+        let mut s = self.view.write();
+        let t = s.lease.sending(now);
+        s.lease.granted(t, self.epoch, remaining_ms);
+    }
+
+    async fn row(&self) -> AccountRow {
+        let rules = self.db.snapshot().await.expect("snapshot");
+        rules.accounts[&self.id].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_begin_is_refused_unless_the_session_outlives_the_window_and_a_zombies_finish_is_refused()
+{
+    let pg = ThrowawayPg::start();
+    let url = pg.database("fence_begin").await;
+    let mut n = Node::start(&url, 1_500).await;
+
+    // The local lease ends before the window would: begin is not even sent.
+    let r = n.fence.begin(&n.id).await;
+    assert!(
+        matches!(r, Err(FenceRefusal::Later(ref m)) if m.contains("lease")),
+        "{r:?}"
+    );
+    assert_eq!(n.row().await.intent, None, "nothing written");
+
+    // The node believes it has time, but its session in the database is shorter: the
+    // database refuses on its own clock.
+    n.local_lease(60_000);
+    n.db.renew("n1", n.epoch, 1_000, None)
+        .await
+        .expect("db")
+        .expect("renew");
+    let r = n.fence.begin(&n.id).await;
+    assert!(
+        matches!(r, Err(FenceRefusal::Later(ref m)) if m.contains("deadline")),
+        "{r:?}"
+    );
+    assert_eq!(n.row().await.intent, None, "nothing written");
+
+    // A session that outlives the window: the intent is committed before any call.
+    n.db.renew("n1", n.epoch, 2_300, None)
+        .await
+        .expect("db")
+        .expect("renew");
+    let ticket = n.fence.begin(&n.id).await.expect("begun");
+    let row = n.row().await;
+    let intent = row.intent.clone().expect("intent committed");
+    assert_eq!(
+        (intent.intent_gen, intent.token_version),
+        (ticket.intent_gen, ticket.token_version)
+    );
+    let version = row.token_version;
+
+    // The node pauses past its session; another node claims the account.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let e2 =
+        n.db.acquire("n2", 60_000, None)
+            .await
+            .expect("db")
+            .expect("acquire");
+    let claimed =
+        n.db.claim(&n.id, "n2", e2, row.owner_gen, None)
+            .await
+            .expect("db")
+            .expect("the lapsed owner's account is claimed");
+    assert!(
+        claimed.ambiguous,
+        "an expired intent, token version unchanged: ambiguous"
+    );
+
+    // The zombie wakes up with new tokens: its finish is refused, nothing moves.
+    let r = n.fence.finish(&n.id, ticket).await;
+    assert!(matches!(r, Err(FenceRefusal::Lost(_))), "{r:?}");
+    let row = n.row().await;
+    assert_eq!(
+        row.token_version, version,
+        "the zombie's rotation is not stored"
+    );
+    assert!(row.refresh_ambiguous);
+    assert_eq!(row.owner.expect("owner").node, "n2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandon_that_may_have_reached_upstream_is_ambiguous_until_an_import() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("fence_abandon").await;
+    let n = Node::start(&url, 60_000).await;
+
+    // A definite failure clears the intent and nothing else.
+    let t = n.fence.begin(&n.id).await.expect("begun");
+    n.fence.abandon(&n.id, t, false).await.expect("abandoned");
+    let row = n.row().await;
+    assert!(row.intent.is_none() && !row.refresh_ambiguous, "{row:?}");
+
+    // A call with no answer may have spent the refresh token.
+    let t = n.fence.begin(&n.id).await.expect("begun");
+    n.fence.abandon(&n.id, t, true).await.expect("abandoned");
+    assert!(n.row().await.refresh_ambiguous);
+    let r = n.fence.begin(&n.id).await;
+    assert_eq!(
+        r,
+        Err(FenceRefusal::Ambiguous),
+        "no refresh until fresh tokens"
+    );
+
+    // An import of fresh tokens: a new version, the ambiguity gone, refreshing again.
+    let before = n.row().await.token_version;
+    n.fence.imported(&n.id).await.expect("imported");
+    let row = n.row().await;
+    assert!(!row.refresh_ambiguous);
+    assert_eq!(row.token_version, before + 1);
+    let t = n.fence.begin(&n.id).await.expect("begun after the import");
+    assert_eq!(
+        t.token_version,
+        before + 1,
+        "the intent uses the store's token version"
+    );
+    n.fence.finish(&n.id, t).await.expect("stored");
+    assert_eq!(n.row().await.token_version, before + 2);
+
+    // A rotation begun on tokens an import replaced meanwhile is refused at finish.
+    let t = n.fence.begin(&n.id).await.expect("begun");
+    n.fence.imported(&n.id).await.expect("imported");
+    let r = n.fence.finish(&n.id, t).await;
+    assert!(
+        matches!(r, Err(FenceRefusal::Lost(_))),
+        "a stale token version: {r:?}"
+    );
+    assert_eq!(
+        n.row().await.token_version,
+        before + 3,
+        "only the import counted"
+    );
+}
