@@ -33,7 +33,7 @@ use crate::{
 use refresh::{
     begin_refresh, fence_finished, fence_refused, schedule_refresh, start_refresh, tokens_refreshed,
 };
-use upkeep::{act, merge, probed, push, set_enabled, start_probe, tick};
+use upkeep::{Imported, act, merge, probed, push, reload, set_enabled, start_probe, tick};
 
 /// Reference to an account actor.
 pub type AccountRef = ActorRef<AccountMsg>;
@@ -101,6 +101,11 @@ pub enum AccountMsg {
     /// Merge an imported record for the same account by the one import rule
     /// ([`merge_import`](crate::merge_import)); answers what it did.
     Merge(Box<AccountRecord>, RpcReplyPort<crate::Merged>),
+    /// Re-read the account's record from the store and merge it by the import rule: tokens
+    /// imported on another node reach the owner (cluster mode). The store is not told of an
+    /// import (the importing node did that). Answers what the merge did (`None`: the store has
+    /// no record or could not be read).
+    Reload(RpcReplyPort<Option<crate::Merged>>),
     /// Enable or disable.
     SetEnabled(bool, RpcReplyPort<()>),
     /// Remove the account's file and stop.
@@ -126,6 +131,7 @@ impl std::fmt::Debug for AccountMsg {
             AccountMsg::Explain(_) => "Explain",
             AccountMsg::Export(_) => "Export",
             AccountMsg::Merge(..) => "Merge",
+            AccountMsg::Reload(_) => "Reload",
             AccountMsg::SetEnabled(..) => "SetEnabled",
             AccountMsg::Remove(_) => "Remove",
         };
@@ -308,7 +314,10 @@ impl Actor for AccountActor {
                 let _ = reply.send(s.st.rec.clone());
             }
             AccountMsg::Merge(rec, reply) => {
-                let _ = reply.send(merge(&me, s, *rec, now));
+                let _ = reply.send(merge(&me, s, *rec, Imported::Here));
+            }
+            AccountMsg::Reload(reply) => {
+                let _ = reply.send(reload(&me, s));
             }
             AccountMsg::SetEnabled(on, reply) => {
                 set_enabled(s, on);

@@ -12,6 +12,7 @@
 //! The fence has its own connection ([`LeaseDb`]), so a refresh never waits behind the lease
 //! loop's statements, nor the loop behind a refresh.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +61,16 @@ pub struct PgFence {
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
     window: Window,
+    known: Known,
+}
+
+/// The token version of each account as this node last saw or made it.
+type Known = Arc<std::sync::Mutex<HashMap<String, u64>>>;
+
+fn know(known: &Known, account: &str, version: u64) {
+    let mut k = known.lock().unwrap_or_else(|e| e.into_inner());
+    let v = k.entry(account.to_owned()).or_insert(version);
+    *v = (*v).max(version);
 }
 
 impl PgFence {
@@ -71,7 +82,19 @@ impl PgFence {
             view,
             store,
             window,
+            known: Known::default(),
         }
+    }
+
+    /// True if the token version the store lists for `account` moved past the one this node
+    /// last saw or stored: fresh tokens were imported on another node, and the owner reloads
+    /// the record (`PoolHandle::reload`). The first listing of an account only notes it.
+    pub fn moved_elsewhere(&self, account: &str, listed: u64) -> bool {
+        let mut k = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = k.entry(account.to_owned()).or_insert(listed);
+        let moved = listed > *seen;
+        *seen = (*seen).max(listed);
+        moved
     }
 }
 
@@ -95,6 +118,7 @@ impl RefreshFence for PgFence {
 
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
+        let known = self.known.clone();
         let (account, held) = (account.to_owned(), self.store.held(account));
         Box::pin(async move {
             let Some(epoch) = view.epoch() else {
@@ -118,13 +142,16 @@ impl RefreshFence for PgFence {
                 .await
                 .map_err(later)?;
             match verdict {
-                Ok(i) => Ok(FenceTicket {
-                    intent_gen: i.intent_gen,
-                    deadline: i.deadline,
-                    token_version: i.token_version,
-                    owner_gen,
-                    epoch,
-                }),
+                Ok(i) => {
+                    know(&known, &account, i.token_version);
+                    Ok(FenceTicket {
+                        intent_gen: i.intent_gen,
+                        deadline: i.deadline,
+                        token_version: i.token_version,
+                        owner_gen,
+                        epoch,
+                    })
+                }
                 Err(Refusal::Ambiguous) => Err(FenceRefusal::Ambiguous),
                 Err(r @ (Refusal::NotOwner | Refusal::UnknownAccount)) => {
                     Err(FenceRefusal::Lost(r.to_string()))
@@ -144,6 +171,7 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
+        let known = self.known.clone();
         Box::pin(async move {
             let verdict = db
                 .lock()
@@ -159,9 +187,9 @@ impl RefreshFence for PgFence {
                 .map_err(later)?;
             // Any refusal: the account moved on without this rotation (another owner, an
             // import): this node's tokens must not be used.
-            verdict
-                .map(|_| ())
-                .map_err(|r| FenceRefusal::Lost(r.to_string()))
+            let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
+            know(&known, &account, version);
+            Ok(())
         })
     }
 
@@ -198,7 +226,7 @@ impl RefreshFence for PgFence {
     }
 
     fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
-        let (db, account) = (self.db.clone(), account.to_owned());
+        let (db, account, known) = (self.db.clone(), account.to_owned(), self.known.clone());
         Box::pin(async move {
             let verdict = db
                 .lock()
@@ -206,9 +234,9 @@ impl RefreshFence for PgFence {
                 .import_tokens(&account)
                 .await
                 .map_err(later)?;
-            verdict
-                .map(|_| ())
-                .map_err(|r| FenceRefusal::Lost(r.to_string()))
+            let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
+            know(&known, &account, version);
+            Ok(())
         })
     }
 }

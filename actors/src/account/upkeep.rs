@@ -108,7 +108,12 @@ pub(super) fn push(s: &mut Running, now: UnixMs) {
 /// becomes `active` with new tokens, `banned` and `disabled` never do. New tokens supersede a
 /// rotation in flight (its intent is cleared, its answer will be dropped) and are durable
 /// before the reply.
-pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: UnixMs) -> Merged {
+pub(super) fn merge(
+    me: &AccountRef,
+    s: &mut Running,
+    rec: AccountRecord,
+    from: Imported,
+) -> Merged {
     let before = s.st.rec.clone();
     let merged = crate::merge_import(&mut s.st.rec, rec);
     if merged == Merged::Replaced {
@@ -127,7 +132,7 @@ pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: 
     }
     if s.st.rec != before && s.st.persist(s.fx.store.as_ref()) {
         s.st.tokens_durable = true;
-        if merged == Merged::Replaced {
+        if merged == Merged::Replaced && from == Imported::Here {
             // The store learns of the fresh tokens (a new token version, no ambiguity); its
             // answer changes nothing here.
             let mut fut = s.fx.fence.imported(&s.st.rec.id);
@@ -140,6 +145,31 @@ pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: 
         schedule_refresh(me, s);
     }
     merged
+}
+
+/// Where an import merged into an account was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Imported {
+    /// Into this actor: the fence tells the shared store.
+    Here,
+    /// On another node, which told the store; this actor reloads it.
+    Elsewhere,
+}
+
+/// Merges the account's record as the store holds it now (tokens imported on another node).
+pub(super) fn reload(me: &AccountRef, s: &mut Running) -> Option<Merged> {
+    match s.fx.store.load(&s.st.rec.id) {
+        Ok(Some(rec)) => {
+            let m = merge(me, s, rec, Imported::Elsewhere);
+            tracing::info!(account = %s.st.rec.id, merged = ?m, "reloaded from the store");
+            Some(m)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(account = %s.st.rec.id, error = %e, "could not reload the account");
+            None
+        }
+    }
 }
 
 /// Operator enable/disable. Enabling only lifts `disabled`.

@@ -283,3 +283,42 @@ async fn an_import_of_fresh_tokens_ends_the_ambiguity_and_refreshing_resumes() {
         [("rt-fresh".to_string(), RefreshReason::ProactiveExpiry)]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_owner_reloads_tokens_imported_on_another_node_without_telling_the_store_again() {
+    let fence = Arc::new(FakeFence::default());
+    let mut rec = record("a", Some(T0 + 10 * M));
+    rec.refresh_ambiguous = true;
+    let (fx, pool) = pool_with(&fence, rec).await;
+    settle(Duration::from_millis(10)).await;
+    // Another node merged an import into the shared store (and told it).
+    let mut there = record("a", Some(T0 + 10 * M));
+    there.tokens.refresh_token = Some("rt-elsewhere".into());
+    there.tokens.access_token = "at-elsewhere".into();
+    there.tokens.expires_at = Some(T0 + 60 * M);
+    there.tokens.last_refresh = Some(T0 + 1);
+    there.refresh_ambiguous = false;
+    fx.store.recs.lock().unwrap().insert("a".into(), there);
+    assert_eq!(
+        pool.reload("a").await.expect("reload"),
+        Some(rotor_actors::Merged::Replaced)
+    );
+    assert!(
+        calls(&fence).is_empty(),
+        "the importing node told the store, not this one"
+    );
+    assert_eq!(
+        pool.pick(req()).await.expect("lease").creds.access_token,
+        "at-elsewhere"
+    );
+    let e = pool.explain("a").await.expect("explain");
+    assert!(
+        !e.holds.iter().any(|h| h.kind == "refresh_ambiguous"),
+        "{e:?}"
+    );
+    // Reloading what it holds changes nothing.
+    assert_eq!(
+        pool.reload("a").await.expect("reload"),
+        Some(rotor_actors::Merged::Unchanged)
+    );
+}

@@ -163,7 +163,7 @@ async fn a_begin_is_refused_unless_the_session_outlives_the_window_and_a_zombies
 async fn an_abandon_that_may_have_reached_upstream_is_ambiguous_until_an_import() {
     let pg = ThrowawayPg::start();
     let url = pg.database("fence_abandon").await;
-    let n = Node::start(&url, 60_000).await;
+    let mut n = Node::start(&url, 60_000).await;
 
     // A definite failure clears the intent and nothing else.
     let t = n.fence.begin(&n.id).await.expect("begun");
@@ -197,6 +197,21 @@ async fn an_abandon_that_may_have_reached_upstream_is_ambiguous_until_an_import(
     n.fence.finish(&n.id, t).await.expect("stored");
     assert_eq!(n.row().await.token_version, before + 2);
 
+    // The node's own rotations and imports do not look like another node's import; an import
+    // through another node does (the test's connection stands in for it).
+    let listed = n.row().await.token_version;
+    assert!(
+        !n.fence.moved_elsewhere(&n.id, listed),
+        "this node stored it"
+    );
+    n.db.import_tokens(&n.id)
+        .await
+        .expect("db")
+        .expect("imported on another node");
+    let listed = n.row().await.token_version;
+    assert!(n.fence.moved_elsewhere(&n.id, listed), "the owner reloads");
+    assert!(!n.fence.moved_elsewhere(&n.id, listed), "once");
+
     // A rotation begun on tokens an import replaced meanwhile is refused at finish.
     let t = n.fence.begin(&n.id).await.expect("begun");
     n.fence.imported(&n.id).await.expect("imported");
@@ -207,7 +222,7 @@ async fn an_abandon_that_may_have_reached_upstream_is_ambiguous_until_an_import(
     );
     assert_eq!(
         n.row().await.token_version,
-        before + 3,
+        before + 4,
         "only the import counted"
     );
 }
