@@ -226,3 +226,186 @@ async fn an_abandon_that_may_have_reached_upstream_is_ambiguous_until_an_import(
         "only the import counted"
     );
 }
+
+/// The store of a node that freezes (as under SIGSTOP) for `freeze` when it is about to write
+/// a rotated refresh token, then writes through `PgStore`.
+struct FreezingStore {
+    inner: Arc<PgStore>,
+    original_rt: Option<String>,
+    freeze: Duration,
+    frozen: std::sync::atomic::AtomicBool,
+}
+
+impl Store for FreezingStore {
+    fn save(&self, rec: &rotor_actors::AccountRecord) -> std::io::Result<()> {
+        let rotated = rec.tokens.refresh_token != self.original_rt;
+        if rotated && !self.frozen.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(self.freeze);
+        }
+        self.inner.save(rec)
+    }
+    fn save_coalesced(&self, rec: &rotor_actors::AccountRecord) -> std::io::Result<()> {
+        self.inner.save_coalesced(rec)
+    }
+    fn remove(&self, id: &str) -> std::io::Result<()> {
+        self.inner.remove(id)
+    }
+    fn load(&self, id: &str) -> std::io::Result<Option<rotor_actors::AccountRecord>> {
+        self.inner.load(id)
+    }
+    fn is_fenced_out(&self, err: &std::io::Error) -> bool {
+        self.inner.is_fenced_out(err)
+    }
+}
+
+struct NoProbe;
+
+impl rotor_actors::QuotaProber for NoProbe {
+    fn probe(
+        &self,
+        _: rotor_actors::UpstreamCreds,
+    ) -> rotor_actors::BoxFuture<
+        'static,
+        Result<rotor_actors::quota::Observation, rotor_actors::ProbeError>,
+    > {
+        Box::pin(async { Err(rotor_actors::ProbeError::Transient("offline".into())) })
+    }
+}
+
+/// A real pool (the real token refresher against the simulator, `PgStore`, `PgFence`) whose
+/// node freezes between the token endpoint's answer and writing it, past its session; another
+/// node claims the account meanwhile. The claim finds the expired intent and marks the account
+/// `refresh_ambiguous`; the frozen node, when it thaws, has its write refused and drops the
+/// account — the new tokens are never served — and no refresh token is ever presented twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_node_frozen_mid_refresh_past_its_session_drops_the_account_and_no_token_is_reused() {
+    use codex_rotor::sim::{AccountSpec, SimOptions, Simulator};
+    use rotor_actors::{Effects, PickRequest, PoolConfig, PoolHandle, SystemClock};
+
+    let pg = ThrowawayPg::start();
+    let url = pg.database("fence_frozen").await;
+    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let acct = sim.create_account(AccountSpec::default());
+    let rec = codex_rotor::demo::import_auth_json(&acct.auth_json)
+        .expect("imports")
+        .remove(0);
+    let (store, _) = PgStore::open(&url, key()).await.expect("open");
+    store.save(&rec).expect("saved");
+    let store = Arc::new(store);
+    let mut db = LeaseDb::connect(&url).await.expect("connect");
+    const TTL: i64 = 6_000;
+    let epoch = db
+        .acquire("n1", TTL, None)
+        .await
+        .expect("db")
+        .expect("acquire");
+    let seen = db.owner_gen(&rec.id).await.expect("db").expect("row");
+    let claimed = db
+        .claim(&rec.id, "n1", epoch, seen, None)
+        .await
+        .expect("db")
+        .expect("claim");
+    store.hold(&rec.id, claimed.owner_gen);
+    let view = ClusterView::new("n1".into(), "http://127.0.0.1:1".into(), TTL, 500);
+    {
+        let now = view.now();
+        let mut s = view.write();
+        let t = s.lease.sending(now);
+        s.lease.granted(t, epoch, TTL);
+    }
+    let fence = PgFence::new(
+        LeaseDb::connect(&url).await.expect("connect"),
+        view.clone(),
+        store.clone(),
+        WINDOW,
+    );
+    let effects = Effects {
+        store: Arc::new(FreezingStore {
+            inner: store.clone(),
+            original_rt: rec.tokens.refresh_token.clone(),
+            freeze: Duration::from_millis(TTL as u64 + 2_000),
+            frozen: Default::default(),
+        }),
+        refresher: Arc::new(codex_rotor::oauth::HttpRefresher::new(
+            reqwest::Client::new(),
+            sim.token_url(),
+        )),
+        prober: Arc::new(NoProbe),
+        fence: Arc::new(fence),
+        clock: Arc::new(SystemClock),
+    };
+    let cfg = PoolConfig {
+        tick: Duration::from_millis(100),
+        refresh_jitter: Duration::ZERO,
+        ..PoolConfig::default()
+    };
+    let pool = PoolHandle::start(cfg, effects, vec![rec.clone()])
+        .await
+        .expect("pool");
+    let req = || PickRequest {
+        model: "gpt-5.5".into(),
+        ..PickRequest::default()
+    };
+    // Upstream rejects the access token: the account refreshes at once, under the fence.
+    sim.expire_access_token(&acct.id);
+    let lease = pool.pick(req()).await.expect("lease");
+    lease.failed(rotor_actors::UpstreamFailure::Unauthorized);
+    drop(lease);
+
+    // While n1 is frozen with the new tokens in hand, its session lapses and n2 claims.
+    tokio::time::sleep(Duration::from_millis(TTL as u64 + 300)).await;
+    assert_eq!(
+        sim.counters(&acct.id).refreshes,
+        1,
+        "the call reached upstream"
+    );
+    let e2 = db
+        .acquire("n2", 60_000, None)
+        .await
+        .expect("db")
+        .expect("acquire");
+    let row = db.snapshot().await.expect("rows").accounts[&rec.id].clone();
+    assert!(
+        row.intent.is_some(),
+        "n1's intent was committed before the call"
+    );
+    let taken = db
+        .claim(&rec.id, "n2", e2, row.owner_gen, None)
+        .await
+        .expect("db")
+        .expect("n1's session lapsed: n2 claims");
+    assert!(
+        taken.ambiguous,
+        "an expired intent with an unchanged token version"
+    );
+
+    // n1 thaws: its write is refused, it drops the account and never serves the new tokens.
+    let mut dropped = false;
+    for _ in 0..100 {
+        if pool.account(&rec.id).await.is_none() {
+            dropped = true;
+            break;
+        }
+        if let Ok(l) = pool.pick(req()).await {
+            assert_eq!(
+                l.creds.access_token, rec.tokens.access_token,
+                "only the old access token is ever served"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dropped, "the zombie dropped the account");
+    let row = db.snapshot().await.expect("rows").accounts[&rec.id].clone();
+    assert_eq!(row.owner.expect("owner").node, "n2");
+    assert!(row.refresh_ambiguous && row.intent.is_none());
+    assert_eq!(row.token_version, 0, "no rotation was stored");
+    let stored = store.load(&rec.id).expect("read").expect("record");
+    assert_eq!(
+        stored.tokens.refresh_token, rec.tokens.refresh_token,
+        "the zombie's write never landed"
+    );
+    assert_eq!(sim.counters(&acct.id).refresh_reused, 0);
+    pool.shutdown().await;
+}
