@@ -229,6 +229,12 @@ pub(super) fn begin_refresh(
     now: UnixMs,
 ) -> Option<String> {
     let reason = s.st.refreshing?;
+    if std::mem::take(&mut s.st.refresh_superseded) {
+        // An import replaced the tokens since this refresh was started: it is not wanted.
+        s.st.refreshing = None;
+        schedule_refresh(me, s);
+        return None;
+    }
     let Some(rt) = s.st.rec.tokens.refresh_token.clone() else {
         s.st.refreshing = None;
         return None;

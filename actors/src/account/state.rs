@@ -52,8 +52,9 @@ pub struct AccountState {
     pub refreshing: Option<RefreshReason>,
     /// The refresh in flight has taken the refresh token (`BeginRefresh` answered).
     pub refresh_token_out: bool,
-    /// The refresh in flight spends tokens an import has replaced since: its answer is about
-    /// tokens the account no longer holds and is dropped when it comes.
+    /// An import replaced the tokens since the refresh in flight started: its answer is about
+    /// tokens the account no longer holds and is dropped when it comes (or, if it has not taken
+    /// the refresh token yet, it is dropped when it asks for it).
     pub refresh_superseded: bool,
     /// The fence's ticket of the refresh in flight (begun in the store, not yet finished or
     /// abandoned).

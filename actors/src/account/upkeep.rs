@@ -118,8 +118,9 @@ pub(super) fn merge(
     let merged = crate::merge_import(&mut s.st.rec, rec);
     if merged == Merged::Replaced {
         // A refresh that already took the old refresh token comes back about it, not ours; one
-        // still waiting for its permit takes the new token and stays valid.
-        s.st.refresh_superseded |= s.st.refreshing.is_some() && s.st.refresh_token_out;
+        // not yet begun is dropped when it asks for the token (the fresh tokens need no refresh
+        // now, and a fence's intent begun for the old ones would refuse its finish).
+        s.st.refresh_superseded |= s.st.refreshing.is_some();
         s.st.refresh_failures = 0;
         if let Some(rt) = s.st.rec.tokens.refresh_token.clone()
             && before.tokens.refresh_token.as_ref() != Some(&rt)
