@@ -4,7 +4,7 @@
 //! ([`ClusterView::may_refresh`]) — only then is `begin_refresh` even sent — and the database
 //! commits the intent only if the session outlives the intent's deadline on the database's
 //! clock. The rotation is stored by `finish_refresh`, a compare-and-set on the owner generation
-//! this node holds the account at ([`PgStore::held`]), the intent and the token version the
+//! this node holds the account at ([`PgStore::held_at`]), the intent and the token version the
 //! intent was begun with; a refresh that stored nothing is abandoned, marking the account
 //! `refresh_ambiguous` if its call may have reached upstream. Fresh tokens imported into an
 //! account give it a new token version and clear its ambiguity (`import_tokens`).
@@ -119,7 +119,7 @@ impl RefreshFence for PgFence {
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
         let known = self.known.clone();
-        let (account, held) = (account.to_owned(), self.store.held(account));
+        let (account, held) = (account.to_owned(), self.store.held_at(account));
         Box::pin(async move {
             let Some(epoch) = view.epoch() else {
                 return Err(FenceRefusal::Later("the node holds no session".into()));

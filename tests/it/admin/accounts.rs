@@ -410,7 +410,10 @@ async fn a_refresh_ambiguous_account_serves_and_says_why_in_the_admin_answers() 
         })
     };
     let why = rig.get(&format!("/admin/accounts/{id}/explain")).await;
-    assert_eq!(why["available"], true, "it serves on its access token: {why}");
+    assert_eq!(
+        why["available"], true,
+        "it serves on its access token: {why}"
+    );
     let h = hold(&why).unwrap_or_else(|| panic!("explain names the hold: {why}"));
     assert_eq!(h["reason"], rotor_actors::AMBIGUOUS, "{h}");
     let a = rig.get(&format!("/admin/accounts/{id}")).await;
