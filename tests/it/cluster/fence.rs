@@ -409,3 +409,199 @@ async fn a_node_frozen_mid_refresh_past_its_session_drops_the_account_and_no_tok
     assert_eq!(sim.counters(&acct.id).refresh_reused, 0);
     pool.shutdown().await;
 }
+
+/// Two real `codex-rotor serve` nodes on one database: node `a` is paused (SIGSTOP) while its
+/// refresh call is in flight, past its session; node `b` takes the account over, finds the
+/// refresh ambiguous and says so; `a`, resumed, drops the account; and the simulator saw no
+/// refresh token presented twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_paused_mid_refresh_leaves_the_account_ambiguous_on_the_new_owner() {
+    use super::pg_daemon::{ADMIN_KEY, Daemon, free_port, served, write_config_with};
+    use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, FaultTarget, SimOptions, Simulator};
+    use codex_rotor::store::postgres::records::write_new;
+    use std::time::Instant;
+
+    let pg = ThrowawayPg::start();
+    let url = pg.database("fence_paused").await;
+    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let acct = sim.create_account(AccountSpec::default());
+    let rec = codex_rotor::demo::import_auth_json(&acct.auth_json)
+        .expect("import")
+        .remove(0);
+    write_new(&url, &key(), std::slice::from_ref(&rec))
+        .await
+        .expect("stored");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // TTL 4 s: the refresh window (1.6 s call + 0.4 s writes + 0.5 s margin) fits the lease.
+    let start = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let port = free_port();
+        let cluster = format!(
+            "[cluster]\nenabled = true\nnode_id = {name:?}\nttl = \"4s\"\nmargin = \"500ms\"\n\
+             claim_every = \"250ms\"\n"
+        );
+        let config = write_config_with(&dir, port, &sim, &url, &cluster);
+        let log = dir.join(format!("{name}.log"));
+        (Daemon::start(&config, &log), port, log)
+    };
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let owner = async || {
+        let db = LeaseDb::connect(&url).await.expect("connect");
+        let rules = db.snapshot().await.expect("snapshot");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64;
+        let row = rules.accounts[&rec.id].clone();
+        let live = rules.owner_live(&row, now);
+        (
+            live.then(|| row.owner.clone().map(|o| o.node)).flatten(),
+            row,
+        )
+    };
+    let wait = async |what: &str,
+                      limit: Duration,
+                      logs: &[&std::path::Path],
+                      mut f: Box<
+        dyn FnMut() -> futures::future::BoxFuture<'static, bool> + Send,
+    >| {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if f().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let text: String = logs
+            .iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect();
+        panic!("not within {limit:?}: {what}\n{text}");
+    };
+    let (a, a_port, a_log) = start("a");
+    let t0 = Instant::now();
+    while owner().await.0.as_deref() != Some("a") || !served(&http, a_port).await {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "a owns and serves the account"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The token endpoint answers slowly; upstream rejects the access token, so a refreshes.
+    sim.inject(FaultSpec {
+        kind: FaultKind::Silence { millis: 1_200 },
+        account: None,
+        target: FaultTarget::Token,
+        probability: None,
+        count: Some(1),
+    });
+    sim.expire_access_token(&acct.id);
+    let (h, p) = (http.clone(), a_port);
+    let request = tokio::spawn(async move { served(&h, p).await });
+    let t0 = Instant::now();
+    while sim.total_counters().faults == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "a's refresh reached the token endpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = a.0.id().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let (row_at_pause_intent, _) = (owner().await.1.intent.is_some(), ());
+    assert!(
+        row_at_pause_intent,
+        "a's intent was committed before its call"
+    );
+
+    // b joins while a is paused, and takes the account over once a's session lapsed.
+    let (b, b_port, b_log) = start("b");
+    let _ = &b;
+    let logs = [a_log.as_path(), b_log.as_path()];
+    let url2 = url.clone();
+    let id = rec.id.clone();
+    wait(
+        "b owns the account",
+        Duration::from_secs(30),
+        &logs,
+        Box::new(move || {
+            let (url, id) = (url2.clone(), id.clone());
+            Box::pin(async move {
+                let db = LeaseDb::connect(&url).await.expect("connect");
+                let rules = db.snapshot().await.expect("snapshot");
+                rules.accounts[&id]
+                    .owner
+                    .as_ref()
+                    .is_some_and(|o| o.node == "b")
+            })
+        }),
+    )
+    .await;
+    let (_, row) = owner().await;
+    assert!(
+        row.refresh_ambiguous,
+        "b's claim found a's expired intent: {row:?}"
+    );
+    let explain = format!(
+        "http://127.0.0.1:{b_port}/admin/accounts/{}/explain",
+        rec.id
+    );
+    let t0 = Instant::now();
+    let why = loop {
+        let r = http.get(&explain).bearer_auth(ADMIN_KEY).send().await;
+        if let Ok(r) = r
+            && r.status() == 200
+        {
+            break r.json::<serde_json::Value>().await.expect("json");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "b runs the account");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let said = why.to_string();
+    assert!(said.contains(rotor_actors::AMBIGUOUS), "b says why: {said}");
+
+    // a resumes: it refreshes nothing more and drops the account.
+    signal("-CONT");
+    let accounts = format!("http://127.0.0.1:{a_port}/admin/accounts");
+    let t0 = Instant::now();
+    loop {
+        let r = http.get(&accounts).bearer_auth(ADMIN_KEY).send().await;
+        let listed = match r {
+            Ok(r) => r.text().await.unwrap_or_default().contains(&rec.id),
+            Err(_) => true,
+        };
+        if !listed {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "a dropped the account"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = request.await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let c = sim.counters(&acct.id);
+    eprintln!("refreshes {} reused {}", c.refreshes, c.refresh_reused);
+    assert_eq!(c.refresh_reused, 0, "no refresh token was presented twice");
+    assert_eq!(
+        owner().await.1.token_version,
+        0,
+        "the paused node's rotation was never stored"
+    );
+    drop((a, b));
+}
