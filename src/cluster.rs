@@ -7,9 +7,11 @@
 //! owns which account. The loops that keep it current write it; handlers only read it.
 
 pub mod counters;
+pub mod fence;
 pub mod node;
 pub mod plan;
 pub mod view;
 
+pub use fence::PgFence;
 pub use node::{Node, NodeParts, Timing};
 pub use view::{ClusterView, Peer, Placement, Summary};

@@ -234,6 +234,13 @@ pub struct AccountRecord {
     /// records and when no refusal is counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<RefusalStep>,
+    /// A refresh may have spent the current refresh token without its result being stored
+    /// (docs/cluster.md "Refresh under fencing"): the account serves on its access token until
+    /// that expires and is never refreshed; only fresh tokens (an import, a re-login) clear it.
+    /// Set by a cluster claim that found an expired intent, or a refresh abandoned after its call
+    /// may have reached the token endpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh_ambiguous: bool,
 }
 
 /// The durable part of an account's refusal cooldown ([`crate::account::Penalty`]).
@@ -269,6 +276,7 @@ impl AccountRecord {
             last_error: None,
             lineage: Vec::new(),
             refusal: None,
+            refresh_ambiguous: false,
         }
     }
 }

@@ -52,9 +52,18 @@ pub struct AccountState {
     pub refreshing: Option<RefreshReason>,
     /// The refresh in flight has taken the refresh token (`BeginRefresh` answered).
     pub refresh_token_out: bool,
-    /// The refresh in flight spends tokens an import has replaced since: its answer is about
-    /// tokens the account no longer holds and is dropped when it comes.
+    /// An import replaced the tokens since the refresh in flight started: its answer is about
+    /// tokens the account no longer holds and is dropped when it comes (or, if it has not taken
+    /// the refresh token yet, it is dropped when it asks for it).
     pub refresh_superseded: bool,
+    /// The fence's ticket of the refresh in flight (begun in the store, not yet finished or
+    /// abandoned).
+    pub fence_ticket: Option<crate::FenceTicket>,
+    /// The new tokens are on disk and the fence is being asked to finish (single-flight).
+    pub fence_finishing: bool,
+    /// Another node owns the account now (a write or the fence's finish was refused): the
+    /// actor stops after this message, serving and persisting nothing more.
+    pub lost: bool,
     /// Consecutive transient refresh failures (retry backoff).
     pub refresh_failures: u32,
     /// When the next refresh is due (proactive or retry); started by the tick.
@@ -86,6 +95,9 @@ impl AccountState {
             refreshing: None,
             refresh_token_out: false,
             refresh_superseded: false,
+            fence_ticket: None,
+            fence_finishing: false,
+            lost: false,
             refresh_failures: 0,
             refresh_due_at: None,
             probing: false,
@@ -274,6 +286,12 @@ impl AccountState {
                 self.dirty_quota = false;
                 true
             }
+            Err(e) if store.is_fenced_out(&e) => {
+                tracing::warn!(account = %self.rec.id, "another node owns the account now: dropping it");
+                self.lost = true;
+                self.dirty = false;
+                false
+            }
             Err(e) => {
                 tracing::error!(account = %self.rec.id, error = %e, "could not persist the account");
                 self.dirty = true;
@@ -303,7 +321,7 @@ impl AccountState {
 
     /// Flushes pending changes and waits until they are durable (shutdown, stop).
     pub fn flush_durable(&mut self, store: &dyn Store) {
-        if self.dirty {
+        if self.dirty && !self.lost {
             self.persist(store);
         }
     }

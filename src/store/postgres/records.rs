@@ -125,6 +125,10 @@ pub struct FencedOut {
     pub id: String,
 }
 
+/// The kind of a [`FencedOut`] error, which survives the writer's copy of it (no other write
+/// error of this store has it: the database's are `Other`).
+const FENCED_KIND: io::ErrorKind = io::ErrorKind::PermissionDenied;
+
 /// Writes refused by the fence in this process, over every store it opened (`/metrics`).
 static FENCED_OUT_TOTAL: AtomicU64 = AtomicU64::new(0);
 
@@ -257,6 +261,14 @@ impl PgStore {
         self.fenced.load(Ordering::Relaxed)
     }
 
+    /// The generation this process holds `id` at, if it holds it (the refresh fence writes at
+    /// the same one).
+    pub fn held_at(&self, id: &str) -> Option<u64> {
+        lock(&self.gens)
+            .get(id)
+            .and_then(|g| u64::try_from(*g).ok())
+    }
+
     /// Records that this process now holds `id` at `owner_gen` (a cluster claim).
     pub fn hold(&self, id: &str, owner_gen: u64) {
         lock(&self.gens).insert(id.to_owned(), i64::try_from(owner_gen).unwrap_or(i64::MAX));
@@ -287,6 +299,11 @@ impl Store for PgStore {
 
     fn remove(&self, id: &str) -> io::Result<()> {
         self.writer.remove(id.to_owned())
+    }
+
+    fn is_fenced_out(&self, err: &io::Error) -> bool {
+        // The writer hands a waiter a copy of the sink's error, which keeps only its kind.
+        err.kind() == FENCED_KIND || err.get_ref().is_some_and(|e| e.is::<FencedOut>())
     }
 
     fn load(&self, id: &str) -> io::Result<Option<AccountRecord>> {
@@ -490,7 +507,7 @@ impl Records {
             } else {
                 self.fenced.fetch_add(1, Ordering::Relaxed);
                 FENCED_OUT_TOTAL.fetch_add(1, Ordering::Relaxed);
-                Err(io::Error::other(FencedOut { id: id.clone() }))
+                Err(io::Error::new(FENCED_KIND, FencedOut { id: id.clone() }))
             });
         }
         tx.commit().await?;
