@@ -5,6 +5,7 @@ mod bench;
 mod chaos;
 mod cloudflare;
 mod quota_efficiency;
+mod relay;
 mod sim_load;
 
 use codex_rotor::sim::{SimHandle, SimOptions, Simulator};
