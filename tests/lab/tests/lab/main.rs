@@ -4,6 +4,7 @@
 mod bench;
 mod chaos;
 mod cloudflare;
+mod cluster_chaos;
 mod quota_efficiency;
 mod relay;
 mod sim_load;
