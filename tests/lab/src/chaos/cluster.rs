@@ -33,7 +33,9 @@ use super::report::ChaosReport;
 use super::run::now_ms;
 use super::verdict;
 use crate::pg::{ThrowawayPg, tcp_url};
-use codex_rotor::sim::{AccountSpec, RefreshOutcome, SimHandle, SimOptions, Simulator};
+use codex_rotor::sim::{
+    AccountSpec, RefreshEvent, RefreshOutcome, SimHandle, SimOptions, Simulator,
+};
 use codex_rotor::store::StoreKey;
 use codex_rotor::store::postgres::records::{read_records, write_new};
 use fleet::{Fault, Fleet, Timings};
@@ -595,6 +597,34 @@ impl Run<'_> {
     }
 }
 
+/// The refreshes of `log` made by a node (its `caller`) that did not hold a live session at
+/// that instant, or did not own the account in the snapshot before or after it, or came before
+/// the history began (nothing to prove them by); `pool_id` maps simulator ids to pool ids.
+pub fn unfenced(
+    log: &[RefreshEvent],
+    samples: &[history::Sample],
+    ttl: i64,
+    pool_id: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let first = samples.first().map_or(i64::MAX, |s| s.at);
+    let mut out = Vec::new();
+    for e in log {
+        let (Some(node), Some(sid)) = (e.caller.as_deref(), e.account.as_deref()) else {
+            continue;
+        };
+        let account = pool_id.get(sid).map_or(sid, String::as_str);
+        let live = history::lease_live_at(samples, node, e.at, ttl);
+        let owned = history::owned_around(samples, account, node, e.at);
+        if e.at < first || !live || !owned {
+            out.push(format!(
+                "{node} refreshed {account} at {} ({:?}): lease live {live}, owner {owned}",
+                e.at, e.outcome
+            ));
+        }
+    }
+    out
+}
+
 /// Reuses, and every refresh checked against the ownership history.
 fn refresh_checks(
     sim: &SimHandle,
@@ -615,22 +645,7 @@ fn refresh_checks(
             by_node.len()
         ),
     );
-    let mut unfenced = Vec::new();
-    let first = samples.first().map_or(i64::MAX, |s| s.at);
-    for e in &by_node {
-        let (Some(node), Some(sid)) = (e.caller.as_deref(), e.account.as_deref()) else {
-            continue;
-        };
-        let account = pool_id.get(sid).map_or(sid, String::as_str);
-        let live = history::lease_live_at(&samples, node, e.at, ttl);
-        let owned = history::owned_around(&samples, account, node, e.at);
-        if e.at < first || !live || !owned {
-            unfenced.push(format!(
-                "{node} refreshed {account} at {} ({:?}): lease live {live}, owner {owned}",
-                e.at, e.outcome
-            ));
-        }
-    }
+    let unfenced = unfenced(&log, &samples, ttl, pool_id);
     let granted = by_node
         .iter()
         .filter(|e| e.outcome == RefreshOutcome::Granted)
