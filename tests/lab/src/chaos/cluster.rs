@@ -343,13 +343,8 @@ impl Run<'_> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter(|a| {
-                        // An answer that lists other nodes' accounts names their owner.
-                        ["owner", "owner_node"]
-                            .iter()
-                            .find_map(|k| a[*k].as_str())
-                            .is_none_or(|o| o == n.id)
-                    })
+                    // The pool's own accounts: whatever `owner` its view names, an account
+                    // listed here has an actor on this node.
                     .filter_map(|a| a["id"].as_str().map(str::to_owned))
                     .collect()
             });

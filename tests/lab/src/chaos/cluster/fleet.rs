@@ -17,8 +17,9 @@ use std::time::Duration;
 
 /// The store key every node seals tokens with (a lab key, not a secret).
 pub const STORE_KEY: &str = "Y2x1c3Rlci1jaGFvcy1zdG9yZS1rZXktbm90LXNlY3I=";
-/// The secret that signs requests forwarded between nodes (a lab value).
-pub const CLUSTER_SECRET: &str = "cluster-chaos-forwarding-secret-0123456789";
+/// The secret that signs requests forwarded between nodes (a lab value; base64 of 42 bytes,
+/// as `openssl rand -base64 32` would give an operator).
+pub const CLUSTER_SECRET: &str = "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5";
 
 /// The lease timings of the run.
 #[derive(Debug, Clone, Copy)]
