@@ -253,6 +253,7 @@ pub async fn chaos_cluster(opts: &ClusterOptions) -> anyhow::Result<ChaosReport>
     verdict::outcome_checks(&mut report);
     run.step_checks(&steps, &mut report);
     run.lease_checks(&mut report).await;
+    run.metric_figures(&mut report).await;
     run.fleet.stop_all().await;
     sampler.abort();
     refresh_checks(
@@ -569,6 +570,31 @@ impl Run<'_> {
                 unconverged.join("; ")
             },
         );
+    }
+
+    /// Each node's fenced-out writes and cluster counters, from its `/metrics`: the evidence
+    /// that a zombie's late writes were refused by the database.
+    async fn metric_figures(&self, report: &mut ChaosReport) {
+        for n in &self.fleet.nodes {
+            let text = n.daemon.text("/metrics").await.unwrap_or_default();
+            let picked: Vec<String> = text
+                .lines()
+                .filter(|l| {
+                    !l.starts_with('#')
+                        && (l.starts_with("codex_rotor_store_fenced_writes_total")
+                            || l.starts_with("codex_rotor_cluster_"))
+                })
+                .map(|l| l.replace("codex_rotor_", ""))
+                .collect();
+            report.figures.push((
+                format!("{} metrics (this process)", n.id),
+                if picked.is_empty() {
+                    "none".into()
+                } else {
+                    picked.join(", ")
+                },
+            ));
+        }
     }
 
     /// Every running node's in-flight leases back to 0 once the load stopped.

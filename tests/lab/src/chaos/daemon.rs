@@ -209,6 +209,17 @@ impl ChildDaemon {
         Some(r.status().as_u16())
     }
 
+    /// `GET path` on the daemon as text (e.g. `/metrics`).
+    pub async fn text(&self, path: &str) -> anyhow::Result<String> {
+        let r = self
+            .http
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+        Ok(r.text().await?)
+    }
+
     /// The child's process id, if running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
