@@ -6,6 +6,10 @@
 //! [`view`] is what the rest of the daemon reads: the node's standing, the live peers and who
 //! owns which account. The loops that keep it current write it; handlers only read it.
 
+pub mod counters;
+pub mod node;
+pub mod plan;
 pub mod view;
 
+pub use node::{Node, NodeParts, Timing};
 pub use view::{ClusterView, Peer, Placement, Summary};

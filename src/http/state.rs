@@ -50,6 +50,8 @@ struct Inner {
     /// Account files that could not be loaded at start and were moved aside, so the admin
     /// API, the dashboard and `/readyz` can say so instead of only one log line.
     quarantined: Vec<Quarantined>,
+    /// This node's cluster view (`None` for a single node).
+    cluster: Option<Arc<crate::cluster::ClusterView>>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -70,6 +72,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Account files `FileStore::open` quarantined (empty when not opened from a data dir).
     pub quarantined: Vec<Quarantined>,
+    /// The cluster view of a cluster node (`None` for a single node).
+    pub cluster: Option<Arc<crate::cluster::ClusterView>>,
 }
 
 impl AppState {
@@ -90,6 +94,7 @@ impl AppState {
             turns: TurnStates::new(),
             minted: Arc::new(MintedReasoning::new()),
             quarantined: p.quarantined,
+            cluster: p.cluster,
         };
         Self {
             inner: Arc::new(inner),
@@ -161,6 +166,17 @@ impl AppState {
     /// Account files quarantined when the data directory was opened.
     pub fn quarantined(&self) -> &[Quarantined] {
         &self.inner.quarantined
+    }
+
+    /// This node's cluster view, if it runs in a cluster.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::ClusterView>> {
+        self.inner.cluster.as_ref()
+    }
+
+    /// Why a cluster node admits no new request now (not Held, or shutting down); `None` for
+    /// a single node and a Held one.
+    pub fn cluster_refusal(&self) -> Option<&'static str> {
+        self.inner.cluster.as_ref()?.refusal()
     }
 
     /// A receiver that turns `true` when open streams must end (shutdown grace over).
