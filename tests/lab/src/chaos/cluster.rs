@@ -161,6 +161,9 @@ pub struct StepResult {
     pub split: String,
 }
 
+/// Accounts per owning node.
+type Owners = BTreeMap<String, BTreeSet<String>>;
+
 /// A window during which requests to one node may be cut by its fault.
 struct Window {
     node: usize,
@@ -355,23 +358,37 @@ impl Run<'_> {
     }
 
     /// Waits until every account has a live owner among the healthy nodes, every healthy node
-    /// is ready and serves exactly what the database gives it. Ok(ms waited) or why not.
+    /// is ready and serves exactly what the database gives it, and that assignment has not
+    /// changed for a settling time (4 claim rounds, at least 1.5 s: a restarted or joined node
+    /// has claimed its share by then). Ok(ms until the settled state began) or why not.
     async fn converge(&self) -> Result<i64, String> {
         let start = Instant::now();
         let deadline = Duration::from_millis(3 * self.ttl_ms() as u64) + Duration::from_secs(15);
+        let settle = (self.opts.timings.claim_every * 4).max(Duration::from_millis(1500));
         let mut why = String::from("no database snapshot yet");
+        let mut settled: Option<(Instant, Owners)> = None;
         while start.elapsed() < deadline {
             self.fleet.health().await;
             match self.converged().await {
-                Ok(()) => return Ok(start.elapsed().as_millis() as i64),
-                Err(e) => why = e,
+                Ok(owners) => match &settled {
+                    Some((since, prev)) if *prev == owners => {
+                        if since.elapsed() >= settle {
+                            return Ok(since.duration_since(start).as_millis() as i64);
+                        }
+                    }
+                    _ => settled = Some((Instant::now(), owners)),
+                },
+                Err(e) => {
+                    why = e;
+                    settled = None;
+                }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Err(why)
     }
 
-    async fn converged(&self) -> Result<(), String> {
+    async fn converged(&self) -> Result<Owners, String> {
         let healthy: BTreeSet<String> = self.fleet.healthy_ids().into_iter().collect();
         let s = self.history.last().ok_or("no database snapshot yet")?;
         let mut db: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -404,7 +421,7 @@ impl Run<'_> {
                 Some(_) => {}
             }
         }
-        Ok(())
+        Ok(db)
     }
 
     /// Accounts per live owner, now.

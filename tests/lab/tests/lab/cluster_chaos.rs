@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs cluster mode in serve (issue 18 item 2), not merged on this branch yet"]
 async fn three_nodes_survive_a_sigkill_a_sigstop_and_a_join_with_every_refresh_fenced() {
     let opts = ClusterOptions {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_rotor-lab")),
