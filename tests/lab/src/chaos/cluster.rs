@@ -61,6 +61,9 @@ pub struct ClusterArgs {
     /// Skip the partition from the database.
     #[arg(long)]
     pub no_partition: bool,
+    /// Run the sequence of faults this many times (each round ends with one more node).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// The daemon binary; default: this executable.
     #[arg(long, value_name = "PATH")]
     pub daemon_bin: Option<PathBuf>,
@@ -136,6 +139,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     if args.no_partition {
         opts.steps.retain(|s| *s != Step::Partition);
     }
+    opts.steps = opts.steps.repeat(args.rounds.max(1));
     let report = chaos_cluster(&opts).await?;
     codex_rotor::outln!("{}", report.render())?;
     anyhow::ensure!(
