@@ -764,6 +764,25 @@ fn figures(
             ),
         ));
     }
+    let mut by_node: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for r in &report.records {
+        let Some(n) = r.node.and_then(|i| run.fleet.nodes.iter().find(|n| n.front == i)) else {
+            continue;
+        };
+        let e = by_node.entry(n.id.as_str()).or_default();
+        e.0 += 1;
+        if matches!(r.outcome, Outcome::ProtocolError(_)) {
+            e.1 += 1;
+        }
+    }
+    report.figures.push((
+        "requests (protocol errors) per node".into(),
+        by_node
+            .iter()
+            .map(|(n, (all, err))| format!("{n}: {all} ({err})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
     report.figures.push((
         "database snapshots (failed)".into(),
         format!(
