@@ -163,6 +163,8 @@ pub struct StepResult {
     pub converged: Result<i64, String>,
     /// Accounts per node after convergence.
     pub split: String,
+    /// Partition → the node's `/readyz` no longer 200 (ms), for a partition.
+    pub unready_ms: Option<i64>,
 }
 
 /// Accounts per owning node.
@@ -230,6 +232,7 @@ pub async fn chaos_cluster(opts: &ClusterOptions) -> anyhow::Result<ChaosReport>
     steps.push(StepResult {
         name: format!("{} nodes start", opts.nodes),
         takeover_ms: None,
+        unready_ms: None,
         taken_over: true,
         split: run.split(),
         converged: first,
@@ -455,10 +458,14 @@ impl Run<'_> {
     /// Waits until every account of `taken` has a live owner other than `node`, up to TTL +
     /// 10 s (`None` when it owned nothing, or it never happened); the takeover time is read from the snapshots: the first one at or after the fault
     /// (database ms `at`) in which that holds.
-    async fn takeover(&self, node: &str, taken: &[String], at: i64) -> Option<i64> {
-        if taken.is_empty() {
-            return None;
-        }
+    async fn takeover(
+        &self,
+        node: &str,
+        taken: &[String],
+        at: i64,
+        watch: Option<usize>,
+    ) -> (Option<i64>, Option<i64>) {
+        let mut unready = None;
         let start = Instant::now();
         let limit = self.opts.timings.ttl + Duration::from_secs(10);
         let done = |s: &history::Sample| {
@@ -468,19 +475,29 @@ impl Run<'_> {
                     .all(|a| s.live_owner(a).is_some_and(|o| o != node))
         };
         while start.elapsed() < limit {
-            if let Some(s) = self.history.last()
-                && done(&s)
-            {
+            let over = taken.is_empty() || self.history.last().is_some_and(|s| done(&s));
+            if over && (watch.is_none() || unready.is_some()) {
                 break;
             }
             self.fleet.health().await;
+            if let Some(i) = watch
+                && unready.is_none()
+                && !self.fleet.front.is_up(i)
+            {
+                unready = Some(now_ms() - at);
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.history
+        if taken.is_empty() {
+            return (None, unready);
+        }
+        let took = self
+            .history
             .samples()
             .iter()
             .find(|s| done(s))
-            .map(|s| s.at - at)
+            .map(|s| s.at - at);
+        (took, unready)
     }
 
     /// One fault on node `i`, its undo, and the convergence after it.
@@ -491,6 +508,7 @@ impl Run<'_> {
             return Ok(StepResult {
                 name: format!("{} joins", self.fleet.nodes[j].id),
                 takeover_ms: None,
+                unready_ms: None,
                 taken_over: true,
                 split: self.split(),
                 converged,
@@ -506,7 +524,8 @@ impl Run<'_> {
             Step::Partition => self.fleet.partition(i),
             Step::Join => {}
         }
-        let takeover_ms = self.takeover(&id, &taken, at).await;
+        let watch = (step == Step::Partition).then_some(self.fleet.nodes[i].front);
+        let (takeover_ms, unready_ms) = self.takeover(&id, &taken, at, watch).await;
         // A pause or a partition lasts longer than the TTL, whatever the takeover did.
         let least = self.opts.timings.ttl + Duration::from_secs(1);
         let held = Duration::from_millis((now_ms() - at).max(0) as u64);
@@ -536,6 +555,7 @@ impl Run<'_> {
         Ok(StepResult {
             name,
             takeover_ms,
+            unready_ms,
             taken_over: takeover_ms.is_some() || taken.is_empty(),
             split: self.split(),
             converged,
@@ -573,6 +593,22 @@ impl Run<'_> {
                 (false, _) => format!("{bad:?}"),
             },
         );
+        let ttl = self.ttl_ms();
+        let cut: Vec<String> = steps
+            .iter()
+            .filter(|s| s.name.starts_with("partition"))
+            .map(|s| s.unready_ms.map_or("never".into(), |t| format!("{t} ms")))
+            .collect();
+        if !cut.is_empty() {
+            report.check(
+                "a node cut from the database turns unready within the TTL",
+                steps
+                    .iter()
+                    .filter(|s| s.name.starts_with("partition"))
+                    .all(|s| s.unready_ms.is_some_and(|t| t <= ttl)),
+                format!("/readyz not 200 after {} (TTL {ttl} ms)", cut.join(", ")),
+            );
+        }
         let unconverged: Vec<String> = steps
             .iter()
             .filter_map(|s| {
@@ -766,7 +802,10 @@ fn figures(
     }
     let mut by_node: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for r in &report.records {
-        let Some(n) = r.node.and_then(|i| run.fleet.nodes.iter().find(|n| n.front == i)) else {
+        let Some(n) = r
+            .node
+            .and_then(|i| run.fleet.nodes.iter().find(|n| n.front == i))
+        else {
             continue;
         };
         let e = by_node.entry(n.id.as_str()).or_default();
