@@ -165,6 +165,8 @@ pub struct StepResult {
     pub split: String,
     /// Partition → the node's `/readyz` no longer 200 (ms), for a partition.
     pub unready_ms: Option<i64>,
+    /// The most lock requests seen waiting in the database while the fault lasted.
+    pub lock_waits: i64,
 }
 
 /// Accounts per owning node.
@@ -233,6 +235,7 @@ pub async fn chaos_cluster(opts: &ClusterOptions) -> anyhow::Result<ChaosReport>
         name: format!("{} nodes start", opts.nodes),
         takeover_ms: None,
         unready_ms: None,
+        lock_waits: 0,
         taken_over: true,
         split: run.split(),
         converged: first,
@@ -509,6 +512,7 @@ impl Run<'_> {
                 name: format!("{} joins", self.fleet.nodes[j].id),
                 takeover_ms: None,
                 unready_ms: None,
+                lock_waits: 0,
                 taken_over: true,
                 split: self.split(),
                 converged,
@@ -526,6 +530,7 @@ impl Run<'_> {
         }
         let watch = (step == Step::Partition).then_some(self.fleet.nodes[i].front);
         let (takeover_ms, unready_ms) = self.takeover(&id, &taken, at, watch).await;
+        let since = |s: &history::Sample| s.at >= at;
         // A pause or a partition lasts longer than the TTL, whatever the takeover did.
         let least = self.opts.timings.ttl + Duration::from_secs(1);
         let held = Duration::from_millis((now_ms() - at).max(0) as u64);
@@ -546,6 +551,14 @@ impl Run<'_> {
                 format!("partition {id} from PostgreSQL for > TTL, then heal")
             }
         };
+        let lock_waits = self
+            .history
+            .samples()
+            .iter()
+            .filter(|s| since(s))
+            .map(|s| s.waiting)
+            .max()
+            .unwrap_or(0);
         let converged = self.converge().await;
         self.windows.push(Window {
             node: self.fleet.nodes[i].front,
@@ -556,6 +569,7 @@ impl Run<'_> {
             name,
             takeover_ms,
             unready_ms,
+            lock_waits,
             taken_over: takeover_ms.is_some() || taken.is_empty(),
             split: self.split(),
             converged,
@@ -790,8 +804,9 @@ fn figures(
         report.injected.push((
             s.name.clone(),
             format!(
-                "takeover {}, converged {}; split {}",
+                "takeover {}, lock waits ≤ {}, converged {}; split {}",
                 s.takeover_ms.map_or("-".into(), |t| format!("{t} ms")),
+                s.lock_waits,
                 match &s.converged {
                     Ok(ms) => format!("in {ms} ms"),
                     Err(_) => "NOT".into(),

@@ -58,16 +58,19 @@ fn a_refresh_outside_the_owners_live_lease_is_flagged() {
             at: 1000,
             sessions: vec![session("n1", 4000), session("n2", 4000)],
             owners: vec![owner("a", "n1", 1), owner("b", "n2", 1)],
+            waiting: 0,
         },
         Sample {
             at: 1600,
             sessions: vec![session("n1", 4600), session("n2", 4000)],
             owners: vec![owner("a", "n1", 1), owner("b", "n2", 1)],
+            waiting: 0,
         },
         Sample {
             at: 4100,
             sessions: vec![session("n1", 7000), session("n2", 4000)],
             owners: vec![owner("a", "n1", 1), owner("b", "n1", 2)],
+            waiting: 0,
         },
     ];
     assert_eq!(samples[2].live_owner("b"), Some("n1"));

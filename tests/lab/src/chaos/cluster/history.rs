@@ -42,6 +42,9 @@ pub struct Sample {
     pub sessions: Vec<SessionRow>,
     /// Every ownership row.
     pub owners: Vec<OwnerRow>,
+    /// Lock requests waiting in the whole server (`pg_locks` not granted): a node stalled
+    /// inside a transaction shows as others waiting on its row locks.
+    pub waiting: i64,
 }
 
 impl Sample {
@@ -175,6 +178,10 @@ async fn snapshot(client: &mut tokio_postgres::Client) -> Result<Sample, tokio_p
             owner_gen: r.get(3),
         })
         .collect();
+    let waiting: i64 = tx
+        .query_one("select count(*) from pg_locks where not granted", &[])
+        .await?
+        .get(0);
     // The clock is read after the rows: a session seen live was live at least until `at`.
     let at: i64 = tx.query_one(NOW, &[]).await?.get(0);
     tx.commit().await?;
@@ -182,6 +189,7 @@ async fn snapshot(client: &mut tokio_postgres::Client) -> Result<Sample, tokio_p
         at,
         sessions,
         owners,
+        waiting,
     })
 }
 
