@@ -56,17 +56,30 @@ impl Drop for Runtime {
 struct Conn {
     client: Client,
     /// Keeps the connection task alive as long as the client is used.
-    _rt: Arc<Runtime>,
+    rt: Arc<Runtime>,
+    /// Where it connects to, for [`Conn::ready`] (a secret: never logged).
+    url: String,
+}
+
+impl Conn {
+    /// Connects again if the database closed the connection (a restart, an outage), so one
+    /// outage does not leave the store without a connection for the rest of its life.
+    async fn ready(&mut self) -> Result<&Client, DbError> {
+        if self.client.is_closed() {
+            *self = connect(&self.rt, &self.url).await?;
+        }
+        Ok(&self.client)
+    }
 }
 
 /// Opens a connection on `rt` (awaitable from any runtime).
 async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
     let handle = rt.0.as_ref().map(|r| r.handle().clone());
     let handle = handle.ok_or_else(|| DbError::Worker("stopped".into()))?;
-    let url = url.to_owned();
+    let owned = url.to_owned();
     let client = handle
         .spawn(async move {
-            let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
+            let (client, conn) = tokio_postgres::connect(&owned, NoTls).await?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::warn!(error = %e, "postgres connection ended");
@@ -78,7 +91,8 @@ async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
         .map_err(|e| DbError::Worker(e.to_string()))??;
     Ok(Conn {
         client,
-        _rt: rt.clone(),
+        rt: rt.clone(),
+        url: url.to_owned(),
     })
 }
 
@@ -277,9 +291,9 @@ impl Store for PgStore {
 
     fn load(&self, id: &str) -> io::Result<Option<AccountRecord>> {
         block(async {
-            let conn = self.reader.lock().await;
-            let row = conn
-                .client
+            let mut conn = self.reader.lock().await;
+            let client = conn.ready().await.map_err(io::Error::other)?;
+            let row = client
                 .query_opt(
                     "select id, record::text, tokens from rotor_account where id = $1",
                     &[&id],
@@ -495,6 +509,10 @@ impl Sink for Records {
     type Key = String;
 
     fn apply(&mut self, batch: &[(String, Op)]) -> Vec<io::Result<()>> {
+        if let Err(e) = futures::executor::block_on(self.conn.ready()) {
+            let e = io::Error::other(e);
+            return batch.iter().map(|_| Err(copy(&e))).collect();
+        }
         match futures::executor::block_on(self.transaction(batch)) {
             Ok(out) => out,
             Err(e) => {

@@ -105,12 +105,13 @@ impl ThrowawayPg {
                 "UTF8",
             ],
         );
-        pg.start_again();
+        pg.restart();
         pg
     }
 
-    /// Starts the server (again, after [`Self::stop`]) on the same data, socket and port.
-    pub fn start_again(&self) {
+    /// Starts the server (again, after [`Self::stop`]) on the same data, socket and port,
+    /// waiting until it accepts.
+    pub fn restart(&self) {
         let listen = if self.tcp { "127.0.0.1" } else { "" };
         let opts = format!(
             "-c listen_addresses='{listen}' -p {} -k {} -c fsync=off -c synchronous_commit=off \
@@ -137,7 +138,8 @@ impl ThrowawayPg {
         );
     }
 
-    /// Stops the server (fast shutdown: open connections are closed), keeping its data.
+    /// Stops the server (`pg_ctl stop -m fast`: clients are disconnected at once), keeping its
+    /// data: a database outage for the nodes.
     pub fn stop(&self) {
         let data = self.data();
         self.run("pg_ctl", &["-D", path(&data), "-m", "fast", "-w", "stop"]);

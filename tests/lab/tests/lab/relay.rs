@@ -61,7 +61,7 @@ async fn a_cut_relay_partitions_one_client_from_postgres_until_it_heals() {
         direct.query_one("select 1", &[]).await.is_err(),
         "a stopped server answers nothing"
     );
-    pg.start_again();
+    pg.restart();
     let again = connect(&tcp_url(tcp, name)).await;
     assert_eq!(
         one(&again).await,
