@@ -25,7 +25,8 @@ mod turn;
 mod usage;
 
 pub use options::{
-    AccountSpec, Counters, CreatedAccount, FaultKind, FaultSpec, FaultTarget, SimOptions,
+    AccountSpec, Counters, CreatedAccount, FaultKind, FaultSpec, FaultTarget, RefreshEvent,
+    RefreshOutcome, SimOptions,
 };
 pub use server::{SimHandle, Simulator};
 

@@ -14,6 +14,7 @@
 //! | `POST /sim/faults` | `FaultSpec` e.g. `{"kind":"rate_limit","retry_after_secs":2,"count":1}` | 204 |
 //! | `GET /sim/faults` · `DELETE /sim/faults` | — | list · 204 |
 //! | `GET /sim/counters` | — | totals |
+//! | `GET /sim/refreshes` | — | every refresh-token exchange `[{at, account, caller, outcome}]`, oldest first |
 
 use super::options::{AccountSpec, FaultSpec};
 use super::reply;
@@ -41,6 +42,7 @@ pub(crate) fn router() -> Router<Arc<World>> {
         .route("/sim/accounts/{id}/{action}", post(standing))
         .route("/sim/faults", post(inject).get(faults).delete(clear))
         .route("/sim/counters", get(totals))
+        .route("/sim/refreshes", get(refreshes))
 }
 
 /// Parses a JSON body; an empty body is the type's default.
@@ -211,4 +213,8 @@ async fn clear(State(world): State<Arc<World>>) -> Response {
 
 async fn totals(State(world): State<Arc<World>>) -> Response {
     reply::json_status(StatusCode::OK, json!(world.totals()))
+}
+
+async fn refreshes(State(world): State<Arc<World>>) -> Response {
+    reply::json_status(StatusCode::OK, json!(world.refresh_log()))
 }

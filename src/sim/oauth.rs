@@ -6,7 +6,7 @@
 
 use super::conn::ConnControl;
 use super::fault::{self, Effect};
-use super::options::FaultTarget;
+use super::options::{FaultTarget, RefreshEvent, RefreshOutcome};
 use super::reply;
 use super::responses::count_status;
 use super::state::{GrantError, TokenSet, World, now_ms};
@@ -104,10 +104,35 @@ fn granted(world: &World, t: TokenSet) -> Response {
     )
 }
 
-/// The token endpoint.
+/// What a refresh grant's result goes in the refresh log as.
+fn refresh_event(
+    result: &Result<TokenSet, GrantError>,
+    at: i64,
+    caller: Option<String>,
+) -> RefreshEvent {
+    let (account, outcome) = match result {
+        Ok(t) => (Some(t.account_id.clone()), RefreshOutcome::Granted),
+        Err(GrantError::Reused(id)) => (Some(id.clone()), RefreshOutcome::Reused),
+        Err(GrantError::Deactivated(id) | GrantError::Banned(id)) => {
+            (Some(id.clone()), RefreshOutcome::Refused)
+        }
+        Err(GrantError::Invalid | GrantError::Mismatch) => (None, RefreshOutcome::Invalid),
+    };
+    RefreshEvent {
+        at,
+        account,
+        caller,
+        outcome,
+    }
+}
+
+/// The token endpoint. A `caller` query parameter is not part of the real endpoint's contract
+/// (it ignores unknown parameters); the simulator only writes it into the refresh log, so a
+/// harness running several daemons can tell which one exchanged each refresh token.
 pub(crate) async fn token(
     State(world): State<Arc<World>>,
     conn: Option<Extension<Arc<ConnControl>>>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -137,7 +162,11 @@ pub(crate) async fn token(
     let now = now_ms();
     let result = match req.grant_type.as_deref() {
         Some("refresh_token") => match req.refresh_token.as_deref() {
-            Some(rt) => world.refresh(rt, now),
+            Some(rt) => {
+                let result = world.refresh(rt, now);
+                world.log_refresh(refresh_event(&result, now, query.get("caller").cloned()));
+                result
+            }
             None => {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,

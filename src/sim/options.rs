@@ -339,6 +339,35 @@ impl FaultSpec {
     }
 }
 
+/// How one refresh-token exchange at `POST /oauth/token` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshOutcome {
+    /// A fresh refresh token: new tokens issued.
+    Granted,
+    /// A spent refresh token presented again (`refresh_token_reused`).
+    Reused,
+    /// A token the simulator never issued.
+    Invalid,
+    /// The account is banned or deactivated.
+    Refused,
+}
+
+/// One refresh-token exchange, in the order the simulator decided them: the evidence a
+/// multi-node harness checks against who owned the account at that moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshEvent {
+    /// Unix ms when the simulator decided it.
+    pub at: i64,
+    /// The simulator's account id (`None` for an unknown token).
+    pub account: Option<String>,
+    /// The `caller` query parameter of the token URL, if the client's `token_url` carried one
+    /// (a harness gives each daemon its own, e.g. `…/oauth/token?caller=n1`).
+    pub caller: Option<String>,
+    /// How it ended.
+    pub outcome: RefreshOutcome,
+}
+
 /// What the simulator did for one account (or in total), for assertions and the demo.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {

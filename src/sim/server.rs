@@ -143,6 +143,12 @@ impl SimHandle {
         self.world.counters(sim_account_id)
     }
 
+    /// Every refresh-token exchange so far, oldest first, with the `caller` its token URL
+    /// named.
+    pub fn refresh_log(&self) -> Vec<super::RefreshEvent> {
+        self.world.refresh_log()
+    }
+
     /// What was served in total, anonymous calls included.
     pub fn total_counters(&self) -> Counters {
         self.world.totals()

@@ -3,7 +3,8 @@
 //! both simpler and faster than finer ones at the request rates the simulator serves.
 
 use super::options::{
-    AccountSpec, Counters, CreatedAccount, PRIMARY_WINDOW_SECS, SECONDARY_WINDOW_SECS, SimOptions,
+    AccountSpec, Counters, CreatedAccount, PRIMARY_WINDOW_SECS, RefreshEvent,
+    SECONDARY_WINDOW_SECS, SimOptions,
 };
 use super::quota::{Ms, Quota, Window};
 use serde_json::json;
@@ -157,6 +158,8 @@ struct Inner {
     faults: Vec<ActiveFault>,
     /// Counters over all accounts plus anonymous calls.
     totals: Counters,
+    /// Every refresh-token exchange, oldest first, at most [`REFRESH_LOG_CAP`].
+    refresh_log: Vec<RefreshEvent>,
     /// Source of response ids and turn states.
     serial: u64,
 }
@@ -168,6 +171,9 @@ pub(crate) struct World {
     /// Everything mutable, behind one short-held lock.
     inner: Mutex<Inner>,
 }
+
+/// The refresh log keeps this many exchanges (a demo running for months stays bounded).
+pub(crate) const REFRESH_LOG_CAP: usize = 200_000;
 
 /// Current real time in unix milliseconds.
 pub(crate) fn now_ms() -> Ms {
@@ -188,6 +194,7 @@ impl World {
             codes: HashMap::new(),
             faults: Vec::new(),
             totals: Counters::default(),
+            refresh_log: Vec::new(),
             serial: 0,
         };
         World {
@@ -313,6 +320,20 @@ impl World {
     /// Counters summed over every account (plus anonymous calls).
     pub fn totals(&self) -> Counters {
         self.lock().totals.clone()
+    }
+
+    /// Records one refresh-token exchange (dropped past [`REFRESH_LOG_CAP`]; the counters
+    /// still count it).
+    pub fn log_refresh(&self, event: RefreshEvent) {
+        let mut g = self.lock();
+        if g.refresh_log.len() < REFRESH_LOG_CAP {
+            g.refresh_log.push(event);
+        }
+    }
+
+    /// Every refresh-token exchange so far, oldest first.
+    pub fn refresh_log(&self) -> Vec<RefreshEvent> {
+        self.lock().refresh_log.clone()
     }
 
     /// Sets an account's standing (ban / deactivate / reinstate).

@@ -6,4 +6,9 @@ mod nodes;
 mod pg_daemon;
 mod pg_rules;
 mod pg_store;
+// The throwaway server lives in the lab (the cluster chaos run needs it too); the integration
+// tests cannot depend on the lab crate, so they compile the same file. Its TCP and stop/start
+// parts are the lab's.
+#[allow(dead_code)]
+#[path = "../lab/src/pg.rs"]
 mod throwaway;

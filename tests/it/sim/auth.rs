@@ -24,6 +24,59 @@ async fn refresh(sim: &codex_rotor::sim::SimHandle, rt: &str) -> reqwest::Respon
         .expect("sent")
 }
 
+/// The refresh log is the evidence the cluster chaos run checks ownership against: every
+/// exchange, with the `caller` its token URL named, granted and reused told apart, and the
+/// reuse also counted.
+#[tokio::test]
+async fn the_refresh_log_names_each_exchange_its_caller_and_its_outcome() {
+    let sim = start(SimOptions::default()).await;
+    let acct = sim.create_account(AccountSpec::default());
+    let rt0 = acct.auth_json["tokens"]["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_string();
+    let send = async |caller: &str, rt: &str| {
+        let body = json!({"client_id": "app_EMoamEEZ73f0CkXaXp7hrann",
+            "grant_type": "refresh_token", "refresh_token": rt});
+        reqwest::Client::new()
+            .post(format!("{}?caller={caller}", sim.token_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent")
+    };
+    let first = send("n1", &rt0).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(send("n2", &rt0).await.status(), 401, "a reuse is refused");
+    assert_eq!(refresh(&sim, "never-issued").await.status(), 401);
+    let log = sim.refresh_log();
+    let seen: Vec<_> = log
+        .iter()
+        .map(|e| (e.account.as_deref(), e.caller.as_deref(), e.outcome))
+        .collect();
+    use codex_rotor::sim::RefreshOutcome::{Granted, Invalid, Reused};
+    assert_eq!(
+        seen,
+        [
+            (Some(acct.id.as_str()), Some("n1"), Granted),
+            (Some(acct.id.as_str()), Some("n2"), Reused),
+            (None, None, Invalid),
+        ]
+    );
+    assert!(log.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+    let c = sim.counters(&acct.id);
+    assert_eq!((c.refreshes, c.refresh_reused), (1, 1));
+    let over_http: Value = reqwest::get(format!("{}/sim/refreshes", sim.base_url()))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(over_http[1]["outcome"], "reused");
+    assert_eq!(over_http[1]["caller"], "n2");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn auth_json_is_a_codex_cli_file_with_the_claims_codex_reads() {
     let sim = start(SimOptions::default()).await;

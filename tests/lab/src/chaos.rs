@@ -13,6 +13,7 @@
 
 mod actor_panic;
 pub mod cloudflare;
+pub mod cluster;
 mod daemon;
 pub mod faults;
 mod inproc;
@@ -32,7 +33,11 @@ use std::time::Duration;
 
 /// Arguments of `rotor-lab chaos`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ChaosArgs {
+    /// A scenario of its own (`cluster`: several nodes on PostgreSQL under faults).
+    #[command(subcommand)]
+    pub scenario: Option<Scenario>,
     /// Minutes of load (fractions allowed: 0.5 = 30 s).
     #[arg(long, default_value_t = 3.0)]
     pub minutes: f64,
@@ -77,8 +82,20 @@ pub struct ChaosArgs {
     pub daemon_bin: Option<PathBuf>,
 }
 
+/// The scenarios of `rotor-lab chaos` that take arguments of their own.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Scenario {
+    /// Several nodes on one PostgreSQL under SIGKILL, SIGSTOP, a partition from the database
+    /// and a join: no refresh token used twice, none refreshed without a live lease, every
+    /// account owned by exactly one live node, takeover within TTL + 2 s.
+    Cluster(cluster::ClusterArgs),
+}
+
 /// Runs `rotor-lab chaos`; an error (exit code 1) when a check fails.
 pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+    if let Some(Scenario::Cluster(c)) = args.scenario {
+        return cluster::run(c).await;
+    }
     if args.quota_efficiency {
         let opts = quota::QuotaOptions {
             accounts: args.accounts,

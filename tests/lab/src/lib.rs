@@ -9,8 +9,12 @@
 //! - [`bench`]: `bench sim` (the simulator alone), `bench proxy` (direct, bare pass-through and
 //!   through the daemon) and `bench passthrough`, the bare pass-through itself.
 //! - [`chaos`]: the storm with SIGKILL/restart, and the quota-efficiency, Cloudflare and scaling
-//!   scenarios.
+//!   scenarios; `chaos cluster`, several nodes on PostgreSQL under faults.
+//! - [`pg`]: a throwaway PostgreSQL (also compiled into `tests/it`).
+//! - [`relay`]: a TCP relay the harness can cut, to partition one node from the database.
 
 pub mod bench;
 pub mod chaos;
 pub mod loadgen;
+pub mod pg;
+pub mod relay;

@@ -29,6 +29,8 @@ pub struct ChildDaemon {
     /// Account whose actor panics once (`CODEX_ROTOR_PANIC_ACCOUNT`); the next spawn takes it,
     /// so a restarted process does not panic it again.
     panic_account: Option<String>,
+    /// Extra environment of every spawn (store key, cluster secret).
+    env: Vec<(String, String)>,
 }
 
 /// Writes a daemon config for the simulator at `backend`/`token_url`, listening on `addr`.
@@ -71,6 +73,18 @@ impl ChildDaemon {
         addr: SocketAddr,
         panic_account: Option<String>,
     ) -> anyhow::Result<ChildDaemon> {
+        Self::start_with_env(bin, config, log, addr, panic_account, Vec::new()).await
+    }
+
+    /// [`ChildDaemon::start`] with extra environment variables, kept for every restart.
+    pub async fn start_with_env(
+        bin: PathBuf,
+        config: PathBuf,
+        log: PathBuf,
+        addr: SocketAddr,
+        panic_account: Option<String>,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<ChildDaemon> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))
@@ -83,6 +97,7 @@ impl ChildDaemon {
             child: None,
             http,
             panic_account,
+            env,
         };
         d.spawn().await?;
         Ok(d)
@@ -98,6 +113,7 @@ impl ChildDaemon {
         if let Some(id) = self.panic_account.take() {
             cmd.env(rotor_actors::fault::PANIC_ENV, id);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .arg("serve")
             .arg("--config")
@@ -169,6 +185,39 @@ impl ChildDaemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`) to the running child.
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
+    /// `GET path` on the daemon: its status, or `None` when it does not answer in `within`.
+    pub async fn status_of(&self, path: &str, within: Duration) -> Option<u16> {
+        let r = self
+            .http
+            .get(format!("http://{}{path}", self.addr))
+            .timeout(within)
+            .send()
+            .await
+            .ok()?;
+        Some(r.status().as_u16())
+    }
+
+    /// `GET path` on the daemon as text (e.g. `/metrics`).
+    pub async fn text(&self, path: &str) -> anyhow::Result<String> {
+        let r = self
+            .http
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+        Ok(r.text().await?)
     }
 
     /// The child's process id, if running.

@@ -52,12 +52,18 @@ impl Kind {
         )
     }
 
-    fn body(self, n: u64) -> Value {
+    fn body(self, n: u64, conversation: Option<&str>) -> Value {
         let stream = self.streamed();
         let text = format!("chaos request {n}: say hello");
         match self {
-            Kind::ResponsesStream | Kind::Responses => json!({"model": "gpt-5.5", "stream": stream,
-                "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]}),
+            Kind::ResponsesStream | Kind::Responses => {
+                let mut b = json!({"model": "gpt-5.5", "stream": stream,
+                "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]});
+                if let Some(c) = conversation {
+                    b["prompt_cache_key"] = json!(c);
+                }
+                b
+            }
             Kind::ChatStream | Kind::Chat => json!({"model": "gpt-5.5", "stream": stream,
                 "messages": [{"role": "user", "content": text}]}),
             Kind::MessagesStream | Kind::Messages => {
@@ -76,7 +82,8 @@ pub enum Outcome {
     /// A correct protocol error: an HTTP error status with the protocol's error body, or a
     /// stream that ended with the protocol's terminal error event. Holds a short label.
     ProtocolError(String),
-    /// The connection failed while the daemon was being killed (expected only then).
+    /// The connection failed while the daemon was being killed (expected only then), or, with
+    /// several nodes, while the node it was sent to was killed or stopped.
     CutByKill,
     /// Anything else: the harness fails. Holds what was wrong.
     Violation(String),
@@ -91,6 +98,72 @@ pub struct Record {
     pub outcome: Outcome,
     /// When it started and ended, relative to the start of the run.
     pub span: (Duration, Duration),
+    /// Which node of a [`Front`] it was sent to (`None`: the single daemon).
+    pub node: Option<usize>,
+}
+
+/// The front door of several nodes, as a reverse proxy with health checks would be: requests
+/// go round-robin to the nodes marked up, and a conversation (its `session-id`) always to the
+/// same up node, by rendezvous hashing (nginx `hash $http_session_id consistent` moves about
+/// as few conversations when a node leaves or joins). The harness marks nodes up and down.
+pub struct Front {
+    bases: Mutex<Vec<(String, bool)>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Front {
+    /// A front door with no node yet.
+    pub fn new() -> Arc<Front> {
+        Arc::new(Front {
+            bases: Mutex::new(Vec::new()),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// Adds a node (down until [`Front::set_up`]); returns its index.
+    pub fn add(&self, base: String) -> usize {
+        let mut b = self.bases.lock().unwrap_or_else(|e| e.into_inner());
+        b.push((base, false));
+        b.len() - 1
+    }
+
+    /// Marks node `i` up or down.
+    pub fn set_up(&self, i: usize, up: bool) {
+        let mut b = self.bases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = b.get_mut(i) {
+            slot.1 = up;
+        }
+    }
+
+    /// Whether node `i` is up.
+    pub fn is_up(&self, i: usize) -> bool {
+        let b = self.bases.lock().unwrap_or_else(|e| e.into_inner());
+        b.get(i).is_some_and(|s| s.1)
+    }
+
+    /// The node a request goes to: by `conversation` if it has one, else the next up node.
+    pub fn pick(&self, conversation: Option<&str>) -> Option<(usize, String)> {
+        let b = self.bases.lock().unwrap_or_else(|e| e.into_inner());
+        let up: Vec<usize> = (0..b.len()).filter(|&i| b[i].1).collect();
+        let i = match conversation {
+            Some(c) => *up.iter().max_by_key(|&&i| weight(c, &b[i].0))?,
+            None => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                *up.get(n % up.len().max(1))?
+            }
+        };
+        Some((i, b[i].0.clone()))
+    }
+}
+
+/// The rendezvous weight of a conversation on a node (FNV-1a of both).
+fn weight(conversation: &str, node: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in conversation.bytes().chain([0]).chain(node.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// Shared state of the load: where to send, whether to keep going, what happened.
@@ -105,6 +178,11 @@ pub struct Load {
     pub records: Mutex<Vec<Record>>,
     /// The run's time origin.
     pub t0: Instant,
+    /// Several nodes behind a front door instead of `base`.
+    pub front: Option<Arc<Front>>,
+    /// Every `conversations`-th worker is a conversation: it sends a `session-id` (and, on
+    /// Responses, a `prompt_cache_key`) of its own with every request. 0: none.
+    pub conversations: usize,
     http: reqwest::Client,
 }
 
@@ -122,8 +200,25 @@ impl Load {
             running: AtomicBool::new(true),
             records: Mutex::new(Vec::new()),
             t0,
+            front: None,
+            conversations: 0,
             http,
         }))
+    }
+
+    /// A load on the nodes behind `front`; every `conversations`-th worker keeps a conversation.
+    pub fn on_front(
+        front: Arc<Front>,
+        conversations: usize,
+        key: String,
+        t0: Instant,
+    ) -> anyhow::Result<Arc<Load>> {
+        let mut load = Load::new(String::new(), key, t0)?;
+        let me =
+            Arc::get_mut(&mut load).ok_or_else(|| anyhow::anyhow!("a fresh load is shared"))?;
+        me.front = Some(front);
+        me.conversations = conversations;
+        Ok(load)
     }
 
     /// Spawns `n` workers; they stop when `running` is cleared.
@@ -133,9 +228,11 @@ impl Load {
                 let me = self.clone();
                 tokio::spawn(async move {
                     let mut i = w as u64;
+                    let conversation = (me.conversations > 0 && w % me.conversations == 0)
+                        .then(|| format!("chaos-conversation-{w}"));
                     while me.running.load(Ordering::Relaxed) {
                         let kind = KINDS[(i % KINDS.len() as u64) as usize];
-                        if me.one(kind, i).await != Outcome::Success {
+                        if me.one_in(kind, i, conversation.as_deref()).await != Outcome::Success {
                             // A real client backs off after an error instead of spinning on it.
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
@@ -148,29 +245,47 @@ impl Load {
 
     /// Sends one request and records how it ended (before classification against kill windows).
     pub async fn one(&self, kind: Kind, n: u64) -> Outcome {
+        self.one_in(kind, n, None).await
+    }
+
+    /// Sends one request of `conversation` (if any) and records how it ended.
+    pub async fn one_in(&self, kind: Kind, n: u64, conversation: Option<&str>) -> Outcome {
         let start = self.t0.elapsed();
-        let outcome = self.send(kind, n).await;
+        let (node, base) = match &self.front {
+            Some(front) => match front.pick(conversation) {
+                Some((i, b)) => (Some(i), b),
+                None => {
+                    // No node up: a real front door answers 502 itself; the harness waits.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return Outcome::CutByKill;
+                }
+            },
+            None => (None, self.base.clone()),
+        };
+        let outcome = self.send(&base, kind, n, conversation).await;
         let end = self.t0.elapsed();
         if let Ok(mut r) = self.records.lock() {
             r.push(Record {
                 kind,
                 outcome: outcome.clone(),
                 span: (start, end),
+                node,
             });
         }
         outcome
     }
 
-    async fn send(&self, kind: Kind, n: u64) -> Outcome {
-        let resp = self
+    async fn send(&self, base: &str, kind: Kind, n: u64, conversation: Option<&str>) -> Outcome {
+        let mut req = self
             .http
-            .post(format!("{}{}", self.base, kind.path()))
+            .post(format!("{base}{}", kind.path()))
             .bearer_auth(&self.key)
             .header("x-api-key", &self.key)
-            .header("anthropic-version", "2023-06-01")
-            .json(&kind.body(n))
-            .send()
-            .await;
+            .header("anthropic-version", "2023-06-01");
+        if let Some(c) = conversation {
+            req = req.header("session-id", c);
+        }
+        let resp = req.json(&kind.body(n, conversation)).send().await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => return Outcome::Violation(format!("transport: {}", error_chain(&e))),

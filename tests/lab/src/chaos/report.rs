@@ -70,7 +70,7 @@ impl ChaosReport {
             let label = match &r.outcome {
                 Outcome::Success => "success".to_string(),
                 Outcome::ProtocolError(l) => format!("protocol error: {l}"),
-                Outcome::CutByKill => "cut by SIGKILL".to_string(),
+                Outcome::CutByKill => "cut by a fault on its node (SIGKILL, SIGSTOP)".to_string(),
                 Outcome::Violation(v) => {
                     format!("VIOLATION: {}", v.chars().take(200).collect::<String>())
                 }

@@ -15,13 +15,9 @@ use rotor_actors::{RefreshReason, TokenRefresher};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Checks taken on the running daemon after the load stopped: leases, locks, memory.
-pub(super) async fn after_load(
-    opts: &ChaosOptions,
-    daemon: &mut ChildDaemon,
-    report: &mut ChaosReport,
-    tl: &Timeline,
-) {
+/// The pool's in-flight count and the sum of its accounts' leases once they return to 0, or
+/// what they still were after 10 s (`u64::MAX`: the daemon did not answer).
+pub(super) async fn idle_leases(daemon: &ChildDaemon) -> (u64, u64) {
     let start = Instant::now();
     let (mut in_flight, mut leases) = (u64::MAX, u64::MAX);
     while start.elapsed() < Duration::from_secs(10) {
@@ -37,6 +33,17 @@ pub(super) async fn after_load(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    (in_flight, leases)
+}
+
+/// Checks taken on the running daemon after the load stopped: leases, locks, memory.
+pub(super) async fn after_load(
+    opts: &ChaosOptions,
+    daemon: &mut ChildDaemon,
+    report: &mut ChaosReport,
+    tl: &Timeline,
+) {
+    let (in_flight, leases) = idle_leases(daemon).await;
     report.check(
         "in-flight leases return to 0",
         in_flight == 0 && leases == 0,
@@ -114,6 +121,18 @@ pub(super) async fn on_disk(
             );
         }
     };
+    records_hold(sim, &recs, quarantined.len(), sim_ids, report).await;
+}
+
+/// Every simulator account has its record (none quarantined) and each record's refresh token
+/// is the newest the simulator issued (it is exchanged once more to prove it).
+pub(super) async fn records_hold(
+    sim: &SimHandle,
+    recs: &[rotor_actors::AccountRecord],
+    quarantined: usize,
+    sim_ids: &[String],
+    report: &mut ChaosReport,
+) {
     let missing: Vec<&String> = sim_ids
         .iter()
         .filter(|id| {
@@ -124,18 +143,18 @@ pub(super) async fn on_disk(
         .collect();
     report.check(
         "no account lost after SIGKILL + restart",
-        missing.is_empty() && quarantined.is_empty() && recs.len() == sim_ids.len(),
+        missing.is_empty() && quarantined == 0 && recs.len() == sim_ids.len(),
         format!(
-            "{} of {} on disk, {} quarantined, missing {:?}",
+            "{} of {} stored, {} quarantined, missing {:?}",
             recs.len(),
             sim_ids.len(),
-            quarantined.len(),
+            quarantined,
             &missing[..missing.len().min(3)]
         ),
     );
     let refresher = codex_rotor::oauth::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
     let mut dead = Vec::new();
-    for r in &recs {
+    for r in recs {
         let Some(rt) = r.tokens.refresh_token.clone() else {
             dead.push(format!("{}: no refresh token", r.id));
             continue;
@@ -172,13 +191,8 @@ pub(super) async fn on_disk(
     );
 }
 
-/// Outcome checks and the figures of the summary.
-pub(super) fn fill_figures(
-    sim: &SimHandle,
-    report: &mut ChaosReport,
-    tl: &Timeline,
-    opts: &ChaosOptions,
-) {
+/// Every request ended in success or a correct protocol error; every protocol was served.
+pub(super) fn outcome_checks(report: &mut ChaosReport) {
     let violations: Vec<String> = report
         .records
         .iter()
@@ -216,6 +230,16 @@ pub(super) fn fill_figures(
             format!("never succeeded: {unserved:?}")
         },
     );
+}
+
+/// Outcome checks and the figures of the summary.
+pub(super) fn fill_figures(
+    sim: &SimHandle,
+    report: &mut ChaosReport,
+    tl: &Timeline,
+    opts: &ChaosOptions,
+) {
+    outcome_checks(report);
     let c = sim.total_counters();
     report.check(
         "the faults actually hit",

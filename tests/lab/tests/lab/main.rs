@@ -4,7 +4,9 @@
 mod bench;
 mod chaos;
 mod cloudflare;
+mod cluster_chaos;
 mod quota_efficiency;
+mod relay;
 mod sim_load;
 
 use codex_rotor::sim::{SimHandle, SimOptions, Simulator};

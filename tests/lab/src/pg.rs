@@ -1,8 +1,14 @@
-//! A throwaway PostgreSQL for the tests: `initdb` into a temporary directory and `pg_ctl
-//! start` listening only on a Unix socket inside it (no TCP port), stopped and deleted when
-//! dropped. Uses the Debian `postgresql` package's binaries (tests/run installs it). When the
-//! tests run as root, the server runs as the `postgres` user (PostgreSQL refuses root).
+//! A throwaway PostgreSQL for the tests and the lab: `initdb` into a temporary directory and
+//! `pg_ctl start` listening on a Unix socket inside it and, when asked
+//! ([`ThrowawayPg::start_with_tcp`]), on a loopback TCP port as well (so a relay the harness
+//! controls can stand between one node and the database). Stopped and deleted when dropped.
+//! Uses the Debian `postgresql` package's binaries (tests/run installs it). When run as root,
+//! the server runs as the `postgres` user (PostgreSQL refuses root).
+//!
+//! One file for both users: the lab's `rotor_lab::pg`, and `tests/it` includes it by path (the
+//! integration tests cannot depend on the lab, which depends on `codex-rotor`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,6 +17,10 @@ pub struct ThrowawayPg {
     dir: tempfile::TempDir,
     bin: PathBuf,
     run_as: Option<String>,
+    /// The port, both of the socket file's name and of the TCP listener if any.
+    port: u16,
+    /// Whether it also listens on `127.0.0.1:port`.
+    tcp: bool,
 }
 
 /// The directory of `initdb`/`pg_ctl`: `$ROTOR_PG_BIN`, else the newest
@@ -37,9 +47,26 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// A loopback port free right now (bound, then released for the server to bind).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 impl ThrowawayPg {
-    /// Starts a fresh server; panics with what is missing if it cannot.
+    /// Starts a fresh server on a Unix socket only; panics with what is missing if it cannot.
     pub fn start() -> Self {
+        Self::init(false)
+    }
+
+    /// Starts a fresh server on a Unix socket and on `127.0.0.1:`[`Self::port`].
+    pub fn start_with_tcp() -> Self {
+        Self::init(true)
+    }
+
+    fn init(tcp: bool) -> Self {
         let bin = pg_bin();
         let dir = tempfile::Builder::new()
             .prefix("rotor-pg-")
@@ -56,7 +83,14 @@ impl ThrowawayPg {
                 .is_ok_and(|s| s.success());
             assert!(ok, "chown of the PostgreSQL test directory to {user}");
         }
-        let pg = Self { dir, bin, run_as };
+        let port = if tcp { free_port() } else { 5432 };
+        let pg = Self {
+            dir,
+            bin,
+            run_as,
+            port,
+            tcp,
+        };
         let data = pg.data();
         pg.run(
             "initdb",
@@ -71,18 +105,22 @@ impl ThrowawayPg {
                 "UTF8",
             ],
         );
-        pg.start_server();
+        pg.restart();
         pg
     }
 
-    /// Starts the server on the data directory (`pg_ctl start`, waiting until it accepts).
-    fn start_server(&self) {
+    /// Starts the server (again, after [`Self::stop`]) on the same data, socket and port,
+    /// waiting until it accepts.
+    pub fn restart(&self) {
+        let listen = if self.tcp { "127.0.0.1" } else { "" };
         let opts = format!(
-            "-c listen_addresses='' -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "-c listen_addresses='{listen}' -p {} -k {} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            self.port,
             self.socket_dir().display()
         );
-        let log = self.dir.path().join("server.log");
         let data = self.data();
+        let log = self.dir.path().join("server.log");
         self.run(
             "pg_ctl",
             &[
@@ -100,16 +138,11 @@ impl ThrowawayPg {
         );
     }
 
-    /// Stops the server (`pg_ctl stop -m fast`: clients are disconnected at once), keeping
-    /// its data: a database outage for the nodes.
+    /// Stops the server (`pg_ctl stop -m fast`: clients are disconnected at once), keeping its
+    /// data: a database outage for the nodes.
     pub fn stop(&self) {
         let data = self.data();
         self.run("pg_ctl", &["-D", path(&data), "-m", "fast", "-w", "stop"]);
-    }
-
-    /// Starts the stopped server again on the same data and socket.
-    pub fn restart(&self) {
-        self.start_server();
     }
 
     fn data(&self) -> PathBuf {
@@ -118,6 +151,17 @@ impl ThrowawayPg {
 
     fn socket_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The port (of the socket file's name, and of the TCP listener if any).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:port` when it listens on TCP.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+            .then(|| SocketAddr::from(([127, 0, 0, 1], self.port)))
     }
 
     /// Runs one PostgreSQL binary (as the server's user when root), panicking with its output.
@@ -140,15 +184,21 @@ impl ThrowawayPg {
         );
     }
 
-    /// A libpq connection string for database `postgres` as user `rotor`.
+    /// A libpq connection string for database `postgres` as user `rotor` (Unix socket).
     pub fn url(&self) -> String {
+        self.url_of("postgres")
+    }
+
+    /// The Unix-socket connection string of database `name`.
+    pub fn url_of(&self, name: &str) -> String {
         format!(
-            "host={} user=rotor dbname=postgres",
-            self.socket_dir().display()
+            "host={} port={} user=rotor dbname={name}",
+            self.socket_dir().display(),
+            self.port
         )
     }
 
-    /// Creates database `name` and returns its connection string.
+    /// Creates database `name` and returns its (Unix-socket) connection string.
     pub async fn database(&self, name: &str) -> String {
         let (client, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
             .await
@@ -160,11 +210,18 @@ impl ThrowawayPg {
             .expect("create database");
         drop(client);
         let _ = task.await;
-        format!(
-            "host={} user=rotor dbname={name}",
-            self.socket_dir().display()
-        )
+        self.url_of(name)
     }
+}
+
+/// The TCP connection string of database `name` at `addr` (the server's listener, or a relay
+/// in front of it).
+pub fn tcp_url(addr: SocketAddr, name: &str) -> String {
+    format!(
+        "host={} port={} user=rotor dbname={name} connect_timeout=2",
+        addr.ip(),
+        addr.port()
+    )
 }
 
 fn path(p: &Path) -> &str {

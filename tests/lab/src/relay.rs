@@ -1,0 +1,121 @@
+//! A TCP relay the harness can cut: it listens on `127.0.0.1:0` and forwards each connection
+//! to one target (one relay per daemon in front of PostgreSQL, so one node can be partitioned
+//! from the database while the others are not). [`Relay::cut`] is a partition, not a reset:
+//! nothing is closed, bytes simply stop moving in both directions and new connections are
+//! accepted but not carried on, as when packets are dropped; the kernel buffers fill and the
+//! peers' writes block. [`Relay::heal`] lets everything held back through, in order, as TCP's
+//! retransmission would after a short partition.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A running relay; dropping it stops accepting (open connections end with their peers).
+pub struct Relay {
+    addr: SocketAddr,
+    cut: watch::Sender<bool>,
+    accepted: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Starts a relay to `target`.
+    pub async fn start(target: SocketAddr) -> std::io::Result<Relay> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (cut, gate) = watch::channel(false);
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::Relaxed);
+                let gate = gate.clone();
+                tokio::spawn(carry(client, target, gate));
+            }
+        });
+        Ok(Relay {
+            addr,
+            cut,
+            accepted,
+            task,
+        })
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Partitions: no byte moves either way and no new connection reaches the target.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Ends the partition: what was held back goes through.
+    pub fn heal(&self) {
+        self.cut.send_replace(false);
+    }
+
+    /// Whether it is cut now.
+    pub fn is_cut(&self) -> bool {
+        *self.cut.borrow()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Waits while the relay is cut.
+async fn open(gate: &mut watch::Receiver<bool>) -> bool {
+    gate.wait_for(|cut| !cut).await.is_ok()
+}
+
+/// One connection: connect to the target once the gate is open, then copy both ways.
+async fn carry(client: TcpStream, target: SocketAddr, mut gate: watch::Receiver<bool>) {
+    if !open(&mut gate).await {
+        return;
+    }
+    let Ok(server) = TcpStream::connect(target).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let up = tokio::spawn(pump(cr, sw, gate.clone()));
+    pump(sr, cw, gate).await;
+    let _ = up.await;
+}
+
+/// Copies one direction; a chunk read while the relay is cut is held until it heals.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut gate: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if !open(&mut gate).await {
+            return;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if !open(&mut gate).await || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+    let _ = to.shutdown().await;
+}
