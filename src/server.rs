@@ -159,6 +159,9 @@ async fn cluster_fence(
     let db = crate::store::postgres::LeaseDb::connect(&c.url)
         .await
         .context("connecting the refresh fence to the database")?;
+    db.bound_waits(timing.fifth())
+        .await
+        .context("bounding the refresh fence's lock waits")?;
     let fence = PgFence::new(db, view.clone(), c.store.clone(), Window::of(&cfg.cluster));
     Ok((view, Arc::new(fence)))
 }

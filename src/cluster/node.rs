@@ -62,7 +62,7 @@ impl Timing {
 
     /// A fifth of the TTL: the renewal period, the bound on one statement and on how long a
     /// leaving actor's leases get to come back.
-    fn fifth(&self) -> Duration {
+    pub fn fifth(&self) -> Duration {
         Duration::from_millis(u64::try_from(self.ttl / 5).unwrap_or(0).max(50))
     }
 }
@@ -162,9 +162,16 @@ async fn within<T>(
     })
 }
 
-/// Connects, bounded; `None` after a failure (logged once per outage by the caller).
+/// Connects, bounded; `None` after a failure (logged once per outage by the caller). The
+/// connection's own lock waits and idle transactions are bounded the same way, so a node
+/// paused inside a transaction cannot stall the others' renewals past their deadlines.
 async fn connect(url: &str, bound: Duration) -> Result<LeaseDb, DbError> {
-    within(bound, LeaseDb::connect(url)).await
+    within(bound, async {
+        let db = LeaseDb::connect(url).await?;
+        db.bound_waits(bound).await?;
+        Ok(db)
+    })
+    .await
 }
 
 /// Waits `d`, or until asked to stop.

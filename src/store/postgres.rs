@@ -80,6 +80,21 @@ impl LeaseDb {
         Ok(Self { client })
     }
 
+    /// Bounds how long this connection's work can hold or wait for a row lock (at most
+    /// `bound` each): a transaction left idle — its node paused by SIGSTOP or a VM freeze
+    /// between two statements — is ended by the server, so its locks never stall the other
+    /// nodes' renewals and claims; and a statement of this node waiting on a lock gives up
+    /// instead of outliving its own lease.
+    pub async fn bound_waits(&self, bound: std::time::Duration) -> Result<(), DbError> {
+        let ms = bound.as_millis().max(100);
+        self.client
+            .batch_execute(&format!(
+                "set idle_in_transaction_session_timeout = {ms}; set lock_timeout = {ms}"
+            ))
+            .await?;
+        Ok(())
+    }
+
     /// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer one. Returns the version the
     /// database had before.
     pub async fn migrate(&mut self) -> Result<i32, DbError> {

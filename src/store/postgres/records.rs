@@ -32,6 +32,10 @@ const PROBE: &[u8] = b"codex-rotor store key probe";
 /// The associated data of the probe (account ids are hex, so it cannot collide with one).
 const PROBE_AAD: &str = "rotor_store_key";
 
+/// How long the server lets a transaction of this store sit idle before ending it (a healthy
+/// batch sends its statements back to back).
+const IDLE_IN_TRANSACTION_MS: u64 = 2_000;
+
 /// Upsert of one record, only while this process holds the account at generation `$2`
 /// (`for share` waits for a concurrent owner change and re-checks against its outcome).
 const WRITE: &str = "insert into rotor_account (id, record, tokens, added_at)
@@ -85,6 +89,14 @@ async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
                     tracing::warn!(error = %e, "postgres connection ended");
                 }
             });
+            // A writer paused inside a batch (SIGSTOP, a VM freeze) must not keep the owner
+            // rows it read `for share` locked: the server ends such a transaction, so claims
+            // on the other nodes go on.
+            client
+                .batch_execute(&format!(
+                    "set idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}"
+                ))
+                .await?;
             Ok::<_, DbError>(client)
         })
         .await
