@@ -7,6 +7,7 @@
 //! fact").
 
 pub mod accounts;
+mod forwards;
 mod refresh;
 pub mod series;
 
@@ -299,6 +300,7 @@ impl Metrics {
             fenced,
         );
         accounts::register(&mut scrape, summary, accounts);
+        forwards::register(&mut scrape);
         let mut out = String::new();
         for registry in [&self.registry, &scrape] {
             encode(&mut out, registry);

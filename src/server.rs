@@ -128,6 +128,8 @@ pub struct Daemon {
     pub state: AppState,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Keeps the node's published summary current (cluster mode).
+    publisher: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts pool and HTTP server from a validated configuration and the loaded account records.
@@ -148,6 +150,19 @@ pub async fn start_with(
     store: Arc<dyn rotor_actors::Store>,
     records: Vec<AccountRecord>,
     quarantined: Vec<crate::store::Quarantined>,
+) -> anyhow::Result<Daemon> {
+    start_node(cfg, store, records, quarantined, None).await
+}
+
+/// [`start_with`] as a node of a cluster: requests whose conversation lives on another node,
+/// or that no local account can take, go to a peer through `cluster`, and the node's summary
+/// is kept current in its view for the lease loop to publish ([`crate::cluster::summary`]).
+pub async fn start_node(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+    cluster: Option<crate::cluster::Link>,
 ) -> anyhow::Result<Daemon> {
     let refused = cfg.validate_bind();
     if !refused.is_empty() {
@@ -189,7 +204,11 @@ pub async fn start_with(
         upstream,
         clock,
         quarantined,
+        cluster,
     });
+    let publisher = state
+        .cluster()
+        .map(|link| crate::cluster::summary::spawn(link.view.clone(), state.pool().clone()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::http::router::build(state.clone());
     let limits = ConnLimits::of(&state.config().server);
@@ -201,6 +220,7 @@ pub async fn start_with(
         state,
         stop,
         server,
+        publisher,
     })
 }
 
@@ -334,6 +354,9 @@ impl Daemon {
             {
                 server.abort();
             }
+        }
+        if let Some(p) = self.publisher {
+            p.abort();
         }
         self.state.pool().shutdown().await;
     }

@@ -1,8 +1,10 @@
 //! The state every handler shares: the pool handle, the current configuration (swapped on
 //! SIGHUP), client keys, metrics, the recent-requests ring, the upstream session, the clock,
-//! the account files quarantined at start, and the drain signal that tells open streams the
+//! the account files quarantined at start, the link to the other nodes in cluster mode, and
+//! the drain signal that tells open streams the
 //! shutdown grace is over. Cheap to clone (one `Arc`).
 
+use crate::cluster::Link;
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -50,6 +52,9 @@ struct Inner {
     /// Account files that could not be loaded at start and were moved aside, so the admin
     /// API, the dashboard and `/readyz` can say so instead of only one log line.
     quarantined: Vec<Quarantined>,
+    /// The node's link to its peers in cluster mode (docs/cluster.md); `None` for a single
+    /// node, which then never forwards and accepts no forwarded request.
+    cluster: Option<Link>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -70,6 +75,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Account files `FileStore::open` quarantined (empty when not opened from a data dir).
     pub quarantined: Vec<Quarantined>,
+    /// The link to the other nodes, in cluster mode.
+    pub cluster: Option<Link>,
 }
 
 impl AppState {
@@ -90,6 +97,7 @@ impl AppState {
             turns: TurnStates::new(),
             minted: Arc::new(MintedReasoning::new()),
             quarantined: p.quarantined,
+            cluster: p.cluster,
         };
         Self {
             inner: Arc::new(inner),
@@ -161,6 +169,11 @@ impl AppState {
     /// Account files quarantined when the data directory was opened.
     pub fn quarantined(&self) -> &[Quarantined] {
         &self.inner.quarantined
+    }
+
+    /// The link to the other nodes; `None` for a single node.
+    pub fn cluster(&self) -> Option<&Link> {
+        self.inner.cluster.as_ref()
     }
 
     /// A receiver that turns `true` when open streams must end (shutdown grace over).

@@ -1,6 +1,7 @@
 //! Several nodes on one PostgreSQL: the ownership rules on a real database, started by the
 //! tests on a Unix socket (docs/cluster.md).
 
+mod forward;
 mod pg_daemon;
 mod pg_rules;
 mod pg_store;
