@@ -154,16 +154,25 @@ pub async fn start_with(
     start_node(cfg, store, records, quarantined, None).await
 }
 
-/// [`start_with`] as a node of a cluster: requests whose conversation lives on another node,
-/// or that no local account can take, go to a peer through `cluster`, and the node's summary
-/// is kept current in its view for the lease loop to publish ([`crate::cluster::summary`]).
+/// [`start_with`] for a node of a cluster: `cluster` is the view its lease loop keeps current,
+/// which the admin API, the dashboard and the request path read. `None` is a single node. A
+/// node forwards requests whose conversation lives on a peer, or that no local account can
+/// take, signed with the `[cluster]` secret (which must be readable), and keeps the summary it
+/// publishes current in its view ([`crate::cluster::summary`]).
 pub async fn start_node(
     cfg: Config,
     store: Arc<dyn rotor_actors::Store>,
     records: Vec<AccountRecord>,
     quarantined: Vec<crate::store::Quarantined>,
-    cluster: Option<crate::cluster::Link>,
+    cluster: Option<Arc<crate::cluster::ClusterView>>,
 ) -> anyhow::Result<Daemon> {
+    let link = match &cluster {
+        Some(_) => Some(
+            crate::cluster::Link::from_config(&cfg.cluster, &crate::config::access::process_env)
+                .map_err(|e| anyhow::anyhow!("cluster secret: {e}"))?,
+        ),
+        None => None,
+    };
     let refused = cfg.validate_bind();
     if !refused.is_empty() {
         anyhow::bail!(
@@ -205,10 +214,11 @@ pub async fn start_node(
         clock,
         quarantined,
         cluster,
+        link,
     });
     let publisher = state
         .cluster()
-        .map(|link| crate::cluster::summary::spawn(link.view.clone(), state.pool().clone()));
+        .map(|view| crate::cluster::summary::spawn(view.clone(), state.pool().clone()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::http::router::build(state.clone());
     let limits = ConnLimits::of(&state.config().server);

@@ -4,7 +4,7 @@
 //! the drain signal that tells open streams the
 //! shutdown grace is over. Cheap to clone (one `Arc`).
 
-use crate::cluster::Link;
+use crate::cluster::{ClusterView, Link};
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -52,9 +52,12 @@ struct Inner {
     /// Account files that could not be loaded at start and were moved aside, so the admin
     /// API, the dashboard and `/readyz` can say so instead of only one log line.
     quarantined: Vec<Quarantined>,
-    /// The node's link to its peers in cluster mode (docs/cluster.md); `None` for a single
-    /// node, which then never forwards and accepts no forwarded request.
-    cluster: Option<Link>,
+    /// This node's view of the cluster; `None` on a single node (`[cluster] enabled = false`).
+    cluster: Option<Arc<ClusterView>>,
+    /// What forwarding between nodes needs besides the view (the secret, the peer client);
+    /// set exactly when `cluster` is. A single node never forwards and accepts no forwarded
+    /// request.
+    link: Option<Link>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -75,8 +78,10 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Account files `FileStore::open` quarantined (empty when not opened from a data dir).
     pub quarantined: Vec<Quarantined>,
-    /// The link to the other nodes, in cluster mode.
-    pub cluster: Option<Link>,
+    /// The cluster view the lease loop keeps current; `None` on a single node.
+    pub cluster: Option<Arc<ClusterView>>,
+    /// The link to the other nodes, with `cluster`.
+    pub link: Option<Link>,
 }
 
 impl AppState {
@@ -98,6 +103,7 @@ impl AppState {
             minted: Arc::new(MintedReasoning::new()),
             quarantined: p.quarantined,
             cluster: p.cluster,
+            link: p.link,
         };
         Self {
             inner: Arc::new(inner),
@@ -171,9 +177,14 @@ impl AppState {
         &self.inner.quarantined
     }
 
-    /// The link to the other nodes; `None` for a single node.
-    pub fn cluster(&self) -> Option<&Link> {
+    /// This node's view of the cluster, when clustered (read it; the lease loop writes it).
+    pub fn cluster(&self) -> Option<&Arc<ClusterView>> {
         self.inner.cluster.as_ref()
+    }
+
+    /// This node's view and its link to the other nodes, when clustered: what forwarding needs.
+    pub fn node(&self) -> Option<(&Arc<ClusterView>, &Link)> {
+        self.inner.cluster.as_ref().zip(self.inner.link.as_ref())
     }
 
     /// A receiver that turns `true` when open streams must end (shutdown grace over).

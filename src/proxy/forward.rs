@@ -25,7 +25,7 @@ use futures::StreamExt;
 
 use crate::cluster::forward::{self, Forwarded, HEADER, MAX_HOPS};
 use crate::cluster::traffic::{self, Sent, Why};
-use crate::cluster::{Link, Peer, Placement};
+use crate::cluster::{ClusterView, Link, Peer, Placement};
 use crate::http::errors::ApiError;
 use crate::http::state::AppState;
 use crate::proxy::outcome::Outcome;
@@ -74,10 +74,12 @@ pub fn receive(
     let Some(value) = headers.get(HEADER) else {
         return Ok(None);
     };
-    let checked = match (state.cluster(), value.to_str()) {
+    let checked = match (state.node(), value.to_str()) {
         (None, _) => Err(forward::Refusal::NotClustered),
         (Some(_), Err(_)) => Err(forward::Refusal::Malformed("not ASCII")),
-        (Some(link), Ok(v)) => forward::verify(&link.secret, "POST", path, v, body, state.now_ms()),
+        (Some((_, link)), Ok(v)) => {
+            forward::verify(&link.secret, "POST", path, v, body, state.now_ms())
+        }
     };
     traffic::received(checked.is_ok());
     match checked {
@@ -94,7 +96,7 @@ pub fn receive(
 /// The refusal decided before the body is read: a request claiming to be forwarded to a node
 /// outside any cluster is refused at once (its body drained, never held).
 pub fn refused_early(state: &AppState, headers: &HeaderMap) -> Option<ApiError> {
-    (state.cluster().is_none() && headers.contains_key(HEADER)).then(|| {
+    (state.node().is_none() && headers.contains_key(HEADER)).then(|| {
         traffic::received(false);
         ApiError::Forbidden(format!(
             "forwarded request refused: {}",
@@ -129,12 +131,12 @@ pub struct Outgoing<'a> {
 /// on a live peer.
 pub fn affinity_peer(
     state: &AppState,
-    link: &Link,
+    view: &ClusterView,
     req: &ResponsesRequest,
 ) -> Option<(Peer, String)> {
     let key = req.affinity.as_deref()?;
     let account = state.pool().affinity_of(key)?;
-    match link.view.placement(&account) {
+    match view.placement(&account) {
         Placement::Peer(p) => Some((p, account)),
         Placement::Local | Placement::Nobody => None,
     }
@@ -142,9 +144,8 @@ pub fn affinity_peer(
 
 /// The live peer that can take a request none of this node's accounts can: the one whose
 /// summary says the most accounts serve.
-pub fn spill_peer(link: &Link) -> Option<Peer> {
-    link.view
-        .peers()
+pub fn spill_peer(view: &ClusterView) -> Option<Peer> {
+    view.peers()
         .into_iter()
         .filter(|p| p.summary.serving > 0)
         .max_by_key(|p| p.summary.serving)
@@ -152,9 +153,8 @@ pub fn spill_peer(link: &Link) -> Option<Peer> {
 
 /// The soonest reset of the whole cluster (unix ms): this node's and every live peer's
 /// published one.
-pub fn soonest_reset(link: &Link, local: Option<i64>) -> Option<i64> {
-    link.view
-        .peers()
+pub fn soonest_reset(view: &ClusterView, local: Option<i64>) -> Option<i64> {
+    view.peers()
         .iter()
         .filter_map(|p| p.summary.soonest_reset)
         .chain(local)
@@ -165,7 +165,7 @@ pub fn soonest_reset(link: &Link, local: Option<i64>) -> Option<i64> {
 /// before its answer's head (the caller then serves or refuses locally).
 pub async fn to_peer(
     state: &AppState,
-    link: &Link,
+    (view, link): (&ClusterView, &Link),
     peer: &Peer,
     why: Why,
     account: Option<String>,
@@ -173,7 +173,7 @@ pub async fn to_peer(
     out: &mut Outcome,
 ) -> Result<reqwest::Response, String> {
     let fwd = Forwarded {
-        node: link.view.node_id().to_owned(),
+        node: view.node_id().to_owned(),
         ts_ms: state.now_ms(),
         hop: MAX_HOPS,
         key: req.key,

@@ -109,7 +109,7 @@ pub async fn serve<P: ClientProtocol>(
         Err(e) => return fail(&protocol, out, e),
     };
     // What the request needs to cross to a peer: only in cluster mode, only before its hop.
-    let mut crossing = (hop.is_none() && state.cluster().is_some()).then(|| Crossing {
+    let mut crossing = (hop.is_none() && state.node().is_some()).then(|| Crossing {
         body: body.clone(),
         headers: headers.clone(),
         key: out.rec.client_key.clone(),
@@ -122,12 +122,12 @@ pub async fn serve<P: ClientProtocol>(
     if let Some(fwd) = &hop {
         forward::adopt(&state, fwd, &req);
     }
-    if let (Some(c), Some(link)) = (&mut crossing, state.cluster()) {
+    if let (Some(c), Some((view, link))) = (&mut crossing, state.node()) {
         c.stream = req.client_stream;
-        if let Some((peer, account)) = forward::affinity_peer(&state, link, &req) {
+        if let Some((peer, account)) = forward::affinity_peer(&state, view, &req) {
             let sent = forward::to_peer(
                 &state,
-                link,
+                (view, link),
                 &peer,
                 Why::Affinity,
                 Some(account),
@@ -216,7 +216,7 @@ async fn refuse<P: ClientProtocol>(
     path: &str,
     permit: Option<Permit>,
 ) -> Response {
-    let (Some(c), Some(link)) = (crossing, state.cluster()) else {
+    let (Some(c), Some((view, link))) = (crossing, state.node()) else {
         return fail(protocol, out, e);
     };
     let local_reset = match &e {
@@ -224,10 +224,10 @@ async fn refuse<P: ClientProtocol>(
         ApiError::Unavailable(_) => None,
         _ => return fail(protocol, out, e),
     };
-    if let Some(peer) = forward::spill_peer(link) {
+    if let Some(peer) = forward::spill_peer(view) {
         let sent = forward::to_peer(
             state,
-            link,
+            (view, link),
             &peer,
             Why::Spill,
             None,
@@ -241,8 +241,8 @@ async fn refuse<P: ClientProtocol>(
         }
     }
     crate::cluster::traffic::nowhere();
-    let peers_reset = forward::soonest_reset(link, None);
-    let e = match forward::soonest_reset(link, local_reset) {
+    let peers_reset = forward::soonest_reset(view, None);
+    let e = match forward::soonest_reset(view, local_reset) {
         Some(at) if local_reset.is_some() || peers_reset.is_some() => {
             ApiError::exhausted(Some(at), state.now_ms())
         }
@@ -292,7 +292,7 @@ async fn admit(
         request_body::discard(headers, body, limit);
         return Err(e);
     }
-    if state.cluster().is_some() && headers.contains_key(crate::cluster::forward::HEADER) {
+    if state.node().is_some() && headers.contains_key(crate::cluster::forward::HEADER) {
         let body = request_body::read(headers, body, limit).await?;
         let body = request_body::decode(headers, body, limit).await?;
         let hop = forward::receive(state, path, headers, &body)?;

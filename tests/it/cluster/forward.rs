@@ -6,7 +6,7 @@
 
 use crate::support::{POOL_KEY, loopback, responses_body, test_config};
 use codex_rotor::cluster::forward::{self, ClusterSecret, Forwarded};
-use codex_rotor::cluster::{ClusterView, Link, Peer};
+use codex_rotor::cluster::{ClusterView, Peer};
 use codex_rotor::server::{Daemon, start_node};
 use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use codex_rotor::store::FileStore;
@@ -32,16 +32,17 @@ impl Node {
         for r in records {
             store.save(r).expect("saved");
         }
-        let cfg = test_config(sim, dir.path());
+        let mut cfg = test_config(sim, dir.path());
+        let secret = dir.path().join("cluster-secret");
+        std::fs::write(&secret, SECRET).expect("secret written");
+        cfg.cluster.secret_file = Some(secret);
         let view = ClusterView::new(name.into(), String::new(), 10_000, 1_000);
-        let secret = ClusterSecret::new(SECRET.as_bytes().to_vec()).expect("secret");
-        let link = Link::new(view.clone(), secret).expect("link");
         let daemon = start_node(
             cfg,
             Arc::new(store),
             records.to_vec(),
             Vec::new(),
-            Some(link),
+            Some(view.clone()),
         )
         .await
         .expect("node starts");
@@ -206,6 +207,25 @@ async fn a_peer_that_fails_before_answering_leaves_the_turn_to_a_local_account()
     assert_eq!(sim.counters(&x_sim).requests, 2, "served here on X");
     assert_eq!(a.last().forwarded_to, None);
     a.daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_without_a_readable_cluster_secret_does_not_start() {
+    let (sim, _) = accounts(0).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (store, _, _) = FileStore::open(dir.path()).expect("store");
+    let mut cfg = test_config(&sim, dir.path());
+    cfg.cluster.secret_env = "CODEX_ROTOR_TEST_UNSET_CLUSTER_SECRET".into();
+    let view = ClusterView::new("a".into(), String::new(), 10_000, 1_000);
+    let e = start_node(cfg, Arc::new(store), Vec::new(), Vec::new(), Some(view))
+        .await
+        .err()
+        .expect("refused");
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("CODEX_ROTOR_TEST_UNSET_CLUSTER_SECRET"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
