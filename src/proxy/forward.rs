@@ -93,10 +93,12 @@ pub fn receive(
     }
 }
 
-/// The refusal decided before the body is read: a request claiming to be forwarded to a node
-/// outside any cluster is refused at once (its body drained, never held).
-pub fn refused_early(state: &AppState, headers: &HeaderMap) -> Option<ApiError> {
-    (state.node().is_none() && headers.contains_key(HEADER)).then(|| {
+/// A request with a forwarded header on a node outside any cluster gets no credit for it: it
+/// needs a client key like any other. When it has none, this says why instead of "invalid key"
+/// (a node left out of the cluster's config, most likely); only on that error path, so a
+/// single node's requests never look for the header.
+pub fn misdirected(headers: &HeaderMap) -> Option<ApiError> {
+    headers.contains_key(HEADER).then(|| {
         traffic::received(false);
         ApiError::Forbidden(format!(
             "forwarded request refused: {}",

@@ -103,7 +103,12 @@ pub async fn serve<P: ClientProtocol>(
     protocol: P,
 ) -> Response {
     let mut out = Outcome::new(&state, protocol.route(), id);
-    let path = path_of(uri);
+    // Only a node of a cluster signs or checks the path; a single node never reads it.
+    let path = if state.node().is_some() {
+        path_of(uri)
+    } else {
+        ""
+    };
     let (body, permit, hop) = match admit(&state, path, &headers, body, &mut out).await {
         Ok(x) => x,
         Err(e) => return fail(&protocol, out, e),
@@ -288,10 +293,6 @@ async fn admit(
     out: &mut Outcome,
 ) -> Result<(Bytes, Option<Permit>, Option<Forwarded>), ApiError> {
     let limit = state.config().server.max_body_bytes;
-    if let Some(e) = forward::refused_early(state, headers) {
-        request_body::discard(headers, body, limit);
-        return Err(e);
-    }
     if state.node().is_some() && headers.contains_key(crate::cluster::forward::HEADER) {
         let body = request_body::read(headers, body, limit).await?;
         let body = request_body::decode(headers, body, limit).await?;
@@ -306,7 +307,7 @@ async fn admit(
         Ok(p) => p,
         Err(e) => {
             request_body::discard(headers, body, limit);
-            return Err(e);
+            return Err(forward::misdirected(headers).unwrap_or(e));
         }
     };
     out.rec.client_key = permit.as_ref().map(auth::permit_name);
