@@ -9,11 +9,15 @@
 //! [`link`] is what a node needs to do so, [`summary`] what it publishes about itself and
 //! [`traffic`] counts what crossed nodes.
 
+pub mod counters;
 pub mod forward;
 pub mod link;
+pub mod node;
+pub mod plan;
 pub mod summary;
 pub mod traffic;
 pub mod view;
 
 pub use link::Link;
+pub use node::{Node, NodeParts, Timing};
 pub use view::{ClusterView, Peer, Placement, Summary};

@@ -51,6 +51,13 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     for q in &opened.quarantined {
         tracing::warn!(file = ?q, "an unreadable account file was quarantined");
     }
+    let cluster = match (&opened.postgres, &opened.postgres_url) {
+        (Some(store), Some(url)) if cfg.cluster.enabled => Some(ClusterStore {
+            store: store.clone(),
+            url: url.expose().clone(),
+        }),
+        _ => None,
+    };
     let (store, records, quarantined, lock) = (
         opened.store,
         opened.records,
@@ -58,7 +65,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         opened.lock,
     );
     let signals = Signals::install().context("installing signal handlers")?;
-    let daemon = start_with(cfg, store, records, quarantined).await?;
+    let daemon = start_inner(cfg, store, records, quarantined, cluster).await?;
     tracing::info!(addr = %daemon.addr, "codex-rotor is serving");
     let pid = std::process::id();
     let addr = daemon.addr.to_string();
@@ -130,6 +137,16 @@ pub struct Daemon {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Keeps the node's published summary current (cluster mode).
     publisher: Option<tokio::task::JoinHandle<()>>,
+    /// The cluster node's loops (cluster mode only).
+    node: Option<crate::cluster::Node>,
+}
+
+/// What a cluster node's loops need of the opened store.
+pub struct ClusterStore {
+    /// The PostgreSQL store the actors write through.
+    pub store: Arc<crate::store::postgres::records::PgStore>,
+    /// Its connection string.
+    pub url: String,
 }
 
 /// Starts pool and HTTP server from a validated configuration and the loaded account records.
@@ -151,27 +168,53 @@ pub async fn start_with(
     records: Vec<AccountRecord>,
     quarantined: Vec<crate::store::Quarantined>,
 ) -> anyhow::Result<Daemon> {
-    start_node(cfg, store, records, quarantined, None).await
+    start_inner(cfg, store, records, quarantined, None).await
 }
 
-/// [`start_with`] for a node of a cluster: `cluster` is the view its lease loop keeps current,
-/// which the admin API, the dashboard and the request path read. `None` is a single node. A
-/// node forwards requests whose conversation lives on a peer, or that no local account can
-/// take, signed with the `[cluster]` secret (which must be readable), and keeps the summary it
-/// publishes current in its view ([`crate::cluster::summary`]).
+/// [`start_with`] for a node of a cluster whose view the caller keeps current (tests and the
+/// admin rig fill it by hand, as the lease loop would): the admin API, the dashboard and the
+/// request path read it. `None` is a single node.
 pub async fn start_node(
     cfg: Config,
     store: Arc<dyn rotor_actors::Store>,
     records: Vec<AccountRecord>,
     quarantined: Vec<crate::store::Quarantined>,
-    cluster: Option<Arc<crate::cluster::ClusterView>>,
+    view: Option<Arc<crate::cluster::ClusterView>>,
 ) -> anyhow::Result<Daemon> {
-    let link = match &cluster {
-        Some(_) => Some(
+    start_daemon(cfg, store, records, quarantined, None, view).await
+}
+
+/// [`start_with`], as a cluster node when `cluster` is given: the node's loops start before
+/// the listener accepts, and the pool runs only the accounts the node claims.
+pub async fn start_inner(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+    cluster: Option<ClusterStore>,
+) -> anyhow::Result<Daemon> {
+    start_daemon(cfg, store, records, quarantined, cluster, None).await
+}
+
+/// Starts the daemon; a node of a cluster (its loops from `cluster`, or a `view` kept by the
+/// caller) also forwards requests whose conversation lives on a peer, or that no local account
+/// can take, signed with the `[cluster]` secret (which must be readable), and keeps the summary
+/// it publishes current in its view ([`crate::cluster::summary`]).
+async fn start_daemon(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+    cluster: Option<ClusterStore>,
+    view: Option<Arc<crate::cluster::ClusterView>>,
+) -> anyhow::Result<Daemon> {
+    let link = if cluster.is_some() || view.is_some() {
+        Some(
             crate::cluster::Link::from_config(&cfg.cluster, &crate::config::access::process_env)
                 .map_err(|e| anyhow::anyhow!("cluster secret: {e}"))?,
-        ),
-        None => None,
+        )
+    } else {
+        None
     };
     let refused = cfg.validate_bind();
     if !refused.is_empty() {
@@ -203,6 +246,28 @@ pub async fn start_node(
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    let node = cluster.map(|c| {
+        use crate::cluster::{ClusterView, Node, NodeParts, Timing, node};
+        let timing = Timing::of(&cfg.cluster);
+        let view = ClusterView::new(
+            node::node_id_of(&cfg.cluster),
+            node::advertise_of(&cfg.cluster, addr),
+            timing.ttl,
+            timing.margin,
+        );
+        tracing::info!(
+            node = view.node_id(),
+            advertise = view.advertise(),
+            "cluster: joining"
+        );
+        Node::start(NodeParts {
+            view,
+            url: c.url,
+            pool: pool.clone(),
+            store: c.store,
+            timing,
+        })
+    });
     let recent_capacity = cfg.admin.recent_requests.max(1);
     let state = AppState::new(Parts {
         pool,
@@ -213,7 +278,7 @@ pub async fn start_node(
         upstream,
         clock,
         quarantined,
-        cluster,
+        cluster: view.or_else(|| node.as_ref().map(|n| n.view().clone())),
         link,
     });
     let publisher = state
@@ -231,6 +296,7 @@ pub async fn start_node(
         stop,
         server,
         publisher,
+        node,
     })
 }
 
@@ -348,7 +414,11 @@ const READ_BUF_MAX: usize = 16 * 1024;
 
 impl Daemon {
     /// Ordered shutdown: stop accepting, drain within the grace, end the rest, stop the pool.
-    pub async fn shutdown(self) {
+    /// A cluster node first hands its accounts over (docs/cluster.md "How a node runs").
+    pub async fn shutdown(mut self) {
+        if let Some(node) = self.node.take() {
+            node.leave().await;
+        }
         let grace = self.state.config().server.shutdown_grace;
         let _ = self.stop.send(());
         let mut server = self.server;

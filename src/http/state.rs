@@ -187,6 +187,12 @@ impl AppState {
         self.inner.cluster.as_ref().zip(self.inner.link.as_ref())
     }
 
+    /// Why a cluster node admits no new request now (not Held, or shutting down); `None` for
+    /// a single node and a Held one.
+    pub fn cluster_refusal(&self) -> Option<&'static str> {
+        self.inner.cluster.as_ref()?.refusal()
+    }
+
     /// A receiver that turns `true` when open streams must end (shutdown grace over).
     pub fn drain(&self) -> watch::Receiver<bool> {
         self.inner.drain.subscribe()

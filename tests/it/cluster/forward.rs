@@ -37,6 +37,7 @@ impl Node {
         std::fs::write(&secret, SECRET).expect("secret written");
         cfg.cluster.secret_file = Some(secret);
         let view = ClusterView::new(name.into(), String::new(), 10_000, 1_000);
+        hold_session(&view);
         let daemon = start_node(
             cfg,
             Arc::new(store),
@@ -98,6 +99,13 @@ impl Node {
             .next()
             .expect("a record")
     }
+}
+
+/// Grants the node a session for the test's length, as the store would (only a node that
+/// holds its session admits requests).
+fn hold_session(view: &ClusterView) {
+    let ticket = view.read().lease.sending(view.now());
+    view.write().lease.granted(ticket, 1, 3_600_000);
 }
 
 fn http() -> reqwest::Client {
