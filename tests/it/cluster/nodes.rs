@@ -221,3 +221,113 @@ async fn two_nodes_split_the_accounts_and_a_killed_ones_are_served_by_the_other_
         );
     }
 }
+
+/// A request a node's exhausted accounts cannot take, on real nodes (docs/cluster.md
+/// "Requests across nodes"): it spills to the other node, which its listing says can serve
+/// (the summary each node publishes with its renewals); once every account of both is
+/// exhausted, the answer is a 429 with a reset, and the exhausted peer is not asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_accounts_are_exhausted_spills_to_the_other_by_its_published_summary() {
+    let c = Cluster::start(4).await;
+    let a = c.node("a");
+    let b = c.node("b");
+    c.within(
+        "a and b split the accounts",
+        Duration::from_secs(30),
+        &[&a, &b],
+        async || c.split_between(&[&a, &b]).await,
+    )
+    .await;
+    let records = codex_rotor::store::postgres::records::read_records(&c.url, &key())
+        .await
+        .expect("records");
+    let sim_of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.identity.chatgpt_account_id.clone())
+            .expect("a simulated account")
+    };
+    let owners = c.owners().await;
+    let on = |node: &str| -> Vec<String> {
+        owners
+            .iter()
+            .filter(|(_, n)| n.as_str() == node)
+            .map(|(id, _)| sim_of(id))
+            .collect()
+    };
+    let (on_a, on_b) = (on("a"), on("b"));
+    let asked = |ids: &[String]| -> u64 { ids.iter().map(|id| c.sim.counters(id).requests).sum() };
+    for id in &on_a {
+        c.sim.set_usage(id, 100.0, 10.0);
+    }
+    let before = asked(&on_b);
+    let post = |port: u16| {
+        let http = c.http.clone();
+        async move {
+            let body = serde_json::json!({"model": "gpt-5.5", "stream": false, "store": false,
+                "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]});
+            let r = http
+                .post(format!("http://127.0.0.1:{port}/v1/responses"))
+                .bearer_auth(super::pg_daemon::POOL_KEY)
+                .json(&body)
+                .send()
+                .await
+                .expect("answer");
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    // b's summary says it serves once its first renewal after claiming is listed by a.
+    c.within(
+        "a's request spills to b",
+        Duration::from_secs(10),
+        &[&a, &b],
+        async || post(a.port).await.0 == 200,
+    )
+    .await;
+    assert_eq!(asked(&on_b), before + 1, "by one of b's accounts");
+    assert!(
+        on_a.iter().all(|id| c.sim.counters(id).served_429 <= 1),
+        "a's accounts were each tried at most once"
+    );
+
+    for id in &on_b {
+        c.sim.set_usage(id, 100.0, 10.0);
+    }
+    c.within(
+        "b knows its accounts are exhausted",
+        Duration::from_secs(10),
+        &[&b],
+        async || post(b.port).await.0 == 429,
+    )
+    .await;
+    // Once b's renewals publish that it serves nothing, a answers the 429 itself.
+    let mut last = (0, serde_json::Value::Null);
+    c.within(
+        "a answers 429",
+        Duration::from_secs(10),
+        &[&a, &b],
+        async || {
+            last = post(a.port).await;
+            last.0 == 429
+        },
+    )
+    .await;
+    assert_eq!(last.1["error"]["type"], "usage_limit_reached", "{}", last.1);
+    assert!(
+        last.1["error"]["resets_at"].as_i64().is_some(),
+        "{}",
+        last.1
+    );
+    let settled = asked(&on_b);
+    assert_eq!(post(a.port).await.0, 429);
+    assert_eq!(
+        asked(&on_b),
+        settled,
+        "no spill to a peer that serves nothing"
+    );
+}
