@@ -228,7 +228,8 @@ async fn two_nodes_split_the_accounts_and_a_killed_ones_are_served_by_the_other_
 /// exhausted, the answer is a 429 with a reset, and the exhausted peer is not asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_accounts_are_exhausted_spills_to_the_other_by_its_published_summary() {
-    let c = Cluster::start(4).await;
+    // Eight accounts: each of two nodes owns some but for a 1-in-128 split.
+    let c = Cluster::start(8).await;
     let a = c.node("a");
     let b = c.node("b");
     c.within(
@@ -298,36 +299,169 @@ async fn a_node_whose_accounts_are_exhausted_spills_to_the_other_by_its_publishe
     for id in &on_b {
         c.sim.set_usage(id, 100.0, 10.0);
     }
+    // b tries each account once, then its pool serves nothing (its /admin/pool says so).
     c.within(
         "b knows its accounts are exhausted",
         Duration::from_secs(10),
         &[&b],
-        async || post(b.port).await.0 == 429,
+        async || post(b.port).await.0 == 429 && !serves(&c, &b).await,
     )
     .await;
-    // Once b's renewals publish that it serves nothing, a answers the 429 itself.
-    let mut last = (0, serde_json::Value::Null);
-    c.within(
-        "a answers 429",
-        Duration::from_secs(10),
-        &[&a, &b],
-        async || {
-            last = post(a.port).await;
-            last.0 == 429
-        },
-    )
-    .await;
+    // Its summary reaches a within a second (summary) + a renewal + a listing round.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let served_by_b = async || -> usize {
+        let v: serde_json::Value = c
+            .http
+            .get(format!(
+                "http://127.0.0.1:{}/admin/requests?limit=10000",
+                b.port
+            ))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json");
+        v["count"].as_u64().unwrap_or(0) as usize
+    };
+    let (settled, asked_b) = (served_by_b().await, asked(&on_b));
+    let last = post(a.port).await;
+    assert_eq!(last.0, 429, "{}", last.1);
     assert_eq!(last.1["error"]["type"], "usage_limit_reached", "{}", last.1);
     assert!(
         last.1["error"]["resets_at"].as_i64().is_some(),
         "{}",
         last.1
     );
-    let settled = asked(&on_b);
-    assert_eq!(post(a.port).await.0, 429);
     assert_eq!(
-        asked(&on_b),
-        settled,
-        "no spill to a peer that serves nothing"
+        (served_by_b().await, asked(&on_b)),
+        (settled, asked_b),
+        "a answered itself: no spill to a peer that serves nothing"
     );
+}
+
+/// A conversation whose account moves on real nodes (docs/cluster.md "Requests across
+/// nodes"): a served its first turn on one of its accounts, a joining node takes that account
+/// by planned release, and the next turn arriving at a is forwarded to the new owner and
+/// streamed back, served by the same account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_whose_account_moved_to_a_joining_node_is_forwarded_there_and_streams_back() {
+    let c = Cluster::start(8).await;
+    let a = c.node("a");
+    let b = c.node("b");
+    c.within(
+        "a and b split the accounts",
+        Duration::from_secs(30),
+        &[&a, &b],
+        async || c.split_between(&[&a, &b]).await,
+    )
+    .await;
+    let turn = |key: &str| {
+        serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
+            "prompt_cache_key": key,
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]})
+    };
+    let send = async |port: u16, key: &str| {
+        let r = c
+            .http
+            .post(format!("http://127.0.0.1:{port}/v1/responses"))
+            .bearer_auth(super::pg_daemon::POOL_KEY)
+            .json(&turn(key))
+            .send()
+            .await
+            .expect("answer");
+        let (status, kind) = (
+            r.status().as_u16(),
+            r.headers().get("content-type").cloned(),
+        );
+        (status, kind, r.text().await.unwrap_or_default())
+    };
+    let last = async |n: &Node| -> serde_json::Value {
+        let v: serde_json::Value = c
+            .http
+            .get(format!(
+                "http://127.0.0.1:{}/admin/requests?limit=1",
+                n.port
+            ))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json");
+        v["requests"][0].clone()
+    };
+    // The first turn, on one of a's accounts; then a joining node that rendezvous hashing
+    // gives that account.
+    assert_eq!(send(a.port, "conv-1").await.0, 200);
+    let moved = last(&a).await["account_id"]
+        .as_str()
+        .expect("served on an account")
+        .to_owned();
+    let joiner: &'static str = (0..200)
+        .map(|i| format!("node-{i}"))
+        .find(|n| {
+            rotor_actors::ownership::placement::owner_of(&moved, &["a", "b", n.as_str()])
+                == Some(n.as_str())
+        })
+        .map(|n| &*Box::leak(n.into_boxed_str()))
+        .expect("some joining node takes the account");
+    let j = c.node(joiner);
+    c.within(
+        "the joining node takes the account by planned release",
+        Duration::from_secs(30),
+        &[&a, &b, &j],
+        async || {
+            c.owners().await.get(&moved).map(String::as_str) == Some(joiner)
+                && c.running(&j).await.is_some_and(|r| r.contains(&moved))
+                && c.running(&a).await.is_some_and(|r| !r.contains(&moved))
+                && c.ready(&j).await
+        },
+    )
+    .await;
+    // a lists the new owner with its next rounds (every 250 ms).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let records = codex_rotor::store::postgres::records::read_records(&c.url, &key())
+        .await
+        .expect("records");
+    let sim_id = records
+        .iter()
+        .find(|r| r.id == moved)
+        .and_then(|r| r.identity.chatgpt_account_id.clone())
+        .expect("sim id");
+    let before = c.sim.counters(&sim_id).requests;
+    let (status, kind, body) = send(a.port, "conv-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        kind.as_ref().and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    assert!(body.contains("response.completed"), "{body}");
+    assert_eq!(
+        c.sim.counters(&sim_id).requests,
+        before + 1,
+        "served by the moved account"
+    );
+    let (sent, got) = (last(&a).await, last(&j).await);
+    assert_eq!(sent["forwarded_to"], joiner, "{sent}");
+    assert_eq!(got["forwarded_from"], "a", "{got}");
+    assert_eq!(got["account_id"], moved.as_str(), "{got}");
+    assert_eq!(got["client_key"], sent["client_key"], "{got}");
+}
+
+/// Whether node `n`'s pool says it can serve a request now.
+async fn serves(c: &Cluster, n: &Node) -> bool {
+    let v: serde_json::Value = c
+        .http
+        .get(format!("http://127.0.0.1:{}/admin/pool", n.port))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    v["serving"].as_bool().unwrap_or(true)
 }
