@@ -22,6 +22,7 @@ use crate::proxy::pipeline::{
     self, ClientProtocol, ClientStream, Encoder, ResponsesRequest, relay,
 };
 use crate::upstream::names;
+use crate::upstream::shape::Blobs;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{OriginalUri, State};
@@ -172,6 +173,8 @@ impl ClientProtocol for Translator {
             review: false,
             upstream_body: Bytes::from(t.body.to_string()),
             names,
+            // A translated body is read for reasoning when it goes to an account.
+            reasoning: Blobs::Unread,
         };
         Ok((req, t))
     }
