@@ -28,6 +28,7 @@ use crate::cluster::traffic::{self, Sent, Why};
 use crate::cluster::{ClusterView, Link, Peer, Placement};
 use crate::http::errors::ApiError;
 use crate::http::state::AppState;
+use crate::proxy::auth::Permit;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
 
@@ -163,9 +164,32 @@ pub fn soonest_reset(view: &ClusterView, local: Option<i64>) -> Option<i64> {
         .min()
 }
 
-/// Sends the request to `peer` and relays its answer, or says why the peer could not be used
-/// before its answer's head (the caller then serves or refuses locally).
-pub async fn to_peer(
+/// Sends the request to `peer` and answers the client with the peer's answer, holding the
+/// key's permit until it ends; or, when the peer could not be used before its answer's head,
+/// hands the record back for the caller to serve or refuse locally.
+#[allow(clippy::too_many_arguments)]
+pub async fn cross(
+    state: &AppState,
+    node: (&ClusterView, &Link),
+    peer: &Peer,
+    why: Why,
+    account: Option<String>,
+    req: Outgoing<'_>,
+    mut out: Outcome,
+    permit: &mut Option<Permit>,
+) -> Result<Response, Outcome> {
+    match to_peer(state, node, peer, why, account, req, &mut out).await {
+        Ok(resp) => {
+            let idle = state.config().upstream.idle_timeout;
+            Ok(relay(resp, idle, out, permit.take()))
+        }
+        Err(_) => Err(out),
+    }
+}
+
+/// Sends the request to `peer`, or says why the peer could not be used before its answer's
+/// head.
+async fn to_peer(
     state: &AppState,
     (view, link): (&ClusterView, &Link),
     peer: &Peer,

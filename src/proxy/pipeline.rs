@@ -109,7 +109,7 @@ pub async fn serve<P: ClientProtocol>(
     } else {
         ""
     };
-    let (body, permit, hop) = match admit(&state, path, &headers, body, &mut out).await {
+    let (body, mut permit, hop) = match admit(&state, path, &headers, body, &mut out).await {
         Ok(x) => x,
         Err(e) => return fail(&protocol, out, e),
     };
@@ -135,19 +135,23 @@ pub async fn serve<P: ClientProtocol>(
     if let (Some(c), Some((view, link))) = (&mut crossing, state.node()) {
         c.stream = req.client_stream;
         if let Some((peer, account)) = forward::affinity_peer(&state, view, &req) {
-            let sent = forward::to_peer(
+            let node = (&**view, link);
+            let outgoing = c.outgoing(path);
+            let why = Why::Affinity;
+            match forward::cross(
                 &state,
-                (view, link),
+                node,
                 &peer,
-                Why::Affinity,
+                why,
                 Some(account),
-                c.outgoing(path),
-                &mut out,
+                outgoing,
+                out,
+                &mut permit,
             )
-            .await;
-            if let Ok(resp) = sent {
-                let idle = state.config().upstream.idle_timeout;
-                return forward::relay(resp, idle, out, permit);
+            .await
+            {
+                Ok(resp) => return resp,
+                Err(back) => out = back,
             }
         }
     }
@@ -224,7 +228,7 @@ async fn refuse<P: ClientProtocol>(
     e: ApiError,
     crossing: Option<Crossing>,
     path: &str,
-    permit: Option<Permit>,
+    mut permit: Option<Permit>,
 ) -> Response {
     let (Some(c), Some((view, link))) = (crossing, state.node()) else {
         return fail(protocol, out, e);
@@ -235,19 +239,21 @@ async fn refuse<P: ClientProtocol>(
         _ => return fail(protocol, out, e),
     };
     if let Some(peer) = forward::spill_peer(view) {
-        let sent = forward::to_peer(
+        let outgoing = c.outgoing(path);
+        match forward::cross(
             state,
-            (view, link),
+            (&**view, link),
             &peer,
             Why::Spill,
             None,
-            c.outgoing(path),
-            &mut out,
+            outgoing,
+            out,
+            &mut permit,
         )
-        .await;
-        if let Ok(resp) = sent {
-            let idle = state.config().upstream.idle_timeout;
-            return forward::relay(resp, idle, out, permit);
+        .await
+        {
+            Ok(resp) => return resp,
+            Err(back) => out = back,
         }
     }
     crate::cluster::traffic::nowhere();
