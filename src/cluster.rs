@@ -5,13 +5,21 @@
 //!
 //! [`view`] is what the rest of the daemon reads: the node's standing, the live peers and who
 //! owns which account. The loops that keep it current write it; handlers only read it.
+//! [`forward`] signs and checks the header of a request one node forwards to another,
+//! [`link`] is what a node needs to do so, [`summary`] what it publishes about itself and
+//! [`traffic`] counts what crossed nodes.
 
 pub mod counters;
 pub mod fence;
+pub mod forward;
+pub mod link;
 pub mod node;
 pub mod plan;
+pub mod summary;
+pub mod traffic;
 pub mod view;
 
 pub use fence::PgFence;
+pub use link::Link;
 pub use node::{Node, NodeParts, Timing};
 pub use view::{ClusterView, Peer, Placement, Summary};

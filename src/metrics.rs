@@ -8,6 +8,7 @@
 
 pub mod accounts;
 mod cluster;
+mod forwards;
 mod refresh;
 pub mod series;
 
@@ -301,6 +302,7 @@ impl Metrics {
         );
         cluster::register(&mut scrape);
         accounts::register(&mut scrape, summary, accounts);
+        forwards::register(&mut scrape);
         let mut out = String::new();
         for registry in [&self.registry, &scrape] {
             encode(&mut out, registry);

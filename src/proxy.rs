@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backfill;
 pub mod collect;
 pub mod failover;
+pub mod forward;
 pub mod models;
 pub mod observe;
 pub mod outcome;
@@ -28,7 +29,7 @@ use crate::http::middleware::RequestId;
 use crate::http::state::AppState;
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -49,10 +50,11 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
 pub async fn responses(
     State(state): State<AppState>,
     id: Option<Extension<RequestId>>,
+    uri: OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    pipeline::serve(state, id, headers, body, Responses).await
+    pipeline::serve(state, id, &uri, headers, body, Responses).await
 }
 
 /// The Responses protocol in the pipeline: the upstream protocol itself, so nothing is

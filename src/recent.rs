@@ -42,6 +42,12 @@ pub struct RequestRecord {
     pub upstream_429s: u32,
     /// A short, secret-free description of what went wrong, if anything did.
     pub error: Option<String>,
+    /// In cluster mode, the peer this node forwarded the request to (its answer is the peer's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
+    /// In cluster mode, the node that forwarded the request here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<String>,
 }
 
 /// A bounded, thread-safe ring of the most recent [`RequestRecord`]s.
@@ -124,6 +130,8 @@ mod tests {
             retries: 0,
             upstream_429s: 0,
             error: None,
+            forwarded_to: None,
+            forwarded_from: None,
         }
     }
 

@@ -135,6 +135,8 @@ pub struct Daemon {
     pub state: AppState,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Keeps the node's published summary current (cluster mode).
+    publisher: Option<tokio::task::JoinHandle<()>>,
     /// The cluster node's loops (cluster mode only).
     node: Option<crate::cluster::Node>,
 }
@@ -196,6 +198,19 @@ pub async fn start_with(
     start_inner(cfg, store, records, quarantined, None).await
 }
 
+/// [`start_with`] for a node of a cluster whose view the caller keeps current (tests and the
+/// admin rig fill it by hand, as the lease loop would): the admin API, the dashboard and the
+/// request path read it. `None` is a single node.
+pub async fn start_node(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+    view: Option<Arc<crate::cluster::ClusterView>>,
+) -> anyhow::Result<Daemon> {
+    start_daemon(cfg, store, records, quarantined, None, view).await
+}
+
 /// [`start_with`], as a cluster node when `cluster` is given: the node's loops start before
 /// the listener accepts, and the pool runs only the accounts the node claims.
 pub async fn start_inner(
@@ -205,6 +220,29 @@ pub async fn start_inner(
     quarantined: Vec<crate::store::Quarantined>,
     cluster: Option<ClusterStore>,
 ) -> anyhow::Result<Daemon> {
+    start_daemon(cfg, store, records, quarantined, cluster, None).await
+}
+
+/// Starts the daemon; a node of a cluster (its loops from `cluster`, or a `view` kept by the
+/// caller) also forwards requests whose conversation lives on a peer, or that no local account
+/// can take, signed with the `[cluster]` secret (which must be readable), and keeps the summary
+/// it publishes current in its view ([`crate::cluster::summary`]).
+async fn start_daemon(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+    cluster: Option<ClusterStore>,
+    view: Option<Arc<crate::cluster::ClusterView>>,
+) -> anyhow::Result<Daemon> {
+    let link = if cluster.is_some() || view.is_some() {
+        Some(
+            crate::cluster::Link::from_config(&cfg.cluster, &crate::config::access::process_env)
+                .map_err(|e| anyhow::anyhow!("cluster secret: {e}"))?,
+        )
+    } else {
+        None
+    };
     let refused = cfg.validate_bind();
     if !refused.is_empty() {
         anyhow::bail!(
@@ -274,8 +312,12 @@ pub async fn start_inner(
         upstream,
         clock,
         quarantined,
-        cluster: node.as_ref().map(|n| n.view().clone()),
+        cluster: view.or_else(|| node.as_ref().map(|n| n.view().clone())),
+        link,
     });
+    let publisher = state
+        .cluster()
+        .map(|view| crate::cluster::summary::spawn(view.clone(), state.pool().clone()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::http::router::build(state.clone());
     let limits = ConnLimits::of(&state.config().server);
@@ -287,6 +329,7 @@ pub async fn start_inner(
         state,
         stop,
         server,
+        publisher,
         node,
     })
 }
@@ -425,6 +468,9 @@ impl Daemon {
             {
                 server.abort();
             }
+        }
+        if let Some(p) = self.publisher {
+            p.abort();
         }
         self.state.pool().shutdown().await;
     }

@@ -465,6 +465,24 @@ impl PoolHandle {
             .collect()
     }
 
+    /// The account a conversation key last went to, if remembered and fresh. Cluster mode
+    /// reads it before picking: when that account now lives on another node, the request is
+    /// forwarded there instead of starting the conversation over on a local account.
+    pub fn affinity_of(&self, key: &str) -> Option<AccountId> {
+        let now = self.clock.now_ms();
+        self.board.lock().affinity.get(key, now)
+    }
+
+    /// Makes `account` the one `key` prefers from now on: a request another node forwarded
+    /// for that account names it, so the pick here serves it on that account when it can.
+    pub fn prefer(&self, key: &str, account: &str) {
+        let now = self.clock.now_ms();
+        self.board
+            .lock()
+            .affinity
+            .record(key.to_owned(), account.to_owned(), now);
+    }
+
     /// Stops every actor; each flushes its file.
     pub async fn shutdown(&self) {
         let _ = self

@@ -1,8 +1,10 @@
 //! The state every handler shares: the pool handle, the current configuration (swapped on
 //! SIGHUP), client keys, metrics, the recent-requests ring, the upstream session, the clock,
-//! the account files quarantined at start, and the drain signal that tells open streams the
+//! the account files quarantined at start, the link to the other nodes in cluster mode, and
+//! the drain signal that tells open streams the
 //! shutdown grace is over. Cheap to clone (one `Arc`).
 
+use crate::cluster::{ClusterView, Link};
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -50,8 +52,12 @@ struct Inner {
     /// Account files that could not be loaded at start and were moved aside, so the admin
     /// API, the dashboard and `/readyz` can say so instead of only one log line.
     quarantined: Vec<Quarantined>,
-    /// This node's cluster view (`None` for a single node).
-    cluster: Option<Arc<crate::cluster::ClusterView>>,
+    /// This node's view of the cluster; `None` on a single node (`[cluster] enabled = false`).
+    cluster: Option<Arc<ClusterView>>,
+    /// What forwarding between nodes needs besides the view (the secret, the peer client);
+    /// set exactly when `cluster` is. A single node never forwards and accepts no forwarded
+    /// request.
+    link: Option<Link>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -72,8 +78,10 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Account files `FileStore::open` quarantined (empty when not opened from a data dir).
     pub quarantined: Vec<Quarantined>,
-    /// The cluster view of a cluster node (`None` for a single node).
-    pub cluster: Option<Arc<crate::cluster::ClusterView>>,
+    /// The cluster view the lease loop keeps current; `None` on a single node.
+    pub cluster: Option<Arc<ClusterView>>,
+    /// The link to the other nodes, with `cluster`.
+    pub link: Option<Link>,
 }
 
 impl AppState {
@@ -95,6 +103,7 @@ impl AppState {
             minted: Arc::new(MintedReasoning::new()),
             quarantined: p.quarantined,
             cluster: p.cluster,
+            link: p.link,
         };
         Self {
             inner: Arc::new(inner),
@@ -168,9 +177,14 @@ impl AppState {
         &self.inner.quarantined
     }
 
-    /// This node's cluster view, if it runs in a cluster.
-    pub fn cluster(&self) -> Option<&Arc<crate::cluster::ClusterView>> {
+    /// This node's view of the cluster, when clustered (read it; the lease loop writes it).
+    pub fn cluster(&self) -> Option<&Arc<ClusterView>> {
         self.inner.cluster.as_ref()
+    }
+
+    /// This node's view and its link to the other nodes, when clustered: what forwarding needs.
+    pub fn node(&self) -> Option<(&Arc<ClusterView>, &Link)> {
+        self.inner.cluster.as_ref().zip(self.inner.link.as_ref())
     }
 
     /// Why a cluster node admits no new request now (not Held, or shutting down); `None` for

@@ -96,5 +96,7 @@ fn blank(at: rotor_actors::UnixMs, request_id: String, route: &'static str) -> R
         retries: 0,
         upstream_429s: 0,
         error: None,
+        forwarded_to: None,
+        forwarded_from: None,
     }
 }

@@ -17,8 +17,11 @@
 //! (`crate::proxy::Responses`) and the translators (`crate::translate::route`).
 
 use super::auth::{self, Permit};
+use super::forward;
 use super::outcome::Outcome;
 use super::{collect, copy_response_headers, failover, sse_response, stream, wait};
+use crate::cluster::forward::Forwarded;
+use crate::cluster::traffic::Why;
 use crate::config::ModelsConfig;
 use crate::http::errors::ApiError;
 use crate::http::middleware::RequestId;
@@ -26,6 +29,7 @@ use crate::http::state::AppState;
 use crate::request_body;
 use axum::Extension;
 use axum::body::Body;
+use axum::extract::OriginalUri;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -93,12 +97,19 @@ impl<S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static> ClientStr
 pub async fn serve<P: ClientProtocol>(
     state: AppState,
     id: Option<Extension<RequestId>>,
+    uri: &OriginalUri,
     headers: HeaderMap,
     body: Body,
     protocol: P,
 ) -> Response {
     let mut out = Outcome::new(&state, protocol.route(), id);
-    let (body, permit) = match admit(&state, &headers, body, &mut out).await {
+    // Only a node of a cluster signs or checks the path; a single node never reads it.
+    let path = if state.node().is_some() {
+        path_of(uri)
+    } else {
+        ""
+    };
+    let (body, mut permit, hop) = match admit(&state, path, &headers, body, &mut out).await {
         Ok(x) => x,
         Err(e) => return fail(&protocol, out, e),
     };
@@ -107,10 +118,43 @@ pub async fn serve<P: ClientProtocol>(
     if let Some(why) = state.cluster_refusal() {
         return fail(&protocol, out, ApiError::Unavailable(why.into()));
     }
+    // What the request needs to cross to a peer: only in cluster mode, only before its hop.
+    let mut crossing = (hop.is_none() && state.node().is_some()).then(|| Crossing {
+        body: body.clone(),
+        headers: headers.clone(),
+        key: out.rec.client_key.clone(),
+        stream: false,
+    });
     let (req, ctx) = match parse(&state, &protocol, &headers, body, &permit, &mut out) {
         Ok(x) => x,
         Err(e) => return fail(&protocol, out, e),
     };
+    if let Some(fwd) = &hop {
+        forward::adopt(&state, fwd, &req);
+    }
+    if let (Some(c), Some((view, link))) = (&mut crossing, state.node()) {
+        c.stream = req.client_stream;
+        if let Some((peer, account)) = forward::affinity_peer(&state, view, &req) {
+            let node = (&**view, link);
+            let outgoing = c.outgoing(path);
+            let why = Why::Affinity;
+            match forward::cross(
+                &state,
+                node,
+                &peer,
+                why,
+                Some(account),
+                outgoing,
+                out,
+                &mut permit,
+            )
+            .await
+            {
+                Ok(resp) => return resp,
+                Err(back) => out = back,
+            }
+        }
+    }
     if !req.client_stream {
         return match failover::send(&state, &req, &headers, &mut out).await {
             Ok(served) => {
@@ -122,7 +166,7 @@ pub async fn serve<P: ClientProtocol>(
                 };
                 deliver(&state, protocol, ctx, answer, permit).await
             }
-            Err(e) => fail(&protocol, out, e),
+            Err(e) => refuse(&state, &protocol, out, e, crossing, path, permit).await,
         };
     }
     match wait::start(&state, req, headers, out).await {
@@ -136,10 +180,91 @@ pub async fn serve<P: ClientProtocol>(
                 };
                 deliver(&state, protocol, ctx, answer, permit).await
             }
-            Err(e) => fail(&protocol, done.out, e),
+            Err(e) => refuse(&state, &protocol, done.out, e, crossing, path, permit).await,
         },
         wait::Start::Late(pending) => late(&state, protocol, ctx, pending, permit),
     }
+}
+
+/// The path and query a request came to (with any path prefix): what a forward signs and
+/// is sent to.
+fn path_of(uri: &OriginalUri) -> &str {
+    uri.0
+        .path_and_query()
+        .map_or_else(|| uri.0.path(), |p| p.as_str())
+}
+
+/// What a request keeps to be forwarded to a peer (cluster mode, not yet forwarded).
+struct Crossing {
+    /// The body as the client sent it, decoded.
+    body: Bytes,
+    /// The client's headers.
+    headers: HeaderMap,
+    /// The name of the key that admitted it.
+    key: Option<String>,
+    /// Whether the client streams.
+    stream: bool,
+}
+
+impl Crossing {
+    fn outgoing<'a>(&'a self, path: &'a str) -> forward::Outgoing<'a> {
+        forward::Outgoing {
+            path,
+            headers: &self.headers,
+            body: &self.body,
+            key: self.key.clone(),
+            stream: self.stream,
+        }
+    }
+}
+
+/// Step 5 for a request no local account served. In cluster mode, one that no local account
+/// could take (exhausted or unavailable) spills to the peer whose summary says it can serve;
+/// with none, an exhausted answer names the soonest reset of the whole cluster.
+async fn refuse<P: ClientProtocol>(
+    state: &AppState,
+    protocol: &P,
+    mut out: Outcome,
+    e: ApiError,
+    crossing: Option<Crossing>,
+    path: &str,
+    mut permit: Option<Permit>,
+) -> Response {
+    let (Some(c), Some((view, link))) = (crossing, state.node()) else {
+        return fail(protocol, out, e);
+    };
+    let local_reset = match &e {
+        ApiError::Exhausted { resets_at, .. } => resets_at.map(|s| s * 1000),
+        ApiError::Unavailable(_) => None,
+        _ => return fail(protocol, out, e),
+    };
+    if let Some(peer) = forward::spill_peer(view) {
+        let outgoing = c.outgoing(path);
+        match forward::cross(
+            state,
+            (&**view, link),
+            &peer,
+            Why::Spill,
+            None,
+            outgoing,
+            out,
+            &mut permit,
+        )
+        .await
+        {
+            Ok(resp) => return resp,
+            Err(back) => out = back,
+        }
+    }
+    crate::cluster::traffic::nowhere();
+    let peers_reset = forward::soonest_reset(view, None);
+    let e = match forward::soonest_reset(view, local_reset) {
+        Some(at) if local_reset.is_some() || peers_reset.is_some() => {
+            ApiError::exhausted(Some(at), state.now_ms())
+        }
+        _ => e,
+    };
+    fail(protocol, out, e)
 }
 
 /// Answers a request that needs no account (`count_tokens`): authenticated and read like any
@@ -154,8 +279,10 @@ pub async fn answer_locally<P: ClientProtocol>(
     answer: impl FnOnce(&[u8]) -> Result<Value, ApiError>,
 ) -> Response {
     let mut out = Outcome::new(state, route, id);
-    let answer = match admit(state, headers, body, &mut out).await {
-        Ok((body, _permit)) => answer(&body),
+    // Never forwarded (no account is used): a forwarded header here signs no path this node
+    // checks, so it is refused.
+    let answer = match admit(state, "", headers, body, &mut out).await {
+        Ok((body, _permit, _hop)) => answer(&body),
         Err(e) => Err(e),
     };
     match answer {
@@ -167,25 +294,37 @@ pub async fn answer_locally<P: ClientProtocol>(
     }
 }
 
-/// Step 1: authenticates from the head, then reads the body.
+/// Step 1: authenticates from the head, then reads the body. A request another node forwarded
+/// is admitted by its signed header instead ([`forward::receive`]), which covers the body.
 async fn admit(
     state: &AppState,
+    path: &str,
     headers: &HeaderMap,
     body: Body,
     out: &mut Outcome,
-) -> Result<(Bytes, Option<Permit>), ApiError> {
+) -> Result<(Bytes, Option<Permit>, Option<Forwarded>), ApiError> {
     let limit = state.config().server.max_body_bytes;
+    if state.node().is_some() && headers.contains_key(crate::cluster::forward::HEADER) {
+        let body = request_body::read(headers, body, limit).await?;
+        let body = request_body::decode(headers, body, limit).await?;
+        let hop = forward::receive(state, path, headers, &body)?;
+        if let Some(fwd) = &hop {
+            out.rec.client_key = fwd.key.clone();
+            out.rec.forwarded_from = Some(fwd.node.clone());
+        }
+        return Ok((body, None, hop));
+    }
     let permit = match auth::authenticate(state, headers) {
         Ok(p) => p,
         Err(e) => {
             request_body::discard(headers, body, limit);
-            return Err(e);
+            return Err(forward::misdirected(headers).unwrap_or(e));
         }
     };
     out.rec.client_key = permit.as_ref().map(auth::permit_name);
     let body = request_body::read(headers, body, limit).await?;
     let body = request_body::decode(headers, body, limit).await?;
-    Ok((body, permit))
+    Ok((body, permit, None))
 }
 
 /// Step 2: the protocol's request, its turn routed, the key's models checked.

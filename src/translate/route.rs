@@ -76,20 +76,30 @@ fn protocol_of(path: &str) -> Protocol {
 pub async fn chat_completions(
     State(state): State<AppState>,
     id: Option<Extension<RequestId>>,
+    uri: OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    pipeline::serve(state, id, headers, body, Translator(Protocol::Chat)).await
+    pipeline::serve(state, id, &uri, headers, body, Translator(Protocol::Chat)).await
 }
 
 /// `POST /v1/messages` (and `?beta=true`).
 pub async fn messages(
     State(state): State<AppState>,
     id: Option<Extension<RequestId>>,
+    uri: OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    pipeline::serve(state, id, headers, body, Translator(Protocol::Messages)).await
+    pipeline::serve(
+        state,
+        id,
+        &uri,
+        headers,
+        body,
+        Translator(Protocol::Messages),
+    )
+    .await
 }
 
 /// `POST /v1/messages/count_tokens`: an estimate computed locally, no account used.

@@ -2,6 +2,7 @@
 //! tests on a Unix socket (docs/cluster.md).
 
 mod fence;
+mod forward;
 mod nodes;
 mod pg_daemon;
 mod pg_rules;

@@ -23,6 +23,9 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("codex_rotor_actor_restarts_total", "counter"),
     ("codex_rotor_log_lines_dropped_total", "counter"),
     ("codex_rotor_store_fenced_writes_total", "counter"),
+    ("codex_rotor_cluster_forwards_sent_total", "counter"),
+    ("codex_rotor_cluster_forwards_received_total", "counter"),
+    ("codex_rotor_cluster_unplaced_total", "counter"),
     ("codex_rotor_token_refreshes_total", "counter"),
     ("codex_rotor_pool_serving", "gauge"),
     ("codex_rotor_pool_in_flight", "gauge"),
@@ -55,6 +58,8 @@ fn record(
         retries: 0,
         upstream_429s: 0,
         error: None,
+        forwarded_to: None,
+        forwarded_from: None,
     }
 }
 

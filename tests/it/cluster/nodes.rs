@@ -73,9 +73,11 @@ impl Cluster {
         let dir = self.tmp.path().join(name);
         std::fs::create_dir_all(&dir).expect("node dir");
         let port = free_port();
+        let secret = dir.join("cluster-secret");
+        std::fs::write(&secret, "nodes-test-cluster-secret-0123456789").expect("secret");
         let cluster = format!(
             "[cluster]\nenabled = true\nnode_id = {name:?}\nttl = \"{}ms\"\nmargin = \"500ms\"\n\
-             claim_every = \"250ms\"\n",
+             claim_every = \"250ms\"\nsecret_file = {secret:?}\n",
             TTL.as_millis()
         );
         let config = write_config_with(&dir, port, &self.sim, &self.url, &cluster);
@@ -404,4 +406,248 @@ async fn a_node_cut_off_from_the_database_stops_serving_within_the_ttl_and_recov
             "no refresh token used twice"
         );
     }
+}
+
+/// A request a node's exhausted accounts cannot take, on real nodes (docs/cluster.md
+/// "Requests across nodes"): it spills to the other node, which its listing says can serve
+/// (the summary each node publishes with its renewals); once every account of both is
+/// exhausted, the answer is a 429 with a reset, and the exhausted peer is not asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_accounts_are_exhausted_spills_to_the_other_by_its_published_summary() {
+    // Eight accounts: each of two nodes owns some but for a 1-in-128 split.
+    let c = Cluster::start(8).await;
+    let a = c.node("a");
+    let b = c.node("b");
+    c.within(
+        "a and b split the accounts",
+        Duration::from_secs(30),
+        &[&a, &b],
+        async || c.split_between(&[&a, &b]).await,
+    )
+    .await;
+    let records = codex_rotor::store::postgres::records::read_records(&c.url, &key())
+        .await
+        .expect("records");
+    let sim_of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.identity.chatgpt_account_id.clone())
+            .expect("a simulated account")
+    };
+    let owners = c.owners().await;
+    let on = |node: &str| -> Vec<String> {
+        owners
+            .iter()
+            .filter(|(_, n)| n.as_str() == node)
+            .map(|(id, _)| sim_of(id))
+            .collect()
+    };
+    let (on_a, on_b) = (on("a"), on("b"));
+    let asked = |ids: &[String]| -> u64 { ids.iter().map(|id| c.sim.counters(id).requests).sum() };
+    for id in &on_a {
+        c.sim.set_usage(id, 100.0, 10.0);
+    }
+    let before = asked(&on_b);
+    let post = |port: u16| {
+        let http = c.http.clone();
+        async move {
+            let body = serde_json::json!({"model": "gpt-5.5", "stream": false, "store": false,
+                "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]});
+            let r = http
+                .post(format!("http://127.0.0.1:{port}/v1/responses"))
+                .bearer_auth(super::pg_daemon::POOL_KEY)
+                .json(&body)
+                .send()
+                .await
+                .expect("answer");
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    // b's summary says it serves once its first renewal after claiming is listed by a.
+    c.within(
+        "a's request spills to b",
+        Duration::from_secs(10),
+        &[&a, &b],
+        async || post(a.port).await.0 == 200,
+    )
+    .await;
+    assert_eq!(asked(&on_b), before + 1, "by one of b's accounts");
+    assert!(
+        on_a.iter().all(|id| c.sim.counters(id).served_429 <= 1),
+        "a's accounts were each tried at most once"
+    );
+
+    for id in &on_b {
+        c.sim.set_usage(id, 100.0, 10.0);
+    }
+    // b tries each account once, then its pool serves nothing (its /admin/pool says so).
+    c.within(
+        "b knows its accounts are exhausted",
+        Duration::from_secs(10),
+        &[&b],
+        async || post(b.port).await.0 == 429 && !serves(&c, &b).await,
+    )
+    .await;
+    // Its summary reaches a within a second (summary) + a renewal + a listing round.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let served_by_b = async || -> usize {
+        let v: serde_json::Value = c
+            .http
+            .get(format!(
+                "http://127.0.0.1:{}/admin/requests?limit=10000",
+                b.port
+            ))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json");
+        v["count"].as_u64().unwrap_or(0) as usize
+    };
+    let (settled, asked_b) = (served_by_b().await, asked(&on_b));
+    let last = post(a.port).await;
+    assert_eq!(last.0, 429, "{}", last.1);
+    assert_eq!(last.1["error"]["type"], "usage_limit_reached", "{}", last.1);
+    assert!(
+        last.1["error"]["resets_at"].as_i64().is_some(),
+        "{}",
+        last.1
+    );
+    assert_eq!(
+        (served_by_b().await, asked(&on_b)),
+        (settled, asked_b),
+        "a answered itself: no spill to a peer that serves nothing"
+    );
+}
+
+/// A conversation whose account moves on real nodes (docs/cluster.md "Requests across
+/// nodes"): a served its first turn on one of its accounts, a joining node takes that account
+/// by planned release, and the next turn arriving at a is forwarded to the new owner and
+/// streamed back, served by the same account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_whose_account_moved_to_a_joining_node_is_forwarded_there_and_streams_back() {
+    let c = Cluster::start(8).await;
+    let a = c.node("a");
+    let b = c.node("b");
+    c.within(
+        "a and b split the accounts",
+        Duration::from_secs(30),
+        &[&a, &b],
+        async || c.split_between(&[&a, &b]).await,
+    )
+    .await;
+    let turn = |key: &str| {
+        serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
+            "prompt_cache_key": key,
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]})
+    };
+    let send = async |port: u16, key: &str| {
+        let r = c
+            .http
+            .post(format!("http://127.0.0.1:{port}/v1/responses"))
+            .bearer_auth(super::pg_daemon::POOL_KEY)
+            .json(&turn(key))
+            .send()
+            .await
+            .expect("answer");
+        let (status, kind) = (
+            r.status().as_u16(),
+            r.headers().get("content-type").cloned(),
+        );
+        (status, kind, r.text().await.unwrap_or_default())
+    };
+    let last = async |n: &Node| -> serde_json::Value {
+        let v: serde_json::Value = c
+            .http
+            .get(format!(
+                "http://127.0.0.1:{}/admin/requests?limit=1",
+                n.port
+            ))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json");
+        v["requests"][0].clone()
+    };
+    // The first turn, on one of a's accounts; then a joining node that rendezvous hashing
+    // gives that account.
+    assert_eq!(send(a.port, "conv-1").await.0, 200);
+    let moved = last(&a).await["account_id"]
+        .as_str()
+        .expect("served on an account")
+        .to_owned();
+    let joiner: &'static str = (0..200)
+        .map(|i| format!("node-{i}"))
+        .find(|n| {
+            rotor_actors::ownership::placement::owner_of(&moved, &["a", "b", n.as_str()])
+                == Some(n.as_str())
+        })
+        .map(|n| &*Box::leak(n.into_boxed_str()))
+        .expect("some joining node takes the account");
+    let j = c.node(joiner);
+    c.within(
+        "the joining node takes the account by planned release",
+        Duration::from_secs(30),
+        &[&a, &b, &j],
+        async || {
+            c.owners().await.get(&moved).map(String::as_str) == Some(joiner)
+                && c.running(&j).await.is_some_and(|r| r.contains(&moved))
+                && c.running(&a).await.is_some_and(|r| !r.contains(&moved))
+                && c.ready(&j).await
+        },
+    )
+    .await;
+    // a lists the new owner with its next rounds (every 250 ms).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let records = codex_rotor::store::postgres::records::read_records(&c.url, &key())
+        .await
+        .expect("records");
+    let sim_id = records
+        .iter()
+        .find(|r| r.id == moved)
+        .and_then(|r| r.identity.chatgpt_account_id.clone())
+        .expect("sim id");
+    let before = c.sim.counters(&sim_id).requests;
+    let (status, kind, body) = send(a.port, "conv-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        kind.as_ref().and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    assert!(body.contains("response.completed"), "{body}");
+    assert_eq!(
+        c.sim.counters(&sim_id).requests,
+        before + 1,
+        "served by the moved account"
+    );
+    let (sent, got) = (last(&a).await, last(&j).await);
+    assert_eq!(sent["forwarded_to"], joiner, "{sent}");
+    assert_eq!(got["forwarded_from"], "a", "{got}");
+    assert_eq!(got["account_id"], moved.as_str(), "{got}");
+    assert_eq!(got["client_key"], sent["client_key"], "{got}");
+}
+
+/// Whether node `n`'s pool says it can serve a request now.
+async fn serves(c: &Cluster, n: &Node) -> bool {
+    let v: serde_json::Value = c
+        .http
+        .get(format!("http://127.0.0.1:{}/admin/pool", n.port))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    v["serving"].as_bool().unwrap_or(true)
 }

@@ -51,6 +51,8 @@ fn records() -> Vec<RequestRecord> {
                 retries: u32::from(*status == 502),
                 upstream_429s: u32::from(*status == 429),
                 error: None,
+                forwarded_to: None,
+                forwarded_from: None,
             });
         }
     }

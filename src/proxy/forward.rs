@@ -1,0 +1,288 @@
+//! Requests across nodes (docs/cluster.md "Requests across nodes"), in the serving pipeline.
+//!
+//! - **Receiving**: a request carrying the signed [`HEADER`] was admitted by another node (key,
+//!   limits, model); it is accepted only with a valid signature ([`forward::verify`]), then
+//!   served here without checking the key again, recorded under the key's name, and never
+//!   forwarded on ([`forward::MAX_HOPS`]).
+//! - **Affinity**: a conversation whose account now lives on a live peer (this node remembers
+//!   the account the key went to, and the view says a peer owns it) is sent to that peer, so
+//!   its prompt cache and encrypted reasoning stay with the account. If the peer fails before
+//!   its answer's head, the request is served here instead.
+//! - **Spill**: a request no local account can take goes to the peer whose published summary
+//!   says the most accounts serve; with none, a 429 names the soonest reset of the whole
+//!   cluster ([`soonest_reset`]).
+//!
+//! The peer's answer passes through as it arrives — status, headers and body bytes (an SSE
+//! stream included) — since the peer already rendered it in the client's protocol.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::cluster::forward::{self, Forwarded, HEADER, MAX_HOPS};
+use crate::cluster::traffic::{self, Sent, Why};
+use crate::cluster::{ClusterView, Link, Peer, Placement};
+use crate::http::errors::ApiError;
+use crate::http::state::AppState;
+use crate::proxy::auth::Permit;
+use crate::proxy::outcome::Outcome;
+use crate::proxy::request::ResponsesRequest;
+
+/// How long a forwarded `stream: false` request may wait for its answer's head: the peer
+/// collects the whole answer before it sends one.
+const COLLECTED_BOUND: Duration = Duration::from_secs(600);
+
+/// Client request headers not sent on to the peer: hop-by-hop ones, those the forwarded body
+/// no longer matches (it is sent decoded, its length recomputed), the client key (the signed
+/// header stands for it), and a forwarded header the client may have sent itself.
+const NOT_FORWARDED: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "content-length",
+    "content-encoding",
+    "authorization",
+    "x-api-key",
+    HEADER,
+];
+
+/// Peer answer headers not passed to the client: hop-by-hop ones, and the length (the body is
+/// relayed as a stream).
+const NOT_RELAYED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+];
+
+/// Checks the forwarded header of a request, with its body (read and decoded), against the
+/// cluster secret: `Ok(None)` without the header, the sender's claims with a valid one, and
+/// 403 saying why otherwise (never the secret). Counted either way.
+pub fn receive(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Option<Forwarded>, ApiError> {
+    let Some(value) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    let checked = match (state.node(), value.to_str()) {
+        (None, _) => Err(forward::Refusal::NotClustered),
+        (Some(_), Err(_)) => Err(forward::Refusal::Malformed("not ASCII")),
+        (Some((_, link)), Ok(v)) => {
+            forward::verify(&link.secret, "POST", path, v, body, state.now_ms())
+        }
+    };
+    traffic::received(checked.is_ok());
+    match checked {
+        Ok(fwd) => Ok(Some(fwd)),
+        Err(why) => {
+            tracing::warn!(reason = %why, "refused a forwarded request");
+            Err(ApiError::Forbidden(format!(
+                "forwarded request refused: {why}"
+            )))
+        }
+    }
+}
+
+/// A request with a forwarded header on a node outside any cluster gets no credit for it: it
+/// needs a client key like any other. When it has none, this says why instead of "invalid key"
+/// (a node left out of the cluster's config, most likely); only on that error path, so a
+/// single node's requests never look for the header.
+pub fn misdirected(headers: &HeaderMap) -> Option<ApiError> {
+    headers.contains_key(HEADER).then(|| {
+        traffic::received(false);
+        ApiError::Forbidden(format!(
+            "forwarded request refused: {}",
+            forward::Refusal::NotClustered
+        ))
+    })
+}
+
+/// A request arriving forwarded for an account: that account serves its conversation here from
+/// now on (the pick prefers it while it can).
+pub fn adopt(state: &AppState, fwd: &Forwarded, req: &ResponsesRequest) {
+    if let (Some(key), Some(account)) = (&req.affinity, &fwd.account) {
+        state.pool().prefer(key, account);
+    }
+}
+
+/// What a forward needs of the request besides the pipeline's state.
+pub struct Outgoing<'a> {
+    /// The request path (with any prefix), as the peer's router sees it.
+    pub path: &'a str,
+    /// The client's headers.
+    pub headers: &'a HeaderMap,
+    /// The body as the client sent it, decoded.
+    pub body: &'a Bytes,
+    /// The name of the key that admitted it here.
+    pub key: Option<String>,
+    /// Whether the client streams (bounds how long the answer's head may take).
+    pub stream: bool,
+}
+
+/// The peer owning the account this request's conversation went to, if that account now lives
+/// on a live peer.
+pub fn affinity_peer(
+    state: &AppState,
+    view: &ClusterView,
+    req: &ResponsesRequest,
+) -> Option<(Peer, String)> {
+    let key = req.affinity.as_deref()?;
+    let account = state.pool().affinity_of(key)?;
+    match view.placement(&account) {
+        Placement::Peer(p) => Some((p, account)),
+        Placement::Local | Placement::Nobody => None,
+    }
+}
+
+/// The live peer that can take a request none of this node's accounts can: the one whose
+/// summary says the most accounts serve.
+pub fn spill_peer(view: &ClusterView) -> Option<Peer> {
+    view.peers()
+        .into_iter()
+        .filter(|p| p.summary.serving > 0)
+        .max_by_key(|p| p.summary.serving)
+}
+
+/// The soonest reset of the whole cluster (unix ms): this node's and every live peer's
+/// published one.
+pub fn soonest_reset(view: &ClusterView, local: Option<i64>) -> Option<i64> {
+    view.peers()
+        .iter()
+        .filter_map(|p| p.summary.soonest_reset)
+        .chain(local)
+        .min()
+}
+
+/// Sends the request to `peer` and answers the client with the peer's answer, holding the
+/// key's permit until it ends; or, when the peer could not be used before its answer's head,
+/// hands the record back for the caller to serve or refuse locally.
+#[allow(clippy::too_many_arguments)]
+pub async fn cross(
+    state: &AppState,
+    node: (&ClusterView, &Link),
+    peer: &Peer,
+    why: Why,
+    account: Option<String>,
+    req: Outgoing<'_>,
+    mut out: Outcome,
+    permit: &mut Option<Permit>,
+) -> Result<Response, Outcome> {
+    match to_peer(state, node, peer, why, account, req, &mut out).await {
+        Ok(resp) => {
+            let idle = state.config().upstream.idle_timeout;
+            Ok(relay(resp, idle, out, permit.take()))
+        }
+        Err(_) => Err(out),
+    }
+}
+
+/// Sends the request to `peer`, or says why the peer could not be used before its answer's
+/// head.
+async fn to_peer(
+    state: &AppState,
+    (view, link): (&ClusterView, &Link),
+    peer: &Peer,
+    why: Why,
+    account: Option<String>,
+    req: Outgoing<'_>,
+    out: &mut Outcome,
+) -> Result<reqwest::Response, String> {
+    let fwd = Forwarded {
+        node: view.node_id().to_owned(),
+        ts_ms: state.now_ms(),
+        hop: MAX_HOPS,
+        key: req.key,
+        account,
+    };
+    let signed = forward::sign(&link.secret, "POST", req.path, &fwd, req.body);
+    let url = format!("{}{}", peer.advertise.trim_end_matches('/'), req.path);
+    let mut builder = link.client.post(&url).header(HEADER, signed);
+    for (name, value) in req.headers {
+        if !NOT_FORWARDED.contains(&name.as_str()) {
+            builder = builder.header(name, value);
+        }
+    }
+    let cfg = state.config();
+    let bound = if req.stream {
+        cfg.upstream.request_deadline
+    } else {
+        COLLECTED_BOUND
+    };
+    let sent = tokio::time::timeout(bound, builder.body(req.body.clone()).send()).await;
+    let answer = match sent {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(crate::upstream::chain(&e)),
+        Err(_) => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(bound)
+        )),
+    };
+    match &answer {
+        Ok(resp) => {
+            traffic::sent(why, Sent::Answered);
+            out.rec.forwarded_to = Some(peer.id.clone());
+            tracing::debug!(peer = %peer.id, status = resp.status().as_u16(), ?why, "forwarded");
+        }
+        Err(e) => {
+            traffic::sent(why, Sent::Failed);
+            tracing::warn!(peer = %peer.id, error = %e, ?why, "forwarding to a peer failed before its answer; serving here");
+        }
+    }
+    answer
+}
+
+/// The peer's answer as this node's: its status and headers, then its body as it arrives, each
+/// chunk within `idle` of the last (the upstream idle bound). `hold` (the request's record and
+/// the key's permit) lives as long as the body.
+pub fn relay(
+    resp: reqwest::Response,
+    idle: Duration,
+    mut out: Outcome,
+    hold: impl Send + 'static,
+) -> Response {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut head = HeaderMap::with_capacity(resp.headers().len());
+    for (name, value) in resp.headers() {
+        if !NOT_RELAYED.contains(&name.as_str()) {
+            if let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) {
+                head.append(name, value.clone());
+            }
+        }
+    }
+    out.first_byte();
+    out.finish(status.as_u16(), None);
+    let chunks = resp.bytes_stream();
+    let stream = futures::stream::unfold(
+        (chunks, Some((out, hold))),
+        move |(mut chunks, held)| async move {
+            held.as_ref()?;
+            match tokio::time::timeout(idle, chunks.next()).await {
+                Ok(Some(Ok(bytes))) => Some((Ok(bytes), (chunks, held))),
+                Ok(Some(Err(e))) => Some((
+                    Err(std::io::Error::other(crate::upstream::chain(&e))),
+                    (chunks, None),
+                )),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(std::io::Error::other("the peer's answer went idle")),
+                    (chunks, None),
+                )),
+            }
+        },
+    );
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = head;
+    resp
+}
