@@ -61,6 +61,11 @@ impl Daemon {
             .args(["serve", "--config"])
             .arg(config)
             .env("CODEX_ROTOR_STORE_KEY", KEY_B64)
+            // The secret cluster nodes sign forwarded requests with (a test value).
+            .env(
+                "CODEX_ROTOR_CLUSTER_SECRET",
+                "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5",
+            )
             .env("ROTOR_PGD_ADMIN", ADMIN_KEY)
             .env("ROTOR_PGD_POOL", POOL_KEY)
             .stdin(Stdio::null())
