@@ -5,7 +5,9 @@
 //!
 //! [`view`] is what the rest of the daemon reads: the node's standing, the live peers and who
 //! owns which account. The loops that keep it current write it; handlers only read it.
+//! [`report`] is how it reads to an operator (admin API, dashboard).
 
+pub mod report;
 pub mod view;
 
 pub use view::{ClusterView, Peer, Placement, Summary};

@@ -189,6 +189,8 @@ pub async fn start_with(
         upstream,
         clock,
         quarantined,
+        // The node's lease loop (cluster mode) hands its view in here once it runs.
+        cluster: None,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::http::router::build(state.clone());

@@ -3,6 +3,7 @@
 //! the account files quarantined at start, and the drain signal that tells open streams the
 //! shutdown grace is over. Cheap to clone (one `Arc`).
 
+use crate::cluster::ClusterView;
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -50,6 +51,8 @@ struct Inner {
     /// Account files that could not be loaded at start and were moved aside, so the admin
     /// API, the dashboard and `/readyz` can say so instead of only one log line.
     quarantined: Vec<Quarantined>,
+    /// This node's view of the cluster; `None` on a single node (`[cluster] enabled = false`).
+    cluster: Option<Arc<ClusterView>>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -70,6 +73,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Account files `FileStore::open` quarantined (empty when not opened from a data dir).
     pub quarantined: Vec<Quarantined>,
+    /// The cluster view the lease loop keeps current; `None` on a single node.
+    pub cluster: Option<Arc<ClusterView>>,
 }
 
 impl AppState {
@@ -90,6 +95,7 @@ impl AppState {
             turns: TurnStates::new(),
             minted: Arc::new(MintedReasoning::new()),
             quarantined: p.quarantined,
+            cluster: p.cluster,
         };
         Self {
             inner: Arc::new(inner),
@@ -161,6 +167,11 @@ impl AppState {
     /// Account files quarantined when the data directory was opened.
     pub fn quarantined(&self) -> &[Quarantined] {
         &self.inner.quarantined
+    }
+
+    /// This node's view of the cluster, when clustered (read it; the lease loop writes it).
+    pub fn cluster(&self) -> Option<&Arc<ClusterView>> {
+        self.inner.cluster.as_ref()
     }
 
     /// A receiver that turns `true` when open streams must end (shutdown grace over).
