@@ -149,6 +149,18 @@ pub async fn start_with(
     records: Vec<AccountRecord>,
     quarantined: Vec<crate::store::Quarantined>,
 ) -> anyhow::Result<Daemon> {
+    start_node(cfg, store, records, quarantined, None).await
+}
+
+/// [`start_with`] for a node of a cluster: `cluster` is the view its lease loop keeps current,
+/// which the admin API, the dashboard and the request path read. `None` is a single node.
+pub async fn start_node(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+    cluster: Option<Arc<crate::cluster::ClusterView>>,
+) -> anyhow::Result<Daemon> {
     let refused = cfg.validate_bind();
     if !refused.is_empty() {
         anyhow::bail!(
@@ -189,8 +201,7 @@ pub async fn start_with(
         upstream,
         clock,
         quarantined,
-        // The node's lease loop (cluster mode) hands its view in here once it runs.
-        cluster: None,
+        cluster,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::http::router::build(state.clone());

@@ -117,3 +117,105 @@ fn the_cluster_answer_shows_the_node_its_peers_and_every_owner() {
     short.write().lease.lost();
     assert_eq!(report(&short)["node"]["standing"], "unacquired");
 }
+
+/// A node view with a held session (epoch 4) and one live peer, `node-b`.
+pub fn two_node_view() -> std::sync::Arc<ClusterView> {
+    let view = ClusterView::new(
+        "node-a".into(),
+        "http://10.0.0.5:8080".into(),
+        10_000,
+        1_000,
+    );
+    {
+        let mut s = view.write();
+        let ticket = s.lease.sending(view.now());
+        s.lease.granted(ticket, 4, 10_000);
+        s.peers = vec![Peer {
+            id: "node-b".into(),
+            epoch: 9,
+            advertise: "http://10.0.0.6:8080".into(),
+            summary: Summary {
+                owned: 1,
+                serving: 1,
+                soonest_reset: None,
+            },
+        }];
+    }
+    view
+}
+
+#[tokio::test]
+async fn a_clustered_node_names_the_owner_of_every_account_it_answers_for() {
+    let view = two_node_view();
+    let rig = Rig::start_node(
+        tempfile::tempdir().unwrap(),
+        Default::default(),
+        |_| {},
+        Some(view.clone()),
+    )
+    .await;
+    let (_, mine) = rig.add_account(Default::default()).await;
+    let (_, theirs) = rig.add_account(Default::default()).await;
+    let (_, nobodys) = rig.add_account(Default::default()).await;
+    {
+        let mut s = view.write();
+        s.owners.insert(mine.clone(), "node-a".into());
+        s.owners.insert(theirs.clone(), "node-b".into());
+    }
+    let c = rig.get("/admin/cluster").await;
+    assert_eq!(
+        (
+            &c["node"]["id"],
+            &c["node"]["standing"],
+            &c["node"]["epoch"]
+        ),
+        (&json!("node-a"), &json!("held"), &json!(4))
+    );
+    assert_eq!(c["peers"][0]["id"], "node-b");
+    assert_eq!(
+        c["owners"],
+        json!({ mine.clone(): "node-a", theirs.clone(): "node-b" })
+    );
+
+    let list = rig.get("/admin/accounts").await;
+    let owner_of = |id: &str| {
+        list["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .map(|a| a["owner"].clone())
+            .unwrap_or_else(|| panic!("{id} listed: {list}"))
+    };
+    assert_eq!(owner_of(&mine), json!("node-a"));
+    assert_eq!(owner_of(&theirs), json!("node-b"));
+    assert_eq!(owner_of(&nobodys), json!(null), "no live owner");
+    assert_eq!(
+        rig.get(&format!("/admin/accounts/{theirs}")).await["owner"],
+        "node-b"
+    );
+    let explain = rig.get(&format!("/admin/accounts/{mine}/explain")).await;
+    assert_eq!(explain["owner"], "node-a");
+    let live = rig.get("/admin/live").await;
+    // The feed carries the same report (only the time left has moved on).
+    let mut fed = live["cluster"].clone();
+    let mut asked = c.clone();
+    for r in [&mut fed, &mut asked] {
+        r["node"]["deadline_left_ms"] = json!("…");
+    }
+    assert_eq!(fed, asked);
+    assert!(
+        live["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == theirs.as_str() && r["owner"] == "node-b"),
+        "{live}"
+    );
+    // A peer that drops out of the listing leaves its accounts with no live owner.
+    view.write().peers.clear();
+    assert_eq!(
+        rig.get(&format!("/admin/accounts/{theirs}")).await["owner"],
+        json!(null)
+    );
+}

@@ -48,6 +48,17 @@ impl Rig {
         opts: SimOptions,
         tweak: impl FnOnce(&mut Config),
     ) -> Rig {
+        Rig::start_node(dir, opts, tweak, None).await
+    }
+
+    /// A rig whose daemon reads `cluster` as its node's view of the cluster (a test fills it
+    /// by hand the way the lease loop would; `None` is a single node).
+    pub async fn start_node(
+        dir: tempfile::TempDir,
+        opts: SimOptions,
+        tweak: impl FnOnce(&mut Config),
+        cluster: Option<Arc<codex_rotor::cluster::ClusterView>>,
+    ) -> Rig {
         let sim = Simulator::start(opts, "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("simulator starts");
@@ -67,9 +78,10 @@ impl Rig {
         tweak(&mut cfg);
         let (store, records, quarantined) =
             codex_rotor::store::FileStore::open(dir.path()).expect("store");
-        let daemon = codex_rotor::server::start_with(cfg, Arc::new(store), records, quarantined)
-            .await
-            .expect("daemon starts");
+        let daemon =
+            codex_rotor::server::start_node(cfg, Arc::new(store), records, quarantined, cluster)
+                .await
+                .expect("daemon starts");
         let base = format!("http://{}", daemon.addr);
         Rig {
             sim,
