@@ -49,7 +49,8 @@
     const enabled = r.st !== 'disabled';
     // Clustered, the row names the node that owns the account (`owner` is absent on one node).
     const owner = r.owner === undefined ? [] : ['on ' + (r.owner || 'no live node')];
-    const sub = [r.id, r.plan || 'plan unknown'].concat(owner).map(Rotor.esc).join(' · ');
+    // First, so a narrow column still shows it.
+    const sub = owner.concat([r.id, r.plan || 'plan unknown']).map(Rotor.esc).join(' · ');
     const problem = r.err || r.why;
     const primary = by.get('primary');
     return '<div class="acct"><button class="acct-label" data-action="details" title="' + Rotor.esc(r.label || r.id) + ' — details">' + Rotor.esc(r.label || r.id) + '</button>' +

@@ -4,7 +4,7 @@
 //! starts simulator + daemon is `admin/rig.rs`.
 
 mod accounts;
-mod cluster;
+pub mod cluster;
 pub mod rig;
 mod throttle;
 

@@ -6,6 +6,7 @@
 //! checks what an operator of 200 accounts needs (sorting, the serving-now view, dates, …).
 
 pub mod cdp;
+mod nodes;
 mod scale;
 mod scene;
 
