@@ -1,7 +1,8 @@
 //! `codex-rotor accounts import` / `add` with `backend = "postgres"` and no daemon running:
 //! the real binary merges the file into the throwaway database in one transaction — records
 //! sealed, each changed account's tokens marked imported (token version + 1) and its fencing
-//! generation moved on, an account imported again kept once — and refuses, changing nothing,
+//! generation moved on, an account imported again kept once, new tokens clearing
+//! `refresh_ambiguous` — and refuses, changing nothing,
 //! while a node session in the database is live.
 
 use super::pg_store::{KEY_B64, key};
@@ -118,6 +119,48 @@ async fn an_offline_import_lands_in_the_database_unless_a_node_is_live() {
     assert_eq!(report["updated"], serde_json::json!([first]), "{report}");
     let (tokens, _) = versions(&url, &first).await;
     assert_eq!(tokens, 1, "the same tokens are no new tokens");
+    // An account marked refresh_ambiguous (a takeover found an expired intent) is cleared by
+    // an import of new tokens for it: the operator's re-login.
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.execute(
+        "update rotor_account_owner set refresh_ambiguous = true where account = $1",
+        &[&first],
+    )
+    .await
+    .unwrap();
+    let mut relogin = files[0].0.auth_json.clone();
+    relogin["tokens"]["refresh_token"] = serde_json::json!("rt_after_a_relogin_0123456789");
+    relogin["last_refresh"] = serde_json::json!("2099-01-01T00:00:00Z");
+    let path = dir.path().join("relogin.json");
+    std::fs::write(&path, relogin.to_string()).unwrap();
+    let out = accounts(&config, &["import", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["updated"], serde_json::json!([first]), "{report}");
+    let ambiguous: bool = c
+        .query_one(
+            "select refresh_ambiguous from rotor_account_owner where account = $1",
+            &[&first],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!ambiguous, "new tokens clear the ambiguity");
+    assert_eq!(versions(&url, &first).await.0, 2, "a new token version");
+    let db = read_records(&url, &key()).await.unwrap();
+    let rec = db.iter().find(|r| r.id == first).unwrap();
+    assert_eq!(
+        rec.tokens.refresh_token.as_deref(),
+        Some("rt_after_a_relogin_0123456789")
+    );
+
     let listed = accounts(&config, &["list", "--json"]);
     assert!(listed.status.success());
     assert!(String::from_utf8_lossy(&listed.stdout).contains(&first));
@@ -143,5 +186,5 @@ async fn an_offline_import_lands_in_the_database_unless_a_node_is_live() {
     );
     assert!(!stderr.contains(KEY_B64), "{stderr}");
     assert_eq!(read_records(&url, &key()).await.unwrap().len(), 2);
-    assert_eq!(versions(&url, &first).await.0, 1);
+    assert_eq!(versions(&url, &first).await.0, 2);
 }
