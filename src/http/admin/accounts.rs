@@ -149,6 +149,6 @@ async fn account_json(state: &AppState, id: String) -> Result<Json<Value>, Admin
         .await
         .ok_or_else(|| AdminError::NoSuchAccount(id.clone()))?;
     let mut j = view::account(&v, state.now_ms());
-    cluster::add_owner(&state, &id, &mut j);
+    cluster::add_owner(state, &id, &mut j);
     Ok(Json(j))
 }
