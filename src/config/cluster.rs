@@ -86,13 +86,21 @@ impl ClusterConfig {
 
     /// The `advertise` URL other nodes reach this node at: `http` or `https`, a host peers can
     /// connect to (not `0.0.0.0`), an optional port, no path, query or credentials. Returned
-    /// without a trailing `/`, so a path can be appended.
-    pub fn resolve_advertise(&self) -> Result<String, (String, String)> {
+    /// without a trailing `/`, so a path can be appended. `Ok(None)` when unset: the node then
+    /// advertises its bound listener, which needs `listen` to be an address peers can reach.
+    pub fn resolve_advertise(
+        &self,
+        listen: std::net::SocketAddr,
+    ) -> Result<Option<String>, (String, String)> {
         let fail = |m: &str| Err(("cluster.advertise".to_owned(), m.to_owned()));
         let Some(text) = self.advertise.as_deref().map(str::trim) else {
-            return fail(
-                "is required with enabled = true: the URL other nodes reach this node's listener at, like \"http://10.0.0.5:8080\"",
-            );
+            if listen.ip().is_unspecified() {
+                return fail(&format!(
+                    "is required when server.listen is {listen}: the URL other nodes reach this \
+                     node's listener at, like \"http://10.0.0.5:8080\""
+                ));
+            }
+            return Ok(None);
         };
         let Ok(url) = reqwest::Url::parse(text) else {
             return fail("is not a URL (like \"http://10.0.0.5:8080\")");
@@ -123,7 +131,7 @@ impl ClusterConfig {
                 "must be scheme, host and port only, without a path (server.path_prefix is added by the node itself)",
             );
         }
-        Ok(bare.to_owned())
+        Ok(Some(bare.to_owned()))
     }
 
     /// The secret that signs forwarded requests, decoded (base64 or hex, at least

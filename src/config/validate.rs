@@ -303,7 +303,7 @@ fn cluster(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>) {
     }
     let checks = [
         k.resolve_node_id().err(),
-        k.resolve_advertise().err(),
+        k.resolve_advertise(cfg.server.listen).err(),
         k.resolve_secret(env).err(),
     ];
     for (key, message) in checks.into_iter().flatten() {

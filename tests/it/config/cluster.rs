@@ -76,10 +76,27 @@ fn the_node_id_defaults_to_the_host_name_and_must_be_a_plain_name() {
 }
 
 #[test]
-fn advertise_is_required_and_must_be_a_reachable_base_url() {
+fn advertise_must_be_a_reachable_base_url_and_defaults_to_a_reachable_listener() {
+    // Unset, the node advertises its listener — which must then be one peers can reach.
     let none = GOOD.replace("advertise = \"http://10.0.0.5:8080\"\n", "");
-    let p = only_problem(&none, &node_env(SECRET), "cluster.advertise");
-    assert!(p.contains("required"), "{p}");
+    assert_eq!(problems(&none, &node_env(SECRET)), Vec::<String>::new());
+    let cfg = Config::from_toml(&none).unwrap();
+    assert_eq!(cfg.cluster.resolve_advertise(cfg.server.listen), Ok(None));
+    let anywhere = format!(
+        "[server]\nlisten = \"0.0.0.0:8080\"\n[[keys.keys]]\nname = \"k\"\nkey = \"client-key-0123456789\"\n[admin]\nkey_env = \"ADMIN\"\n{none}"
+    );
+    let env = |name: &str| match name {
+        "ADMIN" => Some("admin-key-0123456789".to_owned()),
+        _ => node_env(SECRET)(name),
+    };
+    let found = problems(&anywhere, &env);
+    assert!(
+        found
+            .iter()
+            .any(|p| p
+                .starts_with("cluster.advertise: is required when server.listen is 0.0.0.0:8080")),
+        "{found:#?}"
+    );
     for (bad, why) in [
         ("10.0.0.5:8080", ""),
         ("ftp://10.0.0.5", "http:// or https://"),
@@ -98,7 +115,13 @@ fn advertise_is_required_and_must_be_a_reachable_base_url() {
         let toml = GOOD.replace("http://10.0.0.5:8080", good);
         assert_eq!(problems(&toml, &node_env(SECRET)), Vec::<String>::new());
         let cfg = Config::from_toml(&toml).unwrap();
-        assert_eq!(cfg.cluster.resolve_advertise().unwrap(), good);
+        assert_eq!(
+            cfg.cluster
+                .resolve_advertise(cfg.server.listen)
+                .unwrap()
+                .as_deref(),
+            Some(good)
+        );
     }
 }
 

@@ -139,8 +139,11 @@ fn the_cluster_examples_are_a_node_and_its_front_door() {
     let node = Config::load_with_env(Some(&dir.join("cluster.toml")), no_env()).expect("loads");
     assert!(node.cluster.enabled);
     assert_eq!(node.store.backend, codex_rotor::config::Backend::Postgres);
-    let advertise = node.cluster.resolve_advertise().expect("advertise");
-    assert_eq!(advertise, format!("http://{}", node.server.listen));
+    let advertise = node
+        .cluster
+        .resolve_advertise(node.server.listen)
+        .expect("advertise");
+    assert_eq!(advertise, Some(format!("http://{}", node.server.listen)));
 
     let site = std::fs::read_to_string(dir.join("nginx-cluster.conf")).expect("read");
     let single = std::fs::read_to_string(dir.join("nginx.conf")).expect("read");
