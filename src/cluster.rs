@@ -7,7 +7,11 @@
 //! owns which account. The loops that keep it current write it; handlers only read it.
 //! [`report`] is how it reads to an operator (admin API, dashboard).
 
+pub mod counters;
+pub mod node;
+pub mod plan;
 pub mod report;
 pub mod view;
 
+pub use node::{Node, NodeParts, Timing};
 pub use view::{ClusterView, Peer, Placement, Summary};

@@ -51,6 +51,13 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     for q in &opened.quarantined {
         tracing::warn!(file = ?q, "an unreadable account file was quarantined");
     }
+    let cluster = match (&opened.postgres, &opened.postgres_url) {
+        (Some(store), Some(url)) if cfg.cluster.enabled => Some(ClusterStore {
+            store: store.clone(),
+            url: url.expose().clone(),
+        }),
+        _ => None,
+    };
     let (store, records, quarantined, lock) = (
         opened.store,
         opened.records,
@@ -58,7 +65,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         opened.lock,
     );
     let signals = Signals::install().context("installing signal handlers")?;
-    let daemon = start_with(cfg, store, records, quarantined).await?;
+    let daemon = start_inner(cfg, store, records, quarantined, cluster).await?;
     tracing::info!(addr = %daemon.addr, "codex-rotor is serving");
     let pid = std::process::id();
     let addr = daemon.addr.to_string();
@@ -128,6 +135,16 @@ pub struct Daemon {
     pub state: AppState,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The cluster node's loops (cluster mode only).
+    node: Option<crate::cluster::Node>,
+}
+
+/// What a cluster node's loops need of the opened store.
+pub struct ClusterStore {
+    /// The PostgreSQL store the actors write through.
+    pub store: Arc<crate::store::postgres::records::PgStore>,
+    /// Its connection string.
+    pub url: String,
 }
 
 /// Starts pool and HTTP server from a validated configuration and the loaded account records.
@@ -149,17 +166,42 @@ pub async fn start_with(
     records: Vec<AccountRecord>,
     quarantined: Vec<crate::store::Quarantined>,
 ) -> anyhow::Result<Daemon> {
-    start_node(cfg, store, records, quarantined, None).await
+    start_inner(cfg, store, records, quarantined, None).await
 }
 
-/// [`start_with`] for a node of a cluster: `cluster` is the view its lease loop keeps current,
-/// which the admin API, the dashboard and the request path read. `None` is a single node.
-pub async fn start_node(
+/// [`start_with`], as a cluster node when `cluster` is given: the node's loops start before
+/// the listener accepts, and the pool runs only the accounts the node claims.
+pub async fn start_inner(
     cfg: Config,
     store: Arc<dyn rotor_actors::Store>,
     records: Vec<AccountRecord>,
     quarantined: Vec<crate::store::Quarantined>,
-    cluster: Option<Arc<crate::cluster::ClusterView>>,
+    cluster: Option<ClusterStore>,
+) -> anyhow::Result<Daemon> {
+    launch(cfg, store, records, quarantined, cluster, None).await
+}
+
+/// [`start_with`] with a cluster view no loop keeps current: whoever holds `view` writes it
+/// (tests of what the admin API and the dashboard show for a given cluster state).
+pub async fn start_with_view(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+    view: Arc<crate::cluster::ClusterView>,
+) -> anyhow::Result<Daemon> {
+    launch(cfg, store, records, quarantined, None, Some(view)).await
+}
+
+/// Starts the daemon: a cluster node's loops when `cluster` is given, else the handlers read
+/// `view` (if any) as the cluster view.
+async fn launch(
+    cfg: Config,
+    store: Arc<dyn rotor_actors::Store>,
+    records: Vec<AccountRecord>,
+    quarantined: Vec<crate::store::Quarantined>,
+    cluster: Option<ClusterStore>,
+    view: Option<Arc<crate::cluster::ClusterView>>,
 ) -> anyhow::Result<Daemon> {
     let refused = cfg.validate_bind();
     if !refused.is_empty() {
@@ -191,6 +233,28 @@ pub async fn start_node(
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    let node = cluster.map(|c| {
+        use crate::cluster::{ClusterView, Node, NodeParts, Timing, node};
+        let timing = Timing::of(&cfg.cluster);
+        let view = ClusterView::new(
+            node::node_id_of(&cfg.cluster),
+            node::advertise_of(&cfg.cluster, addr),
+            timing.ttl,
+            timing.margin,
+        );
+        tracing::info!(
+            node = view.node_id(),
+            advertise = view.advertise(),
+            "cluster: joining"
+        );
+        Node::start(NodeParts {
+            view,
+            url: c.url,
+            pool: pool.clone(),
+            store: c.store,
+            timing,
+        })
+    });
     let recent_capacity = cfg.admin.recent_requests.max(1);
     let state = AppState::new(Parts {
         pool,
@@ -201,7 +265,7 @@ pub async fn start_node(
         upstream,
         clock,
         quarantined,
-        cluster,
+        cluster: view.or_else(|| node.as_ref().map(|n| n.view().clone())),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::http::router::build(state.clone());
@@ -214,6 +278,7 @@ pub async fn start_node(
         state,
         stop,
         server,
+        node,
     })
 }
 
@@ -331,7 +396,11 @@ const READ_BUF_MAX: usize = 16 * 1024;
 
 impl Daemon {
     /// Ordered shutdown: stop accepting, drain within the grace, end the rest, stop the pool.
-    pub async fn shutdown(self) {
+    /// A cluster node first hands its accounts over (docs/cluster.md "How a node runs").
+    pub async fn shutdown(mut self) {
+        if let Some(node) = self.node.take() {
+            node.leave().await;
+        }
         let grace = self.state.config().server.shutdown_grace;
         let _ = self.stop.send(());
         let mut server = self.server;

@@ -385,6 +385,52 @@ impl PoolHandle {
         call(&actor, AccountMsg::Remove).await
     }
 
+    /// Runs an actor for `rec`, an account this node now owns (a cluster claim), from the
+    /// record as stored: unlike [`PoolHandle::add`] nothing is merged or written. `Ok(false)`
+    /// if the account already runs here.
+    pub async fn adopt(&self, rec: AccountRecord) -> Result<bool, PoolError> {
+        match self
+            .sup
+            .call(|r| PoolMsg::Adopt(Box::new(rec), r), Some(ADMIN_TIMEOUT))
+            .await
+        {
+            Ok(CallResult::Success(r)) => r,
+            Ok(CallResult::Timeout) => Err(PoolError::Timeout),
+            _ => Err(PoolError::Stopped),
+        }
+    }
+
+    /// Stops an account's actor without removing its record (a cluster release, a lost
+    /// session): at once no pick finds it; leases in flight get up to `drain` to come back,
+    /// then the actor stops, flushing what it has not written. `false` if it did not run here.
+    pub async fn leave(&self, id: &str, drain: Duration) -> Result<bool, PoolError> {
+        let owned = id.to_string();
+        let Some(actor) = self.ask(|r| PoolMsg::Leave(owned, r)).await? else {
+            return Ok(false);
+        };
+        let until = tokio::time::Instant::now() + drain;
+        while tokio::time::Instant::now() < until {
+            match call(&actor, AccountMsg::Snapshot).await {
+                Ok(v) if v.leases > 0 => tokio::time::sleep(Duration::from_millis(20)).await,
+                _ => break,
+            }
+        }
+        let _ = actor
+            .stop_and_wait(Some("left the pool".into()), Some(ADMIN_TIMEOUT))
+            .await;
+        Ok(true)
+    }
+
+    /// The accounts with a running actor, sorted.
+    pub async fn members(&self) -> Result<Vec<AccountId>, PoolError> {
+        Ok(self
+            .ask(PoolMsg::Refs)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
     /// Switches the rotation strategy at runtime.
     pub async fn set_strategy(&self, s: Strategy) {
         let _ = self.sup.cast(PoolMsg::SetStrategy(s));

@@ -4,6 +4,7 @@
 //! every account as the store last listed it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
@@ -53,6 +54,8 @@ pub struct ClusterView {
     advertise: String,
     origin: Instant,
     state: RwLock<State>,
+    /// Set once the node shuts down (planned release): it admits nothing more.
+    leaving: AtomicBool,
 }
 
 /// What changes while the node runs.
@@ -81,6 +84,7 @@ impl ClusterView {
                 owners: HashMap::new(),
                 local: Summary::default(),
             }),
+            leaving: AtomicBool::new(false),
         })
     }
 
@@ -112,6 +116,33 @@ impl ClusterView {
     /// Where the node stands now: serving and refreshing only while [`Standing::Held`].
     pub fn standing(&self) -> Standing {
         self.read().lease.standing(self.now())
+    }
+
+    /// The node shuts down: it admits no new request from now on.
+    pub fn set_leaving(&self) {
+        self.leaving.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the node shuts down.
+    pub fn leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
+    }
+
+    /// Why the node admits no new request now, or `None` while it does (Held, not leaving).
+    pub fn refusal(&self) -> Option<&'static str> {
+        if self.leaving() {
+            return Some("this node is shutting down");
+        }
+        match self.standing() {
+            Standing::Held => None,
+            Standing::Unacquired => {
+                Some("this node holds no cluster session (starting, or its session was lost)")
+            }
+            Standing::Fenced => Some(
+                "this node could not renew its cluster session in time (the database is \
+                 unreachable) and serves nothing until it does",
+            ),
+        }
     }
 
     /// The session epoch, once acquired.

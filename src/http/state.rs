@@ -3,7 +3,6 @@
 //! the account files quarantined at start, and the drain signal that tells open streams the
 //! shutdown grace is over. Cheap to clone (one `Arc`).
 
-use crate::cluster::ClusterView;
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -51,8 +50,8 @@ struct Inner {
     /// Account files that could not be loaded at start and were moved aside, so the admin
     /// API, the dashboard and `/readyz` can say so instead of only one log line.
     quarantined: Vec<Quarantined>,
-    /// This node's view of the cluster; `None` on a single node (`[cluster] enabled = false`).
-    cluster: Option<Arc<ClusterView>>,
+    /// This node's cluster view (`None` for a single node).
+    cluster: Option<Arc<crate::cluster::ClusterView>>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -73,8 +72,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Account files `FileStore::open` quarantined (empty when not opened from a data dir).
     pub quarantined: Vec<Quarantined>,
-    /// The cluster view the lease loop keeps current; `None` on a single node.
-    pub cluster: Option<Arc<ClusterView>>,
+    /// The cluster view of a cluster node (`None` for a single node).
+    pub cluster: Option<Arc<crate::cluster::ClusterView>>,
 }
 
 impl AppState {
@@ -169,9 +168,15 @@ impl AppState {
         &self.inner.quarantined
     }
 
-    /// This node's view of the cluster, when clustered (read it; the lease loop writes it).
-    pub fn cluster(&self) -> Option<&Arc<ClusterView>> {
+    /// This node's cluster view, if it runs in a cluster.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::ClusterView>> {
         self.inner.cluster.as_ref()
+    }
+
+    /// Why a cluster node admits no new request now (not Held, or shutting down); `None` for
+    /// a single node and a Held one.
+    pub fn cluster_refusal(&self) -> Option<&'static str> {
+        self.inner.cluster.as_ref()?.refusal()
     }
 
     /// A receiver that turns `true` when open streams must end (shutdown grace over).

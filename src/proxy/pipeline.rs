@@ -102,6 +102,11 @@ pub async fn serve<P: ClientProtocol>(
         Ok(x) => x,
         Err(e) => return fail(&protocol, out, e),
     };
+    // A cluster node that is not Held (or shuts down) must not act as an owner: 503, so the
+    // client (or its reverse proxy) tries another node (docs/cluster.md "How a node runs").
+    if let Some(why) = state.cluster_refusal() {
+        return fail(&protocol, out, ApiError::Unavailable(why.into()));
+    }
     let (req, ctx) = match parse(&state, &protocol, &headers, body, &permit, &mut out) {
         Ok(x) => x,
         Err(e) => return fail(&protocol, out, e),

@@ -53,6 +53,9 @@ pub struct Opened {
     pub lock: Option<DataDirLock>,
     /// The PostgreSQL store, for its counters (postgres only).
     pub postgres: Option<Arc<PgStore>>,
+    /// The database's connection string (postgres only): a cluster node's lease loops open
+    /// their own connections with it.
+    pub postgres_url: Option<Secret>,
 }
 
 /// The connection string and the key of a `postgres` store.
@@ -75,6 +78,11 @@ pub fn postgres_of(cfg: &StoreConfig, env: EnvLookup<'_>) -> Result<(Secret, Sto
 /// Opens the store of `cfg` for a writer (`purpose` is named in the lock file).
 pub async fn open(cfg: &Config, purpose: &str) -> Result<Opened, OpenError> {
     match cfg.store.backend {
+        Backend::Files if cfg.cluster.enabled => Err(OpenError::Config {
+            key: "cluster.enabled".into(),
+            message: "cluster mode needs the shared store: set [store] backend = \"postgres\""
+                .into(),
+        }),
         Backend::Files => {
             let lock = DataDirLock::acquire(&cfg.data_dir, purpose)?;
             let (store, records, quarantined) =
@@ -88,11 +96,21 @@ pub async fn open(cfg: &Config, purpose: &str) -> Result<Opened, OpenError> {
                 quarantined,
                 lock: Some(lock),
                 postgres: None,
+                postgres_url: None,
             })
         }
         Backend::Postgres => {
             let (url, key) = postgres_of(&cfg.store, &process_env)?;
-            let (store, records) = PgStore::open(url.expose(), key).await?;
+            // A cluster node takes no account at open: it claims its share by the lease
+            // rules (docs/cluster.md "How a node runs"); a single node takes them all.
+            let (store, records) = if cfg.cluster.enabled {
+                (
+                    PgStore::open_for_cluster(url.expose(), key).await?,
+                    Vec::new(),
+                )
+            } else {
+                PgStore::open(url.expose(), key).await?
+            };
             let store = Arc::new(store);
             Ok(Opened {
                 store: store.clone(),
@@ -100,6 +118,7 @@ pub async fn open(cfg: &Config, purpose: &str) -> Result<Opened, OpenError> {
                 quarantined: Vec::new(),
                 lock: None,
                 postgres: Some(store),
+                postgres_url: Some(url),
             })
         }
     }

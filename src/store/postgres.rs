@@ -304,6 +304,118 @@ impl LeaseDb {
             .await
     }
 
+    /// Ends the session at once ([`Rules::end_session`]): a planned shutdown, after its
+    /// accounts were released, so peers need not wait out the TTL.
+    pub async fn end_session(
+        &mut self,
+        node: &str,
+        epoch: u64,
+    ) -> Result<Result<(), Refusal>, DbError> {
+        self.decide(None, vec![node], None, |r, now| {
+            r.end_session(node, epoch, now)
+        })
+        .await
+    }
+
+    /// Publishes what the node says about itself with an acquire or renewal: the address
+    /// peers reach it at and its summary (JSON). Only its session at `epoch` is changed.
+    pub async fn publish(
+        &self,
+        node: &str,
+        epoch: u64,
+        advertise: &str,
+        summary: &serde_json::Value,
+    ) -> Result<(), DbError> {
+        self.client
+            .execute(
+                "update rotor_node_session set advertise = $3, summary = $4::text::jsonb
+                 where node = $1 and epoch = $2",
+                &[&node, &i64_of(epoch), &advertise, &summary.to_string()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The live nodes and every stored account's ownership, read at one instant of the
+    /// database's clock; who is live is decided by [`Rules`], as everywhere.
+    pub async fn listing(&mut self) -> Result<Listing, DbError> {
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let now = Self::now(&tx, None).await?;
+        let mut rules = Rules::default();
+        let mut published = std::collections::HashMap::new();
+        for row in tx
+            .query(
+                "select node, epoch, expires_at, advertise, summary::text from rotor_node_session
+                 where epoch > 0",
+                &[],
+            )
+            .await?
+        {
+            let node: NodeId = row.get(0);
+            let summary: Option<String> = row.get(4);
+            let summary = summary.and_then(|t| serde_json::from_str(&t).ok());
+            published.insert(node.clone(), (row.get::<_, Option<String>>(3), summary));
+            rules.sessions.insert(
+                node,
+                Session {
+                    epoch: u64_of(row.get(1)),
+                    expires_at: row.get(2),
+                },
+            );
+        }
+        let rows = tx
+            .query(
+                &format!(
+                    "select o.account, {} from rotor_account_owner o
+                     join rotor_account a on a.id = o.account order by o.account",
+                    ACCOUNT_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("o.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                &[],
+            )
+            .await?;
+        tx.commit().await?;
+        let nodes = rules
+            .live_nodes(now)
+            .into_iter()
+            .map(|(node, epoch)| {
+                let left = rules.sessions.get(&node).map_or(0, |s| s.expires_at - now);
+                let (advertise, summary) = published.remove(&node).unwrap_or_default();
+                LiveNode {
+                    node,
+                    epoch,
+                    advertise,
+                    summary,
+                    left,
+                }
+            })
+            .collect();
+        let accounts = rows
+            .iter()
+            .map(|r| {
+                let row = account_of(r, 1);
+                Ownership {
+                    account: r.get(0),
+                    owner: row.owner.clone().filter(|_| rules.owner_live(&row, now)),
+                    owner_gen: row.owner_gen,
+                    token_version: row.token_version,
+                    refresh_ambiguous: row.refresh_ambiguous,
+                    refreshing: row.intent.is_some(),
+                }
+            })
+            .collect();
+        Ok(Listing { nodes, accounts })
+    }
+
     /// Every row, for tests and the admin view.
     pub async fn snapshot(&self) -> Result<Rules, DbError> {
         let mut rules = Rules::default();
@@ -335,6 +447,47 @@ impl LeaseDb {
         }
         Ok(rules)
     }
+}
+
+/// A live node session, as [`LeaseDb::listing`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveNode {
+    /// The node id.
+    pub node: NodeId,
+    /// Its session epoch.
+    pub epoch: u64,
+    /// The address it published.
+    pub advertise: Option<String>,
+    /// The summary it published (JSON), if it did.
+    pub summary: Option<serde_json::Value>,
+    /// Store time left on its session, in ms.
+    pub left: Ms,
+}
+
+/// One stored account's ownership, as [`LeaseDb::listing`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    /// The account id.
+    pub account: String,
+    /// Its owner, only while the owner's session is live.
+    pub owner: Option<Owner>,
+    /// The owner generation a claim must name.
+    pub owner_gen: u64,
+    /// +1 on every stored rotation.
+    pub token_version: u64,
+    /// Nobody may refresh it until fresh tokens are imported.
+    pub refresh_ambiguous: bool,
+    /// A refresh intent is recorded (in flight, or left by a lapsed owner).
+    pub refreshing: bool,
+}
+
+/// The live nodes and the accounts' ownership at one instant of the store's clock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    /// Live sessions, by node id.
+    pub nodes: Vec<LiveNode>,
+    /// Every account that has a record, by id.
+    pub accounts: Vec<Ownership>,
 }
 
 const ACCOUNT_COLUMNS: &str = "owner_node, owner_epoch, owner_gen, token_version, intent_gen, \

@@ -60,6 +60,12 @@ pub enum PoolMsg {
     Add(Box<AccountRecord>, RpcReplyPort<Result<AddStep, PoolError>>),
     /// Forget an account that is being removed; returns its actor.
     Forget(AccountId, RpcReplyPort<Option<AccountRef>>),
+    /// Run an actor for an account this node now owns, from its durable record as loaded (a
+    /// cluster claim): no import merge, nothing written. `false` if it already runs.
+    Adopt(Box<AccountRecord>, RpcReplyPort<Result<bool, PoolError>>),
+    /// Take an account out of the pool without touching its record (a cluster release or a
+    /// lost session): no new leases; returns its actor for the handle to drain and stop.
+    Leave(AccountId, RpcReplyPort<Option<AccountRef>>),
     /// Switch the rotation strategy.
     SetStrategy(Strategy),
     /// Restart a failed account from its durable record (after its backoff).
@@ -175,6 +181,23 @@ impl Actor for PoolSupervisor {
             }
             PoolMsg::Forget(id, reply) => {
                 let r = st.members.remove(&id, Leaving::Forgotten);
+                st.index.remove(&id);
+                st.budgets.remove(&id);
+                let _ = reply.send(r);
+            }
+            PoolMsg::Adopt(rec, reply) => {
+                let r = if st.members.contains(&rec.id) {
+                    Ok(false)
+                } else {
+                    spawn_account(&me, st, *rec)
+                        .await
+                        .map(|_| true)
+                        .map_err(|e| PoolError::Spawn(e.to_string()))
+                };
+                let _ = reply.send(r);
+            }
+            PoolMsg::Leave(id, reply) => {
+                let r = st.members.remove(&id, Leaving::Stopped);
                 st.index.remove(&id);
                 st.budgets.remove(&id);
                 let _ = reply.send(r);

@@ -197,6 +197,23 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let s = state.pool().summary().await;
     let quarantined = state.quarantined().len();
+    // A cluster node is ready while it holds its session, owning accounts or not (it can
+    // forward); while not Held nothing it answers would be its own to give.
+    if let Some(why) = state.cluster_refusal() {
+        let body = json!({ "ready": false, "reason": why, "soonest_reset_at": s.soonest_reset_at,
+            "quarantined": quarantined });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    if state.cluster().is_some() {
+        let reason = if s.total == 0 {
+            "this node holds its cluster session and owns no account yet".to_owned()
+        } else {
+            view::serving_reason(&s, quarantined, state.now_ms())
+        };
+        let body = json!({ "ready": true, "reason": reason,
+            "soonest_reset_at": s.soonest_reset_at, "quarantined": quarantined });
+        return (StatusCode::OK, Json(body)).into_response();
+    }
     let reason = view::serving_reason(&s, quarantined, state.now_ms());
     let status = if s.serving {
         StatusCode::OK

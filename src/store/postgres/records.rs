@@ -9,7 +9,7 @@
 //! generation, so once another process took the account over (a newer `serve` on the same
 //! database, later a cluster claim) the old one's writes are refused, counted
 //! ([`PgStore::fenced_out`]) and never retried. A single node takes every account at open
-//! (`owner_gen + 1`); cluster mode will take them by claim instead ([`PgStore::hold`]).
+//! (`owner_gen + 1`); cluster mode takes them by claim instead ([`PgStore::open_for_cluster`], [`PgStore::hold`]).
 //!
 //! The connections run on a small runtime of their own, so the writer thread and an actor
 //! reloading its record can block on a statement whatever runtime (if any) they are on.
@@ -183,6 +183,21 @@ impl PgStore {
     /// Opens the store for a serving node: migrates, checks the key, takes every account over
     /// (`owner_gen + 1`, fencing out any older process still writing) and loads them.
     pub async fn open(url: &str, key: StoreKey) -> Result<(PgStore, Vec<AccountRecord>), DbError> {
+        Self::open_as(url, key, true).await
+    }
+
+    /// Opens the store for a cluster node: migrates and checks the key like [`PgStore::open`],
+    /// but takes no account and loads none. The node claims accounts through the lease
+    /// rules and announces each won generation with [`PgStore::hold`] before its actor runs.
+    pub async fn open_for_cluster(url: &str, key: StoreKey) -> Result<PgStore, DbError> {
+        Ok(Self::open_as(url, key, false).await?.0)
+    }
+
+    async fn open_as(
+        url: &str,
+        key: StoreKey,
+        take_all: bool,
+    ) -> Result<(PgStore, Vec<AccountRecord>), DbError> {
         let rt = runtime()?;
         let reader = prepare(&rt, url, &key).await?;
         let c = &reader.client;
@@ -192,15 +207,20 @@ impl PgStore {
             &[],
         )
         .await?;
-        let rows = c
-            .query(
-                "update rotor_account_owner o set owner_gen = o.owner_gen + 1
-                 from rotor_account a where a.id = o.account returning o.account, o.owner_gen",
-                &[],
-            )
-            .await?;
-        let gens: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let records = read_all(c, &key).await?;
+        let (gens, records) = if take_all {
+            let rows = c
+                .query(
+                    "update rotor_account_owner o set owner_gen = o.owner_gen + 1
+                     from rotor_account a where a.id = o.account
+                     returning o.account, o.owner_gen",
+                    &[],
+                )
+                .await?;
+            let gens: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            (gens, read_all(c, &key).await?)
+        } else {
+            (HashMap::new(), Vec::new())
+        };
         let gens = Arc::new(Mutex::new(gens));
         let fenced = Arc::new(AtomicU64::new(0));
         let sink = Records {
@@ -229,6 +249,19 @@ impl PgStore {
     /// Records that this process now holds `id` at `owner_gen` (a cluster claim).
     pub fn hold(&self, id: &str, owner_gen: u64) {
         lock(&self.gens).insert(id.to_owned(), i64::try_from(owner_gen).unwrap_or(i64::MAX));
+    }
+
+    /// This process no longer holds `id` (released, or its session was lost): its writes of
+    /// the account are refused from now on, as the store would refuse them anyway.
+    pub fn unhold(&self, id: &str) {
+        lock(&self.gens).remove(id);
+    }
+
+    /// The accounts this process holds a generation of.
+    pub fn held(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.gens).keys().cloned().collect();
+        ids.sort();
+        ids
     }
 }
 

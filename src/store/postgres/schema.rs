@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::DbError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Each migration brings the schema from its index to index + 1.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -46,6 +46,11 @@ create table rotor_store_key (
     id integer primary key check (id = 1),
     probe bytea not null
 );
+"#,
+    // 3: cluster mode (docs/cluster.md "How a node runs"): what a node publishes with each
+    // acquire and renewal — the address peers forward to, and its summary for spilling.
+    r#"
+alter table rotor_node_session add column advertise text, add column summary jsonb;
 "#,
 ];
 

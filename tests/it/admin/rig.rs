@@ -78,10 +78,14 @@ impl Rig {
         tweak(&mut cfg);
         let (store, records, quarantined) =
             codex_rotor::store::FileStore::open(dir.path()).expect("store");
-        let daemon =
-            codex_rotor::server::start_node(cfg, Arc::new(store), records, quarantined, cluster)
-                .await
-                .expect("daemon starts");
+        let store = Arc::new(store);
+        let daemon = match cluster {
+            Some(view) => {
+                codex_rotor::server::start_with_view(cfg, store, records, quarantined, view).await
+            }
+            None => codex_rotor::server::start_with(cfg, store, records, quarantined).await,
+        }
+        .expect("daemon starts");
         let base = format!("http://{}", daemon.addr);
         Rig {
             sim,

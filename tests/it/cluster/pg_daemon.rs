@@ -15,15 +15,27 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const POOL_KEY: &str = "sk-rotor-pg-daemon-pool-key-0123";
-const ADMIN_KEY: &str = "sk-rotor-pg-daemon-admin-key-0123";
+pub(super) const POOL_KEY: &str = "sk-rotor-pg-daemon-pool-key-0123";
+pub(super) const ADMIN_KEY: &str = "sk-rotor-pg-daemon-admin-key-0123";
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
 
 fn write_config(dir: &Path, port: u16, sim: &SimHandle, url: &str) -> std::path::PathBuf {
+    write_config_with(dir, port, sim, url, "")
+}
+
+/// The daemon's config in `dir` (its data directory below it), with `extra` appended (a
+/// `[cluster]` section).
+pub(super) fn write_config_with(
+    dir: &Path,
+    port: u16,
+    sim: &SimHandle,
+    url: &str,
+    extra: &str,
+) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     let text = format!(
         "data_dir = {data:?}\n[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n\
@@ -31,7 +43,7 @@ fn write_config(dir: &Path, port: u16, sim: &SimHandle, url: &str) -> std::path:
          [refresh]\nmargin = \"2s\"\njitter = \"0s\"\n[pool]\ntick = \"100ms\"\n\
          [admin]\nkey_env = \"ROTOR_PGD_ADMIN\"\n\
          [[keys.keys]]\nname = \"client\"\nkey_env = \"ROTOR_PGD_POOL\"\n\
-         [store]\nbackend = \"postgres\"\nurl = {url:?}\n",
+         [store]\nbackend = \"postgres\"\nurl = {url:?}\n{extra}",
         data = dir.join("data").display().to_string(),
         base = sim.backend_url(),
         token = sim.token_url(),
@@ -41,14 +53,16 @@ fn write_config(dir: &Path, port: u16, sim: &SimHandle, url: &str) -> std::path:
 }
 
 /// `codex-rotor serve` with the store key and the client keys in its environment.
-struct Daemon(Child);
+pub(super) struct Daemon(pub(super) Child);
 
 impl Daemon {
-    fn start(config: &Path, log: &Path) -> Daemon {
+    pub(super) fn start(config: &Path, log: &Path) -> Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_codex-rotor"))
             .args(["serve", "--config"])
             .arg(config)
             .env("CODEX_ROTOR_STORE_KEY", KEY_B64)
+            // Every node signs forwarded requests with the same cluster secret (>= 32 bytes).
+            .env("CODEX_ROTOR_CLUSTER_SECRET", KEY_B64)
             .env("ROTOR_PGD_ADMIN", ADMIN_KEY)
             .env("ROTOR_PGD_POOL", POOL_KEY)
             .stdin(Stdio::null())
@@ -60,7 +74,7 @@ impl Daemon {
     }
 
     /// SIGTERM, then waits for the exit (the pool flushes every account first).
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-s", "TERM", &self.0.id().to_string()])
             .status();
@@ -83,7 +97,7 @@ impl Drop for Daemon {
     }
 }
 
-async fn eventually<F: AsyncFnMut() -> bool>(what: &str, log: &Path, mut check: F) {
+pub(super) async fn eventually<F: AsyncFnMut() -> bool>(what: &str, log: &Path, mut check: F) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if check().await {
@@ -95,7 +109,7 @@ async fn eventually<F: AsyncFnMut() -> bool>(what: &str, log: &Path, mut check: 
     panic!("timed out waiting for: {what}; daemon log:\n{log}");
 }
 
-async fn served(http: &reqwest::Client, port: u16) -> bool {
+pub(super) async fn served(http: &reqwest::Client, port: u16) -> bool {
     let body = json!({"model": "gpt-5.5", "stream": false, "store": false, "instructions": "hi",
         "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}]});
     http.post(format!("http://127.0.0.1:{port}/v1/responses"))
