@@ -2,6 +2,7 @@
 //! tests on a Unix socket (docs/cluster.md).
 
 mod nodes;
+mod operate;
 mod pg_daemon;
 mod pg_offline;
 mod pg_rules;
