@@ -1,11 +1,14 @@
 //! Operating two real nodes (`codex-rotor serve` with `[cluster] enabled` on one throwaway
 //! PostgreSQL): each node's `GET /admin/cluster` names itself with a held lease, the other as
 //! its live peer at the address it advertises, and the same owner for every account as the
-//! database; the account answers carry that owner; a node that is killed drops out of the
+//! database; the account answers and a's dashboard (its Nodes panel, the owner on each row,
+//! in real headless Chromium) carry that owner; a node that is killed drops out of the
 //! survivor's report once its lease lapses, and its accounts show the survivor as owner.
 
 use super::nodes::{Cluster, Node};
 use super::pg_daemon::ADMIN_KEY;
+use crate::dashboard::cdp::Browser;
+use crate::dashboard::{login_at, screenshot_path};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -97,6 +100,39 @@ async fn each_node_reports_itself_its_peer_and_the_owner_of_every_account() {
     }
     let live = admin(&c, &a, "/admin/live").await.expect("feed");
     assert_eq!(live["cluster"]["node"]["id"], "a");
+
+    // a's dashboard: the Nodes panel lists a (this node, held) then b (live); rows name owners.
+    let mut browser = Browser::launch(1400, 1000).await.expect("chromium starts");
+    login_at(
+        &mut browser,
+        &format!("http://127.0.0.1:{}/", a.port),
+        ADMIN_KEY,
+    )
+    .await;
+    let panel = browser
+        .wait_for(
+            "(() => { const r = Array.from(document.querySelectorAll('#nodes-list tr')); \
+             return !document.getElementById('nodes').hidden && r.length === 2 && \
+             r.map(t => t.dataset.node + ':' + t.querySelector('[data-standing]').dataset.standing).join(' ') })()",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the Nodes panel shows both nodes");
+    assert_eq!(panel, "a:held b:live");
+    let subs = browser
+        .eval(
+            "Array.from(document.querySelectorAll('#accounts .acct-sub')).map(e => e.textContent)",
+        )
+        .await
+        .expect("rows");
+    let subs = subs.as_array().expect("rows");
+    assert!(!subs.is_empty());
+    for sub in subs {
+        assert!(sub.as_str().unwrap_or("").starts_with("on a · "), "{sub}");
+    }
+    let shot = screenshot_path("dashboard-two-nodes");
+    browser.screenshot(&shot).await.expect("screenshot");
+    println!("two-node dashboard: {}", shot.display());
 
     // SIGKILL b: once its lease lapses and a claims, a reports itself alone, owning all.
     let mut b = b;
