@@ -8,10 +8,12 @@
 //! [`report`] is how it reads to an operator (admin API, dashboard).
 
 pub mod counters;
+pub mod fence;
 pub mod node;
 pub mod plan;
 pub mod report;
 pub mod view;
 
+pub use fence::PgFence;
 pub use node::{Node, NodeParts, Timing};
 pub use view::{ClusterView, Peer, Placement, Summary};

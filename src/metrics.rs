@@ -7,6 +7,7 @@
 //! fact").
 
 pub mod accounts;
+mod cluster;
 mod refresh;
 pub mod series;
 
@@ -298,6 +299,7 @@ impl Metrics {
             "Account writes the database refused because another process owned the account by then",
             fenced,
         );
+        cluster::register(&mut scrape);
         accounts::register(&mut scrape, summary, accounts);
         let mut out = String::new();
         for registry in [&self.registry, &scrape] {

@@ -139,6 +139,30 @@ pub struct Daemon {
     node: Option<crate::cluster::Node>,
 }
 
+/// The node's view and the refresh fence on its own database connection.
+async fn cluster_fence(
+    cfg: &Config,
+    c: &ClusterStore,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(
+    Arc<crate::cluster::ClusterView>,
+    Arc<crate::cluster::PgFence>,
+)> {
+    use crate::cluster::{ClusterView, PgFence, Timing, fence::Window, node};
+    let timing = Timing::of(&cfg.cluster);
+    let view = ClusterView::new(
+        node::node_id_of(&cfg.cluster),
+        node::advertise_of(&cfg.cluster, addr),
+        timing.ttl,
+        timing.margin,
+    );
+    let db = crate::store::postgres::LeaseDb::connect(&c.url)
+        .await
+        .context("connecting the refresh fence to the database")?;
+    let fence = PgFence::new(db, view.clone(), c.store.clone(), Window::of(&cfg.cluster));
+    Ok((view, Arc::new(fence)))
+}
+
 /// What a cluster node's loops need of the opened store.
 pub struct ClusterStore {
     /// The PostgreSQL store the actors write through.
@@ -219,42 +243,49 @@ async fn launch(
     let refresher = HttpRefresher::new(upstream.client().clone(), cfg.upstream.token_url.clone())
         .with_client_id(&cfg.refresh.client_id)
         .with_identity(&cfg.upstream.originator, &cfg.upstream.user_agent);
+    let listener = TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    // A cluster node's view exists before its actors do: they refresh under its fence.
+    let fenced = match &cluster {
+        Some(c) => Some(cluster_fence(&cfg, c, addr).await?),
+        None => None,
+    };
+    let fence: Arc<dyn rotor_actors::RefreshFence> = match &fenced {
+        Some((_, f)) => f.clone(),
+        None => Arc::new(rotor_actors::NoFence),
+    };
     let effects = Effects {
         store,
         // Counted, so `codex_rotor_token_refreshes_total` reports the refreshes really made.
         refresher: metrics.count_refreshes(Arc::new(refresher)),
         prober: Arc::new(UsageProber::new(upstream.clone())),
+        fence,
         clock: clock.clone(),
     };
     let pool = PoolHandle::start(cfg.pool_config(), effects, records)
         .await
         .context("starting the account pool")?;
-    let listener = TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("binding {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    let node = cluster.map(|c| {
-        use crate::cluster::{ClusterView, Node, NodeParts, Timing, node};
-        let timing = Timing::of(&cfg.cluster);
-        let view = ClusterView::new(
-            node::node_id_of(&cfg.cluster),
-            node::advertise_of(&cfg.cluster, addr),
-            timing.ttl,
-            timing.margin,
-        );
-        tracing::info!(
-            node = view.node_id(),
-            advertise = view.advertise(),
-            "cluster: joining"
-        );
-        Node::start(NodeParts {
-            view,
-            url: c.url,
-            pool: pool.clone(),
-            store: c.store,
-            timing,
-        })
-    });
+    let node = match (cluster, fenced) {
+        (Some(c), Some((view, fence))) => {
+            use crate::cluster::{Node, NodeParts, Timing};
+            tracing::info!(
+                node = view.node_id(),
+                advertise = view.advertise(),
+                "cluster: joining"
+            );
+            Some(Node::start(NodeParts {
+                view,
+                url: c.url,
+                pool: pool.clone(),
+                store: c.store,
+                timing: Timing::of(&cfg.cluster),
+                fence: Some(fence),
+            }))
+        }
+        _ => None,
+    };
     let recent_capacity = cfg.admin.recent_requests.max(1);
     let state = AppState::new(Parts {
         pool,

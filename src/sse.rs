@@ -47,6 +47,11 @@ pub struct EventRef<'a> {
     pub event: Option<&'a [u8]>,
     /// The `data:` lines joined by `\n`.
     pub data: &'a [u8],
+    /// Where `data` starts in the stream (bytes fed before it, over every chunk) when it is one
+    /// `data:` line, so that it is a run of the stream's own bytes: a consumer passing the
+    /// stream on can then find a part of `data` in the bytes it sends without searching.
+    /// `None` for data joined from several lines.
+    pub data_at: Option<u64>,
 }
 
 impl<'a> EventRef<'a> {
@@ -126,6 +131,12 @@ pub struct SseParser {
     dropped_head: Vec<u8>,
     /// JSON `type` (else `event:` name) of the last dropped event, when readable.
     last_dropped_type: Option<String>,
+    /// Bytes fed before the current chunk.
+    fed: u64,
+    /// Where the current line starts in the stream.
+    line_at: u64,
+    /// Where the value of the event's one `data:` line starts ([`EventRef::data_at`]).
+    data_at: Option<u64>,
 }
 
 impl SseParser {
@@ -165,11 +176,17 @@ impl SseParser {
     }
 
     /// Feeds one chunk and hands every event it completed to `f`, borrowed.
-    pub fn push_with(&mut self, mut chunk: &[u8], mut f: impl FnMut(EventRef<'_>)) {
+    pub fn push_with(&mut self, whole: &[u8], mut f: impl FnMut(EventRef<'_>)) {
+        let mut chunk = whole;
+        let fed = self.fed;
+        self.fed += whole.len() as u64;
+        // Where `rest`, a tail of this chunk, starts in the stream.
+        let at = |rest: &[u8]| fed + (whole.len() - rest.len()) as u64;
         if self.pending_cr && !chunk.is_empty() {
             self.pending_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
                 chunk = rest;
+                self.line_at = at(chunk);
             }
         }
         while let Some(pos) = memchr::memchr2(b'\n', b'\r', chunk) {
@@ -187,6 +204,7 @@ impl SseParser {
             } else {
                 after
             };
+            self.line_at = at(chunk);
         }
         self.extend_line(chunk);
     }
@@ -279,6 +297,11 @@ impl SseParser {
             b"data" => {
                 if self.has_data {
                     self.data.push(b'\n');
+                    self.data_at = None;
+                } else {
+                    // `value` is the end of `line`.
+                    let skipped = line.len() - value.len();
+                    self.data_at = Some(self.line_at + skipped as u64);
                 }
                 self.data.extend_from_slice(value);
                 self.has_data = true;
@@ -325,6 +348,7 @@ impl SseParser {
             f(EventRef {
                 event: self.has_event.then_some(self.event.as_slice()),
                 data: &self.data,
+                data_at: self.data_at,
             });
         }
         self.reset_event();
@@ -335,6 +359,7 @@ impl SseParser {
         self.has_event = false;
         self.data.clear();
         self.has_data = false;
+        self.data_at = None;
     }
 }
 

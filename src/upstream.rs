@@ -6,13 +6,15 @@
 //! Per-account identity is stable: every request of an account carries the same `originator`
 //! and `user-agent` (from config) and its own `chatgpt-account-id`; conversation headers
 //! (`session-id`, `x-codex-turn-state`, …) are forwarded from the client so upstream sees the
-//! same turn structure Codex would send directly (docs/protocol.md §2).
+//! same turn structure Codex would send directly (docs/protocol.md §2), the client's ids in them
+//! replaced by the serving account's pseudonyms ([`pseudonym`]).
 
 pub mod catalogue;
 pub mod classify;
 pub mod cookies;
 pub mod evidence;
 pub mod names;
+pub mod pseudonym;
 pub mod shape;
 pub mod usage;
 
@@ -20,8 +22,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use std::time::Duration;
 
-/// Client request headers forwarded upstream unchanged (conversation structure, never
-/// credentials or hop-by-hop headers).
+/// Client request headers forwarded upstream (conversation structure, never credentials or
+/// hop-by-hop headers); those of [`pseudonym::HEADERS`] with the client's ids replaced.
 pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "session-id",
     "session_id",
@@ -250,7 +252,7 @@ impl Upstream {
         );
         for name in &self.prebuilt.forwarded {
             for v in client_headers.get_all(name) {
-                headers.append(name.clone(), v.clone());
+                headers.append(name.clone(), pseudonym::header_for(name, v, creds.account));
             }
         }
         let req = match &self.prebuilt.responses_url {

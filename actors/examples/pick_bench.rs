@@ -49,6 +49,7 @@ fn effects() -> Effects {
         store: Arc::new(NullStore),
         refresher: Arc::new(NullRefresher),
         prober: Arc::new(NullProber),
+        fence: Arc::new(rotor_actors::NoFence),
         clock: Arc::new(SystemClock),
     }
 }

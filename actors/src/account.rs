@@ -20,7 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 pub use cooldown::Cooldown;
 pub use lease::{Lease, UpstreamFailure};
 pub use penalty::{Penalty, PenaltyCause};
-pub use refresh::{NEEDS_LOGIN, RefreshGate};
+pub use refresh::{AMBIGUOUS, NEEDS_LOGIN, RefreshGate};
 pub use state::{AccountState, Action};
 pub use view::{AccountView, Explanation, Hold, derived_status};
 
@@ -30,8 +30,10 @@ use crate::{
     AccountRecord, Effects, NewTokens, ProbeError, RefreshError, RefreshReason, UnixMs,
     UpstreamCreds, Usage, quota,
 };
-use refresh::{begin_refresh, schedule_refresh, start_refresh, tokens_refreshed};
-use upkeep::{act, merge, probed, push, set_enabled, start_probe, tick};
+use refresh::{
+    begin_refresh, fence_finished, fence_refused, schedule_refresh, start_refresh, tokens_refreshed,
+};
+use upkeep::{Imported, act, merge, probed, push, reload, set_enabled, start_probe, tick};
 
 /// Reference to an account actor.
 pub type AccountRef = ActorRef<AccountMsg>;
@@ -75,9 +77,15 @@ pub enum AccountMsg {
     Tick,
     /// A refresh task obtained its pool-wide permit: write the intent, hand out the token.
     BeginRefresh {
+        /// The fence's ticket of the intent it committed in the store.
+        ticket: crate::FenceTicket,
         /// Answer: the refresh token to spend, or `None` if the refresh is no longer wanted.
         reply: RpcReplyPort<Option<String>>,
     },
+    /// The fence refused to begin a refresh; nothing was sent.
+    FenceRefused(crate::FenceRefusal),
+    /// The fence answered the finish of a rotation whose tokens are durable.
+    FenceFinished(Result<(), crate::FenceRefusal>),
     /// The token endpoint answered.
     TokensRefreshed(Result<NewTokens, RefreshError>),
     /// A usage probe answered.
@@ -93,6 +101,11 @@ pub enum AccountMsg {
     /// Merge an imported record for the same account by the one import rule
     /// ([`merge_import`](crate::merge_import)); answers what it did.
     Merge(Box<AccountRecord>, RpcReplyPort<crate::Merged>),
+    /// Re-read the account's record from the store and merge it by the import rule: tokens
+    /// imported on another node reach the owner (cluster mode). The store is not told of an
+    /// import (the importing node did that). Answers what the merge did (`None`: the store has
+    /// no record or could not be read).
+    Reload(RpcReplyPort<Option<crate::Merged>>),
     /// Enable or disable.
     SetEnabled(bool, RpcReplyPort<()>),
     /// Remove the account's file and stop.
@@ -109,6 +122,8 @@ impl std::fmt::Debug for AccountMsg {
             AccountMsg::UpstreamFailed { .. } => "UpstreamFailed",
             AccountMsg::Tick => "Tick",
             AccountMsg::BeginRefresh { .. } => "BeginRefresh",
+            AccountMsg::FenceRefused(_) => "FenceRefused",
+            AccountMsg::FenceFinished(_) => "FenceFinished",
             AccountMsg::TokensRefreshed(_) => "TokensRefreshed",
             AccountMsg::Probed(_) => "Probed",
             AccountMsg::ProbeNow => "ProbeNow",
@@ -116,6 +131,7 @@ impl std::fmt::Debug for AccountMsg {
             AccountMsg::Explain(_) => "Explain",
             AccountMsg::Export(_) => "Export",
             AccountMsg::Merge(..) => "Merge",
+            AccountMsg::Reload(_) => "Reload",
             AccountMsg::SetEnabled(..) => "SetEnabled",
             AccountMsg::Remove(_) => "Remove",
         };
@@ -279,10 +295,12 @@ impl Actor for AccountActor {
                 act(&me, s, action.into_iter().collect(), now);
             }
             AccountMsg::Tick => tick(&me, s, now),
-            AccountMsg::BeginRefresh { reply } => {
-                let rt = begin_refresh(&me, s, now);
+            AccountMsg::BeginRefresh { ticket, reply } => {
+                let rt = begin_refresh(&me, s, ticket, now);
                 let _ = reply.send(rt);
             }
+            AccountMsg::FenceRefused(refusal) => fence_refused(&me, s, refusal),
+            AccountMsg::FenceFinished(r) => fence_finished(s, r),
             AccountMsg::TokensRefreshed(result) => tokens_refreshed(&me, s, result, now),
             AccountMsg::Probed(result) => probed(&me, s, result, now),
             AccountMsg::ProbeNow => start_probe(&me, s, now),
@@ -296,7 +314,10 @@ impl Actor for AccountActor {
                 let _ = reply.send(s.st.rec.clone());
             }
             AccountMsg::Merge(rec, reply) => {
-                let _ = reply.send(merge(&me, s, *rec, now));
+                let _ = reply.send(merge(&me, s, *rec, Imported::Here));
+            }
+            AccountMsg::Reload(reply) => {
+                let _ = reply.send(reload(&me, s));
             }
             AccountMsg::SetEnabled(on, reply) => {
                 set_enabled(s, on);
@@ -312,7 +333,16 @@ impl Actor for AccountActor {
                 return Ok(());
             }
         }
+        if s.st.lost {
+            // Another node owns the account now: serve nothing more, persist nothing more.
+            push(s, now);
+            me.stop(Some(LOST.into()));
+            return Ok(());
+        }
         push(s, now);
         Ok(())
     }
 }
+
+/// Why an account actor stopped when another node took its account over.
+pub const LOST: &str = "another node owns the account now";

@@ -17,18 +17,19 @@ pub mod quota;
 pub mod record;
 pub mod rotation;
 
-pub use account::{AccountView, Explanation, Lease, UpstreamFailure, derived_status};
+pub use account::{AMBIGUOUS, AccountView, Explanation, Lease, UpstreamFailure, derived_status};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use effects::{
-    BoxFuture, Effects, NewTokens, ProbeError, QuotaProber, RefreshError, Store, TokenRefresher,
-    UpstreamCreds,
+    BoxFuture, Effects, FenceRefusal, FenceTicket, NewTokens, NoFence, ProbeError, QuotaProber,
+    RefreshError, RefreshFence, Store, TokenRefresher, UpstreamCreds,
 };
 pub use pool::{
     AddOutcome, PickError, PickRequest, PoolConfig, PoolError, PoolHandle, PoolSummary,
 };
 pub use record::import::{AccountIndex, Freshness, Merged, freshness, merge_import};
 pub use record::{
-    AccountRecord, Identity, RefreshIntent, RefreshReason, Status, Tokens, Usage, UsageCounters,
+    AccountRecord, Identity, RefreshIntent, RefreshReason, RefusalStep, Status, Tokens, Usage,
+    UsageCounters,
 };
 pub use rotation::Strategy;
 

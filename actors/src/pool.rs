@@ -367,6 +367,13 @@ impl PoolHandle {
         })
     }
 
+    /// Has the account re-read its record from the store and merge it by the import rule
+    /// (cluster mode: the owner picks up tokens imported on another node). `Ok(None)`: the
+    /// store has no record of it.
+    pub async fn reload(&self, id: &str) -> Result<Option<crate::Merged>, PoolError> {
+        call(&self.actor(id).await?, AccountMsg::Reload).await
+    }
+
     /// Enables or disables an account.
     pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), PoolError> {
         call(&self.actor(id).await?, |r| {

@@ -229,6 +229,30 @@ pub struct AccountRecord {
     /// account, whatever its file says, and must not put a spent token back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<String>,
+    /// The escalating refusal cooldown running when the record was written (docs/failures.md):
+    /// kept so that a restart neither lifts it nor starts its escalation over. Absent in older
+    /// records and when no refusal is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<RefusalStep>,
+    /// A refresh may have spent the current refresh token without its result being stored
+    /// (docs/cluster.md "Refresh under fencing"): the account serves on its access token until
+    /// that expires and is never refreshed; only fresh tokens (an import, a re-login) clear it.
+    /// Set by a cluster claim that found an expired intent, or a refresh abandoned after its call
+    /// may have reached the token endpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh_ambiguous: bool,
+}
+
+/// The durable part of an account's refusal cooldown ([`crate::account::Penalty`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalStep {
+    /// Refusals met in a row: the next one doubles the cooldown from here.
+    pub level: u32,
+    /// End of the current cooldown.
+    pub until: UnixMs,
+    /// When the last refusal was recorded: a request that gets through after it ends the
+    /// escalation.
+    pub last_hit: UnixMs,
 }
 
 fn record_version() -> u32 {
@@ -251,6 +275,8 @@ impl AccountRecord {
             refresh_intent: None,
             last_error: None,
             lineage: Vec::new(),
+            refusal: None,
+            refresh_ambiguous: false,
         }
     }
 }

@@ -96,6 +96,9 @@ pub struct NodeParts {
     pub store: Arc<PgStore>,
     /// Timings.
     pub timing: Timing,
+    /// The refresh fence the node's actors refresh under: it also tells the claim loop when
+    /// another node imported fresh tokens into an account this node runs.
+    pub fence: Option<Arc<super::PgFence>>,
 }
 
 /// A running node: its two loops.
@@ -429,7 +432,7 @@ async fn round(p: &NodeParts, db: &mut LeaseDb, epoch: u64) -> Result<(), DbErro
                 if c.ambiguous {
                     tracing::warn!(account = %id, "cluster: claimed an account whose last refresh may have used its refresh token: it is not refreshed until fresh tokens are imported");
                 }
-                run_actor(p, &id, c.owner_gen).await;
+                run_actor(p, &id, c.owner_gen, c.ambiguous).await;
             }
             Ok(Err(r)) => {
                 CLAIMS.refused.fetch_add(1, Ordering::Relaxed);
@@ -441,17 +444,44 @@ async fn round(p: &NodeParts, db: &mut LeaseDb, epoch: u64) -> Result<(), DbErro
             }
         }
     }
+    let ambiguous = |id: &str| {
+        listing
+            .accounts
+            .iter()
+            .any(|a| a.account == id && a.refresh_ambiguous)
+    };
     for (id, owner_gen) in adopt {
-        run_actor(p, &id, owner_gen).await;
+        run_actor(p, &id, owner_gen, ambiguous(&id)).await;
     }
+    reload_imported(p, &listing, &running).await;
     Ok(())
 }
 
-/// Holds `owner_gen` for `id`, loads its record and has the pool run its actor.
-async fn run_actor(p: &NodeParts, id: &str, owner_gen: u64) {
+/// Accounts this node runs whose token version moved without this node (fresh tokens imported
+/// on another node): their actors reload the record (docs/cluster.md "Refresh in the actors").
+async fn reload_imported(p: &NodeParts, listing: &Listing, running: &BTreeSet<String>) {
+    let Some(fence) = &p.fence else { return };
+    for a in &listing.accounts {
+        if running.contains(&a.account) && fence.moved_elsewhere(&a.account, a.token_version) {
+            match p.pool.reload(&a.account).await {
+                Ok(merged) => {
+                    tracing::info!(account = %a.account, ?merged, "cluster: fresh tokens imported on another node were picked up")
+                }
+                Err(e) => {
+                    tracing::warn!(account = %a.account, error = %e, "cluster: could not reload the account")
+                }
+            }
+        }
+    }
+}
+
+/// Holds `owner_gen` for `id`, loads its record and has the pool run its actor; `ambiguous`:
+/// the store says the account is `refresh_ambiguous`, and so does the adopted record.
+async fn run_actor(p: &NodeParts, id: &str, owner_gen: u64, ambiguous: bool) {
     p.store.hold(id, owner_gen);
     match p.store.load(id) {
-        Ok(Some(rec)) => {
+        Ok(Some(mut rec)) => {
+            rec.refresh_ambiguous |= ambiguous;
             if let Err(e) = p.pool.adopt(rec).await {
                 tracing::error!(account = %id, error = %e, "cluster: could not start the claimed account");
             }

@@ -23,7 +23,7 @@
   }
   // What holds the account off requests, each with its own end: a refusal cooldown, a quota
   // window, a model family the plan lacks (explain's `holds`).
-  const HOLD = { status: 'Status', tokens: 'Tokens', cloudflare: 'Cloudflare cooldown', refused: 'Refusal cooldown',
+  const HOLD = { status: 'Status', tokens: 'Tokens', refresh_ambiguous: 'Refresh ambiguous', cloudflare: 'Cloudflare cooldown', refused: 'Refusal cooldown',
     not_included: 'Not in plan', quota: 'Quota', busy: 'Busy' };
   function holds(explain) {
     if (!explain || !explain.holds) return '';

@@ -107,6 +107,9 @@ pub enum ApiError {
         /// What the body says ([`crate::upstream::evidence::Evidence::message`]), for a
         /// protocol that cannot carry the body itself.
         message: String,
+        /// The body's `error.code`, as the classifier read it
+        /// ([`crate::upstream::classify::Said`]).
+        code: Option<String>,
     },
     /// Upstream failed in a way the daemon could not route around (after failover).
     #[error("{message}")]
@@ -362,6 +365,7 @@ mod tests {
             content_type: Some(HeaderValue::from_static("application/json")),
             body: Bytes::from_static(br#"{"detail":"model not found"}"#),
             message: "model not found".into(),
+            code: None,
         };
         let (status, _, body) = render(e).await;
         assert_eq!(status, 404);

@@ -86,6 +86,7 @@ impl TokenRefresher for CountingRefresher {
                 Err(RefreshError::Transient(_)) => "transient",
                 Err(RefreshError::Permanent { .. }) => "permanent",
                 Err(RefreshError::Deactivated(_)) => "deactivated",
+                Err(RefreshError::Unanswered(_)) => "unanswered",
             };
             outcomes.count(outcome);
             r

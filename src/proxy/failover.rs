@@ -15,9 +15,9 @@ use crate::http::state::AppState;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::reasoning;
 use crate::proxy::request::ResponsesRequest;
-use crate::upstream::classify::Verdict;
+use crate::upstream::classify::{Said, Verdict};
 use crate::upstream::evidence::{self, Evidence};
-use crate::upstream::{Creds, chain};
+use crate::upstream::{Creds, chain, pseudonym};
 use http::HeaderMap;
 use rotor_actors::quota::{QuotaConfig, RejectionKind};
 use rotor_actors::{Lease, PickError, PickRequest, UpstreamFailure};
@@ -181,7 +181,9 @@ async fn attempt(
         access_token: &lease.creds.access_token,
         chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref(),
     };
-    let mut body = reasoning::for_account(state.minted(), &req.upstream_body, &lease.account_id);
+    // Client ids are replaced in place (same length), so the reasoning places still hold.
+    let own = pseudonym::body_for(&req.upstream_body, &req.ids, &lease.account_id);
+    let mut body = reasoning::for_account(state.minted(), &own, &req.reasoning, &lease.account_id);
     let mut backstop_left = true;
     let mut tries = 0;
     loop {
@@ -269,6 +271,7 @@ async fn refused(
                     content_type: evidence.content_type.clone(),
                     body: evidence.body.clone(),
                     message: evidence.message(),
+                    code: evidence.said.code.clone(),
                 }));
             }
             let cfg = QuotaConfig::with_backoff(state.config().pool.default_429_backoff);
@@ -328,13 +331,14 @@ async fn refused(
         }
         Verdict::ClientFault => {
             let (content_type, body) = (evidence.content_type.clone(), evidence.body.clone());
-            let message = evidence.message();
+            let Said { code, message } = evidence.said.clone();
             observe(lease, evidence);
             Ok(AccountOutcome::Final(ApiError::Passthrough {
                 status,
                 content_type,
                 body,
                 message,
+                code,
             }))
         }
         Verdict::Transient(reason) => Err((

@@ -10,7 +10,7 @@
 
 pub mod doc;
 
-use crate::proxy::backfill::{EmptyOutput, Seen};
+use crate::proxy::backfill::{Output, Seen};
 use crate::proxy::reasoning::Learner;
 use crate::sse::{EventRef, SseParser};
 use rotor_actors::Usage;
@@ -134,7 +134,9 @@ impl Observer {
         let needed = terminal.is_some() || matches!(kind, None | Some("response.output_item.done"));
         self.incomplete |= self.collect && needed;
         if self.terminal.is_none() {
-            self.seen.completed = terminal == Some(Terminal::Completed);
+            if terminal == Some(Terminal::Completed) {
+                self.seen.output = Output::Unplaced;
+            }
             self.terminal = terminal;
         }
     }
@@ -147,7 +149,7 @@ impl Observer {
         let Some(kind) = ev.json_type() else { return };
         match &*kind {
             "response.completed" | "response.failed" | "response.incomplete" => {
-                self.on_terminal(&kind, ev.data)
+                self.on_terminal(&kind, ev.data, ev.data_at)
             }
             "response.output_item.done" => {
                 if let Some(learn) = &self.learn {
@@ -177,11 +179,10 @@ impl Observer {
         }
     }
 
-    fn on_terminal(&mut self, kind: &str, data: &[u8]) {
+    fn on_terminal(&mut self, kind: &str, data: &[u8], data_at: Option<u64>) {
         let resp = doc::event(data).response.get();
         if kind == "response.completed" {
-            self.seen.empty_output = resp.output.and_then(|o| EmptyOutput::of(data, o));
-            self.seen.completed = true;
+            self.seen.output = Output::of(data, data_at, resp.output);
         }
         self.usage = resp.usage.map(|u| usage_of(u.get()));
         if let Some(id) = resp.id.text() {

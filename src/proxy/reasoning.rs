@@ -13,20 +13,22 @@
 //!   up by id upstream and refused as not persisted). A blob of unknown origin (forgotten, or
 //!   minted before a restart) stays: it most likely belongs to the account the conversation's
 //!   affinity keeps it on, and the backstop covers it if not. A body without foreign reasoning
-//!   goes on as the same bytes — decided by reading each `"encrypted_content"` value in place,
-//!   without a parse; one with some is read once (borrowed) and has those items cut out of its
-//!   `input` array, the rest of its bytes unchanged.
+//!   goes on as the same bytes — decided from where the request's one look at the body
+//!   ([`crate::upstream::shape::look`]) found each reasoning item's `encrypted_content`
+//!   ([`Blobs`]), without reading the body again; one with some is read once (borrowed) and has
+//!   those items cut out of its `input` array, the rest of its bytes unchanged.
 //! - **Backstop** ([`backstop`]): an upstream `400 invalid_encrypted_content` is retried once on
 //!   the same account with every reasoning item that carries a blob dropped; a second refusal
 //!   reaches the client. It is the request's fault, so no account is penalised.
 
 use crate::http::errors::ApiError;
 use crate::http::state::minted::MintedReasoning;
+use crate::upstream::shape::Blobs;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// `error.code` of upstream's refusal of reasoning another account encrypted.
 pub const INVALID_ENCRYPTED_CONTENT: &str = "invalid_encrypted_content";
@@ -34,6 +36,11 @@ pub const INVALID_ENCRYPTED_CONTENT: &str = "invalid_encrypted_content";
 /// The key every blob comes under: a body or event without it carries no encrypted reasoning,
 /// and nothing more of it is read.
 const ENCRYPTED_KEY: &[u8] = b"\"encrypted_content\"";
+
+/// The searcher for [`ENCRYPTED_KEY`], built once (`memmem::find` builds one on every call,
+/// which costs more than searching an output item).
+static ENCRYPTED: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(ENCRYPTED_KEY));
 
 /// Learns, for one streamed answer, the blobs its account mints.
 pub struct Learner {
@@ -66,7 +73,7 @@ impl Learner {
             #[serde(borrow)]
             item: ItemLook<'a>,
         }
-        if memchr::memmem::find(data, ENCRYPTED_KEY).is_none() {
+        if ENCRYPTED.find(data).is_none() {
             return;
         }
         if let Ok(done) = serde_json::from_slice::<Done<'_>>(data)
@@ -78,9 +85,22 @@ impl Learner {
 }
 
 /// The body `account` gets: `body` without the reasoning items another account minted — the
-/// same bytes when there are none.
-pub fn for_account(minted: &MintedReasoning, body: &Bytes, account: &str) -> Bytes {
+/// same bytes when there are none. `blobs` is where the body's blobs are, as the look at the
+/// request found them ([`Blobs`]): a body without any is not read at all, one whose blobs
+/// were placed is read only at those places.
+pub fn for_account(minted: &MintedReasoning, body: &Bytes, blobs: &Blobs, account: &str) -> Bytes {
     let foreign = |blob: &str| minted.minter(blob).is_some_and(|a| &*a != account);
+    let doomed = match blobs {
+        Blobs::None => false,
+        Blobs::At(at) => at.iter().any(|r| {
+            body.get(r.clone())
+                .is_none_or(|b| std::str::from_utf8(b).map_or(true, foreign))
+        }),
+        Blobs::Unread => may_carry(body, &foreign),
+    };
+    if !doomed {
+        return body.clone();
+    }
     match drop_reasoning(body, foreign) {
         Some((shaped, dropped)) => {
             tracing::info!(
@@ -99,30 +119,19 @@ pub fn for_account(minted: &MintedReasoning, body: &Bytes, account: &str) -> Byt
 /// or `sent` has no such item (a retry would only be refused again).
 pub fn backstop(refusal: &ApiError, sent: &Bytes) -> Option<Bytes> {
     let ApiError::Passthrough {
-        status: 400, body, ..
+        status: 400, code, ..
     } = refusal
     else {
         return None;
     };
-    if error_code(body).as_deref() != Some(INVALID_ENCRYPTED_CONTENT) {
+    if code.as_deref() != Some(INVALID_ENCRYPTED_CONTENT) {
         return None;
     }
-    drop_reasoning(sent, |_| true).map(|(b, _)| b)
-}
-
-/// `error.code` of an OpenAI-shaped error body.
-fn error_code(body: &[u8]) -> Option<Cow<'_, str>> {
-    #[derive(Deserialize)]
-    struct Body<'a> {
-        #[serde(borrow)]
-        error: Code<'a>,
+    let every = |_: &str| true;
+    if !may_carry(sent, &every) {
+        return None;
     }
-    #[derive(Deserialize)]
-    struct Code<'a> {
-        #[serde(borrow, default)]
-        code: Option<Cow<'a, str>>,
-    }
-    serde_json::from_slice::<Body<'_>>(body).ok()?.error.code
+    drop_reasoning(sent, every).map(|(b, _)| b)
 }
 
 /// The two fields of an input or output item this module reads.
@@ -150,7 +159,7 @@ impl ItemLook<'_> {
 /// decides. Most bodies with encrypted reasoning carry only their account's, and end here.
 fn may_carry(body: &[u8], doomed: &impl Fn(&str) -> bool) -> bool {
     let trim = |b: &[u8]| -> usize { b.iter().take_while(|c| c.is_ascii_whitespace()).count() };
-    for at in memchr::memmem::find_iter(body, ENCRYPTED_KEY) {
+    for at in ENCRYPTED.find_iter(body) {
         let rest = &body[at + ENCRYPTED_KEY.len()..];
         let Some(rest) = rest[trim(rest)..].strip_prefix(b":") else {
             continue; // the text as a value (in a list), not a key
@@ -167,15 +176,13 @@ fn may_carry(body: &[u8], doomed: &impl Fn(&str) -> bool) -> bool {
 }
 
 /// `body` with the reasoning items whose blob is `doomed` cut out of its `input` array, and how
-/// many; `None` when none is (or `body` has no list `input`: upstream judges it as it is).
+/// many; `None` when none is (or `body` has no list `input`: upstream judges it as it is). Called
+/// only for a body that may carry such a blob: it parses the body.
 fn drop_reasoning(body: &Bytes, doomed: impl Fn(&str) -> bool) -> Option<(Bytes, usize)> {
     #[derive(Deserialize)]
     struct BodyLook<'a> {
         #[serde(borrow, default)]
         input: Option<&'a RawValue>,
-    }
-    if !may_carry(body, &doomed) {
-        return None;
     }
     let input = serde_json::from_slice::<BodyLook<'_>>(body).ok()?.input?;
     let items: Vec<&RawValue> = serde_json::from_str(input.get()).ok()?;
@@ -227,6 +234,17 @@ mod tests {
 
     fn user(text: &str) -> Value {
         json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+    }
+
+    /// What `account` gets of `b`, the same whether the blobs come from the look at the body or
+    /// are found by reading it.
+    fn for_account(m: &MintedReasoning, b: &Bytes, account: &str) -> Bytes {
+        let placed = crate::upstream::shape::look(b).map_or(Blobs::Unread, |l| l.blobs(b));
+        let read = super::for_account(m, b, &Blobs::Unread, account);
+        let out = super::for_account(m, b, &placed, account);
+        assert_eq!(out, read, "{placed:?}");
+        assert_eq!(out.as_ptr() == b.as_ptr(), read.as_ptr() == b.as_ptr());
+        out
     }
 
     fn learned(pairs: &[(&str, &str)]) -> Arc<MintedReasoning> {
@@ -346,11 +364,21 @@ mod tests {
 
     #[test]
     fn the_backstop_answers_only_invalid_encrypted_content_and_drops_every_blob() {
-        let refusal = |status: u16, body: &'static str| ApiError::Passthrough {
-            status,
-            content_type: None,
-            body: Bytes::from_static(body.as_bytes()),
-            message: String::new(),
+        // The refusal as the proxy makes it: the body read once, by the classifier.
+        let refusal = |status: u16, body: &'static str| {
+            let ev = crate::upstream::evidence::Evidence::from_parts(
+                status,
+                &http::HeaderMap::new(),
+                Bytes::from_static(body.as_bytes()),
+                0,
+            );
+            ApiError::Passthrough {
+                status,
+                content_type: None,
+                body: ev.body.clone(),
+                message: ev.message(),
+                code: ev.said.code,
+            }
         };
         let invalid = refusal(
             400,

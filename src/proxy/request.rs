@@ -8,7 +8,8 @@
 use crate::config::ModelsConfig;
 use crate::http::errors::ApiError;
 use crate::upstream::names::ToolNames;
-use crate::upstream::shape;
+use crate::upstream::pseudonym::Spans;
+use crate::upstream::shape::{self, Blobs};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 
@@ -37,6 +38,12 @@ pub struct ResponsesRequest {
     /// The originals of the tool names and call ids shortened in `upstream_body`, to map the
     /// answer back ([`crate::upstream::names`]); empty for nearly every request.
     pub names: ToolNames,
+    /// Where the encrypted reasoning `upstream_body` replays is, as the one look at the body
+    /// found it ([`crate::proxy::reasoning::for_account`] reads no more of the body).
+    pub reasoning: Blobs,
+    /// Where `upstream_body` carries client ids, replaced per serving account
+    /// ([`crate::upstream::pseudonym`]).
+    pub ids: Spans,
 }
 
 /// Parses and validates; a malformed body is a clear 400, never a panic. A request naming no
@@ -78,6 +85,14 @@ pub fn parse(
     let (upstream_body, names) =
         shape::for_upstream(&body, &head, (!named).then_some(model.as_str()))
             .map_err(|e| bad(&e.to_string(), None))?;
+    let same = upstream_body.as_ptr() == body.as_ptr() && upstream_body.len() == body.len();
+    let reasoning = head.blobs(&body).of_rewritten(same);
+    // The client's own bytes: the ranges the look found; a rewritten body is read again.
+    let ids = if same {
+        Spans::of(&body, &head)
+    } else {
+        Spans::find(&upstream_body)
+    };
     Ok(ResponsesRequest {
         model,
         client_stream,
@@ -86,6 +101,8 @@ pub fn parse(
         review,
         upstream_body,
         names,
+        reasoning,
+        ids,
     })
 }
 

@@ -16,7 +16,10 @@
 //! terminal event for that reason, `codex-api/src/sse/responses.rs`), so the lease is released
 //! and the request recorded right there, the upstream response is dropped, and nothing — no
 //! keepalive, no error — is sent after it. Keepalives go only between events, never inside one
-//! whose bytes are half sent.
+//! whose bytes are half sent: a Responses client gets upstream's bytes, so while it holds part
+//! of an event (one larger than the back-fill's hold-back, [`crate::sse::MAX_LINE`], split
+//! across a pause) no keepalive goes; a translated client gets frames its relay writes from
+//! whole events, so its keepalives go on through such a pause.
 //!
 //! Tool names and call ids the request shortened ([`crate::upstream::names`]) are mapped back in
 //! every complete event before it leaves.
@@ -89,6 +92,12 @@ pub struct PassThrough {
     pub learn: Option<Learner>,
     /// The originals of the names the request shortened, mapped back in the answer.
     pub names: ToolNames,
+    /// The client does not get these bytes as they are: a translated stream's relay parses
+    /// every event and writes its own frames ([`super::relay`]), so a keepalive between two
+    /// upstream chunks — even inside one upstream event — reaches its client between two of
+    /// its events. A Responses client gets the bytes themselves: no keepalive may go while it
+    /// holds part of an event.
+    pub reframed: bool,
 }
 
 impl PassThrough {
@@ -112,6 +121,7 @@ impl PassThrough {
             backfill: !translated,
             tick: None,
             names: ToolNames::default(),
+            reframed: translated,
         }
     }
 }
@@ -133,8 +143,11 @@ struct State {
     done: bool,
     backfill: Option<Backfill>,
     names: ToolNames,
-    /// The client has part of an event: no keepalive may go now.
+    /// The client has part of an event: no keepalive may go now. Never set for a
+    /// [`PassThrough::reframed`] stream.
     mid_event: bool,
+    /// [`PassThrough::reframed`].
+    reframed: bool,
 }
 
 /// Turns an upstream body into the client's body stream.
@@ -176,6 +189,7 @@ pub fn pass_through(
         },
         names: p.names,
         mid_event: false,
+        reframed: p.reframed,
     };
     futures::stream::unfold(state, |mut st| async move {
         let chunk = next(&mut st).await?;
@@ -253,7 +267,7 @@ impl State {
             // the back-fill still holds comes after the terminal event and is not sent. (A
             // translated answer that lost an event ends with its error instead, `ending`.)
             self.complete();
-        } else if !out.is_empty() {
+        } else if !out.is_empty() && !self.reframed {
             self.mid_event = !at_boundary(&out);
         }
         out

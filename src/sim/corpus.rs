@@ -23,6 +23,9 @@ pub(crate) const UNSUPPORTED_PARAMETER: &str =
 /// A name or call id longer than [`MAX_ID_LEN`]; the example is `input[0].name`, 65 long.
 pub(crate) const STRING_ABOVE_MAX_LENGTH: &str =
     include_str!("../../tests/fixtures/upstream/string_above_max_length.json");
+/// An `input` item with `role: "system"` (reported, shape inferred).
+pub(crate) const SYSTEM_ROLE_IN_INPUT: &str =
+    include_str!("../../tests/fixtures/upstream/system_role_in_input.json");
 /// Reasoning encrypted by another account.
 pub(crate) const INVALID_ENCRYPTED_CONTENT: &str =
     include_str!("../../tests/fixtures/upstream/invalid_encrypted_content.json");

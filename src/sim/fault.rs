@@ -1,6 +1,6 @@
 //! Turning a scripted [`FaultKind`] into what the client sees. Faults that replace the answer
 //! (status codes, Cloudflare, reset) are rendered here; faults that shape an answer (premature
-//! close, stall, a huge event or header) and silence are applied by the endpoint that streams.
+//! close, stall, a huge or split event or header) and silence are applied by the endpoint that streams.
 
 use super::conn::ConnControl;
 use super::corpus;
@@ -107,6 +107,7 @@ pub(crate) fn effect(
         other @ (FaultKind::PrematureClose { .. }
         | FaultKind::Stall { .. }
         | FaultKind::HugeEvent { .. }
+        | FaultKind::SplitEvent { .. }
         | FaultKind::HugeHeader { .. }
         | FaultKind::Linger { .. }
         | FaultKind::ResponseFailed { .. }

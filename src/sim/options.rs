@@ -193,6 +193,17 @@ pub enum FaultKind {
         /// Size of the delta's text.
         bytes: usize,
     },
+    /// Like [`FaultKind::HugeEvent`], and that delta's frame is sent in two parts: all but its
+    /// last 64 bytes, then, after `millis` of silence, the rest (an event split across a
+    /// pause, as a slow upstream or a congested link delivers it). With `bytes` above the
+    /// daemon's hold-back ([`crate::sse::MAX_LINE`]) the client already has part of the event
+    /// when the pause begins, so no heartbeat may go until its end.
+    SplitEvent {
+        /// Size of the delta's text.
+        bytes: usize,
+        /// The pause inside the event.
+        millis: u64,
+    },
     /// The answer carries an extra response header `name` whose value is `bytes` long (an edge
     /// or a bug upstream stuffing a header); the answer itself is normal.
     HugeHeader {

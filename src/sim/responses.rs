@@ -195,6 +195,7 @@ pub(crate) async fn handle(
             shape,
             None | Some(
                 FaultKind::HugeEvent { .. }
+                    | FaultKind::SplitEvent { .. }
                     | FaultKind::HugeHeader { .. }
                     | FaultKind::Linger { .. }
             )
@@ -230,7 +231,9 @@ pub(crate) async fn handle(
         usage,
         completed_output: world.opts.completed_output,
         huge_delta: match shape {
-            Some(FaultKind::HugeEvent { bytes }) => Some(bytes),
+            Some(FaultKind::HugeEvent { bytes } | FaultKind::SplitEvent { bytes, .. }) => {
+                Some(bytes)
+            }
             _ => None,
         },
     };
@@ -316,7 +319,8 @@ fn usage_limit(refusal: Refusal, plan_type: &str, mut h: HeaderMap, now: i64) ->
 }
 
 /// The SSE body: all frames at once when nothing shapes it, otherwise one frame at a time
-/// with delays, a stall, or a premature (optionally mid-chunk) close.
+/// with delays, a stall (between frames, or inside the largest one for
+/// [`FaultKind::SplitEvent`]), or a premature (optionally mid-chunk) close.
 fn sse_body(
     frames: super::stream::Frames,
     shape: Option<FaultKind>,
@@ -357,9 +361,29 @@ fn sse_body(
         _ => (None, false, None),
     };
     let stall = stall.or(linger.map(|d| (last + 1, d.as_millis() as u64)));
+    let stall = match shape {
+        Some(FaultKind::SplitEvent { millis, .. }) => Some((split_largest(&mut frames), millis)),
+        _ => stall,
+    };
     let stream = async_stream(frames, stop_at, mid_chunk, stall, delay, conn);
     Body::from_stream(stream)
 }
+
+/// Cuts the largest frame in two, all but its last [`SPLIT_TAIL`] bytes and the rest; returns
+/// the index of the second part (where the pause goes).
+fn split_largest(frames: &mut Vec<Bytes>) -> usize {
+    let Some((i, f)) = frames.iter().enumerate().max_by_key(|(_, f)| f.len()) else {
+        return 0;
+    };
+    let cut = f.len().saturating_sub(SPLIT_TAIL);
+    let (head, tail) = (f.slice(..cut), f.slice(cut..));
+    frames[i] = head;
+    frames.insert(i + 1, tail);
+    i + 1
+}
+
+/// What [`FaultKind::SplitEvent`] holds back of its event until after the pause.
+const SPLIT_TAIL: usize = 64;
 
 fn async_stream(
     frames: Vec<Bytes>,

@@ -1,7 +1,8 @@
 //! The request bodies the real backend refuses (issue 17 item 1, the corpus in
 //! `tests/fixtures/upstream/`), refused the same way: `store` not `false`, `stream` not `true`,
 //! a string `input`, a parameter the backend does not take, a tool name or call id longer than
-//! 64 characters, and reasoning encrypted by another account. On unless
+//! 64 characters, a `system`-role `input` item (reported only, see the corpus README), and
+//! reasoning encrypted by another account. On unless
 //! [`super::SimOptions::lenient`] (the simulator's own tests of its JSON answer).
 //!
 //! Encrypted reasoning is minted per account: the opaque blob carries a keyed hash of the
@@ -61,6 +62,13 @@ pub(crate) fn refusal(body: &Value, seed: u64, account: &str) -> Option<Response
         return bad(corpus::with(&b, "length 65", &format!("length {len}")));
     }
     let items = body.get("input").and_then(Value::as_array);
+    if items
+        .into_iter()
+        .flatten()
+        .any(|i| i.get("role").and_then(Value::as_str) == Some("system"))
+    {
+        return bad(corpus::SYSTEM_ROLE_IN_INPUT.into());
+    }
     for item in items.into_iter().flatten() {
         if item.get("type").and_then(Value::as_str) != Some("reasoning") {
             continue;
@@ -195,6 +203,11 @@ mod tests {
             (
                 json!({"temperature": 0.2}),
                 r#"{"detail":"Unsupported parameter: temperature"}"#.into(),
+            ),
+            (
+                json!({"input": [{"role": "user", "content": "hi"},
+                    {"type": "message", "role": "system", "content": "be brief"}]}),
+                corpus::SYSTEM_ROLE_IN_INPUT.into(),
             ),
         ];
         for (patch, want) in cases {

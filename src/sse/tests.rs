@@ -157,3 +157,31 @@ fn a_dropped_event_is_named_and_a_lossless_parser_stops_there() {
         "named by `event:`"
     );
 }
+
+/// Where a one-line `data` starts in the stream is known however the chunks fall and whatever
+/// ends the lines, so that its bytes can be found in the stream without a search; data joined
+/// from several lines has no such place.
+#[test]
+fn a_one_line_data_is_found_where_it_is_in_the_stream() {
+    let stream: &[u8] =
+        b"event: x\ndata: {\"a\":1}\n\n:c\r\rdata:{}\r\n\r\ndata: a\ndata: b\n\ndata\n\n";
+    for size in 1..=stream.len() {
+        let mut p = SseParser::new();
+        let mut seen = Vec::new();
+        for c in stream.chunks(size) {
+            p.push_with(c, |ev| {
+                let at = ev.data_at.map(|a| {
+                    let a = usize::try_from(a).expect("small");
+                    assert_eq!(&stream[a..a + ev.data.len()], ev.data, "chunk size {size}");
+                    a
+                });
+                seen.push(at);
+            });
+        }
+        assert_eq!(
+            seen,
+            [Some(15), Some(33), None, Some(60)],
+            "chunk size {size}"
+        );
+    }
+}

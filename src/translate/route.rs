@@ -22,6 +22,8 @@ use crate::proxy::pipeline::{
     self, ClientProtocol, ClientStream, Encoder, ResponsesRequest, relay,
 };
 use crate::upstream::names;
+use crate::upstream::pseudonym::Spans;
+use crate::upstream::shape::Blobs;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{OriginalUri, State};
@@ -153,15 +155,19 @@ impl ClientProtocol for Translator {
             None => t,
         };
         let names = names::shorten(&mut t.body);
+        let upstream_body = Bytes::from(t.body.to_string());
         let req = ResponsesRequest {
+            ids: Spans::find(&upstream_body),
             model: t.model.clone(),
             client_stream: t.client_stream,
             affinity: t.affinity.as_ref().map(|a| format!("conv:{a}")),
             // Chat and Messages clients never echo Codex's turn state.
             turn_state: None,
             review: false,
-            upstream_body: Bytes::from(t.body.to_string()),
+            upstream_body,
             names,
+            // A translated body is read for reasoning when it goes to an account.
+            reasoning: Blobs::Unread,
         };
         Ok((req, t))
     }

@@ -48,24 +48,63 @@ pub struct Limit429 {
     pub active_limit: Option<String>,
 }
 
-/// Classifies a non-2xx answer. `header` looks a response header up by lower-case name.
-pub fn classify<'a>(status: u16, header: impl Fn(&str) -> Option<&'a str>, body: &[u8]) -> Verdict {
+/// What a refusal's body says, read in the classifier's one parse of it: what is passed on to
+/// a client whose protocol cannot carry the body itself, and the code the proxy acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Said {
+    /// `error.code`, when it is a string (`invalid_encrypted_content` …).
+    pub code: Option<String>,
+    /// `error.message`, else `detail`, else the body's first [`MAX_MESSAGE`] bytes as text.
+    pub message: String,
+}
+
+/// Most of a body that is not JSON quoted as [`Said::message`].
+pub const MAX_MESSAGE: usize = 2000;
+
+impl Said {
+    fn of(json: Option<&Value>, body: &[u8]) -> Self {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let error = json.and_then(|v| v.get("error"));
+        Self {
+            code: text(error.and_then(|e| e.get("code"))),
+            message: text(error.and_then(|e| e.get("message")))
+                .or_else(|| text(json.and_then(|v| v.get("detail"))))
+                .unwrap_or_else(|| {
+                    String::from_utf8_lossy(&body[..body.len().min(MAX_MESSAGE)]).into_owned()
+                }),
+        }
+    }
+}
+
+/// Classifies a non-2xx answer, and says what its body says, from one parse of the body.
+/// `header` looks a response header up by lower-case name.
+pub fn classify<'a>(
+    status: u16,
+    header: impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+) -> (Verdict, Said) {
     let json: Option<Value> = serde_json::from_slice(body).ok();
+    let verdict = verdict(status, header, json.as_ref(), body);
+    (verdict, Said::of(json.as_ref(), body))
+}
+
+fn verdict<'a>(
+    status: u16,
+    header: impl Fn(&str) -> Option<&'a str>,
+    json: Option<&Value>,
+    body: &[u8],
+) -> Verdict {
     match status {
-        429 => Verdict::RateLimited(limit_429(&header, json.as_ref())),
-        401 => account_state(json.as_ref(), body).unwrap_or(Verdict::Unauthorized),
+        429 => Verdict::RateLimited(limit_429(&header, json)),
+        401 => account_state(json, body).unwrap_or(Verdict::Unauthorized),
         403 if is_cloudflare(&header, body) => Verdict::Cloudflare,
-        403 => account_state(json.as_ref(), body).unwrap_or_else(|| {
-            Verdict::Refused(PenaltyCause::Forbidden, reason(json.as_ref(), body))
-        }),
-        402 => Verdict::Refused(PenaltyCause::PaymentRequired, reason(json.as_ref(), body)),
+        403 => account_state(json, body)
+            .unwrap_or_else(|| Verdict::Refused(PenaltyCause::Forbidden, reason(json, body))),
+        402 => Verdict::Refused(PenaltyCause::PaymentRequired, reason(json, body)),
         404 if body.iter().all(u8::is_ascii_whitespace) => {
             Verdict::Refused(PenaltyCause::StealthDeny, "404 with an empty body".into())
         }
-        500..=599 => Verdict::Transient(format!(
-            "upstream {status}: {}",
-            reason(json.as_ref(), body)
-        )),
+        500..=599 => Verdict::Transient(format!("upstream {status}: {}", reason(json, body))),
         _ => Verdict::ClientFault,
     }
 }
@@ -189,7 +228,7 @@ mod tests {
 
     fn run(status: u16, headers: &[(&'static str, &'static str)], body: &str) -> Verdict {
         let h = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        classify(status, h, body.as_bytes())
+        classify(status, h, body.as_bytes()).0
     }
 
     #[test]

@@ -5,19 +5,15 @@
 //! probe act on an [`Evidence`] — they hand the pool its quota observation, its 429 rejection
 //! or its failure class — and read nothing of the answer themselves.
 
-use super::classify::{Limit429, Verdict, classify};
+use super::classify::{Limit429, Said, Verdict, classify};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use rotor_actors::UnixMs;
 use rotor_actors::quota::{self, Observation, Rejection429, RejectionKind};
-use serde_json::Value;
 use std::time::Duration;
 
 /// Most of an error body read for classification; the rest is not needed.
 const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// Most of a body that is not JSON quoted as [`Evidence::message`].
-const MAX_MESSAGE: usize = 2000;
 
 /// What one upstream answer says.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +26,8 @@ pub struct Evidence {
     pub quota: Option<Observation>,
     /// What a non-2xx answer means; `None` for a 2xx, whose body is the client's stream.
     pub verdict: Option<Verdict>,
+    /// What a non-2xx answer's body says, read with the verdict (empty for a 2xx).
+    pub said: Said,
     /// A non-2xx answer's `content-type`, for passing its body on.
     pub content_type: Option<HeaderValue>,
     /// At most [`MAX_ERROR_BODY`] bytes of a non-2xx answer's body (empty for a 2xx).
@@ -44,6 +42,7 @@ impl Evidence {
             status: resp.status().as_u16(),
             quota: quota_of(resp.headers(), at),
             verdict: None,
+            said: Said::default(),
             content_type: None,
             body: Bytes::new(),
         }
@@ -65,13 +64,18 @@ impl Evidence {
     /// body.
     pub fn from_parts(status: u16, head: &HeaderMap, body: Bytes, at: UnixMs) -> Self {
         let refused = !(200..300).contains(&status);
-        let verdict =
-            refused.then(|| classify(status, |n| head.get(n).and_then(|v| v.to_str().ok()), &body));
+        let (verdict, said) = if refused {
+            let (v, said) = classify(status, |n| head.get(n).and_then(|v| v.to_str().ok()), &body);
+            (Some(v), said)
+        } else {
+            (None, Said::default())
+        };
         Self {
             at,
             status,
             quota: quota_of(head, at),
             verdict,
+            said,
             content_type: head.get(http::header::CONTENT_TYPE).cloned(),
             body,
         }
@@ -79,17 +83,9 @@ impl Evidence {
 
     /// What a refusal's body says, for a client whose protocol cannot carry the body itself
     /// (an Anthropic client): `error.message`, else `detail`, else the body's first
-    /// [`MAX_MESSAGE`] bytes as text.
+    /// [`super::classify::MAX_MESSAGE`] bytes as text ([`Said`], read with the verdict).
     pub fn message(&self) -> String {
-        let body = &self.body;
-        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        v.pointer("/error/message")
-            .or_else(|| v.get("detail"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                String::from_utf8_lossy(&body[..body.len().min(MAX_MESSAGE)]).into_owned()
-            })
+        self.said.message.clone()
     }
 
     /// A 429's evidence as the pool takes it (docs/quota.md rule 2), for a request whose
@@ -303,6 +299,6 @@ mod tests {
         assert_eq!(ev(r#"{"detail":"Not Found"}"#).message(), "Not Found");
         assert_eq!(ev("plain words").message(), "plain words");
         let long = Evidence::from_parts(400, &HeaderMap::new(), Bytes::from(vec![b'x'; 5000]), 0);
-        assert_eq!(long.message().len(), MAX_MESSAGE);
+        assert_eq!(long.message().len(), crate::upstream::classify::MAX_MESSAGE);
     }
 }

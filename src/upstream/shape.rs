@@ -16,9 +16,11 @@
 //!   [`ToolNames`] that map the answer back go with the body.
 //!
 //! A body that already has that shape — what the Codex CLI sends — goes through as the same
-//! bytes: one borrowed, skipping pass over the JSON and a substring search decide it ([`Look`],
-//! with [`names::LongList`] for long names; [`has_system_role`]), and only a body that needs a
-//! change is parsed into a tree and written again.
+//! bytes: one borrowed, skipping pass over the JSON decides it ([`Look`], with
+//! [`names::LongList`] for long tool names), and only a body that needs a change is parsed into
+//! a tree and written again. The same pass notes where the encrypted reasoning the body replays
+//! is ([`Blobs`]), so that sending it to an account reads the body no second time
+//! (docs/protocol.md §15).
 
 use super::names::{self, ToolNames};
 use bytes::Bytes;
@@ -91,7 +93,7 @@ pub fn for_upstream(
     model: Option<&str>,
 ) -> Result<(Bytes, ToolNames), ShapeError> {
     let long_names = look.long_names();
-    if model.is_none() && look.valid() && !long_names && !has_system_role(body) {
+    if model.is_none() && look.valid() && !long_names && !look.input.system() {
         return Ok((body.clone(), ToolNames::default()));
     }
     let mut v: Value = serde_json::from_slice(body).map_err(|e| ShapeError::Json(e.to_string()))?;
@@ -160,19 +162,24 @@ pub struct Look<'a> {
     /// `stream` (the client's choice; upstream always gets `true`).
     #[serde(default)]
     pub stream: Option<bool>,
-    /// `prompt_cache_key`.
-    #[serde(borrow, default)]
+    /// `prompt_cache_key`; borrowed from the body unless it had escapes (its range there is
+    /// where [`super::pseudonym`] writes).
+    #[serde(borrow, default, deserialize_with = "borrowed_text")]
     pub prompt_cache_key: Option<Cow<'a, str>>,
+    /// `client_metadata` as its bytes in the body (its ids get per-account pseudonyms,
+    /// [`super::pseudonym`]).
+    #[serde(borrow, default)]
+    pub client_metadata: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     store: Option<Value>,
     #[serde(borrow, default)]
     instructions: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    service_tier: Option<Text<'a>>,
     #[serde(default)]
-    service_tier: Option<Value>,
-    #[serde(default)]
-    include: Option<Value>,
-    #[serde(default)]
-    input: InputLook,
+    include: IsList,
+    #[serde(borrow, default)]
+    input: InputLook<'a>,
     #[serde(default)]
     tools: names::LongList,
     #[serde(default)]
@@ -206,7 +213,7 @@ pub struct Look<'a> {
 impl Look<'_> {
     /// Whether a tool name or an input item's name or call id is over the limit.
     fn long_names(&self) -> bool {
-        self.tools.0 || matches!(self.input, InputLook::List { long: true })
+        self.tools.0 || matches!(self.input, InputLook::List { long: true, .. })
     }
 
     /// Whether the body is already in the backend's shape.
@@ -228,10 +235,10 @@ impl Look<'_> {
         ];
         let tier_kept = match &self.service_tier {
             None => true,
-            Some(Value::String(t)) => service_tier(t) == Some(t.as_str()),
-            Some(_) => false,
+            Some(Text(Some(t))) => service_tier(t) == Some(&**t),
+            Some(Text(None)) => false,
         };
-        let include_asks = matches!(&self.include, Some(Value::Array(_)));
+        let include_asks = self.include.0;
         self.store == Some(Value::Bool(false))
             && self.stream == Some(true)
             && tier_kept
@@ -240,6 +247,37 @@ impl Look<'_> {
             && matches!(self.input, InputLook::List { .. })
             && unsupported.iter().all(|p| !p.0)
     }
+}
+
+/// An optional string, borrowed from the input when it has no escapes: serde borrows a plain
+/// `Cow<str>` field but always copies one inside an `Option`.
+fn borrowed_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Text)
+        }
+    }
+    d.deserialize_option(Text)
 }
 
 /// A field that was there, whatever its value (even `null`).
@@ -252,147 +290,252 @@ impl<'de> Deserialize<'de> for Present {
     }
 }
 
+impl<'a> Look<'a> {
+    /// Where the encrypted reasoning `body` (the bytes this look read) replays is.
+    pub fn blobs(&self, body: &[u8]) -> Blobs {
+        let InputLook::List { blobs, .. } = &self.input else {
+            return Blobs::None;
+        };
+        if blobs.is_empty() {
+            return Blobs::None;
+        }
+        let mut at = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            let Cow::Borrowed(text) = blob else {
+                return Blobs::Unread; // escaped: not a run of the body's bytes
+            };
+            // Borrowed from `body`: its offset there is the distance between the two.
+            let start = (text.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+            if start
+                .checked_add(text.len())
+                .is_none_or(|end| end > body.len())
+            {
+                return Blobs::Unread;
+            }
+            at.push(start..start + text.len());
+        }
+        Blobs::At(at)
+    }
+}
+
+/// The `encrypted_content` of the reasoning items a body's `input` replays, as [`look`]'s one
+/// pass found them: what [`crate::proxy::reasoning::for_account`] needs to send the body to an
+/// account without reading it again.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum Blobs {
+    /// No reasoning item carries a blob: the body goes to every account as it is.
+    #[default]
+    None,
+    /// Where each blob's text is in the body (the inside of its JSON string, which has no
+    /// escapes).
+    At(Vec<std::ops::Range<usize>>),
+    /// Some blob could not be placed (escaped, or the body was rewritten after the look):
+    /// the body is read again to decide.
+    Unread,
+}
+
+impl Blobs {
+    /// What is known of the blobs of a body made from the one looked at: the same bytes keep
+    /// their places, a rewritten body has them somewhere else (if it had any).
+    pub fn of_rewritten(self, same_bytes: bool) -> Self {
+        match self {
+            Self::At(_) if !same_bytes => Self::Unread,
+            other => other,
+        }
+    }
+}
+
+/// The `visit_*` methods for `null`, booleans and numbers, each answering `$none`.
+macro_rules! scalars {
+    ($none:expr) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+    };
+}
+
 /// What `input` is, as far as shaping cares.
 #[derive(Debug, Default, PartialEq, Eq)]
-enum InputLook {
+enum InputLook<'a> {
     /// Absent, or of a type the backend will refuse on its own.
     #[default]
     Other,
     /// A string.
     Text,
-    /// A list; `long`: an item's `name` or `call_id` is over the limit ([`names::LongItem`]).
+    /// A list, read item by item ([`InputItem`]).
     List {
-        /// Whether an item needs a stand-in.
+        /// Whether an item's `name` or `call_id` is over the limit and needs a stand-in.
         long: bool,
+        /// Whether an item has `role: "system"` (which becomes `developer`).
+        system: bool,
+        /// The blob of every reasoning item that carries one, in order.
+        blobs: Vec<Cow<'a, str>>,
     },
 }
 
-/// Whether an `input` item has `role: "system"`: a substring search rules it out for nearly
-/// every body, and only a body that has `"system"` somewhere is read item by item.
-fn has_system_role(body: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    struct Roles {
-        #[serde(default)]
-        input: RolesLook,
+impl InputLook<'_> {
+    /// Whether an `input` item has `role: "system"`.
+    fn system(&self) -> bool {
+        matches!(self, InputLook::List { system: true, .. })
     }
-    if memchr::memmem::find(body, b"\"system\"").is_none() {
-        return false;
-    }
-    serde_json::from_slice::<Roles>(body).is_ok_and(|r| r.input.0)
 }
 
-/// Whether a list `input` has a `system` item.
-#[derive(Default)]
-struct RolesLook(bool);
-
-impl<'de> Deserialize<'de> for RolesLook {
+impl<'de: 'a, 'a> Deserialize<'de> for InputLook<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RolesLook;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of input items")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RolesLook, A::Error> {
-                let mut system = false;
-                while let Some(item) = seq.next_element::<ItemOrOther<'de>>()? {
-                    system |= item.0.as_deref() == Some("system");
-                }
-                Ok(RolesLook(system))
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
-/// The one field of an input item shaping reads.
-#[derive(Deserialize)]
-struct ItemLook<'a> {
-    #[serde(borrow, default)]
-    role: Option<Cow<'a, str>>,
-}
-
-impl<'de> Deserialize<'de> for InputLook {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = InputLook;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = InputLook<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a string or a list of input items")
             }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<InputLook, E> {
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
                 Ok(InputLook::Text)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputLook, A::Error> {
-                let mut long = false;
-                while let Some(item) = seq.next_element::<names::LongItem>()? {
-                    long |= item.0;
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let (mut long, mut system, mut blobs) = (false, false, Vec::new());
+                while let Some(InputEntry(item)) = seq.next_element::<InputEntry<'a>>()? {
+                    let Some(item) = item else { continue };
+                    let too_long = |t: &Text<'_>| t.0.as_deref().is_some_and(names::too_long);
+                    long |= too_long(&item.name) || too_long(&item.call_id);
+                    system |= item.role.0.as_deref() == Some("system");
+                    if item.kind.0.as_deref() == Some("reasoning")
+                        && let Some(blob) = item.encrypted_content.0.filter(|b| !b.is_empty())
+                    {
+                        blobs.push(blob);
+                    }
                 }
-                Ok(InputLook::List { long })
+                Ok(InputLook::List {
+                    long,
+                    system,
+                    blobs,
+                })
             }
-            fn visit_unit<E: de::Error>(self) -> Result<InputLook, E> {
-                Ok(InputLook::Other)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<InputLook, E> {
-                Ok(InputLook::Other)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<InputLook, E> {
-                Ok(InputLook::Other)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<InputLook, E> {
-                Ok(InputLook::Other)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<InputLook, E> {
-                Ok(InputLook::Other)
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<InputLook, A::Error> {
+            scalars!(InputLook::Other);
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(InputLook::Other)
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
-/// An input item's role when the item is an object; anything else has none.
-struct ItemOrOther<'a>(Option<Cow<'a, str>>);
+/// The fields of an `input` item the look reads: the limited `name` and `call_id`
+/// ([`names::too_long`]), `role`, and a reasoning item's `type` and `encrypted_content`.
+#[derive(Deserialize)]
+struct InputItem<'a> {
+    #[serde(borrow, default)]
+    name: Text<'a>,
+    #[serde(borrow, default)]
+    call_id: Text<'a>,
+    #[serde(borrow, default)]
+    role: Text<'a>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Text<'a>,
+    #[serde(borrow, default)]
+    encrypted_content: Text<'a>,
+}
 
-impl<'de> Deserialize<'de> for ItemOrOther<'de> {
+/// An `input` entry: an item when it is an object, `None` for anything else.
+struct InputEntry<'a>(Option<InputItem<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for InputEntry<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ItemOrOther<'de>;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = InputEntry<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an input item")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let item = ItemLook::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(ItemOrOther(item.role))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(ItemOrOther(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ItemOrOther(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(ItemOrOther(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(ItemOrOther(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(ItemOrOther(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(ItemOrOther(None))
+                let item = InputItem::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(InputEntry(Some(item)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(ItemOrOther(None))
+                Ok(InputEntry(None))
             }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(InputEntry(None))
+            }
+            scalars!(InputEntry(None));
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// Whether a value is a list (its items skipped): `include`, which the body keeps as the
+/// client sent it when it is one.
+#[derive(Default)]
+struct IsList(bool);
+
+impl<'de> Deserialize<'de> for IsList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IsList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IsList(true))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IsList(false))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(IsList(false))
+            }
+            scalars!(IsList(false));
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A string value, borrowed from the body when it has no escapes; `None` for any other value,
+/// so an odd field never makes the look fail (upstream judges the body then).
+#[derive(Default)]
+struct Text<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Borrowed(s))))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Owned(s.to_owned()))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            scalars!(Text(None));
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -478,6 +621,55 @@ mod tests {
         assert_eq!(v["input"][1]["role"], "user");
         assert_eq!(v["reasoning"]["effort"], "low");
         assert_eq!(v["instructions"], "i");
+    }
+
+    /// The one pass notes a `system` item of a body otherwise in shape, and odd values of
+    /// the fields it reads make no body unreadable.
+    #[test]
+    fn a_system_item_is_seen_in_the_one_pass_and_odd_items_are_no_error() {
+        let codex = |input: Value| {
+            json!({"model": "m", "stream": true, "store": false, "instructions": "i",
+                "include": [], "input": input})
+        };
+        let v = shaped(codex(
+            json!([{"type": "message", "role": "system", "content": "x"}]),
+        ));
+        assert_eq!(v["input"][0]["role"], "developer");
+        let odd = codex(
+            json!([{"role": 1, "type": ["x"], "name": {}, "call_id": null,
+            "encrypted_content": 5}, "text", 3, [1], null]),
+        );
+        let body = Bytes::from(odd.to_string());
+        let out = shape(&body, None).expect("shaped");
+        assert_eq!(out.as_ptr(), body.as_ptr(), "in shape: the same bytes");
+    }
+
+    /// Where the replayed reasoning's blobs are: each one's text in the body, none for a body
+    /// without a blob, and unknown when one is escaped or the body was rewritten.
+    #[test]
+    fn the_one_pass_places_every_reasoning_blob() {
+        let blobs = |body: &[u8]| look(body).expect("look").blobs(body);
+        let body = br#"{"input":[{"type":"reasoning","encrypted_content":"gAAA-1"},{"type":"message","encrypted_content":"no"},{"type":"reasoning","encrypted_content":""},{"type":"reasoning","encrypted_content":"gAAA-2"}]}"#;
+        let Blobs::At(at) = blobs(body) else {
+            panic!("placed")
+        };
+        let texts: Vec<&[u8]> = at.iter().map(|r| &body[r.clone()]).collect();
+        assert_eq!(texts, [&b"gAAA-1"[..], b"gAAA-2"]);
+        assert_eq!(
+            Blobs::At(at.clone()).of_rewritten(true),
+            Blobs::At(at.clone())
+        );
+        assert_eq!(Blobs::At(at).of_rewritten(false), Blobs::Unread);
+        assert_eq!(
+            blobs(br#"{"input":[{"type":"message","role":"user"}]}"#),
+            Blobs::None
+        );
+        assert_eq!(blobs(br#"{"input":"text"}"#), Blobs::None);
+        assert_eq!(
+            blobs(br#"{"input":[{"type":"reasoning","encrypted_content":"gA\/A"}]}"#),
+            Blobs::Unread
+        );
+        assert_eq!(Blobs::None.of_rewritten(false), Blobs::None);
     }
 
     #[test]

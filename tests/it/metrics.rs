@@ -2,7 +2,7 @@
 //! 0.0.4 (`metrics/prom.rs`), family by family, first on a registry fed known records (exact
 //! values), then on a real daemon's scrape after real traffic through the simulator.
 
-mod prom;
+pub(crate) mod prom;
 mod scrape;
 
 use codex_rotor::metrics::Metrics;

@@ -10,11 +10,13 @@
 
 mod edge;
 mod failures;
+mod heartbeat;
 mod keyless;
 mod lifecycle;
 mod models;
 mod names;
 mod oversize;
+mod pseudonyms;
 mod reasoning;
 mod shape;
 mod terminal;

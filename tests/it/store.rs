@@ -176,6 +176,7 @@ fn effects(store: FileStore) -> Effects {
         store: Arc::new(store),
         refresher: Arc::new(NoRefresh),
         prober: Arc::new(NoProbe),
+        fence: Arc::new(rotor_actors::NoFence),
         clock: Arc::new(SystemClock),
     }
 }

@@ -209,6 +209,21 @@ impl TestEnv {
         self.sim.clone().shutdown().await;
     }
 
+    /// Restarts the daemon as an operator would: ordered shutdown (every account flushes its
+    /// file), then a new daemon with the same configuration over the records read back from
+    /// the data directory. The simulator keeps running.
+    pub async fn restart(&mut self) {
+        let cfg = (*self.state.config()).clone();
+        self.take_daemon().shutdown().await;
+        let (store, records, _) = FileStore::open(&cfg.data_dir).expect("store reopens");
+        let daemon = start(cfg, Arc::new(store), records)
+            .await
+            .expect("daemon restarts");
+        self.addr = daemon.addr;
+        self.state = daemon.state.clone();
+        self.daemon = Some(daemon);
+    }
+
     /// Takes the daemon out (for shutdown tests that drive it themselves).
     pub fn take_daemon(&mut self) -> Daemon {
         self.daemon.take().expect("daemon still running")

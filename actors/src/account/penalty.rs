@@ -5,11 +5,15 @@
 //! last one was recorded, up to [`CAP_MS`]. A request that got through after the last refusal
 //! (upstream answered it with its quota headers) ends the escalation: the next refusal starts at
 //! 30 minutes again. Requests already in flight when a refusal was recorded are the same
-//! incident. Not persisted: a restart lets the account try once more. Pure: `now` is an argument.
+//! incident. Its step, end and last refusal are kept in the account's record
+//! ([`RefusalStep`]), so a restart neither lifts a running cooldown nor starts the escalation
+//! over; cause and upstream's words are not (the record's `last_error` keeps them for
+//! operators). Pure: `now` is an argument.
 
 use serde::{Deserialize, Serialize};
 
 use crate::UnixMs;
+use crate::record::RefusalStep;
 
 /// The first cooldown, in milliseconds (CPA's 30 minutes for 402/403).
 pub const BASE_MS: i64 = 30 * 60_000;
@@ -88,6 +92,28 @@ impl Penalty {
         }
     }
 
+    /// The cooldown as a record loaded from disk kept it (`None`: no refusal counted).
+    pub fn restored(step: Option<&RefusalStep>) -> Self {
+        step.map_or_else(Penalty::default, |s| Penalty {
+            level: s.level,
+            until: Some(s.until),
+            last_hit: Some(s.last_hit),
+            ..Penalty::default()
+        })
+    }
+
+    /// What the record keeps of it: `None` once no refusal is counted.
+    pub fn stored(&self) -> Option<RefusalStep> {
+        match (self.level, self.until, self.last_hit) {
+            (1.., Some(until), Some(last_hit)) => Some(RefusalStep {
+                level: self.level,
+                until,
+                last_hit,
+            }),
+            _ => None,
+        }
+    }
+
     /// End of the cooldown if one is running at `now`.
     pub fn active(&self, now: UnixMs) -> Option<UnixMs> {
         self.until.filter(|u| *u > now)
@@ -146,5 +172,32 @@ mod tests {
         );
         assert_eq!(until.map(|u| (u - now - 6) / M), Some(30));
         assert_eq!(p.active(now + 6 + 30 * M), None, "over on time");
+    }
+
+    #[test]
+    fn what_the_record_keeps_restores_the_step_and_the_end() {
+        assert_eq!(Penalty::default().stored(), None);
+        assert_eq!(Penalty::restored(None), Penalty::default());
+        let mut p = Penalty::default();
+        p.hit(PenaltyCause::Forbidden, "flagged".into(), 0, 0);
+        p.hit(PenaltyCause::Forbidden, "flagged".into(), 10, 10);
+        let back = Penalty::restored(p.stored().as_ref());
+        assert_eq!(
+            (back.level, back.until, back.last_hit),
+            (2, p.until, p.last_hit)
+        );
+        let mut next = back.clone();
+        assert_eq!(
+            next.hit(PenaltyCause::Forbidden, "again".into(), 20, 20),
+            Some(20 + 4 * BASE_MS),
+            "the escalation goes on from the restored step"
+        );
+        let mut ended = back;
+        ended.passed(11);
+        assert_eq!(
+            ended.stored(),
+            None,
+            "a success after it ends it, stored or not"
+        );
     }
 }

@@ -7,19 +7,24 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use ractor::rpc::CallResult;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{AccountMsg, AccountRef, Report, Running};
 use crate::{
-    NewTokens, RefreshError, RefreshIntent, RefreshReason, Status, Store, TokenRefresher, Tokens,
-    UnixMs, fault, jwt,
+    AccountId, FenceRefusal, FenceTicket, NewTokens, RefreshError, RefreshFence, RefreshIntent,
+    RefreshReason, Status, Store, TokenRefresher, Tokens, UnixMs, fault, jwt,
 };
 
 /// Access tokens whose expiry cannot be read are refreshed this long after the last refresh.
 pub const FALLBACK_INTERVAL_MS: i64 = 8 * 24 * 3_600_000;
 /// Status reason of an account whose refresh token is dead: only a new login helps.
 pub const NEEDS_LOGIN: &str = "needs login";
+/// Why an account is `refresh_ambiguous`, as operators read it (status, explain, admin,
+/// dashboard).
+pub const AMBIGUOUS: &str = "a refresh may have used this refresh token without its result \
+     being stored: re-login or import fresh tokens";
 /// How long a refresh task waits for its actor to write the intent.
 const BEGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,33 +89,59 @@ impl RefreshGate {
     }
 }
 
-/// The refresh task: gate → ask the actor to write its intent (and hand over the refresh
-/// token) → call the endpoint → send the result back. Runs outside the actor.
+/// The refresh task: gate → the fence commits the intent in the store → ask the actor to
+/// write its intent (and hand over the refresh token) → call the endpoint (within the fence's
+/// timeout) → send the result back. Runs outside the actor. A refused begin calls nothing.
 pub fn spawn(
     me: AccountRef,
+    id: AccountId,
     gate: Arc<RefreshGate>,
     refresher: Arc<dyn TokenRefresher>,
+    fence: Arc<dyn RefreshFence>,
     reason: RefreshReason,
 ) {
     tokio::spawn(async move {
         let _permit = gate.acquire().await;
+        let ticket = match fence.begin(&id).await {
+            Ok(t) => t,
+            Err(refusal) => {
+                let _ = me.cast(AccountMsg::FenceRefused(refusal));
+                return;
+            }
+        };
         let begun = me
             .call(
-                |reply| AccountMsg::BeginRefresh { reply },
+                |reply| AccountMsg::BeginRefresh {
+                    ticket: ticket.clone(),
+                    reply,
+                },
                 Some(BEGIN_TIMEOUT),
             )
             .await;
         let rt = match begun {
             Ok(CallResult::Success(Some(rt))) => rt,
-            Ok(CallResult::Success(None)) => return,
+            Ok(CallResult::Success(None)) => {
+                let _ = fence.abandon(&id, ticket, false).await;
+                return;
+            }
             _ => {
+                let _ = fence.abandon(&id, ticket, false).await;
                 let err =
                     RefreshError::Transient("account did not start the refresh in time".into());
                 let _ = me.cast(AccountMsg::TokensRefreshed(Err(err)));
                 return;
             }
         };
-        let result = refresher.refresh(rt, reason).await;
+        let call = refresher.refresh(rt, reason);
+        let result = match fence.call_timeout() {
+            None => call.await,
+            Some(bound) => tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+                Err(RefreshError::Unanswered(format!(
+                    "no answer within {} ms",
+                    bound.as_millis()
+                )))
+            }),
+        };
         let _ = me.cast(AccountMsg::TokensRefreshed(result));
     });
 }
@@ -118,6 +149,15 @@ pub fn spawn(
 /// Starts a refresh unless one is in flight (single-flight per account).
 pub(super) fn start_refresh(me: &AccountRef, s: &mut Running, reason: RefreshReason) {
     if s.st.refreshing.is_some() || matches!(s.st.rec.status, Status::Banned | Status::Expired) {
+        return;
+    }
+    if s.st.rec.refresh_ambiguous {
+        if reason == RefreshReason::UnauthorizedRecovery {
+            // The access token is dead and the refresh token may be spent: only a re-login.
+            s.st.rec.last_error = Some("access token rejected".into());
+            s.st.set_status(Status::Expired, Some(AMBIGUOUS.into()));
+            s.st.persist(s.fx.store.as_ref());
+        }
         return;
     }
     if s.st
@@ -140,12 +180,61 @@ pub(super) fn start_refresh(me: &AccountRef, s: &mut Running, reason: RefreshRea
         s.st.dirty = true;
         s.st.dirty_quota = true;
     }
-    spawn(me.clone(), s.gate.clone(), s.fx.refresher.clone(), reason);
+    spawn(
+        me.clone(),
+        s.st.rec.id.clone(),
+        s.gate.clone(),
+        s.fx.refresher.clone(),
+        s.fx.fence.clone(),
+        reason,
+    );
+}
+
+/// The fence refused to begin: nothing was sent. Later → retry with backoff; ambiguous in the
+/// store → the account is `refresh_ambiguous` here too; lost → the actor drops the account.
+pub(super) fn fence_refused(me: &AccountRef, s: &mut Running, refusal: FenceRefusal) {
+    if s.st.refreshing.take().is_none() {
+        return;
+    }
+    match refusal {
+        FenceRefusal::Later(why) => {
+            tracing::info!(account = %s.st.rec.id, %why, "refresh not begun; will retry");
+            s.st.refresh_failures += 1;
+            retry_later(me, s);
+        }
+        FenceRefusal::Ambiguous => mark_ambiguous(s),
+        FenceRefusal::Lost(why) => {
+            tracing::warn!(account = %s.st.rec.id, %why, "refresh refused: another node owns the account now");
+            s.st.lost = true;
+        }
+    }
+}
+
+/// The account's refresh token may have been spent without its result being stored: serve on
+/// the access token until it expires, never refresh, say why (docs/cluster.md).
+fn mark_ambiguous(s: &mut Running) {
+    tracing::error!(account = %s.st.rec.id, "{AMBIGUOUS}");
+    s.st.rec.refresh_ambiguous = true;
+    s.st.rec.refresh_intent = None;
+    s.st.rec.last_error = Some(AMBIGUOUS.into());
+    s.st.refresh_due_at = None;
+    s.st.persist(s.fx.store.as_ref());
 }
 
 /// Step 1 of the rotation: the intent is on disk before the refresh token leaves the actor.
-pub(super) fn begin_refresh(me: &AccountRef, s: &mut Running, now: UnixMs) -> Option<String> {
+pub(super) fn begin_refresh(
+    me: &AccountRef,
+    s: &mut Running,
+    ticket: FenceTicket,
+    now: UnixMs,
+) -> Option<String> {
     let reason = s.st.refreshing?;
+    if std::mem::take(&mut s.st.refresh_superseded) {
+        // An import replaced the tokens since this refresh was started: it is not wanted.
+        s.st.refreshing = None;
+        schedule_refresh(me, s);
+        return None;
+    }
     let Some(rt) = s.st.rec.tokens.refresh_token.clone() else {
         s.st.refreshing = None;
         return None;
@@ -162,6 +251,7 @@ pub(super) fn begin_refresh(me: &AccountRef, s: &mut Running, now: UnixMs) -> Op
     }
     fault::point(fault::REFRESH_AFTER_INTENT);
     s.st.refresh_token_out = true;
+    s.st.fence_ticket = Some(ticket);
     Some(rt)
 }
 
@@ -176,6 +266,10 @@ pub(super) fn tokens_refreshed(
         return;
     }
     s.st.refresh_token_out = false;
+    if r.is_err() || s.st.refresh_superseded {
+        let reached = matches!(r, Err(RefreshError::Unanswered(_)));
+        abandon(s, reached);
+    }
     if std::mem::take(&mut s.st.refresh_superseded) {
         tracing::info!(account = %s.st.rec.id, ok = r.is_ok(), "a refresh of tokens replaced by an import came back; ignored");
         schedule_refresh(me, s);
@@ -204,7 +298,7 @@ pub(super) fn tokens_refreshed(
             }
             s.st.refresh_failures = 0;
             s.st.tokens_durable = false;
-            finish_rotation(s, store.as_ref());
+            finish_rotation(me, s, store.as_ref());
             tracing::info!(account = %s.st.rec.id, "tokens refreshed");
             schedule_refresh(me, s);
         }
@@ -228,6 +322,22 @@ pub(super) fn tokens_refreshed(
             s.st.set_status(Status::Banned, Some(format!("deactivated: {m}")));
             s.st.persist(store.as_ref());
         }
+        Err(RefreshError::Unanswered(m)) => {
+            tracing::warn!(account = %s.st.rec.id, error = %m, "the token endpoint did not answer in the fenced window");
+            mark_ambiguous(s);
+        }
+    }
+}
+
+/// Tells the fence the refresh in flight stored nothing (in the background: its answer changes
+/// nothing here).
+fn abandon(s: &mut Running, reached_upstream: bool) {
+    let Some(ticket) = s.st.fence_ticket.take() else {
+        return;
+    };
+    let mut fut = s.fx.fence.abandon(&s.st.rec.id, ticket, reached_upstream);
+    if (&mut fut).now_or_never().is_none() {
+        tokio::spawn(fut);
     }
 }
 
@@ -256,12 +366,53 @@ fn learn_identity(s: &mut Running) {
     }
 }
 
-/// Persists freshly received tokens; only then may leases see them, and only then is the
-/// intent cleared. Retried on every tick while the disk refuses.
-pub(super) fn finish_rotation(s: &mut Running, store: &dyn Store) {
-    if !s.st.persist(store) {
+/// Persists freshly received tokens, then has the fence store the rotation under its intent;
+/// only then may leases see them, and only then is the intent cleared. Retried on every tick
+/// while the disk (or the fence's store) refuses.
+pub(super) fn finish_rotation(me: &AccountRef, s: &mut Running, store: &dyn Store) {
+    if s.st.fence_finishing || !s.st.persist(store) {
         return;
     }
+    let Some(ticket) = s.st.fence_ticket.clone() else {
+        rotation_stored(s, store);
+        return;
+    };
+    let mut fut = s.fx.fence.finish(&s.st.rec.id, ticket);
+    match (&mut fut).now_or_never() {
+        Some(r) => fence_finished(s, r),
+        None => {
+            s.st.fence_finishing = true;
+            let me = me.clone();
+            tokio::spawn(async move {
+                let _ = me.cast(AccountMsg::FenceFinished(fut.await));
+            });
+        }
+    }
+}
+
+/// The fence answered the finish of a rotation whose tokens are on disk.
+pub(super) fn fence_finished(s: &mut Running, r: Result<(), FenceRefusal>) {
+    s.st.fence_finishing = false;
+    match r {
+        Ok(()) => {
+            s.st.fence_ticket = None;
+            let store = s.fx.store.clone();
+            rotation_stored(s, store.as_ref());
+        }
+        Err(FenceRefusal::Later(why)) => {
+            tracing::warn!(account = %s.st.rec.id, %why, "the rotation is not stored in the cluster yet; retrying");
+        }
+        Err(refusal) => {
+            tracing::warn!(account = %s.st.rec.id, %refusal, "the rotation was refused: another node owns the account now; dropping it");
+            s.st.fence_ticket = None;
+            s.st.lost = true;
+        }
+    }
+}
+
+/// The rotation is durable (and, with a fence, stored under its intent): leases may see the
+/// new tokens, the intent is cleared.
+fn rotation_stored(s: &mut Running, store: &dyn Store) {
     s.st.tokens_durable = true;
     fault::point(fault::REFRESH_AFTER_PERSIST);
     s.st.rec.refresh_intent = None;

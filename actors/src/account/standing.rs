@@ -15,10 +15,18 @@ use crate::{AccountRecord, Status, UnixMs};
 enum Refusal<'a> {
     /// The lifecycle status is not `active`, with its reason.
     Status(Status, Option<&'a str>),
+    /// Another node owns the account now; the actor is stopping.
+    Lost,
     /// New tokens are not yet durable.
     NotDurable,
-    /// The access token expired.
-    Expired,
+    /// The access token expired (and cannot be refreshed if the refresh is ambiguous).
+    Expired {
+        /// The account is `refresh_ambiguous`.
+        ambiguous: bool,
+    },
+    /// The account is `refresh_ambiguous`: it serves until its access token expires; this is
+    /// listed among its holds only, never as a refusal.
+    Ambiguous,
     /// A Cloudflare cooldown runs until then.
     Cooldown(UnixMs),
     /// A refusal cooldown (403, 402, empty-body 404) runs until then.
@@ -41,8 +49,14 @@ impl Refusal<'_> {
                 let why = why.map(|r| format!(": {r}")).unwrap_or_default();
                 format!("status is {}{why}", s.as_str())
             }
+            Refusal::Lost => super::LOST.to_string(),
             Refusal::NotDurable => "new tokens are not yet on disk".to_string(),
-            Refusal::Expired => "access token expired; refresh pending".to_string(),
+            Refusal::Expired { ambiguous: false } => {
+                "access token expired; refresh pending".to_string()
+            }
+            Refusal::Expired { ambiguous: true } | Refusal::Ambiguous => {
+                super::AMBIGUOUS.to_string()
+            }
             Refusal::Cooldown(_) => "Cloudflare challenge cooldown".to_string(),
             Refusal::Refused(p, _) => p.text(),
             Refusal::NotIncluded(family, _) => {
@@ -67,7 +81,8 @@ impl Refusal<'_> {
     fn kind(&self) -> &'static str {
         match self {
             Refusal::Status(..) => "status",
-            Refusal::NotDurable | Refusal::Expired => "tokens",
+            Refusal::Lost | Refusal::NotDurable | Refusal::Expired { .. } => "tokens",
+            Refusal::Ambiguous => "refresh_ambiguous",
             Refusal::Cooldown(_) => "cloudflare",
             Refusal::Refused(..) => "refused",
             Refusal::NotIncluded(..) => "not_included",
@@ -101,11 +116,16 @@ impl AccountState {
         if rec.status != Status::Active {
             f(Refusal::Status(rec.status, rec.status_reason.as_deref()))?;
         }
+        if self.lost {
+            f(Refusal::Lost)?;
+        }
         if !self.tokens_durable {
             f(Refusal::NotDurable)?;
         }
         if rec.tokens.expires_at.is_some_and(|t| t <= now) {
-            f(Refusal::Expired)?;
+            f(Refusal::Expired {
+                ambiguous: rec.refresh_ambiguous,
+            })?;
         }
         if let Some(until) = self.cooldown.active(now)
             && !self.cooldown.permits(cooling, now)
@@ -152,6 +172,9 @@ impl AccountState {
     /// ordinary request of the main models may still be served).
     pub fn holds(&self, now: UnixMs) -> Vec<Hold> {
         let mut out = self.refusals(None, false, now);
+        if self.rec.refresh_ambiguous && !out.iter().any(|h| h.reason == super::AMBIGUOUS) {
+            out.push(Refusal::Ambiguous.hold());
+        }
         for (family, until) in &self.rec.quota.not_included {
             if *until > now && family != crate::quota::MAIN_LIMIT {
                 out.push(Refusal::NotIncluded(family.as_str(), *until).hold());
@@ -213,7 +236,7 @@ impl AccountState {
         let cap = self.lease_cap(None, false);
         Summary::of(
             &self.rec,
-            self.tokens_durable,
+            self.tokens_durable && !self.lost,
             self.leases,
             cap,
             (&self.cooldown, &self.penalty),

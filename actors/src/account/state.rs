@@ -52,9 +52,18 @@ pub struct AccountState {
     pub refreshing: Option<RefreshReason>,
     /// The refresh in flight has taken the refresh token (`BeginRefresh` answered).
     pub refresh_token_out: bool,
-    /// The refresh in flight spends tokens an import has replaced since: its answer is about
-    /// tokens the account no longer holds and is dropped when it comes.
+    /// An import replaced the tokens since the refresh in flight started: its answer is about
+    /// tokens the account no longer holds and is dropped when it comes (or, if it has not taken
+    /// the refresh token yet, it is dropped when it asks for it).
     pub refresh_superseded: bool,
+    /// The fence's ticket of the refresh in flight (begun in the store, not yet finished or
+    /// abandoned).
+    pub fence_ticket: Option<crate::FenceTicket>,
+    /// The new tokens are on disk and the fence is being asked to finish (single-flight).
+    pub fence_finishing: bool,
+    /// Another node owns the account now (a write or the fence's finish was refused): the
+    /// actor stops after this message, serving and persisting nothing more.
+    pub lost: bool,
     /// Consecutive transient refresh failures (retry backoff).
     pub refresh_failures: u32,
     /// When the next refresh is due (proactive or retry); started by the tick.
@@ -72,12 +81,13 @@ pub struct AccountState {
 impl AccountState {
     /// Fresh state around a record loaded from disk.
     pub fn new(rec: AccountRecord, cfg: Arc<AccountConfig>) -> Self {
+        let penalty = Penalty::restored(rec.refusal.as_ref());
         Self {
             rec,
             cfg,
             leases: 0,
             cooldown: Cooldown::default(),
-            penalty: Penalty::default(),
+            penalty,
             dirty: false,
             dirty_quota: false,
             last_flush_at: None,
@@ -85,6 +95,9 @@ impl AccountState {
             refreshing: None,
             refresh_token_out: false,
             refresh_superseded: false,
+            fence_ticket: None,
+            fence_finishing: false,
+            lost: false,
             refresh_failures: 0,
             refresh_due_at: None,
             probing: false,
@@ -154,6 +167,7 @@ impl AccountState {
             // account.
             self.cooldown.passed(o.at, now);
             self.penalty.passed(o.at);
+            self.keep_penalty();
         }
         let before = self.rec.quota.clone();
         let fx = self.rec.quota.apply(ev, now, &self.cfg.quota);
@@ -177,6 +191,17 @@ impl AccountState {
             .then_some(Action::Probe)
             .into_iter()
             .collect()
+    }
+
+    /// Copies the refusal cooldown into the record when it changed, to be flushed with the
+    /// next tick (a restart must not lift it).
+    fn keep_penalty(&mut self) {
+        let stored = self.penalty.stored();
+        if self.rec.refusal != stored {
+            self.rec.refusal = stored;
+            self.dirty = true;
+            self.dirty_quota = true;
+        }
     }
 
     /// Tokens used by a request.
@@ -222,6 +247,7 @@ impl AccountState {
                 if let Some(until) = self.penalty.hit(cause, reason.clone(), at, now) {
                     tracing::warn!(account = %self.rec.id, ?cause, cooldown_ms = until - now, level = self.penalty.level, "upstream refused the account: cooling down");
                 }
+                self.keep_penalty();
                 self.rec.last_error = Some(format!("{}: {reason}", cause.text()));
                 self.dirty = true;
                 self.dirty_quota = true;
@@ -260,6 +286,12 @@ impl AccountState {
                 self.dirty_quota = false;
                 true
             }
+            Err(e) if store.is_fenced_out(&e) => {
+                tracing::warn!(account = %self.rec.id, "another node owns the account now: dropping it");
+                self.lost = true;
+                self.dirty = false;
+                false
+            }
             Err(e) => {
                 tracing::error!(account = %self.rec.id, error = %e, "could not persist the account");
                 self.dirty = true;
@@ -289,7 +321,7 @@ impl AccountState {
 
     /// Flushes pending changes and waits until they are durable (shutdown, stop).
     pub fn flush_durable(&mut self, store: &dyn Store) {
-        if self.dirty {
+        if self.dirty && !self.lost {
             self.persist(store);
         }
     }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use super::refresh::{
     finish_rotation, refresh_if_due, report_rotation, schedule_refresh, start_refresh,
 };
@@ -39,7 +41,7 @@ pub(super) fn tick(me: &AccountRef, s: &mut Running, now: UnixMs) {
     }
     if !s.st.tokens_durable {
         let store = s.fx.store.clone();
-        finish_rotation(s, store.as_ref());
+        finish_rotation(me, s, store.as_ref());
     }
     refresh_if_due(me, s, now);
     s.st.flush(s.fx.store.as_ref(), now);
@@ -106,13 +108,19 @@ pub(super) fn push(s: &mut Running, now: UnixMs) {
 /// becomes `active` with new tokens, `banned` and `disabled` never do. New tokens supersede a
 /// rotation in flight (its intent is cleared, its answer will be dropped) and are durable
 /// before the reply.
-pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: UnixMs) -> Merged {
+pub(super) fn merge(
+    me: &AccountRef,
+    s: &mut Running,
+    rec: AccountRecord,
+    from: Imported,
+) -> Merged {
     let before = s.st.rec.clone();
     let merged = crate::merge_import(&mut s.st.rec, rec);
     if merged == Merged::Replaced {
         // A refresh that already took the old refresh token comes back about it, not ours; one
-        // still waiting for its permit takes the new token and stays valid.
-        s.st.refresh_superseded |= s.st.refreshing.is_some() && s.st.refresh_token_out;
+        // not yet begun is dropped when it asks for the token (the fresh tokens need no refresh
+        // now, and a fence's intent begun for the old ones would refuse its finish).
+        s.st.refresh_superseded |= s.st.refreshing.is_some();
         s.st.refresh_failures = 0;
         if let Some(rt) = s.st.rec.tokens.refresh_token.clone()
             && before.tokens.refresh_token.as_ref() != Some(&rt)
@@ -125,11 +133,44 @@ pub(super) fn merge(me: &AccountRef, s: &mut Running, rec: AccountRecord, _now: 
     }
     if s.st.rec != before && s.st.persist(s.fx.store.as_ref()) {
         s.st.tokens_durable = true;
+        if merged == Merged::Replaced && from == Imported::Here {
+            // The store learns of the fresh tokens (a new token version, no ambiguity); its
+            // answer changes nothing here.
+            let mut fut = s.fx.fence.imported(&s.st.rec.id);
+            if (&mut fut).now_or_never().is_none() {
+                tokio::spawn(fut);
+            }
+        }
     }
     if merged == Merged::Replaced {
         schedule_refresh(me, s);
     }
     merged
+}
+
+/// Where an import merged into an account was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Imported {
+    /// Into this actor: the fence tells the shared store.
+    Here,
+    /// On another node, which told the store; this actor reloads it.
+    Elsewhere,
+}
+
+/// Merges the account's record as the store holds it now (tokens imported on another node).
+pub(super) fn reload(me: &AccountRef, s: &mut Running) -> Option<Merged> {
+    match s.fx.store.load(&s.st.rec.id) {
+        Ok(Some(rec)) => {
+            let m = merge(me, s, rec, Imported::Elsewhere);
+            tracing::info!(account = %s.st.rec.id, merged = ?m, "reloaded from the store");
+            Some(m)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(account = %s.st.rec.id, error = %e, "could not reload the account");
+            None
+        }
+    }
 }
 
 /// Operator enable/disable. Enabling only lifts `disabled`.

@@ -291,6 +291,10 @@ async fn spawn_account(
 }
 
 async fn respawn(me: &PoolRef, st: &mut PoolState, id: AccountId) {
+    // Forgotten or left (a cluster release) while the backoff ran: not ours to restart.
+    if !st.budgets.contains_key(&id) || st.members.contains(&id) {
+        return;
+    }
     match st.fx.store.load(&id) {
         Ok(Some(rec)) => match spawn_account(me, st, rec).await {
             Ok(_) => {

@@ -136,6 +136,8 @@ pub fn merge_import(old: &mut AccountRecord, new: AccountRecord) -> Merged {
     if verdict == Freshness::Newer {
         if let Some(rt) = t.refresh_token.filter(|r| !r.is_empty()) {
             old.replace_refresh_token(rt);
+            // A refresh token nobody can have spent ends an ambiguity.
+            old.refresh_ambiguous = false;
             if old.tokens.access_token.is_empty() {
                 old.tokens.expires_at = new.tokens.expires_at;
             }

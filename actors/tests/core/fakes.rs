@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use rotor_actors::quota::Observation;
 use rotor_actors::{
-    AccountRecord, BoxFuture, Clock, Effects, NewTokens, ProbeError, QuotaProber, RefreshError,
-    RefreshReason, Store, TokenRefresher, Tokens, UpstreamCreds,
+    AccountRecord, BoxFuture, Clock, Effects, FenceRefusal, FenceTicket, NewTokens, ProbeError,
+    QuotaProber, RefreshError, RefreshFence, RefreshReason, Store, TokenRefresher, Tokens,
+    UpstreamCreds,
 };
 
 use crate::support::T0;
@@ -139,12 +140,94 @@ impl QuotaProber for SharedProber {
     }
 }
 
+/// A scripted refresh fence: each `begin`/`finish` takes the next scripted answer (none left:
+/// granted), and every call is recorded in order.
+#[derive(Default)]
+pub struct FakeFence {
+    pub begins: Mutex<VecDeque<Result<(), FenceRefusal>>>,
+    pub finishes: Mutex<VecDeque<Result<(), FenceRefusal>>>,
+    /// A bound on the token call (`call_timeout`).
+    pub timeout: Mutex<Option<Duration>>,
+    /// `begin`, `finish`, `abandon(reached_upstream)` as they came, with the account.
+    pub calls: Mutex<Vec<String>>,
+}
+
+/// Shares a [`FakeFence`] between the pool and the test.
+pub struct SharedFence(pub Arc<FakeFence>);
+
+impl RefreshFence for SharedFence {
+    fn call_timeout(&self) -> Option<Duration> {
+        *self.0.timeout.lock().unwrap()
+    }
+
+    fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("begin {account}"));
+        let r = self.0.begins.lock().unwrap().pop_front().unwrap_or(Ok(()));
+        Box::pin(async move {
+            r.map(|()| FenceTicket {
+                intent_gen: 1,
+                ..FenceTicket::default()
+            })
+        })
+    }
+
+    fn finish(
+        &self,
+        account: &str,
+        _: FenceTicket,
+    ) -> BoxFuture<'static, Result<(), FenceRefusal>> {
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("finish {account}"));
+        let r = self
+            .0
+            .finishes
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Ok(()));
+        // Pending once, as a store's answer is: the actor must wait for it.
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            r
+        })
+    }
+
+    fn abandon(
+        &self,
+        account: &str,
+        _: FenceTicket,
+        reached_upstream: bool,
+    ) -> BoxFuture<'static, Result<(), FenceRefusal>> {
+        let call = format!("abandon {account} reached_upstream={reached_upstream}");
+        self.0.calls.lock().unwrap().push(call);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("imported {account}"));
+        Box::pin(async { Ok(()) })
+    }
+}
+
 /// The fakes of one test.
 pub struct Fx {
     pub store: Arc<MemStore>,
     pub refresher: Arc<FakeRefresher>,
     pub prober: Arc<FakeProber>,
     pub clock: Arc<TokioClock>,
+    /// `None`: the single node's [`rotor_actors::NoFence`].
+    pub fence: Option<Arc<FakeFence>>,
 }
 
 impl Fx {
@@ -154,6 +237,7 @@ impl Fx {
             refresher: Arc::default(),
             prober: Arc::default(),
             clock: Arc::new(TokioClock(tokio::time::Instant::now())),
+            fence: None,
         }
     }
 
@@ -162,6 +246,10 @@ impl Fx {
             store: self.store.clone(),
             refresher: Arc::new(SharedRefresher(self.refresher.clone())),
             prober: Arc::new(SharedProber(self.prober.clone())),
+            fence: match &self.fence {
+                Some(f) => Arc::new(SharedFence(f.clone())),
+                None => Arc::new(rotor_actors::NoFence),
+            },
             clock: self.clock.clone(),
         }
     }

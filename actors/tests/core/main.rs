@@ -5,6 +5,7 @@
 mod cooldown;
 mod evidence;
 mod fakes;
+mod fence;
 mod headroom;
 mod identity;
 mod import;

@@ -59,17 +59,30 @@ impl Drop for Runtime {
 struct Conn {
     client: Client,
     /// Keeps the connection task alive as long as the client is used.
-    _rt: Arc<Runtime>,
+    rt: Arc<Runtime>,
+    /// Where it connects to, for [`Conn::ready`] (a secret: never logged).
+    url: String,
+}
+
+impl Conn {
+    /// Connects again if the database closed the connection (a restart, an outage), so one
+    /// outage does not leave the store without a connection for the rest of its life.
+    async fn ready(&mut self) -> Result<&Client, DbError> {
+        if self.client.is_closed() {
+            *self = connect(&self.rt, &self.url).await?;
+        }
+        Ok(&self.client)
+    }
 }
 
 /// Opens a connection on `rt` (awaitable from any runtime).
 async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
     let handle = rt.0.as_ref().map(|r| r.handle().clone());
     let handle = handle.ok_or_else(|| DbError::Worker("stopped".into()))?;
-    let url = url.to_owned();
+    let owned = url.to_owned();
     let client = handle
         .spawn(async move {
-            let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
+            let (client, conn) = tokio_postgres::connect(&owned, NoTls).await?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::warn!(error = %e, "postgres connection ended");
@@ -81,7 +94,8 @@ async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
         .map_err(|e| DbError::Worker(e.to_string()))??;
     Ok(Conn {
         client,
-        _rt: rt.clone(),
+        rt: rt.clone(),
+        url: url.to_owned(),
     })
 }
 
@@ -113,6 +127,10 @@ pub struct FencedOut {
     /// The account.
     pub id: String,
 }
+
+/// The kind of a [`FencedOut`] error, which survives the writer's copy of it (no other write
+/// error of this store has it: the database's are `Other`).
+const FENCED_KIND: io::ErrorKind = io::ErrorKind::PermissionDenied;
 
 /// Writes refused by the fence in this process, over every store it opened (`/metrics`).
 static FENCED_OUT_TOTAL: AtomicU64 = AtomicU64::new(0);
@@ -246,6 +264,14 @@ impl PgStore {
         self.fenced.load(Ordering::Relaxed)
     }
 
+    /// The generation this process holds `id` at, if it holds it (the refresh fence writes at
+    /// the same one).
+    pub fn held_at(&self, id: &str) -> Option<u64> {
+        lock(&self.gens)
+            .get(id)
+            .and_then(|g| u64::try_from(*g).ok())
+    }
+
     /// Records that this process now holds `id` at `owner_gen` (a cluster claim).
     pub fn hold(&self, id: &str, owner_gen: u64) {
         lock(&self.gens).insert(id.to_owned(), i64::try_from(owner_gen).unwrap_or(i64::MAX));
@@ -278,11 +304,16 @@ impl Store for PgStore {
         self.writer.remove(id.to_owned())
     }
 
+    fn is_fenced_out(&self, err: &io::Error) -> bool {
+        // The writer hands a waiter a copy of the sink's error, which keeps only its kind.
+        err.kind() == FENCED_KIND || err.get_ref().is_some_and(|e| e.is::<FencedOut>())
+    }
+
     fn load(&self, id: &str) -> io::Result<Option<AccountRecord>> {
         block(async {
-            let conn = self.reader.lock().await;
-            let row = conn
-                .client
+            let mut conn = self.reader.lock().await;
+            let client = conn.ready().await.map_err(io::Error::other)?;
+            let row = client
                 .query_opt(
                     "select id, record::text, tokens from rotor_account where id = $1",
                     &[&id],
@@ -479,7 +510,7 @@ impl Records {
             } else {
                 self.fenced.fetch_add(1, Ordering::Relaxed);
                 FENCED_OUT_TOTAL.fetch_add(1, Ordering::Relaxed);
-                Err(io::Error::other(FencedOut { id: id.clone() }))
+                Err(io::Error::new(FENCED_KIND, FencedOut { id: id.clone() }))
             });
         }
         tx.commit().await?;
@@ -498,6 +529,10 @@ impl Sink for Records {
     type Key = String;
 
     fn apply(&mut self, batch: &[(String, Op)]) -> Vec<io::Result<()>> {
+        if let Err(e) = futures::executor::block_on(self.conn.ready()) {
+            let e = io::Error::other(e);
+            return batch.iter().map(|_| Err(copy(&e))).collect();
+        }
         match futures::executor::block_on(self.transaction(batch)) {
             Ok(out) => out,
             Err(e) => {

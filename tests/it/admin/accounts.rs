@@ -379,3 +379,43 @@ async fn an_oversized_import_gets_a_json_413_naming_the_limit_and_401_first_with
     assert_eq!(r.status().as_u16(), 401, "no key: 401 before 413");
     rig.shutdown().await;
 }
+
+/// An account whose refresh may have spent its refresh token (a cluster claim found an expired
+/// intent) keeps serving and says why, and what to do, in the account answer and in explain.
+#[tokio::test]
+async fn a_refresh_ambiguous_account_serves_and_says_why_in_the_admin_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = dir.path().join("accounts");
+    std::fs::create_dir_all(&accounts).expect("accounts dir");
+    let id = "00000000000000ab";
+    let tokens = rotor_actors::Tokens {
+        access_token: "at-ambiguous".into(),
+        refresh_token: Some("rt-maybe-spent".into()),
+        expires_at: Some(rotor_actors::Clock::now_ms(&rotor_actors::SystemClock) + 3_600_000),
+        ..rotor_actors::Tokens::default()
+    };
+    let mut rec = rotor_actors::AccountRecord::new(id, tokens, 1);
+    rec.refresh_ambiguous = true;
+    std::fs::write(
+        accounts.join(format!("{id}.json")),
+        serde_json::to_vec(&rec).expect("json"),
+    )
+    .expect("record");
+    let rig = Rig::start_in(dir, Default::default(), |_| {}).await;
+    let hold = |v: &Value| {
+        v["holds"].as_array().and_then(|hs| {
+            hs.iter()
+                .find(|h| h["kind"] == "refresh_ambiguous")
+                .cloned()
+        })
+    };
+    let why = rig.get(&format!("/admin/accounts/{id}/explain")).await;
+    assert_eq!(
+        why["available"], true,
+        "it serves on its access token: {why}"
+    );
+    let h = hold(&why).unwrap_or_else(|| panic!("explain names the hold: {why}"));
+    assert_eq!(h["reason"], rotor_actors::AMBIGUOUS, "{h}");
+    let a = rig.get(&format!("/admin/accounts/{id}")).await;
+    assert!(hold(&a).is_some(), "the account answer too: {a}");
+}

@@ -110,14 +110,24 @@ pub(super) async fn eventually<F: AsyncFnMut() -> bool>(what: &str, log: &Path, 
 }
 
 pub(super) async fn served(http: &reqwest::Client, port: u16) -> bool {
+    answer(http, port)
+        .await
+        .is_some_and(|(status, _)| status == 200)
+}
+
+/// The status and body of one small Responses request, `None` if the daemon did not answer.
+pub(super) async fn answer(http: &reqwest::Client, port: u16) -> Option<(u16, String)> {
     let body = json!({"model": "gpt-5.5", "stream": false, "store": false, "instructions": "hi",
         "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}]});
-    http.post(format!("http://127.0.0.1:{port}/v1/responses"))
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/v1/responses"))
         .bearer_auth(POOL_KEY)
         .json(&body)
         .send()
         .await
-        .is_ok_and(|r| r.status() == 200)
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.unwrap_or_default()))
 }
 
 async fn in_db(url: &str) -> Vec<AccountRecord> {

@@ -71,12 +71,19 @@ impl ThrowawayPg {
                 "UTF8",
             ],
         );
+        pg.start_server();
+        pg
+    }
+
+    /// Starts the server on the data directory (`pg_ctl start`, waiting until it accepts).
+    fn start_server(&self) {
         let opts = format!(
             "-c listen_addresses='' -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            pg.socket_dir().display()
+            self.socket_dir().display()
         );
-        let log = pg.dir.path().join("server.log");
-        pg.run(
+        let log = self.dir.path().join("server.log");
+        let data = self.data();
+        self.run(
             "pg_ctl",
             &[
                 "-D",
@@ -91,7 +98,18 @@ impl ThrowawayPg {
                 "start",
             ],
         );
-        pg
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: clients are disconnected at once), keeping
+    /// its data: a database outage for the nodes.
+    pub fn stop(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", path(&data), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts the stopped server again on the same data and socket.
+    pub fn restart(&self) {
+        self.start_server();
     }
 
     fn data(&self) -> PathBuf {

@@ -143,6 +143,63 @@ async fn each_parameter_the_backend_refuses_is_dropped_on_the_way() {
     env.shutdown().await;
 }
 
+/// The strict simulator refuses a `system`-role `input` item (docs/fidelity.md §1, reported
+/// only), so a served request proves the daemon's mapping on the wire, route by route: a
+/// Responses `system` item and a `system` message inside Messages' list arrive as `developer`
+/// items, Chat's system message and Messages' top-level `system` as `instructions`; upstream
+/// never sees `"role":"system"`, and each text arrives.
+#[tokio::test]
+async fn a_system_message_of_every_route_is_served_by_the_strict_simulator() {
+    let (env, wire) = with_wire().await;
+    let cases = [
+        (
+            "/v1/responses",
+            json!({"model": "gpt-5.5", "stream": true, "input": [
+                {"type": "message", "role": "system", "content": "marker-responses"},
+                {"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt-5.5", "messages": [
+                {"role": "system", "content": "marker-chat"},
+                {"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "gpt-5.5", "max_tokens": 64, "system": "marker-messages-top",
+                "messages": [{"role": "user", "content": "hi"},
+                    {"role": "system", "content": "marker-messages-late"}]}),
+        ),
+    ];
+    for (path, body) in &cases {
+        let resp = env
+            .http
+            .post(env.url(path))
+            .bearer_auth(crate::support::POOL_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("daemon answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        assert_eq!(status, 200, "{path}: {text}");
+    }
+    let sent = wire.requests_text();
+    assert!(
+        !sent.contains(r#""role":"system""#),
+        "a system item reached upstream"
+    );
+    for marker in [
+        "marker-responses",
+        "marker-chat",
+        "marker-messages-top",
+        "marker-messages-late",
+    ] {
+        assert!(sent.contains(marker), "{marker} did not reach upstream");
+    }
+    env.shutdown().await;
+}
+
 /// A Responses-Lite turn as Codex sends it (docs/fidelity.md §5): base instructions as a
 /// `developer` item beside an `additional_tools` item, top-level `instructions` empty, and the
 /// `x-openai-internal-codex-responses-lite` header. It reaches upstream as the same bytes, with

@@ -134,6 +134,29 @@ async fn a_usage_probe_403_is_a_probe_failure_and_rate_limit_null_is_accepted() 
     env.shutdown().await;
 }
 
+/// A restart does not lift a refusal cooldown (docs/failures.md): the account's file keeps
+/// its step and end, the restarted daemon shows the same hold until the same time and sends
+/// the account nothing meanwhile.
+#[tokio::test]
+async fn a_restart_keeps_a_refusal_cooldown_and_its_end() {
+    let mut env = start_env(2).await;
+    let bad = env.sim_ids[0].clone();
+    env.sim
+        .inject(FaultSpec::always(FaultKind::Forbidden).for_account(&bad));
+    until_tried(&env, &bad).await;
+    let until = hold(&env.view_of(&bad).await, "refused").expect("cooling down");
+    env.restart().await;
+    let v = env.view_of(&bad).await;
+    assert_eq!(
+        hold(&v, "refused"),
+        Some(until),
+        "the same end after the restart"
+    );
+    assert_eq!(v.derived_status, "cooling_down");
+    never_asked_again(&env, &bad).await;
+    env.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_403_without_deactivation_cools_the_account_down_and_fails_over() {
     let env = start_env(2).await;

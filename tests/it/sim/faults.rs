@@ -159,6 +159,34 @@ async fn stall_pauses_mid_stream_then_completes() {
     sim.shutdown().await;
 }
 
+/// `split_event`: the huge delta's frame arrives in two parts with the pause between them —
+/// when the pause begins, what came so far ends inside that event, not at a blank line.
+#[tokio::test]
+async fn split_event_pauses_inside_one_event() {
+    let (sim, token) = with_fault(FaultKind::SplitEvent {
+        bytes: 100_000,
+        millis: 400,
+    })
+    .await;
+    let mut resp = post(&sim, &token, &body("hi", true)).await;
+    let (mut got, mut last, mut paused_inside) = (Vec::new(), Instant::now(), false);
+    while let Some(c) = resp.chunk().await.expect("chunk") {
+        if last.elapsed() >= Duration::from_millis(350) {
+            paused_inside = !got.ends_with(b"\n\n");
+        }
+        got.extend_from_slice(&c);
+        last = Instant::now();
+    }
+    assert!(paused_inside, "the pause fell inside an event");
+    let ev = events(&String::from_utf8(got).expect("utf8"));
+    let huge = ev
+        .iter()
+        .find(|e| e["delta"].as_str().is_some_and(|d| d.len() == 100_000));
+    assert!(huge.is_some(), "the split event arrives whole");
+    assert_eq!(ev.last().expect("ev")["type"], "response.completed");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn connection_reset_fails_the_request() {
     let (sim, token) = with_fault(FaultKind::Reset).await;

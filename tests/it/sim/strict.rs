@@ -131,6 +131,26 @@ async fn reasoning_encrypted_by_another_account_is_invalid_encrypted_content() {
     sim.shutdown().await;
 }
 
+/// A `system`-role item anywhere in `input` is refused with the corpus body (reported,
+/// shape inferred); the same text as a `developer` item is served.
+#[tokio::test]
+async fn a_system_role_input_item_is_refused() {
+    let sim = start(SimOptions::default()).await;
+    let (_, token) = account(&sim).await;
+    let mut b = body("hi", true);
+    b["input"]
+        .as_array_mut()
+        .expect("input")
+        .push(json!({"type": "message", "role": "system", "content": "be brief"}));
+    assert_eq!(
+        status_and_json(post(&sim, &token, &b).await).await,
+        (400, corpus_json("system_role_in_input.json"))
+    );
+    b["input"][2]["role"] = json!("developer");
+    assert_eq!(post(&sim, &token, &b).await.status(), 200);
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn completed_output_is_empty_by_default_as_upstream_sends_it() {
     let sim = start(SimOptions::default()).await;

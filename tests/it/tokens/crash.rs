@@ -82,7 +82,19 @@ fn on_disk(data: &Path) -> AccountRecord {
     recs.remove(0)
 }
 
-/// Waits until `cond` holds for the record on disk.
+/// The one account file as a running daemon has it, read without opening a store (opening
+/// one removes a write's temp file, which would fail the running daemon's rename under it).
+fn read_live(data: &Path) -> Option<AccountRecord> {
+    let dir = data.join("accounts");
+    let file = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))?;
+    serde_json::from_slice(&std::fs::read(file).ok()?).ok()
+}
+
+/// Waits until `cond` holds for the record on disk (while a daemon may be writing it).
 async fn wait_disk(
     data: &Path,
     limit: Duration,
@@ -90,7 +102,11 @@ async fn wait_disk(
 ) -> AccountRecord {
     let start = Instant::now();
     loop {
-        let rec = on_disk(data);
+        let Some(rec) = read_live(data) else {
+            assert!(start.elapsed() <= limit, "the account file is never lost");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         if cond(&rec) || start.elapsed() > limit {
             return rec;
         }
@@ -173,7 +189,8 @@ async fn crash_at(sim: &SimHandle, point: &str, expect: Expect) {
             let live = r.refresh(rt, RefreshReason::ProactiveExpiry).await;
             assert!(
                 live.is_ok(),
-                "{point}: working account with a dead refresh token on disk: {live:?}"
+                "{point}: working account with a dead refresh token on disk: {live:?}; \
+                 log:\n{log2_text}"
             );
         }
         Status::Expired => {

@@ -70,6 +70,7 @@ impl Harness {
                 client,
                 url: format!("{}/wham/usage", sim.backend_url()),
             }),
+            fence: Arc::new(rotor_actors::NoFence),
             clock: Arc::new(SystemClock),
         };
         let pool = PoolHandle::start(cfg, effects, records)

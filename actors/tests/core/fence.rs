@@ -1,0 +1,324 @@
+//! Refresh under a fence (docs/cluster.md "Refresh under fencing") through a real pool with a
+//! scripted fence: a refused begin calls nothing, an ambiguous account serves on its access
+//! token and never refreshes, a refused finish (a zombie) drops the account without ever
+//! serving the tokens it received, a call with no answer in the fenced window is abandoned as
+//! having reached upstream, and fresh imported tokens end the ambiguity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rotor_actors::{AMBIGUOUS, FenceRefusal, PoolConfig, PoolHandle, RefreshReason, Status};
+use serde_json::{Value, json};
+
+use crate::fakes::{FakeFence, Fx, record};
+use crate::pool::{cfg, req, settle};
+use crate::support::{M, T0, rel, settings};
+
+/// A pool of one account `a` whose access token expires 10 min in, refreshed 5 min before.
+async fn pool_with(fence: &Arc<FakeFence>, rec: rotor_actors::AccountRecord) -> (Fx, PoolHandle) {
+    let mut fx = Fx::new();
+    fx.fence = Some(fence.clone());
+    let c = PoolConfig {
+        refresh_margin: Duration::from_secs(300),
+        ..cfg()
+    };
+    let pool = PoolHandle::start(c, fx.effects(), vec![rec])
+        .await
+        .expect("pool");
+    (fx, pool)
+}
+
+fn calls(fence: &FakeFence) -> Vec<String> {
+    fence.calls.lock().unwrap().clone()
+}
+
+/// One step of a trace: what happened, and the account as operators see it after it.
+async fn step(pool: &PoolHandle, fx: &Fx, what: &str) -> Value {
+    let now = rel(rotor_actors::Clock::now_ms(fx.clock.as_ref()));
+    let Some(v) = pool.account("a").await else {
+        return json!({ "at": now, "do": what, "account": "dropped" });
+    };
+    let e = pool.explain("a").await.expect("explain");
+    json!({
+        "at": now,
+        "do": what,
+        "status": v.status.as_str(),
+        "status_reason": v.status_reason,
+        "available": e.available,
+        "holds": e.holds.iter().map(|h| json!([h.kind, h.reason])).collect::<Vec<_>>(),
+        "refresh_calls": fx.refresher.calls.lock().unwrap().len(),
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_begin_calls_nothing_and_is_retried_later() {
+    let fence = Arc::new(FakeFence::default());
+    fence.begins.lock().unwrap().extend([
+        Err(FenceRefusal::Later(
+            "the session does not outlive the refresh deadline".into(),
+        )),
+        Err(FenceRefusal::Later("the store is unreachable".into())),
+    ]);
+    let (fx, pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
+    settle(Duration::from_secs(5 * 60 + 1)).await;
+    assert_eq!(calls(&fence), ["begin a"], "the first begin was refused");
+    assert!(
+        fx.refresher.calls.lock().unwrap().is_empty(),
+        "a refused begin never calls the token endpoint"
+    );
+    assert!(
+        fx.store
+            .saves
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.refresh_intent.is_none()),
+        "nor writes an intent"
+    );
+    assert_eq!(
+        pool.pick(req())
+            .await
+            .expect("still serves")
+            .creds
+            .access_token,
+        "at-a"
+    );
+    settle(Duration::from_secs(31)).await;
+    assert_eq!(calls(&fence), ["begin a", "begin a"], "retried after 30 s");
+    settle(Duration::from_secs(61)).await;
+    assert_eq!(calls(&fence), ["begin a", "begin a", "begin a", "finish a"]);
+    assert_eq!(
+        fx.refresher.calls.lock().unwrap().clone(),
+        [("rt-a".to_string(), RefreshReason::ProactiveExpiry)],
+        "the begun refresh called once"
+    );
+    assert_eq!(
+        pool.pick(req()).await.expect("lease").creds.access_token,
+        "at-after-rt-a"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ambiguous_account_serves_until_its_access_token_expires_and_never_refreshes() {
+    let fence = Arc::new(FakeFence::default());
+    fence
+        .begins
+        .lock()
+        .unwrap()
+        .push_back(Err(FenceRefusal::Ambiguous));
+    let (fx, pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
+    let mut trace = vec![step(&pool, &fx, "start").await];
+    settle(Duration::from_secs(5 * 60 + 1)).await;
+    trace.push(step(&pool, &fx, "refresh due; the store says ambiguous").await);
+    assert_eq!(calls(&fence), ["begin a"]);
+    assert!(fx.refresher.calls.lock().unwrap().is_empty());
+    let e = pool.explain("a").await.expect("explain");
+    assert!(e.available, "it keeps serving on its access token");
+    assert!(
+        e.holds
+            .iter()
+            .any(|h| h.kind == "refresh_ambiguous" && h.reason == AMBIGUOUS),
+        "explain says why: {e:?}"
+    );
+    assert!(
+        fx.store
+            .saves
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|r| r.refresh_ambiguous),
+        "durable"
+    );
+    assert_eq!(
+        pool.pick(req()).await.expect("serves").creds.access_token,
+        "at-a"
+    );
+    settle(Duration::from_secs(5 * 60)).await;
+    trace.push(step(&pool, &fx, "the access token expired").await);
+    assert_eq!(calls(&fence), ["begin a"], "never asked to refresh again");
+    let e = pool.explain("a").await.expect("explain");
+    assert!(!e.available);
+    assert_eq!(e.reasons, [AMBIGUOUS]);
+    assert!(
+        pool.pick(req()).await.is_err(),
+        "nothing serves on an expired token"
+    );
+    settings().bind(|| insta::assert_yaml_snapshot!(trace));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claimed_ambiguous_account_answers_a_401_with_a_login_request_not_a_refresh() {
+    let fence = Arc::new(FakeFence::default());
+    let mut rec = record("a", Some(T0 + 60 * M));
+    rec.refresh_ambiguous = true;
+    let (fx, pool) = pool_with(&fence, rec).await;
+    settle(Duration::from_secs(30 * 60)).await;
+    assert!(
+        calls(&fence).is_empty(),
+        "an adopted ambiguous account never begins a refresh"
+    );
+    let lease = pool.pick(req()).await.expect("serves");
+    lease.failed(rotor_actors::UpstreamFailure::Unauthorized);
+    settle(Duration::from_secs(1)).await;
+    let v = pool.account("a").await.expect("view");
+    assert_eq!(v.status, Status::Expired);
+    assert_eq!(v.status_reason.as_deref(), Some(AMBIGUOUS));
+    assert!(calls(&fence).is_empty() && fx.refresher.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zombies_refused_finish_drops_the_account_and_its_new_tokens_are_never_served() {
+    let fence = Arc::new(FakeFence::default());
+    fence
+        .finishes
+        .lock()
+        .unwrap()
+        .push_back(Err(FenceRefusal::Lost("not the owner".into())));
+    let (fx, pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
+    *fx.refresher.delay.lock().unwrap() = Duration::from_secs(2);
+    let mut trace = vec![step(&pool, &fx, "start").await];
+    settle(Duration::from_secs(5 * 60 + 1)).await;
+    trace.push(step(&pool, &fx, "refresh begun; the call is in flight").await);
+    // Requests keep being picked while the call and the finish are under way: none may get
+    // the new access token before the store accepted the rotation.
+    let mut served = Vec::new();
+    for _ in 0..40 {
+        if let Ok(l) = pool.pick(req()).await {
+            served.push(l.creds.access_token.clone());
+        }
+        settle(Duration::from_millis(100)).await;
+    }
+    trace.push(step(&pool, &fx, "the store refused the finish").await);
+    assert_eq!(calls(&fence), ["begin a", "finish a"]);
+    assert!(
+        served.iter().all(|t| t == "at-a"),
+        "the refused rotation's tokens were never served: {served:?}"
+    );
+    assert!(pool.account("a").await.is_none(), "the account was dropped");
+    assert!(
+        pool.pick(req()).await.is_err(),
+        "this node serves it no more"
+    );
+    let saves_after = fx.store.saves.lock().unwrap().len();
+    settle(Duration::from_secs(10)).await;
+    assert_eq!(
+        fx.store.saves.lock().unwrap().len(),
+        saves_after,
+        "nor writes it"
+    );
+    assert!(
+        fx.store.get("a").is_some(),
+        "its record stays in the store for the owner"
+    );
+    settings().bind(|| insta::assert_yaml_snapshot!(trace));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_answer_within_the_fenced_window_is_abandoned_as_reaching_upstream() {
+    let fence = Arc::new(FakeFence::default());
+    *fence.timeout.lock().unwrap() = Some(Duration::from_secs(5));
+    let (fx, pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
+    *fx.refresher.delay.lock().unwrap() = Duration::from_secs(60);
+    settle(Duration::from_secs(5 * 60 + 6)).await;
+    assert_eq!(
+        calls(&fence),
+        ["begin a", "abandon a reached_upstream=true"]
+    );
+    let e = pool.explain("a").await.expect("explain");
+    assert!(e.available, "serves on its access token");
+    assert!(
+        e.holds.iter().any(|h| h.kind == "refresh_ambiguous"),
+        "{e:?}"
+    );
+    settle(Duration::from_secs(120)).await;
+    assert_eq!(fx.refresher.calls.lock().unwrap().len(), 1, "never again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_definite_refresh_failure_is_abandoned_without_ambiguity() {
+    let fence = Arc::new(FakeFence::default());
+    let (fx, pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
+    fx.refresher
+        .errors
+        .lock()
+        .unwrap()
+        .push_back(rotor_actors::RefreshError::Transient("503".into()));
+    settle(Duration::from_secs(5 * 60 + 1)).await;
+    assert_eq!(
+        calls(&fence),
+        ["begin a", "abandon a reached_upstream=false"]
+    );
+    let e = pool.explain("a").await.expect("explain");
+    assert!(
+        !e.holds.iter().any(|h| h.kind == "refresh_ambiguous"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_import_of_fresh_tokens_ends_the_ambiguity_and_refreshing_resumes() {
+    let fence = Arc::new(FakeFence::default());
+    let mut rec = record("a", Some(T0 + 10 * M));
+    rec.refresh_ambiguous = true;
+    let (fx, pool) = pool_with(&fence, rec).await;
+    let mut fresh = record("a", Some(T0 + 20 * M));
+    fresh.tokens.refresh_token = Some("rt-fresh".into());
+    fresh.tokens.access_token = "at-fresh".into();
+    fresh.tokens.last_refresh = Some(T0 + 1);
+    pool.add(fresh).await.expect("import");
+    settle(Duration::from_millis(10)).await;
+    assert_eq!(calls(&fence), ["imported a"], "the store is told");
+    let e = pool.explain("a").await.expect("explain");
+    assert!(
+        !e.holds.iter().any(|h| h.kind == "refresh_ambiguous"),
+        "{e:?}"
+    );
+    assert!(
+        fx.store.get("a").is_some_and(|r| !r.refresh_ambiguous),
+        "durable"
+    );
+    settle(Duration::from_secs(15 * 60 + 1)).await;
+    assert_eq!(
+        fx.refresher.calls.lock().unwrap().clone(),
+        [("rt-fresh".to_string(), RefreshReason::ProactiveExpiry)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_owner_reloads_tokens_imported_on_another_node_without_telling_the_store_again() {
+    let fence = Arc::new(FakeFence::default());
+    let mut rec = record("a", Some(T0 + 10 * M));
+    rec.refresh_ambiguous = true;
+    let (fx, pool) = pool_with(&fence, rec).await;
+    settle(Duration::from_millis(10)).await;
+    // Another node merged an import into the shared store (and told it).
+    let mut there = record("a", Some(T0 + 10 * M));
+    there.tokens.refresh_token = Some("rt-elsewhere".into());
+    there.tokens.access_token = "at-elsewhere".into();
+    there.tokens.expires_at = Some(T0 + 60 * M);
+    there.tokens.last_refresh = Some(T0 + 1);
+    there.refresh_ambiguous = false;
+    fx.store.recs.lock().unwrap().insert("a".into(), there);
+    assert_eq!(
+        pool.reload("a").await.expect("reload"),
+        Some(rotor_actors::Merged::Replaced)
+    );
+    assert!(
+        calls(&fence).is_empty(),
+        "the importing node told the store, not this one"
+    );
+    assert_eq!(
+        pool.pick(req()).await.expect("lease").creds.access_token,
+        "at-elsewhere"
+    );
+    let e = pool.explain("a").await.expect("explain");
+    assert!(
+        !e.holds.iter().any(|h| h.kind == "refresh_ambiguous"),
+        "{e:?}"
+    );
+    // Reloading what it holds changes nothing.
+    assert_eq!(
+        pool.reload("a").await.expect("reload"),
+        Some(rotor_actors::Merged::Unchanged)
+    );
+}

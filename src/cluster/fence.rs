@@ -1,0 +1,242 @@
+//! The refresh fence on PostgreSQL (docs/cluster.md "Refresh under fencing"): the account
+//! actors' [`RefreshFence`] over the ownership rows. Before the token endpoint is called, the
+//! node must hold its session with a local deadline beyond the whole refresh window
+//! ([`ClusterView::may_refresh`]) — only then is `begin_refresh` even sent — and the database
+//! commits the intent only if the session outlives the intent's deadline on the database's
+//! clock. The rotation is stored by `finish_refresh`, a compare-and-set on the owner generation
+//! this node holds the account at ([`PgStore::held_at`]), the intent and the token version the
+//! intent was begun with; a refresh that stored nothing is abandoned, marking the account
+//! `refresh_ambiguous` if its call may have reached upstream. Fresh tokens imported into an
+//! account give it a new token version and clear its ambiguity (`import_tokens`).
+//!
+//! The fence has its own connection ([`LeaseDb`]), so a refresh never waits behind the lease
+//! loop's statements, nor the loop behind a refresh.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rotor_actors::ownership::Ms;
+use rotor_actors::ownership::rules::{Intent, Refusal};
+use rotor_actors::{BoxFuture, FenceRefusal, FenceTicket, RefreshFence};
+use tokio::sync::Mutex;
+
+use super::ClusterView;
+use crate::config::cluster::ClusterConfig;
+use crate::store::postgres::records::PgStore;
+use crate::store::postgres::{DbError, LeaseDb};
+
+/// How long each part of a fenced refresh may take; the window is their sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The token endpoint call (the actor gives up on it after this).
+    pub call: Duration,
+    /// Storing the new tokens and finishing the intent.
+    pub persist: Duration,
+    /// Clock-rate error between the node and the database.
+    pub margin: Duration,
+}
+
+impl Window {
+    /// The window a cluster of `cfg`'s TTL allows: the call may take 2/5 of the TTL and the
+    /// writes 1/10, plus the margin — so a node renewing every TTL/5 can always begin one
+    /// (TTL 10 s: a 4 s call, a 6 s window).
+    pub fn of(cfg: &ClusterConfig) -> Self {
+        Window {
+            call: cfg.ttl * 2 / 5,
+            persist: cfg.ttl / 10,
+            margin: cfg.margin,
+        }
+    }
+
+    /// The whole window, in ms.
+    pub fn total_ms(&self) -> Ms {
+        (self.call + self.persist + self.margin).as_millis() as Ms
+    }
+}
+
+/// The fence of one node.
+pub struct PgFence {
+    db: Arc<Mutex<LeaseDb>>,
+    view: Arc<ClusterView>,
+    store: Arc<PgStore>,
+    window: Window,
+    known: Known,
+}
+
+/// The token version of each account as this node last saw or made it.
+type Known = Arc<std::sync::Mutex<HashMap<String, u64>>>;
+
+fn know(known: &Known, account: &str, version: u64) {
+    let mut k = known.lock().unwrap_or_else(|e| e.into_inner());
+    let v = k.entry(account.to_owned()).or_insert(version);
+    *v = (*v).max(version);
+}
+
+impl PgFence {
+    /// A fence on its own connection `db`, for the node of `view`, writing at the generations
+    /// `store` holds.
+    pub fn new(db: LeaseDb, view: Arc<ClusterView>, store: Arc<PgStore>, window: Window) -> Self {
+        PgFence {
+            db: Arc::new(Mutex::new(db)),
+            view,
+            store,
+            window,
+            known: Known::default(),
+        }
+    }
+
+    /// True if the token version the store lists for `account` moved past the one this node
+    /// last saw or stored: fresh tokens were imported on another node, and the owner reloads
+    /// the record (`PoolHandle::reload`). The first listing of an account only notes it.
+    pub fn moved_elsewhere(&self, account: &str, listed: u64) -> bool {
+        let mut k = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = k.entry(account.to_owned()).or_insert(listed);
+        let moved = listed > *seen;
+        *seen = (*seen).max(listed);
+        moved
+    }
+}
+
+/// A database failure: nothing is known to have changed; try again later.
+fn later(e: DbError) -> FenceRefusal {
+    FenceRefusal::Later(e.to_string())
+}
+
+fn intent_of(t: &FenceTicket) -> Intent {
+    Intent {
+        intent_gen: t.intent_gen,
+        deadline: t.deadline,
+        token_version: t.token_version,
+    }
+}
+
+impl RefreshFence for PgFence {
+    fn call_timeout(&self) -> Option<Duration> {
+        Some(self.window.call)
+    }
+
+    fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
+        let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
+        let known = self.known.clone();
+        let (account, held) = (account.to_owned(), self.store.held_at(account));
+        Box::pin(async move {
+            let Some(epoch) = view.epoch() else {
+                return Err(FenceRefusal::Later("the node holds no session".into()));
+            };
+            let Some(owner_gen) = held else {
+                return Err(FenceRefusal::Lost(
+                    "this node does not hold the account".into(),
+                ));
+            };
+            if !view.may_refresh(window.total_ms()) {
+                return Err(FenceRefusal::Later(
+                    "the node's lease does not outlive the refresh window".into(),
+                ));
+            }
+            let node = view.node_id().to_owned();
+            let verdict = db
+                .lock()
+                .await
+                .begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
+                .await
+                .map_err(later)?;
+            match verdict {
+                Ok(i) => {
+                    know(&known, &account, i.token_version);
+                    Ok(FenceTicket {
+                        intent_gen: i.intent_gen,
+                        deadline: i.deadline,
+                        token_version: i.token_version,
+                        owner_gen,
+                        epoch,
+                    })
+                }
+                Err(Refusal::Ambiguous) => Err(FenceRefusal::Ambiguous),
+                Err(r @ (Refusal::NotOwner | Refusal::UnknownAccount)) => {
+                    Err(FenceRefusal::Lost(r.to_string()))
+                }
+                Err(r) => Err(FenceRefusal::Later(r.to_string())),
+            }
+        })
+    }
+
+    fn finish(
+        &self,
+        account: &str,
+        ticket: FenceTicket,
+    ) -> BoxFuture<'static, Result<(), FenceRefusal>> {
+        let (db, node, account) = (
+            self.db.clone(),
+            self.view.node_id().to_owned(),
+            account.to_owned(),
+        );
+        let known = self.known.clone();
+        Box::pin(async move {
+            let verdict = db
+                .lock()
+                .await
+                .finish_refresh(
+                    &account,
+                    &node,
+                    ticket.epoch,
+                    ticket.owner_gen,
+                    &intent_of(&ticket),
+                )
+                .await
+                .map_err(later)?;
+            // Any refusal: the account moved on without this rotation (another owner, an
+            // import): this node's tokens must not be used.
+            let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
+            know(&known, &account, version);
+            Ok(())
+        })
+    }
+
+    fn abandon(
+        &self,
+        account: &str,
+        ticket: FenceTicket,
+        reached_upstream: bool,
+    ) -> BoxFuture<'static, Result<(), FenceRefusal>> {
+        let (db, node, account) = (
+            self.db.clone(),
+            self.view.node_id().to_owned(),
+            account.to_owned(),
+        );
+        Box::pin(async move {
+            let verdict = db
+                .lock()
+                .await
+                .abandon_refresh(
+                    &account,
+                    &node,
+                    ticket.epoch,
+                    ticket.owner_gen,
+                    &intent_of(&ticket),
+                    reached_upstream,
+                )
+                .await
+                .map_err(later)?;
+            if let Err(r) = &verdict {
+                tracing::info!(%account, refusal = %r, "the abandoned refresh's intent was already gone");
+            }
+            verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))
+        })
+    }
+
+    fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
+        let (db, account, known) = (self.db.clone(), account.to_owned(), self.known.clone());
+        Box::pin(async move {
+            let verdict = db
+                .lock()
+                .await
+                .import_tokens(&account)
+                .await
+                .map_err(later)?;
+            let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
+            know(&known, &account, version);
+            Ok(())
+        })
+    }
+}
