@@ -8,6 +8,7 @@
 //! [`forward`] signs and checks the header of a request one node forwards to another,
 //! [`link`] is what a node needs to do so, [`summary`] what it publishes about itself and
 //! [`traffic`] counts what crossed nodes.
+//! [`report`] is how it reads to an operator (admin API, dashboard).
 
 pub mod counters;
 pub mod fence;
@@ -15,6 +16,7 @@ pub mod forward;
 pub mod link;
 pub mod node;
 pub mod plan;
+pub mod report;
 pub mod summary;
 pub mod traffic;
 pub mod view;

@@ -37,6 +37,8 @@ const CHART_JS: &str = include_str!("dashboard/chart.js");
 const SORT_JS: &str = include_str!("dashboard/sort.js");
 /// The details view of one account (full reasons, every bucket, dates).
 const DETAILS_JS: &str = include_str!("dashboard/details.js");
+/// The Nodes panel (cluster mode only).
+const NODES_JS: &str = include_str!("dashboard/nodes.js");
 
 /// Content-Security-Policy of the page: only its own scripts and styles, no inline script.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -73,6 +75,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/assets/details.js",
             get(|| asset(DETAILS_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/assets/nodes.js",
+            get(|| asset(NODES_JS, "text/javascript; charset=utf-8")),
         )
         .route("/login", post(login))
         .route("/logout", post(logout))

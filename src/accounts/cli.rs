@@ -142,22 +142,33 @@ pub async fn run(global: &GlobalArgs, args: AccountsArgs) -> anyhow::Result<()> 
     local(&args, &cfg.data_dir, now)
 }
 
-/// `list` / `export` straight from the database of `[store]`; an import needs a daemon, whose
-/// account actors hold the accounts' fencing generations, so it is refused with where to go.
+/// `list` / `export` straight from the database of `[store]`; `import` / `add` merge into it in
+/// one transaction while no node runs (`import_offline` refuses, changing nothing, while a
+/// node session is live; a single daemon answering at the config's address was already used
+/// through its admin API by [`run`]).
 async fn database(
     args: &AccountsArgs,
     cfg: &crate::config::Config,
     now: UnixMs,
 ) -> anyhow::Result<()> {
-    if import_bytes(&args.action)?.is_some() {
-        bail!(
-            "store.backend = \"postgres\": accounts are imported through a running daemon's admin \
-             API (`codex-rotor accounts --admin-url http://HOST:PORT …`); nothing was changed"
-        );
+    if let AccountsAction::Explain { .. } = args.action {
+        return Err(explain_needs_a_daemon());
     }
+    let incoming = match import_bytes(&args.action)? {
+        Some(bytes) => Some(super::import::parse_file(&bytes, now)?),
+        None => None,
+    };
     let (url, key) = crate::store::postgres_of(&cfg.store, &crate::config::access::process_env)?;
-    let records = crate::store::postgres::records::read_records(url.expose(), &key).await?;
-    print_records(&args.action, &records, now)
+    let Some(incoming) = incoming else {
+        let records = crate::store::postgres::records::read_records(url.expose(), &key).await?;
+        return print_records(&args.action, &records, now);
+    };
+    let report = crate::store::postgres::records::import_offline(url.expose(), &key, |existing| {
+        merge::merge(existing, incoming)
+    })
+    .await
+    .context("could not import into the database")?;
+    print_report(&report)
 }
 
 /// The admin base URL of the daemon `cfg` describes, if one answers `/healthz` there.
@@ -220,13 +231,18 @@ fn add_bytes(add: &AddArgs) -> anyhow::Result<Vec<u8>> {
     Ok(format!("{token}\n").into_bytes())
 }
 
+/// `accounts explain` without a daemon: cooldowns live only in the account actors.
+fn explain_needs_a_daemon() -> anyhow::Error {
+    anyhow::anyhow!(
+        "`accounts explain` asks a running daemon (cooldowns live in its account actors): start `codex-rotor serve`, or pass --admin-url"
+    )
+}
+
 /// Works on the data directory (no daemon running), holding its lock: a daemon serving it
 /// would never see what is written here, so then this refuses and points to `--admin-url`.
 fn local(args: &AccountsArgs, dir: &Path, now: UnixMs) -> anyhow::Result<()> {
     if let AccountsAction::Explain { .. } = args.action {
-        bail!(
-            "`accounts explain` asks a running daemon (cooldowns live in its account actors): start `codex-rotor serve`, or pass --admin-url"
-        );
+        return Err(explain_needs_a_daemon());
     }
     let incoming = match import_bytes(&args.action)? {
         Some(bytes) => Some(super::import::parse_file(&bytes, now)?),

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::config::Secret;
-use crate::config::access::{EnvLookup, resolve_secret};
+use crate::config::access::EnvLookup;
 use crate::config::cluster::ClusterConfig;
 
 /// The header's name.
@@ -29,8 +29,9 @@ pub const MAX_HOPS: u8 = 1;
 /// How far a header's time may be from the receiver's, either way (no replay later than this;
 /// nodes' clocks are NTP-synchronised far closer).
 pub const MAX_SKEW_MS: i64 = 30_000;
-/// Shortest secret accepted: an HMAC key guessable by brute force would let anyone in.
-pub const MIN_SECRET_BYTES: usize = 16;
+/// Shortest secret accepted (the `[cluster]` rule): an HMAC key guessable by brute force would
+/// let anyone in.
+pub use crate::config::cluster::MIN_SECRET_BYTES;
 
 /// The cluster secret, the HMAC key of forwarded requests. Prints as `***`.
 #[derive(Clone, Debug)]
@@ -51,21 +52,10 @@ impl ClusterSecret {
     /// Reads the secret `[cluster] secret_file` or `secret_env` names (the file wins). The
     /// error names where it looked, never the secret.
     pub fn load(cfg: &ClusterConfig, env: EnvLookup<'_>) -> Result<Self, String> {
-        let (var, file) = match &cfg.secret_file {
-            Some(f) => (None, Some(f.clone())),
-            None => (Some(cfg.secret_env.clone()), None),
-        };
-        let found = resolve_secret(&None, &var, &file, env)?
-            .ok_or_else(|| "set cluster.secret_env or cluster.secret_file".to_owned())?;
-        Self::new(found.expose().as_bytes().to_vec()).map_err(|e| format!("{e} ({})", source(cfg)))
-    }
-}
-
-/// Where the secret came from, for messages.
-fn source(cfg: &ClusterConfig) -> String {
-    match &cfg.secret_file {
-        Some(f) => format!("cluster.secret_file {}", f.display()),
-        None => format!("environment variable {}", cfg.secret_env),
+        let bytes = cfg
+            .resolve_secret(env)
+            .map_err(|(key, message)| format!("{key}: {message}"))?;
+        Self::new(bytes.expose().clone())
     }
 }
 

@@ -67,25 +67,19 @@ impl Timing {
     }
 }
 
-/// This node's id: `cluster.node_id`, else the host name.
+/// This node's id: `cluster.node_id`, else the host name (`ClusterConfig::resolve_node_id`,
+/// which config validation has already accepted before a node starts).
 pub fn node_id_of(cfg: &ClusterConfig) -> String {
-    if let Some(id) = &cfg.node_id {
-        return id.clone();
-    }
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| {
-            let name = std::fs::read_to_string(p).ok()?;
-            let name = name.trim();
-            (!name.is_empty()).then(|| name.to_owned())
-        })
-        .unwrap_or_else(|| "codex-rotor".to_owned())
+    cfg.resolve_node_id()
+        .unwrap_or_else(|_| "codex-rotor".to_owned())
 }
 
-/// The address peers reach this node at: `cluster.advertise`, else the bound listener.
+/// The address peers reach this node at: `cluster.advertise`, else the bound listener
+/// (`ClusterConfig::resolve_advertise`, validated at start).
 pub fn advertise_of(cfg: &ClusterConfig, bound: std::net::SocketAddr) -> String {
-    cfg.advertise
-        .clone()
+    cfg.resolve_advertise(bound)
+        .ok()
+        .flatten()
         .unwrap_or_else(|| format!("http://{bound}"))
 }
 

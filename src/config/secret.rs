@@ -77,6 +77,26 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
     }
 }
 
+/// The bytes of a binary secret written as text: hex (an even number of hex digits) or base64
+/// (standard or URL-safe, padded or not). `None` when it is neither. Shared by the store key
+/// and the cluster secret, so both accept the same spellings (`openssl rand -base64 32`).
+pub fn decode_binary(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = text.trim();
+    if !text.is_empty() && text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return (0..text.len() / 2)
+            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+            .collect();
+    }
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines.iter().find_map(|e| e.decode(text).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

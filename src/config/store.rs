@@ -106,22 +106,7 @@ impl StoreConfig {
 /// Decodes a store key written as base64 (standard or URL-safe, padded or not) or as 64 hex
 /// characters; the error names `source` (where the key came from), never the key.
 pub fn decode_key(text: &str, source: &str) -> Result<Secret<[u8; 32]>, String> {
-    use base64::Engine as _;
-    let text = text.trim();
-    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..32)
-            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
-            .collect::<Option<Vec<u8>>>()
-    } else {
-        let engines = [
-            base64::engine::general_purpose::STANDARD,
-            base64::engine::general_purpose::URL_SAFE,
-            base64::engine::general_purpose::STANDARD_NO_PAD,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ];
-        engines.iter().find_map(|e| e.decode(text).ok())
-    };
-    let key: Option<[u8; 32]> = bytes.and_then(|b| b.try_into().ok());
+    let key: Option<[u8; 32]> = super::secret::decode_binary(text).and_then(|b| b.try_into().ok());
     key.map(Secret::new).ok_or_else(|| {
         format!(
             "the store key from {source} is not 32 bytes as base64 or 64 hex characters \

@@ -56,6 +56,7 @@ pub(super) fn all(cfg: &Config, env: EnvLookup<'_>) -> Vec<ConfigProblem> {
     models(&mut c, cfg);
     limits(&mut c, cfg);
     store(&mut c, cfg, env);
+    cluster(&mut c, cfg, env);
     c.0.extend(bind(cfg, env));
     c.0
 }
@@ -283,6 +284,51 @@ fn store(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>) {
             }
         }
         Err((key, message)) => c.fail(key, message),
+    }
+}
+
+/// With `[cluster] enabled = true`: the PostgreSQL store, a node id, an `advertise` URL peers
+/// can reach, a secret that decodes to enough bytes, and lease timings that leave room to
+/// renew (docs/cluster.md "The node's own view").
+fn cluster(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>) {
+    let k = &cfg.cluster;
+    if !k.enabled {
+        return;
+    }
+    if cfg.store.backend != super::Backend::Postgres {
+        c.fail(
+            "cluster.enabled",
+            "needs [store] backend = \"postgres\": the nodes share the pool through the database",
+        );
+    }
+    let checks = [
+        k.resolve_node_id().err(),
+        k.resolve_advertise(cfg.server.listen).err(),
+        k.resolve_secret(env).err(),
+    ];
+    for (key, message) in checks.into_iter().flatten() {
+        c.fail(key, message);
+    }
+    c.duration("cluster.ttl", k.ttl);
+    c.duration("cluster.claim_every", k.claim_every);
+    if k.margin >= k.ttl / 2 {
+        c.fail(
+            "cluster.margin",
+            format!(
+                "must be less than half of cluster.ttl ({}): a node renews every ttl/5 and \
+                 must still hold its lease after the margin",
+                humantime::format_duration(k.ttl)
+            ),
+        );
+    }
+    if k.claim_every > k.ttl {
+        c.fail(
+            "cluster.claim_every",
+            format!(
+                "must not exceed cluster.ttl ({}): a dead node's accounts wait for the next claim",
+                humantime::format_duration(k.ttl)
+            ),
+        );
     }
 }
 

@@ -142,6 +142,7 @@
     Rotor.chart.draw($('chart'), d.series, $('chart-legend'));
     renderRequests(d.requests, new Map(d.accounts.map((r) => [r.id, r.label || r.id])));
     renderQuarantine(d.quarantined || []);
+    Rotor.nodes.render(d.cluster);
     tick();
   }
   // "63% of 5h left · 180 of 200 accounts reporting · 70% of week left": averages over the

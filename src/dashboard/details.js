@@ -34,7 +34,8 @@
     let why = 'asking the account…';
     if (explain) why = explain.available ? 'available now' : explain.reasons.join('; ') + (explain.until ? ' — until ' + at(explain.until) : '');
     if (explain === false) why = 'the account did not answer';
-    return item('Id', r.id) + item('Plan', r.plan || 'plan unknown') + item('Status', Rotor.statusLabel(r.ds)) +
+    const owner = r.owner === undefined ? null : r.owner || 'no live node';
+    return item('Id', r.id) + item('Owner node', owner) + item('Plan', r.plan || 'plan unknown') + item('Status', Rotor.statusLabel(r.ds)) +
       item('Available', why) + holds(explain) + item('Status reason', r.why, 'problem') + item('Last error', r.err, 'problem') +
       r.b.map(bucket).join('') + item('Cooldown until', at(r.cd)) + item('Leases', String(r.l)) +
       item('Requests', String(r.r)) + item('Tokens', String(r.tk)) + item('Last used', r.lu ? at(r.lu) : 'never');

@@ -47,7 +47,10 @@
     const by = new Map(r.b.map((b) => [b[0], b]));
     const other = r.b.filter((b) => !MAIN.some((m) => m[0] === b[0]));
     const enabled = r.st !== 'disabled';
-    const sub = [r.id, r.plan || 'plan unknown'].map(Rotor.esc).join(' · ');
+    // Clustered, the row names the node that owns the account (`owner` is absent on one node).
+    const owner = r.owner === undefined ? [] : ['on ' + (r.owner || 'no live node')];
+    // First, so a narrow column still shows it.
+    const sub = owner.concat([r.id, r.plan || 'plan unknown']).map(Rotor.esc).join(' · ');
     const problem = r.err || r.why;
     const primary = by.get('primary');
     return '<div class="acct"><button class="acct-label" data-action="details" title="' + Rotor.esc(r.label || r.id) + ' — details">' + Rotor.esc(r.label || r.id) + '</button>' +

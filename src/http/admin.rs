@@ -3,8 +3,11 @@
 //! cookie. Operators use it to see which account serves, which is locked, why and until when,
 //! and to act on accounts. This file only wires routes and the auth layer; the handlers live in
 //! `admin/accounts.rs` (per-account reads and actions), `admin/transfer.rs` (import/export),
-//! `admin/pool.rs` (pool, strategy, recent requests, live feed, health), and the JSON shapes
-//! in `admin/view.rs`.
+//! `admin/pool.rs` (pool, strategy, recent requests, live feed, health), `admin/cluster.rs`
+//! (the nodes and who owns what), and the JSON shapes in `admin/view.rs`.
+//!
+//! When clustered, every account answer (list, one, explain, probe, the live feed's rows)
+//! carries `owner`: the id of the node that owns it, `null` when no live node does.
 //!
 //! | Method | Path | Answer |
 //! |---|---|---|
@@ -19,7 +22,8 @@
 //! | GET | `/admin/pool` | pool summary + `reason` + `quarantined` (account files moved aside at start) |
 //! | GET, PUT | `/admin/strategy` | `{strategy}`: `least_used`, `round_robin`, `sticky` |
 //! | GET | `/admin/requests?limit=N` | newest requests first (recent-requests ring) |
-//! | GET | `/admin/live` | the dashboard's compact feed (with the quarantined account files) |
+//! | GET | `/admin/live` | the dashboard's compact feed (with the quarantined account files, and `cluster` when clustered) |
+//! | GET | `/admin/cluster` | `{"enabled": false}` on a single node; clustered: `node` (id, advertise, epoch, `standing` held/fenced/unacquired, `deadline_left_ms`, owned, summary), `peers` (id, epoch, advertise, owned, summary), `owners` (account → node id) |
 //!
 //! Errors are JSON `{"error": {"type", "message"}}` (401 unauthorized, 403 csrf, 404 not_found,
 //! 400 invalid_request, 409 pool_error, 429 too_many_attempts).
@@ -39,6 +43,7 @@
 //! (404).
 
 mod accounts;
+pub mod cluster;
 pub mod error;
 pub mod login;
 mod pool;
@@ -77,6 +82,7 @@ pub fn router() -> Router<AppState> {
         .route("/strategy", get(pool::get_strategy).put(pool::put_strategy))
         .route("/requests", get(pool::requests))
         .route("/live", get(pool::live))
+        .route("/cluster", get(cluster::get))
         .fallback(pool::not_found)
         .method_not_allowed_fallback(pool::wrong_method);
     Router::new()

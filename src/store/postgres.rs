@@ -53,6 +53,18 @@ pub enum DbError {
         /// How many it holds.
         accounts: i64,
     },
+    /// An offline import while nodes hold live sessions: they own the accounts and would never
+    /// see the write.
+    #[error(
+        "live node sessions in the database ({}): a running node owns the accounts; import \
+         through its admin API (`codex-rotor accounts --admin-url http://NODE:PORT …`), or stop \
+         every node first (nothing was changed)",
+        nodes.join(", ")
+    )]
+    NodesLive {
+        /// The nodes whose session has not expired.
+        nodes: Vec<String>,
+    },
     /// The database's own worker thread could not start or went away.
     #[error("the postgres worker: {0}")]
     Worker(String),

@@ -4,6 +4,7 @@
 //! starts simulator + daemon is `admin/rig.rs`.
 
 mod accounts;
+pub mod cluster;
 pub mod rig;
 mod throttle;
 

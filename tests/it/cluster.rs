@@ -4,7 +4,9 @@
 mod fence;
 mod forward;
 mod nodes;
+mod operate;
 mod pg_daemon;
+mod pg_offline;
 mod pg_rules;
 mod pg_store;
 // The throwaway server lives in the lab (the cluster chaos run needs it too); the integration

@@ -3,6 +3,7 @@
 //! are checked in `config/files.rs`, the binary's `config` subcommands in `config/cli.rs`.
 
 mod cli;
+mod cluster;
 mod files;
 
 use codex_rotor::config::{Config, ConfigError, ConfigProblem, Secret};

@@ -6,6 +6,7 @@
 //! checks what an operator of 200 accounts needs (sorting, the serving-now view, dates, …).
 
 pub mod cdp;
+mod nodes;
 mod scale;
 mod scene;
 
@@ -27,7 +28,7 @@ const READ_ROWS: &str = r#"Array.from(document.querySelectorAll('#accounts .row'
     reset: (b.querySelector('.bar-reset') || {}).textContent || '' })) }))"#;
 
 /// Where screenshots go: `target/screenshots/NAME.png`.
-fn screenshot_path(name: &str) -> std::path::PathBuf {
+pub fn screenshot_path(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     let _ = std::fs::create_dir_all(&dir);
     dir.join(format!("{name}.png"))
@@ -35,7 +36,12 @@ fn screenshot_path(name: &str) -> std::path::PathBuf {
 
 /// Opens the dashboard and logs in through the form.
 async fn login(b: &mut Browser, rig: &Rig) {
-    b.goto(&rig.url("/")).await.expect("dashboard loads");
+    login_at(b, &rig.url("/"), ADMIN_KEY).await;
+}
+
+/// Opens the dashboard at `page` and logs in with `admin_key` through the form.
+pub async fn login_at(b: &mut Browser, page: &str, admin_key: &str) {
+    b.goto(page).await.expect("dashboard loads");
     b.wait_for(
         "!document.getElementById('login').hidden",
         Duration::from_secs(10),
@@ -47,7 +53,7 @@ async fn login(b: &mut Browser, rig: &Rig) {
     }
     let submit = format!(
         "document.getElementById('login-key').value = {}; document.getElementById('login-form').requestSubmit(); true",
-        json!(ADMIN_KEY)
+        json!(admin_key)
     );
     b.eval(&submit).await.expect("submit");
     b.wait_for(

@@ -74,6 +74,12 @@ impl SessionLease {
         }
     }
 
+    /// Milliseconds left before the local deadline at `now` (0 once passed, `None` without a
+    /// session): what an operator reads to see how close a node is to self-fencing.
+    pub fn deadline_left(&self, now: Ms) -> Option<Ms> {
+        self.epoch.map(|_| (self.deadline - now).max(0))
+    }
+
     /// True if the node may start a refresh whose whole window (`window` ms: HTTP timeout +
     /// persistence + margin) ends before its local deadline.
     pub fn may_refresh(&self, now: Ms, window: Ms) -> bool {

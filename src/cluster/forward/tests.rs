@@ -23,7 +23,7 @@ fn fwd() -> Forwarded {
 
 fn signed() -> String {
     sign(
-        &secret("0123456789abcdef-secret"),
+        &secret("0123456789abcdef-secret-0123456789"),
         "POST",
         PATH,
         &fwd(),
@@ -33,7 +33,7 @@ fn signed() -> String {
 
 fn check(value: &str, body: &[u8]) -> Result<Forwarded, Refusal> {
     verify(
-        &secret("0123456789abcdef-secret"),
+        &secret("0123456789abcdef-secret-0123456789"),
         "POST",
         PATH,
         value,
@@ -74,7 +74,7 @@ fn a_signed_header_round_trips() {
         ..fwd()
     };
     let v = sign(
-        &secret("0123456789abcdef-secret"),
+        &secret("0123456789abcdef-secret-0123456789"),
         "POST",
         PATH,
         &open,
@@ -88,7 +88,7 @@ fn a_signed_header_round_trips() {
 fn a_changed_body_path_method_or_secret_is_refused() {
     let v = signed();
     assert_eq!(check(&v, b"{}"), Err(Refusal::BadSignature));
-    let s = secret("0123456789abcdef-secret");
+    let s = secret("0123456789abcdef-secret-0123456789");
     assert_eq!(
         verify(&s, "POST", "/v1/chat/completions", &v, BODY, NOW),
         Err(Refusal::BadSignature)
@@ -99,7 +99,7 @@ fn a_changed_body_path_method_or_secret_is_refused() {
     );
     assert_eq!(
         verify(
-            &secret("another-secret-0123456"),
+            &secret("another-secret-0123456-0123456789ab"),
             "POST",
             PATH,
             &v,
@@ -143,7 +143,7 @@ fn every_signed_field_changed_alone_is_refused() {
 
 #[test]
 fn an_old_or_future_header_is_refused_as_a_replay() {
-    let s = secret("0123456789abcdef-secret");
+    let s = secret("0123456789abcdef-secret-0123456789");
     let v = signed();
     let at = |now| verify(&s, "POST", PATH, &v, BODY, now);
     assert!(at(NOW + MAX_SKEW_MS).is_ok());
@@ -160,7 +160,7 @@ fn an_old_or_future_header_is_refused_as_a_replay() {
 
 #[test]
 fn a_second_hop_is_refused_even_when_signed() {
-    let s = secret("0123456789abcdef-secret");
+    let s = secret("0123456789abcdef-secret-0123456789");
     for hop in [0, MAX_HOPS + 1] {
         let v = sign(&s, "POST", PATH, &Forwarded { hop, ..fwd() }, BODY);
         assert_eq!(check(&v, BODY), Err(Refusal::TooManyHops(hop)));
@@ -188,8 +188,14 @@ fn malformed_headers_say_what_is_wrong_without_the_secret() {
 fn the_secret_is_read_from_the_file_or_the_variable_and_never_printed() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("secret");
-    std::fs::write(&file, "file-secret-0123456789\n").expect("write");
-    let env = |name: &str| (name == "MY_SECRET").then(|| "env-secret-0123456789".to_owned());
+    std::fs::write(
+        &file,
+        "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5\n",
+    )
+    .expect("write");
+    let env = |name: &str| {
+        (name == "MY_SECRET").then(|| "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=".to_owned())
+    };
     let mut cfg = ClusterConfig {
         secret_env: "MY_SECRET".into(),
         ..ClusterConfig::default()
@@ -208,7 +214,7 @@ fn the_secret_is_read_from_the_file_or_the_variable_and_never_printed() {
     cfg.secret_env = "UNSET".into();
     let e = ClusterSecret::load(&cfg, &env).expect_err("unset");
     assert!(e.contains("UNSET"), "{e}");
-    let short = |_: &str| Some("short".to_owned());
+    let short = |_: &str| Some("c2hvcnQ=".to_owned());
     let e = ClusterSecret::load(&cfg, &short).expect_err("short");
-    assert!(e.contains("shorter") && !e.contains("short\""), "{e}");
+    assert!(e.contains("fewer than") && !e.contains("c2hvcnQ"), "{e}");
 }

@@ -2,7 +2,7 @@
 //! act on it — enable, disable, remove, probe its quota now. Each action is a message to the
 //! account's actor through the pool; the answer is the account as it stands afterwards.
 
-use super::{Admin, AdminError, view};
+use super::{Admin, AdminError, cluster, view};
 use crate::http::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,7 +14,14 @@ use serde_json::{Value, json};
 pub async fn list(_: Admin, State(state): State<AppState>) -> Json<Value> {
     let now = state.now_ms();
     let accounts = state.pool().accounts().await;
-    let list: Vec<Value> = accounts.iter().map(|a| view::account(a, now)).collect();
+    let list: Vec<Value> = accounts
+        .iter()
+        .map(|a| {
+            let mut j = view::account(a, now);
+            cluster::add_owner(&state, &a.id, &mut j);
+            j
+        })
+        .collect();
     Json(json!({ "count": list.len(), "accounts": list }))
 }
 
@@ -46,6 +53,7 @@ pub async fn explain(
         let until_in = e.until.map(|u| view::human_secs((u - now) / 1000));
         map.insert("until_in".into(), json!(until_in));
     }
+    cluster::add_owner(&state, &id, &mut j);
     Ok(Json(j))
 }
 
@@ -117,9 +125,11 @@ pub async fn probe(
         .account(&id)
         .await
         .ok_or_else(|| AdminError::NoSuchAccount(id.clone()))?;
+    let mut account = view::account(&v, state.now_ms());
+    cluster::add_owner(&state, &id, &mut account);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "probing": id, "account": view::account(&v, state.now_ms()) })),
+        Json(json!({ "probing": id, "account": account })),
     ))
 }
 
@@ -137,6 +147,8 @@ async fn account_json(state: &AppState, id: String) -> Result<Json<Value>, Admin
         .pool()
         .account(&id)
         .await
-        .ok_or(AdminError::NoSuchAccount(id))?;
-    Ok(Json(view::account(&v, state.now_ms())))
+        .ok_or_else(|| AdminError::NoSuchAccount(id.clone()))?;
+    let mut j = view::account(&v, state.now_ms());
+    cluster::add_owner(state, &id, &mut j);
+    Ok(Json(j))
 }

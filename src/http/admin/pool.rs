@@ -121,7 +121,14 @@ pub async fn live(
     let now = state.now_ms();
     let summary = state.pool().summary().await;
     let accounts = state.pool().accounts().await;
-    let rows: Vec<Value> = accounts.iter().map(view::row).collect();
+    let rows: Vec<Value> = accounts
+        .iter()
+        .map(|a| {
+            let mut r = view::row(a);
+            super::cluster::add_owner(&state, &a.id, &mut r);
+            r
+        })
+        .collect();
     let series: Vec<[i64; 6]> = state
         .metrics()
         .series(now)
@@ -137,7 +144,7 @@ pub async fn live(
             ]
         })
         .collect();
-    Json(json!({
+    let mut feed = json!({
         "now": now,
         "started_at": state.started_at(),
         "reason": view::serving_reason(&summary, state.quarantined().len(), now),
@@ -148,7 +155,12 @@ pub async fn live(
         "series": { "slot_ms": state.metrics().series_slot_ms(), "points": series },
         "requests": state.recent().list(25),
         "quarantined": view::quarantined(state.quarantined()),
-    }))
+    });
+    // The dashboard's Nodes panel: only when clustered, so a single node's feed is unchanged.
+    if let (Some(c), Value::Object(map)) = (state.cluster(), &mut feed) {
+        map.insert("cluster".into(), crate::cluster::report::report(c));
+    }
+    Json(feed)
 }
 
 /// Unknown path under `/admin`.

@@ -21,11 +21,14 @@ use std::sync::{Arc, Mutex};
 
 use rotor_actors::{AccountRecord, Store};
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, GenericClient, NoTls};
 
 use super::{DbError, schema};
+
+mod offline;
 use crate::store::StoreKey;
 use crate::store::writer::{Op, Sink, Writer, copy};
+pub use offline::import_offline;
 
 /// What the key probe holds, sealed: opening it proves the key is the database's.
 const PROBE: &[u8] = b"codex-rotor store key probe";
@@ -382,7 +385,7 @@ pub async fn write_new(
 }
 
 /// Every record of the database, oldest first; a row that does not open is named and left.
-async fn read_all(c: &Client, key: &StoreKey) -> Result<Vec<AccountRecord>, DbError> {
+async fn read_all(c: &impl GenericClient, key: &StoreKey) -> Result<Vec<AccountRecord>, DbError> {
     let rows = c
         .query(
             "select id, record::text, tokens from rotor_account order by added_at, id",

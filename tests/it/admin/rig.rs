@@ -48,6 +48,17 @@ impl Rig {
         opts: SimOptions,
         tweak: impl FnOnce(&mut Config),
     ) -> Rig {
+        Rig::start_node(dir, opts, tweak, None).await
+    }
+
+    /// A rig whose daemon reads `cluster` as its node's view of the cluster (a test fills it
+    /// by hand the way the lease loop would; `None` is a single node).
+    pub async fn start_node(
+        dir: tempfile::TempDir,
+        opts: SimOptions,
+        tweak: impl FnOnce(&mut Config),
+        cluster: Option<Arc<codex_rotor::cluster::ClusterView>>,
+    ) -> Rig {
         let sim = Simulator::start(opts, "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("simulator starts");
@@ -67,9 +78,22 @@ impl Rig {
         tweak(&mut cfg);
         let (store, records, quarantined) =
             codex_rotor::store::FileStore::open(dir.path()).expect("store");
-        let daemon = codex_rotor::server::start_with(cfg, Arc::new(store), records, quarantined)
-            .await
-            .expect("daemon starts");
+        let store = Arc::new(store);
+        let daemon = match cluster {
+            Some(view) => {
+                // A node signs what it forwards: it starts only with a readable secret.
+                let secret = dir.path().join("cluster-secret");
+                std::fs::write(
+                    &secret,
+                    "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5",
+                )
+                .expect("secret");
+                cfg.cluster.secret_file = Some(secret);
+                codex_rotor::server::start_node(cfg, store, records, quarantined, Some(view)).await
+            }
+            None => codex_rotor::server::start_with(cfg, store, records, quarantined).await,
+        }
+        .expect("daemon starts");
         let base = format!("http://{}", daemon.addr);
         Rig {
             sim,

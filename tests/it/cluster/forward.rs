@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-const SECRET: &str = "cluster-secret-for-tests-0123456789";
+const SECRET: &str = "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5";
 
 /// One node: a daemon with its view and its own data directory.
 struct Node {
@@ -243,7 +243,10 @@ async fn a_forged_or_misdirected_forwarded_header_is_refused_saying_why() {
     let b = Node::start(&sim, "b", std::slice::from_ref(&x)).await;
     let body = serde_json::to_vec(&responses_body(false)).expect("json");
     let header = |secret: &str, hop: u8, ts_ms: i64| {
-        let s = ClusterSecret::new(secret.as_bytes().to_vec()).expect("secret");
+        // As a node reads it: base64 or hex decoded (`[cluster]` secret rules).
+        let bytes = codex_rotor::config::secret::decode_binary(secret)
+            .unwrap_or_else(|| secret.as_bytes().to_vec());
+        let s = ClusterSecret::new(bytes).expect("secret");
         let f = Forwarded {
             node: "a".into(),
             ts_ms,

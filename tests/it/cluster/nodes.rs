@@ -21,26 +21,26 @@ use std::time::{Duration, Instant};
 const TTL: Duration = Duration::from_secs(2);
 
 /// One node: its port, log and process.
-struct Node {
-    name: &'static str,
-    port: u16,
+pub(super) struct Node {
+    pub(super) name: &'static str,
+    pub(super) port: u16,
     log: PathBuf,
-    daemon: Option<Daemon>,
+    pub(super) daemon: Option<Daemon>,
 }
 
 /// The shared parts: database, simulator, accounts, a client.
-struct Cluster {
+pub(super) struct Cluster {
     pg: ThrowawayPg,
     url: String,
     sim: SimHandle,
-    accounts: BTreeSet<String>,
-    http: reqwest::Client,
+    pub(super) accounts: BTreeSet<String>,
+    pub(super) http: reqwest::Client,
     tmp: tempfile::TempDir,
 }
 
 impl Cluster {
     /// A database holding `n` simulated accounts, unowned.
-    async fn start(n: usize) -> Cluster {
+    pub(super) async fn start(n: usize) -> Cluster {
         let pg = ThrowawayPg::start();
         let url = pg.database("nodes").await;
         let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
@@ -69,12 +69,16 @@ impl Cluster {
     }
 
     /// Starts node `name` (its own config and data directory).
-    fn node(&self, name: &'static str) -> Node {
+    pub(super) fn node(&self, name: &'static str) -> Node {
         let dir = self.tmp.path().join(name);
         std::fs::create_dir_all(&dir).expect("node dir");
         let port = free_port();
         let secret = dir.join("cluster-secret");
-        std::fs::write(&secret, "nodes-test-cluster-secret-0123456789").expect("secret");
+        std::fs::write(
+            &secret,
+            "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5",
+        )
+        .expect("secret");
         let cluster = format!(
             "[cluster]\nenabled = true\nnode_id = {name:?}\nttl = \"{}ms\"\nmargin = \"500ms\"\n\
              claim_every = \"250ms\"\nsecret_file = {secret:?}\n",
@@ -106,7 +110,7 @@ impl Cluster {
     }
 
     /// Every account's live owner, as the database says.
-    async fn owners(&self) -> BTreeMap<String, String> {
+    pub(super) async fn owners(&self) -> BTreeMap<String, String> {
         let db = LeaseDb::connect(&self.url).await.expect("connect");
         let rules = db.snapshot().await.expect("snapshot");
         let now = std::time::SystemTime::now()
@@ -122,7 +126,7 @@ impl Cluster {
     }
 
     /// The accounts node `n` runs an actor for (its admin API).
-    async fn running(&self, n: &Node) -> Option<BTreeSet<String>> {
+    pub(super) async fn running(&self, n: &Node) -> Option<BTreeSet<String>> {
         let r = self
             .http
             .get(format!("http://127.0.0.1:{}/admin/accounts", n.port))
@@ -150,7 +154,7 @@ impl Cluster {
 
     /// True when `nodes` run disjoint sets of accounts covering them all, each matching what
     /// the database says it owns, each node ready with at least one account.
-    async fn split_between(&self, nodes: &[&Node]) -> bool {
+    pub(super) async fn split_between(&self, nodes: &[&Node]) -> bool {
         let owners = self.owners().await;
         let mut union = BTreeSet::new();
         for n in nodes {
@@ -171,7 +175,7 @@ impl Cluster {
     }
 
     /// Waits up to `limit` for `check`; the time it took, or a panic with the nodes' logs.
-    async fn within<F: AsyncFnMut() -> bool>(
+    pub(super) async fn within<F: AsyncFnMut() -> bool>(
         &self,
         what: &str,
         limit: Duration,

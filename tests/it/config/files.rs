@@ -79,6 +79,10 @@ fn check_toml(file: &Path) {
     if cfg.store.key_file.is_some() {
         cfg.store.key_file = Some(store_key.path().to_path_buf());
     }
+    // So must a cluster secret file (at least 32 bytes once decoded; the same shape serves).
+    if cfg.cluster.secret_file.is_some() {
+        cfg.cluster.secret_file = Some(store_key.path().to_path_buf());
+    }
     let problems = cfg.validate_in(&example_env);
     assert!(problems.is_empty(), "{}: {problems:?}", file.display());
 }
@@ -123,6 +127,41 @@ fn check_nginx(file: &Path) {
         file.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The cluster examples are a node and its front door: the node config enables cluster mode on
+/// the postgres store and validates (checked above), and the nginx site hashes on the
+/// conversation, keeps every streaming setting of the single-node nginx.conf and lists the
+/// node's listen address among its upstream servers.
+#[test]
+fn the_cluster_examples_are_a_node_and_its_front_door() {
+    let dir = config_dir().join("examples");
+    let node = Config::load_with_env(Some(&dir.join("cluster.toml")), no_env()).expect("loads");
+    assert!(node.cluster.enabled);
+    assert_eq!(node.store.backend, codex_rotor::config::Backend::Postgres);
+    let advertise = node
+        .cluster
+        .resolve_advertise(node.server.listen)
+        .expect("advertise");
+    assert_eq!(advertise, Some(format!("http://{}", node.server.listen)));
+
+    let site = std::fs::read_to_string(dir.join("nginx-cluster.conf")).expect("read");
+    let single = std::fs::read_to_string(dir.join("nginx.conf")).expect("read");
+    assert!(site.contains("hash $http_session_id consistent;"), "{site}");
+    assert!(site.contains("underscores_in_headers on;"), "{site}");
+    assert!(
+        site.contains(&format!("server {} ", node.server.listen)),
+        "the node of cluster.toml is an upstream server"
+    );
+    for line in single.lines().map(str::trim) {
+        if line.starts_with("proxy_") && !line.starts_with("proxy_pass") || line.starts_with("gzip")
+        {
+            assert!(
+                site.contains(line),
+                "nginx-cluster.conf lacks {line:?} of nginx.conf"
+            );
+        }
+    }
 }
 
 fn balanced_braces(text: &str) -> bool {
