@@ -273,7 +273,7 @@ async fn a_forged_or_misdirected_forwarded_header_is_refused_saying_why() {
     };
     for (value, why) in [
         (
-            header("another-secret-0123456789", 1, now),
+            header("another secret! 0123456789 0123456789", 1, now),
             "signature does not match",
         ),
         (header(SECRET, 2, now), "never forwarded again"),
