@@ -16,7 +16,8 @@
 //! - [`config`]: the typed configuration and the options every command reads.
 //! - Boundaries: [`store`] (the data directory), [`upstream`] (the Codex backend client),
 //!   [`oauth`] (JWT claims, token refresh, the login flow), [`keys`] (client keys), [`recent`].
-//! - [`accounts`]: account files, imports and exports, offline and against a running pool.
+//! - [`accounts`]: account files, imports and exports, offline and into a running pool;
+//!   [`cluster`]: several nodes on one PostgreSQL store.
 //! - [`metrics`], then [`http::state`], the state every handler shares.
 //! - Handlers: [`proxy`] (`/v1/responses`), [`translate`] (`/v1/chat/completions`,
 //!   `/v1/messages`), [`http::admin`] (the admin API and login routes), [`dashboard`].
