@@ -55,7 +55,7 @@ pub fn is_closed_stdout(e: &anyhow::Error) -> bool {
 #[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::console::write_out(format_args!($($arg)*))
+        $crate::write_out(format_args!($($arg)*))
     };
 }
 
@@ -63,10 +63,10 @@ macro_rules! out {
 #[macro_export]
 macro_rules! outln {
     () => {
-        $crate::console::write_out(format_args!("\n"))
+        $crate::write_out(format_args!("\n"))
     };
     ($($arg:tt)*) => {
-        $crate::console::write_out(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 
@@ -74,6 +74,6 @@ macro_rules! outln {
 #[macro_export]
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::console::write_err(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::write_err(format_args!("{}\n", format_args!($($arg)*)))
     };
 }

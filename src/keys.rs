@@ -1,14 +1,14 @@
-//! Client keys and the admin key: who may use the pool, how fast, how many requests at once,
-//! which models. Keys are compared in constant time on SHA-256 digests (no early exit, no
+//! Client keys: who may use the pool, how fast, how many requests at once, which models. Keys are compared in constant time on SHA-256 digests (no early exit, no
 //! length leak), limited by a token bucket (requests per minute) and a concurrency counter whose
 //! slot a [`KeyPermit`] releases on drop. `reload` swaps the key set atomically; a key that keeps
-//! its name keeps its counters, so in-flight permits stay counted across a SIGHUP. Guessing the
-//! admin key is slowed per client address by [`throttle`].
+//! its name keeps its counters, so in-flight permits stay counted across a SIGHUP. The admin key
+//! is checked by the admin API (`http::admin`); guessing it is slowed per client address by
+//! [`throttle`], whose table the key store holds.
 
 pub mod throttle;
 
 use crate::config::access::{EnvLookup, process_env};
-use crate::config::{AdminConfig, ConfigError, ConfigProblem, KeysConfig, Secret, pattern};
+use crate::config::{ConfigError, ConfigProblem, KeysConfig, pattern};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -354,44 +354,5 @@ fn take_token(bucket: &mut Bucket, rpm: u32, now: Instant) -> Result<(), KeyReje
     }
 }
 
-/// The admin key, held as a digest and compared in constant time.
-#[derive(Clone)]
-pub struct AdminKey {
-    digest: [u8; 32],
-}
-
-impl std::fmt::Debug for AdminKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminKey(***)")
-    }
-}
-
-impl AdminKey {
-    /// From the secret itself.
-    pub fn new(secret: &Secret) -> Self {
-        crate::logging::register_secret(secret.expose());
-        AdminKey {
-            digest: digest(secret.expose().as_bytes()),
-        }
-    }
-
-    /// The configured admin key, `None` when none is configured.
-    pub fn from_config(cfg: &AdminConfig) -> Result<Option<AdminKey>, ConfigError> {
-        Self::from_config_in(cfg, &process_env)
-    }
-
-    /// [`AdminKey::from_config`] with an injected environment lookup.
-    pub fn from_config_in(
-        cfg: &AdminConfig,
-        env: EnvLookup<'_>,
-    ) -> Result<Option<AdminKey>, ConfigError> {
-        cfg.resolve(env)
-            .map(|s| s.as_ref().map(AdminKey::new))
-            .map_err(|m| ConfigError::Invalid(vec![ConfigProblem::new("admin.key", m)]))
-    }
-
-    /// Constant-time check of a presented admin key.
-    pub fn verify(&self, presented: &str) -> bool {
-        self.digest.ct_eq(&digest(presented.as_bytes())).into()
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,7 @@
 //! Process signals as channels the server can await: SIGTERM/SIGINT → shutdown (a `watch` that
 //! flips to `true` once and stays there), SIGHUP → reload (a `broadcast` tick per signal). The
 //! server selects on these; nothing here stops or reloads anything itself. A second
-//! SIGTERM/SIGINT while draining is logged and counted, for a server that wants to cut the
-//! grace period short ([`Signals::forced`]).
+//! SIGTERM/SIGINT while draining is only logged: the drain keeps its bound.
 
 use tokio::sync::{broadcast, watch};
 
@@ -10,7 +9,6 @@ use tokio::sync::{broadcast, watch};
 #[derive(Debug, Clone)]
 pub struct Signals {
     shutdown: watch::Sender<bool>,
-    forced: watch::Sender<bool>,
     reload: broadcast::Sender<()>,
 }
 
@@ -26,7 +24,6 @@ impl Signals {
     pub fn new() -> Signals {
         Signals {
             shutdown: watch::channel(false).0,
-            forced: watch::channel(false).0,
             reload: broadcast::channel(16).0,
         }
     }
@@ -61,17 +58,9 @@ impl Signals {
         let _ = rx.wait_for(|v| *v).await;
     }
 
-    /// Completes when a second shutdown signal arrived during the drain (stop waiting).
-    pub async fn forced(&self) {
-        let mut rx = self.forced.subscribe();
-        let _ = rx.wait_for(|v| *v).await;
-    }
-
-    /// Requests shutdown (what SIGTERM does); a second call marks it forced.
+    /// Requests shutdown (what SIGTERM does); a second call changes nothing.
     pub fn trigger_shutdown(&self) {
-        if self.shutdown.send_replace(true) {
-            self.forced.send_replace(true);
-        }
+        self.shutdown.send_replace(true);
     }
 
     /// Requests a reload (what SIGHUP does).
@@ -108,10 +97,7 @@ mod os {
 
     fn stop(signals: &Signals, name: &str) {
         if signals.is_shutting_down() {
-            tracing::warn!(
-                signal = name,
-                "second shutdown signal: ending the drain now"
-            );
+            tracing::warn!(signal = name, "second shutdown signal: still draining");
         } else {
             tracing::info!(signal = name, "shutdown requested: draining");
         }
@@ -156,14 +142,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        // Late listeners see the shutdown at once; a second request forces.
+        // Late listeners see the shutdown at once.
         tokio::time::timeout(WAIT, s.shutdown_requested())
             .await
             .unwrap();
-        let forced = s.clone();
-        let waiter = tokio::spawn(async move { forced.forced().await });
-        s.trigger_shutdown();
-        tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap();
     }
 
     /// Real signals to this test process: SIGHUP → reload, SIGTERM → shutdown, and the process

@@ -1,8 +1,9 @@
 //! Protocol translation between the client protocols the pool accepts (OpenAI Chat Completions,
 //! Anthropic Messages) and the one protocol the Codex backend speaks (Responses over SSE).
 //!
-//! Everything here is pure except `route` (the HTTP wiring): bytes and JSON in, JSON and SSE frames out, no I/O, no clock beyond
-//! the default ids/timestamps of a new stream (tests inject their own). The HTTP wiring lives
+//! Everything here is pure except `route` (the HTTP wiring, private to the crate): bytes and
+//! JSON in, JSON and SSE frames out, no I/O, no clock beyond the default ids/timestamps of a
+//! new stream (tests inject their own). The HTTP wiring lives
 //! with the proxy; it calls `chat::request` / `messages::request` to build the upstream body,
 //! feeds each upstream SSE event to a `ChatStream` / `MessagesStream` (or `collect`s them for a
 //! non-streaming client), and ends every stream with `finish`, which always writes a terminal
@@ -19,7 +20,7 @@ pub mod error;
 pub mod messages;
 pub mod model;
 pub mod responses;
-pub mod route;
+pub(crate) mod route;
 mod sse;
 mod transcript;
 

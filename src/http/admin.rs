@@ -102,13 +102,18 @@ pub fn health_router() -> Router<AppState> {
         .route("/metrics", get(pool::metrics))
 }
 
-/// The configured admin key, read from wherever the config names it.
+/// The configured admin key, read from wherever the config names it, and masked in every log
+/// line from its first use on.
 pub fn admin_key_of(config: &crate::config::Config) -> Result<Option<String>, String> {
-    config
+    let key = config
         .admin
         .resolve(&crate::config::access::process_env)
         .map(|k| k.map(|s| s.expose().to_owned()))
-        .map_err(|e| format!("admin key: {e}"))
+        .map_err(|e| format!("admin key: {e}"))?;
+    if let Some(k) = &key {
+        crate::logging::register_secret(k);
+    }
+    Ok(key)
 }
 
 /// Proof that a request carries the admin key or a live dashboard session (with the CSRF
@@ -205,4 +210,28 @@ fn authorize(
         "admin key required: send Authorization: Bearer <admin key> (or log in to the dashboard)"
             .into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AdminConfig, Config, Secret};
+
+    #[test]
+    fn the_admin_key_is_read_from_the_config_and_masked_in_logs() {
+        let mut cfg = Config::default();
+        assert_eq!(admin_key_of(&cfg), Ok(None), "no key configured");
+        cfg.admin = AdminConfig {
+            key: Some(Secret::from("admin-key-masked-0000")),
+            ..Default::default()
+        };
+        assert_eq!(
+            admin_key_of(&cfg).ok().flatten().as_deref(),
+            Some("admin-key-masked-0000")
+        );
+        assert_eq!(
+            crate::logging::redact("key admin-key-masked-0000 here"),
+            format!("key {} here", crate::logging::MASK)
+        );
+    }
 }

@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use turns::TurnStates;
 
+mod bounded;
 pub mod minted;
 pub mod turns;
 

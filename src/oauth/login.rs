@@ -8,7 +8,7 @@
 
 mod pkce;
 
-pub use pkce::{Pkce, challenge_for};
+pub use pkce::Pkce;
 
 use pkce::random_b64;
 use rotor_actors::UnixMs;

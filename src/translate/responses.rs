@@ -14,31 +14,20 @@ use std::collections::HashMap;
 
 mod item;
 
-/// Token usage reported by upstream in `response.completed` / `response.incomplete`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Usage {
-    /// All input tokens, cached ones included.
-    pub input_tokens: u64,
-    /// Input tokens served from the prompt cache.
-    pub cached_tokens: u64,
-    /// Output tokens, reasoning included.
-    pub output_tokens: u64,
-    /// Output tokens spent on reasoning.
-    pub reasoning_tokens: u64,
-}
+/// Token usage reported by upstream: the one usage record the pool sums.
+pub use rotor_actors::Usage;
 
-impl Usage {
-    /// Reads `response.usage`; `None` when upstream sent none.
-    pub fn from_response(response: &Value) -> Option<Usage> {
-        let u = response.get("usage").filter(|u| u.is_object())?;
-        let n = |v: &Value| v.as_u64().unwrap_or(0);
-        Some(Usage {
-            input_tokens: n(&u["input_tokens"]),
-            cached_tokens: n(&u["input_tokens_details"]["cached_tokens"]),
-            output_tokens: n(&u["output_tokens"]),
-            reasoning_tokens: n(&u["output_tokens_details"]["reasoning_tokens"]),
-        })
-    }
+/// Reads `response.usage` of a `response.completed` / `response.incomplete`; `None` when
+/// upstream sent none.
+pub fn usage_of(response: &Value) -> Option<Usage> {
+    let u = response.get("usage").filter(|u| u.is_object())?;
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    Some(Usage {
+        input_tokens: n(&u["input_tokens"]),
+        cached_tokens: n(&u["input_tokens_details"]["cached_tokens"]),
+        output_tokens: n(&u["output_tokens"]),
+        reasoning_tokens: n(&u["output_tokens_details"]["reasoning_tokens"]),
+    })
 }
 
 /// How the upstream response ended.
@@ -161,11 +150,7 @@ impl Normalizer {
                 let reason = str_of(&r["incomplete_details"]["reason"]);
                 let reason = if reason.is_empty() { "unknown" } else { reason };
                 self.close_all(&mut out);
-                self.end(
-                    Outcome::Incomplete(reason.into()),
-                    Usage::from_response(r),
-                    &mut out,
-                );
+                self.end(Outcome::Incomplete(reason.into()), usage_of(r), &mut out);
             }
             "response.failed" => {
                 let e = &ev["response"]["error"];
@@ -399,7 +384,7 @@ impl Normalizer {
             }
             _ => Outcome::Completed,
         };
-        self.end(outcome, Usage::from_response(response), out);
+        self.end(outcome, usage_of(response), out);
     }
 
     fn end(&mut self, outcome: Outcome, usage: Option<Usage>, out: &mut Vec<Happening>) {

@@ -87,17 +87,6 @@ impl Evidence {
     pub fn message(&self) -> String {
         self.said.message.clone()
     }
-
-    /// A 429's evidence as the pool takes it (docs/quota.md rule 2), for a request whose
-    /// model is metered by `model_limit` ([`quota::limit_for_model`]).
-    pub fn rejection(&self, model_limit: Option<&str>) -> Option<Rejection429> {
-        match &self.verdict {
-            Some(Verdict::RateLimited(l)) => {
-                Some(rejection(l, self.quota.as_ref(), model_limit, self.at))
-            }
-            _ => None,
-        }
-    }
 }
 
 /// The quota headers of an answer, stamped with the request's start time.
@@ -187,6 +176,17 @@ async fn read_bounded(mut resp: reqwest::Response, bound: Duration) -> Bytes {
 mod tests {
     use super::*;
 
+    /// A 429's evidence as the pool takes it, as the proxy builds it from a rate-limited
+    /// verdict ([`rejection`]).
+    fn rejection_of(ev: &Evidence, model_limit: Option<&str>) -> Option<Rejection429> {
+        match &ev.verdict {
+            Some(Verdict::RateLimited(l)) => {
+                Some(rejection(l, ev.quota.as_ref(), model_limit, ev.at))
+            }
+            _ => None,
+        }
+    }
+
     fn head(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -203,7 +203,7 @@ mod tests {
         ]);
         let ev = Evidence::from_parts(200, &h, Bytes::new(), 7);
         assert_eq!(ev.verdict, None);
-        assert_eq!(ev.rejection(None), None);
+        assert_eq!(rejection_of(&ev, None), None);
         let q = ev.quota.expect("quota headers");
         assert_eq!((q.at, q.primary.map(|w| w.used_percent)), (7, Some(42.0)));
     }
@@ -217,7 +217,7 @@ mod tests {
         let body = r#"{"error":{"type":"usage_limit_reached","resets_at":1795673493,"resets_in_seconds":3600}}"#;
         let ev = Evidence::from_parts(429, &h, Bytes::from_static(body.as_bytes()), 5);
         assert_eq!(
-            ev.rejection(Some("codex_bengalfox")),
+            rejection_of(&ev, Some("codex_bengalfox")),
             Some(Rejection429 {
                 at: 5,
                 limit: Some("codex_bengalfox".into()),
@@ -244,7 +244,7 @@ mod tests {
         ]);
         let body = r#"{"error":{"type":"usage_limit_reached","plan_type":"pro"}}"#;
         let ev = Evidence::from_parts(429, &h, Bytes::from_static(body.as_bytes()), 5);
-        let r = ev.rejection(None).expect("a 429");
+        let r = rejection_of(&ev, None).expect("a 429");
         assert_eq!(
             r.resets_at,
             Some(900_000_000),
@@ -261,7 +261,7 @@ mod tests {
             Bytes::from_static(body.as_bytes()),
             5,
         );
-        let r = ev.rejection(Some("codex_bengalfox")).expect("a 429");
+        let r = rejection_of(&ev, Some("codex_bengalfox")).expect("a 429");
         assert_eq!(
             (r.kind, r.model_limit.as_deref(), r.resets_at),
             (

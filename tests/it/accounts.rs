@@ -9,7 +9,7 @@ mod listing;
 mod lock;
 mod reimport;
 
-use codex_rotor::accounts::{self, merge};
+use codex_rotor::internals::{export, merge};
 use rotor_actors::jwt::encode_unsigned;
 use rotor_actors::{AccountRecord, Status};
 use serde_json::{Value, json};
@@ -44,8 +44,8 @@ fn auth_json(account: &str, user: &str, rt: &str) -> Value {
     })
 }
 
-fn parse(text: &str) -> Result<Vec<AccountRecord>, accounts::ImportError> {
-    accounts::parse_file(text.as_bytes(), NOW)
+fn parse(text: &str) -> Result<Vec<AccountRecord>, codex_rotor::ImportError> {
+    codex_rotor::parse_file(text.as_bytes(), NOW)
 }
 
 fn err(text: &str) -> String {
@@ -309,7 +309,7 @@ fn predecessor_accounts_json_applies_rule_8() {
 fn a_full_export_reimports_to_the_same_accounts() {
     let file = format!("{}\nrt_only_one\n", rt_obj("x", "rt_x"));
     let recs = parse(&file).expect("imports");
-    let exported = accounts::export::full(&recs).to_string();
+    let exported = export::full(&recs).to_string();
     assert!(
         !exported.contains("rate_limit_until"),
         "the legacy lock field is never written"

@@ -199,7 +199,7 @@ async fn env_with_wire(n: usize) -> (TestEnv, WireLog) {
 }
 
 /// The daemon's recorded requests of one route (`"responses"`, `"messages"`), oldest first.
-fn records(env: &TestEnv, route: &str) -> Vec<codex_rotor::recent::RequestRecord> {
+fn records(env: &TestEnv, route: &str) -> Vec<codex_rotor::RequestRecord> {
     let mut v: Vec<_> = env
         .state
         .recent()
@@ -213,7 +213,7 @@ fn records(env: &TestEnv, route: &str) -> Vec<codex_rotor::recent::RequestRecord
 
 /// The records of `route` once at least `n` are there (a streamed request is recorded when its
 /// stream ends, which can be just after the client printed the answer and exited).
-async fn settled(env: &TestEnv, route: &str, n: usize) -> Vec<codex_rotor::recent::RequestRecord> {
+async fn settled(env: &TestEnv, route: &str, n: usize) -> Vec<codex_rotor::RequestRecord> {
     env.eventually(&format!("{n} {route} request(s) recorded"), || async {
         records(env, route).len() >= n
     })

@@ -8,7 +8,6 @@ mod cluster;
 mod config;
 mod dashboard;
 mod fuzz;
-mod keys;
 mod layers;
 mod metrics;
 mod nginx;

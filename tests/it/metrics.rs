@@ -5,8 +5,8 @@
 pub(crate) mod prom;
 mod scrape;
 
-use codex_rotor::metrics::Metrics;
-use codex_rotor::recent::RequestRecord;
+use codex_rotor::Metrics;
+use codex_rotor::RequestRecord;
 use rotor_actors::quota::{Bucket, ExtraLimit, Quota};
 use rotor_actors::{AccountView, Identity, PoolSummary, Status, Usage, UsageCounters};
 

@@ -169,10 +169,7 @@ fn systemd_unit_exec_start_parses() {
         matches!(cli.command, codex_rotor::cli::Command::Serve(_)),
         "{line}"
     );
-    assert_eq!(
-        cli.global.log_format,
-        Some(codex_rotor::logging::LogFormat::Json)
-    );
+    assert_eq!(cli.global.log_format, Some(codex_rotor::LogFormat::Json));
 }
 
 /// Every string value of the JSON files under `dir` whose key names a token.

@@ -5,11 +5,11 @@
 
 #![allow(dead_code)]
 
+use codex_rotor::AppState;
 use codex_rotor::config::secret::Secret;
 use codex_rotor::config::{ClientKeyConfig, Config};
 use codex_rotor::server::{Daemon, start};
 use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
-use codex_rotor::state::AppState;
 use codex_rotor::store::FileStore;
 use rotor_actors::{AccountView, Store};
 use serde_json::{Value, json};
@@ -192,7 +192,7 @@ impl TestEnv {
     }
 
     /// The daemon's latest recorded request (the recent-requests ring).
-    pub fn last_record(&self) -> codex_rotor::recent::RequestRecord {
+    pub fn last_record(&self) -> codex_rotor::RequestRecord {
         self.state
             .recent()
             .list(1)

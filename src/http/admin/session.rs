@@ -119,5 +119,9 @@ mod tests {
         assert!(keys_match("abc", "abc"));
         assert!(!keys_match("abc", "abd"));
         assert!(!keys_match("", "abc"));
+        assert!(
+            !keys_match("admin-key-000", "admin-key-0000"),
+            "a prefix is not the key"
+        );
     }
 }

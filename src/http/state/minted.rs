@@ -5,15 +5,15 @@
 //! and, before a request goes to an account, drops the reasoning another account minted
 //! ([`crate::proxy::reasoning`]).
 //!
-//! Bounded: at most [`CAPACITY`] blobs, the oldest forgotten first, each kept as a 64-bit keyed
-//! hash of its length and end (never the blob itself, [`TAIL`]) and a shared account name —
-//! under 4 MiB in all. A blob it does not know (forgotten, or minted before a restart) is left
+//! Bounded ([`super::bounded`]): at most [`CAPACITY`] blobs, the oldest forgotten first, each
+//! kept as a 64-bit keyed hash of its length and end (never the blob itself, [`TAIL`]) and a
+//! shared account name — under 4 MiB in all. A blob it does not know (forgotten, or minted before a restart) is left
 //! in the request: the backstop of [`crate::proxy::reasoning`] covers it. A hash collision
 //! (odds about 2⁻³³ at capacity) could only misplace one blob the same way.
 
-use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::BuildHasher;
+use super::bounded::Bounded;
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 /// Most blobs remembered — the reasoning of a few hundred long conversations. At capacity the
@@ -28,7 +28,7 @@ pub const CAPACITY: usize = 1 << 16;
 pub const TAIL: usize = 128;
 
 /// Keyed hash of an `encrypted_content` blob → the account that minted it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MintedReasoning {
     /// Per-process key of the hash: the map holds no blob, and a blob cannot be forged to
     /// collide with another from outside.
@@ -36,13 +36,24 @@ pub struct MintedReasoning {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
-    map: HashMap<u64, Arc<str>>,
-    /// Insertion order, for evicting the oldest.
-    order: VecDeque<u64>,
+    /// Blob hash → minting account, the oldest forgotten first past [`CAPACITY`].
+    map: Bounded<u64, Arc<str>>,
     /// Account names, shared by all of an account's entries (the pool has few accounts).
     accounts: HashSet<Arc<str>>,
+}
+
+impl Default for MintedReasoning {
+    fn default() -> Self {
+        Self {
+            keys: RandomState::new(),
+            inner: Mutex::new(Inner {
+                map: Bounded::new(CAPACITY),
+                accounts: HashSet::new(),
+            }),
+        }
+    }
 }
 
 impl MintedReasoning {
@@ -58,10 +69,14 @@ impl MintedReasoning {
             .hash_one((b.len(), &b[b.len().saturating_sub(TAIL)..]))
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Remembers that `account` minted `blob`.
     pub fn remember(&self, blob: &str, account: &str) {
         let key = self.key(blob);
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
         if inner.map.get(&key).is_some_and(|a| &**a == account) {
             return;
         }
@@ -73,36 +88,18 @@ impl MintedReasoning {
                 a
             }
         };
-        if let Some(known) = inner.map.get_mut(&key) {
-            *known = name;
-            return;
-        }
-        // Room first, so that neither the queue nor the map ever holds more than CAPACITY and
-        // neither grows past its first allocation of that size.
-        while inner.order.len() >= CAPACITY {
-            let Some(old) = inner.order.pop_front() else {
-                break;
-            };
-            inner.map.remove(&old);
-        }
         inner.map.insert(key, name);
-        inner.order.push_back(key);
     }
 
     /// The account that minted `blob`, if remembered.
     pub fn minter(&self, blob: &str) -> Option<Arc<str>> {
         let key = self.key(blob);
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.map.get(&key).cloned()
+        self.lock().map.get(&key).cloned()
     }
 
     /// Blobs remembered now.
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map
-            .len()
+        self.lock().map.len()
     }
 
     /// Whether nothing is remembered.
@@ -130,18 +127,9 @@ mod tests {
             m.remember(&format!("gAAAAB-again-{i}"), "acct-2");
         }
         assert_eq!(m.len(), CAPACITY);
-        let inner = m.inner.lock().expect("lock");
-        assert!(
-            inner.order.capacity() <= CAPACITY,
-            "{}",
-            inner.order.capacity()
-        );
-        assert!(
-            inner.map.capacity() <= 2 * CAPACITY,
-            "{}",
-            inner.map.capacity()
-        );
-        drop(inner);
+        let (map, order) = m.lock().map.capacities();
+        assert!(order <= CAPACITY, "{order}");
+        assert!(map <= 2 * CAPACITY, "{map}");
         assert_eq!(m.minter("gAAAAB-a"), None, "oldest forgotten first");
         assert_eq!(m.minter("gAAAAB-again-7").as_deref(), Some("acct-2"));
         m.remember("gAAAAB-again-7", "acct-3");

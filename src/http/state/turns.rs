@@ -5,9 +5,11 @@
 //! so the proxy remembers, per token, the affinity key of the request that received it. A
 //! follow-up carrying the token then asks the pool for that same key.
 //!
-//! Bounded in size and age: it is a routing preference, never a source of truth.
+//! Bounded in size and age ([`super::bounded`]): it is a routing preference, never a source of
+//! truth. A token re-issued to another affinity takes the new key and a fresh time but keeps its
+//! place in the order of forgetting.
 
-use std::collections::{HashMap, VecDeque};
+use super::bounded::Bounded;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,15 +19,19 @@ pub const CAPACITY: usize = 50_000;
 pub const TTL: Duration = Duration::from_secs(3600);
 
 /// Turn-state token → affinity key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TurnStates {
-    inner: Mutex<Inner>,
+    /// Token → (affinity key, when it was learned), the oldest forgotten first past
+    /// [`CAPACITY`] or [`TTL`].
+    inner: Mutex<Bounded<String, (String, Instant)>>,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    map: HashMap<String, (String, Instant)>,
-    order: VecDeque<(String, Instant)>,
+impl Default for TurnStates {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Bounded::new(CAPACITY)),
+        }
+    }
 }
 
 impl TurnStates {
@@ -34,11 +40,13 @@ impl TurnStates {
         Self::default()
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bounded<String, (String, Instant)>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The affinity key of the request that received `token`, if remembered and fresh.
     pub fn affinity_for(&self, token: &str) -> Option<String> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner
-            .map
+        self.lock()
             .get(token)
             .filter(|(_, at)| at.elapsed() < TTL)
             .map(|(k, _)| k.clone())
@@ -46,42 +54,12 @@ impl TurnStates {
 
     /// Remembers that `token` was issued to the request routed by `affinity`.
     pub fn remember(&self, token: &str, affinity: &str) {
-        let now = Instant::now();
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.map.get(token).is_some_and(|(k, _)| k == affinity) {
+        let mut map = self.lock();
+        if map.get(token).is_some_and(|(k, _)| k == affinity) {
             return;
         }
-        inner
-            .map
-            .insert(token.to_owned(), (affinity.to_owned(), now));
-        inner.order.push_back((token.to_owned(), now));
-        while inner.order.len() > CAPACITY
-            || inner
-                .order
-                .front()
-                .is_some_and(|(_, at)| at.elapsed() >= TTL)
-        {
-            let Some((k, at)) = inner.order.pop_front() else {
-                break;
-            };
-            if inner.map.get(&k).is_some_and(|(_, t)| *t == at) {
-                inner.map.remove(&k);
-            }
-        }
-    }
-
-    /// Tokens remembered now.
-    pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map
-            .len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        map.insert(token.to_owned(), (affinity.to_owned(), Instant::now()));
+        map.expire_while(|(_, at)| at.elapsed() >= TTL);
     }
 }
 
@@ -98,7 +76,7 @@ mod tests {
         for i in 0..CAPACITY + 10 {
             t.remember(&format!("t{i}"), "k");
         }
-        assert!(t.len() <= CAPACITY);
+        assert!(t.lock().len() <= CAPACITY);
         assert_eq!(t.affinity_for("a"), None, "oldest evicted first");
     }
 }

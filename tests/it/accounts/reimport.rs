@@ -7,7 +7,7 @@
 
 use super::bin::{Serve, config, free_port, offline, ok, records, wait_until};
 use crate::support::{ADMIN_KEY, TestEnv, responses_body, start_env};
-use codex_rotor::oauth::HttpRefresher;
+use codex_rotor::HttpRefresher;
 use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, FaultTarget};
 use rotor_actors::{AccountRecord, RefreshReason, Status, TokenRefresher};
 use serde_json::{Value, json};

@@ -397,7 +397,7 @@ async fn claude_calls_an_mcp_tool_whose_name_is_over_64_characters() {
     let config_path = sb.path("work").join("mcp.json");
     std::fs::write(&config_path, config.to_string()).expect("mcp config");
     // The model only sees the stand-in, so that is the name it is asked to call.
-    let short = codex_rotor::upstream::names::stand_in(MCP_TOOL, 0);
+    let short = codex_rotor::internals::names::stand_in(MCP_TOOL, 0);
     let prompt = format!("please use the tool {short} with space = DOCS");
     let config_arg = config_path.to_str().expect("utf-8 path");
     let extra = [

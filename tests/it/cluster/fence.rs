@@ -328,7 +328,7 @@ async fn a_node_frozen_mid_refresh_past_its_session_drops_the_account_and_no_tok
             freeze: Duration::from_millis(TTL as u64 + 2_000),
             frozen: Default::default(),
         }),
-        refresher: Arc::new(codex_rotor::oauth::HttpRefresher::new(
+        refresher: Arc::new(codex_rotor::HttpRefresher::new(
             reqwest::Client::new(),
             sim.token_url(),
         )),

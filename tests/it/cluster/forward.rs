@@ -90,7 +90,7 @@ impl Node {
         req.send().await.expect("node answers")
     }
 
-    fn last(&self) -> codex_rotor::recent::RequestRecord {
+    fn last(&self) -> codex_rotor::RequestRecord {
         self.daemon
             .state
             .recent()

@@ -5,8 +5,8 @@
 //! importer (`accounts::import::parse_file`, which sniffs auth.json, legacy and token lists).
 
 use super::{cases, json};
-use codex_rotor::accounts::import::parse_file;
 use codex_rotor::config::Config;
+use codex_rotor::parse_file;
 use codex_rotor::store::FileStore;
 use proptest::prelude::*;
 use rotor_actors::{AccountRecord, Store, Tokens, UnixMs, legacy};

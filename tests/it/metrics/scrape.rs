@@ -2,7 +2,7 @@
 //! wrapped token refresher against the simulator's token endpoint.
 
 use super::{FAMILIES, prom};
-use codex_rotor::metrics::Metrics;
+use codex_rotor::Metrics;
 use rotor_actors::PoolSummary;
 
 #[tokio::test]
@@ -97,7 +97,7 @@ async fn refreshes_are_counted_by_outcome_through_the_wrapped_refresher() {
         .await
         .expect("sim");
     let m = Metrics::new();
-    let real = codex_rotor::oauth::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
+    let real = codex_rotor::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
     let counted = m.count_refreshes(std::sync::Arc::new(real));
     let acct = sim.create_account(AccountSpec::default());
     let rt = acct.auth_json["tokens"]["refresh_token"]

@@ -9,10 +9,7 @@ use serde_json::Value;
 
 /// Sends streamed requests until the simulator account `sim_id` has been asked once (the pool
 /// only learns an account is bad by trying it); returns every request's record.
-pub(super) async fn until_tried(
-    env: &TestEnv,
-    sim_id: &str,
-) -> Vec<codex_rotor::recent::RequestRecord> {
+pub(super) async fn until_tried(env: &TestEnv, sim_id: &str) -> Vec<codex_rotor::RequestRecord> {
     // least_used keeps spending the account whose window resets first, so an account never
     // used might never be asked; round robin reaches every account within n requests.
     env.state

@@ -5,7 +5,7 @@
 //! stand-in, as a real model would.
 
 use crate::support::{POOL_KEY, TestEnv, start_env};
-use codex_rotor::upstream::names::stand_in;
+use codex_rotor::internals::names::stand_in;
 use serde_json::{Value, json};
 
 /// A Claude Code-style MCP tool name (`mcp__<server>__<tool>`), 84 characters.

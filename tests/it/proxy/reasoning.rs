@@ -37,7 +37,7 @@ async fn stream(env: &TestEnv, body: &Value) -> (u16, String, Vec<Value>) {
 }
 
 /// The record of the request that just ended, once its stream has been accounted.
-async fn record(env: &TestEnv, n: usize) -> codex_rotor::recent::RequestRecord {
+async fn record(env: &TestEnv, n: usize) -> codex_rotor::RequestRecord {
     let state = env.state.clone();
     env.eventually("the request is recorded", move || {
         let done = state.recent().list(100).len() >= n;

@@ -132,7 +132,7 @@ async fn each_parameter_the_backend_refuses_is_dropped_on_the_way() {
     assert!(
         sent.contains(&format!(
             "\"instructions\":\"{}\"",
-            codex_rotor::upstream::shape::DEFAULT_INSTRUCTIONS
+            codex_rotor::internals::shape::DEFAULT_INSTRUCTIONS
         )),
         "instructions written in"
     );

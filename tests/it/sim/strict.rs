@@ -65,7 +65,7 @@ async fn every_parameter_the_daemon_drops_is_refused_by_name() {
     let sim = start(SimOptions::default()).await;
     let (_, token) = account(&sim).await;
     let example = corpus("unsupported_parameter.json");
-    for p in codex_rotor::upstream::shape::UNSUPPORTED {
+    for p in codex_rotor::internals::shape::UNSUPPORTED {
         let mut b = body("hi", true);
         b[*p] = json!(1);
         let want: Value =

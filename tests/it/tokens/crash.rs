@@ -7,7 +7,7 @@
 
 use super::harness::record_of;
 use super::{rt_of, sim};
-use codex_rotor::oauth::HttpRefresher;
+use codex_rotor::HttpRefresher;
 use codex_rotor::sim::{AccountSpec, SimHandle};
 use codex_rotor::store::FileStore;
 use rotor_actors::{

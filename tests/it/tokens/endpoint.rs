@@ -5,8 +5,10 @@
 //! codex_refresh_request.jsonl` is the first line of that shared fixture (a live capture).
 
 use super::{rt_of, sim};
-use codex_rotor::oauth::HttpRefresher;
-use codex_rotor::oauth::login::{DEFAULT_REDIRECT_URI, LoginError, LoginSessions, LoginSettings};
+use codex_rotor::HttpRefresher;
+use codex_rotor::internals::login::{
+    DEFAULT_REDIRECT_URI, LoginError, LoginSessions, LoginSettings,
+};
 use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, FaultTarget};
 use rotor_actors::jwt::Claims;
 use rotor_actors::{RefreshError, RefreshReason, TokenRefresher};
@@ -247,7 +249,7 @@ async fn pkce_login_adds_an_account_and_a_replayed_callback_is_refused() {
     ));
 
     // The tokens become an account through the same import path as everything else.
-    let recs = codex_rotor::accounts::login_record(&tokens, 1).expect("a record");
+    let recs = codex_rotor::login_record(&tokens, 1).expect("a record");
     assert_eq!(recs.identity.chatgpt_account_id, claims.chatgpt_account_id);
     sim.shutdown().await;
 }

@@ -2,8 +2,8 @@
 //! `FileStore` in a temporary data directory, a usage prober speaking HTTP to the simulator,
 //! and the system clock — nothing mocked.
 
-use codex_rotor::accounts::parse_file;
-use codex_rotor::oauth::HttpRefresher;
+use codex_rotor::HttpRefresher;
+use codex_rotor::parse_file;
 use codex_rotor::sim::{CreatedAccount, SimHandle};
 use codex_rotor::store::FileStore;
 use futures::future::BoxFuture;

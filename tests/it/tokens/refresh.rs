@@ -7,7 +7,7 @@
 
 use super::harness::{Harness, fast_config, record_of, wait_for};
 use super::{rt_of, sim};
-use codex_rotor::oauth::HttpRefresher;
+use codex_rotor::HttpRefresher;
 use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, FaultTarget, SimHandle};
 use rotor_actors::{
     Clock, PickRequest, PoolConfig, PoolHandle, RefreshReason, Status, SystemClock, TokenRefresher,
@@ -312,7 +312,7 @@ async fn a_refresh_token_alone_becomes_a_working_account() {
     let sim = sim().await;
     let acct = sim.create_account(AccountSpec::default());
     let line = format!("{}\n", rt_of(&acct.auth_json));
-    let rec = codex_rotor::accounts::parse_file(line.as_bytes(), SystemClock.now_ms())
+    let rec = codex_rotor::parse_file(line.as_bytes(), SystemClock.now_ms())
         .expect("imports")
         .remove(0);
     assert!(rec.tokens.access_token.is_empty());

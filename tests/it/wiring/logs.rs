@@ -4,8 +4,8 @@
 //! `server.trust_forwarded_headers` is set.
 
 use crate::support::{responses_body, start_env_with};
-use codex_rotor::logging::{LogFormat, subscriber};
 use codex_rotor::sim::SimOptions;
+use codex_rotor::{LogFormat, subscriber};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use tracing_subscriber::fmt::MakeWriter;

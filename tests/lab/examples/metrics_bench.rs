@@ -7,8 +7,8 @@
 //!
 //! `cargo run --release --example metrics_bench` (or `--profile dev-opt` for a faster build).
 
-use codex_rotor::metrics::Metrics;
-use codex_rotor::recent::RequestRecord;
+use codex_rotor::Metrics;
+use codex_rotor::RequestRecord;
 use rotor_actors::quota::{Bucket, Quota};
 use rotor_actors::{AccountView, Identity, PoolSummary, Status, Usage, UsageCounters};
 use std::hint::black_box;

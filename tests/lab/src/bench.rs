@@ -183,7 +183,7 @@ pub async fn sim(b: &SimBench) -> anyhow::Result<SimBenchReport> {
     let body = serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
         "instructions": "You are Codex.", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]});
     let spec = |stop| LoadSpec {
-        url: codex_rotor::upstream::responses_url(&sim.backend_url()),
+        url: codex_rotor::responses_url(&sim.backend_url()),
         headers: vec![
             ("authorization".into(), format!("Bearer {token}")),
             ("content-type".into(), "application/json".into()),

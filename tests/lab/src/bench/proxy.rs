@@ -154,7 +154,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     for &c in &b.concurrency {
         let mut rounds = Vec::new();
         let direct_spec = |stop| LoadSpec {
-            url: codex_rotor::upstream::responses_url(&sim.backend_url()),
+            url: codex_rotor::responses_url(&sim.backend_url()),
             headers: headers(&direct_token, Some(&direct_account)),
             body: body.clone().into(),
             concurrency: c,
@@ -216,7 +216,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
 }
 
 /// A small streamed request as the Codex CLI sends it: already in the backend's shape
-/// (`codex_rotor::upstream::shape`), so the daemon passes it on as the same bytes.
+/// (`codex_rotor::internals::shape`), so the daemon passes it on as the same bytes.
 pub(super) fn codex_body() -> String {
     serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
         "instructions": "You are Codex.", "include": ["reasoning.encrypted_content"], "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
@@ -359,7 +359,7 @@ impl Child {
             .args(["--log-level", "warn", "bench", "passthrough", "--listen"])
             .arg(addr.to_string())
             .arg("--upstream")
-            .arg(codex_rotor::upstream::responses_url(&sim.backend_url()))
+            .arg(codex_rotor::responses_url(&sim.backend_url()))
             .arg("--credentials")
             .arg(&credentials)
             .stdout(Stdio::null())
@@ -667,7 +667,7 @@ mod tests {
     /// same bytes, or the figures are of the rewrite path instead.
     #[test]
     fn the_bench_body_passes_through_as_the_same_bytes() {
-        use codex_rotor::upstream::shape;
+        use codex_rotor::internals::shape;
         let body = bytes::Bytes::from(codex_body());
         let look = shape::look(&body).expect("look");
         let (sent, _) = shape::for_upstream(&body, &look, None).expect("shaped");

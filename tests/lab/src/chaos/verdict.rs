@@ -152,7 +152,7 @@ pub(super) async fn records_hold(
             &missing[..missing.len().min(3)]
         ),
     );
-    let refresher = codex_rotor::oauth::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
+    let refresher = codex_rotor::HttpRefresher::new(reqwest::Client::new(), sim.token_url());
     let mut dead = Vec::new();
     for r in recs {
         let Some(rt) = r.tokens.refresh_token.clone() else {

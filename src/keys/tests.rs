@@ -1,9 +1,10 @@
 //! Client keys: constant-time lookup, disabled keys, requests-per-minute buckets (with paused
 //! tokio time), concurrency permits released on drop, model globs, atomic reload that keeps
-//! in-flight permits counted, and the admin key.
+//! in-flight permits counted, and the daemon-wide limit. (The admin key is checked by
+//! `http::admin::session::keys_match`, tested there.)
 
-use codex_rotor::config::{AdminConfig, ClientKeyConfig, KeysConfig, Secret};
-use codex_rotor::keys::{AdminKey, KeyRejection, KeyStore};
+use super::{KeyRejection, KeyStore};
+use crate::config::{ClientKeyConfig, KeysConfig, Secret};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -255,27 +256,9 @@ fn reload_swaps_keys_and_keeps_in_flight_permits_counted() {
 }
 
 #[test]
-fn admin_key_check() {
-    let cfg = AdminConfig {
-        key: Some(Secret::from("admin-key-0000")),
-        ..Default::default()
-    };
-    let admin = AdminKey::from_config(&cfg).unwrap().expect("configured");
-    assert!(admin.verify("admin-key-0000"));
-    assert!(!admin.verify("admin-key-000"));
-    assert!(!admin.verify(""));
-    assert_eq!(format!("{admin:?}"), "AdminKey(***)");
-    assert!(
-        AdminKey::from_config(&AdminConfig::default())
-            .unwrap()
-            .is_none()
-    );
-}
-
-#[test]
 fn the_daemon_wide_limit_spans_all_keys_and_reloads() {
     let s = store(vec![key("a", "key-a-00000000"), key("b", "key-b-00000000")]);
-    s.set_limits(&codex_rotor::config::LimitsConfig {
+    s.set_limits(&crate::config::LimitsConfig {
         max_concurrent_requests: 2,
     });
     let a = s.authenticate("key-a-00000000").unwrap();
@@ -293,7 +276,7 @@ fn the_daemon_wide_limit_spans_all_keys_and_reloads() {
     assert_eq!(s.total_in_flight(), 2, "a refusal holds no slot");
     drop(a);
     let a2 = s.authenticate("key-a-00000000").unwrap();
-    s.set_limits(&codex_rotor::config::LimitsConfig {
+    s.set_limits(&crate::config::LimitsConfig {
         max_concurrent_requests: 3,
     });
     let c = s.authenticate("key-b-00000000").unwrap();
@@ -305,7 +288,7 @@ fn the_daemon_wide_limit_spans_all_keys_and_reloads() {
 #[test]
 fn the_daemon_wide_limit_applies_to_an_open_pool_and_survives_a_rate_refusal() {
     let open = store(Vec::new());
-    open.set_limits(&codex_rotor::config::LimitsConfig {
+    open.set_limits(&crate::config::LimitsConfig {
         max_concurrent_requests: 1,
     });
     let p = open.authenticate("").unwrap();
