@@ -15,7 +15,9 @@
 //! (account ticks), which is subtracted for the run's duration. The profiles are kept for
 //! `callgrind_annotate`, which shows which functions grew.
 
-use super::proxy::{Child, codex_body, daemon_config, headers, make_accounts};
+use super::proxy::{
+    CODEX_THREAD, Child, codex_body, codex_body_with_ids, daemon_config, headers, make_accounts,
+};
 use crate::bench::spawn_sim_on_one_core;
 use crate::loadgen::{self, LoadSpec, Stop};
 use anyhow::Context;
@@ -46,6 +48,10 @@ pub struct InstructionsBench {
     /// Words per answer (more words = more SSE events per response).
     #[arg(long, default_value_t = 8)]
     pub words: usize,
+    /// Send the thread's ids as the Codex CLI does (`session_id` header, `prompt_cache_key`
+    /// in the body), which the daemon replaces per account (docs/protocol.md §2).
+    #[arg(long)]
+    pub codex_ids: bool,
     /// Where the callgrind profiles are written (default: a fresh directory under the
     /// system's temporary directory, printed with the report).
     #[arg(long)]
@@ -141,8 +147,19 @@ async fn count(
     let pid = child.child.id();
     let spec = |n| LoadSpec {
         url: format!("http://{addr}/v1/responses"),
-        headers: headers(key, None),
-        body: codex_body().into(),
+        headers: {
+            let mut h = headers(key, None);
+            if b.codex_ids {
+                h.push(("session_id".into(), CODEX_THREAD.into()));
+            }
+            h
+        },
+        body: if b.codex_ids {
+            codex_body_with_ids()
+        } else {
+            codex_body()
+        }
+        .into(),
         concurrency: 1,
         stop: Stop::Requests(n),
         expect_body_contains: Some("\"response.completed\"".into()),

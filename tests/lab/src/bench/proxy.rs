@@ -223,6 +223,21 @@ pub(super) fn codex_body() -> String {
     .to_string()
 }
 
+/// The conversation id the Codex CLI sends with every turn of one thread, for
+/// `bench instructions --codex-ids`.
+pub(super) const CODEX_THREAD: &str = "0199a3e4-7b1c-4f2a-9d3e-5c6b7a8f9e01";
+
+/// [`codex_body`] with the thread's `prompt_cache_key`, as every Codex turn carries it (the
+/// daemon replaces such client ids per account, so this body is written over, not passed on
+/// as the same bytes).
+pub(super) fn codex_body_with_ids() -> String {
+    serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
+        "instructions": "You are Codex.", "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": CODEX_THREAD,
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "say hi"}]}]})
+    .to_string()
+}
+
 pub(super) fn headers(token: &str, account: Option<&str>) -> Vec<(String, String)> {
     let mut h = vec![
         ("authorization".into(), format!("Bearer {token}")),
