@@ -112,6 +112,14 @@ impl ClientProtocol for Responses {
     /// not a usage limit and fails the turn at once, while it retries a 503 whose code is not
     /// `server_is_overloaded`/`slow_down` with backoff (docs/protocol.md §13.3); the openai SDK
     /// retries both, honouring `Retry-After`.
+    fn broken_stream(&self, message: &str) -> Vec<bytes::Bytes> {
+        vec![stream::failed_event(
+            None,
+            "upstream_premature_close",
+            message,
+        )]
+    }
+
     fn render(&self, e: ApiError) -> Response {
         let busy = matches!(e, ApiError::KeyRateLimited { .. });
         let mut resp = e.into_response();

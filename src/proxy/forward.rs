@@ -164,6 +164,19 @@ pub fn soonest_reset(view: &ClusterView, local: Option<i64>) -> Option<i64> {
         .min()
 }
 
+/// A relayed body on its way: the peer's chunks, what lives as long as the body, the frames
+/// that end it if it breaks, and whether the last chunk ended an event.
+struct Relay<S> {
+    chunks: S,
+    held: Option<(Outcome, Box<dyn Send>)>,
+    broken: Vec<Bytes>,
+    at_boundary: bool,
+}
+
+/// What a client reads when the peer serving its forwarded stream stops mid-answer.
+pub const BROKEN: &str =
+    "the node serving this request stopped answering mid-stream; retry the request";
+
 /// Sends the request to `peer` and answers the client with the peer's answer, holding the
 /// key's permit until it ends; or, when the peer could not be used before its answer's head,
 /// hands the record back for the caller to serve or refuse locally.
@@ -177,11 +190,15 @@ pub async fn cross(
     req: Outgoing<'_>,
     mut out: Outcome,
     permit: &mut Option<Permit>,
+    broken: Vec<Bytes>,
 ) -> Result<Response, Outcome> {
+    let stream = req.stream;
     match to_peer(state, node, peer, why, account, req, &mut out).await {
         Ok(resp) => {
             let idle = state.config().upstream.idle_timeout;
-            Ok(relay(resp, idle, out, permit.take()))
+            // Only a stream can be ended with frames; a collected body that breaks is cut.
+            let broken = if stream { broken } else { Vec::new() };
+            Ok(relay(resp, idle, out, permit.take(), broken))
         }
         Err(_) => Err(out),
     }
@@ -243,13 +260,16 @@ async fn to_peer(
 }
 
 /// The peer's answer as this node's: its status and headers, then its body as it arrives, each
-/// chunk within `idle` of the last (the upstream idle bound). `hold` (the request's record and
-/// the key's permit) lives as long as the body.
+/// chunk within `idle` of the last (the upstream idle bound). If the body breaks off or goes
+/// idle, `broken` (the client protocol's failure frames; empty for a collected answer) ends it
+/// at an event boundary, so a streaming client reads a failed stream, not a cut connection.
+/// `hold` (the request's record and the key's permit) lives as long as the body.
 pub fn relay(
     resp: reqwest::Response,
     idle: Duration,
     mut out: Outcome,
     hold: impl Send + 'static,
+    broken: Vec<Bytes>,
 ) -> Response {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut head = HeaderMap::with_capacity(resp.headers().len());
@@ -263,24 +283,39 @@ pub fn relay(
     out.first_byte();
     out.finish(status.as_u16(), None);
     let chunks = resp.bytes_stream();
-    let stream = futures::stream::unfold(
-        (chunks, Some((out, hold))),
-        move |(mut chunks, held)| async move {
-            held.as_ref()?;
-            match tokio::time::timeout(idle, chunks.next()).await {
-                Ok(Some(Ok(bytes))) => Some((Ok(bytes), (chunks, held))),
-                Ok(Some(Err(e))) => Some((
-                    Err(std::io::Error::other(crate::upstream::chain(&e))),
-                    (chunks, None),
-                )),
-                Ok(None) => None,
-                Err(_) => Some((
-                    Err(std::io::Error::other("the peer's answer went idle")),
-                    (chunks, None),
-                )),
+    let state = Relay {
+        chunks,
+        held: Some((out, Box::new(hold) as Box<dyn Send>)),
+        broken,
+        at_boundary: true,
+    };
+    let stream = futures::stream::unfold(state, move |mut r| async move {
+        r.held.as_ref()?;
+        let why = match tokio::time::timeout(idle, r.chunks.next()).await {
+            Ok(Some(Ok(bytes))) => {
+                r.at_boundary = bytes.ends_with(b"\n\n");
+                return Some((Ok(bytes), r));
             }
-        },
-    );
+            Ok(None) => return None,
+            Ok(Some(Err(e))) => crate::upstream::chain(&e),
+            Err(_) => "the peer's answer went idle".to_owned(),
+        };
+        tracing::warn!(error = %why, "a forwarded answer broke off");
+        r.held = None;
+        if r.broken.is_empty() {
+            return Some((Err(std::io::Error::other(why)), r));
+        }
+        // Close a half-sent event first, so the failure frames parse as events of their own.
+        let mut end = if r.at_boundary {
+            Vec::new()
+        } else {
+            b"\n\n".to_vec()
+        };
+        for f in std::mem::take(&mut r.broken) {
+            end.extend_from_slice(&f);
+        }
+        Some((Ok(Bytes::from(end)), r))
+    });
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = status;
     *resp.headers_mut() = head;

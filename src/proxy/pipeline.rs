@@ -86,6 +86,11 @@ pub trait ClientProtocol: Send + 'static {
 
     /// An error in the protocol's shape.
     fn render(&self, e: ApiError) -> Response;
+
+    /// The frames that end, in the protocol's own shape, a client stream the daemon cannot
+    /// finish: a peer's answer it relays broke off (docs/cluster.md "Requests across nodes").
+    /// The client then sees a failed stream it can retry, never a silent cut.
+    fn broken_stream(&self, message: &str) -> Vec<Bytes>;
 }
 
 /// A body stream as the client receives it.
@@ -147,6 +152,7 @@ pub async fn serve<P: ClientProtocol>(
                 outgoing,
                 out,
                 &mut permit,
+                protocol.broken_stream(forward::BROKEN),
             )
             .await
             {
@@ -249,6 +255,7 @@ async fn refuse<P: ClientProtocol>(
             outgoing,
             out,
             &mut permit,
+            protocol.broken_stream(forward::BROKEN),
         )
         .await
         {

@@ -211,6 +211,11 @@ impl ClientProtocol for Translator {
     fn render(&self, e: ApiError) -> Response {
         reply::render(e, self.0)
     }
+
+    fn broken_stream(&self, message: &str) -> Vec<Bytes> {
+        TranslateError::upstream_failed(Some("upstream_premature_close"), message)
+            .stream_frames(self.0)
+    }
 }
 
 impl Encoder for ChatStream {

@@ -441,3 +441,100 @@ async fn a_forwarded_request_is_never_forwarded_again_even_if_ownership_moved_me
         n.daemon.shutdown().await;
     }
 }
+
+/// A TCP hop between two nodes the test can cut: every connection through it is dropped at
+/// once, as when the peer's host dies mid-answer.
+async fn cuttable(to: std::net::SocketAddr) -> (String, Arc<tokio::sync::Notify>) {
+    let listener = tokio::net::TcpListener::bind(loopback())
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cut = Arc::new(tokio::sync::Notify::new());
+    let c = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = c.notified() => {}
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), cut)
+}
+
+#[tokio::test]
+async fn a_forwarded_stream_the_peer_stops_mid_answer_ends_with_a_failure_in_the_clients_protocol()
+{
+    let (sim, accts) = accounts(1).await;
+    let (z_sim, z) = accts[0].clone();
+    // `a` has no account: every request spills to `b`, reached through a hop the test cuts.
+    let a = Node::start(&sim, "a", &[]).await;
+    let b = Node::start(&sim, "b", std::slice::from_ref(&z)).await;
+    published(&b, |s| s.serving == 1).await;
+    let (hop, cut) = cuttable(b.daemon.addr).await;
+    a.view.write().peers = vec![Peer {
+        advertise: hop,
+        ..b.as_peer()
+    }];
+    let messages = json!({"model": "claude-x", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    for (path, body, ending) in [
+        (
+            "/v1/responses",
+            responses_body(true),
+            "event: response.failed",
+        ),
+        ("/v1/messages", messages, "event: error"),
+    ] {
+        // The peer's upstream pauses after two events: the cut lands mid-answer.
+        sim.inject(
+            codex_rotor::sim::FaultSpec::always(codex_rotor::sim::FaultKind::Stall {
+                after_events: 2,
+                millis: 5_000,
+            })
+            .for_account(&z_sim)
+            .times(1),
+        );
+        let resp = http()
+            .post(a.url(path))
+            .bearer_auth(POOL_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("answer head");
+        assert_eq!(resp.status(), 200, "{path}");
+        let reading = tokio::spawn(resp.text());
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cut.notify_waiters();
+        let text = tokio::time::timeout(Duration::from_secs(10), reading)
+            .await
+            .expect("the stream ends soon after the cut")
+            .expect("task")
+            .unwrap_or_else(|e| panic!("{path}: the client saw a cut stream: {e}"));
+        assert!(text.contains(ending), "{path}: {text}");
+        assert!(
+            text.contains("stopped answering mid-stream"),
+            "{path}: {text}"
+        );
+        // Every event parses: the failure frames start at an event boundary.
+        for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            for line in block.lines().filter(|l| l.starts_with("data: ")) {
+                let data = &line["data: ".len()..];
+                if data != "[DONE]" {
+                    serde_json::from_str::<Value>(data)
+                        .unwrap_or_else(|e| panic!("{path}: {e}: {data:?} in {text}"));
+                }
+            }
+        }
+        assert_eq!(a.last().forwarded_to.as_deref(), Some("b"), "{path}");
+    }
+    for n in [a, b] {
+        n.daemon.shutdown().await;
+    }
+}
