@@ -42,7 +42,13 @@ async fn a_clustered_node_shows_its_nodes_and_who_owns_each_account() {
         let mut s = view.write();
         s.owners.insert(mine.clone(), "node-a".into());
         s.owners.insert(theirs.clone(), "node-b".into());
-        s.local.serving = 1;
+    }
+    // The node publishes its own summary every second: wait for its pool's three accounts.
+    for _ in 0..100 {
+        if view.read().local.serving == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut b = Browser::launch(1400, 1000).await.expect("chromium starts");
     login(&mut b, &rig).await;
@@ -66,9 +72,16 @@ async fn a_clustered_node_shows_its_nodes_and_who_owns_each_account() {
     assert!(a["badge"].as_str().unwrap().contains("active"), "{a}");
     assert!(a["lease"].as_str().unwrap().contains("epoch 4"), "{a}");
     assert!(a["lease"].as_str().unwrap().contains("left"), "{a}");
+    // Serving is what the node publishes from its own pool (the rig's pool runs all three
+    // accounts, whatever the hand-filled owners say); owned is read from the owners.
+    let published = view.read().local.serving;
+    assert_eq!(
+        published, 3,
+        "the node publishes its pool's serving accounts"
+    );
     assert_eq!(
         (&a["owned"], &a["serving"]),
-        (&Value::from("1"), &Value::from("1"))
+        (&Value::from("1"), &Value::from(published.to_string()))
     );
     assert_eq!(a["advertise"], "http://10.0.0.5:8080");
     assert_eq!(
