@@ -366,21 +366,36 @@ pub async fn write_new(
         return Err(DbError::NotEmpty { accounts: held });
     }
     for rec in records {
-        let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
-        tx.execute(
-            "insert into rotor_account_owner (account, owner_gen) values ($1, 1)
-             on conflict (account) do update set owner_gen = rotor_account_owner.owner_gen + 1",
-            &[&rec.id],
-        )
-        .await?;
-        tx.execute(
-            "insert into rotor_account (id, record, tokens, added_at)
-             values ($1, $2::text::jsonb, $3, $4)",
-            &[&rec.id, &json, &sealed, &rec.added_at],
-        )
-        .await?;
+        write_unowned(&tx, rec, key).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Writes `rec` outside any node's ownership (a migration into an empty database, an offline
+/// import while no node is live), inside the caller's transaction: the account's owner
+/// generation moves on (1 for a new account), so a writer still holding an older one is
+/// fenced out, and the record with its sealed tokens is stored or replaced.
+async fn write_unowned(
+    tx: &impl GenericClient,
+    rec: &AccountRecord,
+    key: &StoreKey,
+) -> Result<(), DbError> {
+    let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
+    tx.execute(
+        "insert into rotor_account_owner (account, owner_gen) values ($1, 1)
+         on conflict (account) do update set owner_gen = rotor_account_owner.owner_gen + 1",
+        &[&rec.id],
+    )
+    .await?;
+    tx.execute(
+        "insert into rotor_account (id, record, tokens, added_at)
+         values ($1, $2::text::jsonb, $3, $4)
+         on conflict (id) do update set record = excluded.record, tokens = excluded.tokens,
+             updated_at = clock_timestamp()",
+        &[&rec.id, &json, &sealed, &rec.added_at],
+    )
+    .await?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! tokens are new then goes through [`LeaseDb::import_tokens`] (token version + 1, a refresh intent and
 //! `refresh_ambiguous` cleared), the one place that rule lives.
 
-use super::{columns_of, prepare, read_all, runtime};
+use super::{prepare, read_all, runtime, write_unowned};
 use crate::store::StoreKey;
 use crate::store::postgres::{DbError, LeaseDb, NOW};
 use rotor_actors::AccountRecord;
@@ -57,21 +57,7 @@ pub async fn import_offline<R>(
         .map(|r| r.id.as_str())
         .collect();
     for rec in &changed {
-        let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
-        tx.execute(
-            "insert into rotor_account_owner (account, owner_gen) values ($1, 1)
-             on conflict (account) do update set owner_gen = rotor_account_owner.owner_gen + 1",
-            &[&rec.id],
-        )
-        .await?;
-        tx.execute(
-            "insert into rotor_account (id, record, tokens, added_at)
-             values ($1, $2::text::jsonb, $3, $4)
-             on conflict (id) do update set record = excluded.record, tokens = excluded.tokens,
-                 updated_at = clock_timestamp()",
-            &[&rec.id, &json, &sealed, &rec.added_at],
-        )
-        .await?;
+        write_unowned(&tx, rec, key).await?;
     }
     tx.commit().await?;
     // The tokens are durable; now the rule that fresh tokens clear an intent and ambiguity.
