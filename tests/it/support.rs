@@ -21,6 +21,9 @@ use std::time::Duration;
 pub const POOL_KEY: &str = "test-pool-key-0123456789";
 /// The admin key every test daemon accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+/// The secret every cluster node of the tests signs forwarded requests with (base64 of 42
+/// bytes; a test value).
+pub const CLUSTER_SECRET: &str = "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5";
 
 /// Simulator + daemon + accounts, torn down on [`TestEnv::shutdown`] (or dropped with the test).
 pub struct TestEnv {

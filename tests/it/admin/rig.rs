@@ -83,11 +83,7 @@ impl Rig {
             Some(view) => {
                 // A node signs what it forwards: it starts only with a readable secret.
                 let secret = dir.path().join("cluster-secret");
-                std::fs::write(
-                    &secret,
-                    "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5",
-                )
-                .expect("secret");
+                std::fs::write(&secret, crate::support::CLUSTER_SECRET).expect("secret");
                 cfg.cluster.secret_file = Some(secret);
                 codex_rotor::server::start_node(cfg, store, records, quarantined, Some(view)).await
             }

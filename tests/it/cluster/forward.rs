@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-const SECRET: &str = "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5";
+const SECRET: &str = crate::support::CLUSTER_SECRET;
 
 /// One node: a daemon with its view and its own data directory.
 struct Node {

@@ -74,11 +74,7 @@ impl Cluster {
         std::fs::create_dir_all(&dir).expect("node dir");
         let port = free_port();
         let secret = dir.join("cluster-secret");
-        std::fs::write(
-            &secret,
-            "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5",
-        )
-        .expect("secret");
+        std::fs::write(&secret, crate::support::CLUSTER_SECRET).expect("secret");
         let cluster = format!(
             "[cluster]\nenabled = true\nnode_id = {name:?}\nttl = \"{}ms\"\nmargin = \"500ms\"\n\
              claim_every = \"250ms\"\nsecret_file = {secret:?}\n",

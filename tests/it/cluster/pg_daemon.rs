@@ -62,10 +62,7 @@ impl Daemon {
             .arg(config)
             .env("CODEX_ROTOR_STORE_KEY", KEY_B64)
             // The secret cluster nodes sign forwarded requests with (a test value).
-            .env(
-                "CODEX_ROTOR_CLUSTER_SECRET",
-                "Y2x1c3Rlci1jaGFvcy1mb3J3YXJkaW5nLXNlY3JldC0wMTIzNDU2Nzg5",
-            )
+            .env("CODEX_ROTOR_CLUSTER_SECRET", crate::support::CLUSTER_SECRET)
             .env("ROTOR_PGD_ADMIN", ADMIN_KEY)
             .env("ROTOR_PGD_POOL", POOL_KEY)
             .stdin(Stdio::null())
