@@ -95,6 +95,10 @@ fn cfg() -> PoolConfig {
 }
 
 async fn bench(n: usize, tick: Duration) {
+    bench_picks(n, tick, PICKS).await
+}
+
+async fn bench_picks(n: usize, tick: Duration, picks: usize) {
     let c = PoolConfig { tick, ..cfg() };
     let pool = PoolHandle::start(c, effects(), (0..n).map(record).collect())
         .await
@@ -111,8 +115,8 @@ async fn bench(n: usize, tick: Duration) {
         .map(|_| {
             let (pool, req) = (pool.clone(), req.clone());
             tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(PICKS);
-                for _ in 0..PICKS {
+                let mut lat = Vec::with_capacity(picks);
+                for _ in 0..picks {
                     let t = Instant::now();
                     let lease = pool.pick(req.clone()).await.expect("pick");
                     lat.push(t.elapsed());
@@ -162,6 +166,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // `PICK_BENCH=<accounts>:<picks>` runs one pool size, no tick, no memory phase: for counting
+    // instructions under callgrind (two runs with different <picks>, difference per pick).
+    if let Some((n, picks)) = std::env::var("PICK_BENCH").ok().and_then(|v| {
+        let (n, p) = v.split_once(':')?;
+        Some((n.parse().ok()?, p.parse().ok()?))
+    }) {
+        rt.block_on(bench_picks(n, Duration::from_secs(3_600), picks));
+        return;
+    }
     rt.block_on(async {
         memory(10_000).await;
         let tick = cfg().tick;
