@@ -217,6 +217,17 @@ impl AccountState {
         self.summary(now).is(last)
     }
 
+    /// The availability to push: [`candidate`](Self::candidate) iff it differs from `last`
+    /// (always without one), from one summary, so the push after every message derives the
+    /// headroom's lease cap once, not once to compare and again to build.
+    pub fn candidate_if_changed(&self, last: Option<&Candidate>, now: UnixMs) -> Option<Candidate> {
+        let sum = self.summary(now);
+        match last {
+            Some(l) if sum.is(l) => None,
+            _ => Some(sum.to_candidate()),
+        }
+    }
+
     /// Availability of a record before its actor runs: the supervisor seeds its view with it
     /// at spawn, so a pick right after start does not find an empty pool.
     pub fn seed(rec: &AccountRecord, max_leases: u32, now: UnixMs) -> Candidate {

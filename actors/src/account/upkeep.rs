@@ -91,13 +91,7 @@ pub(super) fn probed(
 
 /// Pushes availability to the supervisor if it changed.
 pub(super) fn push(s: &mut Running, now: UnixMs) {
-    if let Some(last) = &s.st.last_pushed
-        && s.st.candidate_unchanged(last, now)
-    {
-        return;
-    }
-    let c = s.st.candidate(now);
-    if s.st.last_pushed.as_ref() != Some(&c) {
+    if let Some(c) = s.st.candidate_if_changed(s.st.last_pushed.as_ref(), now) {
         (s.notify)(Report::Availability(c.clone()));
         s.st.last_pushed = Some(c);
     }
