@@ -268,7 +268,20 @@ impl Quota {
 
     /// Every known bucket with its id, in the order of [`ids`](Self::ids), without allocating.
     pub fn iter(&self) -> impl Iterator<Item = (BucketId<&str>, &Bucket)> {
-        self.ids().filter_map(|id| Some((id, self.bucket(&id)?)))
+        // Walks the slots themselves rather than looking each id of `ids` up again: it runs
+        // several times per lease (the availability push, the headroom rule).
+        let main = [
+            (BucketId::Primary, &self.primary),
+            (BucketId::Secondary, &self.secondary),
+            (BucketId::CodeReview, &self.code_review),
+        ];
+        let extra = self
+            .extra
+            .iter()
+            .flat_map(|(id, x)| Span::ALL.map(|s| (BucketId::Extra(id.as_str(), s), x.slot(s))));
+        main.into_iter()
+            .chain(extra)
+            .filter_map(|(id, b)| Some((id, b.as_ref()?)))
     }
 
     /// Every known bucket with its name, in the order of [`ids`](Self::ids).
@@ -303,12 +316,16 @@ impl Quota {
 
     /// All exhausted buckets (any model).
     pub fn locks(&self) -> Vec<Lock> {
-        self.exhausted()
-            .map(|(id, b)| Lock {
+        // `for_each` lets the chained iterator run its own loop (cheaper than `collect`'s
+        // `next` calls): this builds every availability push.
+        let mut out = Vec::new();
+        self.exhausted().for_each(|(id, b)| {
+            out.push(Lock {
                 bucket: id.to_owned(),
                 until: b.lock_until(),
             })
-            .collect()
+        });
+        out
     }
 
     /// The exhausted buckets that govern a request ([`BucketId::governs`]), borrowed.
@@ -392,6 +409,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn iter_lists_every_known_bucket_in_the_order_of_ids() {
+        let b = Some(Bucket::default());
+        let mut q = Quota {
+            primary: b.clone(),
+            code_review: b.clone(),
+            ..Quota::default()
+        };
+        for (id, primary, secondary) in [("zz_limit", true, true), ("codex_bengalfox", false, true)]
+        {
+            q.extra.insert(
+                id.into(),
+                ExtraLimit {
+                    primary: if primary { b.clone() } else { None },
+                    secondary: if secondary { b.clone() } else { None },
+                    ..ExtraLimit::default()
+                },
+            );
+        }
+        let by_lookup: Vec<_> = q.ids().filter(|id| q.bucket(id).is_some()).collect();
+        let listed: Vec<_> = q.iter().map(|(id, _)| id).collect();
+        assert_eq!(listed, by_lookup);
+        assert_eq!(listed.len(), 5);
+        assert_eq!(
+            listed[2],
+            BucketId::Extra("codex_bengalfox", Span::Secondary)
+        );
     }
 
     #[test]
