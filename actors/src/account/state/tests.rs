@@ -128,3 +128,25 @@ fn the_allocation_free_comparison_agrees_with_building_the_candidate() {
     assert!(!st.candidate_unchanged(&last, 10), "tokens not durable");
     assert_eq!(st.candidate_unchanged(&last, 10), st.candidate(10) == last);
 }
+
+#[test]
+fn the_push_builds_the_candidate_only_when_it_changed() {
+    let mut st = state();
+    assert_eq!(st.candidate_if_changed(None, 10), Some(st.candidate(10)));
+    let last = st.candidate(10);
+    assert_eq!(
+        st.candidate_if_changed(Some(&last), 10),
+        None,
+        "nothing new"
+    );
+    st.leases += 1;
+    let pushed = st.candidate_if_changed(Some(&last), 10);
+    assert_eq!(pushed, Some(st.candidate(10)), "a lease");
+    assert_eq!(pushed.as_ref().map(|c| c.leases), Some(1));
+    st.rec.usage.last_used = Some(10);
+    assert_eq!(
+        st.candidate_if_changed(pushed.as_ref(), 10),
+        Some(st.candidate(10)),
+        "last used"
+    );
+}
