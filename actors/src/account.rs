@@ -64,8 +64,9 @@ pub enum AccountMsg {
     Release(Option<Usage>),
     /// Quota headers of an upstream answer.
     HeaderObserved(quota::Observation),
-    /// Upstream answered 429.
-    Applied429(quota::Rejection429),
+    /// Upstream answered 429. Boxed: a rejection carries the quota its headers report, and
+    /// every message is as large as the largest variant, moved several times per lease.
+    Applied429(Box<quota::Rejection429>),
     /// Upstream failed in another way.
     UpstreamFailed {
         /// The failure class and its evidence.
@@ -284,7 +285,7 @@ impl Actor for AccountActor {
                 act(&me, s, actions, now);
             }
             AccountMsg::Applied429(r) => {
-                let actions = s.st.quota(Event::Applied429(r), now);
+                let actions = s.st.quota(Event::Applied429(*r), now);
                 act(&me, s, actions, now);
             }
             AccountMsg::UpstreamFailed { failure, at } => {
@@ -346,3 +347,18 @@ impl Actor for AccountActor {
 
 /// Why an account actor stopped when another node took its account over.
 pub const LOST: &str = "another node owns the account now";
+
+#[cfg(test)]
+mod tests {
+    /// A message is moved several times per lease (cast, mailbox, handler): no rare variant may
+    /// make every `Reserve` and `Release` larger than the headers' observation they already carry.
+    #[test]
+    fn no_message_is_larger_than_an_observed_header() {
+        let header = std::mem::size_of::<super::AccountMsg>();
+        let observation = std::mem::size_of::<crate::quota::Observation>();
+        assert!(
+            header <= observation + 16,
+            "AccountMsg {header} B, Observation {observation} B"
+        );
+    }
+}

@@ -62,7 +62,7 @@ impl Lease {
 
     /// Reports a 429 (`Applied429`).
     pub fn rejected(&self, r: quota::Rejection429) {
-        self.cast(AccountMsg::Applied429(r));
+        self.cast(AccountMsg::Applied429(Box::new(r)));
     }
 
     /// Reports a quota failure met after the head (a `response.failed` or `error` event with a
