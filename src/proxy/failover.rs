@@ -182,7 +182,9 @@ async fn attempt(
         chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref(),
     };
     // Client ids are replaced in place (same length), so the reasoning places still hold.
-    let own = pseudonym::body_for(&req.upstream_body, &req.ids, &lease.account_id);
+    // One computation of each id's stand-in, shared by the body and every try's headers.
+    let mut ids = pseudonym::StandIns::new(&lease.account_id, state.pseudonyms());
+    let own = ids.body(&req.upstream_body, &req.ids);
     let mut body = reasoning::for_account(state.minted(), &own, &req.reasoning, &lease.account_id);
     let mut backstop_left = true;
     let mut tries = 0;
@@ -190,7 +192,7 @@ async fn attempt(
         let last_try = tries >= max_retries;
         let reason = match state
             .upstream()
-            .responses(creds, body.clone(), headers)
+            .responses(creds, body.clone(), headers, &mut ids)
             .await
         {
             Ok(resp) if resp.status().is_success() => {
