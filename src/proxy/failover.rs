@@ -29,12 +29,14 @@ pub struct Served {
     pub lease: Lease,
     /// The upstream response, head received, body not yet read.
     pub response: reqwest::Response,
+    /// The client's `prompt_cache_key` for the stand-in upstream got and echoes, if it got one.
+    pub echo: Option<pseudonym::Echo>,
 }
 
 /// What one account's attempt ended in.
 enum AccountOutcome {
-    /// Upstream is streaming an answer.
-    Served(reqwest::Response),
+    /// Upstream is streaming an answer to the key of [`Served::echo`].
+    Served(reqwest::Response, Option<pseudonym::Echo>),
     /// This account cannot serve the request; try another. The error is what the client gets
     /// if no other account can.
     Next(ApiError),
@@ -108,7 +110,13 @@ async fn try_accounts(
         out.rec.account_id = Some(lease.account_id.clone());
         crate::http::middleware::record_account(&lease.account_id);
         match attempt(state, &lease, req, headers, max_retries, out).await {
-            AccountOutcome::Served(response) => return Ok(Served { lease, response }),
+            AccountOutcome::Served(response, echo) => {
+                return Ok(Served {
+                    lease,
+                    response,
+                    echo,
+                });
+            }
             AccountOutcome::Final(e) => return Err(e),
             AccountOutcome::Next(e) => {
                 exclude.push(lease.account_id.clone());
@@ -197,7 +205,8 @@ async fn attempt(
         {
             Ok(resp) if resp.status().is_success() => {
                 observe(lease, Evidence::of_head(&resp, lease.started_at));
-                return AccountOutcome::Served(resp);
+                let echo = pseudonym::Echo::of(&req.upstream_body, &own, &req.ids);
+                return AccountOutcome::Served(resp, echo);
             }
             Ok(resp) => match refused(state, lease, resp, &req.model, out).await {
                 Ok(AccountOutcome::Final(e)) if backstop_left => {

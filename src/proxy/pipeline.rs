@@ -27,7 +27,6 @@ use crate::http::errors::ApiError;
 use crate::http::middleware::RequestId;
 use crate::http::state::AppState;
 use crate::request_body;
-use crate::upstream::pseudonym;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::OriginalUri;
@@ -35,7 +34,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use rotor_actors::Lease;
 use serde_json::Value;
 
 /// What a protocol's adapter builds and uses.
@@ -398,7 +396,7 @@ async fn deliver<P: ClientProtocol>(
         let idle = cfg.upstream.idle_timeout;
         let learn = (!protocol.translated())
             .then(|| super::reasoning::Learner::new(state.minted(), &served.lease.account_id));
-        let echo = echo(state, &req, &served.lease);
+        let echo = served.echo.take();
         let collected = collect::collect(upstream, &mut served.lease, idle, &mut out, learn).await;
         drop(served.lease);
         let answer = collected.and_then(|mut v| {
@@ -422,7 +420,7 @@ async fn deliver<P: ClientProtocol>(
             Err(e) => fail(&protocol, out, e),
         };
     }
-    let echo = echo(state, &req, &served.lease);
+    let echo = served.echo.take();
     let mut pass = stream::PassThrough::new(state, &cfg, served.lease, out, protocol.translated());
     pass.tick = tick;
     pass.names = req.names.clone();
@@ -450,7 +448,7 @@ fn late<P: ClientProtocol>(
             remember_turn(&st, &head, &req);
         }
         let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
-        let echo = echo(&st, &req, &served.lease);
+        let echo = served.echo;
         let mut pass = stream::PassThrough::new(&st, &st.config(), served.lease, out, translated);
         pass.names = req.names.clone();
         pass.echo = echo;
@@ -458,13 +456,6 @@ fn late<P: ClientProtocol>(
     });
     let body = protocol.encode(ctx, raw);
     sse_response(HeaderMap::with_capacity(3), hold(body, permit))
-}
-
-/// What maps the `prompt_cache_key` upstream echoes back to the client's, when `req`'s went to
-/// the account of `lease` as a stand-in (those the request was sent with: remembered, no hash).
-fn echo(state: &AppState, req: &ResponsesRequest, lease: &Lease) -> Option<pseudonym::Echo> {
-    let mut ids = pseudonym::StandIns::new(&lease.account_id, state.pseudonyms());
-    pseudonym::Echo::of(&req.upstream_body, &req.ids, &mut ids)
 }
 
 /// The body, holding the key's concurrency permit exactly as long as it lives.

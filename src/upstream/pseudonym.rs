@@ -226,15 +226,13 @@ static ECHO_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(ECHO_FIELD));
 
 impl Echo {
-    /// What to map back in the answer to `body` (the client's, whose client ids are `spans`)
-    /// when it went to `ids`' account: `None` when its `prompt_cache_key` (the first of
-    /// `spans`) went upstream unchanged. Only the key is rewritten here, its stand-ins those the
-    /// request was sent with (already computed: no hash).
-    pub fn of(body: &[u8], spans: &Spans, ids: &mut StandIns<'_>) -> Option<Echo> {
+    /// What to map back in the answer to `client_body` (whose client ids are `spans`), sent
+    /// as `sent_body`: `None` when its `prompt_cache_key` (the first of `spans`) went upstream
+    /// unchanged. Two slices compared: no hash.
+    pub fn of(client_body: &[u8], sent_body: &[u8], spans: &Spans) -> Option<Echo> {
         let r = spans.ranges.first().filter(|_| spans.key)?;
-        let client = body.get(r.clone())?;
-        let mut sent = client.to_vec();
-        ids.replace_uuids(&mut sent).then(|| Echo {
+        let (client, sent) = (client_body.get(r.clone())?, sent_body.get(r.clone())?);
+        (client != sent).then(|| Echo {
             sent: sent.into(),
             client: client.into(),
         })
@@ -260,11 +258,11 @@ impl Echo {
 
     /// [`Echo::restore_in`] on shared bytes: copied only when the key is there.
     pub fn restore(&self, bytes: Bytes) -> Bytes {
-        if ECHO_FINDER.find(&bytes).is_none() {
+        let Some(first) = ECHO_FINDER.find(&bytes) else {
             return bytes;
-        }
+        };
         let mut out = bytes.to_vec();
-        if self.restore_in(&mut out) {
+        if self.restore_in(&mut out[first..]) {
             Bytes::from(out)
         } else {
             bytes
@@ -474,8 +472,8 @@ mod tests {
         let body = Bytes::from(format!(r#"{{"prompt_cache_key":"{ID}","input":[]}}"#));
         let look = super::super::shape::look(&body).expect("look");
         let spans = Spans::of(&body, &look);
-        let mut ids = StandIns::new("acct-a", &());
-        let echo = Echo::of(&body, &spans, &mut ids).expect("a stand-in was sent");
+        let sent = StandIns::new("acct-a", &()).body(&body, &spans);
+        let echo = Echo::of(&body, &sent, &spans).expect("a stand-in was sent");
         let p = String::from_utf8(pseudonym("acct-a", &fake(ID)).to_vec()).expect("utf8");
         let sse = format!(
             "event: response.created\ndata: {{\"type\":\"response.created\",\"response\":{{\"id\":\"r\",\"prompt_cache_key\":\"{p}\",\"instructions\":\"say \\\"prompt_cache_key\\\":\\\"{p}\\\"\",\"metadata\":{{\"k\":\"{p}\"}}}}}}\n\n"
@@ -504,11 +502,8 @@ mod tests {
         let unchanged = Bytes::from_static(br#"{"prompt_cache_key":"thread-A"}"#);
         let look = super::super::shape::look(&unchanged).expect("look");
         let spans = Spans::of(&unchanged, &look);
-        assert_eq!(
-            Echo::of(&unchanged, &spans, &mut ids),
-            None,
-            "sent as it was"
-        );
+        let sent = StandIns::new("acct-a", &()).body(&unchanged, &spans);
+        assert_eq!(Echo::of(&unchanged, &sent, &spans), None, "sent as it was");
     }
 
     #[test]
