@@ -403,10 +403,13 @@ mod tests {
         );
     }
 
+    /// One stand-in kept: (account, client id, stand-in).
+    type Kept = (String, [u8; 16], [u8; UUID_LEN]);
+
     /// A [`Memory`] that counts what it is asked and told.
     #[derive(Default)]
     struct Counting {
-        kept: std::sync::Mutex<Vec<(String, [u8; 16], [u8; UUID_LEN])>>,
+        kept: std::sync::Mutex<Vec<Kept>>,
         recalls: std::sync::atomic::AtomicUsize,
     }
 
