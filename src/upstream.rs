@@ -233,12 +233,14 @@ impl Upstream {
     }
 
     /// `POST {base}/codex/responses` for one account. Resolves when the response head arrived
-    /// (bounded by `first_byte_timeout`); the body is streamed by the caller.
+    /// (bounded by `first_byte_timeout`); the body is streamed by the caller. The client ids
+    /// in the forwarded headers become `ids`' stand-ins (the account's, the body's same ones).
     pub async fn responses(
         &self,
         creds: Creds<'_>,
         body: Bytes,
         client_headers: &HeaderMap,
+        ids: &mut pseudonym::StandIns<'_>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut headers = self.model_identity(creds);
         headers.reserve(4);
@@ -252,7 +254,7 @@ impl Upstream {
         );
         for name in &self.prebuilt.forwarded {
             for v in client_headers.get_all(name) {
-                headers.append(name.clone(), pseudonym::header_for(name, v, creds.account));
+                headers.append(name.clone(), ids.header(name, v));
             }
         }
         let req = match &self.prebuilt.responses_url {
@@ -438,7 +440,8 @@ mod tests {
             "true".parse().expect("value"),
         );
         client.insert("x-api-key", "client-secret".parse().expect("value"));
-        up.responses(creds(), Bytes::from_static(b"{}"), &client)
+        let mut ids = pseudonym::StandIns::new("a1", &());
+        up.responses(creds(), Bytes::from_static(b"{}"), &client, &mut ids)
             .await
             .expect("responses");
         up.models(creds()).await.expect("models");
@@ -499,7 +502,8 @@ mod tests {
         };
         let none = HeaderMap::new();
         for account in ["a", "b", "a", "b"] {
-            up.responses(creds(account), Bytes::from_static(b"{}"), &none)
+            let mut ids = pseudonym::StandIns::new(account, &());
+            up.responses(creds(account), Bytes::from_static(b"{}"), &none, &mut ids)
                 .await
                 .expect("responses");
         }

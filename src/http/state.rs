@@ -12,6 +12,7 @@ use crate::recent::RecentRequests;
 use crate::store::Quarantined;
 use crate::upstream::Upstream;
 use minted::MintedReasoning;
+use pseudonyms::Pseudonyms;
 use rotor_actors::{Clock, PoolHandle, UnixMs};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
@@ -19,6 +20,7 @@ use turns::TurnStates;
 
 mod bounded;
 pub mod minted;
+pub mod pseudonyms;
 pub mod turns;
 
 /// Shared application state (see the module docs).
@@ -50,6 +52,8 @@ struct Inner {
     turns: TurnStates,
     /// Which account minted which encrypted reasoning (shared with the streams that learn it).
     minted: Arc<MintedReasoning>,
+    /// The client ids' stand-ins computed before, per account.
+    pseudonyms: Pseudonyms,
     /// Account files that could not be loaded at start and were moved aside, so the admin
     /// API, the dashboard and `/readyz` can say so instead of only one log line.
     quarantined: Vec<Quarantined>,
@@ -102,6 +106,7 @@ impl AppState {
             drain,
             turns: TurnStates::new(),
             minted: Arc::new(MintedReasoning::new()),
+            pseudonyms: Pseudonyms::new(),
             quarantined: p.quarantined,
             cluster: p.cluster,
             link: p.link,
@@ -171,6 +176,11 @@ impl AppState {
     /// Which account minted which encrypted reasoning.
     pub fn minted(&self) -> &Arc<MintedReasoning> {
         &self.inner.minted
+    }
+
+    /// The client ids' stand-ins computed before ([`crate::upstream::pseudonym::Memory`]).
+    pub fn pseudonyms(&self) -> &Pseudonyms {
+        &self.inner.pseudonyms
     }
 
     /// Account files quarantined when the data directory was opened.

@@ -29,12 +29,14 @@ pub struct Served {
     pub lease: Lease,
     /// The upstream response, head received, body not yet read.
     pub response: reqwest::Response,
+    /// The client's `prompt_cache_key` for the stand-in upstream got and echoes, if it got one.
+    pub echo: Option<pseudonym::Echo>,
 }
 
 /// What one account's attempt ended in.
 enum AccountOutcome {
-    /// Upstream is streaming an answer.
-    Served(reqwest::Response),
+    /// Upstream is streaming an answer to the key of [`Served::echo`].
+    Served(reqwest::Response, Option<pseudonym::Echo>),
     /// This account cannot serve the request; try another. The error is what the client gets
     /// if no other account can.
     Next(ApiError),
@@ -108,7 +110,13 @@ async fn try_accounts(
         out.rec.account_id = Some(lease.account_id.clone());
         crate::http::middleware::record_account(&lease.account_id);
         match attempt(state, &lease, req, headers, max_retries, out).await {
-            AccountOutcome::Served(response) => return Ok(Served { lease, response }),
+            AccountOutcome::Served(response, echo) => {
+                return Ok(Served {
+                    lease,
+                    response,
+                    echo,
+                });
+            }
             AccountOutcome::Final(e) => return Err(e),
             AccountOutcome::Next(e) => {
                 exclude.push(lease.account_id.clone());
@@ -182,7 +190,9 @@ async fn attempt(
         chatgpt_account_id: lease.creds.chatgpt_account_id.as_deref(),
     };
     // Client ids are replaced in place (same length), so the reasoning places still hold.
-    let own = pseudonym::body_for(&req.upstream_body, &req.ids, &lease.account_id);
+    // One computation of each id's stand-in, shared by the body and every try's headers.
+    let mut ids = pseudonym::StandIns::new(&lease.account_id, state.pseudonyms());
+    let own = ids.body(&req.upstream_body, &req.ids);
     let mut body = reasoning::for_account(state.minted(), &own, &req.reasoning, &lease.account_id);
     let mut backstop_left = true;
     let mut tries = 0;
@@ -190,12 +200,13 @@ async fn attempt(
         let last_try = tries >= max_retries;
         let reason = match state
             .upstream()
-            .responses(creds, body.clone(), headers)
+            .responses(creds, body.clone(), headers, &mut ids)
             .await
         {
             Ok(resp) if resp.status().is_success() => {
                 observe(lease, Evidence::of_head(&resp, lease.started_at));
-                return AccountOutcome::Served(resp);
+                let echo = pseudonym::Echo::of(&req.upstream_body, &own, &req.ids);
+                return AccountOutcome::Served(resp, echo);
             }
             Ok(resp) => match refused(state, lease, resp, &req.model, out).await {
                 Ok(AccountOutcome::Final(e)) if backstop_left => {

@@ -57,6 +57,10 @@ pub struct Observer {
     /// (an output item, the terminal event, or one whose type could not be read) was longer
     /// than [`crate::sse::MAX_LINE`] and could not be observed.
     pub incomplete: bool,
+    /// Events seen that carry the response object (`response.created`, `.in_progress` and the
+    /// terminal ones), where upstream echoes the request's `prompt_cache_key`: a chunk that
+    /// brought none needs no search for it ([`crate::upstream::pseudonym::Echo`]).
+    pub responses: u32,
     /// Drops of the parser already accounted for.
     seen_dropped: u64,
     /// Learns which account minted the reasoning the answer carries (docs/protocol.md §15).
@@ -147,6 +151,16 @@ impl Observer {
             return;
         }
         let Some(kind) = ev.json_type() else { return };
+        if matches!(
+            &*kind,
+            "response.created"
+                | "response.in_progress"
+                | "response.completed"
+                | "response.failed"
+                | "response.incomplete"
+        ) {
+            self.responses += 1;
+        }
         match &*kind {
             "response.completed" | "response.failed" | "response.incomplete" => {
                 self.on_terminal(&kind, ev.data, ev.data_at)

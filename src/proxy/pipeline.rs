@@ -396,10 +396,14 @@ async fn deliver<P: ClientProtocol>(
         let idle = cfg.upstream.idle_timeout;
         let learn = (!protocol.translated())
             .then(|| super::reasoning::Learner::new(state.minted(), &served.lease.account_id));
+        let echo = served.echo.take();
         let collected = collect::collect(upstream, &mut served.lease, idle, &mut out, learn).await;
         drop(served.lease);
         let answer = collected.and_then(|mut v| {
             req.names.restore_value(&mut v);
+            if let Some(echo) = &echo {
+                echo.restore_value(&mut v);
+            }
             protocol.collected(&ctx, &req, v)
         });
         drop(permit);
@@ -416,9 +420,11 @@ async fn deliver<P: ClientProtocol>(
             Err(e) => fail(&protocol, out, e),
         };
     }
+    let echo = served.echo.take();
     let mut pass = stream::PassThrough::new(state, &cfg, served.lease, out, protocol.translated());
     pass.tick = tick;
     pass.names = req.names.clone();
+    pass.echo = echo;
     let body = protocol.encode(ctx, stream::pass_through(upstream, pass));
     sse_response(resp_headers, hold(body, permit))
 }
@@ -442,8 +448,10 @@ fn late<P: ClientProtocol>(
             remember_turn(&st, &head, &req);
         }
         let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
+        let echo = served.echo;
         let mut pass = stream::PassThrough::new(&st, &st.config(), served.lease, out, translated);
         pass.names = req.names.clone();
+        pass.echo = echo;
         stream::pass_through(upstream, pass)
     });
     let body = protocol.encode(ctx, raw);

@@ -22,7 +22,9 @@
 //! whole events, so its keepalives go on through such a pause.
 //!
 //! Tool names and call ids the request shortened ([`crate::upstream::names`]) are mapped back in
-//! every complete event before it leaves.
+//! every complete event before it leaves, and so is the `prompt_cache_key` upstream echoes in
+//! its response objects when the request's went as a stand-in ([`Echo`]), in the chunks that
+//! brought such an event only.
 //!
 //! The stream owns the lease and the request's [`Outcome`]: when the client disconnects, hyper
 //! drops the body, which drops the upstream response (cancelling it), releases the lease
@@ -36,6 +38,7 @@ use crate::proxy::outcome::Outcome;
 use crate::proxy::reasoning::Learner;
 use crate::upstream::chain;
 use crate::upstream::names::ToolNames;
+use crate::upstream::pseudonym::Echo;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rotor_actors::{Lease, UpstreamFailure};
@@ -92,6 +95,9 @@ pub struct PassThrough {
     pub learn: Option<Learner>,
     /// The originals of the names the request shortened, mapped back in the answer.
     pub names: ToolNames,
+    /// The client's `prompt_cache_key` in place of the stand-in upstream echoes; applied to
+    /// whole events only (a back-filled or held stream: a Responses client's).
+    pub echo: Option<Echo>,
     /// The client does not get these bytes as they are: a translated stream's relay parses
     /// every event and writes its own frames ([`super::relay`]), so a keepalive between two
     /// upstream chunks — even inside one upstream event — reaches its client between two of
@@ -121,6 +127,7 @@ impl PassThrough {
             backfill: !translated,
             tick: None,
             names: ToolNames::default(),
+            echo: None,
             reframed: translated,
         }
     }
@@ -143,6 +150,10 @@ struct State {
     done: bool,
     backfill: Option<Backfill>,
     names: ToolNames,
+    /// [`PassThrough::echo`], when the stream's events arrive whole.
+    echo: Option<Echo>,
+    /// The observer's [`Observer::responses`] when the last chunk went out.
+    responses: u32,
     /// The client has part of an event: no keepalive may go now. Never set for a
     /// [`PassThrough::reframed`] stream.
     mid_event: bool,
@@ -187,7 +198,9 @@ pub fn pass_through(
         } else {
             None
         },
+        echo: p.echo.filter(|_| p.backfill || !p.names.is_empty()),
         names: p.names,
+        responses: 0,
         mid_event: false,
         reframed: p.reframed,
     };
@@ -261,6 +274,13 @@ impl State {
                 .names
                 .restore_bytes(b.push_seen(bytes, &self.observer.seen)),
             None => bytes,
+        };
+        let out = match &self.echo {
+            Some(echo) if self.observer.responses != self.responses => {
+                self.responses = self.observer.responses;
+                echo.restore(out)
+            }
+            _ => out,
         };
         if self.observer.terminal.is_some() && !self.ending {
             // The answer is whole: end here even if upstream keeps the connection open. What

@@ -229,6 +229,7 @@ pub(crate) async fn handle(
         created_at: now / 1000,
         plan: &plan,
         usage,
+        prompt_cache_key: turn.prompt_cache_key.as_deref(),
         completed_output: world.opts.completed_output,
         huge_delta: match shape {
             Some(FaultKind::HugeEvent { bytes } | FaultKind::SplitEvent { bytes, .. }) => {

@@ -39,6 +39,9 @@ pub(crate) struct Answer<'a> {
     pub plan: &'a Plan,
     /// Token counts.
     pub usage: Usage,
+    /// The request's `prompt_cache_key`, echoed in the response object as the real backend
+    /// echoes the request's fields (docs/fidelity.md).
+    pub prompt_cache_key: Option<&'a str>,
     /// The reasoning item's `encrypted_content`, minted for the serving account.
     pub encrypted: Option<String>,
     /// List the items in `response.completed`'s `output` (else `[]`, the real backend's
@@ -263,7 +266,14 @@ impl Answer<'_> {
             o.push_str("[]");
         }
         o.push_str(
-            ",\"parallel_tool_calls\":true,\"previous_response_id\":null,\
+            ",\"parallel_tool_calls\":true,\"previous_response_id\":null,\"prompt_cache_key\":",
+        );
+        match self.prompt_cache_key {
+            Some(key) => quoted(o, key),
+            None => o.push_str("null"),
+        }
+        o.push_str(
+            ",\
              \"reasoning\":{\"effort\":null,\"summary\":null},\"store\":false,\"temperature\":1.0,\
              \"text\":{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,\
              \"truncation\":\"disabled\",\"user\":null,\"usage\":",
@@ -463,6 +473,7 @@ mod tests {
                     reasoning: 3,
                 },
                 encrypted: Some("gAAAAB-x".into()),
+                prompt_cache_key: Some("k\"1"),
                 completed_output: true,
                 huge_delta: None,
             };
@@ -473,6 +484,8 @@ mod tests {
             let last = ev.last().expect("events");
             assert_eq!(last["response"]["usage"]["total_tokens"], 19);
             assert_eq!(last["response"]["model"], "m\"1");
+            assert_eq!(ev[0]["response"]["prompt_cache_key"], "k\"1", "echoed");
+            assert_eq!(last["response"]["prompt_cache_key"], "k\"1", "echoed");
             let whole: Value = serde_json::from_str(&a.response(true)).expect("json");
             assert_eq!(&whole, &last["response"]);
         }

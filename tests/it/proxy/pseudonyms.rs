@@ -75,10 +75,15 @@ async fn two_accounts_behind_a_wire() -> (TestEnv, WireLog) {
 
 /// A Codex turn as the CLI sends it: the ids in headers, `prompt_cache_key`, `client_metadata`.
 async fn codex_turn(env: &TestEnv) -> u16 {
+    codex_turn_answer(env, true).await.0
+}
+
+/// [`codex_turn`], streamed or not; its status and the answer's text.
+async fn codex_turn_answer(env: &TestEnv, stream: bool) -> (u16, String) {
     let metadata = json!({"installation_id": INSTALLATION, "session_id": SESSION,
         "thread_id": SESSION, "turn_id": TURN})
     .to_string();
-    let body = json!({"model": "gpt-5.5", "stream": true, "store": false,
+    let body = json!({"model": "gpt-5.5", "stream": stream, "store": false,
         "instructions": "You are Codex.", "include": ["reasoning.encrypted_content"],
         "input": [{"type": "message", "role": "user",
             "content": [{"type": "input_text", "text": format!("my id is {SESSION}")}]}],
@@ -97,8 +102,71 @@ async fn codex_turn(env: &TestEnv) -> u16 {
         )
         .await;
     let status = resp.status().as_u16();
-    let _ = resp.text().await;
-    status
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// The `response` objects of a streamed answer's events, by event type.
+fn responses_in(sse: &str) -> Vec<(String, Value)> {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|ev| ev.get("response").is_some())
+        .map(|ev| {
+            (
+                ev["type"].as_str().unwrap_or_default().to_owned(),
+                ev["response"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Upstream echoes the `prompt_cache_key` it got (the account's stand-in) in its response
+/// objects; the client reads its own key back, streamed and collected, and no stand-in.
+#[tokio::test]
+async fn the_echoed_prompt_cache_key_is_the_clients_own() {
+    let (env, wire) = two_accounts_behind_a_wire().await;
+    let (status, sse) = codex_turn_answer(&env, true).await;
+    assert_eq!(status, 200, "{sse}");
+    let (status, collected) = codex_turn_answer(&env, false).await;
+    assert_eq!(status, 200, "{collected}");
+    let sent = sent(&wire);
+    assert_eq!(sent.len(), 2);
+    let stand_in = sent[0].cache_key.clone();
+    assert_ne!(stand_in, SESSION);
+    let echoed = wire.completed();
+    assert_eq!(echoed.len(), 2, "the simulator streamed both");
+    for r in &echoed {
+        assert_eq!(
+            r["prompt_cache_key"],
+            stand_in.as_str(),
+            "upstream echoes what it got"
+        );
+    }
+    let events = responses_in(&sse);
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.completed"
+        ],
+        "{sse}"
+    );
+    for (ty, r) in &events {
+        assert_eq!(
+            r["prompt_cache_key"], SESSION,
+            "{ty} shows the client's key"
+        );
+    }
+    assert!(
+        !sse.contains(&stand_in),
+        "no stand-in reaches the client: {sse}"
+    );
+    let v: Value = serde_json::from_str(&collected).expect("a JSON answer");
+    assert_eq!(v["prompt_cache_key"], SESSION, "{v}");
+    assert!(!collected.contains(&stand_in), "{collected}");
+    env.shutdown().await;
 }
 
 #[tokio::test]
