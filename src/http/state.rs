@@ -48,7 +48,7 @@ struct Inner {
     started_at: UnixMs,
     /// Set to `true` when open streams must end now (shutdown grace is over).
     drain: watch::Sender<bool>,
-    /// `x-codex-turn-state` token → affinity key (sticky turns).
+    /// `x-codex-turn-state` token → affinity key and minting account (sticky turns).
     turns: TurnStates,
     /// Which account minted which encrypted reasoning (shared with the streams that learn it).
     minted: Arc<MintedReasoning>,

@@ -194,6 +194,13 @@ async fn attempt(
     let mut ids = pseudonym::StandIns::new(&lease.account_id, state.pseudonyms());
     let own = ids.body(&req.upstream_body, &req.ids);
     let mut body = reasoning::for_account(state.minted(), &own, &req.reasoning, &lease.account_id);
+    let without_turn;
+    let headers = if foreign_turn_state(req, &lease.account_id) {
+        without_turn = without_turn_state(headers);
+        &without_turn
+    } else {
+        headers
+    };
     let mut backstop_left = true;
     let mut tries = 0;
     loop {
@@ -241,6 +248,22 @@ async fn attempt(
         out.rec.retries += 1;
         tokio::time::sleep(Duration::from_millis(200u64 << (tries - 1).min(4))).await;
     }
+}
+
+/// Whether the request carries a turn-state token `account`'s upstream did not mint: another
+/// account's (the turn failed over), or one the daemon no longer remembers. Upstream gets the
+/// request without it, as the first request of a turn, and answers with the serving account's
+/// own token, which the client echoes from then on.
+fn foreign_turn_state(req: &ResponsesRequest, account: &str) -> bool {
+    req.turn_state.is_some() && req.turn_account.as_deref() != Some(account)
+}
+
+/// A copy of the client's headers without `x-codex-turn-state` (only for a request whose token
+/// belongs to another account, [`foreign_turn_state`]).
+fn without_turn_state(headers: &HeaderMap) -> HeaderMap {
+    let mut h = headers.clone();
+    h.remove("x-codex-turn-state");
+    h
 }
 
 /// Handles a non-2xx answer. `Err` carries a transient failure `(status, code, reason)` for the

@@ -389,7 +389,7 @@ async fn deliver<P: ClientProtocol>(
     let mut resp_headers = HeaderMap::with_capacity(served.response.headers().len() + 3);
     copy_response_headers(served.response.headers(), &mut resp_headers);
     if protocol.echoes_turn_state() {
-        remember_turn(state, &resp_headers, &req);
+        remember_turn(state, &resp_headers, &req, &served.lease.account_id);
     }
     let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
     if !req.client_stream {
@@ -445,7 +445,7 @@ fn late<P: ClientProtocol>(
         if echoes {
             let mut head = HeaderMap::new();
             copy_response_headers(served.response.headers(), &mut head);
-            remember_turn(&st, &head, &req);
+            remember_turn(&st, &head, &req, &served.lease.account_id);
         }
         let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
         let echo = served.echo;
@@ -475,29 +475,29 @@ fn fail<P: ClientProtocol>(protocol: &P, mut out: Outcome, e: ApiError) -> Respo
     resp
 }
 
-/// Remembers which affinity a turn-state token belongs to (from the already bounded
-/// `forwarded` headers), so the client's follow-up of the turn reaches the same account.
-fn remember_turn(state: &AppState, forwarded: &HeaderMap, req: &ResponsesRequest) {
+/// Remembers which affinity and which account a turn-state token belongs to (from the already
+/// bounded `forwarded` headers), so the client's follow-up of the turn reaches the same account
+/// and no other account is shown the token. A keyless request's token is not remembered: its
+/// follow-up goes upstream without it (as a turn's first request does), never to a stranger.
+fn remember_turn(state: &AppState, forwarded: &HeaderMap, req: &ResponsesRequest, account: &str) {
     if let (Some(token), Some(key)) = (
         forwarded
             .get("x-codex-turn-state")
             .and_then(|v| v.to_str().ok()),
         &req.affinity,
     ) {
-        state.turns().remember(token, key);
+        state.turns().remember(token, key, account);
     }
 }
 
 /// Routes a follow-up of a turn by the affinity of the request that received its turn-state
-/// token. Keyless requests get no synthetic key: every one would cost the pool an affinity
-/// entry, and the clients that echo turn state (Codex) always send `prompt_cache_key` and
-/// `session-id`.
+/// token, and notes the account that minted it. Keyless requests get no synthetic key: every
+/// one would cost the pool an affinity entry, and the clients that echo turn state (Codex)
+/// always send `prompt_cache_key` and `session-id`.
 fn route_turn(state: &AppState, req: &mut ResponsesRequest) {
-    if let Some(key) = req
-        .turn_state
-        .as_deref()
-        .and_then(|t| state.turns().affinity_for(t))
-    {
-        req.affinity = Some(key);
-    }
+    let Some(turn) = req.turn_state.as_deref().and_then(|t| state.turns().get(t)) else {
+        return;
+    };
+    req.affinity = Some(turn.affinity);
+    req.turn_account = Some(turn.account);
 }

@@ -30,6 +30,9 @@ pub struct ResponsesRequest {
     pub affinity: Option<String>,
     /// `x-codex-turn-state` echoed by the client, if any.
     pub turn_state: Option<String>,
+    /// The account whose answer carried [`Self::turn_state`], when the daemon remembers it
+    /// ([`crate::http::state::turns`]); the token goes to no other account.
+    pub turn_account: Option<String>,
     /// Whether this is a code-review sub-agent request (`x-openai-subagent: review`).
     pub review: bool,
     /// The body sent upstream ([`shape::for_upstream`]: the client's bytes when already in the
@@ -98,6 +101,7 @@ pub fn parse(
         client_stream,
         affinity,
         turn_state,
+        turn_account: None,
         review,
         upstream_body,
         names,

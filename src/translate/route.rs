@@ -173,6 +173,7 @@ impl ClientProtocol for Translator {
             affinity: t.affinity.as_ref().map(|a| format!("conv:{a}")),
             // Chat and Messages clients never echo Codex's turn state.
             turn_state: None,
+            turn_account: None,
             review: false,
             upstream_body,
             names,

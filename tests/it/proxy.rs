@@ -21,6 +21,7 @@ mod reasoning;
 mod shape;
 mod terminal;
 mod timeouts;
+mod turns;
 mod verdicts;
 mod version;
 

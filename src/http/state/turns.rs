@@ -5,6 +5,10 @@
 //! so the proxy remembers, per token, the affinity key of the request that received it. A
 //! follow-up carrying the token then asks the pool for that same key.
 //!
+//! A token is one account's: the map also names the account whose answer carried it, so a
+//! follow-up that fails over to another account goes there without it (the other account's
+//! upstream never minted it) and gets that account's own token back.
+//!
 //! Bounded in size and age ([`super::bounded`]): it is a routing preference, never a source of
 //! truth. A token re-issued to another affinity takes the new key and a fresh time but keeps its
 //! place in the order of forgetting.
@@ -18,12 +22,21 @@ pub const CAPACITY: usize = 50_000;
 /// How long a token is remembered (turns are short).
 pub const TTL: Duration = Duration::from_secs(3600);
 
-/// Turn-state token → affinity key.
+/// What is known of one turn-state token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// The affinity key of the request whose answer carried the token.
+    pub affinity: String,
+    /// The pool account whose upstream answer carried (minted) the token.
+    pub account: String,
+}
+
+/// Turn-state token → its [`Turn`].
 #[derive(Debug)]
 pub struct TurnStates {
-    /// Token → (affinity key, when it was learned), the oldest forgotten first past
+    /// Token → (its turn, when it was learned), the oldest forgotten first past
     /// [`CAPACITY`] or [`TTL`].
-    inner: Mutex<Bounded<String, (String, Instant)>>,
+    inner: Mutex<Bounded<String, (Turn, Instant)>>,
 }
 
 impl Default for TurnStates {
@@ -40,25 +53,32 @@ impl TurnStates {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Bounded<String, (String, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bounded<String, (Turn, Instant)>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The affinity key of the request that received `token`, if remembered and fresh.
-    pub fn affinity_for(&self, token: &str) -> Option<String> {
+    /// The turn `token` belongs to, if remembered and fresh.
+    pub fn get(&self, token: &str) -> Option<Turn> {
         self.lock()
             .get(token)
             .filter(|(_, at)| at.elapsed() < TTL)
-            .map(|(k, _)| k.clone())
+            .map(|(t, _)| t.clone())
     }
 
-    /// Remembers that `token` was issued to the request routed by `affinity`.
-    pub fn remember(&self, token: &str, affinity: &str) {
+    /// Remembers that `account`'s answer to the request routed by `affinity` carried `token`.
+    pub fn remember(&self, token: &str, affinity: &str, account: &str) {
         let mut map = self.lock();
-        if map.get(token).is_some_and(|(k, _)| k == affinity) {
+        if map
+            .get(token)
+            .is_some_and(|(t, _)| t.affinity == affinity && t.account == account)
+        {
             return;
         }
-        map.insert(token.to_owned(), (affinity.to_owned(), Instant::now()));
+        let turn = Turn {
+            affinity: affinity.to_owned(),
+            account: account.to_owned(),
+        };
+        map.insert(token.to_owned(), (turn, Instant::now()));
         map.expire_while(|(_, at)| at.elapsed() >= TTL);
     }
 }
@@ -70,13 +90,18 @@ mod tests {
     #[test]
     fn remembers_and_bounds() {
         let t = TurnStates::new();
-        assert_eq!(t.affinity_for("a"), None);
-        t.remember("a", "cache:thread-1");
-        assert_eq!(t.affinity_for("a").as_deref(), Some("cache:thread-1"));
+        assert_eq!(t.get("a"), None);
+        t.remember("a", "cache:thread-1", "acct-a");
+        let turn = t.get("a").expect("remembered");
+        assert_eq!(turn.affinity, "cache:thread-1");
+        assert_eq!(turn.account, "acct-a");
+        // Re-issued by another account: the token is that account's now.
+        t.remember("a", "cache:thread-1", "acct-b");
+        assert_eq!(t.get("a").expect("kept").account, "acct-b");
         for i in 0..CAPACITY + 10 {
-            t.remember(&format!("t{i}"), "k");
+            t.remember(&format!("t{i}"), "k", "acct");
         }
         assert!(t.lock().len() <= CAPACITY);
-        assert_eq!(t.affinity_for("a"), None, "oldest evicted first");
+        assert_eq!(t.get("a"), None, "oldest evicted first");
     }
 }
