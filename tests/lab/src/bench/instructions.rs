@@ -52,6 +52,11 @@ pub struct InstructionsBench {
     /// in the body), which the daemon replaces per account (docs/protocol.md §2).
     #[arg(long)]
     pub codex_ids: bool,
+    /// Have the simulator list the items in `response.completed` (the real backend routinely
+    /// sends `"output": []`, which the daemon fills in): a diagnostic that leaves the
+    /// back-fill out of the count, for comparing against a daemon that never fills it.
+    #[arg(long)]
+    pub completed_output: bool,
     /// Where the callgrind profiles are written (default: a fresh directory under the
     /// system's temporary directory, printed with the report).
     #[arg(long)]
@@ -98,6 +103,7 @@ pub async fn run(b: &InstructionsBench) -> anyhow::Result<String> {
     std::fs::create_dir_all(&out_dir)?;
     let one_core = spawn_sim_on_one_core(SimOptions {
         answer_words: b.words,
+        completed_output: b.completed_output,
         ..SimOptions::default()
     })?;
     let sim = one_core.handle.clone();
