@@ -91,9 +91,11 @@ pub(super) fn probed(
 
 /// Pushes availability to the supervisor if it changed.
 pub(super) fn push(s: &mut Running, now: UnixMs) {
-    if let Some(c) = s.st.candidate_if_changed(s.st.last_pushed.as_ref(), now) {
-        (s.notify)(Report::Availability(c.clone()));
-        s.st.last_pushed = Some(c);
+    let mut last = s.st.last_pushed.take();
+    let changed = s.st.candidate_if_changed(&mut last, now);
+    s.st.last_pushed = last;
+    if let Some(c) = changed {
+        (s.notify)(Report::Availability(c));
     }
 }
 

@@ -132,21 +132,43 @@ fn the_allocation_free_comparison_agrees_with_building_the_candidate() {
 #[test]
 fn the_push_builds_the_candidate_only_when_it_changed() {
     let mut st = state();
-    assert_eq!(st.candidate_if_changed(None, 10), Some(st.candidate(10)));
-    let last = st.candidate(10);
+    let mut last = None;
     assert_eq!(
-        st.candidate_if_changed(Some(&last), 10),
-        None,
-        "nothing new"
+        st.candidate_if_changed(&mut last, 10),
+        Some(st.candidate(10))
     );
+    assert_eq!(last, Some(st.candidate(10)), "the first push is remembered");
+    assert_eq!(st.candidate_if_changed(&mut last, 10), None, "nothing new");
     st.leases += 1;
-    let pushed = st.candidate_if_changed(Some(&last), 10);
+    let pushed = st.candidate_if_changed(&mut last, 10);
     assert_eq!(pushed, Some(st.candidate(10)), "a lease");
     assert_eq!(pushed.as_ref().map(|c| c.leases), Some(1));
+    assert_eq!(last, pushed, "the remembered push is the pushed one");
     st.rec.usage.last_used = Some(10);
+    st.rec.identity.plan = Some("team".into());
+    let pushed = st.candidate_if_changed(&mut last, 10);
+    assert_eq!(pushed, Some(st.candidate(10)), "last used and plan");
+    assert_eq!(last, pushed);
+    assert_eq!(st.candidate_if_changed(&mut last, 10), None);
+    st.rec.quota.primary = Some(crate::quota::Bucket {
+        limit_reached: true,
+        reset_at: Some(99),
+        ..crate::quota::Bucket::default()
+    });
+    st.rec
+        .quota
+        .not_included
+        .insert("codex_bengalfox".into(), 500);
+    let pushed = st.candidate_if_changed(&mut last, 10);
     assert_eq!(
-        st.candidate_if_changed(pushed.as_ref(), 10),
+        pushed,
         Some(st.candidate(10)),
-        "last used"
+        "a lock and a family left out"
     );
+    assert_eq!(last, pushed, "locks and families written in place");
+    st.rec.quota.primary = None;
+    st.rec.quota.not_included.clear();
+    let pushed = st.candidate_if_changed(&mut last, 10);
+    assert_eq!(pushed.as_ref().map(|c| c.locks.len()), Some(0));
+    assert_eq!(last, pushed, "and cleared in place");
 }
