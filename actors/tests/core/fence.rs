@@ -1,7 +1,8 @@
 //! Refresh under a fence (docs/cluster.md "Refresh under fencing") through a real pool with a
 //! scripted fence: a refused begin calls nothing, an ambiguous account serves on its access
 //! token and never refreshes, a refused finish (a zombie) drops the account without ever
-//! serving the tokens it received, a call with no answer in the fenced window is abandoned as
+//! serving the tokens it received, a finish the store did not answer is sent again and the
+//! account kept, a call with no answer in the fenced window is abandoned as
 //! having reached upstream, and fresh imported tokens end the ambiguity.
 
 use std::sync::Arc;
@@ -269,6 +270,38 @@ async fn a_zombies_refused_finish_drops_the_account_and_its_new_tokens_are_never
         "its record stays in the store for the owner"
     );
     settings().bind(|| insta::assert_yaml_snapshot!(trace));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finish_the_store_did_not_answer_is_sent_again_and_the_account_kept() {
+    let fence = Arc::new(FakeFence::default());
+    fence
+        .finishes
+        .lock()
+        .unwrap()
+        .push_back(Err(FenceRefusal::Later(
+            "postgres: connection closed".into(),
+        )));
+    let (_fx, pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
+    settle(Duration::from_secs(5 * 60 + 1)).await;
+    let mut served = Vec::new();
+    for _ in 0..30 {
+        if let Ok(l) = pool.pick(req()).await {
+            served.push(l.creds.access_token.clone());
+        }
+        settle(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        calls(&fence),
+        ["begin a", "finish a", "finish a"],
+        "sent again on the tick"
+    );
+    let first_new = served.iter().position(|t| t != "at-a");
+    assert!(
+        first_new.is_some_and(|i| served[i..].iter().all(|t| t == "at-after-rt-a")),
+        "the new tokens are served once the store confirmed them, not before: {served:?}"
+    );
+    assert!(pool.account("a").await.is_some(), "the account is kept");
 }
 
 #[tokio::test(start_paused = true)]
