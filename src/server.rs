@@ -158,13 +158,15 @@ async fn cluster_fence(
         timing.ttl,
         timing.margin,
     );
-    let db = crate::store::postgres::LeaseDb::connect(&c.url)
-        .await
-        .context("connecting the refresh fence to the database")?;
-    db.bound_waits(timing.fifth())
-        .await
-        .context("bounding the refresh fence's lock waits")?;
-    let fence = PgFence::new(db, view.clone(), c.store.clone(), Window::of(&cfg.cluster));
+    let fence = PgFence::connect(
+        &c.url,
+        timing.fifth(),
+        view.clone(),
+        c.store.clone(),
+        Window::of(&cfg.cluster),
+    )
+    .await
+    .context("connecting the refresh fence to the database")?;
     Ok((view, Arc::new(fence)))
 }
 

@@ -137,15 +137,15 @@ impl FileStore {
 
 impl Store for FileStore {
     fn save(&self, rec: &AccountRecord) -> io::Result<()> {
-        self.writer.write(self.path_of(&rec.id)?, rec, true)
+        self.writer.write(self.path_of(&rec.id)?, rec, None, true)
     }
 
     fn save_coalesced(&self, rec: &AccountRecord) -> io::Result<()> {
-        self.writer.write(self.path_of(&rec.id)?, rec, false)
+        self.writer.write(self.path_of(&rec.id)?, rec, None, false)
     }
 
     fn remove(&self, id: &str) -> io::Result<()> {
-        self.writer.remove(self.path_of(id)?)
+        self.writer.remove(self.path_of(id)?, None)
     }
 
     fn load(&self, id: &str) -> io::Result<Option<AccountRecord>> {

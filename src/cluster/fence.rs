@@ -10,7 +10,10 @@
 //! account give it a new token version and clear its ambiguity (`import_tokens`).
 //!
 //! The fence has its own connection ([`LeaseDb`]), so a refresh never waits behind the lease
-//! loop's statements, nor the loop behind a refresh.
+//! loop's statements, nor the loop behind a refresh; once the database closed it (a restart,
+//! a cut), the next operation connects again. A finish whose answer was lost with the
+//! connection is simply sent again: the store recognises the rotation it already stored
+//! (`Rules::finish_refresh`), so the owner keeps the account.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,10 +61,33 @@ impl Window {
 /// The fence of one node.
 pub struct PgFence {
     db: Arc<Mutex<LeaseDb>>,
+    /// How to connect again once the database closed the connection (`None`: never).
+    redial: Option<Arc<Redial>>,
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
     window: Window,
     known: Known,
+}
+
+/// Where the fence connects to again, and how long it may take (the url is a secret: never
+/// logged, so no `Debug`).
+struct Redial {
+    url: String,
+    bound: Duration,
+}
+
+/// The fence's connection, connected again first if the database closed it. A failure is a
+/// [`DbError`] like any other: nothing changed, try again later.
+async fn ready<'a>(
+    db: &'a Mutex<LeaseDb>,
+    redial: Option<&Redial>,
+) -> Result<tokio::sync::MutexGuard<'a, LeaseDb>, DbError> {
+    let mut conn = db.lock().await;
+    if let Some(r) = redial.filter(|_| conn.is_closed()) {
+        *conn = LeaseDb::connect_bounded(&r.url, r.bound).await?;
+        tracing::info!("the refresh fence reconnected to the database");
+    }
+    Ok(conn)
 }
 
 /// The token version of each account as this node last saw or made it.
@@ -75,15 +101,35 @@ fn know(known: &Known, account: &str, version: u64) {
 
 impl PgFence {
     /// A fence on its own connection `db`, for the node of `view`, writing at the generations
-    /// `store` holds.
+    /// `store` holds; a closed connection stays closed (tests).
     pub fn new(db: LeaseDb, view: Arc<ClusterView>, store: Arc<PgStore>, window: Window) -> Self {
         PgFence {
             db: Arc::new(Mutex::new(db)),
+            redial: None,
             view,
             store,
             window,
             known: Known::default(),
         }
+    }
+
+    /// A fence on a connection of its own to `url` (its lock waits bounded by `bound`), which
+    /// it connects again, within `bound`, once the database closed it.
+    pub async fn connect(
+        url: &str,
+        bound: Duration,
+        view: Arc<ClusterView>,
+        store: Arc<PgStore>,
+        window: Window,
+    ) -> Result<Self, DbError> {
+        let db = LeaseDb::connect(url).await?;
+        db.bound_waits(bound).await?;
+        let mut fence = PgFence::new(db, view, store, window);
+        fence.redial = Some(Arc::new(Redial {
+            url: url.to_owned(),
+            bound,
+        }));
+        Ok(fence)
     }
 
     /// True if the token version the store lists for `account` moved past the one this node
@@ -118,6 +164,7 @@ impl RefreshFence for PgFence {
 
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
+        let redial = self.redial.clone();
         let known = self.known.clone();
         let (account, held) = (account.to_owned(), self.store.held_at(account));
         Box::pin(async move {
@@ -135,9 +182,9 @@ impl RefreshFence for PgFence {
                 ));
             }
             let node = view.node_id().to_owned();
-            let verdict = db
-                .lock()
+            let verdict = ready(&db, redial.as_deref())
                 .await
+                .map_err(later)?
                 .begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
                 .await
                 .map_err(later)?;
@@ -171,11 +218,12 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
+        let redial = self.redial.clone();
         let known = self.known.clone();
         Box::pin(async move {
-            let verdict = db
-                .lock()
+            let verdict = ready(&db, redial.as_deref())
                 .await
+                .map_err(later)?
                 .finish_refresh(
                     &account,
                     &node,
@@ -204,10 +252,11 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
+        let redial = self.redial.clone();
         Box::pin(async move {
-            let verdict = db
-                .lock()
+            let verdict = ready(&db, redial.as_deref())
                 .await
+                .map_err(later)?
                 .abandon_refresh(
                     &account,
                     &node,
@@ -227,10 +276,11 @@ impl RefreshFence for PgFence {
 
     fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
         let (db, account, known) = (self.db.clone(), account.to_owned(), self.known.clone());
+        let redial = self.redial.clone();
         Box::pin(async move {
-            let verdict = db
-                .lock()
+            let verdict = ready(&db, redial.as_deref())
                 .await
+                .map_err(later)?
                 .import_tokens(&account)
                 .await
                 .map_err(later)?;

@@ -160,12 +160,7 @@ async fn within<T>(
 /// connection's own lock waits and idle transactions are bounded the same way, so a node
 /// paused inside a transaction cannot stall the others' renewals past their deadlines.
 async fn connect(url: &str, bound: Duration) -> Result<LeaseDb, DbError> {
-    within(bound, async {
-        let db = LeaseDb::connect(url).await?;
-        db.bound_waits(bound).await?;
-        Ok(db)
-    })
-    .await
+    LeaseDb::connect_bounded(url, bound).await
 }
 
 /// Waits `d`, or until asked to stop.

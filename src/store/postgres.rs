@@ -92,6 +92,28 @@ impl LeaseDb {
         Ok(Self { client })
     }
 
+    /// Connects within `bound`, with this connection's lock waits and idle transactions
+    /// bounded by it too ([`bound_waits`](Self::bound_waits)): how a node's loops and its
+    /// refresh fence reach the database again after losing it.
+    pub async fn connect_bounded(url: &str, bound: std::time::Duration) -> Result<Self, DbError> {
+        let go = async {
+            let db = Self::connect(url).await?;
+            db.bound_waits(bound).await?;
+            Ok(db)
+        };
+        tokio::time::timeout(bound, go).await.unwrap_or_else(|_| {
+            Err(DbError::Worker(
+                "the database did not answer in time".into(),
+            ))
+        })
+    }
+
+    /// True once the connection is gone (the server closed it, or the network cut it): every
+    /// statement on it fails from then on.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     /// Bounds how long this connection's work can hold or wait for a row lock (at most
     /// `bound` each): a transaction left idle — its node paused by SIGSTOP or a VM freeze
     /// between two statements — is ended by the server, so its locks never stall the other
@@ -506,7 +528,8 @@ pub struct Listing {
 }
 
 const ACCOUNT_COLUMNS: &str = "owner_node, owner_epoch, owner_gen, token_version, intent_gen, \
-     intent_deadline, intent_token_version, last_intent_gen, refresh_ambiguous";
+     intent_deadline, intent_token_version, last_intent_gen, refresh_ambiguous, \
+     finished_intent_gen";
 
 fn u64_of(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -572,6 +595,7 @@ fn account_of(r: &tokio_postgres::Row, at: usize) -> AccountRow {
         },
         last_intent_gen: u64_of(r.get(at + 7)),
         refresh_ambiguous: r.get(at + 8),
+        finished_intent_gen: u64_of(r.get(at + 9)),
     }
 }
 
@@ -597,7 +621,8 @@ async fn write_back(tx: &Transaction<'_>, before: &Rules, after: &Rules) -> Resu
         tx.execute(
             "update rotor_account_owner set owner_node = $2, owner_epoch = $3, owner_gen = $4,
                  token_version = $5, intent_gen = $6, intent_deadline = $7,
-                 intent_token_version = $8, last_intent_gen = $9, refresh_ambiguous = $10
+                 intent_token_version = $8, last_intent_gen = $9, refresh_ambiguous = $10,
+                 finished_intent_gen = $11
              where account = $1",
             &[
                 account,
@@ -610,6 +635,7 @@ async fn write_back(tx: &Transaction<'_>, before: &Rules, after: &Rules) -> Resu
                 &intent.map(|i| i64_of(i.token_version)),
                 &i64_of(a.last_intent_gen),
                 &a.refresh_ambiguous,
+                &i64_of(a.finished_intent_gen),
             ],
         )
         .await?;

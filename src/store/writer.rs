@@ -26,12 +26,19 @@ use rotor_actors::AccountRecord;
 /// Pause before retrying coalesced writes the disk refused.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// The fencing generation an operation was made under: the one the process held for the
+/// account when it queued it (`None`: it held none — always with the files, which need none,
+/// and for an account new to the store). It travels with the operation through the queue, so
+/// the sink can tell a write queued under a generation the process no longer holds (its
+/// session was lost meanwhile) from one of the current holder.
+pub(super) type Stamp = Option<i64>;
+
 /// What is pending for one account.
 pub(super) enum Op {
-    /// Write this record.
-    Write(Box<AccountRecord>),
-    /// Delete the account's record.
-    Remove,
+    /// Write this record, made under this generation.
+    Write(Box<AccountRecord>, Stamp),
+    /// Delete the account's record, asked under this generation.
+    Remove(Stamp),
 }
 
 /// Where a batch lands: the account files, or the database (`postgres::records`). The queue,
@@ -127,14 +134,20 @@ impl<K: Eq + Hash + Clone + Send + std::fmt::Debug + 'static> Writer<K> {
         }
     }
 
-    /// Queues a write of `rec` under `key`.
-    pub(super) fn write(&self, key: K, rec: &AccountRecord, wait: bool) -> io::Result<()> {
-        self.submit(key, Op::Write(Box::new(rec.clone())), wait)
+    /// Queues a write of `rec` under `key`, made under generation `stamp`.
+    pub(super) fn write(
+        &self,
+        key: K,
+        rec: &AccountRecord,
+        stamp: Stamp,
+        wait: bool,
+    ) -> io::Result<()> {
+        self.submit(key, Op::Write(Box::new(rec.clone()), stamp), wait)
     }
 
-    /// Queues the deletion of `key`'s record and waits for it.
-    pub(super) fn remove(&self, key: K) -> io::Result<()> {
-        self.submit(key, Op::Remove, true)
+    /// Queues the deletion of `key`'s record, asked under generation `stamp`, and waits for it.
+    pub(super) fn remove(&self, key: K, stamp: Stamp) -> io::Result<()> {
+        self.submit(key, Op::Remove(stamp), true)
     }
 }
 
@@ -174,7 +187,7 @@ fn run<S: Sink>(shared: &Shared<S::Key>, mut sink: S) {
         let results = sink.apply(&batch);
         let mut retry = Vec::new();
         for ((key, op), r) in batch.into_iter().zip(results) {
-            let coalesced = matches!(op, Op::Write(_)) && !waiters.contains_key(&key);
+            let coalesced = matches!(op, Op::Write(..)) && !waiters.contains_key(&key);
             if let Err(e) = &r
                 && coalesced
             {
@@ -219,8 +232,8 @@ impl Sink for Files {
         let results: Vec<io::Result<()>> = batch
             .iter()
             .map(|(path, op)| match op {
-                Op::Write(rec) => write_file(path, rec),
-                Op::Remove => match fs::remove_file(path) {
+                Op::Write(rec, _) => write_file(path, rec),
+                Op::Remove(_) => match fs::remove_file(path) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                     r => r,
                 },
@@ -280,9 +293,10 @@ mod tests {
         let path = dir.path().join("a.json");
         let w = files(dir.path());
         for n in 1..=50 {
-            w.write(path.clone(), &rec(n), false).expect("queued");
+            w.write(path.clone(), &rec(n), None, false).expect("queued");
         }
-        w.write(path.clone(), &rec(51), true).expect("durable");
+        w.write(path.clone(), &rec(51), None, true)
+            .expect("durable");
         assert_eq!(on_disk(&path), Some(51));
         drop(w);
         assert_eq!(on_disk(&path), Some(51), "nothing older landed afterwards");
@@ -294,9 +308,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
         let w = files(dir.path());
-        w.write(a.clone(), &rec(7), false).expect("queued");
-        w.write(b.clone(), &rec(1), false).expect("queued");
-        w.remove(b.clone()).expect("removed");
+        w.write(a.clone(), &rec(7), None, false).expect("queued");
+        w.write(b.clone(), &rec(1), None, false).expect("queued");
+        w.remove(b.clone(), None).expect("removed");
         drop(w);
         assert_eq!(on_disk(&a), Some(7), "drained on drop");
         assert!(!b.exists(), "the removal came last and won");

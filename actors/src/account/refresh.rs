@@ -41,6 +41,13 @@ pub fn retry_delay(n: u32) -> Duration {
     Duration::from_secs((30u64 << n.min(5)).min(600))
 }
 
+/// Retry delay after the `n`th consecutive begin the fence refused as "later" (a refresh in
+/// flight, a session too short for the window, the store unreachable): nothing was sent, so
+/// the retry need not wait the failure backoff — 1 s doubling to 8 s.
+pub fn begin_retry_delay(n: u8) -> Duration {
+    Duration::from_secs(1 << n.saturating_sub(1).min(3))
+}
+
 /// Pool-wide limits on refreshes: at most `concurrent` in flight and `per_minute` started in
 /// any minute. Shared by every account actor of a pool.
 #[derive(Debug)]
@@ -190,7 +197,7 @@ pub(super) fn start_refresh(me: &AccountRef, s: &mut Running, reason: RefreshRea
     );
 }
 
-/// The fence refused to begin: nothing was sent. Later → retry with backoff; ambiguous in the
+/// The fence refused to begin: nothing was sent. Later → retry soon ([`begin_retry_delay`]); ambiguous in the
 /// store → the account is `refresh_ambiguous` here too; lost → the actor drops the account.
 pub(super) fn fence_refused(me: &AccountRef, s: &mut Running, refusal: FenceRefusal) {
     if s.st.refreshing.take().is_none() {
@@ -198,9 +205,10 @@ pub(super) fn fence_refused(me: &AccountRef, s: &mut Running, refusal: FenceRefu
     }
     match refusal {
         FenceRefusal::Later(why) => {
-            tracing::info!(account = %s.st.rec.id, %why, "refresh not begun; will retry");
-            s.st.refresh_failures += 1;
-            retry_later(me, s);
+            s.st.begin_refusals = s.st.begin_refusals.saturating_add(1);
+            let delay = begin_retry_delay(s.st.begin_refusals);
+            tracing::info!(account = %s.st.rec.id, %why, retry_in_ms = delay.as_millis() as u64, "refresh not begun; will retry");
+            arm(me, s, delay);
         }
         FenceRefusal::Ambiguous => mark_ambiguous(s),
         FenceRefusal::Lost(why) => {
@@ -229,6 +237,7 @@ pub(super) fn begin_refresh(
     now: UnixMs,
 ) -> Option<String> {
     let reason = s.st.refreshing?;
+    s.st.begin_refusals = 0;
     if std::mem::take(&mut s.st.refresh_superseded) {
         // An import replaced the tokens since this refresh was started: it is not wanted.
         s.st.refreshing = None;
@@ -487,6 +496,14 @@ mod tests {
         assert_eq!(due_at(&t, 0, 0, 0), 10 + FALLBACK_INTERVAL_MS);
         assert_eq!(retry_delay(0), Duration::from_secs(30));
         assert_eq!(retry_delay(9), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_refused_begin_retries_within_seconds_rising_to_eight() {
+        let delays: Vec<u64> = (1..=6).map(|n| begin_retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 8, 8]);
+        assert_eq!(begin_retry_delay(u8::MAX), Duration::from_secs(8));
+        assert!(begin_retry_delay(u8::MAX) < retry_delay(0));
     }
 
     #[tokio::test(start_paused = true)]

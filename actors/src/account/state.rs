@@ -66,6 +66,9 @@ pub struct AccountState {
     pub lost: bool,
     /// Consecutive transient refresh failures (retry backoff).
     pub refresh_failures: u32,
+    /// Consecutive begins the fence refused as "later" (its own short backoff,
+    /// `refresh::begin_retry_delay`); 0 once a begin is granted.
+    pub begin_refusals: u8,
     /// When the next refresh is due (proactive or retry); started by the tick.
     pub refresh_due_at: Option<UnixMs>,
     /// A usage probe is in flight.
@@ -99,6 +102,7 @@ impl AccountState {
             fence_finishing: false,
             lost: false,
             refresh_failures: 0,
+            begin_refusals: 0,
             refresh_due_at: None,
             probing: false,
             last_probe_at: None,

@@ -52,6 +52,9 @@ pub struct AccountRow {
     pub intent: Option<Intent>,
     /// Last begun intent generation.
     pub last_intent_gen: u64,
+    /// The intent generation of the last rotation stored by [`Rules::finish_refresh`] (0:
+    /// none): how a finish whose answer was lost is recognised when it is sent again.
+    pub finished_intent_gen: u64,
     /// A refresh may have used the current refresh token without its result being stored:
     /// nobody refreshes until fresh tokens are imported (a re-login).
     pub refresh_ambiguous: bool,
@@ -305,6 +308,11 @@ impl Rules {
     /// Stores a rotation: a compare-and-set on the owner generation, the intent and the token
     /// version it began with. Returns the new token version. A zombie (its account claimed by
     /// another node since) is refused, whatever its clock says.
+    ///
+    /// The same finish sent again — its first answer was lost (a connection cut after the
+    /// commit) — is accepted without a change and returns the same version, as long as the
+    /// row still shows exactly that rotation: the same owner and generation, no intent, this
+    /// intent the last one finished, and the token version it made (no import since).
     pub fn finish_refresh(
         &mut self,
         account: &str,
@@ -314,10 +322,17 @@ impl Rules {
         intent: &Intent,
     ) -> Result<u64, Refusal> {
         let row = self.owned_mut(account, node, epoch, owner_gen)?;
+        let landed = row.intent.is_none()
+            && row.finished_intent_gen == intent.intent_gen
+            && row.token_version == intent.token_version + 1;
+        if landed {
+            return Ok(row.token_version);
+        }
         if row.intent.as_ref() != Some(intent) || row.token_version != intent.token_version {
             return Err(Refusal::StaleIntent);
         }
         row.intent = None;
+        row.finished_intent_gen = intent.intent_gen;
         row.token_version += 1;
         Ok(row.token_version)
     }

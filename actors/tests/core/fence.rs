@@ -1,7 +1,8 @@
 //! Refresh under a fence (docs/cluster.md "Refresh under fencing") through a real pool with a
 //! scripted fence: a refused begin calls nothing, an ambiguous account serves on its access
 //! token and never refreshes, a refused finish (a zombie) drops the account without ever
-//! serving the tokens it received, a call with no answer in the fenced window is abandoned as
+//! serving the tokens it received, a finish the store did not answer is sent again and the
+//! account kept, a call with no answer in the fenced window is abandoned as
 //! having reached upstream, and fresh imported tokens end the ambiguity.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::{FakeFence, Fx, record};
 use crate::pool::{cfg, req, settle};
-use crate::support::{M, T0, rel, settings};
+use crate::support::{M, S, T0, rel, settings};
 
 /// A pool of one account `a` whose access token expires 10 min in, refreshed 5 min before.
 async fn pool_with(fence: &Arc<FakeFence>, rec: rotor_actors::AccountRecord) -> (Fx, PoolHandle) {
@@ -50,18 +51,34 @@ async fn step(pool: &PoolHandle, fx: &Fx, what: &str) -> Value {
     })
 }
 
+/// Settles in 100 ms steps until the fence was asked to begin `n` times; the time it was.
+async fn until_begins(fence: &FakeFence, fx: &Fx, n: usize) -> i64 {
+    for _ in 0..20_000 {
+        if calls(fence)
+            .iter()
+            .filter(|c| c.starts_with("begin"))
+            .count()
+            >= n
+        {
+            return rotor_actors::Clock::now_ms(fx.clock.as_ref());
+        }
+        settle(Duration::from_millis(100)).await;
+    }
+    panic!("begin {n} never came: {:?}", calls(fence));
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_refused_begin_calls_nothing_and_is_retried_later() {
+async fn a_refused_begin_calls_nothing_and_is_retried_within_seconds() {
     let fence = Arc::new(FakeFence::default());
+    let later = |why: &str| Err(FenceRefusal::Later(why.into()));
     fence.begins.lock().unwrap().extend([
-        Err(FenceRefusal::Later(
-            "the session does not outlive the refresh deadline".into(),
-        )),
-        Err(FenceRefusal::Later("the store is unreachable".into())),
+        later("the session does not outlive the refresh deadline"),
+        later("a refresh is in flight"),
+        later("the store is unreachable"),
     ]);
     let (fx, pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
-    settle(Duration::from_secs(5 * 60 + 1)).await;
-    assert_eq!(calls(&fence), ["begin a"], "the first begin was refused");
+    let first = until_begins(&fence, &fx, 1).await;
+    settle(Duration::from_millis(10)).await;
     assert!(
         fx.refresher.calls.lock().unwrap().is_empty(),
         "a refused begin never calls the token endpoint"
@@ -83,10 +100,23 @@ async fn a_refused_begin_calls_nothing_and_is_retried_later() {
             .access_token,
         "at-a"
     );
-    settle(Duration::from_secs(31)).await;
-    assert_eq!(calls(&fence), ["begin a", "begin a"], "retried after 30 s");
-    settle(Duration::from_secs(61)).await;
-    assert_eq!(calls(&fence), ["begin a", "begin a", "begin a", "finish a"]);
+    // Each refusal waits its own short, rising delay (1 s, 2 s, 4 s, at the tick's 1 s
+    // granularity), not the 30 s backoff of a failed call.
+    let mut at = first;
+    for (n, delay) in [(2, S), (3, 2 * S), (4, 4 * S)] {
+        let next = until_begins(&fence, &fx, n).await;
+        let gap = next - at;
+        assert!(
+            (delay..=delay + S).contains(&gap),
+            "begin {n} came {gap} ms after the refusal before it, not ~{delay} ms"
+        );
+        at = next;
+    }
+    settle(Duration::from_secs(1)).await;
+    assert_eq!(
+        calls(&fence),
+        ["begin a", "begin a", "begin a", "begin a", "finish a"]
+    );
     assert_eq!(
         fx.refresher.calls.lock().unwrap().clone(),
         [("rt-a".to_string(), RefreshReason::ProactiveExpiry)],
@@ -95,6 +125,35 @@ async fn a_refused_begin_calls_nothing_and_is_retried_later() {
     assert_eq!(
         pool.pick(req()).await.expect("lease").creds.access_token,
         "at-after-rt-a"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_granted_begin_resets_the_refused_begin_delay() {
+    let fence = Arc::new(FakeFence::default());
+    let later = || Err(FenceRefusal::Later("a refresh is in flight".into()));
+    fence
+        .begins
+        .lock()
+        .unwrap()
+        .extend([later(), later(), Ok(()), later()]);
+    let (fx, _pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
+    fx.refresher
+        .errors
+        .lock()
+        .unwrap()
+        .push_back(rotor_actors::RefreshError::Transient("503".into()));
+    let granted = until_begins(&fence, &fx, 3).await;
+    let refused = until_begins(&fence, &fx, 4).await;
+    assert!(
+        (30 * S..=31 * S).contains(&(refused - granted)),
+        "the failed call waits the refresh backoff"
+    );
+    let again = until_begins(&fence, &fx, 5).await;
+    assert!(
+        (S..=2 * S).contains(&(again - refused)),
+        "the refusal after a granted begin waits 1 s again, not 4 s: {} ms",
+        again - refused
     );
 }
 
@@ -211,6 +270,38 @@ async fn a_zombies_refused_finish_drops_the_account_and_its_new_tokens_are_never
         "its record stays in the store for the owner"
     );
     settings().bind(|| insta::assert_yaml_snapshot!(trace));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finish_the_store_did_not_answer_is_sent_again_and_the_account_kept() {
+    let fence = Arc::new(FakeFence::default());
+    fence
+        .finishes
+        .lock()
+        .unwrap()
+        .push_back(Err(FenceRefusal::Later(
+            "postgres: connection closed".into(),
+        )));
+    let (_fx, pool) = pool_with(&fence, record("a", Some(T0 + 10 * M))).await;
+    settle(Duration::from_secs(5 * 60 + 1)).await;
+    let mut served = Vec::new();
+    for _ in 0..30 {
+        if let Ok(l) = pool.pick(req()).await {
+            served.push(l.creds.access_token.clone());
+        }
+        settle(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        calls(&fence),
+        ["begin a", "finish a", "finish a"],
+        "sent again on the tick"
+    );
+    let first_new = served.iter().position(|t| t != "at-a");
+    assert!(
+        first_new.is_some_and(|i| served[i..].iter().all(|t| t == "at-after-rt-a")),
+        "the new tokens are served once the store confirmed them, not before: {served:?}"
+    );
+    assert!(pool.account("a").await.is_some(), "the account is kept");
 }
 
 #[tokio::test(start_paused = true)]

@@ -29,6 +29,9 @@ struct Node {
     owned: BTreeMap<String, u64>,
     /// A refresh it began: the intent, and whether the token endpoint was called yet.
     refreshing: Option<(String, Intent, bool)>,
+    /// The last rotation it stored: account, intent, owner generation (sent again when its
+    /// answer is lost).
+    finished: Option<(String, Intent, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +65,10 @@ enum Op {
     Finish {
         node: usize,
         timed_out: bool,
+    },
+    /// The answer to the node's last accepted finish was lost: it sends the finish again.
+    FinishAgain {
+        node: usize,
     },
     Release {
         node: usize,
@@ -100,6 +107,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (n.clone(), a.clone()).prop_map(|(node, account)| Op::BeginRefresh { node, account }),
         1 => n.clone().prop_map(|node| Op::CallUpstream { node }),
         1 => (n.clone(), any::<bool>()).prop_map(|(node, timed_out)| Op::Finish { node, timed_out }),
+        1 => n.clone().prop_map(|node| Op::FinishAgain { node }),
         1 => (n.clone(), a.clone()).prop_map(|(node, account)| Op::Release { node, account }),
         1 => n.clone().prop_map(|node| Op::Pause { node }),
         1 => n.prop_map(|node| Op::Resume { node }),
@@ -132,6 +140,7 @@ impl World {
                 paused: false,
                 owned: BTreeMap::new(),
                 refreshing: None,
+                finished: None,
             })
             .collect();
         Self {
@@ -296,8 +305,38 @@ impl World {
                         Some((id.clone(), began_at_gen)),
                         "a write of {id} on {acct} accepted after a takeover"
                     );
+                    if called && !timed_out {
+                        self.nodes[node].finished = Some((acct.clone(), intent.clone(), og));
+                    }
                 }
                 self.nodes[node].refreshing = None;
+            }
+            Op::FinishAgain { node } => {
+                let n = &self.nodes[node];
+                let Some((acct, intent, og)) = n.finished.clone() else {
+                    return;
+                };
+                if n.paused {
+                    return;
+                }
+                let (id, epoch) = (n.id.clone(), n.lease.epoch().unwrap_or(0));
+                let before = self.store.clone();
+                if self
+                    .store
+                    .finish_refresh(&acct, &id, epoch, og, &intent)
+                    .is_ok()
+                {
+                    assert_eq!(
+                        self.store.accounts, before.accounts,
+                        "a finish sent again changed the store"
+                    );
+                    let last = self.claims[&acct].last().cloned();
+                    assert_eq!(
+                        last,
+                        Some((id, og)),
+                        "a resent finish accepted after a takeover"
+                    );
+                }
             }
             Op::Release { node, account } => {
                 let n = &self.nodes[node];
@@ -419,6 +458,57 @@ fn a_zombies_late_finish_is_refused_and_the_new_owner_never_reuses_its_token() {
     s.import_tokens("a").expect("import");
     s.begin_refresh("a", "n2", e2, c.owner_gen, 15_000, 12_000)
         .expect("refresh after the import");
+}
+
+/// A finish whose answer was lost (the connection cut after the commit) is sent again: the
+/// row still shows exactly that rotation, so it is accepted, changing nothing. It is refused
+/// as before when the row moved on: an import since, an import during the refresh (the row
+/// then looks the same but for the finished intent), or a takeover.
+#[test]
+fn a_finish_sent_again_after_its_answer_was_lost_is_accepted_only_for_the_rotation_it_stored() {
+    let mut s = Rules::default();
+    s.insert_account("a");
+    let e1 = s.acquire("n1", TTL, 0).expect("n1");
+    let g1 = s.claim("a", "n1", e1, 0, 0).expect("claim").owner_gen;
+    let i1 = s
+        .begin_refresh("a", "n1", e1, g1, WINDOW, 0)
+        .expect("begin");
+    let v = s.finish_refresh("a", "n1", e1, g1, &i1).expect("finish");
+    let stored = s.accounts["a"].clone();
+    assert_eq!(
+        s.finish_refresh("a", "n1", e1, g1, &i1),
+        Ok(v),
+        "sent again"
+    );
+    assert_eq!(s.accounts["a"], stored, "changing nothing");
+    s.import_tokens("a").expect("import");
+    assert_eq!(
+        s.finish_refresh("a", "n1", e1, g1, &i1),
+        Err(Refusal::StaleIntent),
+        "the tokens were replaced since"
+    );
+
+    // An import while the call is in flight: the finish never landed, and is refused.
+    let i2 = s
+        .begin_refresh("a", "n1", e1, g1, WINDOW, 0)
+        .expect("begin");
+    s.import_tokens("a").expect("import");
+    assert_eq!(
+        s.finish_refresh("a", "n1", e1, g1, &i2),
+        Err(Refusal::StaleIntent)
+    );
+
+    // A stored rotation, then a takeover: the resent finish is not the owner's.
+    let i3 = s
+        .begin_refresh("a", "n1", e1, g1, WINDOW, 0)
+        .expect("begin");
+    s.finish_refresh("a", "n1", e1, g1, &i3).expect("finish");
+    let e2 = s.acquire("n2", 3 * TTL, 0).expect("n2");
+    s.claim("a", "n2", e2, g1, TTL + 1).expect("takeover");
+    assert_eq!(
+        s.finish_refresh("a", "n1", e1, g1, &i3),
+        Err(Refusal::NotOwner)
+    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ use super::{DbError, schema};
 
 mod offline;
 use crate::store::StoreKey;
-use crate::store::writer::{Op, Sink, Writer, copy};
+use crate::store::writer::{Op, Sink, Stamp, Writer, copy};
 pub use offline::import_offline;
 
 /// What the key probe holds, sealed: opening it proves the key is the database's.
@@ -295,6 +295,11 @@ impl PgStore {
         lock(&self.gens).remove(id);
     }
 
+    /// The generation this process holds `id` at now: what a write queued now is stamped with.
+    fn stamp(&self, id: &str) -> Stamp {
+        lock(&self.gens).get(id).copied()
+    }
+
     /// The accounts this process holds a generation of.
     pub fn held(&self) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.gens).keys().cloned().collect();
@@ -305,15 +310,17 @@ impl PgStore {
 
 impl Store for PgStore {
     fn save(&self, rec: &AccountRecord) -> io::Result<()> {
-        self.writer.write(rec.id.clone(), rec, true)
+        self.writer
+            .write(rec.id.clone(), rec, self.stamp(&rec.id), true)
     }
 
     fn save_coalesced(&self, rec: &AccountRecord) -> io::Result<()> {
-        self.writer.write(rec.id.clone(), rec, false)
+        self.writer
+            .write(rec.id.clone(), rec, self.stamp(&rec.id), false)
     }
 
     fn remove(&self, id: &str) -> io::Result<()> {
-        self.writer.remove(id.to_owned())
+        self.writer.remove(id.to_owned(), self.stamp(id))
     }
 
     fn is_fenced_out(&self, err: &io::Error) -> bool {
@@ -458,6 +465,31 @@ fn columns_of(rec: &AccountRecord, key: &StoreKey) -> io::Result<(String, Vec<u8
     Ok((json.to_string(), key.seal(&tokens, &rec.id)))
 }
 
+/// Where a queued operation may land, from the generation it was made under (`stamped`) and
+/// the one this process holds the account at as the batch is written (`held`) — the one rule
+/// for a write that outlived its session (docs/cluster.md "Fencing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landing {
+    /// Still held at the generation it was made under: written at it (the database checks
+    /// that generation once more).
+    At(i64),
+    /// Made while no generation was held, and none is now: an account new to the store,
+    /// inserted at generation 1 unless another process has it.
+    New,
+    /// Made under a generation this process no longer holds (its session was lost, the
+    /// account released or claimed again since) — or while it held none, and it holds one
+    /// now: dropped, counted and logged, never written under the current generation.
+    Stale,
+}
+
+fn landing(stamped: Stamp, held: Option<i64>) -> Landing {
+    match (stamped, held) {
+        (Some(s), Some(h)) if s == h => Landing::At(h),
+        (None, None) => Landing::New,
+        _ => Landing::Stale,
+    }
+}
+
 /// The writer's sink: each batch one transaction of fenced writes.
 struct Records {
     conn: Conn,
@@ -467,16 +499,24 @@ struct Records {
 }
 
 impl Records {
-    /// The generation held for `id`; a new account (an import) is inserted at generation 1,
-    /// unless another process has it already (then `None`: fenced out).
+    /// The generation `op` on `id` is written at ([`landing`]); a new account (an import) is
+    /// inserted at generation 1, unless another process has it already. `None`: fenced out.
     async fn generation(
         tx: &tokio_postgres::Transaction<'_>,
         gens: &HashMap<String, i64>,
         new: &mut Vec<(String, i64)>,
         id: &str,
+        op: &Op,
     ) -> Result<Option<i64>, tokio_postgres::Error> {
-        if let Some(g) = gens.get(id) {
-            return Ok(Some(*g));
+        let (Op::Write(_, stamped) | Op::Remove(stamped)) = op;
+        let held = gens.get(id).copied();
+        match landing(*stamped, held) {
+            Landing::At(g) => return Ok(Some(g)),
+            Landing::Stale => {
+                tracing::warn!(account = %id, queued_at = ?stamped, held = ?held, "a write queued under a generation this process no longer holds was dropped");
+                return Ok(None);
+            }
+            Landing::New => {}
         }
         let n = tx
             .execute(
@@ -501,9 +541,9 @@ impl Records {
         let tx = self.conn.client.transaction().await?;
         let mut out = Vec::with_capacity(batch.len());
         for (id, op) in batch {
-            let landed = match (Self::generation(&tx, &gens, &mut new, id).await?, op) {
+            let landed = match (Self::generation(&tx, &gens, &mut new, id, op).await?, op) {
                 (None, _) => false,
-                (Some(g), Op::Write(rec)) => match columns_of(rec, &self.key) {
+                (Some(g), Op::Write(rec, _)) => match columns_of(rec, &self.key) {
                     Ok((json, sealed)) => {
                         let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                             [id, &g, &json, &sealed, &rec.added_at];
@@ -514,7 +554,7 @@ impl Records {
                         continue;
                     }
                 },
-                (Some(g), Op::Remove) => {
+                (Some(g), Op::Remove(_)) => {
                     let row = tx
                         .query_opt(
                             "select owner_gen from rotor_account_owner where account = $1
@@ -544,7 +584,7 @@ impl Records {
         let mut held = lock(&self.gens);
         held.extend(new);
         for (id, op) in batch {
-            if matches!(op, Op::Remove) {
+            if matches!(op, Op::Remove(_)) {
                 held.remove(id);
             }
         }
@@ -571,5 +611,31 @@ impl Sink for Records {
 
     fn retryable(&self, e: &io::Error) -> bool {
         !e.get_ref().is_some_and(|inner| inner.is::<FencedOut>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Landing, landing};
+
+    #[test]
+    fn a_queued_write_lands_only_at_the_generation_it_was_made_under_if_still_held() {
+        assert_eq!(landing(Some(3), Some(3)), Landing::At(3));
+        assert_eq!(
+            landing(None, None),
+            Landing::New,
+            "an account new to the store"
+        );
+        assert_eq!(
+            landing(Some(3), Some(4)),
+            Landing::Stale,
+            "claimed again since"
+        );
+        assert_eq!(landing(Some(3), None), Landing::Stale, "given up since");
+        assert_eq!(
+            landing(None, Some(4)),
+            Landing::Stale,
+            "made while not held"
+        );
     }
 }

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::DbError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Each migration brings the schema from its index to index + 1.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -51,6 +51,11 @@ create table rotor_store_key (
     // acquire and renewal — the address peers forward to, and its summary for spilling.
     r#"
 alter table rotor_node_session add column advertise text, add column summary jsonb;
+"#,
+    // 4: the intent of the last stored rotation, so a finish sent again after its answer was
+    // lost is recognised (docs/cluster.md "Refresh in the actors", step 3).
+    r#"
+alter table rotor_account_owner add column finished_intent_gen bigint not null default 0;
 "#,
 ];
 

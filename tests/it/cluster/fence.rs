@@ -4,7 +4,8 @@
 //! refresh window; a paused node's late finish is refused after another node claimed the
 //! account, which the claim marked `refresh_ambiguous`; an abandon after the call may have
 //! reached upstream marks it ambiguous too, and only an import clears it; a finish for a token
-//! version an import replaced is refused.
+//! version an import replaced is refused; a finish whose answer was lost with its connection
+//! is sent again on a new connection and accepted, the account kept.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use codex_rotor::cluster::ClusterView;
 use codex_rotor::cluster::fence::{PgFence, Window};
 use codex_rotor::store::postgres::LeaseDb;
 use codex_rotor::store::postgres::records::PgStore;
-use rotor_actors::ownership::rules::AccountRow;
+use rotor_actors::ownership::rules::{AccountRow, Intent};
 use rotor_actors::{FenceRefusal, RefreshFence, Store};
 
 /// A 1 s call, 0.5 s of writes, 0.5 s margin: a 2 s window.
@@ -24,6 +25,27 @@ const WINDOW: Window = Window {
     persist: Duration::from_millis(500),
     margin: Duration::from_millis(500),
 };
+
+/// The `application_name` of the fence's connection.
+const FENCE_APP: &str = "rotor_fence";
+
+/// Ends the server side of every connection named `app` (as a restart or a network cut
+/// would); returns how many.
+async fn cut(url: &str, app: &str) -> i64 {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let row = c
+        .query_one(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity
+             where application_name = $1",
+            &[&app],
+        )
+        .await
+        .expect("terminate");
+    row.get(0)
+}
 
 /// One node `n1` owning one account in a fresh database: the test's own connection (to drive
 /// sessions and read rows), the node's view, its store and its fence.
@@ -55,12 +77,16 @@ impl Node {
         assert!(!claimed.ambiguous);
         store.hold(&rec.id, claimed.owner_gen);
         let view = ClusterView::new("n1".into(), "http://127.0.0.1:1".into(), 60_000, 500);
-        let fence = PgFence::new(
-            LeaseDb::connect(url).await.expect("connect"),
+        // As a node connects it (so the test can cut its connection by name, [`cut`]).
+        let fence = PgFence::connect(
+            &format!("{url} application_name={FENCE_APP}"),
+            Duration::from_secs(2),
             view.clone(),
             Arc::new(store),
             WINDOW,
-        );
+        )
+        .await
+        .expect("connect");
         let node = Node {
             db,
             view,
@@ -225,6 +251,60 @@ async fn an_abandon_that_may_have_reached_upstream_is_ambiguous_until_an_import(
         before + 4,
         "only the import counted"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_whose_answer_was_lost_with_its_connection_is_sent_again_and_keeps_the_account() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("fence_lost_finish").await;
+    let mut n = Node::start(&url, 60_000).await;
+    let t = n.fence.begin(&n.id).await.expect("begun");
+    let before = n.row().await;
+
+    // The finish reaches the database and commits, and its answer is lost with the
+    // connection: the test's connection sends the very statement, then the fence's is cut.
+    let intent = Intent {
+        intent_gen: t.intent_gen,
+        deadline: t.deadline,
+        token_version: t.token_version,
+    };
+    n.db.finish_refresh(&n.id, "n1", t.epoch, t.owner_gen, &intent)
+        .await
+        .expect("db")
+        .expect("the finish landed");
+    let stored = n.row().await;
+    assert_eq!(stored.token_version, before.token_version + 1);
+    assert_eq!(cut(&url, FENCE_APP).await, 1, "the fence's connection");
+
+    // The actor sends the finish again on its ticks until the store answers: the first
+    // attempt may still meet the dead connection (not now: nothing changed); then the fence
+    // connects again and the store recognises the rotation it already holds.
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let r = n.fence.finish(&n.id, t.clone()).await;
+        answers.push(r.clone());
+        if r.is_ok() {
+            break;
+        }
+        assert!(matches!(r, Err(FenceRefusal::Later(_))), "{answers:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        answers.last(),
+        Some(&Ok(())),
+        "the account is kept: {answers:?}"
+    );
+    assert_eq!(
+        n.row().await,
+        stored,
+        "the finish sent again changed nothing"
+    );
+
+    // The fence goes on: the next refresh begins and is stored.
+    let t = n.fence.begin(&n.id).await.expect("begun after the cut");
+    assert_eq!(t.token_version, stored.token_version);
+    n.fence.finish(&n.id, t).await.expect("stored");
+    assert_eq!(n.row().await.token_version, stored.token_version + 1);
 }
 
 /// The store of a node that freezes (as under SIGSTOP) for `freeze` when it is about to write

@@ -2,12 +2,13 @@
 //! are sealed at rest and open only with the store key; a process whose accounts were taken
 //! over has its writes refused and counted; a wrong key stops the open with a message that
 //! names where the key comes from and never the key; `codex-rotor store migrate` moves a data
-//! directory into the database and back with every record, tokens included, unchanged.
+//! directory into the database and back with every record, tokens included, unchanged; a
+//! write queued under a generation the process has since lost never lands under the next one.
 
 use super::throwaway::ThrowawayPg;
 use codex_rotor::sim::{AccountSpec, SimOptions, Simulator};
-use codex_rotor::store::postgres::DbError;
 use codex_rotor::store::postgres::records::{PgStore, read_records};
+use codex_rotor::store::postgres::{DbError, LeaseDb};
 use codex_rotor::store::{FileStore, SealError, StoreKey};
 use rotor_actors::{AccountRecord, Store};
 use std::path::Path;
@@ -137,6 +138,100 @@ async fn a_stale_writer_is_counted_and_not_retried() {
     assert!(
         codex_rotor::store::postgres::records::fenced_out_total() >= 2,
         "and in the process's total, which /metrics exposes"
+    );
+}
+
+/// The writer queue outlives a session: a snapshot queued under the generation the node held
+/// before it lost its session must not land once the node claimed the account again under a
+/// new generation (the new session's actor has loaded the record and writes on from it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_queued_before_a_lost_session_never_lands_under_the_next_sessions_generation() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("stale_queue").await;
+    let recs = records(2).await;
+    let (a, x) = (recs[0].clone(), recs[1].clone());
+    {
+        let (seed, _) = PgStore::open(&url, key()).await.expect("open");
+        seed.save(&a).expect("saved");
+        seed.save(&x).expect("saved");
+    }
+    let store = PgStore::open_for_cluster(&url, key()).await.expect("open");
+    let mut db = LeaseDb::connect(&url).await.expect("connect");
+    let claim = async |db: &mut LeaseDb, id: &str, epoch: u64| {
+        let seen = db.owner_gen(id).await.expect("db").expect("row");
+        let c = db.claim(id, "n1", epoch, seen, None).await.expect("db");
+        c.expect("claimed").owner_gen
+    };
+    let e1 = db
+        .acquire("n1", 60_000, None)
+        .await
+        .expect("db")
+        .expect("n1");
+    for id in [&a.id, &x.id] {
+        let g = claim(&mut db, id, e1).await;
+        store.hold(id, g);
+    }
+
+    // Hold the writer up inside a batch: the test locks x's row, and a write of x waits.
+    let lock = raw(&url).await;
+    lock.batch_execute(&format!(
+        "begin; select 1 from rotor_account_owner where account = '{}' for update",
+        x.id
+    ))
+    .await
+    .expect("lock");
+    store.save_coalesced(&x).expect("queued");
+    let watch = raw(&url).await;
+    for _ in 0..100 {
+        let waiting: i64 = watch
+            .query_one(
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock'
+                 and datname = current_database()",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // The old session's actor hands over its last snapshot of a: queued behind the batch.
+    let mut stale = a.clone();
+    stale.usage.requests = 999_999;
+    store.save_coalesced(&stale).expect("queued");
+
+    // The session is lost; the node gives the account up, acquires a new session and claims
+    // it again: a new generation, and the new actor starts from the stored record.
+    store.unhold(&a.id);
+    db.end_session("n1", e1).await.expect("db").expect("ended");
+    let e2 = db
+        .acquire("n1", 60_000, None)
+        .await
+        .expect("db")
+        .expect("n1");
+    let g2 = claim(&mut db, &a.id, e2).await;
+    store.hold(&a.id, g2);
+    let fenced_before = store.fenced_out();
+
+    lock.batch_execute("commit").await.expect("unlock");
+    store.save(&x).expect("the queue drained up to here");
+    assert_eq!(
+        store.load(&a.id).expect("load").expect("a").usage.requests,
+        a.usage.requests,
+        "the stale snapshot did not land under the new generation"
+    );
+    assert_eq!(store.fenced_out(), fenced_before + 1, "it was counted");
+
+    // The new generation's own writes land.
+    let mut fresh = a.clone();
+    fresh.usage.requests += 1;
+    store.save(&fresh).expect("the holder's write lands");
+    assert_eq!(
+        store.load(&a.id).expect("load").expect("a").usage.requests,
+        fresh.usage.requests
     );
 }
 
