@@ -71,8 +71,8 @@ impl RefreshGate {
     }
 
     /// Waits for a slot and for room in the per-minute budget; the permit frees the slot.
-    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        let permit = self.slots.clone().acquire_owned().await.ok()?;
+    pub async fn acquire(&self) -> Option<GatePermit> {
+        let slot = self.slots.clone().acquire_owned().await.ok()?;
         loop {
             let wait = {
                 let now = tokio::time::Instant::now();
@@ -85,7 +85,10 @@ impl RefreshGate {
                 }
                 if starts.len() < self.per_minute {
                     starts.push_back(now);
-                    return Some(permit);
+                    return Some(GatePermit {
+                        _slot: slot,
+                        started: now,
+                    });
                 }
                 starts
                     .front()
@@ -94,6 +97,25 @@ impl RefreshGate {
             tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1))).await;
         }
     }
+}
+
+impl RefreshGate {
+    /// Gives back the per-minute budget `p` took: its refresh never started (the fence
+    /// refused the begin, nothing was sent), so it must not hold back the refreshes that do.
+    pub fn refund(&self, p: GatePermit) {
+        let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = starts.iter().rposition(|t| *t == p.started) {
+            starts.remove(i);
+        }
+    }
+}
+
+/// A refresh's place in the [`RefreshGate`]: its slot (freed on drop) and the start it counts
+/// in the per-minute budget.
+#[derive(Debug)]
+pub struct GatePermit {
+    _slot: OwnedSemaphorePermit,
+    started: tokio::time::Instant,
 }
 
 /// The refresh task: gate → the fence commits the intent in the store → ask the actor to
@@ -108,10 +130,13 @@ pub fn spawn(
     reason: RefreshReason,
 ) {
     tokio::spawn(async move {
-        let _permit = gate.acquire().await;
+        let permit = gate.acquire().await;
         let ticket = match fence.begin(&id).await {
             Ok(t) => t,
             Err(refusal) => {
+                if let Some(p) = permit {
+                    gate.refund(p);
+                }
                 let _ = me.cast(AccountMsg::FenceRefused(refusal));
                 return;
             }
@@ -516,6 +541,24 @@ mod tests {
         assert!(
             t0.elapsed() >= Duration::from_secs(60),
             "the third start waits for the minute to pass"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refunded_start_leaves_the_minute_s_budget_to_the_next() {
+        let gate = RefreshGate::new(10, 1);
+        let t0 = tokio::time::Instant::now();
+        let p = gate.acquire().await.expect("a slot");
+        gate.refund(p);
+        drop(gate.acquire().await);
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "the refund freed the budget"
+        );
+        drop(gate.acquire().await);
+        assert!(
+            t0.elapsed() >= Duration::from_secs(60),
+            "a start that was not refunded still counts"
         );
     }
 }

@@ -67,6 +67,40 @@ async fn until_begins(fence: &FakeFence, fx: &Fx, n: usize) -> i64 {
     panic!("begin {n} never came: {:?}", calls(fence));
 }
 
+/// A refused begin sent nothing: it gives its start back to the pool's per-minute refresh
+/// budget, so accounts retrying through a lease gap do not hold back the refreshes that run.
+#[tokio::test(start_paused = true)]
+async fn a_refused_begin_does_not_spend_the_per_minute_refresh_budget() {
+    let fence = Arc::new(FakeFence::default());
+    fence.begins.lock().unwrap().extend([
+        Err(FenceRefusal::Later("a refresh is in flight".into())),
+        Err(FenceRefusal::Later("a refresh is in flight".into())),
+    ]);
+    let mut fx = Fx::new();
+    fx.fence = Some(fence.clone());
+    let c = PoolConfig {
+        refresh_margin: Duration::from_secs(300),
+        max_refreshes_per_minute: 1,
+        ..cfg()
+    };
+    let _pool = PoolHandle::start(c, fx.effects(), vec![record("a", Some(T0 + 10 * M))])
+        .await
+        .expect("pool");
+    let first = until_begins(&fence, &fx, 1).await;
+    let third = until_begins(&fence, &fx, 3).await;
+    assert!(
+        third - first <= 5 * S,
+        "the granted begin came {} ms after the first refusal: the refusals spent the budget",
+        third - first
+    );
+    settle(Duration::from_secs(1)).await;
+    assert_eq!(
+        fx.refresher.calls.lock().unwrap().len(),
+        1,
+        "the begun refresh called once"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refused_begin_calls_nothing_and_is_retried_within_seconds() {
     let fence = Arc::new(FakeFence::default());
