@@ -12,7 +12,6 @@
 //! The fence has its own connection ([`LeaseDb`]), so a refresh never waits behind the lease
 //! loop's statements, nor the loop behind a refresh.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,22 +54,14 @@ impl Window {
     }
 }
 
-/// The fence of one node.
+/// The fence of one node. The token version each account's tokens here stand at is the
+/// store's ([`PgStore::token_version`]): set when the record is loaded, moved on by this
+/// fence's finishes and imports.
 pub struct PgFence {
     db: Arc<Mutex<LeaseDb>>,
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
     window: Window,
-    known: Known,
-}
-
-/// The token version of each account as this node last saw or made it.
-type Known = Arc<std::sync::Mutex<HashMap<String, u64>>>;
-
-fn know(known: &Known, account: &str, version: u64) {
-    let mut k = known.lock().unwrap_or_else(|e| e.into_inner());
-    let v = k.entry(account.to_owned()).or_insert(version);
-    *v = (*v).max(version);
 }
 
 impl PgFence {
@@ -82,19 +73,22 @@ impl PgFence {
             view,
             store,
             window,
-            known: Known::default(),
         }
     }
 
-    /// True if the token version the store lists for `account` moved past the one this node
-    /// last saw or stored: fresh tokens were imported on another node, and the owner reloads
-    /// the record (`PoolHandle::reload`). The first listing of an account only notes it.
+    /// True if the token version the store lists for `account` moved past the one this
+    /// node's copy stands at: fresh tokens were imported through another node (or through
+    /// this one's admin API, which writes to the database too), and the owner reloads the
+    /// record (`PoolHandle::reload`, which reads the version with it) — until it has, this
+    /// stays true. An account whose version this node never learnt only notes it.
     pub fn moved_elsewhere(&self, account: &str, listed: u64) -> bool {
-        let mut k = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = k.entry(account.to_owned()).or_insert(listed);
-        let moved = listed > *seen;
-        *seen = (*seen).max(listed);
-        moved
+        match self.store.token_version(account) {
+            Some(v) => listed > v,
+            None => {
+                self.store.note_version(account, listed);
+                false
+            }
+        }
     }
 }
 
@@ -118,7 +112,7 @@ impl RefreshFence for PgFence {
 
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
-        let known = self.known.clone();
+        let store = self.store.clone();
         let (account, held) = (account.to_owned(), self.store.held_at(account));
         Box::pin(async move {
             let Some(epoch) = view.epoch() else {
@@ -135,15 +129,31 @@ impl RefreshFence for PgFence {
                 ));
             }
             let node = view.node_id().to_owned();
+            let mut db = db.lock().await;
             let verdict = db
-                .lock()
-                .await
                 .begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
                 .await
                 .map_err(later)?;
             match verdict {
+                Ok(i)
+                    if store
+                        .token_version(&account)
+                        .is_some_and(|v| v != i.token_version) =>
+                {
+                    // The store's tokens are not the ones this node holds (imported elsewhere,
+                    // not reloaded yet): refreshing these would put old tokens back. Nothing
+                    // was called; the claim loop reloads the account first.
+                    let _ = db
+                        .abandon_refresh(&account, &node, epoch, owner_gen, &i, false)
+                        .await;
+                    Err(FenceRefusal::Later(
+                        "fresh tokens were imported through another node; the account \
+                         reloads them first"
+                            .into(),
+                    ))
+                }
                 Ok(i) => {
-                    know(&known, &account, i.token_version);
+                    store.note_version(&account, i.token_version);
                     Ok(FenceTicket {
                         intent_gen: i.intent_gen,
                         deadline: i.deadline,
@@ -171,7 +181,7 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
-        let known = self.known.clone();
+        let store = self.store.clone();
         Box::pin(async move {
             let verdict = db
                 .lock()
@@ -188,7 +198,7 @@ impl RefreshFence for PgFence {
             // Any refusal: the account moved on without this rotation (another owner, an
             // import): this node's tokens must not be used.
             let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
-            know(&known, &account, version);
+            store.note_version(&account, version);
             Ok(())
         })
     }
@@ -226,7 +236,7 @@ impl RefreshFence for PgFence {
     }
 
     fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
-        let (db, account, known) = (self.db.clone(), account.to_owned(), self.known.clone());
+        let (db, account, store) = (self.db.clone(), account.to_owned(), self.store.clone());
         Box::pin(async move {
             let verdict = db
                 .lock()
@@ -235,7 +245,7 @@ impl RefreshFence for PgFence {
                 .await
                 .map_err(later)?;
             let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
-            know(&known, &account, version);
+            store.note_version(&account, version);
             Ok(())
         })
     }

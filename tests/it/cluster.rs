@@ -3,6 +3,7 @@
 
 mod fence;
 mod forward;
+mod import;
 mod nodes;
 mod operate;
 mod pg_daemon;

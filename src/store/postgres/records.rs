@@ -26,9 +26,11 @@ use tokio_postgres::{Client, GenericClient, NoTls};
 use super::{DbError, schema};
 
 mod offline;
+mod online;
 use crate::store::StoreKey;
 use crate::store::writer::{Op, Sink, Writer, copy};
 pub use offline::import_offline;
+pub use online::import_online;
 
 /// What the key probe holds, sealed: opening it proves the key is the database's.
 const PROBE: &[u8] = b"codex-rotor store key probe";
@@ -40,12 +42,22 @@ const PROBE_AAD: &str = "rotor_store_key";
 const IDLE_IN_TRANSACTION_MS: u64 = 2_000;
 
 /// Upsert of one record, only while this process holds the account at generation `$2`
-/// (`for share` waits for a concurrent owner change and re-checks against its outcome).
+/// (`for share` waits for a concurrent owner change and re-checks against its outcome). With
+/// `$6`, the token version this process's copy of the account stands at, an existing row is
+/// only replaced while the store's token version is still `$6`: once tokens were imported on
+/// another node ([`import_online`]) the row keeps them until this process has reloaded it
+/// ([`Store::load`]), so a snapshot taken before the reload cannot put the old tokens back.
 const WRITE: &str = "insert into rotor_account (id, record, tokens, added_at)
      select $1::text, $3::text::jsonb, $4::bytea, $5::bigint
      where exists (select 1 from rotor_account_owner
                    where account = $1::text and owner_gen = $2::bigint for share)
-     on conflict (id) do update set record = excluded.record, tokens = excluded.tokens,
+     on conflict (id) do update set
+         record = case when $6::bigint is null or $6::bigint = (select token_version
+             from rotor_account_owner where account = $1::text)
+             then excluded.record else rotor_account.record end,
+         tokens = case when $6::bigint is null or $6::bigint = (select token_version
+             from rotor_account_owner where account = $1::text)
+             then excluded.tokens else rotor_account.tokens end,
          updated_at = clock_timestamp()";
 
 /// The runtime the connections run on; shut down without waiting when the last user goes.
@@ -171,6 +183,10 @@ pub struct PgStore {
     key: StoreKey,
     /// Generations held, shared with the writer's sink.
     gens: Generations,
+    /// The token version each account's copy in this process stands at (cluster mode: set
+    /// when the record is loaded and when this node's fence stores a rotation or an import),
+    /// shared with the writer's sink, which writes a row only while the store still has it.
+    versions: Generations,
     /// Writes refused by the fence since open.
     fenced: Arc<AtomicU64>,
 }
@@ -252,11 +268,13 @@ impl PgStore {
             (HashMap::new(), Vec::new())
         };
         let gens = Arc::new(Mutex::new(gens));
+        let versions = Generations::default();
         let fenced = Arc::new(AtomicU64::new(0));
         let sink = Records {
             conn: connect(&rt, url).await?,
             key: key.clone(),
             gens: gens.clone(),
+            versions: versions.clone(),
             fenced: fenced.clone(),
         };
         let writer =
@@ -266,6 +284,7 @@ impl PgStore {
             reader: Arc::new(tokio::sync::Mutex::new(reader)),
             key,
             gens,
+            versions,
             fenced,
         };
         Ok((store, records))
@@ -293,6 +312,32 @@ impl PgStore {
     /// the account are refused from now on, as the store would refuse them anyway.
     pub fn unhold(&self, id: &str) {
         lock(&self.gens).remove(id);
+        lock(&self.versions).remove(id);
+    }
+
+    /// The token version this process's copy of `id` stands at, if known (it loaded the
+    /// record, or stored a rotation or an import of it through the fence).
+    pub fn token_version(&self, id: &str) -> Option<u64> {
+        lock(&self.versions)
+            .get(id)
+            .and_then(|v| u64::try_from(*v).ok())
+    }
+
+    /// This process's copy of `id` now stands at token version `version` (its fence stored a
+    /// rotation or an import of fresh tokens).
+    pub fn note_version(&self, id: &str, version: u64) {
+        lock(&self.versions).insert(id.to_owned(), i64::try_from(version).unwrap_or(i64::MAX));
+    }
+
+    /// Imports `incoming` into the database while nodes run ([`import_online`]) on this
+    /// store's reading connection.
+    pub async fn import<R>(
+        &self,
+        merge: impl FnMut(&mut Vec<AccountRecord>) -> (R, Vec<AccountRecord>),
+    ) -> Result<R, super::DbError> {
+        let mut conn = self.reader.lock().await;
+        conn.ready().await?;
+        import_online(&mut conn.client, &self.key, merge).await
     }
 
     /// The accounts this process holds a generation of.
@@ -325,16 +370,22 @@ impl Store for PgStore {
         block(async {
             let mut conn = self.reader.lock().await;
             let client = conn.ready().await.map_err(io::Error::other)?;
+            // The record and the token version it stands at, read at one instant: from now
+            // on this process writes the row only while the store still has that version.
             let row = client
                 .query_opt(
-                    "select id, record::text, tokens from rotor_account where id = $1",
+                    "select a.id, a.record::text, a.tokens, o.token_version from rotor_account a
+                     left join rotor_account_owner o on o.account = a.id where a.id = $1",
                     &[&id],
                 )
                 .await
                 .map_err(io::Error::other)?;
-            row.map(|r| record_of(&r, &self.key))
-                .transpose()
-                .map_err(io::Error::other)
+            let Some(row) = row else { return Ok(None) };
+            let rec = record_of(&row, &self.key).map_err(io::Error::other)?;
+            if let Some(v) = row.get::<_, Option<i64>>(3) {
+                lock(&self.versions).insert(id.to_owned(), v);
+            }
+            Ok(Some(rec))
         })
     }
 }
@@ -381,13 +432,23 @@ async fn write_unowned(
     rec: &AccountRecord,
     key: &StoreKey,
 ) -> Result<(), DbError> {
-    let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
     tx.execute(
         "insert into rotor_account_owner (account, owner_gen) values ($1, 1)
          on conflict (account) do update set owner_gen = rotor_account_owner.owner_gen + 1",
         &[&rec.id],
     )
     .await?;
+    put_record(tx, rec, key).await
+}
+
+/// Stores or replaces `rec` with its sealed tokens, inside the caller's transaction, leaving
+/// the account's ownership as it is.
+async fn put_record(
+    tx: &impl GenericClient,
+    rec: &AccountRecord,
+    key: &StoreKey,
+) -> Result<(), DbError> {
+    let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
     tx.execute(
         "insert into rotor_account (id, record, tokens, added_at)
          values ($1, $2::text::jsonb, $3, $4)
@@ -463,6 +524,7 @@ struct Records {
     conn: Conn,
     key: StoreKey,
     gens: Generations,
+    versions: Generations,
     fenced: Arc<AtomicU64>,
 }
 
@@ -497,6 +559,7 @@ impl Records {
         batch: &[(String, Op)],
     ) -> Result<Vec<io::Result<()>>, tokio_postgres::Error> {
         let gens = lock(&self.gens).clone();
+        let versions = lock(&self.versions).clone();
         let mut new = Vec::new();
         let tx = self.conn.client.transaction().await?;
         let mut out = Vec::with_capacity(batch.len());
@@ -505,8 +568,9 @@ impl Records {
                 (None, _) => false,
                 (Some(g), Op::Write(rec)) => match columns_of(rec, &self.key) {
                     Ok((json, sealed)) => {
-                        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-                            [id, &g, &json, &sealed, &rec.added_at];
+                        let version = versions.get(id);
+                        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+                            [id, &g, &json, &sealed, &rec.added_at, &version];
                         tx.execute(WRITE, &args).await? == 1
                     }
                     Err(e) => {
