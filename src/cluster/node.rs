@@ -390,6 +390,7 @@ fn show(view: &ClusterView, listing: &Listing) {
     let mut s = view.write();
     s.peers = peers;
     s.owners = owners;
+    s.listed = Some(listing.accounts.len());
 }
 
 /// One round of the claim loop in session `epoch`.

@@ -69,6 +69,8 @@ pub struct State {
     pub owners: HashMap<String, NodeId>,
     /// What this node publishes with its next renewal.
     pub local: Summary,
+    /// How many accounts the store held at the last listing (`None` before the first).
+    pub listed: Option<usize>,
 }
 
 impl ClusterView {
@@ -83,6 +85,7 @@ impl ClusterView {
                 peers: Vec::new(),
                 owners: HashMap::new(),
                 local: Summary::default(),
+                listed: None,
             }),
             leaving: AtomicBool::new(false),
         })
@@ -167,6 +170,39 @@ impl ClusterView {
                 .cloned()
                 .map_or(Placement::Nobody, Placement::Peer),
             None => Placement::Nobody,
+        }
+    }
+
+    /// Why this node's pool has no account to serve from, for the 503 a client reads: in a
+    /// cluster, an empty pool means this node owns none right now, not that none exist.
+    pub fn owns_none(&self) -> String {
+        let s = self.read();
+        let Some(listed) = s.listed else {
+            return "this node owns no account yet: it has not listed the cluster's accounts \
+                    (it is starting, or cannot reach the database)"
+                .into();
+        };
+        if listed == 0 {
+            return "the cluster has no accounts; import some through any node \
+                    (codex-rotor accounts import)"
+                .into();
+        }
+        let by_peers = s.owners.values().filter(|n| **n != self.node_id).count();
+        match (by_peers, s.peers.len()) {
+            (0, _) => format!(
+                "this node owns no account right now: none of the cluster's {listed} accounts \
+                 is claimed yet (this node or a peer claims them on its next round)"
+            ),
+            (k, p) => format!(
+                "this node owns no account right now: {k} of the cluster's {listed} accounts \
+                 belong to {p} live peer node{} and none of those could take the request{}",
+                if p == 1 { "" } else { "s" },
+                if k < listed {
+                    format!(" ({} not claimed yet)", listed - k)
+                } else {
+                    String::new()
+                }
+            ),
         }
     }
 
