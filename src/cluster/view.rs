@@ -47,11 +47,25 @@ pub enum Placement {
     Nobody,
 }
 
+/// Where the first claim pass of the node's current session stands (readiness).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstPass {
+    /// A claim pass completed in this session: the node runs what it should own.
+    Done,
+    /// Not yet, and the session is younger than a TTL: not ready.
+    Waiting,
+    /// Not within a TTL of acquiring: the passes keep failing, and readiness stops waiting
+    /// (the node forwards what it cannot serve); the ms since the session was acquired.
+    Overdue(Ms),
+}
+
 /// The node's cluster state.
 #[derive(Debug)]
 pub struct ClusterView {
     node_id: NodeId,
     advertise: String,
+    /// The session lease asked of the store, ms (how long readiness waits for a claim pass).
+    ttl: Ms,
     origin: Instant,
     state: RwLock<State>,
     /// Set once the node shuts down (planned release): it admits nothing more.
@@ -71,6 +85,10 @@ pub struct State {
     pub local: Summary,
     /// How many accounts the store held at the last listing (`None` before the first).
     pub listed: Option<usize>,
+    /// When the current session was acquired, on [`ClusterView::now`].
+    pub acquired_at: Option<Ms>,
+    /// The session epoch in which a claim pass last completed.
+    pub claimed_in: Option<u64>,
 }
 
 impl ClusterView {
@@ -79,6 +97,7 @@ impl ClusterView {
         Arc::new(ClusterView {
             node_id,
             advertise,
+            ttl,
             origin: Instant::now(),
             state: RwLock::new(State {
                 lease: SessionLease::new(ttl, margin),
@@ -86,6 +105,8 @@ impl ClusterView {
                 owners: HashMap::new(),
                 local: Summary::default(),
                 listed: None,
+                acquired_at: None,
+                claimed_in: None,
             }),
             leaving: AtomicBool::new(false),
         })
@@ -145,6 +166,20 @@ impl ClusterView {
                 "this node could not renew its cluster session in time (the database is \
                  unreachable) and serves nothing until it does",
             ),
+        }
+    }
+
+    /// Where the current session's first claim pass stands (`/readyz` waits for it, at most a
+    /// TTL after the session was acquired).
+    pub fn first_pass(&self) -> FirstPass {
+        let now = self.now();
+        let s = self.read();
+        match s.lease.epoch() {
+            Some(e) if s.claimed_in == Some(e) => FirstPass::Done,
+            _ => match s.acquired_at {
+                Some(at) if now - at >= self.ttl => FirstPass::Overdue(now - at),
+                _ => FirstPass::Waiting,
+            },
         }
     }
 
