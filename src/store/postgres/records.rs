@@ -41,23 +41,19 @@ const PROBE_AAD: &str = "rotor_store_key";
 /// batch sends its statements back to back).
 const IDLE_IN_TRANSACTION_MS: u64 = 2_000;
 
+/// The owner row of an account, while this process holds it at generation `$2`, locked
+/// against a concurrent change of owner or tokens until the batch commits (a locking read
+/// sees the row as the last commit left it, even when it had to wait for that commit).
+const HELD: &str = "select token_version from rotor_account_owner
+     where account = $1::text and owner_gen = $2::bigint for share";
+
 /// Upsert of one record, only while this process holds the account at generation `$2`
-/// (`for share` waits for a concurrent owner change and re-checks against its outcome). With
-/// `$6`, the token version this process's copy of the account stands at, an existing row is
-/// only replaced while the store's token version is still `$6`: once tokens were imported on
-/// another node ([`import_online`]) the row keeps them until this process has reloaded it
-/// ([`Store::load`]), so a snapshot taken before the reload cannot put the old tokens back.
+/// (`for share` waits for a concurrent owner change and re-checks against its outcome).
 const WRITE: &str = "insert into rotor_account (id, record, tokens, added_at)
      select $1::text, $3::text::jsonb, $4::bytea, $5::bigint
      where exists (select 1 from rotor_account_owner
                    where account = $1::text and owner_gen = $2::bigint for share)
-     on conflict (id) do update set
-         record = case when $6::bigint is null or $6::bigint = (select token_version
-             from rotor_account_owner where account = $1::text)
-             then excluded.record else rotor_account.record end,
-         tokens = case when $6::bigint is null or $6::bigint = (select token_version
-             from rotor_account_owner where account = $1::text)
-             then excluded.tokens else rotor_account.tokens end,
+     on conflict (id) do update set record = excluded.record, tokens = excluded.tokens,
          updated_at = clock_timestamp()";
 
 /// The runtime the connections run on; shut down without waiting when the last user goes.
@@ -567,12 +563,24 @@ impl Records {
             let landed = match (Self::generation(&tx, &gens, &mut new, id).await?, op) {
                 (None, _) => false,
                 (Some(g), Op::Write(rec)) => match columns_of(rec, &self.key) {
-                    Ok((json, sealed)) => {
-                        let version = versions.get(id);
-                        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-                            [id, &g, &json, &sealed, &rec.added_at, &version];
-                        tx.execute(WRITE, &args).await? == 1
-                    }
+                    Ok((json, sealed)) => match tx.query_opt(HELD, &[id, &g]).await? {
+                        None => false,
+                        // Tokens imported through another node since this copy was loaded
+                        // ([`import_online`]): the row keeps them until the copy has reloaded
+                        // them ([`Store::load`], whose merge then writes the whole record
+                        // again), so nothing queued before can put the old tokens back.
+                        Some(row)
+                            if versions.get(id).is_some_and(|v| *v != row.get::<_, i64>(0)) =>
+                        {
+                            tracing::debug!(account = %id, "a write before the reload of imported tokens: the row keeps them");
+                            true
+                        }
+                        Some(_) => {
+                            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                                [id, &g, &json, &sealed, &rec.added_at];
+                            tx.execute(WRITE, &args).await? == 1
+                        }
+                    },
                     Err(e) => {
                         out.push(Err(e));
                         continue;
