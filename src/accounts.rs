@@ -1,7 +1,7 @@
 //! Adding, importing, exporting and listing accounts. [`import::parse_file`] reads any supported
 //! file into records, all or nothing; [`merge`] applies the duplicate rules to the records of a
-//! data directory when no daemon runs; [`add_one`] adds a record to a running pool by the pool's
-//! own import rule, for the admin API. The `accounts` CLI subcommand lives in [`cli`].
+//! data directory when no daemon runs; [`add_one`] adds a record to a running daemon by the
+//! same rule (its pool, or on a cluster node the shared database), for the admin API. The `accounts` CLI subcommand lives in [`cli`].
 
 pub mod cli;
 mod entry;
@@ -15,7 +15,7 @@ mod pool;
 pub use entry::new_id;
 pub use import::{ImportError, parse_file};
 pub use list::ListedAccount;
-pub use pool::add_one;
+pub use pool::{Target, add_one};
 
 use rotor_actors::{AccountRecord, UnixMs};
 

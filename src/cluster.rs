@@ -24,4 +24,4 @@ pub mod view;
 pub use fence::PgFence;
 pub use link::Link;
 pub use node::{Node, NodeParts, Timing};
-pub use view::{ClusterView, Peer, Placement, Summary};
+pub use view::{ClusterView, FirstPass, Peer, Placement, Summary};

@@ -285,6 +285,7 @@ async fn start_daemon(
     let pool = PoolHandle::start(cfg.pool_config(), effects, records)
         .await
         .context("starting the account pool")?;
+    let shared = cluster.as_ref().map(|c| c.store.clone());
     let node = match (cluster, fenced) {
         (Some(c), Some((view, fence))) => {
             use crate::cluster::{Node, NodeParts, Timing};
@@ -316,6 +317,7 @@ async fn start_daemon(
         quarantined,
         cluster: view.or_else(|| node.as_ref().map(|n| n.view().clone())),
         link,
+        shared,
     });
     let publisher = state
         .cluster()

@@ -15,7 +15,6 @@
 //! connection is simply sent again: the store recognises the rotation it already stored
 //! (`Rules::finish_refresh`), so the owner keeps the account.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +57,9 @@ impl Window {
     }
 }
 
-/// The fence of one node.
+/// The fence of one node. The token version each account's tokens here stand at is the
+/// store's ([`PgStore::token_version`]): set when the record is loaded, moved on by this
+/// fence's finishes and imports.
 pub struct PgFence {
     db: Arc<Mutex<LeaseDb>>,
     /// How to connect again once the database closed the connection (`None`: never).
@@ -66,7 +67,6 @@ pub struct PgFence {
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
     window: Window,
-    known: Known,
 }
 
 /// Where the fence connects to again, and how long it may take (the url is a secret: never
@@ -90,15 +90,6 @@ async fn ready<'a>(
     Ok(conn)
 }
 
-/// The token version of each account as this node last saw or made it.
-type Known = Arc<std::sync::Mutex<HashMap<String, u64>>>;
-
-fn know(known: &Known, account: &str, version: u64) {
-    let mut k = known.lock().unwrap_or_else(|e| e.into_inner());
-    let v = k.entry(account.to_owned()).or_insert(version);
-    *v = (*v).max(version);
-}
-
 impl PgFence {
     /// A fence on its own connection `db`, for the node of `view`, writing at the generations
     /// `store` holds; a closed connection stays closed (tests).
@@ -109,7 +100,6 @@ impl PgFence {
             view,
             store,
             window,
-            known: Known::default(),
         }
     }
 
@@ -132,15 +122,19 @@ impl PgFence {
         Ok(fence)
     }
 
-    /// True if the token version the store lists for `account` moved past the one this node
-    /// last saw or stored: fresh tokens were imported on another node, and the owner reloads
-    /// the record (`PoolHandle::reload`). The first listing of an account only notes it.
+    /// True if the token version the store lists for `account` moved past the one this
+    /// node's copy stands at: fresh tokens were imported through another node (or through
+    /// this one's admin API, which writes to the database too), and the owner reloads the
+    /// record (`PoolHandle::reload`, which reads the version with it) — until it has, this
+    /// stays true. An account whose version this node never learnt only notes it.
     pub fn moved_elsewhere(&self, account: &str, listed: u64) -> bool {
-        let mut k = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = k.entry(account.to_owned()).or_insert(listed);
-        let moved = listed > *seen;
-        *seen = (*seen).max(listed);
-        moved
+        match self.store.token_version(account) {
+            Some(v) => listed > v,
+            None => {
+                self.store.note_version(account, listed);
+                false
+            }
+        }
     }
 }
 
@@ -165,7 +159,7 @@ impl RefreshFence for PgFence {
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
         let redial = self.redial.clone();
-        let known = self.known.clone();
+        let store = self.store.clone();
         let (account, held) = (account.to_owned(), self.store.held_at(account));
         Box::pin(async move {
             let Some(epoch) = view.epoch() else {
@@ -182,15 +176,31 @@ impl RefreshFence for PgFence {
                 ));
             }
             let node = view.node_id().to_owned();
-            let verdict = ready(&db, redial.as_deref())
-                .await
-                .map_err(later)?
+            let mut db = ready(&db, redial.as_deref()).await.map_err(later)?;
+            let verdict = db
                 .begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
                 .await
                 .map_err(later)?;
             match verdict {
+                Ok(i)
+                    if store
+                        .token_version(&account)
+                        .is_some_and(|v| v != i.token_version) =>
+                {
+                    // The store's tokens are not the ones this node holds (imported elsewhere,
+                    // not reloaded yet): refreshing these would put old tokens back. Nothing
+                    // was called; the claim loop reloads the account first.
+                    let _ = db
+                        .abandon_refresh(&account, &node, epoch, owner_gen, &i, false)
+                        .await;
+                    Err(FenceRefusal::Later(
+                        "fresh tokens were imported through another node; the account \
+                         reloads them first"
+                            .into(),
+                    ))
+                }
                 Ok(i) => {
-                    know(&known, &account, i.token_version);
+                    store.note_version(&account, i.token_version);
                     Ok(FenceTicket {
                         intent_gen: i.intent_gen,
                         deadline: i.deadline,
@@ -219,7 +229,7 @@ impl RefreshFence for PgFence {
             account.to_owned(),
         );
         let redial = self.redial.clone();
-        let known = self.known.clone();
+        let store = self.store.clone();
         Box::pin(async move {
             let verdict = ready(&db, redial.as_deref())
                 .await
@@ -236,7 +246,7 @@ impl RefreshFence for PgFence {
             // Any refusal: the account moved on without this rotation (another owner, an
             // import): this node's tokens must not be used.
             let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
-            know(&known, &account, version);
+            store.note_version(&account, version);
             Ok(())
         })
     }
@@ -275,7 +285,7 @@ impl RefreshFence for PgFence {
     }
 
     fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
-        let (db, account, known) = (self.db.clone(), account.to_owned(), self.known.clone());
+        let (db, account, store) = (self.db.clone(), account.to_owned(), self.store.clone());
         let redial = self.redial.clone();
         Box::pin(async move {
             let verdict = ready(&db, redial.as_deref())
@@ -285,7 +295,7 @@ impl RefreshFence for PgFence {
                 .await
                 .map_err(later)?;
             let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
-            know(&known, &account, version);
+            store.note_version(&account, version);
             Ok(())
         })
     }

@@ -259,7 +259,11 @@ async fn lease_step(view: &ClusterView, db: &mut LeaseDb, t: Timing) -> Result<D
     match epoch {
         None => match within(t.fifth(), db.acquire(node, t.ttl, None)).await? {
             Ok(epoch) => {
-                view.write().lease.granted(ticket, epoch, t.ttl);
+                {
+                    let mut s = view.write();
+                    s.lease.granted(ticket, epoch, t.ttl);
+                    s.acquired_at = Some(now);
+                }
                 RENEWALS.granted.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(node, epoch, "cluster: session acquired");
                 publish(view, db, epoch, t).await?;
@@ -348,11 +352,15 @@ async fn claim_loop(parts: NodeParts, mut stop: watch::Receiver<bool>) {
             leave_all(&parts).await;
             return;
         }
-        if let (Some(d), Some(e), Standing::Held) = (db.as_mut(), epoch, view.standing())
-            && let Err(e) = round(&parts, d, e).await
-        {
-            tracing::debug!(error = %e, "cluster: a claim round failed");
-            db = None;
+        if let (Some(d), Some(e), Standing::Held) = (db.as_mut(), epoch, view.standing()) {
+            match round(&parts, d, e).await {
+                // Readiness waits for the first completed pass of a session.
+                Ok(()) => view.write().claimed_in = Some(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cluster: a claim round failed");
+                    db = None;
+                }
+            }
         }
         OWNED.store(parts.store.held().len() as u64, Ordering::Relaxed);
         pause(t.claim_every, &mut stop).await;
@@ -385,6 +393,7 @@ fn show(view: &ClusterView, listing: &Listing) {
     let mut s = view.write();
     s.peers = peers;
     s.owners = owners;
+    s.listed = Some(listing.accounts.len());
 }
 
 /// One round of the claim loop in session `epoch`.

@@ -47,11 +47,25 @@ pub enum Placement {
     Nobody,
 }
 
+/// Where the first claim pass of the node's current session stands (readiness).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstPass {
+    /// A claim pass completed in this session: the node runs what it should own.
+    Done,
+    /// Not yet, and the session is younger than a TTL: not ready.
+    Waiting,
+    /// Not within a TTL of acquiring: the passes keep failing, and readiness stops waiting
+    /// (the node forwards what it cannot serve); the ms since the session was acquired.
+    Overdue(Ms),
+}
+
 /// The node's cluster state.
 #[derive(Debug)]
 pub struct ClusterView {
     node_id: NodeId,
     advertise: String,
+    /// The session lease asked of the store, ms (how long readiness waits for a claim pass).
+    ttl: Ms,
     origin: Instant,
     state: RwLock<State>,
     /// Set once the node shuts down (planned release): it admits nothing more.
@@ -69,6 +83,12 @@ pub struct State {
     pub owners: HashMap<String, NodeId>,
     /// What this node publishes with its next renewal.
     pub local: Summary,
+    /// How many accounts the store held at the last listing (`None` before the first).
+    pub listed: Option<usize>,
+    /// When the current session was acquired, on [`ClusterView::now`].
+    pub acquired_at: Option<Ms>,
+    /// The session epoch in which a claim pass last completed.
+    pub claimed_in: Option<u64>,
 }
 
 impl ClusterView {
@@ -77,12 +97,16 @@ impl ClusterView {
         Arc::new(ClusterView {
             node_id,
             advertise,
+            ttl,
             origin: Instant::now(),
             state: RwLock::new(State {
                 lease: SessionLease::new(ttl, margin),
                 peers: Vec::new(),
                 owners: HashMap::new(),
                 local: Summary::default(),
+                listed: None,
+                acquired_at: None,
+                claimed_in: None,
             }),
             leaving: AtomicBool::new(false),
         })
@@ -145,6 +169,20 @@ impl ClusterView {
         }
     }
 
+    /// Where the current session's first claim pass stands (`/readyz` waits for it, at most a
+    /// TTL after the session was acquired).
+    pub fn first_pass(&self) -> FirstPass {
+        let now = self.now();
+        let s = self.read();
+        match s.lease.epoch() {
+            Some(e) if s.claimed_in == Some(e) => FirstPass::Done,
+            _ => match s.acquired_at {
+                Some(at) if now - at >= self.ttl => FirstPass::Overdue(now - at),
+                _ => FirstPass::Waiting,
+            },
+        }
+    }
+
     /// The session epoch, once acquired.
     pub fn epoch(&self) -> Option<u64> {
         self.read().lease.epoch()
@@ -167,6 +205,39 @@ impl ClusterView {
                 .cloned()
                 .map_or(Placement::Nobody, Placement::Peer),
             None => Placement::Nobody,
+        }
+    }
+
+    /// Why this node's pool has no account to serve from, for the 503 a client reads: in a
+    /// cluster, an empty pool means this node owns none right now, not that none exist.
+    pub fn owns_none(&self) -> String {
+        let s = self.read();
+        let Some(listed) = s.listed else {
+            return "this node owns no account yet: it has not listed the cluster's accounts \
+                    (it is starting, or cannot reach the database)"
+                .into();
+        };
+        if listed == 0 {
+            return "the cluster has no accounts; import some through any node \
+                    (codex-rotor accounts import)"
+                .into();
+        }
+        let by_peers = s.owners.values().filter(|n| **n != self.node_id).count();
+        match (by_peers, s.peers.len()) {
+            (0, _) => format!(
+                "this node owns no account right now: none of the cluster's {listed} accounts \
+                 is claimed yet (this node or a peer claims them on its next round)"
+            ),
+            (k, p) => format!(
+                "this node owns no account right now: {k} of the cluster's {listed} accounts \
+                 belong to {p} live peer node{} and none of those could take the request{}",
+                if p == 1 { "" } else { "s" },
+                if k < listed {
+                    format!(" ({} not claimed yet)", listed - k)
+                } else {
+                    String::new()
+                }
+            ),
         }
     }
 

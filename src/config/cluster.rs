@@ -35,6 +35,12 @@ pub struct ClusterConfig {
     /// How often a node looks for accounts to claim or hand over.
     #[serde(with = "humantime_serde")]
     pub claim_every: Duration,
+    /// How long a streaming request forwarded to a peer waits for the head of the peer's
+    /// answer; past it the peer counts as unavailable (a paused or wedged node still accepts
+    /// connections) and the request is served here, spilt or refused as without it. Capped
+    /// by `upstream.request_deadline`.
+    #[serde(with = "humantime_serde")]
+    pub peer_head_timeout: Duration,
     /// Environment variable holding the secret that signs forwarded requests (every node the
     /// same).
     pub secret_env: String,
@@ -51,6 +57,7 @@ impl Default for ClusterConfig {
             ttl: Duration::from_secs(10),
             margin: Duration::from_secs(1),
             claim_every: Duration::from_secs(1),
+            peer_head_timeout: Duration::from_secs(5),
             secret_env: DEFAULT_SECRET_ENV.to_owned(),
             secret_file: None,
         }

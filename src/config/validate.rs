@@ -311,6 +311,7 @@ fn cluster(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>) {
     }
     c.duration("cluster.ttl", k.ttl);
     c.duration("cluster.claim_every", k.claim_every);
+    c.duration("cluster.peer_head_timeout", k.peer_head_timeout);
     if k.margin >= k.ttl / 2 {
         c.fail(
             "cluster.margin",

@@ -10,6 +10,7 @@ use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::recent::RecentRequests;
 use crate::store::Quarantined;
+use crate::store::postgres::records::PgStore;
 use crate::upstream::Upstream;
 use minted::MintedReasoning;
 use pseudonyms::Pseudonyms;
@@ -63,6 +64,9 @@ struct Inner {
     /// set exactly when `cluster` is. A single node never forwards and accepts no forwarded
     /// request.
     link: Option<Link>,
+    /// The shared database a cluster node's accounts live in, where the admin API adds
+    /// accounts (`None` on a single node, and for a node whose view a test keeps).
+    shared: Option<Arc<PgStore>>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -87,6 +91,8 @@ pub struct Parts {
     pub cluster: Option<Arc<ClusterView>>,
     /// The link to the other nodes, with `cluster`.
     pub link: Option<Link>,
+    /// The shared database of a cluster node's accounts (with the node's loops).
+    pub shared: Option<Arc<PgStore>>,
 }
 
 impl AppState {
@@ -110,6 +116,7 @@ impl AppState {
             quarantined: p.quarantined,
             cluster: p.cluster,
             link: p.link,
+            shared: p.shared,
         };
         Self {
             inner: Arc::new(inner),
@@ -191,6 +198,15 @@ impl AppState {
     /// This node's view of the cluster, when clustered (read it; the lease loop writes it).
     pub fn cluster(&self) -> Option<&Arc<ClusterView>> {
         self.inner.cluster.as_ref()
+    }
+
+    /// Where the admin API adds an account: the pool, or on a cluster node the shared
+    /// database (the owner, whichever node that is, reloads it).
+    pub fn add_target(&self) -> crate::accounts::Target<'_> {
+        match &self.inner.shared {
+            Some(store) => crate::accounts::Target::Shared(store),
+            None => crate::accounts::Target::Pool(&self.inner.pool),
+        }
     }
 
     /// This node's view and its link to the other nodes, when clustered: what forwarding needs.

@@ -148,7 +148,8 @@ async fn pick_error(state: &AppState, e: PickError, last: Option<ApiError>) -> A
     }
 }
 
-/// "3 accounts, none usable: 2 disabled, 1 expired (…pool's own reason)".
+/// "3 accounts, none usable: 2 disabled, 1 expired (…pool's own reason)"; with none, why
+/// (on a cluster node: it owns none right now, [`ClusterView::owns_none`](crate::cluster::ClusterView::owns_none)).
 async fn why_unavailable(state: &AppState, reason: String) -> String {
     let s = state.pool().summary().await;
     let parts: Vec<String> = [
@@ -164,7 +165,11 @@ async fn why_unavailable(state: &AppState, reason: String) -> String {
     .map(|(n, what)| format!("{n} {what}"))
     .collect();
     if s.total == 0 {
-        return "the pool has no accounts; import some (codex-rotor accounts import)".into();
+        // A cluster node's pool holds only the accounts it owns now.
+        return match state.cluster() {
+            Some(view) => view.owns_none(),
+            None => "the pool has no accounts; import some (codex-rotor accounts import)".into(),
+        };
     }
     format!(
         "{} accounts, none usable: {} ({reason})",

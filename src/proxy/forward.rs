@@ -231,8 +231,12 @@ async fn to_peer(
         }
     }
     let cfg = state.config();
+    // A peer commits to a stream's head within its heartbeat; one that sends none within
+    // `cluster.peer_head_timeout` is paused or wedged, and the request goes on without it.
     let bound = if req.stream {
-        cfg.upstream.request_deadline
+        cfg.cluster
+            .peer_head_timeout
+            .min(cfg.upstream.request_deadline)
     } else {
         COLLECTED_BOUND
     };
@@ -241,7 +245,7 @@ async fn to_peer(
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(crate::upstream::chain(&e)),
         Err(_) => Err(format!(
-            "no answer within {}",
+            "no answer head within {}",
             humantime::format_duration(bound)
         )),
     };

@@ -3,12 +3,14 @@
 
 mod fence;
 mod forward;
+mod import;
 mod nodes;
 mod operate;
 mod pg_daemon;
 mod pg_offline;
 mod pg_rules;
 mod pg_store;
+mod ready;
 // The throwaway server lives in the lab (the cluster chaos run needs it too); the integration
 // tests cannot depend on the lab crate, so they compile the same file. Its TCP and stop/start
 // parts are the lab's.

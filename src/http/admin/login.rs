@@ -88,9 +88,8 @@ async fn finish(
     let rec = crate::accounts::login_record(&tokens, now)
         .map_err(|e| AdminError::BadRequest(e.to_string()))?;
     let email = rec.identity.email.clone();
-    let outcome = state
-        .pool()
-        .add(rec)
+    let mut report = crate::accounts::merge::MergeReport::default();
+    let outcome = crate::accounts::add_one(state.add_target(), rec, &mut report)
         .await
         .map_err(|e| AdminError::Pool(e.to_string()))?;
     tracing::info!(?outcome, "account added by login");

@@ -3,6 +3,7 @@
 //! `/healthz` and `/readyz` for the reverse proxy, and `/metrics` for Prometheus.
 
 use super::{Admin, AdminError, view};
+use crate::cluster::FirstPass;
 use crate::http::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -204,11 +205,31 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             "quarantined": quarantined });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    if state.cluster().is_some() {
-        let reason = if s.total == 0 {
-            "this node holds its cluster session and owns no account yet".to_owned()
-        } else {
-            view::serving_reason(&s, quarantined, state.now_ms())
+    if let Some(cluster) = state.cluster() {
+        // Held, but what it should own is not running until a claim pass of this session
+        // completed; a TTL of failing passes later it is ready anyway and says why.
+        let overdue = match cluster.first_pass() {
+            FirstPass::Done => None,
+            FirstPass::Waiting => {
+                let why = "this node holds its cluster session and has not completed its first \
+                           claim pass yet";
+                let body = json!({ "ready": false, "reason": why,
+                    "soonest_reset_at": s.soonest_reset_at, "quarantined": quarantined });
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+            FirstPass::Overdue(ms) => Some(format!(
+                "this node holds its cluster session, but no claim pass has completed in the \
+                 {:.1} s since it was acquired (the database refuses or is slow: see the log); \
+                 ready anyway: it serves what it owns and forwards the rest",
+                ms as f64 / 1000.0
+            )),
+        };
+        let reason = match overdue {
+            Some(why) => why,
+            None if s.total == 0 => {
+                "this node holds its cluster session and owns no account yet".to_owned()
+            }
+            None => view::serving_reason(&s, quarantined, state.now_ms()),
         };
         let body = json!({ "ready": true, "reason": reason,
             "soonest_reset_at": s.soonest_reset_at, "quarantined": quarantined });

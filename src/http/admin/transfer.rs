@@ -1,6 +1,8 @@
 //! Account import and export. Import accepts every format the accounts importer parses (the
 //! predecessor's `accounts.json`, a Codex CLI `auth.json`, plain token lists) as the raw request
-//! body and adds each account to the pool (by the pool's one import rule). The answer is the
+//! body and adds each account by the pool's one import rule — to this node's pool, or on a
+//! cluster node into the shared database, where the account's owner reloads it (a new one is
+//! claimed by the node that should own it). The answer is the
 //! import report the offline `accounts import` prints (`added`, `updated`, `kept_newer`,
 //! `kept_inactive`) plus `imported` and per-entry `results`. Export writes the predecessor's
 //! `accounts.json` shape (`{"accounts": [...]}`), which the importer reads back; it is the one
@@ -52,7 +54,7 @@ pub async fn import(
             .email
             .clone()
             .or_else(|| rec.identity.label.clone());
-        match crate::accounts::add_one(state.pool(), rec, &mut report).await {
+        match crate::accounts::add_one(state.add_target(), rec, &mut report).await {
             Ok(outcome) => {
                 added += 1;
                 results.push(json!({ "label": label, "outcome": outcome }));

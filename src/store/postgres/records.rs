@@ -26,9 +26,11 @@ use tokio_postgres::{Client, GenericClient, NoTls};
 use super::{DbError, schema};
 
 mod offline;
+mod online;
 use crate::store::StoreKey;
 use crate::store::writer::{Op, Sink, Stamp, Writer, copy};
 pub use offline::import_offline;
+pub use online::import_online;
 
 /// What the key probe holds, sealed: opening it proves the key is the database's.
 const PROBE: &[u8] = b"codex-rotor store key probe";
@@ -38,6 +40,12 @@ const PROBE_AAD: &str = "rotor_store_key";
 /// How long the server lets a transaction of this store sit idle before ending it (a healthy
 /// batch sends its statements back to back).
 const IDLE_IN_TRANSACTION_MS: u64 = 2_000;
+
+/// The owner row of an account, while this process holds it at generation `$2`, locked
+/// against a concurrent change of owner or tokens until the batch commits (a locking read
+/// sees the row as the last commit left it, even when it had to wait for that commit).
+const HELD: &str = "select token_version from rotor_account_owner
+     where account = $1::text and owner_gen = $2::bigint for share";
 
 /// Upsert of one record, only while this process holds the account at generation `$2`
 /// (`for share` waits for a concurrent owner change and re-checks against its outcome).
@@ -171,6 +179,10 @@ pub struct PgStore {
     key: StoreKey,
     /// Generations held, shared with the writer's sink.
     gens: Generations,
+    /// The token version each account's copy in this process stands at (cluster mode: set
+    /// when the record is loaded and when this node's fence stores a rotation or an import),
+    /// shared with the writer's sink, which writes a row only while the store still has it.
+    versions: Generations,
     /// Writes refused by the fence since open.
     fenced: Arc<AtomicU64>,
 }
@@ -252,11 +264,13 @@ impl PgStore {
             (HashMap::new(), Vec::new())
         };
         let gens = Arc::new(Mutex::new(gens));
+        let versions = Generations::default();
         let fenced = Arc::new(AtomicU64::new(0));
         let sink = Records {
             conn: connect(&rt, url).await?,
             key: key.clone(),
             gens: gens.clone(),
+            versions: versions.clone(),
             fenced: fenced.clone(),
         };
         let writer =
@@ -266,6 +280,7 @@ impl PgStore {
             reader: Arc::new(tokio::sync::Mutex::new(reader)),
             key,
             gens,
+            versions,
             fenced,
         };
         Ok((store, records))
@@ -293,6 +308,32 @@ impl PgStore {
     /// the account are refused from now on, as the store would refuse them anyway.
     pub fn unhold(&self, id: &str) {
         lock(&self.gens).remove(id);
+        lock(&self.versions).remove(id);
+    }
+
+    /// The token version this process's copy of `id` stands at, if known (it loaded the
+    /// record, or stored a rotation or an import of it through the fence).
+    pub fn token_version(&self, id: &str) -> Option<u64> {
+        lock(&self.versions)
+            .get(id)
+            .and_then(|v| u64::try_from(*v).ok())
+    }
+
+    /// This process's copy of `id` now stands at token version `version` (its fence stored a
+    /// rotation or an import of fresh tokens).
+    pub fn note_version(&self, id: &str, version: u64) {
+        lock(&self.versions).insert(id.to_owned(), i64::try_from(version).unwrap_or(i64::MAX));
+    }
+
+    /// Imports `incoming` into the database while nodes run ([`import_online`]) on this
+    /// store's reading connection.
+    pub async fn import<R>(
+        &self,
+        merge: impl FnMut(&mut Vec<AccountRecord>) -> (R, Vec<AccountRecord>),
+    ) -> Result<R, super::DbError> {
+        let mut conn = self.reader.lock().await;
+        conn.ready().await?;
+        import_online(&mut conn.client, &self.key, merge).await
     }
 
     /// The generation this process holds `id` at now: what a write queued now is stamped with.
@@ -332,16 +373,22 @@ impl Store for PgStore {
         block(async {
             let mut conn = self.reader.lock().await;
             let client = conn.ready().await.map_err(io::Error::other)?;
+            // The record and the token version it stands at, read at one instant: from now
+            // on this process writes the row only while the store still has that version.
             let row = client
                 .query_opt(
-                    "select id, record::text, tokens from rotor_account where id = $1",
+                    "select a.id, a.record::text, a.tokens, o.token_version from rotor_account a
+                     left join rotor_account_owner o on o.account = a.id where a.id = $1",
                     &[&id],
                 )
                 .await
                 .map_err(io::Error::other)?;
-            row.map(|r| record_of(&r, &self.key))
-                .transpose()
-                .map_err(io::Error::other)
+            let Some(row) = row else { return Ok(None) };
+            let rec = record_of(&row, &self.key).map_err(io::Error::other)?;
+            if let Some(v) = row.get::<_, Option<i64>>(3) {
+                lock(&self.versions).insert(id.to_owned(), v);
+            }
+            Ok(Some(rec))
         })
     }
 }
@@ -388,13 +435,23 @@ async fn write_unowned(
     rec: &AccountRecord,
     key: &StoreKey,
 ) -> Result<(), DbError> {
-    let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
     tx.execute(
         "insert into rotor_account_owner (account, owner_gen) values ($1, 1)
          on conflict (account) do update set owner_gen = rotor_account_owner.owner_gen + 1",
         &[&rec.id],
     )
     .await?;
+    put_record(tx, rec, key).await
+}
+
+/// Stores or replaces `rec` with its sealed tokens, inside the caller's transaction, leaving
+/// the account's ownership as it is.
+async fn put_record(
+    tx: &impl GenericClient,
+    rec: &AccountRecord,
+    key: &StoreKey,
+) -> Result<(), DbError> {
+    let (json, sealed) = columns_of(rec, key).map_err(|e| DbError::Worker(e.to_string()))?;
     tx.execute(
         "insert into rotor_account (id, record, tokens, added_at)
          values ($1, $2::text::jsonb, $3, $4)
@@ -495,6 +552,7 @@ struct Records {
     conn: Conn,
     key: StoreKey,
     gens: Generations,
+    versions: Generations,
     fenced: Arc<AtomicU64>,
 }
 
@@ -537,6 +595,7 @@ impl Records {
         batch: &[(String, Op)],
     ) -> Result<Vec<io::Result<()>>, tokio_postgres::Error> {
         let gens = lock(&self.gens).clone();
+        let versions = lock(&self.versions).clone();
         let mut new = Vec::new();
         let tx = self.conn.client.transaction().await?;
         let mut out = Vec::with_capacity(batch.len());
@@ -544,11 +603,24 @@ impl Records {
             let landed = match (Self::generation(&tx, &gens, &mut new, id, op).await?, op) {
                 (None, _) => false,
                 (Some(g), Op::Write(rec, _)) => match columns_of(rec, &self.key) {
-                    Ok((json, sealed)) => {
-                        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-                            [id, &g, &json, &sealed, &rec.added_at];
-                        tx.execute(WRITE, &args).await? == 1
-                    }
+                    Ok((json, sealed)) => match tx.query_opt(HELD, &[id, &g]).await? {
+                        None => false,
+                        // Tokens imported through another node since this copy was loaded
+                        // ([`import_online`]): the row keeps them until the copy has reloaded
+                        // them ([`Store::load`], whose merge then writes the whole record
+                        // again), so nothing queued before can put the old tokens back.
+                        Some(row)
+                            if versions.get(id).is_some_and(|v| *v != row.get::<_, i64>(0)) =>
+                        {
+                            tracing::debug!(account = %id, "a write before the reload of imported tokens: the row keeps them");
+                            true
+                        }
+                        Some(_) => {
+                            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                                [id, &g, &json, &sealed, &rec.added_at];
+                            tx.execute(WRITE, &args).await? == 1
+                        }
+                    },
                     Err(e) => {
                         out.push(Err(e));
                         continue;

@@ -219,3 +219,60 @@ async fn a_clustered_node_names_the_owner_of_every_account_it_answers_for() {
         json!(null)
     );
 }
+
+/// The 503 a client of an empty clustered node reads: not "import some" — the node owns no
+/// account right now, and says why from its view (not listed yet, peers own them, none
+/// claimed yet, none in the cluster).
+#[tokio::test]
+async fn a_clustered_node_that_owns_no_account_says_so_instead_of_asking_for_an_import() {
+    let view = two_node_view();
+    // The peer cannot take a spill either, so the answer is this node's own.
+    view.write().peers[0].summary = Summary::default();
+    let rig = Rig::start_node(
+        tempfile::tempdir().unwrap(),
+        Default::default(),
+        |_| {},
+        Some(view.clone()),
+    )
+    .await;
+    let unavailable = async || {
+        let (status, body) = rig.respond("gpt-5.4").await;
+        assert_eq!(status, 503, "{body}");
+        assert!(!body.contains("import some ("), "{body}");
+        body
+    };
+    let body = unavailable().await;
+    assert!(
+        body.contains("has not listed the cluster's accounts"),
+        "{body}"
+    );
+
+    {
+        let mut s = view.write();
+        s.listed = Some(3);
+        s.owners.insert("acc-1".into(), "node-b".into());
+        s.owners.insert("acc-2".into(), "node-b".into());
+    }
+    let body = unavailable().await;
+    assert!(
+        body.contains(
+            "this node owns no account right now: 2 of the cluster's 3 accounts belong to 1 \
+             live peer node and none of those could take the request (1 not claimed yet)"
+        ),
+        "{body}"
+    );
+
+    view.write().owners.clear();
+    let body = unavailable().await;
+    assert!(
+        body.contains("none of the cluster's 3 accounts is claimed yet"),
+        "{body}"
+    );
+
+    view.write().listed = Some(0);
+    let body = unavailable().await;
+    assert!(
+        body.contains("the cluster has no accounts; import some through any node"),
+        "{body}"
+    );
+}

@@ -52,6 +52,7 @@ async fn cut(url: &str, app: &str) -> i64 {
 struct Node {
     db: LeaseDb,
     view: Arc<ClusterView>,
+    store: Arc<PgStore>,
     fence: PgFence,
     id: String,
     epoch: u64,
@@ -77,12 +78,13 @@ impl Node {
         assert!(!claimed.ambiguous);
         store.hold(&rec.id, claimed.owner_gen);
         let view = ClusterView::new("n1".into(), "http://127.0.0.1:1".into(), 60_000, 500);
+        let store = Arc::new(store);
         // As a node connects it (so the test can cut its connection by name, [`cut`]).
         let fence = PgFence::connect(
             &format!("{url} application_name={FENCE_APP}"),
             Duration::from_secs(2),
             view.clone(),
-            Arc::new(store),
+            store.clone(),
             WINDOW,
         )
         .await
@@ -90,6 +92,7 @@ impl Node {
         let node = Node {
             db,
             view,
+            store,
             fence,
             id: rec.id,
             epoch,
@@ -236,7 +239,19 @@ async fn an_abandon_that_may_have_reached_upstream_is_ambiguous_until_an_import(
         .expect("imported on another node");
     let listed = n.row().await.token_version;
     assert!(n.fence.moved_elsewhere(&n.id, listed), "the owner reloads");
-    assert!(!n.fence.moved_elsewhere(&n.id, listed), "once");
+    assert!(
+        n.fence.moved_elsewhere(&n.id, listed),
+        "until it has reloaded"
+    );
+    // Until the reload, no refresh begins on the tokens the import replaced.
+    let r = n.fence.begin(&n.id).await;
+    assert!(matches!(r, Err(FenceRefusal::Later(_))), "{r:?}");
+    assert!(n.row().await.intent.is_none(), "the intent was abandoned");
+    // The reload reads the record with its token version.
+    rotor_actors::Store::load(n.store.as_ref(), &n.id)
+        .expect("load")
+        .expect("record");
+    assert!(!n.fence.moved_elsewhere(&n.id, listed), "reloaded");
 
     // A rotation begun on tokens an import replaced meanwhile is refused at finish.
     let t = n.fence.begin(&n.id).await.expect("begun");

@@ -538,3 +538,87 @@ async fn a_forwarded_stream_the_peer_stops_mid_answer_ends_with_a_failure_in_the
         n.daemon.shutdown().await;
     }
 }
+
+/// A peer that accepts connections and never answers (a paused node still completes the TCP
+/// handshake): the listener, kept open for the test's length.
+async fn silent_peer() -> (String, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = l.accept().await {
+            held.push(conn);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_peer_that_accepts_and_stays_silent_is_given_up_after_the_head_timeout() {
+    let (sim, accts) = accounts(1).await;
+    let (x_sim, x) = accts[0].clone();
+    let dir = tempfile::tempdir().expect("dir");
+    let (store, _, _) = FileStore::open(dir.path()).expect("store");
+    store.save(&x).expect("saved");
+    let mut cfg = test_config(&sim, dir.path());
+    let secret = dir.path().join("cluster-secret");
+    std::fs::write(&secret, SECRET).expect("secret written");
+    cfg.cluster.secret_file = Some(secret);
+    cfg.cluster.peer_head_timeout = Duration::from_millis(800);
+    cfg.upstream.request_deadline = Duration::from_secs(60);
+    let view = ClusterView::new("a".into(), String::new(), 10_000, 1_000);
+    hold_session(&view);
+    let a = start_node(
+        cfg,
+        Arc::new(store),
+        vec![x.clone()],
+        Vec::new(),
+        Some(view.clone()),
+    )
+    .await
+    .expect("node starts");
+    let url = |p: &str| format!("http://{}{p}", a.addr);
+    let post = async |body: &Value| {
+        http()
+            .post(url("/v1/responses"))
+            .bearer_auth(POOL_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("answered")
+    };
+    view.write().owners = [(x.id.clone(), "a".to_owned())].into();
+    let _ = post(&turn("conv-9")).await.text().await;
+    // X moves to a peer that is paused: it accepts, and sends nothing.
+    let (peer_url, _peer) = silent_peer().await;
+    {
+        let mut s = view.write();
+        s.owners = [(x.id.clone(), "stalled".to_owned())].into();
+        s.peers = vec![Peer {
+            id: "stalled".into(),
+            epoch: 1,
+            advertise: peer_url,
+            summary: Default::default(),
+        }];
+    }
+    let sent = std::time::Instant::now();
+    let resp = post(&turn("conv-9")).await;
+    let took = sent.elapsed();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.text()
+            .await
+            .expect("body")
+            .contains("response.completed")
+    );
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "given up after the head timeout, not the request deadline: {took:?}"
+    );
+    assert_eq!(sim.counters(&x_sim).requests, 2, "served here on X");
+    let last = a.state.recent().list(1).into_iter().next().expect("record");
+    assert_eq!(last.forwarded_to, None);
+    a.shutdown().await;
+}

@@ -24,15 +24,15 @@ const TTL: Duration = Duration::from_secs(2);
 pub(super) struct Node {
     pub(super) name: &'static str,
     pub(super) port: u16,
-    log: PathBuf,
+    pub(super) log: PathBuf,
     pub(super) daemon: Option<Daemon>,
 }
 
 /// The shared parts: database, simulator, accounts, a client.
 pub(super) struct Cluster {
     pg: ThrowawayPg,
-    url: String,
-    sim: SimHandle,
+    pub(super) url: String,
+    pub(super) sim: SimHandle,
     pub(super) accounts: BTreeSet<String>,
     pub(super) http: reqwest::Client,
     tmp: tempfile::TempDir,
@@ -92,7 +92,7 @@ impl Cluster {
     }
 
     /// Nodes a and b, once they split the accounts between them.
-    async fn pair(&self) -> (Node, Node) {
+    pub(super) async fn pair(&self) -> (Node, Node) {
         let a = self.node("a");
         let b = self.node("b");
         self.within(

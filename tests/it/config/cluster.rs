@@ -173,10 +173,15 @@ fn lease_timings_leave_room_to_renew_and_to_claim() {
     );
     assert!(p.contains("must not exceed cluster.ttl (10s)"), "{p}");
     let found = problems(
-        &with("ttl = \"0s\"\nclaim_every = \"0s\"\n"),
+        &with("ttl = \"0s\"\nclaim_every = \"0s\"\npeer_head_timeout = \"0s\"\n"),
         &node_env(SECRET),
     );
-    for key in ["cluster.ttl", "cluster.claim_every", "cluster.margin"] {
+    for key in [
+        "cluster.ttl",
+        "cluster.claim_every",
+        "cluster.margin",
+        "cluster.peer_head_timeout",
+    ] {
         assert!(
             found.iter().any(|p| p.starts_with(key)),
             "{key}: {found:#?}"

@@ -1,0 +1,216 @@
+//! Importing through a node that does not own the account (docs/cluster.md "Imports"): two
+//! real nodes; fresh tokens for an account b owns are imported through a's admin API while b
+//! serves it. The database holds one record of it, with the new tokens; b — not a — runs it
+//! and reloads them (its export carries them, and its requests keep succeeding with no refresh
+//! token presented twice); neither node had a write fenced out. A brand-new account imported
+//! through a is stored once, unowned, and claimed by whichever node hashing gives it to.
+
+use super::nodes::{Cluster, Node};
+use super::pg_daemon::{ADMIN_KEY, served};
+use super::pg_store::key;
+use codex_rotor::sim::AccountSpec;
+use codex_rotor::store::postgres::records::read_records;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The refresh token node `n` holds for `id` (its export), if it runs it.
+async fn held_token(c: &Cluster, n: &Node, id: &str) -> Option<String> {
+    let r = c
+        .http
+        .get(format!(
+            "http://127.0.0.1:{}/admin/accounts/export?ids={id}",
+            n.port
+        ))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .ok()?;
+    let v: Value = r.json().await.ok()?;
+    v["accounts"]
+        .as_array()?
+        .first()?
+        .get("refreshToken")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// `codex_rotor_store_fenced_writes_total` at node `n`.
+async fn fenced_writes(c: &Cluster, n: &Node) -> f64 {
+    let text = c
+        .http
+        .get(format!("http://127.0.0.1:{}/metrics", n.port))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let families = crate::metrics::prom::parse(&text).expect("a strict exposition");
+    let name = "codex_rotor_store_fenced_writes_total";
+    families
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} in\n{text}"))
+        .with(name, &[])[0]
+        .value
+}
+
+/// `POST /admin/accounts/import` at node `n`.
+async fn import(c: &Cluster, n: &Node, body: &Value) -> Value {
+    let r = c
+        .http
+        .post(format!("http://127.0.0.1:{}/admin/accounts/import", n.port))
+        .bearer_auth(ADMIN_KEY)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("import answered");
+    assert_eq!(r.status(), 200, "import accepted");
+    r.json().await.expect("report")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_through_a_node_that_does_not_own_the_account_reaches_its_owner_once() {
+    let c = Cluster::start(6).await;
+    let (a, b) = c.pair().await;
+    let owners = c.owners().await;
+    let id = owners
+        .iter()
+        .find(|(_, o)| o.as_str() == "b")
+        .map(|(id, _)| id.clone())
+        .expect("b owns an account");
+
+    // Fresh tokens for it, as a re-login elsewhere would bring: its stored refresh token is
+    // rotated at the token endpoint, so the one b holds is spent from now on.
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    let rec = stored.iter().find(|r| r.id == id).expect("stored");
+    let old_rt = rec.tokens.refresh_token.clone().expect("refresh token");
+    // Issued a second later than the stored ones (token times are whole seconds), so the
+    // import rule sees them as newer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh: Value = c
+        .http
+        .post(c.sim.token_url())
+        .json(&json!({"grant_type": "refresh_token", "refresh_token": old_rt}))
+        .send()
+        .await
+        .expect("token endpoint")
+        .json()
+        .await
+        .expect("tokens");
+    let new_rt = fresh["refresh_token"].as_str().expect("new refresh token");
+    assert_ne!(new_rt, old_rt);
+
+    // b serves all along (three clients at once), so its actors write their records while
+    // the import lands.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let (http, port) = (c.http.clone(), b.port);
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = if served(&http, port).await {
+                        &ok
+                    } else {
+                        &failed
+                    };
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let report = import(
+        &c,
+        &a,
+        &json!({
+            "access_token": fresh["access_token"],
+            "refresh_token": new_rt,
+            "id_token": fresh["id_token"],
+        }),
+    )
+    .await;
+    assert_eq!(report["updated"], json!([id]), "{report}");
+    assert_eq!(report["added"], json!([]), "{report}");
+
+    c.within(
+        "b runs the account with the imported refresh token",
+        Duration::from_secs(10),
+        &[&a, &b],
+        async || held_token(&c, &b, &id).await.as_deref() == Some(new_rt),
+    )
+    .await;
+    // Some more of b's writes, then the record as stored.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load");
+    }
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    assert_eq!(stored.len(), 6, "one record per account, none added");
+    let rec = stored.iter().find(|r| r.id == id).expect("still stored");
+    assert_eq!(rec.tokens.refresh_token.as_deref(), Some(new_rt));
+    assert_eq!(c.owners().await, owners, "nobody took anything over");
+    let on_a = c.running(&a).await.expect("a's accounts");
+    assert!(!on_a.contains(&id), "a runs no actor for b's account");
+    assert!(held_token(&c, &a, &id).await.is_none());
+    for n in [&a, &b] {
+        assert_eq!(
+            fenced_writes(&c, n).await,
+            0.0,
+            "{}: no write fenced out",
+            n.name
+        );
+        let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+        assert!(!log.contains("fenced out"), "{}:\n{log}", n.name);
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(
+        ok > 0 && failed == 0,
+        "b served throughout: {ok} ok, {failed} failed"
+    );
+    for acct in c.sim.accounts() {
+        assert_eq!(
+            c.sim.counters(&acct).refresh_reused,
+            0,
+            "no refresh token used twice"
+        );
+    }
+
+    // A new account through a: stored once, claimed by the node hashing gives it to.
+    let created = c.sim.create_account(AccountSpec::default());
+    let report = import(&c, &a, &created.auth_json).await;
+    let new_id = report["added"][0].as_str().expect("added").to_owned();
+    c.within(
+        "one node runs the new account",
+        Duration::from_secs(10),
+        &[&a, &b],
+        async || {
+            let owner = c.owners().await.get(&new_id).cloned();
+            let (ra, rb) = (c.running(&a).await, c.running(&b).await);
+            let (Some(ra), Some(rb)) = (ra, rb) else {
+                return false;
+            };
+            match owner.as_deref() {
+                Some("a") => ra.contains(&new_id) && !rb.contains(&new_id),
+                Some("b") => rb.contains(&new_id) && !ra.contains(&new_id),
+                _ => false,
+            }
+        },
+    )
+    .await;
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    assert_eq!(stored.len(), 7);
+    for n in [&a, &b] {
+        assert_eq!(
+            fenced_writes(&c, n).await,
+            0.0,
+            "{}: no write fenced out",
+            n.name
+        );
+    }
+}
