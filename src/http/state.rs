@@ -4,6 +4,7 @@
 //! the drain signal that tells open streams the
 //! shutdown grace is over. Cheap to clone (one `Arc`).
 
+use crate::cluster::affinity::SharedAffinity;
 use crate::cluster::{ClusterView, Link};
 use crate::config::Config;
 use crate::keys::KeyStore;
@@ -63,6 +64,8 @@ struct Inner {
     /// set exactly when `cluster` is. A single node never forwards and accepts no forwarded
     /// request.
     link: Option<Link>,
+    /// The shared affinity table (a cluster node on PostgreSQL); `None` otherwise.
+    affinity: Option<Arc<SharedAffinity>>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -87,6 +90,8 @@ pub struct Parts {
     pub cluster: Option<Arc<ClusterView>>,
     /// The link to the other nodes, with `cluster`.
     pub link: Option<Link>,
+    /// The shared affinity table, when the node runs one (its loops on PostgreSQL).
+    pub affinity: Option<Arc<SharedAffinity>>,
 }
 
 impl AppState {
@@ -110,6 +115,7 @@ impl AppState {
             quarantined: p.quarantined,
             cluster: p.cluster,
             link: p.link,
+            affinity: p.affinity,
         };
         Self {
             inner: Arc::new(inner),
@@ -196,6 +202,11 @@ impl AppState {
     /// This node's view and its link to the other nodes, when clustered: what forwarding needs.
     pub fn node(&self) -> Option<(&Arc<ClusterView>, &Link)> {
         self.inner.cluster.as_ref().zip(self.inner.link.as_ref())
+    }
+
+    /// The shared affinity table, when this node runs one (cluster mode on PostgreSQL).
+    pub fn shared_affinity(&self) -> Option<&Arc<SharedAffinity>> {
+        self.inner.affinity.as_ref()
     }
 
     /// Why a cluster node admits no new request now (not Held, or shutting down); `None` for
