@@ -24,15 +24,15 @@ const TTL: Duration = Duration::from_secs(2);
 pub(super) struct Node {
     pub(super) name: &'static str,
     pub(super) port: u16,
-    log: PathBuf,
+    pub(super) log: PathBuf,
     pub(super) daemon: Option<Daemon>,
 }
 
 /// The shared parts: database, simulator, accounts, a client.
 pub(super) struct Cluster {
     pg: ThrowawayPg,
-    url: String,
-    sim: SimHandle,
+    pub(super) url: String,
+    pub(super) sim: SimHandle,
     pub(super) accounts: BTreeSet<String>,
     pub(super) http: reqwest::Client,
     tmp: tempfile::TempDir,
@@ -140,7 +140,7 @@ impl Cluster {
         )
     }
 
-    async fn ready(&self, n: &Node) -> bool {
+    pub(super) async fn ready(&self, n: &Node) -> bool {
         self.http
             .get(format!("http://127.0.0.1:{}/readyz", n.port))
             .send()
