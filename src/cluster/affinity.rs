@@ -322,6 +322,17 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn without_a_connection_a_lookup_fails_at_once_and_is_counted() {
+        let t = table();
+        let view = ClusterView::new("n1".into(), "http://127.0.0.1:1".into(), 10_000, 2_000);
+        let before = LOOKUPS[3].load(Ordering::Relaxed);
+        let started = Instant::now();
+        assert_eq!(t.recall(&view, "cache:thread-1").await, Recall::Failed);
+        assert!(started.elapsed() < LOOKUP_TIMEOUT);
+        assert!(LOOKUPS[3].load(Ordering::Relaxed) > before);
+    }
+
     #[test]
     fn the_queue_is_bounded_dropping_the_oldest_and_counting_it() {
         let t = table();

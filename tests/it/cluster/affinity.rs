@@ -195,3 +195,68 @@ async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shar
     assert_eq!(fresh["account_id"], b_first["account_id"], "{fresh}");
     drop(b.daemon.take());
 }
+
+/// The table itself (`store::postgres::affinity`): a database at version 3 gains it, unlogged,
+/// at the next start; a batch upsert keeps each key's newest account; a row as old as the TTL
+/// is ignored on read; a sweep deletes such rows, at most its limit a time.
+#[tokio::test]
+async fn the_table_migrates_in_keeps_the_newest_account_and_forgets_rows_past_the_ttl() {
+    use super::throwaway::ThrowawayPg;
+    use codex_rotor::store::postgres::affinity::AffinityDb;
+    use codex_rotor::store::postgres::{LeaseDb, SCHEMA_VERSION};
+    let pg = ThrowawayPg::start();
+    let url = pg.database("affinity").await;
+    let mut lease = LeaseDb::connect(&url).await.expect("connect");
+    lease.migrate().await.expect("migrate");
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    // A database codex-rotor wrote before the table existed.
+    c.batch_execute("drop table rotor_affinity; update rotor_schema set version = 3")
+        .await
+        .expect("back to version 3");
+    assert_eq!(lease.migrate().await.expect("migrate again"), 3);
+    assert_eq!(SCHEMA_VERSION, 4);
+    let persistence: i8 = c
+        .query_one(
+            "select relpersistence::\"char\" from pg_class where relname = 'rotor_affinity'",
+            &[],
+        )
+        .await
+        .expect("the table exists")
+        .get(0);
+    assert_eq!(persistence as u8, b'u', "unlogged");
+
+    let db = AffinityDb::connect(&url).await.expect("connect");
+    let (k1, k2) = ([1u8; 32], [2u8; 32]);
+    let n = db
+        .upsert(&[(k1, "acct-a".into()), (k2, "acct-b".into())])
+        .await
+        .expect("upsert");
+    assert_eq!(n, 2);
+    db.upsert(&[(k1, "acct-c".into())]).await.expect("again");
+    assert_eq!(
+        db.lookup(&k1, 60_000).await.expect("lookup").as_deref(),
+        Some("acct-c")
+    );
+    assert_eq!(db.lookup(&[3u8; 32], 60_000).await.expect("lookup"), None);
+    // Rows an hour old: past a TTL of a minute, not of a day.
+    c.execute(
+        "update rotor_affinity set updated_at = updated_at - 3600000",
+        &[],
+    )
+    .await
+    .expect("age the rows");
+    assert_eq!(db.lookup(&k1, 60_000).await.expect("lookup"), None);
+    assert!(db.lookup(&k1, 86_400_000).await.expect("lookup").is_some());
+    assert_eq!(db.sweep(86_400_000, 10).await.expect("sweep"), 0);
+    assert_eq!(db.sweep(60_000, 1).await.expect("sweep"), 1, "bounded");
+    assert_eq!(db.sweep(60_000, 10).await.expect("sweep"), 1);
+    let left: i64 = c
+        .query_one("select count(*) from rotor_affinity", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0);
+}
