@@ -156,8 +156,7 @@ impl SharedAffinity {
             None => Err("no connection to the database".to_owned()),
             Some(db) => {
                 let hash = self.hash(key);
-                match tokio::time::timeout(LOOKUP_TIMEOUT, db.lookup(&hash, self.ttl_ms)).await
-                {
+                match tokio::time::timeout(LOOKUP_TIMEOUT, db.lookup(&hash, self.ttl_ms)).await {
                     Ok(Ok(found)) => Ok(found),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(format!("no answer within {LOOKUP_TIMEOUT:?}")),
@@ -318,7 +317,10 @@ mod tests {
         let rows = t.rows(queued);
         assert_eq!(
             rows,
-            vec![(t.hash("k2"), "b".to_owned()), (t.hash("k1"), "c".to_owned())]
+            vec![
+                (t.hash("k2"), "b".to_owned()),
+                (t.hash("k1"), "c".to_owned())
+            ]
         );
     }
 

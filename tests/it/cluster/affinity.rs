@@ -98,10 +98,7 @@ async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shar
     assert_eq!(status, 200);
     let b_first = last(&c, &b).await;
     assert!(b_first["forwarded_to"].is_null(), "{b_first}");
-    assert_eq!(
-        sample(&c, &b, lookups, &[("outcome", "miss")]).await,
-        1.0
-    );
+    assert_eq!(sample(&c, &b, lookups, &[("outcome", "miss")]).await, 1.0);
 
     // The first turn, on one of a's own accounts; written behind within about a second.
     let (status, body) = turn(&c, a.port, conv).await;
@@ -169,9 +166,12 @@ async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shar
     // table as one of its own accounts' now, and serves it there.
     let mut a = a;
     a.daemon.take().expect("a runs").stop().await;
-    c.within("b owns every account", Duration::from_secs(30), &[&b], async || {
-        c.split_between(&[&b]).await
-    })
+    c.within(
+        "b owns every account",
+        Duration::from_secs(30),
+        &[&b],
+        async || c.split_between(&[&b]).await,
+    )
     .await;
     let before = c.sim.counters(&sim_id).requests;
     let (status, body) = turn(&c, b.port, conv).await;
