@@ -38,6 +38,9 @@ pub const BATCH: usize = 1_000;
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
 /// Bound on (re)connecting the writer's connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on one statement of the writer: a connection whose database stopped answering (a
+/// partition sends no reset) is replaced instead of holding the writer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the writer deletes expired rows, at most.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Rows one sweep deletes, at most.
@@ -202,13 +205,17 @@ impl SharedAffinity {
             let Some(db) = self.connect(url, &mut reachable).await else {
                 continue; // the queue keeps (bounded) until the database is back
             };
-            self.flush(&db).await;
+            if !self.flush(&db).await {
+                continue;
+            }
             if swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
                 swept = Some(Instant::now());
-                match db.sweep(self.ttl_ms, SWEEP_LIMIT).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(rows = n, "shared affinity: expired rows deleted"),
-                    Err(e) => tracing::debug!(error = %e, "shared affinity: sweep failed"),
+                let sweep = db.sweep(self.ttl_ms, SWEEP_LIMIT);
+                match tokio::time::timeout(WRITE_TIMEOUT, sweep).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::debug!(rows = n, "shared affinity: expired rows deleted"),
+                    Ok(Err(e)) => tracing::debug!(error = %e, "shared affinity: sweep failed"),
+                    Err(_) => self.forget(&db),
                 }
             }
         }
@@ -248,22 +255,34 @@ impl SharedAffinity {
     }
 
     /// Writes what was queued, each key once (its last account), in batches of [`BATCH`].
-    async fn flush(&self, db: &AffinityDb) {
+    /// On a failure the rest is dropped (counted) and the connection replaced at the next
+    /// tick; `false` then.
+    async fn flush(&self, db: &Arc<AffinityDb>) -> bool {
         let queued = std::mem::take(&mut *lock(&self.queue));
-        if queued.is_empty() {
-            return;
-        }
         let rows = self.rows(queued);
-        for batch in rows.chunks(BATCH) {
-            match db.upsert(batch).await {
-                Ok(n) => {
+        for (i, batch) in rows.chunks(BATCH).enumerate() {
+            let error = match tokio::time::timeout(WRITE_TIMEOUT, db.upsert(batch)).await {
+                Ok(Ok(n)) => {
                     WRITTEN.fetch_add(n, Ordering::Relaxed);
+                    continue;
                 }
-                Err(e) => {
-                    DROPPED[1].fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    tracing::debug!(error = %e, rows = batch.len(), "shared affinity: a flush failed; its rows are dropped");
-                }
-            }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {WRITE_TIMEOUT:?}"),
+            };
+            let lost = rows.len() - i * BATCH;
+            DROPPED[1].fetch_add(lost as u64, Ordering::Relaxed);
+            tracing::debug!(%error, rows = lost, "shared affinity: a flush failed; its rows are dropped");
+            self.forget(db);
+            return false;
+        }
+        true
+    }
+
+    /// Drops the connection `db` (if still the current one): the writer makes a new one.
+    fn forget(&self, db: &Arc<AffinityDb>) {
+        let mut current = lock(&self.db);
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, db)) {
+            *current = None;
         }
     }
 
