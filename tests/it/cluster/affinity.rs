@@ -241,6 +241,20 @@ async fn the_table_migrates_in_keeps_the_newest_account_and_forgets_rows_past_th
         Some("acct-c")
     );
     assert_eq!(db.lookup(&[3u8; 32], 60_000).await.expect("lookup"), None);
+    // What a lookup costs on the request path (printed: the figure docs/benchmarks.md has).
+    let mut took: Vec<Duration> = Vec::new();
+    for _ in 0..500 {
+        let at = std::time::Instant::now();
+        db.lookup(&k1, 60_000).await.expect("lookup");
+        took.push(at.elapsed());
+    }
+    took.sort();
+    eprintln!(
+        "affinity lookup on a Unix socket: p50 {:?}, p99 {:?}",
+        took[took.len() / 2],
+        took[took.len() * 99 / 100]
+    );
+    assert!(took[took.len() / 2] < Duration::from_millis(50), "{took:?}");
     // Rows an hour old: past a TTL of a minute, not of a day.
     c.execute(
         "update rotor_affinity set updated_at = updated_at - 3600000",
