@@ -8,8 +8,10 @@
 //! [`forward`] signs and checks the header of a request one node forwards to another,
 //! [`link`] is what a node needs to do so, [`summary`] what it publishes about itself and
 //! [`traffic`] counts what crossed nodes.
-//! [`report`] is how it reads to an operator (admin API, dashboard).
+//! [`report`] is how it reads to an operator (admin API, dashboard). [`affinity`] shares the
+//! conversations' accounts between the nodes, so a turn another node served is found here.
 
+pub mod affinity;
 pub mod counters;
 pub mod fence;
 pub mod forward;

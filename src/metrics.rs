@@ -7,6 +7,7 @@
 //! fact").
 
 pub mod accounts;
+mod affinity;
 mod cluster;
 mod forwards;
 mod refresh;
@@ -303,6 +304,7 @@ impl Metrics {
         cluster::register(&mut scrape);
         accounts::register(&mut scrape, summary, accounts);
         forwards::register(&mut scrape);
+        affinity::register(&mut scrape);
         let mut out = String::new();
         for registry in [&self.registry, &scrape] {
             encode(&mut out, registry);

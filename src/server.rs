@@ -139,6 +139,8 @@ pub struct Daemon {
     publisher: Option<tokio::task::JoinHandle<()>>,
     /// The cluster node's loops (cluster mode only).
     node: Option<crate::cluster::Node>,
+    /// The shared affinity table's writer (cluster mode only).
+    affinity_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The node's view and the refresh fence on its own database connection.
@@ -286,6 +288,7 @@ async fn start_daemon(
         .await
         .context("starting the account pool")?;
     let shared = cluster.as_ref().map(|c| c.store.clone());
+    let (mut affinity, mut affinity_writer) = (None, None);
     let node = match (cluster, fenced) {
         (Some(c), Some((view, fence))) => {
             use crate::cluster::{Node, NodeParts, Timing};
@@ -294,6 +297,16 @@ async fn start_daemon(
                 advertise = view.advertise(),
                 "cluster: joining"
             );
+            if let Some(link) = &link {
+                // Every affinity the pool records is shared with the other nodes.
+                let table = crate::cluster::affinity::SharedAffinity::new(
+                    link.secret.clone(),
+                    rotor_actors::pool::AFFINITY_TTL_MS,
+                );
+                pool.share_affinity(table.clone());
+                affinity_writer = Some(table.spawn_writer(c.url.clone()));
+                affinity = Some(table);
+            }
             Some(Node::start(NodeParts {
                 view,
                 url: c.url,
@@ -318,6 +331,7 @@ async fn start_daemon(
         cluster: view.or_else(|| node.as_ref().map(|n| n.view().clone())),
         link,
         shared,
+        affinity,
     });
     let publisher = state
         .cluster()
@@ -335,6 +349,7 @@ async fn start_daemon(
         server,
         publisher,
         node,
+        affinity_writer,
     })
 }
 
@@ -475,6 +490,13 @@ impl Daemon {
         }
         if let Some(p) = self.publisher {
             p.abort();
+        }
+        if let Some(w) = self.affinity_writer {
+            w.abort();
+            // What the last second queued still reaches the table (bounded).
+            if let Some(t) = self.state.shared_affinity() {
+                let _ = tokio::time::timeout(FINAL_FLUSH, t.flush_now()).await;
+            }
         }
         self.state.pool().shutdown().await;
     }

@@ -18,6 +18,7 @@ use ractor::{Actor, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 pub use crate::rotation::Strategy;
+pub use affinity::TTL_MS as AFFINITY_TTL_MS;
 pub use report::PoolSummary;
 pub use supervisor::summary;
 
@@ -86,6 +87,14 @@ pub struct PickRequest {
     pub exclude: Vec<AccountId>,
     /// A code-review request (consults the code-review bucket).
     pub review: bool,
+}
+
+/// Told of the conversation affinity the pool records with every lease it grants for a
+/// conversation key, so a cluster node can share it with the others (docs/cluster.md
+/// "Requests across nodes"). Called under the availability board's lock: it must only queue.
+pub trait AffinityShare: Send + Sync {
+    /// `account` was just granted a lease for the conversation `key`.
+    fn recorded(&self, key: &str, account: &str);
 }
 
 /// Why no lease was granted.
@@ -283,7 +292,11 @@ impl PoolHandle {
                 if let Ok(CallResult::Success(Ok(grant))) = asked {
                     if let Some(key) = req.affinity.take() {
                         let at = self.clock.now_ms();
-                        self.board.lock().affinity.record(key, id.clone(), at);
+                        let mut board = self.board.lock();
+                        if let Some(share) = &board.share {
+                            share.recorded(&key, &id);
+                        }
+                        board.affinity.record(key, id.clone(), at);
                     }
                     return Ok(Lease {
                         account_id: id,
@@ -471,6 +484,12 @@ impl PoolHandle {
     pub fn affinity_of(&self, key: &str) -> Option<AccountId> {
         let now = self.clock.now_ms();
         self.board.lock().affinity.get(key, now)
+    }
+
+    /// From now on, tells `share` of every affinity a granted lease records (cluster mode);
+    /// without it (a single node) nothing is told.
+    pub fn share_affinity(&self, share: Arc<dyn AffinityShare>) {
+        self.board.lock().share = Some(share);
     }
 
     /// Makes `account` the one `key` prefers from now on: a request another node forwarded

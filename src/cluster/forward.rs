@@ -57,6 +57,12 @@ impl ClusterSecret {
             .map_err(|(key, message)| format!("{key}: {message}"))?;
         Self::new(bytes.expose().clone())
     }
+
+    /// HMAC-SHA256 of `message` under the secret: the same on every node, unguessable
+    /// without the secret (the shared affinity table's keys, [`super::affinity`]).
+    pub fn keyed_hash(&self, message: &[u8]) -> [u8; 32] {
+        mac(self, message)
+    }
 }
 
 /// What a forwarded request says about itself.

@@ -4,6 +4,7 @@
 //! the drain signal that tells open streams the
 //! shutdown grace is over. Cheap to clone (one `Arc`).
 
+use crate::cluster::affinity::SharedAffinity;
 use crate::cluster::{ClusterView, Link};
 use crate::config::Config;
 use crate::keys::KeyStore;
@@ -67,6 +68,8 @@ struct Inner {
     /// The shared database a cluster node's accounts live in, where the admin API adds
     /// accounts (`None` on a single node, and for a node whose view a test keeps).
     shared: Option<Arc<PgStore>>,
+    /// The shared affinity table (a cluster node on PostgreSQL); `None` otherwise.
+    affinity: Option<Arc<SharedAffinity>>,
 }
 
 /// Everything [`AppState::new`] needs.
@@ -93,6 +96,8 @@ pub struct Parts {
     pub link: Option<Link>,
     /// The shared database of a cluster node's accounts (with the node's loops).
     pub shared: Option<Arc<PgStore>>,
+    /// The shared affinity table, when the node runs one (its loops on PostgreSQL).
+    pub affinity: Option<Arc<SharedAffinity>>,
 }
 
 impl AppState {
@@ -117,6 +122,7 @@ impl AppState {
             cluster: p.cluster,
             link: p.link,
             shared: p.shared,
+            affinity: p.affinity,
         };
         Self {
             inner: Arc::new(inner),
@@ -212,6 +218,11 @@ impl AppState {
     /// This node's view and its link to the other nodes, when clustered: what forwarding needs.
     pub fn node(&self) -> Option<(&Arc<ClusterView>, &Link)> {
         self.inner.cluster.as_ref().zip(self.inner.link.as_ref())
+    }
+
+    /// The shared affinity table, when this node runs one (cluster mode on PostgreSQL).
+    pub fn shared_affinity(&self) -> Option<&Arc<SharedAffinity>> {
+        self.inner.affinity.as_ref()
     }
 
     /// Why a cluster node admits no new request now (not Held, or shutting down); `None` for

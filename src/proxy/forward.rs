@@ -23,6 +23,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::cluster::affinity::Recall;
 use crate::cluster::forward::{self, Forwarded, HEADER, MAX_HOPS};
 use crate::cluster::traffic::{self, Sent, Why};
 use crate::cluster::{ClusterView, Link, Peer, Placement};
@@ -131,14 +132,25 @@ pub struct Outgoing<'a> {
 }
 
 /// The peer owning the account this request's conversation went to, if that account now lives
-/// on a live peer.
-pub fn affinity_peer(
+/// on a live peer. A conversation this node does not remember is looked up in the shared
+/// affinity table ([`crate::cluster::affinity`]); found on a local account, the pool prefers
+/// that account from now on.
+pub async fn affinity_peer(
     state: &AppState,
     view: &ClusterView,
     req: &ResponsesRequest,
 ) -> Option<(Peer, String)> {
     let key = req.affinity.as_deref()?;
-    let account = state.pool().affinity_of(key)?;
+    let Some(account) = state.pool().affinity_of(key) else {
+        return match state.shared_affinity()?.recall(view, key).await {
+            Recall::Peer(p, account) => Some((p, account)),
+            Recall::Local(account) => {
+                state.pool().prefer(key, &account);
+                None
+            }
+            Recall::Miss | Recall::Failed => None,
+        };
+    };
     match view.placement(&account) {
         Placement::Peer(p) => Some((p, account)),
         Placement::Local | Placement::Nobody => None,

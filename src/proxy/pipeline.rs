@@ -139,7 +139,7 @@ pub async fn serve<P: ClientProtocol>(
     }
     if let (Some(c), Some((view, link))) = (&mut crossing, state.node()) {
         c.stream = req.client_stream;
-        if let Some((peer, account)) = forward::affinity_peer(&state, view, &req) {
+        if let Some((peer, account)) = forward::affinity_peer(&state, view, &req).await {
             let node = (&**view, link);
             let outgoing = c.outgoing(path);
             let why = Why::Affinity;

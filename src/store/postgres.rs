@@ -7,12 +7,14 @@
 //!
 //! The schema carries a version ([`SCHEMA_VERSION`]); [`LeaseDb::migrate`] applies what is
 //! missing at start, and a database written by a newer codex-rotor is refused with a message
-//! that says so, never altered. The account records themselves are [`records`].
+//! that says so, never altered. The account records themselves are [`records`]; the shared
+//! conversation affinities [`affinity`].
 
 use rotor_actors::ownership::rules::{AccountRow, Claimed, Intent, Owner, Refusal, Rules, Session};
 use rotor_actors::ownership::{Ms, NodeId};
 use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 
+pub mod affinity;
 pub mod records;
 mod schema;
 

@@ -1,6 +1,7 @@
 //! Several nodes on one PostgreSQL: the ownership rules on a real database, started by the
 //! tests on a Unix socket (docs/cluster.md).
 
+mod affinity;
 mod fence;
 mod forward;
 mod import;

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::PickRequest;
 use super::affinity::Affinity;
+use super::{AffinityShare, PickRequest};
 use crate::account::AccountRef;
 use crate::rotation::{Candidate, Cooling, NoChoice, Policy, View};
 use crate::{AccountId, UnixMs, quota};
@@ -25,6 +25,9 @@ pub struct Board {
     pub refs: HashMap<AccountId, AccountRef>,
     /// Conversation key → account that served it last.
     pub affinity: Affinity,
+    /// Who else is told of each affinity a granted lease records (a cluster node's shared
+    /// table); `None` on a single node.
+    pub share: Option<Arc<dyn AffinityShare>>,
 }
 
 /// The board shared by supervisor, accounts and handles. Every critical section is short
@@ -39,6 +42,7 @@ impl SharedBoard {
             view,
             refs: HashMap::new(),
             affinity: Affinity::default(),
+            share: None,
         })))
     }
 

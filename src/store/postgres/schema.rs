@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::DbError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Each migration brings the schema from its index to index + 1.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -56,6 +56,18 @@ alter table rotor_node_session add column advertise text, add column summary jso
     // lost is recognised (docs/cluster.md "Refresh in the actors", step 3).
     r#"
 alter table rotor_account_owner add column finished_intent_gen bigint not null default 0;
+"#,
+    // 5: the shared affinity table (docs/cluster.md "Requests across nodes"): conversation
+    // key (HMAC-SHA256 under the cluster secret, never the key itself) -> the account that
+    // served it last, on the database clock. Unlogged: a crash empties it, which costs only
+    // affinity misses.
+    r#"
+create unlogged table rotor_affinity (
+    key_hash bytea primary key,
+    account text not null,
+    updated_at bigint not null
+);
+create index rotor_affinity_updated_at on rotor_affinity (updated_at);
 "#,
 ];
 

@@ -140,7 +140,7 @@ impl Cluster {
         )
     }
 
-    async fn ready(&self, n: &Node) -> bool {
+    pub(super) async fn ready(&self, n: &Node) -> bool {
         self.http
             .get(format!("http://127.0.0.1:{}/readyz", n.port))
             .send()

@@ -179,6 +179,18 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
     assert_eq!(held.len(), 1, "imported twice, landed once");
     let id = held[0].id.clone();
     assert!(served(&http, port).await, "a request is served");
+    // A conversation's turn: a single node keeps its affinity to itself (no shared table).
+    let keyed = json!({"model": "gpt-5.5", "stream": false, "store": false,
+        "prompt_cache_key": "conv-single-node",
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}]});
+    let r = http
+        .post(format!("{base}/v1/responses"))
+        .bearer_auth(POOL_KEY)
+        .json(&keyed)
+        .send()
+        .await
+        .expect("a keyed turn");
+    assert_eq!(r.status(), 200);
 
     // The access token lives 4 s and is refreshed 2 s before it ends: rotations happen while
     // the daemon serves, and each one is in the database.
@@ -194,6 +206,30 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
         },
     )
     .await;
+    // Seconds later (the cluster writer flushes every second), nothing was shared: a node
+    // outside a cluster writes no affinity row and has no affinity metrics.
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let rows: i64 = c
+        .query_one("select count(*) from rotor_affinity", &[])
+        .await
+        .expect("the table exists (schema 5)")
+        .get(0);
+    assert_eq!(rows, 0, "a single node shares no affinity");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        !metrics.contains("codex_rotor_cluster_affinity"),
+        "no shared affinity table runs"
+    );
     daemon.stop().await;
     let kept = in_db(&url).await;
     assert_eq!(kept.len(), 1);

@@ -86,6 +86,13 @@ async fn a_real_scrape_parses_strictly_and_counts_the_traffic() {
     );
     assert_eq!(locked.first().map(|s| s.value), Some(1.0));
     assert_eq!(fams["codex_rotor_pool_serving"].samples[0].value, 1.0);
+    // A single node runs no shared affinity table (docs/cluster.md): none of its families.
+    assert!(
+        !fams
+            .keys()
+            .any(|f| f.starts_with("codex_rotor_cluster_affinity")),
+        "{text}"
+    );
     rig.shutdown().await;
 }
 

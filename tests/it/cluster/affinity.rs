@@ -1,0 +1,276 @@
+//! The shared affinity table on real nodes (docs/cluster.md "Requests across nodes"): two
+//! `codex-rotor serve` processes on one throwaway PostgreSQL. A conversation served on a's
+//! account is written behind to `rotor_affinity` (hashed, never the key), and its next turn
+//! sent to b — which never saw it — is forwarded to a and served by the same account; once a
+//! hands its accounts to b, b finds the conversation in the table as its own account's.
+
+use super::nodes::{Cluster, Node};
+use super::pg_daemon::{ADMIN_KEY, POOL_KEY};
+use super::pg_store::key;
+use std::time::Duration;
+
+/// One streamed turn of the conversation `conv` to node `port`: its status and body.
+async fn turn(c: &Cluster, port: u16, conv: &str) -> (u16, String) {
+    let body = serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
+        "prompt_cache_key": conv,
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]});
+    let r = c
+        .http
+        .post(format!("http://127.0.0.1:{port}/v1/responses"))
+        .bearer_auth(POOL_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+/// The last request node `n` recorded.
+async fn last(c: &Cluster, n: &Node) -> serde_json::Value {
+    let v: serde_json::Value = c
+        .http
+        .get(format!(
+            "http://127.0.0.1:{}/admin/requests?limit=1",
+            n.port
+        ))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    v["requests"][0].clone()
+}
+
+/// A counter sample of node `n`'s `/metrics` (0 when absent).
+async fn sample(c: &Cluster, n: &Node, family: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = c
+        .http
+        .get(format!("http://127.0.0.1:{}/metrics", n.port))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let families = crate::metrics::prom::parse(&text).expect("a strict exposition");
+    let name = format!("{family}_total");
+    families
+        .get(&name)
+        .and_then(|f| f.with(&name, labels).first().map(|s| s.value))
+        .unwrap_or(0.0)
+}
+
+/// The table's rows: (key hash, account).
+async fn rows(c: &Cluster) -> Vec<(Vec<u8>, String)> {
+    let (client, conn) = tokio_postgres::connect(&c.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .query("select key_hash, account from rotor_affinity", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shared_table() {
+    let c = Cluster::start(8).await;
+    let a = c.node("a");
+    let mut b = c.node("b");
+    c.within(
+        "a and b split the accounts",
+        Duration::from_secs(30),
+        &[&a, &b],
+        async || c.split_between(&[&a, &b]).await,
+    )
+    .await;
+    let conv = "conv-shared-1";
+    let lookups = "codex_rotor_cluster_affinity_lookups";
+
+    // A conversation nobody served: looked up, missed, picked fresh on b. Its account's
+    // window starts first, so a fresh pick on b prefers it to every other account later.
+    let (status, _) = turn(&c, b.port, "conv-shared-new").await;
+    assert_eq!(status, 200);
+    let b_first = last(&c, &b).await;
+    assert!(b_first["forwarded_to"].is_null(), "{b_first}");
+    assert_eq!(sample(&c, &b, lookups, &[("outcome", "miss")]).await, 1.0);
+
+    // The first turn, on one of a's own accounts; written behind within about a second.
+    let (status, body) = turn(&c, a.port, conv).await;
+    assert_eq!(status, 200, "{body}");
+    let served = last(&c, &a).await["account_id"]
+        .as_str()
+        .expect("served on an account")
+        .to_owned();
+    assert_eq!(
+        c.owners().await.get(&served).map(String::as_str),
+        Some("a"),
+        "a served it on an account it owns"
+    );
+    c.within(
+        "a writes the conversation's account behind",
+        Duration::from_secs(10),
+        &[&a],
+        async || rows(&c).await.iter().any(|(_, acct)| acct == &served),
+    )
+    .await;
+    let stored = rows(&c).await;
+    assert_eq!(stored.len(), 2, "two conversations, a row each");
+    for (hash, _) in &stored {
+        assert_eq!(hash.len(), 32, "a key is stored as its HMAC-SHA256");
+        for raw in [conv, "conv-shared-new"] {
+            assert!(
+                !hash.windows(raw.len()).any(|w| w == raw.as_bytes()),
+                "never the conversation key itself"
+            );
+        }
+    }
+    let written = "codex_rotor_cluster_affinity_writes";
+    assert!(sample(&c, &a, written, &[]).await >= 1.0);
+
+    // The next turn at b, which never saw the conversation: forwarded to a, on that account.
+    let sim_id = codex_rotor::store::postgres::records::read_records(&c.url, &key())
+        .await
+        .expect("records")
+        .into_iter()
+        .find(|r| r.id == served)
+        .and_then(|r| r.identity.chatgpt_account_id)
+        .expect("sim id");
+    let before = c.sim.counters(&sim_id).requests;
+    let (status, body) = turn(&c, b.port, conv).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("response.completed"), "{body}");
+    assert_eq!(
+        c.sim.counters(&sim_id).requests,
+        before + 1,
+        "served by the conversation's account"
+    );
+    let (sent, got) = (last(&c, &b).await, last(&c, &a).await);
+    assert_eq!(sent["forwarded_to"], "a", "{sent}");
+    assert_eq!(got["forwarded_from"], "b", "{got}");
+    assert_eq!(got["account_id"], served.as_str(), "{got}");
+    assert_eq!(
+        sample(&c, &b, lookups, &[("outcome", "hit_peer")]).await,
+        1.0
+    );
+    let affinity = [("reason", "affinity"), ("outcome", "answered")];
+    let forwards = "codex_rotor_cluster_forwards_sent";
+    assert_eq!(sample(&c, &b, forwards, &affinity).await, 1.0);
+
+    // a hands its accounts to b (SIGTERM: planned release). b finds the conversation in the
+    // table as one of its own accounts' now, and serves it there.
+    let mut a = a;
+    a.daemon.take().expect("a runs").stop().await;
+    c.within(
+        "b owns every account",
+        Duration::from_secs(30),
+        &[&b],
+        async || c.split_between(&[&b]).await,
+    )
+    .await;
+    let before = c.sim.counters(&sim_id).requests;
+    let (status, body) = turn(&c, b.port, conv).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        c.sim.counters(&sim_id).requests,
+        before + 1,
+        "the conversation's account, now b's, served it"
+    );
+    assert_eq!(last(&c, &b).await["account_id"], served.as_str());
+    assert_eq!(
+        sample(&c, &b, lookups, &[("outcome", "hit_local")]).await,
+        1.0
+    );
+    // Not the account b picks fresh (that is the one whose window started first): the table
+    // chose it.
+    let (status, _) = turn(&c, b.port, "conv-shared-after").await;
+    assert_eq!(status, 200);
+    let fresh = last(&c, &b).await;
+    assert_ne!(fresh["account_id"], served.as_str(), "{fresh}");
+    assert_eq!(fresh["account_id"], b_first["account_id"], "{fresh}");
+    drop(b.daemon.take());
+}
+
+/// The table itself (`store::postgres::affinity`): a database at version 4 gains it, unlogged,
+/// at the next start; a batch upsert keeps each key's newest account; a row as old as the TTL
+/// is ignored on read; a sweep deletes such rows, at most its limit a time.
+#[tokio::test]
+async fn the_table_migrates_in_keeps_the_newest_account_and_forgets_rows_past_the_ttl() {
+    use super::throwaway::ThrowawayPg;
+    use codex_rotor::store::postgres::affinity::AffinityDb;
+    use codex_rotor::store::postgres::{LeaseDb, SCHEMA_VERSION};
+    let pg = ThrowawayPg::start();
+    let url = pg.database("affinity").await;
+    let mut lease = LeaseDb::connect(&url).await.expect("connect");
+    lease.migrate().await.expect("migrate");
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    // A database codex-rotor wrote before the table existed.
+    c.batch_execute("drop table rotor_affinity; update rotor_schema set version = 4")
+        .await
+        .expect("back to version 4");
+    assert_eq!(lease.migrate().await.expect("migrate again"), 4);
+    assert_eq!(SCHEMA_VERSION, 5);
+    let persistence: i8 = c
+        .query_one(
+            "select relpersistence::\"char\" from pg_class where relname = 'rotor_affinity'",
+            &[],
+        )
+        .await
+        .expect("the table exists")
+        .get(0);
+    assert_eq!(persistence as u8, b'u', "unlogged");
+
+    let db = AffinityDb::connect(&url).await.expect("connect");
+    let (k1, k2) = ([1u8; 32], [2u8; 32]);
+    let n = db
+        .upsert(&[(k1, "acct-a".into()), (k2, "acct-b".into())])
+        .await
+        .expect("upsert");
+    assert_eq!(n, 2);
+    db.upsert(&[(k1, "acct-c".into())]).await.expect("again");
+    assert_eq!(
+        db.lookup(&k1, 60_000).await.expect("lookup").as_deref(),
+        Some("acct-c")
+    );
+    assert_eq!(db.lookup(&[3u8; 32], 60_000).await.expect("lookup"), None);
+    // What a lookup costs on the request path (printed: the figure docs/benchmarks.md has).
+    let mut took: Vec<Duration> = Vec::new();
+    for _ in 0..500 {
+        let at = std::time::Instant::now();
+        db.lookup(&k1, 60_000).await.expect("lookup");
+        took.push(at.elapsed());
+    }
+    took.sort();
+    eprintln!(
+        "affinity lookup on a Unix socket: p50 {:?}, p99 {:?}",
+        took[took.len() / 2],
+        took[took.len() * 99 / 100]
+    );
+    assert!(took[took.len() / 2] < Duration::from_millis(50), "{took:?}");
+    // Rows an hour old: past a TTL of a minute, not of a day.
+    c.execute(
+        "update rotor_affinity set updated_at = updated_at - 3600000",
+        &[],
+    )
+    .await
+    .expect("age the rows");
+    assert_eq!(db.lookup(&k1, 60_000).await.expect("lookup"), None);
+    assert!(db.lookup(&k1, 86_400_000).await.expect("lookup").is_some());
+    assert_eq!(db.sweep(86_400_000, 10).await.expect("sweep"), 0);
+    assert_eq!(db.sweep(60_000, 1).await.expect("sweep"), 1, "bounded");
+    assert_eq!(db.sweep(60_000, 10).await.expect("sweep"), 1);
+    let left: i64 = c
+        .query_one("select count(*) from rotor_affinity", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0);
+}
