@@ -16,8 +16,7 @@ mod codex;
 mod demo;
 pub(crate) mod wire;
 
-use crate::support::{TestEnv, start_env_with};
-use codex_rotor::sim::SimOptions;
+use crate::support::TestEnv;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -188,14 +187,7 @@ async fn drained(reader: tokio::task::JoinHandle<String>) -> String {
 /// Simulator + daemon with `n` accounts, the daemon reaching the simulator through a
 /// [`WireLog`].
 async fn env_with_wire(n: usize) -> (TestEnv, WireLog) {
-    let mut wire = None;
-    let env = start_env_with(SimOptions::default(), n, |cfg, sim| {
-        let w = WireLog::start(sim.addr);
-        cfg.upstream.base_url = format!("http://{}/backend-api", w.addr);
-        wire = Some(w);
-    })
-    .await;
-    (env, wire.expect("tweak ran"))
+    WireLog::behind(n).await
 }
 
 /// The daemon's recorded requests of one route (`"responses"`, `"messages"`), oldest first.

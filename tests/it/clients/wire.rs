@@ -40,6 +40,23 @@ pub enum Output {
 }
 
 impl WireLog {
+    /// Simulator + daemon with `n` accounts, the daemon reaching the simulator through a
+    /// fresh [`WireLog`], which records every byte it sends upstream.
+    pub async fn behind(n: usize) -> (crate::support::TestEnv, WireLog) {
+        let mut wire = None;
+        let env = crate::support::start_env_with(
+            codex_rotor::sim::SimOptions::default(),
+            n,
+            |cfg, sim| {
+                let w = WireLog::start(sim.addr);
+                cfg.upstream.base_url = format!("http://{}/backend-api", w.addr);
+                wire = Some(w);
+            },
+        )
+        .await;
+        (env, wire.expect("tweak ran"))
+    }
+
     /// Starts relaying to `target` (inside a tokio runtime).
     pub fn start(target: SocketAddr) -> WireLog {
         let std_listener =

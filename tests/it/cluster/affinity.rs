@@ -5,7 +5,7 @@
 //! hands its accounts to b, b finds the conversation in the table as its own account's.
 
 use super::nodes::{Cluster, Node};
-use super::pg_daemon::{ADMIN_KEY, POOL_KEY};
+use super::pg_daemon::POOL_KEY;
 use super::pg_store::key;
 use std::time::Duration;
 
@@ -25,40 +25,10 @@ async fn turn(c: &Cluster, port: u16, conv: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
-/// The last request node `n` recorded.
-async fn last(c: &Cluster, n: &Node) -> serde_json::Value {
-    let v: serde_json::Value = c
-        .http
-        .get(format!(
-            "http://127.0.0.1:{}/admin/requests?limit=1",
-            n.port
-        ))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("json");
-    v["requests"][0].clone()
-}
-
-/// A counter sample of node `n`'s `/metrics` (0 when absent).
+/// A counter of node `n` (0 when absent), by its family name.
 async fn sample(c: &Cluster, n: &Node, family: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = c
-        .http
-        .get(format!("http://127.0.0.1:{}/metrics", n.port))
-        .send()
+    c.sample(n, &format!("{family}_total"), labels)
         .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    let families = crate::metrics::prom::parse(&text).expect("a strict exposition");
-    let name = format!("{family}_total");
-    families
-        .get(&name)
-        .and_then(|f| f.with(&name, labels).first().map(|s| s.value))
         .unwrap_or(0.0)
 }
 
@@ -96,14 +66,14 @@ async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shar
     // window starts first, so a fresh pick on b prefers it to every other account later.
     let (status, _) = turn(&c, b.port, "conv-shared-new").await;
     assert_eq!(status, 200);
-    let b_first = last(&c, &b).await;
+    let b_first = c.last_request(&b).await;
     assert!(b_first["forwarded_to"].is_null(), "{b_first}");
     assert_eq!(sample(&c, &b, lookups, &[("outcome", "miss")]).await, 1.0);
 
     // The first turn, on one of a's own accounts; written behind within about a second.
     let (status, body) = turn(&c, a.port, conv).await;
     assert_eq!(status, 200, "{body}");
-    let served = last(&c, &a).await["account_id"]
+    let served = c.last_request(&a).await["account_id"]
         .as_str()
         .expect("served on an account")
         .to_owned();
@@ -150,7 +120,7 @@ async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shar
         before + 1,
         "served by the conversation's account"
     );
-    let (sent, got) = (last(&c, &b).await, last(&c, &a).await);
+    let (sent, got) = (c.last_request(&b).await, c.last_request(&a).await);
     assert_eq!(sent["forwarded_to"], "a", "{sent}");
     assert_eq!(got["forwarded_from"], "b", "{got}");
     assert_eq!(got["account_id"], served.as_str(), "{got}");
@@ -181,7 +151,7 @@ async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shar
         before + 1,
         "the conversation's account, now b's, served it"
     );
-    assert_eq!(last(&c, &b).await["account_id"], served.as_str());
+    assert_eq!(c.last_request(&b).await["account_id"], served.as_str());
     assert_eq!(
         sample(&c, &b, lookups, &[("outcome", "hit_local")]).await,
         1.0
@@ -190,7 +160,7 @@ async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shar
     // chose it.
     let (status, _) = turn(&c, b.port, "conv-shared-after").await;
     assert_eq!(status, 200);
-    let fresh = last(&c, &b).await;
+    let fresh = c.last_request(&b).await;
     assert_ne!(fresh["account_id"], served.as_str(), "{fresh}");
     assert_eq!(fresh["account_id"], b_first["account_id"], "{fresh}");
     drop(b.daemon.take());

@@ -38,22 +38,10 @@ async fn held_token(c: &Cluster, n: &Node, id: &str) -> Option<String> {
 
 /// `codex_rotor_store_fenced_writes_total` at node `n`.
 async fn fenced_writes(c: &Cluster, n: &Node) -> f64 {
-    let text = c
-        .http
-        .get(format!("http://127.0.0.1:{}/metrics", n.port))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    let families = crate::metrics::prom::parse(&text).expect("a strict exposition");
     let name = "codex_rotor_store_fenced_writes_total";
-    families
-        .get(name)
-        .unwrap_or_else(|| panic!("{name} in\n{text}"))
-        .with(name, &[])[0]
-        .value
+    c.sample(n, name, &[])
+        .await
+        .unwrap_or_else(|| panic!("{name} at {}", n.port))
 }
 
 /// `POST /admin/accounts/import` at node `n`.

@@ -121,6 +121,49 @@ impl Cluster {
             .collect()
     }
 
+    /// The last request node `n` recorded (its admin API).
+    pub(super) async fn last_request(&self, n: &Node) -> serde_json::Value {
+        let v: serde_json::Value = self
+            .http
+            .get(format!(
+                "http://127.0.0.1:{}/admin/requests?limit=1",
+                n.port
+            ))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json");
+        v["requests"][0].clone()
+    }
+
+    /// Sample `sample` with `labels` of node `n`'s `/metrics` (parsed strictly), `None` when
+    /// the node shows no such sample.
+    pub(super) async fn sample(
+        &self,
+        n: &Node,
+        sample: &str,
+        labels: &[(&str, &str)],
+    ) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("http://127.0.0.1:{}/metrics", n.port))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body");
+        let families = crate::metrics::prom::parse(&text).expect("a strict exposition");
+        let family = sample.strip_suffix("_total").unwrap_or(sample);
+        families
+            .get(family)
+            .or_else(|| families.get(sample))
+            .and_then(|f| f.with(sample, labels).first().map(|s| s.value))
+    }
+
     /// The accounts node `n` runs an actor for (its admin API).
     pub(super) async fn running(&self, n: &Node) -> Option<BTreeSet<String>> {
         let r = self
@@ -563,26 +606,10 @@ async fn a_turn_whose_account_moved_to_a_joining_node_is_forwarded_there_and_str
         );
         (status, kind, r.text().await.unwrap_or_default())
     };
-    let last = async |n: &Node| -> serde_json::Value {
-        let v: serde_json::Value = c
-            .http
-            .get(format!(
-                "http://127.0.0.1:{}/admin/requests?limit=1",
-                n.port
-            ))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .expect("admin")
-            .json()
-            .await
-            .expect("json");
-        v["requests"][0].clone()
-    };
     // The first turn, on one of a's accounts; then a joining node that rendezvous hashing
     // gives that account.
     assert_eq!(send(a.port, "conv-1").await.0, 200);
-    let moved = last(&a).await["account_id"]
+    let moved = c.last_request(&a).await["account_id"]
         .as_str()
         .expect("served on an account")
         .to_owned();
@@ -630,7 +657,7 @@ async fn a_turn_whose_account_moved_to_a_joining_node_is_forwarded_there_and_str
         before + 1,
         "served by the moved account"
     );
-    let (sent, got) = (last(&a).await, last(&j).await);
+    let (sent, got) = (c.last_request(&a).await, c.last_request(&j).await);
     assert_eq!(sent["forwarded_to"], joiner, "{sent}");
     assert_eq!(got["forwarded_from"], "a", "{got}");
     assert_eq!(got["account_id"], moved.as_str(), "{got}");

@@ -6,8 +6,7 @@
 //! content is sent as written. The daemon's affinity still keys on the client's ids.
 
 use crate::clients::wire::WireLog;
-use crate::support::{TestEnv, start_env_with};
-use codex_rotor::sim::SimOptions;
+use crate::support::TestEnv;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -63,14 +62,7 @@ fn sent(wire: &WireLog) -> Vec<Sent> {
 }
 
 async fn two_accounts_behind_a_wire() -> (TestEnv, WireLog) {
-    let mut wire = None;
-    let env = start_env_with(SimOptions::default(), 2, |cfg, sim| {
-        let w = WireLog::start(sim.addr);
-        cfg.upstream.base_url = format!("http://{}/backend-api", w.addr);
-        wire = Some(w);
-    })
-    .await;
-    (env, wire.expect("tweak ran"))
+    WireLog::behind(2).await
 }
 
 /// A Codex turn as the CLI sends it: the ids in headers, `prompt_cache_key`, `client_metadata`.

@@ -4,8 +4,8 @@
 //! anyway, is retried once without the encrypted reasoning, penalising nobody.
 
 use crate::clients::wire::WireLog;
-use crate::support::{TestEnv, start_env, start_env_with};
-use codex_rotor::sim::{FaultKind, FaultSpec, SimOptions};
+use crate::support::{TestEnv, start_env};
+use codex_rotor::sim::{FaultKind, FaultSpec};
 use serde_json::{Value, json};
 
 /// A Codex-like turn asking for encrypted reasoning, with `input` as history.
@@ -49,14 +49,7 @@ async fn record(env: &TestEnv, n: usize) -> codex_rotor::RequestRecord {
 
 #[tokio::test]
 async fn reasoning_another_account_minted_is_dropped_before_the_account_that_serves_it() {
-    let mut wire = None;
-    let env = start_env_with(SimOptions::default(), 2, |cfg, sim| {
-        let w = WireLog::start(sim.addr);
-        cfg.upstream.base_url = format!("http://{}/backend-api", w.addr);
-        wire = Some(w);
-    })
-    .await;
-    let wire = wire.expect("tweak ran");
+    let (env, wire) = WireLog::behind(2).await;
     let (status, text, items) = stream(&env, &turn(json!([user("hi")]))).await;
     assert_eq!(status, 200, "{text}");
     let first = record(&env, 1).await;

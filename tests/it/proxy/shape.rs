@@ -5,8 +5,7 @@
 //! Responses-Lite turn goes through untouched (docs/fidelity.md §1, §3).
 
 use crate::clients::wire::WireLog;
-use crate::support::{TestEnv, event_types, start_env, start_env_with};
-use codex_rotor::sim::SimOptions;
+use crate::support::{TestEnv, event_types, start_env};
 use serde_json::{Value, json};
 
 /// The JSON events of an SSE body.
@@ -19,14 +18,7 @@ fn events(text: &str) -> Vec<Value> {
 
 /// One account behind a [`WireLog`], which records every byte the daemon sends upstream.
 async fn with_wire() -> (TestEnv, WireLog) {
-    let mut wire = None;
-    let env = start_env_with(SimOptions::default(), 1, |cfg, sim| {
-        let w = WireLog::start(sim.addr);
-        cfg.upstream.base_url = format!("http://{}/backend-api", w.addr);
-        wire = Some(w);
-    })
-    .await;
-    (env, wire.expect("tweak ran"))
+    WireLog::behind(1).await
 }
 
 async fn streamed(env: &TestEnv, body: &Value) -> (u16, String) {

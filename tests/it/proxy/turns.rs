@@ -4,8 +4,7 @@
 //! first request) and the client gets that account's own token back, which then reaches it.
 
 use crate::clients::wire::WireLog;
-use crate::support::{TestEnv, start_env_with};
-use codex_rotor::sim::SimOptions;
+use crate::support::TestEnv;
 use serde_json::json;
 
 const SESSION: &str = "019a8c2e-7f3b-7c1d-9e2f-0123456789ab";
@@ -62,14 +61,7 @@ async fn turn(env: &TestEnv, turn_state: Option<&str>) -> (u16, Option<String>) 
 
 #[tokio::test]
 async fn a_turn_state_goes_only_to_the_account_that_minted_it() {
-    let mut wire = None;
-    let env = start_env_with(SimOptions::default(), 2, |cfg, sim| {
-        let w = WireLog::start(sim.addr);
-        cfg.upstream.base_url = format!("http://{}/backend-api", w.addr);
-        wire = Some(w);
-    })
-    .await;
-    let wire = wire.expect("tweak ran");
+    let (env, wire) = WireLog::behind(2).await;
 
     let (status, minted_by_a) = turn(&env, None).await;
     assert_eq!(status, 200);
