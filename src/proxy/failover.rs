@@ -171,9 +171,20 @@ async fn why_unavailable(state: &AppState, reason: String) -> String {
             None => "the pool has no accounts; import some (codex-rotor accounts import)".into(),
         };
     }
+    unusable(s.total, &parts, &reason)
+}
+
+/// The words of [`why_unavailable`] for a pool of `total` accounts, `parts` of them out for a
+/// lasting reason ("2 disabled").
+fn unusable(total: usize, parts: &[String], reason: &str) -> String {
+    let noun = if total == 1 { "account" } else { "accounts" };
+    if parts.is_empty() {
+        // None is out for a lasting reason (an account between a lease's end and its next
+        // push, or at its lease cap): the pool's own reason is the whole answer.
+        return format!("{total} {noun}, none usable now: {reason}");
+    }
     format!(
-        "{} accounts, none usable: {} ({reason})",
-        s.total,
+        "{total} {noun}, none usable: {} ({reason})",
         parts.join(", ")
     )
 }
@@ -392,5 +403,23 @@ async fn refused(
 fn observe(lease: &Lease, evidence: Evidence) {
     if let Some(obs) = evidence.quota {
         lease.observe_headers(obs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_pool_is_worded_without_empty_lists() {
+        let r = "no account can serve: 1 not active";
+        assert_eq!(
+            unusable(1, &[], r),
+            "1 account, none usable now: no account can serve: 1 not active"
+        );
+        assert_eq!(
+            unusable(3, &["2 disabled".into(), "1 expired".into()], r),
+            "3 accounts, none usable: 2 disabled, 1 expired (no account can serve: 1 not active)"
+        );
     }
 }
