@@ -80,18 +80,38 @@ pub struct LeaseDb {
 /// `Some(now)` in tests; `None` = the database's clock.
 pub type Clock = Option<Ms>;
 
-const NOW: &str = "coalesce($1::bigint, (extract(epoch from clock_timestamp()) * 1000)::bigint)";
+/// The database's clock in unix ms, as SQL.
+macro_rules! db_clock_ms {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+/// The database's clock in unix ms ([`NOW`] without a test clock).
+const CLOCK_MS: &str = db_clock_ms!();
+
+/// The test clock `$1` if given, else the database's clock.
+const NOW: &str = concat!("coalesce($1::bigint, ", db_clock_ms!(), ")");
+
+/// Connects to `url` (a libpq connection string or URL; a secret, never logged) and runs the
+/// connection's task on the current runtime: the one way every connection of the process is
+/// opened.
+async fn open(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
 
 impl LeaseDb {
     /// Connects (`url`: a libpq connection string or URL) and runs the connection task.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!(error = %e, "postgres connection ended");
-            }
-        });
-        Ok(Self { client })
+        Ok(Self {
+            client: open(url).await?,
+        })
     }
 
     /// Connects within `bound`, with this connection's lock waits and idle transactions

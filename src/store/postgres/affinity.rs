@@ -7,15 +7,14 @@
 //! One connection, shared by the node's writer (batched upserts, the sweep) and its request
 //! path (lookups, prepared once per connection). Whoever owns it reconnects when it closed.
 
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 use super::DbError;
 
 /// A conversation key as stored: 32 bytes of keyed hash.
 pub type KeyHash = [u8; 32];
 
-/// The database's clock in unix ms.
-const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+use super::CLOCK_MS;
 
 /// Bound on one statement of this connection (a stuck upsert must not hold the writer).
 const STATEMENT_TIMEOUT_MS: u32 = 5_000;
@@ -30,18 +29,13 @@ impl AffinityDb {
     /// Connects (`url`: a libpq connection string or URL; a secret, never logged) and
     /// prepares the lookup.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "affinity table connection ended");
-            }
-        });
+        let client = super::open(url).await?;
         client
             .batch_execute(&format!("set statement_timeout = {STATEMENT_TIMEOUT_MS}"))
             .await?;
         let lookup = client
             .prepare(&format!(
-                "select account from rotor_affinity where key_hash = $1 and updated_at > {NOW_MS} - $2"
+                "select account from rotor_affinity where key_hash = $1 and updated_at > {CLOCK_MS} - $2"
             ))
             .await?;
         Ok(Self { client, lookup })
@@ -74,7 +68,7 @@ impl AffinityDb {
             .execute(
                 &format!(
                     "insert into rotor_affinity (key_hash, account, updated_at)
-                     select k, a, {NOW_MS} from unnest($1::bytea[], $2::text[]) as t(k, a)
+                     select k, a, {CLOCK_MS} from unnest($1::bytea[], $2::text[]) as t(k, a)
                      on conflict (key_hash) do update
                      set account = excluded.account, updated_at = excluded.updated_at"
                 ),
@@ -92,7 +86,7 @@ impl AffinityDb {
                 &format!(
                     "delete from rotor_affinity where key_hash in (
                          select key_hash from rotor_affinity
-                         where updated_at <= {NOW_MS} - $1 limit $2)"
+                         where updated_at <= {CLOCK_MS} - $1 limit $2)"
                 ),
                 &[&ttl_ms, &limit],
             )

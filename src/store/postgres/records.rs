@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use rotor_actors::{AccountRecord, Store};
 use serde_json::Value;
-use tokio_postgres::{Client, GenericClient, NoTls};
+use tokio_postgres::{Client, GenericClient};
 
 use super::{DbError, schema};
 
@@ -94,12 +94,7 @@ async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
     let owned = url.to_owned();
     let client = handle
         .spawn(async move {
-            let (client, conn) = tokio_postgres::connect(&owned, NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::warn!(error = %e, "postgres connection ended");
-                }
-            });
+            let client = super::open(&owned).await?;
             // A writer paused inside a batch (SIGSTOP, a VM freeze) must not keep the owner
             // rows it read `for share` locked: the server ends such a transaction, so claims
             // on the other nodes go on.
