@@ -50,15 +50,7 @@ async fn rows(c: &Cluster) -> Vec<(Vec<u8>, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_another_node_served_is_forwarded_to_its_account_through_the_shared_table() {
     let c = Cluster::start(8).await;
-    let a = c.node("a");
-    let mut b = c.node("b");
-    c.within(
-        "a and b split the accounts",
-        Duration::from_secs(30),
-        &[&a, &b],
-        async || c.split_between(&[&a, &b]).await,
-    )
-    .await;
+    let (a, mut b) = c.pair().await;
     let conv = "conv-shared-1";
     let lookups = "codex_rotor_cluster_affinity_lookups";
 

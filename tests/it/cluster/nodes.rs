@@ -139,14 +139,11 @@ impl Cluster {
         v["requests"][0].clone()
     }
 
-    /// Sample `sample` with `labels` of node `n`'s `/metrics` (parsed strictly), `None` when
-    /// the node shows no such sample.
-    pub(super) async fn sample(
+    /// Node `n`'s `/metrics`: the text, and its families as a strict parse reads them.
+    pub(super) async fn scrape(
         &self,
         n: &Node,
-        sample: &str,
-        labels: &[(&str, &str)],
-    ) -> Option<f64> {
+    ) -> (String, BTreeMap<String, crate::metrics::prom::Family>) {
         let text = self
             .http
             .get(format!("http://127.0.0.1:{}/metrics", n.port))
@@ -157,6 +154,18 @@ impl Cluster {
             .await
             .expect("body");
         let families = crate::metrics::prom::parse(&text).expect("a strict exposition");
+        (text, families)
+    }
+
+    /// Sample `sample` with `labels` of node `n`'s `/metrics` (parsed strictly), `None` when
+    /// the node shows no such sample.
+    pub(super) async fn sample(
+        &self,
+        n: &Node,
+        sample: &str,
+        labels: &[(&str, &str)],
+    ) -> Option<f64> {
+        let (_, families) = self.scrape(n).await;
         let family = sample.strip_suffix("_total").unwrap_or(sample);
         families
             .get(family)
@@ -274,16 +283,7 @@ async fn two_nodes_split_the_accounts_and_a_killed_ones_are_served_by_the_other_
         );
     }
     // The node's families, in a scrape that parses strictly.
-    let text = c
-        .http
-        .get(format!("http://127.0.0.1:{}/metrics", a.port))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    let families = crate::metrics::prom::parse(&text).expect("a strict exposition");
+    let (text, families) = c.scrape(&a).await;
     let value = |family: &str, sample: &str, labels: &[(&str, &str)]| {
         families
             .get(family)
@@ -459,15 +459,7 @@ async fn a_node_cut_off_from_the_database_stops_serving_within_the_ttl_and_recov
 async fn a_node_whose_accounts_are_exhausted_spills_to_the_other_by_its_published_summary() {
     // Eight accounts: each of two nodes owns some but for a 1-in-128 split.
     let c = Cluster::start(8).await;
-    let a = c.node("a");
-    let b = c.node("b");
-    c.within(
-        "a and b split the accounts",
-        Duration::from_secs(30),
-        &[&a, &b],
-        async || c.split_between(&[&a, &b]).await,
-    )
-    .await;
+    let (a, b) = c.pair().await;
     let records = codex_rotor::store::postgres::records::read_records(&c.url, &key())
         .await
         .expect("records");
@@ -577,15 +569,7 @@ async fn a_node_whose_accounts_are_exhausted_spills_to_the_other_by_its_publishe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_whose_account_moved_to_a_joining_node_is_forwarded_there_and_streams_back() {
     let c = Cluster::start(8).await;
-    let a = c.node("a");
-    let b = c.node("b");
-    c.within(
-        "a and b split the accounts",
-        Duration::from_secs(30),
-        &[&a, &b],
-        async || c.split_between(&[&a, &b]).await,
-    )
-    .await;
+    let (a, b) = c.pair().await;
     let turn = |key: &str| {
         serde_json::json!({"model": "gpt-5.5", "stream": true, "store": false,
             "prompt_cache_key": key,

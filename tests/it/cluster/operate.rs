@@ -66,15 +66,7 @@ async fn reports(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_node_reports_itself_its_peer_and_the_owner_of_every_account() {
     let c = Cluster::start(6).await;
-    let a = c.node("a");
-    let b = c.node("b");
-    c.within(
-        "a and b split the accounts",
-        Duration::from_secs(30),
-        &[&a, &b],
-        async || c.split_between(&[&a, &b]).await,
-    )
-    .await;
+    let (a, b) = c.pair().await;
     let owners = c.owners().await;
     assert_eq!(owners.len(), c.accounts.len());
     c.within(
