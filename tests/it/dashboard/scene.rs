@@ -129,8 +129,26 @@ pub async fn build() -> Scene {
     for n in [160, 170] {
         rig.ban_by_request(&sim_ids[n - 1], &ids[n - 1]).await;
     }
-    for _ in 0..12 {
+    // Requests until at least five accounts carry a last-used date, so the date column has
+    // dates to tell apart: rotation spreads them, but how fast depends on the resets the
+    // simulator reports (whole seconds), so the scene counts instead of assuming.
+    let mut sent = 0;
+    loop {
         assert_eq!(rig.respond("gpt-5.4").await.0, 200);
+        sent += 1;
+        if sent >= 12 && sent % 4 == 0 {
+            let list = rig.get("/admin/accounts").await;
+            let used = list["accounts"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .filter(|a| !a["usage"]["last_used"].is_null())
+                .count();
+            if used >= 5 {
+                break;
+            }
+            assert!(sent < 200, "200 requests used only {used} accounts");
+        }
     }
     let streams = hold_requests(&rig).await;
 
