@@ -219,9 +219,8 @@ impl AccountState {
 
     /// The availability to push: [`candidate`](Self::candidate) iff it differs from `last`
     /// (always without one), from one summary, so the push after every message derives the
-    /// headroom's lease cap once, not once to compare and again to build. `last` is then
-    /// made equal to the pushed candidate in place: the push after every lease and release
-    /// neither clones the candidate nor drops the previous one.
+    /// headroom's lease cap once, not once to compare and again to build. `last` becomes
+    /// the pushed candidate.
     pub fn candidate_if_changed(
         &self,
         last: &mut Option<Candidate>,
@@ -230,11 +229,7 @@ impl AccountState {
         let sum = self.summary(now);
         match last {
             Some(l) if sum.is(l) => None,
-            Some(l) => {
-                sum.write_into(l);
-                Some(sum.to_candidate())
-            }
-            None => {
+            _ => {
                 let c = sum.to_candidate();
                 *last = Some(c.clone());
                 Some(c)
@@ -328,33 +323,6 @@ impl<'a> Summary<'a> {
             cooldown_soft: self.cooldown_soft,
             refused_until: self.refused_until,
         }
-    }
-
-    /// Makes `c` what [`to_candidate`](Self::to_candidate) would build, reusing its strings'
-    /// and lists' allocations (the id is the account's own and does not change).
-    fn write_into(&self, c: &mut Candidate) {
-        if c.id != self.rec.id {
-            c.id.clone_from(&self.rec.id);
-        }
-        if c.plan.as_ref() != self.plan {
-            c.plan = self.plan.cloned();
-        }
-        c.status = self.rec.status;
-        c.serving = self.serving;
-        c.leases = self.leases;
-        c.max_leases = self.max_leases;
-        c.requests = self.rec.usage.requests;
-        c.last_used = self.rec.usage.last_used;
-        c.window_reset_at = self.window_reset_at;
-        if !self.rec.quota.locks_are(&c.locks) {
-            c.locks = self.rec.quota.locks();
-        }
-        if !c.not_included.iter().eq(self.rec.quota.not_included.keys()) {
-            c.not_included = self.rec.quota.not_included.keys().cloned().collect();
-        }
-        c.cooldown_until = self.cooldown_until;
-        c.cooldown_soft = self.cooldown_soft;
-        c.refused_until = self.refused_until;
     }
 
     /// True iff [`to_candidate`](Self::to_candidate) would equal `c`.

@@ -165,10 +165,10 @@ fn the_push_builds_the_candidate_only_when_it_changed() {
         Some(st.candidate(10)),
         "a lock and a family left out"
     );
-    assert_eq!(last, pushed, "locks and families written in place");
+    assert_eq!(last, pushed, "locks and families remembered");
     st.rec.quota.primary = None;
     st.rec.quota.not_included.clear();
     let pushed = st.candidate_if_changed(&mut last, 10);
     assert_eq!(pushed.as_ref().map(|c| c.locks.len()), Some(0));
-    assert_eq!(last, pushed, "and cleared in place");
+    assert_eq!(last, pushed, "and their clearing");
 }
