@@ -11,10 +11,12 @@
 //! - [`chaos`]: the storm with SIGKILL/restart, and the quota-efficiency, Cloudflare and scaling
 //!   scenarios; `chaos cluster`, several nodes on PostgreSQL under faults.
 //! - [`pg`]: a throwaway PostgreSQL (also compiled into `tests/it`).
+//! - [`procfs`]: a child's CPU time, context switches and memory, from `/proc`.
 //! - [`relay`]: a TCP relay the harness can cut, to partition one node from the database.
 
 pub mod bench;
 pub mod chaos;
 pub mod loadgen;
 pub mod pg;
+pub mod procfs;
 pub mod relay;

@@ -15,6 +15,7 @@
 
 use crate::bench::spawn_sim_on_one_core;
 use crate::loadgen::{self, LoadReport, LoadSpec, Stop};
+use crate::procfs;
 use anyhow::Context;
 use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions};
 use codex_rotor::store::FileStore;
@@ -120,6 +121,11 @@ pub struct ProxyReport {
     pub peak_rss: u64,
     /// Daemon resident set after start-up with the accounts loaded, bytes.
     pub idle_rss: u64,
+    /// Of `idle_rss`, what the daemon allocated (`RssAnon`), bytes; the rest is mostly the
+    /// executable's clean pages, which grow with the binary, not with what the daemon holds.
+    pub idle_anon: u64,
+    /// What the daemon has allocated after the load (`RssAnon`), bytes.
+    pub end_anon: u64,
     /// Bare pass-through peak resident set, bytes.
     pub bare_peak_rss: u64,
     /// Accounts in the pool.
@@ -145,6 +151,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
     let mut daemon = Child::daemon(&sim, &dir, key, store).await?;
     let mut bare = Child::passthrough(&sim, &dir, &direct_token, &direct_account).await?;
     let idle_rss = daemon.rss("VmRSS")?;
+    let idle_anon = daemon.rss("RssAnon")?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_from = daemon.cpu()?.total();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -198,6 +205,7 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
         });
     }
     let peak_rss = daemon.rss("VmHWM")?;
+    let end_anon = daemon.rss("RssAnon")?;
     let bare_peak_rss = bare.rss("VmHWM")?;
     daemon.stop();
     bare.stop();
@@ -208,6 +216,8 @@ pub async fn run(b: &ProxyBench) -> anyhow::Result<ProxyReport> {
         rows,
         peak_rss,
         idle_rss,
+        idle_anon,
+        end_anon,
         bare_peak_rss,
         accounts: b.accounts,
         idle_cpu_per_sec,
@@ -408,56 +418,19 @@ impl Child {
 
     /// User and system CPU time of the process so far.
     fn cpu(&self) -> anyhow::Result<Cpu> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let after = stat
-            .rsplit_once(") ")
-            .map(|(_, s)| s)
-            .context("odd /proc stat")?;
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let per_tick = 1.0 / clock_ticks() as f64;
-        let field = |i: usize| {
-            let ticks: u64 = f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
-            Duration::from_secs_f64(ticks as f64 * per_tick)
-        };
+        let pid = self.child.id();
+        let (user, system) = procfs::cpu(pid).context("odd /proc stat")?;
         Ok(Cpu {
-            user: field(11),
-            system: field(12),
-            parks: self.parks(),
+            user,
+            system,
+            parks: procfs::parks(pid),
         })
-    }
-
-    /// Voluntary context switches of all the process's threads so far (a thread that has
-    /// exited no longer counts; the daemon's and the pass-through's threads live as long as
-    /// they do).
-    fn parks(&self) -> u64 {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
-            return 0;
-        };
-        tasks
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-            .filter_map(|status| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-            })
-            .sum()
     }
 
     /// A `/proc/<pid>/status` memory field in bytes.
     fn rss(&self, field: &str) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .context("no such status field")?;
-        let kb: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .context("odd status line")?;
-        Ok(kb * 1024)
+        let kib = procfs::status_kib(self.child.id(), field).context("no such status field")?;
+        Ok(kib * 1024)
     }
 
     pub(super) fn stop(&mut self) {
@@ -470,17 +443,6 @@ impl Drop for Child {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Kernel clock ticks per second (`getconf CLK_TCK`, 100 on every common Linux).
-fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
 }
 
 /// The figures one round contributes to the tables (rates in requests/s, times in ms).
@@ -664,10 +626,12 @@ pub fn render(r: &ProxyReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "daemon RSS: {:.1} MiB after loading the accounts, peak {:.1} MiB; idle CPU {:.1} ms/s; \
-         bare pass-through peak RSS {:.1} MiB\n",
+        "daemon RSS: {:.1} MiB after loading the accounts ({:.1} MiB allocated), peak {:.1} MiB \
+         ({:.1} MiB allocated at the end); idle CPU {:.1} ms/s; bare pass-through peak RSS {:.1} MiB\n",
         r.idle_rss as f64 / 1048576.0,
+        r.idle_anon as f64 / 1048576.0,
         r.peak_rss as f64 / 1048576.0,
+        r.end_anon as f64 / 1048576.0,
         r.idle_cpu_per_sec.as_secs_f64() * 1000.0,
         r.bare_peak_rss as f64 / 1048576.0,
     ));
@@ -730,6 +694,8 @@ mod tests {
             }],
             peak_rss: 30 << 20,
             idle_rss: 20 << 20,
+            idle_anon: 6 << 20,
+            end_anon: 9 << 20,
             bare_peak_rss: 16 << 20,
             accounts: 1000,
             idle_cpu_per_sec: Duration::ZERO,

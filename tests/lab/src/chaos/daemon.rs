@@ -228,7 +228,14 @@ impl ChildDaemon {
     /// Resident set size in KiB (from `/proc/<pid>/status`), if running.
     pub fn rss_kib(&self) -> Option<u64> {
         let pid = self.child.as_ref()?.id();
-        rss_of(pid)
+        crate::procfs::status_kib(pid, "VmRSS")
+    }
+
+    /// The allocated part of the resident set (`RssAnon`; the rest is mostly the executable's
+    /// clean, shared pages: [`crate::procfs::status_kib`]) in KiB, if running.
+    pub fn anon_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        crate::procfs::status_kib(pid, "RssAnon")
     }
 
     /// CPU time (user + system) in milliseconds so far, if running.
@@ -261,18 +268,8 @@ impl Drop for ChildDaemon {
     }
 }
 
-/// VmRSS of a process in KiB.
-pub fn rss_of(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// utime + stime of a process in milliseconds (assumes the usual 100 clock ticks per second).
+/// utime + stime of a process in milliseconds.
 pub fn cpu_ms_of(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = s.rsplit_once(')')?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let (u, st): (u64, u64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-    Some((u + st) * 10)
+    let (user, system) = crate::procfs::cpu(pid)?;
+    Some((user + system).as_millis() as u64)
 }

@@ -58,6 +58,8 @@ pub struct Row {
     pub startup_ms: u128,
     /// RSS after start-up, no load, KiB.
     pub rss_idle_kib: u64,
+    /// Of it, what the daemon allocated (`RssAnon`), KiB.
+    pub anon_idle_kib: u64,
     /// RSS after all the cells, KiB.
     pub rss_after_kib: u64,
     /// Streams in flight during the hold.
@@ -120,6 +122,7 @@ async fn one_pool(opts: &ScalingOptions, n: usize) -> anyhow::Result<Row> {
     let _ = run_cell(&http, &url, 8, Duration::from_secs(1), None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     row.rss_idle_kib = daemon.rss_kib().unwrap_or(0);
+    row.anon_idle_kib = daemon.anon_kib().unwrap_or(0);
     // The daemon runs with the default lease cap, so a small pool holds at most n × cap streams.
     let cap = n * codex_rotor::config::PoolSection::default().max_leases_per_account as usize;
     let (held, per) = hold(&sim, &daemon, &http, &url, opts.hold.min(cap)).await;
@@ -293,7 +296,7 @@ pub fn render(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| accounts | start-up | RSS idle | RSS after | streams held | KiB / in-flight stream | concurrency | req/s | p50 ms | p99 ms | CPU ms / req | failed |"
+        "| accounts | start-up | RSS idle (allocated) | RSS after | streams held | KiB / in-flight stream | concurrency | req/s | p50 ms | p99 ms | CPU ms / req | failed |"
     );
     let _ = writeln!(
         s,
@@ -303,10 +306,11 @@ pub fn render(rows: &[Row]) -> String {
         for (i, c) in r.cells.iter().enumerate() {
             let head = if i == 0 {
                 format!(
-                    "| {} | {} ms | {:.1} MiB | {:.1} MiB | {} | {:.1} |",
+                    "| {} | {} ms | {:.1} MiB ({:.1}) | {:.1} MiB | {} | {:.1} |",
                     r.accounts,
                     r.startup_ms,
                     r.rss_idle_kib as f64 / 1024.0,
+                    r.anon_idle_kib as f64 / 1024.0,
                     r.rss_after_kib as f64 / 1024.0,
                     r.held,
                     r.kib_per_stream
