@@ -13,29 +13,32 @@
 //!   cluster ([`soonest_reset`]).
 //!
 //! The peer's answer passes through as it arrives — status, headers and body bytes (an SSE
-//! stream included) — since the peer already rendered it in the client's protocol.
+//! stream included) — since the peer already rendered it in the client's protocol. A
+//! `stream: false` answer comes in the envelope ([`envelope`], [`enveloped`]) and is unwrapped
+//! here, so its head too is bounded by [`head_bound`] however long the peer collects.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::cluster::affinity::Recall;
+use crate::cluster::envelope::{self, Opening, Read};
 use crate::cluster::forward::{self, Forwarded, HEADER, MAX_HOPS};
 use crate::cluster::traffic::{self, Sent, Why};
 use crate::cluster::{ClusterView, Link, Peer, Placement};
+use crate::config::Config;
 use crate::http::errors::ApiError;
 use crate::http::state::AppState;
 use crate::proxy::auth::Permit;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
-
-/// How long a forwarded `stream: false` request may wait for its answer's head: the peer
-/// collects the whole answer before it sends one.
-const COLLECTED_BOUND: Duration = Duration::from_secs(600);
 
 /// Client request headers not sent on to the peer: hop-by-hop ones, those the forwarded body
 /// no longer matches (it is sent decoded, its length recomputed), the client key (the signed
@@ -53,6 +56,7 @@ const NOT_FORWARDED: &[&str] = &[
     "authorization",
     "x-api-key",
     HEADER,
+    envelope::ASK,
 ];
 
 /// Peer answer headers not passed to the client: hop-by-hop ones, and the length (the body is
@@ -206,18 +210,49 @@ pub async fn cross(
 ) -> Result<Response, Outcome> {
     let stream = req.stream;
     match to_peer(state, node, peer, why, account, req, &mut out).await {
-        Ok(resp) => {
+        Ok(answer) => {
             let idle = state.config().upstream.idle_timeout;
             // Only a stream can be ended with frames; a collected body that breaks is cut.
             let broken = if stream { broken } else { Vec::new() };
-            Ok(relay(resp, idle, out, permit.take(), broken))
+            Ok(relay(answer, idle, out, permit.take(), broken))
         }
         Err(_) => Err(out),
     }
 }
 
+/// The longest a peer may stay silent before its answer's head: a forwarded stream's head must
+/// come within it, and so must every keepalive of an enveloped answer (which the peer sends
+/// twice as often, [`enveloped`]). `cluster.peer_head_timeout`, capped by
+/// `upstream.request_deadline`.
+pub fn head_bound(cfg: &Config) -> Duration {
+    cfg.cluster
+        .peer_head_timeout
+        .min(cfg.upstream.request_deadline)
+}
+
+/// The head and body of a peer's answer (an enveloped one unwrapped).
+pub struct PeerAnswer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+}
+
+impl PeerAnswer {
+    fn plain(resp: reqwest::Response) -> Self {
+        let status =
+            StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let headers = resp.headers().clone();
+        PeerAnswer {
+            status,
+            headers,
+            body: resp.bytes_stream().boxed(),
+        }
+    }
+}
+
 /// Sends the request to `peer`, or says why the peer could not be used before its answer's
-/// head.
+/// head. A `stream: false` request asks for the envelope, whose keepalives are bounded as a
+/// stream's head is ([`head_bound`]); its answer is unwrapped here.
 async fn to_peer(
     state: &AppState,
     (view, link): (&ClusterView, &Link),
@@ -226,7 +261,7 @@ async fn to_peer(
     account: Option<String>,
     req: Outgoing<'_>,
     out: &mut Outcome,
-) -> Result<reqwest::Response, String> {
+) -> Result<PeerAnswer, String> {
     let fwd = Forwarded {
         node: view.node_id().to_owned(),
         ts_ms: state.now_ms(),
@@ -242,30 +277,31 @@ async fn to_peer(
             builder = builder.header(name, value);
         }
     }
-    let cfg = state.config();
-    // A peer commits to a stream's head within its heartbeat; one that sends none within
-    // `cluster.peer_head_timeout` is paused or wedged, and the request goes on without it.
-    let bound = if req.stream {
-        cfg.cluster
-            .peer_head_timeout
-            .min(cfg.upstream.request_deadline)
-    } else {
-        COLLECTED_BOUND
+    if !req.stream {
+        builder = builder.header(envelope::ASK, envelope::ASK_VALUE);
+    }
+    // A peer commits to a stream's head within its heartbeat, and to an envelope's at once;
+    // one that sends none within the bound is paused or wedged, and the request goes on
+    // without it.
+    let bound = head_bound(&state.config());
+    let silent = || {
+        format!(
+            "no answer head within {}",
+            humantime::format_duration(bound)
+        )
     };
     let sent = tokio::time::timeout(bound, builder.body(req.body.clone()).send()).await;
     let answer = match sent {
-        Ok(Ok(resp)) => Ok(resp),
+        Ok(Ok(resp)) if is_envelope(resp.headers()) => unwrap(resp, bound).await,
+        Ok(Ok(resp)) => Ok(PeerAnswer::plain(resp)),
         Ok(Err(e)) => Err(crate::upstream::chain(&e)),
-        Err(_) => Err(format!(
-            "no answer head within {}",
-            humantime::format_duration(bound)
-        )),
+        Err(_) => Err(silent()),
     };
     match &answer {
-        Ok(resp) => {
+        Ok(a) => {
             traffic::sent(why, Sent::Answered);
             out.rec.forwarded_to = Some(peer.id.clone());
-            tracing::debug!(peer = %peer.id, status = resp.status().as_u16(), ?why, "forwarded");
+            tracing::debug!(peer = %peer.id, status = a.status.as_u16(), ?why, "forwarded");
         }
         Err(e) => {
             traffic::sent(why, Sent::Failed);
@@ -275,30 +311,132 @@ async fn to_peer(
     answer
 }
 
+fn is_envelope(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == envelope::CONTENT_TYPE.as_bytes())
+}
+
+/// Reads an enveloped answer up to the real answer's head, each chunk (a keepalive, most of
+/// them) within `bound` of the last.
+async fn unwrap(resp: reqwest::Response, bound: Duration) -> Result<PeerAnswer, String> {
+    let mut chunks = resp.bytes_stream();
+    let mut opening = Opening::default();
+    loop {
+        let chunk = match tokio::time::timeout(bound, chunks.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(e))) => return Err(crate::upstream::chain(&e)),
+            Ok(None) => return Err("the peer ended its answer before its head".into()),
+            Err(_) => {
+                return Err(format!(
+                    "the peer went silent for {} before its answer's head",
+                    humantime::format_duration(bound)
+                ));
+            }
+        };
+        let (head, rest) = match opening.feed(&chunk) {
+            Read::More => continue,
+            Read::Bad(why) => return Err(format!("the peer's envelope is malformed: {why}")),
+            Read::Head(head, rest) => (head, rest),
+        };
+        let status = StatusCode::from_u16(head.status).map_err(|_| "the peer's status")?;
+        let mut headers = HeaderMap::with_capacity(head.headers.len());
+        for (name, value) in head.headers {
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(&value),
+            ) else {
+                return Err("the peer's envelope carries an invalid header".into());
+            };
+            headers.append(name, value);
+        }
+        let first = (!rest.is_empty()).then_some(Ok(rest));
+        let body = futures::stream::iter(first).chain(chunks).boxed();
+        return Ok(PeerAnswer {
+            status,
+            headers,
+            body,
+        });
+    }
+}
+
+/// The answer to a forwarded `stream: false` request that asked for the envelope: `200`
+/// [`envelope::CONTENT_TYPE`] at once, a keepalive every half [`head_bound`] while `answer`
+/// (the pipeline's collected answer) is made, then its head as one line and its body.
+pub fn enveloped(
+    state: &AppState,
+    answer: impl Future<Output = Response> + Send + 'static,
+) -> Response {
+    enum Phase {
+        /// The answer is made; `true` until the first keepalive went out.
+        Making(Pin<Box<dyn Future<Output = Response> + Send>>, bool),
+        Body(axum::body::BodyDataStream),
+    }
+    let every = head_bound(&state.config()) / 2;
+    let keepalive = || Ok(Bytes::from_static(envelope::KEEPALIVE));
+    let start = Phase::Making(Box::pin(answer), true);
+    let body = futures::stream::unfold(start, move |phase| async move {
+        match phase {
+            Phase::Making(f, true) => Some((keepalive(), Phase::Making(f, false))),
+            Phase::Making(mut f, false) => tokio::select! {
+                biased;
+                resp = &mut f => {
+                    let (parts, body) = resp.into_parts();
+                    let head = envelope::Head {
+                        status: parts.status.as_u16(),
+                        headers: parts
+                            .headers
+                            .iter()
+                            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                            .collect(),
+                    };
+                    Some((Ok(head.line()), Phase::Body(body.into_data_stream())))
+                }
+                () = tokio::time::sleep(every) => Some((keepalive(), Phase::Making(f, false))),
+            },
+            Phase::Body(mut b) => {
+                let item = b.next().await?.map_err(std::io::Error::other);
+                Some((item, Phase::Body(b)))
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(envelope::CONTENT_TYPE),
+    );
+    resp
+}
+
+/// Whether a forwarded request asked for the envelope.
+pub fn wants_envelope(headers: &HeaderMap) -> bool {
+    headers
+        .get(envelope::ASK)
+        .is_some_and(|v| v == envelope::ASK_VALUE)
+}
+
 /// The peer's answer as this node's: its status and headers, then its body as it arrives, each
 /// chunk within `idle` of the last (the upstream idle bound). If the body breaks off or goes
 /// idle, `broken` (the client protocol's failure frames; empty for a collected answer) ends it
 /// at an event boundary, so a streaming client reads a failed stream, not a cut connection.
 /// `hold` (the request's record and the key's permit) lives as long as the body.
-pub fn relay(
-    resp: reqwest::Response,
+fn relay(
+    answer: PeerAnswer,
     idle: Duration,
     mut out: Outcome,
     hold: impl Send + 'static,
     broken: Vec<Bytes>,
 ) -> Response {
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut head = HeaderMap::with_capacity(resp.headers().len());
-    for (name, value) in resp.headers() {
+    let status = answer.status;
+    let mut head = HeaderMap::with_capacity(answer.headers.len());
+    for (name, value) in &answer.headers {
         if !NOT_RELAYED.contains(&name.as_str()) {
-            if let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) {
-                head.append(name, value.clone());
-            }
+            head.append(name.clone(), value.clone());
         }
     }
     out.first_byte();
     out.finish(status.as_u16(), None);
-    let chunks = resp.bytes_stream();
+    let chunks = answer.body;
     let state = Relay {
         chunks,
         held: Some((out, Box::new(hold) as Box<dyn Send>)),

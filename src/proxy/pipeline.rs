@@ -41,7 +41,7 @@ pub use super::relay::{Encoder, relay};
 pub use super::request::ResponsesRequest;
 
 /// What the pipeline does differently for one client protocol.
-pub trait ClientProtocol: Send + 'static {
+pub trait ClientProtocol: Send + Sync + 'static {
     /// What the protocol keeps of the client's request until the answer (the client's model
     /// name, stream options).
     type Ctx: Send + 'static;
@@ -125,6 +125,7 @@ pub async fn serve<P: ClientProtocol>(
     }
     // What the request needs to cross to a peer: only in cluster mode, only before its hop.
     let mut crossing = (hop.is_none() && state.node().is_some()).then(|| Crossing {
+        path: path.to_owned(),
         body: body.clone(),
         headers: headers.clone(),
         key: out.rec.client_key.clone(),
@@ -141,7 +142,7 @@ pub async fn serve<P: ClientProtocol>(
         c.stream = req.client_stream;
         if let Some((peer, account)) = forward::affinity_peer(&state, view, &req).await {
             let node = (&**view, link);
-            let outgoing = c.outgoing(path);
+            let outgoing = c.outgoing();
             let why = Why::Affinity;
             match forward::cross(
                 &state,
@@ -162,17 +163,28 @@ pub async fn serve<P: ClientProtocol>(
         }
     }
     if !req.client_stream {
-        return match failover::send(&state, &req, &headers, &mut out).await {
-            Ok(served) => {
-                let answer = Answer {
-                    req,
-                    served,
-                    out,
-                    tick: None,
-                };
-                deliver(&state, protocol, ctx, answer, permit).await
+        let envelope = hop.is_some() && forward::wants_envelope(&headers);
+        let st = state.clone();
+        let collected = async move {
+            match failover::send(&st, &req, &headers, &mut out).await {
+                Ok(served) => {
+                    let answer = Answer {
+                        req,
+                        served,
+                        out,
+                        tick: None,
+                    };
+                    deliver(&st, protocol, ctx, answer, permit).await
+                }
+                Err(e) => refuse(&st, &protocol, out, e, crossing, permit).await,
             }
-            Err(e) => refuse(&state, &protocol, out, e, crossing, path, permit).await,
+        };
+        // The node that forwarded it bounds every silence of this node, not the whole
+        // collection: it gets the answer in the envelope (docs/cluster.md).
+        return if envelope {
+            forward::enveloped(&state, collected)
+        } else {
+            collected.await
         };
     }
     match wait::start(&state, req, headers, out).await {
@@ -186,7 +198,7 @@ pub async fn serve<P: ClientProtocol>(
                 };
                 deliver(&state, protocol, ctx, answer, permit).await
             }
-            Err(e) => refuse(&state, &protocol, done.out, e, crossing, path, permit).await,
+            Err(e) => refuse(&state, &protocol, done.out, e, crossing, permit).await,
         },
         wait::Start::Late(pending) => late(&state, protocol, ctx, pending, permit),
     }
@@ -202,6 +214,8 @@ fn path_of(uri: &OriginalUri) -> &str {
 
 /// What a request keeps to be forwarded to a peer (cluster mode, not yet forwarded).
 struct Crossing {
+    /// The path and query it came to.
+    path: String,
     /// The body as the client sent it, decoded.
     body: Bytes,
     /// The client's headers.
@@ -213,9 +227,9 @@ struct Crossing {
 }
 
 impl Crossing {
-    fn outgoing<'a>(&'a self, path: &'a str) -> forward::Outgoing<'a> {
+    fn outgoing(&self) -> forward::Outgoing<'_> {
         forward::Outgoing {
-            path,
+            path: &self.path,
             headers: &self.headers,
             body: &self.body,
             key: self.key.clone(),
@@ -233,7 +247,6 @@ async fn refuse<P: ClientProtocol>(
     mut out: Outcome,
     e: ApiError,
     crossing: Option<Crossing>,
-    path: &str,
     mut permit: Option<Permit>,
 ) -> Response {
     let (Some(c), Some((view, link))) = (crossing, state.node()) else {
@@ -245,7 +258,7 @@ async fn refuse<P: ClientProtocol>(
         _ => return fail(protocol, out, e),
     };
     if let Some(peer) = forward::spill_peer(view) {
-        let outgoing = c.outgoing(path);
+        let outgoing = c.outgoing();
         match forward::cross(
             state,
             (&**view, link),
