@@ -11,6 +11,8 @@
 //! - **Spill**: a request no local account can take goes to the peer whose published summary
 //!   says the most accounts serve; with none, a 429 names the soonest reset of the whole
 //!   cluster ([`soonest_reset`]).
+//!   A stream whose head and heartbeats already went out ([`crate::proxy::wait`]) spills too:
+//!   the peer's events continue it ([`cross_open`], [`spliced`]).
 //!
 //! The peer's answer passes through as it arrives — status, headers and body bytes (an SSE
 //! stream included) — since the peer already rendered it in the client's protocol. A
@@ -25,8 +27,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 
 use crate::cluster::affinity::Recall;
 use crate::cluster::envelope::{self, Opening, Read};
@@ -218,6 +220,108 @@ pub async fn cross(
         }
         Err(_) => Err(out),
     }
+}
+
+/// A client body already under way.
+pub type OpenBody = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// [`cross`] for a stream whose `200 text/event-stream` head already went out, with heartbeats
+/// ([`crate::proxy::wait`]): the peer's events continue it, its head is dropped (its headers —
+/// the turn-state token too — cannot reach the client any more). Only a 2xx answer can
+/// continue a stream; any other, or a peer not usable before its head, hands the record back.
+#[allow(clippy::too_many_arguments)]
+pub async fn cross_open(
+    state: &AppState,
+    node: (&ClusterView, &Link),
+    peer: &Peer,
+    why: Why,
+    account: Option<String>,
+    req: Outgoing<'_>,
+    mut out: Outcome,
+    broken: Vec<Bytes>,
+) -> Result<OpenBody, Outcome> {
+    let Ok(answer) = to_peer(state, node, peer, why, account, req, &mut out).await else {
+        return Err(out);
+    };
+    if !answer.status.is_success() {
+        tracing::warn!(peer = %peer.id, status = answer.status.as_u16(), "the peer could not serve a stream whose head already went out either");
+        out.rec.forwarded_to = None;
+        return Err(out);
+    }
+    let idle = state.config().upstream.idle_timeout;
+    let body = relay(answer, idle, out, (), broken).into_body();
+    Ok(body
+        .into_data_stream()
+        .map(|c| c.map_err(std::io::Error::other))
+        .boxed())
+}
+
+/// The client body `own` until a body arrives on `handed`, then that one (`own` dropped). The
+/// first event of the handed body is dropped when it is `repeated`: the event `own`'s
+/// keepalives already opened the client's stream with (an Anthropic `message_start`).
+pub fn spliced(
+    own: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    handed: tokio::sync::oneshot::Receiver<OpenBody>,
+    repeated: Option<&'static str>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    enum Phase {
+        Own(OpenBody, Option<tokio::sync::oneshot::Receiver<OpenBody>>),
+        /// The handed body, with its start kept back until its first event is whole.
+        Handed(OpenBody, Option<Vec<u8>>),
+    }
+    let first_line = repeated.map(|e| {
+        format!(
+            "event: {e}
+"
+        )
+    });
+    let start = Phase::Own(own.boxed(), Some(handed));
+    futures::stream::unfold(start, move |phase| {
+        let first_line = first_line.clone();
+        async move {
+            let mut phase = phase;
+            loop {
+                phase = match phase {
+                    Phase::Own(mut own, Some(mut rx)) => tokio::select! {
+                        biased;
+                        got = &mut rx => match got {
+                            Ok(body) => Phase::Handed(body, first_line.as_ref().map(|_| Vec::new())),
+                            Err(_) => Phase::Own(own, None),
+                        },
+                        item = own.next() => return Some((item?, Phase::Own(own, Some(rx)))),
+                    },
+                    Phase::Own(mut own, None) => {
+                        return Some((own.next().await?, Phase::Own(own, None)));
+                    }
+                    Phase::Handed(mut body, None) => {
+                        return Some((body.next().await?, Phase::Handed(body, None)));
+                    }
+                    Phase::Handed(mut body, Some(mut start)) => {
+                        let Some(item) = body.next().await else {
+                            return (!start.is_empty())
+                                .then(|| (Ok(Bytes::from(start)), Phase::Handed(body, None)));
+                        };
+                        let chunk = match item {
+                            Ok(c) => c,
+                            Err(e) => return Some((Err(e), Phase::Handed(body, None))),
+                        };
+                        start.extend_from_slice(&chunk);
+                        let Some(end) = start.windows(2).position(|w| w == b"\n\n") else {
+                            phase = Phase::Handed(body, Some(start));
+                            continue;
+                        };
+                        let line = first_line.as_deref().unwrap_or_default();
+                        let rest = if start.starts_with(line.as_bytes()) {
+                            start.split_off(end + 2)
+                        } else {
+                            start
+                        };
+                        return Some((Ok(Bytes::from(rest)), Phase::Handed(body, None)));
+                    }
+                };
+            }
+        }
+    })
 }
 
 /// The longest a peer may stay silent before its answer's head: a forwarded stream's head must

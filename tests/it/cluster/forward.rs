@@ -730,3 +730,102 @@ async fn a_stream_false_forward_waits_on_a_peer_slower_than_the_head_timeout_and
         n.daemon.shutdown().await;
     }
 }
+
+/// A streamed request whose local failover outlasts the first heartbeat and ends with no
+/// account: it spills to the peer, whose events continue the stream already open.
+async fn a_late_failure_spills(path: &str, body: Value) -> String {
+    let (sim, accts) = accounts(2).await;
+    let ((x_sim, x), (z_sim, z)) = (accts[0].clone(), accts[1].clone());
+    let a = Node::start_with(&sim, "a", std::slice::from_ref(&x), |cfg| {
+        cfg.server.sse_heartbeat = Duration::from_millis(300);
+    })
+    .await;
+    let b = Node::start(&sim, "b", std::slice::from_ref(&z)).await;
+    published(&b, |s| s.serving == 1 && s.owned == 1).await;
+    a.pin(&[(&x, &a), (&z, &b)], &[&b]);
+    // X is at its limit and says so only after three of a's heartbeats.
+    sim.set_usage(&x_sim, 100.0, 10.0);
+    sim.inject(
+        codex_rotor::sim::FaultSpec::always(codex_rotor::sim::FaultKind::Silence { millis: 1_000 })
+            .for_account(&x_sim)
+            .times(1),
+    );
+    let resp = http()
+        .post(a.url(path))
+        .bearer_auth(POOL_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer head");
+    assert_eq!(resp.status(), 200, "{path}");
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(Duration::from_secs(10), resp.text())
+        .await
+        .expect("the stream ends")
+        .expect("a whole stream");
+    assert_eq!(
+        sim.counters(&x_sim).served_429,
+        1,
+        "{path}: tried here first"
+    );
+    assert_eq!(
+        sim.counters(&z_sim).requests,
+        1,
+        "{path}: then served by the peer, once"
+    );
+    let (sent, got) = (a.last(), b.last());
+    assert_eq!(sent.forwarded_to.as_deref(), Some("b"), "{path}");
+    assert_eq!(sent.status, 200, "{path}");
+    assert_eq!(got.forwarded_from.as_deref(), Some("a"), "{path}");
+    // Every event parses.
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        for line in block.lines().filter(|l| l.starts_with("data: ")) {
+            let data = &line["data: ".len()..];
+            if data != "[DONE]" {
+                serde_json::from_str::<Value>(data)
+                    .unwrap_or_else(|e| panic!("{path}: {e}: {data:?} in {text}"));
+            }
+        }
+    }
+    for n in [a, b] {
+        n.daemon.shutdown().await;
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_stream_whose_local_failover_outlasted_the_heartbeat_spills_into_the_open_stream() {
+    let text = a_late_failure_spills("/v1/responses", responses_body(true)).await;
+    let keepalive = text.find(": keepalive").expect("heartbeats first");
+    let created = text
+        .find("event: response.created")
+        .expect("the peer's events");
+    assert!(keepalive < created, "{text}");
+    assert!(
+        text[..created].matches(": keepalive").count() >= 2,
+        "{text}"
+    );
+    assert_eq!(text.matches("event: response.created").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("event: response.completed").count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("response.failed"), "{text}");
+}
+
+#[tokio::test]
+async fn a_late_anthropic_stream_spilt_to_a_peer_has_one_message_start() {
+    let body = json!({"model": "claude-x", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let text = a_late_failure_spills("/v1/messages", body).await;
+    assert!(text.starts_with("event: message_start"), "{text}");
+    let ping = text.find("event: ping").expect("heartbeats");
+    let delta = text
+        .find("event: content_block_start")
+        .expect("the peer's events");
+    assert!(ping < delta, "{text}");
+    assert_eq!(text.matches("event: message_start").count(), 1, "{text}");
+    assert_eq!(text.matches("event: message_stop").count(), 1, "{text}");
+    assert!(!text.contains("event: error"), "{text}");
+}
