@@ -19,19 +19,17 @@
 //! `stream: false` answer comes in the envelope ([`envelope`], [`enveloped`]) and is unwrapped
 //! here, so its head too is bounded by [`head_bound`] however long the peer collects.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
 
 use crate::cluster::affinity::Recall;
-use crate::cluster::envelope::{self, Opening, Read};
+use crate::cluster::envelope;
 use crate::cluster::forward::{self, Forwarded, HEADER, MAX_HOPS};
 use crate::cluster::traffic::{self, Sent, Why};
 use crate::cluster::{ClusterView, Link, Peer, Placement};
@@ -41,6 +39,12 @@ use crate::http::state::AppState;
 use crate::proxy::auth::Permit;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
+
+mod collected;
+mod splice;
+
+pub use collected::{enveloped, wants_envelope};
+pub use splice::spliced;
 
 /// Client request headers not sent on to the peer: hop-by-hop ones, those the forwarded body
 /// no longer matches (it is sent decoded, its length recomputed), the client key (the signed
@@ -256,74 +260,6 @@ pub async fn cross_open(
         .boxed())
 }
 
-/// The client body `own` until a body arrives on `handed`, then that one (`own` dropped). The
-/// first event of the handed body is dropped when it is `repeated`: the event `own`'s
-/// keepalives already opened the client's stream with (an Anthropic `message_start`).
-pub fn spliced(
-    own: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-    handed: tokio::sync::oneshot::Receiver<OpenBody>,
-    repeated: Option<&'static str>,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    enum Phase {
-        Own(OpenBody, Option<tokio::sync::oneshot::Receiver<OpenBody>>),
-        /// The handed body, with its start kept back until its first event is whole.
-        Handed(OpenBody, Option<Vec<u8>>),
-    }
-    let first_line = repeated.map(|e| {
-        format!(
-            "event: {e}
-"
-        )
-    });
-    let start = Phase::Own(own.boxed(), Some(handed));
-    futures::stream::unfold(start, move |phase| {
-        let first_line = first_line.clone();
-        async move {
-            let mut phase = phase;
-            loop {
-                phase = match phase {
-                    Phase::Own(mut own, Some(mut rx)) => tokio::select! {
-                        biased;
-                        got = &mut rx => match got {
-                            Ok(body) => Phase::Handed(body, first_line.as_ref().map(|_| Vec::new())),
-                            Err(_) => Phase::Own(own, None),
-                        },
-                        item = own.next() => return Some((item?, Phase::Own(own, Some(rx)))),
-                    },
-                    Phase::Own(mut own, None) => {
-                        return Some((own.next().await?, Phase::Own(own, None)));
-                    }
-                    Phase::Handed(mut body, None) => {
-                        return Some((body.next().await?, Phase::Handed(body, None)));
-                    }
-                    Phase::Handed(mut body, Some(mut start)) => {
-                        let Some(item) = body.next().await else {
-                            return (!start.is_empty())
-                                .then(|| (Ok(Bytes::from(start)), Phase::Handed(body, None)));
-                        };
-                        let chunk = match item {
-                            Ok(c) => c,
-                            Err(e) => return Some((Err(e), Phase::Handed(body, None))),
-                        };
-                        start.extend_from_slice(&chunk);
-                        let Some(end) = start.windows(2).position(|w| w == b"\n\n") else {
-                            phase = Phase::Handed(body, Some(start));
-                            continue;
-                        };
-                        let line = first_line.as_deref().unwrap_or_default();
-                        let rest = if start.starts_with(line.as_bytes()) {
-                            start.split_off(end + 2)
-                        } else {
-                            start
-                        };
-                        return Some((Ok(Bytes::from(rest)), Phase::Handed(body, None)));
-                    }
-                };
-            }
-        }
-    })
-}
-
 /// The longest a peer may stay silent before its answer's head: a forwarded stream's head must
 /// come within it, and so must every keepalive of an enveloped answer (which the peer sends
 /// twice as often, [`enveloped`]). `cluster.peer_head_timeout`, capped by
@@ -396,7 +332,9 @@ async fn to_peer(
     };
     let sent = tokio::time::timeout(bound, builder.body(req.body.clone()).send()).await;
     let answer = match sent {
-        Ok(Ok(resp)) if is_envelope(resp.headers()) => unwrap(resp, bound).await,
+        Ok(Ok(resp)) if collected::is_envelope(resp.headers()) => {
+            collected::unwrap(resp, bound).await
+        }
         Ok(Ok(resp)) => Ok(PeerAnswer::plain(resp)),
         Ok(Err(e)) => Err(crate::upstream::chain(&e)),
         Err(_) => Err(silent()),
@@ -413,110 +351,6 @@ async fn to_peer(
         }
     }
     answer
-}
-
-fn is_envelope(headers: &reqwest::header::HeaderMap) -> bool {
-    headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == envelope::CONTENT_TYPE.as_bytes())
-}
-
-/// Reads an enveloped answer up to the real answer's head, each chunk (a keepalive, most of
-/// them) within `bound` of the last.
-async fn unwrap(resp: reqwest::Response, bound: Duration) -> Result<PeerAnswer, String> {
-    let mut chunks = resp.bytes_stream();
-    let mut opening = Opening::default();
-    loop {
-        let chunk = match tokio::time::timeout(bound, chunks.next()).await {
-            Ok(Some(Ok(chunk))) => chunk,
-            Ok(Some(Err(e))) => return Err(crate::upstream::chain(&e)),
-            Ok(None) => return Err("the peer ended its answer before its head".into()),
-            Err(_) => {
-                return Err(format!(
-                    "the peer went silent for {} before its answer's head",
-                    humantime::format_duration(bound)
-                ));
-            }
-        };
-        let (head, rest) = match opening.feed(&chunk) {
-            Read::More => continue,
-            Read::Bad(why) => return Err(format!("the peer's envelope is malformed: {why}")),
-            Read::Head(head, rest) => (head, rest),
-        };
-        let status = StatusCode::from_u16(head.status).map_err(|_| "the peer's status")?;
-        let mut headers = HeaderMap::with_capacity(head.headers.len());
-        for (name, value) in head.headers {
-            let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(&value),
-            ) else {
-                return Err("the peer's envelope carries an invalid header".into());
-            };
-            headers.append(name, value);
-        }
-        let first = (!rest.is_empty()).then_some(Ok(rest));
-        let body = futures::stream::iter(first).chain(chunks).boxed();
-        return Ok(PeerAnswer {
-            status,
-            headers,
-            body,
-        });
-    }
-}
-
-/// The answer to a forwarded `stream: false` request that asked for the envelope: `200`
-/// [`envelope::CONTENT_TYPE`] at once, a keepalive every half [`head_bound`] while `answer`
-/// (the pipeline's collected answer) is made, then its head as one line and its body.
-pub fn enveloped(
-    state: &AppState,
-    answer: impl Future<Output = Response> + Send + 'static,
-) -> Response {
-    enum Phase {
-        /// The answer is made; `true` until the first keepalive went out.
-        Making(Pin<Box<dyn Future<Output = Response> + Send>>, bool),
-        Body(axum::body::BodyDataStream),
-    }
-    let every = head_bound(&state.config()) / 2;
-    let keepalive = || Ok(Bytes::from_static(envelope::KEEPALIVE));
-    let start = Phase::Making(Box::pin(answer), true);
-    let body = futures::stream::unfold(start, move |phase| async move {
-        match phase {
-            Phase::Making(f, true) => Some((keepalive(), Phase::Making(f, false))),
-            Phase::Making(mut f, false) => tokio::select! {
-                biased;
-                resp = &mut f => {
-                    let (parts, body) = resp.into_parts();
-                    let head = envelope::Head {
-                        status: parts.status.as_u16(),
-                        headers: parts
-                            .headers
-                            .iter()
-                            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-                            .collect(),
-                    };
-                    Some((Ok(head.line()), Phase::Body(body.into_data_stream())))
-                }
-                () = tokio::time::sleep(every) => Some((keepalive(), Phase::Making(f, false))),
-            },
-            Phase::Body(mut b) => {
-                let item = b.next().await?.map_err(std::io::Error::other);
-                Some((item, Phase::Body(b)))
-            }
-        }
-    });
-    let mut resp = Response::new(Body::from_stream(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(envelope::CONTENT_TYPE),
-    );
-    resp
-}
-
-/// Whether a forwarded request asked for the envelope.
-pub fn wants_envelope(headers: &HeaderMap) -> bool {
-    headers
-        .get(envelope::ASK)
-        .is_some_and(|v| v == envelope::ASK_VALUE)
 }
 
 /// The peer's answer as this node's: its status and headers, then its body as it arrives, each
