@@ -13,6 +13,7 @@
 
 pub mod affinity;
 pub mod counters;
+pub mod envelope;
 pub mod fence;
 pub mod forward;
 pub mod link;

@@ -120,6 +120,10 @@ impl ClientProtocol for Responses {
         )]
     }
 
+    fn opened_by_keepalive(&self) -> Option<&'static str> {
+        None
+    }
+
     fn render(&self, e: ApiError) -> Response {
         let busy = matches!(e, ApiError::KeyRateLimited { .. });
         let mut resp = e.into_response();

@@ -11,31 +11,40 @@
 //! - **Spill**: a request no local account can take goes to the peer whose published summary
 //!   says the most accounts serve; with none, a 429 names the soonest reset of the whole
 //!   cluster ([`soonest_reset`]).
+//!   A stream whose head and heartbeats already went out ([`crate::proxy::wait`]) spills too:
+//!   the peer's events continue it ([`cross_open`], [`spliced`]).
 //!
 //! The peer's answer passes through as it arrives — status, headers and body bytes (an SSE
-//! stream included) — since the peer already rendered it in the client's protocol.
+//! stream included) — since the peer already rendered it in the client's protocol. A
+//! `stream: false` answer comes in the envelope ([`envelope`], [`enveloped`]) and is unwrapped
+//! here, so its head too is bounded by [`head_bound`] however long the peer collects.
 
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::cluster::affinity::Recall;
+use crate::cluster::envelope;
 use crate::cluster::forward::{self, Forwarded, HEADER, MAX_HOPS};
 use crate::cluster::traffic::{self, Sent, Why};
 use crate::cluster::{ClusterView, Link, Peer, Placement};
+use crate::config::Config;
 use crate::http::errors::ApiError;
 use crate::http::state::AppState;
 use crate::proxy::auth::Permit;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::request::ResponsesRequest;
 
-/// How long a forwarded `stream: false` request may wait for its answer's head: the peer
-/// collects the whole answer before it sends one.
-const COLLECTED_BOUND: Duration = Duration::from_secs(600);
+mod collected;
+mod splice;
+
+pub use collected::{enveloped, wants_envelope};
+pub use splice::spliced;
 
 /// Client request headers not sent on to the peer: hop-by-hop ones, those the forwarded body
 /// no longer matches (it is sent decoded, its length recomputed), the client key (the signed
@@ -53,6 +62,7 @@ const NOT_FORWARDED: &[&str] = &[
     "authorization",
     "x-api-key",
     HEADER,
+    envelope::ASK,
 ];
 
 /// Peer answer headers not passed to the client: hop-by-hop ones, and the length (the body is
@@ -206,18 +216,83 @@ pub async fn cross(
 ) -> Result<Response, Outcome> {
     let stream = req.stream;
     match to_peer(state, node, peer, why, account, req, &mut out).await {
-        Ok(resp) => {
+        Ok(answer) => {
             let idle = state.config().upstream.idle_timeout;
             // Only a stream can be ended with frames; a collected body that breaks is cut.
             let broken = if stream { broken } else { Vec::new() };
-            Ok(relay(resp, idle, out, permit.take(), broken))
+            Ok(relay(answer, idle, out, permit.take(), broken))
         }
         Err(_) => Err(out),
     }
 }
 
+/// A client body already under way.
+pub type OpenBody = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// [`cross`] for a stream whose `200 text/event-stream` head already went out, with heartbeats
+/// ([`crate::proxy::wait`]): the peer's events continue it, its head is dropped (its headers —
+/// the turn-state token too — cannot reach the client any more). Only a 2xx answer can
+/// continue a stream; any other, or a peer not usable before its head, hands the record back.
+#[allow(clippy::too_many_arguments)]
+pub async fn cross_open(
+    state: &AppState,
+    node: (&ClusterView, &Link),
+    peer: &Peer,
+    why: Why,
+    account: Option<String>,
+    req: Outgoing<'_>,
+    mut out: Outcome,
+    broken: Vec<Bytes>,
+) -> Result<OpenBody, Outcome> {
+    let Ok(answer) = to_peer(state, node, peer, why, account, req, &mut out).await else {
+        return Err(out);
+    };
+    if !answer.status.is_success() {
+        tracing::warn!(peer = %peer.id, status = answer.status.as_u16(), "the peer could not serve a stream whose head already went out either");
+        out.rec.forwarded_to = None;
+        return Err(out);
+    }
+    let idle = state.config().upstream.idle_timeout;
+    let body = relay(answer, idle, out, (), broken).into_body();
+    Ok(body
+        .into_data_stream()
+        .map(|c| c.map_err(std::io::Error::other))
+        .boxed())
+}
+
+/// The longest a peer may stay silent before its answer's head: a forwarded stream's head must
+/// come within it, and so must every keepalive of an enveloped answer (which the peer sends
+/// twice as often, [`enveloped`]). `cluster.peer_head_timeout`, capped by
+/// `upstream.request_deadline`.
+pub fn head_bound(cfg: &Config) -> Duration {
+    cfg.cluster
+        .peer_head_timeout
+        .min(cfg.upstream.request_deadline)
+}
+
+/// The head and body of a peer's answer (an enveloped one unwrapped).
+pub struct PeerAnswer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+}
+
+impl PeerAnswer {
+    fn plain(resp: reqwest::Response) -> Self {
+        let status =
+            StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let headers = resp.headers().clone();
+        PeerAnswer {
+            status,
+            headers,
+            body: resp.bytes_stream().boxed(),
+        }
+    }
+}
+
 /// Sends the request to `peer`, or says why the peer could not be used before its answer's
-/// head.
+/// head. A `stream: false` request asks for the envelope, whose keepalives are bounded as a
+/// stream's head is ([`head_bound`]); its answer is unwrapped here.
 async fn to_peer(
     state: &AppState,
     (view, link): (&ClusterView, &Link),
@@ -226,7 +301,7 @@ async fn to_peer(
     account: Option<String>,
     req: Outgoing<'_>,
     out: &mut Outcome,
-) -> Result<reqwest::Response, String> {
+) -> Result<PeerAnswer, String> {
     let fwd = Forwarded {
         node: view.node_id().to_owned(),
         ts_ms: state.now_ms(),
@@ -242,30 +317,33 @@ async fn to_peer(
             builder = builder.header(name, value);
         }
     }
-    let cfg = state.config();
-    // A peer commits to a stream's head within its heartbeat; one that sends none within
-    // `cluster.peer_head_timeout` is paused or wedged, and the request goes on without it.
-    let bound = if req.stream {
-        cfg.cluster
-            .peer_head_timeout
-            .min(cfg.upstream.request_deadline)
-    } else {
-        COLLECTED_BOUND
+    if !req.stream {
+        builder = builder.header(envelope::ASK, envelope::ASK_VALUE);
+    }
+    // A peer commits to a stream's head within its heartbeat, and to an envelope's at once;
+    // one that sends none within the bound is paused or wedged, and the request goes on
+    // without it.
+    let bound = head_bound(&state.config());
+    let silent = || {
+        format!(
+            "no answer head within {}",
+            humantime::format_duration(bound)
+        )
     };
     let sent = tokio::time::timeout(bound, builder.body(req.body.clone()).send()).await;
     let answer = match sent {
-        Ok(Ok(resp)) => Ok(resp),
+        Ok(Ok(resp)) if collected::is_envelope(resp.headers()) => {
+            collected::unwrap(resp, bound).await
+        }
+        Ok(Ok(resp)) => Ok(PeerAnswer::plain(resp)),
         Ok(Err(e)) => Err(crate::upstream::chain(&e)),
-        Err(_) => Err(format!(
-            "no answer head within {}",
-            humantime::format_duration(bound)
-        )),
+        Err(_) => Err(silent()),
     };
     match &answer {
-        Ok(resp) => {
+        Ok(a) => {
             traffic::sent(why, Sent::Answered);
             out.rec.forwarded_to = Some(peer.id.clone());
-            tracing::debug!(peer = %peer.id, status = resp.status().as_u16(), ?why, "forwarded");
+            tracing::debug!(peer = %peer.id, status = a.status.as_u16(), ?why, "forwarded");
         }
         Err(e) => {
             traffic::sent(why, Sent::Failed);
@@ -280,25 +358,23 @@ async fn to_peer(
 /// idle, `broken` (the client protocol's failure frames; empty for a collected answer) ends it
 /// at an event boundary, so a streaming client reads a failed stream, not a cut connection.
 /// `hold` (the request's record and the key's permit) lives as long as the body.
-pub fn relay(
-    resp: reqwest::Response,
+fn relay(
+    answer: PeerAnswer,
     idle: Duration,
     mut out: Outcome,
     hold: impl Send + 'static,
     broken: Vec<Bytes>,
 ) -> Response {
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut head = HeaderMap::with_capacity(resp.headers().len());
-    for (name, value) in resp.headers() {
+    let status = answer.status;
+    let mut head = HeaderMap::with_capacity(answer.headers.len());
+    for (name, value) in &answer.headers {
         if !NOT_RELAYED.contains(&name.as_str()) {
-            if let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) {
-                head.append(name, value.clone());
-            }
+            head.append(name.clone(), value.clone());
         }
     }
     out.first_byte();
     out.finish(status.as_u16(), None);
-    let chunks = resp.bytes_stream();
+    let chunks = answer.body;
     let state = Relay {
         chunks,
         held: Some((out, Box::new(hold) as Box<dyn Send>)),

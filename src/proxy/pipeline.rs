@@ -41,7 +41,7 @@ pub use super::relay::{Encoder, relay};
 pub use super::request::ResponsesRequest;
 
 /// What the pipeline does differently for one client protocol.
-pub trait ClientProtocol: Send + 'static {
+pub trait ClientProtocol: Send + Sync + 'static {
     /// What the protocol keeps of the client's request until the answer (the client's model
     /// name, stream options).
     type Ctx: Send + 'static;
@@ -91,6 +91,11 @@ pub trait ClientProtocol: Send + 'static {
     /// finish: a peer's answer it relays broke off (docs/cluster.md "Requests across nodes").
     /// The client then sees a failed stream it can retry, never a silent cut.
     fn broken_stream(&self, message: &str) -> Vec<Bytes>;
+
+    /// The event a late stream's first keepalive opens the client's stream with, if any (an
+    /// Anthropic `message_start`): a peer's stream spliced into it after heartbeats
+    /// ([`forward::spliced`]) starts with its own, which is dropped.
+    fn opened_by_keepalive(&self) -> Option<&'static str>;
 }
 
 /// A body stream as the client receives it.
@@ -125,6 +130,7 @@ pub async fn serve<P: ClientProtocol>(
     }
     // What the request needs to cross to a peer: only in cluster mode, only before its hop.
     let mut crossing = (hop.is_none() && state.node().is_some()).then(|| Crossing {
+        path: path.to_owned(),
         body: body.clone(),
         headers: headers.clone(),
         key: out.rec.client_key.clone(),
@@ -141,7 +147,7 @@ pub async fn serve<P: ClientProtocol>(
         c.stream = req.client_stream;
         if let Some((peer, account)) = forward::affinity_peer(&state, view, &req).await {
             let node = (&**view, link);
-            let outgoing = c.outgoing(path);
+            let outgoing = c.outgoing();
             let why = Why::Affinity;
             match forward::cross(
                 &state,
@@ -162,17 +168,28 @@ pub async fn serve<P: ClientProtocol>(
         }
     }
     if !req.client_stream {
-        return match failover::send(&state, &req, &headers, &mut out).await {
-            Ok(served) => {
-                let answer = Answer {
-                    req,
-                    served,
-                    out,
-                    tick: None,
-                };
-                deliver(&state, protocol, ctx, answer, permit).await
+        let envelope = hop.is_some() && forward::wants_envelope(&headers);
+        let st = state.clone();
+        let collected = async move {
+            match failover::send(&st, &req, &headers, &mut out).await {
+                Ok(served) => {
+                    let answer = Answer {
+                        req,
+                        served,
+                        out,
+                        tick: None,
+                    };
+                    deliver(&st, protocol, ctx, answer, permit).await
+                }
+                Err(e) => refuse(&st, &protocol, out, e, crossing, permit).await,
             }
-            Err(e) => refuse(&state, &protocol, out, e, crossing, path, permit).await,
+        };
+        // The node that forwarded it bounds every silence of this node, not the whole
+        // collection: it gets the answer in the envelope (docs/cluster.md).
+        return if envelope {
+            forward::enveloped(&state, collected)
+        } else {
+            collected.await
         };
     }
     match wait::start(&state, req, headers, out).await {
@@ -186,9 +203,9 @@ pub async fn serve<P: ClientProtocol>(
                 };
                 deliver(&state, protocol, ctx, answer, permit).await
             }
-            Err(e) => refuse(&state, &protocol, done.out, e, crossing, path, permit).await,
+            Err(e) => refuse(&state, &protocol, done.out, e, crossing, permit).await,
         },
-        wait::Start::Late(pending) => late(&state, protocol, ctx, pending, permit),
+        wait::Start::Late(pending) => late(&state, protocol, ctx, pending, permit, crossing),
     }
 }
 
@@ -202,6 +219,8 @@ fn path_of(uri: &OriginalUri) -> &str {
 
 /// What a request keeps to be forwarded to a peer (cluster mode, not yet forwarded).
 struct Crossing {
+    /// The path and query it came to.
+    path: String,
     /// The body as the client sent it, decoded.
     body: Bytes,
     /// The client's headers.
@@ -213,9 +232,9 @@ struct Crossing {
 }
 
 impl Crossing {
-    fn outgoing<'a>(&'a self, path: &'a str) -> forward::Outgoing<'a> {
+    fn outgoing(&self) -> forward::Outgoing<'_> {
         forward::Outgoing {
-            path,
+            path: &self.path,
             headers: &self.headers,
             body: &self.body,
             key: self.key.clone(),
@@ -233,19 +252,14 @@ async fn refuse<P: ClientProtocol>(
     mut out: Outcome,
     e: ApiError,
     crossing: Option<Crossing>,
-    path: &str,
     mut permit: Option<Permit>,
 ) -> Response {
-    let (Some(c), Some((view, link))) = (crossing, state.node()) else {
+    let (Some(c), Some((view, link)), Some(local_reset)) = (crossing, state.node(), spillable(&e))
+    else {
         return fail(protocol, out, e);
     };
-    let local_reset = match &e {
-        ApiError::Exhausted { resets_at, .. } => resets_at.map(|s| s * 1000),
-        ApiError::Unavailable(_) => None,
-        _ => return fail(protocol, out, e),
-    };
     if let Some(peer) = forward::spill_peer(view) {
-        let outgoing = c.outgoing(path);
+        let outgoing = c.outgoing();
         match forward::cross(
             state,
             (&**view, link),
@@ -263,15 +277,76 @@ async fn refuse<P: ClientProtocol>(
             Err(back) => out = back,
         }
     }
+    fail(protocol, out, unplaced(state, view, local_reset, e))
+}
+
+/// [`refuse`] for a streaming request whose head already went out ([`late`]): a spilt
+/// request's events continue the open stream (handed on through `to`); otherwise the error
+/// comes back for the terminal event.
+async fn refuse_open(
+    state: &AppState,
+    out: Outcome,
+    e: ApiError,
+    crossing: Option<Crossing>,
+    broken: Vec<Bytes>,
+    to: tokio::sync::oneshot::Sender<forward::OpenBody>,
+) -> wait::Handled {
+    let (Some(c), Some((view, link)), Some(local_reset)) = (crossing, state.node(), spillable(&e))
+    else {
+        return Err((e, out));
+    };
+    let mut out = out;
+    if let Some(peer) = forward::spill_peer(view) {
+        let node = (&**view, link);
+        match forward::cross_open(
+            state,
+            node,
+            &peer,
+            Why::Spill,
+            None,
+            c.outgoing(),
+            out,
+            broken,
+        )
+        .await
+        {
+            Ok(body) => {
+                // The receiver lives in the client's body, which is what is polling this.
+                let _ = to.send(body);
+                return Ok(());
+            }
+            Err(back) => out = back,
+        }
+    }
+    Err((unplaced(state, view, local_reset, e), out))
+}
+
+/// Whether an error lets a request spill to a peer — no local account could take it — and if
+/// so this node's soonest reset (unix ms) that the cluster-wide answer weighs.
+fn spillable(e: &ApiError) -> Option<Option<i64>> {
+    match e {
+        ApiError::Exhausted { resets_at, .. } => Some(resets_at.map(|s| s * 1000)),
+        ApiError::Unavailable(_) => Some(None),
+        _ => None,
+    }
+}
+
+/// The answer for a spillable request no peer took: an exhausted one — or an unavailable one
+/// when some peer published a reset — becomes a 429 naming the soonest reset of the cluster.
+fn unplaced(
+    state: &AppState,
+    view: &crate::cluster::ClusterView,
+    local_reset: Option<i64>,
+    e: ApiError,
+) -> ApiError {
     crate::cluster::traffic::nowhere();
     let peers_reset = forward::soonest_reset(view, None);
-    let e = match forward::soonest_reset(view, local_reset) {
+    match forward::soonest_reset(view, local_reset) {
         Some(at) if local_reset.is_some() || peers_reset.is_some() => {
             ApiError::exhausted(Some(at), state.now_ms())
         }
         _ => e,
-    };
-    fail(protocol, out, e)
+    }
 }
 
 /// Answers a request that needs no account (`count_tokens`): authenticated and read like any
@@ -438,23 +513,34 @@ fn late<P: ClientProtocol>(
     ctx: P::Ctx,
     pending: wait::Pending,
     permit: Option<Permit>,
+    crossing: Option<Crossing>,
 ) -> Response {
     let st = state.clone();
+    let (spilt, handed) = tokio::sync::oneshot::channel();
+    let (st2, broken) = (state.clone(), protocol.broken_stream(forward::BROKEN));
+    let failure =
+        move |e, out| async move { refuse_open(&st2, out, e, crossing, broken, spilt).await };
     let (echoes, translated) = (protocol.echoes_turn_state(), protocol.translated());
-    let raw = wait::late_body(pending, move |served, req, out| {
-        if echoes {
-            let mut head = HeaderMap::new();
-            copy_response_headers(served.response.headers(), &mut head);
-            remember_turn(&st, &head, &req, &served.lease.account_id);
-        }
-        let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
-        let echo = served.echo;
-        let mut pass = stream::PassThrough::new(&st, &st.config(), served.lease, out, translated);
-        pass.names = req.names.clone();
-        pass.echo = echo;
-        stream::pass_through(upstream, pass)
-    });
-    let body = protocol.encode(ctx, raw);
+    let raw = wait::late_body(
+        pending,
+        move |served, req, out| {
+            if echoes {
+                let mut head = HeaderMap::new();
+                copy_response_headers(served.response.headers(), &mut head);
+                remember_turn(&st, &head, &req, &served.lease.account_id);
+            }
+            let upstream: stream::ByteStream = Box::pin(served.response.bytes_stream());
+            let echo = served.echo;
+            let mut pass =
+                stream::PassThrough::new(&st, &st.config(), served.lease, out, translated);
+            pass.names = req.names.clone();
+            pass.echo = echo;
+            stream::pass_through(upstream, pass)
+        },
+        failure,
+    );
+    let repeated = protocol.opened_by_keepalive();
+    let body = forward::spliced(protocol.encode(ctx, raw), handed, repeated);
     sse_response(HeaderMap::with_capacity(3), hold(body, permit))
 }
 

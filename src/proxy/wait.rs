@@ -10,8 +10,11 @@
 //!
 //! - served → the answer goes on as the usual pass-through ([`super::stream`]), except that
 //!   upstream's response headers can no longer reach the client (the head went out already);
-//! - failed (no account, the deadline passed …) → one terminal `response.failed` carrying the
-//!   error's code and message, as after any other mid-stream failure.
+//! - failed (no account, the deadline passed …) → what the caller's `failure` hook makes of it:
+//!   in cluster mode a spill to a peer, whose events then continue the open stream
+//!   (`super::pipeline`, docs/cluster.md "Requests across nodes"); else one terminal
+//!   `response.failed` carrying the error's code and message, as after any other mid-stream
+//!   failure.
 //!
 //! A failover that answers within the first heartbeat — nearly every one — is answered exactly
 //! as before, with its own status and headers. The translated routes wrap the same
@@ -98,40 +101,55 @@ pub async fn start(
 }
 
 /// Where a late body is.
-enum Phase<F, S> {
+enum Phase<F, G, S> {
     /// Failover runs; `true` until the first keepalive went out.
-    Waiting(Pending, F, bool),
+    Waiting(Pending, F, G, bool),
     /// Upstream answered: its stream, as `then` made it.
     Streaming(Pin<Box<S>>),
     /// The terminal event went out.
     Over,
 }
 
+/// What a late body's `failure` hook did with a failed failover.
+pub type Handled = Result<(), (ApiError, Outcome)>;
+
 /// The body of a late answer: a keepalive at once and after every heartbeat while failover
-/// runs, then what `then` makes of the served answer, or one terminal `response.failed`.
-pub fn late_body<F, S>(
+/// runs, then what `then` makes of the served answer; a failed one goes to `failure`, which
+/// hands it on (`Ok`: this body then stays open and silent) or gives it back for one terminal
+/// `response.failed`.
+pub fn late_body<F, G, H, S>(
     pending: Pending,
     then: F,
+    failure: G,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
 where
     F: FnOnce(Served, ResponsesRequest, Outcome) -> S + Send + 'static,
+    G: FnOnce(ApiError, Outcome) -> H + Send + 'static,
+    H: Future<Output = Handled> + Send,
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {
     let keepalive = || Ok(Bytes::from_static(KEEPALIVE));
-    let start: Phase<F, S> = Phase::Waiting(pending, then, true);
+    let start: Phase<F, G, S> = Phase::Waiting(pending, then, failure, true);
     futures::stream::unfold(start, move |phase| async move {
         match phase {
-            Phase::Waiting(p, then, true) => Some((keepalive(), Phase::Waiting(p, then, false))),
-            Phase::Waiting(mut p, then, false) => tokio::select! {
+            Phase::Waiting(p, then, g, true) => {
+                Some((keepalive(), Phase::Waiting(p, then, g, false)))
+            }
+            Phase::Waiting(mut p, then, g, false) => tokio::select! {
                 done = &mut p.failover => match done.served {
                     Ok(served) => {
                         let mut s = Box::pin(then(served, done.req, done.out));
                         let item = s.next().await?;
                         Some((item, Phase::Streaming(s)))
                     }
-                    Err(e) => Some((Ok(failed(done.out, &e)), Phase::Over)),
+                    Err(e) => match g(e, done.out).await {
+                        // Handed on: stays open and silent, for the stream around it to
+                        // drop (`pipeline::late`).
+                        Ok(()) => futures::future::pending().await,
+                        Err((e, out)) => Some((Ok(failed(out, &e)), Phase::Over)),
+                    },
                 },
-                _ = tokio::time::sleep(p.heartbeat) => Some((keepalive(), Phase::Waiting(p, then, false))),
+                _ = tokio::time::sleep(p.heartbeat) => Some((keepalive(), Phase::Waiting(p, then, g, false))),
                 () = drained(&mut p.drain) => {
                     let frame = failed_event(None, "server_shutting_down", "the server is shutting down; retry the request");
                     Some((Ok(frame), Phase::Over))

@@ -217,6 +217,13 @@ impl ClientProtocol for Translator {
         TranslateError::upstream_failed(Some("upstream_premature_close"), message)
             .stream_frames(self.0)
     }
+
+    fn opened_by_keepalive(&self) -> Option<&'static str> {
+        match self.0 {
+            Protocol::Chat => None,
+            Protocol::Messages => Some("message_start"),
+        }
+    }
 }
 
 impl Encoder for ChatStream {

@@ -27,6 +27,15 @@ struct Node {
 
 impl Node {
     async fn start(sim: &SimHandle, name: &'static str, records: &[AccountRecord]) -> Node {
+        Node::start_with(sim, name, records, |_| {}).await
+    }
+
+    async fn start_with(
+        sim: &SimHandle,
+        name: &'static str,
+        records: &[AccountRecord],
+        tweak: impl FnOnce(&mut codex_rotor::config::Config),
+    ) -> Node {
         let dir = tempfile::tempdir().expect("dir");
         let (store, _, _) = FileStore::open(dir.path()).expect("store");
         for r in records {
@@ -36,6 +45,7 @@ impl Node {
         let secret = dir.path().join("cluster-secret");
         std::fs::write(&secret, SECRET).expect("secret written");
         cfg.cluster.secret_file = Some(secret);
+        tweak(&mut cfg);
         let view = ClusterView::new(name.into(), String::new(), 10_000, 1_000);
         hold_session(&view);
         let daemon = start_node(
@@ -132,7 +142,12 @@ async fn accounts(n: usize) -> (SimHandle, Vec<(String, AccountRecord)>) {
 
 /// A Codex-like streamed turn of the conversation `key`.
 fn turn(key: &str) -> Value {
-    let mut b = responses_body(true);
+    turn_of(key, true)
+}
+
+/// A turn of the conversation `key`, streamed or not.
+fn turn_of(key: &str, stream: bool) -> Value {
+    let mut b = responses_body(stream);
     b["prompt_cache_key"] = json!(key);
     b
 }
@@ -603,22 +618,214 @@ async fn a_peer_that_accepts_and_stays_silent_is_given_up_after_the_head_timeout
             summary: Default::default(),
         }];
     }
-    let sent = std::time::Instant::now();
-    let resp = post(&turn("conv-9")).await;
-    let took = sent.elapsed();
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.text()
+    // A stream's head, and a `stream: false` answer's envelope, are both bounded by it.
+    for (stream, served) in [(true, 2), (false, 3)] {
+        let sent = std::time::Instant::now();
+        let resp = tokio::time::timeout(Duration::from_secs(10), post(&turn_of("conv-9", stream)))
             .await
-            .expect("body")
-            .contains("response.completed")
-    );
-    assert!(
-        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
-        "given up after the head timeout, not the request deadline: {took:?}"
-    );
-    assert_eq!(sim.counters(&x_sim).requests, 2, "served here on X");
-    let last = a.state.recent().list(1).into_iter().next().expect("record");
-    assert_eq!(last.forwarded_to, None);
+            .unwrap_or_else(|_| panic!("stream: {stream}: still waiting on the silent peer"));
+        let took = sent.elapsed();
+        assert_eq!(resp.status(), 200, "stream: {stream}");
+        let text = resp.text().await.expect("body");
+        if stream {
+            assert!(text.contains("response.completed"), "{text}");
+        } else {
+            let v: Value = serde_json::from_str(&text).expect("a collected answer");
+            assert_eq!(v["status"], "completed", "{v}");
+        }
+        assert!(
+            took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+            "stream: {stream}: given up after the head timeout, not the request deadline: {took:?}"
+        );
+        assert_eq!(sim.counters(&x_sim).requests, served, "served here on X");
+        let last = a.state.recent().list(1).into_iter().next().expect("record");
+        assert_eq!(last.forwarded_to, None);
+    }
     a.shutdown().await;
+}
+
+/// What a collected answer's body says once the ids and times that differ between two serves
+/// are blanked.
+fn without_ids(mut v: Value) -> Value {
+    fn blank(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if k == "id" || k.ends_with("_at") {
+                        *x = Value::Null;
+                    } else {
+                        blank(x);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(blank),
+            _ => {}
+        }
+    }
+    blank(&mut v);
+    v
+}
+
+#[tokio::test]
+async fn a_stream_false_forward_waits_on_a_peer_slower_than_the_head_timeout_and_answers_as_the_peer_does()
+ {
+    let (sim, accts) = accounts(1).await;
+    let (x_sim, x) = accts[0].clone();
+    let short = |cfg: &mut codex_rotor::config::Config| {
+        cfg.cluster.peer_head_timeout = Duration::from_millis(600);
+    };
+    let a = Node::start_with(&sim, "a", std::slice::from_ref(&x), short).await;
+    let b = Node::start_with(&sim, "b", std::slice::from_ref(&x), short).await;
+    a.pin(&[(&x, &a)], &[&b]);
+    let _ = a.post(&turn_of("conv-c", false), &[]).await.text().await;
+    assert_eq!(sim.counters(&x_sim).requests, 1, "turn 1 on X, here");
+    // X moves to `b`, whose upstream takes far longer than the head timeout to answer.
+    a.pin(&[(&x, &b)], &[&b]);
+    b.pin(&[(&x, &b)], &[&a]);
+    sim.inject(
+        codex_rotor::sim::FaultSpec::always(codex_rotor::sim::FaultKind::Silence { millis: 2_000 })
+            .for_account(&x_sim)
+            .times(1),
+    );
+    let sent = std::time::Instant::now();
+    let forwarded = a.post(&turn_of("conv-c", false), &[]).await;
+    assert!(
+        sent.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        a.last().forwarded_to.as_deref(),
+        Some("b"),
+        "waited on the peer"
+    );
+    assert_eq!(b.last().forwarded_from.as_deref(), Some("a"));
+    assert_eq!(sim.counters(&x_sim).requests, 2, "turn 2 on X, on b");
+    // The client's answer is the one `b` gives when asked directly (the envelope is gone).
+    let direct = b.post(&turn_of("conv-c", false), &[]).await;
+    // The framing (a relayed body is chunked) and the per-answer ids differ.
+    let head = |r: &reqwest::Response| {
+        let mut h: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .filter(|(n, _)| !["date", "content-length", "transfer-encoding"].contains(&n.as_str()))
+            .map(|(n, v)| match n.as_str() {
+                "x-codex-turn-state" | "x-request-id" => (n.to_string(), String::new()),
+                _ => (n.to_string(), v.to_str().unwrap_or("").to_owned()),
+            })
+            .collect();
+        h.sort();
+        h
+    };
+    assert_eq!(forwarded.status(), direct.status());
+    assert_eq!(head(&forwarded), head(&direct));
+    assert_eq!(forwarded.headers()["content-type"], "application/json");
+    let (f, d): (Value, Value) = (
+        forwarded.json().await.expect("json"),
+        direct.json().await.expect("json"),
+    );
+    assert_eq!(f["status"], "completed", "{f}");
+    assert_eq!(without_ids(f), without_ids(d));
+    for n in [a, b] {
+        n.daemon.shutdown().await;
+    }
+}
+
+/// A streamed request whose local failover outlasts the first heartbeat and ends with no
+/// account: it spills to the peer, whose events continue the stream already open.
+async fn a_late_failure_spills(path: &str, body: Value) -> String {
+    let (sim, accts) = accounts(2).await;
+    let ((x_sim, x), (z_sim, z)) = (accts[0].clone(), accts[1].clone());
+    let a = Node::start_with(&sim, "a", std::slice::from_ref(&x), |cfg| {
+        cfg.server.sse_heartbeat = Duration::from_millis(300);
+    })
+    .await;
+    let b = Node::start(&sim, "b", std::slice::from_ref(&z)).await;
+    published(&b, |s| s.serving == 1 && s.owned == 1).await;
+    a.pin(&[(&x, &a), (&z, &b)], &[&b]);
+    // X is at its limit and says so only after three of a's heartbeats.
+    sim.set_usage(&x_sim, 100.0, 10.0);
+    sim.inject(
+        codex_rotor::sim::FaultSpec::always(codex_rotor::sim::FaultKind::Silence { millis: 1_000 })
+            .for_account(&x_sim)
+            .times(1),
+    );
+    let resp = http()
+        .post(a.url(path))
+        .bearer_auth(POOL_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer head");
+    assert_eq!(resp.status(), 200, "{path}");
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(Duration::from_secs(10), resp.text())
+        .await
+        .expect("the stream ends")
+        .expect("a whole stream");
+    assert_eq!(
+        sim.counters(&x_sim).served_429,
+        1,
+        "{path}: tried here first"
+    );
+    assert_eq!(
+        sim.counters(&z_sim).requests,
+        1,
+        "{path}: then served by the peer, once"
+    );
+    let (sent, got) = (a.last(), b.last());
+    assert_eq!(sent.forwarded_to.as_deref(), Some("b"), "{path}");
+    assert_eq!(sent.status, 200, "{path}");
+    assert_eq!(got.forwarded_from.as_deref(), Some("a"), "{path}");
+    // Every event parses.
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        for line in block.lines().filter(|l| l.starts_with("data: ")) {
+            let data = &line["data: ".len()..];
+            if data != "[DONE]" {
+                serde_json::from_str::<Value>(data)
+                    .unwrap_or_else(|e| panic!("{path}: {e}: {data:?} in {text}"));
+            }
+        }
+    }
+    for n in [a, b] {
+        n.daemon.shutdown().await;
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_stream_whose_local_failover_outlasted_the_heartbeat_spills_into_the_open_stream() {
+    let text = a_late_failure_spills("/v1/responses", responses_body(true)).await;
+    let keepalive = text.find(": keepalive").expect("heartbeats first");
+    let created = text
+        .find("event: response.created")
+        .expect("the peer's events");
+    assert!(keepalive < created, "{text}");
+    assert!(
+        text[..created].matches(": keepalive").count() >= 2,
+        "{text}"
+    );
+    assert_eq!(text.matches("event: response.created").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("event: response.completed").count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("response.failed"), "{text}");
+}
+
+#[tokio::test]
+async fn a_late_anthropic_stream_spilt_to_a_peer_has_one_message_start() {
+    let body = json!({"model": "claude-x", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let text = a_late_failure_spills("/v1/messages", body).await;
+    assert!(text.starts_with("event: message_start"), "{text}");
+    let ping = text.find("event: ping").expect("heartbeats");
+    let delta = text
+        .find("event: content_block_start")
+        .expect("the peer's events");
+    assert!(ping < delta, "{text}");
+    assert_eq!(text.matches("event: message_start").count(), 1, "{text}");
+    assert_eq!(text.matches("event: message_stop").count(), 1, "{text}");
+    assert!(!text.contains("event: error"), "{text}");
 }

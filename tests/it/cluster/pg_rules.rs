@@ -237,3 +237,61 @@ async fn a_zombies_late_finish_is_refused_by_the_database() {
     );
     assert!(rows.accounts["a"].refresh_ambiguous);
 }
+
+#[tokio::test]
+async fn a_node_connection_waiting_on_a_held_row_lock_gives_up_within_its_bound() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("bounded").await;
+    let mut setup = LeaseDb::connect(&url).await.expect("connect");
+    setup.migrate().await.expect("migrate");
+    let epoch = setup
+        .acquire("n0", TTL, None)
+        .await
+        .expect("db")
+        .expect("acquired");
+    // Another session holds n0's session row locked and sits there (a node paused between two
+    // statements, or an operator's open transaction).
+    let (mut holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let held = holder.transaction().await.expect("begin");
+    held.execute(
+        "select 1 from rotor_node_session where node = 'n0' for update",
+        &[],
+    )
+    .await
+    .expect("row locked");
+    // The node's own connection, as its lease loop opens it.
+    let bound = std::time::Duration::from_millis(400);
+    let mut db = LeaseDb::connect_bounded(&url, bound)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let renewed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        db.renew("n0", epoch, TTL, None),
+    )
+    .await
+    .expect("the renewal gave up on the lock instead of waiting behind it");
+    let took = started.elapsed();
+    let err = renewed.expect_err("a renewal that could not lock its row fails");
+    let DbError::Postgres(pg_err) = &err else {
+        panic!("not a statement's failure: {err}");
+    };
+    assert_eq!(
+        pg_err.code(),
+        Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE),
+        "{pg_err:?}"
+    );
+    assert!(
+        took >= bound && took < bound + std::time::Duration::from_secs(2),
+        "{took:?}"
+    );
+    // Once the lock is gone the same connection goes on.
+    held.rollback().await.expect("released");
+    db.renew("n0", epoch, TTL, None)
+        .await
+        .expect("db")
+        .expect("renewed");
+}
