@@ -458,6 +458,29 @@ async fn put_record(
     Ok(())
 }
 
+/// The tokens each stored account held before an import merged into them: what tells an
+/// import of fresh tokens from one that changed only a label or identity fields (the online
+/// and the offline import alike).
+struct HeldTokens(HashMap<String, rotor_actors::Tokens>);
+
+impl HeldTokens {
+    /// What `records` hold now, before the merge.
+    fn of(records: &[AccountRecord]) -> Self {
+        HeldTokens(
+            records
+                .iter()
+                .map(|r| (r.id.clone(), r.tokens.clone()))
+                .collect(),
+        )
+    }
+
+    /// True if `rec`, as the merge left it, carries tokens its account did not hold (a new
+    /// account's included).
+    fn fresh(&self, rec: &AccountRecord) -> bool {
+        self.0.get(&rec.id) != Some(&rec.tokens)
+    }
+}
+
 /// Every record of the database, oldest first; a row that does not open is named and left.
 async fn read_all(c: &impl GenericClient, key: &StoreKey) -> Result<Vec<AccountRecord>, DbError> {
     let rows = c
@@ -593,8 +616,13 @@ impl Records {
         let versions = lock(&self.versions).clone();
         let mut new = Vec::new();
         let tx = self.conn.client.transaction().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for (id, op) in batch {
+        // The owner rows in id order, the order an online import locks them in
+        // (`decide_in`), so the two never deadlock; the answers in the batch's order.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|a, b| batch[*a].0.cmp(&batch[*b].0));
+        let mut out: Vec<io::Result<()>> = batch.iter().map(|_| Ok(())).collect();
+        for i in order {
+            let (id, op) = &batch[i];
             let landed = match (Self::generation(&tx, &gens, &mut new, id, op).await?, op) {
                 (None, _) => false,
                 (Some(g), Op::Write(rec, _)) => match columns_of(rec, &self.key) {
@@ -617,7 +645,7 @@ impl Records {
                         }
                     },
                     Err(e) => {
-                        out.push(Err(e));
+                        out[i] = Err(e);
                         continue;
                     }
                 },
@@ -639,13 +667,11 @@ impl Records {
                     ours
                 }
             };
-            out.push(if landed {
-                Ok(())
-            } else {
+            if !landed {
                 self.fenced.fetch_add(1, Ordering::Relaxed);
                 FENCED_OUT_TOTAL.fetch_add(1, Ordering::Relaxed);
-                Err(io::Error::new(FENCED_KIND, FencedOut { id: id.clone() }))
-            });
+                out[i] = Err(io::Error::new(FENCED_KIND, FencedOut { id: id.clone() }));
+            }
         }
         tx.commit().await?;
         let mut held = lock(&self.gens);
