@@ -400,7 +400,7 @@ impl LeaseDb {
         let rows = tx
             .query(
                 &format!(
-                    "select o.account, {} from rotor_account_owner o
+                    "select o.account, o.record_gen, {} from rotor_account_owner o
                      join rotor_account a on a.id = o.account order by o.account",
                     ACCOUNT_COLUMNS
                         .split(", ")
@@ -430,12 +430,13 @@ impl LeaseDb {
         let accounts = rows
             .iter()
             .map(|r| {
-                let row = account_of(r, 1);
+                let row = account_of(r, 2);
                 Ownership {
                     account: r.get(0),
                     owner: row.owner.clone().filter(|_| rules.owner_live(&row, now)),
                     owner_gen: row.owner_gen,
                     token_version: row.token_version,
+                    record_gen: u64_of(r.get(1)),
                     refresh_ambiguous: row.refresh_ambiguous,
                     refreshing: row.intent.is_some(),
                 }
@@ -503,6 +504,8 @@ pub struct Ownership {
     pub owner_gen: u64,
     /// +1 on every stored rotation.
     pub token_version: u64,
+    /// +1 on every write of the record from outside its owner's copy (an import).
+    pub record_gen: u64,
     /// Nobody may refresh it until fresh tokens are imported.
     pub refresh_ambiguous: bool,
     /// A refresh intent is recorded (in flight, or left by a lapsed owner).

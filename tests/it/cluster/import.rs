@@ -202,3 +202,113 @@ async fn an_import_through_a_node_that_does_not_own_the_account_reaches_its_owne
         );
     }
 }
+
+/// Account `id` as node `n`'s `/admin/accounts` shows it, if it runs it.
+async fn shown(c: &Cluster, n: &Node, id: &str) -> Option<Value> {
+    let v: Value = c
+        .http
+        .get(format!("http://127.0.0.1:{}/admin/accounts", n.port))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["accounts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["id"] == id)
+        .cloned()
+}
+
+/// A label-only import (its tokens are the stored ones, so the token version stays) of an
+/// account b owns, through a: b shows the new label within seconds, and keeps it after it
+/// served requests on the account and wrote its record again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_imported_through_a_node_that_does_not_own_the_account_reaches_its_owner_and_stays()
+{
+    let c = Cluster::start(6).await;
+    let (a, b) = c.pair().await;
+    let owners = c.owners().await;
+    let id = owners
+        .iter()
+        .find(|(_, o)| o.as_str() == "b")
+        .map(|(id, _)| id.clone())
+        .expect("b owns an account");
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    let rec = stored.iter().find(|r| r.id == id).expect("stored");
+    let label = "relabelled through a";
+    assert_ne!(rec.identity.label.as_deref(), Some(label));
+    let mut entry = rotor_actors::legacy::export(rec);
+    entry["label"] = json!(label);
+    let versions = |rules: &rotor_actors::ownership::rules::Rules| {
+        rules
+            .accounts
+            .get(&id)
+            .map(|r| (r.owner_gen, r.token_version))
+    };
+    let db = codex_rotor::store::postgres::LeaseDb::connect(&c.url)
+        .await
+        .expect("connect");
+    let before = versions(&db.snapshot().await.expect("rows"));
+
+    let report = import(&c, &a, &json!({ "accounts": [entry] })).await;
+    assert_eq!(report["updated"], json!([id]), "{report}");
+    assert_eq!(
+        versions(&db.snapshot().await.expect("rows")),
+        before,
+        "a label is no import of tokens: owner generation and token version stay"
+    );
+    c.within(
+        "b shows the label imported through a",
+        Duration::from_secs(5),
+        &[&a, &b],
+        async || {
+            shown(&c, &b, &id)
+                .await
+                .is_some_and(|v| v["label"] == label)
+        },
+    )
+    .await;
+
+    // b serves requests on the account (and so writes its record: usage, quota).
+    let requests = |rec: &rotor_actors::AccountRecord| rec.usage.requests;
+    let served_before = requests(rec);
+    let mut on_it = 0;
+    for _ in 0..60 {
+        assert!(served(&c.http, b.port).await, "b serves");
+        if c.last_request(&b).await["account_id"] == id.as_str() {
+            on_it += 1;
+            if on_it == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(on_it, 3, "b served requests on the account");
+    c.within(
+        "b's writes of the account land, with the new label",
+        Duration::from_secs(10),
+        &[&a, &b],
+        async || {
+            let stored = read_records(&c.url, &key()).await.expect("records");
+            let rec = stored.iter().find(|r| r.id == id).expect("stored");
+            requests(rec) >= served_before + 3 && rec.identity.label.as_deref() == Some(label)
+        },
+    )
+    .await;
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    let rec = stored.iter().find(|r| r.id == id).expect("stored");
+    assert_eq!(rec.identity.label.as_deref(), Some(label), "stored");
+    let v = shown(&c, &b, &id).await.expect("b runs the account");
+    assert_eq!(v["label"], label, "b still shows it: {v}");
+    assert_eq!(c.owners().await, owners, "nobody took anything over");
+    for n in [&a, &b] {
+        assert_eq!(
+            fenced_writes(&c, n).await,
+            0.0,
+            "{}: no write fenced out",
+            n.name
+        );
+    }
+}

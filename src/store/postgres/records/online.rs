@@ -6,11 +6,12 @@
 //! - a new account is stored unowned (generation 1): the node rendezvous hashing gives it to
 //!   claims it on its next round;
 //! - an account a live session owns keeps its owner and generation: its record is replaced in
-//!   place and, when its tokens are new, the token version moves on
-//!   ([`Rules::import_tokens`](rotor_actors::ownership::rules::Rules::import_tokens), in the
-//!   same transaction). The owner's writes of the account then leave the row alone until it has
-//!   reloaded the record (`PgStore::load`, the claim loop's reload of an account whose token
-//!   version moved elsewhere), so nothing it had queued before can put the old tokens back;
+//!   place, its record generation moves on and, when its tokens are new, so does the token
+//!   version ([`Rules::import_tokens`](rotor_actors::ownership::rules::Rules::import_tokens),
+//!   in the same transaction). The owner's writes of the account then leave the imported
+//!   record in the row until it has reloaded it (`PgStore::load`, the claim loop's reload of an
+//!   account whose token version or record generation moved), so nothing it had queued before
+//!   can put the old tokens or the old label back;
 //! - an account nobody live owns is written at `owner_gen + 1`, as the offline import does,
 //!   fencing out a writer whose session lapsed.
 //!
