@@ -357,6 +357,13 @@ impl PgStore {
         import_online(&mut conn.client, &self.key, merge).await
     }
 
+    /// Every record in the database, whichever node owns it, read on this store's reading
+    /// connection and opened with its key (a cluster node's export).
+    pub async fn records(&self) -> Result<Vec<AccountRecord>, DbError> {
+        let mut conn = self.reader.lock().await;
+        read_all(conn.ready().await?, &self.key).await
+    }
+
     /// The generation this process holds `id` at now: what a write queued now is stamped with.
     fn stamp(&self, id: &str) -> Stamp {
         lock(&self.gens).get(id).copied()
