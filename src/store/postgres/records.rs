@@ -699,20 +699,30 @@ impl Records {
             let (id, op) = &batch[i];
             let landed = match (Self::generation(&tx, &gens, &mut new, id, op).await?, op) {
                 (None, _) => false,
-                (Some(g), Op::Write(rec, _)) => match columns_of(rec, &self.key) {
-                    Ok((json, sealed)) => match tx.query_opt(HELD, &[id, &g]).await? {
-                        None => false,
-                        Some(row) => match put_of(
+                (Some(g), Op::Write(rec, _)) => {
+                    let put = match tx.query_opt(HELD, &[id, &g]).await? {
+                        None => None,
+                        Some(row) => Some(put_of(
                             versions.get(id).copied(),
                             record_gens.get(id).copied(),
                             (row.get(0), row.get(1)),
-                        ) {
-                            Put::Whole => {
+                        )),
+                    };
+                    match put {
+                        None => false,
+                        Some(Put::Nothing) => {
+                            tracing::debug!(account = %id, "a write before the reload of imported tokens: the row keeps them");
+                            true
+                        }
+                        // Sealed only now, for a write that lands: a refused one costs no
+                        // encryption.
+                        Some(put) => match columns_of(rec, &self.key) {
+                            Ok((json, sealed)) if put == Put::Whole => {
                                 let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                                     [id, &g, &json, &sealed, &rec.added_at];
                                 tx.execute(WRITE, &args).await? == 1
                             }
-                            Put::Tokens => {
+                            Ok((_, sealed)) => {
                                 tracing::debug!(account = %id, "a write before the reload of an imported record: only its tokens are stored");
                                 tx.execute(
                                     "update rotor_account set tokens = $2, updated_at = clock_timestamp()
@@ -722,17 +732,13 @@ impl Records {
                                 .await?
                                     == 1
                             }
-                            Put::Nothing => {
-                                tracing::debug!(account = %id, "a write before the reload of imported tokens: the row keeps them");
-                                true
+                            Err(e) => {
+                                out[i] = Err(e);
+                                continue;
                             }
                         },
-                    },
-                    Err(e) => {
-                        out[i] = Err(e);
-                        continue;
                     }
-                },
+                }
                 (Some(g), Op::Remove(_)) => {
                     let row = tx
                         .query_opt(
