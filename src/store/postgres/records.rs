@@ -700,14 +700,13 @@ impl Records {
             let landed = match (Self::generation(&tx, &gens, &mut new, id, op).await?, op) {
                 (None, _) => false,
                 (Some(g), Op::Write(rec, _)) => {
-                    let put = match tx.query_opt(HELD, &[id, &g]).await? {
-                        None => None,
-                        Some(row) => Some(put_of(
+                    let put = tx.query_opt(HELD, &[id, &g]).await?.map(|row| {
+                        put_of(
                             versions.get(id).copied(),
                             record_gens.get(id).copied(),
                             (row.get(0), row.get(1)),
-                        )),
-                    };
+                        )
+                    });
                     match put {
                         None => false,
                         Some(Put::Nothing) => {
