@@ -36,7 +36,7 @@ use super::plan::{Plan, plan};
 use super::view::{ClusterView, Peer, Summary};
 use crate::config::ClusterConfig;
 use crate::store::postgres::records::PgStore;
-use crate::store::postgres::{DbError, LeaseDb, Listing};
+use crate::store::postgres::{DbError, LeaseDb, Listing, Ownership};
 
 /// The node's timings, from `[cluster]`.
 #[derive(Debug, Clone, Copy)]
@@ -468,15 +468,20 @@ async fn round(p: &NodeParts, db: &mut LeaseDb, epoch: u64) -> Result<(), DbErro
     Ok(())
 }
 
-/// Accounts this node runs whose token version moved without this node (fresh tokens imported
-/// on another node): their actors reload the record (docs/cluster.md "Refresh in the actors").
+/// Accounts this node runs whose token version or record generation moved without this
+/// node's copy (an import through any node: fresh tokens, or only a label or identity): their
+/// actors reload the record (docs/cluster.md "Imports", "Tokens imported on another node").
 async fn reload_imported(p: &NodeParts, listing: &Listing, running: &BTreeSet<String>) {
     let Some(fence) = &p.fence else { return };
     for a in &listing.accounts {
-        if running.contains(&a.account) && fence.moved_elsewhere(&a.account, a.token_version) {
+        let moved = |a: &Ownership| {
+            fence.moved_elsewhere(&a.account, a.token_version)
+                || p.store.record_moved(&a.account, a.record_gen)
+        };
+        if running.contains(&a.account) && moved(a) {
             match p.pool.reload(&a.account).await {
                 Ok(merged) => {
-                    tracing::info!(account = %a.account, ?merged, "cluster: fresh tokens imported on another node were picked up")
+                    tracing::info!(account = %a.account, ?merged, "cluster: an import through a node (tokens, label or identity) was picked up")
                 }
                 Err(e) => {
                     tracing::warn!(account = %a.account, error = %e, "cluster: could not reload the account")

@@ -90,6 +90,7 @@ mod tests {
             }),
             owner_gen: gen_,
             token_version: 0,
+            record_gen: 0,
             refresh_ambiguous: false,
             refreshing: false,
         }

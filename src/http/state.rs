@@ -215,6 +215,11 @@ impl AppState {
         }
     }
 
+    /// The shared database of a cluster node's accounts; `None` on a single node.
+    pub fn shared_store(&self) -> Option<&PgStore> {
+        self.inner.shared.as_deref()
+    }
+
     /// This node's view and its link to the other nodes, when clustered: what forwarding needs.
     pub fn node(&self) -> Option<(&Arc<ClusterView>, &Link)> {
         self.inner.cluster.as_ref().zip(self.inner.link.as_ref())

@@ -163,9 +163,8 @@ impl LeaseDb {
         Ok(row.get(0))
     }
 
-    /// Runs `decide` on the rows `nodes` and `account` name — and the session of the account's
-    /// owner — all locked, sessions first in node-id order, then the account (one order for
-    /// every operation, so two never deadlock), and writes back the rows it changed.
+    /// Runs `decide` on the rows `nodes` and `account` name, each attempt one transaction
+    /// ([`decide_in`]), and commits what it changed when it accepted.
     async fn decide<T>(
         &mut self,
         clock: Clock,
@@ -173,49 +172,19 @@ impl LeaseDb {
         account: Option<&str>,
         decide: impl Fn(&mut Rules, Ms) -> Result<T, Refusal>,
     ) -> Result<Result<T, Refusal>, DbError> {
+        let accounts: Vec<&str> = account.into_iter().collect();
         loop {
             let tx = self.client.transaction().await?;
-            let now = Self::now(&tx, clock).await?;
-            let owner_hint = match account {
-                Some(a) => tx
-                    .query_opt(
-                        "select owner_node from rotor_account_owner where account = $1",
-                        &[&a],
-                    )
-                    .await?
-                    .and_then(|r| r.get::<_, Option<String>>(0)),
-                None => None,
-            };
-            let mut lock: Vec<&str> = nodes.clone();
-            if let Some(o) = &owner_hint {
-                lock.push(o);
-            }
-            lock.sort_unstable();
-            lock.dedup();
-            let mut rules = Rules::default();
-            for n in &lock {
-                if let Some(s) = load_session(&tx, n).await? {
-                    rules.sessions.insert((*n).to_owned(), s);
+            match decide_in(&tx, clock, &nodes, &accounts, &decide).await? {
+                // An owner changed between the look and the lock: start again.
+                None => continue,
+                Some(verdict) => {
+                    if verdict.is_ok() {
+                        tx.commit().await?;
+                    }
+                    return Ok(verdict);
                 }
             }
-            if let Some(a) = account
-                && let Some(row) = load_account(&tx, a).await?
-            {
-                let owner = row.owner.as_ref().map(|o| o.node.as_str());
-                if owner.is_some() && owner != owner_hint.as_deref() {
-                    // The owner changed between the look and the lock: start again.
-                    drop(tx);
-                    continue;
-                }
-                rules.accounts.insert(a.to_owned(), row);
-            }
-            let before = rules.clone();
-            let verdict = decide(&mut rules, now);
-            if verdict.is_ok() {
-                write_back(&tx, &before, &rules).await?;
-                tx.commit().await?;
-            }
-            return Ok(verdict);
         }
     }
 
@@ -431,7 +400,7 @@ impl LeaseDb {
         let rows = tx
             .query(
                 &format!(
-                    "select o.account, {} from rotor_account_owner o
+                    "select o.account, o.record_gen, {} from rotor_account_owner o
                      join rotor_account a on a.id = o.account order by o.account",
                     ACCOUNT_COLUMNS
                         .split(", ")
@@ -461,12 +430,13 @@ impl LeaseDb {
         let accounts = rows
             .iter()
             .map(|r| {
-                let row = account_of(r, 1);
+                let row = account_of(r, 2);
                 Ownership {
                     account: r.get(0),
                     owner: row.owner.clone().filter(|_| rules.owner_live(&row, now)),
                     owner_gen: row.owner_gen,
                     token_version: row.token_version,
+                    record_gen: u64_of(r.get(1)),
                     refresh_ambiguous: row.refresh_ambiguous,
                     refreshing: row.intent.is_some(),
                 }
@@ -534,6 +504,8 @@ pub struct Ownership {
     pub owner_gen: u64,
     /// +1 on every stored rotation.
     pub token_version: u64,
+    /// +1 on every write of the record from outside its owner's copy (an import).
+    pub record_gen: u64,
     /// Nobody may refresh it until fresh tokens are imported.
     pub refresh_ambiguous: bool,
     /// A refresh intent is recorded (in flight, or left by a lapsed owner).
@@ -562,17 +534,9 @@ fn i64_of(v: u64) -> i64 {
 }
 
 async fn load_session(tx: &Transaction<'_>, node: &str) -> Result<Option<Session>, DbError> {
-    session_query(tx, node, " for update").await
-}
-
-async fn session_query(
-    tx: &Transaction<'_>,
-    node: &str,
-    lock: &str,
-) -> Result<Option<Session>, DbError> {
     let row = tx
         .query_opt(
-            &format!("select epoch, expires_at from rotor_node_session where node = $1{lock}"),
+            "select epoch, expires_at from rotor_node_session where node = $1 for update",
             &[&node],
         )
         .await?;
@@ -619,6 +583,61 @@ fn account_of(r: &tokio_postgres::Row, at: usize) -> AccountRow {
         refresh_ambiguous: r.get(at + 8),
         finished_intent_gen: u64_of(r.get(at + 9)),
     }
+}
+
+/// One ownership decision inside the caller's transaction `tx`: locks the sessions of
+/// `nodes` and of the current owners of `accounts` (in node-id order), then the rows of
+/// `accounts` (in id order) — the one lock order of every decision, so two never deadlock —
+/// runs `decide` on them at the store's time and writes back the rows it changed when it
+/// accepted (the caller commits). `None`: an account's owner changed between the look and
+/// the lock, and its session is not locked; the caller starts its transaction again.
+pub(crate) async fn decide_in<T>(
+    tx: &Transaction<'_>,
+    clock: Clock,
+    nodes: &[&str],
+    accounts: &[&str],
+    decide: impl FnOnce(&mut Rules, Ms) -> Result<T, Refusal>,
+) -> Result<Option<Result<T, Refusal>>, DbError> {
+    let now = LeaseDb::now(tx, clock).await?;
+    let mut accounts = accounts.to_vec();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let mut hints = std::collections::BTreeMap::new();
+    for a in &accounts {
+        let owner = tx
+            .query_opt(
+                "select owner_node from rotor_account_owner where account = $1",
+                &[a],
+            )
+            .await?
+            .and_then(|r| r.get::<_, Option<String>>(0));
+        hints.insert(*a, owner);
+    }
+    let mut lock: Vec<&str> = nodes.to_vec();
+    lock.extend(hints.values().flatten().map(String::as_str));
+    lock.sort_unstable();
+    lock.dedup();
+    let mut rules = Rules::default();
+    for n in &lock {
+        if let Some(s) = load_session(tx, n).await? {
+            rules.sessions.insert((*n).to_owned(), s);
+        }
+    }
+    for a in &accounts {
+        if let Some(row) = load_account(tx, a).await? {
+            let owner = row.owner.as_ref().map(|o| o.node.as_str());
+            if owner.is_some() && owner != hints.get(a).and_then(Option::as_deref) {
+                return Ok(None);
+            }
+            rules.accounts.insert((*a).to_owned(), row);
+        }
+    }
+    let before = rules.clone();
+    let verdict = decide(&mut rules, now);
+    if verdict.is_ok() {
+        write_back(tx, &before, &rules).await?;
+    }
+    Ok(Some(verdict))
 }
 
 /// Writes the sessions and accounts that differ between `before` and `after`.

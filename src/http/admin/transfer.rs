@@ -5,8 +5,11 @@
 //! claimed by the node that should own it). The answer is the
 //! import report the offline `accounts import` prints (`added`, `updated`, `kept_newer`,
 //! `kept_inactive`) plus `imported` and per-entry `results`. Export writes the predecessor's
-//! `accounts.json` shape (`{"accounts": [...]}`), which the importer reads back; it is the one
-//! admin answer that carries tokens, so it is marked `no-store`.
+//! `accounts.json` shape (`{"accounts": [...]}`), which the importer reads back: a single
+//! node's pool, or on a cluster node every account in the shared database, whichever node
+//! owns it (the records as stored, tokens opened with the store key: the tokens a node serves
+//! are durable there first). It is the one admin answer that carries tokens, so it is marked
+//! `no-store`.
 
 use super::{Admin, AdminError};
 use crate::http::state::AppState;
@@ -78,7 +81,7 @@ pub struct ExportQuery {
 }
 
 /// `GET /admin/accounts/export[?ids=a,b]`: the accounts with their tokens, as the
-/// predecessor's `accounts.json`.
+/// predecessor's `accounts.json` (on a cluster node, every account of the cluster).
 pub async fn export(
     _: Admin,
     State(state): State<AppState>,
@@ -89,7 +92,13 @@ pub async fn export(
         .ids
         .as_deref()
         .map(|s| s.split(',').map(str::trim).collect());
-    let records = state.pool().export().await;
+    let records = match state.shared_store() {
+        Some(store) => store
+            .records()
+            .await
+            .map_err(|e| AdminError::Pool(format!("the shared store: {e}")))?,
+        None => state.pool().export().await,
+    };
     let accounts: Vec<Value> = records
         .iter()
         .filter(|r| wanted.as_ref().is_none_or(|w| w.contains(&r.id.as_str())))

@@ -41,10 +41,11 @@ const PROBE_AAD: &str = "rotor_store_key";
 /// batch sends its statements back to back).
 const IDLE_IN_TRANSACTION_MS: u64 = 2_000;
 
-/// The owner row of an account, while this process holds it at generation `$2`, locked
-/// against a concurrent change of owner or tokens until the batch commits (a locking read
-/// sees the row as the last commit left it, even when it had to wait for that commit).
-const HELD: &str = "select token_version from rotor_account_owner
+/// The owner row of an account — its token version and record generation ([`put_of`]) —
+/// while this process holds it at generation `$2`, locked against a concurrent change of
+/// owner, tokens or record until the batch commits (a locking read sees the row as the last
+/// commit left it, even when it had to wait for that commit).
+const HELD: &str = "select token_version, record_gen from rotor_account_owner
      where account = $1::text and owner_gen = $2::bigint for share";
 
 /// Upsert of one record, only while this process holds the account at generation `$2`
@@ -178,6 +179,10 @@ pub struct PgStore {
     /// when the record is loaded and when this node's fence stores a rotation or an import),
     /// shared with the writer's sink, which writes a row only while the store still has it.
     versions: Generations,
+    /// The record generation each account's copy in this process was loaded at (cluster
+    /// mode), shared with the writer's sink likewise: an import moves the store's on, and the
+    /// copy writes nothing until it has reloaded.
+    record_gens: Generations,
     /// Writes refused by the fence since open.
     fenced: Arc<AtomicU64>,
 }
@@ -260,12 +265,14 @@ impl PgStore {
         };
         let gens = Arc::new(Mutex::new(gens));
         let versions = Generations::default();
+        let record_gens = Generations::default();
         let fenced = Arc::new(AtomicU64::new(0));
         let sink = Records {
             conn: connect(&rt, url).await?,
             key: key.clone(),
             gens: gens.clone(),
             versions: versions.clone(),
+            record_gens: record_gens.clone(),
             fenced: fenced.clone(),
         };
         let writer =
@@ -276,6 +283,7 @@ impl PgStore {
             key,
             gens,
             versions,
+            record_gens,
             fenced,
         };
         Ok((store, records))
@@ -304,6 +312,24 @@ impl PgStore {
     pub fn unhold(&self, id: &str) {
         lock(&self.gens).remove(id);
         lock(&self.versions).remove(id);
+        lock(&self.record_gens).remove(id);
+    }
+
+    /// True if the record generation the store lists for `id` is past the one this process's
+    /// copy was loaded at: the record was imported (a label, identity or tokens) since, and
+    /// the copy reloads it ([`Store::load`] reads the generation with the record) — until it
+    /// has, this stays true and the copy's writes leave the row alone. An account whose copy
+    /// this process never loaded only notes it.
+    pub fn record_moved(&self, id: &str, listed: u64) -> bool {
+        let listed = i64::try_from(listed).unwrap_or(i64::MAX);
+        let mut at = lock(&self.record_gens);
+        match at.get(id) {
+            Some(g) => listed > *g,
+            None => {
+                at.insert(id.to_owned(), listed);
+                false
+            }
+        }
     }
 
     /// The token version this process's copy of `id` stands at, if known (it loaded the
@@ -329,6 +355,13 @@ impl PgStore {
         let mut conn = self.reader.lock().await;
         conn.ready().await?;
         import_online(&mut conn.client, &self.key, merge).await
+    }
+
+    /// Every record in the database, whichever node owns it, read on this store's reading
+    /// connection and opened with its key (a cluster node's export).
+    pub async fn records(&self) -> Result<Vec<AccountRecord>, DbError> {
+        let mut conn = self.reader.lock().await;
+        read_all(conn.ready().await?, &self.key).await
     }
 
     /// The generation this process holds `id` at now: what a write queued now is stamped with.
@@ -372,7 +405,8 @@ impl Store for PgStore {
             // on this process writes the row only while the store still has that version.
             let row = client
                 .query_opt(
-                    "select a.id, a.record::text, a.tokens, o.token_version from rotor_account a
+                    "select a.id, a.record::text, a.tokens, o.token_version, o.record_gen
+                     from rotor_account a
                      left join rotor_account_owner o on o.account = a.id where a.id = $1",
                     &[&id],
                 )
@@ -382,6 +416,9 @@ impl Store for PgStore {
             let rec = record_of(&row, &self.key).map_err(io::Error::other)?;
             if let Some(v) = row.get::<_, Option<i64>>(3) {
                 lock(&self.versions).insert(id.to_owned(), v);
+            }
+            if let Some(g) = row.get::<_, Option<i64>>(4) {
+                lock(&self.record_gens).insert(id.to_owned(), g);
             }
             Ok(Some(rec))
         })
@@ -439,8 +476,10 @@ async fn write_unowned(
     put_record(tx, rec, key).await
 }
 
-/// Stores or replaces `rec` with its sealed tokens, inside the caller's transaction, leaving
-/// the account's ownership as it is.
+/// Stores or replaces `rec` with its sealed tokens from outside its owner's copy (an import,
+/// a migration), inside the caller's transaction: the owner's generation stays, the record
+/// generation moves on, so an owner reloads the record and its copy's writes leave the row
+/// alone until it has.
 async fn put_record(
     tx: &impl GenericClient,
     rec: &AccountRecord,
@@ -455,7 +494,35 @@ async fn put_record(
         &[&rec.id, &json, &sealed, &rec.added_at],
     )
     .await?;
+    tx.execute(
+        "update rotor_account_owner set record_gen = record_gen + 1 where account = $1",
+        &[&rec.id],
+    )
+    .await?;
     Ok(())
+}
+
+/// The tokens each stored account held before an import merged into them: what tells an
+/// import of fresh tokens from one that changed only a label or identity fields (the online
+/// and the offline import alike).
+struct HeldTokens(HashMap<String, rotor_actors::Tokens>);
+
+impl HeldTokens {
+    /// What `records` hold now, before the merge.
+    fn of(records: &[AccountRecord]) -> Self {
+        HeldTokens(
+            records
+                .iter()
+                .map(|r| (r.id.clone(), r.tokens.clone()))
+                .collect(),
+        )
+    }
+
+    /// True if `rec`, as the merge left it, carries tokens its account did not hold (a new
+    /// account's included).
+    fn fresh(&self, rec: &AccountRecord) -> bool {
+        self.0.get(&rec.id) != Some(&rec.tokens)
+    }
 }
 
 /// Every record of the database, oldest first; a row that does not open is named and left.
@@ -542,12 +609,41 @@ fn landing(stamped: Stamp, held: Option<i64>) -> Landing {
     }
 }
 
+/// What a write of an account's copy stores in a row that still has the copy's owner
+/// generation, from where the copy stands — the token version and the record generation it
+/// was loaded at (`None`: not tracked, as on a single node) — and where the row stands now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Put {
+    /// Nothing moved the row since the copy was loaded: the whole record.
+    Whole,
+    /// Tokens imported since (through any node): the row keeps them until the copy has
+    /// reloaded them ([`Store::load`], whose merge then writes the whole record again), so
+    /// nothing queued before can put the old tokens back.
+    Nothing,
+    /// Only the record was imported since (a label, identity fields): the row keeps the
+    /// import's record until the copy has reloaded it, but takes the copy's tokens — still
+    /// the store's token version, so at least as new as the row's, and a rotation this
+    /// copy stores must be durable before its fence finishes it.
+    Tokens,
+}
+
+fn put_of(version: Option<i64>, record_gen: Option<i64>, row: (i64, i64)) -> Put {
+    if version.is_some_and(|v| v != row.0) {
+        Put::Nothing
+    } else if record_gen.is_some_and(|g| g != row.1) {
+        Put::Tokens
+    } else {
+        Put::Whole
+    }
+}
+
 /// The writer's sink: each batch one transaction of fenced writes.
 struct Records {
     conn: Conn,
     key: StoreKey,
     gens: Generations,
     versions: Generations,
+    record_gens: Generations,
     fenced: Arc<AtomicU64>,
 }
 
@@ -591,36 +687,57 @@ impl Records {
     ) -> Result<Vec<io::Result<()>>, tokio_postgres::Error> {
         let gens = lock(&self.gens).clone();
         let versions = lock(&self.versions).clone();
+        let record_gens = lock(&self.record_gens).clone();
         let mut new = Vec::new();
         let tx = self.conn.client.transaction().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for (id, op) in batch {
+        // The owner rows in id order, the order an online import locks them in
+        // (`decide_in`), so the two never deadlock; the answers in the batch's order.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|a, b| batch[*a].0.cmp(&batch[*b].0));
+        let mut out: Vec<io::Result<()>> = batch.iter().map(|_| Ok(())).collect();
+        for i in order {
+            let (id, op) = &batch[i];
             let landed = match (Self::generation(&tx, &gens, &mut new, id, op).await?, op) {
                 (None, _) => false,
-                (Some(g), Op::Write(rec, _)) => match columns_of(rec, &self.key) {
-                    Ok((json, sealed)) => match tx.query_opt(HELD, &[id, &g]).await? {
+                (Some(g), Op::Write(rec, _)) => {
+                    let put = tx.query_opt(HELD, &[id, &g]).await?.map(|row| {
+                        put_of(
+                            versions.get(id).copied(),
+                            record_gens.get(id).copied(),
+                            (row.get(0), row.get(1)),
+                        )
+                    });
+                    match put {
                         None => false,
-                        // Tokens imported through another node since this copy was loaded
-                        // ([`import_online`]): the row keeps them until the copy has reloaded
-                        // them ([`Store::load`], whose merge then writes the whole record
-                        // again), so nothing queued before can put the old tokens back.
-                        Some(row)
-                            if versions.get(id).is_some_and(|v| *v != row.get::<_, i64>(0)) =>
-                        {
+                        Some(Put::Nothing) => {
                             tracing::debug!(account = %id, "a write before the reload of imported tokens: the row keeps them");
                             true
                         }
-                        Some(_) => {
-                            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-                                [id, &g, &json, &sealed, &rec.added_at];
-                            tx.execute(WRITE, &args).await? == 1
-                        }
-                    },
-                    Err(e) => {
-                        out.push(Err(e));
-                        continue;
+                        // Sealed only now, for a write that lands: a refused one costs no
+                        // encryption.
+                        Some(put) => match columns_of(rec, &self.key) {
+                            Ok((json, sealed)) if put == Put::Whole => {
+                                let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                                    [id, &g, &json, &sealed, &rec.added_at];
+                                tx.execute(WRITE, &args).await? == 1
+                            }
+                            Ok((_, sealed)) => {
+                                tracing::debug!(account = %id, "a write before the reload of an imported record: only its tokens are stored");
+                                tx.execute(
+                                    "update rotor_account set tokens = $2, updated_at = clock_timestamp()
+                                     where id = $1",
+                                    &[id, &sealed],
+                                )
+                                .await?
+                                    == 1
+                            }
+                            Err(e) => {
+                                out[i] = Err(e);
+                                continue;
+                            }
+                        },
                     }
-                },
+                }
                 (Some(g), Op::Remove(_)) => {
                     let row = tx
                         .query_opt(
@@ -639,13 +756,11 @@ impl Records {
                     ours
                 }
             };
-            out.push(if landed {
-                Ok(())
-            } else {
+            if !landed {
                 self.fenced.fetch_add(1, Ordering::Relaxed);
                 FENCED_OUT_TOTAL.fetch_add(1, Ordering::Relaxed);
-                Err(io::Error::new(FENCED_KIND, FencedOut { id: id.clone() }))
-            });
+                out[i] = Err(io::Error::new(FENCED_KIND, FencedOut { id: id.clone() }));
+            }
         }
         tx.commit().await?;
         let mut held = lock(&self.gens);
@@ -683,7 +798,23 @@ impl Sink for Records {
 
 #[cfg(test)]
 mod tests {
-    use super::{Landing, landing};
+    use super::{Landing, Put, landing, put_of};
+
+    #[test]
+    fn a_copy_writes_over_an_import_nothing_before_its_reload_but_fresh_tokens_of_its_own() {
+        assert_eq!(put_of(Some(3), Some(1), (3, 1)), Put::Whole);
+        assert_eq!(put_of(None, None, (3, 1)), Put::Whole, "not tracked");
+        assert_eq!(
+            put_of(Some(3), Some(1), (4, 2)),
+            Put::Nothing,
+            "tokens imported"
+        );
+        assert_eq!(
+            put_of(Some(3), Some(1), (3, 2)),
+            Put::Tokens,
+            "a label imported"
+        );
+    }
 
     #[test]
     fn a_queued_write_lands_only_at_the_generation_it_was_made_under_if_still_held() {

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::DbError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// Each migration brings the schema from its index to index + 1.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -68,6 +68,12 @@ create unlogged table rotor_affinity (
     updated_at bigint not null
 );
 create index rotor_affinity_updated_at on rotor_affinity (updated_at);
+"#,
+    // 6: the record generation (docs/cluster.md "Imports"): +1 whenever an account's record
+    // is written from outside its owner's copy (an import), so the owner reloads a label or
+    // identity change as it reloads fresh tokens, and its own writes never put the old back.
+    r#"
+alter table rotor_account_owner add column record_gen bigint not null default 0;
 "#,
 ];
 

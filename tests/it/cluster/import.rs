@@ -1,9 +1,10 @@
 //! Importing through a node that does not own the account (docs/cluster.md "Imports"): two
 //! real nodes; fresh tokens for an account b owns are imported through a's admin API while b
 //! serves it. The database holds one record of it, with the new tokens; b — not a — runs it
-//! and reloads them (its export carries them, and its requests keep succeeding with no refresh
+//! and reloads them (its copy holds their access token, and its requests keep succeeding with no refresh
 //! token presented twice); neither node had a write fenced out. A brand-new account imported
-//! through a is stored once, unowned, and claimed by whichever node hashing gives it to.
+//! through a is stored once, unowned, and claimed by whichever node hashing gives it to. A
+//! label imported through a reaches b and stays; and either node exports every account.
 
 use super::nodes::{Cluster, Node};
 use super::pg_daemon::{ADMIN_KEY, served};
@@ -15,25 +16,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The refresh token node `n` holds for `id` (its export), if it runs it.
-async fn held_token(c: &Cluster, n: &Node, id: &str) -> Option<String> {
-    let r = c
+/// `GET /admin/accounts/export` at node `n`: its entries.
+async fn export(c: &Cluster, n: &Node) -> Vec<Value> {
+    let v: Value = c
         .http
-        .get(format!(
-            "http://127.0.0.1:{}/admin/accounts/export?ids={id}",
-            n.port
-        ))
+        .get(format!("http://127.0.0.1:{}/admin/accounts/export", n.port))
         .bearer_auth(ADMIN_KEY)
         .send()
         .await
-        .ok()?;
-    let v: Value = r.json().await.ok()?;
-    v["accounts"]
-        .as_array()?
-        .first()?
-        .get("refreshToken")?
-        .as_str()
-        .map(str::to_owned)
+        .expect("export answered")
+        .json()
+        .await
+        .expect("json");
+    v["accounts"].as_array().expect("accounts").clone()
+}
+
+/// When the access token of node `n`'s copy of `id` expires (its `/admin/accounts`), if it
+/// runs the account: which tokens the copy holds.
+async fn held_expiry(c: &Cluster, n: &Node, id: &str) -> Option<i64> {
+    shown(c, n, id).await?["token_expires_at"].as_i64()
 }
 
 /// `codex_rotor_store_fenced_writes_total` at node `n`.
@@ -124,12 +125,21 @@ async fn an_import_through_a_node_that_does_not_own_the_account_reaches_its_owne
     .await;
     assert_eq!(report["updated"], json!([id]), "{report}");
     assert_eq!(report["added"], json!([]), "{report}");
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    let imported = stored.iter().find(|r| r.id == id).expect("stored");
+    assert_eq!(imported.tokens.refresh_token.as_deref(), Some(new_rt));
+    let new_expiry = imported.tokens.expires_at.expect("an expiry");
+    assert_ne!(
+        rec.tokens.expires_at,
+        Some(new_expiry),
+        "told apart by expiry"
+    );
 
     c.within(
-        "b runs the account with the imported refresh token",
+        "b runs the account with the imported tokens",
         Duration::from_secs(10),
         &[&a, &b],
-        async || held_token(&c, &b, &id).await.as_deref() == Some(new_rt),
+        async || held_expiry(&c, &b, &id).await == Some(new_expiry),
     )
     .await;
     // Some more of b's writes, then the record as stored.
@@ -145,7 +155,6 @@ async fn an_import_through_a_node_that_does_not_own_the_account_reaches_its_owne
     assert_eq!(c.owners().await, owners, "nobody took anything over");
     let on_a = c.running(&a).await.expect("a's accounts");
     assert!(!on_a.contains(&id), "a runs no actor for b's account");
-    assert!(held_token(&c, &a, &id).await.is_none());
     for n in [&a, &b] {
         assert_eq!(
             fenced_writes(&c, n).await,
@@ -201,4 +210,179 @@ async fn an_import_through_a_node_that_does_not_own_the_account_reaches_its_owne
             n.name
         );
     }
+}
+
+/// Account `id` as node `n`'s `/admin/accounts` shows it, if it runs it.
+async fn shown(c: &Cluster, n: &Node, id: &str) -> Option<Value> {
+    let v: Value = c
+        .http
+        .get(format!("http://127.0.0.1:{}/admin/accounts", n.port))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["accounts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["id"] == id)
+        .cloned()
+}
+
+/// A label-only import (its tokens are the stored ones, so the token version stays) of an
+/// account b owns, through a: b shows the new label within seconds, and keeps it after it
+/// served requests on the account and wrote its record again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_imported_through_a_node_that_does_not_own_the_account_reaches_its_owner_and_stays()
+{
+    let c = Cluster::start(6).await;
+    let (a, b) = c.pair().await;
+    let owners = c.owners().await;
+    let id = owners
+        .iter()
+        .find(|(_, o)| o.as_str() == "b")
+        .map(|(id, _)| id.clone())
+        .expect("b owns an account");
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    let rec = stored.iter().find(|r| r.id == id).expect("stored");
+    let label = "relabelled through a";
+    assert_ne!(rec.identity.label.as_deref(), Some(label));
+    let mut entry = rotor_actors::legacy::export(rec);
+    entry["label"] = json!(label);
+    let versions = |rules: &rotor_actors::ownership::rules::Rules| {
+        rules
+            .accounts
+            .get(&id)
+            .map(|r| (r.owner_gen, r.token_version))
+    };
+    let db = codex_rotor::store::postgres::LeaseDb::connect(&c.url)
+        .await
+        .expect("connect");
+    let before = versions(&db.snapshot().await.expect("rows"));
+
+    let report = import(&c, &a, &json!({ "accounts": [entry] })).await;
+    assert_eq!(report["updated"], json!([id]), "{report}");
+    assert_eq!(
+        versions(&db.snapshot().await.expect("rows")),
+        before,
+        "a label is no import of tokens: owner generation and token version stay"
+    );
+    c.within(
+        "b shows the label imported through a",
+        Duration::from_secs(5),
+        &[&a, &b],
+        async || {
+            shown(&c, &b, &id)
+                .await
+                .is_some_and(|v| v["label"] == label)
+        },
+    )
+    .await;
+
+    // b serves requests on the account (and so writes its record: usage, quota).
+    let requests = |rec: &rotor_actors::AccountRecord| rec.usage.requests;
+    let served_before = requests(rec);
+    let mut on_it = 0;
+    for _ in 0..60 {
+        assert!(served(&c.http, b.port).await, "b serves");
+        if c.last_request(&b).await["account_id"] == id.as_str() {
+            on_it += 1;
+            if on_it == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(on_it, 3, "b served requests on the account");
+    c.within(
+        "b's writes of the account land, with the new label",
+        Duration::from_secs(10),
+        &[&a, &b],
+        async || {
+            let stored = read_records(&c.url, &key()).await.expect("records");
+            let rec = stored.iter().find(|r| r.id == id).expect("stored");
+            requests(rec) > served_before && rec.identity.label.as_deref() == Some(label)
+        },
+    )
+    .await;
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    let rec = stored.iter().find(|r| r.id == id).expect("stored");
+    assert_eq!(rec.identity.label.as_deref(), Some(label), "stored");
+    let v = shown(&c, &b, &id).await.expect("b runs the account");
+    assert_eq!(v["label"], label, "b still shows it: {v}");
+    assert_eq!(c.owners().await, owners, "nobody took anything over");
+    for n in [&a, &b] {
+        assert_eq!(
+            fenced_writes(&c, n).await,
+            0.0,
+            "{}: no write fenced out",
+            n.name
+        );
+    }
+}
+
+/// The `(accountId, userId, refreshToken)` of each entry of an export, sorted.
+fn entries(accounts: &[Value]) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = accounts
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
+            (s("accountId"), s("userId"), s("refreshToken"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The export of a cluster node lists every account of the cluster, whichever node owns it,
+/// each once with its tokens — what the database holds; imported into a fresh single-node
+/// data directory (`codex-rotor accounts import --data-dir`) it gives the same accounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_of_a_cluster_node_lists_every_account_once_and_imports_into_a_single_node() {
+    let c = Cluster::start(6).await;
+    let (a, b) = c.pair().await;
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    let want = entries(
+        &stored
+            .iter()
+            .map(rotor_actors::legacy::export)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(want.len(), 6);
+    assert!(want.iter().all(|(_, _, rt)| !rt.is_empty()), "with tokens");
+    let on_a = export(&c, &a).await;
+    let on_b = export(&c, &b).await;
+    let running = c.running(&a).await.expect("a's accounts");
+    assert!(running.len() < 6, "a owns only some: {running:?}");
+    assert_eq!(entries(&on_a), want, "a exports every account, each once");
+    assert_eq!(entries(&on_b), want, "so does b");
+    let ids: std::collections::BTreeSet<&str> =
+        on_a.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids, c.accounts.iter().map(String::as_str).collect());
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("accounts.json");
+    std::fs::write(&file, json!({ "accounts": on_a }).to_string()).expect("file");
+    let data = tmp.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_codex-rotor");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .current_dir(tmp.path())
+            .args(["accounts", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .expect("codex-rotor accounts");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        out.stdout
+    };
+    run(&["import", file.to_str().expect("utf-8")]);
+    let back: Value = serde_json::from_slice(&run(&["export"])).expect("an export");
+    let back = back["accounts"].as_array().expect("accounts");
+    assert_eq!(
+        entries(back),
+        want,
+        "the single node holds the same accounts"
+    );
 }

@@ -38,19 +38,39 @@ pub(super) struct Cluster {
     tmp: tempfile::TempDir,
 }
 
+/// True when each of `nodes` is the placement of at least one of `records`.
+fn spread(records: &[rotor_actors::AccountRecord], nodes: &[&str]) -> bool {
+    use rotor_actors::ownership::placement::owner_of;
+    nodes
+        .iter()
+        .all(|n| records.iter().any(|r| owner_of(&r.id, nodes) == Some(*n)))
+}
+
 impl Cluster {
-    /// A database holding `n` simulated accounts, unowned.
+    /// A database holding `n` simulated accounts, unowned, placed so that two nodes (a, b)
+    /// and three (a, b, c) each get at least one.
     pub(super) async fn start(n: usize) -> Cluster {
         let pg = ThrowawayPg::start();
         let url = pg.database("nodes").await;
         let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("sim");
-        let mut records = Vec::new();
-        for _ in 0..n {
-            let acct = sim.create_account(AccountSpec::default());
-            records.extend(codex_rotor::demo::import_auth_json(&acct.auth_json).expect("import"));
-        }
+        let auths: Vec<_> = (0..n)
+            .map(|_| sim.create_account(AccountSpec::default()).auth_json)
+            .collect();
+        // Placement hashes the account ids, which are random: draw them again until a and b
+        // (and a, b and c) each win one, or a test waiting for the nodes to split the
+        // accounts waits for what cannot happen (with six accounts, one run in 32 put all of
+        // them on one node of two).
+        let records = loop {
+            let records: Vec<_> = auths
+                .iter()
+                .flat_map(|a| codex_rotor::demo::import_auth_json(a).expect("import"))
+                .collect();
+            if spread(&records, &["a", "b"]) && spread(&records, &["a", "b", "c"]) {
+                break records;
+            }
+        };
         write_new(&url, &key(), &records)
             .await
             .expect("accounts stored");

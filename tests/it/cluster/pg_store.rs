@@ -3,7 +3,9 @@
 //! over has its writes refused and counted; a wrong key stops the open with a message that
 //! names where the key comes from and never the key; `codex-rotor store migrate` moves a data
 //! directory into the database and back with every record, tokens included, unchanged; a
-//! write queued under a generation the process has since lost never lands under the next one.
+//! write queued under a generation the process has since lost never lands under the next one;
+//! a copy that has not reloaded an imported label does not put the old one back; imports and
+//! the writer's batches of the same accounts never deadlock.
 
 use super::throwaway::ThrowawayPg;
 use codex_rotor::sim::{AccountSpec, SimOptions, Simulator};
@@ -418,4 +420,169 @@ async fn lease_db_serves_the_lease_store_seam() {
     db.migrate().await.expect("migrate");
     db.insert_account("a1").await.expect("account row");
     assert_eq!(first_steps(&mut db).await, (1, 1));
+}
+
+/// A label imported into the database (`PgStore::import`, the import through any node) while
+/// a node runs the account: the record generation moves on and the token version does not;
+/// until the node's copy has reloaded, a write of that copy — a rotation stored before the
+/// reload, still with the old label — stores its tokens (the rotation is durable) but leaves
+/// the imported record; after the reload the copy's writes land whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_has_not_reloaded_an_imported_label_stores_its_tokens_and_not_its_old_label() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("record_gen").await;
+    let a = records(1).await.remove(0);
+    {
+        let (seed, _) = PgStore::open(&url, key()).await.expect("open");
+        seed.save(&a).expect("saved");
+    }
+    let store = PgStore::open_for_cluster(&url, key()).await.expect("open");
+    let mut db = LeaseDb::connect(&url).await.expect("connect");
+    let e = db
+        .acquire("n1", 60_000, None)
+        .await
+        .expect("db")
+        .expect("n1");
+    let seen = db.owner_gen(&a.id).await.expect("db").expect("row");
+    let g = db
+        .claim(&a.id, "n1", e, seen, None)
+        .await
+        .expect("db")
+        .expect("claimed");
+    store.hold(&a.id, g.owner_gen);
+    let copy = store.load(&a.id).expect("load").expect("a");
+    let listed = async |db: &mut LeaseDb| {
+        let l = db.listing().await.expect("listing");
+        let o = l
+            .accounts
+            .into_iter()
+            .find(|o| o.account == a.id)
+            .expect("listed");
+        (o.token_version, o.record_gen)
+    };
+    let (version, record_gen) = listed(&mut db).await;
+    assert!(!store.record_moved(&a.id, record_gen));
+
+    let mut relabelled = a.clone();
+    relabelled.identity.label = Some("imported label".into());
+    store
+        .import(|existing| codex_rotor::internals::merge::merge(existing, vec![relabelled.clone()]))
+        .await
+        .expect("imported");
+    let (version_after, record_gen_after) = listed(&mut db).await;
+    assert_eq!(version_after, version, "a label is no import of tokens");
+    assert!(
+        record_gen_after > record_gen,
+        "the record generation moved on"
+    );
+    assert!(
+        store.record_moved(&a.id, record_gen_after),
+        "the copy is to reload"
+    );
+
+    // The copy, not reloaded yet, stores a rotation of its own.
+    let mut rotated = copy.clone();
+    rotated.replace_refresh_token("rt_rotated_by_the_owner".into());
+    rotated.usage.requests += 5;
+    store.save(&rotated).expect("durable");
+    let stored = store.load(&a.id).expect("load").expect("a");
+    assert_eq!(
+        stored.identity.label.as_deref(),
+        Some("imported label"),
+        "the old label was not put back"
+    );
+    assert_eq!(
+        stored.tokens.refresh_token.as_deref(),
+        Some("rt_rotated_by_the_owner"),
+        "the rotation is stored"
+    );
+    assert_eq!(
+        stored.usage.requests, a.usage.requests,
+        "the rest waits for the reload"
+    );
+
+    // That load was the reload: the copy's writes land whole again.
+    assert!(!store.record_moved(&a.id, record_gen_after));
+    let mut merged = rotated.clone();
+    merged.identity.label = stored.identity.label.clone();
+    store.save(&merged).expect("saved");
+    let stored = store.load(&a.id).expect("load").expect("a");
+    assert_eq!(stored.usage.requests, merged.usage.requests);
+    assert_eq!(stored.identity.label.as_deref(), Some("imported label"));
+    assert_eq!(store.fenced_out(), 0);
+}
+
+/// Imports through the database (`PgStore::import`) of every account at once, while the
+/// node's writer stores batches of the same accounts: the import and the writer take the
+/// owner rows in one order (id order; the import through `decide_in`), so neither ever meets
+/// a deadlock — the import has no retry for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_of_every_account_and_the_writers_batches_never_deadlock() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("import_order").await;
+    let recs = records(20).await;
+    {
+        let (seed, _) = PgStore::open(&url, key()).await.expect("open");
+        for r in &recs {
+            seed.save(r).expect("saved");
+        }
+    }
+    let store = std::sync::Arc::new(PgStore::open_for_cluster(&url, key()).await.expect("open"));
+    let mut db = LeaseDb::connect(&url).await.expect("connect");
+    let e = db
+        .acquire("n1", 600_000, None)
+        .await
+        .expect("db")
+        .expect("n1");
+    for r in &recs {
+        let seen = db.owner_gen(&r.id).await.expect("db").expect("row");
+        let g = db
+            .claim(&r.id, "n1", e, seen, None)
+            .await
+            .expect("db")
+            .expect("claimed");
+        store.hold(&r.id, g.owner_gen);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop, recs) = (store.clone(), stop.clone(), recs.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut round = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                round += 1;
+                for r in &recs {
+                    let mut r = r.clone();
+                    r.usage.requests += round;
+                    store.save_coalesced(&r).expect("queued");
+                }
+                store.save(&recs[0]).expect("a batch landed");
+            }
+            round
+        })
+    };
+    let started = std::time::Instant::now();
+    for k in 0..15 {
+        let incoming: Vec<AccountRecord> = recs
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.identity.label = Some(format!("import {k}"));
+                r
+            })
+            .collect();
+        store
+            .import(|existing| codex_rotor::internals::merge::merge(existing, incoming.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("import {k}: {e:?}"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = writer.await.expect("writer");
+    assert!(
+        rounds > 1,
+        "the writer wrote while the imports ran: {rounds} rounds"
+    );
+    eprintln!(
+        "15 imports of 20 accounts beside {rounds} writer rounds in {:?}",
+        started.elapsed()
+    );
 }

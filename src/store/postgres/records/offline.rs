@@ -7,11 +7,10 @@
 //! tokens are new then goes through [`LeaseDb::import_tokens`] (token version + 1, a refresh intent and
 //! `refresh_ambiguous` cleared), the one place that rule lives.
 
-use super::{prepare, read_all, runtime, write_unowned};
+use super::{HeldTokens, prepare, read_all, runtime, write_unowned};
 use crate::store::StoreKey;
 use crate::store::postgres::{DbError, LeaseDb, NOW};
 use rotor_actors::AccountRecord;
-use std::collections::HashMap;
 
 /// Merges `incoming` into the database's accounts with `merge` (given every record it holds,
 /// it updates them in place and returns those that changed), writes the changed ones and
@@ -45,15 +44,11 @@ pub async fn import_offline<R>(
         return Err(DbError::NodesLive { nodes: live });
     }
     let mut records = read_all(&tx, key).await?;
-    let held: HashMap<String, _> = records
-        .iter()
-        .map(|r| (r.id.clone(), r.tokens.clone()))
-        .collect();
+    let held = HeldTokens::of(&records);
     let (report, changed) = merge(&mut records);
-    // Only new tokens are an import of tokens; a label or plan taken from the file is not.
     let fresh: Vec<&str> = changed
         .iter()
-        .filter(|r| held.get(&r.id) != Some(&r.tokens))
+        .filter(|r| held.fresh(r))
         .map(|r| r.id.as_str())
         .collect();
     for rec in &changed {

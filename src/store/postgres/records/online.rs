@@ -6,35 +6,31 @@
 //! - a new account is stored unowned (generation 1): the node rendezvous hashing gives it to
 //!   claims it on its next round;
 //! - an account a live session owns keeps its owner and generation: its record is replaced in
-//!   place and, when its tokens are new, the token version moves on
-//!   ([`Rules::import_tokens`](rotor_actors::ownership::rules::Rules::import_tokens), in the
-//!   same transaction). The owner's writes of the account then leave the row alone until it has
-//!   reloaded the record (`PgStore::load`, the claim loop's reload of an account whose token
-//!   version moved elsewhere), so nothing it had queued before can put the old tokens back;
+//!   place, its record generation moves on and, when its tokens are new, so does the token
+//!   version ([`Rules::import_tokens`](rotor_actors::ownership::rules::Rules::import_tokens),
+//!   in the same transaction). The owner's writes of the account then leave the imported
+//!   record in the row until it has reloaded it (`PgStore::load`, the claim loop's reload of an
+//!   account whose token version or record generation moved), so nothing it had queued before
+//!   can put the old tokens or the old label back;
 //! - an account nobody live owns is written at `owner_gen + 1`, as the offline import does,
 //!   fencing out a writer whose session lapsed.
 //!
 //! Imports are serialised by an advisory lock, so two nodes importing the same new account
-//! at once store it once. The rows an import changes are locked `for update`, which waits for
-//! the owner's write in flight; a deadlock with an owner's batch touching the same accounts in
-//! another order is retried.
+//! at once store it once. The ownership decision is the one every lease operation takes
+//! ([`decide_in`]): the owners' sessions, then the changed accounts' rows, locked in that one
+//! order inside the import's transaction, so an import never deadlocks with a claim, a renewal
+//! or a refresh; the record writer takes the owner rows of a batch in the same id order.
 
 use rotor_actors::AccountRecord;
-use rotor_actors::ownership::rules::Rules;
-use std::collections::HashMap;
 use tokio_postgres::Client;
-use tokio_postgres::error::SqlState;
 
-use super::{put_record, read_all, write_unowned};
+use super::{HeldTokens, put_record, read_all, write_unowned};
 use crate::store::StoreKey;
-use crate::store::postgres::{DbError, LeaseDb, load_account, session_query, write_back};
+use crate::store::postgres::{DbError, decide_in};
 
 /// The advisory lock key that serialises online imports (any constant no other user of the
 /// database takes; "rotorimp" in ASCII).
 const IMPORT_LOCK: i64 = 0x726f_746f_7269_6d70;
-
-/// How often a transaction that lost a deadlock is tried again.
-const ATTEMPTS: usize = 3;
 
 /// Merges `incoming` — through `merge`, given every record the database holds, which updates
 /// them in place and returns those that changed — into the database on `client`, writes the
@@ -44,74 +40,66 @@ pub async fn import_online<R>(
     key: &StoreKey,
     mut merge: impl FnMut(&mut Vec<AccountRecord>) -> (R, Vec<AccountRecord>),
 ) -> Result<R, DbError> {
-    let mut attempt = 0;
     loop {
-        attempt += 1;
-        match once(client, key, &mut merge).await {
-            Err(DbError::Postgres(e))
-                if attempt < ATTEMPTS && e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) =>
-            {
-                tracing::debug!("an online import lost a deadlock; trying again");
-            }
-            r => return r,
+        if let Some(report) = once(client, key, &mut merge).await? {
+            return Ok(report);
         }
+        // An owner changed between the look and the lock: nothing was written.
+        tracing::debug!("an online import met an owner change; trying again");
     }
 }
 
+/// One attempt, one transaction; `None`: an owner changed under it, nothing was committed.
 async fn once<R>(
     client: &mut Client,
     key: &StoreKey,
     merge: &mut impl FnMut(&mut Vec<AccountRecord>) -> (R, Vec<AccountRecord>),
-) -> Result<R, DbError> {
+) -> Result<Option<R>, DbError> {
     let tx = client.transaction().await?;
     tx.execute("select pg_advisory_xact_lock($1)", &[&IMPORT_LOCK])
         .await?;
     let mut records = read_all(&tx, key).await?;
-    let held: HashMap<String, _> = records
-        .iter()
-        .map(|r| (r.id.clone(), r.tokens.clone()))
-        .collect();
-    let (report, mut changed) = merge(&mut records);
-    // One order for the row locks of every import.
-    changed.sort_by(|a, b| a.id.cmp(&b.id));
-    let now = LeaseDb::now(&tx, None).await?;
+    let held = HeldTokens::of(&records);
+    let (report, changed) = merge(&mut records);
+    // A new account gets its ownership row first (unowned, generation 0), so the decision
+    // below sees it; the advisory lock keeps any other import from inserting it meanwhile.
     for rec in &changed {
-        let id = rec.id.as_str();
-        let mut rules = Rules::default();
-        let owned_live = match load_account(&tx, id).await? {
-            Some(row) => {
-                if let Some(o) = &row.owner
-                    && let Some(s) = session_query(&tx, &o.node, "").await?
-                {
-                    rules.sessions.insert(o.node.clone(), s);
-                }
-                let live = rules.owner_live(&row, now);
-                rules.accounts.insert(id.to_owned(), row);
-                live
+        tx.execute(
+            "insert into rotor_account_owner (account) values ($1) on conflict do nothing",
+            &[&rec.id],
+        )
+        .await?;
+    }
+    let ids: Vec<&str> = changed.iter().map(|r| r.id.as_str()).collect();
+    let decided = decide_in(&tx, None, &[], &ids, |rules, now| {
+        let mut owned_live = Vec::with_capacity(changed.len());
+        for rec in &changed {
+            let live = rules
+                .accounts
+                .get(&rec.id)
+                .is_some_and(|row| rules.owner_live(row, now));
+            owned_live.push(live);
+            // Fresh tokens (a new account's included, as offline): a new token version, no
+            // intent, no ambiguity — the owner sees the version move and reloads.
+            if held.fresh(rec) {
+                rules.import_tokens(&rec.id)?;
             }
-            None => false,
-        };
-        if owned_live {
+        }
+        Ok(owned_live)
+    })
+    .await?;
+    let owned_live = match decided {
+        None => return Ok(None),
+        Some(Ok(live)) => live,
+        Some(Err(r)) => return Err(DbError::Worker(format!("import_tokens: {r:?}"))),
+    };
+    for (rec, live) in changed.iter().zip(owned_live) {
+        if live {
             put_record(&tx, rec, key).await?;
         } else {
             write_unowned(&tx, rec, key).await?;
         }
-        // Fresh tokens (a new account's included, as offline): a new token version, no
-        // intent, no ambiguity — the owner sees the version move and reloads.
-        if held.get(id) != Some(&rec.tokens) {
-            let before = match load_account(&tx, id).await? {
-                Some(row) => {
-                    rules.accounts.insert(id.to_owned(), row);
-                    rules.clone()
-                }
-                None => continue,
-            };
-            rules
-                .import_tokens(id)
-                .map_err(|r| DbError::Worker(format!("import_tokens {id}: {r:?}")))?;
-            write_back(&tx, &before, &rules).await?;
-        }
     }
     tx.commit().await?;
-    Ok(report)
+    Ok(Some(report))
 }
