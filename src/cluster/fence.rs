@@ -9,9 +9,9 @@
 //! `refresh_ambiguous` if its call may have reached upstream. Fresh tokens imported into an
 //! account give it a new token version and clear its ambiguity (`import_tokens`).
 //!
-//! The fence has its own connection ([`LeaseDb`]), so a refresh never waits behind the lease
-//! loop's statements, nor the loop behind a refresh; once the database closed it (a restart,
-//! a cut), the next operation connects again. A finish whose answer was lost with the
+//! The fence has its own connection ([`LeaseDb`] on a [`Redialer`]), so a refresh never
+//! waits behind the lease loop's statements, nor the loop behind a refresh; once the database
+//! closed it (a restart, a cut), the next operation connects again. A finish whose answer was lost with the
 //! connection is simply sent again: the store recognises the rotation it already stored
 //! (`Rules::finish_refresh`), so the owner keeps the account.
 
@@ -21,12 +21,12 @@ use std::time::Duration;
 use rotor_actors::ownership::Ms;
 use rotor_actors::ownership::rules::{Intent, Refusal};
 use rotor_actors::{BoxFuture, FenceRefusal, FenceTicket, RefreshFence};
-use tokio::sync::Mutex;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::ClusterView;
 use crate::config::cluster::ClusterConfig;
 use crate::store::postgres::records::PgStore;
-use crate::store::postgres::{DbError, LeaseDb};
+use crate::store::postgres::{DbError, LeaseDb, Redialer};
 
 /// How long each part of a fenced refresh may take; the window is their sum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,50 +61,27 @@ impl Window {
 /// store's ([`PgStore::token_version`]): set when the record is loaded, moved on by this
 /// fence's finishes and imports.
 pub struct PgFence {
-    db: Arc<Mutex<LeaseDb>>,
-    /// How to connect again once the database closed the connection (`None`: never).
-    redial: Option<Arc<Redial>>,
+    /// The fence's own connection, opened again once the database closed it.
+    db: Arc<Mutex<Redialer<LeaseDb>>>,
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
     window: Window,
 }
 
-/// Where the fence connects to again, and how long it may take (the url is a secret: never
-/// logged, so no `Debug`).
-struct Redial {
-    url: String,
-    bound: Duration,
-}
-
-/// The fence's connection, connected again first if the database closed it. A failure is a
-/// [`DbError`] like any other: nothing changed, try again later.
-async fn ready<'a>(
-    db: &'a Mutex<LeaseDb>,
-    redial: Option<&Redial>,
-) -> Result<tokio::sync::MutexGuard<'a, LeaseDb>, DbError> {
-    let mut conn = db.lock().await;
-    if let Some(r) = redial.filter(|_| conn.is_closed()) {
-        *conn = LeaseDb::connect_bounded(&r.url, r.bound).await?;
-        tracing::info!("the refresh fence reconnected to the database");
-    }
-    Ok(conn)
+/// The fence's connection, opened (again) first if there is none or the database closed it.
+/// A failure is a [`DbError`] like any other: nothing changed, try again later.
+async fn ready(db: &Mutex<Redialer<LeaseDb>>) -> Result<MappedMutexGuard<'_, LeaseDb>, DbError> {
+    let mut link = db.lock().await;
+    link.ready().await?;
+    Ok(MutexGuard::map(link, |l| {
+        l.current_mut().expect("just made ready")
+    }))
 }
 
 impl PgFence {
-    /// A fence on its own connection `db`, for the node of `view`, writing at the generations
-    /// `store` holds; a closed connection stays closed (tests).
-    pub fn new(db: LeaseDb, view: Arc<ClusterView>, store: Arc<PgStore>, window: Window) -> Self {
-        PgFence {
-            db: Arc::new(Mutex::new(db)),
-            redial: None,
-            view,
-            store,
-            window,
-        }
-    }
-
-    /// A fence on a connection of its own to `url` (its lock waits bounded by `bound`), which
-    /// it connects again, within `bound`, once the database closed it.
+    /// A fence on a connection of its own to `url` (its opening and lock waits bounded by
+    /// `bound`), for the node of `view`, writing at the generations `store` holds; it opens
+    /// the connection now, and again, within `bound`, whenever the database closed it.
     pub async fn connect(
         url: &str,
         bound: Duration,
@@ -112,14 +89,14 @@ impl PgFence {
         store: Arc<PgStore>,
         window: Window,
     ) -> Result<Self, DbError> {
-        let db = LeaseDb::connect(url).await?;
-        db.bound_waits(bound).await?;
-        let mut fence = PgFence::new(db, view, store, window);
-        fence.redial = Some(Arc::new(Redial {
-            url: url.to_owned(),
-            bound,
-        }));
-        Ok(fence)
+        let mut db = Redialer::new(url, bound, "the refresh fence");
+        db.ready().await?;
+        Ok(PgFence {
+            db: Arc::new(Mutex::new(db)),
+            view,
+            store,
+            window,
+        })
     }
 
     /// True if the token version the store lists for `account` moved past the one this
@@ -158,7 +135,6 @@ impl RefreshFence for PgFence {
 
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
-        let redial = self.redial.clone();
         let store = self.store.clone();
         let (account, held) = (account.to_owned(), self.store.held_at(account));
         Box::pin(async move {
@@ -176,7 +152,7 @@ impl RefreshFence for PgFence {
                 ));
             }
             let node = view.node_id().to_owned();
-            let mut db = ready(&db, redial.as_deref()).await.map_err(later)?;
+            let mut db = ready(&db).await.map_err(later)?;
             let verdict = db
                 .begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
                 .await
@@ -228,10 +204,9 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
-        let redial = self.redial.clone();
         let store = self.store.clone();
         Box::pin(async move {
-            let verdict = ready(&db, redial.as_deref())
+            let verdict = ready(&db)
                 .await
                 .map_err(later)?
                 .finish_refresh(
@@ -262,9 +237,8 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
-        let redial = self.redial.clone();
         Box::pin(async move {
-            let verdict = ready(&db, redial.as_deref())
+            let verdict = ready(&db)
                 .await
                 .map_err(later)?
                 .abandon_refresh(
@@ -286,9 +260,8 @@ impl RefreshFence for PgFence {
 
     fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
         let (db, account, store) = (self.db.clone(), account.to_owned(), self.store.clone());
-        let redial = self.redial.clone();
         Box::pin(async move {
-            let verdict = ready(&db, redial.as_deref())
+            let verdict = ready(&db)
                 .await
                 .map_err(later)?
                 .import_tokens(&account)

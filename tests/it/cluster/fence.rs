@@ -410,12 +410,15 @@ async fn a_node_frozen_mid_refresh_past_its_session_drops_the_account_and_no_tok
         let t = s.lease.sending(now);
         s.lease.granted(t, epoch, TTL);
     }
-    let fence = PgFence::new(
-        LeaseDb::connect(&url).await.expect("connect"),
+    let fence = PgFence::connect(
+        &url,
+        Duration::from_secs(2),
         view.clone(),
         store.clone(),
         WINDOW,
-    );
+    )
+    .await
+    .expect("connect");
     let effects = Effects {
         store: Arc::new(FreezingStore {
             inner: store.clone(),
