@@ -21,7 +21,7 @@ use std::time::Duration;
 use rotor_actors::ownership::Ms;
 use rotor_actors::ownership::rules::{Intent, Refusal};
 use rotor_actors::{BoxFuture, FenceRefusal, FenceTicket, RefreshFence};
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
 use super::ClusterView;
 use crate::config::cluster::ClusterConfig;
@@ -51,6 +51,14 @@ impl Window {
         }
     }
 
+    /// The bound on one fence operation as a whole (waiting for the fence's connection,
+    /// opening it again, the transaction): the writes' share. A finish must land within it
+    /// anyway, and a begin that took longer would leave its call less than its share before
+    /// the intent's deadline.
+    pub fn op_timeout(&self) -> Duration {
+        self.persist
+    }
+
     /// The whole window, in ms.
     pub fn total_ms(&self) -> Ms {
         (self.call + self.persist + self.margin).as_millis() as Ms
@@ -68,14 +76,27 @@ pub struct PgFence {
     window: Window,
 }
 
-/// The fence's connection, opened (again) first if there is none or the database closed it.
-/// A failure is a [`DbError`] like any other: nothing changed, try again later.
-async fn ready(db: &Mutex<Redialer<LeaseDb>>) -> Result<MappedMutexGuard<'_, LeaseDb>, DbError> {
-    let mut link = db.lock().await;
-    link.ready().await?;
-    Ok(MutexGuard::map(link, |l| {
-        l.current_mut().expect("just made ready")
-    }))
+/// Runs `op` on the fence's connection — waiting for it, opening it again if the database
+/// closed it, and the op's transaction — all within `bound` ([`Window::op_timeout`]). Past it
+/// the connection is dropped (behind a stalled network it would answer nothing more; the next
+/// op opens a new one) and the op fails as a database that did not answer: nothing is known to
+/// have changed, so a begin counts as not begun and a finish is sent again.
+async fn within<T>(
+    db: &Mutex<Redialer<LeaseDb>>,
+    bound: Duration,
+    op: impl AsyncFnOnce(&mut LeaseDb) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let deadline = tokio::time::Instant::now() + bound;
+    let late = || DbError::Worker(format!("the database did not answer within {bound:?}"));
+    let Ok(mut link) = tokio::time::timeout_at(deadline, db.lock()).await else {
+        return Err(late());
+    };
+    let run = async { op(link.ready().await?).await };
+    let outcome = tokio::time::timeout_at(deadline, run).await;
+    outcome.unwrap_or_else(|_| {
+        link.forget();
+        Err(late())
+    })
 }
 
 impl PgFence {
@@ -152,11 +173,13 @@ impl RefreshFence for PgFence {
                 ));
             }
             let node = view.node_id().to_owned();
-            let mut db = ready(&db).await.map_err(later)?;
-            let verdict = db
-                .begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
-                .await
-                .map_err(later)?;
+            let bound = window.op_timeout();
+            let verdict = within(&db, bound, async |d| {
+                d.begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
+                    .await
+            })
+            .await
+            .map_err(later)?;
             match verdict {
                 Ok(i)
                     if store
@@ -166,9 +189,11 @@ impl RefreshFence for PgFence {
                     // The store's tokens are not the ones this node holds (imported elsewhere,
                     // not reloaded yet): refreshing these would put old tokens back. Nothing
                     // was called; the claim loop reloads the account first.
-                    let _ = db
-                        .abandon_refresh(&account, &node, epoch, owner_gen, &i, false)
-                        .await;
+                    let _ = within(&db, bound, async |d| {
+                        d.abandon_refresh(&account, &node, epoch, owner_gen, &i, false)
+                            .await
+                    })
+                    .await;
                     Err(FenceRefusal::Later(
                         "fresh tokens were imported through another node; the account \
                          reloads them first"
@@ -204,20 +229,15 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
-        let store = self.store.clone();
+        let (store, bound) = (self.store.clone(), self.window.op_timeout());
         Box::pin(async move {
-            let verdict = ready(&db)
-                .await
-                .map_err(later)?
-                .finish_refresh(
-                    &account,
-                    &node,
-                    ticket.epoch,
-                    ticket.owner_gen,
-                    &intent_of(&ticket),
-                )
-                .await
-                .map_err(later)?;
+            let verdict = within(&db, bound, async |d| {
+                let intent = intent_of(&ticket);
+                d.finish_refresh(&account, &node, ticket.epoch, ticket.owner_gen, &intent)
+                    .await
+            })
+            .await
+            .map_err(later)?;
             // Any refusal: the account moved on without this rotation (another owner, an
             // import): this node's tokens must not be used.
             let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
@@ -237,20 +257,22 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
+        let bound = self.window.op_timeout();
         Box::pin(async move {
-            let verdict = ready(&db)
-                .await
-                .map_err(later)?
-                .abandon_refresh(
+            let verdict = within(&db, bound, async |d| {
+                let intent = intent_of(&ticket);
+                d.abandon_refresh(
                     &account,
                     &node,
                     ticket.epoch,
                     ticket.owner_gen,
-                    &intent_of(&ticket),
+                    &intent,
                     reached_upstream,
                 )
                 .await
-                .map_err(later)?;
+            })
+            .await
+            .map_err(later)?;
             if let Err(r) = &verdict {
                 tracing::info!(%account, refusal = %r, "the abandoned refresh's intent was already gone");
             }
@@ -260,11 +282,9 @@ impl RefreshFence for PgFence {
 
     fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
         let (db, account, store) = (self.db.clone(), account.to_owned(), self.store.clone());
+        let bound = self.window.op_timeout();
         Box::pin(async move {
-            let verdict = ready(&db)
-                .await
-                .map_err(later)?
-                .import_tokens(&account)
+            let verdict = within(&db, bound, async |d| d.import_tokens(&account).await)
                 .await
                 .map_err(later)?;
             let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;

@@ -3,6 +3,7 @@
 
 mod affinity;
 mod fence;
+mod fence_stall;
 mod forward;
 mod import;
 mod nodes;
