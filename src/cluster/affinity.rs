@@ -26,6 +26,7 @@ use rotor_actors::pool::AffinityShare;
 
 use super::forward::ClusterSecret;
 use super::view::{ClusterView, Peer, Placement};
+use crate::store::postgres::Redialer;
 use crate::store::postgres::affinity::{AffinityDb, KeyHash};
 
 /// How often the writer flushes what was queued.
@@ -36,7 +37,7 @@ pub const QUEUE_CAPACITY: usize = 10_000;
 pub const BATCH: usize = 1_000;
 /// Bound on one lookup on the request path.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
-/// Bound on (re)connecting the writer's connection.
+/// Bound on (re)connecting the writer's connection, and on its lock waits.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bound on one statement of the writer: a connection whose database stopped answering (a
 /// partition sends no reset) is replaced instead of holding the writer.
@@ -115,7 +116,8 @@ pub struct SharedAffinity {
     ttl_ms: i64,
     /// (conversation key, account) recorded since the last flush, oldest first.
     queue: Mutex<VecDeque<(String, String)>>,
-    /// The connection, once the writer made one.
+    /// The writer's connection while it is open, for lookups (the writer's [`Redialer`]
+    /// opens it and publishes it here).
     db: Mutex<Option<Arc<AffinityDb>>>,
 }
 
@@ -198,14 +200,26 @@ impl SharedAffinity {
     async fn write_behind(&self, url: &str) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut link: Redialer<Arc<AffinityDb>> =
+            Redialer::new(url, CONNECT_TIMEOUT, "the shared affinity table");
         let mut swept: Option<Instant> = None;
         let mut reachable = true;
         loop {
             tick.tick().await;
-            let Some(db) = self.connect(url, &mut reachable).await else {
-                continue; // the queue keeps (bounded) until the database is back
+            let db = match link.ready().await {
+                Ok(db) => db.clone(),
+                Err(e) => {
+                    *lock(&self.db) = None;
+                    if std::mem::replace(&mut reachable, false) {
+                        tracing::warn!(error = %e, "shared affinity table unreachable; conversations another node served are picked fresh until it is back");
+                    }
+                    continue; // the queue keeps (bounded) until the database is back
+                }
             };
+            reachable = true;
+            *lock(&self.db) = Some(db.clone());
             if !self.flush(&db).await {
+                self.forget(&mut link);
                 continue;
             }
             if swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
@@ -215,36 +229,17 @@ impl SharedAffinity {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => tracing::debug!(rows = n, "shared affinity: expired rows deleted"),
                     Ok(Err(e)) => tracing::debug!(error = %e, "shared affinity: sweep failed"),
-                    Err(_) => self.forget(&db),
+                    Err(_) => self.forget(&mut link),
                 }
             }
         }
     }
 
-    /// The live connection, making one when there is none (bounded); a failure is logged
-    /// once until the database is reachable again.
-    async fn connect(&self, url: &str, reachable: &mut bool) -> Option<Arc<AffinityDb>> {
-        if let Some(db) = self.current() {
-            return Some(db);
-        }
-        let made = match tokio::time::timeout(CONNECT_TIMEOUT, AffinityDb::connect(url)).await {
-            Ok(Ok(db)) => Ok(Arc::new(db)),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
-        };
-        match made {
-            Ok(db) => {
-                *reachable = true;
-                *lock(&self.db) = Some(db.clone());
-                Some(db)
-            }
-            Err(e) => {
-                if std::mem::replace(reachable, false) {
-                    tracing::warn!(error = %e, "shared affinity table unreachable; conversations another node served are picked fresh until it is back");
-                }
-                None
-            }
-        }
+    /// Drops the writer's connection (a statement got no answer in time) and stops lookups
+    /// using it: the next tick opens a new one.
+    fn forget(&self, link: &mut Redialer<Arc<AffinityDb>>) {
+        link.forget();
+        *lock(&self.db) = None;
     }
 
     /// Flushes what is queued now, on the connection the writer made (a planned shutdown).
@@ -255,8 +250,8 @@ impl SharedAffinity {
     }
 
     /// Writes what was queued, each key once (its last account), in batches of [`BATCH`].
-    /// On a failure the rest is dropped (counted) and the connection replaced at the next
-    /// tick; `false` then.
+    /// On a failure the rest is dropped (counted); `false` then (the writer replaces the
+    /// connection).
     async fn flush(&self, db: &Arc<AffinityDb>) -> bool {
         let queued = std::mem::take(&mut *lock(&self.queue));
         let rows = self.rows(queued);
@@ -272,18 +267,9 @@ impl SharedAffinity {
             let lost = rows.len() - i * BATCH;
             DROPPED[1].fetch_add(lost as u64, Ordering::Relaxed);
             tracing::debug!(%error, rows = lost, "shared affinity: a flush failed; its rows are dropped");
-            self.forget(db);
             return false;
         }
         true
-    }
-
-    /// Drops the connection `db` (if still the current one): the writer makes a new one.
-    fn forget(&self, db: &Arc<AffinityDb>) {
-        let mut current = lock(&self.db);
-        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, db)) {
-            *current = None;
-        }
     }
 
     /// The rows a queue becomes: keys hashed, each once with its last account, in the order

@@ -9,9 +9,9 @@
 //! `refresh_ambiguous` if its call may have reached upstream. Fresh tokens imported into an
 //! account give it a new token version and clear its ambiguity (`import_tokens`).
 //!
-//! The fence has its own connection ([`LeaseDb`]), so a refresh never waits behind the lease
-//! loop's statements, nor the loop behind a refresh; once the database closed it (a restart,
-//! a cut), the next operation connects again. A finish whose answer was lost with the
+//! The fence has its own connection ([`LeaseDb`] on a [`Redialer`]), so a refresh never
+//! waits behind the lease loop's statements, nor the loop behind a refresh; once the database
+//! closed it (a restart, a cut), the next operation connects again. A finish whose answer was lost with the
 //! connection is simply sent again: the store recognises the rotation it already stored
 //! (`Rules::finish_refresh`), so the owner keeps the account.
 
@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use super::ClusterView;
 use crate::config::cluster::ClusterConfig;
 use crate::store::postgres::records::PgStore;
-use crate::store::postgres::{DbError, LeaseDb};
+use crate::store::postgres::{DbError, LeaseDb, Redialer};
 
 /// How long each part of a fenced refresh may take; the window is their sum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,14 @@ impl Window {
         }
     }
 
+    /// The bound on one fence operation as a whole (waiting for the fence's connection,
+    /// opening it again, the transaction): the writes' share. A finish must land within it
+    /// anyway, and a begin that took longer would leave its call less than its share before
+    /// the intent's deadline.
+    pub fn op_timeout(&self) -> Duration {
+        self.persist
+    }
+
     /// The whole window, in ms.
     pub fn total_ms(&self) -> Ms {
         (self.call + self.persist + self.margin).as_millis() as Ms
@@ -61,50 +69,40 @@ impl Window {
 /// store's ([`PgStore::token_version`]): set when the record is loaded, moved on by this
 /// fence's finishes and imports.
 pub struct PgFence {
-    db: Arc<Mutex<LeaseDb>>,
-    /// How to connect again once the database closed the connection (`None`: never).
-    redial: Option<Arc<Redial>>,
+    /// The fence's own connection, opened again once the database closed it.
+    db: Arc<Mutex<Redialer<LeaseDb>>>,
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
     window: Window,
 }
 
-/// Where the fence connects to again, and how long it may take (the url is a secret: never
-/// logged, so no `Debug`).
-struct Redial {
-    url: String,
+/// Runs `op` on the fence's connection — waiting for it, opening it again if the database
+/// closed it, and the op's transaction — all within `bound` ([`Window::op_timeout`]). Past it
+/// the connection is dropped (behind a stalled network it would answer nothing more; the next
+/// op opens a new one) and the op fails as a database that did not answer: nothing is known to
+/// have changed, so a begin counts as not begun and a finish is sent again.
+async fn within<T>(
+    db: &Mutex<Redialer<LeaseDb>>,
     bound: Duration,
-}
-
-/// The fence's connection, connected again first if the database closed it. A failure is a
-/// [`DbError`] like any other: nothing changed, try again later.
-async fn ready<'a>(
-    db: &'a Mutex<LeaseDb>,
-    redial: Option<&Redial>,
-) -> Result<tokio::sync::MutexGuard<'a, LeaseDb>, DbError> {
-    let mut conn = db.lock().await;
-    if let Some(r) = redial.filter(|_| conn.is_closed()) {
-        *conn = LeaseDb::connect_bounded(&r.url, r.bound).await?;
-        tracing::info!("the refresh fence reconnected to the database");
-    }
-    Ok(conn)
+    op: impl AsyncFnOnce(&mut LeaseDb) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let deadline = tokio::time::Instant::now() + bound;
+    let late = || DbError::Worker(format!("the database did not answer within {bound:?}"));
+    let Ok(mut link) = tokio::time::timeout_at(deadline, db.lock()).await else {
+        return Err(late());
+    };
+    let run = async { op(link.ready().await?).await };
+    let outcome = tokio::time::timeout_at(deadline, run).await;
+    outcome.unwrap_or_else(|_| {
+        link.forget();
+        Err(late())
+    })
 }
 
 impl PgFence {
-    /// A fence on its own connection `db`, for the node of `view`, writing at the generations
-    /// `store` holds; a closed connection stays closed (tests).
-    pub fn new(db: LeaseDb, view: Arc<ClusterView>, store: Arc<PgStore>, window: Window) -> Self {
-        PgFence {
-            db: Arc::new(Mutex::new(db)),
-            redial: None,
-            view,
-            store,
-            window,
-        }
-    }
-
-    /// A fence on a connection of its own to `url` (its lock waits bounded by `bound`), which
-    /// it connects again, within `bound`, once the database closed it.
+    /// A fence on a connection of its own to `url` (its opening and lock waits bounded by
+    /// `bound`), for the node of `view`, writing at the generations `store` holds; it opens
+    /// the connection now, and again, within `bound`, whenever the database closed it.
     pub async fn connect(
         url: &str,
         bound: Duration,
@@ -112,14 +110,14 @@ impl PgFence {
         store: Arc<PgStore>,
         window: Window,
     ) -> Result<Self, DbError> {
-        let db = LeaseDb::connect(url).await?;
-        db.bound_waits(bound).await?;
-        let mut fence = PgFence::new(db, view, store, window);
-        fence.redial = Some(Arc::new(Redial {
-            url: url.to_owned(),
-            bound,
-        }));
-        Ok(fence)
+        let mut db = Redialer::new(url, bound, "the refresh fence");
+        db.ready().await?;
+        Ok(PgFence {
+            db: Arc::new(Mutex::new(db)),
+            view,
+            store,
+            window,
+        })
     }
 
     /// True if the token version the store lists for `account` moved past the one this
@@ -158,7 +156,6 @@ impl RefreshFence for PgFence {
 
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
-        let redial = self.redial.clone();
         let store = self.store.clone();
         let (account, held) = (account.to_owned(), self.store.held_at(account));
         Box::pin(async move {
@@ -176,11 +173,13 @@ impl RefreshFence for PgFence {
                 ));
             }
             let node = view.node_id().to_owned();
-            let mut db = ready(&db, redial.as_deref()).await.map_err(later)?;
-            let verdict = db
-                .begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
-                .await
-                .map_err(later)?;
+            let bound = window.op_timeout();
+            let verdict = within(&db, bound, async |d| {
+                d.begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
+                    .await
+            })
+            .await
+            .map_err(later)?;
             match verdict {
                 Ok(i)
                     if store
@@ -190,9 +189,11 @@ impl RefreshFence for PgFence {
                     // The store's tokens are not the ones this node holds (imported elsewhere,
                     // not reloaded yet): refreshing these would put old tokens back. Nothing
                     // was called; the claim loop reloads the account first.
-                    let _ = db
-                        .abandon_refresh(&account, &node, epoch, owner_gen, &i, false)
-                        .await;
+                    let _ = within(&db, bound, async |d| {
+                        d.abandon_refresh(&account, &node, epoch, owner_gen, &i, false)
+                            .await
+                    })
+                    .await;
                     Err(FenceRefusal::Later(
                         "fresh tokens were imported through another node; the account \
                          reloads them first"
@@ -228,21 +229,15 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
-        let redial = self.redial.clone();
-        let store = self.store.clone();
+        let (store, bound) = (self.store.clone(), self.window.op_timeout());
         Box::pin(async move {
-            let verdict = ready(&db, redial.as_deref())
-                .await
-                .map_err(later)?
-                .finish_refresh(
-                    &account,
-                    &node,
-                    ticket.epoch,
-                    ticket.owner_gen,
-                    &intent_of(&ticket),
-                )
-                .await
-                .map_err(later)?;
+            let verdict = within(&db, bound, async |d| {
+                let intent = intent_of(&ticket);
+                d.finish_refresh(&account, &node, ticket.epoch, ticket.owner_gen, &intent)
+                    .await
+            })
+            .await
+            .map_err(later)?;
             // Any refusal: the account moved on without this rotation (another owner, an
             // import): this node's tokens must not be used.
             let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;
@@ -262,21 +257,22 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
-        let redial = self.redial.clone();
+        let bound = self.window.op_timeout();
         Box::pin(async move {
-            let verdict = ready(&db, redial.as_deref())
-                .await
-                .map_err(later)?
-                .abandon_refresh(
+            let verdict = within(&db, bound, async |d| {
+                let intent = intent_of(&ticket);
+                d.abandon_refresh(
                     &account,
                     &node,
                     ticket.epoch,
                     ticket.owner_gen,
-                    &intent_of(&ticket),
+                    &intent,
                     reached_upstream,
                 )
                 .await
-                .map_err(later)?;
+            })
+            .await
+            .map_err(later)?;
             if let Err(r) = &verdict {
                 tracing::info!(%account, refusal = %r, "the abandoned refresh's intent was already gone");
             }
@@ -286,12 +282,9 @@ impl RefreshFence for PgFence {
 
     fn imported(&self, account: &str) -> BoxFuture<'static, Result<(), FenceRefusal>> {
         let (db, account, store) = (self.db.clone(), account.to_owned(), self.store.clone());
-        let redial = self.redial.clone();
+        let bound = self.window.op_timeout();
         Box::pin(async move {
-            let verdict = ready(&db, redial.as_deref())
-                .await
-                .map_err(later)?
-                .import_tokens(&account)
+            let verdict = within(&db, bound, async |d| d.import_tokens(&account).await)
                 .await
                 .map_err(later)?;
             let version = verdict.map_err(|r| FenceRefusal::Lost(r.to_string()))?;

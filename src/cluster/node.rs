@@ -36,7 +36,7 @@ use super::plan::{Plan, plan};
 use super::view::{ClusterView, Peer, Summary};
 use crate::config::ClusterConfig;
 use crate::store::postgres::records::PgStore;
-use crate::store::postgres::{DbError, LeaseDb, Listing, Ownership};
+use crate::store::postgres::{DbError, LeaseDb, Listing, Ownership, Redialer};
 
 /// The node's timings, from `[cluster]`.
 #[derive(Debug, Clone, Copy)]
@@ -156,13 +156,6 @@ async fn within<T>(
     })
 }
 
-/// Connects, bounded; `None` after a failure (logged once per outage by the caller). The
-/// connection's own lock waits and idle transactions are bounded the same way, so a node
-/// paused inside a transaction cannot stall the others' renewals past their deadlines.
-async fn connect(url: &str, bound: Duration) -> Result<LeaseDb, DbError> {
-    LeaseDb::connect_bounded(url, bound).await
-}
-
 /// Waits `d`, or until asked to stop.
 async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) {
     tokio::select! {
@@ -197,30 +190,30 @@ impl Backoff {
 
 async fn lease_loop(parts: NodeParts, mut stop: watch::Receiver<bool>) {
     let (view, t) = (&parts.view, parts.timing);
-    let mut db: Option<LeaseDb> = None;
+    // Its lock waits and idle transactions are bounded like its calls, so a node paused
+    // inside a transaction cannot stall the others' renewals past their deadlines.
+    let mut db: Redialer<LeaseDb> = Redialer::new(&parts.url, t.fifth(), "the lease loop");
     let mut backoff = Backoff::new(t.fifth());
     let mut down = false;
     loop {
         if *stop.borrow() {
-            end_session(view, db.as_mut(), t).await;
+            end_session(view, db.current_mut(), t).await;
             return;
         }
-        if db.is_none() {
-            match connect(&parts.url, t.fifth()).await {
-                Ok(d) => db = Some(d),
-                Err(e) => {
-                    if !down {
-                        tracing::warn!(error = %e, "cluster: cannot reach the database; retrying");
-                        down = true;
-                    }
-                    RENEWALS.failed.fetch_add(1, Ordering::Relaxed);
-                    counters::set_standing(view.standing());
-                    pause(backoff.step(), &mut stop).await;
-                    continue;
+        let d = match db.ready().await {
+            Ok(d) => d,
+            Err(e) => {
+                if !down {
+                    tracing::warn!(error = %e, "cluster: cannot reach the database; retrying");
+                    down = true;
                 }
+                RENEWALS.failed.fetch_add(1, Ordering::Relaxed);
+                counters::set_standing(view.standing());
+                pause(backoff.step(), &mut stop).await;
+                continue;
             }
-        }
-        let wait = match lease_step(view, db.as_mut().expect("connected"), t).await {
+        };
+        let wait = match lease_step(view, d, t).await {
             Ok(wait) => {
                 if down {
                     tracing::info!("cluster: the database answers again");
@@ -235,7 +228,7 @@ async fn lease_loop(parts: NodeParts, mut stop: watch::Receiver<bool>) {
                     down = true;
                 }
                 RENEWALS.failed.fetch_add(1, Ordering::Relaxed);
-                db = None;
+                db.forget();
                 backoff.step()
             }
         };
@@ -329,7 +322,7 @@ async fn end_session(view: &ClusterView, db: Option<&mut LeaseDb>, t: Timing) {
 
 async fn claim_loop(parts: NodeParts, mut stop: watch::Receiver<bool>) {
     let (view, t) = (&parts.view, parts.timing);
-    let mut db: Option<LeaseDb> = None;
+    let mut db: Redialer<LeaseDb> = Redialer::new(&parts.url, t.fifth(), "the claim loop");
     let mut seen: Option<u64> = None;
     loop {
         let stopping = *stop.borrow();
@@ -342,23 +335,21 @@ async fn claim_loop(parts: NodeParts, mut stop: watch::Receiver<bool>) {
             }
             seen = epoch;
         }
-        if db.is_none() {
-            db = connect(&parts.url, t.fifth()).await.ok();
-        }
+        let d = db.ready().await.ok();
         if stopping {
-            if let (Some(d), Some(e)) = (db.as_mut(), epoch) {
+            if let (Some(d), Some(e)) = (d, epoch) {
                 release_all(&parts, d, e).await;
             }
             leave_all(&parts).await;
             return;
         }
-        if let (Some(d), Some(e), Standing::Held) = (db.as_mut(), epoch, view.standing()) {
+        if let (Some(d), Some(e), Standing::Held) = (d, epoch, view.standing()) {
             match round(&parts, d, e).await {
                 // Readiness waits for the first completed pass of a session.
                 Ok(()) => view.write().claimed_in = Some(e),
                 Err(e) => {
                     tracing::debug!(error = %e, "cluster: a claim round failed");
-                    db = None;
+                    db.forget();
                 }
             }
         }

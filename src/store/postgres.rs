@@ -16,7 +16,10 @@ use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 
 pub mod affinity;
 pub mod records;
+pub mod redial;
 mod schema;
+
+pub use redial::Redialer;
 
 pub use schema::SCHEMA_VERSION;
 
@@ -106,49 +109,39 @@ async fn open(url: &str) -> Result<Client, tokio_postgres::Error> {
     Ok(client)
 }
 
+/// Bounds how long a connection's work can hold or wait for a row lock (at most `bound`
+/// each): a transaction left idle — its process paused by SIGSTOP or a VM freeze between two
+/// statements — is ended by the server, so its locks never stall the other nodes' renewals,
+/// claims and writes; and a statement waiting on a lock gives up instead of outliving its own
+/// lease. [`Redialer`] applies it to every connection it opens.
+pub async fn bound_waits(client: &Client, bound: std::time::Duration) -> Result<(), DbError> {
+    let ms = bound.as_millis().max(100);
+    client
+        .batch_execute(&format!(
+            "set idle_in_transaction_session_timeout = {ms}; set lock_timeout = {ms}"
+        ))
+        .await?;
+    Ok(())
+}
+
+/// A [`LeaseDb`] on a [`Redialer`]: the node's loops and its refresh fence.
+impl redial::Dialed for LeaseDb {
+    async fn dialed(client: Client) -> Result<Self, DbError> {
+        Ok(Self { client })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}
+
 impl LeaseDb {
-    /// Connects (`url`: a libpq connection string or URL) and runs the connection task.
+    /// Connects (`url`: a libpq connection string or URL) and runs the connection task; a
+    /// connection that should come back after an outage is a [`Redialer`] instead.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
         Ok(Self {
             client: open(url).await?,
         })
-    }
-
-    /// Connects within `bound`, with this connection's lock waits and idle transactions
-    /// bounded by it too ([`bound_waits`](Self::bound_waits)): how a node's loops and its
-    /// refresh fence reach the database again after losing it.
-    pub async fn connect_bounded(url: &str, bound: std::time::Duration) -> Result<Self, DbError> {
-        let go = async {
-            let db = Self::connect(url).await?;
-            db.bound_waits(bound).await?;
-            Ok(db)
-        };
-        tokio::time::timeout(bound, go).await.unwrap_or_else(|_| {
-            Err(DbError::Worker(
-                "the database did not answer in time".into(),
-            ))
-        })
-    }
-
-    /// True once the connection is gone (the server closed it, or the network cut it): every
-    /// statement on it fails from then on.
-    pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
-    }
-
-    /// Bounds how long this connection's work can hold or wait for a row lock (at most
-    /// `bound` each): a transaction left idle — its node paused by SIGSTOP or a VM freeze
-    /// between two statements — is ended by the server, so its locks never stall the other
-    /// nodes' renewals and claims; and a statement of this node waiting on a lock gives up
-    /// instead of outliving its own lease.
-    pub async fn bound_waits(&self, bound: std::time::Duration) -> Result<(), DbError> {
-        let ms = bound.as_millis().max(100);
-        self.client
-            .batch_execute(&format!(
-                "set idle_in_transaction_session_timeout = {ms}; set lock_timeout = {ms}"
-            ))
-            .await?;
-        Ok(())
     }
 
     /// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer one. Returns the version the

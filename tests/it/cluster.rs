@@ -3,6 +3,7 @@
 
 mod affinity;
 mod fence;
+mod fence_stall;
 mod forward;
 mod import;
 mod nodes;
@@ -12,9 +13,14 @@ mod pg_offline;
 mod pg_rules;
 mod pg_store;
 mod ready;
+mod redial;
 // The throwaway server lives in the lab (the cluster chaos run needs it too); the integration
 // tests cannot depend on the lab crate, so they compile the same file. Its TCP and stop/start
 // parts are the lab's.
 #[allow(dead_code)]
 #[path = "../lab/src/pg.rs"]
 mod throwaway;
+// The lab's cuttable TCP relay: a database behind a silent network stall.
+#[allow(dead_code)]
+#[path = "../lab/src/relay.rs"]
+mod relay;

@@ -6,6 +6,6 @@
 
 mod daemon;
 pub(crate) mod demo;
-mod logs;
+pub(crate) mod logs;
 mod rotation;
 mod signin;

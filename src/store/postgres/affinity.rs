@@ -5,7 +5,7 @@
 //! The table is `UNLOGGED`: a database crash empties it, which costs affinity misses only.
 //!
 //! One connection, shared by the node's writer (batched upserts, the sweep) and its request
-//! path (lookups, prepared once per connection). Whoever owns it reconnects when it closed.
+//! path (lookups, prepared once per connection), on a [`Redialer`](super::Redialer).
 
 use tokio_postgres::{Client, Statement};
 
@@ -25,11 +25,10 @@ pub struct AffinityDb {
     lookup: Statement,
 }
 
-impl AffinityDb {
-    /// Connects (`url`: a libpq connection string or URL; a secret, never logged) and
-    /// prepares the lookup.
-    pub async fn connect(url: &str) -> Result<Self, DbError> {
-        let client = super::open(url).await?;
+/// How a [`Redialer`](super::Redialer) opens it: the statement bound, the lookup prepared
+/// once per connection.
+impl super::redial::Dialed for AffinityDb {
+    async fn dialed(client: Client) -> Result<Self, DbError> {
         client
             .batch_execute(&format!("set statement_timeout = {STATEMENT_TIMEOUT_MS}"))
             .await?;
@@ -39,6 +38,18 @@ impl AffinityDb {
             ))
             .await?;
         Ok(Self { client, lookup })
+    }
+
+    fn is_closed(&self) -> bool {
+        AffinityDb::is_closed(self)
+    }
+}
+
+impl AffinityDb {
+    /// Connects once (`url`: a libpq connection string or URL; a secret, never logged) and
+    /// prepares the lookup; a node's writer holds it on a [`Redialer`](super::Redialer).
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        <Self as super::redial::Dialed>::dialed(super::open(url).await?).await
     }
 
     /// Whether the connection has ended (the database restarted or went away).

@@ -23,7 +23,7 @@ use rotor_actors::{AccountRecord, Store};
 use serde_json::Value;
 use tokio_postgres::{Client, GenericClient};
 
-use super::{DbError, schema};
+use super::{DbError, Redialer, schema};
 
 mod offline;
 mod online;
@@ -37,9 +37,10 @@ const PROBE: &[u8] = b"codex-rotor store key probe";
 /// The associated data of the probe (account ids are hex, so it cannot collide with one).
 const PROBE_AAD: &str = "rotor_store_key";
 
-/// How long the server lets a transaction of this store sit idle before ending it (a healthy
-/// batch sends its statements back to back).
-const IDLE_IN_TRANSACTION_MS: u64 = 2_000;
+/// How long the server lets a transaction of this store sit idle, or a statement wait for a
+/// lock, before ending it (a healthy batch sends its statements back to back); and how long
+/// opening a connection may take.
+const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The owner row of an account — its token version and record generation ([`put_of`]) —
 /// while this process holds it at generation `$2`, locked against a concurrent change of
@@ -68,50 +69,34 @@ impl Drop for Runtime {
     }
 }
 
-/// A connection: its client, and the runtime its connection task runs on.
+/// A connection whose task runs on the store's runtime, opened again once the database
+/// closed it (a restart, an outage), so one outage does not leave the store without a
+/// connection for the rest of its life.
 struct Conn {
-    client: Client,
-    /// Keeps the connection task alive as long as the client is used.
-    rt: Arc<Runtime>,
-    /// Where it connects to, for [`Conn::ready`] (a secret: never logged).
-    url: String,
+    link: Redialer<Client>,
+    /// Keeps the connection task's runtime alive as long as the client is used.
+    _rt: Arc<Runtime>,
 }
 
 impl Conn {
-    /// Connects again if the database closed the connection (a restart, an outage), so one
-    /// outage does not leave the store without a connection for the rest of its life.
-    async fn ready(&mut self) -> Result<&Client, DbError> {
-        if self.client.is_closed() {
-            *self = connect(&self.rt, &self.url).await?;
-        }
-        Ok(&self.client)
+    /// The open client, connected again first if the database closed it.
+    async fn ready(&mut self) -> Result<&mut Client, DbError> {
+        self.link.ready().await
     }
 }
 
-/// Opens a connection on `rt` (awaitable from any runtime).
+/// Opens a connection on `rt` (awaitable from any runtime). A writer paused inside a batch
+/// (SIGSTOP, a VM freeze) must not keep the owner rows it read `for share` locked: the server
+/// ends such a transaction after [`IDLE_IN_TRANSACTION`] ([`super::bound_waits`]), so claims
+/// on the other nodes go on.
 async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
     let handle = rt.0.as_ref().map(|r| r.handle().clone());
     let handle = handle.ok_or_else(|| DbError::Worker("stopped".into()))?;
-    let owned = url.to_owned();
-    let client = handle
-        .spawn(async move {
-            let client = super::open(&owned).await?;
-            // A writer paused inside a batch (SIGSTOP, a VM freeze) must not keep the owner
-            // rows it read `for share` locked: the server ends such a transaction, so claims
-            // on the other nodes go on.
-            client
-                .batch_execute(&format!(
-                    "set idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}"
-                ))
-                .await?;
-            Ok::<_, DbError>(client)
-        })
-        .await
-        .map_err(|e| DbError::Worker(e.to_string()))??;
+    let mut link = Redialer::new(url, IDLE_IN_TRANSACTION, "the account store").on(handle);
+    link.ready().await?;
     Ok(Conn {
-        client,
-        rt: rt.clone(),
-        url: url.to_owned(),
+        link,
+        _rt: rt.clone(),
     })
 }
 
@@ -197,8 +182,8 @@ impl std::fmt::Debug for PgStore {
 /// one into a database that has none).
 async fn prepare(rt: &Arc<Runtime>, url: &str, key: &StoreKey) -> Result<Conn, DbError> {
     let mut conn = connect(rt, url).await?;
-    schema::migrate(&mut conn.client).await?;
-    let c = &conn.client;
+    let c = conn.ready().await?;
+    schema::migrate(c).await?;
     match c
         .query_opt("select probe from rotor_store_key where id = 1", &[])
         .await?
@@ -241,8 +226,8 @@ impl PgStore {
         take_all: bool,
     ) -> Result<(PgStore, Vec<AccountRecord>), DbError> {
         let rt = runtime()?;
-        let reader = prepare(&rt, url, &key).await?;
-        let c = &reader.client;
+        let mut reader = prepare(&rt, url, &key).await?;
+        let c = reader.ready().await?;
         c.execute(
             "insert into rotor_account_owner (account) select id from rotor_account
              on conflict do nothing",
@@ -353,8 +338,7 @@ impl PgStore {
         merge: impl FnMut(&mut Vec<AccountRecord>) -> (R, Vec<AccountRecord>),
     ) -> Result<R, super::DbError> {
         let mut conn = self.reader.lock().await;
-        conn.ready().await?;
-        import_online(&mut conn.client, &self.key, merge).await
+        import_online(conn.ready().await?, &self.key, merge).await
     }
 
     /// Every record in the database, whichever node owns it, read on this store's reading
@@ -428,8 +412,8 @@ impl Store for PgStore {
 /// Every record in the database, without taking any account over (`store migrate`).
 pub async fn read_records(url: &str, key: &StoreKey) -> Result<Vec<AccountRecord>, DbError> {
     let rt = runtime()?;
-    let conn = prepare(&rt, url, key).await?;
-    read_all(&conn.client, key).await
+    let mut conn = prepare(&rt, url, key).await?;
+    read_all(conn.ready().await?, key).await
 }
 
 /// Writes `records` into a database that holds no account yet, in one transaction
@@ -441,7 +425,7 @@ pub async fn write_new(
 ) -> Result<(), DbError> {
     let rt = runtime()?;
     let mut conn = prepare(&rt, url, key).await?;
-    let tx = conn.client.transaction().await?;
+    let tx = conn.ready().await?.transaction().await?;
     tx.batch_execute("lock table rotor_account in exclusive mode")
         .await?;
     let held: i64 = tx
@@ -684,12 +668,12 @@ impl Records {
     async fn transaction(
         &mut self,
         batch: &[(String, Op)],
-    ) -> Result<Vec<io::Result<()>>, tokio_postgres::Error> {
+    ) -> Result<Vec<io::Result<()>>, DbError> {
         let gens = lock(&self.gens).clone();
         let versions = lock(&self.versions).clone();
         let record_gens = lock(&self.record_gens).clone();
         let mut new = Vec::new();
-        let tx = self.conn.client.transaction().await?;
+        let tx = self.conn.ready().await?.transaction().await?;
         // The owner rows in id order, the order an online import locks them in
         // (`decide_in`), so the two never deadlock; the answers in the batch's order.
         let mut order: Vec<usize> = (0..batch.len()).collect();
@@ -778,10 +762,6 @@ impl Sink for Records {
     type Key = String;
 
     fn apply(&mut self, batch: &[(String, Op)]) -> Vec<io::Result<()>> {
-        if let Err(e) = futures::executor::block_on(self.conn.ready()) {
-            let e = io::Error::other(e);
-            return batch.iter().map(|_| Err(copy(&e))).collect();
-        }
         match futures::executor::block_on(self.transaction(batch)) {
             Ok(out) => out,
             Err(e) => {

@@ -2,7 +2,8 @@
 //! `codex-rotor serve` processes on one throwaway PostgreSQL. A conversation served on a's
 //! account is written behind to `rotor_affinity` (hashed, never the key), and its next turn
 //! sent to b — which never saw it — is forwarded to a and served by the same account; once a
-//! hands its accounts to b, b finds the conversation in the table as its own account's.
+//! hands its accounts to b, b finds the conversation in the table as its own account's. With
+//! the database stalled, a lookup gives up at its bound and the turn is served locally.
 
 use super::nodes::{Cluster, Node};
 use super::pg_daemon::POOL_KEY;
@@ -242,4 +243,97 @@ async fn the_table_migrates_in_keeps_the_newest_account_and_forgets_rows_past_th
         .expect("count")
         .get(0);
     assert_eq!(left, 0);
+}
+
+/// Pauses (`STOP`) or resumes (`CONT`) the whole database: the postmaster and every client
+/// backend — its connections stay open and answer nothing, as behind a silent network stall.
+/// Returns the process ids signalled.
+async fn stall(c: &Cluster, sig: &str, pids: Option<Vec<u32>>) -> Vec<u32> {
+    let pids = match pids {
+        Some(p) => p,
+        None => {
+            let (client, conn) = tokio_postgres::connect(&c.url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            let mut pids: Vec<u32> = client
+                .query(
+                    "select pid from pg_stat_activity
+                     where backend_type = 'client backend' and pid <> pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .expect("backends")
+                .iter()
+                .map(|r| r.get::<_, i32>(0) as u32)
+                .collect();
+            pids.push(c.pg.postmaster_pid().expect("postmaster.pid"));
+            pids
+        }
+    };
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .args(pids.iter().map(u32::to_string))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pids:?}");
+    pids
+}
+
+/// With the database stalled (open connections, no answers), a turn of a conversation the node
+/// does not know is looked up for at most `LOOKUP_TIMEOUT`, counted as `error`, and served on
+/// the node's own account: the outage costs the lookup's bound, not the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_against_a_stalled_database_gives_up_at_its_bound_and_the_turn_is_served_here() {
+    use codex_rotor::cluster::affinity::LOOKUP_TIMEOUT;
+    // Eight accounts, so rendezvous hashing leaves each node some (as the other pairs).
+    let c = Cluster::start(8).await;
+    let (a, mut b) = c.pair().await;
+    let lookups = "codex_rotor_cluster_affinity_lookups";
+    // b's writer has its connection (lookups use it) once it flushed a first row.
+    let (status, _) = turn(&c, b.port, "conv-stall-warm").await;
+    assert_eq!(status, 200);
+    c.within(
+        "b writes its conversation behind",
+        Duration::from_secs(10),
+        &[&a, &b],
+        async || !rows(&c).await.is_empty(),
+    )
+    .await;
+    // A normal serve, its lookup (a miss) included.
+    let started = std::time::Instant::now();
+    let (status, _) = turn(&c, b.port, "conv-stall-baseline").await;
+    let normal = started.elapsed();
+    assert_eq!(status, 200);
+    let errors = sample(&c, &b, lookups, &[("outcome", "error")]).await;
+
+    let pids = stall(&c, "STOP", None).await;
+    let started = std::time::Instant::now();
+    let answered = tokio::time::timeout(
+        Duration::from_secs(3),
+        turn(&c, b.port, "conv-stall-during"),
+    )
+    .await;
+    let took = started.elapsed();
+    stall(&c, "CONT", Some(pids)).await;
+    let (status, body) = answered.expect("the turn is answered while the database is stalled");
+    eprintln!("stalled database: served in {took:?} (normal {normal:?})");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("response.completed"), "{body}");
+    assert!(
+        took >= LOOKUP_TIMEOUT,
+        "the lookup waited on the stalled database: {took:?}"
+    );
+    assert!(
+        took < LOOKUP_TIMEOUT + normal + Duration::from_millis(400),
+        "{took:?}, normal {normal:?}"
+    );
+    let served = c.last_request(&b).await;
+    assert!(served["forwarded_to"].is_null(), "served here: {served}");
+    assert_eq!(
+        sample(&c, &b, lookups, &[("outcome", "error")]).await,
+        errors + 1.0,
+        "the lookup counted as an error"
+    );
+    drop(b.daemon.take());
 }

@@ -20,7 +20,7 @@ use rotor_actors::ownership::rules::{AccountRow, Intent};
 use rotor_actors::{FenceRefusal, RefreshFence, Store};
 
 /// A 1 s call, 0.5 s of writes, 0.5 s margin: a 2 s window.
-const WINDOW: Window = Window {
+pub(super) const WINDOW: Window = Window {
     call: Duration::from_secs(1),
     persist: Duration::from_millis(500),
     margin: Duration::from_millis(500),
@@ -49,17 +49,29 @@ async fn cut(url: &str, app: &str) -> i64 {
 
 /// One node `n1` owning one account in a fresh database: the test's own connection (to drive
 /// sessions and read rows), the node's view, its store and its fence.
-struct Node {
-    db: LeaseDb,
+pub(super) struct Node {
+    pub(super) db: LeaseDb,
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
-    fence: PgFence,
-    id: String,
+    pub(super) fence: PgFence,
+    pub(super) id: String,
     epoch: u64,
 }
 
 impl Node {
     async fn start(url: &str, local_ms: i64) -> Node {
+        // As a node connects it (so the test can cut its connection by name, [`cut`]).
+        Self::start_via(
+            url,
+            &format!("{url} application_name={FENCE_APP}"),
+            local_ms,
+        )
+        .await
+    }
+
+    /// [`Node::start`] with the fence connecting to `fence_url` (through a relay the test
+    /// can stall), the test's own connection to `url`, and the fence's window `WINDOW`.
+    pub(super) async fn start_via(url: &str, fence_url: &str, local_ms: i64) -> Node {
         let (store, _) = PgStore::open(url, key()).await.expect("open");
         let rec = records(1).await.remove(0);
         store.save(&rec).expect("saved");
@@ -79,9 +91,8 @@ impl Node {
         store.hold(&rec.id, claimed.owner_gen);
         let view = ClusterView::new("n1".into(), "http://127.0.0.1:1".into(), 60_000, 500);
         let store = Arc::new(store);
-        // As a node connects it (so the test can cut its connection by name, [`cut`]).
         let fence = PgFence::connect(
-            &format!("{url} application_name={FENCE_APP}"),
+            fence_url,
             Duration::from_secs(2),
             view.clone(),
             store.clone(),
@@ -110,7 +121,7 @@ impl Node {
         s.lease.granted(t, self.epoch, remaining_ms);
     }
 
-    async fn row(&self) -> AccountRow {
+    pub(super) async fn row(&self) -> AccountRow {
         let rules = self.db.snapshot().await.expect("snapshot");
         rules.accounts[&self.id].clone()
     }
@@ -410,12 +421,15 @@ async fn a_node_frozen_mid_refresh_past_its_session_drops_the_account_and_no_tok
         let t = s.lease.sending(now);
         s.lease.granted(t, epoch, TTL);
     }
-    let fence = PgFence::new(
-        LeaseDb::connect(&url).await.expect("connect"),
+    let fence = PgFence::connect(
+        &url,
+        Duration::from_secs(2),
         view.clone(),
         store.clone(),
         WINDOW,
-    );
+    )
+    .await
+    .expect("connect");
     let effects = Effects {
         store: Arc::new(FreezingStore {
             inner: store.clone(),

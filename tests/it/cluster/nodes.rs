@@ -30,7 +30,7 @@ pub(super) struct Node {
 
 /// The shared parts: database, simulator, accounts, a client.
 pub(super) struct Cluster {
-    pg: ThrowawayPg,
+    pub(super) pg: ThrowawayPg,
     pub(super) url: String,
     pub(super) sim: SimHandle,
     pub(super) accounts: BTreeSet<String>,

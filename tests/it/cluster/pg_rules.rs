@@ -264,9 +264,9 @@ async fn a_node_connection_waiting_on_a_held_row_lock_gives_up_within_its_bound(
     .expect("row locked");
     // The node's own connection, as its lease loop opens it.
     let bound = std::time::Duration::from_millis(400);
-    let mut db = LeaseDb::connect_bounded(&url, bound)
-        .await
-        .expect("connect");
+    let mut node_db: codex_rotor::store::postgres::Redialer<LeaseDb> =
+        codex_rotor::store::postgres::Redialer::new(&url, bound, "the lease loop");
+    let db = node_db.ready().await.expect("connect");
     let started = std::time::Instant::now();
     let renewed = tokio::time::timeout(
         std::time::Duration::from_secs(5),

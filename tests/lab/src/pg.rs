@@ -153,6 +153,13 @@ impl ThrowawayPg {
         self.dir.path()
     }
 
+    /// The postmaster's process id (its `postmaster.pid`), while it runs: a harness that
+    /// pauses the whole server (SIGSTOP) signals it and its backends.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     /// The port (of the socket file's name, and of the TCP listener if any).
     pub fn port(&self) -> u16 {
         self.port

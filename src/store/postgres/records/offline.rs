@@ -22,7 +22,7 @@ pub async fn import_offline<R>(
 ) -> Result<R, DbError> {
     let rt = runtime()?;
     let mut conn = prepare(&rt, url, key).await?;
-    let tx = conn.client.transaction().await?;
+    let tx = conn.ready().await?.transaction().await?;
     // Sessions first (the order every lease operation locks in), then the accounts: a node
     // acquiring or renewing waits for this transaction and then sees what it wrote.
     tx.batch_execute(

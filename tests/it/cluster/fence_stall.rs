@@ -1,0 +1,81 @@
+//! The refresh fence behind a silent network stall (docs/cluster.md "Refresh in the actors"):
+//! the fence reaches PostgreSQL through a relay the test cuts — TCP stays open, no byte
+//! moves, as when packets are dropped — and every fence operation, the wait for a new
+//! connection included, still ends within `Window::op_timeout`. A begin that timed out is not
+//! begun (nothing written, nothing to call); a finish that timed out is a finish the store did
+//! not answer: the intent stays, the finish is sent again once the network is back and
+//! accepted, the account kept.
+
+use std::time::{Duration, Instant};
+
+use super::fence::{Node, WINDOW};
+use super::relay::Relay;
+use super::throwaway::{ThrowawayPg, tcp_url};
+use rotor_actors::{FenceRefusal, RefreshFence};
+
+/// Slack over the op bound for a loaded machine.
+const SLACK: Duration = Duration::from_millis(700);
+
+/// Runs a fence op, failing the test (instead of hanging) far past any bound.
+async fn timed<T>(op: impl Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(10), op)
+        .await
+        .expect("the fence op never ended");
+    (out, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fence_op_behind_a_stalled_network_ends_within_its_bound_as_unanswered() {
+    let pg = ThrowawayPg::start_with_tcp();
+    let url = pg.database("fence_stall").await;
+    let relay = Relay::start(pg.tcp_addr().expect("tcp"))
+        .await
+        .expect("relay");
+    let fence_url = tcp_url(relay.addr(), "fence_stall");
+    let n = Node::start_via(&url, &fence_url, 60_000).await;
+    let bound = WINDOW.op_timeout();
+
+    // The fence's open connection stops answering: the begin ends at the bound, not begun.
+    relay.cut();
+    let (r, took) = timed(n.fence.begin(&n.id)).await;
+    assert!(matches!(r, Err(FenceRefusal::Later(_))), "{r:?}");
+    assert!(took < bound + SLACK, "{took:?}");
+    assert_eq!(n.row().await.intent, None, "nothing begun");
+    // The next one needs a new connection, which the stalled network accepts and never
+    // answers: bounded the same.
+    let (r, took) = timed(n.fence.begin(&n.id)).await;
+    assert!(matches!(r, Err(FenceRefusal::Later(_))), "{r:?}");
+    assert!(took < bound + SLACK, "{took:?}");
+
+    relay.heal();
+    let ticket = n
+        .fence
+        .begin(&n.id)
+        .await
+        .expect("begun once the network is back");
+    let before = n.row().await;
+    assert!(before.intent.is_some());
+
+    // The finish meets the stall: unanswered, within the bound; nothing stored.
+    relay.cut();
+    let (r, took) = timed(n.fence.finish(&n.id, ticket.clone())).await;
+    assert!(matches!(r, Err(FenceRefusal::Later(_))), "{r:?}");
+    assert!(took < bound + SLACK, "{took:?}");
+    assert_eq!(
+        n.row().await,
+        before,
+        "the intent stands, no rotation stored"
+    );
+
+    // Sent again once the network is back: stored, the account kept.
+    relay.heal();
+    let (r, _) = timed(n.fence.finish(&n.id, ticket)).await;
+    assert_eq!(r, Ok(()));
+    let after = n.row().await;
+    assert_eq!(after.token_version, before.token_version + 1);
+    assert!(
+        after.intent.is_none() && !after.refresh_ambiguous,
+        "{after:?}"
+    );
+}
