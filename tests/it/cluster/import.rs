@@ -59,21 +59,31 @@ async fn import(c: &Cluster, n: &Node, body: &Value) -> Value {
     r.json().await.expect("report")
 }
 
+/// An account `node` owns in `owners`, and its record as the database stores it.
+async fn owned_by(
+    c: &Cluster,
+    owners: &std::collections::BTreeMap<String, String>,
+    node: &str,
+) -> (String, rotor_actors::AccountRecord) {
+    let id = owners
+        .iter()
+        .find(|(_, o)| o.as_str() == node)
+        .map(|(id, _)| id.clone())
+        .unwrap_or_else(|| panic!("{node} owns an account"));
+    let stored = read_records(&c.url, &key()).await.expect("records");
+    let rec = stored.into_iter().find(|r| r.id == id).expect("stored");
+    (id, rec)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_through_a_node_that_does_not_own_the_account_reaches_its_owner_once() {
     let c = Cluster::start(6).await;
     let (a, b) = c.pair().await;
     let owners = c.owners().await;
-    let id = owners
-        .iter()
-        .find(|(_, o)| o.as_str() == "b")
-        .map(|(id, _)| id.clone())
-        .expect("b owns an account");
+    let (id, rec) = owned_by(&c, &owners, "b").await;
 
     // Fresh tokens for it, as a re-login elsewhere would bring: its stored refresh token is
     // rotated at the token endpoint, so the one b holds is spent from now on.
-    let stored = read_records(&c.url, &key()).await.expect("records");
-    let rec = stored.iter().find(|r| r.id == id).expect("stored");
     let old_rt = rec.tokens.refresh_token.clone().expect("refresh token");
     // Issued a second later than the stored ones (token times are whole seconds), so the
     // import rule sees them as newer.
@@ -240,16 +250,10 @@ async fn a_label_imported_through_a_node_that_does_not_own_the_account_reaches_i
     let c = Cluster::start(6).await;
     let (a, b) = c.pair().await;
     let owners = c.owners().await;
-    let id = owners
-        .iter()
-        .find(|(_, o)| o.as_str() == "b")
-        .map(|(id, _)| id.clone())
-        .expect("b owns an account");
-    let stored = read_records(&c.url, &key()).await.expect("records");
-    let rec = stored.iter().find(|r| r.id == id).expect("stored");
+    let (id, rec) = owned_by(&c, &owners, "b").await;
     let label = "relabelled through a";
     assert_ne!(rec.identity.label.as_deref(), Some(label));
-    let mut entry = rotor_actors::legacy::export(rec);
+    let mut entry = rotor_actors::legacy::export(&rec);
     entry["label"] = json!(label);
     let versions = |rules: &rotor_actors::ownership::rules::Rules| {
         rules
@@ -283,7 +287,7 @@ async fn a_label_imported_through_a_node_that_does_not_own_the_account_reaches_i
 
     // b serves requests on the account (and so writes its record: usage, quota).
     let requests = |rec: &rotor_actors::AccountRecord| rec.usage.requests;
-    let served_before = requests(rec);
+    let served_before = requests(&rec);
     let mut on_it = 0;
     for _ in 0..60 {
         assert!(served(&c.http, b.port).await, "b serves");

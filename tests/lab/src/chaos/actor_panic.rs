@@ -22,6 +22,10 @@ pub(super) struct PanicWatch {
     pub(super) requests_later: Option<u64>,
     /// `GET /admin/accounts/{id}/explain` at that sample, from the restarted actor itself.
     pub(super) explain_later: Option<Value>,
+    /// Whether the restarted actor said it was available at any sample after the restart.
+    /// One sample alone can fall on a moment the storm holds the account off (a 429's lock,
+    /// a refusal's cooldown, a refresh), which says nothing about the restart.
+    pub(super) available_seen: bool,
 }
 
 impl PanicWatch {
@@ -51,6 +55,10 @@ impl PanicWatch {
         self.requests_at_restart.get_or_insert(requests);
         self.requests_later = Some(requests);
         self.explain_later = daemon.admin(&format!("/accounts/{id}/explain")).await.ok();
+        self.available_seen |= self
+            .explain_later
+            .as_ref()
+            .is_some_and(|e| e["available"].as_bool() == Some(true));
     }
 }
 
@@ -80,18 +88,22 @@ pub(super) async fn verdict(w: &PanicWatch, daemon: &ChildDaemon, report: &mut C
         (Some(a), Some(b)) => b.saturating_sub(a),
         _ => 0,
     };
-    // "Serves" is judged by the restarted actor itself: it answers and finds no reason not to
-    // serve. Requests served are reported, not required: least-used rotation may leave an
-    // account whose quota is still unknown idle while the others have room.
-    let available = w
+    // "Serves" is judged by the restarted actor itself: it answers and, at some sample after
+    // the restart, finds no reason not to serve. Requests served are reported, not required:
+    // least-used rotation may leave an account whose quota is still unknown idle while the
+    // others have room.
+    let available = w.available_seen;
+    let last_why = w
         .explain_later
         .as_ref()
-        .is_some_and(|e| e["available"].as_bool() == Some(true));
+        .filter(|e| e["available"].as_bool() != Some(true))
+        .map(|e| format!(" (unavailable at the last sample: {})", e["reasons"]))
+        .unwrap_or_default();
     report.check(
         "an account-actor panic is restarted; the account keeps serving",
         restarts >= 1 && available && usable,
         format!(
-            "{id}: {restarts} supervisor restart(s); after it: available {available}, \
+            "{id}: {restarts} supervisor restart(s); after it: available {available}{last_why}, \
              {served_after} requests served; at the end: status {status:?}, quota primary \
              bucket {}",
             if quota_seen { "known" } else { "unknown" },
