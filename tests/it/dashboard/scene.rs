@@ -12,6 +12,7 @@
 use super::cdp::Browser;
 use crate::admin::rig::{ADMIN_KEY, Rig};
 use codex_rotor::sim::{AccountSpec, FaultKind, FaultSpec, SimOptions};
+use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -129,26 +130,32 @@ pub async fn build() -> Scene {
     for n in [160, 170] {
         rig.ban_by_request(&sim_ids[n - 1], &ids[n - 1]).await;
     }
-    // Requests until at least five accounts carry a last-used date, so the date column has
-    // dates to tell apart: rotation spreads them, but how fast depends on the resets the
-    // simulator reports (whole seconds), so the scene counts instead of assuming.
-    let mut sent = 0;
-    loop {
+    // Twelve requests, the first six each on an account of its own, so the date column has
+    // dates to tell apart: each served account is disabled until the six are done. Left alone,
+    // rotation keeps to the accounts whose window resets first, and how many of them share
+    // that second depends on how fast the probes above ran.
+    let mut benched: Vec<String> = Vec::new();
+    for i in 0..12 {
         assert_eq!(rig.respond("gpt-5.4").await.0, 200);
-        sent += 1;
-        if sent >= 12 && sent % 4 == 0 {
-            let list = rig.get("/admin/accounts").await;
-            let used = list["accounts"]
-                .as_array()
-                .expect("list")
-                .iter()
-                .filter(|a| !a["usage"]["last_used"].is_null())
-                .count();
-            if used >= 5 {
-                break;
-            }
-            assert!(sent < 200, "200 requests used only {used} accounts");
+        if i < 6 {
+            let last = rig.get("/admin/requests?limit=1").await;
+            let id = last["requests"][0]["account_id"]
+                .as_str()
+                .expect("served on an account")
+                .to_owned();
+            assert!(!benched.contains(&id), "a disabled account served: {last}");
+            let (status, _) = rig
+                .admin(Method::POST, &format!("/admin/accounts/{id}/disable"), None)
+                .await;
+            assert_eq!(status, 200);
+            benched.push(id);
         }
+    }
+    for id in &benched {
+        let (status, _) = rig
+            .admin(Method::POST, &format!("/admin/accounts/{id}/enable"), None)
+            .await;
+        assert_eq!(status, 200);
     }
     let streams = hold_requests(&rig).await;
 
