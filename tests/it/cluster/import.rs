@@ -18,16 +18,10 @@ use std::time::Duration;
 
 /// `GET /admin/accounts/export` at node `n`: its entries.
 async fn export(c: &Cluster, n: &Node) -> Vec<Value> {
-    let v: Value = c
-        .http
-        .get(format!("http://127.0.0.1:{}/admin/accounts/export", n.port))
-        .bearer_auth(ADMIN_KEY)
-        .send()
+    let v = c
+        .admin_get(n, "/admin/accounts/export")
         .await
-        .expect("export answered")
-        .json()
-        .await
-        .expect("json");
+        .expect("export answered");
     v["accounts"].as_array().expect("accounts").clone()
 }
 
@@ -224,16 +218,7 @@ async fn an_import_through_a_node_that_does_not_own_the_account_reaches_its_owne
 
 /// Account `id` as node `n`'s `/admin/accounts` shows it, if it runs it.
 async fn shown(c: &Cluster, n: &Node, id: &str) -> Option<Value> {
-    let v: Value = c
-        .http
-        .get(format!("http://127.0.0.1:{}/admin/accounts", n.port))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let v = c.admin_get(n, "/admin/accounts").await?;
     v["accounts"]
         .as_array()?
         .iter()

@@ -143,20 +143,24 @@ impl Cluster {
 
     /// The last request node `n` recorded (its admin API).
     pub(super) async fn last_request(&self, n: &Node) -> serde_json::Value {
-        let v: serde_json::Value = self
-            .http
-            .get(format!(
-                "http://127.0.0.1:{}/admin/requests?limit=1",
-                n.port
-            ))
+        let v = self
+            .admin_get(n, "/admin/requests?limit=1")
+            .await
+            .expect("admin");
+        v["requests"][0].clone()
+    }
+
+    /// `GET path` of node `n`'s admin API as JSON; `None` when it did not answer with JSON.
+    pub(super) async fn admin_get(&self, n: &Node, path: &str) -> Option<serde_json::Value> {
+        self.http
+            .get(format!("http://127.0.0.1:{}{path}", n.port))
             .bearer_auth(ADMIN_KEY)
             .send()
             .await
-            .expect("admin")
+            .ok()?
             .json()
             .await
-            .expect("json");
-        v["requests"][0].clone()
+            .ok()
     }
 
     /// Node `n`'s `/metrics`: the text, and its families as a strict parse reads them.
@@ -195,14 +199,7 @@ impl Cluster {
 
     /// The accounts node `n` runs an actor for (its admin API).
     pub(super) async fn running(&self, n: &Node) -> Option<BTreeSet<String>> {
-        let r = self
-            .http
-            .get(format!("http://127.0.0.1:{}/admin/accounts", n.port))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .ok()?;
-        let v: serde_json::Value = r.json().await.ok()?;
+        let v = self.admin_get(n, "/admin/accounts").await?;
         Some(
             v["accounts"]
                 .as_array()?
@@ -551,19 +548,10 @@ async fn a_node_whose_accounts_are_exhausted_spills_to_the_other_by_its_publishe
     // Its summary reaches a within a second (summary) + a renewal + a listing round.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let served_by_b = async || -> usize {
-        let v: serde_json::Value = c
-            .http
-            .get(format!(
-                "http://127.0.0.1:{}/admin/requests?limit=10000",
-                b.port
-            ))
-            .bearer_auth(ADMIN_KEY)
-            .send()
+        let v = c
+            .admin_get(&b, "/admin/requests?limit=10000")
             .await
-            .expect("admin")
-            .json()
-            .await
-            .expect("json");
+            .expect("admin");
         v["count"].as_u64().unwrap_or(0) as usize
     };
     let (settled, asked_b) = (served_by_b().await, asked(&on_b));
@@ -670,15 +658,6 @@ async fn a_turn_whose_account_moved_to_a_joining_node_is_forwarded_there_and_str
 
 /// Whether node `n`'s pool says it can serve a request now.
 async fn serves(c: &Cluster, n: &Node) -> bool {
-    let v: serde_json::Value = c
-        .http
-        .get(format!("http://127.0.0.1:{}/admin/pool", n.port))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("json");
+    let v = c.admin_get(n, "/admin/pool").await.expect("admin");
     v["serving"].as_bool().unwrap_or(true)
 }
