@@ -83,6 +83,8 @@ pub struct FenceTicket {
     pub deadline: i64,
     /// The token version the call uses.
     pub token_version: u64,
+    /// The nonce the intent was begun with (`ownership::rules::Intent::nonce`).
+    pub nonce: u64,
     /// The owner generation the intent was begun at.
     pub owner_gen: u64,
     /// The node's session epoch the intent was begun in.

@@ -11,10 +11,14 @@
 //!
 //! The fence has its own connection ([`LeaseDb`] on a [`Redialer`]), so a refresh never
 //! waits behind the lease loop's statements, nor the loop behind a refresh; once the database
-//! closed it (a restart, a cut), the next operation connects again. A finish whose answer was lost with the
-//! connection is simply sent again: the store recognises the rotation it already stored
-//! (`Rules::finish_refresh`), so the owner keeps the account.
+//! closed it (a restart, a cut), the next operation connects again. A finish whose answer was
+//! lost with the connection is simply sent again: the store recognises the rotation it already
+//! stored (`Rules::finish_refresh`), so the owner keeps the account. A begin whose answer was
+//! lost is sent again too, with the nonce it carried: the store hands back the intent that
+//! begin committed (`Rules::begin_refresh`) instead of refusing it as a refresh in flight,
+//! which would have held the account's refreshes until a takeover.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +78,21 @@ pub struct PgFence {
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
     window: Window,
+    /// The nonce of each account's last begin that went unanswered: it may have committed,
+    /// so the next begin of that account is the same begin sent again.
+    unanswered: Arc<std::sync::Mutex<HashMap<String, u64>>>,
+}
+
+impl PgFence {
+    /// The nonce for `account`'s next begin: the unanswered one's, else a fresh one (never 0,
+    /// which stands for "no nonce").
+    fn nonce_for(&self, account: &str) -> u64 {
+        let unanswered = self.unanswered.lock().unwrap_or_else(|e| e.into_inner());
+        unanswered
+            .get(account)
+            .copied()
+            .unwrap_or_else(|| rand::random::<u64>().max(1))
+    }
 }
 
 /// Runs `op` on the fence's connection — waiting for it, opening it again if the database
@@ -117,6 +136,7 @@ impl PgFence {
             view,
             store,
             window,
+            unanswered: Arc::default(),
         })
     }
 
@@ -146,6 +166,7 @@ fn intent_of(t: &FenceTicket) -> Intent {
         intent_gen: t.intent_gen,
         deadline: t.deadline,
         token_version: t.token_version,
+        nonce: t.nonce,
     }
 }
 
@@ -156,8 +177,9 @@ impl RefreshFence for PgFence {
 
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
-        let store = self.store.clone();
+        let (store, unanswered) = (self.store.clone(), self.unanswered.clone());
         let (account, held) = (account.to_owned(), self.store.held_at(account));
+        let nonce = self.nonce_for(&account);
         Box::pin(async move {
             let Some(epoch) = view.epoch() else {
                 return Err(FenceRefusal::Later("the node holds no session".into()));
@@ -175,11 +197,22 @@ impl RefreshFence for PgFence {
             let node = view.node_id().to_owned();
             let bound = window.op_timeout();
             let verdict = within(&db, bound, async |d| {
-                d.begin_refresh(&account, &node, epoch, owner_gen, window.total_ms(), None)
+                let window = window.total_ms();
+                d.begin_refresh(&account, &node, epoch, owner_gen, nonce, window, None)
                     .await
             })
-            .await
-            .map_err(later)?;
+            .await;
+            {
+                // Unanswered: the intent may stand, committed, and nothing was called under
+                // it; the next begin sends this nonce again and takes it over. Answered: the
+                // next begin is a new one.
+                let mut u = unanswered.lock().unwrap_or_else(|e| e.into_inner());
+                match &verdict {
+                    Err(_) => u.insert(account.clone(), nonce),
+                    Ok(_) => u.remove(&account),
+                };
+            }
+            let verdict = verdict.map_err(later)?;
             match verdict {
                 Ok(i)
                     if store
@@ -206,6 +239,7 @@ impl RefreshFence for PgFence {
                         intent_gen: i.intent_gen,
                         deadline: i.deadline,
                         token_version: i.token_version,
+                        nonce: i.nonce,
                         owner_gen,
                         epoch,
                     })

@@ -52,13 +52,16 @@ pub trait LeaseStore: Send {
         owner_gen: u64,
     ) -> impl Future<Output = Verdict<(), Self::Error>> + Send;
 
-    /// Commits a refresh intent lasting `window` before the token endpoint is called.
+    /// Commits a refresh intent lasting `window` before the token endpoint is called; a
+    /// begin sent again after its answer was lost carries the same `nonce` and gets the
+    /// intent it committed.
     fn begin_refresh(
         &mut self,
         account: &str,
         node: &str,
         epoch: u64,
         owner_gen: u64,
+        nonce: u64,
         window: Ms,
     ) -> impl Future<Output = Verdict<Intent, Self::Error>> + Send;
 

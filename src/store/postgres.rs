@@ -272,18 +272,20 @@ impl LeaseDb {
         .await
     }
 
-    /// Commits a refresh intent ([`Rules::begin_refresh`]); `window` from now.
+    /// Commits a refresh intent ([`Rules::begin_refresh`]) with `nonce`; `window` from now.
+    #[allow(clippy::too_many_arguments)]
     pub async fn begin_refresh(
         &mut self,
         account: &str,
         node: &str,
         epoch: u64,
         owner_gen: u64,
+        nonce: u64,
         window: Ms,
         clock: Clock,
     ) -> Result<Result<Intent, Refusal>, DbError> {
         self.decide(clock, vec![node], Some(account), |r, now| {
-            r.begin_refresh(account, node, epoch, owner_gen, now + window, now)
+            r.begin_refresh(account, node, epoch, owner_gen, nonce, now + window, now)
         })
         .await
     }
@@ -516,7 +518,7 @@ pub struct Listing {
 
 const ACCOUNT_COLUMNS: &str = "owner_node, owner_epoch, owner_gen, token_version, intent_gen, \
      intent_deadline, intent_token_version, last_intent_gen, refresh_ambiguous, \
-     finished_intent_gen";
+     finished_intent_gen, intent_nonce";
 
 fn u64_of(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -557,6 +559,7 @@ fn account_of(r: &tokio_postgres::Row, at: usize) -> AccountRow {
     let intent_gen: Option<i64> = r.get(at + 4);
     let intent_deadline: Option<i64> = r.get(at + 5);
     let intent_version: Option<i64> = r.get(at + 6);
+    let intent_nonce: Option<i64> = r.get(at + 10);
     AccountRow {
         owner: owner_node.zip(owner_epoch).map(|(node, e)| Owner {
             node,
@@ -569,6 +572,7 @@ fn account_of(r: &tokio_postgres::Row, at: usize) -> AccountRow {
                 intent_gen: u64_of(g),
                 deadline: d,
                 token_version: u64_of(v),
+                nonce: intent_nonce.map_or(0, |n| n as u64),
             }),
             _ => None,
         },
@@ -656,7 +660,7 @@ async fn write_back(tx: &Transaction<'_>, before: &Rules, after: &Rules) -> Resu
             "update rotor_account_owner set owner_node = $2, owner_epoch = $3, owner_gen = $4,
                  token_version = $5, intent_gen = $6, intent_deadline = $7,
                  intent_token_version = $8, last_intent_gen = $9, refresh_ambiguous = $10,
-                 finished_intent_gen = $11
+                 finished_intent_gen = $11, intent_nonce = $12
              where account = $1",
             &[
                 account,
@@ -670,6 +674,8 @@ async fn write_back(tx: &Transaction<'_>, before: &Rules, after: &Rules) -> Resu
                 &i64_of(a.last_intent_gen),
                 &a.refresh_ambiguous,
                 &i64_of(a.finished_intent_gen),
+                // A nonce is any 64 bits, stored as the bigint of the same bits.
+                &intent.map(|i| i.nonce as i64),
             ],
         )
         .await?;
@@ -720,9 +726,10 @@ impl crate::store::LeaseStore for LeaseDb {
         node: &str,
         epoch: u64,
         owner_gen: u64,
+        nonce: u64,
         window: Ms,
     ) -> Result<Result<Intent, Refusal>, DbError> {
-        LeaseDb::begin_refresh(self, account, node, epoch, owner_gen, window, None).await
+        LeaseDb::begin_refresh(self, account, node, epoch, owner_gen, nonce, window, None).await
     }
 
     async fn finish_refresh(

@@ -37,6 +37,11 @@ pub struct Intent {
     pub deadline: Ms,
     /// The token version the call uses.
     pub token_version: u64,
+    /// Drawn by the node that began it, fresh for every refresh (0: none, an intent stored
+    /// before nonces existed). A begin whose answer was lost is sent again with the same
+    /// nonce, which is how [`Rules::begin_refresh`] knows the standing intent is that begin's
+    /// and was never used.
+    pub nonce: u64,
 }
 
 /// One account's ownership row.
@@ -268,13 +273,20 @@ impl Rules {
 
     /// Commits a fenced refresh intent before the token endpoint is called: only the owner,
     /// only if its session outlives `deadline`, never on an ambiguous account, one at a time.
-    /// Returns the intent generation and the token version the call may use.
+    /// Returns the intent the call may use (its generation and token version).
+    ///
+    /// The same begin sent again — its first answer was lost, so its sender never called the
+    /// token endpoint under it — finds the intent it committed by its `nonce` and takes it
+    /// over with the new deadline; any other standing intent may have been used and refuses
+    /// the begin (`RefreshInFlight`) until it is finished, abandoned or taken by a claim.
+    #[allow(clippy::too_many_arguments)]
     pub fn begin_refresh(
         &mut self,
         account: &str,
         node: &str,
         epoch: u64,
         owner_gen: u64,
+        nonce: u64,
         deadline: Ms,
         now: Ms,
     ) -> Result<Intent, Refusal> {
@@ -289,17 +301,27 @@ impl Rules {
         if row.refresh_ambiguous {
             return Err(Refusal::Ambiguous);
         }
-        if row.intent.is_some() {
+        let own_lost_begin = row
+            .intent
+            .as_ref()
+            .is_some_and(|i| nonce != 0 && i.nonce == nonce);
+        if row.intent.is_some() && !own_lost_begin {
             return Err(Refusal::RefreshInFlight);
         }
         if !outlives {
             return Err(Refusal::SessionTooShort);
         }
-        row.last_intent_gen += 1;
-        let intent = Intent {
-            intent_gen: row.last_intent_gen,
-            deadline,
-            token_version: row.token_version,
+        let intent = match row.intent.take() {
+            Some(lost) => Intent { deadline, ..lost },
+            None => {
+                row.last_intent_gen += 1;
+                Intent {
+                    intent_gen: row.last_intent_gen,
+                    deadline,
+                    token_version: row.token_version,
+                    nonce,
+                }
+            }
         };
         row.intent = Some(intent.clone());
         Ok(intent)

@@ -32,6 +32,9 @@ struct Node {
     /// The last rotation it stored: account, intent, owner generation (sent again when its
     /// answer is lost).
     finished: Option<(String, Intent, u64)>,
+    /// The nonce of each account's last begin whose answer it never got; its next begin of
+    /// that account is the same begin sent again.
+    unanswered: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +62,12 @@ enum Op {
         node: usize,
         account: usize,
     },
+    /// A begin whose answer is lost: it committed in the store, or never arrived.
+    BeginLost {
+        node: usize,
+        account: usize,
+        committed: bool,
+    },
     CallUpstream {
         node: usize,
     },
@@ -68,6 +77,11 @@ enum Op {
     },
     /// The answer to the node's last accepted finish was lost: it sends the finish again.
     FinishAgain {
+        node: usize,
+    },
+    /// The node gives its refresh up and tells the store, which never hears it (an abandon
+    /// lost with the connection): the intent stands, and the call may have consumed the token.
+    AbandonLost {
         node: usize,
     },
     Release {
@@ -105,6 +119,9 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         1 => (n.clone(), a.clone()).prop_map(|(node, account)| Op::Claim { node, account }),
         1 => (n.clone(), a.clone()).prop_map(|(node, account)| Op::BeginRefresh { node, account }),
+        1 => (n.clone(), a.clone(), any::<bool>())
+            .prop_map(|(node, account, committed)| Op::BeginLost { node, account, committed }),
+        1 => n.clone().prop_map(|node| Op::AbandonLost { node }),
         1 => n.clone().prop_map(|node| Op::CallUpstream { node }),
         1 => (n.clone(), any::<bool>()).prop_map(|(node, timed_out)| Op::Finish { node, timed_out }),
         1 => n.clone().prop_map(|node| Op::FinishAgain { node }),
@@ -124,6 +141,8 @@ struct World {
     uses: BTreeMap<(String, u64), u32>,
     /// Claims that succeeded, per account, in order: (node, owner_gen).
     claims: BTreeMap<String, Vec<(NodeId, u64)>>,
+    /// The last nonce drawn (every begin draws a new one unless it is sent again).
+    nonces: u64,
 }
 
 impl World {
@@ -141,6 +160,7 @@ impl World {
                 owned: BTreeMap::new(),
                 refreshing: None,
                 finished: None,
+                unanswered: BTreeMap::new(),
             })
             .collect();
         Self {
@@ -149,6 +169,7 @@ impl World {
             nodes,
             uses: BTreeMap::new(),
             claims: BTreeMap::new(),
+            nonces: 0,
         }
     }
 
@@ -235,31 +256,12 @@ impl World {
                     self.nodes[node].owned.insert(acct.to_owned(), c.owner_gen);
                 }
             }
-            Op::BeginRefresh { node, account } => {
-                let local = self.local(node);
-                let n = &self.nodes[node];
-                let acct = ACCOUNTS[account];
-                let (Some(epoch), Some(&og)) = (n.lease.epoch(), n.owned.get(acct)) else {
-                    return;
-                };
-                if n.paused || n.refreshing.is_some() || !n.lease.may_refresh(local, WINDOW) {
-                    return;
-                }
-                let id = n.id.clone();
-                // The node's own check must imply the store's: its session outlives the window.
-                let expiry = self.store.sessions[&id].expires_at;
-                assert!(
-                    expiry > self.now + WINDOW,
-                    "{id} thinks it may refresh but its session lapses at {expiry} (now {})",
-                    self.now
-                );
-                if let Ok(intent) =
-                    self.store
-                        .begin_refresh(acct, &id, epoch, og, self.now + WINDOW, self.now)
-                {
-                    self.nodes[node].refreshing = Some((acct.to_owned(), intent, false));
-                }
-            }
+            Op::BeginRefresh { node, account } => self.begin(node, account, None),
+            Op::BeginLost {
+                node,
+                account,
+                committed,
+            } => self.begin(node, account, Some(committed)),
             Op::CallUpstream { node } => {
                 // A paused node sends nothing; once resumed it sends even past its deadline —
                 // the check before the call may have happened just before the pause.
@@ -352,11 +354,63 @@ impl World {
                     self.nodes[node].owned.remove(acct);
                 }
             }
+            Op::AbandonLost { node } => {
+                let n = &mut self.nodes[node];
+                if !n.paused {
+                    n.refreshing = None;
+                }
+            }
             Op::Pause { node } => self.nodes[node].paused = true,
             Op::Resume { node } => self.nodes[node].paused = false,
             Op::Import { account } => {
                 let _ = self.store.import_tokens(ACCOUNTS[account]);
             }
+        }
+    }
+
+    /// A begin of `account` by `node`; `lost`: its answer never comes back (`Some(true)`: it
+    /// committed in the store first).
+    fn begin(&mut self, node: usize, account: usize, lost: Option<bool>) {
+        let local = self.local(node);
+        let n = &self.nodes[node];
+        let acct = ACCOUNTS[account];
+        let (Some(epoch), Some(&og)) = (n.lease.epoch(), n.owned.get(acct)) else {
+            return;
+        };
+        if n.paused || n.refreshing.is_some() || !n.lease.may_refresh(local, WINDOW) {
+            return;
+        }
+        let id = n.id.clone();
+        // The node's own check must imply the store's: its session outlives the window.
+        let expiry = self.store.sessions[&id].expires_at;
+        assert!(
+            expiry > self.now + WINDOW,
+            "{id} thinks it may refresh but its session lapses at {expiry} (now {})",
+            self.now
+        );
+        let nonce = match n.unanswered.get(acct) {
+            Some(&again) => again,
+            None => {
+                self.nonces += 1;
+                self.nonces
+            }
+        };
+        let (deadline, now) = (self.now + WINDOW, self.now);
+        let verdict = match lost {
+            Some(false) => None,
+            _ => Some(
+                self.store
+                    .begin_refresh(acct, &id, epoch, og, nonce, deadline, now),
+            ),
+        };
+        let n = &mut self.nodes[node];
+        if lost.is_some() {
+            n.unanswered.insert(acct.to_owned(), nonce);
+            return;
+        }
+        n.unanswered.remove(acct);
+        if let Some(Ok(intent)) = verdict {
+            n.refreshing = Some((acct.to_owned(), intent, false));
         }
     }
 
@@ -427,7 +481,7 @@ fn a_zombies_late_finish_is_refused_and_the_new_owner_never_reuses_its_token() {
     let e2 = s.acquire("n2", TTL, 0).expect("n2");
     let g1 = s.claim("a", "n1", e1, 0, 0).expect("n1 claims").owner_gen;
     let intent = s
-        .begin_refresh("a", "n1", e1, g1, WINDOW, 0)
+        .begin_refresh("a", "n1", e1, g1, 11, WINDOW, 0)
         .expect("begin");
     // n1 pauses; n2 keeps renewing; n1's session lapses at TTL.
     for t in (2_000..=12_000).step_by(2_000) {
@@ -444,7 +498,7 @@ fn a_zombies_late_finish_is_refused_and_the_new_owner_never_reuses_its_token() {
         "an expired intent with an unchanged token version"
     );
     assert_eq!(
-        s.begin_refresh("a", "n2", e2, c.owner_gen, 15_000, 12_000),
+        s.begin_refresh("a", "n2", e2, c.owner_gen, 12, 15_000, 12_000),
         Err(Refusal::Ambiguous),
         "the new owner refreshes nothing with the old refresh token"
     );
@@ -456,7 +510,7 @@ fn a_zombies_late_finish_is_refused_and_the_new_owner_never_reuses_its_token() {
     assert_eq!(s.renew("n1", e1, TTL, 12_500), Err(Refusal::SessionLost));
     // A re-login (import) clears it; the owner may refresh again.
     s.import_tokens("a").expect("import");
-    s.begin_refresh("a", "n2", e2, c.owner_gen, 15_000, 12_000)
+    s.begin_refresh("a", "n2", e2, c.owner_gen, 13, 15_000, 12_000)
         .expect("refresh after the import");
 }
 
@@ -471,7 +525,7 @@ fn a_finish_sent_again_after_its_answer_was_lost_is_accepted_only_for_the_rotati
     let e1 = s.acquire("n1", TTL, 0).expect("n1");
     let g1 = s.claim("a", "n1", e1, 0, 0).expect("claim").owner_gen;
     let i1 = s
-        .begin_refresh("a", "n1", e1, g1, WINDOW, 0)
+        .begin_refresh("a", "n1", e1, g1, 14, WINDOW, 0)
         .expect("begin");
     let v = s.finish_refresh("a", "n1", e1, g1, &i1).expect("finish");
     let stored = s.accounts["a"].clone();
@@ -490,7 +544,7 @@ fn a_finish_sent_again_after_its_answer_was_lost_is_accepted_only_for_the_rotati
 
     // An import while the call is in flight: the finish never landed, and is refused.
     let i2 = s
-        .begin_refresh("a", "n1", e1, g1, WINDOW, 0)
+        .begin_refresh("a", "n1", e1, g1, 15, WINDOW, 0)
         .expect("begin");
     s.import_tokens("a").expect("import");
     assert_eq!(
@@ -500,7 +554,7 @@ fn a_finish_sent_again_after_its_answer_was_lost_is_accepted_only_for_the_rotati
 
     // A stored rotation, then a takeover: the resent finish is not the owner's.
     let i3 = s
-        .begin_refresh("a", "n1", e1, g1, WINDOW, 0)
+        .begin_refresh("a", "n1", e1, g1, 16, WINDOW, 0)
         .expect("begin");
     s.finish_refresh("a", "n1", e1, g1, &i3).expect("finish");
     let e2 = s.acquire("n2", 3 * TTL, 0).expect("n2");
@@ -508,6 +562,66 @@ fn a_finish_sent_again_after_its_answer_was_lost_is_accepted_only_for_the_rotati
     assert_eq!(
         s.finish_refresh("a", "n1", e1, g1, &i3),
         Err(Refusal::NotOwner)
+    );
+}
+
+/// A begin whose answer was lost (the connection cut after its commit) is sent again with the
+/// nonce it carried: the store hands back the intent it committed — same generation and token
+/// version, the new deadline — since nothing was called under it. A begin with any other
+/// nonce, or with none (0, an intent from before nonces), is refused while the intent stands:
+/// that intent's call may have reached the token endpoint.
+#[test]
+fn a_begin_sent_again_after_its_answer_was_lost_takes_over_only_its_own_intent() {
+    let mut s = Rules::default();
+    s.insert_account("a");
+    let e1 = s.acquire("n1", TTL, 0).expect("n1");
+    let g = s.claim("a", "n1", e1, 0, 0).expect("claim").owner_gen;
+    let lost = s
+        .begin_refresh("a", "n1", e1, g, 21, WINDOW, 0)
+        .expect("committed, answer lost");
+    assert_eq!(
+        s.begin_refresh("a", "n1", e1, g, 22, WINDOW + 500, 500),
+        Err(Refusal::RefreshInFlight),
+        "another begin"
+    );
+    assert_eq!(
+        s.begin_refresh("a", "n1", e1, g, 0, WINDOW + 500, 500),
+        Err(Refusal::RefreshInFlight),
+        "a begin without a nonce"
+    );
+    let again = s
+        .begin_refresh("a", "n1", e1, g, 21, WINDOW + 500, 500)
+        .expect("the same begin sent again");
+    assert_eq!(
+        again,
+        Intent {
+            deadline: WINDOW + 500,
+            ..lost.clone()
+        }
+    );
+    assert_eq!(
+        s.accounts["a"].last_intent_gen, lost.intent_gen,
+        "no new intent"
+    );
+    assert_eq!(
+        s.finish_refresh("a", "n1", e1, g, &lost),
+        Err(Refusal::StaleIntent),
+        "the lost answer's intent is superseded by the one handed back"
+    );
+    let v = s.finish_refresh("a", "n1", e1, g, &again).expect("finish");
+    assert_eq!(v, lost.token_version + 1);
+    let fresh = s
+        .begin_refresh("a", "n1", e1, g, 21, WINDOW + 1_000, 1_000)
+        .expect("no intent stands: a new one");
+    assert_eq!(fresh.intent_gen, lost.intent_gen + 1);
+    assert_eq!(fresh.token_version, v);
+
+    // An intent stored before nonces existed (nonce 0) is never taken over.
+    let row = s.accounts.get_mut("a").expect("row");
+    row.intent = Some(Intent { nonce: 0, ..fresh });
+    assert_eq!(
+        s.begin_refresh("a", "n1", e1, g, 0, WINDOW + 1_500, 1_500),
+        Err(Refusal::RefreshInFlight)
     );
 }
 
@@ -531,7 +645,9 @@ fn a_planned_release_waits_for_the_refresh_and_needs_no_ttl_wait() {
     let e1 = s.acquire("n1", TTL, 0).expect("n1");
     let e2 = s.acquire("n2", TTL, 0).expect("n2");
     let g = s.claim("a", "n1", e1, 0, 0).expect("claim").owner_gen;
-    let i = s.begin_refresh("a", "n1", e1, g, WINDOW, 0).expect("begin");
+    let i = s
+        .begin_refresh("a", "n1", e1, g, 17, WINDOW, 0)
+        .expect("begin");
     assert_eq!(s.release("a", "n1", e1, g), Err(Refusal::RefreshInFlight));
     s.finish_refresh("a", "n1", e1, g, &i).expect("finish");
     s.release("a", "n1", e1, g).expect("release");
@@ -548,7 +664,7 @@ fn a_refresh_that_would_outlive_the_session_is_refused() {
     let e = s.acquire("n1", TTL, 0).expect("n1");
     let g = s.claim("a", "n1", e, 0, 0).expect("claim").owner_gen;
     assert_eq!(
-        s.begin_refresh("a", "n1", e, g, TTL + 1, 0),
+        s.begin_refresh("a", "n1", e, g, 18, TTL + 1, 0),
         Err(Refusal::SessionTooShort)
     );
 }

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::DbError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
 
 /// Each migration brings the schema from its index to index + 1.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -74,6 +74,12 @@ create index rotor_affinity_updated_at on rotor_affinity (updated_at);
     // identity change as it reloads fresh tokens, and its own writes never put the old back.
     r#"
 alter table rotor_account_owner add column record_gen bigint not null default 0;
+"#,
+    // 7: the nonce of the refresh intent (docs/cluster.md "Refresh in the actors"), so a
+    // begin whose answer was lost is recognised when its node sends it again. An intent from
+    // before has none (null): it stands until finished, abandoned or claimed, as before.
+    r#"
+alter table rotor_account_owner add column intent_nonce bigint;
 "#,
 ];
 

@@ -181,13 +181,14 @@ async fn the_table_migrates_in_keeps_the_newest_account_and_forgets_rows_past_th
     tokio::spawn(conn);
     // A database codex-rotor wrote before the table existed.
     c.batch_execute(
-        "drop table rotor_affinity; alter table rotor_account_owner drop column record_gen;
+        "drop table rotor_affinity;
+         alter table rotor_account_owner drop column record_gen, drop column intent_nonce;
          update rotor_schema set version = 4",
     )
     .await
     .expect("back to version 4");
     assert_eq!(lease.migrate().await.expect("migrate again"), 4);
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     let persistence: i8 = c
         .query_one(
             "select relpersistence::\"char\" from pg_class where relname = 'rotor_affinity'",

@@ -293,6 +293,7 @@ async fn a_finish_whose_answer_was_lost_with_its_connection_is_sent_again_and_ke
         intent_gen: t.intent_gen,
         deadline: t.deadline,
         token_version: t.token_version,
+        nonce: t.nonce,
     };
     n.db.finish_refresh(&n.id, "n1", t.epoch, t.owner_gen, &intent)
         .await

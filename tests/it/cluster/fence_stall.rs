@@ -4,7 +4,8 @@
 //! connection included, still ends within `Window::op_timeout`. A begin that timed out is not
 //! begun (nothing written, nothing to call); a finish that timed out is a finish the store did
 //! not answer: the intent stays, the finish is sent again once the network is back and
-//! accepted, the account kept.
+//! accepted, the account kept. A begin whose COMMIT landed and whose answer was lost is sent
+//! again with its nonce and gets the intent it committed, so the account's refreshes go on.
 
 use std::time::{Duration, Instant};
 
@@ -78,4 +79,55 @@ async fn every_fence_op_behind_a_stalled_network_ends_within_its_bound_as_unansw
         after.intent.is_none() && !after.refresh_ambiguous,
         "{after:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_begin_whose_commit_landed_but_whose_answer_was_lost_is_taken_over_by_the_next_begin() {
+    let pg = ThrowawayPg::start_with_tcp();
+    let url = pg.database("fence_lost_begin").await;
+    let relay = Relay::start(pg.tcp_addr().expect("tcp"))
+        .await
+        .expect("relay");
+    let fence_url = tcp_url(relay.addr(), "fence_lost_begin");
+    let n = Node::start_via(&url, &fence_url, 60_000).await;
+    let bound = WINDOW.op_timeout();
+
+    // The begin's COMMIT reaches the database; its answer never comes back.
+    relay.cut_after(b"COMMIT");
+    let (r, took) = timed(n.fence.begin(&n.id)).await;
+    assert!(matches!(r, Err(FenceRefusal::Later(_))), "{r:?}");
+    assert!(took < bound + SLACK, "{took:?}");
+    let standing = n.row().await;
+    let lost = standing.intent.clone().expect("the intent was committed");
+    assert!(relay.is_cut());
+
+    // Sent again once the network is back: the same intent, taken over, no new one begun.
+    relay.heal();
+    let ticket = n
+        .fence
+        .begin(&n.id)
+        .await
+        .expect("the lost begin taken over");
+    assert_eq!(
+        (ticket.intent_gen, ticket.token_version, ticket.nonce),
+        (lost.intent_gen, lost.token_version, lost.nonce)
+    );
+    let row = n.row().await;
+    assert_eq!(
+        row.last_intent_gen, standing.last_intent_gen,
+        "no new intent"
+    );
+    assert!(row.intent.is_some_and(|i| i.deadline >= lost.deadline));
+
+    // It refreshes as any begun intent: the rotation is stored, and the next begin is new.
+    n.fence.finish(&n.id, ticket).await.expect("finished");
+    let after = n.row().await;
+    assert_eq!(after.token_version, standing.token_version + 1);
+    assert!(
+        after.intent.is_none() && !after.refresh_ambiguous,
+        "{after:?}"
+    );
+    let next = n.fence.begin(&n.id).await.expect("a new refresh");
+    assert_eq!(next.intent_gen, lost.intent_gen + 1);
+    assert_ne!(next.nonce, lost.nonce, "a new begin draws a new nonce");
 }

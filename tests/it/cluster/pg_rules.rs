@@ -73,9 +73,12 @@ async fn step(
             assert_eq!(d, m, "claim {account} by {node} at {now}");
         }
         3 => {
-            let m = model.begin_refresh(account, node, epoch, og, now + 3_000, now);
+            // Few nonces, so a begin often meets a standing intent of its own nonce (one
+            // sent again after a lost answer), and 0, an intent from before nonces.
+            let nonce = rng.random_range(0..4);
+            let m = model.begin_refresh(account, node, epoch, og, nonce, now + 3_000, now);
             let d = db
-                .begin_refresh(account, node, epoch, og, 3_000, clock)
+                .begin_refresh(account, node, epoch, og, nonce, 3_000, clock)
                 .await
                 .expect("db");
             assert_eq!(d, m, "begin_refresh {account} by {node} at {now}");
@@ -210,7 +213,7 @@ async fn a_zombies_late_finish_is_refused_by_the_database() {
         .expect("claim")
         .owner_gen;
     let intent = db
-        .begin_refresh("a", "n1", e1, g1, 3_000, Some(0))
+        .begin_refresh("a", "n1", e1, g1, 1, 3_000, Some(0))
         .await
         .expect("db")
         .expect("begin");

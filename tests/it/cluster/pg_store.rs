@@ -395,7 +395,7 @@ async fn first_steps<S: codex_rotor::store::LeaseStore>(s: &mut S) -> (u64, u64)
         "a claim at a stale generation loses: {twice:?}"
     );
     let intent = (s
-        .begin_refresh("a1", "n1", epoch, claimed.owner_gen, 3_000)
+        .begin_refresh("a1", "n1", epoch, claimed.owner_gen, 1, 3_000)
         .await)
         .expect("store")
         .expect("the owner may refresh");
