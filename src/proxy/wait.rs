@@ -12,7 +12,8 @@
 //!   upstream's response headers can no longer reach the client (the head went out already);
 //! - failed (no account, the deadline passed …) → what the caller's `failure` hook makes of it:
 //!   in cluster mode a spill to a peer, whose events then continue the open stream
-//!   (`super::pipeline`, docs/cluster.md "Requests across nodes"); else one terminal
+//!   (`super::pipeline`, docs/cluster.md "Requests across nodes") — the keepalives go on while
+//!   the peer's answer head is awaited, up to `cluster.peer_head_timeout`; else one terminal
 //!   `response.failed` carrying the error's code and message, as after any other mid-stream
 //!   failure.
 //!
@@ -39,6 +40,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// Failover's answer, with what it needed handed back to the caller.
 pub struct Done {
@@ -101,9 +103,13 @@ pub async fn start(
 }
 
 /// Where a late body is.
-enum Phase<F, G, S> {
-    /// Failover runs; `true` until the first keepalive went out.
-    Waiting(Pending, F, G, bool),
+enum Phase<F, G, H, S> {
+    /// Failover runs; the next keepalive is due at the instant (`None`: at once, the first).
+    Waiting(Pending, F, G, Option<Instant>),
+    /// Failover failed and `failure` is handing the request on — a spill waiting for the
+    /// peer's answer head, up to `cluster.peer_head_timeout` — with keepalives at the same pace
+    /// meanwhile: the next one is due at the instant.
+    Handing(Pin<Box<H>>, Instant, Duration, watch::Receiver<bool>),
     /// Upstream answered: its stream, as `then` made it.
     Streaming(Pin<Box<S>>),
     /// The terminal event went out.
@@ -113,10 +119,23 @@ enum Phase<F, G, S> {
 /// What a late body's `failure` hook did with a failed failover.
 pub type Handled = Result<(), (ApiError, Outcome)>;
 
+/// One step of a late body.
+type Step<F, G, H, S> = Option<(Result<Bytes, std::io::Error>, Phase<F, G, H, S>)>;
+
+fn keepalive() -> Result<Bytes, std::io::Error> {
+    Ok(Bytes::from_static(KEEPALIVE))
+}
+
+/// The terminal event of a wait the shutdown grace ended.
+fn shutting_down() -> Result<Bytes, std::io::Error> {
+    let message = "the server is shutting down; retry the request";
+    Ok(failed_event(None, "server_shutting_down", message))
+}
+
 /// The body of a late answer: a keepalive at once and after every heartbeat while failover
 /// runs, then what `then` makes of the served answer; a failed one goes to `failure`, which
 /// hands it on (`Ok`: this body then stays open and silent) or gives it back for one terminal
-/// `response.failed`.
+/// `response.failed` — the keepalives going on while it decides.
 pub fn late_body<F, G, H, S>(
     pending: Pending,
     then: F,
@@ -125,36 +144,32 @@ pub fn late_body<F, G, H, S>(
 where
     F: FnOnce(Served, ResponsesRequest, Outcome) -> S + Send + 'static,
     G: FnOnce(ApiError, Outcome) -> H + Send + 'static,
-    H: Future<Output = Handled> + Send,
+    H: Future<Output = Handled> + Send + 'static,
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {
-    let keepalive = || Ok(Bytes::from_static(KEEPALIVE));
-    let start: Phase<F, G, S> = Phase::Waiting(pending, then, failure, true);
+    let start: Phase<F, G, H, S> = Phase::Waiting(pending, then, failure, None);
     futures::stream::unfold(start, move |phase| async move {
         match phase {
-            Phase::Waiting(p, then, g, true) => {
-                Some((keepalive(), Phase::Waiting(p, then, g, false)))
+            Phase::Waiting(p, then, g, None) => {
+                let next = Instant::now() + p.heartbeat;
+                Some((keepalive(), Phase::Waiting(p, then, g, Some(next))))
             }
-            Phase::Waiting(mut p, then, g, false) => tokio::select! {
+            Phase::Waiting(mut p, then, g, Some(next)) => tokio::select! {
                 done = &mut p.failover => match done.served {
                     Ok(served) => {
                         let mut s = Box::pin(then(served, done.req, done.out));
                         let item = s.next().await?;
                         Some((item, Phase::Streaming(s)))
                     }
-                    Err(e) => match g(e, done.out).await {
-                        // Handed on: stays open and silent, for the stream around it to
-                        // drop (`pipeline::late`).
-                        Ok(()) => futures::future::pending().await,
-                        Err((e, out)) => Some((Ok(failed(out, &e)), Phase::Over)),
-                    },
+                    Err(e) => handing(Box::pin(g(e, done.out)), next, p.heartbeat, p.drain).await,
                 },
-                _ = tokio::time::sleep(p.heartbeat) => Some((keepalive(), Phase::Waiting(p, then, g, false))),
-                () = drained(&mut p.drain) => {
-                    let frame = failed_event(None, "server_shutting_down", "the server is shutting down; retry the request");
-                    Some((Ok(frame), Phase::Over))
+                () = tokio::time::sleep_until(next) => {
+                    let next = Instant::now() + p.heartbeat;
+                    Some((keepalive(), Phase::Waiting(p, then, g, Some(next))))
                 }
+                () = drained(&mut p.drain) => Some((shutting_down(), Phase::Over)),
             },
+            Phase::Handing(h, next, heartbeat, drain) => handing(h, next, heartbeat, drain).await,
             Phase::Streaming(mut s) => {
                 let item = s.next().await?;
                 Some((item, Phase::Streaming(s)))
@@ -162,6 +177,31 @@ where
             Phase::Over => None,
         }
     })
+}
+
+/// Waits for the `failure` hook's decision, with a keepalive whenever one is due at `next`.
+async fn handing<F, G, H, S>(
+    mut h: Pin<Box<H>>,
+    next: Instant,
+    heartbeat: Duration,
+    mut drain: watch::Receiver<bool>,
+) -> Step<F, G, H, S>
+where
+    H: Future<Output = Handled>,
+{
+    tokio::select! {
+        handled = &mut h => match handled {
+            // Handed on: stays open and silent, for the stream around it to drop
+            // (`pipeline::late`).
+            Ok(()) => futures::future::pending().await,
+            Err((e, out)) => Some((Ok(failed(out, &e)), Phase::Over)),
+        },
+        () = tokio::time::sleep_until(next) => {
+            let next = Instant::now() + heartbeat;
+            Some((keepalive(), Phase::Handing(h, next, heartbeat, drain)))
+        }
+        () = drained(&mut drain) => Some((shutting_down(), Phase::Over)),
+    }
 }
 
 /// Resolves when the shutdown grace is over (or the daemon's state is gone).

@@ -732,8 +732,14 @@ async fn a_stream_false_forward_waits_on_a_peer_slower_than_the_head_timeout_and
 }
 
 /// A streamed request whose local failover outlasts the first heartbeat and ends with no
-/// account: it spills to the peer, whose events continue the stream already open.
-async fn a_late_failure_spills(path: &str, body: Value) -> String {
+/// account: it spills to the peer — whose upstream stays silent `peer_silence_ms` before its
+/// head — and the peer's events continue the stream already open. The body, and the longest
+/// time the client heard nothing before its last byte.
+async fn a_late_failure_spills(
+    path: &str,
+    body: Value,
+    peer_silence_ms: u64,
+) -> (String, Duration) {
     let (sim, accts) = accounts(2).await;
     let ((x_sim, x), (z_sim, z)) = (accts[0].clone(), accts[1].clone());
     let a = Node::start_with(&sim, "a", std::slice::from_ref(&x), |cfg| {
@@ -750,7 +756,16 @@ async fn a_late_failure_spills(path: &str, body: Value) -> String {
             .for_account(&x_sim)
             .times(1),
     );
-    let resp = http()
+    if peer_silence_ms > 0 {
+        sim.inject(
+            codex_rotor::sim::FaultSpec::always(codex_rotor::sim::FaultKind::Silence {
+                millis: peer_silence_ms,
+            })
+            .for_account(&z_sim)
+            .times(1),
+        );
+    }
+    let mut resp = http()
         .post(a.url(path))
         .bearer_auth(POOL_KEY)
         .json(&body)
@@ -759,10 +774,19 @@ async fn a_late_failure_spills(path: &str, body: Value) -> String {
         .expect("answer head");
     assert_eq!(resp.status(), 200, "{path}");
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let text = tokio::time::timeout(Duration::from_secs(10), resp.text())
+    let (mut bytes, mut quiet) = (Vec::new(), Duration::ZERO);
+    let read = async {
+        let mut last = std::time::Instant::now();
+        while let Some(chunk) = resp.chunk().await.expect("a whole stream") {
+            quiet = quiet.max(last.elapsed());
+            last = std::time::Instant::now();
+            bytes.extend_from_slice(&chunk);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
         .await
-        .expect("the stream ends")
-        .expect("a whole stream");
+        .expect("the stream ends");
+    let text = String::from_utf8(bytes).expect("text");
     assert_eq!(
         sim.counters(&x_sim).served_429,
         1,
@@ -790,12 +814,12 @@ async fn a_late_failure_spills(path: &str, body: Value) -> String {
     for n in [a, b] {
         n.daemon.shutdown().await;
     }
-    text
+    (text, quiet)
 }
 
 #[tokio::test]
 async fn a_stream_whose_local_failover_outlasted_the_heartbeat_spills_into_the_open_stream() {
-    let text = a_late_failure_spills("/v1/responses", responses_body(true)).await;
+    let (text, _) = a_late_failure_spills("/v1/responses", responses_body(true), 0).await;
     let keepalive = text.find(": keepalive").expect("heartbeats first");
     let created = text
         .find("event: response.created")
@@ -818,7 +842,7 @@ async fn a_stream_whose_local_failover_outlasted_the_heartbeat_spills_into_the_o
 async fn a_late_anthropic_stream_spilt_to_a_peer_has_one_message_start() {
     let body = json!({"model": "claude-x", "max_tokens": 64, "stream": true,
         "messages": [{"role": "user", "content": "hi"}]});
-    let text = a_late_failure_spills("/v1/messages", body).await;
+    let (text, _) = a_late_failure_spills("/v1/messages", body, 0).await;
     assert!(text.starts_with("event: message_start"), "{text}");
     let ping = text.find("event: ping").expect("heartbeats");
     let delta = text
@@ -828,4 +852,23 @@ async fn a_late_anthropic_stream_spilt_to_a_peer_has_one_message_start() {
     assert_eq!(text.matches("event: message_start").count(), 1, "{text}");
     assert_eq!(text.matches("event: message_stop").count(), 1, "{text}");
     assert!(!text.contains("event: error"), "{text}");
+}
+
+/// The peer takes longer than a heartbeat to answer the spilt stream's head (its upstream is
+/// slow to start, well within `cluster.peer_head_timeout`): the keepalives go on meanwhile, so
+/// no client or proxy idle timer tuned to the heartbeat fires.
+#[tokio::test]
+async fn a_late_spill_keeps_the_stream_alive_while_the_peer_is_slow_to_answer() {
+    let (text, quiet) = a_late_failure_spills("/v1/responses", responses_body(true), 1_500).await;
+    assert_eq!(
+        text.matches("event: response.completed").count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("response.failed"), "{text}");
+    // The heartbeat is 300 ms; the peer is silent for 1.5 s.
+    assert!(
+        quiet < Duration::from_millis(900),
+        "the client heard nothing for {quiet:?}: {text}"
+    );
 }
