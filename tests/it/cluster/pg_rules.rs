@@ -2,7 +2,8 @@
 //! schema migrates once and refuses a newer one; random operation sequences give exactly the
 //! verdicts and the rows of the in-memory reference rules (`rotor_actors::ownership::rules`);
 //! concurrent claimers on separate connections never both win; a zombie's late write is
-//! refused by the database.
+//! refused by the database; a node's connection neither waits on a row lock nor holds one,
+//! idle in a transaction, past its bound.
 
 use super::throwaway::ThrowawayPg;
 use codex_rotor::store::postgres::{DbError, LeaseDb, SCHEMA_VERSION};
@@ -297,4 +298,70 @@ async fn a_node_connection_waiting_on_a_held_row_lock_gives_up_within_its_bound(
         .await
         .expect("db")
         .expect("renewed");
+}
+
+/// The other half of the bound: a node's connection that stops inside a transaction holding a
+/// row lock (the node paused between two statements, or its task cancelled mid-transaction)
+/// is ended by the server once it sat idle for the bound, so the lock does not outlive it and
+/// every other node goes on; the node's next use opens a new connection.
+#[tokio::test]
+async fn a_node_connection_idle_in_a_transaction_is_ended_after_its_bound_releasing_its_locks() {
+    let pg = ThrowawayPg::start();
+    let url = pg.database("idle_in_tx").await;
+    let mut setup = LeaseDb::connect(&url).await.expect("connect");
+    setup.migrate().await.expect("migrate");
+    setup
+        .acquire("n0", TTL, None)
+        .await
+        .expect("db")
+        .expect("acquired");
+    let bound = std::time::Duration::from_millis(400);
+    let mut node_db: codex_rotor::store::postgres::Redialer<tokio_postgres::Client> =
+        codex_rotor::store::postgres::Redialer::new(&url, bound, "the lease loop");
+    node_db
+        .ready()
+        .await
+        .expect("connect")
+        .batch_execute("begin; select 1 from rotor_node_session where node = 'n0' for update")
+        .await
+        .expect("row locked");
+    let locked = std::time::Instant::now();
+    // The node stops here. Another node's statement waits on the lock (without a bound of its
+    // own), and gets it once the server ended the idle transaction.
+    let (other, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        other.execute(
+            "update rotor_node_session set expires_at = expires_at where node = 'n0'",
+            &[],
+        ),
+    )
+    .await
+    .expect("the lock was held past the idle bound")
+    .expect("updated");
+    let held_for = locked.elapsed();
+    assert!(
+        held_for >= bound && held_for < bound + std::time::Duration::from_secs(2),
+        "the lock was held {held_for:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while node_db.current().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never saw its connection end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let one: i32 = node_db
+        .ready()
+        .await
+        .expect("a new connection")
+        .query_one("select 1", &[])
+        .await
+        .expect("answered")
+        .get(0);
+    assert_eq!(one, 1);
 }
