@@ -5,7 +5,8 @@
 //! the data directory); after a restart the daemon serves from what the database kept, with
 //! the newest refresh token and no refresh token ever used twice. Behind a stalled database
 //! (the cuttable relay) the daemon goes on serving, keeps its writes queued until the
-//! database answers again, and still exits promptly on SIGTERM, naming what did not land.
+//! database answers again, and still exits promptly on SIGTERM, naming what did not land; so
+//! does a cluster node, whose leaving (releases, end of session) is bounded too.
 
 use super::pg_store::{KEY_B64, key};
 use super::relay::Relay;
@@ -442,4 +443,87 @@ async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queu
     let refresh = refresh.and_then(|t| t.as_str()).expect("a refresh token");
     assert!(!text.contains(refresh), "no token in the log");
     assert!(!text.contains(KEY_B64), "the store key is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_behind_a_stalled_database_still_leaves_and_exits_on_sigterm() {
+    let pg = ThrowawayPg::start_with_tcp();
+    let url = pg.database("stalled_node").await;
+    let relay = Relay::start(pg.tcp_addr().expect("tcp"))
+        .await
+        .expect("relay");
+    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let records: Vec<_> = (0..2)
+        .flat_map(|_| {
+            let auth = sim.create_account(AccountSpec::default()).auth_json;
+            codex_rotor::demo::import_auth_json(&auth).expect("import")
+        })
+        .collect();
+    codex_rotor::store::postgres::records::write_new(&url, &key(), &records)
+        .await
+        .expect("accounts stored");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let ttl = Duration::from_secs(2);
+    let cluster = format!(
+        "[cluster]\nenabled = true\nnode_id = \"a\"\nttl = \"{}ms\"\nmargin = \"500ms\"\n\
+         claim_every = \"250ms\"\n",
+        ttl.as_millis()
+    );
+    let via = tcp_url(relay.addr(), "stalled_node");
+    let config = write_config_with(tmp.path(), port, &sim, &via, &cluster);
+    let log = tmp.path().join("node.log");
+    let mut daemon = Daemon::start(&config, &log);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    eventually(
+        "the node claimed its accounts and serves",
+        &log,
+        async || served(&http, port).await,
+    )
+    .await;
+    relay.cut();
+    assert!(
+        served(&http, port).await,
+        "served while the database is stalled"
+    );
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &daemon.0.id().to_string()])
+        .status();
+    let termed = Instant::now();
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            termed.elapsed() < Duration::from_secs(60),
+            "the node did not exit after SIGTERM behind a stalled database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = termed.elapsed();
+    eprintln!("a cluster node's exit after SIGTERM with the database stalled: {took:?}");
+    // Bound: leaving within the TTL (`Node::leave`), an actor's flush on stop queued behind
+    // the batch in flight (2 s, `records::ANSWER_BOUND`), the drain's 2 s grace and the batch
+    // begun in it (2 s), and 2 s for the rest of the shutdown on a loaded 2-core machine.
+    let bound = ttl + Duration::from_secs(2 + 2 + 2 + 2);
+    assert!(took < bound, "exit within {bound:?}: {took:?}");
+    assert!(status.success(), "an orderly exit: {status}");
+    // The served request's write did not land: the drain names it, or (had the account
+    // still been dirty when its actor stopped) the actor's own flush does.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let named = |l: &&str| {
+        l.contains("ERROR")
+            && (l.contains("shutdown: the store did not take these records")
+                || l.contains("could not persist the account"))
+            && records.iter().any(|r| l.contains(&r.id))
+    };
+    assert!(
+        text.lines().any(|l| named(&l)),
+        "the log names what did not land:\n{text}"
+    );
 }
