@@ -171,11 +171,9 @@ async fn within<T>(
     bound: Duration,
     f: impl Future<Output = Result<T, DbError>>,
 ) -> Result<T, DbError> {
-    tokio::time::timeout(bound, f).await.unwrap_or_else(|_| {
-        Err(DbError::Worker(
-            "the database did not answer in time".into(),
-        ))
-    })
+    tokio::time::timeout(bound, f)
+        .await
+        .unwrap_or_else(|_| Err(crate::store::postgres::redial::unanswered()))
 }
 
 /// Waits `d`, or until asked to stop.
