@@ -104,6 +104,7 @@ pub struct NodeParts {
 /// A running node: its two loops.
 pub struct Node {
     view: Arc<ClusterView>,
+    timing: Timing,
     stop_claims: watch::Sender<bool>,
     stop_lease: watch::Sender<bool>,
     claims: JoinHandle<()>,
@@ -117,10 +118,11 @@ impl Node {
         let (stop_lease, lease_rx) = watch::channel(false);
         let (stop_claims, claims_rx) = watch::channel(false);
         let lease = tokio::spawn(lease_loop(parts.clone(), lease_rx));
-        let view = parts.view.clone();
+        let (view, timing) = (parts.view.clone(), parts.timing);
         let claims = tokio::spawn(claim_loop(parts, claims_rx));
         Node {
             view,
+            timing,
             stop_claims,
             stop_lease,
             claims,
@@ -134,13 +136,33 @@ impl Node {
     }
 
     /// The planned shutdown: admit nothing more, release every owned account (each after its
-    /// actor stopped), then end the session.
+    /// actor stopped), then end the session — within one TTL as a whole, the longest it is
+    /// worth waiting for: past it the session lapses and the peers claim the accounts anyway.
+    /// The claim loop gets all but the last fifth of it, ending the session that fifth (its
+    /// statement's bound); a loop still running at its share's end (a database that does not
+    /// answer) is abandoned and the shutdown goes on.
     pub async fn leave(self) {
+        let t = self.timing;
+        let ttl = Duration::from_millis(u64::try_from(t.ttl).unwrap_or(0));
+        let end = tokio::time::Instant::now() + ttl;
         self.view.set_leaving();
         let _ = self.stop_claims.send(true);
-        let _ = self.claims.await;
+        finish_by(end - t.fifth(), self.claims, "the claim loop's releases").await;
         let _ = self.stop_lease.send(true);
-        let _ = self.lease.await;
+        finish_by(end, self.lease, "ending the session").await;
+    }
+}
+
+/// Waits for `task` until `deadline`; past it the task is aborted and a warning says what
+/// was not done (the accounts' leases lapse with the session instead).
+async fn finish_by(deadline: tokio::time::Instant, mut task: JoinHandle<()>, what: &str) {
+    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+        task.abort();
+        tracing::warn!(
+            what,
+            "cluster: the database did not answer in time on leaving; the peers take the \
+             accounts over once the session lapses"
+        );
     }
 }
 
@@ -149,11 +171,9 @@ async fn within<T>(
     bound: Duration,
     f: impl Future<Output = Result<T, DbError>>,
 ) -> Result<T, DbError> {
-    tokio::time::timeout(bound, f).await.unwrap_or_else(|_| {
-        Err(DbError::Worker(
-            "the database did not answer in time".into(),
-        ))
-    })
+    tokio::time::timeout(bound, f)
+        .await
+        .unwrap_or_else(|_| Err(crate::store::postgres::redial::unanswered()))
 }
 
 /// Waits `d`, or until asked to stop.
@@ -544,12 +564,22 @@ async fn release_all(p: &NodeParts, db: &mut LeaseDb, epoch: u64) {
         .collect();
     let ids: Vec<String> = mine.iter().map(|m| m.0.clone()).collect();
     leave_each(p, &ids).await;
+    // One bound for every release: one per account would be as many fifths of the TTL
+    // behind a database that stopped answering.
     let mut released = 0;
-    for (id, owner_gen) in mine {
-        if let Ok(Ok(())) = within(t.fifth(), db.release(&id, me, epoch, owner_gen)).await {
-            released += 1;
-            RELEASES.fetch_add(1, Ordering::Relaxed);
+    let all = async {
+        for (id, owner_gen) in mine {
+            if let Ok(Ok(())) = db.release(&id, me, epoch, owner_gen).await {
+                released += 1;
+                RELEASES.fetch_add(1, Ordering::Relaxed);
+            }
         }
+        Ok(())
+    };
+    let outcome = within(t.fifth(), all).await;
+    if let Err(e) = outcome {
+        tracing::warn!(released, error = %e, "cluster: releasing the accounts did not finish; the rest lapse with the session");
+        return;
     }
     tracing::info!(released, "cluster: accounts released for the other nodes");
 }

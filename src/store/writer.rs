@@ -11,6 +11,10 @@
 //! status changes, shutdown) waits for the acknowledgement of the batch that wrote it; a
 //! coalesced quota/usage flush does not wait. A batch is written as: every temp file written
 //! and fsynced, renamed into place, then one directory fsync for the whole batch (group commit).
+//!
+//! Shutdown: dropping the last handle drains the queue, retrying what the sink refused for
+//! [`DRAIN_GRACE`]; what still has not landed then is named in the log (record keys only) and
+//! the thread ends, so a store that does not answer cannot hold the process.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -19,12 +23,20 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rotor_actors::AccountRecord;
 
 /// Pause before retrying coalesced writes the disk refused.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long the final drain (the last handle dropped, on shutdown) goes on retrying what the
+/// sink refused, from the drop: what a database back within it still takes. A batch begun in
+/// it ends within the sink's own bound (the PostgreSQL sink's 2 s), so the thread ends at most
+/// that much later. Not `server.shutdown_grace`, which is what open streams get to finish
+/// (30 s by default); a store that does not answer for 2 s is down, and the shutdown should
+/// not wait on it.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// The fencing generation an operation was made under: the one the process held for the
 /// account when it queued it (`None`: it held none — always with the files, which need none,
@@ -63,8 +75,8 @@ struct Queue<K> {
     pending: HashMap<K, Op>,
     /// Callers waiting for a record's pending operation to be durable.
     waiters: HashMap<K, Vec<SyncSender<io::Result<()>>>>,
-    /// The last handle is gone: drain and stop.
-    closed: bool,
+    /// When the last handle went (drain, then stop).
+    closed: Option<Instant>,
 }
 
 struct Shared<K> {
@@ -91,7 +103,7 @@ impl<K: Eq + Hash + Clone + Send + std::fmt::Debug + 'static> Writer<K> {
             queue: Mutex::new(Queue {
                 pending: HashMap::new(),
                 waiters: HashMap::new(),
-                closed: false,
+                closed: None,
             }),
             wake: Condvar::new(),
         });
@@ -153,7 +165,7 @@ impl<K: Eq + Hash + Clone + Send + std::fmt::Debug + 'static> Writer<K> {
 
 impl<K> Drop for Writer<K> {
     fn drop(&mut self) {
-        self.shared.lock().closed = true;
+        self.shared.lock().closed = Some(Instant::now());
         self.shared.wake.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -171,10 +183,10 @@ fn run<S: Sink>(shared: &Shared<S::Key>, mut sink: S) {
     loop {
         let (batch, mut waiters) = {
             let mut q = shared.lock();
-            while q.pending.is_empty() && !q.closed {
+            while q.pending.is_empty() && q.closed.is_none() {
                 q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
             }
-            if q.pending.is_empty() && q.closed {
+            if q.pending.is_empty() {
                 return;
             }
             let batch: Vec<(S::Key, Op)> = std::mem::take(&mut q.pending).into_iter().collect();
@@ -207,13 +219,25 @@ fn run<S: Sink>(shared: &Shared<S::Key>, mut sink: S) {
             for (key, op) in retry {
                 q.pending.entry(key).or_insert(op);
             }
+            let pause = match q.closed {
+                None => RETRY_AFTER,
+                Some(at) => {
+                    let left = (at + DRAIN_GRACE).saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        let mut lost: Vec<_> = q.pending.keys().cloned().collect();
+                        lost.sort_by_key(|k| format!("{k:?}"));
+                        tracing::error!(records = ?lost, grace = ?DRAIN_GRACE, "shutdown: the store did not take these records within the grace; their last changes are lost");
+                        return;
+                    }
+                    left.min(RETRY_AFTER)
+                }
+            };
+            // The pause ends early when the last handle goes: the drain's grace starts then.
             let closed = q.closed;
-            drop(q);
-            if !closed {
-                std::thread::sleep(RETRY_AFTER);
-            } else {
-                return;
-            }
+            let _ = shared
+                .wake
+                .wait_timeout_while(q, pause, |q| q.closed == closed)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -301,6 +325,111 @@ mod tests {
         drop(w);
         assert_eq!(on_disk(&path), Some(51), "nothing older landed afterwards");
         assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    /// A sink standing for a database behind a stalled network: each batch takes `stall` (the
+    /// PostgreSQL sink's bound) and fails, until `answers`.
+    #[derive(Clone, Default)]
+    struct Stalled(Arc<Mutex<StalledState>>);
+
+    #[derive(Default)]
+    struct StalledState {
+        answers: bool,
+        stall: Duration,
+        landed: HashMap<String, u64>,
+    }
+
+    impl Stalled {
+        fn set(&self, f: impl FnOnce(&mut StalledState)) {
+            f(&mut self.0.lock().unwrap());
+        }
+        fn landed(&self, key: &str) -> Option<u64> {
+            self.0.lock().unwrap().landed.get(key).copied()
+        }
+    }
+
+    impl Sink for Stalled {
+        type Key = String;
+
+        fn apply(&mut self, batch: &[(String, Op)]) -> Vec<io::Result<()>> {
+            let (answers, stall) = {
+                let s = self.0.lock().unwrap();
+                (s.answers, s.stall)
+            };
+            std::thread::sleep(stall);
+            let mut s = self.0.lock().unwrap();
+            batch
+                .iter()
+                .map(|(key, op)| {
+                    if !answers {
+                        return Err(io::Error::other("the database did not answer in time"));
+                    }
+                    if let Op::Write(rec, _) = op {
+                        s.landed.insert(key.clone(), rec.usage.requests);
+                    }
+                    Ok(())
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_store_that_does_not_answer_tells_a_waiting_caller_keeps_coalesced_writes_and_lets_the_drop_end()
+     {
+        let stall = Duration::from_millis(300);
+        let sink = Stalled::default();
+        sink.set(|s| s.stall = stall);
+        let w = Writer::start("account-writer-test", sink.clone()).expect("writer");
+        w.write("a".into(), &rec(1), None, false).expect("queued");
+        let asked = Instant::now();
+        let e = w.write("b".into(), &rec(1), None, true);
+        assert!(e.is_err(), "a waited write that did not land is an error");
+        assert!(
+            asked.elapsed() < stall * 2 + RETRY_AFTER + Duration::from_millis(500),
+            "told within a batch or two: {:?}",
+            asked.elapsed()
+        );
+        // The database answers again: the coalesced write, still queued, lands.
+        sink.set(|s| s.answers = true);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.landed("a").is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(sink.landed("a"), Some(1), "the queued write landed");
+        assert_eq!(
+            sink.landed("b"),
+            None,
+            "the waited one was its caller's to retry"
+        );
+        // Stalled again: the drop drains for its grace, then gives up instead of hanging.
+        sink.set(|s| s.answers = false);
+        w.write("c".into(), &rec(3), None, false).expect("queued");
+        let dropped = Instant::now();
+        drop(w);
+        let took = dropped.elapsed();
+        assert!(
+            took >= DRAIN_GRACE && took < DRAIN_GRACE + stall + Duration::from_millis(500),
+            "the drain retried for its grace and no longer: {took:?}"
+        );
+        assert_eq!(sink.landed("c"), None);
+    }
+
+    #[test]
+    fn a_store_back_within_the_drain_grace_still_takes_what_was_queued() {
+        let sink = Stalled::default();
+        sink.set(|s| s.stall = Duration::from_millis(100));
+        let w = Writer::start("account-writer-test", sink.clone()).expect("writer");
+        w.write("a".into(), &rec(5), None, false).expect("queued");
+        let back = {
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(DRAIN_GRACE / 2);
+                sink.set(|s| s.answers = true);
+            })
+        };
+        drop(w);
+        back.join().expect("joined");
+        assert_eq!(sink.landed("a"), Some(5), "landed in the drain");
     }
 
     #[test]

@@ -42,6 +42,20 @@ const PROBE_AAD: &str = "rotor_store_key";
 /// opening a connection may take.
 const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long one use of a store connection may take as a whole: a batch of the writer (the
+/// connection opened if need be, its transaction, its commit) or the read of one record (the
+/// wait for the reading connection included). A healthy batch takes milliseconds; behind a
+/// stalled network (the TCP connection open, no byte moving, no reset) it would never end, and
+/// with it every caller waiting for durability (a token rotation's save, each account's flush
+/// on shutdown) and the shutdown itself. Past it the connection is dropped
+/// ([`Redialer::within`]) and the batch fails as retryable: coalesced writes stay queued, a
+/// waiting caller is told. 2 s: far above a healthy batch even on a busy server, short enough
+/// for a waiting caller, and as long as the server lets a transaction of this store sit idle
+/// ([`IDLE_IN_TRANSACTION`]). A batch given up on never lands after a later one: the rows it
+/// wrote stay locked until the server commits or ends it, and the later batch's writes of
+/// them wait for that.
+const ANSWER_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The owner row of an account — its token version and record generation ([`put_of`]) —
 /// while this process holds it at generation `$2`, locked against a concurrent change of
 /// owner, tokens or record until the batch commits (a locking read sees the row as the last
@@ -75,7 +89,7 @@ impl Drop for Runtime {
 struct Conn {
     link: Redialer<Client>,
     /// Keeps the connection task's runtime alive as long as the client is used.
-    _rt: Arc<Runtime>,
+    rt: Arc<Runtime>,
 }
 
 impl Conn {
@@ -85,18 +99,27 @@ impl Conn {
     }
 }
 
+impl Runtime {
+    /// The runtime's handle, while it runs.
+    fn handle(&self) -> Result<tokio::runtime::Handle, DbError> {
+        let rt = self
+            .0
+            .as_ref()
+            .ok_or_else(|| DbError::Worker("stopped".into()))?;
+        Ok(rt.handle().clone())
+    }
+}
+
 /// Opens a connection on `rt` (awaitable from any runtime). A writer paused inside a batch
 /// (SIGSTOP, a VM freeze) must not keep the owner rows it read `for share` locked: the server
 /// ends such a transaction after [`IDLE_IN_TRANSACTION`] ([`super::bound_waits`]), so claims
 /// on the other nodes go on.
 async fn connect(rt: &Arc<Runtime>, url: &str) -> Result<Conn, DbError> {
-    let handle = rt.0.as_ref().map(|r| r.handle().clone());
-    let handle = handle.ok_or_else(|| DbError::Worker("stopped".into()))?;
-    let mut link = Redialer::new(url, IDLE_IN_TRANSACTION, "the account store").on(handle);
+    let mut link = Redialer::new(url, IDLE_IN_TRANSACTION, "the account store").on(rt.handle()?);
     link.ready().await?;
     Ok(Conn {
         link,
-        _rt: rt.clone(),
+        rt: rt.clone(),
     })
 }
 
@@ -170,6 +193,9 @@ pub struct PgStore {
     record_gens: Generations,
     /// Writes refused by the fence since open.
     fenced: Arc<AtomicU64>,
+    /// The runtime the connections run on: a read runs there whatever runtime (if any) its
+    /// caller is on, its time bound with it.
+    rt: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -254,11 +280,13 @@ impl PgStore {
         let fenced = Arc::new(AtomicU64::new(0));
         let sink = Records {
             conn: connect(&rt, url).await?,
-            key: key.clone(),
-            gens: gens.clone(),
-            versions: versions.clone(),
-            record_gens: record_gens.clone(),
-            fenced: fenced.clone(),
+            fencing: Fencing {
+                key: key.clone(),
+                gens: gens.clone(),
+                versions: versions.clone(),
+                record_gens: record_gens.clone(),
+                fenced: fenced.clone(),
+            },
         };
         let writer =
             Writer::start("account-writer-pg", sink).map_err(|e| DbError::Worker(e.to_string()))?;
@@ -270,6 +298,7 @@ impl PgStore {
             versions,
             record_gens,
             fenced,
+            rt: rt.handle()?,
         };
         Ok((store, records))
     }
@@ -381,31 +410,41 @@ impl Store for PgStore {
         err.kind() == FENCED_KIND || err.get_ref().is_some_and(|e| e.is::<FencedOut>())
     }
 
+    /// Reads the record within [`ANSWER_BOUND`], on the store's runtime.
     fn load(&self, id: &str) -> io::Result<Option<AccountRecord>> {
-        block(async {
-            let mut conn = self.reader.lock().await;
-            let client = conn.ready().await.map_err(io::Error::other)?;
+        let (reader, account) = (self.reader.clone(), id.to_owned());
+        let read = async move {
+            let deadline = tokio::time::Instant::now() + ANSWER_BOUND;
+            let Ok(mut conn) = tokio::time::timeout_at(deadline, reader.lock()).await else {
+                return Err(super::redial::unanswered());
+            };
             // The record and the token version it stands at, read at one instant: from now
             // on this process writes the row only while the store still has that version.
-            let row = client
-                .query_opt(
-                    "select a.id, a.record::text, a.tokens, o.token_version, o.record_gen
-                     from rotor_account a
-                     left join rotor_account_owner o on o.account = a.id where a.id = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(io::Error::other)?;
-            let Some(row) = row else { return Ok(None) };
-            let rec = record_of(&row, &self.key).map_err(io::Error::other)?;
-            if let Some(v) = row.get::<_, Option<i64>>(3) {
-                lock(&self.versions).insert(id.to_owned(), v);
-            }
-            if let Some(g) = row.get::<_, Option<i64>>(4) {
-                lock(&self.record_gens).insert(id.to_owned(), g);
-            }
-            Ok(Some(rec))
-        })
+            let read = async |client: &mut Client| {
+                let row = client
+                    .query_opt(
+                        "select a.id, a.record::text, a.tokens, o.token_version, o.record_gen
+                         from rotor_account a
+                         left join rotor_account_owner o on o.account = a.id where a.id = $1",
+                        &[&account],
+                    )
+                    .await?;
+                Ok(row)
+            };
+            conn.link.within(deadline, read).await
+        };
+        let row = block(self.rt.spawn(read))
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        let Some(row) = row else { return Ok(None) };
+        let rec = record_of(&row, &self.key).map_err(io::Error::other)?;
+        if let Some(v) = row.get::<_, Option<i64>>(3) {
+            lock(&self.versions).insert(id.to_owned(), v);
+        }
+        if let Some(g) = row.get::<_, Option<i64>>(4) {
+            lock(&self.record_gens).insert(id.to_owned(), g);
+        }
+        Ok(Some(rec))
     }
 }
 
@@ -621,9 +660,14 @@ fn put_of(version: Option<i64>, record_gen: Option<i64>, row: (i64, i64)) -> Put
     }
 }
 
-/// The writer's sink: each batch one transaction of fenced writes.
+/// The writer's sink: each batch one transaction of fenced writes, within [`ANSWER_BOUND`].
 struct Records {
     conn: Conn,
+    fencing: Fencing,
+}
+
+/// What the sink's transactions check and count, shared with the [`PgStore`].
+struct Fencing {
     key: StoreKey,
     gens: Generations,
     versions: Generations,
@@ -631,7 +675,7 @@ struct Records {
     fenced: Arc<AtomicU64>,
 }
 
-impl Records {
+impl Fencing {
     /// The generation `op` on `id` is written at ([`landing`]); a new account (an import) is
     /// inserted at generation 1, unless another process has it already. `None`: fenced out.
     async fn generation(
@@ -665,15 +709,17 @@ impl Records {
         Ok(None)
     }
 
+    /// Writes `batch` as one transaction on `client`.
     async fn transaction(
-        &mut self,
+        &self,
+        client: &mut Client,
         batch: &[(String, Op)],
     ) -> Result<Vec<io::Result<()>>, DbError> {
         let gens = lock(&self.gens).clone();
         let versions = lock(&self.versions).clone();
         let record_gens = lock(&self.record_gens).clone();
         let mut new = Vec::new();
-        let tx = self.conn.ready().await?.transaction().await?;
+        let tx = client.transaction().await?;
         // The owner rows in id order, the order an online import locks them in
         // (`decide_in`), so the two never deadlock; the answers in the batch's order.
         let mut order: Vec<usize> = (0..batch.len()).collect();
@@ -761,8 +807,18 @@ impl Records {
 impl Sink for Records {
     type Key = String;
 
+    /// Runs the batch's transaction on the store's runtime (the writer thread is on none),
+    /// opening the connection first if need be, all within [`ANSWER_BOUND`].
     fn apply(&mut self, batch: &[(String, Op)]) -> Vec<io::Result<()>> {
-        match futures::executor::block_on(self.transaction(batch)) {
+        let Records { conn, fencing } = self;
+        let outcome = conn.rt.handle().and_then(|rt| {
+            rt.block_on(async {
+                let deadline = tokio::time::Instant::now() + ANSWER_BOUND;
+                let write = async |client: &mut Client| fencing.transaction(client, batch).await;
+                conn.link.within(deadline, write).await
+            })
+        });
+        match outcome {
             Ok(out) => out,
             Err(e) => {
                 let e = io::Error::other(e);

@@ -11,9 +11,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_postgres::Client;
 
 use super::DbError;
+
+/// What a call bounded in time ([`Redialer::within`]) fails with past its deadline.
+pub fn unanswered() -> DbError {
+    DbError::Worker("the database did not answer in time".into())
+}
 
 /// What its user makes of a freshly opened client (prepared statements, a wrapper type).
 pub trait Dialed: Sized + Send + 'static {
@@ -113,6 +119,24 @@ impl<T: Dialed> Redialer<T> {
     /// [`current`](Self::current), mutably.
     pub fn current_mut(&mut self) -> Option<&mut T> {
         self.current.as_mut().filter(|c| !c.is_closed())
+    }
+
+    /// Runs `op` on the connection — opened first if there is none or it closed — with both
+    /// done by `deadline`. Past it the connection is dropped (behind a stalled network it would
+    /// answer nothing more, and no reset tells the client so; the next call opens a new one)
+    /// and the call fails as a database that did not answer ([`unanswered`]): whether its
+    /// statements took effect is not known (a commit already sent may still land).
+    pub async fn within<R>(
+        &mut self,
+        deadline: Instant,
+        op: impl AsyncFnOnce(&mut T) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        let run = async { op(self.ready().await?).await };
+        let outcome = tokio::time::timeout_at(deadline, run).await;
+        outcome.unwrap_or_else(|_| {
+            self.forget();
+            Err(unanswered())
+        })
     }
 
     /// Drops the connection (a statement on it got no answer in time): the next

@@ -3,10 +3,14 @@
 //! sockets. An account imported twice through the admin API lands once; requests are served;
 //! token rotations and quota evidence are written to the database (and no account file to
 //! the data directory); after a restart the daemon serves from what the database kept, with
-//! the newest refresh token and no refresh token ever used twice.
+//! the newest refresh token and no refresh token ever used twice. Behind a stalled database
+//! (the cuttable relay) the daemon goes on serving, keeps its writes queued until the
+//! database answers again, and still exits promptly on SIGTERM, naming what did not land; so
+//! does a cluster node, whose leaving (releases, end of session) is bounded too.
 
 use super::pg_store::{KEY_B64, key};
-use super::throwaway::ThrowawayPg;
+use super::relay::Relay;
+use super::throwaway::{ThrowawayPg, tcp_url};
 use codex_rotor::sim::{AccountSpec, SimHandle, SimOptions, Simulator};
 use codex_rotor::store::postgres::records::read_records;
 use rotor_actors::AccountRecord;
@@ -274,4 +278,252 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
         let text = std::fs::read_to_string(tmp.path().join(name)).unwrap_or_default();
         assert!(!text.contains(KEY_B64), "the store key is never logged");
     }
+}
+
+/// The request counter the database holds for the one account.
+async fn stored_requests(url: &str) -> u64 {
+    let held = in_db(url).await;
+    assert_eq!(held.len(), 1);
+    held[0].usage.requests
+}
+
+/// Lines of `log` (the daemon's stderr) containing every one of `parts`.
+fn lines_with(log: &Path, parts: &[&str]) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .count()
+}
+
+/// A request served while the database is stalled: the quota the simulator reports moves
+/// first (`used`), so the account's next tick queues a coalesced write of it and its counters.
+async fn served_stalled(http: &reqwest::Client, port: u16, sim: &SimHandle, acct: &str, used: f64) {
+    sim.set_usage(acct, used, 1.0);
+    let asked = Instant::now();
+    assert!(
+        served(http, port).await,
+        "served while the database is stalled"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "served from the in-memory pool, not after a database bound: {:?}",
+        asked.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queued_write() {
+    let pg = ThrowawayPg::start_with_tcp();
+    let url = pg.database("stalled").await;
+    let relay = Relay::start(pg.tcp_addr().expect("tcp"))
+        .await
+        .expect("relay");
+    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let acct = sim.create_account(AccountSpec::default());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    // The daemon reaches the database through the relay; the test reads it directly.
+    let config = write_config(tmp.path(), port, &sim, &tcp_url(relay.addr(), "stalled"));
+    let log = tmp.path().join("daemon.log");
+    let mut daemon = Daemon::start(&config, &log);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{port}");
+    eventually("the daemon is up", &log, async || {
+        http.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+    let r = http
+        .post(format!("{base}/admin/accounts/import"))
+        .bearer_auth(ADMIN_KEY)
+        .body(acct.auth_json.to_string())
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let id = in_db(&url).await[0].id.clone();
+    assert!(served(&http, port).await, "a request is served");
+    eventually("the first request is in the database", &log, async || {
+        stored_requests(&url).await == 1
+    })
+    .await;
+
+    // Stalled: requests are still served, their writes fail at the batch bound and stay
+    // queued; nothing reaches the database meanwhile.
+    relay.cut();
+    let retrying =
+        |log: &Path| lines_with(log, &["could not write the account record; retrying", &id]);
+    for used in [10.0, 20.0, 30.0] {
+        served_stalled(&http, port, &sim, &acct.id, used).await;
+    }
+    eventually(
+        "the stalled writes are queued for a retry",
+        &log,
+        async || retrying(&log) >= 2,
+    )
+    .await;
+    assert_eq!(
+        stored_requests(&url).await,
+        1,
+        "nothing landed while stalled"
+    );
+
+    // Healed: what was queued lands.
+    relay.heal();
+    eventually(
+        "the queued writes land once the database answers",
+        &log,
+        async || stored_requests(&url).await == 4,
+    )
+    .await;
+    let stored = in_db(&url).await;
+    let primary = stored[0].quota.primary.as_ref().map(|w| w.used_percent);
+    // The simulator adds a little per request on top of what it was set to.
+    assert!(
+        primary.is_some_and(|p| (30.0..40.0).contains(&p)),
+        "the latest snapshot landed: {primary:?}"
+    );
+
+    // Stalled again with a write pending: SIGTERM still ends the process, which names the
+    // account whose write did not land.
+    relay.cut();
+    let before = retrying(&log);
+    served_stalled(&http, port, &sim, &acct.id, 40.0).await;
+    eventually("the last write is pending", &log, async || {
+        retrying(&log) > before
+    })
+    .await;
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &daemon.0.id().to_string()])
+        .status();
+    let termed = Instant::now();
+    // Bound: the queue's final drain retries for its 2 s grace (`writer::DRAIN_GRACE`), and a
+    // batch begun in it ends within the store's 2 s bound (`records::ANSWER_BOUND`); the pool
+    // has nothing to flush (the pending write was queued already), no stream is open; 2 s
+    // for the rest of the shutdown and the exit on a loaded 2-core machine.
+    let bound = Duration::from_secs(2 + 2 + 2);
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            termed.elapsed() < Duration::from_secs(30),
+            "the daemon did not exit after SIGTERM behind a stalled database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = termed.elapsed();
+    eprintln!("exit after SIGTERM with the database stalled: {took:?}");
+    assert!(took < bound, "exit within {bound:?}: {took:?}");
+    assert!(status.success(), "an orderly exit: {status}");
+    let lost = lines_with(
+        &log,
+        &[
+            "ERROR",
+            "shutdown: the store did not take these records",
+            &id,
+        ],
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        lost, 1,
+        "the log names the account whose write did not land:\n{text}"
+    );
+    relay.heal();
+    assert_eq!(
+        stored_requests(&url).await,
+        4,
+        "the write the log names is the one missing"
+    );
+    let refresh = acct.auth_json.pointer("/tokens/refresh_token");
+    let refresh = refresh.and_then(|t| t.as_str()).expect("a refresh token");
+    assert!(!text.contains(refresh), "no token in the log");
+    assert!(!text.contains(KEY_B64), "the store key is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_behind_a_stalled_database_still_leaves_and_exits_on_sigterm() {
+    let pg = ThrowawayPg::start_with_tcp();
+    let url = pg.database("stalled_node").await;
+    let relay = Relay::start(pg.tcp_addr().expect("tcp"))
+        .await
+        .expect("relay");
+    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let records: Vec<_> = (0..2)
+        .flat_map(|_| {
+            let auth = sim.create_account(AccountSpec::default()).auth_json;
+            codex_rotor::demo::import_auth_json(&auth).expect("import")
+        })
+        .collect();
+    codex_rotor::store::postgres::records::write_new(&url, &key(), &records)
+        .await
+        .expect("accounts stored");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let ttl = Duration::from_secs(2);
+    let cluster = format!(
+        "[cluster]\nenabled = true\nnode_id = \"a\"\nttl = \"{}ms\"\nmargin = \"500ms\"\n\
+         claim_every = \"250ms\"\n",
+        ttl.as_millis()
+    );
+    let via = tcp_url(relay.addr(), "stalled_node");
+    let config = write_config_with(tmp.path(), port, &sim, &via, &cluster);
+    let log = tmp.path().join("node.log");
+    let mut daemon = Daemon::start(&config, &log);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    eventually(
+        "the node claimed its accounts and serves",
+        &log,
+        async || served(&http, port).await,
+    )
+    .await;
+    relay.cut();
+    assert!(
+        served(&http, port).await,
+        "served while the database is stalled"
+    );
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &daemon.0.id().to_string()])
+        .status();
+    let termed = Instant::now();
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            termed.elapsed() < Duration::from_secs(60),
+            "the node did not exit after SIGTERM behind a stalled database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = termed.elapsed();
+    eprintln!("a cluster node's exit after SIGTERM with the database stalled: {took:?}");
+    // Bound: leaving within the TTL (`Node::leave`), an actor's flush on stop queued behind
+    // the batch in flight (2 s, `records::ANSWER_BOUND`), the drain's 2 s grace and the batch
+    // begun in it (2 s), and 2 s for the rest of the shutdown on a loaded 2-core machine.
+    let bound = ttl + Duration::from_secs(2 + 2 + 2 + 2);
+    assert!(took < bound, "exit within {bound:?}: {took:?}");
+    assert!(status.success(), "an orderly exit: {status}");
+    // The served request's write did not land: the drain names it, or (had the account
+    // still been dirty when its actor stopped) the actor's own flush does.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let named = |l: &&str| {
+        l.contains("ERROR")
+            && (l.contains("shutdown: the store did not take these records")
+                || l.contains("could not persist the account"))
+            && records.iter().any(|r| l.contains(&r.id))
+    };
+    assert!(
+        text.lines().any(|l| named(&l)),
+        "the log names what did not land:\n{text}"
+    );
 }

@@ -149,3 +149,43 @@ async fn opening_through_a_silent_network_gives_up_within_the_bound() {
     relay.heal();
     r.ready().await.expect("open once the network is back");
 }
+
+#[tokio::test]
+async fn a_call_on_a_stalled_connection_ends_at_its_deadline_and_the_next_opens_anew() {
+    let pg = ThrowawayPg::start_with_tcp();
+    let _ = pg.database("redial_within").await;
+    let relay = Relay::start(pg.tcp_addr().expect("tcp"))
+        .await
+        .expect("relay");
+    let url = tcp_url(relay.addr(), "redial_within");
+    let mut r: Redialer<Client> = Redialer::new(&url, Duration::from_secs(5), "the test");
+    let pid_of = async |c: &mut Client| {
+        let row = c.query_one("select pg_backend_pid()", &[]).await?;
+        Ok(row.get::<_, i32>(0))
+    };
+    let first = r
+        .within(tokio::time::Instant::now() + Duration::from_secs(5), pid_of)
+        .await
+        .expect("answered");
+
+    // The open connection stops answering: the call ends at its deadline (not at the
+    // open's 5 s bound, nor never) and the connection is dropped.
+    relay.cut();
+    let started = Instant::now();
+    let bound = Duration::from_millis(300);
+    let r2 = r.within(tokio::time::Instant::now() + bound, pid_of).await;
+    let took = started.elapsed();
+    assert!(r2.is_err(), "{r2:?}");
+    assert!(
+        took >= bound && took < bound + Duration::from_millis(700),
+        "{took:?}"
+    );
+    assert!(r.current().is_none(), "the stalled connection was dropped");
+
+    relay.heal();
+    let second = r
+        .within(tokio::time::Instant::now() + Duration::from_secs(5), pid_of)
+        .await
+        .expect("answered once the network is back");
+    assert_ne!(second, first, "a new connection");
+}
