@@ -322,20 +322,6 @@ fn cluster(c: &mut Checker, cfg: &Config, env: EnvLookup<'_>) {
             ),
         );
     }
-    // A stream whose head and heartbeats already went out and that spills to a peer late
-    // sends the client nothing while it waits for the peer's head (`proxy::forward`).
-    if k.peer_head_timeout > cfg.server.sse_heartbeat {
-        c.fail(
-            "cluster.peer_head_timeout",
-            format!(
-                "{} must not exceed server.sse_heartbeat ({}): a stream spilt to a peer gets no \
-                 heartbeat while it waits for the peer's head, and the client's idle timer \
-                 could fire first",
-                humantime::format_duration(k.peer_head_timeout),
-                humantime::format_duration(cfg.server.sse_heartbeat)
-            ),
-        );
-    }
     if k.claim_every > k.ttl {
         c.fail(
             "cluster.claim_every",

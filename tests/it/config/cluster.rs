@@ -190,33 +190,6 @@ fn lease_timings_leave_room_to_renew_and_to_claim() {
 }
 
 #[test]
-fn the_peer_head_timeout_must_not_outlast_the_sse_heartbeat() {
-    // A late spill waits for the peer's head with no heartbeat to the client.
-    let with = |heartbeat: &str, head: &str| {
-        format!("{GOOD}peer_head_timeout = {head:?}\n[server]\nsse_heartbeat = {heartbeat:?}\n")
-    };
-    let p = only_problem(
-        &with("2s", "5s"),
-        &node_env(SECRET),
-        "cluster.peer_head_timeout",
-    );
-    assert!(
-        p.contains("5s must not exceed server.sse_heartbeat (2s)"),
-        "{p}"
-    );
-    for (heartbeat, head) in [("5s", "5s"), ("15s", "5s"), ("2s", "1500ms")] {
-        assert_eq!(
-            problems(&with(heartbeat, head), &node_env(SECRET)),
-            Vec::<String>::new(),
-            "heartbeat {heartbeat}, head timeout {head}"
-        );
-    }
-    // Outside a cluster the head timeout is never used, so never checked.
-    let single = "[cluster]\npeer_head_timeout = \"1m\"\n[server]\nsse_heartbeat = \"1s\"\n";
-    assert_eq!(problems(single, &|_| None), Vec::<String>::new());
-}
-
-#[test]
 fn config_check_lists_every_cluster_problem_without_the_secret() {
     let file = write_config(
         "[store]\nbackend = \"files\"\n[cluster]\nenabled = true\nnode_id = \"a b\"\n\
