@@ -30,6 +30,7 @@ use tokio::sync::Mutex;
 use super::ClusterView;
 use crate::config::cluster::ClusterConfig;
 use crate::store::postgres::records::PgStore;
+use crate::store::postgres::redial::unanswered;
 use crate::store::postgres::{DbError, LeaseDb, Redialer};
 
 /// How long each part of a fenced refresh may take; the window is their sum.
@@ -106,16 +107,10 @@ async fn within<T>(
     op: impl AsyncFnOnce(&mut LeaseDb) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
     let deadline = tokio::time::Instant::now() + bound;
-    let late = || DbError::Worker(format!("the database did not answer within {bound:?}"));
     let Ok(mut link) = tokio::time::timeout_at(deadline, db.lock()).await else {
-        return Err(late());
+        return Err(unanswered());
     };
-    let run = async { op(link.ready().await?).await };
-    let outcome = tokio::time::timeout_at(deadline, run).await;
-    outcome.unwrap_or_else(|_| {
-        link.forget();
-        Err(late())
-    })
+    link.within(deadline, op).await
 }
 
 impl PgFence {
