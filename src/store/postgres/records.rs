@@ -56,6 +56,26 @@ const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(
 /// them wait for that.
 const ANSWER_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The bound on an import or an export through the reading connection, for everything (the
+/// wait for the connection, opening it, the whole transaction): many records at once, so
+/// longer than one record's [`ANSWER_BOUND`], and still an end — with an error — to an admin
+/// request behind a database that stopped answering.
+const BULK_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `op` on the reading connection within `bound` as a whole (past it the connection is
+/// dropped, [`Redialer::within`]).
+async fn on_reader<R>(
+    reader: &tokio::sync::Mutex<Conn>,
+    bound: std::time::Duration,
+    op: impl AsyncFnOnce(&mut Client) -> Result<R, DbError>,
+) -> Result<R, DbError> {
+    let deadline = tokio::time::Instant::now() + bound;
+    let Ok(mut conn) = tokio::time::timeout_at(deadline, reader.lock()).await else {
+        return Err(super::redial::unanswered());
+    };
+    conn.link.within(deadline, op).await
+}
+
 /// The owner row of an account — its token version and record generation ([`put_of`]) —
 /// while this process holds it at generation `$2`, locked against a concurrent change of
 /// owner, tokens or record until the batch commits (a locking read sees the row as the last
@@ -366,15 +386,18 @@ impl PgStore {
         &self,
         merge: impl FnMut(&mut Vec<AccountRecord>) -> (R, Vec<AccountRecord>),
     ) -> Result<R, super::DbError> {
-        let mut conn = self.reader.lock().await;
-        import_online(conn.ready().await?, &self.key, merge).await
+        let key = &self.key;
+        on_reader(&self.reader, BULK_BOUND, async |c| {
+            import_online(c, key, merge).await
+        })
+        .await
     }
 
     /// Every record in the database, whichever node owns it, read on this store's reading
     /// connection and opened with its key (a cluster node's export).
     pub async fn records(&self) -> Result<Vec<AccountRecord>, DbError> {
-        let mut conn = self.reader.lock().await;
-        read_all(conn.ready().await?, &self.key).await
+        let key = &self.key;
+        on_reader(&self.reader, BULK_BOUND, async |c| read_all(c, key).await).await
     }
 
     /// The generation this process holds `id` at now: what a write queued now is stamped with.
@@ -414,10 +437,6 @@ impl Store for PgStore {
     fn load(&self, id: &str) -> io::Result<Option<AccountRecord>> {
         let (reader, account) = (self.reader.clone(), id.to_owned());
         let read = async move {
-            let deadline = tokio::time::Instant::now() + ANSWER_BOUND;
-            let Ok(mut conn) = tokio::time::timeout_at(deadline, reader.lock()).await else {
-                return Err(super::redial::unanswered());
-            };
             // The record and the token version it stands at, read at one instant: from now
             // on this process writes the row only while the store still has that version.
             let read = async |client: &mut Client| {
@@ -431,7 +450,7 @@ impl Store for PgStore {
                     .await?;
                 Ok(row)
             };
-            conn.link.within(deadline, read).await
+            on_reader(&reader, ANSWER_BOUND, read).await
         };
         let row = block(self.rt.spawn(read))
             .map_err(io::Error::other)?
