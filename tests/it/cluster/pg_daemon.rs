@@ -79,18 +79,27 @@ impl Daemon {
 
     /// SIGTERM, then waits for the exit (the pool flushes every account first).
     pub(super) async fn stop(mut self) {
+        let (status, _) = self.terminate(Duration::from_secs(20)).await;
+        assert!(status.success(), "exit after SIGTERM: {status}");
+    }
+
+    /// SIGTERM, then the exit status and how long after the signal it came; fails the test
+    /// if none came within `give_up`.
+    async fn terminate(&mut self, give_up: Duration) -> (std::process::ExitStatus, Duration) {
         let _ = Command::new("kill")
             .args(["-s", "TERM", &self.0.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                assert!(status.success(), "exit after SIGTERM: {status}");
-                return;
+        let termed = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return (status, termed.elapsed());
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(
+                termed.elapsed() < give_up,
+                "the daemon did not exit within {give_up:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("the daemon did not exit after SIGTERM");
     }
 }
 
@@ -397,26 +406,12 @@ async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queu
         retrying(&log) > before
     })
     .await;
-    let _ = Command::new("kill")
-        .args(["-s", "TERM", &daemon.0.id().to_string()])
-        .status();
-    let termed = Instant::now();
     // Bound: the queue's final drain retries for its 2 s grace (`writer::DRAIN_GRACE`), and a
     // batch begun in it ends within the store's 2 s bound (`records::ANSWER_BOUND`); the pool
     // has nothing to flush (the pending write was queued already), no stream is open; 2 s
     // for the rest of the shutdown and the exit on a loaded 2-core machine.
     let bound = Duration::from_secs(2 + 2 + 2);
-    let status = loop {
-        if let Some(status) = daemon.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            termed.elapsed() < Duration::from_secs(30),
-            "the daemon did not exit after SIGTERM behind a stalled database"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let took = termed.elapsed();
+    let (status, took) = daemon.terminate(Duration::from_secs(30)).await;
     eprintln!("exit after SIGTERM with the database stalled: {took:?}");
     assert!(took < bound, "exit within {bound:?}: {took:?}");
     assert!(status.success(), "an orderly exit: {status}");
@@ -491,21 +486,7 @@ async fn a_cluster_node_behind_a_stalled_database_still_leaves_and_exits_on_sigt
         served(&http, port).await,
         "served while the database is stalled"
     );
-    let _ = Command::new("kill")
-        .args(["-s", "TERM", &daemon.0.id().to_string()])
-        .status();
-    let termed = Instant::now();
-    let status = loop {
-        if let Some(status) = daemon.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            termed.elapsed() < Duration::from_secs(60),
-            "the node did not exit after SIGTERM behind a stalled database"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let took = termed.elapsed();
+    let (status, took) = daemon.terminate(Duration::from_secs(60)).await;
     eprintln!("a cluster node's exit after SIGTERM with the database stalled: {took:?}");
     // Bound: leaving within the TTL (`Node::leave`), an actor's flush on stop queued behind
     // the batch in flight (2 s, `records::ANSWER_BOUND`), the drain's 2 s grace and the batch
