@@ -320,16 +320,23 @@ async fn served_stalled(http: &reqwest::Client, port: u16, sim: &SimHandle, acct
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queued_write() {
+/// What a stall test starts from: a throwaway PostgreSQL on TCP with database `db`, its URL, a
+/// cuttable relay in front of it, and a simulator.
+async fn behind_a_relay(db: &str) -> (ThrowawayPg, String, Relay, SimHandle) {
     let pg = ThrowawayPg::start_with_tcp();
-    let url = pg.database("stalled").await;
+    let url = pg.database(db).await;
     let relay = Relay::start(pg.tcp_addr().expect("tcp"))
         .await
         .expect("relay");
     let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("sim");
+    (pg, url, relay, sim)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queued_write() {
+    let (pg, url, relay, sim) = behind_a_relay("stalled").await;
     let acct = sim.create_account(AccountSpec::default());
     let tmp = tempfile::tempdir().expect("tempdir");
     let port = free_port();
@@ -442,14 +449,7 @@ async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_node_behind_a_stalled_database_still_leaves_and_exits_on_sigterm() {
-    let pg = ThrowawayPg::start_with_tcp();
-    let url = pg.database("stalled_node").await;
-    let relay = Relay::start(pg.tcp_addr().expect("tcp"))
-        .await
-        .expect("relay");
-    let sim = Simulator::start(SimOptions::default(), "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sim");
+    let (pg, url, relay, sim) = behind_a_relay("stalled_node").await;
     let records: Vec<_> = (0..2)
         .flat_map(|_| {
             let auth = sim.create_account(AccountSpec::default()).auth_json;
