@@ -122,6 +122,22 @@ pub(super) async fn eventually<F: AsyncFnMut() -> bool>(what: &str, log: &Path, 
     panic!("timed out waiting for: {what}; daemon log:\n{log}");
 }
 
+/// A client that never goes through a proxy of the environment.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// Waits until the daemon at `base` answers its health check.
+async fn until_up(http: &reqwest::Client, base: &str, log: &Path) {
+    eventually("the daemon is up", log, async || {
+        http.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+}
+
 pub(super) async fn served(http: &reqwest::Client, port: u16) -> bool {
     answer(http, port)
         .await
@@ -163,15 +179,9 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
     let config = write_config(tmp.path(), port, &sim, &url);
     let log = tmp.path().join("first.log");
     let daemon = Daemon::start(&config, &log);
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = client();
     let base = format!("http://127.0.0.1:{port}");
-    eventually("the daemon is up", &log, async || {
-        http.get(format!("{base}/healthz")).send().await.is_ok()
-    })
-    .await;
+    until_up(&http, &base, &log).await;
 
     for round in 0..2 {
         let r = http
@@ -336,7 +346,7 @@ async fn behind_a_relay(db: &str) -> (ThrowawayPg, String, Relay, SimHandle) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queued_write() {
-    let (pg, url, relay, sim) = behind_a_relay("stalled").await;
+    let (_pg, url, relay, sim) = behind_a_relay("stalled").await;
     let acct = sim.create_account(AccountSpec::default());
     let tmp = tempfile::tempdir().expect("tempdir");
     let port = free_port();
@@ -344,15 +354,9 @@ async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queu
     let config = write_config(tmp.path(), port, &sim, &tcp_url(relay.addr(), "stalled"));
     let log = tmp.path().join("daemon.log");
     let mut daemon = Daemon::start(&config, &log);
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = client();
     let base = format!("http://127.0.0.1:{port}");
-    eventually("the daemon is up", &log, async || {
-        http.get(format!("{base}/healthz")).send().await.is_ok()
-    })
-    .await;
+    until_up(&http, &base, &log).await;
     let r = http
         .post(format!("{base}/admin/accounts/import"))
         .bearer_auth(ADMIN_KEY)
@@ -449,7 +453,7 @@ async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_node_behind_a_stalled_database_still_leaves_and_exits_on_sigterm() {
-    let (pg, url, relay, sim) = behind_a_relay("stalled_node").await;
+    let (_pg, url, relay, sim) = behind_a_relay("stalled_node").await;
     let records: Vec<_> = (0..2)
         .flat_map(|_| {
             let auth = sim.create_account(AccountSpec::default()).auth_json;
@@ -471,10 +475,7 @@ async fn a_cluster_node_behind_a_stalled_database_still_leaves_and_exits_on_sigt
     let config = write_config_with(tmp.path(), port, &sim, &via, &cluster);
     let log = tmp.path().join("node.log");
     let mut daemon = Daemon::start(&config, &log);
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = client();
     eventually(
         "the node claimed its accounts and serves",
         &log,
