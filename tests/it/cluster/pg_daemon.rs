@@ -130,6 +130,18 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Imports `auth` through the admin API of the daemon at `base`; it must be accepted.
+async fn import(http: &reqwest::Client, base: &str, auth: &serde_json::Value) {
+    let r = http
+        .post(format!("{base}/admin/accounts/import"))
+        .bearer_auth(ADMIN_KEY)
+        .body(auth.to_string())
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+}
+
 /// Waits until the daemon at `base` answers its health check.
 async fn until_up(http: &reqwest::Client, base: &str, log: &Path) {
     eventually("the daemon is up", log, async || {
@@ -183,20 +195,8 @@ async fn a_postgres_backed_daemon_keeps_accounts_rotations_and_quota_across_a_re
     let base = format!("http://127.0.0.1:{port}");
     until_up(&http, &base, &log).await;
 
-    for round in 0..2 {
-        let r = http
-            .post(format!("{base}/admin/accounts/import"))
-            .bearer_auth(ADMIN_KEY)
-            .body(acct.auth_json.to_string())
-            .send()
-            .await
-            .expect("import");
-        assert_eq!(
-            r.status(),
-            200,
-            "import {round}: {}",
-            r.text().await.unwrap_or_default()
-        );
+    for _ in 0..2 {
+        import(&http, &base, &acct.auth_json).await;
     }
     let held = in_db(&url).await;
     assert_eq!(held.len(), 1, "imported twice, landed once");
@@ -357,14 +357,7 @@ async fn a_stalled_database_neither_stops_serving_nor_shutdown_and_loses_no_queu
     let http = client();
     let base = format!("http://127.0.0.1:{port}");
     until_up(&http, &base, &log).await;
-    let r = http
-        .post(format!("{base}/admin/accounts/import"))
-        .bearer_auth(ADMIN_KEY)
-        .body(acct.auth_json.to_string())
-        .send()
-        .await
-        .expect("import");
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    import(&http, &base, &acct.auth_json).await;
     let id = in_db(&url).await[0].id.clone();
     assert!(served(&http, port).await, "a request is served");
     eventually("the first request is in the database", &log, async || {
