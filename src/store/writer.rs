@@ -232,11 +232,13 @@ fn run<S: Sink>(shared: &Shared<S::Key>, mut sink: S) {
                     left.min(RETRY_AFTER)
                 }
             };
-            // The pause ends early when the last handle goes: the drain's grace starts then.
+            // The pause ends early when the last handle goes (the drain's grace starts then), and
+            // when a caller waits for a write (it is told how its own batch went at once, not
+            // after the pause; the retried writes go with it).
             let closed = q.closed;
             let _ = shared
                 .wake
-                .wait_timeout_while(q, pause, |q| q.closed == closed)
+                .wait_timeout_while(q, pause, |q| q.closed == closed && q.waiters.is_empty())
                 .unwrap_or_else(|e| e.into_inner());
         }
     }
@@ -412,6 +414,27 @@ mod tests {
             "the drain retried for its grace and no longer: {took:?}"
         );
         assert_eq!(sink.landed("c"), None);
+    }
+
+    #[test]
+    fn a_write_waited_for_during_the_retry_pause_is_tried_at_once() {
+        let stall = Duration::from_millis(200);
+        let sink = Stalled::default();
+        sink.set(|s| s.stall = stall);
+        let w = Writer::start("account-writer-test", sink.clone()).expect("writer");
+        // A coalesced write fails; the writer pauses before retrying it.
+        w.write("a".into(), &rec(1), None, false).expect("queued");
+        std::thread::sleep(stall + Duration::from_millis(200));
+        sink.set(|s| s.answers = true);
+        let asked = Instant::now();
+        w.write("b".into(), &rec(2), None, true)
+            .expect("landed in the next batch");
+        assert!(
+            asked.elapsed() < stall + Duration::from_millis(500),
+            "not held for the pause ({RETRY_AFTER:?}): {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(sink.landed("a"), Some(1), "the retried write went with it");
     }
 
     #[test]
