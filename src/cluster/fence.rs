@@ -16,7 +16,9 @@
 //! stored (`Rules::finish_refresh`), so the owner keeps the account. A begin whose answer was
 //! lost is sent again too, with the nonce it carried: the store hands back the intent that
 //! begin committed (`Rules::begin_refresh`) instead of refusing it as a refresh in flight,
-//! which would have held the account's refreshes until a takeover.
+//! which would have held the account's refreshes until a takeover (and left the account
+//! ambiguous after it). So is the next begin after a lost abandon of a call that used no
+//! token: its intent is as unused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,17 +81,31 @@ pub struct PgFence {
     view: Arc<ClusterView>,
     store: Arc<PgStore>,
     window: Window,
-    /// The nonce of each account's last begin that went unanswered: it may have committed,
-    /// so the next begin of that account is the same begin sent again.
-    unanswered: Arc<std::sync::Mutex<HashMap<String, u64>>>,
+    /// The nonce of each account's intent that may stand with nothing called under it: a
+    /// begin that went unanswered (it may have committed), or an abandon of a call that used no
+    /// token that went unanswered (it may not have landed). The next begin of that account
+    /// sends the nonce again and takes the intent over.
+    unused: Unused,
+}
+
+/// The map of `PgFence::unused`.
+type Unused = Arc<std::sync::Mutex<HashMap<String, u64>>>;
+
+/// Notes (`Some`) or forgets (`None`) the nonce of `account`'s intent that may stand unused.
+fn note_unused(unused: &Unused, account: &str, nonce: Option<u64>) {
+    let mut u = unused.lock().unwrap_or_else(|e| e.into_inner());
+    match nonce {
+        Some(n) => u.insert(account.to_owned(), n),
+        None => u.remove(account),
+    };
 }
 
 impl PgFence {
     /// The nonce for `account`'s next begin: the unanswered one's, else a fresh one (never 0,
     /// which stands for "no nonce").
     fn nonce_for(&self, account: &str) -> u64 {
-        let unanswered = self.unanswered.lock().unwrap_or_else(|e| e.into_inner());
-        unanswered
+        let unused = self.unused.lock().unwrap_or_else(|e| e.into_inner());
+        unused
             .get(account)
             .copied()
             .unwrap_or_else(|| rand::random::<u64>().max(1))
@@ -131,7 +147,7 @@ impl PgFence {
             view,
             store,
             window,
-            unanswered: Arc::default(),
+            unused: Arc::default(),
         })
     }
 
@@ -172,7 +188,7 @@ impl RefreshFence for PgFence {
 
     fn begin(&self, account: &str) -> BoxFuture<'static, Result<FenceTicket, FenceRefusal>> {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
-        let (store, unanswered) = (self.store.clone(), self.unanswered.clone());
+        let (store, unused) = (self.store.clone(), self.unused.clone());
         let (account, held) = (account.to_owned(), self.store.held_at(account));
         let nonce = self.nonce_for(&account);
         Box::pin(async move {
@@ -197,16 +213,10 @@ impl RefreshFence for PgFence {
                     .await
             })
             .await;
-            {
-                // Unanswered: the intent may stand, committed, and nothing was called under
-                // it; the next begin sends this nonce again and takes it over. Answered: the
-                // next begin is a new one.
-                let mut u = unanswered.lock().unwrap_or_else(|e| e.into_inner());
-                match &verdict {
-                    Err(_) => u.insert(account.clone(), nonce),
-                    Ok(_) => u.remove(&account),
-                };
-            }
+            // Unused: the intent may stand, committed, and nothing was called under it;
+            // the next begin sends this nonce again and takes it over. Answered: the next
+            // begin is a new one.
+            note_unused(&unused, &account, verdict.is_err().then_some(nonce));
             let verdict = verdict.map_err(later)?;
             match verdict {
                 Ok(i)
@@ -217,11 +227,14 @@ impl RefreshFence for PgFence {
                     // The store's tokens are not the ones this node holds (imported elsewhere,
                     // not reloaded yet): refreshing these would put old tokens back. Nothing
                     // was called; the claim loop reloads the account first.
-                    let _ = within(&db, bound, async |d| {
+                    let abandoned = within(&db, bound, async |d| {
                         d.abandon_refresh(&account, &node, epoch, owner_gen, &i, false)
                             .await
                     })
                     .await;
+                    if abandoned.is_err() {
+                        note_unused(&unused, &account, Some(i.nonce));
+                    }
                     Err(FenceRefusal::Later(
                         "fresh tokens were imported through another node; the account \
                          reloads them first"
@@ -286,7 +299,7 @@ impl RefreshFence for PgFence {
             self.view.node_id().to_owned(),
             account.to_owned(),
         );
-        let bound = self.window.op_timeout();
+        let (bound, unused) = (self.window.op_timeout(), self.unused.clone());
         Box::pin(async move {
             let verdict = within(&db, bound, async |d| {
                 let intent = intent_of(&ticket);
@@ -300,8 +313,14 @@ impl RefreshFence for PgFence {
                 )
                 .await
             })
-            .await
-            .map_err(later)?;
+            .await;
+            // A call that used no token, its abandon unanswered: the intent may stand, and it
+            // is as unused as a lost begin's (one that reached upstream stands until a
+            // takeover marks the account ambiguous, as it must).
+            if verdict.is_err() && !reached_upstream {
+                note_unused(&unused, &account, Some(ticket.nonce));
+            }
+            let verdict = verdict.map_err(later)?;
             if let Err(r) = &verdict {
                 tracing::info!(%account, refusal = %r, "the abandoned refresh's intent was already gone");
             }

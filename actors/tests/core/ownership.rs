@@ -80,7 +80,8 @@ enum Op {
         node: usize,
     },
     /// The node gives its refresh up and tells the store, which never hears it (an abandon
-    /// lost with the connection): the intent stands, and the call may have consumed the token.
+    /// lost with the connection): the intent stands. If the call was made it may have consumed
+    /// the token; if not, the node's next begin takes the intent over by its nonce.
     AbandonLost {
         node: usize,
     },
@@ -356,8 +357,13 @@ impl World {
             }
             Op::AbandonLost { node } => {
                 let n = &mut self.nodes[node];
-                if !n.paused {
-                    n.refreshing = None;
+                if n.paused {
+                    return;
+                }
+                // A call that used no token: the intent, if it stands, is unused, and the next
+                // begin takes it over (as after a lost begin).
+                if let Some((acct, intent, false)) = n.refreshing.take() {
+                    n.unanswered.insert(acct, intent.nonce);
                 }
             }
             Op::Pause { node } => self.nodes[node].paused = true,

@@ -131,3 +131,44 @@ async fn a_begin_whose_commit_landed_but_whose_answer_was_lost_is_taken_over_by_
     assert_eq!(next.intent_gen, lost.intent_gen + 1);
     assert_ne!(next.nonce, lost.nonce, "a new begin draws a new nonce");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_lost_abandon_only_an_unused_intent_is_taken_over() {
+    let pg = ThrowawayPg::start_with_tcp();
+    let url = pg.database("fence_lost_abandon").await;
+    let relay = Relay::start(pg.tcp_addr().expect("tcp"))
+        .await
+        .expect("relay");
+    let fence_url = tcp_url(relay.addr(), "fence_lost_abandon");
+    let n = Node::start_via(&url, &fence_url, 60_000).await;
+
+    // A call that used no token, its abandon lost in the stall: the intent stands, unused, and
+    // the next begin takes it over.
+    let unused = n.fence.begin(&n.id).await.expect("begun");
+    relay.cut();
+    let (r, _) = timed(n.fence.abandon(&n.id, unused.clone(), false)).await;
+    assert!(matches!(r, Err(FenceRefusal::Later(_))), "{r:?}");
+    relay.heal();
+    assert!(n.row().await.intent.is_some(), "the abandon never landed");
+    let again = n.fence.begin(&n.id).await.expect("taken over");
+    assert_eq!(
+        (again.intent_gen, again.token_version, again.nonce),
+        (unused.intent_gen, unused.token_version, unused.nonce)
+    );
+
+    // A call that may have used the token, its abandon lost: its intent is never taken over.
+    relay.cut();
+    let (r, _) = timed(n.fence.abandon(&n.id, again, true)).await;
+    assert!(matches!(r, Err(FenceRefusal::Later(_))), "{r:?}");
+    relay.heal();
+    let (r, _) = timed(n.fence.begin(&n.id)).await;
+    assert!(
+        matches!(&r, Err(FenceRefusal::Later(why)) if why.contains("in flight")),
+        "{r:?}"
+    );
+    assert_eq!(
+        n.row().await.last_intent_gen,
+        unused.intent_gen,
+        "no new intent"
+    );
+}
