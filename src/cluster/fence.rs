@@ -85,30 +85,31 @@ pub struct PgFence {
     /// begin that went unanswered (it may have committed), or an abandon of a call that used no
     /// token that went unanswered (it may not have landed). The next begin of that account
     /// sends the nonce again and takes the intent over.
-    unused: Unused,
+    unused: Arc<Unused>,
 }
 
-/// The map of `PgFence::unused`.
-type Unused = Arc<std::sync::Mutex<HashMap<String, u64>>>;
+/// The nonces of `PgFence::unused`, by account.
+#[derive(Default)]
+struct Unused(std::sync::Mutex<HashMap<String, u64>>);
 
-/// Notes (`Some`) or forgets (`None`) the nonce of `account`'s intent that may stand unused.
-fn note_unused(unused: &Unused, account: &str, nonce: Option<u64>) {
-    let mut u = unused.lock().unwrap_or_else(|e| e.into_inner());
-    match nonce {
-        Some(n) => u.insert(account.to_owned(), n),
-        None => u.remove(account),
-    };
-}
+impl Unused {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
-impl PgFence {
-    /// The nonce for `account`'s next begin: the unanswered one's, else a fresh one (never 0,
-    /// which stands for "no nonce").
+    /// The nonce for `account`'s next begin: the one noted, else a fresh one (never 0, which
+    /// stands for "no nonce").
     fn nonce_for(&self, account: &str) -> u64 {
-        let unused = self.unused.lock().unwrap_or_else(|e| e.into_inner());
-        unused
-            .get(account)
-            .copied()
-            .unwrap_or_else(|| rand::random::<u64>().max(1))
+        let noted = self.map().get(account).copied();
+        noted.unwrap_or_else(|| rand::random::<u64>().max(1))
+    }
+
+    /// Notes (`Some`) or forgets (`None`) the nonce of `account`'s intent that may stand unused.
+    fn note(&self, account: &str, nonce: Option<u64>) {
+        match nonce {
+            Some(n) => self.map().insert(account.to_owned(), n),
+            None => self.map().remove(account),
+        };
     }
 }
 
@@ -190,7 +191,7 @@ impl RefreshFence for PgFence {
         let (db, view, window) = (self.db.clone(), self.view.clone(), self.window);
         let (store, unused) = (self.store.clone(), self.unused.clone());
         let (account, held) = (account.to_owned(), self.store.held_at(account));
-        let nonce = self.nonce_for(&account);
+        let nonce = self.unused.nonce_for(&account);
         Box::pin(async move {
             let Some(epoch) = view.epoch() else {
                 return Err(FenceRefusal::Later("the node holds no session".into()));
@@ -213,10 +214,10 @@ impl RefreshFence for PgFence {
                     .await
             })
             .await;
-            // Unused: the intent may stand, committed, and nothing was called under it;
+            // Unanswered: the intent may stand, committed, and nothing was called under it;
             // the next begin sends this nonce again and takes it over. Answered: the next
             // begin is a new one.
-            note_unused(&unused, &account, verdict.is_err().then_some(nonce));
+            unused.note(&account, verdict.is_err().then_some(nonce));
             let verdict = verdict.map_err(later)?;
             match verdict {
                 Ok(i)
@@ -232,9 +233,7 @@ impl RefreshFence for PgFence {
                             .await
                     })
                     .await;
-                    if abandoned.is_err() {
-                        note_unused(&unused, &account, Some(i.nonce));
-                    }
+                    unused.note(&account, abandoned.is_err().then_some(i.nonce));
                     Err(FenceRefusal::Later(
                         "fresh tokens were imported through another node; the account \
                          reloads them first"
@@ -318,7 +317,7 @@ impl RefreshFence for PgFence {
             // is as unused as a lost begin's (one that reached upstream stands until a
             // takeover marks the account ambiguous, as it must).
             if verdict.is_err() && !reached_upstream {
-                note_unused(&unused, &account, Some(ticket.nonce));
+                unused.note(&account, Some(ticket.nonce));
             }
             let verdict = verdict.map_err(later)?;
             if let Err(r) = &verdict {
